@@ -1,0 +1,1 @@
+export type { Disposition, IncomingMessage, MessageProcessor } from './processor.js';

@@ -1,0 +1,1 @@
+export type { ClaimOptions, ClaimResult, CompleteOptions, DedupeStore } from './DedupeStore.js';

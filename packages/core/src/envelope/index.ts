@@ -1,0 +1,1 @@
+export type { Envelope, EncodedMessage } from './types.js';

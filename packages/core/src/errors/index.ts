@@ -1,0 +1,2 @@
+export { BacktrackError, isRetriable } from './BacktrackError.js';
+export type { BacktrackErrorOptions } from './BacktrackError.js';

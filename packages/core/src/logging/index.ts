@@ -1,0 +1,2 @@
+export { createDefaultLogger } from './logger.js';
+export type { Logger } from './logger.js';

@@ -1,0 +1,117 @@
+/** Lifecycle of a saga. Terminal: `completed`, `compensated`, `failed`. `stuck` waits for a person. */
+export const SagaStatus = {
+  /** Moving forward through its steps. */
+  Running: 'running',
+  /** A step failed or the saga was cancelled: running compensations in reverse order. */
+  Compensating: 'compensating',
+  Completed: 'completed',
+  /** Every completed step was compensated exactly once. */
+  Compensated: 'compensated',
+  /** Failed without compensating (an error whose policy is `fail`). */
+  Failed: 'failed',
+  /** A compensation exhausted its retries; an operator retries or resolves it. */
+  Stuck: 'stuck',
+} as const;
+export type SagaStatus = (typeof SagaStatus)[keyof typeof SagaStatus];
+
+export const StepStatus = {
+  Pending: 'pending',
+  /** `run` was called (the log is written before the call); its outcome is not yet logged. */
+  Running: 'running',
+  Completed: 'completed',
+  Failed: 'failed',
+  /** `compensate` was called; its outcome is not yet logged. */
+  Compensating: 'compensating',
+  Compensated: 'compensated',
+  /** Compensation exhausted its retries. */
+  CompensationFailed: 'compensation-failed',
+  /** An operator marked the step compensated by hand. */
+  Resolved: 'resolved',
+} as const;
+export type StepStatus = (typeof StepStatus)[keyof typeof StepStatus];
+
+/** A failure as stored: plain data, safe to serialise. */
+export interface StoredError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+export interface StepRecord {
+  status: StepStatus;
+  /** Calls of `run` so far (all attempts, across crashes). */
+  attempts: number;
+  /** Calls of `compensate` so far. */
+  compensationAttempts: number;
+  /** The step's result, JSON-serialisable, once completed. */
+  result?: unknown;
+  error?: StoredError;
+  /** Free text an operator gave when resolving by hand. */
+  resolution?: string;
+}
+
+/**
+ * The persisted state of one saga. Every field is JSON-serialisable so any store can keep it as
+ * a document.
+ */
+export interface SagaRecord {
+  sagaId: string;
+  sagaName: string;
+  /** The definition version the saga started with; it finishes with that version. */
+  definitionVersion: number;
+  status: SagaStatus;
+  input: unknown;
+  steps: Record<string, StepRecord>;
+  /** Step names in the order they completed (compensation runs in the reverse of this). */
+  completionOrder: string[];
+  /** Step names in the order their compensation finished. */
+  compensationOrder: string[];
+  /** Why the saga stopped going forward. */
+  failure?: { step?: string; error: StoredError; reason: 'step-failed' | 'cancelled' | 'deadline' };
+  /** Set when a compensation exhausted its retries. */
+  stuck?: { steps: string[]; errors: StoredError[] };
+  cancelRequested: boolean;
+  /** ISO time after which the saga stops going forward and compensates. */
+  deadline?: string;
+  /** Optimistic-concurrency version, incremented by every successful write. */
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SagaListQuery {
+  status?: SagaStatus | readonly SagaStatus[];
+  sagaName?: string;
+  /** @default 100 */
+  limit?: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+}
+
+export interface SagaPage {
+  items: SagaRecord[];
+  /** Absent on the last page. */
+  nextCursor?: string;
+}
+
+/**
+ * The SagaStore port: the saga log.
+ *
+ * - `create` MUST be atomic and idempotent on `sagaId`: when a record exists it MUST NOT be
+ *   replaced, and the existing record is returned.
+ * - `update` MUST succeed only if the stored `revision` equals `expectedRevision`, and MUST store
+ *   the record with `revision = expectedRevision + 1`; otherwise it MUST throw
+ *   `SagaConcurrencyError` (code `BT_ERR_SAGA_CONCURRENT_UPDATE`). This is what stops two engines
+ *   that recover the same saga from both advancing it.
+ * - `list` MUST be able to filter by status without scanning every saga (an index), so stuck
+ *   sagas can be listed cheaply.
+ * - Failures of the store itself MUST throw a retriable `BacktrackError`.
+ */
+export interface SagaStore {
+  create(
+    record: SagaRecord,
+  ): Promise<{ created: true; record: SagaRecord } | { created: false; record: SagaRecord }>;
+  get(sagaId: string): Promise<SagaRecord | undefined>;
+  update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord>;
+  list(query?: SagaListQuery): Promise<SagaPage>;
+}

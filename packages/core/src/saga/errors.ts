@@ -1,0 +1,61 @@
+import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+
+/** A saga definition is malformed (duplicate step, compensation after a pivot, ...). */
+export class SagaDefinitionError extends BacktrackError {
+  constructor(message: string, options?: BacktrackErrorOptions) {
+    super('BT_ERR_SAGA_DEFINITION', message, options);
+  }
+}
+
+/** The input given to `start` fails the saga's input schema. */
+export class SagaInputError extends BacktrackError {
+  constructor(message: string, options?: BacktrackErrorOptions) {
+    super('BT_ERR_SAGA_INPUT_INVALID', message, options);
+  }
+}
+
+/** Another writer advanced the saga first (optimistic concurrency); re-read and decide again. */
+export class SagaConcurrencyError extends BacktrackError {
+  constructor(sagaId: string, expectedRevision: number, options?: BacktrackErrorOptions) {
+    super(
+      'BT_ERR_SAGA_CONCURRENT_UPDATE',
+      `saga ${sagaId} was updated by someone else (expected revision ${expectedRevision})`,
+      { ...options, details: { sagaId, expectedRevision, ...options?.details }, retriable: true },
+    );
+  }
+}
+
+/** No saga with this id in the store. */
+export class SagaNotFoundError extends BacktrackError {
+  constructor(sagaId: string) {
+    super('BT_ERR_SAGA_NOT_FOUND', `saga ${sagaId} not found`, { details: { sagaId } });
+  }
+}
+
+/** The engine has no definition registered for a stored saga's name and version. */
+export class SagaDefinitionNotRegisteredError extends BacktrackError {
+  constructor(sagaName: string, version: number) {
+    super(
+      'BT_ERR_SAGA_DEFINITION_NOT_REGISTERED',
+      `no definition registered for saga ${sagaName} v${version}; register every version that may still be in flight`,
+      { details: { sagaName, version } },
+    );
+  }
+}
+
+/** The operation is not allowed in the saga's current state (for example retrying a completed saga). */
+export class SagaStateError extends BacktrackError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super('BT_ERR_SAGA_INVALID_STATE', message, { details });
+  }
+}
+
+/** A step or compensation did not finish within its `timeoutMs`. */
+export class StepTimeoutError extends BacktrackError {
+  constructor(step: string, timeoutMs: number) {
+    super('BT_ERR_STEP_TIMEOUT', `step ${step} timed out after ${timeoutMs} ms`, {
+      details: { step, timeoutMs },
+      retriable: true,
+    });
+  }
+}

@@ -1,0 +1,1 @@
+export type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';

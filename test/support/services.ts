@@ -1,0 +1,77 @@
+/**
+ * Where the integration tests find the real services, and what happens when one is missing.
+ *
+ * Each service URL comes from an environment variable, with the project machines' defaults.
+ * A service that does not answer makes the test file skip with a loud message on a developer's
+ * machine, and FAIL under CI=true: integration tests never skip in CI.
+ */
+import net from 'node:net';
+
+export interface ServiceInfo {
+  name: ServiceName;
+  url: string;
+  host: string;
+  port: number;
+  available: boolean;
+}
+
+export type ServiceName = 'redis' | 'rabbitmq' | 'postgres' | 'kafka';
+
+const DEFAULTS: Record<ServiceName, { env: string; url: string }> = {
+  redis: { env: 'REDIS_URL', url: 'redis://127.0.0.1:6379' },
+  rabbitmq: { env: 'AMQP_URL', url: 'amqp://guest:guest@127.0.0.1:5672' },
+  postgres: { env: 'DATABASE_URL', url: 'postgres://postgres@127.0.0.1:5432/test' },
+  kafka: { env: 'KAFKA_BROKERS', url: '127.0.0.1:9092' },
+};
+
+export function serviceUrl(name: ServiceName): string {
+  const d = DEFAULTS[name];
+  return process.env[d.env] ?? d.url;
+}
+
+function hostPort(name: ServiceName, url: string): { host: string; port: number } {
+  if (name === 'kafka') {
+    const first = url.split(',')[0]!.trim();
+    const [host, port] = first.split(':');
+    return { host: host ?? '127.0.0.1', port: Number(port ?? 9092) };
+  }
+  const u = new URL(url);
+  const fallback = { redis: 6379, rabbitmq: 5672, postgres: 5432 }[name];
+  return { host: u.hostname || '127.0.0.1', port: u.port ? Number(u.port) : fallback };
+}
+
+export function canConnect(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Probes a service. Under CI=true a missing service throws (the test file fails); elsewhere it
+ * prints a loud warning and returns `available: false` so the caller can `describe.skipIf`.
+ */
+export async function probeService(name: ServiceName): Promise<ServiceInfo> {
+  const url = serviceUrl(name);
+  const { host, port } = hostPort(name, url);
+  const available = await canConnect(host, port);
+  if (!available) {
+    const message = `${name} is not reachable at ${url} (set ${DEFAULTS[name].env})`;
+    if (process.env.CI === 'true' || process.env.CI === '1') {
+      throw new Error(`${message}: integration tests never skip under CI=true`);
+    }
+    console.warn(`\n!!!!!!!!!! SKIPPING ${name} integration tests: ${message} !!!!!!!!!!\n`);
+  }
+  return { name, url, host, port, available };
+}
+
+/** A name unique to this test run, for topics, queues, key prefixes and tables. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}

@@ -1,0 +1,57 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (pkg: string, file = 'index.ts') =>
+  fileURLToPath(new URL(`./packages/${pkg}/src/${file}`, import.meta.url));
+
+// Tests import the packages by name, resolved to their sources so no build is needed first.
+const alias = [
+  { find: /^@backtrack\/core\/testing$/, replacement: src('core', 'testing/index.ts') },
+  { find: /^@backtrack\/core$/, replacement: src('core') },
+  { find: /^@backtrack\/redis$/, replacement: src('redis') },
+  { find: /^@backtrack\/kafka$/, replacement: src('kafka') },
+  { find: /^@backtrack\/rabbitmq$/, replacement: src('rabbitmq') },
+  { find: /^@backtrack\/postgres$/, replacement: src('postgres') },
+  { find: /^@backtrack\/cli$/, replacement: src('cli') },
+];
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    env: { BACKTRACK_LOG_LEVEL: process.env.BACKTRACK_LOG_LEVEL ?? 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/src/**/*.spec.ts', 'examples/**/*.spec.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: [
+            'packages/*/test/**/*.test.ts',
+            'test/integration/**/*.test.ts',
+            'examples/**/*.test.ts',
+            'bench/**/*.test.ts',
+          ],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // Fault tests stop and start shared services (Redis, RabbitMQ, Kafka): never in parallel.
+        extends: true,
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+    ],
+  },
+});
