@@ -1,1 +1,4 @@
 export type { ClaimOptions, ClaimResult, CompleteOptions, DedupeStore } from './DedupeStore.js';
+export { InMemoryDedupeStore } from './InMemoryDedupeStore.js';
+export type { InMemoryDedupeStoreDependencies } from './InMemoryDedupeStore.js';
+export { DedupeConfigError } from './errors.js';

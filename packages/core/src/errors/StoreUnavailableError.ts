@@ -1,0 +1,25 @@
+import { BacktrackError, type BacktrackErrorOptions } from './BacktrackError.js';
+
+/**
+ * A store (dedupe store, saga store, journal) cannot be reached or did not answer in time.
+ *
+ * Always retriable: the operation did not happen (or its outcome is unknown and the operation is
+ * safe to repeat), so a consumer MUST pause and redeliver instead of processing without a
+ * dedupe guarantee, and MUST NOT acknowledge anything it did not process.
+ * Code: `BT_ERR_STORE_UNAVAILABLE`. `details.store` names the store (for example `redis`),
+ * `details.operation` the call that failed.
+ */
+export class StoreUnavailableError extends BacktrackError {
+  constructor(
+    store: string,
+    operation: string,
+    message?: string,
+    options?: Omit<BacktrackErrorOptions, 'retriable'>,
+  ) {
+    super('BT_ERR_STORE_UNAVAILABLE', message ?? `${store} store is unavailable (${operation})`, {
+      ...options,
+      details: { store, operation, ...options?.details },
+      retriable: true,
+    });
+  }
+}
