@@ -1,0 +1,68 @@
+import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+import type { EncodedMessage } from './types.js';
+
+/**
+ * Why a message could not be decoded. Stable strings: dead-letter tooling may branch on them.
+ */
+export const MALFORMED_REASONS = {
+  /** A required header (id, source, type, specversion, time, schemaversion) is absent or empty. */
+  MISSING_ATTRIBUTE: 'missing-attribute',
+  /** A header has the wrong shape (a non-string value, a bad `time`, a non-integer `schemaversion`). */
+  INVALID_ATTRIBUTE: 'invalid-attribute',
+  /** `specversion` is not `1.0`. */
+  UNSUPPORTED_SPECVERSION: 'unsupported-specversion',
+  /** `content-type` is not JSON (`application/json`, `application/*+json`, charset UTF-8). */
+  UNSUPPORTED_CONTENT_TYPE: 'unsupported-content-type',
+  /** The body is larger than the `maxBytes` limit. */
+  TOO_LARGE: 'too-large',
+  /** The body or the headers are not what a transport should hand over (not bytes, not an object). */
+  INVALID_SHAPE: 'invalid-shape',
+  /** The body is not valid UTF-8. */
+  INVALID_UTF8: 'invalid-utf8',
+  /** The body is not valid JSON. */
+  INVALID_JSON: 'invalid-json',
+  /** The JSON holds a `__proto__`, `constructor` or `prototype` key (prototype-pollution guard). */
+  FORBIDDEN_KEY: 'forbidden-key',
+} as const;
+
+/** One of {@link MALFORMED_REASONS}. */
+export type MalformedReason = (typeof MALFORMED_REASONS)[keyof typeof MALFORMED_REASONS];
+
+/**
+ * A received message cannot be decoded into an {@link Envelope}. Never retriable: the consumer
+ * pipeline dead-letters it at once. The error keeps the message exactly as received
+ * (`original.body` bytes and `original.headers`) so the dead letter loses nothing; the bytes are
+ * deliberately NOT in `details`, which are meant for logs.
+ */
+export class MalformedMessageError extends BacktrackError {
+  /** The message exactly as the transport handed it over. */
+  readonly original: EncodedMessage;
+  /** Machine-readable cause, one of {@link MALFORMED_REASONS}. */
+  readonly reason: MalformedReason;
+
+  constructor(
+    reason: MalformedReason,
+    message: string,
+    original: EncodedMessage,
+    options: BacktrackErrorOptions = {},
+  ) {
+    super('BT_ERR_MALFORMED_MESSAGE', message, {
+      ...options,
+      details: { reason, ...options.details },
+      retriable: false,
+    });
+    this.reason = reason;
+    this.original = original;
+  }
+}
+
+/**
+ * An envelope handed to `createEnvelope` or `encodeEnvelope` is not valid (an empty `type`, a
+ * non-integer `schemaversion`, data that JSON cannot represent, ...). A programming error on the
+ * producing side: fix the call.
+ */
+export class InvalidEnvelopeError extends BacktrackError {
+  constructor(message: string, options: BacktrackErrorOptions = {}) {
+    super('BT_ERR_ENVELOPE_INVALID', message, { ...options, retriable: false });
+  }
+}
