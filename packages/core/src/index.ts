@@ -10,3 +10,4 @@ export * from './envelope/index.js';
 export * from './transport/index.js';
 export * from './dedupe/index.js';
 export * from './consumer/index.js';
+export * from './journal/index.js';

@@ -1,0 +1,147 @@
+import type { EncodedMessage } from '../envelope/types.js';
+import { JournalConfigError } from './errors.js';
+import {
+  DEFAULT_JOURNAL_OPTIONS,
+  PublishState,
+  nextSeq,
+  seqToTimeMs,
+  timeMsToSeq,
+  type Journal,
+  type JournalAppend,
+  type JournalOptions,
+  type JournalPage,
+  type JournalQuery,
+  type JournalRecord,
+  type UnpublishedQuery,
+} from './Journal.js';
+import { assertValidAppend, encodeCursor, matchesFilters, normalizeQuery } from './query.js';
+
+/** Options of {@link InMemoryJournal}. */
+export interface InMemoryJournalOptions extends JournalOptions {
+  /** The clock retention is measured against, in ms. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * A {@link Journal} in process memory, for tests and single-process demos. Records are lost when
+ * the process exits, so it is no outbox in production. Stored records are copies: callers cannot
+ * change them after `append`.
+ */
+export class InMemoryJournal implements Journal {
+  readonly #records: JournalRecord[] = [];
+  readonly #byId = new Map<string, JournalRecord>();
+  readonly #retentionMs: number;
+  readonly #now: () => number;
+  #lastSeq = 0;
+
+  constructor(options: InMemoryJournalOptions = {}) {
+    const retentionMs = options.retentionMs ?? DEFAULT_JOURNAL_OPTIONS.retentionMs;
+    if (!Number.isFinite(retentionMs) || retentionMs <= 0) {
+      throw new JournalConfigError('journal "retentionMs" must be a positive number of ms', {
+        details: { field: 'retentionMs', value: retentionMs },
+      });
+    }
+    this.#retentionMs = retentionMs;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async append(record: JournalAppend): Promise<JournalRecord> {
+    assertValidAppend(record);
+    const existing = this.#byId.get(record.id);
+    if (existing) return copy(existing);
+    const seq = nextSeq(this.#lastSeq, Date.parse(record.time));
+    this.#lastSeq = seq;
+    const stored: JournalRecord = {
+      ...copy(record as JournalRecord),
+      seq,
+      state: PublishState.Pending,
+    };
+    this.#records.push(stored);
+    this.#byId.set(stored.id, stored);
+    return copy(stored);
+  }
+
+  async markPublished(ids: readonly string[]): Promise<number> {
+    let changed = 0;
+    for (const id of ids) {
+      const record = this.#byId.get(id);
+      if (record && record.state !== PublishState.Published) {
+        record.state = PublishState.Published;
+        changed++;
+      }
+    }
+    return changed;
+  }
+
+  async unpublished(query: UnpublishedQuery): Promise<JournalRecord[]> {
+    const now = query.now ?? this.#now();
+    const limit = query.limit ?? 100;
+    const maxSeq = timeMsToSeq(now - query.olderThanMs);
+    const minSeq = timeMsToSeq(now - this.#retentionMs);
+    const out: JournalRecord[] = [];
+    for (const record of this.#records) {
+      if (record.seq > maxSeq || out.length >= limit) break;
+      if (record.seq >= minSeq && record.state === PublishState.Pending) out.push(copy(record));
+    }
+    return out;
+  }
+
+  async query(query: JournalQuery = {}): Promise<JournalPage> {
+    const q = normalizeQuery(query, this.#now() - this.#retentionMs);
+    const items: JournalRecord[] = [];
+    const records = this.#records;
+    const forward = q.direction === 'forward';
+    // Binary search for the first record inside the range, then walk in the query's direction.
+    let i = forward ? lowerBound(records, q.minSeq) : lowerBound(records, q.maxSeq + 1) - 1;
+    let more = false;
+    for (; forward ? i < records.length : i >= 0; i += forward ? 1 : -1) {
+      const record = records[i]!;
+      if (record.seq < q.minSeq || record.seq > q.maxSeq) break;
+      if (!matchesFilters(record, q)) continue;
+      if (items.length === q.limit) {
+        more = true;
+        break;
+      }
+      items.push(copy(record));
+    }
+    const last = items.at(-1);
+    return more && last ? { items, nextCursor: encodeCursor(last.seq, q.direction) } : { items };
+  }
+
+  async get(id: string): Promise<JournalRecord | undefined> {
+    const record = this.#byId.get(id);
+    if (!record || seqToTimeMs(record.seq) < this.#now() - this.#retentionMs) return undefined;
+    return copy(record);
+  }
+
+  async prune(now: number = this.#now()): Promise<number> {
+    const cut = lowerBound(this.#records, timeMsToSeq(now - this.#retentionMs));
+    const removed = this.#records.splice(0, cut);
+    for (const record of removed) this.#byId.delete(record.id);
+    return removed.length;
+  }
+
+  /** Number of records held (pruned records excluded). For tests. */
+  get size(): number {
+    return this.#records.length;
+  }
+}
+
+function lowerBound(records: readonly JournalRecord[], seq: number): number {
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (records[mid]!.seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function copyMessage(message: EncodedMessage): EncodedMessage {
+  return { headers: { ...message.headers }, body: new Uint8Array(message.body) };
+}
+
+function copy(record: JournalRecord): JournalRecord {
+  return { ...record, message: copyMessage(record.message) };
+}
