@@ -1,1 +1,36 @@
-export {};
+/**
+ * @backtrack/postgres: the PostgreSQL inbox (dedupe in the handler's own transaction), outbox
+ * (journal written in the caller's transaction, published by a relay) and saga store.
+ */
+export {
+  PostgresConfigError,
+  PostgresCursorError,
+  PostgresMigrationError,
+  PostgresNotMigratedError,
+  PostgresQueryError,
+} from './errors.js';
+export {
+  MIGRATIONS_DIRECTORY,
+  MIGRATIONS_TABLE,
+  dropSchema,
+  loadMigrations,
+  migrate,
+} from './migrate/migrate.js';
+export type { MigrateOptions, MigrateResult, Migration } from './migrate/migrate.js';
+export {
+  DEFAULT_POSTGRES_SAGA_STORE_OPTIONS,
+  PostgresSagaStore,
+} from './saga/PostgresSagaStore.js';
+export type {
+  PostgresSagaStoreDependencies,
+  PostgresSagaStoreOptions,
+} from './saga/PostgresSagaStore.js';
+export { DEFAULT_POSTGRES_INBOX_OPTIONS, PostgresInbox } from './inbox/PostgresInbox.js';
+export type {
+  InboxTransactionInfo,
+  InboxTransactionOptions,
+  InboxTransactionResult,
+  PostgresInboxDependencies,
+  PostgresInboxOptions,
+} from './inbox/PostgresInbox.js';
+export { DEFAULT_SCHEMA } from './internal/sql.js';

@@ -1,0 +1,111 @@
+import { BacktrackError, StoreUnavailableError, type BacktrackErrorOptions } from '@backtrack/core';
+
+/**
+ * An option given to a PostgreSQL component is invalid (a schema name that is not a plain
+ * identifier, a non-positive interval). Raised at construction, never retriable.
+ * Code `BT_ERR_PG_CONFIG_INVALID`; `details.field` names the option.
+ */
+export class PostgresConfigError extends BacktrackError {
+  constructor(field: string, value: unknown, expectation: string) {
+    super('BT_ERR_PG_CONFIG_INVALID', `invalid postgres option ${field}: ${expectation}`, {
+      details: { field, value: typeof value === 'string' ? value : String(value), expectation },
+    });
+  }
+}
+
+/**
+ * The Backtrack tables are missing from the schema: `migrate()` (or `backtrack postgres migrate`)
+ * was not run against it. Never retriable: retrying cannot create the tables.
+ * Code `BT_ERR_PG_NOT_MIGRATED`.
+ */
+export class PostgresNotMigratedError extends BacktrackError {
+  constructor(schema: string, operation: string, cause: unknown) {
+    super(
+      'BT_ERR_PG_NOT_MIGRATED',
+      `the Backtrack tables are missing from schema "${schema}" (${operation}); run migrate(pool, { schema: '${schema}' }) or \`backtrack postgres migrate --schema ${schema}\``,
+      { details: { schema, operation }, cause },
+    );
+  }
+}
+
+/**
+ * PostgreSQL rejected a query for a reason that is neither a lost connection nor missing tables
+ * (a data error, a constraint, a permission). `details.sqlState` carries the SQLSTATE;
+ * `retriable` is true for transient classes (serialization failure, deadlock, lock timeout,
+ * insufficient resources). Code `BT_ERR_PG_QUERY_FAILED`.
+ */
+export class PostgresQueryError extends BacktrackError {
+  constructor(operation: string, sqlState: string | undefined, cause: unknown, retriable: boolean) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('BT_ERR_PG_QUERY_FAILED', `postgres ${operation} failed: ${reason}`, {
+      details: { operation, sqlState },
+      cause,
+      retriable,
+    });
+  }
+}
+
+/**
+ * Applying a migration failed, or a migration already applied to the schema no longer matches
+ * the file shipped with this version of the package (`details.reason: 'checksum'`). Nothing of the
+ * failing migration is kept (each migration runs in its own transaction).
+ * Code `BT_ERR_PG_MIGRATION_FAILED`.
+ */
+export class PostgresMigrationError extends BacktrackError {
+  constructor(message: string, options: BacktrackErrorOptions) {
+    super('BT_ERR_PG_MIGRATION_FAILED', message, options);
+  }
+}
+
+/**
+ * A paging cursor given to `list` or a journal query was not produced by this store.
+ * Code `BT_ERR_PG_CURSOR_INVALID`.
+ */
+export class PostgresCursorError extends BacktrackError {
+  constructor(cursor: string) {
+    super('BT_ERR_PG_CURSOR_INVALID', `invalid paging cursor: ${cursor}`, { details: { cursor } });
+  }
+}
+
+// SQLSTATE classes (https://www.postgresql.org/docs/15/errcodes-appendix.html).
+const CONNECTION_CLASSES = ['08', '57', '53', '58'];
+const TRANSIENT_STATES = new Set(['40001', '40P01', '55P03', '55006']);
+const NODE_CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
+
+/**
+ * Maps a `pg` failure to a Backtrack error: a lost or refused connection becomes
+ * {@link StoreUnavailableError} (retriable, so consumers pause instead of processing without a
+ * guarantee), a missing table {@link PostgresNotMigratedError}, anything else
+ * {@link PostgresQueryError}. Backtrack errors pass through unchanged.
+ * @internal
+ */
+export function toStoreError(error: unknown, schema: string, operation: string): BacktrackError {
+  if (error instanceof BacktrackError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  if (sqlState === '42P01' || sqlState === '3F000') {
+    return new PostgresNotMigratedError(schema, operation, error);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  const lostConnection =
+    (sqlState !== undefined && CONNECTION_CLASSES.includes(sqlState.slice(0, 2))) ||
+    (typeof code === 'string' && NODE_CONNECTION_CODES.has(code)) ||
+    /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(
+      message,
+    );
+  if (lostConnection) {
+    return new StoreUnavailableError('postgres', operation, `postgres is unavailable (${operation}): ${message}`, {
+      cause: error,
+      details: { schema, sqlState },
+    });
+  }
+  return new PostgresQueryError(operation, sqlState, error, sqlState !== undefined && TRANSIENT_STATES.has(sqlState));
+}

@@ -1,0 +1,193 @@
+import type { Pool } from 'pg';
+import {
+  SagaConcurrencyError,
+  SagaNotFoundError,
+  type SagaListQuery,
+  type SagaPage,
+  type SagaRecord,
+  type SagaStore,
+} from '@backtrack/core';
+import { PostgresConfigError, PostgresCursorError, toStoreError } from '../errors.js';
+import { DEFAULT_SCHEMA, quoteSchema, stripUndefined } from '../internal/sql.js';
+
+/** Collaborators of {@link PostgresSagaStore}. */
+export interface PostgresSagaStoreDependencies {
+  /** The pool the store queries through. The store never ends it. */
+  pool: Pool;
+}
+
+/** Options of {@link PostgresSagaStore}. */
+export interface PostgresSagaStoreOptions {
+  /** The schema {@link migrate} created the tables in. @default 'backtrack' */
+  schema?: string;
+  /** Page size of `list` when the query gives none. @default 100 */
+  defaultPageSize?: number;
+  /** The largest page `list` returns, whatever the query asks. @default 1000 */
+  maxPageSize?: number;
+}
+
+/** The defaults merged under {@link PostgresSagaStoreOptions}. */
+export const DEFAULT_POSTGRES_SAGA_STORE_OPTIONS = {
+  schema: DEFAULT_SCHEMA,
+  defaultPageSize: 100,
+  maxPageSize: 1000,
+} as const satisfies Required<PostgresSagaStoreOptions>;
+
+interface SagaRow {
+  seq: string;
+  record: SagaRecord;
+  revision: number;
+}
+
+/**
+ * The {@link SagaStore} on PostgreSQL: one row per saga in `<schema>.sagas`, the record as JSONB.
+ *
+ * - `create` is one `INSERT ... ON CONFLICT (saga_id) DO NOTHING`: atomic and idempotent; the
+ *   existing record is returned untouched.
+ * - `update` is `UPDATE ... WHERE saga_id = $1 AND revision = $2`: exactly one of two engines
+ *   that advance the same saga from the same revision wins; the other gets
+ *   `SagaConcurrencyError` (`BT_ERR_SAGA_CONCURRENT_UPDATE`).
+ * - `list` filters by status and name through indexes and pages in insertion order with an opaque
+ *   keyset cursor, so paging is stable while sagas are added.
+ * - A lost connection throws a retriable `StoreUnavailableError`; missing tables throw
+ *   `PostgresNotMigratedError`.
+ *
+ * @example
+ * await migrate(pool);
+ * const store = new PostgresSagaStore({ pool });
+ * const engine = createSagaEngine({ store, transport });
+ */
+export class PostgresSagaStore implements SagaStore {
+  readonly #pool: Pool;
+  readonly #schema: string;
+  readonly #table: string;
+  readonly #defaultPageSize: number;
+  readonly #maxPageSize: number;
+
+  constructor(dependencies: PostgresSagaStoreDependencies, options: PostgresSagaStoreOptions = {}) {
+    const o = { ...DEFAULT_POSTGRES_SAGA_STORE_OPTIONS, ...stripUndefined(options) };
+    this.#pool = dependencies.pool;
+    this.#schema = o.schema;
+    this.#table = `${quoteSchema(o.schema)}.sagas`;
+    for (const field of ['defaultPageSize', 'maxPageSize'] as const) {
+      if (!Number.isSafeInteger(o[field]) || o[field] <= 0) {
+        throw new PostgresConfigError(field, o[field], 'must be a positive integer');
+      }
+    }
+    this.#defaultPageSize = o.defaultPageSize;
+    this.#maxPageSize = o.maxPageSize;
+  }
+
+  async create(
+    record: SagaRecord,
+  ): Promise<{ created: true; record: SagaRecord } | { created: false; record: SagaRecord }> {
+    const inserted = await this.#query<SagaRow>(
+      'create',
+      `INSERT INTO ${this.#table} (saga_id, saga_name, status, revision, record)
+       VALUES ($1, $2, $3, $4, $5::jsonb)
+       ON CONFLICT (saga_id) DO NOTHING
+       RETURNING seq, record, revision`,
+      [record.sagaId, record.sagaName, record.status, record.revision, JSON.stringify(record)],
+    );
+    const row = inserted[0];
+    if (row !== undefined) return { created: true, record: toRecord(row) };
+    const existing = await this.get(record.sagaId);
+    if (existing === undefined) {
+      // Only possible if the row was deleted between the two statements (sagas are never
+      // deleted by Backtrack): try again rather than report a saga that does not exist.
+      return this.create(record);
+    }
+    return { created: false, record: existing };
+  }
+
+  async get(sagaId: string): Promise<SagaRecord | undefined> {
+    const rows = await this.#query<SagaRow>(
+      'get',
+      `SELECT seq, record, revision FROM ${this.#table} WHERE saga_id = $1`,
+      [sagaId],
+    );
+    return rows[0] === undefined ? undefined : toRecord(rows[0]);
+  }
+
+  async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
+    const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
+    const rows = await this.#query<SagaRow>(
+      'update',
+      `UPDATE ${this.#table}
+          SET record = $3::jsonb, revision = $2 + 1, status = $4, saga_name = $5, updated_at = now()
+        WHERE saga_id = $1 AND revision = $2
+        RETURNING seq, record, revision`,
+      [record.sagaId, expectedRevision, JSON.stringify(next), next.status, next.sagaName],
+    );
+    if (rows[0] !== undefined) return toRecord(rows[0]);
+    const current = await this.#query<{ revision: number }>(
+      'update',
+      `SELECT revision FROM ${this.#table} WHERE saga_id = $1`,
+      [record.sagaId],
+    );
+    if (current[0] === undefined) throw new SagaNotFoundError(record.sagaId);
+    throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
+      details: { actualRevision: current[0].revision },
+    });
+  }
+
+  async list(query: SagaListQuery = {}): Promise<SagaPage> {
+    const limit = Math.min(query.limit ?? this.#defaultPageSize, this.#maxPageSize);
+    if (!Number.isSafeInteger(limit) || limit <= 0) {
+      throw new PostgresConfigError('limit', query.limit, 'must be a positive integer');
+    }
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.status !== undefined) {
+      const statuses = typeof query.status === 'string' ? [query.status] : [...query.status];
+      params.push(statuses);
+      where.push(`status = ANY($${params.length}::text[])`);
+    }
+    if (query.sagaName !== undefined) {
+      params.push(query.sagaName);
+      where.push(`saga_name = $${params.length}`);
+    }
+    if (query.cursor !== undefined) {
+      params.push(decodeCursor(query.cursor));
+      where.push(`seq > $${params.length}::bigint`);
+    }
+    params.push(limit + 1);
+    const rows = await this.#query<SagaRow>(
+      'list',
+      `SELECT seq, record, revision FROM ${this.#table}
+        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY seq
+        LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const result: SagaPage = { items: page.map(toRecord) };
+    if (rows.length > limit && last !== undefined) result.nextCursor = encodeCursor(last.seq);
+    return result;
+  }
+
+  async #query<R extends object>(operation: string, sql: string, params: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(sql, params)).rows;
+    } catch (error) {
+      throw toStoreError(error, this.#schema, `saga.${operation}`);
+    }
+  }
+}
+
+function toRecord(row: SagaRow): SagaRecord {
+  // The column is the authority on the revision (it is what `update` compares against).
+  return { ...row.record, revision: row.revision };
+}
+
+function encodeCursor(seq: string): string {
+  return Buffer.from(`s:${seq}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const match = /^s:(\d{1,19})$/.exec(decoded);
+  if (match?.[1] === undefined) throw new PostgresCursorError(cursor);
+  return match[1];
+}
