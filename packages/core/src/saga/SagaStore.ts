@@ -46,6 +46,8 @@ export interface StepRecord {
   /** The step's result, JSON-serialisable, once completed. */
   result?: unknown;
   error?: StoredError;
+  /** For a `failed` step: what its error policy decided (so recovery after a crash decides the same). */
+  policy?: 'compensate' | 'fail';
   /** Free text an operator gave when resolving by hand. */
   resolution?: string;
 }
@@ -68,8 +70,11 @@ export interface SagaRecord {
   compensationOrder: string[];
   /** Why the saga stopped going forward. */
   failure?: { step?: string; error: StoredError; reason: 'step-failed' | 'cancelled' | 'deadline' };
-  /** Set when a compensation exhausted its retries. */
-  stuck?: { steps: string[]; errors: StoredError[] };
+  /**
+   * Set while the saga is `stuck`: `compensation` when a compensation exhausted its retries,
+   * `forward` when a step after the pivot did (the saga can only go forward from there).
+   */
+  stuck?: { phase: 'compensation' | 'forward'; steps: string[]; errors: StoredError[] };
   cancelRequested: boolean;
   /** ISO time after which the saga stops going forward and compensates. */
   deadline?: string;

@@ -1,4 +1,36 @@
 export {
+  DEFAULT_COMPENSATION_RETRY,
+  DEFAULT_STEP_RETRY,
+  SagaBuilder,
+  defaultErrorPolicy,
+  defineSaga,
+} from './definition.js';
+export type {
+  CompensationContext,
+  SagaDefinition,
+  SagaOptions,
+  StepContext,
+  StepDefinition,
+  StepErrorPolicy,
+  StepOptions,
+} from './definition.js';
+export {
+  DEFAULT_SAGA_ENGINE_OPTIONS,
+  SagaEngine,
+  createSagaEngine,
+  toStoredError,
+} from './SagaEngine.js';
+export type {
+  RecoverySummary,
+  SagaEngineDependencies,
+  SagaEngineOptions,
+  SagaResult,
+  StartOptions,
+} from './SagaEngine.js';
+export { SagaEventName } from './events.js';
+export type { SagaEvent, SagaEventListener } from './events.js';
+export { InMemorySagaStore } from './InMemorySagaStore.js';
+export {
   SagaConcurrencyError,
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,

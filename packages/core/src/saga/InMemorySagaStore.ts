@@ -1,0 +1,84 @@
+import { SagaConcurrencyError } from './errors.js';
+import type { SagaListQuery, SagaPage, SagaRecord, SagaStatus, SagaStore } from './SagaStore.js';
+
+/**
+ * The default SagaStore: a Map in this process. Records are deep-copied in and out so callers
+ * can never change stored state by accident, exactly as with a remote store. Nothing survives
+ * the process: use `@backtrack/redis` or `@backtrack/postgres` for sagas that must outlive it.
+ */
+export class InMemorySagaStore implements SagaStore {
+  readonly #records = new Map<string, SagaRecord>();
+
+  async create(record: SagaRecord): ReturnType<SagaStore['create']> {
+    const existing = this.#records.get(record.sagaId);
+    if (existing) return { created: false, record: structuredClone(existing) };
+    const stored = structuredClone(record);
+    this.#records.set(record.sagaId, stored);
+    return { created: true, record: structuredClone(stored) };
+  }
+
+  async get(sagaId: string): Promise<SagaRecord | undefined> {
+    const r = this.#records.get(sagaId);
+    return r ? structuredClone(r) : undefined;
+  }
+
+  async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
+    const current = this.#records.get(record.sagaId);
+    if (!current || current.revision !== expectedRevision) {
+      throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
+        details: { actualRevision: current?.revision ?? null },
+      });
+    }
+    const stored = structuredClone({ ...record, revision: expectedRevision + 1 });
+    this.#records.set(record.sagaId, stored);
+    return structuredClone(stored);
+  }
+
+  async list(query: SagaListQuery = {}): Promise<SagaPage> {
+    const statuses =
+      query.status === undefined
+        ? undefined
+        : new Set<SagaStatus>(typeof query.status === 'string' ? [query.status] : query.status);
+    const limit = query.limit ?? 100;
+    // Order: creation time, then id, so a cursor (the last id returned) stays valid as sagas change state.
+    const all = [...this.#records.values()]
+      .filter((r) => (statuses ? statuses.has(r.status) : true))
+      .filter((r) => (query.sagaName ? r.sagaName === query.sagaName : true))
+      .sort((a, b) =>
+        a.createdAt === b.createdAt ? cmp(a.sagaId, b.sagaId) : cmp(a.createdAt, b.createdAt),
+      );
+    let start = 0;
+    if (query.cursor) {
+      const [createdAt, sagaId] = JSON.parse(Buffer.from(query.cursor, 'base64url').toString()) as [
+        string,
+        string,
+      ];
+      start = all.findIndex(
+        (r) => r.createdAt > createdAt || (r.createdAt === createdAt && r.sagaId > sagaId),
+      );
+      if (start < 0) start = all.length;
+    }
+    const items = all.slice(start, start + limit);
+    const last = items[items.length - 1];
+    const more = start + limit < all.length;
+    return {
+      items: items.map((r) => structuredClone(r)),
+      ...(more && last
+        ? {
+            nextCursor: Buffer.from(JSON.stringify([last.createdAt, last.sagaId])).toString(
+              'base64url',
+            ),
+          }
+        : {}),
+    };
+  }
+
+  /** Number of stored sagas (for tests and diagnostics). */
+  get size(): number {
+    return this.#records.size;
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

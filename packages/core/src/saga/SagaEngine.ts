@@ -1,0 +1,996 @@
+import { randomUUID } from 'node:crypto';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import { createDefaultLogger, type Logger } from '../logging/logger.js';
+import { backoffDelayMs, sleep as defaultSleep } from '../retry/backoff.js';
+import type {
+  CompensationContext,
+  SagaDefinition,
+  StepContext,
+  StepDefinition,
+  StepErrorPolicy,
+} from './definition.js';
+import {
+  SagaConcurrencyError,
+  SagaDefinitionError,
+  SagaDefinitionNotRegisteredError,
+  SagaInputError,
+  SagaNotFoundError,
+  SagaStateError,
+  StepTimeoutError,
+} from './errors.js';
+import { SagaEventName, type SagaEvent, type SagaEventListener } from './events.js';
+import {
+  SagaStatus,
+  StepStatus,
+  type SagaListQuery,
+  type SagaPage,
+  type SagaRecord,
+  type SagaStore,
+  type StoredError,
+} from './SagaStore.js';
+
+/** Engine options, validated once by {@link createSagaEngine}. */
+export interface SagaEngineOptions {
+  /** How many sagas `recover()` drives at once. @default 8 */
+  recoveryConcurrency?: number;
+  /** Page size `recover()` reads the store with. @default 100 */
+  recoveryPageSize?: number;
+}
+
+export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> = Object.freeze({
+  recoveryConcurrency: 8,
+  recoveryPageSize: 100,
+});
+
+/** Collaborators the engine uses; everything but `store` has a default. */
+export interface SagaEngineDependencies {
+  store: SagaStore;
+  logger?: Logger;
+  /** Milliseconds since the epoch. @default Date.now */
+  now?: () => number;
+  /** Waits between retries. Tests pass a no-op or fake timers. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Random source in [0, 1) for backoff jitter. @default Math.random */
+  random?: () => number;
+}
+
+export interface StartOptions {
+  /** The saga's id; starting twice with one id runs it once. @default a random UUID */
+  sagaId?: string;
+  /** Overrides the definition's `deadlineMs` for this saga. */
+  deadlineMs?: number;
+}
+
+/** Where a saga stands after a call of the engine. */
+export interface SagaResult {
+  sagaId: string;
+  status: SagaStatus;
+  /** False when `start` found the saga already started (it was not run again). */
+  started: boolean;
+  record: SagaRecord;
+}
+
+export interface RecoverySummary {
+  /** Sagas found in flight (`running` or `compensating`). */
+  found: number;
+  results: SagaResult[];
+  /** Sagas that could not be driven now (store down, another engine advanced them). */
+  errors: { sagaId: string; error: StoredError }[];
+}
+
+type StepOutcome = { ok: true } | { ok: false; policy: StepErrorPolicy; error: StoredError };
+
+const TERMINAL: ReadonlySet<SagaStatus> = new Set([
+  SagaStatus.Completed,
+  SagaStatus.Compensated,
+  SagaStatus.Failed,
+]);
+
+/**
+ * Runs sagas to `completed`, `compensated`, `failed`, or `stuck`, writing its log to a
+ * {@link SagaStore} before and after every step and compensation so that `recover()` can resume
+ * any saga a crash interrupted: forward if no step failed, backward if one did.
+ *
+ * Guarantees (with a store that honours the SagaStore contract):
+ * - a completed step is compensated at most once per successful log write, compensations run in
+ *   the reverse order of completion (a parallel group's steps together);
+ * - two engines never both advance one saga: every write is checked against the revision read;
+ * - `run` and `compensate` may be called again after a crash (the log could not say whether the
+ *   effect happened), always with the same `idempotencyKey`: make effects idempotent on it.
+ */
+export class SagaEngine {
+  readonly #store: SagaStore;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly #random: () => number;
+  readonly #options: Readonly<Required<SagaEngineOptions>>;
+  readonly #definitions = new Map<string, SagaDefinition<unknown, Record<string, unknown>>>();
+  readonly #active = new Map<string, { promise: Promise<SagaResult>; abort: AbortController }>();
+  readonly #listeners = new Map<string, Set<SagaEventListener>>();
+
+  constructor(
+    options: Readonly<Required<SagaEngineOptions>>,
+    dependencies: SagaEngineDependencies,
+  ) {
+    this.#options = options;
+    this.#store = dependencies.store;
+    this.#logger = (dependencies.logger ?? createDefaultLogger()).child({
+      component: 'saga-engine',
+    });
+    this.#now = dependencies.now ?? Date.now;
+    this.#sleep = dependencies.sleep ?? defaultSleep;
+    this.#random = dependencies.random ?? Math.random;
+  }
+
+  /**
+   * Makes definitions known to `recover()`. Register every version that may still have sagas in
+   * flight: a saga finishes with the definition version it started with.
+   */
+  register(...definitions: SagaDefinition<never, never>[]): this {
+    for (const def of definitions as unknown as SagaDefinition<
+      unknown,
+      Record<string, unknown>
+    >[]) {
+      if (def?.kind !== 'backtrack.saga') {
+        throw new SagaDefinitionError(
+          'register() takes definitions built with defineSaga(...).build()',
+        );
+      }
+      const key = definitionKey(def.name, def.version);
+      const existing = this.#definitions.get(key);
+      if (existing && existing !== def) {
+        throw new SagaDefinitionError(
+          `saga ${def.name} v${def.version} is already registered with another definition`,
+          {
+            details: { saga: def.name, version: def.version },
+          },
+        );
+      }
+      this.#definitions.set(key, def);
+    }
+    return this;
+  }
+
+  /**
+   * Starts a saga and drives it until it ends or gets stuck. Idempotent on `sagaId`: a second
+   * call with the same id does not run the saga again; it returns where the first one stands
+   * (waiting for it when it runs in this engine).
+   * @throws SagaInputError when `input` fails the saga's schema (nothing is stored then).
+   */
+  async start<TInput, TResults>(
+    definition: SagaDefinition<TInput, TResults>,
+    input: TInput,
+    options: StartOptions = {},
+  ): Promise<SagaResult> {
+    const def = definition as unknown as SagaDefinition<unknown, Record<string, unknown>>;
+    this.register(def as never);
+    const parsed = def.input.safeParse(input);
+    if (!parsed.success) {
+      throw new SagaInputError(`saga ${def.name}: input does not match its schema`, {
+        details: { saga: def.name, issues: parsed.error.issues },
+        cause: parsed.error,
+      });
+    }
+    const sagaId = options.sagaId ?? randomUUID();
+    const active = this.#active.get(sagaId);
+    if (active) return { ...(await active.promise), started: false };
+
+    const now = this.#now();
+    const deadlineMs = options.deadlineMs ?? def.deadlineMs;
+    const record: SagaRecord = {
+      sagaId,
+      sagaName: def.name,
+      definitionVersion: def.version,
+      status: SagaStatus.Running,
+      input: parsed.data,
+      steps: Object.fromEntries(
+        def.steps.map((s) => [
+          s.name,
+          { status: StepStatus.Pending, attempts: 0, compensationAttempts: 0 },
+        ]),
+      ),
+      completionOrder: [],
+      compensationOrder: [],
+      cancelRequested: false,
+      ...(deadlineMs === undefined ? {} : { deadline: new Date(now + deadlineMs).toISOString() }),
+      revision: 0,
+      createdAt: new Date(now).toISOString(),
+      updatedAt: new Date(now).toISOString(),
+    };
+    const created = await this.#store.create(record);
+    if (!created.created) {
+      this.#logger.info({ sagaId, saga: def.name }, 'saga already started; not running it again');
+      return { sagaId, status: created.record.status, started: false, record: created.record };
+    }
+    this.#emit(SagaEventName.SagaStarted, { record: created.record });
+    return this.#track(def, created.record, true);
+  }
+
+  /** Drives one saga from wherever its log says it is (used by `recover`, `cancel`, `retry`). */
+  async resume(sagaId: string): Promise<SagaResult> {
+    const active = this.#active.get(sagaId);
+    if (active) return active.promise;
+    const record = await this.#store.get(sagaId);
+    if (!record) throw new SagaNotFoundError(sagaId);
+    if (TERMINAL.has(record.status) || record.status === SagaStatus.Stuck) {
+      return { sagaId, status: record.status, started: false, record };
+    }
+    return this.#track(this.#definitionFor(record), record, false);
+  }
+
+  /**
+   * Resumes every saga a crash left in flight: `running` ones go forward (a step whose outcome
+   * the log does not know is called again with the same idempotency key), `compensating` ones
+   * go on compensating. Safe to run in several processes at once.
+   */
+  async recover(): Promise<RecoverySummary> {
+    const summary: RecoverySummary = { found: 0, results: [], errors: [] };
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page: SagaPage = await this.#store.list({
+        status: [SagaStatus.Running, SagaStatus.Compensating],
+        limit: this.#options.recoveryPageSize,
+        ...(cursor ? { cursor } : {}),
+      });
+      ids.push(...page.items.map((r) => r.sagaId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    summary.found = ids.length;
+    this.#logger.info({ found: ids.length }, 'recovering sagas in flight');
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const sagaId = ids[next++]!;
+        try {
+          summary.results.push(await this.resume(sagaId));
+        } catch (error) {
+          summary.errors.push({ sagaId, error: toStoredError(error) });
+          this.#logger.warn({ sagaId, err: error }, 'could not recover saga now');
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.#options.recoveryConcurrency, ids.length) }, worker),
+    );
+    return summary;
+  }
+
+  /**
+   * Stops forward progress and compensates every completed step. The step running now gets its
+   * `signal` aborted and is waited for (cancellation is cooperative: if it completes anyway, it
+   * is compensated too). Compensations are never skipped.
+   * @throws SagaStateError when the saga already ended, is stuck, or passed its pivot.
+   */
+  async cancel(sagaId: string, reason = 'cancelled'): Promise<SagaResult> {
+    let record = await this.#store.get(sagaId);
+    if (!record) throw new SagaNotFoundError(sagaId);
+    for (;;) {
+      if (record.status === SagaStatus.Compensating) break;
+      if (record.status !== SagaStatus.Running) {
+        throw new SagaStateError(
+          `saga ${sagaId} is ${record.status}; only a running saga can be cancelled`,
+          {
+            sagaId,
+            status: record.status,
+          },
+        );
+      }
+      if (record.cancelRequested) break;
+      const def = this.#definitionFor(record);
+      if (pivotPassed(def, record)) {
+        throw new SagaStateError(`saga ${sagaId} passed its pivot step; it can only go forward`, {
+          sagaId,
+        });
+      }
+      try {
+        record = await this.#store.update(
+          { ...record, cancelRequested: true, updatedAt: this.#iso() },
+          record.revision,
+        );
+        this.#emit(SagaEventName.SagaCancelRequested, {
+          record,
+          error: { name: 'Cancelled', message: reason },
+        });
+        break;
+      } catch (error) {
+        if (!(error instanceof SagaConcurrencyError)) throw error;
+        record = (await this.#store.get(sagaId))!;
+      }
+    }
+    const active = this.#active.get(sagaId);
+    if (active) {
+      active.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
+      return active.promise;
+    }
+    return this.resume(sagaId);
+  }
+
+  /**
+   * Retries a `stuck` saga: the compensations that failed run again (or, when it got stuck going
+   * forward after its pivot, the failed step runs again).
+   */
+  async retry(sagaId: string): Promise<SagaResult> {
+    const record = await this.#store.get(sagaId);
+    if (!record) throw new SagaNotFoundError(sagaId);
+    if (record.status !== SagaStatus.Stuck || !record.stuck) {
+      throw new SagaStateError(
+        `saga ${sagaId} is ${record.status}; only a stuck saga can be retried`,
+        {
+          sagaId,
+          status: record.status,
+        },
+      );
+    }
+    const next: SagaRecord = {
+      ...record,
+      status: record.stuck.phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating,
+      updatedAt: this.#iso(),
+    };
+    if (record.stuck.phase === 'forward') {
+      next.steps = structuredClone(record.steps);
+      for (const step of record.stuck.steps) {
+        const s = next.steps[step]!;
+        s.status = StepStatus.Pending;
+        delete s.policy;
+      }
+    }
+    delete next.stuck;
+    const updated = await this.#store.update(next, record.revision);
+    this.#logger.info({ sagaId, saga: record.sagaName }, 'retrying stuck saga');
+    return this.#track(this.#definitionFor(updated), updated, false);
+  }
+
+  /**
+   * Resolves a stuck step by hand: a compensation an operator did (or decided is not needed) is
+   * marked `resolved` with the reason, and compensation goes on with the earlier steps; a forward
+   * step after the pivot is marked completed by hand and the saga goes on forward.
+   */
+  async resolve(sagaId: string, step: string, reason: string): Promise<SagaResult> {
+    if (typeof reason !== 'string' || reason.trim() === '') {
+      throw new SagaStateError('resolve() needs a reason, kept in the saga log', { sagaId, step });
+    }
+    const record = await this.#store.get(sagaId);
+    if (!record) throw new SagaNotFoundError(sagaId);
+    if (record.status !== SagaStatus.Stuck || !record.stuck || !record.stuck.steps.includes(step)) {
+      throw new SagaStateError(`saga ${sagaId}: step ${step} is not stuck`, {
+        sagaId,
+        step,
+        status: record.status,
+      });
+    }
+    const next = structuredClone(record);
+    const stepRecord = next.steps[step]!;
+    const phase = record.stuck.phase;
+    stepRecord.resolution = reason;
+    if (phase === 'compensation') {
+      stepRecord.status = StepStatus.Resolved;
+      next.compensationOrder.push(step);
+    } else {
+      stepRecord.status = StepStatus.Completed;
+      next.completionOrder.push(step);
+    }
+    const remaining = record.stuck.steps.filter((s) => s !== step);
+    if (remaining.length > 0) {
+      next.stuck = { ...record.stuck, steps: remaining };
+    } else {
+      delete next.stuck;
+      next.status = phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating;
+    }
+    next.updatedAt = this.#iso();
+    const updated = await this.#store.update(next, record.revision);
+    this.#logger.warn({ sagaId, step, reason }, 'stuck step resolved by hand');
+    if (updated.status === SagaStatus.Stuck)
+      return { sagaId, status: updated.status, started: false, record: updated };
+    return this.#track(this.#definitionFor(updated), updated, false);
+  }
+
+  get(sagaId: string): Promise<SagaRecord | undefined> {
+    return this.#store.get(sagaId);
+  }
+
+  list(query?: SagaListQuery): Promise<SagaPage> {
+    return this.#store.list(query);
+  }
+
+  /** Subscribes to an engine event; returns a function that unsubscribes. */
+  on(event: SagaEventName, listener: SagaEventListener): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Resolves when every saga this engine is driving now has stopped. */
+  async idle(): Promise<void> {
+    while (this.#active.size > 0) {
+      await Promise.allSettled([...this.#active.values()].map((a) => a.promise));
+    }
+  }
+
+  #track(
+    def: SagaDefinition<unknown, Record<string, unknown>>,
+    record: SagaRecord,
+    started: boolean,
+  ): Promise<SagaResult> {
+    const abort = new AbortController();
+    const promise = new SagaRun(this.#context(), def, record, abort.signal)
+      .drive()
+      .then((r): SagaResult => ({ sagaId: r.sagaId, status: r.status, started, record: r }))
+      .finally(() => this.#active.delete(record.sagaId));
+    this.#active.set(record.sagaId, { promise, abort });
+    return promise;
+  }
+
+  #context(): RunContext {
+    return {
+      store: this.#store,
+      logger: this.#logger,
+      now: this.#now,
+      sleep: this.#sleep,
+      random: this.#random,
+      emit: (name, event) => this.#emit(name, event),
+    };
+  }
+
+  #definitionFor(record: SagaRecord): SagaDefinition<unknown, Record<string, unknown>> {
+    const def = this.#definitions.get(definitionKey(record.sagaName, record.definitionVersion));
+    if (!def) throw new SagaDefinitionNotRegisteredError(record.sagaName, record.definitionVersion);
+    return def;
+  }
+
+  #emit(
+    name: SagaEventName,
+    partial: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
+  ): void {
+    const set = this.#listeners.get(name);
+    if (!set || set.size === 0) return;
+    const event: SagaEvent = {
+      sagaId: partial.record.sagaId,
+      sagaName: partial.record.sagaName,
+      definitionVersion: partial.record.definitionVersion,
+      ...partial,
+    };
+    for (const listener of set) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#logger.error(
+          { err: error, event: name, sagaId: event.sagaId },
+          'saga event listener threw',
+        );
+      }
+    }
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString();
+  }
+}
+
+interface RunContext {
+  store: SagaStore;
+  logger: Logger;
+  now: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+  emit: (
+    name: SagaEventName,
+    event: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
+  ) => void;
+}
+
+/** One drive of one saga: reads nothing but its own log, writes every transition through CAS. */
+class SagaRun {
+  #record: SagaRecord;
+  #writes: Promise<unknown> = Promise.resolve();
+  readonly #log: Logger;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly def: SagaDefinition<unknown, Record<string, unknown>>,
+    record: SagaRecord,
+    private readonly cancelSignal: AbortSignal,
+  ) {
+    this.#record = record;
+    this.#log = ctx.logger.child({
+      sagaId: record.sagaId,
+      saga: def.name,
+      sagaVersion: def.version,
+    });
+  }
+
+  async drive(): Promise<SagaRecord> {
+    const deadline = this.#record.deadline ? Date.parse(this.#record.deadline) : undefined;
+    const deadlineAbort = new AbortController();
+    const timer =
+      deadline === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              deadlineAbort.abort(
+                new BacktrackError('BT_ERR_SAGA_DEADLINE', 'saga deadline passed'),
+              ),
+            Math.max(0, deadline - this.ctx.now()),
+          );
+    const forwardSignal = AbortSignal.any([this.cancelSignal, deadlineAbort.signal]);
+    try {
+      for (;;) {
+        const r = this.#record;
+        if (r.status === SagaStatus.Running) {
+          if (await this.#stopForwardIfAsked(deadline)) continue;
+          const stage = this.def.stages.find((st) =>
+            st.some((s) => r.steps[s.name]?.status !== StepStatus.Completed),
+          );
+          if (!stage) {
+            await this.#write((x) => {
+              x.status = SagaStatus.Completed;
+            });
+            this.#log.info({ outcome: 'completed' }, 'saga completed');
+            this.ctx.emit(SagaEventName.SagaCompleted, { record: this.#record });
+            continue;
+          }
+          await this.#runStage(stage, forwardSignal);
+        } else if (r.status === SagaStatus.Compensating) {
+          await this.#compensateAll();
+        } else {
+          return this.#record;
+        }
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** Turns to compensation when cancel or the deadline asked for it (never past the pivot). */
+  async #stopForwardIfAsked(deadline: number | undefined): Promise<boolean> {
+    const r = this.#record;
+    const cancelled = r.cancelRequested || this.cancelSignal.aborted;
+    const late = deadline !== undefined && this.ctx.now() >= deadline;
+    if (!cancelled && !late) return false;
+    if (pivotPassed(this.def, r)) {
+      this.#log.warn(
+        { cancelled, late },
+        'saga passed its pivot: ignoring cancel/deadline, going forward',
+      );
+      return false;
+    }
+    const reason = cancelled ? 'cancelled' : 'deadline';
+    await this.#write((x) => {
+      x.status = SagaStatus.Compensating;
+      x.failure = {
+        reason,
+        error: {
+          name: reason === 'cancelled' ? 'Cancelled' : 'DeadlineExceeded',
+          message: `saga ${reason}`,
+        },
+      };
+    });
+    this.#log.info({ reason }, 'saga stops going forward; compensating');
+    return true;
+  }
+
+  async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
+    // Steps the log says failed stay failed (a crash may have come before the saga's own write).
+    const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
+    const pending = stage.filter((s) => !done.has(this.#record.steps[s.name]!.status));
+    await Promise.all(pending.map((s) => this.#runStep(s, signal)));
+    const failures = stage.flatMap((s) => {
+      const rec = this.#record.steps[s.name]!;
+      return rec.status === StepStatus.Failed
+        ? [
+            {
+              step: s.name,
+              policy: rec.policy ?? 'compensate',
+              error: rec.error ?? { name: 'Error', message: 'step failed' },
+            },
+          ]
+        : [];
+    });
+    if (failures.length === 0) return;
+    const first = failures[0]!;
+    if (failures.some((f) => f.policy === 'fail')) {
+      const failed = failures.find((f) => f.policy === 'fail')!;
+      await this.#write((x) => {
+        x.status = SagaStatus.Failed;
+        x.failure = { step: failed.step, error: failed.error, reason: 'step-failed' };
+      });
+      this.#log.error(
+        { step: failed.step, err: failed.error, outcome: 'failed' },
+        'saga failed without compensation',
+      );
+      this.ctx.emit(SagaEventName.SagaFailed, {
+        record: this.#record,
+        step: failed.step,
+        error: failed.error,
+      });
+      return;
+    }
+    if (pivotPassed(this.def, this.#record)) {
+      // Past the pivot nothing can be undone: park the saga for a person instead of half-undoing it.
+      await this.#write((x) => {
+        x.status = SagaStatus.Stuck;
+        x.failure = { step: first.step, error: first.error, reason: 'step-failed' };
+        x.stuck = {
+          phase: 'forward',
+          steps: failures.map((f) => f.step),
+          errors: failures.map((f) => f.error),
+        };
+      });
+      this.#log.error(
+        { steps: failures.map((f) => f.step) },
+        'saga stuck: a step after the pivot exhausted its retries',
+      );
+      this.ctx.emit(SagaEventName.SagaStuck, {
+        record: this.#record,
+        step: first.step,
+        error: first.error,
+      });
+      return;
+    }
+    await this.#write((x) => {
+      x.status = SagaStatus.Compensating;
+      x.failure = {
+        step: first.step,
+        error: first.error,
+        reason: this.#record.cancelRequested ? 'cancelled' : 'step-failed',
+      };
+    });
+    this.#log.warn({ step: first.step, err: first.error }, 'step failed; compensating');
+  }
+
+  async #runStep(step: StepDefinition, signal: AbortSignal): Promise<StepOutcome> {
+    for (let tries = 1; ; tries++) {
+      const attempt = this.#record.steps[step.name]!.attempts + 1;
+      await this.#write((x) => {
+        const s = x.steps[step.name]!;
+        s.status = StepStatus.Running;
+        s.attempts = attempt;
+      });
+      const log = this.#log.child({ step: step.name, attempt });
+      log.debug('step started');
+      this.ctx.emit(SagaEventName.StepStarted, { record: this.#record, step: step.name, attempt });
+      const startedAt = this.ctx.now();
+      let result: unknown;
+      try {
+        const ctx: StepContext<unknown, Record<string, unknown>> = {
+          sagaId: this.#record.sagaId,
+          sagaName: this.def.name,
+          step: step.name,
+          input: this.#record.input,
+          results: this.#results(),
+          idempotencyKey: `${this.#record.sagaId}:${step.name}:run`,
+          attempt,
+          signal,
+          logger: log,
+        };
+        result = await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
+          step.run({ ...ctx, signal: s }),
+        );
+      } catch (error) {
+        const stored = toStoredError(error);
+        const cancelled = signal.aborted;
+        let policy: StepErrorPolicy = cancelled
+          ? 'compensate'
+          : safePolicy(step, error, attempt, log);
+        if (policy === 'retry' && tries >= step.retry.attempts) policy = 'compensate';
+        const willRetry = policy === 'retry';
+        log.warn(
+          { err: error, willRetry, policy, durationMs: this.ctx.now() - startedAt },
+          'step failed',
+        );
+        this.ctx.emit(SagaEventName.StepFailed, {
+          record: this.#record,
+          step: step.name,
+          attempt,
+          error: stored,
+          willRetry,
+          durationMs: this.ctx.now() - startedAt,
+        });
+        if (willRetry) {
+          try {
+            await this.ctx.sleep(backoffDelayMs(tries + 1, step.retry, this.ctx.random), signal);
+            continue;
+          } catch {
+            policy = 'compensate'; // cancelled or deadline while waiting
+          }
+        }
+        await this.#write((x) => {
+          const s = x.steps[step.name]!;
+          s.status = StepStatus.Failed;
+          s.error = stored;
+          s.policy = policy === 'fail' ? 'fail' : 'compensate';
+        });
+        return { ok: false, policy, error: stored };
+      }
+      await this.#write((x) => {
+        const s = x.steps[step.name]!;
+        s.status = StepStatus.Completed;
+        s.result = result;
+        delete s.error;
+        x.completionOrder.push(step.name);
+      });
+      const durationMs = this.ctx.now() - startedAt;
+      log.info({ outcome: 'completed', durationMs }, 'step completed');
+      this.ctx.emit(SagaEventName.StepCompleted, {
+        record: this.#record,
+        step: step.name,
+        attempt,
+        durationMs,
+      });
+      return { ok: true };
+    }
+  }
+
+  async #compensateAll(): Promise<void> {
+    const r = this.#record;
+    const toUndo = r.completionOrder.filter((name) => {
+      const def = this.def.steps.find((s) => s.name === name);
+      const status = r.steps[name]?.status;
+      return (
+        def?.compensate !== undefined &&
+        (status === StepStatus.Completed ||
+          status === StepStatus.Compensating ||
+          status === StepStatus.CompensationFailed)
+      );
+    });
+    // Contiguous steps of one stage (a parallel group) are undone together; stages in reverse.
+    const layers: string[][] = [];
+    for (const name of toUndo) {
+      const stage = this.def.steps.find((s) => s.name === name)!.stage;
+      const last = layers[layers.length - 1];
+      if (last && this.def.steps.find((s) => s.name === last[0])!.stage === stage) last.push(name);
+      else layers.push([name]);
+    }
+    for (const layer of layers.reverse()) {
+      const outcomes = await Promise.all(layer.map((name) => this.#compensateStep(name)));
+      const failed = outcomes.flatMap((o, i) =>
+        o.ok ? [] : [{ step: layer[i]!, error: o.error }],
+      );
+      if (failed.length > 0) {
+        await this.#write((x) => {
+          x.status = SagaStatus.Stuck;
+          x.stuck = {
+            phase: 'compensation',
+            steps: failed.map((f) => f.step),
+            errors: failed.map((f) => f.error),
+          };
+        });
+        this.#log.error(
+          { steps: failed.map((f) => f.step), errors: failed.map((f) => f.error.message) },
+          'saga stuck: compensation exhausted its retries',
+        );
+        this.ctx.emit(SagaEventName.SagaStuck, {
+          record: this.#record,
+          step: failed[0]!.step,
+          error: failed[0]!.error,
+        });
+        return;
+      }
+    }
+    await this.#write((x) => {
+      x.status = SagaStatus.Compensated;
+    });
+    this.#log.info(
+      { outcome: 'compensated', order: this.#record.compensationOrder },
+      'saga compensated',
+    );
+    this.ctx.emit(SagaEventName.SagaCompensated, { record: this.#record });
+  }
+
+  async #compensateStep(name: string): Promise<{ ok: true } | { ok: false; error: StoredError }> {
+    const step = this.def.steps.find((s) => s.name === name)!;
+    for (let tries = 1; ; tries++) {
+      const attempt = this.#record.steps[name]!.compensationAttempts + 1;
+      await this.#write((x) => {
+        const s = x.steps[name]!;
+        s.status = StepStatus.Compensating;
+        s.compensationAttempts = attempt;
+      });
+      const log = this.#log.child({ step: name, attempt, phase: 'compensate' });
+      this.ctx.emit(SagaEventName.CompensationStarted, {
+        record: this.#record,
+        step: name,
+        attempt,
+      });
+      const startedAt = this.ctx.now();
+      try {
+        const results = this.#results();
+        const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
+          sagaId: this.#record.sagaId,
+          sagaName: this.def.name,
+          step: name,
+          input: this.#record.input,
+          result: this.#record.steps[name]!.result,
+          results,
+          idempotencyKey: `${this.#record.sagaId}:${name}:compensate`,
+          attempt,
+          // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
+          signal: new AbortController().signal,
+          logger: log,
+        };
+        await callWithTimeout(name, step.timeoutMs, undefined, (s) =>
+          step.compensate!({ ...ctx, signal: s }),
+        );
+      } catch (error) {
+        const stored = toStoredError(error);
+        const willRetry = tries < step.compensationRetry.attempts;
+        log.warn({ err: error, willRetry }, 'compensation failed');
+        this.ctx.emit(SagaEventName.CompensationFailed, {
+          record: this.#record,
+          step: name,
+          attempt,
+          error: stored,
+          willRetry,
+          durationMs: this.ctx.now() - startedAt,
+        });
+        if (willRetry) {
+          await this.ctx.sleep(backoffDelayMs(tries + 1, step.compensationRetry, this.ctx.random));
+          continue;
+        }
+        await this.#write((x) => {
+          const s = x.steps[name]!;
+          s.status = StepStatus.CompensationFailed;
+          s.error = stored;
+        });
+        return { ok: false, error: stored };
+      }
+      await this.#write((x) => {
+        const s = x.steps[name]!;
+        s.status = StepStatus.Compensated;
+        delete s.error;
+        x.compensationOrder.push(name);
+      });
+      log.info(
+        { outcome: 'compensated', durationMs: this.ctx.now() - startedAt },
+        'step compensated',
+      );
+      this.ctx.emit(SagaEventName.StepCompensated, { record: this.#record, step: name, attempt });
+      return { ok: true };
+    }
+  }
+
+  #results(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, s] of Object.entries(this.#record.steps)) {
+      if (
+        s.status !== StepStatus.Pending &&
+        s.status !== StepStatus.Running &&
+        s.status !== StepStatus.Failed
+      ) {
+        out[name] = s.result;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes one transition. Writes of one run are serialised (parallel steps share the record).
+   * On a revision conflict the fresh record is accepted only if the saga's progress is what this
+   * run last wrote (someone only set a flag, such as cancelRequested); otherwise another engine
+   * advanced the saga and this run stops by rethrowing.
+   */
+  #write(mutate: (record: SagaRecord) => void): Promise<void> {
+    const next = this.#writes.then(async () => {
+      for (;;) {
+        const draft = structuredClone(this.#record);
+        mutate(draft);
+        draft.updatedAt = new Date(this.ctx.now()).toISOString();
+        try {
+          this.#record = await this.ctx.store.update(draft, this.#record.revision);
+          return;
+        } catch (error) {
+          if (!(error instanceof SagaConcurrencyError)) throw error;
+          const fresh = await this.ctx.store.get(this.#record.sagaId);
+          if (!fresh || progressOf(fresh) !== progressOf(this.#record)) throw error;
+          this.#record = fresh;
+        }
+      }
+    });
+    // A failed write must not poison later writes of other branches; each caller sees its own.
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function progressOf(r: SagaRecord): string {
+  return JSON.stringify([
+    r.status,
+    r.steps,
+    r.completionOrder,
+    r.compensationOrder,
+    r.stuck ?? null,
+  ]);
+}
+
+function pivotPassed(
+  def: SagaDefinition<unknown, Record<string, unknown>>,
+  r: SagaRecord,
+): boolean {
+  return def.steps.some((s) => s.pivot && r.steps[s.name]?.status === StepStatus.Completed);
+}
+
+function safePolicy(
+  step: StepDefinition,
+  error: unknown,
+  attempt: number,
+  log: Logger,
+): StepErrorPolicy {
+  try {
+    const p = step.onError(error, attempt);
+    if (p === 'retry' || p === 'compensate' || p === 'fail') return p;
+    log.error({ policy: p }, 'onError returned an unknown policy; compensating');
+  } catch (e) {
+    log.error({ err: e }, 'onError threw; compensating');
+  }
+  return 'compensate';
+}
+
+async function callWithTimeout<T>(
+  step: string,
+  timeoutMs: number | undefined,
+  parent: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T> | T,
+): Promise<T> {
+  const own = new AbortController();
+  const signal = parent ? AbortSignal.any([parent, own.signal]) : own.signal;
+  if (timeoutMs === undefined) return fn(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new StepTimeoutError(step, timeoutMs);
+      own.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(() => fn(signal)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function toStoredError(error: unknown): StoredError {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      ...(typeof code === 'string' ? { code } : {}),
+    };
+  }
+  return { name: 'NonError', message: String(error) };
+}
+
+function definitionKey(name: string, version: number): string {
+  return `${name}@${version}`;
+}
+
+/**
+ * Creates a saga engine. Options are validated here, once.
+ *
+ * @example
+ * const sagas = createSagaEngine({}, { store: new InMemorySagaStore(), logger });
+ * const result = await sagas.start(placeOrder, { orderId: 'o-1' }, { sagaId: 'o-1' });
+ * await sagas.recover(); // after a restart: resume what a crash left in flight
+ */
+export function createSagaEngine(
+  options: SagaEngineOptions,
+  dependencies: SagaEngineDependencies,
+): SagaEngine {
+  const merged = { ...DEFAULT_SAGA_ENGINE_OPTIONS, ...options };
+  for (const field of ['recoveryConcurrency', 'recoveryPageSize'] as const) {
+    if (!Number.isInteger(merged[field]) || merged[field] < 1) {
+      throw new SagaDefinitionError(`saga engine option ${field} must be an integer >= 1`, {
+        details: { field },
+      });
+    }
+  }
+  if (!dependencies?.store) {
+    throw new SagaDefinitionError('createSagaEngine needs dependencies.store (a SagaStore)', {
+      details: { field: 'store' },
+    });
+  }
+  return new SagaEngine(Object.freeze(merged), dependencies);
+}
