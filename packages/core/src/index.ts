@@ -7,6 +7,7 @@ export * from './errors/index.js';
 export * from './logging/index.js';
 export * from './retry/index.js';
 export * from './saga/index.js';
+export * from './schema/index.js';
 export * from './envelope/index.js';
 export * from './transport/index.js';
 export * from './dedupe/index.js';
