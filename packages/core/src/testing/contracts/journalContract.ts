@@ -304,7 +304,8 @@ export function journalContract(
           expect((await all(journal, {})).map((r) => r.id)).toEqual([kept.id]);
           expect(await journal.get(expired.id)).toBeUndefined();
           expect(await journal.unpublished({ olderThanMs: 0, now })).toHaveLength(1);
-          expect(await journal.prune(now)).toBe(1);
+          // A store MAY have deleted it already on its own (amortised pruning on append).
+          expect(await journal.prune(now)).toBeLessThanOrEqual(1);
           expect(await journal.prune(now)).toBe(0);
           expect(await journal.get(kept.id)).toBeDefined();
           // Pruning at a later "now" removes what has aged out by then.

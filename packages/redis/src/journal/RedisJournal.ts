@@ -1,0 +1,358 @@
+import {
+  DEFAULT_JOURNAL_OPTIONS,
+  PublishState,
+  StoreUnavailableError,
+  assertValidAppend,
+  encodeCursor,
+  matchesFilters,
+  normalizeQuery,
+  seqToTimeMs,
+  timeMsToSeq,
+  type Journal,
+  type JournalAppend,
+  type JournalOptions,
+  type JournalPage,
+  type JournalQuery,
+  type JournalRecord,
+  type NormalizedJournalQuery,
+  type UnpublishedQuery,
+} from '@backtrack/core';
+import type { Redis } from 'ioredis';
+import { RedisStoreConfigError } from '../errors.js';
+import { callRedis } from '../internal/call.js';
+import { LuaScript } from '../internal/LuaScript.js';
+import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT } from './scripts.js';
+
+const APPEND = new LuaScript('journal.append', APPEND_SCRIPT);
+const MARK_PUBLISHED = new LuaScript('journal.markPublished', MARK_PUBLISHED_SCRIPT);
+const PRUNE = new LuaScript('journal.prune', PRUNE_SCRIPT);
+
+/** Options of {@link RedisJournal}. */
+export interface RedisJournalOptions extends JournalOptions {
+  /**
+   * Prefix of every key. It is wrapped in a `{…}` hash tag so a journal lives in one Redis
+   * Cluster slot (its scripts touch several keys).
+   * @default 'backtrack:journal'
+   */
+  keyPrefix?: string;
+  /**
+   * How many expired records each append deletes on the way (amortised retention: the store
+   * keeps itself inside its window without a separate job).
+   * @default 10
+   */
+  pruneOnAppend?: number;
+  /**
+   * How many index entries one query call reads at most before it returns a (possibly short)
+   * page with a cursor: bounds the work of a selective filter over a large index.
+   * @default 2000
+   */
+  maxScanPerQuery?: number;
+  /**
+   * Deadline of every store call, in ms; past it the call fails with the retriable
+   * `StoreUnavailableError` (the publisher then does not publish: nothing unjournaled leaves).
+   * @default 5_000
+   */
+  commandTimeoutMs?: number;
+}
+
+/** Defaults of {@link RedisJournalOptions}. */
+export const DEFAULT_REDIS_JOURNAL_OPTIONS = {
+  ...DEFAULT_JOURNAL_OPTIONS,
+  keyPrefix: 'backtrack:journal',
+  pruneOnAppend: 10,
+  maxScanPerQuery: 2000,
+  commandTimeoutMs: 5_000,
+} as const satisfies Required<RedisJournalOptions>;
+
+/** Collaborators of {@link RedisJournal}. */
+export interface RedisJournalDependencies {
+  /** A connected ioredis client. The journal never closes it. */
+  redis: Redis;
+  /** Clock for retention, in ms. @default Date.now */
+  now?: () => number;
+}
+
+interface StoredJson {
+  id: string;
+  type: string;
+  schemaVersion: number;
+  key?: string;
+  topic: string;
+  service: string;
+  version: string;
+  time: string;
+  sagaId?: string;
+  causationId?: string;
+  headers: Record<string, string>;
+  /** base64 */
+  body: string;
+}
+
+/**
+ * The {@link Journal} on Redis.
+ *
+ * Layout, under one hash-tagged prefix `P`:
+ * - `P:seq` the last assigned seq; `P:r:<id>` a hash per record (`q` seq, `s` state, `j` JSON with
+ *   the base64 body, `ix` the index keys it is in);
+ * - sorted sets scored by seq: `P:i:all`, `P:i:pending`, `P:i:s:<service>`,
+ *   `P:i:sv:<service>:<version>`, `P:i:t:<type>`, `P:i:g:<sagaId>`.
+ *
+ * Appends run in one Lua script (seq assignment, record, indexes: atomic), which also deletes a
+ * few expired records, so retention is enforced by the store itself; `prune()` deletes the rest.
+ * A query walks the most selective index by seq range (a time window is a seq range, see
+ * `nextSeq`) and reads records in chunks, so memory per call is bounded by `limit` and
+ * `maxScanPerQuery`.
+ */
+export class RedisJournal implements Journal {
+  readonly #redis: Redis;
+  readonly #now: () => number;
+  readonly #prefix: string;
+  readonly #retentionMs: number;
+  readonly #pruneOnAppend: number;
+  readonly #maxScan: number;
+  readonly #timeoutMs: number;
+
+  constructor(options: RedisJournalOptions, dependencies: RedisJournalDependencies) {
+    const o = { ...DEFAULT_REDIS_JOURNAL_OPTIONS, ...stripUndefined(options ?? {}) };
+    if (!Number.isFinite(o.retentionMs) || o.retentionMs <= 0) {
+      throw new RedisStoreConfigError('retentionMs', o.retentionMs, 'a positive number of ms');
+    }
+    if (typeof o.keyPrefix !== 'string' || o.keyPrefix.length === 0) {
+      throw new RedisStoreConfigError('keyPrefix', o.keyPrefix, 'a non-empty string');
+    }
+    for (const field of ['pruneOnAppend', 'maxScanPerQuery', 'commandTimeoutMs'] as const) {
+      const value = o[field];
+      const min = field === 'pruneOnAppend' ? 0 : 1;
+      if (!Number.isSafeInteger(value) || value < min) {
+        throw new RedisStoreConfigError(field, value, `an integer >= ${min}`);
+      }
+    }
+    if (!dependencies?.redis) {
+      throw new RedisStoreConfigError('redis', undefined, 'an ioredis client in the dependencies');
+    }
+    this.#redis = dependencies.redis;
+    this.#now = dependencies.now ?? Date.now;
+    this.#prefix = o.keyPrefix.includes('{') ? o.keyPrefix : `{${o.keyPrefix}}`;
+    this.#retentionMs = o.retentionMs;
+    this.#pruneOnAppend = o.pruneOnAppend;
+    this.#maxScan = o.maxScanPerQuery;
+    this.#timeoutMs = o.commandTimeoutMs;
+  }
+
+  /** The hash-tagged key prefix this journal writes under. */
+  get keyPrefix(): string {
+    return this.#prefix;
+  }
+
+  async append(record: JournalAppend): Promise<JournalRecord> {
+    assertValidAppend(record);
+    const json: StoredJson = {
+      id: record.id,
+      type: record.type,
+      schemaVersion: record.schemaVersion,
+      topic: record.topic,
+      service: record.service,
+      version: record.version,
+      time: record.time,
+      headers: { ...record.message.headers },
+      body: Buffer.from(record.message.body).toString('base64'),
+    };
+    if (record.key !== undefined) json.key = record.key;
+    if (record.sagaId !== undefined) json.sagaId = record.sagaId;
+    if (record.causationId !== undefined) json.causationId = record.causationId;
+    const indexKeys = [
+      this.#key('s', record.service),
+      this.#key('sv', record.service, record.version),
+      this.#key('t', record.type),
+    ];
+    if (record.sagaId !== undefined) indexKeys.push(this.#key('g', record.sagaId));
+    const result = (await this.#call('append', () =>
+      APPEND.run(
+        this.#redis,
+        [],
+        [
+          this.#prefix,
+          record.id,
+          String(Date.parse(record.time)),
+          JSON.stringify(json),
+          JSON.stringify(indexKeys),
+          String(this.#cutSeq(this.#now())),
+          String(this.#pruneOnAppend),
+        ],
+      ),
+    )) as [number, string, string, string];
+    return this.#parse(result[1], result[2], result[3]);
+  }
+
+  async markPublished(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return (await this.#call('markPublished', () =>
+      MARK_PUBLISHED.run(this.#redis, [], [this.#prefix, ...ids]),
+    )) as number;
+  }
+
+  async unpublished(query: UnpublishedQuery): Promise<JournalRecord[]> {
+    const now = query.now ?? this.#now();
+    const limit = query.limit ?? 100;
+    const ids = await this.#call('unpublished', () =>
+      this.#redis.zrangebyscore(
+        `${this.#prefix}:i:pending`,
+        this.#cutSeq(now),
+        timeMsToSeq(now - query.olderThanMs),
+        'LIMIT',
+        0,
+        limit,
+      ),
+    );
+    const records = await this.#load(ids);
+    return records.filter((r): r is JournalRecord => r?.state === PublishState.Pending);
+  }
+
+  async query(query: JournalQuery = {}): Promise<JournalPage> {
+    const q = normalizeQuery(query, this.#now() - this.#retentionMs);
+    const index = this.#indexFor(q);
+    const forward = q.direction === 'forward';
+    const items: JournalRecord[] = [];
+    let min = q.minSeq;
+    let max = q.maxSeq;
+    let scanned = 0;
+    let lastSeq: number | undefined;
+    // An index-only query (no filter left to apply) reads exactly `limit + 1` entries; a filtered
+    // one reads in chunks until the page is full or the scan budget is spent.
+    const exact = this.#indexCovers(q);
+    while (items.length < q.limit && scanned < this.#maxScan && min <= max) {
+      const chunk = exact
+        ? q.limit - items.length
+        : Math.min(Math.max(q.limit, 200), this.#maxScan);
+      const raw = await this.#call('query', () =>
+        forward
+          ? this.#redis.zrangebyscore(index, min, max, 'WITHSCORES', 'LIMIT', 0, chunk)
+          : this.#redis.zrevrangebyscore(index, max, min, 'WITHSCORES', 'LIMIT', 0, chunk),
+      );
+      const ids: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) ids.push(raw[i]!);
+      if (ids.length === 0) {
+        lastSeq = undefined;
+        break;
+      }
+      scanned += ids.length;
+      const records = await this.#load(ids);
+      let i = 0;
+      for (; i < records.length && items.length < q.limit; i++) {
+        const record = records[i];
+        lastSeq = Number(raw[i * 2 + 1]);
+        if (record && matchesFilters(record, q)) items.push(record);
+      }
+      if (forward) min = lastSeq! + 1;
+      else max = lastSeq! - 1;
+      if (ids.length < chunk && i === records.length) {
+        lastSeq = undefined; // the index is exhausted
+        break;
+      }
+    }
+    if (lastSeq === undefined || min > max) return { items };
+    // Peek: is anything left in range? Saves the caller an empty last page for plain queries.
+    const left = await this.#call('query', () =>
+      forward
+        ? this.#redis.zrangebyscore(index, min, max, 'LIMIT', 0, 1)
+        : this.#redis.zrevrangebyscore(index, max, min, 'LIMIT', 0, 1),
+    );
+    return left.length === 0
+      ? { items }
+      : { items, nextCursor: encodeCursor(lastSeq, q.direction) };
+  }
+
+  async get(id: string): Promise<JournalRecord | undefined> {
+    const [record] = await this.#load([id]);
+    if (!record || seqToTimeMs(record.seq) < this.#now() - this.#retentionMs) return undefined;
+    return record;
+  }
+
+  async prune(now: number = this.#now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const removed = (await this.#call('prune', () =>
+        PRUNE.run(this.#redis, [], [this.#prefix, String(this.#cutSeq(now)), '500']),
+      )) as number;
+      total += removed;
+      if (removed < 500) return total;
+    }
+  }
+
+  /** Deletes every key of this journal (tests and teardown). Uses SCAN, never KEYS. */
+  async destroy(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#redis.scan(
+        cursor,
+        'MATCH',
+        `${escapeGlob(this.#prefix)}:*`,
+        'COUNT',
+        500,
+      );
+      if (keys.length > 0) await this.#redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  #cutSeq(now: number): number {
+    return timeMsToSeq(now - this.#retentionMs);
+  }
+
+  #key(kind: 's' | 'sv' | 't' | 'g', ...parts: string[]): string {
+    return `${this.#prefix}:i:${kind}:${parts.map(encodeURIComponent).join(':')}`;
+  }
+
+  /** The most selective index for a query. */
+  #indexFor(q: NormalizedJournalQuery): string {
+    if (q.sagaId !== undefined) return this.#key('g', q.sagaId);
+    if (q.service !== undefined && q.version !== undefined)
+      return this.#key('sv', q.service, q.version);
+    if (q.type !== undefined) return this.#key('t', q.type);
+    if (q.service !== undefined) return this.#key('s', q.service);
+    return `${this.#prefix}:i:all`;
+  }
+
+  /** True when the chosen index alone decides membership (no filter left to check). */
+  #indexCovers(q: NormalizedJournalQuery): boolean {
+    const given = [q.sagaId, q.service, q.version, q.type].filter((v) => v !== undefined).length;
+    if (given === 0) return true;
+    if (given === 1) return q.version === undefined;
+    return given === 2 && q.service !== undefined && q.version !== undefined;
+  }
+
+  async #load(ids: readonly string[]): Promise<(JournalRecord | undefined)[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.#redis.pipeline();
+    for (const id of ids) pipeline.hmget(`${this.#prefix}:r:${id}`, 'q', 's', 'j');
+    const results = await this.#call('read', () => pipeline.exec());
+    return (results ?? []).map(([error, value]) => {
+      if (error) throw new StoreUnavailableError('redis', 'read', undefined, { cause: error });
+      const [q, s, j] = value as [string | null, string | null, string | null];
+      return q && s && j ? this.#parse(q, s, j) : undefined;
+    });
+  }
+
+  #parse(seq: string, state: string, json: string): JournalRecord {
+    const stored = JSON.parse(json) as StoredJson;
+    const { headers, body, ...rest } = stored;
+    return {
+      ...rest,
+      message: { headers, body: new Uint8Array(Buffer.from(body, 'base64')) },
+      seq: Number(seq),
+      state: state as JournalRecord['state'],
+    };
+  }
+
+  #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
