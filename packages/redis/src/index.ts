@@ -1,1 +1,8 @@
-export {};
+/** @backtrack/redis: Redis (ioredis) implementations of Backtrack's store ports. */
+export { RedisDedupeStore, DEFAULT_REDIS_DEDUPE_OPTIONS } from './dedupe/RedisDedupeStore.js';
+export type {
+  RedisDedupeStoreDependencies,
+  RedisDedupeStoreOptions,
+} from './dedupe/RedisDedupeStore.js';
+export { createRedisClient, DEFAULT_REDIS_CLIENT_OPTIONS } from './client.js';
+export { RedisCommandError, RedisStoreConfigError } from './errors.js';

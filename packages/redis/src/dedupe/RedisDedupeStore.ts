@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DedupeConfigError,
+  createDefaultLogger,
+  type ClaimOptions,
+  type ClaimResult,
+  type CompleteOptions,
+  type DedupeStore,
+  type Logger,
+} from '@backtrack/core';
+import type { Redis } from 'ioredis';
+import { RedisStoreConfigError } from '../errors.js';
+import { callRedis } from '../internal/call.js';
+import { CLAIM, COMPLETE, EXTEND, RELEASE } from './scripts.js';
+
+/** Options of {@link RedisDedupeStore}. Every field is validated once, at construction. */
+export interface RedisDedupeStoreOptions {
+  /**
+   * Prefix of every key the store writes (`<keyPrefix><dedupe key>`). Give each service or
+   * environment its own. In Redis Cluster, put a hash tag in it (for example `'{orders}:dedupe:'`)
+   * so a batch claim's keys share one slot.
+   * @default 'backtrack:dedupe:'
+   */
+  keyPrefix?: string;
+  /**
+   * Retention of a done mark when `complete` is called without `ttlMs` (JavaScript callers, or
+   * a `ttlMs` of `undefined`), in ms. The idempotent middleware always passes its own.
+   * Must be between 1 second and 30 days.
+   * @default 86_400_000 (24 hours: inside the 30 minutes .. 7 days other systems use)
+   */
+  defaultRetentionMs?: number;
+  /**
+   * Deadline of every store call, in ms. When Redis does not answer in time (down, unreachable,
+   * overloaded) the call fails with the retriable `StoreUnavailableError`, so consumers pause
+   * instead of hanging. A claim that timed out may still have been written: its lease then
+   * simply expires.
+   * @default 2_000
+   */
+  commandTimeoutMs?: number;
+  /**
+   * Largest `result` `complete` accepts, in bytes (UTF-8). Results are meant to be small (a
+   * response id); this keeps a mistake from filling Redis.
+   * @default 16_384
+   */
+  maxResultBytes?: number;
+}
+
+/** Collaborators of {@link RedisDedupeStore}. */
+export interface RedisDedupeStoreDependencies {
+  /**
+   * The ioredis client. The caller owns it (connects, quits); see `createRedisClient` for
+   * settings that fail fast while Redis is away.
+   */
+  redis: Redis;
+  /** @default createDefaultLogger() */
+  logger?: Logger;
+}
+
+/** The defaults {@link RedisDedupeStore} merges the caller's options over. */
+export const DEFAULT_REDIS_DEDUPE_OPTIONS: Readonly<Required<RedisDedupeStoreOptions>> =
+  Object.freeze({
+    keyPrefix: 'backtrack:dedupe:',
+    defaultRetentionMs: 24 * 60 * 60 * 1000,
+    commandTimeoutMs: 2_000,
+    maxResultBytes: 16_384,
+  });
+
+const MIN_RETENTION_MS = 1_000;
+const MAX_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * A {@link DedupeStore} on Redis (ioredis), shared by every instance of a consumer.
+ *
+ * - `claim` is `SET key 'p:<random token>' NX PX leaseMs`: atomic, so of two consumers that
+ *   receive the same message only one runs the handler. (Never GET, then handle, then SETEX:
+ *   two consumers can both pass the GET.)
+ * - `complete`, `release` and `extend` are Lua scripts that act only while the key still holds
+ *   the caller's token, so a consumer whose lease expired cannot overwrite the new owner.
+ * - `claimMany` claims a whole batch in ONE round trip (one script).
+ * - Every key has an expiry: a lease `leaseMs`, a done mark `ttlMs`.
+ * - Redis down or slow: every call fails within `commandTimeoutMs` with the retriable
+ *   `StoreUnavailableError` (code `BT_ERR_STORE_UNAVAILABLE`).
+ *
+ * It is NOT atomic with the handler's own database writes: a crash after the handler's effect
+ * and before `complete` runs the handler again once the lease expires. The handler's own
+ * idempotency key is the defence there. See the package README.
+ *
+ * @example
+ * const redis = createRedisClient();
+ * const store = new RedisDedupeStore({ keyPrefix: 'orders:dedupe:' }, { redis });
+ */
+export class RedisDedupeStore implements DedupeStore {
+  readonly options: Readonly<Required<RedisDedupeStoreOptions>>;
+  readonly #redis: Redis;
+
+  constructor(options: RedisDedupeStoreOptions, dependencies: RedisDedupeStoreDependencies) {
+    this.options = validateOptions(options);
+    if (!dependencies?.redis) {
+      throw new RedisStoreConfigError(
+        'dependencies.redis',
+        dependencies?.redis,
+        'an ioredis client is required',
+      );
+    }
+    this.#redis = dependencies.redis;
+    warnAboutUnboundedQueue(this.#redis, dependencies.logger);
+  }
+
+  async claim(key: string, options: ClaimOptions): Promise<ClaimResult> {
+    assertKey('key', key);
+    assertPositiveMs('leaseMs', options?.leaseMs);
+    const [result] = await this.#claim([key], options.leaseMs, 'claim');
+    return result!;
+  }
+
+  async claimMany(keys: readonly string[], options: ClaimOptions): Promise<ClaimResult[]> {
+    keys.forEach((key, i) => assertKey(`keys[${i}]`, key));
+    assertPositiveMs('leaseMs', options?.leaseMs);
+    if (keys.length === 0) return [];
+    return this.#claim(keys, options.leaseMs, 'claimMany');
+  }
+
+  async complete(key: string, token: string, options: CompleteOptions): Promise<boolean> {
+    assertKey('key', key);
+    const ttlMs = options?.ttlMs ?? this.options.defaultRetentionMs;
+    assertPositiveMs('ttlMs', ttlMs);
+    const result = options?.result;
+    if (result !== undefined) {
+      if (typeof result !== 'string') {
+        throw new DedupeConfigError('result', result, 'must be a string when given');
+      }
+      if (Buffer.byteLength(result) > this.options.maxResultBytes) {
+        throw new DedupeConfigError(
+          'result',
+          `${Buffer.byteLength(result)} bytes`,
+          `must be at most maxResultBytes (${this.options.maxResultBytes}) bytes`,
+        );
+      }
+    }
+    const done = result === undefined ? 'd' : `d:${result}`;
+    const answer = await this.#call('complete', () =>
+      COMPLETE.run(this.#redis, [this.#key(key)], [String(token), done, ttlMs]),
+    );
+    return answer === 1;
+  }
+
+  async release(key: string, token: string): Promise<boolean> {
+    assertKey('key', key);
+    const answer = await this.#call('release', () =>
+      RELEASE.run(this.#redis, [this.#key(key)], [String(token)]),
+    );
+    return answer === 1;
+  }
+
+  async extend(key: string, token: string, leaseMs: number): Promise<boolean> {
+    assertKey('key', key);
+    assertPositiveMs('leaseMs', leaseMs);
+    const answer = await this.#call('extend', () =>
+      EXTEND.run(this.#redis, [this.#key(key)], [String(token), leaseMs]),
+    );
+    return answer === 1;
+  }
+
+  /** The Redis key a dedupe key is stored under (for diagnostics and tests). */
+  redisKey(key: string): string {
+    return this.#key(key);
+  }
+
+  async #claim(
+    keys: readonly string[],
+    leaseMs: number,
+    operation: string,
+  ): Promise<ClaimResult[]> {
+    const tokens = keys.map(() => randomUUID());
+    const raw = (await this.#call(operation, () =>
+      CLAIM.run(
+        this.#redis,
+        keys.map((k) => this.#key(k)),
+        [leaseMs, ...tokens],
+      ),
+    )) as string[];
+    return raw.map((answer, i): ClaimResult => {
+      if (answer === 'c') return { status: 'claimed', token: tokens[i]! };
+      if (answer === 'i') return { status: 'in-progress' };
+      return answer.length > 1 ? { status: 'done', result: answer.slice(2) } : { status: 'done' };
+    });
+  }
+
+  #key(key: string): string {
+    return this.options.keyPrefix + key;
+  }
+
+  #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis('redis-dedupe', operation, this.options.commandTimeoutMs, fn);
+  }
+}
+
+function validateOptions(
+  options: RedisDedupeStoreOptions | undefined,
+): Readonly<Required<RedisDedupeStoreOptions>> {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new RedisStoreConfigError('options', options, 'must be an object');
+  }
+  const merged = { ...DEFAULT_REDIS_DEDUPE_OPTIONS, ...stripUndefined(options ?? {}) };
+  if (
+    typeof merged.keyPrefix !== 'string' ||
+    merged.keyPrefix.length === 0 ||
+    merged.keyPrefix.length > 256
+  ) {
+    throw new RedisStoreConfigError(
+      'keyPrefix',
+      merged.keyPrefix,
+      'must be a string of 1 to 256 characters',
+    );
+  }
+  if (
+    !Number.isSafeInteger(merged.defaultRetentionMs) ||
+    merged.defaultRetentionMs < MIN_RETENTION_MS ||
+    merged.defaultRetentionMs > MAX_RETENTION_MS
+  ) {
+    throw new RedisStoreConfigError(
+      'defaultRetentionMs',
+      merged.defaultRetentionMs,
+      `must be an integer number of ms between ${MIN_RETENTION_MS} (1 s) and ${MAX_RETENTION_MS} (30 days)`,
+    );
+  }
+  if (!Number.isSafeInteger(merged.commandTimeoutMs) || merged.commandTimeoutMs <= 0) {
+    throw new RedisStoreConfigError(
+      'commandTimeoutMs',
+      merged.commandTimeoutMs,
+      'must be a positive integer number of ms',
+    );
+  }
+  if (!Number.isSafeInteger(merged.maxResultBytes) || merged.maxResultBytes < 0) {
+    throw new RedisStoreConfigError(
+      'maxResultBytes',
+      merged.maxResultBytes,
+      'must be a non-negative integer',
+    );
+  }
+  return Object.freeze(merged);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function assertPositiveMs(field: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new DedupeConfigError(field, value, 'must be a positive integer number of milliseconds');
+  }
+}
+
+function assertKey(field: string, key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new DedupeConfigError(field, key, 'must be a non-empty string');
+  }
+}
+
+function warnAboutUnboundedQueue(redis: Redis, logger: Logger | undefined): void {
+  const opts = redis.options as {
+    maxRetriesPerRequest?: number | null;
+    enableOfflineQueue?: boolean;
+  };
+  if (opts.enableOfflineQueue !== false && opts.maxRetriesPerRequest === null) {
+    (logger ?? createDefaultLogger()).warn(
+      { component: 'RedisDedupeStore' },
+      'ioredis client has maxRetriesPerRequest: null: commands queue without bound while Redis is away; ' +
+        'calls still fail after commandTimeoutMs, but use createRedisClient() or set maxRetriesPerRequest',
+    );
+  }
+}

@@ -1,0 +1,67 @@
+import { LuaScript } from '../internal/LuaScript.js';
+
+/*
+ * Values stored under a dedupe key:
+ *   'p:' .. token     a live claim (lease = the key's PX expiry)
+ *   'd'               done, no result
+ *   'd:' .. result    done, with a result
+ * Every write sets an expiry: a lease never outlives leaseMs, a done mark never outlives ttlMs.
+ */
+
+/**
+ * Claims every key in KEYS in one atomic call. ARGV[1] = leaseMs, ARGV[1 + i] = the token for
+ * KEYS[i]. Answers per key: 'c' claimed, 'i' in progress, or the done value ('d' / 'd:result').
+ * `SET NX PX` is the claim itself; the GET after a refused SET runs in the same script, so no
+ * other client can change the key in between.
+ */
+export const CLAIM = new LuaScript(
+  'backtrack.dedupe.claim',
+  `
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 'p:' .. ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
+    out[i] = 'c'
+  else
+    local cur = redis.call('GET', key)
+    if cur and string.sub(cur, 1, 1) == 'd' then out[i] = cur else out[i] = 'i' end
+  end
+end
+return out
+`,
+);
+
+/** KEYS[1]; ARGV = token, done value, ttlMs. 1 if the token owned the key and it is now done. */
+export const COMPLETE = new LuaScript(
+  'backtrack.dedupe.complete',
+  `
+if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`,
+);
+
+/** KEYS[1]; ARGV = token. 1 if the token owned the key and the claim is dropped. */
+export const RELEASE = new LuaScript(
+  'backtrack.dedupe.release',
+  `
+if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`,
+);
+
+/** KEYS[1]; ARGV = token, leaseMs. 1 if the token owned the key and its lease is extended. */
+export const EXTEND = new LuaScript(
+  'backtrack.dedupe.extend',
+  `
+if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`,
+);

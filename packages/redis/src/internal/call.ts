@@ -1,0 +1,69 @@
+import { StoreUnavailableError } from '@backtrack/core';
+import { RedisCommandError } from '../errors.js';
+
+/** Redis error replies that mean "not now" rather than "never": retry later. */
+const TRANSIENT_REPLIES = [
+  'LOADING',
+  'BUSY',
+  'READONLY',
+  'TRYAGAIN',
+  'CLUSTERDOWN',
+  'MASTERDOWN',
+  'OOM',
+  'NOREPLICAS',
+];
+
+/**
+ * Runs one store operation against Redis with a deadline, and maps failures to typed errors:
+ * the connection being down, closed or slow (and transient error replies) become the retriable
+ * `StoreUnavailableError`; any other error reply becomes `RedisCommandError`.
+ *
+ * The deadline is what keeps a consumer from hanging while Redis is away: even with a client
+ * that queues commands offline, the caller gets its answer within `timeoutMs`.
+ */
+export async function callRedis<T>(
+  store: string,
+  operation: string,
+  timeoutMs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new StoreUnavailableError(
+            store,
+            operation,
+            `${store} store did not answer ${operation} within ${timeoutMs} ms`,
+            { details: { timeoutMs } },
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([fn(), deadline]);
+  } catch (error) {
+    throw classify(store, operation, error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function classify(store: string, operation: string, error: unknown): Error {
+  if (error instanceof StoreUnavailableError) return error;
+  if (error instanceof Error && error.name === 'ReplyError') {
+    const prefix = error.message.split(' ', 1)[0] ?? '';
+    if (!TRANSIENT_REPLIES.includes(prefix)) return new RedisCommandError(operation, error);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError(
+    store,
+    operation,
+    `${store} store unavailable (${operation}): ${message}`,
+    {
+      cause: error,
+    },
+  );
+}
