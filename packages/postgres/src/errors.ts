@@ -102,10 +102,20 @@ export function toStoreError(error: unknown, schema: string, operation: string):
       message,
     );
   if (lostConnection) {
-    return new StoreUnavailableError('postgres', operation, `postgres is unavailable (${operation}): ${message}`, {
-      cause: error,
-      details: { schema, sqlState },
-    });
+    return new StoreUnavailableError(
+      'postgres',
+      operation,
+      `postgres is unavailable (${operation}): ${message}`,
+      {
+        cause: error,
+        details: { schema, sqlState },
+      },
+    );
   }
-  return new PostgresQueryError(operation, sqlState, error, sqlState !== undefined && TRANSIENT_STATES.has(sqlState));
+  return new PostgresQueryError(
+    operation,
+    sqlState,
+    error,
+    sqlState !== undefined && TRANSIENT_STATES.has(sqlState),
+  );
 }

@@ -342,7 +342,10 @@ export class PostgresInbox implements DedupeStore {
       } else if (row.state === 'done') {
         // The statement's snapshot predates the upsert: a 'done' row seen here was not taken
         // over, so it is live (an expired one would have been claimed above).
-        byKey.set(row.key, row.result === null ? { status: 'done' } : { status: 'done', result: row.result });
+        byKey.set(
+          row.key,
+          row.result === null ? { status: 'done' } : { status: 'done', result: row.result },
+        );
       } else {
         // A live lease, or a row committed by a concurrent claim after this statement's snapshot.
         byKey.set(row.key, { status: 'in-progress' });
@@ -464,7 +467,9 @@ export class PostgresInbox implements DedupeStore {
       throw new PostgresConfigError('intervalMs', intervalMs, 'must be a positive integer');
     }
     const timer = setInterval(() => {
-      this.cleanup().catch((error: unknown) => this.#log.warn({ err: error }, 'inbox cleanup failed'));
+      this.cleanup().catch((error: unknown) =>
+        this.#log.warn({ err: error }, 'inbox cleanup failed'),
+      );
     }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
@@ -478,7 +483,11 @@ export class PostgresInbox implements DedupeStore {
     }
   }
 
-  async #query<R extends object = object>(operation: string, sql: string, params: unknown[]): Promise<R[]> {
+  async #query<R extends object = object>(
+    operation: string,
+    sql: string,
+    params: unknown[],
+  ): Promise<R[]> {
     try {
       return (await this.#pool.query<R>(sql, params)).rows;
     } catch (error) {

@@ -51,7 +51,9 @@ export interface Migration {
 }
 
 /** Reads the migration files, sorted by name. */
-export async function loadMigrations(directory: string = MIGRATIONS_DIRECTORY): Promise<Migration[]> {
+export async function loadMigrations(
+  directory: string = MIGRATIONS_DIRECTORY,
+): Promise<Migration[]> {
   let files: string[];
   try {
     files = (await readdir(directory)).filter((f) => f.endsWith('.sql')).sort();
@@ -89,7 +91,10 @@ export async function loadMigrations(directory: string = MIGRATIONS_DIRECTORY): 
 export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   const s = quoteSchema(schema);
-  const log = (options.logger ?? createDefaultLogger()).child({ component: 'postgres-migrate', schema });
+  const log = (options.logger ?? createDefaultLogger()).child({
+    component: 'postgres-migrate',
+    schema,
+  });
   const migrations = await loadMigrations(options.directory);
 
   let client;
@@ -100,7 +105,10 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
   }
   let locked = false;
   try {
-    await client.query('SELECT pg_advisory_lock(hashtext($1), hashtext($2))', ['backtrack.migrate', schema]);
+    await client.query('SELECT pg_advisory_lock(hashtext($1), hashtext($2))', [
+      'backtrack.migrate',
+      schema,
+    ]);
     locked = true;
     if (!options.dryRun) {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
@@ -153,7 +161,10 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
   } finally {
     if (locked) {
       await client
-        .query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', ['backtrack.migrate', schema])
+        .query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [
+          'backtrack.migrate',
+          schema,
+        ])
         .catch(() => undefined);
     }
     client.release();

@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SagaRecord, SagaStatus } from '@backtrack/core';
+import { probeService, uniqueName } from '../../../test/support/services.js';
+import { PostgresSagaStore } from '@backtrack/postgres';
+import { openTestDatabase, type TestDatabase } from './support.js';
+
+const postgres = await probeService('postgres');
+
+function sagaRecord(overrides: Partial<SagaRecord> = {}): SagaRecord {
+  const now = new Date().toISOString();
+  return {
+    sagaId: uniqueName('saga'),
+    sagaName: 'place-order',
+    definitionVersion: 1,
+    status: 'running',
+    input: { orderId: 'o-1', amountCents: 1299, tags: ['a', 'b'], nested: { ok: true } },
+    steps: { reserve: { status: 'pending', attempts: 0, compensationAttempts: 0 } },
+    completionOrder: [],
+    compensationOrder: [],
+    cancelRequested: false,
+    revision: 0,
+    createdAt: now,
+    updatedAt: now,
+    ...overrides,
+  };
+}
+
+describe.skipIf(!postgres.available)('PostgresSagaStore (PostgreSQL specifics)', () => {
+  let db: TestDatabase;
+  let store: PostgresSagaStore;
+
+  beforeAll(async () => {
+    db = await openTestDatabase(postgres.url, 'bt_saga');
+    store = new PostgresSagaStore({ pool: db.pool }, { schema: db.schema });
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  it('round-trips a record through JSONB', async () => {
+    const record = sagaRecord({
+      failure: {
+        step: 'reserve',
+        error: { name: 'Error', message: 'no stock', code: 'X' },
+        reason: 'step-failed',
+      },
+    });
+    expect(await store.create(record)).toEqual({ created: true, record });
+    expect(await store.get(record.sagaId)).toEqual(record);
+    expect(await store.get('missing')).toBeUndefined();
+  });
+
+  it('creates a saga once when many engines start it at the same time', async () => {
+    const sagaId = uniqueName('saga');
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        store.create(sagaRecord({ sagaId, input: { attempt: i } })),
+      ),
+    );
+    const created = results.filter((r) => r.created);
+    expect(created).toHaveLength(1);
+    // Everyone sees the winner's record.
+    for (const r of results) expect(r.record.input).toEqual(created[0]!.record.input);
+  });
+
+  it('lets exactly one of many concurrent updates from one revision win', async () => {
+    const { record } = await store.create(sagaRecord());
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        store.update({ ...record, status: 'compensating', input: { writer: i } }, record.revision),
+      ),
+    );
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const o of outcomes.filter((o) => o.status === 'rejected')) {
+      expect((o as PromiseRejectedResult).reason).toMatchObject({
+        code: 'BT_ERR_SAGA_CONCURRENT_UPDATE',
+        retriable: true,
+        details: { sagaId: record.sagaId, expectedRevision: 0, actualRevision: 1 },
+      });
+    }
+    const stored = await store.get(record.sagaId);
+    expect(stored).toEqual((won[0] as PromiseFulfilledResult<SagaRecord>).value);
+    expect(stored!.revision).toBe(1);
+  });
+
+  it('reports an update of an unknown saga as not found', async () => {
+    await expect(store.update(sagaRecord(), 0)).rejects.toMatchObject({
+      code: 'BT_ERR_SAGA_NOT_FOUND',
+    });
+  });
+
+  it('lists by status through the status index, not a table scan', async () => {
+    const name = uniqueName('bulk');
+    await db.pool.query(
+      `INSERT INTO "${db.schema}".sagas (saga_id, saga_name, status, revision, record)
+       SELECT 'bulk-' || g, $1, CASE WHEN g % 500 = 0 THEN 'stuck' ELSE 'completed' END, 0, '{}'::jsonb
+         FROM generate_series(1, 5000) AS g`,
+      [name],
+    );
+    await db.pool.query(`ANALYZE "${db.schema}".sagas`);
+    const plan = await db.pool.query<{ 'QUERY PLAN': string }>(
+      `EXPLAIN SELECT seq, record, revision FROM "${db.schema}".sagas
+        WHERE status = ANY($1::text[]) ORDER BY seq LIMIT 101`,
+      [['stuck']],
+    );
+    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    expect(text).toMatch(/sagas_status_seq_idx/);
+    expect(text).not.toMatch(/Seq Scan/);
+    await db.pool.query(`DELETE FROM "${db.schema}".sagas WHERE saga_name = $1`, [name]);
+  });
+
+  it('pages a filtered list with a cursor, in creation order, without gaps or repeats', async () => {
+    const sagaName = uniqueName('paged');
+    const statuses: SagaStatus[] = [
+      'stuck',
+      'running',
+      'stuck',
+      'completed',
+      'stuck',
+      'stuck',
+      'failed',
+      'stuck',
+    ];
+    const ids: string[] = [];
+    for (const status of statuses) {
+      const r = sagaRecord({ sagaName, status });
+      ids.push(r.sagaId);
+      await store.create(r);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await store.list({
+        sagaName,
+        status: 'stuck',
+        limit: 2,
+        ...(cursor ? { cursor } : {}),
+      });
+      seen.push(...page.items.map((r) => r.sagaId));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor !== undefined);
+    expect(seen).toEqual(ids.filter((_, i) => statuses[i] === 'stuck'));
+    expect(pages).toBe(3);
+    const several = await store.list({ sagaName, status: ['running', 'failed'] });
+    expect(several.items.map((r) => r.status)).toEqual(['running', 'failed']);
+    expect(several.nextCursor).toBeUndefined();
+  });
+
+  it('rejects a cursor it did not issue', async () => {
+    await expect(store.list({ cursor: 'garbage' })).rejects.toMatchObject({
+      code: 'BT_ERR_PG_CURSOR_INVALID',
+    });
+  });
+});
