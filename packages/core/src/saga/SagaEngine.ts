@@ -575,7 +575,8 @@ class SagaRun {
     // Steps the log says failed stay failed (a crash may have come before the saga's own write).
     const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
     const pending = stage.filter((s) => !done.has(this.#record.steps[s.name]!.status));
-    await Promise.all(pending.map((s) => this.#runStep(s, signal)));
+    // allSettled: a store failure in one branch must not leave the others running unobserved.
+    rethrowFirst(await Promise.allSettled(pending.map((s) => this.#runStep(s, signal))));
     const failures = stage.flatMap((s) => {
       const rec = this.#record.steps[s.name]!;
       return rec.status === StepStatus.Failed
@@ -744,7 +745,9 @@ class SagaRun {
       else layers.push([name]);
     }
     for (const layer of layers.reverse()) {
-      const outcomes = await Promise.all(layer.map((name) => this.#compensateStep(name)));
+      const outcomes = rethrowFirst(
+        await Promise.allSettled(layer.map((name) => this.#compensateStep(name))),
+      );
       const failed = outcomes.flatMap((o, i) =>
         o.ok ? [] : [{ step: layer[i]!, error: o.error }],
       );
@@ -892,6 +895,12 @@ class SagaRun {
     this.#writes = next.catch(() => undefined);
     return next;
   }
+}
+
+function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
 function progressOf(r: SagaRecord): string {
