@@ -1,1 +1,70 @@
-export {};
+/** @backtrack/rabbitmq public API. */
+export {
+  createRabbitTransport,
+  RabbitTransport,
+  DEFAULT_RABBIT_TRANSPORT_OPTIONS,
+} from './RabbitTransport.js';
+export type {
+  RabbitTransportOptions,
+  RabbitTransportDependencies,
+  RabbitSubscriptionOptions,
+  RoutingKeyStrategy,
+} from './RabbitTransport.js';
+export { RabbitConnection, DEFAULT_RECONNECT_OPTIONS } from './connection/RabbitConnection.js';
+export type {
+  RabbitConnectionOptions,
+  ReconnectOptions,
+  SetupHook,
+} from './connection/RabbitConnection.js';
+export { RabbitPublisher } from './publisher/RabbitPublisher.js';
+export type { RabbitPublisherOptions } from './publisher/RabbitPublisher.js';
+export {
+  RabbitSubscription,
+  DEFAULT_CONSUMER_OPTIONS,
+  pickRetryQueue,
+} from './consumer/RabbitSubscription.js';
+export type {
+  RabbitConsumerOptions,
+  RabbitSubscriptionStats,
+} from './consumer/RabbitSubscription.js';
+export {
+  toAmqpMessage,
+  fromAmqpMessage,
+  CLOUD_EVENTS_HEADER_PREFIX,
+  BACKTRACK_HEADERS,
+} from './envelope/amqpBinding.js';
+export type { AmqpMessage, AmqpMessageLike } from './envelope/amqpBinding.js';
+export { readDeadLetter } from './envelope/deadLetter.js';
+export type { DeadLetter } from './envelope/deadLetter.js';
+export {
+  consumerTopology,
+  declareTopology,
+  deleteTopology,
+  queueArguments,
+  capabilitiesOf,
+  QUEUE_TYPES,
+} from './topology/topology.js';
+export type {
+  Topology,
+  ExchangeDeclaration,
+  QueueDeclaration,
+  BindingDeclaration,
+  BrokerCapabilities,
+  ConsumerTopology,
+  ConsumerTopologyOptions,
+  DeadLetterOptions,
+  QueueType,
+} from './topology/topology.js';
+export { closeOnSignals } from './shutdown.js';
+export type { CloseOnSignalsOptions } from './shutdown.js';
+export {
+  RABBIT_ERROR_CODES,
+  RabbitError,
+  RabbitConfigError,
+  RabbitPublishError,
+  RabbitUnroutableError,
+  RabbitClosedError,
+  RabbitConnectionError,
+  RabbitTopologyError,
+} from './errors.js';
+export type { RabbitErrorCode } from './errors.js';

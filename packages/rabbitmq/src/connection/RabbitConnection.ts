@@ -1,0 +1,260 @@
+import type { Logger } from '@backtrack/core';
+import amqplib from 'amqplib';
+import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
+import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
+import { capabilitiesOf, type BrokerCapabilities } from '../topology/topology.js';
+
+/** Reconnect backoff, handed to amqplib's opt-in connection recovery. */
+export interface ReconnectOptions {
+  /** First delay before reconnecting, in ms. @default 200 */
+  initialDelayMs?: number;
+  /** Largest delay between attempts, in ms (jitter included). @default 10_000 */
+  maxDelayMs?: number;
+  /** Multiplier per attempt. @default 2 */
+  factor?: number;
+  /** Random spread of each delay, 0 to 1. @default 0.2 */
+  jitter?: number;
+  /** Attempts after a connection was lost before giving up for good. @default Infinity */
+  maxRetries?: number;
+  /**
+   * Attempts before the first connection succeeds: startup fails fast (the transport factory
+   * rejects) against a broker that is not there, while a running service keeps reconnecting.
+   * @default 5
+   */
+  initialMaxRetries?: number;
+}
+
+/** Defaults of {@link ReconnectOptions}. */
+export const DEFAULT_RECONNECT_OPTIONS: Readonly<Required<ReconnectOptions>> = Object.freeze({
+  initialDelayMs: 200,
+  maxDelayMs: 10_000,
+  factor: 2,
+  jitter: 0.2,
+  maxRetries: Infinity,
+  initialMaxRetries: 5,
+});
+
+/** Options of {@link RabbitConnection.open}. */
+export interface RabbitConnectionOptions {
+  /** `amqp://user:pass@host:port/vhost` or amqplib's connect object. */
+  url: string | Options.Connect;
+  /** Shown in the management UI and `rabbitmqctl list_connections`. @default 'backtrack' */
+  connectionName?: string;
+  /** AMQP heartbeat, in seconds; a dead peer is noticed after about twice this. @default 10 */
+  heartbeatSeconds?: number;
+  reconnect?: ReconnectOptions;
+}
+
+/**
+ * Runs on every (re)connect, in registration order, before the connection is handed out. A hook
+ * that throws makes the attempt fail: the connection is closed and another attempt scheduled.
+ */
+export type SetupHook = (model: ChannelModel, capabilities: BrokerCapabilities) => Promise<void>;
+
+/**
+ * One AMQP connection with automatic recovery (amqplib's `recovery` option: exponential backoff
+ * with jitter). Components register {@link SetupHook}s that re-create what lives on the
+ * connection (topology, the publisher's confirm channel, consumers) every time it comes back.
+ */
+export class RabbitConnection {
+  readonly #recovering: RecoveringChannelModel;
+  readonly #logger: Logger;
+  readonly #hooks: Array<{ name: string; hook: SetupHook }>;
+  #model: ChannelModel | undefined;
+  #capabilities: BrokerCapabilities = capabilitiesOf(undefined);
+  #closed = false;
+  #waiters: Array<{ resolve: (model: ChannelModel) => void; reject: (error: Error) => void }> = [];
+  #failure: Error | undefined;
+  #connects = 0;
+
+  private constructor(
+    recovering: RecoveringChannelModel,
+    hooks: Array<{ name: string; hook: SetupHook }>,
+    logger: Logger,
+  ) {
+    this.#recovering = recovering;
+    this.#hooks = hooks;
+    this.#logger = logger;
+  }
+
+  /**
+   * Connects (retrying `reconnect.initialMaxRetries` times) and keeps the connection up.
+   * @throws {RabbitConnectionError} when the first connection cannot be made.
+   */
+  static async open(options: RabbitConnectionOptions, logger: Logger): Promise<RabbitConnection> {
+    const reconnect = { ...DEFAULT_RECONNECT_OPTIONS, ...options.reconnect };
+    for (const [field, value] of Object.entries(reconnect)) {
+      if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+        throw new RabbitConfigError(`reconnect.${field}`, 'must be a non-negative number', {
+          value,
+        });
+      }
+    }
+    if (reconnect.jitter > 1) {
+      throw new RabbitConfigError('reconnect.jitter', 'must be between 0 and 1', {
+        value: reconnect.jitter,
+      });
+    }
+    const hooks: Array<{ name: string; hook: SetupHook }> = [];
+    const holder: { self?: RabbitConnection } = {};
+    const setup = async (model: ChannelModel): Promise<void> => {
+      // amqplib binds its own listeners only after setup: without this an error during setup
+      // would be an unhandled 'error' event.
+      model.on('error', (error: Error) => logger.warn({ err: error }, 'amqp connection error'));
+      const capabilities = capabilitiesOf(
+        String(
+          (model.connection.serverProperties as unknown as Record<string, unknown>)['version'] ??
+            '',
+        ),
+      );
+      const self = holder.self;
+      if (self) {
+        self.#model = model;
+        self.#capabilities = capabilities;
+      }
+      for (const { name, hook } of hooks) {
+        try {
+          await hook(model, capabilities);
+        } catch (error) {
+          logger.error({ err: error, hook: name }, 'amqp setup after (re)connect failed');
+          throw error;
+        }
+      }
+    };
+    const socketOptions = {
+      heartbeat: options.heartbeatSeconds ?? 10,
+      clientProperties: { connection_name: options.connectionName ?? 'backtrack' },
+      recovery: {
+        initialDelay: reconnect.initialDelayMs,
+        maxDelay: reconnect.maxDelayMs,
+        factor: reconnect.factor,
+        jitter: reconnect.jitter,
+        maxRetries: reconnect.maxRetries,
+        initialMaxRetries: reconnect.initialMaxRetries,
+        waitForConnect: false,
+        setup,
+      },
+    };
+    const recovering = await amqplib.connect(options.url, socketOptions);
+    const connection = new RabbitConnection(recovering, hooks, logger);
+    holder.self = connection;
+    connection.#listen();
+    try {
+      await recovering.waitForConnect();
+    } catch (cause) {
+      await recovering.close().catch(() => undefined);
+      throw new RabbitConnectionError(
+        `could not connect to RabbitMQ after ${reconnect.initialMaxRetries} retries: ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`,
+        { cause },
+      );
+    }
+    return connection;
+  }
+
+  #listen(): void {
+    const r = this.#recovering;
+    r.on('error', (error: Error) => this.#logger.warn({ err: error }, 'amqp connection error'));
+    r.on('connect', (model: ChannelModel) => {
+      this.#model = model;
+      this.#connects += 1;
+      this.#logger.info(
+        { connects: this.#connects, broker: this.#capabilities.version },
+        this.#connects === 1 ? 'amqp connected' : 'amqp reconnected',
+      );
+      for (const waiter of this.#waiters.splice(0)) waiter.resolve(model);
+    });
+    r.on('disconnect', (error: Error) => {
+      this.#model = undefined;
+      this.#logger.warn({ err: error }, 'amqp connection lost; reconnecting');
+    });
+    r.on('connect-failed', (error: Error) => {
+      this.#model = undefined;
+      this.#logger.warn({ err: error }, 'amqp connection attempt failed');
+    });
+    r.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
+      this.#logger.info({ attempt: info.attempt, delayMs: info.delay }, 'amqp reconnect scheduled'),
+    );
+    r.on('reconnect-failed', (error: Error) => {
+      this.#failure = new RabbitConnectionError(
+        `gave up reconnecting to RabbitMQ: ${error.message}`,
+        {
+          cause: error,
+        },
+      );
+      this.#logger.error({ err: error }, 'amqp reconnect failed for good');
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+    });
+    r.on('blocked', (reason: string) => this.#logger.warn({ reason }, 'amqp connection blocked'));
+    r.on('unblocked', () => this.#logger.info('amqp connection unblocked'));
+  }
+
+  /** The live amqplib connection, if connected (diagnostics and tests). */
+  get model(): ChannelModel | undefined {
+    return this.#model;
+  }
+
+  /** What the broker supports (from its version). */
+  get capabilities(): BrokerCapabilities {
+    return this.#capabilities;
+  }
+
+  /** How many times the connection was established (1 after the first connect). */
+  get connects(): number {
+    return this.#connects;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Registers a hook run on every future (re)connect. The caller runs it itself for the current
+   * connection. Returns a function that unregisters it.
+   */
+  addSetupHook(name: string, hook: SetupHook): () => void {
+    const entry = { name, hook };
+    this.#hooks.push(entry);
+    return () => {
+      const i = this.#hooks.indexOf(entry);
+      if (i >= 0) this.#hooks.splice(i, 1);
+    };
+  }
+
+  /** Resolves with the live connection, waiting for a reconnect when there is none. */
+  waitForModel(): Promise<ChannelModel> {
+    if (this.#closed) return Promise.reject(new RabbitClosedError('the RabbitMQ connection'));
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#model) return Promise.resolve(this.#model);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Runs `fn` on a fresh channel of the live connection and closes the channel after. Declaring
+   * topology uses its own channel because a failed declaration closes the channel it ran on.
+   */
+  async withChannel<T>(fn: (channel: Channel, model: ChannelModel) => Promise<T>): Promise<T> {
+    const model = await this.waitForModel();
+    const channel = await model.createChannel();
+    channel.on('error', (error: Error) =>
+      this.#logger.debug({ err: error }, 'amqp utility channel closed by the broker'),
+    );
+    try {
+      return await fn(channel, model);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  /** Closes the connection; no reconnect follows. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) {
+      waiter.reject(new RabbitClosedError('the RabbitMQ connection'));
+    }
+    await this.#recovering.close();
+    this.#model = undefined;
+  }
+}

@@ -1,0 +1,569 @@
+import type {
+  Disposition,
+  IncomingMessage,
+  Logger,
+  MessageProcessor,
+  Subscription,
+} from '@backtrack/core';
+import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
+import type { RabbitConnection } from '../connection/RabbitConnection.js';
+import {
+  BACKTRACK_HEADERS,
+  fromAmqpMessage,
+  headerToPositiveInt,
+  headerToString,
+} from '../envelope/amqpBinding.js';
+import { RABBIT_ERROR_CODES, RabbitConfigError } from '../errors.js';
+import { isClosedChannel, type RabbitPublisher } from '../publisher/RabbitPublisher.js';
+import {
+  consumerTopology,
+  declareTopology,
+  type ConsumerTopology,
+  type DeadLetterOptions,
+  type QueueType,
+} from '../topology/topology.js';
+
+/** How a RabbitMQ subscription consumes, on top of the port's topics, group and processor. */
+export interface RabbitConsumerOptions {
+  /**
+   * Unacknowledged messages the broker hands this consumer at once (`basic.qos`). They are
+   * processed concurrently, so order across messages holds only with `prefetch: 1`.
+   * @default 10
+   */
+  prefetch: number;
+  /** Binding keys (topic patterns over the event type) on every exchange in `topics`. @default ['#'] */
+  bindingKeys: readonly string[];
+  /** @default 'quorum' */
+  queueType: QueueType;
+  /**
+   * Quorum queues: the broker's `x-delivery-limit`. It counts only deliveries that came back
+   * unacknowledged (a consumer crash, a dropped channel, a `redeliver` disposition), because
+   * handler retries are re-published to a retry queue as new messages with an attempt header.
+   * When it is reached the broker dead-letters the message to the dead-letter queue (at-least-once),
+   * so a message that crashes every consumer is parked, not lost. Set explicitly because
+   * RabbitMQ 4 otherwise applies 20. `null` leaves it unset (unbounded before RabbitMQ 4).
+   * @default 50
+   */
+  deliveryLimit: number | null;
+  /**
+   * TTLs of the retry queues, in ms, ascending: a `retry` disposition waits in the smallest one at
+   * least as long as the delay asked for (the largest when none is).
+   * @default [1_000, 5_000, 30_000, 300_000]
+   */
+  retryDelaysMs: readonly number[];
+  /** Dead-letter exchange and queue names. @default `${group}.dlx` and `${group}.dlq` */
+  deadLetter: DeadLetterOptions;
+  /**
+   * Declare the exchanges, queues and bindings on subscribe and on every reconnect. Turn off when
+   * the topology is owned elsewhere (it must then match {@link consumerTopology}).
+   * @default true
+   */
+  declare: boolean;
+  /** Largest wait before a `redeliver` nack, in ms. @default 30_000 */
+  maxRedeliverDelayMs: number;
+  /**
+   * A processor that throws (instead of returning a disposition) is a bug; the message is retried
+   * like a handler failure and dead-lettered at this attempt.
+   * @default 5
+   */
+  processorErrorMaxAttempts: number;
+  /** How long `close` waits for in-flight handlers, in ms. @default 30_000 */
+  shutdownTimeoutMs: number;
+}
+
+/** Defaults of {@link RabbitConsumerOptions}. */
+export const DEFAULT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = Object.freeze({
+  prefetch: 10,
+  bindingKeys: Object.freeze(['#']),
+  queueType: 'quorum',
+  deliveryLimit: 50,
+  retryDelaysMs: Object.freeze([1_000, 5_000, 30_000, 300_000]),
+  deadLetter: Object.freeze({}),
+  declare: true,
+  maxRedeliverDelayMs: 30_000,
+  processorErrorMaxAttempts: 5,
+  shutdownTimeoutMs: 30_000,
+});
+
+/** Validates merged consumer options; throws {@link RabbitConfigError} naming the field. */
+export function validateConsumerOptions(options: RabbitConsumerOptions): void {
+  const positiveInt = (field: string, value: number, max = Number.MAX_SAFE_INTEGER): void => {
+    if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+      throw new RabbitConfigError(field, `must be an integer from 1 to ${max}`, { value });
+    }
+  };
+  positiveInt('prefetch', options.prefetch, 65_535);
+  if (options.deliveryLimit !== null) positiveInt('deliveryLimit', options.deliveryLimit);
+  positiveInt('processorErrorMaxAttempts', options.processorErrorMaxAttempts);
+  if (options.retryDelaysMs.length === 0) {
+    throw new RabbitConfigError('retryDelaysMs', 'needs at least one delay');
+  }
+  let previous = 0;
+  for (const delay of options.retryDelaysMs) {
+    if (!Number.isSafeInteger(delay) || delay < 1 || delay <= previous) {
+      throw new RabbitConfigError('retryDelaysMs', 'must be ascending positive integers (ms)', {
+        value: options.retryDelaysMs,
+      });
+    }
+    previous = delay;
+  }
+  if (options.bindingKeys.length === 0) {
+    throw new RabbitConfigError('bindingKeys', 'needs at least one binding key (use "#" for all)');
+  }
+  for (const field of ['maxRedeliverDelayMs', 'shutdownTimeoutMs'] as const) {
+    if (!Number.isFinite(options[field]) || options[field] < 0) {
+      throw new RabbitConfigError(field, 'must be a non-negative number of ms', {
+        value: options[field],
+      });
+    }
+  }
+  if (!['quorum', 'classic'].includes(options.queueType)) {
+    throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", {
+      value: options.queueType,
+    });
+  }
+}
+
+/** Counters of one subscription (tests and metrics). */
+export interface RabbitSubscriptionStats {
+  received: number;
+  acked: number;
+  retried: number;
+  deadLettered: number;
+  redelivered: number;
+  /** Dispositions that could not be carried out because the channel died first (redelivered). */
+  abandoned: number;
+}
+
+/**
+ * A running consumer on one queue. Every delivery goes to the processor; the message is
+ * acknowledged only after its disposition was carried out (a retry or dead letter confirmed by the
+ * broker first), so a crash at any point leaves it unacknowledged and the broker delivers it again.
+ */
+export class RabbitSubscription implements Subscription {
+  readonly queue: string;
+  readonly topology: ConsumerTopology;
+  readonly stats: RabbitSubscriptionStats = {
+    received: 0,
+    acked: 0,
+    retried: 0,
+    deadLettered: 0,
+    redelivered: 0,
+    abandoned: 0,
+  };
+  readonly #connection: RabbitConnection;
+  readonly #publisher: RabbitPublisher;
+  readonly #processor: MessageProcessor;
+  readonly #options: RabbitConsumerOptions;
+  readonly #logger: Logger;
+  #channel: Channel | undefined;
+  #consumerTag: string | undefined;
+  #attaching: Promise<void> = Promise.resolve();
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+  #pausedUntil = 0;
+  #removeHook: (() => void) | undefined;
+  #reattachTimer: NodeJS.Timeout | undefined;
+  #reattachDelayMs = 100;
+
+  constructor(
+    params: {
+      topics: readonly string[];
+      group: string;
+      processor: MessageProcessor;
+      options: RabbitConsumerOptions;
+    },
+    dependencies: { connection: RabbitConnection; publisher: RabbitPublisher; logger: Logger },
+  ) {
+    validateConsumerOptions(params.options);
+    this.queue = params.group;
+    this.#processor = params.processor;
+    this.#options = params.options;
+    this.#connection = dependencies.connection;
+    this.#publisher = dependencies.publisher;
+    this.#logger = dependencies.logger.child({ queue: params.group });
+    this.topology = consumerTopology({
+      queue: params.group,
+      exchanges: params.topics,
+      bindingKeys: params.options.bindingKeys,
+      queueType: params.options.queueType,
+      deliveryLimit: params.options.deliveryLimit,
+      retryDelaysMs: params.options.retryDelaysMs,
+      deadLetter: params.options.deadLetter,
+    });
+  }
+
+  /** The consumer channel in use (diagnostics and tests: closing it makes the subscription recover). */
+  get channel(): Channel | undefined {
+    return this.#channel;
+  }
+
+  /** Handlers running now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Declares the topology (unless `declare: false`) and starts consuming. */
+  async start(): Promise<void> {
+    this.#removeHook = this.#connection.addSetupHook(
+      `subscription ${this.queue}`,
+      async (model) => {
+        // A consumer that cannot attach must not keep the publisher and the other consumers
+        // from reconnecting: it retries on its own.
+        await this.#attach(model).catch((error: unknown) => this.#scheduleReattach(error));
+      },
+    );
+    await this.#attach(await this.#connection.waitForModel());
+  }
+
+  #attach(model: ChannelModel): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.#closing) return;
+      if (this.#channel && !isClosedChannel(this.#channel) && modelOf(this.#channel) === model) {
+        return;
+      }
+      if (this.#options.declare) {
+        const channel = await model.createChannel();
+        channel.on('error', () => undefined);
+        try {
+          await declareTopology(channel, this.topology.topology, this.#connection.capabilities);
+        } finally {
+          if (!isClosedChannel(channel)) await channel.close().catch(() => undefined);
+        }
+      }
+      const channel = await model.createChannel();
+      (channel as unknown as Record<symbol, unknown>)[MODEL] = model;
+      channel.on('error', (error: Error) =>
+        this.#logger.warn({ err: error }, 'amqp consumer channel closed by the broker'),
+      );
+      channel.on('close', () => this.#onChannelClose(channel));
+      await channel.prefetch(this.#options.prefetch);
+      this.#channel = channel;
+      const { consumerTag } = await channel.consume(
+        this.queue,
+        (message) => this.#onDelivery(channel, message),
+        { noAck: false },
+      );
+      this.#consumerTag = consumerTag;
+      this.#reattachDelayMs = 100;
+      this.#logger.info({ consumerTag, prefetch: this.#options.prefetch }, 'amqp consumer started');
+    };
+    const next = this.#attaching.then(run, run);
+    this.#attaching = next.catch(() => undefined);
+    return next;
+  }
+
+  #onChannelClose(channel: Channel): void {
+    if (this.#channel !== channel) return;
+    this.#channel = undefined;
+    this.#consumerTag = undefined;
+    if (this.#closing) return;
+    this.#scheduleReattach();
+  }
+
+  #scheduleReattach(error?: unknown): void {
+    if (this.#closing) return;
+    if (error) this.#logger.warn({ err: error }, 'amqp consumer could not start; retrying');
+    clearTimeout(this.#reattachTimer);
+    const delay = this.#reattachDelayMs;
+    this.#reattachDelayMs = Math.min(delay * 2, 5_000);
+    // When the whole connection dropped, the reconnect's setup hook re-attaches instead.
+    this.#reattachTimer = setTimeout(() => {
+      const model = this.#connection.model;
+      if (this.#closing || !model || this.#channel) return;
+      this.#attach(model).catch((e: unknown) => this.#scheduleReattach(e));
+    }, delay);
+    this.#reattachTimer.unref?.();
+  }
+
+  #onDelivery(channel: Channel, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The broker cancelled the consumer (queue deleted, or a quorum queue leader moved).
+      this.#logger.warn('amqp consumer cancelled by the broker');
+      if (this.#channel === channel) {
+        this.#channel = undefined;
+        void channel.close().catch(() => undefined);
+        this.#scheduleReattach();
+      }
+      return;
+    }
+    const work = this.#handle(channel, message).catch((error: unknown) => {
+      this.#logger.error(
+        { err: error, messageId: message.properties.messageId },
+        'amqp delivery handling failed',
+      );
+    });
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
+  }
+
+  async #handle(channel: Channel, message: ConsumeMessage): Promise<void> {
+    this.stats.received += 1;
+    const wait = this.#pausedUntil - Date.now();
+    if (wait > 0) await sleep(wait);
+    const headers = message.properties.headers ?? {};
+    const attempt = headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1;
+    const incoming: IncomingMessage = {
+      message: fromAmqpMessage(message),
+      attempt,
+      origin: {
+        transport: 'rabbitmq',
+        topic:
+          headerToString(headers[BACKTRACK_HEADERS.originalExchange]) ?? message.fields.exchange,
+        group: this.queue,
+      },
+    };
+    let disposition: Disposition;
+    try {
+      disposition = await this.#processor.process(incoming);
+    } catch (error) {
+      this.#logger.error(
+        { err: error, messageId: message.properties.messageId, attempt },
+        'processor threw instead of returning a disposition',
+      );
+      disposition =
+        attempt >= this.#options.processorErrorMaxAttempts
+          ? {
+              kind: 'dead-letter',
+              reason: `processor failed ${attempt} times: ${errorText(error)}`,
+              code: RABBIT_ERROR_CODES.PROCESSOR_FAILED,
+              error,
+            }
+          : {
+              kind: 'retry',
+              delayMs: this.#options.retryDelaysMs[0]!,
+              reason: 'processor threw',
+              error,
+            };
+    }
+    await this.#carryOut(channel, message, attempt, disposition);
+  }
+
+  async #carryOut(
+    channel: Channel,
+    message: ConsumeMessage,
+    attempt: number,
+    disposition: Disposition,
+  ): Promise<void> {
+    const log = { messageId: message.properties.messageId, type: message.properties.type, attempt };
+    switch (disposition.kind) {
+      case 'ack':
+        if (this.#ack(channel, message)) this.stats.acked += 1;
+        return;
+      case 'retry': {
+        if (isClosedChannel(channel)) return this.#abandon(log, 'retry');
+        const target = pickRetryQueue(this.topology.retryQueues, disposition.delayMs);
+        const headers = this.#forwardHeaders(message, {
+          [BACKTRACK_HEADERS.attempt]: attempt + 1,
+          [BACKTRACK_HEADERS.retryDelayMs]: disposition.delayMs,
+          [BACKTRACK_HEADERS.error]: truncate(
+            disposition.error ? errorText(disposition.error) : disposition.reason,
+          ),
+        });
+        try {
+          await this.#publisher.publish(
+            '',
+            target.name,
+            message.content,
+            forwardProperties(message, headers),
+          );
+        } catch (error) {
+          this.#logger.warn(
+            { ...log, err: error },
+            'retry could not be published; returning the message to the queue',
+          );
+          return this.#nack(channel, message);
+        }
+        if (this.#ack(channel, message)) this.stats.retried += 1;
+        this.#logger.info(
+          { ...log, delayMs: target.delayMs, reason: disposition.reason },
+          'message scheduled for retry',
+        );
+        return;
+      }
+      case 'dead-letter': {
+        if (isClosedChannel(channel)) return this.#abandon(log, 'dead-letter');
+        const headers = this.#forwardHeaders(message, {
+          [BACKTRACK_HEADERS.attempt]: attempt,
+          [BACKTRACK_HEADERS.deadLetterReason]: truncate(disposition.reason),
+          [BACKTRACK_HEADERS.deadLetterCode]: disposition.code,
+          [BACKTRACK_HEADERS.deadLetteredAt]: new Date().toISOString(),
+          ...(disposition.error === undefined
+            ? {}
+            : { [BACKTRACK_HEADERS.error]: truncate(errorText(disposition.error)) }),
+        });
+        try {
+          await this.#publisher.publish(
+            this.topology.deadLetterExchange,
+            this.topology.deadLetterRoutingKey,
+            message.content,
+            forwardProperties(message, headers),
+          );
+        } catch (error) {
+          this.#logger.error(
+            { ...log, err: error },
+            'dead letter could not be published; returning the message to the queue',
+          );
+          return this.#nack(channel, message);
+        }
+        if (this.#ack(channel, message)) this.stats.deadLettered += 1;
+        this.#logger.warn(
+          { ...log, reason: disposition.reason, code: disposition.code },
+          'message dead-lettered',
+        );
+        return;
+      }
+      case 'redeliver': {
+        const delay = Math.min(Math.max(0, disposition.delayMs), this.#options.maxRedeliverDelayMs);
+        if (disposition.pause) this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + delay);
+        this.#logger.info(
+          { ...log, reason: disposition.reason, delayMs: delay, pause: disposition.pause },
+          'message returned for redelivery',
+        );
+        if (delay > 0) await sleep(delay);
+        await this.#nack(channel, message);
+        this.stats.redelivered += 1;
+        return;
+      }
+    }
+  }
+
+  #forwardHeaders(
+    message: ConsumeMessage,
+    extra: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const headers: Record<string, unknown> = { ...message.properties.headers };
+    // The broker sets the delivery count per queue; a copy would mislead the next queue.
+    delete headers['x-delivery-count'];
+    if (headers[BACKTRACK_HEADERS.originalExchange] === undefined) {
+      headers[BACKTRACK_HEADERS.originalExchange] = message.fields.exchange;
+      headers[BACKTRACK_HEADERS.originalRoutingKey] = message.fields.routingKey;
+    }
+    headers[BACKTRACK_HEADERS.queue] = this.queue;
+    return { ...headers, ...extra };
+  }
+
+  #ack(channel: Channel, message: ConsumeMessage): boolean {
+    if (isClosedChannel(channel)) {
+      this.stats.abandoned += 1;
+      return false;
+    }
+    try {
+      channel.ack(message);
+      return true;
+    } catch {
+      // The channel died between the check and the ack: the broker redelivers the message.
+      this.stats.abandoned += 1;
+      return false;
+    }
+  }
+
+  async #nack(channel: Channel, message: ConsumeMessage): Promise<void> {
+    if (isClosedChannel(channel)) return;
+    try {
+      channel.nack(message, false, true);
+    } catch {
+      // Channel gone: the broker requeues the message anyway.
+    }
+  }
+
+  #abandon(log: Record<string, unknown>, what: string): void {
+    this.stats.abandoned += 1;
+    this.#logger.info(
+      log,
+      `channel closed before the ${what} was carried out; the broker redelivers the message`,
+    );
+  }
+
+  /**
+   * Stops consuming: cancels the consumer so no new message arrives, waits up to
+   * `shutdownTimeoutMs` for in-flight handlers to finish and their acks to go out, then closes the
+   * channel (anything still unacknowledged goes back to the queue).
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.#removeHook?.();
+    clearTimeout(this.#reattachTimer);
+    await this.#attaching;
+    const channel = this.#channel;
+    if (channel && this.#consumerTag && !isClosedChannel(channel)) {
+      await channel.cancel(this.#consumerTag).catch(() => undefined);
+    }
+    const deadline = sleep(this.#options.shutdownTimeoutMs, true);
+    while (this.#inFlight.size > 0) {
+      const timedOut = await Promise.race([
+        Promise.allSettled([...this.#inFlight]).then(() => false),
+        deadline,
+      ]);
+      if (timedOut) {
+        this.#logger.warn(
+          { inFlight: this.#inFlight.size },
+          'shutdown timeout: closing with handlers still running; their messages are redelivered',
+        );
+        break;
+      }
+    }
+    this.#channel = undefined;
+    if (channel && !isClosedChannel(channel)) await channel.close().catch(() => undefined);
+    this.#logger.info(this.stats, 'amqp consumer stopped');
+  }
+}
+
+const MODEL = Symbol('backtrack.amqpChannelModel');
+
+function modelOf(channel: Channel): unknown {
+  return (channel as unknown as Record<symbol, unknown>)[MODEL];
+}
+
+/** The retry queue for a delay: the smallest TTL at least `delayMs`, else the largest. */
+export function pickRetryQueue<T extends { delayMs: number }>(
+  queues: readonly T[],
+  delayMs: number,
+): T {
+  for (const queue of queues) if (queue.delayMs >= delayMs) return queue;
+  return queues[queues.length - 1]!;
+}
+
+function forwardProperties(
+  message: ConsumeMessage,
+  headers: Record<string, unknown>,
+): Options.Publish {
+  const p = message.properties;
+  const options: Options.Publish = { persistent: true, mandatory: true, headers };
+  if (p.messageId !== undefined) options.messageId = p.messageId as string;
+  if (p.type !== undefined) options.type = p.type as string;
+  if (p.contentType !== undefined) options.contentType = p.contentType as string;
+  if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding as string;
+  if (p.timestamp !== undefined) options.timestamp = p.timestamp as number;
+  if (p.correlationId !== undefined) options.correlationId = p.correlationId as string;
+  if (p.appId !== undefined) options.appId = p.appId as string;
+  return options;
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}
+
+function truncate(text: string, max = 1_000): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function sleep(ms: number): Promise<void>;
+function sleep(ms: number, value: true): Promise<true>;
+function sleep(ms: number, value?: true): Promise<true | void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(value), ms);
+    // Only the shutdown deadline may let the process exit; a pause holds real messages.
+    if (value) t.unref?.();
+  });
+}

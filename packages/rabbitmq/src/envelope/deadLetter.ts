@@ -1,0 +1,64 @@
+import type { EncodedMessage } from '@backtrack/core';
+import {
+  BACKTRACK_HEADERS,
+  fromAmqpMessage,
+  headerToPositiveInt,
+  headerToString,
+  type AmqpMessageLike,
+} from './amqpBinding.js';
+
+/** A message read from a dead-letter queue, with why it is there. */
+export interface DeadLetter {
+  /** The original message (headers and the original bytes). */
+  message: EncodedMessage;
+  /**
+   * Why it was dead-lettered: the pipeline's reason, or for a message the broker dead-lettered
+   * itself, `broker: <x-first-death-reason>` (`delivery_limit`, `expired`, `rejected`, `maxlen`).
+   */
+  reason: string;
+  /** The error code (`BT_ERR_*`), or `broker:<reason>` for broker dead letters. */
+  code: string;
+  /** The error text behind it, if any. */
+  error?: string;
+  /** The queue it was consumed from. */
+  queue?: string;
+  /** The attempt at which it was dead-lettered. */
+  attempt: number;
+  /** Where it was first published. */
+  originalExchange?: string;
+  originalRoutingKey?: string;
+  /** ISO time it was dead-lettered by the consumer runner. */
+  deadLetteredAt?: string;
+}
+
+/**
+ * Reads a message from a dead-letter queue: the original message as the neutral
+ * {@link EncodedMessage} plus the reason, code and origin the consumer runner (or the broker)
+ * recorded. Use it in tooling that inspects or replays dead letters.
+ */
+export function readDeadLetter(
+  message: AmqpMessageLike & { fields?: { exchange?: string; routingKey?: string } },
+): DeadLetter {
+  const headers = message.properties.headers ?? {};
+  const text = (name: string): string | undefined => headerToString(headers[name]);
+  const brokerReason = text('x-first-death-reason');
+  const reason = text(BACKTRACK_HEADERS.deadLetterReason) ?? `broker: ${brokerReason ?? 'unknown'}`;
+  const code = text(BACKTRACK_HEADERS.deadLetterCode) ?? `broker:${brokerReason ?? 'unknown'}`;
+  const result: DeadLetter = {
+    message: fromAmqpMessage(message),
+    reason,
+    code,
+    attempt: headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1,
+  };
+  const optional = {
+    error: text(BACKTRACK_HEADERS.error),
+    queue: text(BACKTRACK_HEADERS.queue) ?? text('x-first-death-queue'),
+    originalExchange: text(BACKTRACK_HEADERS.originalExchange) ?? text('x-first-death-exchange'),
+    originalRoutingKey: text(BACKTRACK_HEADERS.originalRoutingKey),
+    deadLetteredAt: text(BACKTRACK_HEADERS.deadLetteredAt),
+  };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== undefined) (result as unknown as Record<string, unknown>)[key] = value;
+  }
+  return result;
+}

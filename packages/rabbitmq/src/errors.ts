@@ -1,0 +1,96 @@
+import { BacktrackError, type BacktrackErrorOptions } from '@backtrack/core';
+
+/**
+ * Stable codes of the errors `@backtrack/rabbitmq` throws (listed in docs/errors.md; never
+ * reused). Branch on these, not on messages.
+ */
+export const RABBIT_ERROR_CODES = {
+  /** An option given to the transport, a subscription or the topology helper is invalid. */
+  INVALID_OPTIONS: 'BT_ERR_AMQP_INVALID_OPTIONS',
+  /** A message handed to `publish` cannot be mapped to AMQP (for example no `id` header). */
+  MESSAGE_INVALID: 'BT_ERR_AMQP_MESSAGE_INVALID',
+  /** The broker returned a `mandatory` message: no queue is bound for its routing key. */
+  UNROUTABLE: 'BT_ERR_AMQP_UNROUTABLE',
+  /** The broker negatively acknowledged (nacked) a published message. */
+  PUBLISH_NACKED: 'BT_ERR_AMQP_PUBLISH_NACKED',
+  /** The broker did not confirm a message within `publishTimeoutMs`. */
+  PUBLISH_TIMEOUT: 'BT_ERR_AMQP_PUBLISH_TIMEOUT',
+  /** The exchange a message was published to does not exist. */
+  EXCHANGE_NOT_FOUND: 'BT_ERR_AMQP_EXCHANGE_NOT_FOUND',
+  /** The broker closed the publishing channel for a reason other than a lost connection. */
+  CHANNEL_ERROR: 'BT_ERR_AMQP_CHANNEL_ERROR',
+  /** The transport or subscription is closed (or closing); nothing more is accepted. */
+  CLOSED: 'BT_ERR_AMQP_CLOSED',
+  /** Connecting failed and the reconnect budget is exhausted. */
+  CONNECTION_FAILED: 'BT_ERR_AMQP_CONNECTION_FAILED',
+  /**
+   * Dead-letter code of a message whose processor threw (instead of returning a disposition)
+   * `processorErrorMaxAttempts` times.
+   */
+  PROCESSOR_FAILED: 'BT_ERR_AMQP_PROCESSOR_FAILED',
+  /** Declaring an exchange, queue or binding failed (for example different arguments exist). */
+  TOPOLOGY_FAILED: 'BT_ERR_AMQP_TOPOLOGY_FAILED',
+} as const;
+
+/** One of {@link RABBIT_ERROR_CODES}. */
+export type RabbitErrorCode = (typeof RABBIT_ERROR_CODES)[keyof typeof RABBIT_ERROR_CODES];
+
+/** Base class of every `@backtrack/rabbitmq` error. */
+export class RabbitError extends BacktrackError {
+  declare readonly code: RabbitErrorCode;
+  constructor(code: RabbitErrorCode, message: string, options?: BacktrackErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** Invalid options, thrown at construction (never lazily on the first message). */
+export class RabbitConfigError extends RabbitError {
+  constructor(field: string, message: string, details: Record<string, unknown> = {}) {
+    super(RABBIT_ERROR_CODES.INVALID_OPTIONS, `${field}: ${message}`, {
+      details: { field, ...details },
+    });
+  }
+}
+
+/**
+ * A message was not confirmed by the broker. `details` carries `messageId`, `exchange` and
+ * `routingKey`. When `retriable` is true, publishing the same message again may succeed.
+ */
+export class RabbitPublishError extends RabbitError {}
+
+/** The broker returned a `mandatory` message because no queue is bound for its routing key. */
+export class RabbitUnroutableError extends RabbitPublishError {
+  constructor(details: {
+    messageId: string;
+    exchange: string;
+    routingKey: string;
+    replyText: string;
+  }) {
+    super(
+      RABBIT_ERROR_CODES.UNROUTABLE,
+      `message ${details.messageId} to exchange "${details.exchange}" with routing key "${details.routingKey}" was returned unroutable (${details.replyText}): bind a queue for it, or declare the consumer's topology first`,
+      { details, retriable: false },
+    );
+  }
+}
+
+/** The transport, or the subscription, is closed. */
+export class RabbitClosedError extends RabbitError {
+  constructor(what: string, details: Record<string, unknown> = {}) {
+    super(RABBIT_ERROR_CODES.CLOSED, `${what} is closed`, { details, retriable: false });
+  }
+}
+
+/** Connecting (or reconnecting) failed for good. */
+export class RabbitConnectionError extends RabbitError {
+  constructor(message: string, options?: BacktrackErrorOptions) {
+    super(RABBIT_ERROR_CODES.CONNECTION_FAILED, message, { retriable: true, ...options });
+  }
+}
+
+/** Declaring topology failed; `details.declaration` names the object. */
+export class RabbitTopologyError extends RabbitError {
+  constructor(message: string, options?: BacktrackErrorOptions) {
+    super(RABBIT_ERROR_CODES.TOPOLOGY_FAILED, message, options);
+  }
+}
