@@ -1,0 +1,20 @@
+/** The shared contract suites run against core's in-memory stores (the Redis runs are in packages/redis/test). */
+import { InMemoryDedupeStore } from '../../dedupe/InMemoryDedupeStore.js';
+import { InMemorySagaStore } from '../../saga/InMemorySagaStore.js';
+import { dedupeStoreContract } from './dedupeStoreContract.js';
+import { sagaStoreContract } from './sagaStoreContract.js';
+
+// A fake clock: lease and retention expiry without waiting (the Redis run uses real time).
+dedupeStoreContract('InMemoryDedupeStore (fake clock)', async () => {
+  let now = 1_700_000_000_000;
+  const store = new InMemoryDedupeStore({ now: () => now });
+  return {
+    store,
+    ttlOf: async (key) => store.ttlOf(key),
+    advance: async (ms) => {
+      now += ms;
+    },
+  };
+});
+
+sagaStoreContract('InMemorySagaStore', async () => ({ store: new InMemorySagaStore() }));

@@ -1,0 +1,376 @@
+/**
+ * The shared SagaStore contract suite, run against every implementation (in-memory, Redis,
+ * PostgreSQL, and any store a user writes).
+ *
+ * Source-only, like dedupeStoreContract.ts: it imports `vitest`, so it is excluded from the
+ * published build (`packages/core/tsconfig.build.json`) and tests import it by relative path.
+ */
+import { describe, expect, it } from 'vitest';
+import { BacktrackError } from '../../errors/BacktrackError.js';
+import { SagaConcurrencyError } from '../../saga/errors.js';
+import type { SagaRecord, SagaStatus, SagaStore } from '../../saga/SagaStore.js';
+
+/** What a contract run needs from one implementation: a fresh, isolated store per test. */
+export interface SagaStoreContractHarness {
+  store: SagaStore;
+  /**
+   * A second store instance over the SAME data (for Redis or PostgreSQL: a second connection),
+   * to show that create and update are atomic across clients, as with two engines recovering
+   * the same saga. Defaults to `store`.
+   */
+  peer?: SagaStore;
+  /** Drops what the test created. */
+  cleanup?(): Promise<unknown>;
+}
+
+const BASE_TIME = Date.parse('2026-01-01T00:00:00.000Z');
+
+/**
+ * A complete, valid SagaRecord for tests. `createdAt` is derived from `seq` so records have a
+ * known order.
+ */
+export function makeSagaRecord(
+  sagaId: string,
+  overrides: Partial<SagaRecord> & { seq?: number } = {},
+): SagaRecord {
+  const { seq = 0, ...rest } = overrides;
+  const createdAt = new Date(BASE_TIME + seq * 1000).toISOString();
+  return {
+    sagaId,
+    sagaName: 'place-order',
+    definitionVersion: 1,
+    status: 'running',
+    input: { orderId: sagaId, amountCents: 1250, tags: ['a', 'b'] },
+    steps: {
+      'reserve-stock': { status: 'pending', attempts: 0, compensationAttempts: 0 },
+      'charge-card': { status: 'pending', attempts: 0, compensationAttempts: 0 },
+    },
+    completionOrder: [],
+    compensationOrder: [],
+    cancelRequested: false,
+    revision: 0,
+    createdAt,
+    updatedAt: createdAt,
+    ...rest,
+  };
+}
+
+/**
+ * Registers the SagaStore contract (vitest `describe`/`it`) for one implementation.
+ * `factory` is called once per test and must return an isolated, empty store.
+ *
+ * @example
+ * sagaStoreContract('InMemorySagaStore', async () => ({ store: new InMemorySagaStore() }));
+ */
+export function sagaStoreContract(
+  name: string,
+  factory: () => Promise<SagaStoreContractHarness>,
+): void {
+  async function withStore(fn: (h: Required<SagaStoreContractHarness>) => Promise<void>) {
+    const h = await factory();
+    const full: Required<SagaStoreContractHarness> = {
+      peer: h.store,
+      cleanup: async () => undefined,
+      ...h,
+    };
+    try {
+      await fn(full);
+    } finally {
+      await full.cleanup();
+    }
+  }
+
+  /** Collects every page of a query, asserting page sizes and the cursor protocol. */
+  async function listAll(
+    store: SagaStore,
+    query: Parameters<SagaStore['list']>[0] & { limit: number },
+  ): Promise<SagaRecord[]> {
+    const all: SagaRecord[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 1000; pages++) {
+      const page = await store.list({ ...query, ...(cursor ? { cursor } : {}) });
+      expect(page.items.length).toBeLessThanOrEqual(query.limit);
+      all.push(...page.items);
+      if (page.nextCursor === undefined) return all;
+      expect(page.items.length).toBe(query.limit);
+      cursor = page.nextCursor;
+    }
+    throw new Error('list never ended');
+  }
+
+  const ids = (records: readonly SagaRecord[]) => records.map((r) => r.sagaId);
+
+  async function seed(store: SagaStore): Promise<SagaRecord[]> {
+    const specs: Array<[string, SagaStatus, string]> = [
+      ['s1', 'running', 'place-order'],
+      ['s2', 'compensating', 'place-order'],
+      ['s3', 'running', 'refund-order'],
+      ['s4', 'stuck', 'place-order'],
+      ['s5', 'running', 'place-order'],
+      ['s6', 'completed', 'refund-order'],
+      ['s7', 'stuck', 'refund-order'],
+      ['s8', 'running', 'place-order'],
+    ];
+    const records = specs.map(([id, status, sagaName], seq) =>
+      makeSagaRecord(id, { status, sagaName, seq }),
+    );
+    // Created out of order: listing order must follow createdAt, not insertion order.
+    for (const r of [...records].reverse()) {
+      expect((await store.create(r)).created).toBe(true);
+    }
+    return records;
+  }
+
+  describe(`SagaStore contract: ${name}`, () => {
+    it('creates a saga and gets it back unchanged', () =>
+      withStore(async ({ store }) => {
+        const record = makeSagaRecord('saga-1', {
+          deadline: '2026-01-02T00:00:00.000Z',
+          failure: {
+            step: 'charge-card',
+            reason: 'step-failed',
+            error: { name: 'Error', message: 'declined', code: 'CARD_DECLINED' },
+          },
+          steps: {
+            'reserve-stock': {
+              status: 'completed',
+              attempts: 2,
+              compensationAttempts: 0,
+              result: { reservationId: 'r-1', lines: [{ sku: 'x', qty: 2 }], note: 'ünïcødé ✓' },
+            },
+          },
+          completionOrder: ['reserve-stock'],
+        });
+        const created = await store.create(record);
+        expect(created).toEqual({ created: true, record });
+        expect(await store.get('saga-1')).toEqual(record);
+      }));
+
+    it('answers undefined for an unknown saga', () =>
+      withStore(async ({ store }) => {
+        expect(await store.get('nope')).toBeUndefined();
+      }));
+
+    it('is idempotent on sagaId: a second create returns the existing record and replaces nothing', () =>
+      withStore(async ({ store }) => {
+        const first = makeSagaRecord('saga-1', { input: { attempt: 'first' } });
+        await store.create(first);
+        const second = await store.create(
+          makeSagaRecord('saga-1', { input: { attempt: 'second' }, status: 'completed', seq: 5 }),
+        );
+        expect(second).toEqual({ created: false, record: first });
+        expect(await store.get('saga-1')).toEqual(first);
+        expect(ids(await listAll(store, { limit: 10 }))).toEqual(['saga-1']);
+      }));
+
+    it('lets exactly one of many concurrent creates of one sagaId win, across clients', () =>
+      withStore(async ({ store, peer }) => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).create(makeSagaRecord('race', { input: { writer: i } })),
+          ),
+        );
+        const winners = results.filter((r) => r.created);
+        expect(winners).toHaveLength(1);
+        const winnerInput = winners[0]!.record.input;
+        for (const r of results) expect(r.record.input).toEqual(winnerInput);
+        expect((await store.get('race'))?.input).toEqual(winnerInput);
+        expect(ids(await listAll(store, { limit: 10, status: 'running' }))).toEqual(['race']);
+      }));
+
+    it('hands out copies: changing a returned record does not change the stored one', () =>
+      withStore(async ({ store }) => {
+        const record = makeSagaRecord('saga-1');
+        const { record: returned } = await store.create(record);
+        returned.status = 'completed';
+        record.status = 'failed';
+        const got = await store.get('saga-1');
+        expect(got?.status).toBe('running');
+        got!.completionOrder.push('tampered');
+        expect((await store.get('saga-1'))?.completionOrder).toEqual([]);
+      }));
+
+    it('updates with the expected revision and stores revision + 1', () =>
+      withStore(async ({ store }) => {
+        await store.create(makeSagaRecord('saga-1'));
+        const v0 = (await store.get('saga-1'))!;
+        const next: SagaRecord = {
+          ...v0,
+          status: 'compensating',
+          completionOrder: ['reserve-stock'],
+          updatedAt: '2026-01-01T00:05:00.000Z',
+        };
+        const v1 = await store.update(next, 0);
+        expect(v1).toEqual({ ...next, revision: 1 });
+        expect(await store.get('saga-1')).toEqual({ ...next, revision: 1 });
+        const v2 = await store.update({ ...v1, status: 'compensated' }, 1);
+        expect(v2.revision).toBe(2);
+        const v3 = await store.update({ ...v2, cancelRequested: true }, 2);
+        expect(v3.revision).toBe(3);
+        expect(await store.get('saga-1')).toEqual({ ...v2, cancelRequested: true, revision: 3 });
+      }));
+
+    it('rejects an update with a stale revision with SagaConcurrencyError and keeps the record', () =>
+      withStore(async ({ store }) => {
+        await store.create(makeSagaRecord('saga-1'));
+        const v1 = await store.update({ ...(await store.get('saga-1'))!, status: 'stuck' }, 0);
+        const stale = store.update({ ...v1, status: 'completed' }, 0);
+        await expect(stale).rejects.toBeInstanceOf(SagaConcurrencyError);
+        await expect(stale).rejects.toMatchObject({
+          code: 'BT_ERR_SAGA_CONCURRENT_UPDATE',
+          details: { sagaId: 'saga-1', expectedRevision: 0 },
+        });
+        await expect(store.update({ ...v1, status: 'completed' }, 7)).rejects.toBeInstanceOf(
+          SagaConcurrencyError,
+        );
+        expect(await store.get('saga-1')).toEqual(v1);
+      }));
+
+    it('rejects an update of a saga that does not exist with SagaConcurrencyError', () =>
+      withStore(async ({ store }) => {
+        await expect(store.update(makeSagaRecord('ghost'), 0)).rejects.toBeInstanceOf(
+          SagaConcurrencyError,
+        );
+        expect(await store.get('ghost')).toBeUndefined();
+      }));
+
+    it('lets exactly one of many concurrent updates with the same revision win, across clients', () =>
+      withStore(async ({ store, peer }) => {
+        await store.create(makeSagaRecord('saga-1'));
+        const base = (await store.get('saga-1'))!;
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).update(
+              { ...base, status: i % 3 === 0 ? 'stuck' : 'compensating', input: { writer: i } },
+              0,
+            ),
+          ),
+        );
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        const lost = outcomes.filter((o) => o.status === 'rejected');
+        expect(won).toHaveLength(1);
+        for (const o of lost) {
+          expect(o.reason).toBeInstanceOf(SagaConcurrencyError);
+          expect(o.reason).toBeInstanceOf(BacktrackError);
+        }
+        const winner = won[0]!.value;
+        expect(winner.revision).toBe(1);
+        expect(await store.get('saga-1')).toEqual(winner);
+        // The index holds the saga exactly once, under the winner's status.
+        const indexed = await listAll(store, {
+          limit: 10,
+          status: ['running', 'stuck', 'compensating'],
+        });
+        expect(indexed.map((r) => [r.sagaId, r.status])).toEqual([['saga-1', winner.status]]);
+      }));
+
+    it('lists every saga oldest first when no filter is given', () =>
+      withStore(async ({ store }) => {
+        const records = await seed(store);
+        const page = await store.list();
+        expect(ids(page.items)).toEqual(ids(records));
+        expect(page.nextCursor).toBeUndefined();
+      }));
+
+    it('lists by one status, by several statuses, by sagaName, and by both', () =>
+      withStore(async ({ store }) => {
+        await seed(store);
+        expect(ids((await store.list({ status: 'running' })).items)).toEqual([
+          's1',
+          's3',
+          's5',
+          's8',
+        ]);
+        expect(ids((await store.list({ status: ['stuck', 'compensating'] })).items)).toEqual([
+          's2',
+          's4',
+          's7',
+        ]);
+        expect(ids((await store.list({ sagaName: 'refund-order' })).items)).toEqual([
+          's3',
+          's6',
+          's7',
+        ]);
+        expect(
+          ids((await store.list({ sagaName: 'place-order', status: ['running', 'stuck'] })).items),
+        ).toEqual(['s1', 's4', 's5', 's8']);
+        expect((await store.list({ status: 'compensated' })).items).toEqual([]);
+        expect((await store.list({ sagaName: 'no-such-saga' })).items).toEqual([]);
+      }));
+
+    it('pages with a cursor: every match exactly once, in order, and no cursor on the last page', () =>
+      withStore(async ({ store }) => {
+        const records = await seed(store);
+        for (const limit of [1, 2, 3, 8, 50]) {
+          expect(ids(await listAll(store, { limit }))).toEqual(ids(records));
+        }
+        expect(ids(await listAll(store, { limit: 2, status: 'running' }))).toEqual([
+          's1',
+          's3',
+          's5',
+          's8',
+        ]);
+        expect(
+          ids(
+            await listAll(store, {
+              limit: 2,
+              status: ['running', 'stuck'],
+              sagaName: 'place-order',
+            }),
+          ),
+        ).toEqual(['s1', 's4', 's5', 's8']);
+        const firstPage = await store.list({ limit: 4, status: 'running' });
+        expect(firstPage.items).toHaveLength(4);
+        expect(firstPage.nextCursor).toBeUndefined();
+      }));
+
+    it('orders sagas created in the same millisecond by sagaId', () =>
+      withStore(async ({ store }) => {
+        for (const id of ['b', 'c', 'a']) await store.create(makeSagaRecord(id, { seq: 3 }));
+        await store.create(makeSagaRecord('z', { seq: 1 }));
+        expect(ids(await listAll(store, { limit: 1 }))).toEqual(['z', 'a', 'b', 'c']);
+      }));
+
+    it('moves a saga between status indexes when its status changes', () =>
+      withStore(async ({ store }) => {
+        await seed(store);
+        const s5 = (await store.get('s5'))!;
+        const moved = await store.update({ ...s5, status: 'compensating' }, s5.revision);
+        expect(ids((await store.list({ status: 'running' })).items)).toEqual(['s1', 's3', 's8']);
+        expect(ids((await store.list({ status: 'compensating' })).items)).toEqual(['s2', 's5']);
+        await store.update({ ...moved, status: 'stuck' }, moved.revision);
+        expect(ids((await store.list({ status: 'compensating' })).items)).toEqual(['s2']);
+        expect(ids((await store.list({ status: 'stuck' })).items)).toEqual(['s4', 's5', 's7']);
+        expect(ids((await store.list({ status: 'stuck', sagaName: 'place-order' })).items)).toEqual(
+          ['s4', 's5'],
+        );
+        expect(
+          ids((await store.list({ status: 'running', sagaName: 'place-order' })).items),
+        ).toEqual(['s1', 's8']);
+        const listed = (await store.list({ status: 'stuck' })).items.find((r) => r.sagaId === 's5');
+        expect(listed?.revision).toBe(s5.revision + 2);
+        // An update that keeps the status keeps the saga where it is.
+        const s1 = (await store.get('s1'))!;
+        await store.update({ ...s1, completionOrder: ['reserve-stock'] }, s1.revision);
+        expect(ids((await store.list({ status: 'running' })).items)).toEqual(['s1', 's3', 's8']);
+        // A failed (stale) update moves nothing.
+        await expect(store.update({ ...s1, status: 'completed' }, s1.revision)).rejects.toThrow();
+        expect(ids((await store.list({ status: 'completed' })).items)).toEqual(['s6']);
+      }));
+
+    it('does not lose or repeat sagas that stay in the index while paging', () =>
+      withStore(async ({ store }) => {
+        await seed(store);
+        const page1 = await store.list({ status: 'running', limit: 2 });
+        expect(ids(page1.items)).toEqual(['s1', 's3']);
+        // Between pages, one already-listed saga and one not-yet-listed saga change status.
+        const s1 = (await store.get('s1'))!;
+        await store.update({ ...s1, status: 'completed' }, s1.revision);
+        const s5 = (await store.get('s5'))!;
+        await store.update({ ...s5, status: 'stuck' }, s5.revision);
+        const page2 = await store.list({ status: 'running', limit: 2, cursor: page1.nextCursor! });
+        expect(ids(page2.items)).toEqual(['s8']);
+        expect(page2.nextCursor).toBeUndefined();
+      }));
+  });
+}
