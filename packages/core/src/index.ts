@@ -13,3 +13,4 @@ export * from './transport/index.js';
 export * from './dedupe/index.js';
 export * from './consumer/index.js';
 export * from './journal/index.js';
+export * from './publisher/index.js';

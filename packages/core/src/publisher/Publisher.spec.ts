@@ -1,0 +1,191 @@
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import { decodeEnvelope } from '../envelope/codec.js';
+import { InMemoryJournal } from '../journal/InMemoryJournal.js';
+import { defineEvent } from '../schema/defineEvent.js';
+import { EventRegistry } from '../schema/EventRegistry.js';
+import type { OutgoingMessage, Transport } from '../transport/Transport.js';
+import { deterministicId } from './deterministicId.js';
+import { OutboxRelay } from './OutboxRelay.js';
+import { createPublisher } from './Publisher.js';
+
+const OrderPlaced = defineEvent('order.placed')
+  .version(1, z.object({ orderId: z.string(), amount: z.number() }))
+  .version(2, z.object({ orderId: z.string(), amountCents: z.int(), currency: z.string() }), {
+    up: (v1) => ({
+      orderId: v1.orderId,
+      amountCents: Math.round(v1.amount * 100),
+      currency: 'EUR',
+    }),
+    down: (v2) => ({ orderId: v2.orderId, amount: v2.amountCents / 100 }),
+  });
+const registry = new EventRegistry([OrderPlaced]);
+
+/** A transport that records what it was given, and fails while `down` is set. */
+class RecordingTransport implements Transport {
+  readonly name = 'recording';
+  readonly sent: OutgoingMessage[] = [];
+  down = false;
+  async publish(messages: OutgoingMessage[]) {
+    if (this.down) throw new Error('broker down');
+    this.sent.push(...messages);
+  }
+  async subscribe(): Promise<never> {
+    throw new Error('not used');
+  }
+  async close() {}
+}
+
+function setup() {
+  const transport = new RecordingTransport();
+  const journal = new InMemoryJournal();
+  const publisher = createPublisher(
+    { service: 'orders', version: '2.4.0' },
+    { transport, journal, registry },
+  );
+  return { transport, journal, publisher };
+}
+
+describe('createPublisher', () => {
+  it('validates, encodes, journals, publishes and marks published', async () => {
+    const { transport, journal, publisher } = setup();
+    const envelope = await publisher.publish(
+      OrderPlaced,
+      { orderId: 'o-1', amountCents: 1250, currency: 'EUR' },
+      { key: 'o-1', sagaId: 's-1', causationId: 'c-1', correlationId: 'r-1' },
+    );
+    expect(transport.sent).toHaveLength(1);
+    const sent = transport.sent[0]!;
+    expect(sent).toMatchObject({ topic: 'orders', key: 'o-1' });
+    const decoded = decodeEnvelope(sent.message);
+    expect(decoded).toMatchObject({
+      id: envelope.id,
+      type: 'order.placed',
+      schemaversion: 2,
+      sagaid: 's-1',
+      causationid: 'c-1',
+      correlationid: 'r-1',
+      producerservice: 'orders',
+      producerversion: '2.4.0',
+      partitionkey: 'o-1',
+      source: '//backtrack/orders',
+    });
+    const record = await journal.get(envelope.id);
+    expect(record).toMatchObject({
+      state: 'published',
+      service: 'orders',
+      version: '2.4.0',
+      type: 'order.placed',
+      schemaVersion: 2,
+      sagaId: 's-1',
+      key: 'o-1',
+      topic: 'orders',
+    });
+    expect(Buffer.from(record!.message.body).equals(Buffer.from(sent.message.body))).toBe(true);
+  });
+
+  it('writes an older schema version when asked, validating against it', async () => {
+    const { transport, publisher } = setup();
+    await publisher.publish(OrderPlaced, { orderId: 'o-1', amount: 12.5 }, { schemaVersion: 1 });
+    expect(decodeEnvelope(transport.sent[0]!.message)).toMatchObject({
+      schemaversion: 1,
+      data: { amount: 12.5 },
+    });
+  });
+
+  it('rejects invalid data before journaling anything', async () => {
+    const { transport, journal, publisher } = setup();
+    await expect(
+      publisher.publish(OrderPlaced, { orderId: 'o-1', amountCents: 1.5, currency: 'EUR' }),
+    ).rejects.toMatchObject({ code: 'BT_ERR_SCHEMA_VALIDATION' });
+    expect(journal.size).toBe(0);
+    expect(transport.sent).toHaveLength(0);
+  });
+
+  it('rejects an event type the registry does not know', async () => {
+    const { publisher } = setup();
+    const Other = defineEvent('other').version(1, z.object({}));
+    await expect(publisher.publish(Other, {})).rejects.toMatchObject({
+      code: 'BT_ERR_SCHEMA_UNKNOWN_EVENT_TYPE',
+    });
+  });
+
+  it('keeps a record pending when the broker fails, and the relay delivers it later under the same id', async () => {
+    const { transport, journal, publisher } = setup();
+    transport.down = true;
+    const error = await publisher
+      .publish(OrderPlaced, { orderId: 'o-9', amountCents: 1, currency: 'EUR' }, { id: 'fixed-id' })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'BT_ERR_PUBLISH_FAILED',
+      details: { id: 'fixed-id', journaled: true },
+    });
+    expect((await journal.get('fixed-id'))!.state).toBe('pending');
+
+    let now = Date.now();
+    const relay = new OutboxRelay({ olderThanMs: 1_000 }, { journal, transport, now: () => now });
+    expect(await relay.runOnce()).toEqual({ republished: 0, failed: 0 }); // too recent
+    now += 2_000;
+    expect(await relay.runOnce()).toEqual({ republished: 0, failed: 1 }); // still down
+    transport.down = false;
+    expect(await relay.runOnce()).toEqual({ republished: 1, failed: 0 });
+    expect(decodeEnvelope(transport.sent[0]!.message).id).toBe('fixed-id');
+    expect((await journal.get('fixed-id'))!.state).toBe('published');
+    expect(await relay.runOnce()).toEqual({ republished: 0, failed: 0 });
+  });
+
+  it('does not publish when the journal append fails (nothing unjournaled leaves)', async () => {
+    const transport = new RecordingTransport();
+    const journal = new InMemoryJournal();
+    journal.append = async () => {
+      throw new Error('journal down');
+    };
+    const publisher = createPublisher(
+      { service: 's', version: '1' },
+      { transport, journal, registry },
+    );
+    await expect(
+      publisher.publish(OrderPlaced, { orderId: 'o', amountCents: 1, currency: 'EUR' }),
+    ).rejects.toThrow('journal down');
+    expect(transport.sent).toHaveLength(0);
+  });
+
+  it('resolves when only the published mark fails (the relay may resend under the same id)', async () => {
+    const { transport, journal, publisher } = setup();
+    journal.markPublished = async () => {
+      throw new Error('mark failed');
+    };
+    await publisher.publish(OrderPlaced, { orderId: 'o', amountCents: 1, currency: 'EUR' });
+    expect(transport.sent).toHaveLength(1);
+  });
+
+  it('fails loudly at construction on bad options', () => {
+    const deps = { transport: new RecordingTransport(), journal: new InMemoryJournal(), registry };
+    expect(() => createPublisher({ service: '', version: '1' }, deps)).toThrowError(
+      expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }),
+    );
+    expect(() =>
+      createPublisher({ service: 's', version: '1' }, { ...deps, journal: undefined as never }),
+    ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }));
+  });
+
+  it('types data against the chosen schema version', () => {
+    const { publisher } = setup();
+    type Args = Parameters<typeof publisher.publish<typeof OrderPlaced>>;
+    expectTypeOf<Args[1]>().toEqualTypeOf<{
+      orderId: string;
+      amountCents: number;
+      currency: string;
+    }>();
+  });
+});
+
+describe('deterministicId', () => {
+  it('is a stable RFC 9562 version 5 UUID that depends on every part and their boundaries', () => {
+    const a = deterministicId('evt-1', 'compensate', '0');
+    expect(a).toBe(deterministicId('evt-1', 'compensate', '0'));
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(deterministicId('evt-1', 'compensate', '1')).not.toBe(a);
+    expect(deterministicId('a:b', 'c')).not.toBe(deterministicId('a', 'b:c'));
+  });
+});
