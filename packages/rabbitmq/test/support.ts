@@ -1,0 +1,195 @@
+/**
+ * Helpers of the RabbitMQ integration tests: a transport per test on the real broker, envelope
+ * builders, a recording processor, and a raw amqplib connection to inspect queues.
+ */
+import { execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { promisify } from 'node:util';
+import amqplib from 'amqplib';
+import type { ChannelModel, GetMessage } from 'amqplib';
+import {
+  createEnvelope,
+  encodeEnvelope,
+  type Disposition,
+  type EncodedMessage,
+  type IncomingMessage,
+  type MessageProcessor,
+} from '@backtrack/core';
+import {
+  createRabbitTransport,
+  type RabbitTransport,
+  type RabbitTransportOptions,
+} from '@backtrack/rabbitmq';
+import { uniqueName } from '../../../test/support/services.js';
+
+export { uniqueName };
+
+/** Fast reconnects and short retry TTLs so the tests run in seconds. */
+export async function openTransport(
+  url: string,
+  overrides: Partial<RabbitTransportOptions> = {},
+): Promise<RabbitTransport> {
+  return createRabbitTransport({
+    url,
+    connectionName: uniqueName('bt-rabbit-test'),
+    reconnect: { initialDelayMs: 100, maxDelayMs: 1_000, initialMaxRetries: 2 },
+    publishTimeoutMs: 20_000,
+    ...overrides,
+    consumer: { retryDelaysMs: [200, 1_000], shutdownTimeoutMs: 5_000, ...overrides.consumer },
+  });
+}
+
+/** An encoded envelope of `type` v`version`. */
+export function eventMessage(
+  type: string,
+  data: unknown,
+  extra: { version?: number; id?: string; sagaid?: string; time?: string } = {},
+): EncodedMessage {
+  return encodeEnvelope(
+    createEnvelope({
+      type,
+      source: '//backtrack/tests',
+      schemaversion: extra.version ?? 1,
+      data,
+      ...(extra.id ? { id: extra.id } : {}),
+      ...(extra.sagaid ? { sagaid: extra.sagaid } : {}),
+      ...(extra.time ? { time: extra.time } : {}),
+      producerservice: 'rabbit-tests',
+      producerversion: '1.0.0',
+    }),
+  );
+}
+
+/** A processor that records every message and answers with `decide` (default: ack). */
+export class RecordingProcessor implements MessageProcessor {
+  readonly seen: IncomingMessage[] = [];
+  constructor(
+    private readonly decide: (
+      message: IncomingMessage,
+    ) => Disposition | Promise<Disposition> = () => ({
+      kind: 'ack',
+      outcome: 'handled',
+    }),
+  ) {}
+  async process(message: IncomingMessage): Promise<Disposition> {
+    this.seen.push(message);
+    return this.decide(message);
+  }
+  ids(): string[] {
+    return this.seen.map((m) => m.message.headers['id'] ?? '?');
+  }
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A plain amqplib connection for looking into queues and cleaning up. */
+export class BrokerProbe {
+  private constructor(private readonly model: ChannelModel) {}
+
+  static async open(url: string): Promise<BrokerProbe> {
+    return new BrokerProbe(await amqplib.connect(url));
+  }
+
+  /** Takes (acknowledges) every message in `queue` until `count` arrived or `timeoutMs` passed. */
+  async take(queue: string, count: number, timeoutMs = 15_000): Promise<GetMessage[]> {
+    const channel = await this.model.createChannel();
+    const out: GetMessage[] = [];
+    const deadline = Date.now() + timeoutMs;
+    try {
+      while (out.length < count && Date.now() < deadline) {
+        const message = await channel.get(queue, { noAck: true });
+        if (message) out.push(message);
+        else await sleep(50);
+      }
+    } finally {
+      await channel.close();
+    }
+    return out;
+  }
+
+  async messageCount(queue: string): Promise<number> {
+    const channel = await this.model.createChannel();
+    try {
+      return (await channel.checkQueue(queue)).messageCount;
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Deletes queues and exchanges; ignores the ones that do not exist. */
+  async remove(queues: string[], exchanges: string[]): Promise<void> {
+    const channel = await this.model.createChannel();
+    channel.on('error', () => undefined);
+    for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
+    for (const e of exchanges) await channel.deleteExchange(e).catch(() => undefined);
+    await channel.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.model.close();
+  }
+}
+
+/** Every queue and exchange a subscription of `transport` declared. */
+export function declaredNames(transport: RabbitTransport): {
+  queues: string[];
+  exchanges: string[];
+} {
+  const queues: string[] = [];
+  const exchanges: string[] = [];
+  for (const s of transport.subscriptions) {
+    for (const q of s.topology.topology.queues ?? []) queues.push(q.name);
+    for (const e of s.topology.topology.exchanges ?? []) exchanges.push(e.name);
+  }
+  return { queues, exchanges };
+}
+
+const run = promisify(execFile);
+
+/**
+ * Closes a connection from the broker's side with `rabbitmqctl close_connection`, found by the
+ * client's local port. Returns false when rabbitmqctl is not usable here (then the caller drops
+ * the socket instead).
+ */
+export async function brokerCloseConnection(localPort: number): Promise<boolean> {
+  try {
+    const { stdout } = await run('rabbitmqctl', ['-q', 'list_connections', 'name'], {
+      timeout: 20_000,
+    });
+    const name = stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.startsWith(`127.0.0.1:${localPort} `) || l.includes(`:${localPort} ->`));
+    if (!name) return false;
+    await run('rabbitmqctl', ['-q', 'close_connection', name, 'backtrack test: forced close'], {
+      timeout: 20_000,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The local TCP port and socket of the transport's live connection. */
+export function socketOf(transport: RabbitTransport): { localPort: number; destroy: () => void } {
+  const model = transport.connection.model;
+  if (!model) throw new Error('not connected');
+  const stream = (model.connection as unknown as { stream: Socket }).stream;
+  return { localPort: stream.localPort ?? 0, destroy: () => stream.destroy() };
+}
