@@ -6,3 +6,5 @@ export type {
 } from './dedupe/RedisDedupeStore.js';
 export { createRedisClient, DEFAULT_REDIS_CLIENT_OPTIONS } from './client.js';
 export { RedisCommandError, RedisStoreConfigError } from './errors.js';
+export { RedisSagaStore, DEFAULT_REDIS_SAGA_OPTIONS } from './saga/RedisSagaStore.js';
+export type { RedisSagaStoreDependencies, RedisSagaStoreOptions } from './saga/RedisSagaStore.js';
