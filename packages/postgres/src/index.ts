@@ -33,4 +33,19 @@ export type {
   PostgresInboxDependencies,
   PostgresInboxOptions,
 } from './inbox/PostgresInbox.js';
+export { DEFAULT_POSTGRES_OUTBOX_OPTIONS, PostgresOutbox } from './outbox/PostgresOutbox.js';
+export type {
+  OutboxAppendOptions,
+  PostgresOutboxDependencies,
+  PostgresOutboxOptions,
+} from './outbox/PostgresOutbox.js';
+export {
+  DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS,
+  PostgresOutboxRelay,
+} from './outbox/PostgresOutboxRelay.js';
+export type {
+  PostgresOutboxRelayDependencies,
+  PostgresOutboxRelayOptions,
+  PostgresRelayResult,
+} from './outbox/PostgresOutboxRelay.js';
 export { DEFAULT_SCHEMA } from './internal/sql.js';

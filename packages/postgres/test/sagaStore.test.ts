@@ -25,7 +25,7 @@ function sagaRecord(overrides: Partial<SagaRecord> = {}): SagaRecord {
   };
 }
 
-describe.skipIf(!postgres.available)('PostgresSagaStore (PostgreSQL specifics)', () => {
+describe.skipIf(!postgres.available)('PostgresSagaStore (beyond the contract)', () => {
   let db: TestDatabase;
   let store: PostgresSagaStore;
 
@@ -84,28 +84,30 @@ describe.skipIf(!postgres.available)('PostgresSagaStore (PostgreSQL specifics)',
     expect(stored!.revision).toBe(1);
   });
 
-  it('reports an update of an unknown saga as not found', async () => {
+  it('reports an update of an unknown saga as a conflict with no actual revision', async () => {
     await expect(store.update(sagaRecord(), 0)).rejects.toMatchObject({
-      code: 'BT_ERR_SAGA_NOT_FOUND',
+      code: 'BT_ERR_SAGA_CONCURRENT_UPDATE',
+      details: { actualRevision: null },
     });
   });
 
   it('lists by status through the status index, not a table scan', async () => {
     const name = uniqueName('bulk');
     await db.pool.query(
-      `INSERT INTO "${db.schema}".sagas (saga_id, saga_name, status, revision, record)
-       SELECT 'bulk-' || g, $1, CASE WHEN g % 500 = 0 THEN 'stuck' ELSE 'completed' END, 0, '{}'::jsonb
+      `INSERT INTO "${db.schema}".sagas (saga_id, saga_name, status, revision, record, created_at)
+       SELECT 'bulk-' || g, $1, CASE WHEN g % 500 = 0 THEN 'stuck' ELSE 'completed' END, 0, '{}'::jsonb,
+              now() - g * interval '1 second'
          FROM generate_series(1, 5000) AS g`,
       [name],
     );
     await db.pool.query(`ANALYZE "${db.schema}".sagas`);
     const plan = await db.pool.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN SELECT seq, record, revision FROM "${db.schema}".sagas
-        WHERE status = ANY($1::text[]) ORDER BY seq LIMIT 101`,
+      `EXPLAIN SELECT record FROM "${db.schema}".sagas
+        WHERE status = ANY($1::text[]) ORDER BY created_at, saga_id LIMIT 101`,
       [['stuck']],
     );
     const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-    expect(text).toMatch(/sagas_status_seq_idx/);
+    expect(text).toMatch(/sagas_status_created_idx/);
     expect(text).not.toMatch(/Seq Scan/);
     await db.pool.query(`DELETE FROM "${db.schema}".sagas WHERE saga_name = $1`, [name]);
   });

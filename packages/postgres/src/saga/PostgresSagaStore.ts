@@ -1,7 +1,6 @@
 import type { Pool } from 'pg';
 import {
   SagaConcurrencyError,
-  SagaNotFoundError,
   type SagaListQuery,
   type SagaPage,
   type SagaRecord,
@@ -34,10 +33,13 @@ export const DEFAULT_POSTGRES_SAGA_STORE_OPTIONS = {
 } as const satisfies Required<PostgresSagaStoreOptions>;
 
 interface SagaRow {
-  seq: string;
   record: SagaRecord;
   revision: number;
+  /** ISO string of created_at at microsecond precision (the cursor's first half). */
+  created: string;
 }
+
+const COLUMNS = `record, revision, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created`;
 
 /**
  * The {@link SagaStore} on PostgreSQL: one row per saga in `<schema>.sagas`, the record as JSONB.
@@ -47,8 +49,9 @@ interface SagaRow {
  * - `update` is `UPDATE ... WHERE saga_id = $1 AND revision = $2`: exactly one of two engines
  *   that advance the same saga from the same revision wins; the other gets
  *   `SagaConcurrencyError` (`BT_ERR_SAGA_CONCURRENT_UPDATE`).
- * - `list` filters by status and name through indexes and pages in insertion order with an opaque
- *   keyset cursor, so paging is stable while sagas are added.
+ * - `list` filters by status and name through indexes (`(status, created_at, saga_id)`) and pages
+ *   oldest first, ties by saga id, with an opaque keyset cursor, so paging neither skips nor
+ *   repeats sagas while others are added or change status.
  * - A lost connection throws a retriable `StoreUnavailableError`; missing tables throw
  *   `PostgresNotMigratedError`.
  *
@@ -83,11 +86,18 @@ export class PostgresSagaStore implements SagaStore {
   ): Promise<{ created: true; record: SagaRecord } | { created: false; record: SagaRecord }> {
     const inserted = await this.#query<SagaRow>(
       'create',
-      `INSERT INTO ${this.#table} (saga_id, saga_name, status, revision, record)
-       VALUES ($1, $2, $3, $4, $5::jsonb)
+      `INSERT INTO ${this.#table} (saga_id, saga_name, status, revision, record, created_at)
+       VALUES ($1, $2, $3, $4, $5::jsonb, $6::timestamptz)
        ON CONFLICT (saga_id) DO NOTHING
-       RETURNING seq, record, revision`,
-      [record.sagaId, record.sagaName, record.status, record.revision, JSON.stringify(record)],
+       RETURNING ${COLUMNS}`,
+      [
+        record.sagaId,
+        record.sagaName,
+        record.status,
+        record.revision,
+        JSON.stringify(record),
+        record.createdAt,
+      ],
     );
     const row = inserted[0];
     if (row !== undefined) return { created: true, record: toRecord(row) };
@@ -103,7 +113,7 @@ export class PostgresSagaStore implements SagaStore {
   async get(sagaId: string): Promise<SagaRecord | undefined> {
     const rows = await this.#query<SagaRow>(
       'get',
-      `SELECT seq, record, revision FROM ${this.#table} WHERE saga_id = $1`,
+      `SELECT ${COLUMNS} FROM ${this.#table} WHERE saga_id = $1`,
       [sagaId],
     );
     return rows[0] === undefined ? undefined : toRecord(rows[0]);
@@ -116,7 +126,7 @@ export class PostgresSagaStore implements SagaStore {
       `UPDATE ${this.#table}
           SET record = $3::jsonb, revision = $2 + 1, status = $4, saga_name = $5, updated_at = now()
         WHERE saga_id = $1 AND revision = $2
-        RETURNING seq, record, revision`,
+        RETURNING ${COLUMNS}`,
       [record.sagaId, expectedRevision, JSON.stringify(next), next.status, next.sagaName],
     );
     if (rows[0] !== undefined) return toRecord(rows[0]);
@@ -125,9 +135,10 @@ export class PostgresSagaStore implements SagaStore {
       `SELECT revision FROM ${this.#table} WHERE saga_id = $1`,
       [record.sagaId],
     );
-    if (current[0] === undefined) throw new SagaNotFoundError(record.sagaId);
+    // The port reports a missing saga as a concurrency conflict too (someone else's view of
+    // the saga is not ours); `details.actualRevision` tells the two apart.
     throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
-      details: { actualRevision: current[0].revision },
+      details: { actualRevision: current[0]?.revision ?? null },
     });
   }
 
@@ -148,22 +159,24 @@ export class PostgresSagaStore implements SagaStore {
       where.push(`saga_name = $${params.length}`);
     }
     if (query.cursor !== undefined) {
-      params.push(decodeCursor(query.cursor));
-      where.push(`seq > $${params.length}::bigint`);
+      const [created, sagaId] = decodeCursor(query.cursor);
+      params.push(created, sagaId);
+      where.push(`(created_at, saga_id) > ($${params.length - 1}::timestamptz, $${params.length})`);
     }
     params.push(limit + 1);
     const rows = await this.#query<SagaRow>(
       'list',
-      `SELECT seq, record, revision FROM ${this.#table}
+      `SELECT ${COLUMNS} FROM ${this.#table}
         ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY seq
+        ORDER BY created_at, saga_id
         LIMIT $${params.length}`,
       params,
     );
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const result: SagaPage = { items: page.map(toRecord) };
-    if (rows.length > limit && last !== undefined) result.nextCursor = encodeCursor(last.seq);
+    if (rows.length > limit && last !== undefined)
+      result.nextCursor = encodeCursor(last.created, last.record.sagaId);
     return result;
   }
 
@@ -181,13 +194,24 @@ function toRecord(row: SagaRow): SagaRecord {
   return { ...row.record, revision: row.revision };
 }
 
-function encodeCursor(seq: string): string {
-  return Buffer.from(`s:${seq}`).toString('base64url');
+function encodeCursor(created: string, sagaId: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, c: created, s: sagaId })).toString('base64url');
 }
 
-function decodeCursor(cursor: string): string {
-  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^s:(\d{1,19})$/.exec(decoded);
-  if (match?.[1] === undefined) throw new PostgresCursorError(cursor);
-  return match[1];
+function decodeCursor(cursor: string): [string, string] {
+  let body: { v?: unknown; c?: unknown; s?: unknown } | undefined;
+  try {
+    body = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as typeof body;
+  } catch {
+    body = undefined;
+  }
+  if (
+    body?.v !== 1 ||
+    typeof body.c !== 'string' ||
+    !Number.isFinite(Date.parse(body.c)) ||
+    typeof body.s !== 'string'
+  ) {
+    throw new PostgresCursorError(cursor);
+  }
+  return [body.c, body.s];
 }

@@ -1,0 +1,319 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PoolClient } from 'pg';
+import { createDefaultLogger, timeMsToSeq, type Logger, type Transport } from '@backtrack/core';
+import { PostgresConfigError, toStoreError } from '../errors.js';
+import {
+  OUTBOX_COLUMNS,
+  toJournalRecord,
+  type OutboxRow,
+  type PostgresOutbox,
+} from './PostgresOutbox.js';
+
+/** Collaborators of {@link PostgresOutboxRelay}. */
+export interface PostgresOutboxRelayDependencies {
+  outbox: PostgresOutbox;
+  /** Any Backtrack transport (Kafka, RabbitMQ, in-memory). The relay never closes it. */
+  transport: Transport;
+  /** @default createDefaultLogger() */
+  logger?: Logger;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** Options of {@link PostgresOutboxRelay}. */
+export interface PostgresOutboxRelayOptions {
+  /** Records locked and published per transaction (one transport call). @default 100 */
+  batchSize?: number;
+  /** How long `start()` sleeps when the outbox is empty, in ms. @default 500 */
+  pollIntervalMs?: number;
+  /**
+   * Only records pending for at least this long are published, in ms (on the journal clock).
+   * 0 suits the pure outbox pattern, where the relay is the only publisher. When the same outbox
+   * also backs a publisher that publishes directly and marks records itself, set it above that
+   * publisher's broker timeout so the relay does not race it.
+   * @default 0
+   */
+  olderThanMs?: number;
+  /**
+   * One relay at a time publishes (a transaction-scoped advisory lock; the others wait their
+   * turn and take over at once if it dies), so messages leave in exact `seq` order. With
+   * `false`, relays publish disjoint batches in parallel (more throughput; order is kept within a
+   * batch, not across relays).
+   * @default true
+   */
+  exclusive?: boolean;
+  /** First delay after a failed batch, doubled per consecutive failure, in ms. @default 1000 */
+  retryDelayMs?: number;
+  /** Cap of that delay, in ms. @default 30_000 */
+  maxRetryDelayMs?: number;
+  /** How often `start()` prunes records past retention, in ms; 0 disables. @default 3_600_000 */
+  pruneIntervalMs?: number;
+}
+
+/** The defaults merged under {@link PostgresOutboxRelayOptions}. */
+export const DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS = {
+  batchSize: 100,
+  pollIntervalMs: 500,
+  olderThanMs: 0,
+  exclusive: true,
+  retryDelayMs: 1000,
+  maxRetryDelayMs: 30_000,
+  pruneIntervalMs: 60 * 60 * 1000,
+} as const satisfies Required<PostgresOutboxRelayOptions>;
+
+/** What one relay pass did. */
+export interface PostgresRelayResult {
+  /** Records published and marked in this pass. */
+  published: number;
+  /** Records of a batch the transport rejected (they stay pending, their attempt count grows). */
+  failed: number;
+  /** True when another relay held the exclusive lock, so this pass did nothing. */
+  skipped: boolean;
+}
+
+/**
+ * Publishes the pending records of a {@link PostgresOutbox} through a Transport.
+ *
+ * Each pass is one transaction: `SELECT ... FOR UPDATE SKIP LOCKED` takes up to `batchSize`
+ * pending records in `seq` order, the transport publishes them (resolving only after the broker
+ * acknowledged), and an `UPDATE` marks them published before COMMIT. Several relays (one per
+ * service instance) are safe at once: a record locked by one relay is skipped by the others, so
+ * the relays never publish a record twice between them. A relay that crashes after the broker
+ * acknowledged but before COMMIT leaves its records pending and they go out again (at-least-once;
+ * consumers deduplicate on the envelope id, for example with {@link PostgresInbox}).
+ *
+ * A failed publish rolls nothing forward: the batch stays pending, its attempt count and last
+ * error are recorded, and the relay backs off exponentially.
+ *
+ * @example
+ * const relay = new PostgresOutboxRelay({ outbox, transport });
+ * relay.start();
+ * // on shutdown
+ * await relay.stop();
+ */
+export class PostgresOutboxRelay {
+  readonly #outbox: PostgresOutbox;
+  readonly #transport: Transport;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #o: Required<PostgresOutboxRelayOptions>;
+  #loop: Promise<void> | undefined;
+  #stopping: AbortController | undefined;
+  #consecutiveFailures = 0;
+  #lastPruneMs = 0;
+
+  constructor(
+    dependencies: PostgresOutboxRelayDependencies,
+    options: PostgresOutboxRelayOptions = {},
+  ) {
+    if (!dependencies?.outbox || !dependencies.transport) {
+      throw new PostgresConfigError(
+        'dependencies',
+        'missing',
+        'the relay needs an outbox and a transport',
+      );
+    }
+    const o = { ...DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS };
+    for (const [field, value] of Object.entries(options)) {
+      if (value === undefined) continue;
+      if (field === 'exclusive') {
+        if (typeof value !== 'boolean')
+          throw new PostgresConfigError(field, value, 'must be a boolean');
+      } else {
+        const min = field === 'olderThanMs' || field === 'pruneIntervalMs' ? 0 : 1;
+        if (!Number.isSafeInteger(value) || (value as number) < min) {
+          throw new PostgresConfigError(field, value, `must be an integer >= ${min}`);
+        }
+      }
+      (o as Record<string, unknown>)[field] = value;
+    }
+    this.#o = o;
+    this.#outbox = dependencies.outbox;
+    this.#transport = dependencies.transport;
+    this.#now = dependencies.now ?? Date.now;
+    this.#log = (dependencies.logger ?? createDefaultLogger()).child({
+      component: 'postgres-outbox-relay',
+      schema: this.#outbox.schema,
+      transport: this.#transport.name,
+    });
+  }
+
+  /** True between `start()` and the end of `stop()`. */
+  get running(): boolean {
+    return this.#loop !== undefined;
+  }
+
+  /**
+   * Publishes one batch. Resolves with what it did; store failures throw a retriable
+   * `StoreUnavailableError`; a transport failure is recorded on the records and reported in
+   * `failed` (not thrown), so a scheduler calling this keeps going.
+   */
+  async runOnce(): Promise<PostgresRelayResult> {
+    let client: PoolClient;
+    try {
+      client = await this.#outbox.pool.connect();
+    } catch (error) {
+      throw toStoreError(error, this.#outbox.schema, 'relay.connect');
+    }
+    let destroy: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      if (this.#o.exclusive) {
+        const lock = await client.query<{ locked: boolean }>(
+          'SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2)) AS locked',
+          ['backtrack.outbox-relay', this.#outbox.schema],
+        );
+        if (!lock.rows[0]?.locked) {
+          await client.query('COMMIT');
+          return { published: 0, failed: 0, skipped: true };
+        }
+      }
+      const now = this.#now();
+      const rows = (
+        await client.query<OutboxRow>(
+          `SELECT ${OUTBOX_COLUMNS} FROM ${this.#outbox.table}
+            WHERE state = 'pending' AND seq >= $1 AND seq <= $2
+            ORDER BY seq
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED`,
+          [
+            this.#outbox.oldestLiveSeq(now),
+            timeMsToSeq(now - this.#o.olderThanMs),
+            this.#o.batchSize,
+          ],
+        )
+      ).rows;
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return { published: 0, failed: 0, skipped: false };
+      }
+      const records = rows.map(toJournalRecord);
+      const seqs = rows.map((r) => r.seq);
+      try {
+        await this.#transport.publish(
+          records.map((r) =>
+            r.key === undefined
+              ? { topic: r.topic, message: r.message }
+              : { topic: r.topic, key: r.key, message: r.message },
+          ),
+        );
+      } catch (error) {
+        await client.query(
+          `UPDATE ${this.#outbox.table}
+              SET publish_attempts = publish_attempts + 1, last_error = $2
+            WHERE seq = ANY($1::bigint[])`,
+          [
+            seqs,
+            error instanceof Error ? error.message.slice(0, 2000) : String(error).slice(0, 2000),
+          ],
+        );
+        await client.query('COMMIT');
+        this.#log.warn(
+          { err: error, count: records.length, firstSeq: records[0]?.seq },
+          'outbox relay: transport rejected a batch; it stays pending',
+        );
+        return { published: 0, failed: records.length, skipped: false };
+      }
+      await client.query(
+        `UPDATE ${this.#outbox.table}
+            SET state = 'published', published_at = clock_timestamp(),
+                publish_attempts = publish_attempts + 1, last_error = NULL
+          WHERE seq = ANY($1::bigint[])`,
+        [seqs],
+      );
+      await client.query('COMMIT');
+      this.#log.debug(
+        { count: records.length, lastSeq: records.at(-1)?.seq },
+        'outbox relay published',
+      );
+      return { published: records.length, failed: 0, skipped: false };
+    } catch (error) {
+      destroy = error instanceof Error ? error : new Error(String(error));
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw toStoreError(error, this.#outbox.schema, 'relay.runOnce');
+    } finally {
+      client.release(destroy);
+    }
+  }
+
+  /**
+   * Publishes until the outbox is drained (a pass publishes less than a full batch). Resolves with
+   * the number published. For tests and shutdown hooks.
+   */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const r = await this.runOnce();
+      total += r.published;
+      if (r.failed > 0)
+        throw new Error('outbox relay: the transport rejected a batch while draining');
+      if (r.skipped) {
+        await sleep(this.#o.pollIntervalMs);
+        continue;
+      }
+      if (r.published < this.#o.batchSize) return total;
+    }
+  }
+
+  /**
+   * Runs passes in the background until {@link PostgresOutboxRelay.stop}: back to back while
+   * batches come full, `pollIntervalMs` apart when idle, with exponential backoff after failures.
+   * Errors are logged, never thrown. Idempotent.
+   */
+  start(): void {
+    if (this.#loop) return;
+    const stopping = new AbortController();
+    this.#stopping = stopping;
+    this.#loop = this.#run(stopping.signal).finally(() => {
+      this.#loop = undefined;
+    });
+  }
+
+  /** Stops the loop after the batch in flight (if any) commits. */
+  async stop(): Promise<void> {
+    this.#stopping?.abort();
+    await this.#loop;
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    this.#log.info(
+      { exclusive: this.#o.exclusive, batchSize: this.#o.batchSize },
+      'outbox relay started',
+    );
+    while (!signal.aborted) {
+      let delayMs = this.#o.pollIntervalMs;
+      try {
+        const r = await this.runOnce();
+        if (r.failed > 0) {
+          delayMs = this.#backoff();
+        } else {
+          this.#consecutiveFailures = 0;
+          if (r.published === this.#o.batchSize) delayMs = 0;
+        }
+        await this.#maybePrune();
+      } catch (error) {
+        delayMs = this.#backoff();
+        this.#log.warn({ err: error, delayMs }, 'outbox relay pass failed');
+      }
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    }
+    this.#log.info('outbox relay stopped');
+  }
+
+  #backoff(): number {
+    this.#consecutiveFailures++;
+    return Math.min(
+      this.#o.retryDelayMs * 2 ** (this.#consecutiveFailures - 1),
+      this.#o.maxRetryDelayMs,
+    );
+  }
+
+  async #maybePrune(): Promise<void> {
+    if (this.#o.pruneIntervalMs === 0) return;
+    const now = this.#now();
+    if (now - this.#lastPruneMs < this.#o.pruneIntervalMs) return;
+    this.#lastPruneMs = now;
+    const deleted = await this.#outbox.prune(now);
+    if (deleted > 0) this.#log.info({ deleted }, 'outbox relay pruned records past retention');
+  }
+}

@@ -1,0 +1,32 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { sagaStoreContract } from '../../core/src/testing/contracts/sagaStoreContract.js';
+import { probeService, uniqueName } from '../../../test/support/services.js';
+import { PostgresSagaStore, dropSchema, migrate } from '@backtrack/postgres';
+
+const postgres = await probeService('postgres');
+
+describe.skipIf(!postgres.available)('PostgresSagaStore', () => {
+  let pool: pg.Pool;
+  // The peer store goes through a second pool: creates and updates race across connections.
+  let peerPool: pg.Pool;
+  beforeAll(() => {
+    pool = new pg.Pool({ connectionString: postgres.url, max: 10 });
+    peerPool = new pg.Pool({ connectionString: postgres.url, max: 10 });
+  });
+  afterAll(async () => {
+    await peerPool?.end();
+    await pool?.end();
+  });
+
+  // The contract wants an empty store per test and uses fixed saga ids: a schema per test.
+  sagaStoreContract('PostgresSagaStore', async () => {
+    const schema = uniqueName('bt_saga_c');
+    await migrate(pool, { schema });
+    return {
+      store: new PostgresSagaStore({ pool }, { schema }),
+      peer: new PostgresSagaStore({ pool: peerPool }, { schema }),
+      cleanup: () => dropSchema(pool, schema),
+    };
+  });
+});
