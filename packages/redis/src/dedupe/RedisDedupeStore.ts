@@ -191,7 +191,7 @@ export class RedisDedupeStore implements DedupeStore {
   }
 
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis('redis-dedupe', operation, this.options.commandTimeoutMs, fn);
+    return callRedis('redis-dedupe', operation, this.options.commandTimeoutMs, fn, this.#redis);
   }
 }
 

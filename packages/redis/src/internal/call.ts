@@ -1,5 +1,8 @@
 import { StoreUnavailableError } from '@backtrack/core';
+import type { Redis } from 'ioredis';
 import { RedisCommandError } from '../errors.js';
+
+const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
 
 /** Redis error replies that mean "not now" rather than "never": retry later. */
 const TRANSIENT_REPLIES = [
@@ -18,15 +21,29 @@ const TRANSIENT_REPLIES = [
  * the connection being down, closed or slow (and transient error replies) become the retriable
  * `StoreUnavailableError`; any other error reply becomes `RedisCommandError`.
  *
- * The deadline is what keeps a consumer from hanging while Redis is away: even with a client
- * that queues commands offline, the caller gets its answer within `timeoutMs`.
+ * Two guards keep a consumer from hanging while Redis is away:
+ * - a client known to be disconnected (status `reconnecting`, `close` or `end`) fails the call
+ *   at once instead of parking it in ioredis' offline queue until the next reconnection attempt;
+ *   a client still making its first connection (`wait`, `connecting`, `connect`) is waited for;
+ * - every call has a deadline: even with a client that queues commands without bound
+ *   (`maxRetriesPerRequest: null`), the caller gets its answer within `timeoutMs`.
  */
 export async function callRedis<T>(
   store: string,
   operation: string,
   timeoutMs: number,
   fn: () => Promise<T>,
+  /** When given, a known-disconnected client fails the call at once (see above). */
+  redis?: Pick<Redis, 'status'>,
 ): Promise<T> {
+  if (redis !== undefined && DISCONNECTED.has(redis.status)) {
+    throw new StoreUnavailableError(
+      store,
+      operation,
+      `${store} store unavailable (${operation}): Redis connection is ${redis.status}`,
+      { details: { connectionStatus: redis.status } },
+    );
+  }
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(

@@ -191,7 +191,7 @@ export class RedisSagaStore implements SagaStore {
   }
 
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis('redis-saga', operation, this.options.commandTimeoutMs, fn);
+    return callRedis('redis-saga', operation, this.options.commandTimeoutMs, fn, this.#redis);
   }
 }
 
