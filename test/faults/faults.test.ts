@@ -1,0 +1,30 @@
+/**
+ * The fault suite (see test/faults/README.md): each scenario breaks something real (SIGKILL of a
+ * process under test, a broker or Redis restart, hostile input) and checks an external ledger of
+ * effects: nothing lost, nothing applied twice, no consumer crash. One file, run sequentially,
+ * after the unit and integration projects, so restarting a service never disturbs another test.
+ *
+ * Run one scenario: `npx vitest run --project faults -t "saga engine"`.
+ */
+import { afterAll, beforeAll, describe } from 'vitest';
+import { ensureServices } from './support/services.js';
+import { printSummary } from './support/summary.js';
+import { sagaCrashScenario } from './scenarios/sagaCrash.js';
+
+const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
+
+describe(`fault suite (FAULT_SEED=${seed})`, () => {
+  beforeAll(async () => {
+    // Under CI=true or not: a fault scenario never skips for want of a service; start it.
+    await ensureServices();
+  });
+  afterAll(async () => {
+    printSummary();
+    // Leave every service running for whoever comes next, whatever happened above.
+    await ensureServices();
+  });
+
+  describe('scenario 4: saga engine killed mid-flight', () => {
+    sagaCrashScenario({ sagas: 1000, kills: 6, seed });
+  });
+});

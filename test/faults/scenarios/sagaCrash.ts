@@ -1,0 +1,123 @@
+/**
+ * Scenario 4: the saga engine's process is killed with SIGKILL at random moments while it runs
+ * 1,000 sagas whose steps and compensations fail at random; a new process recovers each time.
+ * Every saga must end completed, compensated or stuck, with the foundation invariants (checked
+ * against an external ledger), and every stuck saga must be retriable to `compensated`.
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { expect, it } from 'vitest';
+import { createSagaEngine, SagaStatus, type SagaRecord, type SagaStore } from '@backtrack/core';
+import { dropSchema, migrate, PostgresSagaStore } from '@backtrack/postgres';
+import { serviceUrl, uniqueName } from '../../support/services.js';
+import { prng, sleep, startChild } from '../support/child.js';
+import { recordRow } from '../support/summary.js';
+import { faultSaga, ledgerKeys, verifySagas } from '../fixtures/faultSaga.js';
+import type { SagaWorkerConfig } from '../fixtures/sagaWorker.js';
+
+export interface SagaCrashOptions {
+  sagas: number;
+  kills: number;
+  seed: number;
+}
+
+async function allSagas(store: SagaStore): Promise<SagaRecord[]> {
+  const out: SagaRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.list({ limit: 500, ...(cursor ? { cursor } : {}) });
+    out.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+export function sagaCrashScenario(options: SagaCrashOptions): void {
+  it(`saga engine: ${options.sagas} sagas, ${options.kills} SIGKILLs, recover() in a new process each time (PostgresSagaStore)`, async () => {
+    const random = prng(options.seed);
+    const redis = new Redis(serviceUrl('redis'));
+    const pool = new pg.Pool({ connectionString: serviceUrl('postgres'), max: 4 });
+    const schema = uniqueName('bt_faults_saga').replaceAll('-', '_');
+    const prefix = uniqueName('faults:saga');
+    await migrate(pool, { schema });
+    const store = new PostgresSagaStore({ pool }, { schema });
+    const config: SagaWorkerConfig = {
+      store: { kind: 'postgres', url: serviceUrl('postgres'), schema },
+      redisUrl: serviceUrl('redis'),
+      prefix,
+      count: options.sagas,
+      concurrency: 12,
+      seed: options.seed,
+      failRate: 0.12,
+      compensationFailRate: 0.25,
+    };
+    const kills: string[] = [];
+    try {
+      for (let round = 0; round < options.kills; round++) {
+        const child = startChild('sagaWorker.ts', config);
+        try {
+          await child.waitFor('ready', 60_000);
+          // Random moment: during recovery of the previous round's sagas, or while starting new ones.
+          await sleep(150 + Math.floor(random() * 1500));
+          if (child.events.some((e) => e.name === 'done')) break;
+        } finally {
+          await child.kill();
+        }
+        const inFlight = (
+          await store.list({ status: [SagaStatus.Running, SagaStatus.Compensating], limit: 1000 })
+        ).items.length;
+        kills.push(`${inFlight}`);
+      }
+      // A new process that is left alone: recover() plus the sagas never started.
+      const final = startChild('sagaWorker.ts', config);
+      const done = await final.waitFor('done', 240_000);
+      expect(await final.exited(30_000)).toBe(0);
+
+      const ids = Array.from({ length: options.sagas }, (_, n) => `${prefix}-s${n}`);
+      let records = await allSagas(store);
+      const verdict = await verifySagas(redis, prefix, records, ids);
+      expect(verdict.violations.slice(0, 20), `violations: ${verdict.violations.length}`).toEqual(
+        [],
+      );
+      expect(verdict.sagas).toBe(options.sagas);
+
+      // A stuck saga keeps a way out: retry it once the downstream works again.
+      const healthy = faultSaga({
+        redis,
+        prefix,
+        seed: options.seed,
+        failRate: 0,
+        compensationFailRate: 0,
+      });
+      const engine = createSagaEngine({}, { store }).register(healthy as never);
+      const stuck = records.filter((r) => r.status === SagaStatus.Stuck);
+      for (const r of stuck) {
+        expect((await engine.retry(r.sagaId)).status).toBe(SagaStatus.Compensated);
+      }
+      records = await allSagas(store);
+      const after = await verifySagas(redis, prefix, records, ids);
+      expect(after.violations.slice(0, 20)).toEqual([]);
+
+      const stats = await redis.hgetall(ledgerKeys(prefix).stats);
+      recordRow({
+        scenario: '4 saga engine SIGKILL + recover (pg store)',
+        sent: options.sagas,
+        processed: Number(stats.calls ?? 0),
+        applied: after.effects,
+        duplicates: Number(stats.duplicates ?? 0),
+        lost: after.lost,
+        appliedTwice: after.appliedTwice,
+        faults: `${kills.length} kills (in flight: ${kills.join(',')}); ${Number(stats.injected ?? 0)} injected step failures; ${JSON.stringify(verdict.byStatus)}, ${stuck.length} stuck retried; final recovered ${String(done.data.recovered)}`,
+      });
+      expect(after.lost).toBe(0);
+      expect(after.appliedTwice).toBe(0);
+      expect(kills.length).toBeGreaterThanOrEqual(Math.min(3, options.kills));
+    } finally {
+      const keys = ledgerKeys(prefix);
+      await redis.del(keys.done, keys.effects, keys.stats).catch(() => undefined);
+      await dropSchema(pool, schema).catch(() => undefined);
+      await pool.end();
+      redis.disconnect();
+    }
+  });
+}
