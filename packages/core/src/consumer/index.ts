@@ -1,1 +1,16 @@
 export type { Disposition, IncomingMessage, MessageProcessor } from './processor.js';
+export { compose, createContext } from './context.js';
+export type { ConsumerContext, DedupeInfo, Middleware, Next } from './context.js';
+export { decode, validate, handle, defaultIdempotencyKey } from './middleware.js';
+export type { ValidateOptions, HandlerContext, HandlerFn, HandlerRoute } from './middleware.js';
+export { createConsumerPipeline, DEFAULT_CONSUMER_OPTIONS } from './pipeline.js';
+export type {
+  ConsumerPipeline,
+  ConsumerPipelineOptions,
+  ConsumerPipelineDependencies,
+  UnhandledPolicy,
+} from './pipeline.js';
+export { ConsumerSpy } from './ConsumerSpy.js';
+export type { SpyRecord } from './ConsumerSpy.js';
+export { ConsumerConfigError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
+export * from './idempotent/index.js';

@@ -1,0 +1,22 @@
+import { BacktrackError } from '../../errors/BacktrackError.js';
+
+/**
+ * Another consumer holds a live lease on this message's dedupe key. Retriable: the message must
+ * be redelivered (not acknowledged, not dropped); it is either finished by the lease holder (and
+ * then acknowledged as a duplicate) or the lease expires and this consumer takes over.
+ */
+export class LeaseHeldError extends BacktrackError {
+  constructor(key: string) {
+    super('BT_ERR_DEDUPE_LEASE_HELD', `dedupe key ${key} is leased by another consumer`, {
+      details: { key },
+      retriable: true,
+    });
+  }
+}
+
+/** The `key` function of `idempotent()` threw or returned an empty value. Never retriable. */
+export class IdempotencyKeyError extends BacktrackError {
+  constructor(message: string, cause?: unknown) {
+    super('BT_ERR_IDEMPOTENCY_KEY_INVALID', message, { cause });
+  }
+}

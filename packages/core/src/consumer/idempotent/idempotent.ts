@@ -1,0 +1,445 @@
+import type { ClaimResult, DedupeStore } from '../../dedupe/DedupeStore.js';
+import { BacktrackError } from '../../errors/BacktrackError.js';
+import { StoreUnavailableError } from '../../errors/StoreUnavailableError.js';
+import type { Envelope } from '../../envelope/types.js';
+import type { Logger } from '../../logging/logger.js';
+import type { ConsumerContext, DedupeInfo, Middleware } from '../context.js';
+import { ConsumerConfigError } from '../errors.js';
+import { defaultIdempotencyKey, requireEnvelope } from '../middleware.js';
+import { IdempotencyKeyError, LeaseHeldError } from './errors.js';
+
+/** Tunables of the idempotent consumer. */
+export interface IdempotencyOptions {
+  /**
+   * How long a `done` mark is kept, in ms: the dedupe retention window. A duplicate arriving
+   * later than this runs the handler again. @default 86_400_000 (24 h)
+   */
+  ttlMs: number;
+  /**
+   * How long a claim holds before another consumer may take over, in ms. It should exceed the
+   * handler's usual run time; with `extendLease` a live handler keeps extending it.
+   * @default 30_000
+   */
+  leaseMs: number;
+  /** Extend the lease every `leaseMs / 3` while the handler runs. @default true */
+  extendLease: boolean;
+  /**
+   * Redelivery delay when another consumer holds the lease, in ms (no pause).
+   * @default 1_000
+   */
+  inProgressDelayMs: number;
+  /**
+   * Redelivery delay, with a pause, when the dedupe store is down, in ms.
+   * @default 5_000
+   */
+  unavailableDelayMs: number;
+}
+
+/** Defaults of {@link IdempotencyOptions}. */
+export const DEFAULT_IDEMPOTENCY_OPTIONS: Readonly<IdempotencyOptions> = Object.freeze({
+  ttlMs: 86_400_000,
+  leaseMs: 30_000,
+  extendLease: true,
+  inProgressDelayMs: 1_000,
+  unavailableDelayMs: 5_000,
+});
+
+/** Options of the {@link idempotent} middleware. */
+export interface IdempotentMiddlewareOptions extends Partial<IdempotencyOptions> {
+  /** The dedupe store (`InMemoryDedupeStore`, `RedisDedupeStore`, a Postgres inbox...). */
+  store: DedupeStore;
+  /**
+   * Derives the key from the message, for example `(ctx) => (ctx.data as Order).orderId` to
+   * dedupe by business id. Scoped by the consumer name automatically.
+   * @default the envelope's `source` and `id` (the CloudEvents duplicate key)
+   */
+  key?: (context: ConsumerContext) => string;
+}
+
+/** Options of the {@link idempotent} wrapper. */
+export interface IdempotentWrapperOptions<TInput> extends Partial<IdempotencyOptions> {
+  store: DedupeStore;
+  /** Scopes the keys: two consumers of one event each process it once. */
+  consumer: string;
+  /**
+   * Derives the key from the input. Required unless the input is an envelope or has an
+   * `envelope` (as a handler context has). Scoped by `consumer`.
+   */
+  key?: (input: TInput) => string;
+  logger?: Logger;
+}
+
+/** What the wrapper passes to the wrapped function besides its input. */
+export interface IdempotencyContext {
+  /** The consumer-scoped dedupe key: pass it to your own side effects. */
+  idempotencyKey: string;
+}
+
+/** The outcome of a wrapped call. */
+export type IdempotentResult<R> =
+  { status: 'handled'; value: R } | { status: 'duplicate'; result?: string };
+
+const PRECLAIM = Symbol('backtrack.idempotent.preclaim');
+const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
+
+/** Internal: lets `processBatch` hand the middleware a claim made by `claimMany`. */
+export function setPreclaim(
+  context: ConsumerContext,
+  key: string,
+  claim: ClaimResult | Error,
+): void {
+  context.state.set(PRECLAIM, { key, claim });
+}
+
+/** Internal: removes and returns the batch claim the middleware did not use. */
+export function takePreclaim(
+  context: ConsumerContext,
+): { key: string; claim: ClaimResult | Error } | undefined {
+  const pre = context.state.get(PRECLAIM) as
+    { key: string; claim: ClaimResult | Error } | undefined;
+  context.state.delete(PRECLAIM);
+  return pre;
+}
+
+/** Resolves and validates idempotency options once. @throws {ConsumerConfigError} naming the field. */
+export function resolveIdempotencyOptions(
+  partial: Partial<IdempotencyOptions> & { store?: unknown },
+  fieldPrefix = 'idempotency.',
+): Readonly<IdempotencyOptions> {
+  const store = partial.store as Partial<DedupeStore> | undefined;
+  if (
+    store === undefined ||
+    typeof store.claim !== 'function' ||
+    typeof store.complete !== 'function'
+  ) {
+    throw new ConsumerConfigError(`${fieldPrefix}store`, 'must be a DedupeStore');
+  }
+  const resolved = { ...DEFAULT_IDEMPOTENCY_OPTIONS };
+  for (const field of ['ttlMs', 'leaseMs', 'inProgressDelayMs', 'unavailableDelayMs'] as const) {
+    const value = partial[field];
+    if (value === undefined) continue;
+    const min = field === 'ttlMs' || field === 'leaseMs' ? 1 : 0;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ConsumerConfigError(
+        `${fieldPrefix}${field}`,
+        `must be an integer >= ${min} (ms)`,
+        value,
+      );
+    }
+    resolved[field] = value;
+  }
+  if (partial.extendLease !== undefined) {
+    if (typeof partial.extendLease !== 'boolean') {
+      throw new ConsumerConfigError(
+        `${fieldPrefix}extendLease`,
+        'must be a boolean',
+        partial.extendLease,
+      );
+    }
+    resolved.extendLease = partial.extendLease;
+  }
+  return Object.freeze(resolved);
+}
+
+/** Builds the consumer-scoped key for a context (the user's `key` function or source+id). */
+export function idempotencyKeyFor(
+  context: ConsumerContext,
+  key?: (context: ConsumerContext) => string,
+): string {
+  const envelope = requireEnvelope(context, 'idempotent');
+  if (key === undefined) return defaultIdempotencyKey(context.consumer, envelope);
+  return scopedKey(context.consumer, () => key(context));
+}
+
+function scopedKey(consumer: string, derive: () => string): string {
+  let derived: unknown;
+  try {
+    derived = derive();
+  } catch (cause) {
+    throw new IdempotencyKeyError(
+      `the idempotency key function threw: ${(cause as Error)?.message}`,
+      cause,
+    );
+  }
+  if (typeof derived !== 'string' || derived.length === 0) {
+    throw new IdempotencyKeyError(
+      `the idempotency key function returned ${JSON.stringify(derived)}, not a non-empty string`,
+    );
+  }
+  return `${encodeURIComponent(consumer)}:key:${derived}`;
+}
+
+/** Wraps a store error so the pipeline pauses instead of retrying the handler. */
+function storeFailure(error: unknown, operation: string): BacktrackError {
+  if (error instanceof StoreUnavailableError) return error;
+  if (error instanceof BacktrackError && !error.retriable) return error;
+  return new StoreUnavailableError(
+    'dedupe',
+    operation,
+    `dedupe store ${operation} failed: ${(error as Error)?.message}`,
+    {
+      cause: error,
+    },
+  );
+}
+
+function startExtender(
+  store: DedupeStore,
+  key: string,
+  token: string,
+  options: Readonly<IdempotencyOptions>,
+  logger: Logger,
+): () => void {
+  if (!options.extendLease) return () => undefined;
+  const timer = setInterval(
+    () => {
+      store.extend(key, token, options.leaseMs).then(
+        (owned) => {
+          if (!owned)
+            logger.warn({ key }, 'dedupe lease lost while the handler runs; raise leaseMs');
+        },
+        (error: unknown) => logger.warn({ key, err: error }, 'could not extend the dedupe lease'),
+      );
+    },
+    Math.max(1, Math.floor(options.leaseMs / 3)),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * Runs `run` at most once per key: claim with a lease, run, mark done; release on failure.
+ * Returns the run's value, or a duplicate marker. Throws {@link LeaseHeldError} when another
+ * consumer holds the lease and a retriable {@link StoreUnavailableError} when the store is down.
+ */
+async function runOnce<R>(
+  store: DedupeStore,
+  key: string,
+  options: Readonly<IdempotencyOptions>,
+  logger: Logger,
+  run: (info: DedupeInfo) => Promise<{ value: R; result?: string } | { skip: true }>,
+  preclaimed?: ClaimResult | Error,
+): Promise<IdempotentResult<R>> {
+  let claim: ClaimResult;
+  try {
+    if (preclaimed instanceof Error) throw preclaimed;
+    claim = preclaimed ?? (await store.claim(key, { leaseMs: options.leaseMs }));
+  } catch (error) {
+    throw storeFailure(error, 'claim');
+  }
+  if (claim.status === 'done') {
+    return claim.result === undefined
+      ? { status: 'duplicate' }
+      : { status: 'duplicate', result: claim.result };
+  }
+  if (claim.status === 'in-progress') throw new LeaseHeldError(key);
+
+  const { token } = claim;
+  const stop = startExtender(store, key, token, options, logger);
+  let outcome: { value: R; result?: string } | { skip: true };
+  try {
+    outcome = await run({ key, status: 'claimed' });
+  } catch (error) {
+    stop();
+    await release(store, key, token, logger);
+    throw error;
+  }
+  stop();
+  if ('skip' in outcome) {
+    await release(store, key, token, logger);
+    return { status: 'handled', value: undefined as R };
+  }
+  let owned: boolean;
+  try {
+    owned = await store.complete(key, token, {
+      ttlMs: options.ttlMs,
+      ...(outcome.result === undefined ? {} : { result: outcome.result }),
+    });
+  } catch (error) {
+    // The effect happened but its done mark is not durable: do not acknowledge (DESIGN: ack only
+    // when both are durable). The lease expires and a redelivery runs the handler again, with
+    // the same idempotency key, which is the handler's own defence.
+    logger.error({ key, err: error }, 'handler succeeded but the done mark could not be stored');
+    throw storeFailure(error, 'complete');
+  }
+  if (!owned) {
+    logger.warn(
+      { key, leaseMs: options.leaseMs },
+      'dedupe lease expired before the handler finished; another consumer may run it too. Raise leaseMs',
+    );
+  }
+  return { status: 'handled', value: outcome.value };
+}
+
+async function release(
+  store: DedupeStore,
+  key: string,
+  token: string,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await store.release(key, token);
+  } catch (error) {
+    // Not fatal: the lease expires on its own and a retry then claims again.
+    logger.warn(
+      { key, err: error },
+      'could not release the dedupe claim; it expires with its lease',
+    );
+  }
+}
+
+/**
+ * The idempotent consumer, as middleware (`idempotent({ store, ... })`) or as a wrapper around
+ * any function (`idempotent(fn, { store, consumer, ... })`).
+ *
+ * Semantics (DedupeStore port): claim the key with a lease; a `done` key acknowledges without
+ * calling the handler; a key leased by someone else is redelivered (never dropped); on success
+ * the key is marked `done` for `ttlMs` (with the handler's string result, if any); on failure
+ * the claim is released so a retry can run. If the process dies, the lease expires and a
+ * redelivery runs the handler again.
+ *
+ * The store is not atomic with the handler's own writes: a crash after the effect and before
+ * the `done` mark runs the handler again. Use `idempotencyKey` (in the handler context, or the
+ * wrapper's second argument) for your own effects.
+ */
+export function idempotent(options: IdempotentMiddlewareOptions): Middleware;
+export function idempotent<TInput, R>(
+  fn: (input: TInput, context: IdempotencyContext) => Promise<R> | R,
+  options: IdempotentWrapperOptions<TInput>,
+): (input: TInput) => Promise<IdempotentResult<R>>;
+export function idempotent<TInput, R>(
+  fnOrOptions:
+    IdempotentMiddlewareOptions | ((input: TInput, context: IdempotencyContext) => Promise<R> | R),
+  maybeOptions?: IdempotentWrapperOptions<TInput>,
+): Middleware | ((input: TInput) => Promise<IdempotentResult<R>>) {
+  if (typeof fnOrOptions === 'function') return idempotentWrapper(fnOrOptions, maybeOptions);
+  return idempotentMiddleware(fnOrOptions);
+}
+
+function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware {
+  if (typeof options !== 'object' || options === null)
+    throw new ConsumerConfigError('idempotent options', 'must be an object');
+  const resolved = resolveIdempotencyOptions(options, '');
+  if (options.key !== undefined && typeof options.key !== 'function') {
+    throw new ConsumerConfigError('key', 'must be a function (context) => string');
+  }
+  const { store } = options;
+  return async function idempotentMiddleware(context, next) {
+    const pre = takePreclaim(context);
+    const key = pre?.key ?? idempotencyKeyFor(context, options.key);
+    context.idempotencyKey = key;
+    let outcome: IdempotentResult<void>;
+    try {
+      outcome = await runOnce<void>(
+        store,
+        key,
+        resolved,
+        context.logger,
+        async (info) => {
+          context.dedupe = info;
+          await next();
+          const d = context.disposition;
+          // Only a handled message becomes `done`; anything else (retry, dead letter, ignored,
+          // a middleware's own decision) frees the key.
+          if (
+            context.handled &&
+            (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))
+          ) {
+            return context.result === undefined
+              ? { value: undefined }
+              : { value: undefined, result: context.result };
+          }
+          return { skip: true };
+        },
+        pre?.claim,
+      );
+    } catch (error) {
+      if (error instanceof LeaseHeldError) {
+        context.dedupe = { key, status: 'in-progress' };
+        context.logger.debug({ key }, 'dedupe key leased by another consumer; redelivering');
+        context.redeliver(error.message, { delayMs: resolved.inProgressDelayMs, pause: false });
+        return;
+      }
+      if (error instanceof StoreUnavailableError) {
+        // Either the claim failed (nothing ran) or the handler ran and `complete` failed (see
+        // runOnce): in both cases do not acknowledge; pause, and let the message come again.
+        context.logger.warn(
+          { key, err: error },
+          'dedupe store unavailable; pausing and redelivering',
+        );
+        context.redeliver(error.message, { delayMs: resolved.unavailableDelayMs, pause: true });
+        return;
+      }
+      throw error;
+    }
+    if (outcome.status === 'duplicate') {
+      context.dedupe = {
+        key,
+        status: 'done',
+        ...(outcome.result === undefined ? {} : { result: outcome.result }),
+      };
+      context.logger.debug({ key }, 'duplicate message acknowledged without calling the handler');
+      context.ack('duplicate');
+    }
+  };
+}
+
+function idempotentWrapper<TInput, R>(
+  fn: (input: TInput, context: IdempotencyContext) => Promise<R> | R,
+  options: IdempotentWrapperOptions<TInput> | undefined,
+): (input: TInput) => Promise<IdempotentResult<R>> {
+  if (options === undefined)
+    throw new ConsumerConfigError('idempotent options', 'are required with a wrapped function');
+  const resolved = resolveIdempotencyOptions(options, '');
+  if (typeof options.consumer !== 'string' || options.consumer.length === 0) {
+    throw new ConsumerConfigError(
+      'consumer',
+      'must be a non-empty string (it scopes the dedupe keys)',
+      options.consumer,
+    );
+  }
+  if (options.key !== undefined && typeof options.key !== 'function') {
+    throw new ConsumerConfigError('key', 'must be a function (input) => string');
+  }
+  const logger = options.logger;
+  const silent = { warn() {}, error() {}, debug() {} } as unknown as Logger;
+  return async function idempotentCall(input: TInput): Promise<IdempotentResult<R>> {
+    const key =
+      options.key === undefined
+        ? defaultIdempotencyKey(options.consumer, envelopeOf(input))
+        : scopedKey(options.consumer, () => options.key!(input));
+    const result = await runOnce<R>(options.store, key, resolved, logger ?? silent, async () => {
+      const value = await fn(input, { idempotencyKey: key });
+      return typeof value === 'string' ? { value, result: value } : { value };
+    });
+    if (result.status === 'duplicate') Object.defineProperty(result, DUPLICATE, { value: true });
+    return result;
+  };
+}
+
+/** True for a wrapper result that says "already processed" (the `handle()` route acks it as a duplicate). */
+export function isDuplicateResult(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[DUPLICATE] === true
+  );
+}
+
+function envelopeOf(input: unknown): Pick<Envelope<unknown>, 'source' | 'id'> {
+  const candidate =
+    typeof input === 'object' && input !== null && 'envelope' in input
+      ? (input as { envelope: unknown }).envelope
+      : input;
+  if (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof (candidate as Envelope).source === 'string' &&
+    typeof (candidate as Envelope).id === 'string'
+  ) {
+    return candidate as Envelope;
+  }
+  throw new IdempotencyKeyError(
+    'idempotent(): the input has no envelope (source, id); pass a key function',
+  );
+}

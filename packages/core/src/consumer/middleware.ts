@@ -1,0 +1,193 @@
+import { decodeEnvelope, type EnvelopeLimits } from '../envelope/codec.js';
+import type { Envelope } from '../envelope/types.js';
+import type { Logger } from '../logging/logger.js';
+import type { EventData, EventDefinition, VersionSchemas } from '../schema/defineEvent.js';
+import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
+import type { ConsumerContext, DedupeInfo, Middleware } from './context.js';
+import { ConsumerConfigError } from './errors.js';
+import type { IncomingMessage } from './processor.js';
+
+const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
+
+/**
+ * Decodes the raw message into `context.envelope` and gives `context.logger` the message's
+ * messageId, type and sagaId. A malformed message throws `MalformedMessageError`, which the
+ * pipeline turns into a dead letter with the original bytes.
+ */
+export function decode(limits: Partial<EnvelopeLimits> = {}): Middleware {
+  return async function decodeMiddleware(context, next) {
+    if (context.envelope === undefined) {
+      const envelope = decodeEnvelope(context.message.message, limits);
+      context.envelope = envelope;
+      context.logger = context.logger.child({
+        messageId: envelope.id,
+        type: envelope.type,
+        schemaVersion: envelope.schemaversion,
+        ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
+      });
+    }
+    await next();
+  };
+}
+
+/** Options of {@link validate}. */
+export interface ValidateOptions {
+  /**
+   * The version to convert the data to, per event type. Unset (or returning undefined): the
+   * handler's version from `context.targetVersion`, else the type's latest version.
+   */
+  versionFor?: (type: string) => number | undefined;
+  /** Validate only these types; others pass through unvalidated (the pipeline skips unrouted types). */
+  only?: (type: string) => boolean;
+}
+
+/**
+ * Validates `envelope.data` against its (type, version) in the registry and upcasts or
+ * downcasts it to the version the handler wants, into `context.data`. Throws (and so
+ * dead-letters) on an unknown type, an unknown version, invalid data or a missing transform.
+ * Requires {@link decode} before it.
+ */
+export function validate(registry: EventRegistry, options: ValidateOptions = {}): Middleware {
+  if (registry === undefined || typeof (registry as { get?: unknown }).get !== 'function') {
+    throw new ConsumerConfigError('registry', 'must be an EventRegistry');
+  }
+  return async function validateMiddleware(context, next) {
+    const envelope = requireEnvelope(context, 'validate');
+    if (options.only !== undefined && !options.only(envelope.type)) return next();
+    if (context.data === undefined || context.definition === undefined) {
+      const definition = registry.get(envelope.type);
+      const target =
+        options.versionFor?.(envelope.type) ?? context.targetVersion ?? definition.latest;
+      context.definition = definition;
+      context.data = definition.read(envelope.data, envelope.schemaversion, target);
+      context.dataVersion = target;
+    }
+    await next();
+  };
+}
+
+/** What a handler receives: typed data, the envelope, and what it needs for its own effects. */
+export interface HandlerContext<TData> {
+  /** The event data at the version the handler asked for, validated. */
+  data: TData;
+  /** The envelope as received (its `data` is the data as written, possibly another version). */
+  envelope: Envelope<unknown>;
+  /** The version of `data`. */
+  version: number;
+  /** Delivery attempt, 1 for the first. */
+  attempt: number;
+  /** Logger with messageId, type and sagaId. */
+  logger: Logger;
+  /**
+   * Pass this to your own side effects (payment idempotency keys, unique constraints): a dedupe
+   * store is not atomic with your database, so after a crash between your effect and the
+   * `done` mark, the handler runs again with the same key.
+   */
+  idempotencyKey: string;
+  /** Dedupe state, when `idempotent()` runs before the handler. */
+  dedupe?: DedupeInfo;
+  /** The raw message. */
+  message: IncomingMessage;
+}
+
+/**
+ * A handler function. Return a short string to store it with the `done` mark (later duplicates
+ * see it in `context.dedupe.result`), or nothing.
+ */
+export type HandlerFn<TData> = (context: HandlerContext<TData>) => unknown;
+
+/** A route made by {@link handle}: a middleware that also says which type and version it wants. */
+export interface HandlerRoute extends Middleware {
+  readonly eventType: string;
+  readonly version: number;
+  readonly definition: AnyEventDefinition;
+}
+
+/**
+ * Routes events of `definition.type` to `fn`, with data at `options.version` (default: the
+ * definition's latest version). Other types pass to `next()`.
+ *
+ * @example
+ * handle(OrderPlaced, async ({ data, idempotencyKey }) => { await charge(data.amountCents, idempotencyKey); }, { version: 2 })
+ */
+export function handle<
+  TType extends string,
+  TSchemas extends VersionSchemas,
+  TLatest extends number,
+  V extends keyof TSchemas & number = TLatest & keyof TSchemas,
+>(
+  definition: EventDefinition<TType, TSchemas, TLatest>,
+  fn: HandlerFn<EventData<EventDefinition<TType, TSchemas, TLatest>, V>>,
+  options: { version?: V } = {},
+): HandlerRoute {
+  if (typeof fn !== 'function')
+    throw new ConsumerConfigError(`handler for ${definition?.type}`, 'must be a function');
+  const version = options.version ?? definition.latest;
+  if (!definition.hasVersion(version)) {
+    throw new ConsumerConfigError(
+      `version of handle(${definition.type})`,
+      `must be one of ${definition.versions.join(', ')}`,
+      version,
+    );
+  }
+  const route = async function handleMiddleware(
+    context: ConsumerContext,
+    next: () => Promise<void>,
+  ) {
+    const envelope = requireEnvelope(context, 'handle');
+    if (envelope.type !== definition.type) return next();
+    let data = context.data;
+    if (
+      data === undefined ||
+      context.dataVersion !== version ||
+      context.definition !== definition
+    ) {
+      data = definition.read(envelope.data, envelope.schemaversion, version);
+    }
+    const idempotencyKey =
+      context.idempotencyKey ?? defaultIdempotencyKey(context.consumer, envelope);
+    const result = await fn({
+      data: data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
+      envelope,
+      version,
+      attempt: context.attempt,
+      logger: context.logger,
+      idempotencyKey,
+      message: context.message,
+      ...(context.dedupe === undefined ? {} : { dedupe: context.dedupe }),
+    });
+    if (typeof result === 'string') context.result = result;
+    context.handled = true;
+    // An idempotent() wrapper inside the handler found the key done: acknowledge as a duplicate.
+    if (
+      typeof result === 'object' &&
+      result !== null &&
+      (result as Record<symbol, unknown>)[DUPLICATE] === true
+    ) {
+      context.ack('duplicate');
+    }
+  };
+  return Object.assign(route, {
+    eventType: definition.type as string,
+    version,
+    definition: definition as AnyEventDefinition,
+  });
+}
+
+/**
+ * The default dedupe (and idempotency) key: consumer name, then the CloudEvents duplicate key
+ * `(source, id)`. Parts are URI-encoded so no two different triples give one key.
+ */
+export function defaultIdempotencyKey(
+  consumer: string,
+  envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
+): string {
+  return `${encodeURIComponent(consumer)}:${encodeURIComponent(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+}
+
+export function requireEnvelope(context: ConsumerContext, who: string): Envelope<unknown> {
+  if (context.envelope === undefined) {
+    throw new ConsumerConfigError(`middleware order`, `must put decode() before ${who}()`);
+  }
+  return context.envelope;
+}

@@ -1,0 +1,792 @@
+import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { InMemoryDedupeStore } from '../dedupe/InMemoryDedupeStore.js';
+import type { ClaimResult, DedupeStore } from '../dedupe/DedupeStore.js';
+import { encodeEnvelope } from '../envelope/codec.js';
+import type { EncodedMessage } from '../envelope/types.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
+import { defineEvent } from '../schema/defineEvent.js';
+import { EventRegistry } from '../schema/EventRegistry.js';
+import type { Middleware } from './context.js';
+import { ConsumerSpy } from './ConsumerSpy.js';
+import { ConsumerConfigError } from './errors.js';
+import { idempotent } from './idempotent/idempotent.js';
+import { handle, type HandlerContext } from './middleware.js';
+import { createConsumerPipeline, DEFAULT_CONSUMER_OPTIONS } from './pipeline.js';
+import type { IncomingMessage } from './processor.js';
+
+const OrderPlaced = defineEvent('order.placed')
+  .version(1, z.object({ orderId: z.string(), amount: z.number() }))
+  .version(2, z.object({ orderId: z.string(), amountCents: z.int() }), {
+    up: (v1) => ({ orderId: v1.orderId, amountCents: Math.round(v1.amount * 100) }),
+    down: (v2) => ({ orderId: v2.orderId, amount: v2.amountCents / 100 }),
+  });
+const OrderShipped = defineEvent('order.shipped').version(1, z.object({ orderId: z.string() }));
+
+let sequence = 0;
+function incoming(message: EncodedMessage, attempt = 1): IncomingMessage {
+  return { message, attempt, origin: { transport: 'test', topic: 'orders', group: 'billing' } };
+}
+function v1Message(amount = 12.5, id = `m-${++sequence}`): IncomingMessage {
+  return incoming(
+    encodeEnvelope(
+      OrderPlaced.envelope({ orderId: 'o-1', amount }, { source: '//shop', version: 1, id }),
+    ),
+  );
+}
+function v2Message(id = `m-${++sequence}`): IncomingMessage {
+  return incoming(
+    encodeEnvelope(
+      OrderPlaced.envelope({ orderId: 'o-2', amountCents: 500 }, { source: '//shop', id }),
+    ),
+  );
+}
+const noRandom = () => 0.5;
+
+describe('createConsumerPipeline: routing, validation and upcasting', () => {
+  it('hands the handler typed data upcast to the version it asked for', async () => {
+    const seen: HandlerContext<{ orderId: string; amountCents: number }>[] = [];
+    const pipeline = createConsumerPipeline({
+      name: 'billing',
+      handlers: [handle(OrderPlaced, (ctx) => void seen.push(ctx), { version: 2 })],
+    });
+    expect(await pipeline.process(v1Message(12.5))).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(seen[0]?.data).toEqual({ orderId: 'o-1', amountCents: 1250 });
+    expect(seen[0]?.version).toBe(2);
+    expect(seen[0]?.envelope.schemaversion).toBe(1);
+    expect(seen[0]?.idempotencyKey).toMatch(/^billing:%2F%2Fshop:m-/);
+  });
+
+  it('downcasts newer data for a handler that wants an older version', async () => {
+    const seen: unknown[] = [];
+    const pipeline = createConsumerPipeline({
+      name: 'legacy',
+      handlers: [handle(OrderPlaced, ({ data }) => void seen.push(data), { version: 1 })],
+    });
+    await pipeline.process(v2Message());
+    expect(seen).toEqual([{ orderId: 'o-2', amount: 5 }]);
+  });
+
+  it('routes by type', async () => {
+    const placed = vi.fn();
+    const shipped = vi.fn();
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlers: [handle(OrderPlaced, placed), handle(OrderShipped, shipped)],
+    });
+    await pipeline.process(
+      incoming(encodeEnvelope(OrderShipped.envelope({ orderId: 'o' }, { source: '//s' }))),
+    );
+    expect(shipped).toHaveBeenCalledTimes(1);
+    expect(placed).not.toHaveBeenCalled();
+  });
+
+  it('dead-letters an unrouted type by default, and acks it with ignore', async () => {
+    const shippedMessage = incoming(
+      encodeEnvelope(OrderShipped.envelope({ orderId: 'o' }, { source: '//s' })),
+    );
+    const strict = createConsumerPipeline({
+      name: 'c',
+      handlers: [handle(OrderPlaced, () => undefined)],
+    });
+    expect(await strict.process(shippedMessage)).toMatchObject({
+      kind: 'dead-letter',
+      code: 'BT_ERR_CONSUMER_UNHANDLED_EVENT',
+    });
+    const lenient = createConsumerPipeline({
+      name: 'c',
+      unhandled: 'ignore',
+      handlers: [handle(OrderPlaced, () => undefined)],
+    });
+    expect(await lenient.process(shippedMessage)).toEqual({ kind: 'ack', outcome: 'ignored' });
+  });
+
+  it.each([
+    [
+      'a malformed message',
+      incoming({ headers: { type: 'order.placed' }, body: new Uint8Array() }),
+      'BT_ERR_MALFORMED_MESSAGE',
+    ],
+    [
+      'an unknown schema version',
+      incoming({
+        ...encodeEnvelope(
+          OrderPlaced.envelope({ orderId: 'o', amountCents: 1 }, { source: '//s' }),
+        ),
+        headers: {
+          ...encodeEnvelope(
+            OrderPlaced.envelope({ orderId: 'o', amountCents: 1 }, { source: '//s' }),
+          ).headers,
+          schemaversion: '3',
+        },
+      }),
+      'BT_ERR_SCHEMA_VERSION_UNKNOWN',
+    ],
+    [
+      'data that fails its schema',
+      incoming({
+        headers: encodeEnvelope(
+          OrderPlaced.envelope({ orderId: 'o', amountCents: 1 }, { source: '//s' }),
+        ).headers,
+        body: new TextEncoder().encode('{"orderId":42}'),
+      }),
+      'BT_ERR_SCHEMA_VALIDATION',
+    ],
+  ])('dead-letters %s at once, without calling the handler', async (_label, message, code) => {
+    const handler = vi.fn();
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlers: [handle(OrderPlaced, handler)],
+    });
+    const disposition = await pipeline.process(message);
+    expect(disposition).toMatchObject({ kind: 'dead-letter', code });
+    expect((disposition as { error: BacktrackError }).error).toBeInstanceOf(BacktrackError);
+    expect(handler).not.toHaveBeenCalled();
+  });
+
+  it('dead-letters an unknown type with a handler-less registry entry through validate', async () => {
+    const registry = new EventRegistry([OrderPlaced]);
+    const pipeline = createConsumerPipeline(
+      { name: 'c', handlers: [handle(OrderPlaced, () => undefined)] },
+      { registry },
+    );
+    expect(pipeline.routes.get('order.placed')).toBe(2);
+  });
+
+  it('dead-letters when a transform is missing for the version the handler wants', async () => {
+    const UpOnly = defineEvent('up.only')
+      .version(1, z.object({ a: z.string() }))
+      .version(2, z.object({ a: z.string(), b: z.string() }), { up: (v) => ({ ...v, b: '' }) });
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlers: [handle(UpOnly, () => undefined, { version: 1 })],
+    });
+    const message = incoming(
+      encodeEnvelope(UpOnly.envelope({ a: 'x', b: 'y' }, { source: '//s' })),
+    );
+    expect(await pipeline.process(message)).toMatchObject({
+      kind: 'dead-letter',
+      code: 'BT_ERR_SCHEMA_TRANSFORM_MISSING',
+    });
+  });
+});
+
+describe('createConsumerPipeline: handler failures', () => {
+  const failing = (error: unknown = new Error('db down')) =>
+    createConsumerPipeline(
+      {
+        name: 'c',
+        retry: { attempts: 3, initialDelayMs: 100, maxDelayMs: 1_000, jitter: 'none' },
+        handlers: [
+          handle(OrderPlaced, () => {
+            throw error;
+          }),
+        ],
+      },
+      { random: noRandom },
+    );
+
+  it('retries with exponential backoff until the last attempt, then dead-letters', async () => {
+    const pipeline = failing();
+    const message = v2Message();
+    expect(await pipeline.process({ ...message, attempt: 1 })).toMatchObject({
+      kind: 'retry',
+      delayMs: 100,
+    });
+    expect(await pipeline.process({ ...message, attempt: 2 })).toMatchObject({
+      kind: 'retry',
+      delayMs: 200,
+    });
+    const last = await pipeline.process({ ...message, attempt: 3 });
+    expect(last).toMatchObject({ kind: 'dead-letter', code: 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED' });
+    expect((last as { reason: string }).reason).toMatch(/db down/);
+  });
+
+  it('applies jitter from the injected random source', async () => {
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        retry: { attempts: 3, initialDelayMs: 1_000, jitter: 'full' },
+        handlers: [
+          handle(OrderPlaced, () => {
+            throw new Error('x');
+          }),
+        ],
+      },
+      { random: () => 0.25 },
+    );
+    expect(await pipeline.process(v2Message())).toMatchObject({ kind: 'retry', delayMs: 250 });
+  });
+
+  it('dead-letters a non-retriable BacktrackError from the handler at once', async () => {
+    const disposition = await failing(
+      new BacktrackError('BT_ERR_APP_REFUSED', 'order is cancelled'),
+    ).process(v2Message());
+    expect(disposition).toMatchObject({ kind: 'dead-letter', code: 'BT_ERR_APP_REFUSED' });
+  });
+
+  it('retries a retriable BacktrackError from the handler', async () => {
+    const error = new BacktrackError('BT_ERR_APP_BUSY', 'busy', { retriable: true });
+    expect(await failing(error).process(v2Message())).toMatchObject({ kind: 'retry' });
+  });
+
+  it('redelivers with a pause when a store is unavailable inside the handler', async () => {
+    const error = new StoreUnavailableError('redis', 'get');
+    expect(await failing(error).process(v2Message())).toMatchObject({
+      kind: 'redeliver',
+      pause: true,
+    });
+  });
+
+  it('never throws, even when the handler throws a non-Error', async () => {
+    expect(await failing('a string').process(v2Message())).toMatchObject({ kind: 'retry' });
+  });
+});
+
+describe('createConsumerPipeline: user middleware', () => {
+  it('runs user middleware in order around the handler, with the decoded envelope', async () => {
+    const calls: string[] = [];
+    const tracing: Middleware = async (ctx, next) => {
+      calls.push(`trace:before:${ctx.envelope?.type}:${JSON.stringify(ctx.data)}`);
+      await next();
+      calls.push(`trace:after:${ctx.handled}`);
+    };
+    const metrics: Middleware = async (_ctx, next) => {
+      calls.push('metrics');
+      await next();
+    };
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      middleware: [tracing, metrics],
+      handlers: [handle(OrderPlaced, () => void calls.push('handler'))],
+    });
+    await pipeline.process(v1Message(1));
+    expect(calls).toEqual([
+      'trace:before:order.placed:{"orderId":"o-1","amountCents":100}',
+      'metrics',
+      'handler',
+      'trace:after:true',
+    ]);
+  });
+
+  it('lets a middleware decide the outcome (auth check dead-letters)', async () => {
+    const handler = vi.fn();
+    const auth: Middleware = (ctx) => {
+      if (ctx.envelope?.source !== '//trusted') ctx.deadLetter('untrusted source', 'APP_UNTRUSTED');
+    };
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      middleware: [auth],
+      handlers: [handle(OrderPlaced, handler)],
+    });
+    expect(await pipeline.process(v2Message())).toMatchObject({
+      kind: 'dead-letter',
+      code: 'APP_UNTRUSTED',
+    });
+    expect(handler).not.toHaveBeenCalled();
+  });
+
+  it('acks as ignored when a middleware swallows the message without a decision', async () => {
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      middleware: [() => undefined],
+      handlers: [handle(OrderPlaced, () => undefined)],
+    });
+    expect(await pipeline.process(v2Message())).toEqual({ kind: 'ack', outcome: 'ignored' });
+  });
+
+  it('treats an error thrown by user middleware like a handler error', async () => {
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      middleware: [
+        () => {
+          throw new Error('tracer crashed');
+        },
+      ],
+      handlers: [handle(OrderPlaced, () => undefined)],
+    });
+    expect(await pipeline.process(v2Message())).toMatchObject({ kind: 'retry' });
+  });
+});
+
+describe('createConsumerPipeline: idempotent step', () => {
+  function build(
+    store: DedupeStore,
+    handler: (ctx: HandlerContext<unknown>) => unknown = vi.fn(),
+    options = {},
+  ) {
+    return createConsumerPipeline(
+      {
+        name: 'billing',
+        handlers: [handle(OrderPlaced, handler)],
+        idempotency: { leaseMs: 1_000, ...options },
+      },
+      { dedupeStore: store },
+    );
+  }
+
+  it('runs the handler once for a duplicate and acks the duplicate', async () => {
+    const store = new InMemoryDedupeStore();
+    const handler = vi.fn();
+    const pipeline = build(store, handler);
+    const message = v2Message();
+    expect(await pipeline.process(message)).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(await pipeline.process(message)).toEqual({ kind: 'ack', outcome: 'duplicate' });
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(handler.mock.calls[0]?.[0].idempotencyKey).toMatch(/^billing:%2F%2Fshop:m-/);
+    expect(handler.mock.calls[0]?.[0].dedupe).toMatchObject({ status: 'claimed' });
+  });
+
+  it('scopes keys by consumer name: two consumers each handle the event once', async () => {
+    const store = new InMemoryDedupeStore();
+    const a = vi.fn();
+    const b = vi.fn();
+    const message = v2Message();
+    await createConsumerPipeline(
+      { name: 'a', handlers: [handle(OrderPlaced, a)] },
+      { dedupeStore: store },
+    ).process(message);
+    await createConsumerPipeline(
+      { name: 'b', handlers: [handle(OrderPlaced, b)] },
+      { dedupeStore: store },
+    ).process(message);
+    expect(a).toHaveBeenCalledTimes(1);
+    expect(b).toHaveBeenCalledTimes(1);
+  });
+
+  it('redelivers without a pause while another consumer holds the lease', async () => {
+    const store = new InMemoryDedupeStore();
+    const message = v2Message();
+    let release!: () => void;
+    const slow = build(store, () => new Promise<void>((resolve) => (release = resolve)));
+    const running = slow.process(message);
+    await vi.waitFor(() => expect(release).toBeDefined());
+    const other = build(store);
+    expect(await other.process(message)).toMatchObject({
+      kind: 'redeliver',
+      pause: false,
+      delayMs: 1_000,
+    });
+    release();
+    expect(await running).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(await other.process(message)).toEqual({ kind: 'ack', outcome: 'duplicate' });
+  });
+
+  it('releases the claim when the handler fails, so the retry runs it', async () => {
+    const store = new InMemoryDedupeStore();
+    let calls = 0;
+    const pipeline = build(store, () => {
+      calls += 1;
+      if (calls === 1) throw new Error('first try fails');
+    });
+    const message = v2Message();
+    expect(await pipeline.process(message)).toMatchObject({ kind: 'retry' });
+    expect(await pipeline.process({ ...message, attempt: 2 })).toEqual({
+      kind: 'ack',
+      outcome: 'handled',
+    });
+    expect(calls).toBe(2);
+  });
+
+  it('runs the handler again after a crash once the lease expires', async () => {
+    let now = 1_000;
+    const store = new InMemoryDedupeStore({ now: () => now });
+    const message = v2Message();
+    // A consumer claimed the key and died: nothing completes or releases it.
+    const key = `billing:%2F%2Fshop:${(await import('../envelope/codec.js')).decodeEnvelope(message.message).id}`;
+    expect((await store.claim(key, { leaseMs: 1_000 })).status).toBe('claimed');
+    const handler = vi.fn();
+    const pipeline = build(store, handler);
+    expect(await pipeline.process(message)).toMatchObject({ kind: 'redeliver', pause: false });
+    now += 1_001;
+    expect(await pipeline.process(message)).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(handler).toHaveBeenCalledTimes(1);
+  });
+
+  it('redelivers with a pause, without calling the handler, when the store is down', async () => {
+    const down: DedupeStore = {
+      claim: () => Promise.reject(new StoreUnavailableError('redis', 'claim')),
+      claimMany: () => Promise.reject(new StoreUnavailableError('redis', 'claimMany')),
+      complete: () => Promise.resolve(true),
+      release: () => Promise.resolve(true),
+      extend: () => Promise.resolve(true),
+    };
+    const handler = vi.fn();
+    expect(await build(down, handler).process(v2Message())).toMatchObject({
+      kind: 'redeliver',
+      pause: true,
+      delayMs: 5_000,
+    });
+    expect(handler).not.toHaveBeenCalled();
+  });
+
+  it('treats a plain Error from the store as unavailable (pause), not as a handler failure', async () => {
+    const store = new InMemoryDedupeStore();
+    vi.spyOn(store, 'claim').mockRejectedValue(new Error('ECONNRESET'));
+    expect(await build(store).process(v2Message())).toMatchObject({
+      kind: 'redeliver',
+      pause: true,
+    });
+  });
+
+  it('does not ack when the done mark cannot be stored after the handler ran', async () => {
+    const store = new InMemoryDedupeStore();
+    vi.spyOn(store, 'complete').mockRejectedValue(new StoreUnavailableError('redis', 'complete'));
+    const handler = vi.fn();
+    expect(await build(store, handler).process(v2Message())).toMatchObject({
+      kind: 'redeliver',
+      pause: true,
+    });
+    expect(handler).toHaveBeenCalledTimes(1);
+  });
+
+  it('stores the handler result with the done mark and shows it to duplicates', async () => {
+    const store = new InMemoryDedupeStore();
+    const seen: unknown[] = [];
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        middleware: [
+          async (ctx, next) => {
+            await next();
+            seen.push(ctx.dedupe);
+          },
+        ],
+        handlers: [handle(OrderPlaced, () => 'invoice-7')],
+      },
+      { dedupeStore: store },
+    );
+    const message = v2Message();
+    await pipeline.process(message);
+    await pipeline.process(message);
+    expect(seen[1]).toMatchObject({ status: 'done', result: 'invoice-7' });
+  });
+
+  it('derives the key from the data when asked', async () => {
+    const store = new InMemoryDedupeStore();
+    const handler = vi.fn();
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, handler)],
+        idempotency: { key: (ctx) => (ctx.data as { orderId: string }).orderId },
+      },
+      { dedupeStore: store },
+    );
+    // Two different messages about the same order: handled once.
+    await pipeline.process(v2Message());
+    expect(await pipeline.process(v2Message())).toEqual({ kind: 'ack', outcome: 'duplicate' });
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(handler.mock.calls[0]?.[0].idempotencyKey).toBe('c:key:o-2');
+  });
+
+  it('dead-letters when the key function throws', async () => {
+    const store = new InMemoryDedupeStore();
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, () => undefined)],
+        idempotency: {
+          key: () => {
+            throw new Error('no id');
+          },
+        },
+      },
+      { dedupeStore: store },
+    );
+    expect(await pipeline.process(v2Message())).toMatchObject({
+      kind: 'dead-letter',
+      code: 'BT_ERR_IDEMPOTENCY_KEY_INVALID',
+    });
+  });
+
+  it('does not mark a dead-lettered or unhandled message done', async () => {
+    const store = new InMemoryDedupeStore();
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [
+          handle(OrderPlaced, () => {
+            throw new BacktrackError('BT_ERR_APP', 'no');
+          }),
+        ],
+      },
+      { dedupeStore: store },
+    );
+    await pipeline.process(v2Message());
+    expect(store.size).toBe(0);
+  });
+
+  it('extends the lease while a long handler runs', async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new InMemoryDedupeStore();
+      const extend = vi.spyOn(store, 'extend');
+      let finish!: () => void;
+      const pipeline = build(store, () => new Promise<void>((resolve) => (finish = resolve)), {
+        leaseMs: 300,
+      });
+      const running = pipeline.process(v2Message());
+      await vi.advanceTimersByTimeAsync(650);
+      expect(extend.mock.calls.length).toBeGreaterThanOrEqual(5);
+      finish();
+      expect(await running).toEqual({ kind: 'ack', outcome: 'handled' });
+      const count = extend.mock.calls.length;
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(extend.mock.calls.length).toBe(count);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('createConsumerPipeline: processBatch', () => {
+  it('claims every key in one round trip and keeps input order', async () => {
+    const store = new InMemoryDedupeStore();
+    const claimMany = vi.spyOn(store, 'claimMany');
+    const claim = vi.spyOn(store, 'claim');
+    const order: string[] = [];
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, ({ envelope }) => void order.push(envelope.id))],
+      },
+      { dedupeStore: store },
+    );
+    const a = v2Message('a');
+    const b = v1Message(1, 'b');
+    const bad = incoming({ headers: {}, body: new Uint8Array() });
+    const dispositions = await pipeline.processBatch([a, b, bad, a]);
+    expect(claimMany).toHaveBeenCalledTimes(1);
+    expect(claimMany.mock.calls[0]?.[0]).toHaveLength(3);
+    expect(claim).not.toHaveBeenCalled();
+    expect(order).toEqual(['a', 'b']);
+    expect(dispositions.map((d) => d.kind)).toEqual(['ack', 'ack', 'dead-letter', 'redeliver']);
+  });
+
+  it('redelivers the whole batch with a pause when claimMany fails', async () => {
+    const store = new InMemoryDedupeStore();
+    vi.spyOn(store, 'claimMany').mockRejectedValue(new StoreUnavailableError('redis', 'claimMany'));
+    const handler = vi.fn();
+    const pipeline = createConsumerPipeline(
+      { name: 'c', handlers: [handle(OrderPlaced, handler)] },
+      { dedupeStore: store },
+    );
+    const dispositions = await pipeline.processBatch([v2Message(), v2Message()]);
+    expect(dispositions).toEqual([
+      expect.objectContaining({ kind: 'redeliver', pause: true }),
+      expect.objectContaining({ kind: 'redeliver', pause: true }),
+    ]);
+    expect(handler).not.toHaveBeenCalled();
+  });
+
+  it('releases a batch claim a middleware never used', async () => {
+    const store = new InMemoryDedupeStore();
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        middleware: [(ctx) => ctx.ack('ignored')],
+        handlers: [handle(OrderPlaced, () => undefined)],
+      },
+      { dedupeStore: store },
+    );
+    await pipeline.processBatch([v2Message()]);
+    expect(store.size).toBe(0);
+  });
+
+  it('processes a batch one by one without a store', async () => {
+    const handler = vi.fn();
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlers: [handle(OrderPlaced, handler)],
+    });
+    expect((await pipeline.processBatch([v2Message(), v2Message()])).map((d) => d.kind)).toEqual([
+      'ack',
+      'ack',
+    ]);
+  });
+});
+
+describe('createConsumerPipeline: options', () => {
+  it('exports frozen defaults', () => {
+    expect(DEFAULT_CONSUMER_OPTIONS.unhandled).toBe('dead-letter');
+    expect(DEFAULT_CONSUMER_OPTIONS.retry.attempts).toBe(5);
+    expect(Object.isFrozen(DEFAULT_CONSUMER_OPTIONS.retry)).toBe(true);
+  });
+
+  it.each([
+    [{ name: '' }, 'name'],
+    [{ unhandled: 'drop' }, 'unhandled'],
+    [{ retry: { attempts: 0 } }, 'retry.attempts'],
+    [{ retry: { jitter: 'some' } }, 'retry.jitter'],
+    [{ limits: { maxBytes: 0 } }, 'limits.maxBytes'],
+    [{ handlers: 'x' }, 'handlers'],
+    [{ handlers: [() => undefined] }, 'handlers[0]'],
+    [{ middleware: [42] }, 'middleware'],
+    [{ idempotency: { leaseMs: 1 } }, 'dependencies.dedupeStore'],
+  ])('rejects %o naming %s', (override, field) => {
+    const build = () =>
+      createConsumerPipeline({ name: 'c', handlers: [], ...(override as object) } as never);
+    expect(build).toThrow(ConsumerConfigError);
+    try {
+      build();
+    } catch (error) {
+      expect((error as ConsumerConfigError).code).toBe('BT_ERR_CONSUMER_CONFIG_INVALID');
+      expect((error as ConsumerConfigError).details.field).toBe(field);
+    }
+  });
+
+  it.each([
+    [{ leaseMs: 0 }, 'idempotency.leaseMs'],
+    [{ ttlMs: 1.5 }, 'idempotency.ttlMs'],
+    [{ extendLease: 'yes' }, 'idempotency.extendLease'],
+  ])('rejects idempotency option %o naming %s', (idempotency, field) => {
+    try {
+      createConsumerPipeline({ name: 'c', handlers: [], idempotency } as never, {
+        dedupeStore: new InMemoryDedupeStore(),
+      });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as ConsumerConfigError).details.field).toBe(field);
+    }
+  });
+
+  it('rejects two handlers for one type and a definition that differs from the registry', () => {
+    expect(() =>
+      createConsumerPipeline({
+        name: 'c',
+        handlers: [handle(OrderPlaced, () => undefined), handle(OrderPlaced, () => undefined)],
+      }),
+    ).toThrow(/second time/);
+    const copy = defineEvent('order.placed').version(1, z.object({}));
+    expect(() =>
+      createConsumerPipeline(
+        { name: 'c', handlers: [handle(copy, () => undefined)] },
+        { registry: new EventRegistry([OrderPlaced]) },
+      ),
+    ).toThrow(/different definition/);
+  });
+
+  it('rejects handle() with an unknown version', () => {
+    expect(() => handle(OrderPlaced, () => undefined, { version: 7 as 2 })).toThrow(
+      ConsumerConfigError,
+    );
+  });
+});
+
+describe('ConsumerSpy', () => {
+  it('resolves waitForMessage when the message is processed, or at once if it was', async () => {
+    const spy = new ConsumerSpy();
+    const pipeline = createConsumerPipeline(
+      { name: 'c', handlers: [handle(OrderPlaced, () => undefined)] },
+      { spy },
+    );
+    const message = v2Message('spy-1');
+    const waiting = spy.waitForMessage('spy-1', { kind: 'ack' });
+    await pipeline.process(message);
+    expect((await waiting).disposition).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect((await spy.waitForMessage('spy-1')).type).toBe('order.placed');
+    await expect(spy.waitForMessage('never', { timeoutMs: 10 })).rejects.toThrow(/not seen/);
+  });
+});
+
+describe('idempotent() wrapper', () => {
+  it('runs a plain function once per envelope and reports duplicates', async () => {
+    const store = new InMemoryDedupeStore();
+    const charge = vi.fn(
+      async (
+        _input: { envelope: { source: string; id: string } },
+        ctx: { idempotencyKey: string },
+      ) => ctx.idempotencyKey,
+    );
+    const once = idempotent(charge, { store, consumer: 'payments' });
+    const input = { envelope: { source: '//s', id: 'e-1' } };
+    expect(await once(input)).toEqual({ status: 'handled', value: 'payments:%2F%2Fs:e-1' });
+    expect(await once(input)).toMatchObject({
+      status: 'duplicate',
+      result: 'payments:%2F%2Fs:e-1',
+    });
+    expect(charge).toHaveBeenCalledTimes(1);
+  });
+
+  it('uses a key function, releases on failure and rethrows', async () => {
+    const store = new InMemoryDedupeStore();
+    let fail = true;
+    const once = idempotent(
+      async (order: { id: string }) => {
+        if (fail) throw new Error('nope');
+        return order.id;
+      },
+      { store, consumer: 'c', key: (order) => order.id },
+    );
+    await expect(once({ id: 'o-1' })).rejects.toThrow('nope');
+    fail = false;
+    expect(await once({ id: 'o-1' })).toEqual({ status: 'handled', value: 'o-1' });
+  });
+
+  it('throws LeaseHeldError (retriable) while another call holds the lease', async () => {
+    const store = new InMemoryDedupeStore();
+    let finish!: () => void;
+    const once = idempotent(() => new Promise<void>((resolve) => (finish = resolve)), {
+      store,
+      consumer: 'c',
+      key: () => 'k',
+      extendLease: false,
+    });
+    const first = once(undefined);
+    await vi.waitFor(() => expect(finish).toBeDefined());
+    await expect(once(undefined)).rejects.toMatchObject({
+      code: 'BT_ERR_DEDUPE_LEASE_HELD',
+      retriable: true,
+    });
+    finish();
+    await first;
+  });
+
+  it('inside handle(): a lease held elsewhere redelivers and a duplicate acks as duplicate', async () => {
+    const store = new InMemoryDedupeStore();
+    const effect = vi.fn();
+    const wrapped = idempotent((ctx: HandlerContext<unknown>) => effect(ctx.data), {
+      store,
+      consumer: 'w',
+    });
+    const pipeline = createConsumerPipeline({
+      name: 'w',
+      handlers: [handle(OrderPlaced, wrapped)],
+    });
+    const message = v2Message();
+    expect(await pipeline.process(message)).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(await pipeline.process(message)).toEqual({ kind: 'ack', outcome: 'duplicate' });
+    expect(effect).toHaveBeenCalledTimes(1);
+    const busy: DedupeStore = {
+      claim: async (): Promise<ClaimResult> => ({ status: 'in-progress' }),
+      claimMany: async (keys) => keys.map((): ClaimResult => ({ status: 'in-progress' })),
+      complete: async () => false,
+      release: async () => false,
+      extend: async () => false,
+    };
+    const held = createConsumerPipeline({
+      name: 'w',
+      handlers: [
+        handle(
+          OrderPlaced,
+          idempotent(() => undefined, { store: busy, consumer: 'w' }),
+        ),
+      ],
+    });
+    expect(await held.process(v2Message())).toMatchObject({ kind: 'redeliver', pause: false });
+  });
+
+  it('validates its options', () => {
+    expect(() =>
+      idempotent(() => undefined, { store: new InMemoryDedupeStore(), consumer: '' }),
+    ).toThrow(ConsumerConfigError);
+    expect(() => idempotent(() => undefined, { store: {} as DedupeStore, consumer: 'c' })).toThrow(
+      /DedupeStore/,
+    );
+    expect(() => idempotent({ store: new InMemoryDedupeStore(), leaseMs: -1 })).toThrow(
+      ConsumerConfigError,
+    );
+  });
+});
