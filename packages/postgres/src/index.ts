@@ -33,6 +33,12 @@ export type {
   PostgresInboxDependencies,
   PostgresInboxOptions,
 } from './inbox/PostgresInbox.js';
+export { handleInTransaction, transactionalHandler } from './inbox/transactionalHandler.js';
+export type {
+  TransactionalHandlerContext,
+  TransactionalHandlerFn,
+  TransactionalHandlerOptions,
+} from './inbox/transactionalHandler.js';
 export { DEFAULT_POSTGRES_OUTBOX_OPTIONS, PostgresOutbox } from './outbox/PostgresOutbox.js';
 export type {
   OutboxAppendOptions,
