@@ -1,15 +1,19 @@
-import { afterAll, describe } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RedisDedupeStore, createRedisClient } from '@backtrack/redis';
 import { dedupeStoreContract } from '../../core/src/testing/contracts/dedupeStoreContract.js';
+import { LuaScript } from '../src/internal/LuaScript.js';
 import { probeService, uniqueName } from '../../../test/support/services.js';
-import { deleteByPrefix } from './support.js';
+import { countCommands, deleteByPrefix, keysUnder } from './support.js';
 
 const redis = await probeService('redis');
 
 describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
   const client = createRedisClient(redis.url);
   const peerClient = createRedisClient(redis.url);
+  const prefixes: string[] = [];
   afterAll(async () => {
+    for (const p of prefixes) await deleteByPrefix(client, p);
     await Promise.all([client.quit(), peerClient.quit()]);
   });
 
@@ -29,5 +33,100 @@ describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
       },
       cleanup: () => deleteByPrefix(client, keyPrefix),
     };
+  });
+
+  function freshStore(redisClient = client) {
+    const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;
+    prefixes.push(keyPrefix);
+    return { keyPrefix, store: new RedisDedupeStore({ keyPrefix }, { redis: redisClient }) };
+  }
+
+  it('writes only under its key prefix, one key per dedupe key', async () => {
+    const { keyPrefix, store } = freshStore();
+    const c = await store.claim('orders:evt-1', { leaseMs: 10_000 });
+    await store.claimMany(['orders:evt-2', 'orders:evt-3'], { leaseMs: 10_000 });
+    if (c.status !== 'claimed') throw new Error('expected claim');
+    await store.complete('orders:evt-1', c.token, { ttlMs: 60_000, result: 'r' });
+    expect(await keysUnder(client, keyPrefix)).toEqual([
+      `${keyPrefix}orders:evt-1`,
+      `${keyPrefix}orders:evt-2`,
+      `${keyPrefix}orders:evt-3`,
+    ]);
+  });
+
+  it('claims a batch of 500 keys in one round trip, and each later call is one round trip', async () => {
+    const own = createRedisClient(redis.url);
+    try {
+      await own.ping();
+      const { store } = freshStore(own);
+      const counter = countCommands(own);
+      const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+      // Warm the script cache so the count is the steady state (a cold cache adds one EVAL).
+      await store.claimMany(['warm'], { leaseMs: 10_000 });
+      await store.complete('warm', 'x', { ttlMs: 1000 });
+      await store.release('warm', 'x');
+      await store.extend('warm', 'x', 1000);
+      counter.reset();
+
+      const results = await store.claimMany(keys, { leaseMs: 10_000 });
+      expect(results.every((r) => r.status === 'claimed')).toBe(true);
+      expect(counter.names).toEqual(['evalsha']);
+
+      counter.reset();
+      const first = results[0]!;
+      if (first.status !== 'claimed') throw new Error('expected claim');
+      await store.extend('k0', first.token, 20_000);
+      await store.complete('k0', first.token, { ttlMs: 60_000 });
+      await store.claim('k0', { leaseMs: 10_000 });
+      expect(counter.names).toEqual(['evalsha', 'evalsha', 'evalsha']);
+    } finally {
+      await own.quit();
+    }
+  });
+
+  it('falls back to EVAL when the server does not know a script yet', async () => {
+    const script = new LuaScript('test.nonce', `-- ${randomUUID()}\nreturn ARGV[1] .. KEYS[1]`);
+    expect(await client.script('EXISTS', script.sha)).toEqual([0]);
+    expect(await script.run(client, ['k'], ['v'])).toBe('vk');
+    expect(await client.script('EXISTS', script.sha)).toEqual([1]);
+    expect(await script.run(client, ['k'], ['w'])).toBe('wk');
+  });
+
+  it('stores a result up to maxResultBytes and refuses a larger one with a coded error', async () => {
+    const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;
+    prefixes.push(keyPrefix);
+    const store = new RedisDedupeStore({ keyPrefix, maxResultBytes: 8 }, { redis: client });
+    const c = await store.claim('k', { leaseMs: 10_000 });
+    if (c.status !== 'claimed') throw new Error('expected claim');
+    await expect(
+      store.complete('k', c.token, { ttlMs: 60_000, result: '123456789' }),
+    ).rejects.toMatchObject({ code: 'BT_ERR_DEDUPE_CONFIG_INVALID', details: { field: 'result' } });
+    expect(await store.complete('k', c.token, { ttlMs: 60_000, result: 'ünï' })).toBe(true);
+    expect(await store.claim('k', { leaseMs: 10_000 })).toEqual({ status: 'done', result: 'ünï' });
+  });
+
+  it('uses defaultRetentionMs when complete gets no ttlMs', async () => {
+    const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;
+    prefixes.push(keyPrefix);
+    const store = new RedisDedupeStore(
+      { keyPrefix, defaultRetentionMs: 3_600_000 },
+      { redis: client },
+    );
+    const c = await store.claim('k', { leaseMs: 10_000 });
+    if (c.status !== 'claimed') throw new Error('expected claim');
+    // A JavaScript caller omitting the required ttlMs.
+    await store.complete('k', c.token, {} as { ttlMs: number });
+    const pttl = await client.pttl(store.redisKey('k'));
+    expect(pttl).toBeGreaterThan(3_500_000);
+    expect(pttl).toBeLessThanOrEqual(3_600_000);
+  });
+
+  it('raises a non-retriable RedisCommandError when the key holds another type', async () => {
+    const { store } = freshStore();
+    await client.hset(store.redisKey('k'), 'f', 'v');
+    await expect(store.claim('k', { leaseMs: 1000 })).rejects.toMatchObject({
+      code: 'BT_ERR_REDIS_COMMAND_FAILED',
+      retriable: false,
+    });
   });
 });

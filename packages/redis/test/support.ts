@@ -12,3 +12,42 @@ export async function deleteByPrefix(redis: Redis, prefix: string): Promise<numb
   } while (cursor !== '0');
   return deleted;
 }
+
+/** Lists every key under `prefix`, sorted. */
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
+/**
+ * Counts the commands a client sends (each one is a network round trip unless pipelined):
+ * wraps the client's `sendCommand`. Returns the running count and the command names.
+ */
+export function countCommands(redis: Redis): {
+  readonly count: number;
+  names: string[];
+  reset(): void;
+} {
+  const names: string[] = [];
+  const original = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    names.push(command.name);
+    return (original as (...a: unknown[]) => unknown)(command, ...rest);
+  }) as typeof redis.sendCommand;
+  return {
+    get count() {
+      return names.length;
+    },
+    names,
+    reset() {
+      names.length = 0;
+    },
+  };
+}
