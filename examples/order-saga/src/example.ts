@@ -1,0 +1,53 @@
+/**
+ * The README example as a function (main.ts runs it; the unit test calls it): a handful of
+ * orders on the in-memory transport, narrated, then the consistency checker's verdict.
+ */
+import { orderSpec } from './catalog.js';
+import { checkUntilConsistent, formatReport, type ConsistencyReport } from './checker.js';
+import { createRuntime } from './infra/runtime.js';
+import type { PlaceOrderInput } from './services/orders.js';
+import { startShop } from './system.js';
+import { color, consoleStory, type Story } from './story.js';
+
+/**
+ * The orders of the story: one goes through, one is out of stock, one card is declined, one is
+ * too big to ship (the pivot fails after the charge), and a last one goes through.
+ */
+export function storyOrders(): PlaceOrderInput[] {
+  const big = orderSpec(2).order;
+  return [
+    orderSpec(0).order,
+    orderSpec(14).order,
+    orderSpec(17).order,
+    { ...big, orderId: 'o-1099', qty: 6, amountCents: (big.amountCents / big.qty) * 6 },
+    orderSpec(1).order,
+  ];
+}
+
+export async function runExample(
+  options: { write?: (line: string) => void; story?: Story } = {},
+): Promise<ConsistencyReport> {
+  const write = options.write ?? ((line: string) => console.log(line));
+  const story = options.story ?? consoleStory(write);
+  const runtime = await createRuntime({ transport: 'memory' });
+  write(
+    color.bold(
+      'Backtrack order saga: orders → inventory → payments → shipping (in-memory transport)',
+    ),
+  );
+  write(
+    color.dim('Each order runs the place-order saga; a failed step undoes the steps before it.'),
+  );
+  const shop = await startShop(runtime, { story, stockFor: 10 });
+  try {
+    for (const order of storyOrders()) await shop.orders.place(order);
+    write('');
+    write(color.bold('Consistency check (reads every service’s own state):'));
+    const report = await checkUntilConsistent(runtime.states, { timeoutMs: 5_000 });
+    write(`  ${formatReport(report)}`);
+    return report;
+  } finally {
+    await shop.stop();
+    await runtime.close();
+  }
+}

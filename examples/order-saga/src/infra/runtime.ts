@@ -1,0 +1,166 @@
+/**
+ * Builds what the services run on, by configuration:
+ *
+ * | transport | messages          | journal, dedupe, saga log, service state |
+ * |-----------|-------------------|------------------------------------------|
+ * | memory    | InMemoryTransport | in process memory                        |
+ * | kafka     | Kafka (kafkajs)   | Redis                                    |
+ * | rabbitmq  | RabbitMQ (amqplib)| Redis                                    |
+ *
+ * On a real broker every service gets its own transport connection, and all state lives in
+ * Redis under one key prefix, so each service can run as its own process (src/bin/*.ts) and
+ * the checker can read every service's state from anywhere.
+ */
+import {
+  InMemoryDedupeStore,
+  InMemoryJournal,
+  InMemorySagaStore,
+  type DedupeStore,
+  type Journal,
+  type Logger,
+  type SagaStore,
+  type Transport,
+} from '@backtrack/core';
+import type { Redis } from 'ioredis';
+import { InMemoryTransport } from './tmpMemoryTransport.js';
+import { pino } from 'pino';
+import { createInMemoryStates } from '../state/memory.js';
+import { createRedisStates } from '../state/redis.js';
+import type { ServiceStates } from '../state/types.js';
+import type { Story } from '../story.js';
+import type { ServiceInfra, ServiceName } from './service.js';
+
+export type TransportKind = 'memory' | 'kafka' | 'rabbitmq';
+export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'kafka', 'rabbitmq'];
+
+export interface RuntimeOptions {
+  transport: TransportKind;
+  /**
+   * Prefix of every topic, exchange, queue, consumer group and Redis key of this run, so runs
+   * (and parallel tests) never see each other's messages. @default 'shop'
+   */
+  prefix?: string;
+  /** @default REDIS_URL or redis://127.0.0.1:6379 */
+  redisUrl?: string;
+  /** Comma-separated. @default KAFKA_BROKERS or 127.0.0.1:9092 */
+  kafkaBrokers?: string;
+  /** @default AMQP_URL or amqp://guest:guest@127.0.0.1:5672 */
+  amqpUrl?: string;
+  /** Partitions of each Kafka topic (and partitions consumed at once). @default 8 */
+  kafkaPartitions?: number;
+  /** The library's logger. @default pino at `warn` (BACKTRACK_LOG_LEVEL overrides) */
+  logger?: Logger;
+}
+
+export interface Runtime {
+  readonly transport: TransportKind;
+  readonly prefix: string;
+  readonly logger: Logger;
+  readonly journal: Journal;
+  readonly sagaStore: SagaStore;
+  /** Every service's state (each service is given only its own; the checker reads all). */
+  readonly states: ServiceStates;
+  /** The Redis client (real transports only). */
+  readonly redis?: Redis;
+  /** The infrastructure for one service (a new broker connection per call on real transports). */
+  infraFor(service: ServiceName, story?: Story): Promise<ServiceInfra>;
+  /** Closes every transport and the Redis connection. */
+  close(): Promise<void>;
+}
+
+export function libraryLogger(): Logger {
+  return pino({ name: 'backtrack', level: process.env.BACKTRACK_LOG_LEVEL ?? 'warn' });
+}
+
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const prefix = options.prefix ?? 'shop';
+  const logger = options.logger ?? libraryLogger();
+  const topic = (service: ServiceName) => `${prefix}.${service}`;
+  const group = (service: ServiceName) => `${prefix}.${service}`;
+
+  if (options.transport === 'memory') {
+    const transport = new InMemoryTransport();
+    const journal = new InMemoryJournal();
+    const dedupeStore = new InMemoryDedupeStore();
+    return {
+      transport: 'memory',
+      prefix,
+      logger,
+      journal,
+      sagaStore: new InMemorySagaStore(),
+      states: createInMemoryStates(),
+      async infraFor(_service, story) {
+        return {
+          transport,
+          journal,
+          dedupeStore,
+          logger,
+          topic,
+          group,
+          ...(story ? { story } : {}),
+        };
+      },
+      close: () => transport.close(),
+    };
+  }
+
+  const { createRedisClient, RedisDedupeStore, RedisJournal, RedisSagaStore } =
+    await import('@backtrack/redis');
+  const redis = createRedisClient(options.redisUrl ?? process.env.REDIS_URL, {
+    maxRetriesPerRequest: 3,
+  });
+  const journal = new RedisJournal({ keyPrefix: `${prefix}:journal` }, { redis });
+  const dedupeStore: DedupeStore = new RedisDedupeStore(
+    { keyPrefix: `${prefix}:dedupe:` },
+    { redis, logger },
+  );
+  const sagaStore = new RedisSagaStore({ keyPrefix: `${prefix}:saga:` }, { redis });
+  const transports: Transport[] = [];
+  const connect = await transportFactory(options, logger);
+  return {
+    transport: options.transport,
+    prefix,
+    logger,
+    journal,
+    sagaStore,
+    states: createRedisStates(redis, prefix),
+    redis,
+    async infraFor(_service, story) {
+      const transport = await connect();
+      transports.push(transport);
+      return { transport, journal, dedupeStore, logger, topic, group, ...(story ? { story } : {}) };
+    },
+    async close() {
+      await Promise.allSettled(transports.map((t) => t.close()));
+      redis.disconnect();
+    },
+  };
+}
+
+async function transportFactory(
+  options: RuntimeOptions,
+  logger: Logger,
+): Promise<() => Promise<Transport>> {
+  if (options.transport === 'kafka') {
+    const { createKafkaTransport } = await import('@backtrack/kafka');
+    const brokers = (options.kafkaBrokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:9092')
+      .split(',')
+      .map((b) => b.trim());
+    const partitions = options.kafkaPartitions ?? 8;
+    return async () =>
+      createKafkaTransport(
+        {
+          brokers,
+          clientId: `${options.prefix ?? 'shop'}-example`,
+          consumer: {
+            createPartitions: partitions,
+            partitionsConsumedConcurrently: partitions,
+          },
+        },
+        { logger },
+      );
+  }
+  const { createRabbitTransport } = await import('@backtrack/rabbitmq');
+  const url = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  return async () => createRabbitTransport({ url, consumer: { prefetch: 32 } }, { logger });
+}

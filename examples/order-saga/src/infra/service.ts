@@ -1,0 +1,84 @@
+import {
+  createConsumerPipeline,
+  createPublisher,
+  type DedupeStore,
+  type EventRegistry,
+  type HandlerRoute,
+  type Journal,
+  type Logger,
+  type Publisher,
+  type Subscription,
+  type Transport,
+} from '@backtrack/core';
+import { SILENT_STORY, type Story } from '../story.js';
+
+/** The infrastructure a service runs on; the same code runs on memory, Kafka or RabbitMQ. */
+export interface ServiceInfra {
+  /** This service's transport (its own connection on a real broker). */
+  transport: Transport;
+  /** The effect journal the publisher writes every event to (the outbox). */
+  journal: Journal;
+  /** Where the idempotent consumer keeps its claims and done marks. */
+  dedupeStore: DedupeStore;
+  /** The library's logger (pino). */
+  logger: Logger;
+  /** The topic (Kafka) or exchange (RabbitMQ) a service publishes to. */
+  topic: (service: ServiceName) => string;
+  /** The consumer group (Kafka) or queue (RabbitMQ) of a service. */
+  group: (service: ServiceName) => string;
+  /** The narration; silent by default. */
+  story?: Story;
+}
+
+export type ServiceName = 'orders' | 'inventory' | 'payments' | 'shipping';
+
+/** A service that is running: stop it to close its subscription (its transport stays open). */
+export interface RunningService {
+  readonly name: ServiceName;
+  readonly version: string;
+  stop(): Promise<void>;
+}
+
+/** The publisher of one deploy of a service: every event goes through the journal first. */
+export function publisherFor(
+  infra: ServiceInfra,
+  service: ServiceName,
+  version: string,
+  registry: EventRegistry,
+): Publisher {
+  return createPublisher(
+    { service, version, topicFor: () => infra.topic(service) },
+    { transport: infra.transport, journal: infra.journal, registry, logger: infra.logger },
+  );
+}
+
+/**
+ * Subscribes a service to the topics it reads, through the consumer pipeline with the
+ * idempotent step (`dedupeStore`): decode → validate/upcast → claim → handler → done mark.
+ * Event types the service has no handler for are acknowledged and ignored (each topic carries
+ * many types); a type it routes but cannot read (an unknown version) is dead-lettered.
+ */
+export async function consume(
+  infra: ServiceInfra,
+  service: ServiceName,
+  options: { from: ServiceName[]; handlers: HandlerRoute[]; registry: EventRegistry },
+): Promise<Subscription> {
+  const processor = createConsumerPipeline(
+    {
+      name: service,
+      handlers: options.handlers,
+      unhandled: 'ignore',
+      retry: { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000 },
+    },
+    { registry: options.registry, dedupeStore: infra.dedupeStore, logger: infra.logger },
+  );
+  return infra.transport.subscribe({
+    topics: options.from.map((s) => infra.topic(s)),
+    group: infra.group(service),
+    processor,
+  });
+}
+
+export function storyOf(infra: ServiceInfra): Story {
+  return infra.story ?? SILENT_STORY;
+}

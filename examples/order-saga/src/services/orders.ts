@@ -1,0 +1,351 @@
+/**
+ * The orders service: takes an order and runs the place-order saga.
+ *
+ *   reserve-stock  (inventory)  compensation: release-stock
+ *   charge-card    (payments)   compensation: refund
+ *   ship           (shipping)   pivot: once shipped, the order only goes forward
+ *
+ * Each step sends a command on the `orders` topic and waits for the reply event the other
+ * service publishes (request/reply over the transport). A business "no" (out of stock, card
+ * declined) is a non-retriable error, so the saga compensates at once; a missing reply times
+ * out and the step is retried with a new command id, which the other service answers again
+ * (its state is idempotent on the order id).
+ */
+import {
+  BacktrackError,
+  createSagaEngine,
+  defineSaga,
+  deterministicId,
+  handle,
+  SagaStatus,
+  type EventData,
+  type Logger,
+  type SagaEngine,
+  type SagaResult,
+  type SagaStore,
+} from '@backtrack/core';
+import { z } from 'zod';
+import {
+  ChargeRequested,
+  PaymentCharged,
+  PaymentDeclined,
+  PaymentRefunded,
+  RefundRequested,
+  ReleaseStockRequested,
+  ReserveStockRequested,
+  ShipRequested,
+  ShipmentRefused,
+  Shipped,
+  StockRejected,
+  StockReleased,
+  StockReserved,
+  currentRegistry,
+} from '../events.js';
+import type { Order, OrdersState } from '../state/types.js';
+import { euros } from '../story.js';
+import {
+  consume,
+  publisherFor,
+  storyOf,
+  type RunningService,
+  type ServiceInfra,
+} from '../infra/service.js';
+
+/** A business refusal (out of stock, card declined): compensate now, do not retry. */
+export class OrderRejectedError extends BacktrackError {
+  constructor(reason: string, details: Record<string, unknown> = {}) {
+    super('SHOP_ORDER_REJECTED', reason, { details, retriable: false });
+  }
+}
+
+export const PlaceOrderInput = z.object({
+  orderId: z.string().min(1),
+  sku: z.string().min(1),
+  qty: z.number().int().positive(),
+  amountCents: z.number().int().nonnegative(),
+  card: z.string().min(4),
+});
+export type PlaceOrderInput = z.infer<typeof PlaceOrderInput>;
+
+type ReplyKind = 'reserve' | 'release' | 'charge' | 'refund' | 'ship';
+type Reply =
+  | { type: 'reserved'; data: EventData<typeof StockReserved> }
+  | { type: 'rejected'; data: EventData<typeof StockRejected> }
+  | { type: 'released'; data: EventData<typeof StockReleased> }
+  | { type: 'charged'; data: EventData<typeof PaymentCharged> }
+  | { type: 'declined'; data: EventData<typeof PaymentDeclined> }
+  | { type: 'refunded'; data: EventData<typeof PaymentRefunded> }
+  | { type: 'shipped'; data: EventData<typeof Shipped> }
+  | { type: 'refused'; data: EventData<typeof ShipmentRefused> };
+
+/**
+ * Replies the saga steps wait for, keyed by order and kind. A reply nobody waits for (a late
+ * one, or one for a step that already moved on) is dropped: the step that needs it asks again.
+ */
+class PendingReplies {
+  readonly #waiting = new Map<string, (reply: Reply) => void>();
+
+  wait(orderId: string, kind: ReplyKind, signal: AbortSignal): Promise<Reply> {
+    const key = `${orderId}:${kind}`;
+    return new Promise<Reply>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiting.delete(key);
+        reject(signal.reason instanceof Error ? signal.reason : new Error(`no ${kind} reply`));
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.set(key, (reply) => {
+        signal.removeEventListener('abort', onAbort);
+        this.#waiting.delete(key);
+        resolve(reply);
+      });
+    });
+  }
+
+  deliver(orderId: string, kind: ReplyKind, reply: Reply): void {
+    this.#waiting.get(`${orderId}:${kind}`)?.(reply);
+  }
+}
+
+export interface OrdersOptions {
+  /** @default '1.0.0' */
+  version?: string;
+  /** How long a step waits for its reply before it asks again, in ms. @default 5_000 */
+  replyTimeoutMs?: number;
+}
+
+export interface OrdersService extends RunningService {
+  /** Stores the order and runs its saga to the end; resolves with the order's final state. */
+  place(order: PlaceOrderInput): Promise<Order>;
+  /** Finishes the sagas a crash left in flight and updates their orders. */
+  recover(): Promise<number>;
+  readonly engine: SagaEngine;
+}
+
+export async function startOrders(
+  infra: ServiceInfra,
+  state: OrdersState,
+  sagaStore: SagaStore,
+  options: OrdersOptions = {},
+): Promise<OrdersService> {
+  const version = options.version ?? '1.0.0';
+  const replyTimeoutMs = options.replyTimeoutMs ?? 5_000;
+  const registry = currentRegistry();
+  const publisher = publisherFor(infra, 'orders', version, registry);
+  const story = storyOf(infra);
+  const replies = new PendingReplies();
+  const logger: Logger = infra.logger.child({ service: 'orders' });
+
+  /** Sends a command and waits for its reply. */
+  async function ask<T extends Reply['type']>(
+    kind: ReplyKind,
+    send: (id: string) => Promise<unknown>,
+    ctx: { input: PlaceOrderInput; idempotencyKey: string; attempt: number; signal: AbortSignal },
+  ): Promise<Extract<Reply, { type: T }> | Reply> {
+    const reply = replies.wait(ctx.input.orderId, kind, ctx.signal);
+    // A new id per attempt: a retried step is a new request, which the other service answers
+    // again from its own (idempotent) state instead of dropping it as a duplicate.
+    await send(deterministicId(ctx.idempotencyKey, String(ctx.attempt))).catch((error) => {
+      reply.catch(() => undefined);
+      throw error;
+    });
+    return reply;
+  }
+
+  const placeOrder = defineSaga('place-order', { input: PlaceOrderInput })
+    .step('reserve-stock', {
+      timeoutMs: replyTimeoutMs,
+      retry: { attempts: 4 },
+      run: async (ctx) => {
+        const { input, sagaId } = ctx;
+        const reply = await ask(
+          'reserve',
+          (id) =>
+            publisher.publish(
+              ReserveStockRequested,
+              { orderId: input.orderId, sku: input.sku, qty: input.qty },
+              { id, key: input.orderId, sagaId },
+            ),
+          ctx,
+        );
+        if (reply.type === 'rejected') throw new OrderRejectedError(reply.data.reason);
+        return { sku: input.sku, qty: input.qty };
+      },
+      compensate: async (ctx) => {
+        await ask(
+          'release',
+          (id) =>
+            publisher.publish(
+              ReleaseStockRequested,
+              { orderId: ctx.input.orderId },
+              { id, key: ctx.input.orderId, sagaId: ctx.sagaId },
+            ),
+          ctx,
+        );
+      },
+      compensationRetry: { attempts: 8 },
+    })
+    .step('charge-card', {
+      timeoutMs: replyTimeoutMs,
+      retry: { attempts: 4 },
+      run: async (ctx) => {
+        const { input, sagaId } = ctx;
+        const reply = await ask(
+          'charge',
+          (id) =>
+            publisher.publish(
+              ChargeRequested,
+              { orderId: input.orderId, amountCents: input.amountCents, card: input.card },
+              { id, key: input.orderId, sagaId },
+            ),
+          ctx,
+        );
+        if (reply.type === 'declined') throw new OrderRejectedError(reply.data.reason);
+        if (reply.type !== 'charged') throw new Error(`unexpected reply ${reply.type}`);
+        return { chargeId: reply.data.chargeId, amountCents: reply.data.amountCents };
+      },
+      compensate: async (ctx) => {
+        await ask(
+          'refund',
+          (id) =>
+            publisher.publish(
+              RefundRequested,
+              { orderId: ctx.input.orderId },
+              { id, key: ctx.input.orderId, sagaId: ctx.sagaId },
+            ),
+          ctx,
+        );
+      },
+      compensationRetry: { attempts: 8 },
+    })
+    .step('ship', {
+      pivot: true,
+      timeoutMs: replyTimeoutMs,
+      retry: { attempts: 10 },
+      run: async (ctx) => {
+        const { input, sagaId } = ctx;
+        const reply = await ask(
+          'ship',
+          (id) =>
+            publisher.publish(
+              ShipRequested,
+              { orderId: input.orderId, sku: input.sku, qty: input.qty },
+              { id, key: input.orderId, sagaId },
+            ),
+          ctx,
+        );
+        // The pivot itself failing still compensates the steps before it: nothing shipped yet.
+        if (reply.type === 'refused') throw new OrderRejectedError(reply.data.reason);
+        return { trackingId: reply.type === 'shipped' ? reply.data.trackingId : '' };
+      },
+    })
+    .build();
+
+  // The engine logs every failed step at `warn`. Here most failures are business refusals (out
+  // of stock, card declined) that the saga handles by compensating, so its log starts at
+  // `error` unless BACKTRACK_LOG_LEVEL asks for more.
+  const engineLogger = infra.logger.child(
+    { service: 'orders' },
+    { level: process.env.BACKTRACK_LOG_LEVEL ?? 'error' },
+  );
+  const engine = createSagaEngine({}, { store: sagaStore, logger: engineLogger });
+  engine.register(placeOrder as never);
+
+  const subscription = await consume(infra, 'orders', {
+    from: ['inventory', 'payments', 'shipping'],
+    registry,
+    handlers: [
+      handle(StockReserved, ({ data }) =>
+        replies.deliver(data.orderId, 'reserve', { type: 'reserved', data }),
+      ),
+      handle(StockRejected, ({ data }) =>
+        replies.deliver(data.orderId, 'reserve', { type: 'rejected', data }),
+      ),
+      handle(StockReleased, ({ data }) =>
+        replies.deliver(data.orderId, 'release', { type: 'released', data }),
+      ),
+      // Orders reads every version of payment.charged as v2 (v1 is upcast).
+      handle(PaymentCharged, ({ data }) =>
+        replies.deliver(data.orderId, 'charge', { type: 'charged', data }),
+      ),
+      handle(PaymentDeclined, ({ data }) =>
+        replies.deliver(data.orderId, 'charge', { type: 'declined', data }),
+      ),
+      handle(PaymentRefunded, ({ data }) =>
+        replies.deliver(data.orderId, 'refund', { type: 'refunded', data }),
+      ),
+      handle(Shipped, ({ data }) =>
+        replies.deliver(data.orderId, 'ship', { type: 'shipped', data }),
+      ),
+      handle(ShipmentRefused, ({ data }) =>
+        replies.deliver(data.orderId, 'ship', { type: 'refused', data }),
+      ),
+    ],
+  });
+
+  async function settle(result: SagaResult): Promise<Order> {
+    const orderId = (result.record.input as PlaceOrderInput).orderId;
+    switch (result.status) {
+      case SagaStatus.Completed:
+        await state.setStatus(orderId, 'confirmed');
+        story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
+        break;
+      case SagaStatus.Compensated: {
+        const reason = result.record.failure?.error.message ?? 'cancelled';
+        const undone = result.record.compensationOrder;
+        await state.setStatus(orderId, 'cancelled', reason);
+        story.tell({
+          orderId,
+          service: 'orders',
+          mark: 'cancelled',
+          text:
+            undone.length === 0
+              ? 'order cancelled (nothing to undo)'
+              : `order cancelled, undid ${undone.join(' and ')}`,
+        });
+        break;
+      }
+      case SagaStatus.Running:
+      case SagaStatus.Compensating:
+        break;
+      default: {
+        const reason = `saga ${result.status}: ${JSON.stringify(result.record.stuck ?? result.record.failure)}`;
+        await state.setStatus(orderId, 'needs-attention', reason);
+        story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
+        logger.warn(
+          { orderId, sagaId: result.sagaId, status: result.status },
+          'order needs a person',
+        );
+      }
+    }
+    return (await state.get(orderId))!;
+  }
+
+  return {
+    name: 'orders',
+    version,
+    engine,
+    async place(order) {
+      await state.create(order);
+      story.tell({
+        orderId: order.orderId,
+        service: 'orders',
+        mark: 'start',
+        text: `${order.orderId}  ${order.qty} × ${order.sku}  ${euros(order.amountCents)}  card …${order.card.slice(-4)}`,
+      });
+      const result = await engine.start(placeOrder, order, {
+        sagaId: `place-order:${order.orderId}`,
+      });
+      return settle(result);
+    },
+    async recover() {
+      const summary = await engine.recover();
+      for (const result of summary.results) await settle(result);
+      return summary.found;
+    },
+    async stop() {
+      await engine.idle();
+      await subscription.close();
+    },
+  };
+}

@@ -1,0 +1,263 @@
+import type { Redis } from 'ioredis';
+import type {
+  InventoryState,
+  Order,
+  OrdersState,
+  OrderStatus,
+  Payment,
+  PaymentsState,
+  Reservation,
+  ReserveOutcome,
+  ServiceStates,
+  Shipment,
+  ShippingState,
+} from './types.js';
+
+/**
+ * The services' state in Redis hashes, one hash (or three) per service under `prefix`. Writes
+ * that read before they write run as Lua scripts, so two deliveries of one message handled at
+ * once cannot both take stock or both refund.
+ */
+
+function parseAll<T>(hash: Record<string, string>): T[] {
+  return Object.values(hash).map((v) => JSON.parse(v) as T);
+}
+
+/** Orders in the hash `<prefix>:orders`, one JSON field per order. */
+export class RedisOrdersState implements OrdersState {
+  readonly #redis: Redis;
+  readonly #key: string;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#key = `${prefix}:orders`;
+  }
+
+  async create(order: Omit<Order, 'status'>): Promise<Order> {
+    const created: Order = { ...order, status: 'pending' };
+    const set = await this.#redis.hsetnx(this.#key, order.orderId, JSON.stringify(created));
+    if (set === 1) return created;
+    return (await this.get(order.orderId))!;
+  }
+
+  async setStatus(orderId: string, status: OrderStatus, reason?: string): Promise<void> {
+    // Only the orders service writes an order, one saga per order: no concurrent writers.
+    const order = await this.get(orderId);
+    if (!order) return;
+    const next: Order = { ...order, status };
+    if (reason === undefined) delete next.reason;
+    else next.reason = reason;
+    await this.#redis.hset(this.#key, orderId, JSON.stringify(next));
+  }
+
+  async get(orderId: string): Promise<Order | undefined> {
+    const raw = await this.#redis.hget(this.#key, orderId);
+    return raw === null ? undefined : (JSON.parse(raw) as Order);
+  }
+
+  async all(): Promise<Order[]> {
+    return parseAll<Order>(await this.#redis.hgetall(this.#key));
+  }
+}
+
+const RESERVE = `
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then return {'existing', existing, redis.call('HGET', KEYS[1], ARGV[2]) or '0'} end
+local available = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
+local qty = tonumber(ARGV[3])
+if available < qty then return {'rejected', '', tostring(available)} end
+redis.call('HINCRBY', KEYS[1], ARGV[2], -qty)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+return {'reserved', ARGV[4], tostring(available - qty)}
+`;
+
+const RELEASE = `
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({orderId=ARGV[1], sku='', qty=0, status='released'}))
+  return {0, ''}
+end
+local r = cjson.decode(raw)
+if r.status == 'released' then return {0, r.sku} end
+redis.call('HINCRBY', KEYS[1], r.sku, r.qty)
+r.status = 'released'
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(r))
+return {r.qty, r.sku}
+`;
+
+const COMMIT = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local r = cjson.decode(raw)
+if r.status ~= 'reserved' then return 0 end
+r.status = 'committed'
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
+return 1
+`;
+
+/** Stock in `<prefix>:inventory:available` / `:initial`, reservations in `:reservations`. */
+export class RedisInventoryState implements InventoryState {
+  readonly #redis: Redis;
+  readonly #available: string;
+  readonly #initial: string;
+  readonly #reservations: string;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#available = `${prefix}:inventory:available`;
+    this.#initial = `${prefix}:inventory:initial`;
+    this.#reservations = `${prefix}:inventory:reservations`;
+  }
+
+  async setStock(sku: string, qty: number): Promise<void> {
+    await this.#redis.multi().hset(this.#available, sku, qty).hset(this.#initial, sku, qty).exec();
+  }
+
+  async reserve(orderId: string, sku: string, qty: number): Promise<ReserveOutcome> {
+    const reservation: Reservation = { orderId, sku, qty, status: 'reserved' };
+    const [outcome, raw, available] = (await this.#redis.eval(
+      RESERVE,
+      2,
+      this.#available,
+      this.#reservations,
+      orderId,
+      sku,
+      String(qty),
+      JSON.stringify(reservation),
+    )) as [string, string, string];
+    if (outcome === 'rejected')
+      return { ok: false, reason: 'out-of-stock', available: Number(available) };
+    const stored = JSON.parse(raw) as Reservation;
+    if (stored.status === 'released') {
+      return { ok: false, reason: 'already-released', available: Number(available) };
+    }
+    return { ok: true, reservation: stored, duplicate: outcome === 'existing' };
+  }
+
+  async release(orderId: string): Promise<{ released: number; sku: string }> {
+    const [released, sku] = (await this.#redis.eval(
+      RELEASE,
+      2,
+      this.#available,
+      this.#reservations,
+      orderId,
+    )) as [number, string];
+    return { released: Number(released), sku };
+  }
+
+  async commit(orderId: string): Promise<boolean> {
+    return (await this.#redis.eval(COMMIT, 1, this.#reservations, orderId)) === 1;
+  }
+
+  async available(): Promise<Record<string, number>> {
+    return numbers(await this.#redis.hgetall(this.#available));
+  }
+
+  async initial(): Promise<Record<string, number>> {
+    return numbers(await this.#redis.hgetall(this.#initial));
+  }
+
+  async reservations(): Promise<Reservation[]> {
+    return parseAll<Reservation>(await this.#redis.hgetall(this.#reservations));
+  }
+}
+
+function numbers(hash: Record<string, string>): Record<string, number> {
+  return Object.fromEntries(Object.entries(hash).map(([k, v]) => [k, Number(v)]));
+}
+
+const REFUND = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then
+  local voided = cjson.encode({orderId=ARGV[1], chargeId='', status='voided', requestedCents=0,
+    chargedCents=0, refundedCents=0, version='', reason='refund before charge'})
+  redis.call('HSET', KEYS[1], ARGV[1], voided)
+  return {voided, 0}
+end
+local p = cjson.decode(raw)
+local remaining = 0
+if p.status == 'charged' then remaining = p.chargedCents - p.refundedCents end
+local now = remaining
+if ARGV[2] ~= '' then now = math.min(remaining, tonumber(ARGV[2])) end
+if now < 0 then now = 0 end
+if now == 0 then return {raw, 0} end
+p.refundedCents = p.refundedCents + now
+local out = cjson.encode(p)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return {out, now}
+`;
+
+/** Payments in the hash `<prefix>:payments`, one JSON field per order. */
+export class RedisPaymentsState implements PaymentsState {
+  readonly #redis: Redis;
+  readonly #key: string;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#key = `${prefix}:payments`;
+  }
+
+  async charge(
+    payment: Omit<Payment, 'refundedCents'>,
+  ): Promise<{ payment: Payment; duplicate: boolean }> {
+    const created: Payment = { ...payment, refundedCents: 0 };
+    const set = await this.#redis.hsetnx(this.#key, payment.orderId, JSON.stringify(created));
+    if (set === 1) return { payment: created, duplicate: false };
+    return { payment: (await this.get(payment.orderId))!, duplicate: true };
+  }
+
+  async refund(
+    orderId: string,
+    amountCents?: number,
+  ): Promise<{ payment: Payment; refundedNow: number }> {
+    const [raw, now] = (await this.#redis.eval(
+      REFUND,
+      1,
+      this.#key,
+      orderId,
+      amountCents === undefined ? '' : String(amountCents),
+    )) as [string, number];
+    return { payment: JSON.parse(raw) as Payment, refundedNow: Number(now) };
+  }
+
+  async get(orderId: string): Promise<Payment | undefined> {
+    const raw = await this.#redis.hget(this.#key, orderId);
+    return raw === null ? undefined : (JSON.parse(raw) as Payment);
+  }
+
+  async all(): Promise<Payment[]> {
+    return parseAll<Payment>(await this.#redis.hgetall(this.#key));
+  }
+}
+
+/** Shipments in the hash `<prefix>:shipments`. */
+export class RedisShippingState implements ShippingState {
+  readonly #redis: Redis;
+  readonly #key: string;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#key = `${prefix}:shipments`;
+  }
+
+  async ship(shipment: Shipment): Promise<{ shipment: Shipment; duplicate: boolean }> {
+    const set = await this.#redis.hsetnx(this.#key, shipment.orderId, JSON.stringify(shipment));
+    if (set === 1) return { shipment, duplicate: false };
+    const raw = (await this.#redis.hget(this.#key, shipment.orderId))!;
+    return { shipment: JSON.parse(raw) as Shipment, duplicate: true };
+  }
+
+  async all(): Promise<Shipment[]> {
+    return parseAll<Shipment>(await this.#redis.hgetall(this.#key));
+  }
+}
+
+/** The four stores on one Redis connection, under `prefix` (for example `shop` or a test's unique name). */
+export function createRedisStates(redis: Redis, prefix: string): ServiceStates {
+  return {
+    orders: new RedisOrdersState(redis, prefix),
+    inventory: new RedisInventoryState(redis, prefix),
+    payments: new RedisPaymentsState(redis, prefix),
+    shipping: new RedisShippingState(redis, prefix),
+  };
+}
