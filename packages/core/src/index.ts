@@ -14,3 +14,4 @@ export * from './dedupe/index.js';
 export * from './consumer/index.js';
 export * from './journal/index.js';
 export * from './publisher/index.js';
+export * from './rollback/index.js';

@@ -1,0 +1,119 @@
+import type { RollbackPlan } from './plan.js';
+
+/** Progress of one plan item (an effect, a saga, or an effect for a person). */
+export const ItemState = {
+  /** Marked BEFORE its messages go to the transport: on resume the item is published again. */
+  Publishing: 'publishing',
+  /** Its messages were acknowledged by the broker (or its saga compensated). */
+  Done: 'done',
+  /** Publishing (or saga compensation) failed; a resume retries it. */
+  Failed: 'failed',
+  /** A person must handle it (irreversible, unreadable, a saga the engine cannot compensate). */
+  NeedsPerson: 'needs-person',
+  /** Nothing to do. */
+  Skipped: 'skipped',
+} as const;
+export type ItemState = (typeof ItemState)[keyof typeof ItemState];
+
+export interface ItemProgress {
+  state: ItemState;
+  /** How many times the item was marked `publishing` (1 on a clean run). */
+  attempts: number;
+  /** The last error or the reason a person is needed. */
+  error?: string;
+  updatedAt: string;
+}
+
+export interface ItemUpdate {
+  itemId: string;
+  state: ItemState;
+  error?: string;
+}
+
+export const RunStatus = {
+  /** Created or being run (a runner may have died: look at the lease). */
+  Running: 'running',
+  /** Every item is done, skipped, or handed to a person. */
+  Completed: 'completed',
+  /** The last runner stopped with failed items; `resume` retries them. */
+  Failed: 'failed',
+} as const;
+export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
+
+/** The totals a run ends with (see {@link runRollback}). */
+export interface RollbackSummary {
+  /** Effects reversed: compensated one by one, or through their saga's compensation. */
+  reversed: number;
+  /** Effects replayed in their target schema version. */
+  replayed: number;
+  /** Effects with nothing to do (their compensation returned no event). */
+  skipped: number;
+  /** Items whose publish or saga compensation failed (resume retries them). */
+  failed: number;
+  /** Effects a person must handle (irreversible, unreadable, uncompensatable saga). */
+  needsPerson: number;
+  /** Sagas compensated through the saga engine. */
+  sagasCompensated: number;
+  /** Messages published by THIS invocation (a resume counts only what it published). */
+  published: number;
+}
+
+export interface RollbackRunRecord {
+  runId: string;
+  planId: string;
+  service: string;
+  version: string;
+  strategy: RollbackPlan['strategy'];
+  status: RunStatus;
+  createdAt: string;
+  updatedAt: string;
+  /** Items in the plan: effects + sagas + needs-person + skipped entries. */
+  totalItems: number;
+  /** Set once a runner finished (completed or failed). */
+  summary?: RollbackSummary;
+  /** The current lease holder, if the lease is live. */
+  lease?: { owner: string; expiresAt: number };
+}
+
+export type LeaseResult =
+  | { acquired: true; token: string; expiresAt: number }
+  | { acquired: false; owner?: string; expiresAt?: number };
+
+/**
+ * Where a rollback run keeps its plan, its per-item progress and its lease.
+ *
+ * Implementations:
+ * - `createRun` MUST be idempotent on `runId` for the same `planId`, and MUST throw
+ *   `RollbackRunConflictError` for a different plan under an existing run id.
+ * - `acquireLease` MUST be atomic: of two concurrent callers at most one gets the lease while it
+ *   is live. A lease MUST expire by itself after `leaseMs` (a killed runner frees it).
+ * - `setItems`, `renewLease` and `finishRun` MUST be fenced: they MUST take effect only while
+ *   `token` holds the lease, and MUST throw `RollbackLeaseLostError` otherwise, so a runner that
+ *   lost its lease cannot overwrite the progress of the runner that took over.
+ * - A write MUST be durable when it resolves; store failures MUST throw a retriable error.
+ */
+export interface RollbackProgressStore {
+  createRun(
+    runId: string,
+    plan: RollbackPlan,
+  ): Promise<{ created: boolean; run: RollbackRunRecord }>;
+  getRun(runId: string): Promise<RollbackRunRecord | undefined>;
+  getPlan(runId: string): Promise<RollbackPlan | undefined>;
+  /** Runs, newest first. */
+  listRuns(options?: { limit?: number }): Promise<RollbackRunRecord[]>;
+  acquireLease(runId: string, owner: string, leaseMs: number): Promise<LeaseResult>;
+  /** Extends the lease. @throws RollbackLeaseLostError */
+  renewLease(runId: string, token: string, leaseMs: number): Promise<void>;
+  /** Frees the lease if `token` still holds it (otherwise does nothing). */
+  releaseLease(runId: string, token: string): Promise<void>;
+  /** Records item states (`publishing` also counts an attempt). @throws RollbackLeaseLostError */
+  setItems(runId: string, token: string, updates: readonly ItemUpdate[]): Promise<void>;
+  getItems(runId: string): Promise<Record<string, ItemProgress>>;
+  /** @throws RollbackLeaseLostError */
+  finishRun(
+    runId: string,
+    token: string,
+    status: RunStatus,
+    summary: RollbackSummary,
+  ): Promise<void>;
+}

@@ -1,0 +1,40 @@
+export { CompensationRegistry, defineCompensations, emit } from './compensations.js';
+export type { CompensatingEvent, Compensation, Reverser } from './compensations.js';
+export { NeedsPersonReason, RollbackStrategy, planRollback, rollbackVersion } from './plan.js';
+export type {
+  EffectRef,
+  NeedsPersonItem,
+  PlanRollbackDependencies,
+  PlanRollbackOptions,
+  PlannedMessage,
+  RollbackPlan,
+  RollbackPlanItem,
+  SagaRollbackItem,
+} from './plan.js';
+export { DEFAULT_RUN_ROLLBACK_OPTIONS, runRollback } from './run.js';
+export type {
+  RollbackProgressEvent,
+  RollbackRunResult,
+  RunRollbackDependencies,
+  RunRollbackOptions,
+  SagaCompensator,
+} from './run.js';
+export { ItemState, RunStatus } from './RollbackProgressStore.js';
+export type {
+  ItemProgress,
+  ItemUpdate,
+  LeaseResult,
+  RollbackProgressStore,
+  RollbackRunRecord,
+  RollbackSummary,
+} from './RollbackProgressStore.js';
+export { InMemoryRollbackProgressStore, totalItems } from './InMemoryRollbackProgressStore.js';
+export {
+  CompensationDefinitionError,
+  RollbackConfigError,
+  RollbackLeaseLostError,
+  RollbackPlanTooLargeError,
+  RollbackRunConflictError,
+  RollbackRunLockedError,
+  RollbackRunNotFoundError,
+} from './errors.js';

@@ -1,0 +1,452 @@
+import { createHash } from 'node:crypto';
+import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
+import { createEnvelope } from '../envelope/envelope.js';
+import type { Envelope } from '../envelope/types.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import type { Journal, JournalRecord } from '../journal/Journal.js';
+import { toTimeMs } from '../journal/query.js';
+import { deterministicId } from '../publisher/deterministicId.js';
+import type { EventRegistry } from '../schema/EventRegistry.js';
+import type { CompensatingEvent, CompensationRegistry } from './compensations.js';
+import { RollbackConfigError, RollbackPlanTooLargeError } from './errors.js';
+
+/** How a rollback treats the effects of a bad version. */
+export const RollbackStrategy = {
+  /** Publish the compensating events of every effect, newest first. */
+  Compensate: 'compensate',
+  /** Re-publish every effect re-encoded in the schema version the (rolled back) consumers read. */
+  Replay: 'replay',
+} as const;
+export type RollbackStrategy = (typeof RollbackStrategy)[keyof typeof RollbackStrategy];
+
+/** Options of {@link planRollback}. */
+export interface PlanRollbackOptions {
+  /** The service whose deploy is rolled back. */
+  service: string;
+  /** The bad deploy's version string (as given to the publisher). */
+  version: string;
+  /** Only effects at or after this time. @default the start of the journal's retention window */
+  since?: Date | string | number;
+  /** Only effects at or before this time. @default now (frozen into the plan) */
+  until?: Date | string | number;
+  strategy: RollbackStrategy;
+  /**
+   * Replay only: the schema version to write per event type (the version the restored consumers
+   * read). Types not listed are replayed in the version they were written in.
+   */
+  targetVersions?: Readonly<Record<string, number>>;
+  /** Only these event types. @default every type */
+  types?: readonly string[];
+  /**
+   * Refuse to plan more effects than this (a plan is held in memory and stored whole).
+   * @default 100_000
+   */
+  maxEffects?: number;
+}
+
+/** Collaborators of {@link planRollback}. */
+export interface PlanRollbackDependencies {
+  journal: Journal;
+  registry: EventRegistry;
+  /** Required for the `compensate` strategy. */
+  compensations?: CompensationRegistry;
+  /** @default () => new Date() */
+  now?: () => Date;
+}
+
+/** The journaled effect a plan entry is about. */
+export interface EffectRef {
+  id: string;
+  type: string;
+  schemaVersion: number;
+  seq: number;
+  time: string;
+  key?: string;
+  sagaId?: string;
+}
+
+/** A message a run will publish, JSON-serialisable (the body in base64). */
+export interface PlannedMessage {
+  /** The new envelope id: deterministic, so a republish is deduplicated downstream. */
+  id: string;
+  type: string;
+  schemaVersion: number;
+  topic: string;
+  key?: string;
+  headers: Record<string, string>;
+  /** Body bytes, base64. */
+  body: string;
+  /** The decoded data, for people reading the plan. */
+  data: unknown;
+}
+
+/** One effect to reverse or replay: its messages are published together, in order. */
+export interface RollbackPlanItem {
+  /** Stable id of the item inside its plan (progress is tracked per item). */
+  itemId: string;
+  action: 'compensate' | 'replay';
+  original: EffectRef;
+  messages: PlannedMessage[];
+}
+
+/** A saga whose effects go back through the saga engine's compensation, not one by one. */
+export interface SagaRollbackItem {
+  itemId: string;
+  sagaId: string;
+  /** The saga's effects of the bad version, newest first. */
+  effects: EffectRef[];
+}
+
+/** Why a person must look at an effect. */
+export const NeedsPersonReason = {
+  /** The type is declared irreversible. */
+  Irreversible: 'irreversible',
+  /** No compensation is registered for the type. */
+  NoCompensation: 'no-compensation',
+  /** The journaled message cannot be decoded or read with the registry. */
+  Unreadable: 'unreadable',
+  /** The reverser threw, or returned an event that fails its schema. */
+  CompensationFailed: 'compensation-failed',
+  /** Replay: the data cannot be converted to the target version (missing or failing transform). */
+  NotConvertible: 'not-convertible',
+} as const;
+export type NeedsPersonReason = (typeof NeedsPersonReason)[keyof typeof NeedsPersonReason];
+
+export interface NeedsPersonItem {
+  itemId: string;
+  original: EffectRef;
+  reason: NeedsPersonReason;
+  /** Human-readable explanation (the irreversible declaration's reason, or the error message). */
+  message: string;
+  code?: string;
+}
+
+/** The result of {@link planRollback}: JSON-serialisable, so it can be saved, printed and stored. */
+export interface RollbackPlan {
+  /** Hash of the selection and of every planned id: equal plans have equal ids. */
+  planId: string;
+  createdAt: string;
+  service: string;
+  version: string;
+  strategy: RollbackStrategy;
+  /** The window actually used (until is frozen at planning time). */
+  window: { since?: string; until: string };
+  targetVersions?: Record<string, number>;
+  types?: string[];
+  /** Effects to compensate or replay one by one, newest first (compensate) or oldest first (replay). */
+  items: RollbackPlanItem[];
+  /** Sagas to compensate through the saga engine (compensate strategy only), newest first. */
+  sagas: SagaRollbackItem[];
+  /** Effects a person must handle. */
+  needsPerson: NeedsPersonItem[];
+  /** Effects whose compensation is "nothing to do" (the reverser returned no event). */
+  skipped: { itemId: string; original: EffectRef; message: string }[];
+  counts: {
+    effects: number;
+    items: number;
+    messages: number;
+    sagas: number;
+    needsPerson: number;
+    skipped: number;
+  };
+}
+
+/** The `producerversion` (and journal version) of messages a rollback publishes. */
+export function rollbackVersion(planId: string): string {
+  return `rollback:${planId}`;
+}
+
+/**
+ * Reads the journal and plans the rollback of one deploy: every effect `service@version`
+ * published in the window becomes
+ * - with `compensate`: the compensating events from the {@link CompensationRegistry}, newest
+ *   effect first, each with a deterministic id (`deterministicId(original id, 'compensate', n)`)
+ *   and `causationid` = the original id. Effects with a saga id are grouped per saga for the saga
+ *   engine instead. Irreversible or unknown types go to `needsPerson`.
+ * - with `replay`: the same event, converted (usually downcast) to `targetVersions[type]`, with a
+ *   deterministic new id (`deterministicId(original id, 'replay', version)`) and `causationid` =
+ *   the original id, oldest first (publish order).
+ *
+ * Nothing is published; print the plan for a dry run, give it to {@link runRollback} to apply it.
+ * Planning is deterministic: the same journal content and options give the same plan and planId.
+ */
+export async function planRollback(
+  options: PlanRollbackOptions,
+  dependencies: PlanRollbackDependencies,
+): Promise<RollbackPlan> {
+  const { service, version, strategy } = options;
+  for (const field of ['service', 'version'] as const) {
+    if (typeof options[field] !== 'string' || options[field].length === 0) {
+      throw new RollbackConfigError(`rollback option "${field}" must be a non-empty string`, {
+        details: { field },
+      });
+    }
+  }
+  if (strategy !== 'compensate' && strategy !== 'replay') {
+    throw new RollbackConfigError(
+      `rollback "strategy" must be compensate or replay, got ${String(strategy)}`,
+      {
+        details: { field: 'strategy', value: strategy },
+      },
+    );
+  }
+  if (strategy === 'compensate' && !dependencies.compensations) {
+    throw new RollbackConfigError('the compensate strategy needs a compensation registry', {
+      details: { field: 'compensations' },
+    });
+  }
+  const { journal, registry, compensations } = dependencies;
+  for (const [type, v] of Object.entries(options.targetVersions ?? {})) {
+    if (!registry.has(type) || !registry.get(type).hasVersion(v)) {
+      throw new RollbackConfigError(`target version ${v} of "${type}" is not in the registry`, {
+        details: { field: 'targetVersions', type, version: v },
+      });
+    }
+  }
+  const maxEffects = options.maxEffects ?? 100_000;
+  const now = (dependencies.now ?? (() => new Date()))();
+  const until = new Date(
+    options.until === undefined ? now : toTimeMs(options.until, 'until'),
+  ).toISOString();
+  const since =
+    options.since === undefined
+      ? undefined
+      : new Date(toTimeMs(options.since, 'since')).toISOString();
+  const typeFilter = options.types ? new Set(options.types) : undefined;
+  const marker = (planId: string) => rollbackVersion(planId);
+
+  const items: RollbackPlanItem[] = [];
+  const sagas = new Map<string, SagaRollbackItem>();
+  const needsPerson: NeedsPersonItem[] = [];
+  const skipped: RollbackPlan['skipped'] = [];
+  // Messages are encoded once the plan id (part of their producer version) is known.
+  const pending: {
+    item: RollbackPlanItem;
+    outgoing: { envelope: Envelope<unknown>; topic: string; key?: string }[];
+  }[] = [];
+  let effects = 0;
+
+  let cursor: string | undefined;
+  do {
+    const page = await journal.query({
+      service,
+      version,
+      since,
+      until,
+      direction: strategy === 'compensate' ? 'backward' : 'forward',
+      cursor,
+      limit: 500,
+    });
+    cursor = page.nextCursor;
+    for (const record of page.items) {
+      if (typeFilter && !typeFilter.has(record.type)) continue;
+      effects++;
+      if (effects > maxEffects) {
+        throw new RollbackPlanTooLargeError(maxEffects, { service, version, since, until });
+      }
+      const ref = toRef(record);
+      if (strategy === 'compensate' && record.sagaId !== undefined) {
+        const itemId = `saga:${record.sagaId}`;
+        const saga = sagas.get(record.sagaId) ?? { itemId, sagaId: record.sagaId, effects: [] };
+        saga.effects.push(ref);
+        sagas.set(record.sagaId, saga);
+        continue;
+      }
+      const person = (reason: NeedsPersonReason, message: string, code?: string) =>
+        needsPerson.push({
+          itemId: `person:${record.id}`,
+          original: ref,
+          reason,
+          message,
+          ...(code ? { code } : {}),
+        });
+
+      let envelope: Envelope<unknown>;
+      let data: unknown;
+      try {
+        envelope = decodeEnvelope(record.message);
+        data = registry.read(envelope, strategy === 'replay' ? { as: envelope.schemaversion } : {});
+      } catch (error) {
+        person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
+        continue;
+      }
+
+      if (strategy === 'replay') {
+        const target = options.targetVersions?.[record.type] ?? envelope.schemaversion;
+        let converted: unknown;
+        try {
+          converted = registry.get(record.type).read(data, envelope.schemaversion, target);
+        } catch (error) {
+          person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
+          continue;
+        }
+        const next = createEnvelope({
+          type: envelope.type,
+          source: envelope.source,
+          schemaversion: target,
+          data: converted,
+          id: deterministicId(record.id, 'replay', String(target)),
+          time: envelope.time,
+          causationid: record.id,
+          correlationid: envelope.correlationid,
+          sagaid: envelope.sagaid,
+          producerservice: service,
+          partitionkey: envelope.partitionkey,
+        });
+        const item: RollbackPlanItem = {
+          itemId: `replay:${record.id}`,
+          action: 'replay',
+          original: ref,
+          messages: [],
+        };
+        items.push(item);
+        pending.push({
+          item,
+          outgoing: [{ envelope: next, topic: record.topic, key: record.key }],
+        });
+        continue;
+      }
+
+      const entry = compensations!.get(record.type);
+      if (!entry) {
+        person(NeedsPersonReason.NoCompensation, `no compensation registered for "${record.type}"`);
+        continue;
+      }
+      if (entry.kind === 'irreversible') {
+        person(NeedsPersonReason.Irreversible, entry.reason);
+        continue;
+      }
+      let planned: CompensatingEvent[];
+      let built: Envelope<unknown>[];
+      try {
+        const out = entry.reverse(data as never, { ...envelope, data } as never);
+        planned = (Array.isArray(out) ? out : [out]) as CompensatingEvent[];
+        built = planned.map((c, n) => {
+          if (!registry.has(c.event.type)) {
+            throw new RollbackConfigError(
+              `compensating event type "${c.event.type}" is not in the registry`,
+              {
+                details: { type: c.event.type },
+              },
+            );
+          }
+          return c.event.envelope(c.data as never, {
+            source: envelope.source,
+            version: c.schemaVersion,
+            id: deterministicId(record.id, 'compensate', String(n)),
+            time: now,
+            causationid: record.id,
+            correlationid: envelope.correlationid,
+            producerservice: service,
+            partitionkey: c.key ?? record.key,
+          }) as Envelope<unknown>;
+        });
+      } catch (error) {
+        person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
+        continue;
+      }
+      if (built.length === 0) {
+        skipped.push({
+          itemId: `skip:${record.id}`,
+          original: ref,
+          message: 'the compensation returned no event',
+        });
+        continue;
+      }
+      const item: RollbackPlanItem = {
+        itemId: `compensate:${record.id}`,
+        action: 'compensate',
+        original: ref,
+        messages: [],
+      };
+      items.push(item);
+      pending.push({
+        item,
+        outgoing: built.map((envelope, n) => ({
+          envelope,
+          topic: planned[n]!.topic ?? record.topic,
+          key: planned[n]!.key ?? record.key,
+        })),
+      });
+    }
+  } while (cursor);
+
+  const planId = hashPlan({
+    service,
+    version,
+    strategy,
+    since,
+    until,
+    targetVersions: options.targetVersions,
+    types: options.types,
+    items: pending.map((p) => p.outgoing.map((o) => o.envelope.id)),
+    sagas: [...sagas.keys()],
+    needsPerson: needsPerson.map((n) => n.itemId),
+  });
+  for (const { item, outgoing } of pending) {
+    item.messages = outgoing.map(({ envelope: e, topic, key }) => {
+      e.producerversion = marker(planId);
+      const encoded = encodeEnvelope(e);
+      const message: PlannedMessage = {
+        id: e.id,
+        type: e.type,
+        schemaVersion: e.schemaversion,
+        topic,
+        headers: encoded.headers,
+        body: Buffer.from(encoded.body).toString('base64'),
+        data: e.data,
+      };
+      if (key !== undefined) message.key = key;
+      return message;
+    });
+  }
+
+  const plan: RollbackPlan = {
+    planId,
+    createdAt: now.toISOString(),
+    service,
+    version,
+    strategy,
+    window: since === undefined ? { until } : { since, until },
+    items,
+    sagas: [...sagas.values()],
+    needsPerson,
+    skipped,
+    counts: {
+      effects,
+      items: items.length,
+      messages: items.reduce((n, i) => n + i.messages.length, 0),
+      sagas: sagas.size,
+      needsPerson: needsPerson.length,
+      skipped: skipped.length,
+    },
+  };
+  if (options.targetVersions) plan.targetVersions = { ...options.targetVersions };
+  if (options.types) plan.types = [...options.types];
+  return plan;
+}
+
+function toRef(record: JournalRecord): EffectRef {
+  const ref: EffectRef = {
+    id: record.id,
+    type: record.type,
+    schemaVersion: record.schemaVersion,
+    seq: record.seq,
+    time: record.time,
+  };
+  if (record.key !== undefined) ref.key = record.key;
+  if (record.sagaId !== undefined) ref.sagaId = record.sagaId;
+  return ref;
+}
+
+function hashPlan(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 24);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function errorCode(error: unknown): string | undefined {
+  return error instanceof BacktrackError ? error.code : undefined;
+}

@@ -1,0 +1,511 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { decodeEnvelope } from '../envelope/codec.js';
+import { InMemoryJournal } from '../journal/InMemoryJournal.js';
+import { createPublisher } from '../publisher/Publisher.js';
+import { deterministicId } from '../publisher/deterministicId.js';
+import { defineEvent } from '../schema/defineEvent.js';
+import { EventRegistry } from '../schema/EventRegistry.js';
+import type { OutgoingMessage, Transport } from '../transport/Transport.js';
+import { defineCompensations, emit } from './compensations.js';
+import { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
+import { planRollback, type RollbackPlan } from './plan.js';
+import type { RollbackProgressStore } from './RollbackProgressStore.js';
+import { runRollback, type SagaCompensator } from './run.js';
+
+const StockReserved = defineEvent('stock.reserved')
+  .version(1, z.object({ sku: z.string(), qty: z.number() }))
+  .version(2, z.object({ sku: z.string(), quantity: z.int(), warehouse: z.string() }), {
+    up: (v1) => ({ sku: v1.sku, quantity: v1.qty, warehouse: 'main' }),
+    down: (v2) => ({ sku: v2.sku, qty: v2.quantity }),
+  });
+const StockReleased = defineEvent('stock.released').version(
+  1,
+  z.object({ sku: z.string(), quantity: z.int(), reason: z.string() }),
+);
+const EmailSent = defineEvent('email.sent').version(1, z.object({ to: z.string() }));
+const AuditLogged = defineEvent('audit.logged').version(1, z.object({ line: z.string() }));
+const Noted = defineEvent('note.added').version(1, z.object({ text: z.string() }));
+
+const registry = new EventRegistry([StockReserved, StockReleased, EmailSent, AuditLogged, Noted]);
+const compensations = defineCompensations()
+  .reversible(StockReserved, (d) =>
+    emit(StockReleased, { sku: d.sku, quantity: d.quantity, reason: 'rollback' }),
+  )
+  .reversible(Noted, () => [])
+  .irreversible(EmailSent, 'an email cannot be unsent: send a correction');
+
+class RecordingTransport implements Transport {
+  readonly name = 'recording';
+  readonly sent: OutgoingMessage[] = [];
+  failFrom = Infinity;
+  calls = 0;
+  async publish(messages: OutgoingMessage[]) {
+    if (++this.calls >= this.failFrom) throw new Error('broker down');
+    this.sent.push(...messages);
+  }
+  async subscribe(): Promise<never> {
+    throw new Error('not used');
+  }
+  async close() {}
+}
+
+const T0 = Date.parse('2026-11-25T10:00:00.000Z');
+
+async function world() {
+  let now = T0;
+  const clock = () => new Date(now);
+  const journal = new InMemoryJournal({ now: () => now });
+  const transport = new RecordingTransport();
+  const make = (service: string, version: string) =>
+    createPublisher({ service, version }, { transport, journal, registry, now: clock });
+  const good = make('inventory', '1.9.0');
+  const bad = make('inventory', '2.0.0');
+  const other = make('mailer', '2.0.0');
+  const tick = (ms = 1000) => (now += ms);
+  return {
+    journal,
+    transport,
+    good,
+    bad,
+    other,
+    tick,
+    clock,
+    setNow: (t: number) => (now = t),
+    now: () => now,
+  };
+}
+
+const ids = (plan: RollbackPlan) => plan.items.map((i) => i.original.id);
+
+describe('planRollback', () => {
+  it('selects only the effects of service@version inside the window, newest first', async () => {
+    const w = await world();
+    const before = await w.good.publish(StockReserved, { sku: 'a', quantity: 1, warehouse: 'w' });
+    w.tick();
+    const e1 = await w.bad.publish(StockReserved, { sku: 'b', quantity: 2, warehouse: 'w' });
+    w.tick();
+    await w.other.publish(AuditLogged, { line: 'other service, same version string' });
+    const e2 = await w.bad.publish(StockReserved, { sku: 'c', quantity: 3, warehouse: 'w' });
+    w.tick(60_000);
+    const late = await w.bad.publish(StockReserved, { sku: 'd', quantity: 4, warehouse: 'w' });
+
+    const all = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(ids(all)).toEqual([late.id, e2.id, e1.id]);
+    expect(ids(all)).not.toContain(before.id);
+
+    const windowed = await planRollback(
+      {
+        service: 'inventory',
+        version: '2.0.0',
+        strategy: 'compensate',
+        since: new Date(T0 + 1000),
+        until: new Date(T0 + 2000),
+      },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(ids(windowed)).toEqual([e2.id, e1.id]);
+    expect(windowed.window).toEqual({
+      since: new Date(T0 + 1000).toISOString(),
+      until: new Date(T0 + 2000).toISOString(),
+    });
+  });
+
+  it('builds compensations typed at the latest schema, with deterministic ids and the original as causation', async () => {
+    const w = await world();
+    // Written at v1; the reverser sees it upcast to v2 (quantity, warehouse).
+    const original = await w.bad.publish(
+      StockReserved,
+      { sku: 'x', qty: 5 },
+      { schemaVersion: 1, key: 'x' },
+    );
+    const plan = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    const [item] = plan.items;
+    expect(item!.action).toBe('compensate');
+    const [message] = item!.messages;
+    expect(message!.id).toBe(deterministicId(original.id, 'compensate', '0'));
+    expect(message!.data).toEqual({ sku: 'x', quantity: 5, reason: 'rollback' });
+    expect(message!.key).toBe('x');
+    expect(message!.topic).toBe('inventory');
+    const envelope = decodeEnvelope({
+      headers: message!.headers,
+      body: new Uint8Array(Buffer.from(message!.body, 'base64')),
+    });
+    expect(envelope).toMatchObject({
+      type: 'stock.released',
+      causationid: original.id,
+      producerservice: 'inventory',
+      producerversion: `rollback:${plan.planId}`,
+    });
+
+    w.tick(5_000);
+    const again = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate', until: plan.window.until },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(again.planId).toBe(plan.planId);
+    expect(again.items[0]!.messages[0]!.id).toBe(message!.id);
+  });
+
+  it('hands irreversible and unknown types to a person, and skips empty compensations', async () => {
+    const w = await world();
+    const mail = await w.bad.publish(EmailSent, { to: 'a@b.c' });
+    const audit = await w.bad.publish(AuditLogged, { line: 'x' });
+    const note = await w.bad.publish(Noted, { text: 'n' });
+    const plan = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(plan.items).toEqual([]);
+    expect(plan.needsPerson.map((n) => [n.original.id, n.reason])).toEqual([
+      [audit.id, 'no-compensation'],
+      [mail.id, 'irreversible'],
+    ]);
+    expect(plan.needsPerson[1]!.message).toContain('cannot be unsent');
+    expect(plan.skipped.map((s) => s.original.id)).toEqual([note.id]);
+  });
+
+  it('routes effects with a saga id to saga compensation, one entry per saga, newest first', async () => {
+    const w = await world();
+    const s1a = await w.bad.publish(
+      StockReserved,
+      { sku: 'a', quantity: 1, warehouse: 'w' },
+      { sagaId: 's-1' },
+    );
+    const loose = await w.bad.publish(StockReserved, { sku: 'b', quantity: 1, warehouse: 'w' });
+    const s2 = await w.bad.publish(EmailSent, { to: 'x@y.z' }, { sagaId: 's-2' });
+    const s1b = await w.bad.publish(
+      StockReserved,
+      { sku: 'c', quantity: 1, warehouse: 'w' },
+      { sagaId: 's-1' },
+    );
+    const plan = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(ids(plan)).toEqual([loose.id]);
+    expect(plan.sagas.map((s) => [s.sagaId, s.effects.map((e) => e.id)])).toEqual([
+      ['s-1', [s1b.id, s1a.id]],
+      ['s-2', [s2.id]],
+    ]);
+    // Even an irreversible type inside a saga goes to the saga: its compensation decides.
+    expect(plan.needsPerson).toEqual([]);
+  });
+
+  it('replays oldest first, downcast to the target version, with new deterministic ids pointing to the originals', async () => {
+    const w = await world();
+    const a = await w.bad.publish(
+      StockReserved,
+      { sku: 'a', quantity: 1, warehouse: 'w' },
+      { key: 'a', sagaId: 's' },
+    );
+    const b = await w.bad.publish(Noted, { text: 'kept at v1' });
+    const plan = await planRollback(
+      {
+        service: 'inventory',
+        version: '2.0.0',
+        strategy: 'replay',
+        targetVersions: { 'stock.reserved': 1 },
+      },
+      { journal: w.journal, registry, now: w.clock },
+    );
+    expect(ids(plan)).toEqual([a.id, b.id]);
+    expect(plan.sagas).toEqual([]); // replay re-emits saga events too
+    const [ma, mb] = plan.items.map((i) => i.messages[0]!);
+    expect(ma).toMatchObject({
+      id: deterministicId(a.id, 'replay', '1'),
+      schemaVersion: 1,
+      data: { sku: 'a', qty: 1 },
+      key: 'a',
+    });
+    expect(ma!.headers).toMatchObject({
+      causationid: a.id,
+      schemaversion: '1',
+      sagaid: 's',
+      time: a.time,
+    });
+    expect(mb).toMatchObject({ schemaVersion: 1, data: { text: 'kept at v1' } });
+  });
+
+  it('lists an effect a person must handle when it cannot be downcast', async () => {
+    const NoDown = defineEvent('nodown')
+      .version(1, z.object({ a: z.string() }))
+      .version(2, z.object({ a: z.string(), b: z.string() }), { up: (v) => ({ ...v, b: '' }) });
+    const reg = registry.with(NoDown);
+    const journal = new InMemoryJournal();
+    const publisher = createPublisher(
+      { service: 's', version: 'v' },
+      { transport: new RecordingTransport(), journal, registry: reg },
+    );
+    await publisher.publish(NoDown, { a: 'x', b: 'y' });
+    const plan = await planRollback(
+      { service: 's', version: 'v', strategy: 'replay', targetVersions: { nodown: 1 } },
+      { journal, registry: reg },
+    );
+    expect(plan.items).toEqual([]);
+    expect(plan.needsPerson[0]).toMatchObject({
+      reason: 'not-convertible',
+      code: 'BT_ERR_SCHEMA_TRANSFORM_MISSING',
+    });
+  });
+
+  it('rejects bad options with BT_ERR_ROLLBACK_CONFIG', async () => {
+    const journal = new InMemoryJournal();
+    const bad = [
+      { service: '', version: 'v', strategy: 'compensate' },
+      { service: 's', version: 'v', strategy: 'undo' },
+      { service: 's', version: 'v', strategy: 'replay', targetVersions: { 'stock.reserved': 9 } },
+    ] as const;
+    for (const options of bad) {
+      await expect(
+        planRollback(options as never, { journal, registry, compensations }),
+      ).rejects.toMatchObject({
+        code: 'BT_ERR_ROLLBACK_CONFIG',
+      });
+    }
+    await expect(
+      planRollback({ service: 's', version: 'v', strategy: 'compensate' }, { journal, registry }),
+    ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_CONFIG' });
+  });
+
+  it('refuses a window larger than maxEffects', async () => {
+    const w = await world();
+    for (let i = 0; i < 3; i++) await w.bad.publish(Noted, { text: String(i) });
+    await expect(
+      planRollback(
+        { service: 'inventory', version: '2.0.0', strategy: 'compensate', maxEffects: 2 },
+        { journal: w.journal, registry, compensations },
+      ),
+    ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_PLAN_TOO_LARGE' });
+  });
+});
+
+describe('runRollback', () => {
+  async function planned(n: number, sagas = 0) {
+    const w = await world();
+    const originals: string[] = [];
+    for (let i = 0; i < n; i++) {
+      originals.push(
+        (await w.bad.publish(StockReserved, { sku: `s${i}`, quantity: i, warehouse: 'w' })).id,
+      );
+      w.tick(10);
+    }
+    for (let i = 0; i < sagas; i++) {
+      await w.bad.publish(
+        StockReserved,
+        { sku: `g${i}`, quantity: 1, warehouse: 'w' },
+        { sagaId: `saga-${i}` },
+      );
+    }
+    await w.bad.publish(EmailSent, { to: 'someone' });
+    const plan = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    w.transport.sent.length = 0;
+    w.transport.calls = 0;
+    return { ...w, plan, originals, progressStore: new InMemoryRollbackProgressStore() };
+  }
+
+  const compensatedIds = (sent: OutgoingMessage[]) =>
+    sent.map((m) => m.message.headers.causationid);
+
+  it('publishes every compensation newest first, journals them, and sums up', async () => {
+    const w = await planned(5);
+    const events: number[] = [];
+    const result = await runRollback(
+      w.plan,
+      { runId: 'r1', batchSize: 2, onProgress: (e) => events.push(e.finished) },
+      w,
+    );
+    expect(result.status).toBe('completed');
+    expect(result.summary).toEqual({
+      reversed: 5,
+      replayed: 0,
+      skipped: 0,
+      failed: 0,
+      needsPerson: 1,
+      sagasCompensated: 0,
+      published: 5,
+    });
+    expect(compensatedIds(w.transport.sent)).toEqual([...w.originals].reverse());
+    expect(events.at(-1)).toBe(6);
+    // The compensations are journaled under the rollback's own version, published.
+    const journaled = await w.journal.query({
+      service: 'inventory',
+      version: `rollback:${w.plan.planId}`,
+    });
+    expect(journaled.items).toHaveLength(5);
+    expect(journaled.items.every((r) => r.state === 'published')).toBe(true);
+    expect((await w.progressStore.getRun('r1'))!.status).toBe('completed');
+    // Running the finished run again publishes nothing.
+    const again = await runRollback(w.plan, { runId: 'r1' }, w);
+    expect(again.summary.published).toBe(0);
+    expect(w.transport.sent).toHaveLength(5);
+  });
+
+  it('resumes after a crash between publish and the done mark, re-publishing only that batch under the same ids', async () => {
+    const w = await planned(6);
+    // The progress store "dies" on the second `done` write: batch 2 is published but not marked.
+    let doneWrites = 0;
+    const store = w.progressStore;
+    const crashing: RollbackProgressStore = {
+      createRun: (...a) => store.createRun(...a),
+      getRun: (...a) => store.getRun(...a),
+      getPlan: (...a) => store.getPlan(...a),
+      listRuns: (...a) => store.listRuns(...a),
+      acquireLease: (...a) => store.acquireLease(...a),
+      renewLease: (...a) => store.renewLease(...a),
+      releaseLease: (...a) => store.releaseLease(...a),
+      getItems: (...a) => store.getItems(...a),
+      finishRun: (...a) => store.finishRun(...a),
+      setItems: async (runId, token, updates) => {
+        if (updates[0]?.state === 'done' && ++doneWrites === 2) throw new Error('killed');
+        return store.setItems(runId, token, updates);
+      },
+    };
+    await expect(
+      runRollback(
+        w.plan,
+        { runId: 'r2', batchSize: 2, leaseMs: 200 },
+        { ...w, progressStore: crashing },
+      ),
+    ).rejects.toThrow('killed');
+    expect(w.transport.sent).toHaveLength(4);
+    await new Promise((r) => setTimeout(r, 250)); // the dead runner's lease expires
+    const result = await runRollback(w.plan, { runId: 'r2', batchSize: 2 }, w);
+    expect(result.status).toBe('completed');
+    expect(result.summary.reversed).toBe(6);
+    expect(result.summary.published).toBe(4); // batch 2 again + batch 3
+    const sentIds = w.transport.sent.map((m) => m.message.headers.id!);
+    expect(sentIds).toHaveLength(8);
+    // The duplicate carries the same envelope ids: consumer dedupe makes it one effect each.
+    expect(new Set(sentIds).size).toBe(6);
+    const items = await w.progressStore.getItems('r2');
+    expect(Object.values(items).filter((i) => i.attempts === 2)).toHaveLength(2);
+  });
+
+  it('lets only one runner run a plan: the second one gets BT_ERR_ROLLBACK_RUN_LOCKED', async () => {
+    const w = await planned(3);
+    const store = w.progressStore;
+    await store.createRun('r3', w.plan);
+    const held = await store.acquireLease('r3', 'someone-else', 60_000);
+    expect(held.acquired).toBe(true);
+    await expect(runRollback(w.plan, { runId: 'r3' }, w)).rejects.toMatchObject({
+      code: 'BT_ERR_ROLLBACK_RUN_LOCKED',
+      details: { owner: 'someone-else' },
+    });
+    expect(w.transport.sent).toHaveLength(0);
+  });
+
+  it('stops a runner that lost its lease before it writes more progress', async () => {
+    const store = new InMemoryRollbackProgressStore();
+    const w = await planned(2);
+    await store.createRun('r4', w.plan);
+    const first = await store.acquireLease('r4', 'a', 1);
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await store.acquireLease('r4', 'b', 60_000);
+    expect(second.acquired).toBe(true);
+    if (!first.acquired) throw new Error('unreachable');
+    await expect(
+      store.setItems('r4', first.token, [{ itemId: 'x', state: 'done' }]),
+    ).rejects.toMatchObject({
+      code: 'BT_ERR_ROLLBACK_LEASE_LOST',
+    });
+    await expect(store.renewLease('r4', first.token, 1000)).rejects.toMatchObject({
+      code: 'BT_ERR_ROLLBACK_LEASE_LOST',
+    });
+  });
+
+  it('refuses a different plan under an existing run id', async () => {
+    const w = await planned(2);
+    await runRollback(w.plan, { runId: 'r5' }, w);
+    await expect(
+      runRollback({ ...w.plan, planId: 'other' }, { runId: 'r5' }, w),
+    ).rejects.toMatchObject({
+      code: 'BT_ERR_ROLLBACK_RUN_CONFLICT',
+    });
+  });
+
+  it('marks items failed when the broker keeps failing, and a resume publishes them', async () => {
+    const w = await planned(4);
+    w.transport.failFrom = 2;
+    const sleep = async () => {};
+    const first = await runRollback(
+      w.plan,
+      { runId: 'r6', batchSize: 2, publishAttempts: 2 },
+      { ...w, sleep },
+    );
+    expect(first.status).toBe('failed');
+    expect(first.summary).toMatchObject({ reversed: 2, failed: 2 });
+    w.transport.failFrom = Infinity;
+    const second = await runRollback(w.plan, { runId: 'r6', batchSize: 2 }, { ...w, sleep });
+    expect(second.status).toBe('completed');
+    expect(second.summary).toMatchObject({ reversed: 4, failed: 0 });
+    expect(new Set(compensatedIds(w.transport.sent)).size).toBe(4);
+  });
+
+  it('compensates sagas through the saga engine, once, and hands refused ones to a person', async () => {
+    const w = await planned(1, 3);
+    const calls: string[] = [];
+    const sagas: SagaCompensator = {
+      async cancel(sagaId) {
+        calls.push(sagaId);
+        if (sagaId === 'saga-2')
+          throw Object.assign(
+            new (await import('../saga/errors.js')).SagaStateError('past pivot', { sagaId }),
+          );
+        return { status: 'compensated' };
+      },
+    };
+    const result = await runRollback(w.plan, { runId: 'r7' }, { ...w, sagas });
+    expect(calls.sort()).toEqual(['saga-0', 'saga-1', 'saga-2']);
+    expect(result.summary).toMatchObject({ reversed: 3, sagasCompensated: 2, needsPerson: 2 });
+    expect(result.needsPerson.map((n) => n.itemId)).toContain('saga:saga-2');
+    await runRollback(w.plan, { runId: 'r7' }, { ...w, sagas });
+    expect(calls).toHaveLength(3); // done and needs-person sagas are not touched again
+  });
+
+  it('hands sagas to a person when no saga engine is given', async () => {
+    const w = await planned(0, 1);
+    const result = await runRollback(w.plan, { runId: 'r8' }, w);
+    expect(result.summary).toMatchObject({ needsPerson: 2, sagasCompensated: 0 });
+  });
+
+  it('publishes and stores nothing on a dry run', async () => {
+    const w = await planned(3, 1);
+    const result = await runRollback(w.plan, { runId: 'dry', dryRun: true }, w);
+    expect(result).toMatchObject({
+      dryRun: true,
+      summary: { reversed: 4, needsPerson: 1, published: 0 },
+    });
+    expect(w.transport.sent).toHaveLength(0);
+    expect(await w.progressStore.getRun('dry')).toBeUndefined();
+  });
+
+  it('stops after the current batch when aborted, and a resume finishes', async () => {
+    const w = await planned(6);
+    const controller = new AbortController();
+    const first = await runRollback(
+      w.plan,
+      {
+        runId: 'r9',
+        batchSize: 2,
+        signal: controller.signal,
+        onProgress: (e) => e.state === 'done' && controller.abort(),
+      },
+      w,
+    );
+    expect(first.status).toBe('running');
+    expect(w.transport.sent).toHaveLength(2);
+    const second = await runRollback(w.plan, { runId: 'r9', batchSize: 2 }, w);
+    expect(second.status).toBe('completed');
+    expect(w.transport.sent).toHaveLength(6);
+  });
+});

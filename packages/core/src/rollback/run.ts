@@ -1,0 +1,456 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import type { Journal } from '../journal/Journal.js';
+import { createDefaultLogger } from '../logging/logger.js';
+import type { OutgoingMessage, Transport } from '../transport/Transport.js';
+import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
+import { rollbackVersion, type RollbackPlan, type RollbackPlanItem } from './plan.js';
+import {
+  ItemState,
+  RunStatus,
+  type ItemProgress,
+  type ItemUpdate,
+  type RollbackProgressStore,
+  type RollbackSummary,
+} from './RollbackProgressStore.js';
+
+/**
+ * What a rollback needs from the saga engine (`SagaEngine` satisfies it). `compensate`, when the
+ * engine has it, compensates a saga whatever its state; otherwise `cancel` is used, which only
+ * works while the saga has not passed its pivot.
+ */
+export interface SagaCompensator {
+  cancel(sagaId: string, reason?: string): Promise<{ status: string }>;
+  compensate?(sagaId: string, reason?: string): Promise<{ status: string }>;
+  get?(sagaId: string): Promise<{ status: string } | undefined>;
+}
+
+/** Options of {@link runRollback}. */
+export interface RunRollbackOptions {
+  /** The run's id: resuming uses the same id. */
+  runId: string;
+  /** Who runs it, shown to a second runner that finds the run locked. @default `<hostname>:<pid>` */
+  owner?: string;
+  /** The run's lease, renewed before every batch, in ms. A killed runner frees it after this. @default 30_000 */
+  leaseMs?: number;
+  /** How long to wait for a lease another runner holds before failing, in ms. @default 0 */
+  waitForLeaseMs?: number;
+  /** Items per transport call (and per progress write). @default 20 */
+  batchSize?: number;
+  /** Tries per batch before its items are marked failed. @default 3 */
+  publishAttempts?: number;
+  /** Plan only: nothing is published or stored; the result says what a run would do. */
+  dryRun?: boolean;
+  /** Called after every item changes state. Exceptions are ignored. */
+  onProgress?: (event: RollbackProgressEvent) => void;
+  /** Aborting stops the run after the current batch; resume later with the same run id. */
+  signal?: AbortSignal;
+}
+
+/** Defaults of {@link RunRollbackOptions}. */
+export const DEFAULT_RUN_ROLLBACK_OPTIONS = {
+  leaseMs: 30_000,
+  waitForLeaseMs: 0,
+  batchSize: 20,
+  publishAttempts: 3,
+} as const;
+
+export interface RollbackProgressEvent {
+  runId: string;
+  itemId: string;
+  state: ItemState;
+  /** Items finished (done, skipped, failed or for a person) out of `total`. */
+  finished: number;
+  total: number;
+}
+
+/** Collaborators of {@link runRollback}. */
+export interface RunRollbackDependencies {
+  /** The rollback's own messages are journaled too (version `rollback:<planId>`). */
+  journal: Journal;
+  transport: Transport;
+  progressStore: RollbackProgressStore;
+  /** Compensates the plan's sagas. Without it, they are handed to a person. */
+  sagas?: SagaCompensator;
+  /** @default createDefaultLogger() */
+  logger?: Logger;
+  /** @default setTimeout-based */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface RollbackRunResult {
+  runId: string;
+  planId: string;
+  /** `running` when aborted before the end (resume it). */
+  status: RunStatus;
+  dryRun: boolean;
+  summary: RollbackSummary;
+  /** Item ids a person must look at, with the reason. */
+  needsPerson: { itemId: string; reason: string }[];
+  /** Item ids that failed, with the last error. */
+  failed: { itemId: string; error: string }[];
+}
+
+const FINISHED: ReadonlySet<ItemState> = new Set([
+  ItemState.Done,
+  ItemState.Skipped,
+  ItemState.NeedsPerson,
+]);
+
+/**
+ * Applies a {@link RollbackPlan}: publishes its messages in plan order, compensates its sagas,
+ * and records every step in the progress store, so the run can be stopped (or killed) and
+ * resumed with the same `runId` from where it was.
+ *
+ * Guarantees:
+ * - One runner at a time: a lease with a token guards the run; progress writes are fenced by the
+ *   token, so a runner that lost its lease stops with `RollbackLeaseLostError` instead of
+ *   overwriting the one that took over. A second runner gets `RollbackRunLockedError`.
+ * - An item is marked `publishing` BEFORE its messages go out and `done` AFTER the broker
+ *   acknowledged them. Resume skips `done` items and publishes `publishing`/`failed` ones again.
+ *   The only window for a second publish is a crash between the broker's acknowledgement and the
+ *   `done` write; the second copy carries the SAME deterministic envelope id, so every idempotent
+ *   consumer drops it: a compensation takes effect once.
+ * - Sagas are compensated through the saga engine, which is itself idempotent per saga.
+ */
+export async function runRollback(
+  plan: RollbackPlan,
+  options: RunRollbackOptions,
+  dependencies: RunRollbackDependencies,
+): Promise<RollbackRunResult> {
+  const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
+  const runId: string = options.runId;
+  if (typeof runId !== 'string' || runId.length === 0) {
+    throw new RollbackConfigError('runRollback needs a non-empty "runId"', {
+      details: { field: 'runId' },
+    });
+  }
+  for (const field of ['leaseMs', 'batchSize', 'publishAttempts'] as const) {
+    if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
+      throw new RollbackConfigError(`runRollback option "${field}" must be a positive integer`, {
+        details: { field, value: o[field] },
+      });
+    }
+  }
+  if (!plan || typeof plan.planId !== 'string' || !Array.isArray(plan.items)) {
+    throw new RollbackConfigError('runRollback needs a plan from planRollback', {
+      details: { field: 'plan' },
+    });
+  }
+  if (o.dryRun) return dryRunResult(plan, runId);
+
+  const { journal, transport, progressStore: store, sagas } = dependencies;
+  const sleep = dependencies.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const logger = (dependencies.logger ?? createDefaultLogger()).child({
+    component: 'rollback',
+    runId: runId,
+    planId: plan.planId,
+  });
+  const owner = o.owner ?? `${hostname()}:${process.pid}`;
+
+  await store.createRun(runId, plan);
+  const lease = await acquire(store, runId, owner, o.leaseMs, o.waitForLeaseMs, sleep);
+  const token = lease.token;
+  const total =
+    plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
+  let published = 0;
+
+  try {
+    const progress = await store.getItems(runId);
+    let finished = Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
+    const report = (updates: readonly ItemUpdate[]) => {
+      for (const u of updates) {
+        const before = progress[u.itemId]?.state;
+        if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
+        progress[u.itemId] = {
+          state: u.state,
+          attempts: 0,
+          updatedAt: '',
+          ...(u.error ? { error: u.error } : {}),
+        };
+        try {
+          o.onProgress?.({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
+        } catch {
+          // A progress callback never stops a rollback.
+        }
+      }
+    };
+    const write = async (updates: ItemUpdate[]) => {
+      if (updates.length === 0) return;
+      await store.setItems(runId, token, updates);
+      report(updates);
+    };
+
+    // Entries that need no publishing are recorded first, so `status` shows them at once.
+    await write([
+      ...plan.needsPerson
+        .filter((n) => progress[n.itemId]?.state !== ItemState.NeedsPerson)
+        .map((n) => ({
+          itemId: n.itemId,
+          state: ItemState.NeedsPerson,
+          error: `${n.reason}: ${n.message}`,
+        })),
+      ...plan.skipped
+        .filter((s) => progress[s.itemId]?.state !== ItemState.Skipped)
+        .map((s) => ({ itemId: s.itemId, state: ItemState.Skipped, error: s.message })),
+    ]);
+
+    const todo = plan.items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+    if (todo.length < plan.items.length) {
+      logger.info(
+        { alreadyDone: plan.items.length - todo.length, left: todo.length },
+        'resuming rollback',
+      );
+    }
+    let failedBatchesInARow = 0;
+    for (let start = 0; start < todo.length; start += o.batchSize) {
+      if (o.signal?.aborted) break;
+      const batch = todo.slice(start, start + o.batchSize);
+      await store.renewLease(runId, token, o.leaseMs);
+      await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
+      const error = await publishBatch(
+        plan,
+        batch,
+        journal,
+        transport,
+        o.publishAttempts,
+        sleep,
+        logger,
+      );
+      if (error === undefined) {
+        published += batch.reduce((n, i) => n + i.messages.length, 0);
+        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done })));
+        failedBatchesInARow = 0;
+      } else {
+        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
+        // A broker that rejected three batches in a row is down: stop instead of failing the rest.
+        if (++failedBatchesInARow >= 3) break;
+      }
+    }
+
+    for (const saga of plan.sagas) {
+      if (o.signal?.aborted || failedBatchesInARow >= 3) break;
+      if (
+        progress[saga.itemId]?.state === ItemState.Done ||
+        progress[saga.itemId]?.state === ItemState.NeedsPerson
+      )
+        continue;
+      await store.renewLease(runId, token, o.leaseMs);
+      await write([
+        await compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
+          itemId: saga.itemId,
+          ...r,
+        })),
+      ]);
+    }
+
+    const result = summarize(plan, progress, runId, published);
+    const complete =
+      plan.items.every((i) => progress[i.itemId]) && plan.sagas.every((s) => progress[s.itemId]);
+    const status =
+      !complete || o.signal?.aborted
+        ? result.failed.length > 0
+          ? RunStatus.Failed
+          : RunStatus.Running
+        : result.failed.length > 0
+          ? RunStatus.Failed
+          : RunStatus.Completed;
+    if (status !== RunStatus.Running) await store.finishRun(runId, token, status, result.summary);
+    logger.info({ status, ...result.summary }, 'rollback run ended');
+    return { ...result, status };
+  } finally {
+    await store
+      .releaseLease(runId, token)
+      .catch((err: unknown) => logger.warn({ err }, 'could not release the run lease'));
+  }
+}
+
+async function acquire(
+  store: RollbackProgressStore,
+  runId: string,
+  owner: string,
+  leaseMs: number,
+  waitMs: number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<{ token: string }> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const lease = await store.acquireLease(runId, owner, leaseMs);
+    if (lease.acquired) return lease;
+    if (Date.now() >= deadline) {
+      throw new RollbackRunLockedError(runId, { owner: lease.owner, expiresAt: lease.expiresAt });
+    }
+    await sleep(Math.min(500, Math.max(10, deadline - Date.now())));
+  }
+}
+
+async function publishBatch(
+  plan: RollbackPlan,
+  batch: readonly RollbackPlanItem[],
+  journal: Journal,
+  transport: Transport,
+  attempts: number,
+  sleep: (ms: number) => Promise<void>,
+  logger: Logger,
+): Promise<string | undefined> {
+  const version = rollbackVersion(plan.planId);
+  const outgoing: OutgoingMessage[] = [];
+  const ids: string[] = [];
+  for (const item of batch) {
+    for (const m of item.messages) {
+      const message = {
+        headers: { ...m.headers },
+        body: new Uint8Array(Buffer.from(m.body, 'base64')),
+      };
+      outgoing.push(
+        m.key === undefined ? { topic: m.topic, message } : { topic: m.topic, key: m.key, message },
+      );
+      ids.push(m.id);
+    }
+  }
+  let lastError = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      // Journal first (idempotent on the deterministic id), like every Backtrack publish.
+      for (let i = 0; i < outgoing.length; i++) {
+        const m = outgoing[i]!;
+        const item = batch.find((b) => b.messages.some((x) => x.id === ids[i]))!;
+        await journal.append({
+          id: ids[i]!,
+          type: m.message.headers.type ?? 'unknown',
+          schemaVersion: Number(m.message.headers.schemaversion ?? 1),
+          key: m.key,
+          topic: m.topic,
+          service: plan.service,
+          version,
+          time: m.message.headers.time ?? new Date().toISOString(),
+          causationId: item.original.id,
+          message: m.message,
+        });
+      }
+      await transport.publish(outgoing);
+      await journal
+        .markPublished(ids)
+        .catch((err: unknown) =>
+          logger.warn({ err }, 'could not mark rollback messages published'),
+        );
+      return undefined;
+    } catch (error) {
+      lastError = error instanceof Error ? error.message : String(error);
+      if (error instanceof RollbackLeaseLostError) throw error;
+      logger.warn({ err: error, attempt, items: batch.length }, 'rollback batch failed');
+      if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
+    }
+  }
+  return lastError;
+}
+
+async function compensateSaga(
+  sagaId: string,
+  plan: RollbackPlan,
+  sagas: SagaCompensator | undefined,
+  logger: Logger,
+): Promise<{ state: ItemState; error?: string }> {
+  if (!sagas) {
+    return {
+      state: ItemState.NeedsPerson,
+      error: 'no saga engine given to the rollback: compensate this saga by hand',
+    };
+  }
+  const reason = `rollback of ${plan.service}@${plan.version} (plan ${plan.planId})`;
+  try {
+    const current = await sagas.get?.(sagaId);
+    if (current?.status === 'compensated') return { state: ItemState.Done };
+    const result = sagas.compensate
+      ? await sagas.compensate(sagaId, reason)
+      : await sagas.cancel(sagaId, reason);
+    if (result.status === 'compensated') return { state: ItemState.Done };
+    if (result.status === 'stuck') {
+      return {
+        state: ItemState.NeedsPerson,
+        error: 'the saga is stuck in compensation: backtrack sagas show/retry/resolve',
+      };
+    }
+    return { state: ItemState.Failed, error: `the saga ended ${result.status}, not compensated` };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.warn({ sagaId, err: error }, 'saga compensation failed');
+    // A saga the engine refuses to compensate (finished, past its pivot) needs a person.
+    if (error instanceof BacktrackError && !error.retriable)
+      return { state: ItemState.NeedsPerson, error: message };
+    return { state: ItemState.Failed, error: message };
+  }
+}
+
+function summarize(
+  plan: RollbackPlan,
+  progress: Record<string, ItemProgress>,
+  runId: string,
+  published: number,
+): Omit<RollbackRunResult, 'status'> {
+  const summary: RollbackSummary = {
+    reversed: 0,
+    replayed: 0,
+    skipped: 0,
+    failed: 0,
+    needsPerson: 0,
+    sagasCompensated: 0,
+    published,
+  };
+  const needsPerson: RollbackRunResult['needsPerson'] = [];
+  const failed: RollbackRunResult['failed'] = [];
+  for (const item of plan.items) {
+    const p = progress[item.itemId];
+    if (p?.state === ItemState.Done)
+      summary[item.action === 'compensate' ? 'reversed' : 'replayed']++;
+    else if (p?.state === ItemState.Failed)
+      failed.push({ itemId: item.itemId, error: p.error ?? '' });
+  }
+  for (const saga of plan.sagas) {
+    const p = progress[saga.itemId];
+    if (p?.state === ItemState.Done) {
+      summary.reversed += saga.effects.length;
+      summary.sagasCompensated++;
+    } else if (p?.state === ItemState.NeedsPerson) {
+      summary.needsPerson += saga.effects.length;
+      needsPerson.push({ itemId: saga.itemId, reason: p.error ?? '' });
+    } else if (p?.state === ItemState.Failed)
+      failed.push({ itemId: saga.itemId, error: p.error ?? '' });
+  }
+  for (const n of plan.needsPerson) {
+    summary.needsPerson++;
+    needsPerson.push({ itemId: n.itemId, reason: `${n.reason}: ${n.message}` });
+  }
+  summary.skipped = plan.skipped.length;
+  summary.failed = failed.length;
+  return { runId, planId: plan.planId, dryRun: false, summary, needsPerson, failed };
+}
+
+function dryRunResult(plan: RollbackPlan, runId: string): RollbackRunResult {
+  const sagaEffects = plan.sagas.reduce((n, s) => n + s.effects.length, 0);
+  return {
+    runId,
+    planId: plan.planId,
+    status: RunStatus.Running,
+    dryRun: true,
+    summary: {
+      reversed: plan.items.filter((i) => i.action === 'compensate').length + sagaEffects,
+      replayed: plan.items.filter((i) => i.action === 'replay').length,
+      skipped: plan.skipped.length,
+      failed: 0,
+      needsPerson: plan.needsPerson.length,
+      sagasCompensated: plan.sagas.length,
+      published: 0,
+    },
+    needsPerson: plan.needsPerson.map((n) => ({
+      itemId: n.itemId,
+      reason: `${n.reason}: ${n.message}`,
+    })),
+    failed: [],
+  };
+}
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
