@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { runExample } from './example.js';
+import { recordingStory } from './story.js';
+import { createRuntime } from './infra/runtime.js';
+import { startShop } from './system.js';
+import { placeOrders } from './load.js';
+import { checkConsistency } from './checker.js';
+
+describe('order-saga example on the in-memory transport', () => {
+  it('tells a story of sagas completing and compensating, and the checker passes', async () => {
+    const story = recordingStory();
+    const output: string[] = [];
+    const report = await runExample({ story, write: (l) => output.push(l) });
+
+    expect(report.ok).toBe(true);
+    expect(report.byStatus).toEqual({ confirmed: 2, cancelled: 3 });
+    const ends = story.lines.filter((l) => l.service === 'orders' && l.mark !== 'start');
+    expect(ends.map((l) => `${l.orderId} ${l.text}`)).toEqual([
+      'o-1001 order confirmed',
+      'o-1015 order cancelled (nothing to undo)',
+      'o-1018 order cancelled, undid reserve-stock',
+      'o-1099 order cancelled, undid charge-card and reserve-stock',
+      'o-1002 order confirmed',
+    ]);
+    const compensations = story.lines.filter((l) => l.mark === 'undo').map((l) => l.text);
+    expect(compensations).toEqual([
+      'released 3 × red-kettle',
+      'refunded €237.00',
+      'released 6 × red-kettle',
+    ]);
+    expect(output.at(-1)).toMatch(/consistent: all 5 orders agree/);
+  });
+
+  it('places 200 orders with the expected mix of outcomes, all consistent', async () => {
+    const runtime = await createRuntime({ transport: 'memory' });
+    const shop = await startShop(runtime, { stockFor: 200 });
+    try {
+      const result = await placeOrders(shop.orders, { count: 200, concurrency: 16 });
+      expect(result.surprises).toEqual([]);
+      expect(result.byStatus).toEqual({ confirmed: 140, cancelled: 60 });
+      const report = await checkConsistency(runtime.states);
+      expect(report.inconsistent).toEqual([]);
+      expect(report.ok).toBe(true);
+    } finally {
+      await shop.stop();
+      await runtime.close();
+    }
+  });
+});
