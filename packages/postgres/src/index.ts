@@ -15,8 +15,14 @@ export {
   dropSchema,
   loadMigrations,
   migrate,
+  migrateDatabase,
 } from './migrate/migrate.js';
-export type { MigrateOptions, MigrateResult, Migration } from './migrate/migrate.js';
+export type {
+  MigrateDatabaseOptions,
+  MigrateOptions,
+  MigrateResult,
+  Migration,
+} from './migrate/migrate.js';
 export {
   DEFAULT_POSTGRES_SAGA_STORE_OPTIONS,
   PostgresSagaStore,

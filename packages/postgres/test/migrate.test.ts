@@ -7,6 +7,7 @@ import {
   dropSchema,
   loadMigrations,
   migrate,
+  migrateDatabase,
 } from '@backtrack/postgres';
 import { mkdtemp, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -123,5 +124,26 @@ describe.skipIf(!postgres.available)('migrate (PostgreSQL)', () => {
       code: 'BT_ERR_PG_NOT_MIGRATED',
       retriable: false,
     });
+  });
+});
+
+describe.skipIf(!postgres.available)('migrateDatabase (the CLI entry)', () => {
+  it('opens its own connection from a URL, migrates, and closes it', async () => {
+    const schema = uniqueName('bt_mig_url');
+    const pool = new pg.Pool({ connectionString: postgres.url, max: 1 });
+    try {
+      const result = await migrateDatabase({ url: postgres.url, schema });
+      expect(result.applied.length).toBeGreaterThan(0);
+      expect((await migrateDatabase({ url: postgres.url, schema })).applied).toEqual([]);
+    } finally {
+      await dropSchema(pool, schema);
+      await pool.end();
+    }
+  });
+
+  it('fails with a retriable store error when the server is unreachable', async () => {
+    await expect(
+      migrateDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', connectTimeoutMs: 500 }),
+    ).rejects.toMatchObject({ code: 'BT_ERR_STORE_UNAVAILABLE', retriable: true });
   });
 });

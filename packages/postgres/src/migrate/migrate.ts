@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
 import { createDefaultLogger, type Logger } from '@backtrack/core';
-import { PostgresMigrationError, toStoreError } from '../errors.js';
+import { PostgresConfigError, PostgresMigrationError, toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../internal/sql.js';
 
 /**
@@ -159,15 +159,20 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     if (error instanceof PostgresMigrationError) throw error;
     throw toStoreError(error, schema, 'migrate');
   } finally {
+    // A session lock that could not be released must not go back to the pool with the client:
+    // destroying the connection releases it.
+    let destroy: Error | undefined;
     if (locked) {
       await client
         .query('SELECT pg_advisory_unlock(hashtext($1), hashtext($2))', [
           'backtrack.migrate',
           schema,
         ])
-        .catch(() => undefined);
+        .catch((error: unknown) => {
+          destroy = error instanceof Error ? error : new Error(String(error));
+        });
     }
-    client.release();
+    client.release(destroy);
   }
 }
 
@@ -189,4 +194,45 @@ async function appliedMigrations(
 /** Drops a schema and everything in it. For tests that isolate themselves in their own schema. */
 export async function dropSchema(pool: Pool, schema: string): Promise<void> {
   await pool.query(`DROP SCHEMA IF EXISTS ${quoteSchema(schema)} CASCADE`);
+}
+
+/** Options of {@link migrateDatabase}. */
+export interface MigrateDatabaseOptions extends MigrateOptions {
+  /**
+   * The connection string.
+   * @default process.env.DATABASE_URL
+   */
+  url?: string;
+  /** Give up connecting after this long, in ms. @default 10_000 */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Opens a short-lived connection, runs {@link migrate}, and closes it: what
+ * `backtrack postgres migrate` runs. For deploy scripts and CLIs that hold no pool of their own.
+ *
+ * @example
+ * await migrateDatabase({ url: process.env.DATABASE_URL, schema: 'backtrack' });
+ */
+export async function migrateDatabase(
+  options: MigrateDatabaseOptions = {},
+): Promise<MigrateResult> {
+  const url = options.url ?? process.env.DATABASE_URL;
+  if (url === undefined || url.length === 0) {
+    throw new PostgresConfigError('url', url, 'give a connection string or set DATABASE_URL');
+  }
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 1,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+  });
+  // An idle client's error (the server going away) must not crash the process.
+  pool.on('error', () => undefined);
+  try {
+    const { url: _url, connectTimeoutMs: _timeout, ...migrateOptions } = options;
+    return await migrate(pool, migrateOptions);
+  } finally {
+    await pool.end();
+  }
 }
