@@ -1,1 +1,8 @@
 export type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
+export { InMemoryTransport, InMemoryTransportError } from './InMemoryTransport.js';
+export type {
+  InMemoryTransportOptions,
+  InMemoryTransportDependencies,
+  InMemoryDeadLetter,
+  InMemoryRecord,
+} from './InMemoryTransport.js';

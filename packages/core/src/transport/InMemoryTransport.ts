@@ -1,0 +1,457 @@
+import type { Disposition, IncomingMessage, MessageProcessor } from '../consumer/processor.js';
+import type { EncodedMessage } from '../envelope/types.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import { createDefaultLogger, type Logger } from '../logging/logger.js';
+import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
+
+/** Options of {@link InMemoryTransport}. */
+export interface InMemoryTransportOptions {
+  /**
+   * Partitions per topic. Messages with one key always go to one partition and are processed
+   * in publish order; different partitions run concurrently. @default 4
+   */
+  partitions?: number;
+  /**
+   * Messages handed to `processBatch` at once (when the processor has it); 1 uses `process`.
+   * @default 1
+   */
+  batchSize?: number;
+}
+
+/** Collaborators of {@link InMemoryTransport}. */
+export interface InMemoryTransportDependencies {
+  /** @default createDefaultLogger() */
+  logger?: Logger;
+}
+
+/** A message parked by a `dead-letter` disposition, as received (original headers and bytes). */
+export interface InMemoryDeadLetter {
+  topic: string;
+  group: string;
+  key?: string;
+  partition: number;
+  offset: number;
+  /** The original message: the exact headers and body bytes that were published. */
+  message: EncodedMessage;
+  reason: string;
+  code: string;
+  error?: unknown;
+  attempt: number;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** A published message as the in-memory broker stores it. */
+export interface InMemoryRecord {
+  topic: string;
+  key?: string;
+  partition: number;
+  offset: number;
+  message: EncodedMessage;
+}
+
+/** A transport option is invalid. */
+export class InMemoryTransportError extends BacktrackError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('BT_ERR_IN_MEMORY_TRANSPORT', message, { details });
+  }
+}
+
+interface Delivery {
+  record: InMemoryRecord;
+  attempt: number;
+}
+
+interface Member {
+  processor: MessageProcessor;
+  topics: ReadonlySet<string>;
+  inFlight: Set<Promise<void>>;
+  closed: boolean;
+}
+
+interface Queue {
+  group: Group;
+  topic: string;
+  partition: number;
+  items: Delivery[];
+  running: boolean;
+  blocked: boolean;
+}
+
+interface Group {
+  name: string;
+  members: Member[];
+  queues: Map<string, Queue>;
+  /** Next offset of each topic's log to hand to this group. */
+  nextOffset: Map<string, number>;
+  paused: boolean;
+  roundRobin: number;
+}
+
+/**
+ * The {@link Transport} port in process: topics with partitions, consumer groups (every group
+ * gets every message; members of one group share the partitions), per-key ordering, and every
+ * {@link Disposition}:
+ *
+ * - `ack`: done;
+ * - `retry`: delivered again after `delayMs` with `attempt + 1` (at the tail of its partition,
+ *   like a retry topic: it does not block later messages);
+ * - `dead-letter`: recorded in {@link InMemoryTransport.deadLetters} with the reason, code and
+ *   the original headers and bytes;
+ * - `redeliver`: not acknowledged; the message stays at the head of its partition and comes
+ *   again after `delayMs` with the same attempt (`pause: true` stops the whole group meanwhile).
+ *
+ * A new group reads each topic from the beginning. `idle()` resolves when nothing is queued,
+ * running or scheduled: tests and the in-memory example await it instead of sleeping.
+ */
+export class InMemoryTransport implements Transport {
+  readonly name = 'in-memory';
+  readonly #partitions: number;
+  readonly #batchSize: number;
+  readonly #logger: Logger;
+  readonly #logs = new Map<string, InMemoryRecord[]>();
+  readonly #groups = new Map<string, Group>();
+  readonly #deadLetters: InMemoryDeadLetter[] = [];
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
+
+  constructor(
+    options: InMemoryTransportOptions = {},
+    dependencies: InMemoryTransportDependencies = {},
+  ) {
+    const { partitions = 4, batchSize = 1 } = options;
+    if (!Number.isSafeInteger(partitions) || partitions < 1) {
+      throw new InMemoryTransportError('partitions must be a positive integer', {
+        field: 'partitions',
+        value: partitions,
+      });
+    }
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+      throw new InMemoryTransportError('batchSize must be a positive integer', {
+        field: 'batchSize',
+        value: batchSize,
+      });
+    }
+    this.#partitions = partitions;
+    this.#batchSize = batchSize;
+    this.#logger = (dependencies.logger ?? createDefaultLogger()).child({ transport: this.name });
+  }
+
+  /** Every dead letter so far, oldest first. */
+  get deadLetters(): readonly InMemoryDeadLetter[] {
+    return this.#deadLetters;
+  }
+
+  /** Every message published to `topic`, in offset order. */
+  published(topic: string): readonly InMemoryRecord[] {
+    return this.#logs.get(topic) ?? [];
+  }
+
+  /** Empties the dead-letter list and returns what it held. */
+  takeDeadLetters(): InMemoryDeadLetter[] {
+    return this.#deadLetters.splice(0);
+  }
+
+  async publish(messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closed) throw new InMemoryTransportError('transport is closed');
+    for (const { topic, key, message } of messages) {
+      if (typeof topic !== 'string' || topic.length === 0)
+        throw new InMemoryTransportError('topic must be a non-empty string');
+      const log = this.#logs.get(topic) ?? [];
+      this.#logs.set(topic, log);
+      // Copy, as a real broker serialises: later changes by the caller do not reach consumers.
+      const record: InMemoryRecord = {
+        topic,
+        ...(key === undefined ? {} : { key }),
+        partition: this.#partitionOf(key, log.length),
+        offset: log.length,
+        message: { headers: { ...message.headers }, body: new Uint8Array(message.body) },
+      };
+      log.push(record);
+    }
+    for (const group of this.#groups.values()) this.#fill(group);
+  }
+
+  async subscribe(options: SubscriptionOptions): Promise<Subscription> {
+    if (this.#closed) throw new InMemoryTransportError('transport is closed');
+    if (!Array.isArray(options.topics) || options.topics.length === 0) {
+      throw new InMemoryTransportError('topics must be a non-empty array', { field: 'topics' });
+    }
+    if (typeof options.group !== 'string' || options.group.length === 0) {
+      throw new InMemoryTransportError('group must be a non-empty string', { field: 'group' });
+    }
+    if (typeof options.processor?.process !== 'function') {
+      throw new InMemoryTransportError('processor must be a MessageProcessor', {
+        field: 'processor',
+      });
+    }
+    let group = this.#groups.get(options.group);
+    if (group === undefined) {
+      group = {
+        name: options.group,
+        members: [],
+        queues: new Map(),
+        nextOffset: new Map(),
+        paused: false,
+        roundRobin: 0,
+      };
+      this.#groups.set(options.group, group);
+    }
+    const member: Member = {
+      processor: options.processor,
+      topics: new Set(options.topics),
+      inFlight: new Set(),
+      closed: false,
+    };
+    group.members.push(member);
+    this.#fill(group);
+    const owner = group;
+    return {
+      close: async () => {
+        if (member.closed) return;
+        member.closed = true;
+        owner.members = owner.members.filter((m) => m !== member);
+        await Promise.allSettled([...member.inFlight]);
+        // The partitions it held go to the remaining members, if any.
+        for (const queue of owner.queues.values()) this.#kick(queue);
+        this.#checkIdle();
+      },
+    };
+  }
+
+  /** Stops every subscription (waiting for in-flight handlers) and cancels scheduled deliveries. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const members = [...this.#groups.values()].flatMap((group) => group.members);
+    for (const member of members) member.closed = true;
+    await Promise.allSettled(members.flatMap((member) => [...member.inFlight]));
+    for (const group of this.#groups.values()) group.members = [];
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#checkIdle();
+  }
+
+  /**
+   * Resolves when no message is queued for a live subscriber, none is being processed and no
+   * retry or redelivery is scheduled. Rejects after `timeoutMs`.
+   */
+  idle(timeoutMs = 10_000): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
+        reject(
+          new InMemoryTransportError(`not idle after ${timeoutMs} ms`, {
+            pending: this.#pending(),
+          }),
+        );
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#idleWaiters.push(done);
+    });
+  }
+
+  #partitionOf(key: string | undefined, offset: number): number {
+    if (key === undefined) return offset % this.#partitions;
+    let hash = 0;
+    for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0;
+    return Math.abs(hash) % this.#partitions;
+  }
+
+  /** Moves records the group has not seen yet into its partition queues. */
+  #fill(group: Group): void {
+    const topics = new Set(group.members.flatMap((member) => [...member.topics]));
+    for (const topic of topics) {
+      const log = this.#logs.get(topic) ?? [];
+      for (let offset = group.nextOffset.get(topic) ?? 0; offset < log.length; offset++) {
+        const record = log[offset]!;
+        this.#queue(group, topic, record.partition).items.push({ record, attempt: 1 });
+      }
+      group.nextOffset.set(topic, log.length);
+    }
+    for (const queue of group.queues.values()) this.#kick(queue);
+  }
+
+  #queue(group: Group, topic: string, partition: number): Queue {
+    const id = `${topic}\u0000${partition}`;
+    let queue = group.queues.get(id);
+    if (queue === undefined) {
+      queue = { group, topic, partition, items: [], running: false, blocked: false };
+      group.queues.set(id, queue);
+    }
+    return queue;
+  }
+
+  #memberFor(queue: Queue): Member | undefined {
+    const candidates = queue.group.members.filter((m) => !m.closed && m.topics.has(queue.topic));
+    if (candidates.length === 0) return undefined;
+    return candidates[(queue.partition + queue.group.roundRobin) % candidates.length];
+  }
+
+  #kick(queue: Queue): void {
+    if (
+      queue.running ||
+      queue.blocked ||
+      queue.group.paused ||
+      queue.items.length === 0 ||
+      this.#closed
+    )
+      return;
+    const member = this.#memberFor(queue);
+    if (member === undefined) return;
+    queue.running = true;
+    const work = this.#drain(queue).finally(() => {
+      member.inFlight.delete(work);
+      queue.running = false;
+      this.#kick(queue);
+      this.#checkIdle();
+    });
+    member.inFlight.add(work);
+  }
+
+  async #drain(queue: Queue): Promise<void> {
+    while (queue.items.length > 0 && !queue.blocked && !queue.group.paused && !this.#closed) {
+      const member = this.#memberFor(queue);
+      if (member === undefined) return;
+      const useBatch = this.#batchSize > 1 && typeof member.processor.processBatch === 'function';
+      const batch = queue.items.slice(0, useBatch ? this.#batchSize : 1);
+      const incoming = batch.map((delivery) => this.#incoming(queue, delivery));
+      let dispositions: Disposition[];
+      try {
+        dispositions = useBatch
+          ? await member.processor.processBatch!(incoming)
+          : [await member.processor.process(incoming[0]!)];
+        if (dispositions.length !== batch.length) {
+          throw new InMemoryTransportError(
+            `processBatch returned ${dispositions.length} dispositions for ${batch.length} messages`,
+          );
+        }
+      } catch (error) {
+        // A processor must never throw; if it does, nothing is acknowledged: pause and retry.
+        this.#logger.error(
+          { err: error, topic: queue.topic, group: queue.group.name },
+          'processor threw; redelivering',
+        );
+        dispositions = batch.map(() => ({
+          kind: 'redeliver',
+          reason: 'processor threw',
+          delayMs: 100,
+          pause: true,
+        }));
+      }
+      let redeliver: Extract<Disposition, { kind: 'redeliver' }> | undefined;
+      const keep: Delivery[] = [];
+      batch.forEach((delivery, i) => {
+        const disposition = dispositions[i]!;
+        switch (disposition.kind) {
+          case 'ack':
+            break;
+          case 'dead-letter':
+            this.#deadLetters.push({
+              topic: queue.topic,
+              group: queue.group.name,
+              ...(delivery.record.key === undefined ? {} : { key: delivery.record.key }),
+              partition: delivery.record.partition,
+              offset: delivery.record.offset,
+              message: delivery.record.message,
+              reason: disposition.reason,
+              code: disposition.code,
+              ...(disposition.error === undefined ? {} : { error: disposition.error }),
+              attempt: delivery.attempt,
+              at: Date.now(),
+            });
+            break;
+          case 'retry':
+            this.#later(disposition.delayMs, () => {
+              queue.items.push({ record: delivery.record, attempt: delivery.attempt + 1 });
+              this.#kick(queue);
+            });
+            break;
+          case 'redeliver':
+            keep.push(delivery);
+            redeliver ??= disposition;
+            break;
+        }
+      });
+      queue.items.splice(0, batch.length, ...keep);
+      if (redeliver !== undefined) this.#hold(queue, redeliver);
+    }
+  }
+
+  #hold(queue: Queue, disposition: Extract<Disposition, { kind: 'redeliver' }>): void {
+    const delayMs = Math.max(0, disposition.delayMs);
+    if (disposition.pause) {
+      const group = queue.group;
+      group.paused = true;
+      this.#logger.warn(
+        { group: group.name, delayMs, reason: disposition.reason },
+        'consumer group paused',
+      );
+      this.#later(delayMs, () => {
+        group.paused = false;
+        group.roundRobin += 1;
+        for (const q of group.queues.values()) this.#kick(q);
+      });
+    } else {
+      queue.blocked = true;
+      this.#later(delayMs, () => {
+        queue.blocked = false;
+        // Another member may take the partition on the next try, as after a rebalance.
+        queue.group.roundRobin += 1;
+        this.#kick(queue);
+      });
+    }
+  }
+
+  #incoming(queue: Queue, delivery: Delivery): IncomingMessage {
+    const { record } = delivery;
+    return {
+      message: { headers: { ...record.message.headers }, body: record.message.body },
+      attempt: delivery.attempt,
+      origin: {
+        transport: this.name,
+        topic: record.topic,
+        partition: record.partition,
+        offset: String(record.offset),
+        group: queue.group.name,
+      },
+    };
+  }
+
+  #later(delayMs: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#closed) fn();
+      this.#checkIdle();
+    }, delayMs);
+    this.#timers.add(timer);
+  }
+
+  #pending(): Record<string, number> {
+    let queued = 0;
+    let running = 0;
+    for (const group of this.#groups.values()) {
+      for (const queue of group.queues.values()) {
+        if (queue.running) running += 1;
+        if (this.#memberFor(queue) !== undefined) queued += queue.items.length;
+      }
+    }
+    return { queued, running, scheduled: this.#timers.size };
+  }
+
+  #isIdle(): boolean {
+    const { queued, running, scheduled } = this.#pending();
+    return this.#closed ? running === 0 : queued === 0 && running === 0 && scheduled === 0;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
