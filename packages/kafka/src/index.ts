@@ -1,1 +1,65 @@
-export {};
+/** @backtrack/kafka public API. */
+export { KafkaTransport, createKafkaTransport } from './KafkaTransport.js';
+export type {
+  KafkaTransportOptions,
+  KafkaTransportDependencies,
+  KafkaSubscriptionOptions,
+} from './KafkaTransport.js';
+export {
+  DEFAULT_KAFKA_CONSUMER_OPTIONS,
+  DEFAULT_KAFKA_PRODUCER_OPTIONS,
+  resolveConsumerOptions,
+  resolveProducerOptions,
+} from './options.js';
+export type { KafkaConsumerOptions, KafkaProducerOptions } from './options.js';
+export { KafkaSubscription } from './consumer/KafkaSubscription.js';
+export type { DispositionEvent, KafkaSubscriptionStats } from './consumer/KafkaSubscription.js';
+export { KafkaPublisher } from './publisher/KafkaPublisher.js';
+export {
+  toKafkaRecord,
+  fromKafkaRecord,
+  toKafkaHeaders,
+  CLOUD_EVENTS_HEADER_PREFIX,
+  CONTENT_TYPE_HEADER,
+  BACKTRACK_HEADERS,
+} from './envelope/kafkaBinding.js';
+export { readDeadLetter } from './envelope/deadLetter.js';
+export type { DeadLetter } from './envelope/deadLetter.js';
+export {
+  ensureTopics,
+  topicSpecs,
+  defaultRetryTopic,
+  defaultDeadLetterTopic,
+} from './topics/topics.js';
+export type { EnsureTopicsOptions, TopicNamer } from './topics/topics.js';
+export { redriveDeadLetters } from './redrive/redriveDeadLetters.js';
+export type { RedriveOptions, RedriveResult, RedriveTarget } from './redrive/redriveDeadLetters.js';
+export { closeOnSignal } from './shutdown.js';
+export type { Closeable, CloseOnSignalOptions } from './shutdown.js';
+export { createKafkajsClient } from './client/kafkajsClient.js';
+export type { KafkajsConnectionOptions } from './client/kafkajsClient.js';
+export type {
+  KafkaClient,
+  KafkaProducerClient,
+  KafkaConsumerClient,
+  KafkaAdminClient,
+  ProducerRecord,
+  TopicRecords,
+  ConsumedRecord,
+  ConsumedBatch,
+  BatchControls,
+  TopicPartitions,
+  TopicSpec,
+  PartitionOffsets,
+  ProducerSettings,
+  ConsumerSettings,
+  KafkaHeaderValue,
+} from './client/KafkaClient.js';
+export {
+  KAFKA_ERROR_CODES,
+  KafkaError,
+  KafkaConfigError,
+  KafkaPublishError,
+  KafkaClosedError,
+} from './errors.js';
+export type { KafkaErrorCode } from './errors.js';

@@ -1,0 +1,316 @@
+import {
+  CompressionTypes,
+  Kafka,
+  Partitioners,
+  logLevel as KafkajsLogLevel,
+  type Admin,
+  type Consumer,
+  type KafkaConfig,
+  type LogEntry,
+  type Producer,
+  type SASLOptions,
+} from 'kafkajs';
+import type { ConnectionOptions } from 'node:tls';
+import type { Logger } from '@backtrack/core';
+import type {
+  ConsumerSettings,
+  KafkaAdminClient,
+  KafkaClient,
+  KafkaConsumerClient,
+  KafkaProducerClient,
+  PartitionOffsets,
+  ProducerSettings,
+  TopicPartitions,
+  TopicRecords,
+  TopicSpec,
+} from './KafkaClient.js';
+
+/** How to reach the cluster with kafkajs. */
+export interface KafkajsConnectionOptions {
+  /** Bootstrap brokers, `host:port`. */
+  brokers: string[];
+  /** @default 'backtrack' */
+  clientId?: string;
+  ssl?: ConnectionOptions | boolean;
+  sasl?: SASLOptions;
+  /** @default 3000 */
+  connectionTimeoutMs?: number;
+  /** @default 30000 */
+  requestTimeoutMs?: number;
+  /**
+   * The lowest kafkajs log level passed on to the pino logger. kafkajs logs transient, retried
+   * protocol errors at ERROR; Backtrack logs them at `warn`.
+   * @default 'warn'
+   */
+  clientLogLevel?: 'nothing' | 'error' | 'warn' | 'info' | 'debug';
+}
+
+const LOG_LEVELS = {
+  nothing: KafkajsLogLevel.NOTHING,
+  error: KafkajsLogLevel.ERROR,
+  warn: KafkajsLogLevel.WARN,
+  info: KafkajsLogLevel.INFO,
+  debug: KafkajsLogLevel.DEBUG,
+} as const;
+
+// kafkajs warns on every idempotent producer with bounded retries; the bound is deliberate
+// (publish must fail, not hang, when the cluster is gone) and documented in the README.
+const SILENCED = [/Limiting retries for the idempotent producer/];
+
+function pinoLogCreator(logger: Logger) {
+  const log = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry): void => {
+      const { message, timestamp: _ts, ...extra } = entry;
+      if (SILENCED.some((re) => re.test(message))) return;
+      const record = { ...extra, namespace };
+      if (level === KafkajsLogLevel.ERROR || level === KafkajsLogLevel.WARN)
+        log.warn(record, message);
+      else if (level === KafkajsLogLevel.INFO) log.debug(record, message);
+      else log.trace(record, message);
+    };
+}
+
+/**
+ * The kafkajs implementation of {@link KafkaClient}. kafkajs 2.2.x speaks the classic consumer
+ * group protocol and the API versions Apache Kafka 4.x still serves (KIP-896).
+ */
+export function createKafkajsClient(
+  options: KafkajsConnectionOptions,
+  logger: Logger,
+): KafkaClient {
+  // The default partitioner is the Java-compatible murmur2 one; naming it silences kafkajs' v2 notice.
+  const config: KafkaConfig = {
+    brokers: options.brokers,
+    clientId: options.clientId ?? 'backtrack',
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    logLevel: LOG_LEVELS[options.clientLogLevel ?? 'warn'],
+    logCreator: pinoLogCreator(logger),
+  };
+  if (options.ssl !== undefined) config.ssl = options.ssl;
+  if (options.sasl !== undefined) config.sasl = options.sasl;
+  const kafka = new Kafka(config);
+  return {
+    name: 'kafkajs',
+    producer: (settings) => new KafkajsProducer(kafka, settings),
+    consumer: (settings) => new KafkajsConsumer(kafka, settings),
+    admin: () => new KafkajsAdmin(kafka.admin()),
+  };
+}
+
+class KafkajsProducer implements KafkaProducerClient {
+  readonly #producer: Producer;
+  readonly #settings: ProducerSettings;
+
+  constructor(kafka: Kafka, settings: ProducerSettings) {
+    this.#settings = settings;
+    this.#producer = kafka.producer({
+      idempotent: settings.idempotent,
+      maxInFlightRequests: settings.maxInFlightRequests,
+      retry: { retries: settings.retries },
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: true,
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.#producer.connect();
+  }
+
+  async send(batches: TopicRecords[]): Promise<void> {
+    await this.#producer.sendBatch({
+      acks: -1,
+      timeout: this.#settings.ackTimeoutMs,
+      compression:
+        this.#settings.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+      topicMessages: batches.map(({ topic, records }) => ({
+        topic,
+        messages: records.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
+      })),
+    });
+  }
+
+  disconnect(): Promise<void> {
+    return this.#producer.disconnect();
+  }
+}
+
+class KafkajsConsumer implements KafkaConsumerClient {
+  readonly #consumer: Consumer;
+  readonly #settings: ConsumerSettings;
+
+  constructor(kafka: Kafka, settings: ConsumerSettings) {
+    this.#settings = settings;
+    this.#consumer = kafka.consumer({
+      groupId: settings.groupId,
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: settings.heartbeatIntervalMs,
+      rebalanceTimeout: settings.rebalanceTimeoutMs,
+      maxWaitTimeInMs: settings.maxWaitTimeMs,
+      maxBytesPerPartition: settings.maxBytesPerPartition,
+      allowAutoTopicCreation: false,
+      // A crash is logged by the transport; always restart rather than leave a dead subscription.
+      retry: { retries: 8, restartOnFailure: async () => true },
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.#consumer.connect();
+  }
+
+  subscribe(topics: string[]): Promise<void> {
+    return this.#consumer.subscribe({ topics, fromBeginning: this.#settings.fromBeginning });
+  }
+
+  run(handler: Parameters<KafkaConsumerClient['run']>[0]): Promise<void> {
+    return this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#settings.partitionsConsumedConcurrently,
+      eachBatch: async ({
+        batch,
+        resolveOffset,
+        heartbeat,
+        isRunning,
+        isStale,
+        commitOffsetsIfNecessary,
+      }) => {
+        await handler(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            highWatermark: batch.highWatermark,
+            records: batch.messages.map((m) => ({
+              offset: m.offset,
+              key: m.key ?? null,
+              value: m.value ?? null,
+              headers: (m.headers ?? {}) as Record<
+                string,
+                Buffer | string | (Buffer | string)[] | undefined
+              >,
+              timestamp: m.timestamp,
+            })),
+          },
+          {
+            resolveOffset,
+            heartbeat,
+            isRunning,
+            isStale,
+            commit: (nextOffset) =>
+              commitOffsetsIfNecessary({
+                topics: [
+                  {
+                    topic: batch.topic,
+                    partitions: [{ partition: batch.partition, offset: nextOffset }],
+                  },
+                ],
+              }),
+          },
+        );
+      },
+    });
+  }
+
+  pause(partitions: TopicPartitions[]): void {
+    this.#consumer.pause(partitions);
+  }
+
+  resume(partitions: TopicPartitions[]): void {
+    this.#consumer.resume(partitions);
+  }
+
+  seek(topic: string, partition: number, offset: string): void {
+    this.#consumer.seek({ topic, partition, offset });
+  }
+
+  stop(): Promise<void> {
+    return this.#consumer.stop();
+  }
+
+  disconnect(): Promise<void> {
+    return this.#consumer.disconnect();
+  }
+
+  onCrash(listener: (error: unknown, restarting: boolean) => void): void {
+    this.#consumer.on(this.#consumer.events.CRASH, (event) =>
+      listener(event.payload.error, event.payload.restart),
+    );
+  }
+
+  onGroupJoin(listener: (assignment: Record<string, number[]>) => void): void {
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) =>
+      listener(event.payload.memberAssignment),
+    );
+  }
+}
+
+class KafkajsAdmin implements KafkaAdminClient {
+  readonly #admin: Admin;
+
+  constructor(admin: Admin) {
+    this.#admin = admin;
+  }
+
+  connect(): Promise<void> {
+    return this.#admin.connect();
+  }
+
+  disconnect(): Promise<void> {
+    return this.#admin.disconnect();
+  }
+
+  listTopics(): Promise<string[]> {
+    return this.#admin.listTopics();
+  }
+
+  async createTopics(topics: TopicSpec[]): Promise<void> {
+    if (topics.length === 0) return;
+    try {
+      await this.#admin.createTopics({
+        waitForLeaders: true,
+        topics: topics.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.partitions,
+          replicationFactor: t.replicationFactor,
+          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    } catch (error) {
+      // A concurrent creator won the race for some topic: fine, as long as they all exist now.
+      const existing = new Set(await this.#admin.listTopics());
+      if (!topics.every((t) => existing.has(t.topic))) throw error;
+    }
+  }
+
+  async partitionCounts(topics: string[]): Promise<Map<string, number>> {
+    const existing = new Set(await this.#admin.listTopics());
+    const wanted = topics.filter((t) => existing.has(t));
+    const counts = new Map<string, number>();
+    if (wanted.length === 0) return counts;
+    const { topics: metadata } = await this.#admin.fetchTopicMetadata({ topics: wanted });
+    for (const t of metadata) counts.set(t.name, t.partitions.length);
+    return counts;
+  }
+
+  async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    const offsets = await this.#admin.fetchTopicOffsets(topic);
+    return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
+  }
+
+  async deleteTopics(topics: string[]): Promise<void> {
+    if (topics.length > 0) await this.#admin.deleteTopics({ topics });
+  }
+
+  async deleteGroups(groupIds: string[]): Promise<void> {
+    if (groupIds.length > 0) await this.#admin.deleteGroups(groupIds);
+  }
+
+  async groupOffsets(
+    groupId: string,
+    topic: string,
+  ): Promise<{ partition: number; offset: string }[]> {
+    const result = await this.#admin.fetchOffsets({ groupId, topics: [topic] });
+    return (result[0]?.partitions ?? []).map((p) => ({ partition: p.partition, offset: p.offset }));
+  }
+}

@@ -1,0 +1,668 @@
+import type {
+  Disposition,
+  IncomingMessage,
+  Logger,
+  MessageProcessor,
+  Subscription,
+} from '@backtrack/core';
+import type {
+  BatchControls,
+  ConsumedBatch,
+  ConsumedRecord,
+  KafkaAdminClient,
+  KafkaConsumerClient,
+  ProducerRecord,
+  TopicRecords,
+} from '../client/KafkaClient.js';
+import {
+  BACKTRACK_HEADERS,
+  fromKafkaRecord,
+  headerToPositiveInt,
+  headerToString,
+} from '../envelope/kafkaBinding.js';
+import { KAFKA_ERROR_CODES, KafkaClosedError, KafkaError } from '../errors.js';
+import type { KafkaConsumerOptions } from '../options.js';
+import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
+
+/** What the subscription did with one message, reported after it is durable. */
+export interface DispositionEvent {
+  message: IncomingMessage;
+  /** What the processor returned (or, when it threw, the retry the transport made of it). */
+  disposition: Disposition;
+  /**
+   * - `acked`: done; the offset may be committed.
+   * - `retried`: the retry record is acknowledged by the broker (topic mode), or the partition is
+   *   paused to process it again (in-place mode).
+   * - `dead-lettered`: the dead-letter record is acknowledged by the broker.
+   * - `redelivered`: not processed; the partition was rewound to it.
+   */
+  action: 'acked' | 'retried' | 'dead-lettered' | 'redelivered';
+  /** For `retried`/`dead-lettered`: the topic the record went to (in-place retries: none). */
+  destination?: string;
+}
+
+/** Counters of one subscription since it started. */
+export interface KafkaSubscriptionStats {
+  acked: number;
+  retried: number;
+  deadLettered: number;
+  redelivered: number;
+  /** Retry-topic records of other consumer groups, passed over. */
+  skipped: number;
+  /** Publishing retry or dead-letter records failed and the batch was rewound. */
+  publishFailures: number;
+  /** Commits of consumed offsets. */
+  commits: number;
+}
+
+/** Everything a {@link KafkaSubscription} needs, assembled by the transport. */
+export interface KafkaSubscriptionConfig {
+  topics: string[];
+  group: string;
+  processor: MessageProcessor;
+  options: Readonly<KafkaConsumerOptions>;
+  consumer: KafkaConsumerClient;
+  admin: KafkaAdminClient;
+  publisher: KafkaPublisher;
+  logger: Logger;
+  /** Test and metrics hook; called after each action is durable. Must not throw. */
+  onDisposition?: ((event: DispositionEvent) => void) | undefined;
+  /** Called once the subscription is closed. */
+  onClosed?: (subscription: KafkaSubscription) => void;
+  now?: () => number;
+}
+
+interface Item {
+  record: ConsumedRecord;
+  /** Undefined for a retry record of another group (passed over). */
+  incoming?: IncomingMessage;
+}
+
+type Stop =
+  | { kind: 'redeliver'; offset: string; delayMs: number; pauseAll: boolean }
+  | { kind: 'not-due'; offset: string; dueAt: number }
+  | { kind: 'stopping'; offset: string };
+
+const PROCESSOR_THREW = Symbol('processorThrew');
+type RetryDisposition = Extract<Disposition, { kind: 'retry' }> & { [PROCESSOR_THREW]?: true };
+
+/**
+ * A consumer-group subscription: the Kafka consumer runner behind `KafkaTransport.subscribe`.
+ *
+ * Per topic-partition, records are handed to the processor in offset order (`processBatch` for
+ * the whole fetched batch when the processor has it and `retryMode` is `'topic'`, else `process`
+ * one by one). The dispositions are then carried out in order; retry and dead-letter records of a
+ * batch go out in one produce request, and only after the broker acknowledged them are the
+ * offsets resolved and committed. The committed offset therefore never passes a message that is
+ * not acknowledged, retried or dead-lettered. A `redeliver` (or a not-yet-due retry record)
+ * rewinds the partition to that record and pauses it: nothing after it is committed, nothing is
+ * skipped.
+ */
+export class KafkaSubscription implements Subscription {
+  readonly group: string;
+  readonly topics: readonly string[];
+  readonly #cfg: KafkaSubscriptionConfig;
+  readonly #opts: Readonly<KafkaConsumerOptions>;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  /** retry topic → source topic */
+  readonly #retrySources = new Map<string, string>();
+  readonly #subscribedTopics: string[];
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #inPlaceAttempts = new Map<string, number>();
+  readonly #stats: KafkaSubscriptionStats = {
+    acked: 0,
+    retried: 0,
+    deadLettered: 0,
+    redelivered: 0,
+    skipped: 0,
+    publishFailures: 0,
+    commits: 0,
+  };
+  #closing: Promise<void> | undefined;
+  #started = false;
+
+  constructor(config: KafkaSubscriptionConfig) {
+    this.#cfg = config;
+    this.#opts = config.options;
+    this.group = config.group;
+    this.topics = [...config.topics];
+    this.#now = config.now ?? Date.now;
+    this.#log = config.logger.child({ transport: 'kafka', group: config.group });
+    if (this.#opts.retryMode === 'topic') {
+      for (const t of config.topics)
+        this.#retrySources.set(this.#opts.retryTopic(t, config.group), t);
+    }
+    this.#subscribedTopics = [...config.topics, ...this.#retrySources.keys()];
+  }
+
+  /** The topics this subscription consumes: its source topics and their retry topics. */
+  get subscribedTopics(): readonly string[] {
+    return this.#subscribedTopics;
+  }
+
+  stats(): Readonly<KafkaSubscriptionStats> {
+    return { ...this.#stats };
+  }
+
+  /** Creates missing topics (if enabled), joins the group and starts fetching. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    if (this.#opts.createTopics) await this.#createTopics();
+    const { consumer } = this.#cfg;
+    let joined!: () => void;
+    const firstJoin = new Promise<void>((resolve) => (joined = resolve));
+    consumer.onGroupJoin((assignment) => {
+      this.#log.info({ assignment }, 'kafka consumer joined its group');
+      joined();
+    });
+    consumer.onCrash((error, restarting) => {
+      this.#log.error({ err: error, restarting }, 'kafka consumer crashed');
+    });
+    await consumer.connect();
+    await consumer.subscribe(this.#subscribedTopics);
+    await consumer.run((batch, controls) => this.#handleBatch(batch, controls));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#opts.joinTimeoutMs);
+    });
+    const outcome = await Promise.race([firstJoin, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      await this.close().catch(() => {});
+      throw new KafkaError(
+        KAFKA_ERROR_CODES.CONNECTION_FAILED,
+        `consumer group ${this.group} did not join within ${this.#opts.joinTimeoutMs} ms`,
+        { retriable: true, details: { group: this.group, topics: this.#subscribedTopics } },
+      );
+    }
+  }
+
+  /**
+   * Stops fetching, lets the batch in progress finish (its offsets are committed), leaves the
+   * group and disconnects. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  async #doClose(): Promise<void> {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    const { consumer } = this.#cfg;
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = consumer.stop().then(
+      () => 'stopped' as const,
+      (err: unknown) => {
+        this.#log.warn({ err }, 'kafka consumer stop failed');
+        return 'stopped' as const;
+      },
+    );
+    const outcome = await Promise.race([
+      stopped,
+      new Promise<'timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs)),
+      ),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'timeout')
+      this.#log.warn(
+        { closeTimeoutMs: this.#opts.closeTimeoutMs },
+        'in-flight batch did not finish in time; disconnecting',
+      );
+    await consumer
+      .disconnect()
+      .catch((err: unknown) => this.#log.warn({ err }, 'kafka consumer disconnect failed'));
+    this.#log.info({ stats: this.#stats }, 'kafka subscription closed');
+    this.#cfg.onClosed?.(this);
+  }
+
+  async #createTopics(): Promise<void> {
+    const { admin } = this.#cfg;
+    const o = this.#opts;
+    try {
+      await admin.connect();
+      const counts = await admin.partitionCounts(this.topics as string[]);
+      const specs = [];
+      for (const topic of this.topics) {
+        const partitions = counts.get(topic) ?? o.createPartitions;
+        const base = { partitions, replicationFactor: o.replicationFactor };
+        if (!counts.has(topic)) specs.push({ topic, ...base });
+        if (o.retryMode === 'topic')
+          specs.push({ topic: o.retryTopic(topic, this.group), ...base });
+        specs.push({ topic: o.deadLetterTopic(topic, this.group), ...base });
+      }
+      const existing = new Set(await admin.listTopics());
+      await admin.createTopics(specs.filter((s) => !existing.has(s.topic)));
+    } catch (cause) {
+      throw new KafkaError(
+        KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
+        `creating the topics of group ${this.group} failed: ${messageOf(cause)}`,
+        {
+          cause,
+          retriable: true,
+          details: { topics: this.topics },
+        },
+      );
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Batch handling
+
+  async #handleBatch(batch: ConsumedBatch, controls: BatchControls): Promise<void> {
+    if (this.#closing || !controls.isRunning() || controls.isStale() || batch.records.length === 0)
+      return;
+    const sourceTopic = this.#retrySources.get(batch.topic);
+    const isRetryTopic = sourceTopic !== undefined;
+    const topic = sourceTopic ?? batch.topic;
+
+    // 1. Which records to process now: on a retry topic, records of other groups are passed over
+    //    and the first record not due yet stops the batch (the partition waits for it).
+    const items: Item[] = [];
+    let stop: Stop | undefined;
+    const now = this.#now();
+    for (const record of batch.records) {
+      if (isRetryTopic) {
+        const group = headerToString(record.headers[BACKTRACK_HEADERS.group]);
+        if (group !== undefined && group !== this.group) {
+          items.push({ record });
+          continue;
+        }
+        const dueAt = Number(headerToString(record.headers[BACKTRACK_HEADERS.retryDueAt]) ?? 0);
+        if (Number.isFinite(dueAt) && dueAt > now) {
+          stop = { kind: 'not-due', offset: record.offset, dueAt };
+          break;
+        }
+      }
+      items.push({ record, incoming: this.#toIncoming(record, batch, topic, isRetryTopic) });
+    }
+
+    // 2. Process.
+    const dispositions = await this.#process(items, controls);
+
+    // 3. Carry out the dispositions in order, up to the first that does not let the partition
+    //    move on. Retry and dead-letter records are produced together before any offset moves.
+    const outgoing: TopicRecords[] = [];
+    const events: DispositionEvent[] = [];
+    let lastDone: string | undefined;
+    let skipped = 0;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const incoming = item.incoming;
+      if (!incoming) {
+        skipped++;
+        lastDone = item.record.offset;
+        continue;
+      }
+      let disposition = dispositions[i];
+      if (disposition === undefined) {
+        // Not processed (the consumer is stopping): it is fetched again by whoever owns the partition next.
+        stop = { kind: 'stopping', offset: item.record.offset };
+        break;
+      }
+      if (disposition.kind === 'retry' && incoming.attempt >= this.#opts.maxAttempts) {
+        const threw = (disposition as RetryDisposition)[PROCESSOR_THREW] === true;
+        disposition = {
+          kind: 'dead-letter',
+          reason: `${threw ? 'processor threw' : 'retries exhausted'} after ${incoming.attempt} attempts: ${disposition.reason}`,
+          code: threw ? KAFKA_ERROR_CODES.PROCESSOR_FAILED : KAFKA_ERROR_CODES.RETRIES_EXHAUSTED,
+          error: disposition.error,
+        };
+      }
+      if (disposition.kind === 'redeliver') {
+        stop = {
+          kind: 'redeliver',
+          offset: item.record.offset,
+          delayMs: this.#clampDelay(disposition.delayMs),
+          pauseAll: disposition.pause,
+        };
+        events.push({ message: incoming, disposition, action: 'redelivered' });
+        break;
+      }
+      if (disposition.kind === 'retry' && this.#opts.retryMode === 'in-place') {
+        this.#inPlaceAttempts.set(
+          this.#attemptKey(batch.topic, batch.partition, item.record.offset),
+          incoming.attempt + 1,
+        );
+        stop = {
+          kind: 'redeliver',
+          offset: item.record.offset,
+          delayMs: this.#clampDelay(disposition.delayMs),
+          pauseAll: false,
+        };
+        events.push({ message: incoming, disposition, action: 'retried' });
+        break;
+      }
+      if (disposition.kind === 'retry') {
+        const destination = this.#opts.retryTopic(topic, this.group);
+        addRecord(outgoing, destination, this.#retryRecord(item.record, incoming, disposition));
+        events.push({ message: incoming, disposition, action: 'retried', destination });
+      } else if (disposition.kind === 'dead-letter') {
+        const destination = this.#opts.deadLetterTopic(topic, this.group);
+        addRecord(
+          outgoing,
+          destination,
+          this.#deadLetterRecord(item.record, incoming, disposition),
+        );
+        events.push({ message: incoming, disposition, action: 'dead-lettered', destination });
+      } else {
+        events.push({ message: incoming, disposition, action: 'acked' });
+      }
+      if (this.#opts.retryMode === 'in-place') {
+        this.#inPlaceAttempts.delete(
+          this.#attemptKey(batch.topic, batch.partition, item.record.offset),
+        );
+      }
+      lastDone = item.record.offset;
+    }
+
+    if (outgoing.length > 0) {
+      try {
+        await this.#cfg.publisher.sendRecords(outgoing);
+      } catch (err) {
+        // Nothing of this batch moves on: rewind to its first record and try again after a pause.
+        // Handlers that already ran see their messages again; dedupe makes that harmless.
+        this.#stats.publishFailures++;
+        const first = batch.records[0]!.offset;
+        this.#log.warn(
+          { err, topic: batch.topic, partition: batch.partition, offset: first },
+          'publishing retry/dead-letter records failed; rewinding the partition',
+        );
+        this.#rewind(
+          batch.topic,
+          batch.partition,
+          first,
+          this.#opts.publishFailureBackoffMs,
+          false,
+        );
+        return;
+      }
+    }
+
+    // 4. Move the offset past everything done, and commit it.
+    if (lastDone !== undefined) {
+      controls.resolveOffset(lastDone);
+      try {
+        await controls.commit(nextOffset(lastDone));
+        this.#stats.commits++;
+      } catch (err) {
+        // The offsets stay resolved locally and are committed with the next batch; if this member
+        // lost the partition, the new owner processes them again (at-least-once, dedupe).
+        this.#log.warn(
+          { err, topic: batch.topic, partition: batch.partition },
+          'offset commit failed',
+        );
+      }
+    }
+    this.#stats.skipped += skipped;
+    for (const e of events) this.#report(e, batch);
+
+    // 5. Whatever stopped the batch: rewind to it and wait.
+    if (stop?.kind === 'redeliver') {
+      this.#rewind(batch.topic, batch.partition, stop.offset, stop.delayMs, stop.pauseAll);
+    } else if (stop?.kind === 'not-due') {
+      const waitMs = this.#clampDelay(stop.dueAt - this.#now());
+      this.#rewind(batch.topic, batch.partition, stop.offset, Math.max(waitMs, 1), false);
+    } else if (stop?.kind === 'stopping') {
+      this.#cfg.consumer.seek(batch.topic, batch.partition, stop.offset);
+    }
+  }
+
+  async #process(items: Item[], controls: BatchControls): Promise<(Disposition | undefined)[]> {
+    const { processor } = this.#cfg;
+    const incoming = items
+      .map((i) => i.incoming)
+      .filter((m): m is IncomingMessage => m !== undefined);
+    const result: (Disposition | undefined)[] = new Array<Disposition | undefined>(items.length);
+    if (incoming.length === 0) return result;
+
+    if (processor.processBatch && this.#opts.retryMode === 'topic') {
+      let batchResult: Disposition[] | undefined;
+      try {
+        batchResult = await processor.processBatch(incoming);
+      } catch (err) {
+        this.#log.error(
+          { err, count: incoming.length },
+          'processBatch threw; retrying every message of the batch',
+        );
+      }
+      let j = 0;
+      for (let i = 0; i < items.length; i++) {
+        if (!items[i]!.incoming) continue;
+        const d = batchResult?.[j++];
+        result[i] =
+          d ??
+          this.#processorThrew(
+            new Error('processBatch returned no disposition'),
+            batchResult === undefined,
+          );
+      }
+      return result;
+    }
+
+    for (let i = 0; i < items.length; i++) {
+      const message = items[i]!.incoming;
+      if (!message) continue;
+      if (!controls.isRunning()) break;
+      let d: Disposition;
+      try {
+        d = await processor.process(message);
+      } catch (err) {
+        this.#log.error(
+          { err, messageId: message.message.headers['id'], offset: message.origin.offset },
+          'processor threw',
+        );
+        d = this.#processorThrew(err, true);
+      }
+      result[i] = d;
+      // Strict order: nothing after a message that has to come again is processed now.
+      if (d.kind === 'redeliver' || (d.kind === 'retry' && this.#opts.retryMode === 'in-place'))
+        break;
+      await controls.heartbeat().catch(() => {});
+    }
+    return result;
+  }
+
+  #processorThrew(error: unknown, threw: boolean): Disposition {
+    const d: RetryDisposition = {
+      kind: 'retry',
+      delayMs: this.#opts.processorErrorDelayMs,
+      reason: threw ? `processor threw: ${messageOf(error)}` : messageOf(error),
+      error,
+    };
+    d[PROCESSOR_THREW] = true;
+    return d;
+  }
+
+  #toIncoming(
+    record: ConsumedRecord,
+    batch: ConsumedBatch,
+    topic: string,
+    isRetryTopic: boolean,
+  ): IncomingMessage {
+    const h = record.headers;
+    let attempt = 1;
+    let partition = batch.partition;
+    let offset = record.offset;
+    if (isRetryTopic) {
+      attempt = headerToPositiveInt(h[BACKTRACK_HEADERS.attempt]) ?? 2;
+      const p = headerToString(h[BACKTRACK_HEADERS.originalPartition]);
+      if (p !== undefined && /^\d+$/.test(p)) partition = Number(p);
+      offset = headerToString(h[BACKTRACK_HEADERS.originalOffset]) ?? offset;
+    } else if (this.#opts.retryMode === 'in-place') {
+      attempt =
+        this.#inPlaceAttempts.get(this.#attemptKey(batch.topic, batch.partition, record.offset)) ??
+        1;
+    }
+    return {
+      message: fromKafkaRecord(record),
+      attempt,
+      origin: { transport: 'kafka', topic, partition, offset, group: this.group },
+    };
+  }
+
+  /** The original record's headers without Backtrack's own, so they are never stacked. */
+  #originalHeaders(record: ConsumedRecord): ProducerRecord['headers'] {
+    const headers: ProducerRecord['headers'] = {};
+    for (const [name, value] of Object.entries(record.headers)) {
+      if (value === undefined || name.startsWith('x-backtrack-')) continue;
+      headers[name] = value;
+    }
+    return headers;
+  }
+
+  #retryRecord(
+    record: ConsumedRecord,
+    incoming: IncomingMessage,
+    d: Extract<Disposition, { kind: 'retry' }>,
+  ): ProducerRecord {
+    const delayMs = this.#clampDelay(d.delayMs);
+    const headers = this.#originalHeaders(record);
+    headers[BACKTRACK_HEADERS.attempt] = String(incoming.attempt + 1);
+    headers[BACKTRACK_HEADERS.retryDueAt] = String(this.#now() + delayMs);
+    headers[BACKTRACK_HEADERS.retryDelayMs] = String(Math.round(delayMs));
+    headers[BACKTRACK_HEADERS.reason] = d.reason;
+    if (d.error !== undefined) headers[BACKTRACK_HEADERS.error] = messageOf(d.error);
+    this.#addOrigin(headers, incoming);
+    return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+  }
+
+  #deadLetterRecord(
+    record: ConsumedRecord,
+    incoming: IncomingMessage,
+    d: Extract<Disposition, { kind: 'dead-letter' }>,
+  ): ProducerRecord {
+    const headers = this.#originalHeaders(record);
+    headers[BACKTRACK_HEADERS.attempt] = String(incoming.attempt);
+    headers[BACKTRACK_HEADERS.reason] = d.reason;
+    headers[BACKTRACK_HEADERS.deadLetterCode] = d.code;
+    if (d.error !== undefined) headers[BACKTRACK_HEADERS.error] = messageOf(d.error);
+    headers[BACKTRACK_HEADERS.deadLetteredAt] = new Date(this.#now()).toISOString();
+    this.#addOrigin(headers, incoming);
+    return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+  }
+
+  #addOrigin(headers: ProducerRecord['headers'], incoming: IncomingMessage): void {
+    headers[BACKTRACK_HEADERS.group] = this.group;
+    headers[BACKTRACK_HEADERS.originalTopic] = incoming.origin.topic;
+    if (incoming.origin.partition !== undefined)
+      headers[BACKTRACK_HEADERS.originalPartition] = String(incoming.origin.partition);
+    if (incoming.origin.offset !== undefined)
+      headers[BACKTRACK_HEADERS.originalOffset] = incoming.origin.offset;
+  }
+
+  /** Rewinds a partition to `offset` and pauses it (or every subscribed topic) for `delayMs`. */
+  #rewind(
+    topic: string,
+    partition: number,
+    offset: string,
+    delayMs: number,
+    pauseAll: boolean,
+  ): void {
+    const { consumer } = this.#cfg;
+    consumer.seek(topic, partition, offset);
+    if (this.#closing || delayMs <= 0) return;
+    const targets = pauseAll
+      ? this.#subscribedTopics.map((t) => ({ topic: t }))
+      : [{ topic, partitions: [partition] }];
+    const key = pauseAll ? '*' : `${topic}:${partition}`;
+    consumer.pause(targets);
+    clearTimeout(this.#timers.get(key));
+    this.#timers.set(
+      key,
+      setTimeout(() => {
+        this.#timers.delete(key);
+        if (this.#closing) return;
+        try {
+          consumer.resume(targets);
+        } catch (err) {
+          this.#log.warn({ err, targets }, 'resume failed');
+        }
+      }, delayMs),
+    );
+  }
+
+  #report(event: DispositionEvent, batch: ConsumedBatch): void {
+    const m = event.message;
+    const fields = {
+      messageId: m.message.headers['id'],
+      type: m.message.headers['type'],
+      sagaId: m.message.headers['sagaid'],
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: m.origin.offset,
+      attempt: m.attempt,
+    };
+    switch (event.action) {
+      case 'acked':
+        this.#stats.acked++;
+        this.#log.debug(fields, 'message acknowledged');
+        break;
+      case 'retried':
+        this.#stats.retried++;
+        this.#log.info(
+          { ...fields, reason: reasonOf(event.disposition), destination: event.destination },
+          'message retried',
+        );
+        break;
+      case 'dead-lettered':
+        this.#stats.deadLettered++;
+        this.#log.warn(
+          {
+            ...fields,
+            reason: reasonOf(event.disposition),
+            code: event.disposition.kind === 'dead-letter' ? event.disposition.code : undefined,
+            destination: event.destination,
+          },
+          'message dead-lettered',
+        );
+        break;
+      case 'redelivered':
+        this.#stats.redelivered++;
+        this.#log.warn(
+          { ...fields, reason: reasonOf(event.disposition) },
+          'message not processed; partition rewound',
+        );
+        break;
+    }
+    try {
+      this.#cfg.onDisposition?.(event);
+    } catch (err) {
+      this.#log.warn({ err }, 'onDisposition hook threw');
+    }
+  }
+
+  #clampDelay(ms: number): number {
+    return Number.isFinite(ms)
+      ? Math.min(Math.max(0, ms), this.#opts.maxDelayMs)
+      : this.#opts.maxDelayMs;
+  }
+
+  #attemptKey(topic: string, partition: number, offset: string): string {
+    return `${topic}:${partition}:${offset}`;
+  }
+
+  /** @internal Throws if the subscription is closed. */
+  assertOpen(): void {
+    if (this.#closing) throw new KafkaClosedError(`subscription of group ${this.group}`);
+  }
+}
+
+function addRecord(outgoing: TopicRecords[], topic: string, record: ProducerRecord): void {
+  let batch = outgoing.find((b) => b.topic === topic);
+  if (!batch) outgoing.push((batch = { topic, records: [] }));
+  batch.records.push(record);
+}
+
+function nextOffset(offset: string): string {
+  return (BigInt(offset) + 1n).toString();
+}
+
+function reasonOf(d: Disposition): string | undefined {
+  return d.kind === 'ack' ? undefined : d.reason;
+}

@@ -1,0 +1,114 @@
+import type { EncodedMessage } from '@backtrack/core';
+import type { KafkaHeaderValue, ProducerRecord } from '../client/KafkaClient.js';
+
+/**
+ * The header prefix of CloudEvents attributes in the CloudEvents Kafka protocol binding (binary
+ * content mode): attribute `x` travels as header `ce_x`; `datacontenttype` as `content-type`.
+ */
+export const CLOUD_EVENTS_HEADER_PREFIX = 'ce_';
+
+/** The Kafka header of `datacontenttype` (CloudEvents Kafka binding, section 3.2.1). */
+export const CONTENT_TYPE_HEADER = 'content-type';
+
+/**
+ * Kafka headers Backtrack itself sets on retry and dead-letter records. They are not CloudEvents
+ * attributes and never appear in the neutral {@link EncodedMessage} headers. The names match the
+ * RabbitMQ transport's, so tools read dead letters of either the same way.
+ */
+export const BACKTRACK_HEADERS = {
+  /** The attempt number of a retried message (1 is the first delivery). */
+  attempt: 'x-backtrack-attempt',
+  /** When a retried message is due again, ms since the epoch. */
+  retryDueAt: 'x-backtrack-retry-due-at',
+  /** The retry delay that was asked for, in ms. */
+  retryDelayMs: 'x-backtrack-retry-delay-ms',
+  /** Why the message is retried or dead-lettered (the pipeline's reason text). */
+  reason: 'x-backtrack-reason',
+  /** The stable code of a dead-lettered message (for example `BT_ERR_SCHEMA_VERSION_UNKNOWN`). */
+  deadLetterCode: 'x-backtrack-dead-letter-code',
+  /** The error message behind a dead letter or a retry, if any. */
+  error: 'x-backtrack-error',
+  /** ISO time the message was dead-lettered. */
+  deadLetteredAt: 'x-backtrack-dead-lettered-at',
+  /** The consumer group that retried or dead-lettered it. */
+  group: 'x-backtrack-group',
+  /** The topic the message was first consumed from. */
+  originalTopic: 'x-backtrack-original-topic',
+  /** Its partition there. */
+  originalPartition: 'x-backtrack-original-partition',
+  /** Its offset there. */
+  originalOffset: 'x-backtrack-original-offset',
+  /** Set by `redriveDeadLetters`: the dead-letter topic the message came back from. */
+  redrivenFrom: 'x-backtrack-redriven-from',
+} as const;
+
+/** Reads a Kafka header value as UTF-8 text; the last value wins for repeated headers. */
+export function headerToString(value: KafkaHeaderValue): string | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    const last = value[value.length - 1];
+    return last === undefined ? undefined : headerToString(last);
+  }
+  return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+/** Reads a header as a positive integer; undefined when it is not one. */
+export function headerToPositiveInt(value: KafkaHeaderValue): number | undefined {
+  const text = headerToString(value);
+  if (text === undefined || !/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= 1 ? n : undefined;
+}
+
+/** Maps neutral envelope headers to Kafka headers (`x` → `ce_x`, `content-type` unchanged). */
+export function toKafkaHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    out[name === CONTENT_TYPE_HEADER ? CONTENT_TYPE_HEADER : CLOUD_EVENTS_HEADER_PREFIX + name] =
+      value;
+  }
+  return out;
+}
+
+/**
+ * Maps a neutral message to a Kafka record following the CloudEvents Kafka binding (binary
+ * mode). The key is `key`, else the `partitionkey` attribute, else the `sagaid` attribute, else
+ * none (the client spreads keyless records over partitions).
+ */
+export function toKafkaRecord(message: EncodedMessage, key?: string): ProducerRecord {
+  const body = message.body;
+  const value = Buffer.isBuffer(body)
+    ? body
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return {
+    key: key ?? message.headers['partitionkey'] ?? message.headers['sagaid'] ?? null,
+    value,
+    headers: toKafkaHeaders(message.headers),
+  };
+}
+
+/**
+ * Maps received Kafka headers and value back to the neutral {@link EncodedMessage}: the inverse
+ * of {@link toKafkaRecord}. Never throws: headers that are not CloudEvents attributes
+ * (`x-backtrack-*`, anything else) are left out, a missing value (a tombstone) becomes an empty
+ * body, and the core codec then reports what is wrong, so the message is dead-lettered with a
+ * reason instead of crashing the consumer. Header names are matched case-insensitively.
+ */
+export function fromKafkaRecord(record: {
+  headers: Record<string, KafkaHeaderValue>;
+  value: Buffer | null;
+}): EncodedMessage {
+  const headers: Record<string, string> = {};
+  for (const [rawName, rawValue] of Object.entries(record.headers)) {
+    const name = rawName.toLowerCase();
+    let attribute: string | undefined;
+    if (name === CONTENT_TYPE_HEADER) attribute = CONTENT_TYPE_HEADER;
+    else if (name.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
+      attribute = name.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
+    if (attribute === undefined || attribute.length === 0) continue;
+    const text = headerToString(rawValue);
+    if (text !== undefined) headers[attribute] = text;
+  }
+  const value = record.value ?? Buffer.alloc(0);
+  return { headers, body: new Uint8Array(value.buffer, value.byteOffset, value.byteLength) };
+}

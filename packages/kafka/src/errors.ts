@@ -1,0 +1,65 @@
+import { BacktrackError, type BacktrackErrorOptions } from '@backtrack/core';
+
+/**
+ * Stable codes of the errors `@backtrack/kafka` throws or writes into dead letters (listed in
+ * docs/errors.md; never reused). Branch on these, not on messages.
+ */
+export const KAFKA_ERROR_CODES = {
+  /** An option given to the transport, a subscription, the topic helper or redrive is invalid. */
+  INVALID_OPTIONS: 'BT_ERR_KAFKA_INVALID_OPTIONS',
+  /** The broker did not acknowledge a publish (acks=all) within the producer's retries. */
+  PUBLISH_FAILED: 'BT_ERR_KAFKA_PUBLISH_FAILED',
+  /** The transport or subscription is closed (or closing); nothing more is accepted. */
+  CLOSED: 'BT_ERR_KAFKA_CLOSED',
+  /** Connecting the producer, consumer or admin client failed. */
+  CONNECTION_FAILED: 'BT_ERR_KAFKA_CONNECTION_FAILED',
+  /** Creating or describing topics through the admin client failed. */
+  TOPIC_ADMIN_FAILED: 'BT_ERR_KAFKA_TOPIC_ADMIN_FAILED',
+  /**
+   * Dead-letter code: the processor asked for a retry `maxAttempts` times (the transport's
+   * backstop; core's pipeline normally dead-letters earlier with its own code).
+   */
+  RETRIES_EXHAUSTED: 'BT_ERR_KAFKA_RETRIES_EXHAUSTED',
+  /** Dead-letter code: the processor threw (instead of returning a disposition) on every attempt. */
+  PROCESSOR_FAILED: 'BT_ERR_KAFKA_PROCESSOR_FAILED',
+  /** Re-driving dead letters failed part-way; `details` says how far it got. */
+  REDRIVE_FAILED: 'BT_ERR_KAFKA_REDRIVE_FAILED',
+} as const;
+
+/** One of {@link KAFKA_ERROR_CODES}. */
+export type KafkaErrorCode = (typeof KAFKA_ERROR_CODES)[keyof typeof KAFKA_ERROR_CODES];
+
+/** Base class of every `@backtrack/kafka` error. */
+export class KafkaError extends BacktrackError {
+  declare readonly code: KafkaErrorCode;
+  constructor(code: KafkaErrorCode, message: string, options?: BacktrackErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** Invalid options, thrown at construction (never lazily on the first message). */
+export class KafkaConfigError extends KafkaError {
+  constructor(field: string, message: string, details: Record<string, unknown> = {}) {
+    super(KAFKA_ERROR_CODES.INVALID_OPTIONS, `${field}: ${message}`, {
+      details: { field, ...details },
+    });
+  }
+}
+
+/**
+ * The broker did not acknowledge a publish. Retriable: the broker or the network was down; some
+ * of the messages may have been written (publishing them again is safe for idempotent consumers,
+ * which deduplicate on the envelope id). `details.topics` names the topics of the failed batch.
+ */
+export class KafkaPublishError extends KafkaError {
+  constructor(message: string, options: Omit<BacktrackErrorOptions, 'retriable'> = {}) {
+    super(KAFKA_ERROR_CODES.PUBLISH_FAILED, message, { ...options, retriable: true });
+  }
+}
+
+/** The transport or subscription was closed; create a new one. */
+export class KafkaClosedError extends KafkaError {
+  constructor(what: string) {
+    super(KAFKA_ERROR_CODES.CLOSED, `${what} is closed`, { details: { what } });
+  }
+}

@@ -1,0 +1,214 @@
+import { KafkaConfigError } from './errors.js';
+import { defaultDeadLetterTopic, defaultRetryTopic, type TopicNamer } from './topics/topics.js';
+
+/** How a subscription consumes. Every field has a default in {@link DEFAULT_KAFKA_CONSUMER_OPTIONS}. */
+export interface KafkaConsumerOptions {
+  /**
+   * Where a consumer group with no committed offset starts: `true` = the earliest retained
+   * record (nothing published before the group existed is missed), `false` = only new records.
+   * @default true
+   */
+  fromBeginning: boolean;
+  /**
+   * How a `retry` disposition is carried out.
+   * - `'topic'`: the record is published to the retry topic (`retryTopic`) with the attempt and
+   *   due time in headers, and the partition goes on with the next record. The subscription also
+   *   consumes the retry topic and processes each record again once it is due. Other keys are not
+   *   held up; the retried key's later records may overtake the retried one.
+   * - `'in-place'`: the partition is paused and the same record is processed again after the
+   *   delay (strict order per partition, at the price of blocking it). Records are processed one
+   *   by one (`process`, not `processBatch`). The attempt count lives in memory; after a
+   *   rebalance or restart it starts at 1 again (more attempts, never fewer deliveries).
+   * @default 'topic'
+   */
+  retryMode: 'topic' | 'in-place';
+  /** Names the retry topic. @default `${topic}.retry` */
+  retryTopic: TopicNamer;
+  /** Names the dead-letter topic. @default `${topic}.dlq` */
+  deadLetterTopic: TopicNamer;
+  /**
+   * Backstop: a message the processor asked to retry on this many attempts is dead-lettered
+   * with `BT_ERR_KAFKA_RETRIES_EXHAUSTED` (core's pipeline normally stops earlier, per its own
+   * retry policy).
+   * @default 10
+   */
+  maxAttempts: number;
+  /** Delay before retrying a message whose processor threw, in ms. @default 1000 */
+  processorErrorDelayMs: number;
+  /** Upper bound of any retry delay or pause, in ms. @default 900_000 (15 min) */
+  maxDelayMs: number;
+  /**
+   * Pause of a partition after publishing a retry or dead-letter record failed (the batch is
+   * then fetched again), in ms.
+   * @default 1000
+   */
+  publishFailureBackoffMs: number;
+  /**
+   * Create missing topics at subscribe: the retry and dead-letter topics with the partition count
+   * of their source topic, and a missing source topic with `createPartitions`. Set false where
+   * the application has no right to create topics (then create them with `ensureTopics`).
+   * @default true
+   */
+  createTopics: boolean;
+  /** Partitions of a source topic that `createTopics` has to create. @default 1 */
+  createPartitions: number;
+  /** Replication factor of topics `createTopics` creates. @default 1 */
+  replicationFactor: number;
+  /** Topic-partitions processed at once (each one strictly in order). @default 1 */
+  partitionsConsumedConcurrently: number;
+  /** @default 30_000 */
+  sessionTimeoutMs: number;
+  /** @default 3_000 */
+  heartbeatIntervalMs: number;
+  /** @default 60_000 */
+  rebalanceTimeoutMs: number;
+  /** Longest a fetch waits for new records, in ms; also bounds how long `close` waits for a fetch. @default 500 */
+  maxWaitTimeMs: number;
+  /** @default 1_048_576 */
+  maxBytesPerPartition: number;
+  /** How long `subscribe` waits for the first group join before it fails, in ms. @default 60_000 */
+  joinTimeoutMs: number;
+  /** How long `close` waits for in-flight work before it disconnects anyway, in ms. @default 30_000 */
+  closeTimeoutMs: number;
+}
+
+export const DEFAULT_KAFKA_CONSUMER_OPTIONS: Readonly<KafkaConsumerOptions> = Object.freeze({
+  fromBeginning: true,
+  retryMode: 'topic',
+  retryTopic: defaultRetryTopic,
+  deadLetterTopic: defaultDeadLetterTopic,
+  maxAttempts: 10,
+  processorErrorDelayMs: 1000,
+  maxDelayMs: 900_000,
+  publishFailureBackoffMs: 1000,
+  createTopics: true,
+  createPartitions: 1,
+  replicationFactor: 1,
+  partitionsConsumedConcurrently: 1,
+  sessionTimeoutMs: 30_000,
+  heartbeatIntervalMs: 3_000,
+  rebalanceTimeoutMs: 60_000,
+  maxWaitTimeMs: 500,
+  maxBytesPerPartition: 1_048_576,
+  joinTimeoutMs: 60_000,
+  closeTimeoutMs: 30_000,
+});
+
+/** How the transport publishes. */
+export interface KafkaProducerOptions {
+  /**
+   * In-flight produce requests per connection. The idempotent producer keeps order with up to
+   * 5 in Kafka's protocol; kafkajs' implementation is only safe with 1.
+   * @default 1
+   */
+  maxInFlightRequests: number;
+  /**
+   * Client retries of a failed produce request. Bounded so that `publish` fails (retriable)
+   * instead of hanging while the cluster is away.
+   * @default 10
+   */
+  retries: number;
+  /** Broker-side wait for all in-sync replicas, in ms. @default 30_000 */
+  ackTimeoutMs: number;
+  /** Longest `publish` waits for an acknowledgement before it rejects, in ms. @default 60_000 */
+  publishTimeoutMs: number;
+  /** @default 'none' */
+  compression: 'none' | 'gzip';
+}
+
+export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Object.freeze({
+  maxInFlightRequests: 1,
+  retries: 10,
+  ackTimeoutMs: 30_000,
+  publishTimeoutMs: 60_000,
+  compression: 'none',
+});
+
+const POSITIVE_INTS = [
+  'maxAttempts',
+  'createPartitions',
+  'replicationFactor',
+  'partitionsConsumedConcurrently',
+  'sessionTimeoutMs',
+  'heartbeatIntervalMs',
+  'rebalanceTimeoutMs',
+  'maxBytesPerPartition',
+  'joinTimeoutMs',
+  'closeTimeoutMs',
+] as const;
+const NON_NEGATIVE = [
+  'processorErrorDelayMs',
+  'maxDelayMs',
+  'publishFailureBackoffMs',
+  'maxWaitTimeMs',
+] as const;
+
+/** Merges over the defaults and validates once; throws {@link KafkaConfigError} naming the field. */
+export function resolveConsumerOptions(
+  partial: Partial<KafkaConsumerOptions> | undefined,
+  defaults: Readonly<KafkaConsumerOptions> = DEFAULT_KAFKA_CONSUMER_OPTIONS,
+): Readonly<KafkaConsumerOptions> {
+  const o: KafkaConsumerOptions = { ...defaults };
+  for (const [k, v] of Object.entries(partial ?? {})) {
+    if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+  }
+  for (const f of POSITIVE_INTS) {
+    if (!Number.isInteger(o[f]) || o[f] < 1)
+      throw new KafkaConfigError(f, 'must be an integer >= 1', { value: o[f] });
+  }
+  for (const f of NON_NEGATIVE) {
+    if (!Number.isFinite(o[f]) || o[f] < 0)
+      throw new KafkaConfigError(f, 'must be a number >= 0', { value: o[f] });
+  }
+  if (o.retryMode !== 'topic' && o.retryMode !== 'in-place') {
+    throw new KafkaConfigError('retryMode', "must be 'topic' or 'in-place'", {
+      value: o.retryMode,
+    });
+  }
+  if (typeof o.retryTopic !== 'function')
+    throw new KafkaConfigError('retryTopic', 'must be a function');
+  if (typeof o.deadLetterTopic !== 'function')
+    throw new KafkaConfigError('deadLetterTopic', 'must be a function');
+  if (typeof o.fromBeginning !== 'boolean')
+    throw new KafkaConfigError('fromBeginning', 'must be a boolean');
+  if (typeof o.createTopics !== 'boolean')
+    throw new KafkaConfigError('createTopics', 'must be a boolean');
+  if (o.heartbeatIntervalMs >= o.sessionTimeoutMs) {
+    throw new KafkaConfigError('heartbeatIntervalMs', 'must be lower than sessionTimeoutMs');
+  }
+  return Object.freeze(o);
+}
+
+/** Merges over the defaults and validates once; throws {@link KafkaConfigError} naming the field. */
+export function resolveProducerOptions(
+  partial: Partial<KafkaProducerOptions> | undefined,
+): Readonly<KafkaProducerOptions> {
+  const o: KafkaProducerOptions = { ...DEFAULT_KAFKA_PRODUCER_OPTIONS };
+  for (const [k, v] of Object.entries(partial ?? {})) {
+    if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (
+    !Number.isInteger(o.maxInFlightRequests) ||
+    o.maxInFlightRequests < 1 ||
+    o.maxInFlightRequests > 5
+  ) {
+    throw new KafkaConfigError(
+      'producer.maxInFlightRequests',
+      'must be an integer from 1 to 5 (idempotent producer)',
+    );
+  }
+  if (!Number.isInteger(o.retries) || o.retries < 1) {
+    throw new KafkaConfigError(
+      'producer.retries',
+      'must be an integer >= 1 (the idempotent producer needs retries)',
+    );
+  }
+  for (const f of ['ackTimeoutMs', 'publishTimeoutMs'] as const) {
+    if (!Number.isFinite(o[f]) || o[f] <= 0)
+      throw new KafkaConfigError(`producer.${f}`, 'must be a number > 0');
+  }
+  if (o.compression !== 'none' && o.compression !== 'gzip') {
+    throw new KafkaConfigError('producer.compression', "must be 'none' or 'gzip'");
+  }
+  return Object.freeze(o);
+}

@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@backtrack/core';
+import type {
+  ConsumedRecord,
+  KafkaClient,
+  ProducerRecord,
+  TopicRecords,
+} from '../client/KafkaClient.js';
+import { readDeadLetter, type DeadLetter } from '../envelope/deadLetter.js';
+import { BACKTRACK_HEADERS } from '../envelope/kafkaBinding.js';
+import { KAFKA_ERROR_CODES, KafkaConfigError, KafkaError } from '../errors.js';
+import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
+
+/** Options of {@link redriveDeadLetters}. */
+export interface RedriveOptions {
+  /** The dead-letter topic to read. */
+  from: string;
+  /**
+   * Where to publish each dead letter again. @default the topic it was first consumed from
+   * (its `x-backtrack-original-topic` header); a dead letter without one is skipped.
+   */
+  to?: string;
+  /** Only dead letters for which this returns true are re-driven; the others are skipped. */
+  filter?: (deadLetter: DeadLetter) => boolean;
+  /** At most this many dead letters are re-driven. @default unlimited */
+  limit?: number;
+  /**
+   * A consumer group that remembers how far earlier runs got: re-driven and skipped records are
+   * committed, so a later run with the same group starts after them. Without it, every run reads
+   * the topic from its beginning with a throw-away group (re-driving twice is harmless for
+   * idempotent consumers: the message keeps its envelope id).
+   */
+  group?: string;
+  /** Longest the run may take, in ms. @default 60_000 */
+  timeoutMs?: number;
+}
+
+/** What {@link redriveDeadLetters} did. */
+export interface RedriveResult {
+  redriven: number;
+  skipped: number;
+  /** Re-driven count per destination topic. */
+  byTopic: Record<string, number>;
+  /** Whether every record present when the run started was looked at (false: limit or timeout). */
+  complete: boolean;
+}
+
+/** What {@link redriveDeadLetters} needs of a transport. */
+export interface RedriveTarget {
+  readonly client: KafkaClient;
+  readonly publisher: KafkaPublisher;
+}
+
+/**
+ * Re-publishes dead letters to their source topic (or `to`), with the original key, headers and
+ * bytes; Backtrack's dead-letter headers are dropped and `x-backtrack-redriven-from` is added.
+ * Reads up to the end of the topic as it was when the run started. Each record is acknowledged
+ * by the broker before its dead-letter offset is committed.
+ *
+ * @example
+ * ```ts
+ * const result = await redriveDeadLetters(transport, { from: 'orders.dlq', filter: (d) => d.code === 'BT_ERR_SCHEMA_VERSION_UNKNOWN' });
+ * ```
+ * @throws {KafkaConfigError} on invalid options.
+ * @throws {KafkaError} `BT_ERR_KAFKA_REDRIVE_FAILED` when publishing failed; `details` has the counts so far.
+ */
+export async function redriveDeadLetters(
+  target: RedriveTarget,
+  options: RedriveOptions,
+  logger?: Logger,
+): Promise<RedriveResult> {
+  if (typeof options.from !== 'string' || options.from.length === 0)
+    throw new KafkaConfigError('from', 'must name the dead-letter topic');
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
+    throw new KafkaConfigError('limit', 'must be an integer >= 0');
+  }
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const result: RedriveResult = { redriven: 0, skipped: 0, byTopic: {}, complete: false };
+  const { client, publisher } = target;
+  const admin = client.admin();
+  await admin.connect();
+  const ephemeral = options.group === undefined;
+  const groupId = options.group ?? `backtrack-redrive-${options.from}-${randomUUID()}`;
+  try {
+    // Where to stop: the end of each partition now. Where to start: the group's offsets.
+    const ends = new Map(
+      (await admin.topicOffsets(options.from)).map((p) => [p.partition, BigInt(p.high)]),
+    );
+    const starts = new Map<number, bigint>();
+    if (!ephemeral) {
+      for (const p of await admin.groupOffsets(groupId, options.from))
+        if (BigInt(p.offset) >= 0n) starts.set(p.partition, BigInt(p.offset));
+    }
+    const low = new Map(
+      (await admin.topicOffsets(options.from)).map((p) => [p.partition, BigInt(p.low)]),
+    );
+    const pending = new Set<number>();
+    for (const [partition, high] of ends) {
+      const start = starts.get(partition) ?? low.get(partition) ?? 0n;
+      if (start < high) pending.add(partition);
+    }
+    if (pending.size === 0 || options.limit === 0) {
+      result.complete = pending.size === 0;
+      return result;
+    }
+
+    const consumer = client.consumer({
+      groupId,
+      fromBeginning: true,
+      sessionTimeoutMs: 30_000,
+      heartbeatIntervalMs: 3_000,
+      rebalanceTimeoutMs: 60_000,
+      maxWaitTimeMs: 250,
+      maxBytesPerPartition: 1_048_576,
+      partitionsConsumedConcurrently: 1,
+    });
+    let finish!: (error?: unknown) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      finish = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    let done = false;
+    const limitReached = () => options.limit !== undefined && result.redriven >= options.limit;
+
+    await consumer.connect();
+    try {
+      await consumer.subscribe([options.from]);
+      await consumer.run(async (batch, controls) => {
+        if (done) return;
+        const end = ends.get(batch.partition) ?? 0n;
+        const outgoing: TopicRecords[] = [];
+        let lastDone: string | undefined;
+        let redriven = 0;
+        let skipped = 0;
+        const byTopic: Record<string, number> = {};
+        for (const record of batch.records) {
+          if (BigInt(record.offset) >= end) break;
+          if (options.limit !== undefined && result.redriven + redriven >= options.limit) break;
+          const dl = readDeadLetter(record, batch.partition);
+          const destination = options.to ?? dl.originalTopic;
+          if (destination === undefined || (options.filter && !options.filter(dl))) {
+            skipped++;
+          } else {
+            let b = outgoing.find((o) => o.topic === destination);
+            if (!b) outgoing.push((b = { topic: destination, records: [] }));
+            b.records.push(redriveRecord(record, options.from));
+            byTopic[destination] = (byTopic[destination] ?? 0) + 1;
+            redriven++;
+          }
+          lastDone = record.offset;
+        }
+        if (outgoing.length > 0) {
+          try {
+            await publisher.sendRecords(outgoing);
+          } catch (error) {
+            done = true;
+            finish(error);
+            return;
+          }
+        }
+        result.redriven += redriven;
+        result.skipped += skipped;
+        for (const [t, n] of Object.entries(byTopic))
+          result.byTopic[t] = (result.byTopic[t] ?? 0) + n;
+        if (lastDone !== undefined) {
+          controls.resolveOffset(lastDone);
+          await controls.commit((BigInt(lastDone) + 1n).toString());
+          if (BigInt(lastDone) + 1n >= end) pending.delete(batch.partition);
+        }
+        if (pending.size === 0 || limitReached()) {
+          result.complete = pending.size === 0;
+          done = true;
+          finish();
+        }
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        finished,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            done = true;
+            resolve();
+          }, timeoutMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    } finally {
+      await consumer.stop().catch(() => {});
+      await consumer.disconnect().catch(() => {});
+    }
+    logger?.info({ from: options.from, ...result }, 'dead letters re-driven');
+    return result;
+  } catch (cause) {
+    if (cause instanceof KafkaConfigError) throw cause;
+    throw new KafkaError(
+      KAFKA_ERROR_CODES.REDRIVE_FAILED,
+      `re-driving ${options.from} failed: ${messageOf(cause)}`,
+      {
+        cause,
+        retriable: true,
+        details: { from: options.from, redriven: result.redriven, skipped: result.skipped },
+      },
+    );
+  } finally {
+    if (ephemeral) await admin.deleteGroups([groupId]).catch(() => {});
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+function redriveRecord(record: ConsumedRecord, from: string): ProducerRecord {
+  const headers: ProducerRecord['headers'] = {};
+  for (const [name, value] of Object.entries(record.headers)) {
+    if (value === undefined || name.startsWith('x-backtrack-')) continue;
+    headers[name] = value;
+  }
+  headers[BACKTRACK_HEADERS.redrivenFrom] = from;
+  return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+}
