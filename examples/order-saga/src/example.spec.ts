@@ -31,13 +31,13 @@ describe('order-saga example on the in-memory transport', () => {
     expect(output.at(-1)).toMatch(/consistent: all 5 orders agree/);
   });
 
-  it('places 200 orders with the expected mix of outcomes, all consistent', async () => {
+  it('places 100 orders with the expected mix of outcomes, all consistent', async () => {
     const runtime = await createRuntime({ transport: 'memory' });
-    const shop = await startShop(runtime, { stockFor: 200 });
+    const shop = await startShop(runtime, { stockFor: 100 });
     try {
-      const result = await placeOrders(shop.orders, { count: 200, concurrency: 16 });
+      const result = await placeOrders(shop.orders, { count: 100, concurrency: 16 });
       expect(result.surprises).toEqual([]);
-      expect(result.byStatus).toEqual({ confirmed: 140, cancelled: 60 });
+      expect(result.byStatus).toEqual({ confirmed: 70, cancelled: 30 });
       const report = await checkConsistency(runtime.states);
       expect(report.inconsistent).toEqual([]);
       expect(report.ok).toBe(true);
@@ -45,5 +45,5 @@ describe('order-saga example on the in-memory transport', () => {
       await shop.stop();
       await runtime.close();
     }
-  });
+  }, 30_000);
 });

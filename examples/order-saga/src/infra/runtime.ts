@@ -15,6 +15,7 @@ import {
   InMemoryDedupeStore,
   InMemoryJournal,
   InMemorySagaStore,
+  InMemoryTransport,
   type DedupeStore,
   type Journal,
   type Logger,
@@ -22,7 +23,6 @@ import {
   type Transport,
 } from '@backtrack/core';
 import type { Redis } from 'ioredis';
-import { InMemoryTransport } from './tmpMemoryTransport.js';
 import { pino } from 'pino';
 import { createInMemoryStates } from '../state/memory.js';
 import { createRedisStates } from '../state/redis.js';
@@ -79,7 +79,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const group = (service: ServiceName) => `${prefix}.${service}`;
 
   if (options.transport === 'memory') {
-    const transport = new InMemoryTransport();
+    const transport = new InMemoryTransport({ partitions: 8 }, { logger });
     const journal = new InMemoryJournal();
     const dedupeStore = new InMemoryDedupeStore();
     return {
