@@ -1,0 +1,257 @@
+import { randomUUID } from 'node:crypto';
+import {
+  RollbackLeaseLostError,
+  RollbackRunConflictError,
+  RunStatus,
+  totalItems,
+  type ItemProgress,
+  type ItemUpdate,
+  type LeaseResult,
+  type RollbackPlan,
+  type RollbackProgressStore,
+  type RollbackRunRecord,
+  type RollbackSummary,
+} from '@backtrack/core';
+import type { Redis } from 'ioredis';
+import { RedisStoreConfigError } from '../errors.js';
+import { callRedis } from '../internal/call.js';
+import { LuaScript } from '../internal/LuaScript.js';
+import { ACQUIRE, CREATE_RUN, FINISH, RELEASE, RENEW, SET_ITEMS } from './scripts.js';
+
+const SCRIPTS = {
+  create: new LuaScript('rollback.createRun', CREATE_RUN),
+  acquire: new LuaScript('rollback.acquireLease', ACQUIRE),
+  renew: new LuaScript('rollback.renewLease', RENEW),
+  release: new LuaScript('rollback.releaseLease', RELEASE),
+  setItems: new LuaScript('rollback.setItems', SET_ITEMS),
+  finish: new LuaScript('rollback.finishRun', FINISH),
+};
+
+/** Options of {@link RedisRollbackProgressStore}. */
+export interface RedisRollbackProgressStoreOptions {
+  /** Key prefix, wrapped in a `{…}` hash tag (one cluster slot). @default 'backtrack:rollback' */
+  keyPrefix?: string;
+  /** How long a run's plan and progress are kept after its last write, in ms. @default 2_592_000_000 (30 days) */
+  runTtlMs?: number;
+  /** Deadline of every store call, in ms. @default 5_000 */
+  commandTimeoutMs?: number;
+}
+
+export const DEFAULT_REDIS_ROLLBACK_PROGRESS_OPTIONS = {
+  keyPrefix: 'backtrack:rollback',
+  runTtlMs: 30 * 24 * 60 * 60 * 1000,
+  commandTimeoutMs: 5_000,
+} as const satisfies Required<RedisRollbackProgressStoreOptions>;
+
+export interface RedisRollbackProgressStoreDependencies {
+  /** The ioredis client; the caller owns it. */
+  redis: Redis;
+}
+
+/**
+ * The {@link RollbackProgressStore} on Redis: what makes a rollback run resumable after its
+ * process is killed. The lease is `SET NX PX` (it expires by itself when the runner dies); every
+ * progress write is a Lua script that first checks the caller's token still holds the lease
+ * (fencing), so a runner that lost its lease cannot overwrite the one that took over.
+ */
+export class RedisRollbackProgressStore implements RollbackProgressStore {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  readonly #timeoutMs: number;
+
+  constructor(
+    options: RedisRollbackProgressStoreOptions,
+    dependencies: RedisRollbackProgressStoreDependencies,
+  ) {
+    const o = { ...DEFAULT_REDIS_ROLLBACK_PROGRESS_OPTIONS };
+    for (const [k, v] of Object.entries(options ?? {}))
+      if (v !== undefined) (o as Record<string, unknown>)[k] = v;
+    if (typeof o.keyPrefix !== 'string' || o.keyPrefix.length === 0) {
+      throw new RedisStoreConfigError('keyPrefix', o.keyPrefix, 'a non-empty string');
+    }
+    for (const field of ['runTtlMs', 'commandTimeoutMs'] as const) {
+      if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
+        throw new RedisStoreConfigError(field, o[field], 'a positive integer of ms');
+      }
+    }
+    if (!dependencies?.redis) {
+      throw new RedisStoreConfigError('redis', undefined, 'an ioredis client in the dependencies');
+    }
+    this.#redis = dependencies.redis;
+    this.#prefix = o.keyPrefix.includes('{') ? o.keyPrefix : `{${o.keyPrefix}}`;
+    this.#ttlMs = o.runTtlMs;
+    this.#timeoutMs = o.commandTimeoutMs;
+  }
+
+  get keyPrefix(): string {
+    return this.#prefix;
+  }
+
+  async createRun(runId: string, plan: RollbackPlan) {
+    const now = Date.now();
+    const meta = {
+      runId,
+      planId: plan.planId,
+      service: plan.service,
+      version: plan.version,
+      strategy: plan.strategy,
+      createdAt: new Date(now).toISOString(),
+      totalItems: totalItems(plan),
+    };
+    const [created, planId] = (await this.#call('createRun', () =>
+      SCRIPTS.create.run(
+        this.#redis,
+        [this.#run(runId), `${this.#prefix}:runs`],
+        [
+          runId,
+          plan.planId,
+          JSON.stringify(meta),
+          JSON.stringify(plan),
+          now,
+          meta.createdAt,
+          this.#ttlMs,
+        ],
+      ),
+    )) as [number, string];
+    if (created === 0 && planId !== plan.planId)
+      throw new RollbackRunConflictError(runId, planId, plan.planId);
+    return { created: created === 1, run: (await this.getRun(runId))! };
+  }
+
+  async getRun(runId: string): Promise<RollbackRunRecord | undefined> {
+    const [fields, lease] = await this.#call('getRun', async () => {
+      const results = await this.#redis
+        .multi()
+        .hmget(this.#run(runId), 'meta', 'status', 'updatedAt', 'summary')
+        .get(this.#lease(runId))
+        .pttl(this.#lease(runId))
+        .exec();
+      const [[, f], [, l], [, ttl]] = results as [
+        [null, (string | null)[]],
+        [null, string | null],
+        [null, number],
+      ];
+      return [f, l ? { value: l, ttl } : undefined] as const;
+    });
+    const [meta, status, updatedAt, summary] = fields;
+    if (!meta) return undefined;
+    const record: RollbackRunRecord = {
+      ...(JSON.parse(meta) as Omit<RollbackRunRecord, 'status' | 'updatedAt'>),
+      status: (status ?? RunStatus.Running) as RunStatus,
+      updatedAt: updatedAt ?? '',
+    };
+    if (summary) record.summary = JSON.parse(summary) as RollbackSummary;
+    if (lease && lease.ttl > 0) {
+      record.lease = {
+        owner: lease.value.slice(lease.value.indexOf('\n') + 1),
+        expiresAt: Date.now() + lease.ttl,
+      };
+    }
+    return record;
+  }
+
+  async getPlan(runId: string): Promise<RollbackPlan | undefined> {
+    const plan = await this.#call('getPlan', () => this.#redis.hget(this.#run(runId), 'plan'));
+    return plan ? (JSON.parse(plan) as RollbackPlan) : undefined;
+  }
+
+  async listRuns(options: { limit?: number } = {}): Promise<RollbackRunRecord[]> {
+    const ids = await this.#call('listRuns', () =>
+      this.#redis.zrevrange(`${this.#prefix}:runs`, 0, (options.limit ?? 100) - 1),
+    );
+    const runs = await Promise.all(ids.map((id) => this.getRun(id)));
+    return runs.filter((r): r is RollbackRunRecord => r !== undefined);
+  }
+
+  async acquireLease(runId: string, owner: string, leaseMs: number): Promise<LeaseResult> {
+    const token = randomUUID();
+    const result = (await this.#call('acquireLease', () =>
+      SCRIPTS.acquire.run(this.#redis, [this.#lease(runId)], [token, owner, leaseMs]),
+    )) as [number, string, number?];
+    if (result[0] === 1) return { acquired: true, token, expiresAt: Date.now() + leaseMs };
+    const lease: LeaseResult = { acquired: false, owner: result[1] };
+    if (typeof result[2] === 'number' && result[2] > 0) lease.expiresAt = Date.now() + result[2];
+    return lease;
+  }
+
+  async renewLease(runId: string, token: string, leaseMs: number): Promise<void> {
+    const ok = await this.#call('renewLease', () =>
+      SCRIPTS.renew.run(this.#redis, [this.#lease(runId)], [token, leaseMs]),
+    );
+    if (ok !== 1) throw new RollbackLeaseLostError(runId);
+  }
+
+  async releaseLease(runId: string, token: string): Promise<void> {
+    await this.#call('releaseLease', () =>
+      SCRIPTS.release.run(this.#redis, [this.#lease(runId)], [token]),
+    );
+  }
+
+  async setItems(runId: string, token: string, updates: readonly ItemUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    const args: (string | number)[] = [token, new Date().toISOString(), this.#ttlMs];
+    for (const u of updates) args.push(u.itemId, u.state, u.error ?? '');
+    const ok = await this.#call('setItems', () =>
+      SCRIPTS.setItems.run(
+        this.#redis,
+        [this.#lease(runId), this.#items(runId), this.#run(runId)],
+        args,
+      ),
+    );
+    if (ok !== 1) throw new RollbackLeaseLostError(runId);
+  }
+
+  async getItems(runId: string): Promise<Record<string, ItemProgress>> {
+    const raw = await this.#call('getItems', () => this.#redis.hgetall(this.#items(runId)));
+    return Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [k, JSON.parse(v) as ItemProgress]),
+    );
+  }
+
+  async finishRun(
+    runId: string,
+    token: string,
+    status: RunStatus,
+    summary: RollbackSummary,
+  ): Promise<void> {
+    const ok = await this.#call('finishRun', () =>
+      SCRIPTS.finish.run(
+        this.#redis,
+        [this.#lease(runId), this.#run(runId), this.#items(runId)],
+        [token, status, JSON.stringify(summary), new Date().toISOString(), this.#ttlMs],
+      ),
+    );
+    if (ok !== 1) throw new RollbackLeaseLostError(runId);
+  }
+
+  /** Deletes every key of this store (tests and teardown). Uses SCAN, never KEYS. */
+  async destroy(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#redis.scan(
+        cursor,
+        'MATCH',
+        `${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`,
+        'COUNT',
+        500,
+      );
+      if (keys.length > 0) await this.#redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  #run(runId: string) {
+    return `${this.#prefix}:run:${runId}`;
+  }
+  #items(runId: string) {
+    return `${this.#prefix}:run:${runId}:items`;
+  }
+  #lease(runId: string) {
+    return `${this.#prefix}:run:${runId}:lease`;
+  }
+
+  #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return callRedis('redis', `rollback.${operation}`, this.#timeoutMs, fn);
+  }
+}
