@@ -8,3 +8,13 @@ export { createRedisClient, DEFAULT_REDIS_CLIENT_OPTIONS } from './client.js';
 export { RedisCommandError, RedisStoreConfigError } from './errors.js';
 export { RedisSagaStore, DEFAULT_REDIS_SAGA_OPTIONS } from './saga/RedisSagaStore.js';
 export type { RedisSagaStoreDependencies, RedisSagaStoreOptions } from './saga/RedisSagaStore.js';
+export { RedisJournal, DEFAULT_REDIS_JOURNAL_OPTIONS } from './journal/RedisJournal.js';
+export type { RedisJournalDependencies, RedisJournalOptions } from './journal/RedisJournal.js';
+export {
+  RedisRollbackProgressStore,
+  DEFAULT_REDIS_ROLLBACK_PROGRESS_OPTIONS,
+} from './rollback/RedisRollbackProgressStore.js';
+export type {
+  RedisRollbackProgressStoreDependencies,
+  RedisRollbackProgressStoreOptions,
+} from './rollback/RedisRollbackProgressStore.js';
