@@ -332,9 +332,7 @@ describe.skipIf(!broker.available)('KafkaTransport (real broker)', () => {
     const batches: number[][] = [];
     const processor = {
       process: () => Promise.reject(new Error('process must not be called')),
-      processBatch: async (
-        ms: import('@backtrack/core').IncomingMessage[],
-      ): Promise<Disposition[]> => {
+      processBatch: async (ms: IncomingMessage[]): Promise<Disposition[]> => {
         batches.push(ms.map((m) => bodyOf(m) as number));
         return ms.map((m) =>
           bodyOf(m) === 5
