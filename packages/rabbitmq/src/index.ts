@@ -17,7 +17,7 @@ export type {
   SetupHook,
 } from './connection/RabbitConnection.js';
 export { RabbitPublisher } from './publisher/RabbitPublisher.js';
-export type { RabbitPublisherOptions } from './publisher/RabbitPublisher.js';
+export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/RabbitPublisher.js';
 export {
   RabbitSubscription,
   DEFAULT_CONSUMER_OPTIONS,

@@ -10,6 +10,7 @@ import type { ChannelModel, GetMessage } from 'amqplib';
 import {
   createEnvelope,
   encodeEnvelope,
+  type DedupeStore,
   type Disposition,
   type EncodedMessage,
   type IncomingMessage,
@@ -169,19 +170,26 @@ const run = promisify(execFile);
  */
 export async function brokerCloseConnection(localPort: number): Promise<boolean> {
   try {
-    const { stdout } = await run('rabbitmqctl', ['-q', 'list_connections', 'name'], {
-      timeout: 20_000,
-    });
-    const name = stdout
-      .split('\n')
-      .map((l) => l.trim())
-      .find((l) => l.startsWith(`127.0.0.1:${localPort} `) || l.includes(`:${localPort} ->`));
-    if (!name) return false;
-    await run('rabbitmqctl', ['-q', 'close_connection', name, 'backtrack test: forced close'], {
+    const { stdout } = await run(
+      'rabbitmqctl',
+      ['-q', '--no-table-headers', 'list_connections', 'pid', 'name'],
+      {
+        timeout: 20_000,
+      },
+    );
+    // Lines look like `<rabbit@host.1.2345.0>\t127.0.0.1:41588 -> 127.0.0.1:5672`.
+    const line = stdout.split('\n').find((l) => l.includes(`:${localPort} -> `));
+    const pid = line?.split('\t')[0]?.trim();
+    if (!pid) {
+      console.warn(`rabbitmqctl: no connection on local port ${localPort} in: ${stdout}`);
+      return false;
+    }
+    await run('rabbitmqctl', ['-q', 'close_connection', pid, 'backtrack test: forced close'], {
       timeout: 20_000,
     });
     return true;
-  } catch {
+  } catch (error) {
+    console.warn(`rabbitmqctl is not usable here: ${String(error)}`);
     return false;
   }
 }
@@ -191,5 +199,27 @@ export function socketOf(transport: RabbitTransport): { localPort: number; destr
   const model = transport.connection.model;
   if (!model) throw new Error('not connected');
   const stream = (model.connection as unknown as { stream: Socket }).stream;
-  return { localPort: stream.localPort ?? 0, destroy: () => stream.destroy() };
+  return { localPort: stream.localPort ?? 0, destroy: (error?: Error) => stream.destroy(error) };
+}
+
+/**
+ * A hand-written idempotent processor over a DedupeStore (claim, effect, complete, ack), the
+ * shape of core's idempotent middleware, for tests that need "effect once" without the pipeline.
+ */
+export function idempotentProcessor(
+  store: DedupeStore,
+  scope: string,
+  effect: (message: IncomingMessage) => Promise<void>,
+): RecordingProcessor {
+  return new RecordingProcessor(async (message) => {
+    const key = `${scope}:${message.message.headers['id']}`;
+    const claim = await store.claim(key, { leaseMs: 10_000 });
+    if (claim.status === 'done') return { kind: 'ack', outcome: 'duplicate' };
+    if (claim.status === 'in-progress') {
+      return { kind: 'redeliver', reason: 'lease held', delayMs: 100, pause: false };
+    }
+    await effect(message);
+    await store.complete(key, claim.token, { ttlMs: 600_000 });
+    return { kind: 'ack', outcome: 'handled' };
+  });
 }

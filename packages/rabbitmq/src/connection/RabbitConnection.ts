@@ -2,6 +2,7 @@ import type { Logger } from '@backtrack/core';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
+import { settleWithin } from '../timeouts.js';
 import { capabilitiesOf, type BrokerCapabilities } from '../topology/topology.js';
 
 /** Reconnect backoff, handed to amqplib's opt-in connection recovery. */
@@ -40,7 +41,11 @@ export interface RabbitConnectionOptions {
   url: string | Options.Connect;
   /** Shown in the management UI and `rabbitmqctl list_connections`. @default 'backtrack' */
   connectionName?: string;
-  /** AMQP heartbeat, in seconds; a dead peer is noticed after about twice this. @default 10 */
+  /**
+   * AMQP heartbeat, in seconds: a connection that died silently (no reset, no FIN) is noticed
+   * after two to three of these. A `heartbeat` already in the URL wins. `0` disables heartbeats.
+   * @default 10
+   */
   heartbeatSeconds?: number;
   reconnect?: ReconnectOptions;
 }
@@ -122,7 +127,6 @@ export class RabbitConnection {
       }
     };
     const socketOptions = {
-      heartbeat: options.heartbeatSeconds ?? 10,
       clientProperties: { connection_name: options.connectionName ?? 'backtrack' },
       recovery: {
         initialDelay: reconnect.initialDelayMs,
@@ -135,7 +139,8 @@ export class RabbitConnection {
         setup,
       },
     };
-    const recovering = await amqplib.connect(options.url, socketOptions);
+    const url = withHeartbeat(options.url, options.heartbeatSeconds ?? 10);
+    const recovering = await amqplib.connect(url, socketOptions);
     const connection = new RabbitConnection(recovering, hooks, logger);
     holder.self = connection;
     connection.#listen();
@@ -254,7 +259,29 @@ export class RabbitConnection {
     for (const waiter of this.#waiters.splice(0)) {
       waiter.reject(new RabbitClosedError('the RabbitMQ connection'));
     }
-    await this.#recovering.close();
+    const model = this.#model;
     this.#model = undefined;
+    const done = await settleWithin(
+      this.#recovering.close().then(() => true),
+      5_000,
+    );
+    if (!done && model) {
+      // The broker never answered the close (the connection died silently): drop the socket.
+      (model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+    }
+  }
+}
+
+/** Puts the heartbeat into the URL (amqplib reads it from there, not from the socket options). */
+function withHeartbeat(url: string | Options.Connect, seconds: number): string | Options.Connect {
+  if (typeof url !== 'string')
+    return url.heartbeat === undefined ? { ...url, heartbeat: seconds } : url;
+  try {
+    const parsed = new URL(url);
+    if (!parsed.searchParams.has('heartbeat'))
+      parsed.searchParams.set('heartbeat', String(seconds));
+    return parsed.toString();
+  } catch {
+    return url;
   }
 }

@@ -14,6 +14,7 @@ import {
   headerToString,
 } from '../envelope/amqpBinding.js';
 import { RABBIT_ERROR_CODES, RabbitConfigError } from '../errors.js';
+import { settleWithin } from '../timeouts.js';
 import { isClosedChannel, type RabbitPublisher } from '../publisher/RabbitPublisher.js';
 import {
   consumerTopology,
@@ -493,7 +494,7 @@ export class RabbitSubscription implements Subscription {
     await this.#attaching;
     const channel = this.#channel;
     if (channel && this.#consumerTag && !isClosedChannel(channel)) {
-      await channel.cancel(this.#consumerTag).catch(() => undefined);
+      await settleWithin(channel.cancel(this.#consumerTag), BROKER_REPLY_TIMEOUT_MS);
     }
     const deadline = sleep(this.#options.shutdownTimeoutMs, true);
     while (this.#inFlight.size > 0) {
@@ -510,12 +511,16 @@ export class RabbitSubscription implements Subscription {
       }
     }
     this.#channel = undefined;
-    if (channel && !isClosedChannel(channel)) await channel.close().catch(() => undefined);
+    if (channel && !isClosedChannel(channel)) {
+      await settleWithin(channel.close(), BROKER_REPLY_TIMEOUT_MS);
+    }
     this.#logger.info(this.stats, 'amqp consumer stopped');
   }
 }
 
 const MODEL = Symbol('backtrack.amqpChannelModel');
+/** How long shutdown waits for one broker reply (a dead connection never answers). */
+const BROKER_REPLY_TIMEOUT_MS = 5_000;
 
 function modelOf(channel: Channel): unknown {
   return (channel as unknown as Record<symbol, unknown>)[MODEL];

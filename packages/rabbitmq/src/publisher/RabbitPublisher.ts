@@ -1,6 +1,7 @@
 import type { Logger } from '@backtrack/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
+import { settleWithin } from '../timeouts.js';
 import {
   RABBIT_ERROR_CODES,
   RabbitClosedError,
@@ -24,6 +25,18 @@ export interface RabbitPublisherOptions {
    * @default 3
    */
   maxChannelFailures: number;
+}
+
+/** Counters of a {@link RabbitPublisher}. */
+export interface RabbitPublisherStats {
+  /** Messages handed to `publish`. */
+  published: number;
+  /** Messages the broker confirmed (their `publish` resolved). */
+  confirmed: number;
+  /** Sends of a message after its first (its channel or connection died before the confirm). */
+  resent: number;
+  /** Messages whose `publish` rejected. */
+  failed: number;
 }
 
 interface Pending {
@@ -55,6 +68,8 @@ const CHANNEL_REOPEN_DELAY_MS = 100;
  * received but not yet confirmed).
  */
 export class RabbitPublisher {
+  /** Counters (tests and metrics). */
+  readonly stats: RabbitPublisherStats = { published: 0, confirmed: 0, resent: 0, failed: 0 };
   readonly #connection: RabbitConnection;
   readonly #options: RabbitPublisherOptions;
   readonly #logger: Logger;
@@ -104,6 +119,7 @@ export class RabbitPublisher {
     options: Options.Publish,
   ): Promise<void> {
     if (this.#closed) return Promise.reject(new RabbitClosedError('the RabbitMQ publisher'));
+    this.stats.published += 1;
     return new Promise<void>((resolve, reject) => {
       const pending: Pending = {
         seq: ++this.#seq,
@@ -221,6 +237,7 @@ export class RabbitPublisher {
       pending.channel = channel;
       pending.returned = undefined;
       pending.sends += 1;
+      if (pending.sends > 1) this.stats.resent += 1;
       this.#inFlight.add(pending);
       let writable: boolean;
       try {
@@ -347,8 +364,13 @@ export class RabbitPublisher {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
-    if (error) pending.reject(error);
-    else pending.resolve();
+    if (error) {
+      this.stats.failed += 1;
+      pending.reject(error);
+    } else {
+      this.stats.confirmed += 1;
+      pending.resolve();
+    }
   }
 
   #details(pending: Pending): Record<string, unknown> {
@@ -383,7 +405,7 @@ export class RabbitPublisher {
     this.#inFlight.clear();
     const channel = this.#channel;
     this.#channel = undefined;
-    if (channel && !isClosedChannel(channel)) await channel.close().catch(() => undefined);
+    if (channel && !isClosedChannel(channel)) await settleWithin(channel.close(), 5_000);
   }
 }
 
