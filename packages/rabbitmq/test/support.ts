@@ -195,7 +195,10 @@ export async function brokerCloseConnection(localPort: number): Promise<boolean>
 }
 
 /** The local TCP port and socket of the transport's live connection. */
-export function socketOf(transport: RabbitTransport): { localPort: number; destroy: () => void } {
+export function socketOf(transport: RabbitTransport): {
+  localPort: number;
+  destroy: (error?: Error) => void;
+} {
   const model = transport.connection.model;
   if (!model) throw new Error('not connected');
   const stream = (model.connection as unknown as { stream: Socket }).stream;
