@@ -60,4 +60,16 @@ export type {
   PostgresOutboxRelayOptions,
   PostgresRelayResult,
 } from './outbox/PostgresOutboxRelay.js';
+export { createOutboxWriter } from './outbox/outboxWriter.js';
+export type {
+  OutboxWriter,
+  OutboxWriterDependencies,
+  OutboxWriterOptions,
+} from './outbox/outboxWriter.js';
+export { createPostgresBackend } from './backend.js';
+export type {
+  PostgresBackend,
+  PostgresBackendDependencies,
+  PostgresBackendOptions,
+} from './backend.js';
 export { DEFAULT_SCHEMA } from './internal/sql.js';
