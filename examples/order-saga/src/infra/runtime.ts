@@ -14,11 +14,13 @@
 import {
   InMemoryDedupeStore,
   InMemoryJournal,
+  InMemoryRollbackProgressStore,
   InMemorySagaStore,
   InMemoryTransport,
   type DedupeStore,
   type Journal,
   type Logger,
+  type RollbackProgressStore,
   type SagaStore,
   type Transport,
 } from '@backtrack/core';
@@ -60,10 +62,14 @@ export interface Runtime {
   readonly sagaStore: SagaStore;
   /** Every service's state (each service is given only its own; the checker reads all). */
   readonly states: ServiceStates;
+  /** Where rollback runs record their progress (so a killed run resumes). */
+  readonly progressStore: RollbackProgressStore;
   /** The Redis client (real transports only). */
   readonly redis?: Redis;
   /** The infrastructure for one service (a new broker connection per call on real transports). */
   infraFor(service: ServiceName, story?: Story): Promise<ServiceInfra>;
+  /** A transport for tools (the rollback runner): a new connection on real transports. */
+  connect(): Promise<Transport>;
   /** Closes every transport and the Redis connection. */
   close(): Promise<void>;
 }
@@ -88,7 +94,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       logger,
       journal,
       sagaStore: new InMemorySagaStore(),
+      progressStore: new InMemoryRollbackProgressStore(),
       states: createInMemoryStates(),
+      connect: async () => transport,
       async infraFor(_service, story) {
         return {
           transport,
@@ -116,18 +124,24 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   );
   const sagaStore = new RedisSagaStore({ keyPrefix: `${prefix}:saga:` }, { redis });
   const transports: Transport[] = [];
-  const connect = await transportFactory(options, logger);
+  const factory = await transportFactory(options, logger);
+  const connect = async () => {
+    const transport = await factory();
+    transports.push(transport);
+    return transport;
+  };
   return {
     transport: options.transport,
     prefix,
     logger,
     journal,
     sagaStore,
+    progressStore: new RedisRollbackProgressStore({ keyPrefix: `${prefix}:rollback` }, { redis }),
     states: createRedisStates(redis, prefix),
     redis,
+    connect,
     async infraFor(_service, story) {
       const transport = await connect();
-      transports.push(transport);
       return { transport, journal, dedupeStore, logger, topic, group, ...(story ? { story } : {}) };
     },
     async close() {

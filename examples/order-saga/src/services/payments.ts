@@ -5,7 +5,7 @@
  * `options.bad` turns this into the bad deploy of the rollback drill: version 1.1.0 moved
  * `payment.charged` to v2 (integer cents), and a units bug makes it charge 100 times the amount.
  */
-import { handle } from '@backtrack/core';
+import { defineCompensations, emit, handle } from '@backtrack/core';
 import {
   ChargeRequested,
   PaymentAdjustmentRequested,
@@ -153,3 +153,19 @@ export async function startPayments(
 
   return { name: 'payments', version, stop: () => subscription.close() };
 }
+
+/**
+ * How a rollback reverses what payments published, declared by the payments team next to the
+ * service: a charge is reversed by asking payments (the good version) to refund whatever was
+ * charged above the order's amount; a decline or a refund left nothing to undo.
+ */
+export const paymentsCompensations = defineCompensations()
+  .reversible(PaymentCharged, (charged, envelope) =>
+    emit(PaymentAdjustmentRequested, {
+      orderId: charged.orderId,
+      chargeId: charged.chargeId,
+      reason: `rollback of payments ${envelope.producerversion ?? 'unknown version'}`,
+    }),
+  )
+  .reversible(PaymentDeclined, () => [])
+  .reversible(PaymentRefunded, () => []);

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { orderSpec } from '../../order-saga/src/catalog.js';
+import { runDrill } from './drill.js';
+
+describe('rollback drill on the in-memory transport', () => {
+  it('detects the bad payments deploy, reverses and replays its effects, and converges', async () => {
+    const result = await runDrill({ transport: 'memory', orders: 60, concurrency: 16 });
+
+    // 18 orders before the bad deploy, 42 during it; those of them that go through are charged
+    // 100x and their payment.charged v2 never reaches inventory.
+    let badCharges = 0;
+    for (let i = 18; i < 60; i++) if (orderSpec(i).expected === 'confirmed') badCharges++;
+    expect(result.load.bad.byStatus.confirmed).toBe(badCharges);
+    expect(result.load.good.placed + result.load.bad.placed).toBe(60);
+    expect(result.detected.ok).toBe(false);
+    expect(result.detected.inconsistent).toHaveLength(badCharges);
+    expect(result.detected.inconsistent[0]!.problems).toEqual([
+      expect.stringMatching(/^stock: expected \d × [a-z-]+ sold, found \d reserved$/),
+      expect.stringMatching(/^payment: expected €[\d.]+ kept, found €[\d.]+$/),
+    ]);
+    expect(result.reversed).toBe(badCharges);
+    expect(result.replayed).toBe(badCharges);
+    expect(result.failed).toBe(0);
+    expect(result.needsPerson).toEqual({ rollbackItems: 0, orders: [] });
+    expect(result.converged).toBe(true);
+    expect(result.final.consistent).toBe(60);
+  }, 60_000);
+});

@@ -1,0 +1,248 @@
+/**
+ * The rollback drill: a bad deploy of payments, detected, rolled back, and its effects reversed
+ * and replayed until every order is consistent again.
+ *
+ *  1. start the four services; place the first 30 % of the orders with payments 1.0.0;
+ *  2. deploy payments 1.1.0 (the same code with `bad: true`): it charges 100× the amount and
+ *     publishes `payment.charged` v2, which the deployed inventory cannot read (dead-lettered,
+ *     so those orders' stock is never marked sold); place the other 70 %;
+ *  3. detect it with the consistency checker;
+ *  4. roll payments back to 1.0.0, then roll back the effects of 1.1.0 from the journal:
+ *     `compensate` (each wrong charge → `payment.adjustment-requested`, which the good payments
+ *     turns into a refund of the overcharge) and `replay` (each `payment.charged` re-published
+ *     downcast to v1, which inventory reads);
+ *  5. run the checker until every order is consistent; report the time from the start of the
+ *     rollback to consistency, the effects reversed and replayed, and orders needing a person.
+ */
+import {
+  planRollback,
+  runRollback,
+  type Logger,
+  type RollbackPlan,
+  type RollbackRunResult,
+} from '@backtrack/core';
+import { pino } from 'pino';
+import { checkConsistency, type ConsistencyReport } from '../../order-saga/src/checker.js';
+import { currentRegistry } from '../../order-saga/src/events.js';
+import { createRuntime, type TransportKind } from '../../order-saga/src/infra/runtime.js';
+import { placeOrders, type LoadResult } from '../../order-saga/src/load.js';
+import {
+  PAYMENTS_BAD_VERSION,
+  PAYMENTS_GOOD_VERSION,
+  paymentsCompensations,
+} from '../../order-saga/src/services/payments.js';
+import { startShop } from '../../order-saga/src/system.js';
+
+export interface DrillOptions {
+  transport: TransportKind;
+  orders: number;
+  /** Prefix of every topic, queue and key of this run. @default `drill-<time>` */
+  prefix?: string;
+  /** Sagas placed at once. @default 64 */
+  concurrency?: number;
+  /** Give up converging after this long, in ms. @default 300_000 */
+  convergeTimeoutMs?: number;
+  /** How long a saga step waits for its reply, in ms. @default 30_000 on a broker, 5_000 in memory */
+  replyTimeoutMs?: number;
+  /** Receives each phase as it starts and progress within it (for the progress display). */
+  onPhase?: (phase: DrillPhase, total?: number) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type DrillPhase =
+  | 'starting'
+  | 'placing orders (payments 1.0.0)'
+  | 'placing orders (payments 1.1.0, bad)'
+  | 'detecting'
+  | 'rolling back payments'
+  | 'compensating'
+  | 'replaying'
+  | 'converging';
+
+export interface DrillResult {
+  transport: TransportKind;
+  orders: number;
+  load: { good: LoadResult; bad: LoadResult };
+  /** What the checker saw after the bad deploy. */
+  detected: ConsistencyReport;
+  /** Dead letters the consumers reported during the drill, by consumer, event and code. */
+  deadLetters: Record<string, number>;
+  plans: { compensate: RollbackPlan['counts']; replay: RollbackPlan['counts'] };
+  runs: { compensate: RollbackRunResult; replay: RollbackRunResult };
+  /** Effects reversed (compensating events published) and replayed. */
+  reversed: number;
+  replayed: number;
+  skipped: number;
+  failed: number;
+  /** Rollback items and orders that a person must handle. */
+  needsPerson: { rollbackItems: number; orders: string[] };
+  converged: boolean;
+  /** From the start of the rollback (payments redeployed) to the first consistent check, in ms. */
+  timeToConsistencyMs: number;
+  /** Rollback planning and publishing alone, in ms. */
+  rollbackRunMs: number;
+  final: ConsistencyReport;
+}
+
+/**
+ * The drill's library logger: pino at `warn`, except that dead-letter records are counted (the
+ * error-rate signal that shows the bad deploy) instead of printed one by one.
+ */
+export function countingLogger(write: (line: string) => void = (l) => process.stderr.write(l)): {
+  logger: Logger;
+  deadLetters: Map<string, number>;
+} {
+  const deadLetters = new Map<string, number>();
+  const logger = pino(
+    { name: 'backtrack', level: process.env.BACKTRACK_LOG_LEVEL ?? 'warn' },
+    {
+      write(line: string) {
+        const record = JSON.parse(line) as {
+          msg?: string;
+          consumer?: string;
+          type?: string;
+          schemaVersion?: number;
+          disposition?: { code?: string };
+        };
+        if (record.msg === 'message dead-lettered') {
+          const key = `${record.consumer} ← ${record.type} v${record.schemaVersion}: ${record.disposition?.code}`;
+          deadLetters.set(key, (deadLetters.get(key) ?? 0) + 1);
+          return;
+        }
+        write(line);
+      },
+    },
+  );
+  return { logger, deadLetters };
+}
+
+export async function runDrill(options: DrillOptions): Promise<DrillResult> {
+  const onPhase = options.onPhase ?? (() => undefined);
+  const onProgress = options.onProgress ?? (() => undefined);
+  const total = options.orders;
+  const goodCount = Math.max(1, Math.floor(total * 0.3));
+  const badCount = total - goodCount;
+  const concurrency = options.concurrency ?? 64;
+  const { logger, deadLetters } = countingLogger();
+  const runtime = await createRuntime({
+    transport: options.transport,
+    prefix: options.prefix ?? `drill-${Date.now().toString(36)}`,
+    logger,
+  });
+  onPhase('starting');
+  const shop = await startShop(runtime, {
+    stockFor: total,
+    replyTimeoutMs: options.replyTimeoutMs ?? (options.transport === 'memory' ? 5_000 : 30_000),
+  });
+  try {
+    // 1. Orders with the good payments.
+    onPhase('placing orders (payments 1.0.0)', goodCount);
+    const good = await placeOrders(shop.orders, {
+      count: goodCount,
+      concurrency,
+      onOrder: (n) => onProgress(n, goodCount),
+    });
+
+    // 2. The bad deploy.
+    await shop.redeployPayments({ bad: true });
+    onPhase('placing orders (payments 1.1.0, bad)', badCount);
+    const bad = await placeOrders(shop.orders, {
+      start: goodCount,
+      count: badCount,
+      concurrency,
+      onOrder: (n) => onProgress(n, badCount),
+    });
+
+    // 3. Detect. Give in-flight messages a moment to land first, so what is left is real.
+    onPhase('detecting');
+    await new Promise((r) => setTimeout(r, runtime.transport === 'memory' ? 200 : 2_000));
+    const detected = await checkConsistency(runtime.states);
+
+    // 4. Roll back: code first (payments back to 1.0.0), then the effects of 1.1.0.
+    onPhase('rolling back payments');
+    const rollbackStart = Date.now();
+    await shop.redeployPayments({ bad: false, version: PAYMENTS_GOOD_VERSION });
+    const registry = currentRegistry();
+    const transport = await runtime.connect();
+    const deps = {
+      journal: runtime.journal,
+      transport,
+      progressStore: runtime.progressStore,
+      logger: runtime.logger,
+    };
+    const compensatePlan = await planRollback(
+      { service: 'payments', version: PAYMENTS_BAD_VERSION, strategy: 'compensate' },
+      { journal: runtime.journal, registry, compensations: paymentsCompensations },
+    );
+    onPhase('compensating', compensatePlan.items.length);
+    const compensateRun = await runRollback(
+      compensatePlan,
+      {
+        runId: `${runtime.prefix}:compensate`,
+        batchSize: 200,
+        onProgress: (e) => onProgress(e.finished, e.total),
+      },
+      deps,
+    );
+    const replayPlan = await planRollback(
+      {
+        service: 'payments',
+        version: PAYMENTS_BAD_VERSION,
+        strategy: 'replay',
+        types: ['payment.charged'],
+        targetVersions: { 'payment.charged': 1 },
+      },
+      { journal: runtime.journal, registry },
+    );
+    onPhase('replaying', replayPlan.items.length);
+    const replayRun = await runRollback(
+      replayPlan,
+      {
+        runId: `${runtime.prefix}:replay`,
+        batchSize: 200,
+        onProgress: (e) => onProgress(e.finished, e.total),
+      },
+      deps,
+    );
+    const rollbackRunMs = Date.now() - rollbackStart;
+
+    // 5. Converge.
+    onPhase('converging', total);
+    const deadline = Date.now() + (options.convergeTimeoutMs ?? 300_000);
+    let final = await checkConsistency(runtime.states);
+    while (!final.ok && Date.now() < deadline) {
+      onProgress(final.consistent, final.orders);
+      // Only orders that a person must handle can stop convergence for good.
+      if (final.inconsistent.length === 0 && final.stockProblems.length === 0) break;
+      await new Promise((r) => setTimeout(r, runtime.transport === 'memory' ? 50 : 250));
+      final = await checkConsistency(runtime.states);
+    }
+    onProgress(final.consistent, final.orders);
+    const timeToConsistencyMs = Date.now() - rollbackStart;
+    const runs = { compensate: compensateRun, replay: replayRun };
+    return {
+      transport: options.transport,
+      orders: total,
+      load: { good, bad },
+      detected,
+      deadLetters: Object.fromEntries(deadLetters),
+      plans: { compensate: compensatePlan.counts, replay: replayPlan.counts },
+      runs,
+      reversed: compensateRun.summary.reversed,
+      replayed: replayRun.summary.replayed,
+      skipped: compensateRun.summary.skipped + replayRun.summary.skipped,
+      failed: compensateRun.summary.failed + replayRun.summary.failed,
+      needsPerson: {
+        rollbackItems: compensateRun.summary.needsPerson + replayRun.summary.needsPerson,
+        orders: final.needsPerson.map((v) => v.orderId),
+      },
+      converged: final.ok,
+      timeToConsistencyMs,
+      rollbackRunMs,
+      final,
+    };
+  } finally {
+    await shop.stop();
+    await runtime.close();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * `npm run drill -- --transport kafka --orders 10000`
+ *
+ * Runs the rollback drill (see drill.ts) with a progress display and prints the report.
+ * Exits 0 when the system converged, 1 when it did not, 2 on a bad argument.
+ */
+import cliProgress from 'cli-progress';
+import { ConfigError, readConfig } from '../../order-saga/src/config.js';
+import { formatReport } from '../../order-saga/src/checker.js';
+import { color } from '../../order-saga/src/story.js';
+import { runDrill, type DrillPhase, type DrillResult } from './drill.js';
+
+let config;
+try {
+  config = readConfig(
+    process.argv.slice(2),
+    { orders: 1_000, concurrency: 64 },
+    {
+      json: { type: 'boolean' },
+    },
+  );
+} catch (error) {
+  if (
+    error instanceof ConfigError ||
+    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+  ) {
+    console.error(`drill: ${(error as Error).message}`);
+    console.error(
+      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--prefix NAME] [--json]',
+    );
+    process.exit(2);
+  }
+  throw error;
+}
+
+const json = config.flags.json === true;
+const interactive = process.stderr.isTTY === true && !json;
+const log = (line: string) => {
+  if (!json) console.log(line);
+};
+
+log(color.bold(`Rollback drill: ${config.orders} orders on ${config.transport}`));
+const bar = new cliProgress.SingleBar(
+  {
+    format: `  {phase} ${color.cyan('{bar}')} {value}/{total}  {duration_formatted}`,
+    barsize: 30,
+    hideCursor: true,
+    clearOnComplete: false,
+    noTTYOutput: false,
+    stream: process.stderr,
+  },
+  cliProgress.Presets.shades_classic,
+);
+let phase: DrillPhase | undefined;
+let phaseStart = Date.now();
+let barOn = false;
+const endPhase = () => {
+  if (barOn) bar.stop();
+  barOn = false;
+  if (phase)
+    log(
+      `  ${color.green('✓')} ${phase} ${color.dim(`(${((Date.now() - phaseStart) / 1000).toFixed(1)} s)`)}`,
+    );
+};
+
+let result: DrillResult;
+try {
+  result = await runDrill({
+    transport: config.transport,
+    orders: config.orders,
+    concurrency: config.concurrency,
+    prefix: `${config.prefix}-drill-${Date.now().toString(36)}`,
+    onPhase: (next, total) => {
+      endPhase();
+      phase = next;
+      phaseStart = Date.now();
+      if (total !== undefined && interactive) {
+        bar.start(total, 0, { phase: next.padEnd(38) });
+        barOn = true;
+      }
+    },
+    onProgress: (done, total) => {
+      if (!barOn) return;
+      bar.setTotal(total);
+      bar.update(done);
+    },
+  });
+  endPhase();
+} catch (error) {
+  if (barOn) bar.stop();
+  console.error(`drill failed: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+}
+
+if (json) {
+  console.log(JSON.stringify(summarize(result), null, 2));
+} else {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const d = result.detected;
+  log('');
+  log(color.bold('What the bad deploy did'));
+  log(
+    `  orders placed: ${result.load.good.placed} with payments 1.0.0, ${result.load.bad.placed} with payments 1.1.0`,
+  );
+  for (const [what, n] of Object.entries(result.deadLetters)) log(`  dead letters: ${n} × ${what}`);
+  log(`  checker after the deploy: ${d.inconsistent.length} of ${d.orders} orders inconsistent`);
+  const example = d.inconsistent[0];
+  if (example) log(color.dim(`    e.g. ${example.orderId}: ${example.problems.join('; ')}`));
+  log('');
+  log(color.bold('Rollback of payments 1.1.0'));
+  log(`  effects reversed (compensated): ${result.reversed}`);
+  log(`  effects replayed (downcast to v1): ${result.replayed}`);
+  log(`  effects with nothing to undo:   ${result.skipped}`);
+  log(`  failed:                         ${result.failed}`);
+  log(
+    `  needing a person:               ${result.needsPerson.rollbackItems} rollback items, ${result.needsPerson.orders.length} orders${result.needsPerson.orders.length ? ` (${result.needsPerson.orders.slice(0, 10).join(', ')})` : ''}`,
+  );
+  log(`  rollback run (plan + publish):  ${s(result.rollbackRunMs)}`);
+  log('');
+  log(
+    color.bold(
+      result.converged
+        ? `Time from rollback start to consistency: ${s(result.timeToConsistencyMs)}`
+        : `NOT converged after ${s(result.timeToConsistencyMs)}`,
+    ),
+  );
+  log(`  ${formatReport(result.final)}`);
+}
+process.exitCode = result.converged ? 0 : 1;
+
+function summarize(r: DrillResult) {
+  return {
+    transport: r.transport,
+    orders: r.orders,
+    placed: { good: r.load.good.placed, bad: r.load.bad.placed },
+    loadMs: { good: r.load.good.durationMs, bad: r.load.bad.durationMs },
+    detectedInconsistent: r.detected.inconsistent.length,
+    deadLetters: r.deadLetters,
+    reversed: r.reversed,
+    replayed: r.replayed,
+    skipped: r.skipped,
+    failed: r.failed,
+    needsPerson: r.needsPerson,
+    rollbackRunMs: r.rollbackRunMs,
+    timeToConsistencyMs: r.timeToConsistencyMs,
+    converged: r.converged,
+    final: { orders: r.final.orders, consistent: r.final.consistent, byStatus: r.final.byStatus },
+  };
+}
