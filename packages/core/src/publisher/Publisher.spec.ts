@@ -171,11 +171,14 @@ describe('createPublisher', () => {
 
   it('types data against the chosen schema version', () => {
     const { publisher } = setup();
-    type Args = Parameters<typeof publisher.publish<typeof OrderPlaced>>;
-    expectTypeOf<Args[1]>().toEqualTypeOf<{
+    expectTypeOf(publisher.publish<typeof OrderPlaced>).parameter(1).toEqualTypeOf<{
       orderId: string;
       amountCents: number;
       currency: string;
+    }>();
+    expectTypeOf(publisher.publish<typeof OrderPlaced, 1>).parameter(1).toEqualTypeOf<{
+      orderId: string;
+      amount: number;
     }>();
   });
 });
