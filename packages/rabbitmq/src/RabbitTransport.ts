@@ -2,7 +2,7 @@ import { createDefaultLogger } from '@backtrack/core';
 import type { Logger, OutgoingMessage, SubscriptionOptions, Transport } from '@backtrack/core';
 import { RabbitConnection, type RabbitConnectionOptions } from './connection/RabbitConnection.js';
 import {
-  DEFAULT_CONSUMER_OPTIONS,
+  DEFAULT_RABBIT_CONSUMER_OPTIONS,
   RabbitSubscription,
   validateConsumerOptions,
   type RabbitConsumerOptions,
@@ -80,7 +80,7 @@ export async function createRabbitTransport(
     });
   }
   const consumerDefaults = {
-    ...DEFAULT_CONSUMER_OPTIONS,
+    ...DEFAULT_RABBIT_CONSUMER_OPTIONS,
     ...stripUndefined(options.consumer ?? {}),
   };
   validateConsumerOptions(consumerDefaults);

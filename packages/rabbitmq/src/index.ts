@@ -20,7 +20,7 @@ export { RabbitPublisher } from './publisher/RabbitPublisher.js';
 export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/RabbitPublisher.js';
 export {
   RabbitSubscription,
-  DEFAULT_CONSUMER_OPTIONS,
+  DEFAULT_RABBIT_CONSUMER_OPTIONS,
   pickRetryQueue,
 } from './consumer/RabbitSubscription.js';
 export type {

@@ -73,7 +73,7 @@ export interface RabbitConsumerOptions {
 }
 
 /** Defaults of {@link RabbitConsumerOptions}. */
-export const DEFAULT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = Object.freeze({
+export const DEFAULT_RABBIT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = Object.freeze({
   prefetch: 10,
   bindingKeys: Object.freeze(['#']),
   queueType: 'quorum',
