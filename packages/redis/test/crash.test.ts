@@ -15,7 +15,7 @@ import { deleteByPrefix } from './support.js';
 const redis = await probeService('redis');
 const CHILD = fileURLToPath(new URL('./fixtures/claimThenHang.ts', import.meta.url));
 const TSCONFIG = fileURLToPath(new URL('../../../tsconfig.json', import.meta.url));
-const LEASE_MS = 1_500;
+const LEASE_MS = 2_500;
 
 /** Starts the child consumer and resolves once it holds the claim (and maybe applied the effect). */
 function startDoomedConsumer(args: string[]): Promise<ChildProcess> {

@@ -48,8 +48,8 @@ export function dedupeStoreContract(
   factory: () => Promise<DedupeStoreContractHarness>,
 ): void {
   const LONG_LEASE = 30_000;
-  const SHORT_LEASE = 200;
-  const PAST_SHORT_LEASE = 350;
+  const SHORT_LEASE = 300;
+  const PAST_SHORT_LEASE = 450;
   const TTL = 60_000;
 
   async function withStore(fn: (h: Required<DedupeStoreContractHarness>) => Promise<void>) {
