@@ -25,6 +25,7 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   });
 
   describe('scenario 4: saga engine killed mid-flight', () => {
-    sagaCrashScenario({ sagas: 1000, kills: 6, seed });
+    sagaCrashScenario({ store: 'redis', sagas: 1000, kills: 6, seed });
+    sagaCrashScenario({ store: 'postgres', sagas: 300, kills: 3, seed: seed + 1 });
   });
 });

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { expect, it } from 'vitest';
 import { createSagaEngine, SagaStatus, type SagaRecord, type SagaStore } from '@backtrack/core';
 import { dropSchema, migrate, PostgresSagaStore } from '@backtrack/postgres';
+import { RedisSagaStore } from '@backtrack/redis';
 import { serviceUrl, uniqueName } from '../../support/services.js';
 import { prng, sleep, startChild } from '../support/child.js';
 import { recordRow } from '../support/summary.js';
@@ -16,6 +17,8 @@ import { faultSaga, ledgerKeys, verifySagas } from '../fixtures/faultSaga.js';
 import type { SagaWorkerConfig } from '../fixtures/sagaWorker.js';
 
 export interface SagaCrashOptions {
+  /** The saga log the engine writes: it must survive the process, so never the in-memory one. */
+  store: 'redis' | 'postgres';
   sagas: number;
   kills: number;
   seed: number;
@@ -32,21 +35,37 @@ async function allSagas(store: SagaStore): Promise<SagaRecord[]> {
   return out;
 }
 
+async function deleteByPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
 export function sagaCrashScenario(options: SagaCrashOptions): void {
-  it(`saga engine: ${options.sagas} sagas, ${options.kills} SIGKILLs, recover() in a new process each time (PostgresSagaStore)`, async () => {
+  it(`saga engine: ${options.sagas} sagas, ${options.kills} SIGKILLs, recover() in a new process each time (${options.store} saga store)`, async () => {
     const random = prng(options.seed);
     const redis = new Redis(serviceUrl('redis'));
     const pool = new pg.Pool({ connectionString: serviceUrl('postgres'), max: 4 });
     const schema = uniqueName('bt_faults_saga').replaceAll('-', '_');
     const prefix = uniqueName('faults:saga');
-    await migrate(pool, { schema });
-    const store = new PostgresSagaStore({ pool }, { schema });
+    const storePrefix = `${prefix}:log:`;
+    if (options.store === 'postgres') await migrate(pool, { schema });
+    const store: SagaStore =
+      options.store === 'postgres'
+        ? new PostgresSagaStore({ pool }, { schema })
+        : new RedisSagaStore({ keyPrefix: storePrefix }, { redis });
     const config: SagaWorkerConfig = {
-      store: { kind: 'postgres', url: serviceUrl('postgres'), schema },
+      store:
+        options.store === 'postgres'
+          ? { kind: 'postgres', url: serviceUrl('postgres'), schema }
+          : { kind: 'redis', url: serviceUrl('redis'), prefix: storePrefix },
       redisUrl: serviceUrl('redis'),
       prefix,
       count: options.sagas,
-      concurrency: 12,
+      concurrency: 20,
       seed: options.seed,
       failRate: 0.12,
       compensationFailRate: 0.25,
@@ -100,7 +119,7 @@ export function sagaCrashScenario(options: SagaCrashOptions): void {
 
       const stats = await redis.hgetall(ledgerKeys(prefix).stats);
       recordRow({
-        scenario: '4 saga engine SIGKILL + recover (pg store)',
+        scenario: `4 saga engine SIGKILL + recover (${options.store} log)`,
         sent: options.sagas,
         processed: Number(stats.calls ?? 0),
         applied: after.effects,
@@ -115,7 +134,9 @@ export function sagaCrashScenario(options: SagaCrashOptions): void {
     } finally {
       const keys = ledgerKeys(prefix);
       await redis.del(keys.done, keys.effects, keys.stats).catch(() => undefined);
-      await dropSchema(pool, schema).catch(() => undefined);
+      if (options.store === 'postgres') await dropSchema(pool, schema).catch(() => undefined);
+      else await deleteByPrefix(redis, storePrefix).catch(() => undefined);
+      await deleteByPrefix(redis, `${prefix}:order:`).catch(() => undefined);
       await pool.end();
       redis.disconnect();
     }
