@@ -120,6 +120,7 @@ export class KafkaSubscription implements Subscription {
     commits: 0,
   };
   #closing: Promise<void> | undefined;
+  #abandoned = false;
   #started = false;
 
   constructor(config: KafkaSubscriptionConfig) {
@@ -207,14 +208,21 @@ export class KafkaSubscription implements Subscription {
       ),
     ]);
     clearTimeout(timer);
-    if (outcome === 'timeout')
-      this.#log.warn(
-        { closeTimeoutMs: this.#opts.closeTimeoutMs },
-        'in-flight batch did not finish in time; disconnecting',
-      );
-    await consumer
+    const disconnect = consumer
       .disconnect()
       .catch((err: unknown) => this.#log.warn({ err }, 'kafka consumer disconnect failed'));
+    if (outcome === 'timeout') {
+      // The batch in flight is abandoned: whatever it returns later is neither published nor
+      // committed, so the partition's next owner processes it again (dedupe makes that safe).
+      // kafkajs completes the disconnect once that batch returns; close() does not wait for it.
+      this.#abandoned = true;
+      this.#log.warn(
+        { closeTimeoutMs: this.#opts.closeTimeoutMs },
+        'in-flight batch did not finish in time; abandoning it',
+      );
+    } else {
+      await disconnect;
+    }
     this.#log.info({ stats: this.#stats }, 'kafka subscription closed');
     this.#cfg.onClosed?.(this);
   }
@@ -284,6 +292,7 @@ export class KafkaSubscription implements Subscription {
 
     // 2. Process.
     const dispositions = await this.#process(items, controls);
+    if (this.#abandoned) return;
 
     // 3. Carry out the dispositions in order, up to the first that does not let the partition
     //    move on. Retry and dead-letter records are produced together before any offset moves.
