@@ -197,16 +197,31 @@ describe('defineEvent: reading (upcast and downcast through the chain)', () => {
     const error = thrown(() => UpOnly.read(v2, 2, 1));
     expect(error).toBeInstanceOf(MissingTransformError);
     expect(error.code).toBe('BT_ERR_SCHEMA_TRANSFORM_MISSING');
-    expect(error.details).toEqual({ eventType: 'up.only', from: 2, to: 1, direction: 'down' });
+    expect(error.details).toMatchObject({
+      eventType: 'up.only',
+      from: 2,
+      to: 1,
+      direction: 'down',
+    });
+    expect((error as MissingTransformError).issues[0]).toMatchObject({ path: ['amount'] });
     expect(UpOnly.canConvert(1, 2)).toBe(true);
     expect(UpOnly.canConvert(2, 1)).toBe(false);
 
-    const NoUp = defineEvent('no.up').version(1, V1).version(2, V1);
+    const NoUp = defineEvent('no.up').version(1, V1).version(2, V2);
     expect(thrown(() => NoUp.read(v1, 1)).details).toMatchObject({
       direction: 'up',
       from: 1,
       to: 2,
     });
+  });
+
+  it('passes data unchanged through a step without a transform when the neighbour schema accepts it', () => {
+    const Optional = defineEvent('optional.field')
+      .version(1, V1)
+      .version(2, V1.extend({ coupon: z.string().optional() }));
+    expect(Optional.read(v1, 1)).toEqual(v1);
+    expect(Optional.read({ ...v1, coupon: 'C' }, 2, 1)).toEqual(v1);
+    expect(Optional.canConvert(1, 2)).toBe(false);
   });
 
   it('wraps a throwing transform in TransformFailedError with the cause', () => {

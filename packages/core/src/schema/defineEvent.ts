@@ -19,8 +19,13 @@ export type VersionSchemas = { readonly [version: number]: z.ZodType };
 /**
  * The transforms between a version and the one before it. Each receives the *validated* data of
  * its source version (zod output) and returns data for the target version (zod input), which is
- * then validated against the target schema. Either direction may be left out: converting that
- * way then throws {@link MissingTransformError}, and the compatibility check reports it.
+ * then validated against the target schema.
+ *
+ * Either direction may be left out when the change is compatible that way (for example a new
+ * optional field): the data then passes unchanged and must satisfy the target schema, else
+ * {@link MissingTransformError}. `checkCompatibility` reports a missing transform for an
+ * incompatible change before you deploy it. Caveat: a field that keeps its name and type but
+ * changes its meaning (euros to cents) looks compatible: write the transform.
  */
 export interface VersionTransforms<TPrevious extends z.ZodType, TNext extends z.ZodType> {
   /** Older to newer (upcast): lets a consumer on the new version read old events. */
@@ -196,7 +201,10 @@ export class EventDefinition<
     return this.#schemaOf(version) as TSchemas[V];
   }
 
-  /** Whether the definition can convert `from` into `to` (every needed transform exists). */
+  /**
+   * Whether every step between `from` and `to` has an explicit transform. A step without one
+   * may still convert (unchanged data the neighbour schema accepts); see {@link EventDefinition.read}.
+   */
   canConvert(from: number, to: number): boolean {
     if (!this.hasVersion(from) || !this.hasVersion(to)) return false;
     const direction = to > from ? 'up' : 'down';
@@ -295,7 +303,16 @@ export class EventDefinition<
     for (let v = from; v !== to; v += delta) {
       const next = v + delta;
       const transform = this.#steps.get(direction === 'up' ? next : v)?.[direction];
-      if (transform === undefined) throw new MissingTransformError(this.type, v, next, direction);
+      if (transform === undefined) {
+        // No transform: the data passes unchanged if the neighbour schema accepts it (a
+        // compatible change, such as a new optional field); otherwise the change needed one.
+        const result = this.#schemaOf(next).safeParse(current);
+        if (!result.success) {
+          throw new MissingTransformError(this.type, v, next, direction, result.error.issues);
+        }
+        current = result.data;
+        continue;
+      }
       let converted: unknown;
       try {
         converted = transform(current);

@@ -65,16 +65,25 @@ export class SchemaValidationError extends BacktrackError {
 
 /**
  * Converting between two versions needs an `up` (older to newer) or `down` (newer to older)
- * transform that the definition does not have. Add it to the `.version(n, schema, { up, down })`
- * call, or read/write a version that the chain can reach. Never retriable.
+ * transform that the definition does not have, and the data does not satisfy the target schema
+ * unchanged. Add it to the `.version(n, schema, { up, down })` call. Never retriable.
  */
 export class MissingTransformError extends BacktrackError {
-  constructor(eventType: string, from: number, to: number, direction: 'up' | 'down') {
+  /** Why the data could not pass unchanged: the target schema's zod issues. */
+  readonly issues: z.core.$ZodIssue[];
+  constructor(
+    eventType: string,
+    from: number,
+    to: number,
+    direction: 'up' | 'down',
+    issues: z.core.$ZodIssue[] = [],
+  ) {
     super(
       'BT_ERR_SCHEMA_TRANSFORM_MISSING',
-      `event type "${eventType}" has no "${direction}" transform from v${from} to v${to}`,
-      { details: { eventType, from, to, direction } },
+      `event type "${eventType}" has no "${direction}" transform from v${from} to v${to}, and the data does not fit v${to} unchanged`,
+      { details: { eventType, from, to, direction, issues } },
     );
+    this.issues = issues;
   }
 }
 

@@ -21,3 +21,23 @@ export {
   SchemaIncompatibleError,
   SchemaSnapshotError,
 } from './errors.js';
+export {
+  COMPATIBILITY,
+  checkCompatibility,
+  assertCompatible,
+  satisfies,
+  snapshotRegistry,
+  serializeSnapshot,
+  loadSnapshot,
+} from './compatibility.js';
+export type {
+  CompatibilityLevel,
+  CompatibilityOptions,
+  CompatibilityReport,
+  CompatibilityProblem,
+  EventCompatibility,
+  RegistrySnapshot,
+  VersionSnapshot,
+} from './compatibility.js';
+export { readerAcceptsWriter } from './jsonSchemaCompat.js';
+export type { JsonSchema, SchemaProblem } from './jsonSchemaCompat.js';
