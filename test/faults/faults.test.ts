@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
+import { badInputScenario } from './scenarios/badInput.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
@@ -27,5 +28,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   describe('scenario 4: saga engine killed mid-flight', () => {
     sagaCrashScenario({ store: 'redis', sagas: 1000, kills: 6, seed });
     sagaCrashScenario({ store: 'postgres', sagas: 300, kills: 3, seed: seed + 1 });
+  });
+
+  describe('scenario 5: bad input through the real brokers', () => {
+    badInputScenario({ generated: 60, seed });
   });
 });
