@@ -1,0 +1,175 @@
+/**
+ * `npm run bench [-- options]`: runs every benchmark (or `--only` some), prints a table and
+ * writes bench/results/latest.json. See bench/README.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dedupeBenchmark } from './benchmarks/dedupe.js';
+import { kafkaConsumeBenchmark } from './benchmarks/kafkaConsume.js';
+import { kafkaPublishBenchmark } from './benchmarks/kafkaPublish.js';
+import { rabbitConsumeBenchmark } from './benchmarks/rabbitConsume.js';
+import { rabbitPublishBenchmark } from './benchmarks/rabbitPublish.js';
+import { rollbackBenchmark } from './benchmarks/rollback.js';
+import { sagaBenchmark } from './benchmarks/saga.js';
+import { describeMachine, machineInfo } from './machine.js';
+import {
+  FULL_DEFAULTS,
+  QUICK_DEFAULTS,
+  Recorder,
+  table,
+  type BenchmarkResult,
+  type BenchOptions,
+  type Benchmark,
+} from './runner.js';
+
+/** Every benchmark, in the issue's order. */
+export const BENCHMARKS: readonly Benchmark[] = [
+  kafkaConsumeBenchmark,
+  kafkaPublishBenchmark,
+  rabbitConsumeBenchmark,
+  rabbitPublishBenchmark,
+  sagaBenchmark,
+  dedupeBenchmark,
+  rollbackBenchmark,
+];
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --quick              smoke mode: tiny sizes, 1 run (well under a minute)
+  --runs N             runs per benchmark (default 5; quick 1)
+  --messages N         messages per consume run, Kafka and RabbitMQ (default 50000)
+  --publish N          messages per publish run, Kafka and RabbitMQ (default 5000)
+  --concurrency N      publishes / claims in flight at once (default 16)
+  --prefetch N         RabbitMQ prefetch of both consumers (default 50)
+  --sagas N            sagas per run on the in-memory store (default 20000)
+  --redis-sagas N      sagas per run on the Redis store (default 2000)
+  --saga-concurrency N sagas driven at once (default 64)
+  --claims N           dedupe claims per run (default 20000)
+  --batch N            keys per claimMany / pipeline (default 100)
+  --effects N          journaled effects a rollback reverses per run (default 10000)
+  --only a,b           only these benchmarks: ${BENCHMARKS.map((b) => b.id).join(', ')}
+  --out FILE           JSON output (default bench/results/latest.json)
+  --help`;
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+export function parseOptions(argv: string[]): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      messages: { type: 'string' },
+      publish: { type: 'string' },
+      concurrency: { type: 'string' },
+      prefetch: { type: 'string' },
+      sagas: { type: 'string' },
+      'redis-sagas': { type: 'string' },
+      'saga-concurrency': { type: 'string' },
+      claims: { type: 'string' },
+      batch: { type: 'string' },
+      effects: { type: 'string' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const d = values.quick ? QUICK_DEFAULTS : FULL_DEFAULTS;
+  const only = (values.only ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const known = new Set(BENCHMARKS.map((b) => b.id));
+  for (const id of only) if (!known.has(id)) throw new Error(`--only: unknown benchmark "${id}"`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  return {
+    quick: values.quick ?? false,
+    runs: positive('runs', values.runs, d.runs),
+    messages: positive('messages', values.messages, d.messages),
+    publish: positive('publish', values.publish, d.publish),
+    concurrency: positive('concurrency', values.concurrency, d.concurrency),
+    prefetch: positive('prefetch', values.prefetch, d.prefetch),
+    sagas: positive('sagas', values.sagas, d.sagas),
+    redisSagas: positive('redis-sagas', values['redis-sagas'], d.redisSagas),
+    sagaConcurrency: positive('saga-concurrency', values['saga-concurrency'], d.sagaConcurrency),
+    claims: positive('claims', values.claims, d.claims),
+    batch: positive('batch', values.batch, d.batch),
+    effects: positive('effects', values.effects, d.effects),
+    only,
+    out: resolve(values.out ?? resolve(here, '../results/latest.json')),
+  };
+}
+
+export interface BenchReport {
+  version: 1;
+  startedAt: string;
+  durationS: number;
+  quick: boolean;
+  options: BenchOptions;
+  machine: Awaited<ReturnType<typeof machineInfo>>;
+  /** Load average when the run ended (the machine is shared). */
+  loadAverageAtEnd: number[];
+  benchmarks: BenchmarkResult[];
+  /** Benchmarks that threw, with the error: the run goes on with the others. */
+  failures: { id: string; error: string }[];
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === 'help') {
+    console.log(HELP);
+    return;
+  }
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const machine = await machineInfo();
+  console.log(`Backtrack benchmarks${options.quick ? ' (quick smoke mode)' : ''}\n${describeMachine(machine)}\n`);
+  const selected = BENCHMARKS.filter((b) => options.only.length === 0 || options.only.includes(b.id));
+  const results: BenchmarkResult[] = [];
+  const failures: BenchReport['failures'] = [];
+  for (const benchmark of selected) {
+    console.log(`== ${benchmark.id}: ${benchmark.title}`);
+    const rec = new Recorder(benchmark.id, benchmark.title, (m) => console.log(m));
+    const t = performance.now();
+    try {
+      await benchmark.run(options, rec);
+      results.push(rec.result((performance.now() - t) / 1000));
+    } catch (error) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      console.error(`!! ${benchmark.id} failed: ${message}`);
+      failures.push({ id: benchmark.id, error: message });
+    }
+  }
+  const os = await import('node:os');
+  const report: BenchReport = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    durationS: (performance.now() - t0) / 1000,
+    quick: options.quick,
+    options,
+    machine,
+    loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    benchmarks: results,
+    failures,
+  };
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\n${table(results)}\n`);
+  for (const b of results) for (const n of b.notes) console.log(`- ${b.id}: ${n}`);
+  console.log(`\nWrote ${options.out} (${report.durationS.toFixed(1)} s)`);
+  if (failures.length > 0) {
+    console.error(`${failures.length} benchmark(s) failed: ${failures.map((f) => f.id).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
