@@ -63,8 +63,7 @@ const HANDLED = new Set([
   'contentMediaType',
 ]);
 
-const TYPES = ['string', 'number', 'integer', 'boolean', 'null', 'array', 'object'] as const;
-type JsonType = (typeof TYPES)[number];
+type JsonType = 'string' | 'number' | 'integer' | 'boolean' | 'null' | 'array' | 'object';
 
 interface Roots {
   reader: JsonSchema;
