@@ -119,6 +119,32 @@ describe.skipIf(!rabbit.available)('RabbitTransport against the real broker', ()
     expect(await probe.messageCount(queue)).toBe(1);
   });
 
+  it('rejects a message the queue refuses (x-overflow reject-publish) with BT_ERR_AMQP_PUBLISH_NACKED', async () => {
+    const exchange = uniqueName('bt-nack');
+    const queue = uniqueName('bt-nack-q');
+    cleanup.queues.push(queue);
+    cleanup.exchanges.push(exchange);
+    await transport.declare({
+      exchanges: [{ name: exchange }],
+      queues: [
+        {
+          name: queue,
+          type: 'classic',
+          arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' },
+        },
+      ],
+      bindings: [{ exchange, queue, routingKey: '#' }],
+    });
+    await transport.publish([{ topic: exchange, message: eventMessage('a.b', {}) }]);
+    const error = await transport
+      .publish([{ topic: exchange, message: eventMessage('a.b', {}) }])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RabbitPublishError);
+    expect((error as RabbitPublishError).code).toBe(RABBIT_ERROR_CODES.PUBLISH_NACKED);
+    expect((error as RabbitPublishError).retriable).toBe(true);
+    expect(await probe.messageCount(queue)).toBe(1);
+  });
+
   it('fails a message without an id before anything is sent', async () => {
     const error = await transport
       .publish([
@@ -264,6 +290,36 @@ describe.skipIf(!rabbit.available)('RabbitTransport against the real broker', ()
       // Redeliveries do not count as handler attempts.
       expect(processor.seen.map((s) => s.attempt)).toEqual([1, 1, 1]);
       expect(sub.stats.redelivered).toBe(2);
+      await sub.close();
+    });
+
+    it('the broker dead-letters a message redelivered deliveryLimit times into the DLQ (at-least-once), not drops it', async () => {
+      const exchange = uniqueName('bt-limit');
+      const group = uniqueName('bt-limit-q');
+      // A consumer that never manages to process the message (for example a lease that never frees).
+      const processor = new RecordingProcessor(() => ({
+        kind: 'redeliver',
+        reason: 'lease held',
+        delayMs: 0,
+        pause: false,
+      }));
+      const sub = await transport.subscribe({
+        topics: [exchange],
+        group,
+        processor,
+        deliveryLimit: 3,
+      });
+      const message = eventMessage('test.limit', { n: 1 });
+      await transport.publish([{ topic: exchange, message }]);
+      const [letter] = await probe.take(`${group}.dlq`, 1);
+      expect(letter).toBeDefined();
+      const dl = readDeadLetter(letter!);
+      expect(dl.code).toBe('broker:delivery_limit');
+      expect(dl.queue).toBe(group);
+      expect(dl.message.headers).toEqual(message.headers);
+      // The first delivery plus deliveryLimit redeliveries.
+      expect(processor.seen.length).toBeGreaterThanOrEqual(3);
+      expect(processor.seen.length).toBeLessThanOrEqual(4);
       await sub.close();
     });
 
