@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { orderSpec } from '../../order-saga/src/catalog.js';
-import { runDrill } from './drill.js';
+import { expectedBadCharges, runDrill } from './drill.js';
 
 describe('rollback drill on the in-memory transport', () => {
   it('detects the bad payments deploy, reverses and replays its effects, and converges', async () => {
@@ -8,9 +7,12 @@ describe('rollback drill on the in-memory transport', () => {
 
     // 18 orders before the bad deploy, 42 during it; those of them that go through are charged
     // 100x and their payment.charged v2 never reaches inventory.
-    let badCharges = 0;
-    for (let i = 18; i < 60; i++) if (orderSpec(i).expected === 'confirmed') badCharges++;
+    const badCharges = expectedBadCharges(60);
+    expect(badCharges).toBe(28);
     expect(result.load.bad.byStatus.confirmed).toBe(badCharges);
+    expect(result.deadLetters).toEqual({
+      'inventory ← payment.charged v2: BT_ERR_SCHEMA_VERSION_UNKNOWN': badCharges,
+    });
     expect(result.load.good.placed + result.load.bad.placed).toBe(60);
     expect(result.detected.ok).toBe(false);
     expect(result.detected.inconsistent).toHaveLength(badCharges);

@@ -22,6 +22,7 @@ import {
   type RollbackRunResult,
 } from '@backtrack/core';
 import { pino } from 'pino';
+import { orderSpec } from '../../order-saga/src/catalog.js';
 import { checkConsistency, type ConsistencyReport } from '../../order-saga/src/checker.js';
 import { currentRegistry } from '../../order-saga/src/events.js';
 import { createRuntime, type TransportKind } from '../../order-saga/src/infra/runtime.js';
@@ -84,6 +85,24 @@ export interface DrillResult {
   final: ConsistencyReport;
 }
 
+/** How many of `orders` are placed before the bad deploy, and how many during it. */
+export function drillSplit(orders: number): { goodCount: number; badCount: number } {
+  const goodCount = Math.max(1, Math.floor(orders * 0.3));
+  return { goodCount, badCount: orders - goodCount };
+}
+
+/**
+ * The number of wrong charges the bad deploy makes in a drill of `orders` orders: the orders of
+ * the second phase that go through (the mix is deterministic, see `orderSpec`). Each is one
+ * effect to reverse and one to replay.
+ */
+export function expectedBadCharges(orders: number): number {
+  const { goodCount } = drillSplit(orders);
+  let n = 0;
+  for (let i = goodCount; i < orders; i++) if (orderSpec(i).expected === 'confirmed') n++;
+  return n;
+}
+
 /**
  * The drill's library logger: pino at `warn`, except that dead-letter records are counted (the
  * error-rate signal that shows the bad deploy) instead of printed one by one.
@@ -93,11 +112,16 @@ export function countingLogger(write: (line: string) => void = (l) => process.st
   deadLetters: Map<string, number>;
 } {
   const deadLetters = new Map<string, number>();
+  // Dead letters (logged at error) are always counted; other records are printed from the
+  // level BACKTRACK_LOG_LEVEL asks for (default warn; `silent` prints nothing).
+  const wanted = process.env.BACKTRACK_LOG_LEVEL ?? 'warn';
+  const threshold = wanted === 'silent' ? Infinity : (pino.levels.values[wanted] ?? 40);
   const logger = pino(
-    { name: 'backtrack', level: process.env.BACKTRACK_LOG_LEVEL ?? 'warn' },
+    { name: 'backtrack', level: threshold < 50 ? wanted : 'error' },
     {
       write(line: string) {
         const record = JSON.parse(line) as {
+          level: number;
           msg?: string;
           consumer?: string;
           type?: string;
@@ -105,11 +129,14 @@ export function countingLogger(write: (line: string) => void = (l) => process.st
           disposition?: { code?: string };
         };
         if (record.msg === 'message dead-lettered') {
+          // The pipeline's record names the consumer; the transport logs the same dead letter
+          // again from its side, which is not counted twice.
+          if (record.consumer === undefined) return;
           const key = `${record.consumer} ← ${record.type} v${record.schemaVersion}: ${record.disposition?.code}`;
           deadLetters.set(key, (deadLetters.get(key) ?? 0) + 1);
           return;
         }
-        write(line);
+        if (record.level >= threshold) write(line);
       },
     },
   );
@@ -120,8 +147,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
   const onPhase = options.onPhase ?? (() => undefined);
   const onProgress = options.onProgress ?? (() => undefined);
   const total = options.orders;
-  const goodCount = Math.max(1, Math.floor(total * 0.3));
-  const badCount = total - goodCount;
+  const { goodCount, badCount } = drillSplit(total);
   const concurrency = options.concurrency ?? 64;
   const { logger, deadLetters } = countingLogger();
   const runtime = await createRuntime({

@@ -32,6 +32,8 @@ import type { ServiceStates } from '../state/types.js';
 import type { Story } from '../story.js';
 import type { ServiceInfra, ServiceName } from './service.js';
 
+const SERVICES: readonly ServiceName[] = ['orders', 'inventory', 'payments', 'shipping'];
+
 export type TransportKind = 'memory' | 'kafka' | 'rabbitmq';
 export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'kafka', 'rabbitmq'];
 
@@ -112,8 +114,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     };
   }
 
-  const { createRedisClient, RedisDedupeStore, RedisJournal, RedisSagaStore } =
-    await import('@backtrack/redis');
+  const {
+    createRedisClient,
+    RedisDedupeStore,
+    RedisJournal,
+    RedisRollbackProgressStore,
+    RedisSagaStore,
+  } = await import('@backtrack/redis');
   const redis = createRedisClient(options.redisUrl ?? process.env.REDIS_URL, {
     maxRetriesPerRequest: 3,
   });
@@ -161,7 +168,8 @@ async function transportFactory(
       .split(',')
       .map((b) => b.trim());
     const partitions = options.kafkaPartitions ?? 8;
-    return async () =>
+    const prefix = options.prefix ?? 'shop';
+    const create = () =>
       createKafkaTransport(
         {
           brokers,
@@ -173,6 +181,21 @@ async function transportFactory(
         },
         { logger },
       );
+    // Create the four topics up front with their partitions, so no service races another to
+    // create one, then give the broker a moment to publish the new leaders.
+    const admin = create();
+    try {
+      await admin.ensureTopics({
+        topics: SERVICES.map((s) => `${prefix}.${s}`),
+        partitions,
+        retry: false,
+        deadLetter: false,
+      });
+      await new Promise((r) => setTimeout(r, 1_000));
+    } finally {
+      await admin.close();
+    }
+    return async () => create();
   }
   const { createRabbitTransport } = await import('@backtrack/rabbitmq');
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';

@@ -1,6 +1,8 @@
 import {
+  BacktrackError,
   createConsumerPipeline,
   createPublisher,
+  isRetriable,
   type DedupeStore,
   type EventRegistry,
   type HandlerRoute,
@@ -72,11 +74,23 @@ export async function consume(
     },
     { registry: options.registry, dedupeStore: infra.dedupeStore, logger: infra.logger },
   );
-  return infra.transport.subscribe({
+  const subscription = {
     topics: options.from.map((s) => infra.topic(s)),
     group: infra.group(service),
     processor,
-  });
+  };
+  // A broker that is still settling (Kafka right after creating topics) fails now and then:
+  // try a few times before giving up (a configuration error fails at once).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await infra.transport.subscribe(subscription);
+    } catch (error) {
+      const configError = error instanceof BacktrackError && !isRetriable(error);
+      if (configError || attempt >= 6) throw error;
+      infra.logger.warn({ err: error, service, attempt }, 'subscribe failed; retrying');
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }
 
 export function storyOf(infra: ServiceInfra): Story {
