@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 import {
   createDefaultLogger,
   DedupeConfigError,
@@ -197,29 +197,33 @@ export class PostgresInbox implements DedupeStore {
     };
     try {
       let claimed: boolean;
+      let row: { state: string; result: string | null } | undefined;
       try {
-        // One round trip; the lock timeout bounds the wait on a concurrent delivery that holds
-        // the same key in its own transaction.
-        await client.query(`BEGIN; SET LOCAL lock_timeout = ${this.#lockTimeoutMs}`);
-        const inserted = await client.query(
-          `INSERT INTO ${this.#table} AS i
+        // The claim is ONE round trip (a multi-statement simple query, so values are inlined as
+        // literals escaped by the driver): open the transaction, bound the wait on a concurrent
+        // delivery that holds the key in its own transaction, insert the mark, read the row
+        // (for the duplicate's stored result), and hand the handler the default lock timeout.
+        const lit = (value: string) => client.escapeLiteral(value);
+        const results = (await client.query(
+          `BEGIN;
+           SET LOCAL lock_timeout = ${this.#lockTimeoutMs};
+           INSERT INTO ${this.#table} AS i
                   (consumer, message_key, state, processed_at, expires_at)
-           VALUES ($1, $2, 'done', clock_timestamp(),
-                   clock_timestamp() + $3::double precision * interval '1 millisecond')
+           VALUES (${lit(this.#consumer)}, ${lit(messageKey)}, 'done', clock_timestamp(),
+                   clock_timestamp() + ${retentionMs} * interval '1 millisecond')
            ON CONFLICT (consumer, message_key) DO UPDATE
               SET state = 'done', token = NULL, lease_expires_at = NULL, result = NULL,
                   claimed_at = clock_timestamp(), processed_at = clock_timestamp(),
                   expires_at = EXCLUDED.expires_at
             WHERE (i.state = 'claimed' AND i.lease_expires_at <= clock_timestamp())
                OR (i.state = 'done' AND i.expires_at <= clock_timestamp())
-           RETURNING 1`,
-          [this.#consumer, messageKey, retentionMs],
-        );
-        claimed = inserted.rowCount === 1;
-        if (claimed) {
-          // The handler's own statements run under the session's lock timeout, not ours.
-          await client.query('SET LOCAL lock_timeout TO DEFAULT');
-        }
+           RETURNING 1;
+           SELECT state, result FROM ${this.#table}
+            WHERE consumer = ${lit(this.#consumer)} AND message_key = ${lit(messageKey)};
+           SET LOCAL lock_timeout TO DEFAULT;`,
+        )) as unknown as QueryResult[];
+        claimed = results[2]?.rowCount === 1;
+        row = results[3]?.rows[0] as typeof row;
       } catch (error) {
         await rollback();
         if ((error as { code?: string }).code === '55P03') {
@@ -230,19 +234,9 @@ export class PostgresInbox implements DedupeStore {
       }
 
       if (!claimed) {
-        let row: { state: string; result: string | null } | undefined;
-        try {
-          row = (
-            await client.query<{ state: string; result: string | null }>(
-              `SELECT state, result FROM ${this.#table} WHERE consumer = $1 AND message_key = $2`,
-              [this.#consumer, messageKey],
-            )
-          ).rows[0];
-        } catch (error) {
-          throw toStoreError(error, this.#schema, 'inbox.transaction');
-        } finally {
-          await rollback();
-        }
+        // The SELECT ran after the INSERT waited out any concurrent holder, so it sees the
+        // committed mark of a finished delivery.
+        await rollback();
         if (row?.state === 'done') {
           this.#log.debug({ messageKey }, 'duplicate: already processed');
           return row.result === null
