@@ -98,7 +98,7 @@ export async function waitFor(
   check: () => boolean,
   timeoutMs: number,
   what: string,
-  everyMs = 5,
+  everyMs = 20,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
