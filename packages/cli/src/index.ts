@@ -1,1 +1,6 @@
-export {};
+/** @backtrack/cli: the `backtrack` command, and its pieces for embedding. */
+export { main, createProgram } from './program.js';
+export { defineConfig, loadConfig } from './config.js';
+export type { BacktrackConfig } from './config.js';
+export { CliError, EXIT } from './errors.js';
+export type { ExitCode } from './errors.js';

@@ -1,0 +1,188 @@
+import type { Command } from 'commander';
+import { SagaNotFoundError, SagaStatus, type SagaRecord } from '@backtrack/core';
+import type { CliContext } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
+import { table, type Output } from '../output.js';
+
+type Run = (
+  fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
+) => (...args: unknown[]) => Promise<void>;
+
+/** `sagas list` order: what needs a person first, then what is in flight, then the rest. */
+const ORDER: SagaStatus[] = [
+  SagaStatus.Stuck,
+  SagaStatus.Compensating,
+  SagaStatus.Running,
+  SagaStatus.Failed,
+  SagaStatus.Compensated,
+  SagaStatus.Completed,
+];
+const ATTENTION: SagaStatus[] = [
+  SagaStatus.Stuck,
+  SagaStatus.Compensating,
+  SagaStatus.Running,
+  SagaStatus.Failed,
+];
+
+function summaryRow(r: SagaRecord): (string | number | undefined)[] {
+  const why = r.stuck
+    ? `stuck at ${r.stuck.steps.join(', ')}: ${r.stuck.errors[0]?.message ?? ''}`
+    : r.failure
+      ? `${r.failure.reason}: ${r.failure.error.message}`
+      : '';
+  return [r.sagaId, `${r.sagaName} v${r.definitionVersion}`, r.status, r.updatedAt, why];
+}
+
+function describeSaga(r: SagaRecord): string {
+  const lines = [
+    `Saga ${r.sagaId}: ${r.sagaName} v${r.definitionVersion}, ${r.status}`,
+    `created ${r.createdAt}, updated ${r.updatedAt}, revision ${r.revision}`,
+  ];
+  if (r.failure)
+    lines.push(
+      `stopped going forward: ${r.failure.reason}${r.failure.step ? ` at ${r.failure.step}` : ''}: ${r.failure.error.message}`,
+    );
+  if (r.stuck)
+    lines.push(
+      `STUCK at ${r.stuck.steps.join(', ')}: ${r.stuck.errors.map((e) => e.message).join('; ')}`,
+    );
+  lines.push(
+    '',
+    table(
+      ['step', 'status', 'attempts', 'compensations', 'error / resolution'],
+      Object.entries(r.steps).map(([name, s]) => [
+        name,
+        s.status,
+        s.attempts,
+        s.compensationAttempts,
+        s.resolution ?? s.error?.message,
+      ]),
+    ),
+  );
+  if (r.stuck) {
+    lines.push(
+      '',
+      `retry: backtrack sagas retry ${r.sagaId}`,
+      `resolve by hand: backtrack sagas resolve ${r.sagaId} --step ${r.stuck.steps[0]} --reason "<what you did>"`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function registerSagas(program: Command, run: Run): void {
+  const sagas = program
+    .command('sagas')
+    .description('inspect and repair sagas in the saga store (stuck first)');
+
+  sagas
+    .command('list')
+    .description('sagas that need attention (stuck first, then in flight); --all for every saga')
+    .option('--status <status>', `only this status (${ORDER.join(', ')})`)
+    .option('--all', 'include completed and compensated sagas')
+    .option(
+      '--limit <n>',
+      'at most this many',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 1)
+          throw new CliError(`--limit must be a positive integer, got "${v}"`, EXIT.Usage);
+        return n;
+      },
+      50,
+    )
+    .action(
+      run(async (ctx, out, cmd) => {
+        const flags = cmd.opts<{ status?: string; all?: boolean; limit: number }>();
+        if (flags.status && !ORDER.includes(flags.status as SagaStatus)) {
+          throw new CliError(
+            `--status must be one of ${ORDER.join(', ')}, got "${flags.status}"`,
+            EXIT.Usage,
+          );
+        }
+        const store = await ctx.sagaStore();
+        const statuses = flags.status
+          ? [flags.status as SagaStatus]
+          : flags.all
+            ? ORDER
+            : ATTENTION;
+        const found: SagaRecord[] = [];
+        for (const status of statuses) {
+          let cursor: string | undefined;
+          do {
+            const page = await store.list({
+              status,
+              limit: Math.min(100, flags.limit - found.length),
+              cursor,
+            });
+            found.push(...page.items);
+            cursor = page.nextCursor;
+          } while (cursor && found.length < flags.limit);
+          if (found.length >= flags.limit) break;
+        }
+        out.result(found, () =>
+          found.length === 0
+            ? flags.all || flags.status
+              ? 'No sagas.'
+              : 'No saga needs attention (none stuck, compensating, running or failed).'
+            : table(['saga', 'definition', 'status', 'updated', 'why'], found.map(summaryRow)),
+        );
+      }),
+    );
+
+  sagas
+    .command('show')
+    .description('one saga with its steps')
+    .argument('<sagaId>')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const [sagaId] = cmd.args as [string];
+        const record = await (await ctx.sagaStore()).get(sagaId);
+        if (!record) throw new SagaNotFoundError(sagaId);
+        out.result(record, () => describeSaga(record));
+      }),
+    );
+
+  sagas
+    .command('retry')
+    .description('run the failed compensations (or failed forward step) of a stuck saga again')
+    .argument('<sagaId>')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const [sagaId] = cmd.args as [string];
+        requireDefinitions(ctx);
+        const result = await (await ctx.sagaEngine()).retry(sagaId);
+        out.result(result, () => `Saga ${sagaId} is now ${result.status}.`);
+        return result.status === SagaStatus.Stuck ? EXIT.Incomplete : EXIT.Ok;
+      }),
+    );
+
+  sagas
+    .command('resolve')
+    .description('mark a stuck step as handled by hand, with the reason kept in the saga log')
+    .argument('<sagaId>')
+    .requiredOption('--step <name>', 'the stuck step')
+    .requiredOption('--reason <text>', 'what was done by hand (kept in the saga log)')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const [sagaId] = cmd.args as [string];
+        const { step, reason } = cmd.opts<{ step: string; reason: string }>();
+        requireDefinitions(ctx);
+        const result = await (await ctx.sagaEngine()).resolve(sagaId, step, reason);
+        out.result(
+          result,
+          () => `Step ${step} of saga ${sagaId} resolved; the saga is now ${result.status}.`,
+        );
+      }),
+    );
+}
+
+function requireDefinitions(ctx: CliContext): void {
+  if (!ctx.config.sagas?.length) {
+    throw new CliError(
+      'this command drives the saga engine, which needs your saga definitions',
+      EXIT.Usage,
+      undefined,
+      'export `sagas` (the built definitions) from backtrack.config.mjs',
+    );
+  }
+}

@@ -1,0 +1,78 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import {
+  checkCompatibility,
+  loadSnapshot,
+  serializeSnapshot,
+  snapshotRegistry,
+  type CompatibilityLevel,
+} from '@backtrack/core';
+import { requireRegistry } from '../config.js';
+import type { CliContext } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
+import { table, type Output } from '../output.js';
+
+/** Loaded on demand by `schemas check|snapshot` (keeps the CLI's start-up light). */
+export const DEFAULT_SNAPSHOT = 'backtrack.schemas.json';
+
+export async function check(
+  ctx: CliContext,
+  out: Output,
+  flags: { snapshot?: string; required: CompatibilityLevel; transitive?: boolean },
+): Promise<number> {
+  const registry = requireRegistry(ctx.config);
+  const file = flags.snapshot ?? ctx.config.schemaSnapshot ?? DEFAULT_SNAPSHOT;
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch {
+    throw new CliError(
+      `cannot read snapshot ${file}`,
+      EXIT.Usage,
+      undefined,
+      `create one with \`backtrack schemas snapshot --out ${file}\``,
+    );
+  }
+  const report = checkCompatibility(loadSnapshot(raw), registry, {
+    required: flags.required,
+    transitive: flags.transitive ?? false,
+  });
+  out.result(report, () => {
+    const lines = [
+      table(
+        ['type', 'status', 'level', 'required', 'ok', 'versions'],
+        report.events.map((e) => [
+          e.type,
+          e.status,
+          e.level,
+          e.required,
+          e.ok ? 'yes' : 'NO',
+          `${e.previousVersions.join(',') || '-'} -> ${e.nextVersions.join(',') || '-'}`,
+        ]),
+      ),
+    ];
+    for (const e of report.events.filter((x) => !x.ok)) {
+      for (const p of e.problems)
+        lines.push(`  ${e.type}: ${p.direction} ${p.path ?? ''} ${p.message}`);
+    }
+    lines.push('', report.ok ? 'Compatible.' : 'INCOMPATIBLE: see the problems above.');
+    return lines.join('\n');
+  });
+  return report.ok ? EXIT.Ok : EXIT.Incompatible;
+}
+
+export async function snapshot(
+  ctx: CliContext,
+  out: Output,
+  flags: { out?: string; label?: string },
+): Promise<void> {
+  const snap = snapshotRegistry(
+    requireRegistry(ctx.config),
+    flags.label ? { label: flags.label } : {},
+  );
+  const file = flags.out ?? ctx.config.schemaSnapshot ?? DEFAULT_SNAPSHOT;
+  await writeFile(file, serializeSnapshot(snap));
+  out.result(
+    { file, types: Object.keys(snap.events) },
+    () => `Snapshot of ${Object.keys(snap.events).length} event types written to ${file}.`,
+  );
+}

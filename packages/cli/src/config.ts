@@ -1,0 +1,102 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { CompensationRegistry, EventRegistry, SagaDefinition } from '@backtrack/core';
+import { CliError, EXIT } from './errors.js';
+
+/**
+ * What a `backtrack.config.js` (or `.mjs`) module exports (default export, or named exports of
+ * the same names). It tells the CLI about YOUR events and how to reverse them; connection
+ * settings can also come from flags and environment variables, which win over the file.
+ *
+ * @example
+ * // backtrack.config.mjs
+ * import { defineConfig } from '@backtrack/cli';
+ * import { registry, compensations } from './dist/events.js';
+ * export default defineConfig({ registry, compensations, transport: 'kafka' });
+ */
+export interface BacktrackConfig {
+  /** Every event type the services publish (needed to read journaled messages). */
+  registry?: EventRegistry;
+  /** How to reverse each event type (needed by `rollback plan --strategy compensate`). */
+  compensations?: CompensationRegistry;
+  /** Saga definitions, for `sagas retry|resolve` and to compensate sagas during a rollback. */
+  sagas?: SagaDefinition<never, never>[];
+  redis?: {
+    /** @default REDIS_URL, then redis://127.0.0.1:6379 */
+    url?: string;
+    /** @default 'backtrack:journal' (RedisJournal's default) */
+    journalPrefix?: string;
+    /** @default 'backtrack:rollback' */
+    progressPrefix?: string;
+    /** @default 'backtrack:saga:' */
+    sagaPrefix?: string;
+  };
+  /** The broker rollbacks publish to and `dlq` reads. @default BACKTRACK_TRANSPORT */
+  transport?: 'kafka' | 'rabbitmq';
+  kafka?: { brokers?: string[]; clientId?: string };
+  rabbitmq?: { url?: string };
+  /** Saved registry snapshot for `schemas check`. @default ./backtrack.schemas.json */
+  schemaSnapshot?: string;
+}
+
+/** Types a config module; returns it unchanged. */
+export function defineConfig(config: BacktrackConfig): BacktrackConfig {
+  return config;
+}
+
+const DEFAULT_FILES = ['backtrack.config.mjs', 'backtrack.config.js'];
+
+/**
+ * Loads the config module: `--config`, else BACKTRACK_CONFIG, else ./backtrack.config.{mjs,js}.
+ * Resolves to `{}` when no file is found and none was named.
+ */
+export async function loadConfig(
+  path: string | undefined,
+  cwd = process.cwd(),
+): Promise<{ config: BacktrackConfig; file?: string }> {
+  const named = path ?? process.env.BACKTRACK_CONFIG;
+  const file = named
+    ? resolve(cwd, named)
+    : DEFAULT_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+  if (!file) return { config: {} };
+  if (!existsSync(file)) throw new CliError(`config file not found: ${file}`, EXIT.Usage);
+  if (/\.(c|m)?ts$/.test(file)) {
+    throw new CliError(
+      `config file ${file} is TypeScript; Node cannot import it directly`,
+      EXIT.Usage,
+      undefined,
+      'compile it to .js/.mjs, or run the CLI through tsx: `npx tsx node_modules/@backtrack/cli/dist/bin.js ...`',
+    );
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new CliError(
+      `could not load config ${file}: ${error instanceof Error ? error.message : String(error)}`,
+      EXIT.Usage,
+    );
+  }
+  const config = (mod.default ?? mod) as BacktrackConfig;
+  if (typeof config !== 'object' || config === null) {
+    throw new CliError(
+      `config ${file} must export an object (default export or named exports)`,
+      EXIT.Usage,
+    );
+  }
+  return { config, file };
+}
+
+/** The registry from the config, or a usage error explaining how to provide it. */
+export function requireRegistry(config: BacktrackConfig): EventRegistry {
+  if (!config.registry) {
+    throw new CliError(
+      'this command needs your event registry',
+      EXIT.Usage,
+      undefined,
+      'export `registry` (an EventRegistry) from backtrack.config.mjs, or pass --config <file>',
+    );
+  }
+  return config.registry;
+}

@@ -1,0 +1,29 @@
+/** Exit codes of the `backtrack` command. */
+export const EXIT = {
+  /** Done. */
+  Ok: 0,
+  /** An operation failed: a store or broker unreachable, a Backtrack error. */
+  Error: 1,
+  /** Bad arguments or configuration. */
+  Usage: 2,
+  /** The rollback run is held by another runner (its lease is live). */
+  Locked: 3,
+  /** The rollback ended with failed items (`backtrack rollback resume` retries them). */
+  Incomplete: 4,
+  /** `schemas check` found an incompatible schema change. */
+  Incompatible: 5,
+} as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error the CLI reports as one clear line and an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = EXIT.Error,
+    readonly code = exitCode === EXIT.Usage ? 'BT_ERR_CLI_USAGE' : 'BT_ERR_CLI',
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
