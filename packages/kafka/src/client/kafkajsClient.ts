@@ -266,6 +266,7 @@ class KafkajsAdmin implements KafkaAdminClient {
 
   async createTopics(topics: TopicSpec[]): Promise<void> {
     if (topics.length === 0) return;
+    let createError: unknown;
     try {
       await this.#admin.createTopics({
         waitForLeaders: true,
@@ -277,10 +278,38 @@ class KafkajsAdmin implements KafkaAdminClient {
         })),
       });
     } catch (error) {
-      // A concurrent creator won the race for some topic: fine, as long as they all exist now.
-      const existing = new Set(await this.#admin.listTopics());
-      if (!topics.every((t) => existing.has(t.topic))) throw error;
+      // A concurrent creator won the race, or (KRaft) the new topics are not in the metadata
+      // yet and kafkajs' leader wait gave up early: fine if they show up below.
+      createError = error;
     }
+    await this.#waitForTopics(
+      topics.map((t) => t.topic),
+      createError,
+    );
+  }
+
+  /** Waits until every topic is in the metadata with a leader for each partition. */
+  async #waitForTopics(names: string[], createError: unknown, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown = createError;
+    while (Date.now() < deadline) {
+      try {
+        const existing = new Set(await this.#admin.listTopics());
+        if (names.every((n) => existing.has(n))) {
+          const { topics } = await this.#admin.fetchTopicMetadata({ topics: names });
+          if (
+            topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))
+          )
+            return;
+        }
+      } catch (error) {
+        lastError = error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw (
+      lastError ?? new Error(`topics ${names.join(', ')} did not appear within ${timeoutMs} ms`)
+    );
   }
 
   async partitionCounts(topics: string[]): Promise<Map<string, number>> {

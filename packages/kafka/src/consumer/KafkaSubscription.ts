@@ -161,9 +161,18 @@ export class KafkaSubscription implements Subscription {
     consumer.onCrash((error, restarting) => {
       this.#log.error({ err: error, restarting }, 'kafka consumer crashed');
     });
-    await consumer.connect();
-    await consumer.subscribe(this.#subscribedTopics);
-    await consumer.run((batch, controls) => this.#handleBatch(batch, controls));
+    try {
+      await consumer.connect();
+      await consumer.subscribe(this.#subscribedTopics);
+      await consumer.run((batch, controls) => this.#handleBatch(batch, controls));
+    } catch (cause) {
+      await consumer.disconnect().catch(() => {});
+      throw new KafkaError(
+        KAFKA_ERROR_CODES.CONNECTION_FAILED,
+        `starting the consumer of group ${this.group} failed: ${messageOf(cause)}`,
+        { cause, retriable: true, details: { group: this.group, topics: this.#subscribedTopics } },
+      );
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.#opts.joinTimeoutMs);
