@@ -227,3 +227,76 @@ describe.skipIf(!postgres.available)('PostgresInbox transactional mode', () => {
     await dead.end();
   });
 });
+
+describe.skipIf(!postgres.available)(
+  'PostgresInbox.claimIn (a transaction the caller owns)',
+  () => {
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await openTestDatabase(postgres.url, 'bt_inbox_in');
+      await db.pool.query(`CREATE TABLE "${db.schema}".effects (message_key text NOT NULL)`);
+    });
+    afterAll(async () => {
+      await db?.close();
+    });
+
+    it('claims inside the caller transaction: durable on its COMMIT, gone on its ROLLBACK', async () => {
+      const inbox = new PostgresInbox(
+        { pool: db.pool },
+        { schema: db.schema, consumer: uniqueName('c') },
+      );
+      const key = uniqueName('m');
+      const tx = await db.pool.connect();
+      try {
+        await tx.query('BEGIN');
+        expect(await inbox.claimIn(tx, key)).toEqual({ status: 'claimed' });
+        await tx.query('ROLLBACK');
+        expect(await inbox.isProcessed(key)).toBe(false);
+
+        await tx.query('BEGIN');
+        await tx.query("SET LOCAL lock_timeout = '1234ms'");
+        expect(await inbox.claimIn(tx, key)).toEqual({ status: 'claimed' });
+        // The caller's own setting survives the claim.
+        expect((await tx.query('SHOW lock_timeout')).rows[0]).toEqual({ lock_timeout: '1234ms' });
+        await tx.query(`INSERT INTO "${db.schema}".effects VALUES ($1)`, [key]);
+        await tx.query('COMMIT');
+        await tx.query('BEGIN');
+        expect(await inbox.claimIn(tx, key)).toEqual({ status: 'duplicate' });
+        await tx.query('ROLLBACK');
+      } finally {
+        tx.release();
+      }
+      expect(await inbox.isProcessed(key)).toBe(true);
+    });
+
+    it('answers in-progress past the lock timeout and leaves the caller transaction usable', async () => {
+      const consumer = uniqueName('c');
+      const holder = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
+      const waiter = new PostgresInbox(
+        { pool: db.pool },
+        { schema: db.schema, consumer, lockTimeoutMs: 100 },
+      );
+      const key = uniqueName('m');
+      const a = await db.pool.connect();
+      const b = await db.pool.connect();
+      try {
+        await a.query('BEGIN');
+        expect(await holder.claimIn(a, key)).toEqual({ status: 'claimed' });
+        await b.query('BEGIN');
+        expect(await waiter.claimIn(b, key)).toEqual({ status: 'in-progress' });
+        // b's transaction is not aborted: it can still write and commit.
+        await b.query(`INSERT INTO "${db.schema}".effects VALUES ($1)`, [`other-${key}`]);
+        await b.query('COMMIT');
+        await a.query('COMMIT');
+      } finally {
+        a.release();
+        b.release();
+      }
+      const rows = await db.pool.query(
+        `SELECT 1 FROM "${db.schema}".effects WHERE message_key = $1`,
+        [`other-${key}`],
+      );
+      expect(rows.rowCount).toBe(1);
+    });
+  },
+);

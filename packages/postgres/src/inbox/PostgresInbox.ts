@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, QueryResult } from 'pg';
+import type { ClientBase, Pool, PoolClient, QueryResult } from 'pg';
 import {
   createDefaultLogger,
   DedupeConfigError,
@@ -273,6 +273,73 @@ export class PostgresInbox implements DedupeStore {
     } finally {
       client.release(destroy);
     }
+  }
+
+  /**
+   * Inserts the mark for `messageKey` into a transaction the CALLER opened and will commit (for
+   * code that already manages its own transaction, or wants several inbox marks and outbox writes
+   * in one). `claimed`: go on, and commit; the mark becomes durable with your writes. `duplicate`:
+   * the message was processed; skip the work (and roll back or commit, nothing was written).
+   * `in-progress`: another open transaction holds the key past `lockTimeoutMs`; your transaction
+   * stays usable (the attempt ran inside a savepoint), redeliver the message later.
+   *
+   * The caller's own `lock_timeout` is restored afterwards. Outside a transaction block it fails
+   * with `BT_ERR_PG_QUERY_FAILED` (SQLSTATE 25P01): call `BEGIN` first.
+   */
+  async claimIn(
+    tx: ClientBase,
+    messageKey: string,
+    options: { retentionMs?: number } = {},
+  ): Promise<
+    { status: 'claimed' } | { status: 'duplicate'; result?: string } | { status: 'in-progress' }
+  > {
+    assertKey('messageKey', messageKey);
+    const retentionMs = options.retentionMs ?? this.#retentionMs;
+    assertPositiveMs('retentionMs', retentionMs);
+    const lit = (value: string) => tx.escapeLiteral(value);
+    let results: QueryResult[];
+    try {
+      results = (await tx.query(
+        `SAVEPOINT backtrack_inbox_claim;
+         SELECT set_config('backtrack.saved_lock_timeout', current_setting('lock_timeout'), true);
+         SET LOCAL lock_timeout = ${this.#lockTimeoutMs};
+         INSERT INTO ${this.#table} AS i
+                (consumer, message_key, state, processed_at, expires_at)
+         VALUES (${lit(this.#consumer)}, ${lit(messageKey)}, 'done', clock_timestamp(),
+                 clock_timestamp() + ${retentionMs} * interval '1 millisecond')
+         ON CONFLICT (consumer, message_key) DO UPDATE
+            SET state = 'done', token = NULL, lease_expires_at = NULL, result = NULL,
+                claimed_at = clock_timestamp(), processed_at = clock_timestamp(),
+                expires_at = EXCLUDED.expires_at
+          WHERE (i.state = 'claimed' AND i.lease_expires_at <= clock_timestamp())
+             OR (i.state = 'done' AND i.expires_at <= clock_timestamp())
+         RETURNING 1;
+         SELECT state, result FROM ${this.#table}
+          WHERE consumer = ${lit(this.#consumer)} AND message_key = ${lit(messageKey)};
+         SELECT set_config('lock_timeout', current_setting('backtrack.saved_lock_timeout'), true);
+         RELEASE SAVEPOINT backtrack_inbox_claim;`,
+      )) as unknown as QueryResult[];
+    } catch (error) {
+      if ((error as { code?: string }).code === '55P03') {
+        try {
+          await tx.query(
+            'ROLLBACK TO SAVEPOINT backtrack_inbox_claim; RELEASE SAVEPOINT backtrack_inbox_claim',
+          );
+        } catch (rollbackError) {
+          throw toStoreError(rollbackError, this.#schema, 'inbox.claimIn');
+        }
+        return { status: 'in-progress' };
+      }
+      throw toStoreError(error, this.#schema, 'inbox.claimIn');
+    }
+    if (results[3]?.rowCount === 1) return { status: 'claimed' };
+    const row = results[4]?.rows[0] as { state: string; result: string | null } | undefined;
+    if (row?.state === 'done') {
+      return row.result === null
+        ? { status: 'duplicate' }
+        : { status: 'duplicate', result: row.result };
+    }
+    return { status: 'in-progress' };
   }
 
   /**
