@@ -1,5 +1,5 @@
 import type { EncodedMessage } from '@backtrack/core';
-import type { MessageProperties, Options } from 'amqplib';
+import type { Options } from 'amqplib';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
 
 /**
@@ -104,10 +104,13 @@ export function toAmqpMessage(message: EncodedMessage): AmqpMessage {
 /** The parts of an amqplib message that {@link fromAmqpMessage} reads. */
 export interface AmqpMessageLike {
   content: Buffer;
-  properties: Pick<
-    MessageProperties,
-    'messageId' | 'type' | 'contentType' | 'timestamp' | 'headers'
-  >;
+  properties: {
+    messageId?: unknown;
+    type?: unknown;
+    contentType?: unknown;
+    timestamp?: unknown;
+    headers?: Record<string, unknown> | undefined;
+  };
 }
 
 /**

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { createEnvelope, decodeEnvelope, encodeEnvelope } from '@backtrack/core';
+import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
+import { fromAmqpMessage, headerToPositiveInt, toAmqpMessage } from './amqpBinding.js';
+import { readDeadLetter } from './deadLetter.js';
+
+const encoded = encodeEnvelope(
+  createEnvelope({
+    type: 'order.placed',
+    source: '//shop/orders',
+    schemaversion: 2,
+    data: { orderId: 'o-1' },
+    id: 'evt-1',
+    time: '2026-01-02T03:04:05.678901+02:00',
+    sagaid: 'saga-1',
+    causationid: 'cmd-1',
+  }),
+);
+
+describe('CloudEvents AMQP binding', () => {
+  it('puts id, type, content type and time into properties and the rest into cloudEvents_ headers', () => {
+    const { content, options } = toAmqpMessage(encoded);
+    expect(options).toMatchObject({
+      messageId: 'evt-1',
+      type: 'order.placed',
+      contentType: 'application/json',
+      timestamp: Math.floor(Date.parse('2026-01-02T03:04:05.678901+02:00') / 1000),
+      persistent: true,
+      mandatory: true,
+    });
+    expect(options.headers).toEqual({
+      cloudEvents_source: '//shop/orders',
+      cloudEvents_specversion: '1.0',
+      cloudEvents_time: '2026-01-02T03:04:05.678901+02:00',
+      cloudEvents_schemaversion: '2',
+      cloudEvents_sagaid: 'saga-1',
+      cloudEvents_causationid: 'cmd-1',
+    });
+    expect(content.toString()).toBe('{"orderId":"o-1"}');
+  });
+
+  it('decodes back to the same neutral message (time string kept exactly)', () => {
+    const { content, options } = toAmqpMessage(encoded);
+    const back = fromAmqpMessage({ content, properties: { ...options, headers: options.headers } });
+    expect(back.headers).toEqual(encoded.headers);
+    expect(decodeEnvelope(back)).toEqual(decodeEnvelope(encoded));
+  });
+
+  it('falls back to the timestamp property, accepts the cloudEvents: prefix and stringifies foreign header values', () => {
+    const back = fromAmqpMessage({
+      content: Buffer.from('{}'),
+      properties: {
+        messageId: 'm',
+        type: 't',
+        contentType: undefined,
+        timestamp: 1_700_000_000,
+        headers: {
+          'cloudEvents:source': '//x',
+          cloudEvents_schemaversion: 3,
+          cloudEvents_flag: true,
+          cloudEvents_bytes: Buffer.from('b'),
+          cloudEvents_nested: { a: 1 },
+          'x-death': [],
+          other: 'ignored',
+        },
+      },
+    });
+    expect(back.headers).toEqual({
+      id: 'm',
+      type: 't',
+      source: '//x',
+      schemaversion: '3',
+      flag: 'true',
+      bytes: 'b',
+      time: '2023-11-14T22:13:20.000Z',
+    });
+  });
+
+  it('never throws on a message without properties; the codec reports what is missing', () => {
+    const back = fromAmqpMessage({
+      content: Buffer.from([1, 2]),
+      properties: {
+        messageId: undefined,
+        type: undefined,
+        contentType: undefined,
+        timestamp: undefined,
+        headers: undefined,
+      },
+    });
+    expect(back.headers).toEqual({});
+    expect([...back.body]).toEqual([1, 2]);
+  });
+
+  it('refuses a message without an id', () => {
+    const error = (() => {
+      try {
+        toAmqpMessage({ headers: { type: 'x' }, body: new Uint8Array() });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(RabbitError);
+    expect((error as RabbitError).code).toBe(RABBIT_ERROR_CODES.MESSAGE_INVALID);
+  });
+
+  it('reads attempt headers as positive integers only', () => {
+    expect(headerToPositiveInt(3)).toBe(3);
+    expect(headerToPositiveInt('4')).toBe(4);
+    expect(headerToPositiveInt(5n)).toBe(5);
+    expect(headerToPositiveInt(0)).toBeUndefined();
+    expect(headerToPositiveInt('x')).toBeUndefined();
+    expect(headerToPositiveInt(1.5)).toBeUndefined();
+  });
+
+  it('reads a broker dead letter (delivery limit) with a broker: code', () => {
+    const { content, options } = toAmqpMessage(encoded);
+    const letter = readDeadLetter({
+      content,
+      properties: {
+        ...options,
+        headers: {
+          ...options.headers,
+          'x-first-death-reason': 'delivery_limit',
+          'x-first-death-queue': 'billing',
+        },
+      },
+    });
+    expect(letter).toMatchObject({
+      code: 'broker:delivery_limit',
+      reason: 'broker: delivery_limit',
+      queue: 'billing',
+      attempt: 1,
+    });
+    expect(letter.message.headers).toEqual(encoded.headers);
+  });
+});
