@@ -54,6 +54,7 @@ const bar = new cliProgress.SingleBar(
 let phase: DrillPhase | undefined;
 let phaseStart = Date.now();
 let barOn = false;
+let lastTenth = -1;
 const endPhase = () => {
   if (barOn) bar.stop();
   barOn = false;
@@ -74,13 +75,23 @@ try {
       endPhase();
       phase = next;
       phaseStart = Date.now();
+      lastTenth = -1;
       if (total !== undefined && interactive) {
         bar.start(total, 0, { phase: next.padEnd(38) });
         barOn = true;
       }
     },
     onProgress: (done, total) => {
-      if (!barOn) return;
+      if (!barOn) {
+        // Without a terminal (CI logs, files): a line per tenth instead of a bar.
+        const step = Math.max(1, Math.ceil(total / 10));
+        if (!json && total >= 100 && done > 0 && (done % step === 0 || done === total)) {
+          const tenth = Math.floor((done * 10) / total);
+          if (tenth !== lastTenth) log(color.dim(`    ${done}/${total}`));
+          lastTenth = tenth;
+        }
+        return;
+      }
       bar.setTotal(total);
       bar.update(done);
     },

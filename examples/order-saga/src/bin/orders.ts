@@ -5,6 +5,7 @@
  * from the deterministic mix (numbered from --start) and keeps running (or exits with --exit).
  * Start inventory, payments and shipping first.
  */
+import { OutboxRelay } from '@backtrack/core';
 import { orderSpec } from '../catalog.js';
 import { placeOrders } from '../load.js';
 import { startOrders } from '../services/orders.js';
@@ -22,6 +23,13 @@ const service = await startOrders(
   runtime.sagaStore,
   { replyTimeoutMs: 30_000 },
 );
+// The outbox relay: publishes journal records that a crash (or a broker outage) left
+// unpublished. One per journal is enough; it runs with the orders process here.
+const relay = new OutboxRelay(
+  { olderThanMs: 30_000, intervalMs: 5_000 },
+  { journal: runtime.journal, transport: await runtime.connect(), logger: runtime.logger },
+);
+relay.start();
 console.log(`orders ${service.version} on ${config.transport} (prefix ${config.prefix})`);
 const recovered = await service.recover();
 if (recovered > 0) console.log(`orders: finished ${recovered} sagas left in flight`);
@@ -37,9 +45,13 @@ console.log(
       .map(([s, n]) => `${n} ${s}`)
       .join(', '),
 );
-if (config.flags.exit === true) {
+const stop = async () => {
+  await relay.stop();
   await service.stop();
+};
+if (config.flags.exit === true) {
+  await stop();
   await runtime.close();
 } else {
-  runUntilSignal('orders', runtime, () => service.stop());
+  runUntilSignal('orders', runtime, stop);
 }
