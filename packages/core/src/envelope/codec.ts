@@ -62,6 +62,8 @@ const OPTIONAL = [
 ] as const;
 
 const encoder = new TextEncoder();
+// Stateless between calls (no `stream` option), so one instance serves every decode.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Encodes an envelope in binary content mode: `data` as UTF-8 JSON bytes in the body, every
@@ -254,7 +256,7 @@ export function decodeEnvelope(
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    text = utf8.decode(body);
   } catch (cause) {
     return fail(MALFORMED_REASONS.INVALID_UTF8, 'body is not valid UTF-8', {}, cause);
   }
