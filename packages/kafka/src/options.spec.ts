@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { KafkaConfigError } from './errors.js';
+import {
+  DEFAULT_KAFKA_CONSUMER_OPTIONS,
+  resolveConsumerOptions,
+  resolveProducerOptions,
+} from './options.js';
+import { topicSpecs } from './topics/topics.js';
+
+function fieldOf(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(KafkaConfigError);
+    expect((error as KafkaConfigError).code).toBe('BT_ERR_KAFKA_INVALID_OPTIONS');
+    return (error as KafkaConfigError).details.field;
+  }
+  throw new Error('did not throw');
+}
+
+describe('consumer options', () => {
+  it('merges over the defaults, ignoring undefined, and freezes', () => {
+    const o = resolveConsumerOptions({ maxAttempts: 3, fromBeginning: undefined });
+    expect(o.maxAttempts).toBe(3);
+    expect(o.fromBeginning).toBe(DEFAULT_KAFKA_CONSUMER_OPTIONS.fromBeginning);
+    expect(Object.isFrozen(o)).toBe(true);
+    expect(o.retryTopic('orders', 'g')).toBe('orders.retry');
+    expect(o.deadLetterTopic('orders', 'g')).toBe('orders.dlq');
+  });
+
+  it('names the invalid field', () => {
+    expect(fieldOf(() => resolveConsumerOptions({ maxAttempts: 0 }))).toBe('maxAttempts');
+    expect(fieldOf(() => resolveConsumerOptions({ maxDelayMs: -1 }))).toBe('maxDelayMs');
+    expect(fieldOf(() => resolveConsumerOptions({ retryMode: 'later' as 'topic' }))).toBe(
+      'retryMode',
+    );
+    expect(fieldOf(() => resolveConsumerOptions({ heartbeatIntervalMs: 40_000 }))).toBe(
+      'heartbeatIntervalMs',
+    );
+    expect(fieldOf(() => resolveConsumerOptions({ retryTopic: 'x' as never }))).toBe('retryTopic');
+  });
+});
+
+describe('producer options', () => {
+  it('keeps the idempotent producer within its limits', () => {
+    expect(resolveProducerOptions({}).maxInFlightRequests).toBe(1);
+    expect(fieldOf(() => resolveProducerOptions({ maxInFlightRequests: 6 }))).toBe(
+      'producer.maxInFlightRequests',
+    );
+    expect(fieldOf(() => resolveProducerOptions({ retries: 0 }))).toBe('producer.retries');
+    expect(fieldOf(() => resolveProducerOptions({ publishTimeoutMs: 0 }))).toBe(
+      'producer.publishTimeoutMs',
+    );
+  });
+});
+
+describe('topicSpecs', () => {
+  it('adds the retry and dead-letter topics with the same partitions and config', () => {
+    expect(
+      topicSpecs({
+        topics: ['orders'],
+        partitions: 4,
+        replicationFactor: 3,
+        config: { 'retention.ms': '1' },
+      }),
+    ).toEqual([
+      { topic: 'orders', partitions: 4, replicationFactor: 3, config: { 'retention.ms': '1' } },
+      {
+        topic: 'orders.retry',
+        partitions: 4,
+        replicationFactor: 3,
+        config: { 'retention.ms': '1' },
+      },
+      { topic: 'orders.dlq', partitions: 4, replicationFactor: 3, config: { 'retention.ms': '1' } },
+    ]);
+    expect(
+      topicSpecs({ topics: ['a'], retry: false, deadLetter: false }).map((s) => s.topic),
+    ).toEqual(['a']);
+    expect(
+      topicSpecs({ topics: ['a'], group: 'g', retryTopic: (t, g) => `${t}.${g}.retry` }).map(
+        (s) => s.topic,
+      ),
+    ).toEqual(['a', 'a.g.retry', 'a.dlq']);
+  });
+
+  it('rejects invalid names and counts before calling the broker', () => {
+    expect(fieldOf(() => topicSpecs({ topics: [] }))).toBe('topics');
+    expect(fieldOf(() => topicSpecs({ topics: ['has space'] }))).toBe('topics');
+    expect(fieldOf(() => topicSpecs({ topics: ['a'], partitions: 0 }))).toBe('partitions');
+    expect(fieldOf(() => topicSpecs({ topics: ['a'], replicationFactor: 1.5 }))).toBe(
+      'replicationFactor',
+    );
+  });
+});
