@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
+import { consumerKillScenario } from './scenarios/consumerKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
@@ -23,6 +24,11 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
     printSummary();
     // Leave every service running for whoever comes next, whatever happened above.
     await ensureServices();
+  });
+
+  describe('scenario 1: consumer killed mid-batch', () => {
+    consumerKillScenario({ transport: 'kafka', messages: 1500, kills: 3, seed });
+    consumerKillScenario({ transport: 'rabbitmq', messages: 1500, kills: 3, seed: seed + 1 });
   });
 
   describe('scenario 4: saga engine killed mid-flight', () => {
