@@ -27,10 +27,10 @@ export function registerPostgres(program: Command, run: Run): void {
     .option('--database-url <url>', 'PostgreSQL connection string (env DATABASE_URL)')
     .option('--schema <name>', 'the schema to migrate (env BACKTRACK_PG_SCHEMA)', undefined)
     .option('--dry-run', 'list the migrations that would be applied, change nothing')
-    .action(run(async (_ctx, out, cmd) => migrateCommand(out, cmd.opts<MigrateFlags>())));
+    .action(run(async (ctx, out, cmd) => migrateCommand(ctx, out, cmd.opts<MigrateFlags>())));
 }
 
-async function migrateCommand(out: Output, flags: MigrateFlags): Promise<number> {
+async function migrateCommand(ctx: CliContext, out: Output, flags: MigrateFlags): Promise<number> {
   const url = flags.databaseUrl ?? process.env.DATABASE_URL;
   if (url === undefined || url.length === 0) {
     throw new CliError(
@@ -42,7 +42,13 @@ async function migrateCommand(out: Output, flags: MigrateFlags): Promise<number>
   }
   const schema = flags.schema ?? process.env.BACKTRACK_PG_SCHEMA ?? 'backtrack';
   const { migrateDatabase } = await import('@backtrack/postgres');
-  const result = await migrateDatabase({ url, schema, dryRun: flags.dryRun === true });
+  // Library logs go to the CLI's stderr logger: stdout stays clean for --json.
+  const result = await migrateDatabase({
+    url,
+    schema,
+    dryRun: flags.dryRun === true,
+    logger: ctx.logger,
+  });
   out.result({ ...result, dryRun: flags.dryRun === true }, () => {
     const verb = flags.dryRun ? 'would apply' : 'applied';
     const rows = [
