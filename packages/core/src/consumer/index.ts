@@ -13,4 +13,19 @@ export type {
 export { ConsumerSpy } from './ConsumerSpy.js';
 export type { SpyRecord } from './ConsumerSpy.js';
 export { ConsumerConfigError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
-export * from './idempotent/index.js';
+export {
+  idempotent,
+  idempotencyKeyFor,
+  isDuplicateResult,
+  resolveIdempotencyOptions,
+  DEFAULT_IDEMPOTENCY_OPTIONS,
+  LeaseHeldError,
+  IdempotencyKeyError,
+} from './idempotent/index.js';
+export type {
+  IdempotencyOptions,
+  IdempotentMiddlewareOptions,
+  IdempotentWrapperOptions,
+  IdempotencyContext,
+  IdempotentResult,
+} from './idempotent/index.js';

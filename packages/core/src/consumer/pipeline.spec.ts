@@ -157,14 +157,12 @@ describe('createConsumerPipeline: routing, validation and upcasting', () => {
   it('dead-letters when a transform is missing for the version the handler wants', async () => {
     const UpOnly = defineEvent('up.only')
       .version(1, z.object({ a: z.string() }))
-      .version(2, z.object({ a: z.string(), b: z.string() }), { up: (v) => ({ ...v, b: '' }) });
+      .version(2, z.object({ renamed: z.string() }), { up: (v) => ({ renamed: v.a }) });
     const pipeline = createConsumerPipeline({
       name: 'c',
       handlers: [handle(UpOnly, () => undefined, { version: 1 })],
     });
-    const message = incoming(
-      encodeEnvelope(UpOnly.envelope({ a: 'x', b: 'y' }, { source: '//s' })),
-    );
+    const message = incoming(encodeEnvelope(UpOnly.envelope({ renamed: 'x' }, { source: '//s' })));
     expect(await pipeline.process(message)).toMatchObject({
       kind: 'dead-letter',
       code: 'BT_ERR_SCHEMA_TRANSFORM_MISSING',
