@@ -54,6 +54,13 @@ export interface KafkaConsumerOptions {
   createPartitions: number;
   /** Replication factor of topics `createTopics` creates. @default 1 */
   replicationFactor: number;
+  /**
+   * Most messages handed to `processBatch` at once. A fetched batch is processed in chunks of
+   * this size; between chunks the consumer heartbeats, and a closing consumer stops (so a
+   * graceful shutdown waits for one chunk, not a whole fetch).
+   * @default 50
+   */
+  batchSize: number;
   /** Topic-partitions processed at once (each one strictly in order). @default 1 */
   partitionsConsumedConcurrently: number;
   /** @default 30_000 */
@@ -84,6 +91,7 @@ export const DEFAULT_KAFKA_CONSUMER_OPTIONS: Readonly<KafkaConsumerOptions> = Ob
   createTopics: true,
   createPartitions: 1,
   replicationFactor: 1,
+  batchSize: 50,
   partitionsConsumedConcurrently: 1,
   sessionTimeoutMs: 30_000,
   heartbeatIntervalMs: 3_000,
@@ -128,6 +136,7 @@ const POSITIVE_INTS = [
   'maxAttempts',
   'createPartitions',
   'replicationFactor',
+  'batchSize',
   'partitionsConsumedConcurrently',
   'sessionTimeoutMs',
   'heartbeatIntervalMs',

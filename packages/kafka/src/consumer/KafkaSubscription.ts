@@ -440,25 +440,31 @@ export class KafkaSubscription implements Subscription {
     if (incoming.length === 0) return result;
 
     if (processor.processBatch && this.#opts.retryMode === 'topic') {
-      let batchResult: Disposition[] | undefined;
-      try {
-        batchResult = await processor.processBatch(incoming);
-      } catch (err) {
-        this.#log.error(
-          { err, count: incoming.length },
-          'processBatch threw; retrying every message of the batch',
-        );
-      }
-      let j = 0;
-      for (let i = 0; i < items.length; i++) {
-        if (!items[i]!.incoming) continue;
-        const d = batchResult?.[j++];
-        result[i] =
-          d ??
-          this.#processorThrew(
-            new Error('processBatch returned no disposition'),
-            batchResult === undefined,
+      // Chunks of `batchSize`: between two chunks the membership is kept alive, and a stopping
+      // consumer (or a redeliver) ends the batch; the rest is fetched again by the next owner.
+      const indexes = items.flatMap((item, i) => (item.incoming ? [i] : []));
+      for (let start = 0; start < indexes.length; start += this.#opts.batchSize) {
+        if (start > 0 && !controls.isRunning()) break;
+        const chunk = indexes.slice(start, start + this.#opts.batchSize);
+        let chunkResult: Disposition[] | undefined;
+        try {
+          chunkResult = await processor.processBatch(chunk.map((i) => items[i]!.incoming!));
+        } catch (err) {
+          this.#log.error(
+            { err, count: chunk.length },
+            'processBatch threw; retrying every message of the chunk',
           );
+        }
+        chunk.forEach((itemIndex, j) => {
+          result[itemIndex] =
+            chunkResult?.[j] ??
+            this.#processorThrew(
+              new Error('processBatch returned no disposition'),
+              chunkResult === undefined,
+            );
+        });
+        if (chunk.some((i) => result[i]?.kind === 'redeliver')) break;
+        await controls.heartbeat().catch(() => {});
       }
       return result;
     }
