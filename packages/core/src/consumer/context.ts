@@ -53,6 +53,11 @@ export interface ConsumerContext {
   result?: string;
   /** The outcome, once a middleware decided it. */
   disposition?: Disposition;
+  /**
+   * Aborted when the pipeline gives up on the message (`handlerTimeoutMs` passed). Pass it to
+   * your I/O so an abandoned handler stops instead of running on.
+   */
+  readonly signal: AbortSignal;
   /** Free space for user middleware (tracing spans, timers). */
   readonly state: Map<string | symbol, unknown>;
   /** Acknowledge now. */
@@ -76,12 +81,14 @@ export function createContext(
   message: IncomingMessage,
   consumer: string,
   logger: Logger,
+  signal: AbortSignal = new AbortController().signal,
 ): ConsumerContext {
   const context: ConsumerContext = {
     message,
     attempt: message.attempt,
     consumer,
     logger,
+    signal,
     handled: false,
     state: new Map(),
     ack(outcome = 'handled') {

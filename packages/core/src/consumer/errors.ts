@@ -27,3 +27,17 @@ function describe(value: unknown): unknown {
     ? value
     : typeof value;
 }
+
+/**
+ * A handler (or middleware) did not finish within `handlerTimeoutMs`. Retriable: the message is
+ * retried with backoff. The abandoned handler is told through `signal`; its dedupe lease is no
+ * longer extended and expires, so a retry does not run beside it for longer than one lease.
+ */
+export class HandlerTimeoutError extends BacktrackError {
+  constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
+    super('BT_ERR_CONSUMER_HANDLER_TIMEOUT', `handler did not finish within ${timeoutMs} ms`, {
+      details: { timeoutMs, ...details },
+      retriable: true,
+    });
+  }
+}

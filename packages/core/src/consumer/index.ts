@@ -12,7 +12,7 @@ export type {
 } from './pipeline.js';
 export { ConsumerSpy } from './ConsumerSpy.js';
 export type { SpyRecord } from './ConsumerSpy.js';
-export { ConsumerConfigError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
+export { ConsumerConfigError, HandlerTimeoutError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 export {
   idempotent,
   idempotencyKeyFor,

@@ -84,6 +84,8 @@ export interface HandlerContext<TData> {
    * `done` mark, the handler runs again with the same key.
    */
   idempotencyKey: string;
+  /** Aborted when the pipeline abandons the handler (`handlerTimeoutMs`). */
+  signal: AbortSignal;
   /** Dedupe state, when `idempotent()` runs before the handler. */
   dedupe?: DedupeInfo;
   /** The raw message. */
@@ -153,6 +155,7 @@ export function handle<
       attempt: context.attempt,
       logger: context.logger,
       idempotencyKey,
+      signal: context.signal,
       message: context.message,
       ...(context.dedupe === undefined ? {} : { dedupe: context.dedupe }),
     });

@@ -242,6 +242,59 @@ describe('createConsumerPipeline: handler failures', () => {
   });
 });
 
+describe('createConsumerPipeline: handler timeout', () => {
+  it('abandons a hung handler after handlerTimeoutMs, aborts its signal and retries', async () => {
+    let signal: AbortSignal | undefined;
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlerTimeoutMs: 20,
+      handlers: [
+        handle(OrderPlaced, (ctx) => {
+          signal = ctx.signal;
+          return new Promise(() => undefined);
+        }),
+      ],
+    });
+    const disposition = await pipeline.process(v2Message());
+    expect(disposition).toMatchObject({ kind: 'retry' });
+    expect((disposition as { error: BacktrackError }).error).toMatchObject({
+      code: 'BT_ERR_CONSUMER_HANDLER_TIMEOUT',
+      retriable: true,
+    });
+    expect(signal?.aborted).toBe(true);
+  });
+
+  it('stops extending the lease of an abandoned handler, so it expires instead of being released', async () => {
+    const store = new InMemoryDedupeStore();
+    const extend = vi.spyOn(store, 'extend');
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlerTimeoutMs: 30,
+        idempotency: { leaseMs: 30 },
+        handlers: [handle(OrderPlaced, () => new Promise(() => undefined))],
+      },
+      { dedupeStore: store },
+    );
+    const message = v2Message();
+    expect(await pipeline.process(message)).toMatchObject({ kind: 'retry' });
+    const calls = extend.mock.calls.length;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(extend.mock.calls.length).toBe(calls);
+    // The zombie never released the claim; its lease has expired, so the retry can claim.
+    expect(store.size).toBe(0);
+  });
+
+  it('leaves a handler that finishes in time alone', async () => {
+    const pipeline = createConsumerPipeline({
+      name: 'c',
+      handlerTimeoutMs: 1_000,
+      handlers: [handle(OrderPlaced, async () => undefined)],
+    });
+    expect(await pipeline.process(v2Message())).toEqual({ kind: 'ack', outcome: 'handled' });
+  });
+});
+
 describe('createConsumerPipeline: user middleware', () => {
   it('runs user middleware in order around the handler, with the decoded envelope', async () => {
     const calls: string[] = [];
@@ -622,6 +675,7 @@ describe('createConsumerPipeline: options', () => {
     [{ handlers: 'x' }, 'handlers'],
     [{ handlers: [() => undefined] }, 'handlers[0]'],
     [{ middleware: [42] }, 'middleware'],
+    [{ handlerTimeoutMs: 0 }, 'handlerTimeoutMs'],
     [{ idempotency: { leaseMs: 1 } }, 'dependencies.dedupeStore'],
   ])('rejects %o naming %s', (override, field) => {
     const build = () =>

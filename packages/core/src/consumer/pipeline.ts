@@ -20,7 +20,7 @@ import {
 } from '../schema/errors.js';
 import { compose, createContext, type ConsumerContext, type Middleware } from './context.js';
 import type { ConsumerSpy } from './ConsumerSpy.js';
-import { CONSUMER_DEAD_LETTER_CODES, ConsumerConfigError } from './errors.js';
+import { CONSUMER_DEAD_LETTER_CODES, ConsumerConfigError, HandlerTimeoutError } from './errors.js';
 import { IdempotencyKeyError, LeaseHeldError } from './idempotent/errors.js';
 import {
   idempotencyKeyFor,
@@ -73,6 +73,14 @@ export interface ConsumerPipelineOptions {
    */
   idempotency?:
     false | (Partial<IdempotencyOptions> & { key?: (context: ConsumerContext) => string });
+  /**
+   * Gives up on a message whose middleware and handler have not finished after this many ms:
+   * `context.signal` is aborted and the message is retried (`BT_ERR_CONSUMER_HANDLER_TIMEOUT`,
+   * counted against `retry.attempts`). A hung handler would otherwise block its partition.
+   * `undefined` waits forever.
+   * @default undefined
+   */
+  handlerTimeoutMs?: number;
 }
 
 /** Collaborators of {@link createConsumerPipeline}, separate from options. */
@@ -172,6 +180,17 @@ export function createConsumerPipeline(
     }
     throw error;
   }
+  const { handlerTimeoutMs } = options;
+  if (
+    handlerTimeoutMs !== undefined &&
+    (!Number.isSafeInteger(handlerTimeoutMs) || handlerTimeoutMs < 1)
+  ) {
+    throw new ConsumerConfigError(
+      'handlerTimeoutMs',
+      'must be a positive integer (ms) or undefined',
+      handlerTimeoutMs,
+    );
+  }
   const limits = { ...DEFAULT_CONSUMER_OPTIONS.limits, ...options.limits };
   if (!Number.isSafeInteger(limits.maxBytes) || limits.maxBytes < 1) {
     throw new ConsumerConfigError(
@@ -252,8 +271,10 @@ export function createConsumerPipeline(
   const unavailableDelayMs =
     idempotency?.unavailableDelayMs ?? DEFAULT_INFRA_DELAYS.unavailableDelayMs;
 
+  const controllers = new WeakMap<ConsumerContext, AbortController>();
   function newContext(message: IncomingMessage): ConsumerContext {
-    return createContext(
+    const controller = new AbortController();
+    const context = createContext(
       message,
       name,
       logger.child({
@@ -262,7 +283,29 @@ export function createConsumerPipeline(
         ...(message.origin?.offset === undefined ? {} : { offset: message.origin.offset }),
         attempt: message.attempt,
       }),
+      controller.signal,
     );
+    controllers.set(context, controller);
+    return context;
+  }
+
+  /** Runs the chain, abandoning it after `handlerTimeoutMs`. */
+  function runChain(context: ConsumerContext, last: () => Promise<void>): Promise<void> {
+    const running = Promise.resolve(chain(context, last));
+    if (handlerTimeoutMs === undefined) return running;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const error = new HandlerTimeoutError(handlerTimeoutMs, {
+          messageId: context.envelope?.id,
+        });
+        controllers.get(context)?.abort(error);
+        reject(error);
+      }, handlerTimeoutMs);
+    });
+    // The abandoned chain may still fail later: never let that become an unhandled rejection.
+    running.catch(() => undefined);
+    return Promise.race([running, timeout]).finally(() => clearTimeout(timer));
   }
 
   function classify(error: unknown, context: ConsumerContext): Disposition {
@@ -304,7 +347,7 @@ export function createConsumerPipeline(
   async function run(context: ConsumerContext): Promise<Disposition> {
     let disposition: Disposition;
     try {
-      await chain(context, async () => {
+      await runChain(context, async () => {
         // Reached only when no handler routed the type.
         if (unhandled === 'ignore') {
           context.logger.info('no handler for this event type; acknowledged and ignored');

@@ -189,6 +189,7 @@ function startExtender(
   token: string,
   options: Readonly<IdempotencyOptions>,
   logger: Logger,
+  signal?: AbortSignal,
 ): () => void {
   if (!options.extendLease) return () => undefined;
   const timer = setInterval(
@@ -204,7 +205,13 @@ function startExtender(
     Math.max(1, Math.floor(options.leaseMs / 3)),
   );
   timer.unref();
-  return () => clearInterval(timer);
+  // An abandoned handler (timed out) must not keep its lease alive forever.
+  const stop = () => clearInterval(timer);
+  signal?.addEventListener('abort', stop, { once: true });
+  return () => {
+    stop();
+    signal?.removeEventListener('abort', stop);
+  };
 }
 
 /**
@@ -219,6 +226,7 @@ async function runOnce<R>(
   logger: Logger,
   run: (info: DedupeInfo) => Promise<{ value: R; result?: string } | { skip: true }>,
   preclaimed?: ClaimResult | Error,
+  signal?: AbortSignal,
 ): Promise<IdempotentResult<R>> {
   let claim: ClaimResult;
   try {
@@ -235,7 +243,7 @@ async function runOnce<R>(
   if (claim.status === 'in-progress') throw new LeaseHeldError(key);
 
   const { token } = claim;
-  const stop = startExtender(store, key, token, options, logger);
+  const stop = startExtender(store, key, token, options, logger, signal);
   let outcome: { value: R; result?: string } | { skip: true };
   try {
     outcome = await run({ key, status: 'claimed' });
@@ -352,6 +360,7 @@ function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware 
           return { skip: true };
         },
         pre?.claim,
+        context.signal,
       );
     } catch (error) {
       if (error instanceof LeaseHeldError) {
