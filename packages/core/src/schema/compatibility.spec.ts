@@ -354,3 +354,47 @@ describe('readerAcceptsWriter (JSON Schema comparison)', () => {
     expect(problems[0]?.path).toBe('$.a.b');
   });
 });
+
+describe('the README example', () => {
+  const v1v2 = defineEvent('order.placed')
+    .version(1, z.object({ orderId: z.string(), amount: z.number() }))
+    .version(2, z.object({ orderId: z.string(), amountCents: z.int(), currency: z.string() }), {
+      up: (v1) => ({
+        orderId: v1.orderId,
+        amountCents: Math.round(v1.amount * 100),
+        currency: 'EUR',
+      }),
+      down: (v2) => ({ orderId: v2.orderId, amount: v2.amountCents / 100 }),
+    });
+  const OrderPlaced = v1v2.version(
+    3,
+    z.object({
+      orderId: z.string(),
+      amountCents: z.int(),
+      currency: z.string(),
+      coupon: z.string().optional(),
+    }),
+  );
+
+  it('reads and writes as documented', () => {
+    expect(OrderPlaced.read({ orderId: 'o-1', amount: 12.5 }, 1)).toEqual({
+      orderId: 'o-1',
+      amountCents: 1250,
+      currency: 'EUR',
+    });
+    expect(
+      OrderPlaced.write({ orderId: 'o-1', amountCents: 1250, currency: 'EUR' }, { to: 1 }),
+    ).toEqual({ orderId: 'o-1', amount: 12.5 });
+    expect(
+      OrderPlaced.read({ orderId: 'o', amountCents: 1, currency: 'EUR', coupon: 'X' }, 3, 1),
+    ).toEqual({ orderId: 'o', amount: 0.01 });
+  });
+
+  it('v3 (an optional field, no transform) is FULL against a v1..v2 snapshot', () => {
+    const snapshot = loadSnapshot(serializeSnapshot(snapshotRegistry(new EventRegistry([v1v2]))));
+    expect(
+      assertCompatible(snapshot, new EventRegistry([OrderPlaced]), { required: 'FULL' }).events[0]
+        ?.level,
+    ).toBe('FULL');
+  });
+});
