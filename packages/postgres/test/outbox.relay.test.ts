@@ -201,7 +201,12 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
     const transport = new RecordingTransport();
     transport.failNext = 1;
     const relay = new PostgresOutboxRelay({ outbox, transport });
-    expect(await relay.runOnce()).toEqual({ published: 0, failed: 1, skipped: false });
+    expect(await relay.runOnce()).toMatchObject({
+      published: 0,
+      failed: 1,
+      skipped: false,
+      firstFailedId: r.id,
+    });
     const row = await db.pool.query(
       `SELECT state, publish_attempts, last_error FROM "${db.schema}".outbox WHERE id = $1`,
       [r.id],
@@ -213,6 +218,36 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
     });
     expect(await relay.runOnce()).toEqual({ published: 1, failed: 0, skipped: false });
     expect(transport.published.map(idOf)).toEqual([r.id]);
+  });
+
+  it('fails a batch the transport never acknowledges after publishTimeoutMs and unlocks it', async () => {
+    const outbox = await freshOutbox();
+    const r = await outbox.append(record());
+    const hanging: Transport = {
+      name: 'hanging',
+      publish: () => new Promise<void>(() => undefined),
+      subscribe: () => Promise.reject(new Error('not used')),
+      close: async () => undefined,
+    };
+    const stuck = new PostgresOutboxRelay(
+      { outbox, transport: hanging },
+      { publishTimeoutMs: 100 },
+    );
+    await expect(stuck.drain()).rejects.toMatchObject({
+      code: 'BT_ERR_PUBLISH_FAILED',
+      details: { id: r.id },
+    });
+    const row = await db.pool.query(
+      `SELECT state, last_error FROM "${db.schema}".outbox WHERE id = $1`,
+      [r.id],
+    );
+    expect(row.rows[0]).toMatchObject({
+      state: 'pending',
+      last_error: expect.stringMatching(/within 100 ms/),
+    });
+    // The rows are not left locked: a healthy relay publishes them at once.
+    const transport = new RecordingTransport();
+    expect(await new PostgresOutboxRelay({ outbox, transport }).drain()).toBe(1);
   });
 
   it('leaves records younger than olderThanMs to the publisher that is still sending them', async () => {

@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PoolClient } from 'pg';
-import { createDefaultLogger, timeMsToSeq, type Logger, type Transport } from '@backtrack/core';
+import {
+  PublishFailedError,
+  createDefaultLogger,
+  timeMsToSeq,
+  type Logger,
+  type Transport,
+} from '@backtrack/core';
 import { PostgresConfigError, toStoreError } from '../errors.js';
 import {
   OUTBOX_COLUMNS,
@@ -48,6 +54,14 @@ export interface PostgresOutboxRelayOptions {
   maxRetryDelayMs?: number;
   /** How often `start()` prunes records past retention, in ms; 0 disables. @default 3_600_000 */
   pruneIntervalMs?: number;
+  /**
+   * How long one transport call may take before the batch counts as failed, in ms. The batch's
+   * rows stay locked (and its transaction open) while the transport works, so a broker that
+   * hangs must not hold them forever. A publish that completes after the timeout is published
+   * again later (at-least-once, same envelope ids).
+   * @default 30_000
+   */
+  publishTimeoutMs?: number;
 }
 
 /** The defaults merged under {@link PostgresOutboxRelayOptions}. */
@@ -59,6 +73,7 @@ export const DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS = {
   retryDelayMs: 1000,
   maxRetryDelayMs: 30_000,
   pruneIntervalMs: 60 * 60 * 1000,
+  publishTimeoutMs: 30_000,
 } as const satisfies Required<PostgresOutboxRelayOptions>;
 
 /** What one relay pass did. */
@@ -69,6 +84,10 @@ export interface PostgresRelayResult {
   failed: number;
   /** True when another relay held the exclusive lock, so this pass did nothing. */
   skipped: boolean;
+  /** The envelope id of the first record of a rejected batch. */
+  firstFailedId?: string;
+  /** Why the transport rejected the batch. */
+  lastError?: unknown;
 }
 
 /**
@@ -190,12 +209,15 @@ export class PostgresOutboxRelay {
       const records = rows.map(toJournalRecord);
       const seqs = rows.map((r) => r.seq);
       try {
-        await this.#transport.publish(
-          records.map((r) =>
-            r.key === undefined
-              ? { topic: r.topic, message: r.message }
-              : { topic: r.topic, key: r.key, message: r.message },
+        await withTimeout(
+          this.#transport.publish(
+            records.map((r) =>
+              r.key === undefined
+                ? { topic: r.topic, message: r.message }
+                : { topic: r.topic, key: r.key, message: r.message },
+            ),
           ),
+          this.#o.publishTimeoutMs,
         );
       } catch (error) {
         await client.query(
@@ -212,7 +234,13 @@ export class PostgresOutboxRelay {
           { err: error, count: records.length, firstSeq: records[0]?.seq },
           'outbox relay: transport rejected a batch; it stays pending',
         );
-        return { published: 0, failed: records.length, skipped: false };
+        return {
+          published: 0,
+          failed: records.length,
+          skipped: false,
+          ...(records[0] ? { firstFailedId: records[0].id } : {}),
+          lastError: error,
+        };
       }
       await client.query(
         `UPDATE ${this.#outbox.table}
@@ -238,15 +266,18 @@ export class PostgresOutboxRelay {
 
   /**
    * Publishes until the outbox is drained (a pass publishes less than a full batch). Resolves with
-   * the number published. For tests and shutdown hooks.
+   * the number published; rejects with `PublishFailedError` (`details.id`: the first record of
+   * the rejected batch) when the transport fails. For tests, scripts and shutdown hooks.
    */
   async drain(): Promise<number> {
     let total = 0;
     for (;;) {
       const r = await this.runOnce();
       total += r.published;
-      if (r.failed > 0)
-        throw new Error('outbox relay: the transport rejected a batch while draining');
+      if (r.failed > 0) {
+        // The batch stays pending; a later pass (or `start()`) delivers it.
+        throw new PublishFailedError(r.firstFailedId ?? 'unknown', 'outbox batch', r.lastError);
+      }
       if (r.skipped) {
         await sleep(this.#o.pollIntervalMs);
         continue;
@@ -316,4 +347,19 @@ export class PostgresOutboxRelay {
     const deleted = await this.#outbox.prune(now);
     if (deleted > 0) this.#log.info({ deleted }, 'outbox relay pruned records past retention');
   }
+}
+
+class PublishTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the transport did not acknowledge the batch within ${ms} ms`);
+    this.name = 'PublishTimeoutError';
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PublishTimeoutError(ms)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
