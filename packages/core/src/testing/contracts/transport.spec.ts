@@ -1,0 +1,15 @@
+/** The shared Transport contract run against core's InMemoryTransport (the brokers' runs are in their packages' tests). */
+import { pino } from 'pino';
+import { InMemoryTransport } from '../../transport/InMemoryTransport.js';
+import { transportContract } from './transportContract.js';
+
+transportContract('InMemoryTransport', async () => {
+  const transport = new InMemoryTransport({}, { logger: pino({ level: 'silent' }) });
+  return {
+    transport,
+    deadLetters: async (topic, group) =>
+      transport.deadLetters
+        .filter((d) => d.topic === topic && d.group === group)
+        .map((d) => ({ message: d.message, reason: d.reason, code: d.code })),
+  };
+});
