@@ -262,6 +262,27 @@ describe('defineEvent: writing an older version', () => {
   });
 });
 
+describe('defineEvent: zod codecs', () => {
+  it('decodes and encodes through the chain, both directions', () => {
+    const codec = OrderPlaced.codec(1, 3);
+    expect(codec.decode(v1)).toEqual(v3);
+    expect(codec.encode(v3)).toEqual(v1);
+    expect(OrderPlaced.codec(3, 2).decode(v3)).toEqual(v2);
+    expect(OrderPlaced.codec(3, 2).encode(v2)).toEqual(v3);
+  });
+
+  it('throws the same typed errors', () => {
+    expect(() => OrderPlaced.codec(1, 2).decode({ orderId: 1 } as never)).toThrow();
+    const UpOnly = defineEvent('up.only')
+      .version(1, V1)
+      .version(2, V2, {
+        up: (d) => ({ orderId: d.orderId, amountCents: d.amount * 100, currency: 'EUR' }),
+      });
+    expect(() => UpOnly.codec(1, 2).encode(v2)).toThrow(MissingTransformError);
+    expect(() => OrderPlaced.codec(1, 9 as 3)).toThrow(UnknownSchemaVersionError);
+  });
+});
+
 describe('defineEvent: envelope', () => {
   it('builds an envelope of the latest version with validated data', () => {
     const envelope = OrderPlaced.envelope(

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   createEnvelope,
   type CreateEnvelopeDependencies,
@@ -279,6 +279,27 @@ export class EventDefinition<
       { type: this.type, source, schemaversion: version, data: valid, id, time, ...extensions },
       dependencies,
     );
+  }
+
+  /**
+   * A zod codec between two versions (`z.codec`), for code that speaks zod: `decode` converts
+   * `from` data to `to` and `encode` converts back, each through the whole chain with the same
+   * validation and errors as {@link EventDefinition.read}.
+   * @example
+   * const v1ToV2 = OrderPlaced.codec(1, 2);
+   * v1ToV2.decode({ orderId: 'o', amount: 1.5 }); // { orderId: 'o', amountCents: 150, currency: 'EUR' }
+   * v1ToV2.encode({ orderId: 'o', amountCents: 150, currency: 'EUR' }); // { orderId: 'o', amount: 1.5 }
+   */
+  codec<F extends keyof TSchemas & number, T extends keyof TSchemas & number>(
+    from: F,
+    to: T,
+  ): z.ZodCodec<TSchemas[F], TSchemas[T]> {
+    const source = this.#schemaOf(from) as TSchemas[F];
+    const target = this.#schemaOf(to) as TSchemas[T];
+    return z.codec(source, target, {
+      decode: (data) => this.#convert(data, from, to) as z.input<TSchemas[T]>,
+      encode: (data) => this.#convert(data, to, from) as z.output<TSchemas[F]>,
+    });
   }
 
   #schemaOf(version: number): z.ZodType {

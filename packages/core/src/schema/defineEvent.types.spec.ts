@@ -87,4 +87,13 @@ describe('schema types', () => {
       expectTypeOf(old.data).toEqualTypeOf<EventData<Def, 1>>();
     });
   });
+  it('types codecs by their two versions', () => {
+    typeOnly(() => {
+      const codec = OrderPlaced.codec(1, 2);
+      expectTypeOf(codec.decode({ orderId: 'o', amount: 1 })).toEqualTypeOf<EventData<Def, 2>>();
+      expectTypeOf(codec.encode({ orderId: 'o', cents: 1, note: '' })).toEqualTypeOf<
+        EventInput<Def, 1>
+      >();
+    });
+  });
 });
