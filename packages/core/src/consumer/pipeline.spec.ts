@@ -830,6 +830,20 @@ describe('idempotent() wrapper', () => {
     expect(await held.process(v2Message())).toMatchObject({ kind: 'redeliver', pause: false });
   });
 
+  it('throws IdempotencyKeyError for input without an envelope and no key function', async () => {
+    const once = idempotent(() => undefined, { store: new InMemoryDedupeStore(), consumer: 'c' });
+    await expect(once({ not: 'an envelope' })).rejects.toMatchObject({
+      code: 'BT_ERR_IDEMPOTENCY_KEY_INVALID',
+      retriable: false,
+    });
+    const empty = idempotent(() => undefined, {
+      store: new InMemoryDedupeStore(),
+      consumer: 'c',
+      key: () => '',
+    });
+    await expect(empty(undefined)).rejects.toThrow(/not a non-empty string/);
+  });
+
   it('validates its options', () => {
     expect(() =>
       idempotent(() => undefined, { store: new InMemoryDedupeStore(), consumer: '' }),
