@@ -79,7 +79,11 @@ function harness(
     logger,
     now: () => now,
   });
-  const deliver = async (topic: string, records: ConsumedRecord[]) => {
+  const deliver = async (
+    topic: string,
+    records: ConsumedRecord[],
+    overrides: Partial<BatchControls> = {},
+  ) => {
     await handler(
       { topic, partition: 0, records, highWatermark: '100' },
       {
@@ -88,6 +92,7 @@ function harness(
         heartbeat: async () => {},
         isRunning: () => true,
         isStale: () => false,
+        ...overrides,
       },
     );
   };
@@ -228,6 +233,17 @@ describe('KafkaSubscription batch rules', () => {
       [BACKTRACK_HEADERS.originalOffset]: '3',
     });
     expect(h.log).toEqual(['resolve 3', 'commit 4']);
+    await h.sub.close();
+  });
+
+  it('ends the batch when a heartbeat fails (rebalance): commits what is done, rewinds to the rest', async () => {
+    const h = harness(() => ACK);
+    await h.sub.start();
+    await h.deliver('orders', [rec(0, 'a'), rec(1, 'b'), rec(2, 'c')], {
+      heartbeat: () => Promise.reject(new Error('The group is rebalancing')),
+    });
+    expect(h.calls.map(bodyOf)).toEqual(['a']);
+    expect(h.log).toEqual(['resolve 0', 'commit 1', 'seek orders/0@1']);
     await h.sub.close();
   });
 });

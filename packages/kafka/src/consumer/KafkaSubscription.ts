@@ -464,7 +464,7 @@ export class KafkaSubscription implements Subscription {
             );
         });
         if (chunk.some((i) => result[i]?.kind === 'redeliver')) break;
-        await controls.heartbeat().catch(() => {});
+        if (!(await this.#heartbeat(controls))) break;
       }
       return result;
     }
@@ -487,9 +487,24 @@ export class KafkaSubscription implements Subscription {
       // Strict order: nothing after a message that has to come again is processed now.
       if (d.kind === 'redeliver' || (d.kind === 'retry' && this.#opts.retryMode === 'in-place'))
         break;
-      await controls.heartbeat().catch(() => {});
+      if (!(await this.#heartbeat(controls))) break;
     }
     return result;
+  }
+
+  /**
+   * Heartbeats between messages. False when the group is rebalancing (or the member is gone):
+   * the batch then ends after what is done, so the rebalance is not held up; the rest is fetched
+   * again by whoever owns the partition next.
+   */
+  async #heartbeat(controls: BatchControls): Promise<boolean> {
+    try {
+      await controls.heartbeat();
+      return true;
+    } catch (err) {
+      this.#log.info({ err }, 'heartbeat failed (rebalance?); ending the batch early');
+      return false;
+    }
   }
 
   #processorThrew(error: unknown, threw: boolean): Disposition {
