@@ -45,7 +45,7 @@ export function defineConfig(config: BacktrackConfig): BacktrackConfig {
   return config;
 }
 
-const DEFAULT_FILES = ['backtrack.config.mjs', 'backtrack.config.js'];
+const DEFAULT_FILES = ['backtrack.config.mjs', 'backtrack.config.js', 'backtrack.config.ts'];
 
 /**
  * Loads the config module: `--config`, else BACKTRACK_CONFIG, else ./backtrack.config.{mjs,js}.
@@ -61,21 +61,18 @@ export async function loadConfig(
     : DEFAULT_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
   if (!file) return { config: {} };
   if (!existsSync(file)) throw new CliError(`config file not found: ${file}`, EXIT.Usage);
-  if (/\.(c|m)?ts$/.test(file)) {
-    throw new CliError(
-      `config file ${file} is TypeScript; Node cannot import it directly`,
-      EXIT.Usage,
-      undefined,
-      'compile it to .js/.mjs, or run the CLI through tsx: `npx tsx node_modules/@backtrack/cli/dist/bin.js ...`',
-    );
-  }
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (error) {
+    const typescript = /\.(c|m)?ts$/.test(file);
     throw new CliError(
       `could not load config ${file}: ${error instanceof Error ? error.message : String(error)}`,
       EXIT.Usage,
+      undefined,
+      typescript
+        ? 'Node cannot import TypeScript by itself: compile the config to .js/.mjs, or run the CLI through tsx (`npx tsx node_modules/@backtrack/cli/dist/bin.js ...`)'
+        : undefined,
     );
   }
   const config = (mod.default ?? mod) as BacktrackConfig;
