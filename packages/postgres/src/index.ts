@@ -45,7 +45,11 @@ export type {
   TransactionalHandlerFn,
   TransactionalHandlerOptions,
 } from './inbox/transactionalHandler.js';
-export { DEFAULT_POSTGRES_OUTBOX_OPTIONS, PostgresOutbox } from './outbox/PostgresOutbox.js';
+export {
+  DEFAULT_POSTGRES_OUTBOX_OPTIONS,
+  OUTBOX_NOTIFY_CHANNEL,
+  PostgresOutbox,
+} from './outbox/PostgresOutbox.js';
 export type {
   OutboxAppendOptions,
   PostgresOutboxDependencies,

@@ -274,3 +274,69 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
     ).toThrow(expect.objectContaining({ code: 'BT_ERR_PG_CONFIG_INVALID' }));
   });
 });
+
+describe.skipIf(!postgres.available)('PostgresOutboxRelay LISTEN/NOTIFY wake-up', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await openTestDatabase(postgres.url, 'bt_relay_listen');
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  const until = async (predicate: () => boolean, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return predicate();
+  };
+
+  it('publishes a committed record at once, not at the next poll, and never before COMMIT', async () => {
+    const outbox = new PostgresOutbox({ pool: db.pool }, { schema: db.schema });
+    const transport = new RecordingTransport();
+    // A poll interval far longer than the test: only a notification can wake the relay.
+    const relay = new PostgresOutboxRelay({ outbox, transport }, { pollIntervalMs: 60_000 });
+    relay.start();
+    try {
+      expect(await until(() => relay.listening, 5_000)).toBe(true);
+      // Let the first (empty) pass finish so the relay is asleep.
+      await new Promise((r) => setTimeout(r, 200));
+
+      const first = record();
+      const t0 = Date.now();
+      await outbox.append(first);
+      expect(await until(() => transport.published.length === 1, 5_000)).toBe(true);
+      const latencyMs = Date.now() - t0;
+      expect(latencyMs).toBeLessThan(5_000);
+
+      const second = record();
+      const tx = await db.pool.connect();
+      try {
+        await tx.query('BEGIN');
+        await outbox.append(second, { client: tx });
+        await new Promise((r) => setTimeout(r, 300));
+        expect(transport.published.map(idOf)).toEqual([first.id]);
+        await tx.query('COMMIT');
+      } finally {
+        tx.release();
+      }
+      expect(await until(() => transport.published.length === 2, 5_000)).toBe(true);
+      expect(transport.published.map(idOf)).toEqual([first.id, second.id]);
+    } finally {
+      await relay.stop();
+    }
+    expect(relay.listening).toBe(false);
+  });
+
+  it('falls back to polling when the outbox does not notify', async () => {
+    const outbox = new PostgresOutbox({ pool: db.pool }, { schema: db.schema, notify: false });
+    const transport = new RecordingTransport();
+    const relay = new PostgresOutboxRelay({ outbox, transport }, { pollIntervalMs: 100 });
+    relay.start();
+    try {
+      await outbox.append(record());
+      expect(await until(() => transport.published.length === 1, 5_000)).toBe(true);
+    } finally {
+      await relay.stop();
+    }
+  });
+});

@@ -32,13 +32,24 @@ export interface PostgresOutboxOptions extends JournalOptions {
   schema?: string;
   /** Rows deleted per statement by `prune`. @default 5000 */
   pruneBatchSize?: number;
+  /**
+   * Send a `NOTIFY` on channel {@link OUTBOX_NOTIFY_CHANNEL} (payload: the schema) with every new
+   * record, delivered when its transaction commits, so a listening relay publishes at once
+   * instead of at its next poll.
+   * @default true
+   */
+  notify?: boolean;
 }
+
+/** The channel `PostgresOutbox` notifies and `PostgresOutboxRelay` listens on. */
+export const OUTBOX_NOTIFY_CHANNEL = 'backtrack_outbox';
 
 /** The defaults merged under {@link PostgresOutboxOptions}. */
 export const DEFAULT_POSTGRES_OUTBOX_OPTIONS = {
   schema: DEFAULT_SCHEMA,
   retentionMs: DEFAULT_JOURNAL_OPTIONS.retentionMs,
   pruneBatchSize: 5000,
+  notify: true,
 } as const satisfies Required<PostgresOutboxOptions>;
 
 /** Per-call options of {@link PostgresOutbox.append}. */
@@ -108,6 +119,7 @@ export class PostgresOutbox implements Journal {
   readonly #seqTable: string;
   readonly #retentionMs: number;
   readonly #pruneBatchSize: number;
+  readonly #notify: boolean;
 
   constructor(dependencies: PostgresOutboxDependencies, options: PostgresOutboxOptions = {}) {
     this.#pool = dependencies.pool;
@@ -130,6 +142,7 @@ export class PostgresOutbox implements Journal {
       });
     }
     this.#pruneBatchSize = pruneBatchSize;
+    this.#notify = options.notify ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.notify;
   }
 
   /** The schema this outbox reads and writes. */
@@ -174,6 +187,7 @@ export class PostgresOutbox implements Journal {
       JSON.stringify(record.message.headers),
       toBuffer(record.message.body),
       timeSeq,
+      ...(this.#notify ? [this.#schema] : []),
     ];
     try {
       // The counter is only bumped when the id is new; a concurrent append of the same id may
@@ -184,12 +198,20 @@ export class PostgresOutbox implements Journal {
             WHERE NOT EXISTS (SELECT 1 FROM ${this.#table} WHERE id = $1)
            RETURNING last
          )
-         INSERT INTO ${this.#table}
-                (seq, id, type, schema_version, message_key, topic, service, version, time,
-                 saga_id, causation_id, headers, body)
-         SELECT last, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12 FROM bump
-         ON CONFLICT (id) DO NOTHING
-         RETURNING ${OUTBOX_COLUMNS}`,
+         , ins AS (
+           INSERT INTO ${this.#table}
+                  (seq, id, type, schema_version, message_key, topic, service, version, time,
+                   saga_id, causation_id, headers, body)
+           SELECT last, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12 FROM bump
+           ON CONFLICT (id) DO NOTHING
+           RETURNING ${OUTBOX_COLUMNS}
+         )
+         SELECT ${OUTBOX_COLUMNS}${
+           // Delivered to listeners only when the surrounding transaction commits.
+           this.#notify
+             ? `, pg_notify('${OUTBOX_NOTIFY_CHANNEL}', $14::text)::text AS notified`
+             : ''
+         } FROM ins`,
         params,
       );
       const row =

@@ -10,6 +10,7 @@ import {
 import { PostgresConfigError, toStoreError } from '../errors.js';
 import {
   OUTBOX_COLUMNS,
+  OUTBOX_NOTIFY_CHANNEL,
   toJournalRecord,
   type OutboxRow,
   type PostgresOutbox,
@@ -62,6 +63,14 @@ export interface PostgresOutboxRelayOptions {
    * @default 30_000
    */
   publishTimeoutMs?: number;
+  /**
+   * While `start()`ed, hold one pool connection that `LISTEN`s for the outbox's notifications
+   * (see `PostgresOutbox` option `notify`) and run a pass as soon as a transaction with new
+   * records commits, instead of at the next poll. Polling stays on as the fallback (a lost
+   * listener is re-established at the next pass).
+   * @default true
+   */
+  listen?: boolean;
 }
 
 /** The defaults merged under {@link PostgresOutboxRelayOptions}. */
@@ -74,6 +83,7 @@ export const DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS = {
   maxRetryDelayMs: 30_000,
   pruneIntervalMs: 60 * 60 * 1000,
   publishTimeoutMs: 30_000,
+  listen: true,
 } as const satisfies Required<PostgresOutboxRelayOptions>;
 
 /** What one relay pass did. */
@@ -119,6 +129,11 @@ export class PostgresOutboxRelay {
   #loop: Promise<void> | undefined;
   #stopping: AbortController | undefined;
   #consecutiveFailures = 0;
+  #listener: PoolClient | undefined;
+  /** Ends the current idle sleep early (a notification arrived). */
+  #wake: (() => void) | undefined;
+  /** A notification arrived while a pass ran: skip the next sleep. */
+  #woken = false;
   #lastPruneMs = 0;
 
   constructor(
@@ -135,7 +150,7 @@ export class PostgresOutboxRelay {
     const o = { ...DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS };
     for (const [field, value] of Object.entries(options)) {
       if (value === undefined) continue;
-      if (field === 'exclusive') {
+      if (field === 'exclusive' || field === 'listen') {
         if (typeof value !== 'boolean')
           throw new PostgresConfigError(field, value, 'must be a boolean');
       } else {
@@ -155,6 +170,11 @@ export class PostgresOutboxRelay {
       schema: this.#outbox.schema,
       transport: this.#transport.name,
     });
+  }
+
+  /** True while the relay holds a LISTEN connection (only while started, with `listen`). */
+  get listening(): boolean {
+    return this.#listener !== undefined;
   }
 
   /** True between `start()` and the end of `stop()`. */
@@ -304,6 +324,7 @@ export class PostgresOutboxRelay {
   async stop(): Promise<void> {
     this.#stopping?.abort();
     await this.#loop;
+    this.#dropListener();
   }
 
   async #run(signal: AbortSignal): Promise<void> {
@@ -313,6 +334,8 @@ export class PostgresOutboxRelay {
     );
     while (!signal.aborted) {
       let delayMs = this.#o.pollIntervalMs;
+      await this.#ensureListener();
+      this.#woken = false;
       try {
         const r = await this.runOnce();
         if (r.failed > 0) {
@@ -326,9 +349,58 @@ export class PostgresOutboxRelay {
         delayMs = this.#backoff();
         this.#log.warn({ err: error, delayMs }, 'outbox relay pass failed');
       }
-      if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+      if (delayMs > 0 && !this.#woken && !signal.aborted) await this.#idle(delayMs, signal);
     }
     this.#log.info('outbox relay stopped');
+  }
+
+  #idle(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+
+  async #ensureListener(): Promise<void> {
+    if (!this.#o.listen || this.#listener !== undefined) return;
+    let client: PoolClient | undefined;
+    try {
+      client = await this.#outbox.pool.connect();
+      const schema = this.#outbox.schema;
+      client.on('notification', (message) => {
+        if (message.channel !== OUTBOX_NOTIFY_CHANNEL || message.payload !== schema) return;
+        if (this.#wake) this.#wake();
+        else this.#woken = true;
+      });
+      const own = client;
+      // Stays attached after the client is dropped, so a late error never goes unhandled.
+      client.on('error', (error) => {
+        if (this.#listener !== own) return;
+        this.#log.warn({ err: error }, 'outbox relay listener lost; polling until it is back');
+        this.#dropListener(error);
+      });
+      await client.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
+      this.#listener = client;
+    } catch (error) {
+      client?.release(error instanceof Error ? error : true);
+      this.#log.warn({ err: error }, 'outbox relay could not LISTEN; polling');
+    }
+  }
+
+  #dropListener(error?: Error): void {
+    const client = this.#listener;
+    this.#listener = undefined;
+    if (client === undefined) return;
+    client.removeAllListeners('notification');
+    // A LISTENing connection must not go back to the pool: destroy it.
+    client.release(error ?? true);
   }
 
   #backoff(): number {
