@@ -552,6 +552,19 @@ describe('createConsumerPipeline: idempotent step', () => {
     });
   });
 
+  it('does not touch the store for an event no handler routes', async () => {
+    const store = new InMemoryDedupeStore();
+    const claim = vi
+      .spyOn(store, 'claim')
+      .mockRejectedValue(new StoreUnavailableError('redis', 'claim'));
+    const pipeline = createConsumerPipeline(
+      { name: 'c', unhandled: 'ignore', handlers: [handle(OrderShipped, () => undefined)] },
+      { dedupeStore: store },
+    );
+    expect(await pipeline.process(v2Message())).toEqual({ kind: 'ack', outcome: 'ignored' });
+    expect(claim).not.toHaveBeenCalled();
+  });
+
   it('does not mark a dead-lettered or unhandled message done', async () => {
     const store = new InMemoryDedupeStore();
     const pipeline = createConsumerPipeline(

@@ -262,10 +262,25 @@ export function createConsumerPipeline(
     early,
     ...middleware,
     ...(idempotency && store
-      ? [idempotent({ ...idempotency, store, ...(idempotencyKey ? { key: idempotencyKey } : {}) })]
+      ? [
+          onlyRouted(
+            idempotent({
+              ...idempotency,
+              store,
+              ...(idempotencyKey ? { key: idempotencyKey } : {}),
+            }),
+          ),
+        ]
       : []),
     ...options.handlers,
   ]);
+  // Events no handler routes never touch the dedupe store (no claim, no pause when it is down).
+  function onlyRouted(inner: Middleware): Middleware {
+    return (context, next) =>
+      context.envelope !== undefined && routes.has(context.envelope.type)
+        ? inner(context, next)
+        : next();
+  }
   const inProgressDelayMs =
     idempotency?.inProgressDelayMs ?? DEFAULT_INFRA_DELAYS.inProgressDelayMs;
   const unavailableDelayMs =
