@@ -118,4 +118,22 @@ describe.skipIf(!postgres.available)('PostgresInbox survives SIGKILL of the cons
     expect((await redeliver(inbox, key)).status).toBe('duplicate');
     expect(await paymentsFor(key)).toBe(1);
   });
+
+  it('contrast: the lease protocol alone (as with Redis) repeats the effect after the same kill', async () => {
+    const consumer = uniqueName('payments');
+    const key = uniqueName('evt');
+    const child = await startChild(
+      [postgres.url, db.schema, consumer, key, 'lease-after-write'],
+      'WROTE',
+    );
+    await sigkill(child);
+    // The write committed on its own; the done mark never came. Once the lease expires, the
+    // redelivery claims the message and runs the handler again: a second effect.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const inbox = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
+    const claim = await inbox.claim(key, { leaseMs: 30_000 });
+    expect(claim.status).toBe('claimed');
+    await db.pool.query(`INSERT INTO ${payments} (message_key, amount) VALUES ($1, 42)`, [key]);
+    expect(await paymentsFor(key)).toBe(2);
+  });
 });
