@@ -171,15 +171,19 @@ describe('createPublisher', () => {
 
   it('types data against the chosen schema version', () => {
     const { publisher } = setup();
-    expectTypeOf(publisher.publish<typeof OrderPlaced>).parameter(1).toEqualTypeOf<{
-      orderId: string;
-      amountCents: number;
-      currency: string;
-    }>();
-    expectTypeOf(publisher.publish<typeof OrderPlaced, 1>).parameter(1).toEqualTypeOf<{
-      orderId: string;
-      amount: number;
-    }>();
+    expectTypeOf(publisher.publish<typeof OrderPlaced>)
+      .parameter(1)
+      .toEqualTypeOf<{
+        orderId: string;
+        amountCents: number;
+        currency: string;
+      }>();
+    expectTypeOf(publisher.publish<typeof OrderPlaced, 1>)
+      .parameter(1)
+      .toEqualTypeOf<{
+        orderId: string;
+        amount: number;
+      }>();
   });
 });
 
