@@ -235,15 +235,16 @@ describe('planRollback', () => {
 
   it('lists an effect a person must handle when it cannot be downcast', async () => {
     const NoDown = defineEvent('nodown')
-      .version(1, z.object({ a: z.string() }))
-      .version(2, z.object({ a: z.string(), b: z.string() }), { up: (v) => ({ ...v, b: '' }) });
+      .version(1, z.object({ a: z.string(), n: z.number() }))
+      // v1's required `n` is gone and no `down` transform recreates it: not convertible.
+      .version(2, z.object({ a: z.string() }), { up: (v) => ({ a: v.a }) });
     const reg = registry.with(NoDown);
     const journal = new InMemoryJournal();
     const publisher = createPublisher(
       { service: 's', version: 'v' },
       { transport: new RecordingTransport(), journal, registry: reg },
     );
-    await publisher.publish(NoDown, { a: 'x', b: 'y' });
+    await publisher.publish(NoDown, { a: 'x' });
     const plan = await planRollback(
       { service: 's', version: 'v', strategy: 'replay', targetVersions: { nodown: 1 } },
       { journal, registry: reg },
