@@ -82,12 +82,12 @@ export function createContext(
   consumer: string,
   logger: Logger,
   signal: AbortSignal = new AbortController().signal,
+  logBindings?: Record<string, unknown>,
 ): ConsumerContext {
-  const context: ConsumerContext = {
+  const context = {
     message,
     attempt: message.attempt,
     consumer,
-    logger,
     signal,
     handled: false,
     state: new Map(),
@@ -118,8 +118,37 @@ export function createContext(
         pause: options.pause ?? false,
       };
     },
-  };
+  } as Omit<ConsumerContext, 'logger'> as ConsumerContext;
+  // pino's child() costs microseconds per call: build the message's child logger only when
+  // something logs, with every binding gathered so far (see bindLogger).
+  let pending: Record<string, unknown> | undefined = logBindings;
+  let current: Logger | undefined = logBindings === undefined ? logger : undefined;
+  Object.defineProperty(context, 'logger', {
+    enumerable: true,
+    get: () => (current ??= logger.child(pending ?? {})),
+    set: (value: Logger) => {
+      current = value;
+      pending = undefined;
+    },
+  });
+  Object.defineProperty(context, BIND, {
+    value: (fields: Record<string, unknown>) => {
+      if (current === undefined) pending = { ...pending, ...fields };
+      else current = current.child(fields);
+    },
+  });
   return context;
+}
+
+const BIND = Symbol('backtrack.context.bindLogger');
+
+/** Adds fields to the context's logger (cheaply, before anything has logged). */
+export function bindLogger(context: ConsumerContext, fields: Record<string, unknown>): void {
+  const bind = (
+    context as unknown as Record<symbol, ((f: Record<string, unknown>) => void) | undefined>
+  )[BIND];
+  if (bind) bind(fields);
+  else context.logger = context.logger.child(fields);
 }
 
 /**

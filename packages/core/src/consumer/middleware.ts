@@ -3,7 +3,7 @@ import type { Envelope } from '../envelope/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { EventData, EventDefinition, VersionSchemas } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
-import type { ConsumerContext, DedupeInfo, Middleware } from './context.js';
+import { bindLogger, type ConsumerContext, type DedupeInfo, type Middleware } from './context.js';
 import { ConsumerConfigError } from './errors.js';
 import type { IncomingMessage } from './processor.js';
 
@@ -19,7 +19,7 @@ export function decode(limits: Partial<EnvelopeLimits> = {}): Middleware {
     if (context.envelope === undefined) {
       const envelope = decodeEnvelope(context.message.message, limits);
       context.envelope = envelope;
-      context.logger = context.logger.child({
+      bindLogger(context, {
         messageId: envelope.id,
         type: envelope.type,
         schemaVersion: envelope.schemaversion,

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { pino } from 'pino';
 import { z } from 'zod';
 import { InMemoryDedupeStore } from '../dedupe/InMemoryDedupeStore.js';
 import type { ClaimResult, DedupeStore } from '../dedupe/DedupeStore.js';
@@ -166,6 +167,59 @@ describe('createConsumerPipeline: routing, validation and upcasting', () => {
     expect(await pipeline.process(message)).toMatchObject({
       kind: 'dead-letter',
       code: 'BT_ERR_SCHEMA_TRANSFORM_MISSING',
+    });
+  });
+});
+
+describe('createConsumerPipeline: logging', () => {
+  it('gives the handler a logger bound to consumer, topic, messageId, type and sagaId', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line)) },
+    );
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'billing',
+        handlers: [handle(OrderPlaced, ({ logger: log }) => log.info('charging'))],
+      },
+      { logger },
+    );
+    const message = incoming(
+      encodeEnvelope(
+        OrderPlaced.envelope(
+          { orderId: 'o', amountCents: 1 },
+          { source: '//s', id: 'log-1', sagaid: 'saga-9' },
+        ),
+      ),
+    );
+    await pipeline.process(message);
+    expect(lines.find((l) => l.msg === 'charging')).toMatchObject({
+      consumer: 'billing',
+      topic: 'orders',
+      attempt: 1,
+      messageId: 'log-1',
+      type: 'order.placed',
+      schemaVersion: 2,
+      sagaId: 'saga-9',
+    });
+  });
+
+  it('logs a dead letter with its reason at error level', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => void lines.push(JSON.parse(line)) },
+    );
+    const pipeline = createConsumerPipeline(
+      { name: 'c', handlers: [handle(OrderPlaced, () => undefined)] },
+      { logger },
+    );
+    await pipeline.process(incoming({ headers: {}, body: new Uint8Array() }));
+    expect(lines[0]).toMatchObject({
+      level: 50,
+      msg: 'message dead-lettered',
+      disposition: { code: 'BT_ERR_MALFORMED_MESSAGE' },
     });
   });
 });

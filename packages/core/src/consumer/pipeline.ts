@@ -289,17 +289,12 @@ export function createConsumerPipeline(
   const controllers = new WeakMap<ConsumerContext, AbortController>();
   function newContext(message: IncomingMessage): ConsumerContext {
     const controller = new AbortController();
-    const context = createContext(
-      message,
-      name,
-      logger.child({
-        topic: message.origin?.topic,
-        ...(message.origin?.partition === undefined ? {} : { partition: message.origin.partition }),
-        ...(message.origin?.offset === undefined ? {} : { offset: message.origin.offset }),
-        attempt: message.attempt,
-      }),
-      controller.signal,
-    );
+    const context = createContext(message, name, logger, controller.signal, {
+      topic: message.origin?.topic,
+      ...(message.origin?.partition === undefined ? {} : { partition: message.origin.partition }),
+      ...(message.origin?.offset === undefined ? {} : { offset: message.origin.offset }),
+      attempt: message.attempt,
+    });
     controllers.set(context, controller);
     return context;
   }
@@ -407,7 +402,8 @@ export function createConsumerPipeline(
     const { error, ...fields } = disposition as Disposition & { error?: unknown };
     switch (disposition.kind) {
       case 'ack':
-        context.logger.debug({ disposition: fields }, 'message processed');
+        if (logger.isLevelEnabled('debug'))
+          context.logger.debug({ disposition: fields }, 'message processed');
         break;
       case 'retry':
         context.logger.warn({ disposition: fields, err: error }, 'handler failed; retrying later');
