@@ -295,31 +295,31 @@ async function publishBatch(
   logger: Logger,
 ): Promise<string | undefined> {
   const version = rollbackVersion(plan.planId);
-  const outgoing: OutgoingMessage[] = [];
-  const ids: string[] = [];
+  const outgoing: { item: RollbackPlanItem; id: string; message: OutgoingMessage }[] = [];
   for (const item of batch) {
     for (const m of item.messages) {
-      const message = {
+      const encoded = {
         headers: { ...m.headers },
         body: new Uint8Array(Buffer.from(m.body, 'base64')),
       };
-      outgoing.push(
-        m.key === undefined ? { topic: m.topic, message } : { topic: m.topic, key: m.key, message },
-      );
-      ids.push(m.id);
+      const message: OutgoingMessage =
+        m.key === undefined
+          ? { topic: m.topic, message: encoded }
+          : { topic: m.topic, key: m.key, message: encoded };
+      outgoing.push({ item, id: m.id, message });
     }
   }
+  const ids = outgoing.map((o) => o.id);
   let lastError = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       // Journal first (idempotent on the deterministic id), like every Backtrack publish.
-      for (let i = 0; i < outgoing.length; i++) {
-        const m = outgoing[i]!;
-        const item = batch.find((b) => b.messages.some((x) => x.id === ids[i]))!;
+      for (const { item, id, message: m } of outgoing) {
+        const plannedMessage = item.messages.find((x) => x.id === id)!;
         await journal.append({
-          id: ids[i]!,
-          type: m.message.headers.type ?? 'unknown',
-          schemaVersion: Number(m.message.headers.schemaversion ?? 1),
+          id,
+          type: plannedMessage.type,
+          schemaVersion: plannedMessage.schemaVersion,
           key: m.key,
           topic: m.topic,
           service: plan.service,
@@ -329,7 +329,7 @@ async function publishBatch(
           message: m.message,
         });
       }
-      await transport.publish(outgoing);
+      await transport.publish(outgoing.map((o) => o.message));
       await journal
         .markPublished(ids)
         .catch((err: unknown) =>
