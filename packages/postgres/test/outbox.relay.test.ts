@@ -263,6 +263,16 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
     expect((await later.runOnce()).published).toBe(1);
   });
 
+  it('publishes a record whose producer clock runs ahead at once (olderThanMs 0)', async () => {
+    const outbox = await freshOutbox();
+    const ahead = await outbox.append(
+      record({ time: new Date(Date.now() + 10 * 60_000).toISOString() }),
+    );
+    const transport = new RecordingTransport();
+    expect((await new PostgresOutboxRelay({ outbox, transport }).runOnce()).published).toBe(1);
+    expect(transport.published.map(idOf)).toEqual([ahead.id]);
+  });
+
   it('validates relay options with coded errors', async () => {
     const outbox = await freshOutbox();
     const transport = new RecordingTransport();

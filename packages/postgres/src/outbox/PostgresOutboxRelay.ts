@@ -217,7 +217,12 @@ export class PostgresOutboxRelay {
             FOR UPDATE SKIP LOCKED`,
           [
             this.#outbox.oldestLiveSeq(now),
-            timeMsToSeq(now - this.#o.olderThanMs),
+            // With olderThanMs 0 (the relay is the only publisher) there is no upper bound: a
+            // producer whose clock runs ahead pushes seqs into the future (seq = max(last + 1,
+            // time)), and those records must not wait for the relay's clock to catch up.
+            this.#o.olderThanMs === 0
+              ? Number.MAX_SAFE_INTEGER
+              : timeMsToSeq(now - this.#o.olderThanMs),
             this.#o.batchSize,
           ],
         )
