@@ -45,6 +45,8 @@ export interface DrillOptions {
   convergeTimeoutMs?: number;
   /** How long a saga step waits for its reply, in ms. @default 30_000 on a broker, 5_000 in memory */
   replyTimeoutMs?: number;
+  /** Leave the run's queues and Redis keys in place (to inspect them). @default false */
+  keep?: boolean;
   /** Receives each phase as it starts and progress within it (for the progress display). */
   onPhase?: (phase: DrillPhase, total?: number) => void;
   onProgress?: (done: number, total: number) => void;
@@ -269,6 +271,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     };
   } finally {
     await shop.stop();
+    if (!options.keep) {
+      await runtime.destroy().catch((err: unknown) => logger.warn({ err }, 'cleanup failed'));
+    }
     await runtime.close();
   }
 }

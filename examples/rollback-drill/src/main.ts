@@ -17,6 +17,7 @@ try {
     { orders: 1_000, concurrency: 64 },
     {
       json: { type: 'boolean' },
+      keep: { type: 'boolean' },
     },
   );
 } catch (error) {
@@ -26,7 +27,7 @@ try {
   ) {
     console.error(`drill: ${(error as Error).message}`);
     console.error(
-      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--prefix NAME] [--json]',
+      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--prefix NAME] [--keep] [--json]',
     );
     process.exit(2);
   }
@@ -70,6 +71,7 @@ try {
     transport: config.transport,
     orders: config.orders,
     concurrency: config.concurrency,
+    keep: config.flags.keep === true,
     prefix: `${config.prefix}-drill-${Date.now().toString(36)}`,
     onPhase: (next, total) => {
       endPhase();

@@ -50,5 +50,6 @@ try {
 } finally {
   bar.stop();
   await shop.stop();
+  await runtime.destroy();
   await runtime.close();
 }

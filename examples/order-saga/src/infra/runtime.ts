@@ -74,6 +74,12 @@ export interface Runtime {
   connect(): Promise<Transport>;
   /** Closes every transport and the Redis connection. */
   close(): Promise<void>;
+  /**
+   * Deletes what this run left on the brokers and in Redis: its RabbitMQ queues and exchanges
+   * and its Redis keys (Kafka topics stay; they are cheap and expire with retention). Call it
+   * before `close()`. Nothing to do in memory.
+   */
+  destroy(): Promise<void>;
 }
 
 export function libraryLogger(): Logger {
@@ -111,6 +117,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         };
       },
       close: () => transport.close(),
+      destroy: async () => undefined,
     };
   }
 
@@ -154,6 +161,17 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async close() {
       await Promise.allSettled(transports.map((t) => t.close()));
       redis.disconnect();
+    },
+    async destroy() {
+      if (options.transport === 'rabbitmq' && transports[0]) {
+        await deleteRabbitTopology(transports[0], topic, group);
+      }
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== '0');
     },
   };
 }
@@ -200,4 +218,24 @@ async function transportFactory(
   const { createRabbitTransport } = await import('@backtrack/rabbitmq');
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
   return async () => createRabbitTransport({ url, consumer: { prefetch: 32 } }, { logger });
+}
+
+/** Deletes the queues and exchanges the four services' subscriptions declared. */
+async function deleteRabbitTopology(
+  transport: Transport,
+  topic: (service: ServiceName) => string,
+  group: (service: ServiceName) => string,
+): Promise<void> {
+  const { DEFAULT_RABBIT_CONSUMER_OPTIONS, RabbitTransport } = await import('@backtrack/rabbitmq');
+  if (!(transport instanceof RabbitTransport)) return;
+  const queues = SERVICES.flatMap((s) => [
+    group(s),
+    `${group(s)}.dlq`,
+    ...DEFAULT_RABBIT_CONSUMER_OPTIONS.retryDelaysMs.map((ms) => `${group(s)}.retry.${ms}ms`),
+  ]);
+  const exchanges = [...SERVICES.map(topic), ...SERVICES.map((s) => `${group(s)}.dlx`)];
+  await transport.connection.withChannel(async (channel) => {
+    for (const queue of queues) await channel.deleteQueue(queue);
+    for (const exchange of exchanges) await channel.deleteExchange(exchange);
+  });
 }
