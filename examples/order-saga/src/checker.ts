@@ -176,6 +176,7 @@ export function formatReport(report: ConsistencyReport, limit = 10): string {
     .sort()
     .map(([s, n]) => `${n} ${s}`)
     .join(', ');
+  if (report.orders === 0 && report.ok) return `${color.dim('·')} no orders found`;
   const lines = [
     report.ok
       ? `${color.green('✓')} consistent: all ${report.orders} orders agree with stock, payments and shipments (${statuses})`

@@ -137,11 +137,11 @@ export async function startOrders(
   const logger: Logger = infra.logger.child({ service: 'orders' });
 
   /** Sends a command and waits for its reply. */
-  async function ask<T extends Reply['type']>(
+  async function ask(
     kind: ReplyKind,
     send: (id: string) => Promise<unknown>,
     ctx: { input: PlaceOrderInput; idempotencyKey: string; attempt: number; signal: AbortSignal },
-  ): Promise<Extract<Reply, { type: T }> | Reply> {
+  ): Promise<Reply> {
     const reply = replies.wait(ctx.input.orderId, kind, ctx.signal);
     // A new id per attempt: a retried step is a new request, which the other service answers
     // again from its own (idempotent) state instead of dropping it as a duplicate.
