@@ -4,7 +4,7 @@
  */
 import { orderSpec } from './catalog.js';
 import { checkUntilConsistent, formatReport, type ConsistencyReport } from './checker.js';
-import { createRuntime } from './infra/runtime.js';
+import { createRuntime, type TransportKind } from './infra/runtime.js';
 import type { PlaceOrderInput } from './services/orders.js';
 import { startShop } from './system.js';
 import { color, consoleStory, type Story } from './story.js';
@@ -25,14 +25,25 @@ export function storyOrders(): PlaceOrderInput[] {
 }
 
 export async function runExample(
-  options: { write?: (line: string) => void; story?: Story } = {},
+  options: {
+    write?: (line: string) => void;
+    story?: Story;
+    /** @default 'memory' */
+    transport?: TransportKind;
+    /** Prefix of the run's topics, queues and keys on a real broker. @default a new one */
+    prefix?: string;
+  } = {},
 ): Promise<ConsistencyReport> {
   const write = options.write ?? ((line: string) => console.log(line));
   const story = options.story ?? consoleStory(write);
-  const runtime = await createRuntime({ transport: 'memory' });
+  const transport = options.transport ?? 'memory';
+  const runtime = await createRuntime({
+    transport,
+    prefix: options.prefix ?? `example-${Date.now().toString(36)}`,
+  });
   write(
     color.bold(
-      'Backtrack order saga: orders → inventory → payments → shipping (in-memory transport)',
+      `Backtrack order saga: orders → inventory → payments → shipping (${transport === 'memory' ? 'in-memory' : transport} transport)`,
     ),
   );
   write(
@@ -48,6 +59,7 @@ export async function runExample(
     return report;
   } finally {
     await shop.stop();
+    await runtime.destroy();
     await runtime.close();
   }
 }

@@ -1,11 +1,21 @@
 /**
  * `npm run example`: the order saga on the in-memory transport, with nothing else running.
- * Exits 0 when the checker finds every order consistent, 1 otherwise.
+ * `npm run -w @backtrack/examples order-saga -- --transport kafka|rabbitmq` tells the same story
+ * over a real broker (with Redis). Exits 0 when the checker finds every order consistent, 1
+ * otherwise, 2 on a bad argument.
  */
+import { readConfig } from './config.js';
 import { runExample } from './example.js';
 
+let transport;
 try {
-  const report = await runExample();
+  transport = readConfig().transport;
+} catch (error) {
+  console.error(`order-saga: ${(error as Error).message}`);
+  process.exit(2);
+}
+try {
+  const report = await runExample({ transport });
   process.exitCode = report.ok ? 0 : 1;
 } catch (error) {
   console.error(error);
