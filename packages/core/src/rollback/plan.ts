@@ -123,7 +123,10 @@ export interface NeedsPersonItem {
 
 /** The result of {@link planRollback}: JSON-serialisable, so it can be saved, printed and stored. */
 export interface RollbackPlan {
-  /** Hash of the selection and of every planned id: equal plans have equal ids. */
+  /**
+   * Hash of the service, version, strategy, target versions and every planned id (not of the
+   * window): plans of the same effects have equal ids, whenever they were made.
+   */
   planId: string;
   createdAt: string;
   service: string;
@@ -371,14 +374,13 @@ export async function planRollback(
     }
   } while (cursor);
 
+  // The window is left out on purpose: planning the same effects again later (a default `until`
+  // of "now") gives the same plan id, so re-running the same command resumes the same run.
   const planId = hashPlan({
     service,
     version,
     strategy,
-    since,
-    until,
     targetVersions: options.targetVersions,
-    types: options.types,
     items: pending.map((p) => p.outgoing.map((o) => o.envelope.id)),
     sagas: [...sagas.keys()],
     needsPerson: needsPerson.map((n) => n.itemId),

@@ -145,8 +145,9 @@ describe('planRollback', () => {
     });
 
     w.tick(5_000);
+    // Planned again later with the default `until` (now): same effects, same plan and ids.
     const again = await planRollback(
-      { service: 'inventory', version: '2.0.0', strategy: 'compensate', until: plan.window.until },
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
       { journal: w.journal, registry, compensations, now: w.clock },
     );
     expect(again.planId).toBe(plan.planId);
