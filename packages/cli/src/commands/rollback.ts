@@ -240,6 +240,13 @@ async function execute(
       : undefined;
   let started = false;
   let lastPercent = -1;
+  // First Ctrl-C: finish the current batch, record it, and stop (resumable). A second one kills.
+  const stop = new AbortController();
+  const onSigint = () => {
+    stop.abort();
+    process.stderr.write('\nstopping after the current batch (Ctrl-C again to kill)...\n');
+  };
+  process.once('SIGINT', onSigint);
   try {
     const result = await runRollback(
       plan,
@@ -248,6 +255,7 @@ async function execute(
         batchSize: flags.batchSize,
         leaseMs: flags.leaseMs,
         waitForLeaseMs: flags.waitForLeaseMs,
+        signal: stop.signal,
         onProgress: (e) => {
           if (bar) {
             if (!started) bar.start(e.total, 0, { state: e.state });
@@ -265,9 +273,12 @@ async function execute(
       { journal, transport, progressStore, sagas, logger: ctx.logger },
     );
     bar?.stop();
-    out.result(result, () => describeResult(result));
-    if (result.status === 'failed') return EXIT.Incomplete;
-    return EXIT.Ok;
+    out.result(result, () =>
+      result.status === 'running'
+        ? `${describeResult(result)}\nStopped before the end: resume with \`backtrack rollback resume ${runId}\`.`
+        : describeResult(result),
+    );
+    return result.status === 'completed' ? EXIT.Ok : EXIT.Incomplete;
   } catch (error) {
     bar?.stop();
     if (error instanceof BacktrackError && error.code === 'BT_ERR_ROLLBACK_RUN_LOCKED') {
@@ -279,6 +290,8 @@ async function execute(
       );
     }
     throw error;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
 }
 
