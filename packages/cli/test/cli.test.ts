@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import amqplib from 'amqplib';
+import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -40,6 +41,7 @@ const { EmailSent, StockReserved, registry } = (await import(CONFIG)) as {
 
 const redisInfo = await probeService('redis');
 const rabbitInfo = await probeService('rabbitmq');
+const kafkaInfo = await probeService('kafka');
 
 interface CliResult {
   code: number | null;
@@ -65,6 +67,7 @@ function cli(
         ...process.env,
         REDIS_URL: redisInfo.url,
         AMQP_URL: rabbitInfo.url,
+        KAFKA_BROKERS: kafkaInfo.url,
         BACKTRACK_LOG_LEVEL: 'silent',
         ...prefixes,
         ...options.env,
@@ -207,24 +210,27 @@ describe('backtrack CLI: arguments', () => {
   });
 });
 
-describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
-  'backtrack CLI: rollback, sagas, schemas, dlq on Redis + RabbitMQ',
+describe.skipIf(!redisInfo.available || !kafkaInfo.available)(
+  'backtrack CLI: rollback, sagas, schemas on Redis + Kafka',
   () => {
     const redis = new Redis(redisInfo.url);
-    const exchange = uniqueName('bt-cli-inventory');
-    const queue = uniqueName('bt-cli-watch');
+    const topic = uniqueName('bt-cli-inventory');
     const work = { dir: '' };
-    let amqp: amqplib.ChannelModel;
-    let channel: amqplib.Channel;
+    const kafka = new Kafka({
+      brokers: [kafkaInfo.url],
+      clientId: 'bt-cli-test',
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = kafka.admin();
     const originals: string[] = [];
+    /** Messages in the topic (sum of the partitions' high watermarks). */
+    const published = async () =>
+      (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
 
     beforeAll(async () => {
       work.dir = await mkdtemp(join(tmpdir(), 'bt-cli-'));
-      amqp = await amqplib.connect(rabbitInfo.url);
-      channel = await amqp.createChannel();
-      await channel.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
-      await channel.assertQueue(queue, { durable: false });
-      await channel.bindQueue(queue, exchange, '#');
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
 
       // A bad deploy journaled 6 reservations and one email (the broker side is not needed here).
       const sent: OutgoingMessage[] = [];
@@ -236,7 +242,7 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
       };
       const journal = new RedisJournal({ keyPrefix: prefixes.BT_TEST_JOURNAL_PREFIX }, { redis });
       const bad = createPublisher(
-        { service: 'inventory', version: '2.0.0', topicFor: () => exchange },
+        { service: 'inventory', version: '2.0.0', topicFor: () => topic },
         { transport, journal, registry },
       );
       for (let i = 0; i < 6; i++) {
@@ -249,9 +255,8 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
     });
 
     afterAll(async () => {
-      await channel.deleteQueue(queue).catch(() => undefined);
-      await channel.deleteExchange(exchange).catch(() => undefined);
-      await amqp.close();
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      await admin.disconnect();
       for (const prefix of Object.values(prefixes)) {
         const keys = await redis.keys(`*${prefix}*`);
         if (keys.length) await redis.unlink(...keys);
@@ -260,7 +265,7 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
       await rm(work.dir, { recursive: true, force: true });
     });
 
-    const base = ['--config', CONFIG, '--transport', 'rabbitmq'];
+    const base = ['--config', CONFIG, '--transport', 'kafka', '--kafka-brokers', kafkaInfo.url];
 
     it('plans: text for people, JSON for scripts, and a plan file', async () => {
       const text = await cli([
@@ -332,7 +337,7 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
         dryRun: true,
         summary: { reversed: 6, needsPerson: 1, published: 0 },
       });
-      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+      expect(await published()).toBe(0);
     });
 
     it('exits 3 while another runner holds the run, then runs, reports status, and resumes to nothing', async () => {
@@ -363,7 +368,7 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
         status: 'completed',
         summary: { reversed: 6, needsPerson: 1, failed: 0, published: 6 },
       });
-      await expect.poll(async () => (await channel.checkQueue(queue)).messageCount).toBe(6);
+      await expect.poll(published).toBe(6);
 
       const list = await cli([...base, 'rollback', 'status']);
       expect(list.code).toBe(0);
@@ -380,7 +385,7 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
       const resume = await cli([...base, '--json', 'rollback', 'resume', runId]);
       expect(resume.code).toBe(0);
       expect(resume.json()).toMatchObject({ summary: { reversed: 6, published: 0 } });
-      expect((await channel.checkQueue(queue)).messageCount).toBe(6);
+      expect(await published()).toBe(6);
 
       const missing = await cli([...base, 'rollback', 'resume', 'no-such-run']);
       expect(missing.code).toBe(1);
@@ -483,62 +488,84 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)(
       expect(missing.code).toBe(2);
       expect(missing.stderr).toContain('schemas snapshot --out');
     });
-
-    it('lists dead letters without removing them, and re-drives them to where they came from', async () => {
-      const dlq = uniqueName('bt-cli-dlq');
-      await channel.assertQueue(dlq, { durable: false });
-      const headers = {
-        cloudEvents_specversion: '1.0',
-        cloudEvents_source: '//test',
-        cloudEvents_schemaversion: '1',
-        'x-backtrack-dead-letter-reason': 'handler kept failing',
-        'x-backtrack-dead-letter-code': 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED',
-        'x-backtrack-original-exchange': exchange,
-      };
-      for (const id of ['dl-1', 'dl-2']) {
-        channel.sendToQueue(dlq, Buffer.from('{"sku":"a","quantity":1}'), {
-          messageId: id,
-          type: 'stock.released',
-          contentType: 'application/json',
-          headers,
-        });
-      }
-      await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(2);
-      try {
-        const list = await cli([...base, '--json', 'dlq', 'list', '--queue', dlq]);
-        expect(list.code, list.stderr).toBe(0);
-        expect(list.json()).toEqual([
-          expect.objectContaining({
-            id: 'dl-1',
-            type: 'stock.released',
-            code: 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED',
-          }),
-          expect.objectContaining({ id: 'dl-2' }),
-        ]);
-        await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(2);
-        const before = (await channel.checkQueue(queue)).messageCount;
-        const redrive = await cli([
-          ...base,
-          '--json',
-          'dlq',
-          'redrive',
-          '--queue',
-          dlq,
-          '--limit',
-          '1',
-        ]);
-        expect(redrive.code, redrive.stderr).toBe(0);
-        expect(redrive.json()).toMatchObject({ redriven: 1 });
-        await expect
-          .poll(async () => (await channel.checkQueue(queue)).messageCount)
-          .toBe(before + 1);
-        await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(1);
-        const noQueue = await cli([...base, 'dlq', 'list']);
-        expect(noQueue.code).toBe(2);
-        expect(noQueue.stderr).toContain('pass --queue');
-      } finally {
-        await channel.deleteQueue(dlq);
-      }
-    });
   },
 );
+
+describe.skipIf(!rabbitInfo.available)('backtrack CLI: dead letters on RabbitMQ', () => {
+  const exchange = uniqueName('bt-cli-orders');
+  const queue = uniqueName('bt-cli-watch');
+  let amqp: amqplib.ChannelModel;
+  let channel: amqplib.Channel;
+  const base = ['--config', CONFIG, '--transport', 'rabbitmq'];
+
+  beforeAll(async () => {
+    amqp = await amqplib.connect(rabbitInfo.url);
+    channel = await amqp.createChannel();
+    await channel.assertExchange(exchange, 'topic', { durable: false, autoDelete: false });
+    await channel.assertQueue(queue, { durable: false });
+    await channel.bindQueue(queue, exchange, '#');
+  });
+
+  afterAll(async () => {
+    await channel?.deleteQueue(queue).catch(() => undefined);
+    await channel?.deleteExchange(exchange).catch(() => undefined);
+    await amqp?.close();
+  });
+
+  it('lists dead letters without removing them, and re-drives them to where they came from', async () => {
+    const dlq = uniqueName('bt-cli-dlq');
+    await channel.assertQueue(dlq, { durable: false });
+    const headers = {
+      cloudEvents_specversion: '1.0',
+      cloudEvents_source: '//test',
+      cloudEvents_schemaversion: '1',
+      'x-backtrack-dead-letter-reason': 'handler kept failing',
+      'x-backtrack-dead-letter-code': 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED',
+      'x-backtrack-original-exchange': exchange,
+    };
+    for (const id of ['dl-1', 'dl-2']) {
+      channel.sendToQueue(dlq, Buffer.from('{"sku":"a","quantity":1}'), {
+        messageId: id,
+        type: 'stock.released',
+        contentType: 'application/json',
+        headers,
+      });
+    }
+    await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(2);
+    try {
+      const list = await cli([...base, '--json', 'dlq', 'list', '--queue', dlq]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.json()).toEqual([
+        expect.objectContaining({
+          id: 'dl-1',
+          type: 'stock.released',
+          code: 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED',
+        }),
+        expect.objectContaining({ id: 'dl-2' }),
+      ]);
+      await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(2);
+      const before = (await channel.checkQueue(queue)).messageCount;
+      const redrive = await cli([
+        ...base,
+        '--json',
+        'dlq',
+        'redrive',
+        '--queue',
+        dlq,
+        '--limit',
+        '1',
+      ]);
+      expect(redrive.code, redrive.stderr).toBe(0);
+      expect(redrive.json()).toMatchObject({ redriven: 1 });
+      await expect
+        .poll(async () => (await channel.checkQueue(queue)).messageCount)
+        .toBe(before + 1);
+      await expect.poll(async () => (await channel.checkQueue(dlq)).messageCount).toBe(1);
+      const noQueue = await cli([...base, 'dlq', 'list']);
+      expect(noQueue.code).toBe(2);
+      expect(noQueue.stderr).toContain('pass --queue');
+    } finally {
+      await channel.deleteQueue(dlq);
+    }
+  });
+});
