@@ -24,6 +24,7 @@ import {
   type SagaRecord,
   type Transport,
 } from '@backtrack/core';
+import { createKafkaTransport } from '@backtrack/kafka';
 import { RedisJournal, RedisRollbackProgressStore, RedisSagaStore } from '@backtrack/redis';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 
@@ -566,6 +567,78 @@ describe.skipIf(!rabbitInfo.available)('backtrack CLI: dead letters on RabbitMQ'
       expect(noQueue.stderr).toContain('pass --queue');
     } finally {
       await channel.deleteQueue(dlq);
+    }
+  });
+});
+
+describe.skipIf(!kafkaInfo.available)('backtrack CLI: dead letters on Kafka', () => {
+  it('lists dead letters with their code, and re-drives them to their source topic', async () => {
+    const topic = uniqueName('bt-cli-dl');
+    const dlq = `${topic}.dlq`;
+    const transport = createKafkaTransport({
+      brokers: [kafkaInfo.url],
+      clientId: 'bt-cli-test',
+      clientLogLevel: 'nothing',
+      consumer: { sessionTimeoutMs: 10_000, heartbeatIntervalMs: 1_000, maxWaitTimeMs: 200 },
+    });
+    const admin = new Kafka({ brokers: [kafkaInfo.url], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    const count = async (t: string) =>
+      (await admin.fetchTopicOffsets(t)).reduce((n, p) => n + Number(p.high), 0);
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 1 });
+      // A consumer that dead-letters everything: the transport writes each message to `<topic>.dlq`.
+      const sub = await transport.subscribe({
+        topics: [topic],
+        group: uniqueName('bt-cli-dl-group'),
+        processor: {
+          process: async () => ({
+            kind: 'dead-letter',
+            reason: 'poison for the test',
+            code: 'BT_ERR_TEST_POISON',
+          }),
+        },
+      });
+      const message = (id: string) => ({
+        headers: {
+          id,
+          source: '//test',
+          type: 'stock.released',
+          specversion: '1.0',
+          time: new Date().toISOString(),
+          schemaversion: '1',
+          'content-type': 'application/json',
+        },
+        body: new TextEncoder().encode('{"sku":"a","quantity":1}'),
+      });
+      await transport.publish([
+        { topic, message: message('k-1') },
+        { topic, message: message('k-2') },
+      ]);
+      await expect.poll(() => count(dlq), { timeout: 30_000 }).toBe(2);
+      await sub.close();
+
+      const base = ['--transport', 'kafka', '--kafka-brokers', kafkaInfo.url];
+      const list = await cli([...base, '--json', 'dlq', 'list', '--topic', dlq]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.json()).toEqual([
+        expect.objectContaining({ id: 'k-1', code: 'BT_ERR_TEST_POISON', origin: topic }),
+        expect.objectContaining({ id: 'k-2' }),
+      ]);
+      const human = await cli([...base, 'dlq', 'list', '--topic', dlq, '--code', 'NOPE']);
+      expect(human.stdout).toContain('No dead letters.');
+
+      const redrive = await cli([...base, '--json', 'dlq', 'redrive', '--topic', dlq]);
+      expect(redrive.code, redrive.stderr).toBe(0);
+      expect(redrive.json()).toMatchObject({ redriven: 2, byTopic: { [topic]: 2 } });
+      expect(await count(topic)).toBe(4);
+      const noTopic = await cli([...base, 'dlq', 'list']);
+      expect(noTopic.code).toBe(2);
+      expect(noTopic.stderr).toContain('pass --topic');
+    } finally {
+      await transport.close();
+      await admin.deleteTopics({ topics: [topic, dlq, `${topic}.retry`] }).catch(() => undefined);
+      await admin.disconnect();
     }
   });
 });
