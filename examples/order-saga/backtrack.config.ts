@@ -1,9 +1,11 @@
 /**
- * The `backtrack` CLI's view of the order-saga example: its events, how to reverse a bad
- * payments deploy, and where the services keep their journal and saga log in Redis (the same
- * prefixes as `src/infra/runtime.ts`). Run the CLI through tsx so this TypeScript file loads:
+ * Config of the `backtrack` CLI for the order-saga services: their events, how payments'
+ * events are reversed, and where the run's journal, rollback progress and saga log live in Redis
+ * (under BACKTRACK_PREFIX, default `shop`, like the services). TypeScript, so run the CLI
+ * through tsx:
  *
- *   npx tsx packages/cli/src/bin.ts --config examples/order-saga/backtrack.config.ts --transport rabbitmq rollback plan --service payments --version 1.1.0
+ *   npx tsx ../packages/cli/src/bin.ts --config order-saga/backtrack.config.ts rollback plan \
+ *     --transport kafka --service payments --version 1.1.0 --strategy compensate
  */
 import { defineConfig } from '@backtrack/cli';
 import { currentRegistry } from './src/events.js';

@@ -90,6 +90,7 @@ export async function checkConsistency(states: ServiceStates): Promise<Consisten
     if ((available[sku] ?? 0) < 0) stockProblems.push(`${sku}: negative stock ${available[sku]}`);
   }
 
+  verdicts.sort((a, b) => a.orderId.localeCompare(b.orderId, 'en', { numeric: true }));
   const byStatus: Record<string, number> = {};
   for (const o of orders) byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
   const needsPerson = verdicts.filter((v) => v.status === 'needs-attention');
