@@ -25,19 +25,41 @@ import { uniqueName } from '../../../test/support/services.js';
 
 export { uniqueName };
 
-/** Fast reconnects and short retry TTLs so the tests run in seconds. */
+const declared = new WeakMap<RabbitTransport, { queues: Set<string>; exchanges: Set<string> }>();
+
+/**
+ * Fast reconnects and short retry TTLs so the tests run in seconds. Every subscription's topology
+ * is remembered for {@link declaredNames}, also after the subscription closed.
+ */
 export async function openTransport(
   url: string,
   overrides: Partial<RabbitTransportOptions> = {},
 ): Promise<RabbitTransport> {
-  return createRabbitTransport({
+  const transport = await createRabbitTransport({
     url,
     connectionName: uniqueName('bt-rabbit-test'),
     reconnect: { initialDelayMs: 100, maxDelayMs: 1_000, initialMaxRetries: 2 },
     publishTimeoutMs: 20_000,
     ...overrides,
-    consumer: { retryDelaysMs: [200, 1_000], shutdownTimeoutMs: 5_000, ...overrides.consumer },
+    // One retry queue and a classic dead-letter queue per subscription: every quorum queue is a
+    // Raft group, and the shared test broker runs on two cores. The consumer queue stays quorum.
+    consumer: {
+      retryDelaysMs: [200],
+      deadLetter: { queueType: 'classic' },
+      shutdownTimeoutMs: 5_000,
+      ...overrides.consumer,
+    },
   });
+  const names = { queues: new Set<string>(), exchanges: new Set<string>() };
+  declared.set(transport, names);
+  const subscribe = transport.subscribe.bind(transport);
+  transport.subscribe = async (options) => {
+    const subscription = await subscribe(options);
+    for (const q of subscription.topology.topology.queues ?? []) names.queues.add(q.name);
+    for (const e of subscription.topology.topology.exchanges ?? []) names.exchanges.add(e.name);
+    return subscription;
+  };
+  return transport;
 }
 
 /** An encoded envelope of `type` v`version`. */
@@ -147,18 +169,13 @@ export class BrokerProbe {
   }
 }
 
-/** Every queue and exchange a subscription of `transport` declared. */
+/** Every queue and exchange the subscriptions of `transport` declared (open or closed). */
 export function declaredNames(transport: RabbitTransport): {
   queues: string[];
   exchanges: string[];
 } {
-  const queues: string[] = [];
-  const exchanges: string[] = [];
-  for (const s of transport.subscriptions) {
-    for (const q of s.topology.topology.queues ?? []) queues.push(q.name);
-    for (const e of s.topology.topology.exchanges ?? []) exchanges.push(e.name);
-  }
-  return { queues, exchanges };
+  const names = declared.get(transport);
+  return { queues: [...(names?.queues ?? [])], exchanges: [...(names?.exchanges ?? [])] };
 }
 
 const run = promisify(execFile);
