@@ -155,6 +155,23 @@ export async function runRollback(
   const total =
     plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
   let published = 0;
+  // Heartbeat: renew the lease every third of its length, so a long batch or a slow saga
+  // compensation does not lose it. A failed renewal (taken over) stops the run at the next check.
+  let leaseError: unknown;
+  const heartbeat = setInterval(
+    () => {
+      store.renewLease(runId, token, o.leaseMs).catch((error: unknown) => {
+        if (error instanceof RollbackLeaseLostError) leaseError = error;
+        else logger.warn({ err: error }, 'could not renew the run lease; will retry');
+      });
+    },
+    Math.max(50, Math.floor(o.leaseMs / 3)),
+  );
+  heartbeat.unref();
+  const checkLease = async () => {
+    if (leaseError) throw leaseError;
+    await store.renewLease(runId, token, o.leaseMs);
+  };
 
   try {
     const progress = await store.getItems(runId);
@@ -207,7 +224,7 @@ export async function runRollback(
     for (let start = 0; start < todo.length; start += o.batchSize) {
       if (o.signal?.aborted) break;
       const batch = todo.slice(start, start + o.batchSize);
-      await store.renewLease(runId, token, o.leaseMs);
+      await checkLease();
       await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
       const error = await publishBatch(
         plan,
@@ -236,7 +253,7 @@ export async function runRollback(
         progress[saga.itemId]?.state === ItemState.NeedsPerson
       )
         continue;
-      await store.renewLease(runId, token, o.leaseMs);
+      await checkLease();
       await write([
         await compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
           itemId: saga.itemId,
@@ -260,6 +277,7 @@ export async function runRollback(
     logger.info({ status, ...result.summary }, 'rollback run ended');
     return { ...result, status };
   } finally {
+    clearInterval(heartbeat);
     await store
       .releaseLease(runId, token)
       .catch((err: unknown) => logger.warn({ err }, 'could not release the run lease'));
