@@ -302,7 +302,11 @@ function runOptions(cmd: Command): Command {
       'the run id (default: run-<planId>, so the same plan resumes the same run)',
     )
     .option('--batch-size <n>', 'items per broker call', positiveInt('--batch-size'))
-    .option('--lease-ms <ms>', 'run lease, renewed every batch', positiveInt('--lease-ms'))
+    .option(
+      '--lease-ms <ms>',
+      'run lease in ms (a killed runner frees the run after it)',
+      positiveInt('--lease-ms'),
+    )
     .option(
       '--wait-for-lease-ms <ms>',
       'wait this long for a lease another runner holds',

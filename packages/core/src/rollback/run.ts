@@ -32,7 +32,7 @@ export interface RunRollbackOptions {
   runId: string;
   /** Who runs it, shown to a second runner that finds the run locked. @default `<hostname>:<pid>` */
   owner?: string;
-  /** The run's lease, renewed before every batch, in ms. A killed runner frees it after this. @default 30_000 */
+  /** The run's lease, renewed in the background every third of it, in ms. A killed runner frees it after this. @default 30_000 */
   leaseMs?: number;
   /** How long to wait for a lease another runner holds before failing, in ms. @default 0 */
   waitForLeaseMs?: number;
