@@ -11,6 +11,7 @@ import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
+import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
@@ -29,6 +30,10 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   describe('scenario 1: consumer killed mid-batch', () => {
     consumerKillScenario({ transport: 'kafka', messages: 1500, kills: 3, seed });
     consumerKillScenario({ transport: 'rabbitmq', messages: 1500, kills: 3, seed: seed + 1 });
+  });
+
+  describe('scenario 3: Redis restart (the dedupe store loses its data)', () => {
+    redisRestartScenario({ perPhase: 200, outageMs: 3_000, replays: 20 });
   });
 
   describe('scenario 4: saga engine killed mid-flight', () => {

@@ -168,3 +168,12 @@ export function unitHash(text: string): number {
   h ^= h >>> 15;
   return (h >>> 0) / 4294967296;
 }
+
+/** Progress lines for a scenario when FAULT_DEBUG is set (timings relative to its start). */
+export function tracer(scenario: string): (what: string) => void {
+  const t0 = Date.now();
+  return (what) => {
+    if (process.env.FAULT_DEBUG)
+      process.stderr.write(`[${scenario}] +${Date.now() - t0} ms ${what}\n`);
+  };
+}

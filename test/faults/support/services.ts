@@ -11,15 +11,19 @@ import { ROOT, sleep } from './child.js';
 
 const exec = promisify(execFile);
 
-/** The project machines' Redis command line: nothing on disk, so a restart loses every key. */
-export const REDIS_START_ARGS = [
+/**
+ * The project machines' Redis command line: nothing on disk, so a restart loses every key. The
+ * port follows REDIS_URL (6379 on the machines), so a developer can point the suite at a private
+ * Redis instead of the one other test runs share.
+ */
+export const redisStartArgs = (port = ports.redis().port): string[] => [
   '--daemonize',
   'yes',
   '--bind',
   '127.0.0.1',
   '-::1',
   '--port',
-  '6379',
+  String(port),
   '--save',
   '',
   '--appendonly',
@@ -83,13 +87,13 @@ async function run(cmd: string, args: string[], timeoutMs = 180_000): Promise<st
  * scenario for want of a service.
  */
 export async function ensureServices(): Promise<void> {
-  const needed = ['redis', 'rabbitmq', 'postgres'] as const;
-  const down = [];
-  for (const name of needed) if (!(await isUp(name))) down.push(name);
-  if (down.length > 0) await run('bash', ['scripts/services/ensure']);
+  if (!(await isUp('postgres'))) await run('bash', ['scripts/services/ensure']);
+  if (!(await isUp('redis'))) await startRedis();
   if (!(await isUp('rabbitmq'))) await startRabbit();
-  if (!(await isUp('kafka'))) await run('bash', ['scripts/kafka/start'], 300_000);
-  for (const name of [...needed, 'kafka'] as const) await waitPort(name, true, 60_000);
+  if (!(await isUp('kafka'))) await startKafka();
+  for (const name of ['redis', 'rabbitmq', 'postgres', 'kafka'] as const) {
+    await waitPort(name, true, 60_000);
+  }
 }
 
 /** `redis-cli shutdown nosave`: every key is gone (the server keeps nothing on disk). */
@@ -102,7 +106,7 @@ export async function stopRedis(): Promise<void> {
 export async function startRedis(): Promise<void> {
   if (await isUp('redis')) return;
   await run('mkdir', ['-p', '/var/lib/redis', '/var/log/redis']);
-  await run('redis-server', REDIS_START_ARGS);
+  await run('redis-server', redisStartArgs());
   await waitPort('redis', true, 30_000);
 }
 
