@@ -1,0 +1,30 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, readConfig } from './config.js';
+
+describe('example configuration', () => {
+  const saved = process.env.BACKTRACK_TRANSPORT;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.BACKTRACK_TRANSPORT;
+    else process.env.BACKTRACK_TRANSPORT = saved;
+  });
+
+  it('defaults to the memory transport', () => {
+    delete process.env.BACKTRACK_TRANSPORT;
+    expect(readConfig([])).toMatchObject({ transport: 'memory', prefix: 'shop', orders: 20 });
+  });
+
+  it('takes the transport from the flag before the environment', () => {
+    process.env.BACKTRACK_TRANSPORT = 'rabbitmq';
+    expect(readConfig([]).transport).toBe('rabbitmq');
+    expect(readConfig(['--transport', 'kafka']).transport).toBe('kafka');
+  });
+
+  it('rejects an unknown transport and a bad count with a message naming the flag', () => {
+    expect(() => readConfig(['--transport', 'sqs'])).toThrow(ConfigError);
+    expect(() => readConfig(['--transport', 'sqs'])).toThrow(
+      /--transport must be one of memory, kafka, rabbitmq/,
+    );
+    expect(() => readConfig(['--orders', '0'])).toThrow(/--orders must be a positive integer/);
+    expect(() => readConfig(['--nope'])).toThrow(/Unknown option '--nope'/);
+  });
+});
