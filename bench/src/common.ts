@@ -123,6 +123,12 @@ export async function runConcurrently(
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
 }
 
+/** CPU time (user + system) this process used since `start` (a `process.cpuUsage()` value), in seconds. */
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
 /** Seconds since `start` (a `performance.now()` value). */
 export function secondsSince(start: number): number {
   return (performance.now() - start) / 1000;

@@ -39,8 +39,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick              smoke mode: tiny sizes, 1 run (well under a minute)
   --runs N             runs per benchmark (default 5; quick 1)
-  --messages N         messages per consume run, Kafka and RabbitMQ (default 50000)
-  --publish N          messages per publish run, Kafka and RabbitMQ (default 5000)
+  --messages N         messages per consume run, Kafka and RabbitMQ (default 20000)
+  --publish N          messages per publish run, Kafka and RabbitMQ (default 1000)
   --concurrency N      publishes / claims in flight at once (default 16)
   --prefetch N         RabbitMQ prefetch of both consumers (default 50)
   --sagas N            sagas per run on the in-memory store (default 20000)
@@ -48,7 +48,7 @@ const HELP = `Usage: npm run bench -- [options]
   --saga-concurrency N sagas driven at once (default 64)
   --claims N           dedupe claims per run (default 20000)
   --batch N            keys per claimMany / pipeline (default 100)
-  --effects N          journaled effects a rollback reverses per run (default 10000)
+  --effects N          journaled effects a rollback reverses per run (default 2000)
   --only a,b           only these benchmarks: ${BENCHMARKS.map((b) => b.id).join(', ')}
   --out FILE           JSON output (default bench/results/latest.json)
   --help`;
@@ -135,8 +135,10 @@ async function main(): Promise<void> {
   const failures: BenchReport['failures'] = [];
   for (const benchmark of selected) {
     console.log(`== ${benchmark.id}: ${benchmark.title}`);
-    const rec = new Recorder(benchmark.id, benchmark.title, (m) => console.log(m));
     const t = performance.now();
+    const rec = new Recorder(benchmark.id, benchmark.title, (m) =>
+      console.log(`${`[${((performance.now() - t) / 1000).toFixed(1)}s]`.padEnd(9)}${m}`),
+    );
     try {
       await benchmark.run(options, rec);
       results.push(rec.result((performance.now() - t) / 1000));
@@ -169,7 +171,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+main()
+  .catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    // A client that failed mid-benchmark may keep a socket open: do not hang on it.
+    setTimeout(() => process.exit(), 5_000).unref();
+  });

@@ -35,10 +35,13 @@ export interface BenchOptions {
   out: string;
 }
 
-export const FULL_DEFAULTS = {
+/** Sizes of a full run. */
+export type Sizes = Omit<BenchOptions, 'quick' | 'only' | 'out'>;
+
+export const FULL_DEFAULTS: Readonly<Sizes> = {
   runs: 5,
-  messages: 50_000,
-  publish: 5_000,
+  messages: 20_000,
+  publish: 1_000,
   concurrency: 16,
   prefetch: 50,
   sagas: 20_000,
@@ -46,10 +49,10 @@ export const FULL_DEFAULTS = {
   sagaConcurrency: 64,
   claims: 20_000,
   batch: 100,
-  effects: 10_000,
-} as const;
+  effects: 2_000,
+};
 
-export const QUICK_DEFAULTS: typeof FULL_DEFAULTS = {
+export const QUICK_DEFAULTS: Readonly<Sizes> = {
   runs: 1,
   messages: 300,
   publish: 100,

@@ -19,6 +19,7 @@ import { createKafkaTransport, type KafkaSubscription } from '@backtrack/kafka';
 import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
 import {
   BenchOrderPlaced,
+  cpuSecondsSince,
   encodedOrders,
   SERVICES,
   silentLogger,
@@ -31,6 +32,12 @@ import type { Benchmark } from '../runner.js';
 
 const CONSUME_TIMEOUT_MS = 600_000;
 
+/** Messages per second, and CPU microseconds of this process per message, over the same span. */
+interface Measured {
+  rate: number;
+  cpuUs: number;
+}
+
 export const kafkaConsumeBenchmark: Benchmark = {
   id: 'kafka-consume',
   title: 'Kafka consume: raw eachBatch vs Backtrack consumer (Redis and in-memory dedupe)',
@@ -42,6 +49,9 @@ export const kafkaConsumeBenchmark: Benchmark = {
       .metric('raw', { label: 'kafkajs eachBatch, trivial handler', role: 'baseline', unit: 'msg/s' })
       .metric('bt-redis', { label: 'Backtrack consumer, Redis dedupe', role: 'backtrack', unit: 'msg/s' })
       .metric('bt-memory', { label: 'Backtrack consumer, in-memory dedupe', role: 'backtrack', unit: 'msg/s' })
+      .metric('cpu-raw', { label: 'raw: CPU of this process per message', role: 'info', unit: 'µs' })
+      .metric('cpu-bt-redis', { label: 'Backtrack+Redis: CPU per message', role: 'info', unit: 'µs' })
+      .metric('cpu-bt-memory', { label: 'Backtrack+memory: CPU per message', role: 'info', unit: 'µs' })
       .ratio('redis', { label: 'Backtrack+Redis / raw', numerator: 'bt-redis', denominator: 'raw', target: 0.9 })
       .ratio('memory', { label: 'Backtrack+memory / raw', numerator: 'bt-memory', denominator: 'raw', target: 0.9 });
 
@@ -68,13 +78,17 @@ export const kafkaConsumeBenchmark: Benchmark = {
           const group = `${topic}-${side}-${run}`;
           groups.push(group);
           if (side === 'raw') {
-            rec.record('raw', await rawConsume(kafka, topic, group, n));
+            const r = await rawConsume(kafka, topic, group, n);
+            rec.record('raw', r.rate);
+            rec.record('cpu-raw', r.cpuUs);
           } else {
             const store: DedupeStore =
               side === 'bt-redis'
                 ? new RedisDedupeStore({ keyPrefix: prefix }, { redis, logger: silentLogger })
                 : new InMemoryDedupeStore();
-            rec.record(side, await backtrackConsume(transport, topic, group, n, store));
+            const r = await backtrackConsume(transport, topic, group, n, store);
+            rec.record(side, r.rate);
+            rec.record(`cpu-${side}`, r.cpuUs);
           }
         }
       }
@@ -96,7 +110,7 @@ async function rawConsume(
   topic: string,
   group: string,
   n: number,
-): Promise<number> {
+): Promise<Measured> {
   const consumer = kafka.consumer({
     groupId: group,
     maxWaitTimeInMs: 500,
@@ -108,6 +122,8 @@ async function rawConsume(
   let bytes = 0;
   let first = 0;
   let last = 0;
+  let cpu0: NodeJS.CpuUsage | undefined;
+  let cpu = 0;
   await consumer.connect();
   try {
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -115,7 +131,10 @@ async function rawConsume(
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
-        if (first === 0) first = performance.now();
+        if (first === 0) {
+          first = performance.now();
+          cpu0 = process.cpuUsage();
+        }
         for (const m of batch.messages) bytes += m.value?.length ?? 0; // the trivial handler
         const lastOffset = batch.messages[batch.messages.length - 1]?.offset;
         if (lastOffset === undefined) return;
@@ -131,7 +150,10 @@ async function rawConsume(
           ],
         });
         count += batch.messages.length;
-        if (count >= n && last === 0) last = performance.now();
+        if (count >= n && last === 0) {
+          last = performance.now();
+          cpu = cpuSecondsSince(cpu0!);
+        }
       },
     });
     await waitFor(() => last !== 0, CONSUME_TIMEOUT_MS, `raw consumer ${group}`);
@@ -139,7 +161,7 @@ async function rawConsume(
     await consumer.disconnect().catch(() => undefined);
   }
   if (bytes === 0) throw new Error('raw consumer read nothing');
-  return n / ((last - first) / 1000);
+  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
 }
 
 async function backtrackConsume(
@@ -148,7 +170,7 @@ async function backtrackConsume(
   group: string,
   n: number,
   store: DedupeStore,
-): Promise<number> {
+): Promise<Measured> {
   let sum = 0;
   const pipeline = createConsumerPipeline(
     {
@@ -168,12 +190,17 @@ async function backtrackConsume(
   );
   let first = 0;
   let last = 0;
+  let cpu0: NodeJS.CpuUsage | undefined;
+  let cpu = 0;
   let acked = 0;
   let other = 0;
   const processor: MessageProcessor = {
     process: (m) => pipeline.process(m),
     processBatch: (messages) => {
-      if (first === 0) first = performance.now();
+      if (first === 0) {
+        first = performance.now();
+        cpu0 = process.cpuUsage();
+      }
       return pipeline.processBatch(messages);
     },
   };
@@ -186,7 +213,10 @@ async function backtrackConsume(
       onDisposition: (event) => {
         if (event.action === 'acked') acked++;
         else other++;
-        if (acked >= n && last === 0) last = performance.now();
+        if (acked >= n && last === 0) {
+          last = performance.now();
+          cpu = cpuSecondsSince(cpu0!);
+        }
       },
     });
     await waitFor(
@@ -201,5 +231,5 @@ async function backtrackConsume(
     await subscription?.close().catch(() => undefined);
   }
   if (sum === 0) throw new Error('handler saw no data');
-  return n / ((last - first) / 1000);
+  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
 }

@@ -18,6 +18,7 @@ import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
 import type { ChannelModel } from 'amqplib';
 import {
   BenchOrderPlaced,
+  cpuSecondsSince,
   encodedOrders,
   SERVICES,
   silentLogger,
@@ -40,6 +41,8 @@ export const rabbitConsumeBenchmark: Benchmark = {
     rec
       .metric('raw', { label: 'amqplib consume + ack, trivial handler', role: 'baseline', unit: 'msg/s' })
       .metric('bt', { label: 'Backtrack consumer, Redis dedupe', role: 'backtrack', unit: 'msg/s' })
+      .metric('cpu-raw', { label: 'raw: CPU of this process per message', role: 'info', unit: 'µs' })
+      .metric('cpu-bt', { label: 'Backtrack+Redis: CPU per message', role: 'info', unit: 'µs' })
       .ratio('redis', { label: 'Backtrack+Redis / raw', numerator: 'bt', denominator: 'raw', target: 0.85 });
 
     const model = await rawConnect();
@@ -77,11 +80,19 @@ export const rabbitConsumeBenchmark: Benchmark = {
         await confirmPublish(channel, exchange, n, 500, (i) => messages[i]!);
         const order = run % 2 === 0 ? ['raw', 'bt'] : ['bt', 'raw'];
         for (const side of order) {
-          if (side === 'raw') rec.record('raw', await rawConsume(model, rawQueue, n, o.prefetch));
-          else {
-            const store = new RedisDedupeStore({ keyPrefix: prefix }, { redis, logger: silentLogger });
-            rec.record('bt', await backtrackConsume(transport, exchange, btQueue, n, o.prefetch, store));
-          }
+          const r =
+            side === 'raw'
+              ? await rawConsume(model, rawQueue, n, o.prefetch)
+              : await backtrackConsume(
+                  transport,
+                  exchange,
+                  btQueue,
+                  n,
+                  o.prefetch,
+                  new RedisDedupeStore({ keyPrefix: prefix }, { redis, logger: silentLogger }),
+                );
+          rec.record(side, r.rate);
+          rec.record(`cpu-${side}`, r.cpuUs);
         }
       }
       rec.note(
@@ -99,22 +110,36 @@ export const rabbitConsumeBenchmark: Benchmark = {
   },
 };
 
-async function rawConsume(model: ChannelModel, queue: string, n: number, prefetch: number): Promise<number> {
+/** Messages per second, and CPU microseconds of this process per message, over the same span. */
+interface Measured {
+  rate: number;
+  cpuUs: number;
+}
+
+async function rawConsume(model: ChannelModel, queue: string, n: number, prefetch: number): Promise<Measured> {
   const channel = await model.createChannel();
   let count = 0;
   let bytes = 0;
   let first = 0;
   let last = 0;
+  let cpu0: NodeJS.CpuUsage | undefined;
+  let cpu = 0;
   try {
     await channel.prefetch(prefetch);
     await channel.consume(
       queue,
       (message) => {
         if (message === null) return;
-        if (first === 0) first = performance.now();
+        if (first === 0) {
+          first = performance.now();
+          cpu0 = process.cpuUsage();
+        }
         bytes += message.content.length; // the trivial handler
         channel.ack(message);
-        if (++count >= n && last === 0) last = performance.now();
+        if (++count >= n && last === 0) {
+          last = performance.now();
+          cpu = cpuSecondsSince(cpu0!);
+        }
       },
       { noAck: false },
     );
@@ -123,7 +148,7 @@ async function rawConsume(model: ChannelModel, queue: string, n: number, prefetc
     await channel.close().catch(() => undefined);
   }
   if (bytes === 0) throw new Error('raw consumer read nothing');
-  return n / ((last - first) / 1000);
+  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
 }
 
 async function backtrackConsume(
@@ -133,7 +158,7 @@ async function backtrackConsume(
   n: number,
   prefetch: number,
   store: RedisDedupeStore,
-): Promise<number> {
+): Promise<Measured> {
   let sum = 0;
   const pipeline = createConsumerPipeline(
     {
@@ -153,13 +178,21 @@ async function backtrackConsume(
   );
   let first = 0;
   let last = 0;
+  let cpu0: NodeJS.CpuUsage | undefined;
+  let cpu = 0;
   let handled = 0;
   const processor: MessageProcessor = {
     // The subscription acknowledges an `ack` disposition synchronously once this resolves.
     process: async (m) => {
-      if (first === 0) first = performance.now();
+      if (first === 0) {
+        first = performance.now();
+        cpu0 = process.cpuUsage();
+      }
       const disposition = await pipeline.process(m);
-      if (disposition.kind === 'ack' && ++handled >= n && last === 0) last = performance.now();
+      if (disposition.kind === 'ack' && ++handled >= n && last === 0) {
+        last = performance.now();
+        cpu = cpuSecondsSince(cpu0!);
+      }
       return disposition;
     },
   };
@@ -181,5 +214,5 @@ async function backtrackConsume(
     await subscription?.close().catch(() => undefined);
   }
   if (sum === 0) throw new Error('handler saw no data');
-  return n / ((last - first) / 1000);
+  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
 }

@@ -50,7 +50,8 @@ export const rollbackBenchmark: Benchmark = {
     const sinkQueue = `${name}.sink`;
     Object.assign(rec.params, { effects: n, batchSize: BATCH, topic, exchange });
     rec
-      .metric('plan', { label: 'planRollback (Redis journal)', role: 'info', unit: 'effects/s' })
+      .metric('plan-kafka', { label: 'planRollback (Redis journal), Kafka effects', role: 'info', unit: 'effects/s' })
+      .metric('plan-rabbit', { label: 'planRollback (Redis journal), RabbitMQ effects', role: 'info', unit: 'effects/s' })
       .metric('raw-kafka', { label: 'kafkajs sendBatch of 20, acks=all', role: 'baseline', unit: 'msg/s' })
       .metric('bt-kafka', { label: 'runRollback onto KafkaTransport', role: 'backtrack', unit: 'effects/s' })
       .metric('raw-rabbit', { label: 'amqplib confirm channel, 20 in flight', role: 'baseline', unit: 'msg/s' })
@@ -130,7 +131,7 @@ export const rollbackBenchmark: Benchmark = {
               { service: SERVICE, version: kafkaSide ? 'bad-kafka' : 'bad-rabbit', strategy: 'compensate' },
               { journal, registry: benchRegistry, compensations },
             );
-            rec.record('plan', n / secondsSince(t));
+            rec.record(kafkaSide ? 'plan-kafka' : 'plan-rabbit', n / secondsSince(t));
             if (plan.items.length !== n) throw new Error(`plan has ${plan.items.length} items, expected ${n}`);
             t = performance.now();
             const result = await runRollback(
