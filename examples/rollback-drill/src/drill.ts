@@ -181,10 +181,18 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       onOrder: (n) => onProgress(n, badCount),
     });
 
-    // 3. Detect. Give in-flight messages a moment to land first, so what is left is real.
+    // 3. Detect. Messages still in flight (stock being marked sold) make orders look
+    // inconsistent for a moment: check until two reports in a row agree.
     onPhase('detecting');
-    await new Promise((r) => setTimeout(r, runtime.transport === 'memory' ? 200 : 2_000));
-    const detected = await checkConsistency(runtime.states);
+    const pauseMs = runtime.transport === 'memory' ? 100 : 1_000;
+    let detected = await checkConsistency(runtime.states);
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, pauseMs));
+      const again = await checkConsistency(runtime.states);
+      const stable = again.inconsistent.length === detected.inconsistent.length;
+      detected = again;
+      if (stable) break;
+    }
 
     // 4. Roll back: code first (payments back to 1.0.0), then the effects of 1.1.0.
     onPhase('rolling back payments');
