@@ -98,7 +98,13 @@ async function withAmqpQueue<T>(
     }
     await check.close().catch(() => undefined);
     const channel = await connection.createConfirmChannel();
-    return await fn(channel);
+    try {
+      return await fn(channel);
+    } finally {
+      // Close the channel first: its close-ok comes after the broker processed our acks and
+      // nacks. Closing only the connection can drop the last acks (the message comes back).
+      await channel.close().catch(() => undefined);
+    }
   } finally {
     await connection.close().catch(() => undefined);
   }
