@@ -4,6 +4,7 @@ import {
   BACKTRACK_HEADERS,
   RABBIT_ERROR_CODES,
   RabbitPublishError,
+  RabbitTopologyError,
   RabbitUnroutableError,
   fromAmqpMessage,
   readDeadLetter,
@@ -201,6 +202,27 @@ describe.skipIf(!rabbit.available)('RabbitTransport against the real broker', ()
       sub.topology.topology.queues!.map((q) => q.name),
       sub.topology.topology.exchanges!.map((e) => e.name),
     );
+  });
+
+  it('fails subscribe with BT_ERR_AMQP_TOPOLOGY_FAILED when the queue exists with other arguments, and keeps working', async () => {
+    const group = uniqueName('bt-conflict-q');
+    const exchange = uniqueName('bt-conflict');
+    cleanup.queues.push(group, `${group}.dlq`, `${group}.retry.200ms`);
+    cleanup.exchanges.push(exchange, `${group}.dlx`);
+    await transport.declare({ queues: [{ name: group, type: 'classic' }] });
+    const error = await transport
+      .subscribe({ topics: [exchange], group, processor: new RecordingProcessor() })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RabbitTopologyError);
+    expect((error as RabbitTopologyError).code).toBe(RABBIT_ERROR_CODES.TOPOLOGY_FAILED);
+    expect((error as RabbitTopologyError).details['declaration']).toBe(`queue "${group}"`);
+    expect([...transport.subscriptions].some((s) => s.queue === group)).toBe(false);
+    await transport
+      .publish([{ topic: exchange, message: eventMessage('still.works', {}) }])
+      .catch((e: unknown) => {
+        // Nothing is bound to the exchange (the queue binding failed): returned, not lost.
+        expect(e).toBeInstanceOf(RabbitUnroutableError);
+      });
   });
 
   describe('consumer runner', () => {

@@ -215,7 +215,14 @@ export class RabbitSubscription implements Subscription {
         await this.#attach(model).catch((error: unknown) => this.#scheduleReattach(error));
       },
     );
-    await this.#attach(await this.#connection.waitForModel());
+    try {
+      await this.#attach(await this.#connection.waitForModel());
+    } catch (error) {
+      // A subscription that never started must not come back on the next reconnect.
+      this.#closing = true;
+      this.#removeHook();
+      throw error;
+    }
   }
 
   #attach(model: ChannelModel): Promise<void> {
