@@ -449,4 +449,67 @@ describe('saga engine', () => {
       .build();
     expect((await engine.start(saga, {})).status).toBe('completed');
   });
+
+  it('compensate() undoes a completed saga in reverse order, once, and refuses one past its pivot', async () => {
+    const { engine, calls } = setup();
+    const saga = defineSaga('undo-completed', { input: z.object({}) })
+      .step('a', {
+        run: () => 'A',
+        compensate: ({ result }) => void calls.push(`undo a ${result}`),
+      })
+      .step('b', {
+        run: () => 'B',
+        compensate: ({ result }) => void calls.push(`undo b ${result}`),
+      })
+      .build();
+    expect((await engine.start(saga, {}, { sagaId: 'u1' })).status).toBe('completed');
+    const undone = await engine.compensate('u1', 'rollback of payments@1.1.0');
+    expect(undone.status).toBe('compensated');
+    expect(undone.record.failure).toMatchObject({
+      reason: 'compensation-requested',
+      error: { message: 'rollback of payments@1.1.0' },
+    });
+    expect(calls).toEqual(['undo b B', 'undo a A']);
+    // A second request is a no-op.
+    expect((await engine.compensate('u1')).status).toBe('compensated');
+    expect(calls).toHaveLength(2);
+
+    const pivoted = defineSaga('undo-pivot', { input: z.object({}) })
+      .step('a', { run: () => 1, compensate: () => void calls.push('never') })
+      .step('ship', { run: () => 1, pivot: true })
+      .build();
+    await engine.start(pivoted, {}, { sagaId: 'u2' });
+    await expect(engine.compensate('u2')).rejects.toBeInstanceOf(SagaStateError);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('does not start the next step once cancel was asked, even if the step ignores an early abort', async () => {
+    const { engine, calls } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const saga = defineSaga('cancel-between', { input: z.object({}) })
+      .step('a', {
+        run: async () => {
+          calls.push('a started');
+          await gate;
+          return 1;
+        },
+        compensate: () => void calls.push('undo a'),
+      })
+      .step('b', {
+        // Only listens for a future abort: started after the cancel it would wait forever.
+        run: ({ signal }) =>
+          new Promise((resolve) => signal.addEventListener('abort', () => resolve(2))),
+        compensate: () => void calls.push('undo b'),
+      })
+      .build();
+    const running = engine.start(saga, {}, { sagaId: 'cb' });
+    await vi.waitFor(() => expect(calls).toContain('a started'));
+    const cancelled = engine.cancel('cb');
+    release();
+    const [r1] = await Promise.all([running, cancelled]);
+    expect(r1.status).toBe('compensated');
+    expect(r1.record.steps.b?.attempts).toBe(0);
+    expect(calls).toEqual(['a started', 'undo a']);
+  });
 });

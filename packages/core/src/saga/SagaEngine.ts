@@ -266,6 +266,7 @@ export class SagaEngine {
   async cancel(sagaId: string, reason = 'cancelled'): Promise<SagaResult> {
     let record = await this.#store.get(sagaId);
     if (!record) throw new SagaNotFoundError(sagaId);
+    const local = this.#active.get(sagaId);
     for (;;) {
       if (record.status === SagaStatus.Compensating) break;
       if (record.status !== SagaStatus.Running) {
@@ -284,6 +285,8 @@ export class SagaEngine {
           sagaId,
         });
       }
+      // Stop a local driver first, so it does not start another step while the flag is written.
+      local?.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
       try {
         record = await this.#store.update(
           { ...record, cancelRequested: true, updatedAt: this.#iso() },
@@ -305,6 +308,63 @@ export class SagaEngine {
       return active.promise;
     }
     return this.resume(sagaId);
+  }
+
+  /**
+   * Compensates a saga whatever its progress, for example when a rollback undoes what a bad
+   * version did: a running saga is cancelled; a `completed` or `failed` saga that has not passed
+   * its pivot compensates every completed step (in reverse order, exactly once); a compensated
+   * saga is returned as it is.
+   * @throws SagaStateError when the saga passed its pivot or is stuck (use `retry`/`resolve`).
+   */
+  async compensate(sagaId: string, reason = 'compensation requested'): Promise<SagaResult> {
+    for (;;) {
+      const record = await this.#store.get(sagaId);
+      if (!record) throw new SagaNotFoundError(sagaId);
+      switch (record.status) {
+        case SagaStatus.Running:
+          return this.cancel(sagaId, reason);
+        case SagaStatus.Compensating:
+          return this.resume(sagaId);
+        case SagaStatus.Compensated:
+          return { sagaId, status: record.status, started: false, record };
+        case SagaStatus.Stuck:
+          throw new SagaStateError(`saga ${sagaId} is stuck; use retry or resolve`, {
+            sagaId,
+            status: record.status,
+          });
+        default:
+          break;
+      }
+      const def = this.#definitionFor(record);
+      if (pivotPassed(def, record)) {
+        throw new SagaStateError(`saga ${sagaId} passed its pivot step; it cannot be compensated`, {
+          sagaId,
+          status: record.status,
+        });
+      }
+      try {
+        const updated = await this.#store.update(
+          {
+            ...record,
+            status: SagaStatus.Compensating,
+            failure: {
+              reason: 'compensation-requested',
+              error: { name: 'CompensationRequested', message: reason },
+            },
+            updatedAt: this.#iso(),
+          },
+          record.revision,
+        );
+        this.#logger.warn(
+          { sagaId, saga: record.sagaName, reason },
+          'compensating a saga on request',
+        );
+        return this.#track(def, updated, false);
+      } catch (error) {
+        if (!(error instanceof SagaConcurrencyError)) throw error;
+      }
+    }
   }
 
   /**
@@ -536,7 +596,8 @@ class SagaRun {
             this.ctx.emit(SagaEventName.SagaCompleted, { record: this.#record });
             continue;
           }
-          await this.#runStage(stage, forwardSignal);
+          // Past the pivot nothing stops the saga going forward, not even a deadline.
+          await this.#runStage(stage, pivotPassed(this.def, r) ? NEVER_ABORTED : forwardSignal);
         } else if (r.status === SagaStatus.Compensating) {
           await this.#compensateAll();
         } else {
@@ -579,6 +640,8 @@ class SagaRun {
   async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
     // Steps the log says failed stay failed (a crash may have come before the saga's own write).
     const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
+    // Once cancelled (or past the deadline) start nothing new: the loop turns to compensation.
+    if (signal.aborted) return;
     const pending = stage.filter((s) => !done.has(this.#record.steps[s.name]!.status));
     // allSettled: a store failure in one branch must not leave the others running unobserved.
     rethrowFirst(await Promise.allSettled(pending.map((s) => this.#runStep(s, signal))));
@@ -901,6 +964,8 @@ class SagaRun {
     return next;
   }
 }
+
+const NEVER_ABORTED = new AbortController().signal;
 
 function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');

@@ -69,7 +69,11 @@ export interface SagaRecord {
   /** Step names in the order their compensation finished. */
   compensationOrder: string[];
   /** Why the saga stopped going forward. */
-  failure?: { step?: string; error: StoredError; reason: 'step-failed' | 'cancelled' | 'deadline' };
+  failure?: {
+    step?: string;
+    error: StoredError;
+    reason: 'step-failed' | 'cancelled' | 'deadline' | 'compensation-requested';
+  };
   /**
    * Set while the saga is `stuck`: `compensation` when a compensation exhausted its retries,
    * `forward` when a step after the pivot did (the saga can only go forward from there).
