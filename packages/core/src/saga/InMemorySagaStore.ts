@@ -1,3 +1,4 @@
+import { cloneRecord } from './clone.js';
 import { SagaConcurrencyError } from './errors.js';
 import type { SagaListQuery, SagaPage, SagaRecord, SagaStatus, SagaStore } from './SagaStore.js';
 
@@ -11,15 +12,15 @@ export class InMemorySagaStore implements SagaStore {
 
   async create(record: SagaRecord): ReturnType<SagaStore['create']> {
     const existing = this.#records.get(record.sagaId);
-    if (existing) return { created: false, record: structuredClone(existing) };
-    const stored = structuredClone(record);
+    if (existing) return { created: false, record: cloneRecord(existing) };
+    const stored = cloneRecord(record);
     this.#records.set(record.sagaId, stored);
-    return { created: true, record: structuredClone(stored) };
+    return { created: true, record: cloneRecord(stored) };
   }
 
   async get(sagaId: string): Promise<SagaRecord | undefined> {
     const r = this.#records.get(sagaId);
-    return r ? structuredClone(r) : undefined;
+    return r ? cloneRecord(r) : undefined;
   }
 
   async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
@@ -29,9 +30,9 @@ export class InMemorySagaStore implements SagaStore {
         details: { actualRevision: current?.revision ?? null },
       });
     }
-    const stored = structuredClone({ ...record, revision: expectedRevision + 1 });
+    const stored = cloneRecord({ ...record, revision: expectedRevision + 1 });
     this.#records.set(record.sagaId, stored);
-    return structuredClone(stored);
+    return cloneRecord(stored);
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
@@ -62,7 +63,7 @@ export class InMemorySagaStore implements SagaStore {
     const last = items[items.length - 1];
     const more = start + limit < all.length;
     return {
-      items: items.map((r) => structuredClone(r)),
+      items: items.map((r) => cloneRecord(r)),
       ...(more && last
         ? {
             nextCursor: Buffer.from(JSON.stringify([last.createdAt, last.sagaId])).toString(

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BacktrackError } from '../errors/BacktrackError.js';
+import { cloneRecord } from './clone.js';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { backoffDelayMs, sleep as defaultSleep } from '../retry/backoff.js';
 import type {
@@ -945,7 +946,7 @@ class SagaRun {
   #write(mutate: (record: SagaRecord) => void): Promise<void> {
     const next = this.#writes.then(async () => {
       for (;;) {
-        const draft = structuredClone(this.#record);
+        const draft = cloneRecord(this.#record);
         mutate(draft);
         draft.updatedAt = new Date(this.ctx.now()).toISOString();
         try {

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { cloneRecord } from './clone.js';
+
+describe('cloneRecord', () => {
+  it('deep-copies plain data exactly as structuredClone does', () => {
+    const value = {
+      a: 1,
+      b: 'x',
+      c: null,
+      d: undefined,
+      e: [1, { f: true }, []],
+      g: { h: { i: -0, j: Number.NaN } },
+    };
+    const copy = cloneRecord(value);
+    expect(copy).toStrictEqual(structuredClone(value));
+    expect(Object.keys(copy)).toEqual(Object.keys(value));
+    copy.e.push(2);
+    (copy.g.h as { i: number }).i = 5;
+    expect(value.e).toHaveLength(3);
+    expect(value.g.h.i).toBe(-0);
+  });
+
+  it('keeps Dates, Maps and cycles the way structuredClone keeps them', () => {
+    const cyclic: Record<string, unknown> = { at: new Date(0), map: new Map([['k', 1]]) };
+    cyclic.self = cyclic;
+    const copy = cloneRecord(cyclic);
+    expect(copy.at).toBeInstanceOf(Date);
+    expect(copy.at).not.toBe(cyclic.at);
+    expect(copy.map).toEqual(new Map([['k', 1]]));
+    expect(copy.self).toBe(copy);
+  });
+
+  it('turns class instances into plain objects like structuredClone', () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const copy = cloneRecord({ p: new Point(1) });
+    expect(copy).toStrictEqual(structuredClone({ p: new Point(1) }));
+  });
+
+  it('throws on functions like structuredClone', () => {
+    expect(() => cloneRecord({ f: () => 1 })).toThrow(/could not be cloned/);
+  });
+});
