@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
+import { brokerRestartScenario } from './scenarios/brokerRestart.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
@@ -30,6 +31,11 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   describe('scenario 1: consumer killed mid-batch', () => {
     consumerKillScenario({ transport: 'kafka', messages: 1500, kills: 3, seed });
     consumerKillScenario({ transport: 'rabbitmq', messages: 1500, kills: 3, seed: seed + 1 });
+  });
+
+  describe('scenario 2: broker restart while publishing and consuming', () => {
+    brokerRestartScenario({ transport: 'rabbitmq', messages: 1500, batch: 5 });
+    brokerRestartScenario({ transport: 'kafka', messages: 1500, batch: 5 });
   });
 
   describe('scenario 3: Redis restart (the dedupe store loses its data)', () => {

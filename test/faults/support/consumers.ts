@@ -37,20 +37,24 @@ export interface TestConsumer {
   close(): Promise<void>;
 }
 
-export async function openTransport(name: TransportName, label: string): Promise<Transport> {
+export async function openTransport(
+  name: TransportName,
+  label: string,
+  publishTimeoutMs = 20_000,
+): Promise<Transport> {
   if (name === 'kafka') {
     return createKafkaTransport({
       brokers: kafkaBrokers(),
       clientId: label,
       clientLogLevel: 'nothing',
-      producer: { publishTimeoutMs: 20_000, retries: 5 },
+      producer: { publishTimeoutMs, retries: 5 },
     });
   }
   return createRabbitTransport({
     url: serviceUrl('rabbitmq'),
     connectionName: label,
     reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
-    publishTimeoutMs: 20_000,
+    publishTimeoutMs,
     consumer: { prefetch: 20, retryDelaysMs: [200, 1_000], shutdownTimeoutMs: 5_000 },
   });
 }
