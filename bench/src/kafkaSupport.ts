@@ -45,7 +45,11 @@ export async function loadTopic(
         acks: -1,
         messages: messages.slice(i, i + chunk).map((m) => {
           const r = toKafkaRecord(m);
-          return { key: r.key, value: r.value, headers: r.headers as Record<string, string | Buffer> };
+          return {
+            key: r.key,
+            value: r.value,
+            headers: r.headers as Record<string, string | Buffer>,
+          };
         }),
       });
     }

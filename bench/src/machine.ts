@@ -24,7 +24,8 @@ export interface MachineInfo {
 
 /** The Kafka version the project's start script pins (or KAFKA_VERSION when it overrides it). */
 export function kafkaVersion(): { version: string; source: string } {
-  if (process.env.KAFKA_VERSION) return { version: process.env.KAFKA_VERSION, source: 'KAFKA_VERSION' };
+  if (process.env.KAFKA_VERSION)
+    return { version: process.env.KAFKA_VERSION, source: 'KAFKA_VERSION' };
   const script = fileURLToPath(new URL('../../scripts/kafka/start', import.meta.url));
   try {
     const match = /KAFKA_VERSION:-([0-9][^}"]*)/.exec(readFileSync(script, 'utf8'));
@@ -92,8 +93,12 @@ export async function machineInfo(): Promise<MachineInfo> {
 
 /** One line per service for the console and the README. */
 export function describeMachine(m: MachineInfo): string {
-  const rabbit = 'error' in m.rabbitmq ? `unreachable (${m.rabbitmq.error})` : `${m.rabbitmq.product ?? 'RabbitMQ'} ${m.rabbitmq.version ?? '?'}`;
-  const redis = 'error' in m.redis ? `unreachable (${m.redis.error})` : `Redis ${m.redis.redis_version ?? '?'}`;
+  const rabbit =
+    'error' in m.rabbitmq
+      ? `unreachable (${m.rabbitmq.error})`
+      : `${m.rabbitmq.product ?? 'RabbitMQ'} ${m.rabbitmq.version ?? '?'}`;
+  const redis =
+    'error' in m.redis ? `unreachable (${m.redis.error})` : `Redis ${m.redis.redis_version ?? '?'}`;
   return [
     `${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform} ${m.kernel}`,
     `Node ${m.node} (V8 ${m.v8}); load average at start ${m.loadAverage.join(' / ')}`,

@@ -195,7 +195,11 @@ export class Recorder {
   }
 }
 
-function meets(value: number, target: number | undefined, direction: 'min' | 'max'): boolean | null {
+function meets(
+  value: number,
+  target: number | undefined,
+  direction: 'min' | 'max',
+): boolean | null {
   if (target === undefined) return null;
   return direction === 'min' ? value >= target : value <= target;
 }

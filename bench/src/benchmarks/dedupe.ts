@@ -19,12 +19,28 @@ export const dedupeBenchmark: Benchmark = {
     const batch = o.batch;
     Object.assign(rec.params, { claims: n, inFlight: o.concurrency, batch, leaseMs: LEASE_MS });
     rec
-      .metric('raw-single', { label: 'SET NX PX, single commands', role: 'baseline', unit: 'claims/s' })
+      .metric('raw-single', {
+        label: 'SET NX PX, single commands',
+        role: 'baseline',
+        unit: 'claims/s',
+      })
       .metric('bt-single', { label: 'RedisDedupeStore.claim', role: 'backtrack', unit: 'claims/s' })
       .metric('raw-pipeline', { label: 'SET NX PX pipeline', role: 'baseline', unit: 'claims/s' })
-      .metric('bt-batch', { label: 'RedisDedupeStore.claimMany', role: 'backtrack', unit: 'claims/s' })
-      .ratio('single', { label: 'claim / SET NX PX (single)', numerator: 'bt-single', denominator: 'raw-single' })
-      .ratio('batch', { label: 'claimMany / SET NX PX pipeline', numerator: 'bt-batch', denominator: 'raw-pipeline' });
+      .metric('bt-batch', {
+        label: 'RedisDedupeStore.claimMany',
+        role: 'backtrack',
+        unit: 'claims/s',
+      })
+      .ratio('single', {
+        label: 'claim / SET NX PX (single)',
+        numerator: 'bt-single',
+        denominator: 'raw-single',
+      })
+      .ratio('batch', {
+        label: 'claimMany / SET NX PX pipeline',
+        numerator: 'bt-batch',
+        denominator: 'raw-pipeline',
+      });
     const prefix = `${uniqueName('bench-dedupe')}:`;
     const redis = createRedisClient(SERVICES.redis);
     const store = new RedisDedupeStore(

@@ -46,14 +46,48 @@ export const kafkaConsumeBenchmark: Benchmark = {
     const topic = uniqueName('bench-kc');
     Object.assign(rec.params, { messages: n, partitions: 1, topic });
     rec
-      .metric('raw', { label: 'kafkajs eachBatch, trivial handler', role: 'baseline', unit: 'msg/s' })
-      .metric('bt-redis', { label: 'Backtrack consumer, Redis dedupe', role: 'backtrack', unit: 'msg/s' })
-      .metric('bt-memory', { label: 'Backtrack consumer, in-memory dedupe', role: 'backtrack', unit: 'msg/s' })
-      .metric('cpu-raw', { label: 'raw: CPU of this process per message', role: 'info', unit: 'µs' })
-      .metric('cpu-bt-redis', { label: 'Backtrack+Redis: CPU per message', role: 'info', unit: 'µs' })
-      .metric('cpu-bt-memory', { label: 'Backtrack+memory: CPU per message', role: 'info', unit: 'µs' })
-      .ratio('redis', { label: 'Backtrack+Redis / raw', numerator: 'bt-redis', denominator: 'raw', target: 0.9 })
-      .ratio('memory', { label: 'Backtrack+memory / raw', numerator: 'bt-memory', denominator: 'raw', target: 0.9 });
+      .metric('raw', {
+        label: 'kafkajs eachBatch, trivial handler',
+        role: 'baseline',
+        unit: 'msg/s',
+      })
+      .metric('bt-redis', {
+        label: 'Backtrack consumer, Redis dedupe',
+        role: 'backtrack',
+        unit: 'msg/s',
+      })
+      .metric('bt-memory', {
+        label: 'Backtrack consumer, in-memory dedupe',
+        role: 'backtrack',
+        unit: 'msg/s',
+      })
+      .metric('cpu-raw', {
+        label: 'raw: CPU of this process per message',
+        role: 'info',
+        unit: 'µs',
+      })
+      .metric('cpu-bt-redis', {
+        label: 'Backtrack+Redis: CPU per message',
+        role: 'info',
+        unit: 'µs',
+      })
+      .metric('cpu-bt-memory', {
+        label: 'Backtrack+memory: CPU per message',
+        role: 'info',
+        unit: 'µs',
+      })
+      .ratio('redis', {
+        label: 'Backtrack+Redis / raw',
+        numerator: 'bt-redis',
+        denominator: 'raw',
+        target: 0.9,
+      })
+      .ratio('memory', {
+        label: 'Backtrack+memory / raw',
+        numerator: 'bt-memory',
+        denominator: 'raw',
+        target: 0.9,
+      });
 
     const kafka = rawKafka();
     const admin = kafka.admin();

@@ -39,11 +39,24 @@ export const rabbitConsumeBenchmark: Benchmark = {
     const exchange = uniqueName('bench-rc');
     Object.assign(rec.params, { messages: n, prefetch: o.prefetch, queueType: 'quorum', exchange });
     rec
-      .metric('raw', { label: 'amqplib consume + ack, trivial handler', role: 'baseline', unit: 'msg/s' })
+      .metric('raw', {
+        label: 'amqplib consume + ack, trivial handler',
+        role: 'baseline',
+        unit: 'msg/s',
+      })
       .metric('bt', { label: 'Backtrack consumer, Redis dedupe', role: 'backtrack', unit: 'msg/s' })
-      .metric('cpu-raw', { label: 'raw: CPU of this process per message', role: 'info', unit: 'µs' })
+      .metric('cpu-raw', {
+        label: 'raw: CPU of this process per message',
+        role: 'info',
+        unit: 'µs',
+      })
       .metric('cpu-bt', { label: 'Backtrack+Redis: CPU per message', role: 'info', unit: 'µs' })
-      .ratio('redis', { label: 'Backtrack+Redis / raw', numerator: 'bt', denominator: 'raw', target: 0.85 });
+      .ratio('redis', {
+        label: 'Backtrack+Redis / raw',
+        numerator: 'bt',
+        denominator: 'raw',
+        target: 0.85,
+      });
 
     const model = await rawConnect();
     const channel = await model.createConfirmChannel();
@@ -64,7 +77,10 @@ export const rabbitConsumeBenchmark: Benchmark = {
         const btQueue = `${exchange}.bt.${run}`;
         await channel.assertQueue(rawQueue, {
           durable: true,
-          arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': DEFAULT_RABBIT_CONSUMER_OPTIONS.deliveryLimit },
+          arguments: {
+            'x-queue-type': 'quorum',
+            'x-delivery-limit': DEFAULT_RABBIT_CONSUMER_OPTIONS.deliveryLimit,
+          },
         });
         await channel.bindQueue(rawQueue, exchange, '#');
         queues.push(rawQueue);
@@ -100,7 +116,13 @@ export const rabbitConsumeBenchmark: Benchmark = {
       );
     } finally {
       for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
-      for (const t of topologies) await transport.deleteTopology({ queues: t.topology.queues ?? [], exchanges: (t.topology.exchanges ?? []).filter((e) => e.name !== exchange) }).catch(() => undefined);
+      for (const t of topologies)
+        await transport
+          .deleteTopology({
+            queues: t.topology.queues ?? [],
+            exchanges: (t.topology.exchanges ?? []).filter((e) => e.name !== exchange),
+          })
+          .catch(() => undefined);
       await channel.deleteExchange(exchange).catch(() => undefined);
       await transport.close().catch(() => undefined);
       await model.close().catch(() => undefined);
@@ -116,7 +138,12 @@ interface Measured {
   cpuUs: number;
 }
 
-async function rawConsume(model: ChannelModel, queue: string, n: number, prefetch: number): Promise<Measured> {
+async function rawConsume(
+  model: ChannelModel,
+  queue: string,
+  n: number,
+  prefetch: number,
+): Promise<Measured> {
   const channel = await model.createChannel();
   let count = 0;
   let bytes = 0;
@@ -198,12 +225,18 @@ async function backtrackConsume(
   };
   let subscription: RabbitSubscription | undefined;
   try {
-    subscription = await transport.subscribe({ topics: [exchange], group: queue, processor, prefetch });
+    subscription = await transport.subscribe({
+      topics: [exchange],
+      group: queue,
+      processor,
+      prefetch,
+    });
     const sub = subscription;
     await waitFor(
       () => {
         const s = sub.stats;
-        if (s.retried + s.deadLettered > 0) throw new Error(`messages were not acknowledged in ${queue}`);
+        if (s.retried + s.deadLettered > 0)
+          throw new Error(`messages were not acknowledged in ${queue}`);
         return last !== 0;
       },
       TIMEOUT_MS,

@@ -10,6 +10,7 @@ import { createRedisClient, RedisJournal } from '@backtrack/redis';
 import {
   benchRegistry,
   BenchOrderPlaced,
+  encodedOrders,
   orderData,
   runConcurrently,
   secondsSince,
@@ -18,7 +19,7 @@ import {
   uniqueName,
 } from '../common.js';
 import { newPhaseTimes, timedJournal, timedTransport } from '../publishSupport.js';
-import { confirmPublish, rawConnect } from '../rabbitSupport.js';
+import { amqpOf, confirmPublish, rawConnect } from '../rabbitSupport.js';
 import type { Benchmark } from '../runner.js';
 
 export const rabbitPublishBenchmark: Benchmark = {
@@ -28,17 +29,38 @@ export const rabbitPublishBenchmark: Benchmark = {
     const n = o.publish;
     const exchange = uniqueName('bench-rp');
     const queue = `${exchange}.sink`;
-    Object.assign(rec.params, { messages: n, inFlight: o.concurrency, exchange, queueType: 'quorum' });
+    Object.assign(rec.params, {
+      messages: n,
+      inFlight: o.concurrency,
+      exchange,
+      queueType: 'quorum',
+    });
     rec
       .metric('raw', { label: 'amqplib confirm channel', role: 'baseline', unit: 'msg/s' })
-      .metric('bt-transport', { label: 'RabbitTransport.publish (no journal)', role: 'backtrack', unit: 'msg/s' })
-      .metric('bt', { label: 'journaling publisher, Redis journal', role: 'backtrack', unit: 'msg/s' })
+      .metric('bt-transport', {
+        label: 'RabbitTransport.publish (no journal)',
+        role: 'backtrack',
+        unit: 'msg/s',
+      })
+      .metric('bt', {
+        label: 'journaling publisher, Redis journal',
+        role: 'backtrack',
+        unit: 'msg/s',
+      })
       .metric('t-append', { label: 'journal.append per publish', role: 'info', unit: 'ms' })
       .metric('t-publish', { label: 'transport.publish per publish', role: 'info', unit: 'ms' })
       .metric('t-mark', { label: 'journal.markPublished per publish', role: 'info', unit: 'ms' })
       .metric('t-rest', { label: 'validate + envelope + encode + rest', role: 'info', unit: 'ms' })
-      .ratio('publisher', { label: 'journaling publisher / raw', numerator: 'bt', denominator: 'raw' })
-      .ratio('transport', { label: 'RabbitTransport / raw', numerator: 'bt-transport', denominator: 'raw' });
+      .ratio('publisher', {
+        label: 'journaling publisher / raw',
+        numerator: 'bt',
+        denominator: 'raw',
+      })
+      .ratio('transport', {
+        label: 'RabbitTransport / raw',
+        numerator: 'bt-transport',
+        denominator: 'raw',
+      });
 
     const model = await rawConnect();
     const channel = await model.createConfirmChannel();
@@ -69,7 +91,13 @@ export const rabbitPublishBenchmark: Benchmark = {
         const v1 = orderData(i);
         return publisher.publish(
           BenchOrderPlaced,
-          { orderId: v1.orderId, amountCents: Math.round(v1.amount * 100), currency: 'EUR', customer: v1.customer, sku: v1.sku },
+          {
+            orderId: v1.orderId,
+            amountCents: Math.round(v1.amount * 100),
+            currency: 'EUR',
+            customer: v1.customer,
+            sku: v1.sku,
+          },
           { key: v1.orderId },
         );
       };
@@ -80,15 +108,10 @@ export const rabbitPublishBenchmark: Benchmark = {
         const order = sides.map((_, i) => sides[(i + run) % sides.length]!);
         for (const side of order) {
           if (side === 'raw') {
+            // The same AMQP messages as Backtrack sends, built before the clock starts.
+            const messages = encodedOrders(n).map(amqpOf);
             const t = performance.now();
-            await confirmPublish(channel, exchange, n, o.concurrency, (i) => {
-              const data = orderData(i);
-              return {
-                routingKey: BenchOrderPlaced.type,
-                content: Buffer.from(JSON.stringify(data)),
-                options: { persistent: true, mandatory: true, messageId: data.orderId, type: BenchOrderPlaced.type },
-              };
-            });
+            await confirmPublish(channel, exchange, n, o.concurrency, (i) => messages[i]!);
             rec.record('raw', n / secondsSince(t));
           } else if (side === 'bt-transport') {
             const t = performance.now();
@@ -117,7 +140,7 @@ export const rabbitPublishBenchmark: Benchmark = {
         }
       }
       rec.note(
-        `Each side keeps ${o.concurrency} unconfirmed publishes in flight, one message per publish, persistent and mandatory, into one quorum queue.`,
+        `The raw channel sends the same AMQP messages (CloudEvents properties and headers, body) built before timing. Each side keeps ${o.concurrency} unconfirmed publishes in flight, one message per publish, persistent and mandatory, into one quorum queue.`,
       );
     } finally {
       await channel.deleteQueue(queue).catch(() => undefined);

@@ -8,11 +8,12 @@ import {
   defineCompensations,
   DEFAULT_RUN_ROLLBACK_OPTIONS,
   emit,
+  encodeEnvelope,
   planRollback,
   runRollback,
   type Transport,
 } from '@backtrack/core';
-import { createKafkaTransport } from '@backtrack/kafka';
+import { createKafkaTransport, toKafkaRecord } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import { Partitioners } from 'kafkajs';
@@ -28,7 +29,7 @@ import {
   uniqueName,
 } from '../common.js';
 import { createTopic, dropKafka, rawKafka } from '../kafkaSupport.js';
-import { confirmPublish, rawConnect } from '../rabbitSupport.js';
+import { amqpOf, confirmPublish, rawConnect } from '../rabbitSupport.js';
 import { deleteByPrefix } from '../redisKeys.js';
 import type { Benchmark } from '../runner.js';
 
@@ -50,14 +51,48 @@ export const rollbackBenchmark: Benchmark = {
     const sinkQueue = `${name}.sink`;
     Object.assign(rec.params, { effects: n, batchSize: BATCH, topic, exchange });
     rec
-      .metric('plan-kafka', { label: 'planRollback (Redis journal), Kafka effects', role: 'info', unit: 'effects/s' })
-      .metric('plan-rabbit', { label: 'planRollback (Redis journal), RabbitMQ effects', role: 'info', unit: 'effects/s' })
-      .metric('raw-kafka', { label: 'kafkajs sendBatch of 20, acks=all', role: 'baseline', unit: 'msg/s' })
-      .metric('bt-kafka', { label: 'runRollback onto KafkaTransport', role: 'backtrack', unit: 'effects/s' })
-      .metric('raw-rabbit', { label: 'amqplib confirm channel, 20 in flight', role: 'baseline', unit: 'msg/s' })
-      .metric('bt-rabbit', { label: 'runRollback onto RabbitTransport', role: 'backtrack', unit: 'effects/s' })
-      .ratio('kafka', { label: 'rollback onto Kafka / raw publish', numerator: 'bt-kafka', denominator: 'raw-kafka', target: 0.5 })
-      .ratio('rabbit', { label: 'rollback onto RabbitMQ / raw publish', numerator: 'bt-rabbit', denominator: 'raw-rabbit', target: 0.5 });
+      .metric('plan-kafka', {
+        label: 'planRollback (Redis journal), Kafka effects',
+        role: 'info',
+        unit: 'effects/s',
+      })
+      .metric('plan-rabbit', {
+        label: 'planRollback (Redis journal), RabbitMQ effects',
+        role: 'info',
+        unit: 'effects/s',
+      })
+      .metric('raw-kafka', {
+        label: 'kafkajs sendBatch of 20, acks=all',
+        role: 'baseline',
+        unit: 'msg/s',
+      })
+      .metric('bt-kafka', {
+        label: 'runRollback onto KafkaTransport',
+        role: 'backtrack',
+        unit: 'effects/s',
+      })
+      .metric('raw-rabbit', {
+        label: 'amqplib confirm channel, 20 in flight',
+        role: 'baseline',
+        unit: 'msg/s',
+      })
+      .metric('bt-rabbit', {
+        label: 'runRollback onto RabbitTransport',
+        role: 'backtrack',
+        unit: 'effects/s',
+      })
+      .ratio('kafka', {
+        label: 'rollback onto Kafka / raw publish',
+        numerator: 'bt-kafka',
+        denominator: 'raw-kafka',
+        target: 0.5,
+      })
+      .ratio('rabbit', {
+        label: 'rollback onto RabbitMQ / raw publish',
+        numerator: 'bt-rabbit',
+        denominator: 'raw-rabbit',
+        target: 0.5,
+      });
 
     const redis = createRedisClient(SERVICES.redis);
     const journal = new RedisJournal({ keyPrefix: `${name}:journal` }, { redis });
@@ -66,16 +101,29 @@ export const rollbackBenchmark: Benchmark = {
     const kafka = rawKafka();
     const admin = kafka.admin();
     await admin.connect();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-    const kafkaTransport = createKafkaTransport({ brokers: SERVICES.kafka, clientId: 'bench-backtrack' }, { logger: silentLogger });
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    const kafkaTransport = createKafkaTransport(
+      { brokers: SERVICES.kafka, clientId: 'bench-backtrack' },
+      { logger: silentLogger },
+    );
     const model = await rawConnect();
     const channel = await model.createConfirmChannel();
     let rabbitTransport: RabbitTransport | undefined;
     try {
-      rabbitTransport = await createRabbitTransport({ url: SERVICES.amqp, connectionName: 'bench-backtrack' }, { logger: silentLogger });
+      rabbitTransport = await createRabbitTransport(
+        { url: SERVICES.amqp, connectionName: 'bench-backtrack' },
+        { logger: silentLogger },
+      );
       await createTopic(admin, topic);
       await channel.assertExchange(exchange, 'topic', { durable: true });
-      await channel.assertQueue(sinkQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await channel.assertQueue(sinkQueue, {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum' },
+      });
       await channel.bindQueue(sinkQueue, exchange, '#');
       await producer.connect();
       await kafkaTransport.connect();
@@ -99,40 +147,55 @@ export const rollbackBenchmark: Benchmark = {
           });
         });
       }
-      const payload = encodedOrders(1)[0]!;
+      // What the raw side publishes: the same number of compensating events, encoded up front.
+      const cancellations = Array.from({ length: n }, (_, i) =>
+        encodeEnvelope(
+          BenchOrderCancelled.envelope(
+            { orderId: `o-${i}`, reason: 'rollback of a bad deploy' },
+            { source: `//bench/${SERVICE}`, partitionkey: `o-${i}` },
+          ),
+        ),
+      );
       for (let run = 0; run < o.runs; run++) {
         rec.log(` run ${run + 1}/${o.runs}`);
         const sides = ['raw-kafka', 'bt-kafka', 'raw-rabbit', 'bt-rabbit'];
         const order = run % 2 === 0 ? sides : ['bt-kafka', 'raw-kafka', 'bt-rabbit', 'raw-rabbit'];
         for (const side of order) {
           if (side === 'raw-kafka') {
-            const value = Buffer.from(payload.body);
+            const records = cancellations.map((m) => toKafkaRecord(m));
             const t = performance.now();
             for (let start = 0; start < n; start += BATCH) {
-              const messages = [];
-              for (let i = start; i < Math.min(n, start + BATCH); i++) messages.push({ key: `o-${i}`, value, headers: { type: BenchOrderCancelled.type } });
-              await producer.send({ topic, acks: -1, messages });
+              await producer.send({
+                topic,
+                acks: -1,
+                messages: records.slice(start, start + BATCH).map((r) => ({
+                  key: r.key,
+                  value: r.value,
+                  headers: r.headers as Record<string, Buffer | string>,
+                })),
+              });
             }
             rec.record('raw-kafka', n / secondsSince(t));
           } else if (side === 'raw-rabbit') {
-            const content = Buffer.from(payload.body);
+            const messages = cancellations.map(amqpOf);
             const t = performance.now();
-            await confirmPublish(channel, exchange, n, BATCH, (i) => ({
-              routingKey: BenchOrderCancelled.type,
-              content,
-              options: { persistent: true, mandatory: true, messageId: `c-${i}`, type: BenchOrderCancelled.type },
-            }));
+            await confirmPublish(channel, exchange, n, BATCH, (i) => messages[i]!);
             rec.record('raw-rabbit', n / secondsSince(t));
           } else {
             const kafkaSide = side === 'bt-kafka';
             const transport: Transport = kafkaSide ? kafkaTransport : rabbitTransport;
             let t = performance.now();
             const plan = await planRollback(
-              { service: SERVICE, version: kafkaSide ? 'bad-kafka' : 'bad-rabbit', strategy: 'compensate' },
+              {
+                service: SERVICE,
+                version: kafkaSide ? 'bad-kafka' : 'bad-rabbit',
+                strategy: 'compensate',
+              },
               { journal, registry: benchRegistry, compensations },
             );
             rec.record(kafkaSide ? 'plan-kafka' : 'plan-rabbit', n / secondsSince(t));
-            if (plan.items.length !== n) throw new Error(`plan has ${plan.items.length} items, expected ${n}`);
+            if (plan.items.length !== n)
+              throw new Error(`plan has ${plan.items.length} items, expected ${n}`);
             t = performance.now();
             const result = await runRollback(
               plan,
@@ -141,7 +204,9 @@ export const rollbackBenchmark: Benchmark = {
             );
             const s = secondsSince(t);
             if (result.status !== 'completed' || result.summary.reversed !== n) {
-              throw new Error(`rollback ended ${result.status} with ${result.summary.reversed} of ${n} reversed`);
+              throw new Error(
+                `rollback ended ${result.status} with ${result.summary.reversed} of ${n} reversed`,
+              );
             }
             rec.record(side, n / s);
           }

@@ -5,15 +5,17 @@
  * before it runs (`running`, with its attempt) and after (`completed`, with its result), and the
  * saga's end. A 3-step saga makes 8. On Redis, every round trip the client sends is counted.
  */
-import {
-  createSagaEngine,
-  defineSaga,
-  InMemorySagaStore,
-  type SagaStore,
-} from '@backtrack/core';
+import { createSagaEngine, defineSaga, InMemorySagaStore, type SagaStore } from '@backtrack/core';
 import { createRedisClient, RedisSagaStore } from '@backtrack/redis';
 import { z } from 'zod';
-import { cpuSecondsSince, runConcurrently, secondsSince, SERVICES, silentLogger, uniqueName } from '../common.js';
+import {
+  cpuSecondsSince,
+  runConcurrently,
+  secondsSince,
+  SERVICES,
+  silentLogger,
+  uniqueName,
+} from '../common.js';
 import { countRoundTrips } from '../redisCounter.js';
 import { deleteByPrefix } from '../redisKeys.js';
 import type { Benchmark } from '../runner.js';
@@ -88,8 +90,16 @@ export const sagaBenchmark: Benchmark = {
       transitionsPerSaga: 8,
     });
     rec
-      .metric('raw-mem', { label: 'hand-written 3 steps, Map writes', role: 'baseline', unit: 'transitions/s' })
-      .metric('bt-mem', { label: 'engine, InMemorySagaStore', role: 'backtrack', unit: 'transitions/s' })
+      .metric('raw-mem', {
+        label: 'hand-written 3 steps, Map writes',
+        role: 'baseline',
+        unit: 'transitions/s',
+      })
+      .metric('bt-mem', {
+        label: 'engine, InMemorySagaStore',
+        role: 'backtrack',
+        unit: 'transitions/s',
+      })
       .metric('bt-mem-cpu', {
         label: 'engine, InMemorySagaStore, per CPU-second of this process',
         role: 'info',
@@ -97,8 +107,16 @@ export const sagaBenchmark: Benchmark = {
         target: 50_000,
       })
       .metric('bt-mem-sagas', { label: 'engine, InMemorySagaStore', role: 'info', unit: 'sagas/s' })
-      .metric('raw-redis', { label: 'hand-written 3 steps, one HSET per transition', role: 'baseline', unit: 'transitions/s' })
-      .metric('bt-redis', { label: 'engine, RedisSagaStore', role: 'backtrack', unit: 'transitions/s' })
+      .metric('raw-redis', {
+        label: 'hand-written 3 steps, one HSET per transition',
+        role: 'baseline',
+        unit: 'transitions/s',
+      })
+      .metric('bt-redis', {
+        label: 'engine, RedisSagaStore',
+        role: 'backtrack',
+        unit: 'transitions/s',
+      })
       .metric('bt-redis-rtt', {
         label: 'Redis round trips per transition (RedisSagaStore)',
         role: 'info',
@@ -106,8 +124,16 @@ export const sagaBenchmark: Benchmark = {
         target: 1,
         direction: 'max',
       })
-      .ratio('mem', { label: 'engine in-memory / hand-written', numerator: 'bt-mem', denominator: 'raw-mem' })
-      .ratio('redis', { label: 'engine on Redis / hand-written HSET', numerator: 'bt-redis', denominator: 'raw-redis' });
+      .ratio('mem', {
+        label: 'engine in-memory / hand-written',
+        numerator: 'bt-mem',
+        denominator: 'raw-mem',
+      })
+      .ratio('redis', {
+        label: 'engine on Redis / hand-written HSET',
+        numerator: 'bt-redis',
+        denominator: 'raw-redis',
+      });
 
     const prefix = `${uniqueName('bench-saga')}:`;
     const redis = createRedisClient(SERVICES.redis);
@@ -116,8 +142,16 @@ export const sagaBenchmark: Benchmark = {
       await redis.ping();
       // Warm the engine and the Lua scripts once, outside the timing.
       {
-        const warm = createSagaEngine({}, { store: new RedisSagaStore({ keyPrefix: `${prefix}warm:` }, { redis }), logger: silentLogger });
-        await runConcurrently(Math.min(50, o.redisSagas), 8, (i) => warm.start(threeSteps, { n: i }));
+        const warm = createSagaEngine(
+          {},
+          {
+            store: new RedisSagaStore({ keyPrefix: `${prefix}warm:` }, { redis }),
+            logger: silentLogger,
+          },
+        );
+        await runConcurrently(Math.min(50, o.redisSagas), 8, (i) =>
+          warm.start(threeSteps, { n: i }),
+        );
       }
       for (let run = 0; run < o.runs; run++) {
         rec.log(` run ${run + 1}/${o.runs}`);
