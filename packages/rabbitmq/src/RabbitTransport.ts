@@ -221,15 +221,22 @@ export class RabbitTransport implements Transport {
       declareTopology(channel, topology, this.connection.capabilities),
     );
     this.#topologyHooks.push(
-      this.connection.addSetupHook('topology', async (model, capabilities) => {
-        const channel = await model.createChannel();
-        channel.on('error', () => undefined);
-        try {
-          await declareTopology(channel, topology, capabilities);
-        } finally {
-          await channel.close().catch(() => undefined);
-        }
-      }),
+      this.connection.addSetupHook(
+        'topology',
+        async (model, capabilities) => {
+          const channel = await model.createChannel();
+          channel.on('error', () => undefined);
+          try {
+            await declareTopology(channel, topology, capabilities);
+          } catch (error) {
+            // Publishing to what is missing fails with its own error; keep reconnecting.
+            this.#logger.error({ err: error }, 'amqp topology could not be re-declared');
+          } finally {
+            await channel.close().catch(() => undefined);
+          }
+        },
+        'topology',
+      ),
     );
   }
 

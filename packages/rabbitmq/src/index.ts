@@ -10,11 +10,16 @@ export type {
   RabbitSubscriptionOptions,
   RoutingKeyStrategy,
 } from './RabbitTransport.js';
-export { RabbitConnection, DEFAULT_RECONNECT_OPTIONS } from './connection/RabbitConnection.js';
+export {
+  RabbitConnection,
+  DEFAULT_RECONNECT_OPTIONS,
+  SETUP_PHASES,
+} from './connection/RabbitConnection.js';
 export type {
   RabbitConnectionOptions,
   ReconnectOptions,
   SetupHook,
+  SetupPhase,
 } from './connection/RabbitConnection.js';
 export { RabbitPublisher } from './publisher/RabbitPublisher.js';
 export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/RabbitPublisher.js';

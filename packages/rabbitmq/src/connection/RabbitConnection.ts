@@ -57,6 +57,21 @@ export interface RabbitConnectionOptions {
 export type SetupHook = (model: ChannelModel, capabilities: BrokerCapabilities) => Promise<void>;
 
 /**
+ * The order setup hooks run in after a (re)connect: topology first (so re-sent messages find
+ * their exchanges and queues), then the publisher (re-sends unconfirmed messages), then the
+ * consumers.
+ */
+export const SETUP_PHASES = { topology: 0, publisher: 1, consumers: 2 } as const;
+/** One of the keys of {@link SETUP_PHASES}. */
+export type SetupPhase = keyof typeof SETUP_PHASES;
+
+interface HookEntry {
+  name: string;
+  phase: SetupPhase;
+  hook: SetupHook;
+}
+
+/**
  * One AMQP connection with automatic recovery (amqplib's `recovery` option: exponential backoff
  * with jitter). Components register {@link SetupHook}s that re-create what lives on the
  * connection (topology, the publisher's confirm channel, consumers) every time it comes back.
@@ -64,7 +79,7 @@ export type SetupHook = (model: ChannelModel, capabilities: BrokerCapabilities) 
 export class RabbitConnection {
   readonly #recovering: RecoveringChannelModel;
   readonly #logger: Logger;
-  readonly #hooks: Array<{ name: string; hook: SetupHook }>;
+  readonly #hooks: HookEntry[];
   #model: ChannelModel | undefined;
   #capabilities: BrokerCapabilities = capabilitiesOf(undefined);
   #closed = false;
@@ -72,11 +87,7 @@ export class RabbitConnection {
   #failure: Error | undefined;
   #connects = 0;
 
-  private constructor(
-    recovering: RecoveringChannelModel,
-    hooks: Array<{ name: string; hook: SetupHook }>,
-    logger: Logger,
-  ) {
+  private constructor(recovering: RecoveringChannelModel, hooks: HookEntry[], logger: Logger) {
     this.#recovering = recovering;
     this.#hooks = hooks;
     this.#logger = logger;
@@ -100,7 +111,7 @@ export class RabbitConnection {
         value: reconnect.jitter,
       });
     }
-    const hooks: Array<{ name: string; hook: SetupHook }> = [];
+    const hooks: HookEntry[] = [];
     const holder: { self?: RabbitConnection } = {};
     const setup = async (model: ChannelModel): Promise<void> => {
       // amqplib binds its own listeners only after setup: without this an error during setup
@@ -117,7 +128,7 @@ export class RabbitConnection {
         self.#model = model;
         self.#capabilities = capabilities;
       }
-      for (const { name, hook } of hooks) {
+      for (const { name, hook } of [...hooks]) {
         try {
           await hook(model, capabilities);
         } catch (error) {
@@ -215,12 +226,15 @@ export class RabbitConnection {
   }
 
   /**
-   * Registers a hook run on every future (re)connect. The caller runs it itself for the current
-   * connection. Returns a function that unregisters it.
+   * Registers a hook run on every future (re)connect, in `phase` order (registration order within
+   * a phase). The caller runs it itself for the current connection. Returns a function that
+   * unregisters it.
    */
-  addSetupHook(name: string, hook: SetupHook): () => void {
-    const entry = { name, hook };
-    this.#hooks.push(entry);
+  addSetupHook(name: string, hook: SetupHook, phase: SetupPhase = 'consumers'): () => void {
+    const entry: HookEntry = { name, phase, hook };
+    let i = this.#hooks.length;
+    while (i > 0 && SETUP_PHASES[this.#hooks[i - 1]!.phase] > SETUP_PHASES[phase]) i -= 1;
+    this.#hooks.splice(i, 0, entry);
     return () => {
       const i = this.#hooks.indexOf(entry);
       if (i >= 0) this.#hooks.splice(i, 1);

@@ -207,16 +207,31 @@ export class RabbitSubscription implements Subscription {
 
   /** Declares the topology (unless `declare: false`) and starts consuming. */
   async start(): Promise<void> {
-    this.#removeHook = this.#connection.addSetupHook(
+    // On a reconnect the topology goes first (before the publisher re-sends), the consumer last.
+    // A subscription that cannot re-declare or re-attach must not keep the publisher and the
+    // other consumers from reconnecting: it logs and retries on its own.
+    const removeTopology = this.#options.declare
+      ? this.#connection.addSetupHook(
+          `topology of ${this.queue}`,
+          (model) =>
+            this.#declare(model).catch((error: unknown) =>
+              this.#logger.error({ err: error }, 'amqp topology could not be re-declared'),
+            ),
+          'topology',
+        )
+      : () => undefined;
+    const removeConsumer = this.#connection.addSetupHook(
       `subscription ${this.queue}`,
-      async (model) => {
-        // A consumer that cannot attach must not keep the publisher and the other consumers
-        // from reconnecting: it retries on its own.
-        await this.#attach(model).catch((error: unknown) => this.#scheduleReattach(error));
-      },
+      (model) =>
+        this.#attach(model, false).catch((error: unknown) => this.#scheduleReattach(error)),
+      'consumers',
     );
+    this.#removeHook = () => {
+      removeTopology();
+      removeConsumer();
+    };
     try {
-      await this.#attach(await this.#connection.waitForModel());
+      await this.#attach(await this.#connection.waitForModel(), this.#options.declare);
     } catch (error) {
       // A subscription that never started must not come back on the next reconnect.
       this.#closing = true;
@@ -225,21 +240,23 @@ export class RabbitSubscription implements Subscription {
     }
   }
 
-  #attach(model: ChannelModel): Promise<void> {
+  async #declare(model: ChannelModel): Promise<void> {
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      await declareTopology(channel, this.topology.topology, this.#connection.capabilities);
+    } finally {
+      if (!isClosedChannel(channel)) await channel.close().catch(() => undefined);
+    }
+  }
+
+  #attach(model: ChannelModel, declare: boolean): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.#closing) return;
       if (this.#channel && !isClosedChannel(this.#channel) && modelOf(this.#channel) === model) {
         return;
       }
-      if (this.#options.declare) {
-        const channel = await model.createChannel();
-        channel.on('error', () => undefined);
-        try {
-          await declareTopology(channel, this.topology.topology, this.#connection.capabilities);
-        } finally {
-          if (!isClosedChannel(channel)) await channel.close().catch(() => undefined);
-        }
-      }
+      if (declare) await this.#declare(model);
       const channel = await model.createChannel();
       (channel as unknown as Record<symbol, unknown>)[MODEL] = model;
       channel.on('error', (error: Error) =>
@@ -280,7 +297,8 @@ export class RabbitSubscription implements Subscription {
     this.#reattachTimer = setTimeout(() => {
       const model = this.#connection.model;
       if (this.#closing || !model || this.#channel) return;
-      this.#attach(model).catch((e: unknown) => this.#scheduleReattach(e));
+      // The queue may be gone (deleted, or the broker cancelled the consumer): declare again.
+      this.#attach(model, this.#options.declare).catch((e: unknown) => this.#scheduleReattach(e));
     }, delay);
     this.#reattachTimer.unref?.();
   }

@@ -92,7 +92,11 @@ export class RabbitPublisher {
 
   /** Opens the confirm channel now and again on every reconnect. */
   async start(): Promise<void> {
-    this.#removeHook = this.#connection.addSetupHook('publisher', (model) => this.#attach(model));
+    this.#removeHook = this.#connection.addSetupHook(
+      'publisher',
+      (model) => this.#attach(model),
+      'publisher',
+    );
     await this.#attach(await this.#connection.waitForModel());
   }
 
