@@ -368,6 +368,23 @@ describe.skipIf(!rabbit.available)('RabbitTransport against the real broker', ()
       await sub.close();
     });
 
+    it('comes back when the broker cancels the consumer (queue deleted): re-declares and resumes', async () => {
+      const exchange = uniqueName('bt-cancel');
+      const group = uniqueName('bt-cancel-q');
+      const processor = new RecordingProcessor();
+      const sub = await transport.subscribe({ topics: [exchange], group, processor });
+      const before = sub.channel;
+      await probe.remove([group], [exchange]);
+      await waitFor(
+        'a new consumer channel',
+        () => sub.channel !== undefined && sub.channel !== before,
+      );
+      const message = eventMessage('test.cancel', {});
+      await transport.publish([{ topic: exchange, message }]);
+      await waitFor('the message', () => processor.ids().includes(message.headers['id']!));
+      await sub.close();
+    });
+
     it('close() waits for in-flight handlers and acknowledges them', async () => {
       const exchange = uniqueName('bt-close');
       const group = uniqueName('bt-close-q');
