@@ -13,6 +13,7 @@ import { badInputScenario } from './scenarios/badInput.js';
 import { brokerRestartScenario } from './scenarios/brokerRestart.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
+import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
@@ -49,5 +50,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 5: bad input through the real brokers', () => {
     badInputScenario({ generated: 60, seed });
+  });
+
+  describe('scenario 6: rollback run killed and resumed', () => {
+    rollbackKillScenario({ effects: 200, kills: 4, batchSize: 5, seed });
   });
 });
