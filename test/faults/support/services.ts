@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import amqplib from 'amqplib';
 import { canConnect, serviceUrl } from '../../support/services.js';
 import { ROOT, sleep } from './child.js';
 
@@ -93,6 +94,35 @@ export async function ensureServices(): Promise<void> {
   if (!(await isUp('kafka'))) await startKafka();
   for (const name of ['redis', 'rabbitmq', 'postgres', 'kafka'] as const) {
     await waitPort(name, true, 60_000);
+  }
+  await checkAmqpHandshake();
+}
+
+/**
+ * An open port is not a working broker: a RabbitMQ node out of file handles (every quorum queue
+ * holds some; the default limit is 1024 descriptors) accepts TCP connections and never answers
+ * the AMQP handshake. Fail the suite at once with the reason rather than time out scenario by
+ * scenario.
+ */
+export async function checkAmqpHandshake(timeoutMs = 20_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = amqplib.connect(serviceUrl('rabbitmq')).then(async (c) => {
+    await c.close();
+    return true;
+  });
+  const ok = await Promise.race([
+    attempt,
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+  ]).finally(() => clearTimeout(timer));
+  if (!ok) {
+    attempt.then(
+      (c) => c,
+      () => undefined,
+    );
+    throw new Error(
+      `RabbitMQ accepts TCP on ${serviceUrl('rabbitmq')} but did not complete an AMQP handshake in ${timeoutMs} ms; ` +
+        'check `rabbitmqctl eval "file_handle_cache:info()."` (leftover queues exhaust its file handles) and `rabbitmq-diagnostics alarms`',
+    );
   }
 }
 
