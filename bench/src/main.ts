@@ -35,20 +35,21 @@ export const BENCHMARKS: readonly Benchmark[] = [
   rollbackBenchmark,
 ];
 
+const D = FULL_DEFAULTS;
 const HELP = `Usage: npm run bench -- [options]
 
   --quick              smoke mode: tiny sizes, 1 run (well under a minute)
-  --runs N             runs per benchmark (default 5; quick 1)
-  --messages N         messages per consume run, Kafka and RabbitMQ (default 20000)
-  --publish N          messages per publish run, Kafka and RabbitMQ (default 1000)
-  --concurrency N      publishes / claims in flight at once (default 16)
-  --prefetch N         RabbitMQ prefetch of both consumers (default 50)
-  --sagas N            sagas per run on the in-memory store (default 20000)
-  --redis-sagas N      sagas per run on the Redis store (default 2000)
-  --saga-concurrency N sagas driven at once (default 64)
-  --claims N           dedupe claims per run (default 20000)
-  --batch N            keys per claimMany / pipeline (default 100)
-  --effects N          journaled effects a rollback reverses per run (default 2000)
+  --runs N             runs per benchmark (default ${D.runs}; quick 1)
+  --messages N         messages per consume run, Kafka and RabbitMQ (default ${D.messages})
+  --publish N          messages per publish run, Kafka and RabbitMQ (default ${D.publish})
+  --concurrency N      publishes / claims in flight at once (default ${D.concurrency})
+  --prefetch N         RabbitMQ prefetch of both consumers (default ${D.prefetch})
+  --sagas N            sagas per run on the in-memory store (default ${D.sagas})
+  --redis-sagas N      sagas per run on the Redis store (default ${D.redisSagas})
+  --saga-concurrency N sagas driven at once (default ${D.sagaConcurrency})
+  --claims N           dedupe claims per run (default ${D.claims})
+  --batch N            keys per claimMany / pipeline (default ${D.batch})
+  --effects N          journaled effects a rollback reverses per run (default ${D.effects})
   --only a,b           only these benchmarks: ${BENCHMARKS.map((b) => b.id).join(', ')}
   --out FILE           JSON output (default bench/results/latest.json)
   --help`;

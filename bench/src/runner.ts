@@ -40,8 +40,8 @@ export type Sizes = Omit<BenchOptions, 'quick' | 'only' | 'out'>;
 
 export const FULL_DEFAULTS: Readonly<Sizes> = {
   runs: 5,
-  messages: 20_000,
-  publish: 1_000,
+  messages: 50_000,
+  publish: 2_000,
   concurrency: 16,
   prefetch: 50,
   sagas: 20_000,
@@ -49,7 +49,7 @@ export const FULL_DEFAULTS: Readonly<Sizes> = {
   sagaConcurrency: 64,
   claims: 20_000,
   batch: 100,
-  effects: 2_000,
+  effects: 5_000,
 };
 
 export const QUICK_DEFAULTS: Readonly<Sizes> = {
