@@ -76,8 +76,24 @@ export function sagaCrashScenario(options: SagaCrashOptions): void {
         const child = startChild('sagaWorker.ts', config);
         try {
           await child.waitFor('ready', 60_000);
-          // Random moment: during recovery of the previous round's sagas, or while starting new ones.
-          await sleep(150 + Math.floor(random() * 1500));
+          // A random moment, spread over the run whatever the machine's speed: once the sagas
+          // started in this process pass a random point of this round's share (recovery of the
+          // previous round's sagas in flight runs before that), plus a few ms.
+          const target = Math.floor(((round + random()) / options.kills) * options.sagas * 0.9);
+          const until = Date.now() + 120_000;
+          const started = () =>
+            Math.max(
+              -1,
+              ...child.events.filter((e) => e.name === 'progress').map((e) => Number(e.data.n)),
+            );
+          while (
+            started() < target &&
+            !child.events.some((e) => e.name === 'done') &&
+            Date.now() < until
+          ) {
+            await sleep(5);
+          }
+          await sleep(Math.floor(random() * 40));
           if (child.events.some((e) => e.name === 'done')) break;
         } finally {
           await child.kill();
