@@ -39,6 +39,7 @@ export function kafkaVersion(): { version: string; source: string } {
 async function rabbitProperties(): Promise<MachineInfo['rabbitmq']> {
   try {
     const model = await amqplib.connect(SERVICES.amqp);
+    model.on('error', () => undefined);
     try {
       const props = (model.connection as unknown as { serverProperties?: Record<string, unknown> })
         .serverProperties;

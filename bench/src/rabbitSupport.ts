@@ -6,8 +6,15 @@ import amqplib, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { EncodedMessage } from '@backtrack/core';
 import { SERVICES } from './common.js';
 
-export function rawConnect(): Promise<ChannelModel> {
-  return amqplib.connect(SERVICES.amqp);
+/**
+ * A raw amqplib connection. Its 'error' events are swallowed: the shared broker may be restarted
+ * by another engineer's fault test, and an unhandled 'error' would kill the whole bench process;
+ * the benchmark then fails on its next call instead, and the runner retries it.
+ */
+export async function rawConnect(): Promise<ChannelModel> {
+  const model = await amqplib.connect(SERVICES.amqp);
+  model.on('error', () => undefined);
+  return model;
 }
 
 /** Publishes with a confirm channel, `inFlight` unconfirmed at most (set-up and baseline). */

@@ -60,6 +60,7 @@ export const rabbitConsumeBenchmark: Benchmark = {
 
     const model = await rawConnect();
     const channel = await model.createConfirmChannel();
+    channel.on('error', () => undefined); // a failed call rejects; see rawConnect
     const redis = createRedisClient(SERVICES.redis);
     const prefix = `${uniqueName('bench-rc')}:`;
     const transport = await createRabbitTransport(
@@ -145,6 +146,7 @@ async function rawConsume(
   prefetch: number,
 ): Promise<Measured> {
   const channel = await model.createChannel();
+  channel.on('error', () => undefined);
   let count = 0;
   let bytes = 0;
   let first = 0;

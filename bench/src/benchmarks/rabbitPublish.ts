@@ -64,6 +64,7 @@ export const rabbitPublishBenchmark: Benchmark = {
 
     const model = await rawConnect();
     const channel = await model.createConfirmChannel();
+    channel.on('error', () => undefined); // a failed call rejects; see rawConnect
     const redis = createRedisClient(SERVICES.redis);
     const journal = new RedisJournal({ keyPrefix: uniqueName('bench-rp-journal') }, { redis });
     let transport: RabbitTransport | undefined;
