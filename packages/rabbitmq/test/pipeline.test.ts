@@ -224,7 +224,11 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
     expect(dl.code).toBe(CONSUMER_DEAD_LETTER_CODES.RETRIES_EXHAUSTED);
     expect(dl.attempt).toBe(3);
     expect(dl.reason).toContain('payment provider is down');
-    await waitFor('the flaky one to succeed', () => sub.stats.acked === 1);
+    // The dead letter can reach its queue before the runner counts it (it counts after the confirm).
+    await waitFor(
+      'the flaky one to succeed and the dead letter to be counted',
+      () => sub.stats.acked === 1 && sub.stats.deadLettered === 1,
+    );
     expect(attempts.sort()).toEqual([1, 1, 2, 2, 3]);
     expect(sub.stats).toMatchObject({ retried: 3, deadLettered: 1, acked: 1 });
     await sub.close();
