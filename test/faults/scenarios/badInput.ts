@@ -222,7 +222,7 @@ export function badInputScenario(options: BadInputOptions): void {
         duplicates: 0,
         lost: verdict.lost,
         appliedTwice: verdict.appliedTwice,
-        faults: `${cases.length} bad (${cases.length - options.generated} hand-picked incl. a tombstone; ${options.generated} generated); ${letters.length} dead letters`,
+        faults: `${cases.length} bad (${cases.filter((c) => c.family !== 'generated').length} hand-picked incl. a tombstone; ${cases.filter((c) => c.family === 'generated').length} generated); ${letters.length} dead letters`,
       });
       expect(verdict.problems).toEqual([]);
       expect(sub.stats().deadLettered).toBe(cases.length);
@@ -313,7 +313,7 @@ export function badInputScenario(options: BadInputOptions): void {
         duplicates: 0,
         lost: verdict.lost,
         appliedTwice: verdict.appliedTwice,
-        faults: `${cases.length} bad (${cases.length - options.generated} hand-picked incl. typed AMQP headers; ${options.generated} generated); ${letters.length} dead letters`,
+        faults: `${cases.length} bad (${cases.filter((c) => c.family !== 'generated').length} hand-picked incl. typed AMQP headers; ${cases.filter((c) => c.family === 'generated').length} generated); ${letters.length} dead letters`,
       });
       expect(verdict.problems).toEqual([]);
       expect(sub.stats.deadLettered).toBe(cases.length);
