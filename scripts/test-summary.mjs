@@ -12,7 +12,14 @@ for (const file of process.argv.slice(2)) {
   }
   const r = JSON.parse(readFileSync(file, 'utf8'));
   passed += r.numPassedTests ?? 0;
-  failed += (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0);
+  // A file that fails to load has no failed test but fails its suite: count it once.
+  const failedTests = r.numFailedTests ?? 0;
+  failed +=
+    failedTests > 0
+      ? failedTests
+      : r.success === false
+        ? Math.max(1, r.numFailedTestSuites ?? 0)
+        : 0;
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
 }
 if (missing > 0) failed += missing;
