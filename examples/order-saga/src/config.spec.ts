@@ -19,6 +19,23 @@ describe('example configuration', () => {
     expect(readConfig(['--transport', 'kafka']).transport).toBe('kafka');
   });
 
+  it('takes the store from --store, then BACKTRACK_STORE, default "default"', () => {
+    const savedStore = process.env.BACKTRACK_STORE;
+    try {
+      delete process.env.BACKTRACK_STORE;
+      expect(readConfig([]).store).toBe('default');
+      process.env.BACKTRACK_STORE = 'postgres';
+      expect(readConfig([]).store).toBe('postgres');
+      expect(readConfig(['--store', 'default']).store).toBe('default');
+      expect(() => readConfig(['--store', 'mysql'])).toThrow(
+        /--store must be one of default, postgres, got "mysql"/,
+      );
+    } finally {
+      if (savedStore === undefined) delete process.env.BACKTRACK_STORE;
+      else process.env.BACKTRACK_STORE = savedStore;
+    }
+  });
+
   it('rejects an unknown transport and a bad count with a message naming the flag', () => {
     expect(() => readConfig(['--transport', 'sqs'])).toThrow(ConfigError);
     expect(() => readConfig(['--transport', 'sqs'])).toThrow(

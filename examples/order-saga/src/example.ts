@@ -4,7 +4,7 @@
  */
 import { orderSpec } from './catalog.js';
 import { checkUntilConsistent, formatReport, type ConsistencyReport } from './checker.js';
-import { createRuntime, type TransportKind } from './infra/runtime.js';
+import { createRuntime, type StoreKind, type TransportKind } from './infra/runtime.js';
 import type { PlaceOrderInput } from './services/orders.js';
 import { startShop } from './system.js';
 import { color, consoleStory, type Story } from './story.js';
@@ -30,6 +30,8 @@ export async function runExample(
     story?: Story;
     /** @default 'memory' */
     transport?: TransportKind;
+    /** `postgres`: saga log, journal and dedupe stores in PostgreSQL. @default 'default' */
+    store?: StoreKind;
     /** Prefix of the run's topics, queues and keys on a real broker. @default a new one */
     prefix?: string;
   } = {},
@@ -39,11 +41,12 @@ export async function runExample(
   const transport = options.transport ?? 'memory';
   const runtime = await createRuntime({
     transport,
+    ...(options.store ? { store: options.store } : {}),
     prefix: options.prefix ?? `example-${Date.now().toString(36)}`,
   });
   write(
     color.bold(
-      `Backtrack order saga: orders → inventory → payments → shipping (${transport === 'memory' ? 'in-memory' : transport} transport)`,
+      `Backtrack order saga: orders → inventory → payments → shipping (${transport === 'memory' ? 'in-memory' : transport} transport${runtime.store === 'postgres' ? ', PostgreSQL store' : ''})`,
     ),
   );
   write(

@@ -50,9 +50,10 @@ export interface PostgresBackend {
  * first: the one switch that moves a service from Redis (or memory) to PostgreSQL.
  *
  * @example
- * const pg = await createPostgresBackend({ pool });
- * const engine = createSagaEngine({ store: pg.sagaStore, transport, journal: pg.journal });
- * const dedupeStore = pg.inbox('payments');
+ * const pg = await createPostgresBackend({ pool, logger }, { schema: 'backtrack' });
+ * const engine = createSagaEngine(options, { store: pg.sagaStore, logger });
+ * const journal = pg.journal; // a Journal (and the outbox a relay publishes)
+ * const dedupeStore = pg.inbox('payments'); // a DedupeStore for the `payments` consumer group
  */
 export async function createPostgresBackend(
   dependencies: PostgresBackendDependencies,

@@ -24,7 +24,11 @@ export async function boot(
     );
     process.exit(2);
   }
-  const runtime = await createRuntime({ transport: config.transport, prefix: config.prefix });
+  const runtime = await createRuntime({
+    transport: config.transport,
+    store: config.store,
+    prefix: config.prefix,
+  });
   return { config, runtime };
 }
 

@@ -19,6 +19,7 @@ try {
 }
 const runtime = await createRuntime({
   transport: config.transport,
+  store: config.store,
   prefix: `${config.prefix}-load-${Date.now().toString(36)}`,
 });
 const shop = await startShop(runtime, {

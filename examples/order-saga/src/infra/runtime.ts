@@ -10,6 +10,11 @@
  * On a real broker every service gets its own transport connection, and all state lives in
  * Redis under one key prefix, so each service can run as its own process (src/bin/*.ts) and
  * the checker can read every service's state from anywhere.
+ *
+ * With `store: 'postgres'` (any transport) the saga log, the journal and every service's dedupe
+ * store (a `PostgresInbox` per consumer group) live in PostgreSQL instead, in the schema
+ * `bt_<prefix>` of `DATABASE_URL` (migrated on start, dropped by `destroy()`); service state
+ * and rollback progress stay where they were (memory or Redis).
  */
 import {
   InMemoryDedupeStore,
@@ -25,6 +30,7 @@ import {
   type Transport,
 } from '@backtrack/core';
 import type { Redis } from 'ioredis';
+import type { Pool } from 'pg';
 import { pino } from 'pino';
 import { createInMemoryStates } from '../state/memory.js';
 import { createRedisStates } from '../state/redis.js';
@@ -37,8 +43,22 @@ const SERVICES: readonly ServiceName[] = ['orders', 'inventory', 'payments', 'sh
 export type TransportKind = 'memory' | 'kafka' | 'rabbitmq';
 export const TRANSPORT_KINDS: readonly TransportKind[] = ['memory', 'kafka', 'rabbitmq'];
 
+/** Where the saga log, journal and dedupe stores live: `default` = memory or Redis. */
+export type StoreKind = 'default' | 'postgres';
+export const STORE_KINDS: readonly StoreKind[] = ['default', 'postgres'];
+
+/** The default `DATABASE_URL` of `store: 'postgres'`. */
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
 export interface RuntimeOptions {
   transport: TransportKind;
+  /**
+   * `postgres` keeps the saga log, journal and dedupe stores in PostgreSQL (schema
+   * `bt_<prefix>`), whatever the transport. @default 'default'
+   */
+  store?: StoreKind;
+  /** @default DATABASE_URL or postgres://postgres@127.0.0.1:5432/test */
+  databaseUrl?: string;
   /**
    * Prefix of every topic, exchange, queue, consumer group and Redis key of this run, so runs
    * (and parallel tests) never see each other's messages. @default 'shop'
@@ -58,6 +78,7 @@ export interface RuntimeOptions {
 
 export interface Runtime {
   readonly transport: TransportKind;
+  readonly store: StoreKind;
   readonly prefix: string;
   readonly logger: Logger;
   readonly journal: Journal;
@@ -68,16 +89,18 @@ export interface Runtime {
   readonly progressStore: RollbackProgressStore;
   /** The Redis client (real transports only). */
   readonly redis?: Redis;
+  /** The PostgreSQL pool and schema (`store: 'postgres'` only). */
+  readonly postgres?: { readonly pool: Pool; readonly schema: string };
   /** The infrastructure for one service (a new broker connection per call on real transports). */
   infraFor(service: ServiceName, story?: Story): Promise<ServiceInfra>;
   /** A transport for tools (the rollback runner): a new connection on real transports. */
   connect(): Promise<Transport>;
-  /** Closes every transport and the Redis connection. */
+  /** Closes every transport, the Redis connection and the PostgreSQL pool. */
   close(): Promise<void>;
   /**
    * Deletes what this run left on the brokers and in Redis: its RabbitMQ queues and exchanges
-   * and its Redis keys (Kafka topics stay; they are cheap and expire with retention). Call it
-   * before `close()`. Nothing to do in memory.
+   * and its Redis keys (Kafka topics stay; they are cheap and expire with retention), and its
+   * PostgreSQL schema. Call it before `close()`. Nothing to do in memory.
    */
   destroy(): Promise<void>;
 }
@@ -92,32 +115,40 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const topic = (service: ServiceName) => `${prefix}.${service}`;
   const group = (service: ServiceName) => `${prefix}.${service}`;
 
+  const store = options.store ?? 'default';
+  const pg = store === 'postgres' ? await postgresStores(options, prefix, logger) : undefined;
+
   if (options.transport === 'memory') {
     const transport = new InMemoryTransport({ partitions: 8 }, { logger });
-    const journal = new InMemoryJournal();
+    const journal = pg?.journal ?? new InMemoryJournal();
     const dedupeStore = new InMemoryDedupeStore();
     return {
       transport: 'memory',
+      store,
       prefix,
       logger,
       journal,
-      sagaStore: new InMemorySagaStore(),
+      sagaStore: pg?.sagaStore ?? new InMemorySagaStore(),
       progressStore: new InMemoryRollbackProgressStore(),
       states: createInMemoryStates(),
+      ...(pg ? { postgres: { pool: pg.pool, schema: pg.schema } } : {}),
       connect: async () => transport,
-      async infraFor(_service, story) {
+      async infraFor(service, story) {
         return {
           transport,
           journal,
-          dedupeStore,
+          dedupeStore: pg ? pg.inbox(group(service)) : dedupeStore,
           logger,
           topic,
           group,
           ...(story ? { story } : {}),
         };
       },
-      close: () => transport.close(),
-      destroy: async () => undefined,
+      async close() {
+        await transport.close();
+        await pg?.pool.end();
+      },
+      destroy: async () => pg?.drop(),
     };
   }
 
@@ -131,12 +162,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const redis = createRedisClient(options.redisUrl ?? process.env.REDIS_URL, {
     maxRetriesPerRequest: 3,
   });
-  const journal = new RedisJournal({ keyPrefix: `${prefix}:journal` }, { redis });
+  const journal: Journal =
+    pg?.journal ?? new RedisJournal({ keyPrefix: `${prefix}:journal` }, { redis });
   const dedupeStore: DedupeStore = new RedisDedupeStore(
     { keyPrefix: `${prefix}:dedupe:` },
     { redis, logger },
   );
-  const sagaStore = new RedisSagaStore({ keyPrefix: `${prefix}:saga:` }, { redis });
+  const sagaStore: SagaStore =
+    pg?.sagaStore ?? new RedisSagaStore({ keyPrefix: `${prefix}:saga:` }, { redis });
   const transports: Transport[] = [];
   const factory = await transportFactory(options, logger);
   const connect = async () => {
@@ -146,6 +179,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   return {
     transport: options.transport,
+    store,
     prefix,
     logger,
     journal,
@@ -153,14 +187,24 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     progressStore: new RedisRollbackProgressStore({ keyPrefix: `${prefix}:rollback` }, { redis }),
     states: createRedisStates(redis, prefix),
     redis,
+    ...(pg ? { postgres: { pool: pg.pool, schema: pg.schema } } : {}),
     connect,
-    async infraFor(_service, story) {
+    async infraFor(service, story) {
       const transport = await connect();
-      return { transport, journal, dedupeStore, logger, topic, group, ...(story ? { story } : {}) };
+      return {
+        transport,
+        journal,
+        dedupeStore: pg ? pg.inbox(group(service)) : dedupeStore,
+        logger,
+        topic,
+        group,
+        ...(story ? { story } : {}),
+      };
     },
     async close() {
       await Promise.allSettled(transports.map((t) => t.close()));
       redis.disconnect();
+      await pg?.pool.end();
     },
     async destroy() {
       if (options.transport === 'rabbitmq' && transports[0]) {
@@ -172,8 +216,44 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         cursor = next;
         if (keys.length > 0) await redis.unlink(...keys);
       } while (cursor !== '0');
+      await pg?.drop();
     },
   };
+}
+
+/** The run's PostgreSQL schema: `bt_` + the prefix, with anything but `[A-Za-z0-9_]` as `_`. */
+export function postgresSchemaFor(prefix: string): string {
+  return `bt_${prefix.replace(/[^A-Za-z0-9_]/g, '_')}`.slice(0, 63);
+}
+
+/** Saga store, journal and inboxes on a new pool, in the run's own (migrated) schema. */
+async function postgresStores(options: RuntimeOptions, prefix: string, logger: Logger) {
+  const [{ createPostgresBackend }, { default: pgDriver }] = await Promise.all([
+    import('@backtrack/postgres'),
+    import('pg'),
+  ]);
+  const pool = new pgDriver.Pool({
+    connectionString: options.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
+    max: 10,
+  });
+  const schema = postgresSchemaFor(prefix);
+  try {
+    const backend = await createPostgresBackend({ pool, logger }, { schema });
+    return {
+      pool,
+      schema,
+      journal: backend.journal,
+      sagaStore: backend.sagaStore,
+      inbox: (consumer: string) => backend.inbox(consumer),
+      /** Drops the run's schema and everything in it. */
+      drop: async () => {
+        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      },
+    };
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
 }
 
 async function transportFactory(
