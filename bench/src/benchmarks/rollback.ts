@@ -62,7 +62,7 @@ export const rollbackBenchmark: Benchmark = {
         unit: 'effects/s',
       })
       .metric('raw-kafka', {
-        label: 'kafkajs sendBatch of 20, acks=all',
+        label: 'kafkajs send of 20 records, acks=all',
         role: 'baseline',
         unit: 'msg/s',
       })
