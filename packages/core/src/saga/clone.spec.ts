@@ -41,4 +41,14 @@ describe('cloneRecord', () => {
   it('throws on functions like structuredClone', () => {
     expect(() => cloneRecord({ f: () => 1 })).toThrow(/could not be cloned/);
   });
+
+  it('keeps an own __proto__ key as data instead of setting the prototype', () => {
+    const value = JSON.parse('{"a":{"__proto__":{"polluted":true}}}') as {
+      a: Record<string, unknown>;
+    };
+    const copy = cloneRecord(value);
+    expect(Object.getPrototypeOf(copy.a)).toBe(Object.prototype);
+    expect((copy.a as { polluted?: boolean }).polluted).toBeUndefined();
+    expect(Object.keys(copy.a)).toEqual(['__proto__']);
+  });
 });

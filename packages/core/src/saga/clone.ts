@@ -34,6 +34,8 @@ function plainCopy(value: unknown, depth: number): unknown {
   if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
+    // An own `__proto__` key (from JSON.parse) would set the copy's prototype: leave it to structuredClone.
+    if (key === '__proto__') return NOT_PLAIN;
     const item = plainCopy((value as Record<string, unknown>)[key], depth + 1);
     if (item === NOT_PLAIN) return NOT_PLAIN;
     out[key] = item;
