@@ -1,4 +1,4 @@
-/** @backtrack/core/testing: in-memory fakes, contract suites and the saga crash harness. */
+/** @backtrack/core/testing: the saga crash harness, its crash-injecting store, and the in-memory fakes tests use. */
 export { CrashingSagaStore, SimulatedCrash } from './CrashingSagaStore.js';
 export {
   InjectedStepFailure,
