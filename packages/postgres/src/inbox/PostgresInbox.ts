@@ -203,23 +203,10 @@ export class PostgresInbox implements DedupeStore {
         // literals escaped by the driver): open the transaction, bound the wait on a concurrent
         // delivery that holds the key in its own transaction, insert the mark, read the row
         // (for the duplicate's stored result), and hand the handler the default lock timeout.
-        const lit = (value: string) => client.escapeLiteral(value);
         const results = (await client.query(
           `BEGIN;
            SET LOCAL lock_timeout = ${this.#lockTimeoutMs};
-           INSERT INTO ${this.#table} AS i
-                  (consumer, message_key, state, processed_at, expires_at)
-           VALUES (${lit(this.#consumer)}, ${lit(messageKey)}, 'done', clock_timestamp(),
-                   clock_timestamp() + ${retentionMs} * interval '1 millisecond')
-           ON CONFLICT (consumer, message_key) DO UPDATE
-              SET state = 'done', token = NULL, lease_expires_at = NULL, result = NULL,
-                  claimed_at = clock_timestamp(), processed_at = clock_timestamp(),
-                  expires_at = EXCLUDED.expires_at
-            WHERE (i.state = 'claimed' AND i.lease_expires_at <= clock_timestamp())
-               OR (i.state = 'done' AND i.expires_at <= clock_timestamp())
-           RETURNING 1;
-           SELECT state, result FROM ${this.#table}
-            WHERE consumer = ${lit(this.#consumer)} AND message_key = ${lit(messageKey)};
+           ${this.#markDoneSql(client, messageKey, retentionMs)}
            SET LOCAL lock_timeout TO DEFAULT;`,
         )) as unknown as QueryResult[];
         claimed = results[2]?.rowCount === 1;
@@ -296,26 +283,13 @@ export class PostgresInbox implements DedupeStore {
     assertKey('messageKey', messageKey);
     const retentionMs = options.retentionMs ?? this.#retentionMs;
     assertPositiveMs('retentionMs', retentionMs);
-    const lit = (value: string) => tx.escapeLiteral(value);
     let results: QueryResult[];
     try {
       results = (await tx.query(
         `SAVEPOINT backtrack_inbox_claim;
          SELECT set_config('backtrack.saved_lock_timeout', current_setting('lock_timeout'), true);
          SET LOCAL lock_timeout = ${this.#lockTimeoutMs};
-         INSERT INTO ${this.#table} AS i
-                (consumer, message_key, state, processed_at, expires_at)
-         VALUES (${lit(this.#consumer)}, ${lit(messageKey)}, 'done', clock_timestamp(),
-                 clock_timestamp() + ${retentionMs} * interval '1 millisecond')
-         ON CONFLICT (consumer, message_key) DO UPDATE
-            SET state = 'done', token = NULL, lease_expires_at = NULL, result = NULL,
-                claimed_at = clock_timestamp(), processed_at = clock_timestamp(),
-                expires_at = EXCLUDED.expires_at
-          WHERE (i.state = 'claimed' AND i.lease_expires_at <= clock_timestamp())
-             OR (i.state = 'done' AND i.expires_at <= clock_timestamp())
-         RETURNING 1;
-         SELECT state, result FROM ${this.#table}
-          WHERE consumer = ${lit(this.#consumer)} AND message_key = ${lit(messageKey)};
+         ${this.#markDoneSql(tx, messageKey, retentionMs)}
          SELECT set_config('lock_timeout', current_setting('backtrack.saved_lock_timeout'), true);
          RELEASE SAVEPOINT backtrack_inbox_claim;`,
       )) as unknown as QueryResult[];
@@ -534,6 +508,29 @@ export class PostgresInbox implements DedupeStore {
     }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  /**
+   * The two statements both transactional claims share: insert the `done` mark (or take over an
+   * expired lease or an expired mark), then read the row so a duplicate sees its stored result.
+   * Values are inlined as literals escaped by the driver (the callers send one multi-statement
+   * simple query, one round trip).
+   */
+  #markDoneSql(client: ClientBase, messageKey: string, retentionMs: number): string {
+    const lit = (value: string) => client.escapeLiteral(value);
+    return `INSERT INTO ${this.#table} AS i
+                (consumer, message_key, state, processed_at, expires_at)
+         VALUES (${lit(this.#consumer)}, ${lit(messageKey)}, 'done', clock_timestamp(),
+                 clock_timestamp() + ${retentionMs} * interval '1 millisecond')
+         ON CONFLICT (consumer, message_key) DO UPDATE
+            SET state = 'done', token = NULL, lease_expires_at = NULL, result = NULL,
+                claimed_at = clock_timestamp(), processed_at = clock_timestamp(),
+                expires_at = EXCLUDED.expires_at
+          WHERE (i.state = 'claimed' AND i.lease_expires_at <= clock_timestamp())
+             OR (i.state = 'done' AND i.expires_at <= clock_timestamp())
+         RETURNING 1;
+         SELECT state, result FROM ${this.#table}
+          WHERE consumer = ${lit(this.#consumer)} AND message_key = ${lit(messageKey)};`;
   }
 
   async #connect(operation: string): Promise<PoolClient> {
