@@ -4,12 +4,12 @@
  * nothing past the first unprocessed record, dead-letters nothing, and once Redis is back
  * processes every record exactly once. Real broker, real Redis.
  */
-import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createConsumerPipeline, defineEvent, encodeEnvelope, handle } from '@backtrack/core';
 import { RedisDedupeStore, createRedisClient } from '@backtrack/redis';
 import { probeService } from '../../../test/support/services.js';
+import { startProxy } from '../../../test/support/tcpProxy.js';
 import { kafkaBroker } from './broker.js';
 import { committedOffsets, makeTransport, uniqueName, waitFor } from './helpers.js';
 
@@ -18,37 +18,6 @@ const redis = await probeService('redis');
 afterAll(() => broker.stop());
 
 const OrderPlaced = defineEvent('order.placed').version(1, z.object({ orderId: z.string() }));
-
-/** A TCP proxy in front of the real Redis that the test can cut and restore. */
-function startProxy(
-  target: { host: string; port: number },
-  port = 0,
-): Promise<{ port: number; cut(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  return new Promise((resolve) => {
-    server.listen(port, '127.0.0.1', () => {
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        cut: () =>
-          new Promise<void>((done) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
-}
 
 describe.skipIf(!broker.available || !redis.available)(
   'dedupe store outage under a Kafka consumer',

@@ -2,12 +2,12 @@
  * Redis unavailable: every store call fails fast with the retriable StoreUnavailableError
  * (code BT_ERR_STORE_UNAVAILABLE), never hangs, and the store works again once Redis is back.
  */
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError, isRetriable, type SagaRecord } from '@backtrack/core';
 import { RedisDedupeStore, RedisSagaStore, createRedisClient } from '@backtrack/redis';
 import { probeService, uniqueName } from '../../../test/support/services.js';
+import { startProxy } from '../../../test/support/tcpProxy.js';
 import { deleteByPrefix } from './support.js';
 
 const CLOSED = 'redis://127.0.0.1:1';
@@ -106,36 +106,8 @@ describe.skipIf(!real.available)('Redis stores when Redis goes away mid-run and 
     await admin.quit();
   });
 
-  /** A TCP proxy in front of the real Redis that the test can cut and restore. */
-  function startProxy(port = 0): Promise<{ port: number; cut(): Promise<void> }> {
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((client) => {
-      const upstream = net.connect(real.port, real.host);
-      sockets.add(client).add(upstream);
-      client.pipe(upstream).pipe(client);
-      const drop = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-    });
-    return new Promise((resolve) => {
-      server.listen(port, '127.0.0.1', () => {
-        resolve({
-          port: (server.address() as net.AddressInfo).port,
-          cut: () =>
-            new Promise<void>((done) => {
-              for (const s of sockets) s.destroy();
-              server.close(() => done());
-            }),
-        });
-      });
-    });
-  }
-
   it('answers StoreUnavailableError during the outage and works again after it, without losing a claim', async () => {
-    const proxy = await startProxy();
+    const proxy = await startProxy(real);
     const redis = createRedisClient(`redis://127.0.0.1:${proxy.port}`);
     redis.on('error', () => undefined);
     try {
@@ -152,7 +124,7 @@ describe.skipIf(!real.available)('Redis stores when Redis goes away mid-run and 
         2_500,
       );
 
-      const restored = await startProxy(proxy.port);
+      const restored = await startProxy(real, proxy.port);
       try {
         // The client reconnects in the background; a consumer retries until the store answers.
         let completed: boolean | undefined;
