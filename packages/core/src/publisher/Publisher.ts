@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
-import { encodeEnvelope } from '../envelope/codec.js';
 import type { Envelope } from '../envelope/types.js';
 import type { Journal } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
-import { UnknownEventTypeError } from '../schema/errors.js';
 import type { Transport } from '../transport/Transport.js';
 import { PublishFailedError, PublisherConfigError } from './errors.js';
+import { prepareJournaledEvent } from './journaledEvent.js';
 
 /** Who publishes: fixed for one deploy of a service. */
 export interface PublisherOptions {
@@ -119,6 +118,7 @@ export function createPublisher(
   const topicFor = options.topicFor ?? (() => service);
   const { transport, journal, registry } = dependencies;
   const now = dependencies.now ?? (() => new Date());
+  const stamp = { service, version, source, topicFor, registry, now, writer: 'publisher' };
   const logger = (dependencies.logger ?? createDefaultLogger()).child({
     component: 'publisher',
     service,
@@ -129,38 +129,9 @@ export function createPublisher(
     service,
     version,
     async publish(event, data, publishOptions = {}) {
-      if (!registry.has(event.type) || registry.get(event.type) !== event) {
-        throw new UnknownEventTypeError(event.type, {
-          details: { reason: 'not registered in the publisher registry' },
-        });
-      }
-      const envelope = event.envelope(data, {
-        source,
-        version: publishOptions.schemaVersion,
-        id: publishOptions.id,
-        time: now(),
-        sagaid: publishOptions.sagaId,
-        causationid: publishOptions.causationId,
-        correlationid: publishOptions.correlationId,
-        producerservice: service,
-        producerversion: version,
-        partitionkey: publishOptions.key,
-      }) as Envelope<unknown>;
-      const message = encodeEnvelope(envelope);
-      const topic = publishOptions.topic ?? topicFor(event.type);
-      await journal.append({
-        id: envelope.id,
-        type: envelope.type,
-        schemaVersion: envelope.schemaversion,
-        key: publishOptions.key,
-        topic,
-        service,
-        version,
-        time: envelope.time,
-        sagaId: publishOptions.sagaId,
-        causationId: publishOptions.causationId,
-        message,
-      });
+      const { envelope, record } = prepareJournaledEvent(stamp, event, data, publishOptions);
+      const { topic, message } = record;
+      await journal.append(record);
       try {
         await transport.publish([{ topic, key: publishOptions.key, message }]);
       } catch (cause) {

@@ -1,4 +1,6 @@
 export { createPublisher } from './Publisher.js';
+export { prepareJournaledEvent } from './journaledEvent.js';
+export type { EventStamp } from './journaledEvent.js';
 export type {
   Publisher,
   PublisherDependencies,

@@ -1,7 +1,6 @@
 import type { ClientBase } from 'pg';
 import {
-  UnknownEventTypeError,
-  encodeEnvelope,
+  prepareJournaledEvent,
   type AnyEventDefinition,
   type Envelope,
   type EventInput,
@@ -84,45 +83,13 @@ export function createOutboxWriter(
   const topicFor = options.topicFor ?? (() => service);
   const { outbox, registry } = dependencies;
   const now = dependencies.now ?? (() => new Date());
+  const stamp = { service, version, source, topicFor, registry, now, writer: 'outbox writer' };
   return {
     service,
     version,
     async write(tx, event, data, writeOptions = {}) {
-      if (!registry.has(event.type) || registry.get(event.type) !== event) {
-        throw new UnknownEventTypeError(event.type, {
-          details: { reason: 'not registered in the outbox writer registry' },
-        });
-      }
-      const envelope = event.envelope(data, {
-        source,
-        version: writeOptions.schemaVersion,
-        id: writeOptions.id,
-        time: now(),
-        sagaid: writeOptions.sagaId,
-        causationid: writeOptions.causationId,
-        correlationid: writeOptions.correlationId,
-        producerservice: service,
-        producerversion: version,
-        partitionkey: writeOptions.key,
-      }) as Envelope<unknown>;
-      await outbox.append(
-        {
-          id: envelope.id,
-          type: envelope.type,
-          schemaVersion: envelope.schemaversion,
-          ...(writeOptions.key === undefined ? {} : { key: writeOptions.key }),
-          topic: writeOptions.topic ?? topicFor(event.type),
-          service,
-          version,
-          time: envelope.time,
-          ...(writeOptions.sagaId === undefined ? {} : { sagaId: writeOptions.sagaId }),
-          ...(writeOptions.causationId === undefined
-            ? {}
-            : { causationId: writeOptions.causationId }),
-          message: encodeEnvelope(envelope),
-        },
-        { client: tx },
-      );
+      const { envelope, record } = prepareJournaledEvent(stamp, event, data, writeOptions);
+      await outbox.append(record, { client: tx });
       return envelope;
     },
   };
