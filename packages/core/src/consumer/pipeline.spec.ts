@@ -514,6 +514,7 @@ describe('createConsumerPipeline: idempotent step', () => {
       claim: () => Promise.reject(new StoreUnavailableError('redis', 'claim')),
       claimMany: () => Promise.reject(new StoreUnavailableError('redis', 'claimMany')),
       complete: () => Promise.resolve(true),
+      completeMany: (entries) => Promise.resolve(entries.map(() => true)),
       release: () => Promise.resolve(true),
       extend: () => Promise.resolve(true),
     };
@@ -882,6 +883,7 @@ describe('idempotent() wrapper', () => {
       claim: async (): Promise<ClaimResult> => ({ status: 'in-progress' }),
       claimMany: async (keys) => keys.map((): ClaimResult => ({ status: 'in-progress' })),
       complete: async () => false,
+      completeMany: async (entries) => entries.map(() => false),
       release: async () => false,
       extend: async () => false,
     };

@@ -12,6 +12,20 @@ export interface ClaimOptions {
   leaseMs: number;
 }
 
+/** One entry of `completeMany`: a key this caller claimed, its token and an optional result. */
+export interface CompleteEntry {
+  key: string;
+  token: string;
+  /** A small result to return to later duplicates (for example a response id). */
+  result?: string;
+}
+
+/** Options of `completeMany`: one retention window for the whole batch. */
+export interface CompleteManyOptions {
+  /** How long each `done` mark is kept, in ms (the dedupe retention window). */
+  ttlMs: number;
+}
+
 export interface CompleteOptions {
   /** How long the `done` mark is kept, in ms (the dedupe retention window). */
   ttlMs: number;
@@ -34,6 +48,11 @@ export interface DedupeStore {
   claimMany(keys: readonly string[], options: ClaimOptions): Promise<ClaimResult[]>;
   /** Marks the key done. Returns false if `token` no longer owns the key. */
   complete(key: string, token: string, options: CompleteOptions): Promise<boolean>;
+  /**
+   * Marks many keys done in one round trip (the batch path's durable done marks); results in
+   * input order, each false when its token no longer owns its key. Same fencing as `complete`.
+   */
+  completeMany(entries: readonly CompleteEntry[], options: CompleteManyOptions): Promise<boolean[]>;
   /** Drops the claim so a retry can run. Returns false if `token` no longer owns the key. */
   release(key: string, token: string): Promise<boolean>;
   /** Extends a live lease (long handlers). Returns false if `token` no longer owns the key. */

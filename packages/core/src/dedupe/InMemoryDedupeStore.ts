@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { ClaimOptions, ClaimResult, CompleteOptions, DedupeStore } from './DedupeStore.js';
+import type {
+  ClaimOptions,
+  ClaimResult,
+  CompleteEntry,
+  CompleteManyOptions,
+  CompleteOptions,
+  DedupeStore,
+} from './DedupeStore.js';
 import { assertKey, assertPositiveMs } from './errors.js';
 
 /** Collaborators of {@link InMemoryDedupeStore}, injected separately from options. */
@@ -71,6 +78,22 @@ export class InMemoryDedupeStore implements DedupeStore {
     if (options.result !== undefined) done.result = options.result;
     this.#write(key, done, now);
     return true;
+  }
+
+  async completeMany(
+    entries: readonly CompleteEntry[],
+    options: CompleteManyOptions,
+  ): Promise<boolean[]> {
+    entries.forEach((entry, i) => assertKey(`entries[${i}].key`, entry.key));
+    assertPositiveMs('ttlMs', options.ttlMs);
+    const now = this.#now();
+    return entries.map(({ key, token, result }) => {
+      if (!this.#owns(key, token, now)) return false;
+      const done: Entry = { state: 'done', expiresAt: now + options.ttlMs };
+      if (result !== undefined) done.result = result;
+      this.#write(key, done, now);
+      return true;
+    });
   }
 
   async release(key: string, token: string): Promise<boolean> {

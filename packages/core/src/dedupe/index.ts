@@ -1,4 +1,11 @@
-export type { ClaimOptions, ClaimResult, CompleteOptions, DedupeStore } from './DedupeStore.js';
+export type {
+  ClaimOptions,
+  ClaimResult,
+  CompleteEntry,
+  CompleteManyOptions,
+  CompleteOptions,
+  DedupeStore,
+} from './DedupeStore.js';
 export { InMemoryDedupeStore } from './InMemoryDedupeStore.js';
 export type { InMemoryDedupeStoreDependencies } from './InMemoryDedupeStore.js';
 export { DedupeConfigError } from './errors.js';

@@ -5,6 +5,8 @@ import {
   DedupeConfigError,
   type ClaimOptions,
   type ClaimResult,
+  type CompleteEntry,
+  type CompleteManyOptions,
   type CompleteOptions,
   type DedupeStore,
   type Logger,
@@ -412,6 +414,24 @@ export class PostgresInbox implements DedupeStore {
       [this.#consumer, key, token, options.result ?? null, options.ttlMs],
     );
     return rows.length === 1;
+  }
+
+  // TODO(hot path): one statement for the whole batch; for now one UPDATE per entry, concurrently.
+  async completeMany(
+    entries: readonly CompleteEntry[],
+    options: CompleteManyOptions,
+  ): Promise<boolean[]> {
+    return Promise.all(
+      entries.map((entry) =>
+        this.complete(
+          entry.key,
+          entry.token,
+          entry.result === undefined
+            ? { ttlMs: options.ttlMs }
+            : { ttlMs: options.ttlMs, result: entry.result },
+        ),
+      ),
+    );
   }
 
   async release(key: string, token: string): Promise<boolean> {

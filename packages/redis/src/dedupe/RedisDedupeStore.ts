@@ -4,6 +4,8 @@ import {
   createDefaultLogger,
   type ClaimOptions,
   type ClaimResult,
+  type CompleteEntry,
+  type CompleteManyOptions,
   type CompleteOptions,
   type DedupeStore,
   type Logger,
@@ -142,6 +144,25 @@ export class RedisDedupeStore implements DedupeStore {
       COMPLETE.run(this.#redis, [this.#key(key)], [String(token), done, ttlMs]),
     );
     return answer === 1;
+  }
+
+  // TODO(hot path): one Lua round trip for the whole batch; for now one script call per entry,
+  // sent concurrently (ioredis pipelines them on the connection).
+  async completeMany(
+    entries: readonly CompleteEntry[],
+    options: CompleteManyOptions,
+  ): Promise<boolean[]> {
+    return Promise.all(
+      entries.map((entry) =>
+        this.complete(
+          entry.key,
+          entry.token,
+          entry.result === undefined
+            ? { ttlMs: options.ttlMs }
+            : { ttlMs: options.ttlMs, result: entry.result },
+        ),
+      ),
+    );
   }
 
   async release(key: string, token: string): Promise<boolean> {
