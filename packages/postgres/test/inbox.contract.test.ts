@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dedupeStoreContract } from '../../core/src/testing/contracts/dedupeStoreContract.js';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { PostgresInbox } from '@backtrack/postgres';
@@ -18,6 +18,36 @@ describe.skipIf(!postgres.available)('PostgresInbox as a DedupeStore', () => {
   afterAll(async () => {
     await peerPool?.end();
     await db?.close();
+  });
+
+  it('completeMany writes a batch of 500 done marks in one statement, fenced per entry', async () => {
+    const consumer = uniqueName('c');
+    const store = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
+    try {
+      const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+      const claims = await store.claimMany(keys, { leaseMs: 30_000 });
+      const entries = claims.map((c, i) => {
+        if (c.status !== 'claimed') throw new Error('expected claim');
+        // Every 50th entry carries a wrong token: fenced out, in place.
+        return { key: keys[i]!, token: i % 50 === 0 ? 'stolen' : c.token, result: `r${i}` };
+      });
+      const spy = vi.spyOn(db.pool, 'query');
+      let answers: boolean[];
+      try {
+        answers = await store.completeMany(entries, { ttlMs: 60_000 });
+        expect(spy).toHaveBeenCalledTimes(1);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(answers).toEqual(keys.map((_, i) => i % 50 !== 0));
+      expect(await store.claimMany(['k0', 'k1', 'k499'], { leaseMs: 30_000 })).toEqual([
+        { status: 'in-progress' },
+        { status: 'done', result: 'r1' },
+        { status: 'done', result: 'r499' },
+      ]);
+    } finally {
+      await db.pool.query(`DELETE FROM "${db.schema}".inbox WHERE consumer = $1`, [consumer]);
+    }
   });
 
   dedupeStoreContract('PostgresInbox', async () => {

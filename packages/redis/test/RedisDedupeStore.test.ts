@@ -84,6 +84,58 @@ describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
     }
   });
 
+  it('completes a batch of 500 done marks in one round trip, each fenced by its token', async () => {
+    const own = createRedisClient(redis.url);
+    try {
+      await own.ping();
+      const { store } = freshStore(own);
+      const counter = countCommands(own);
+      // Warm the script cache so the count is the steady state (a cold cache adds one EVAL).
+      await store.completeMany([{ key: 'warm', token: 'x' }], { ttlMs: 1000 });
+      const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+      const claims = await store.claimMany(keys, { leaseMs: 10_000 });
+      const entries = claims.map((c, i) => {
+        if (c.status !== 'claimed') throw new Error('expected claim');
+        // Every 50th entry carries a wrong token: fenced out, in place.
+        return { key: keys[i]!, token: i % 50 === 0 ? 'stolen' : c.token, result: `r${i}` };
+      });
+      counter.reset();
+
+      const answers = await store.completeMany(entries, { ttlMs: 60_000 });
+      expect(counter.names).toEqual(['evalsha']);
+      expect(answers).toEqual(keys.map((_, i) => i % 50 !== 0));
+      const after = await store.claimMany(['k0', 'k1', 'k499'], { leaseMs: 10_000 });
+      expect(after).toEqual([
+        { status: 'in-progress' },
+        { status: 'done', result: 'r1' },
+        { status: 'done', result: 'r499' },
+      ]);
+    } finally {
+      await own.quit();
+    }
+  });
+
+  it('refuses a completeMany result over maxResultBytes before writing any entry', async () => {
+    const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;
+    prefixes.push(keyPrefix);
+    const store = new RedisDedupeStore({ keyPrefix, maxResultBytes: 8 }, { redis: client });
+    const [a, b] = await store.claimMany(['a', 'b'], { leaseMs: 10_000 });
+    if (a?.status !== 'claimed' || b?.status !== 'claimed') throw new Error('expected claims');
+    await expect(
+      store.completeMany(
+        [
+          { key: 'a', token: a.token, result: 'ok' },
+          { key: 'b', token: b.token, result: '123456789' },
+        ],
+        { ttlMs: 60_000 },
+      ),
+    ).rejects.toMatchObject({
+      code: 'BT_ERR_DEDUPE_CONFIG_INVALID',
+      details: { field: 'entries[1].result' },
+    });
+    expect(await store.claim('a', { leaseMs: 10_000 })).toEqual({ status: 'in-progress' });
+  });
+
   it('falls back to EVAL when the server does not know a script yet', async () => {
     const script = new LuaScript('test.nonce', `-- ${randomUUID()}\nreturn ARGV[1] .. KEYS[1]`);
     expect(await client.script('EXISTS', script.sha)).toEqual([0]);

@@ -416,22 +416,65 @@ export class PostgresInbox implements DedupeStore {
     return rows.length === 1;
   }
 
-  // TODO(hot path): one statement for the whole batch; for now one UPDATE per entry, concurrently.
+  /**
+   * Marks a batch done in ONE statement: each row only while its own token still holds a live
+   * lease (the same fence as `complete`). Answers in input order. A key repeated in the batch is
+   * completed by its first entry; the later ones answer false, as a second `complete` would.
+   */
   async completeMany(
     entries: readonly CompleteEntry[],
     options: CompleteManyOptions,
   ): Promise<boolean[]> {
-    return Promise.all(
-      entries.map((entry) =>
-        this.complete(
-          entry.key,
-          entry.token,
-          entry.result === undefined
-            ? { ttlMs: options.ttlMs }
-            : { ttlMs: options.ttlMs, result: entry.result },
-        ),
-      ),
+    if (!Array.isArray(entries)) {
+      throw new DedupeConfigError('entries', entries, 'must be an array of { key, token }');
+    }
+    assertPositiveMs('ttlMs', options?.ttlMs);
+    entries.forEach((entry, i) => {
+      if (typeof entry !== 'object' || entry === null) {
+        throw new DedupeConfigError(`entries[${i}]`, entry, 'must be a { key, token } object');
+      }
+      assertKey(`entries[${i}].key`, entry.key);
+      if (entry.result !== undefined && typeof entry.result !== 'string') {
+        throw new DedupeConfigError(`entries[${i}].result`, entry.result, 'must be a string');
+      }
+    });
+    if (entries.length === 0) return [];
+    // The first entry of each key is the one applied (an UPDATE changes a row at most once).
+    // The CTE locks the rows in key order (FOR UPDATE above the sort, re-checking the fence on
+    // a row another transaction changed meanwhile), so concurrent batches cannot deadlock.
+    const first = new Map<string, number>();
+    entries.forEach((entry, i) => {
+      if (!first.has(entry.key)) first.set(entry.key, i);
+    });
+    const picked = [...first.values()];
+    const rows = await this.#query<{ message_key: string }>(
+      'inbox.completeMany',
+      `WITH locked AS (
+         SELECT i.message_key, u.r
+           FROM ${this.#table} AS i
+           JOIN unnest($2::text[], $3::text[], $4::text[]) AS u(k, t, r)
+             ON i.consumer = $1 AND i.message_key = u.k
+          WHERE i.token = u.t AND i.state = 'claimed' AND i.lease_expires_at > clock_timestamp()
+          ORDER BY i.message_key
+            FOR UPDATE OF i
+       )
+       UPDATE ${this.#table} AS i
+          SET state = 'done', token = NULL, lease_expires_at = NULL, result = locked.r,
+              processed_at = clock_timestamp(),
+              expires_at = clock_timestamp() + $5::double precision * interval '1 millisecond'
+         FROM locked
+        WHERE i.consumer = $1 AND i.message_key = locked.message_key
+        RETURNING i.message_key`,
+      [
+        this.#consumer,
+        picked.map((i) => entries[i]!.key),
+        picked.map((i) => String(entries[i]!.token)),
+        picked.map((i) => entries[i]!.result ?? null),
+        options.ttlMs,
+      ],
     );
+    const done = new Set(rows.map((r) => r.message_key));
+    return entries.map((entry, i) => first.get(entry.key) === i && done.has(entry.key));
   }
 
   async release(key: string, token: string): Promise<boolean> {

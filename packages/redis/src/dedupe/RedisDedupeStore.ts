@@ -10,17 +10,19 @@ import {
   type DedupeStore,
   type Logger,
 } from '@backtrack/core';
-import type { Redis } from 'ioredis';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
-import { CLAIM, COMPLETE, EXTEND, RELEASE } from './scripts.js';
+import { groupBySlot, isCluster, type RedisClient } from '../internal/cluster.js';
+import type { LuaScript } from '../internal/LuaScript.js';
+import { CLAIM, COMPLETE, COMPLETE_MANY, EXTEND, RELEASE } from './scripts.js';
 
 /** Options of {@link RedisDedupeStore}. Every field is validated once, at construction. */
 export interface RedisDedupeStoreOptions {
   /**
    * Prefix of every key the store writes (`<keyPrefix><dedupe key>`). Give each service or
-   * environment its own. In Redis Cluster, put a hash tag in it (for example `'{orders}:dedupe:'`)
-   * so a batch claim's keys share one slot.
+   * environment its own. On Redis Cluster leave hash tags out of it: each dedupe key then hashes
+   * to its own slot, and batch calls are split by slot so the load spreads over every master.
+   * (A `{tag}` in the prefix still works, but puts the whole store on one master.)
    * @default 'backtrack:dedupe:'
    */
   keyPrefix?: string;
@@ -50,10 +52,11 @@ export interface RedisDedupeStoreOptions {
 /** Collaborators of {@link RedisDedupeStore}. */
 export interface RedisDedupeStoreDependencies {
   /**
-   * The ioredis client. The caller owns it (connects, quits); see `createRedisClient` for
-   * settings that fail fast while Redis is away.
+   * The ioredis client: a single node (`Redis`) or a Redis Cluster (`Cluster`). The caller owns
+   * it (connects, quits); see `createRedisClient` / `createRedisClusterClient` for settings that
+   * fail fast while Redis is away.
    */
-  redis: Redis;
+  redis: RedisClient;
   /** @default createDefaultLogger() */
   logger?: Logger;
 }
@@ -78,7 +81,9 @@ const MAX_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
  *   two consumers can both pass the GET.)
  * - `complete`, `release` and `extend` are Lua scripts that act only while the key still holds
  *   the caller's token, so a consumer whose lease expired cannot overwrite the new owner.
- * - `claimMany` claims a whole batch in ONE round trip (one script).
+ * - `claimMany` claims a whole batch and `completeMany` writes a whole batch of done marks (each
+ *   fenced by its own token) in ONE round trip (one script). On Redis Cluster a batch is split by
+ *   hash slot, one script call per slot, sent concurrently (pipelined per master).
  * - Every key has an expiry: a lease `leaseMs`, a done mark `ttlMs`.
  * - Redis down or slow: every call fails within `commandTimeoutMs` with the retriable
  *   `StoreUnavailableError` (code `BT_ERR_STORE_UNAVAILABLE`).
@@ -93,7 +98,7 @@ const MAX_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
  */
 export class RedisDedupeStore implements DedupeStore {
   readonly options: Readonly<Required<RedisDedupeStoreOptions>>;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
   constructor(options: RedisDedupeStoreOptions, dependencies: RedisDedupeStoreDependencies) {
     this.options = validateOptions(options);
@@ -126,43 +131,39 @@ export class RedisDedupeStore implements DedupeStore {
     assertKey('key', key);
     const ttlMs = options?.ttlMs ?? this.options.defaultRetentionMs;
     assertPositiveMs('ttlMs', ttlMs);
-    const result = options?.result;
-    if (result !== undefined) {
-      if (typeof result !== 'string') {
-        throw new DedupeConfigError('result', result, 'must be a string when given');
-      }
-      if (Buffer.byteLength(result) > this.options.maxResultBytes) {
-        throw new DedupeConfigError(
-          'result',
-          `${Buffer.byteLength(result)} bytes`,
-          `must be at most maxResultBytes (${this.options.maxResultBytes}) bytes`,
-        );
-      }
-    }
-    const done = result === undefined ? 'd' : `d:${result}`;
+    const done = this.#doneValue('result', options?.result);
     const answer = await this.#call('complete', () =>
       COMPLETE.run(this.#redis, [this.#key(key)], [String(token), done, ttlMs]),
     );
     return answer === 1;
   }
 
-  // TODO(hot path): one Lua round trip for the whole batch; for now one script call per entry,
-  // sent concurrently (ioredis pipelines them on the connection).
   async completeMany(
     entries: readonly CompleteEntry[],
     options: CompleteManyOptions,
   ): Promise<boolean[]> {
-    return Promise.all(
-      entries.map((entry) =>
-        this.complete(
-          entry.key,
-          entry.token,
-          entry.result === undefined
-            ? { ttlMs: options.ttlMs }
-            : { ttlMs: options.ttlMs, result: entry.result },
-        ),
-      ),
+    if (!Array.isArray(entries)) {
+      throw new DedupeConfigError('entries', entries, 'must be an array of { key, token }');
+    }
+    const ttlMs = options?.ttlMs ?? this.options.defaultRetentionMs;
+    assertPositiveMs('ttlMs', ttlMs);
+    // Every entry is checked before anything is sent: a rejected batch writes nothing.
+    const args = entries.map((entry, i) => {
+      if (typeof entry !== 'object' || entry === null) {
+        throw new DedupeConfigError(`entries[${i}]`, entry, 'must be a { key, token } object');
+      }
+      assertKey(`entries[${i}].key`, entry.key);
+      return [String(entry.token), this.#doneValue(`entries[${i}].result`, entry.result)];
+    });
+    if (entries.length === 0) return [];
+    const answers = await this.#batch(
+      'completeMany',
+      COMPLETE_MANY,
+      entries.map((e) => this.#key(e.key)),
+      [ttlMs],
+      (i) => args[i]!,
     );
+    return answers.map((a) => a === 1);
   }
 
   async release(key: string, token: string): Promise<boolean> {
@@ -193,18 +194,66 @@ export class RedisDedupeStore implements DedupeStore {
     operation: string,
   ): Promise<ClaimResult[]> {
     const tokens = keys.map(() => randomUUID());
-    const raw = (await this.#call(operation, () =>
-      CLAIM.run(
-        this.#redis,
-        keys.map((k) => this.#key(k)),
-        [leaseMs, ...tokens],
-      ),
+    const raw = (await this.#batch(
+      operation,
+      CLAIM,
+      keys.map((k) => this.#key(k)),
+      [leaseMs],
+      (i) => [tokens[i]!],
     )) as string[];
     return raw.map((answer, i): ClaimResult => {
       if (answer === 'c') return { status: 'claimed', token: tokens[i]! };
       if (answer === 'i') return { status: 'in-progress' };
       return answer.length > 1 ? { status: 'done', result: answer.slice(2) } : { status: 'done' };
     });
+  }
+
+  /**
+   * Runs a per-key batch script: `KEYS = redisKeys`, `ARGV = head, ...argsOf(0), ...argsOf(1)…`,
+   * answering one value per key in input order. On a single node that is one call (one round
+   * trip). On Redis Cluster a script may only touch one slot, so the keys are grouped by slot and
+   * each group is one call, all sent at once (ioredis pipelines them on each master's connection),
+   * so a batch costs one round trip per master and its load spreads over the masters.
+   */
+  async #batch(
+    operation: string,
+    script: LuaScript,
+    redisKeys: readonly string[],
+    head: readonly (string | number)[],
+    argsOf: (i: number) => readonly (string | number)[],
+  ): Promise<unknown[]> {
+    const run = (positions: readonly number[]) =>
+      script.run(
+        this.#redis,
+        positions.map((i) => redisKeys[i]!),
+        [...head, ...positions.flatMap(argsOf)],
+      ) as Promise<unknown[]>;
+    if (!isCluster(this.#redis)) {
+      return this.#call(operation, () => run(redisKeys.map((_, i) => i)));
+    }
+    const groups = groupBySlot(redisKeys);
+    return this.#call(operation, async () => {
+      const answers = await Promise.all(groups.map(run));
+      const out = new Array<unknown>(redisKeys.length);
+      groups.forEach((positions, g) => positions.forEach((pos, j) => (out[pos] = answers[g]![j])));
+      return out;
+    });
+  }
+
+  /** The stored done value: 'd', or 'd:' .. result after checking the result's type and size. */
+  #doneValue(field: string, result: unknown): string {
+    if (result === undefined) return 'd';
+    if (typeof result !== 'string') {
+      throw new DedupeConfigError(field, result, 'must be a string when given');
+    }
+    if (Buffer.byteLength(result) > this.options.maxResultBytes) {
+      throw new DedupeConfigError(
+        field,
+        `${Buffer.byteLength(result)} bytes`,
+        `must be at most maxResultBytes (${this.options.maxResultBytes}) bytes`,
+      );
+    }
+    return `d:${result}`;
   }
 
   #key(key: string): string {
@@ -278,8 +327,13 @@ function assertKey(field: string, key: unknown): asserts key is string {
   }
 }
 
-function warnAboutUnboundedQueue(redis: Redis, logger: Logger | undefined): void {
-  const opts = redis.options as {
+function warnAboutUnboundedQueue(redis: RedisClient, logger: Logger | undefined): void {
+  // A Cluster keeps the per-node settings under `redisOptions`, its offline queue at the top.
+  const opts = (
+    isCluster(redis)
+      ? { ...redis.options.redisOptions, enableOfflineQueue: redis.options.enableOfflineQueue }
+      : redis.options
+  ) as {
     maxRetriesPerRequest?: number | null;
     enableOfflineQueue?: boolean;
   };

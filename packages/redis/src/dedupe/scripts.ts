@@ -42,6 +42,28 @@ return 0
 `,
 );
 
+/**
+ * Marks every key in KEYS done in one atomic call, each only while its own token still owns it.
+ * ARGV[1] = ttlMs, then per key i: ARGV[2i] = token, ARGV[2i + 1] = done value. Answers 1 or 0
+ * per key, in KEYS order. A key repeated in KEYS is completed by its first entry; the later ones
+ * find the done mark, not their lease, and answer 0.
+ */
+export const COMPLETE_MANY = new LuaScript(
+  'backtrack.dedupe.completeMany',
+  `
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'p:' .. ARGV[2 * i] then
+    redis.call('SET', key, ARGV[2 * i + 1], 'PX', ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`,
+);
+
 /** KEYS[1]; ARGV = token. 1 if the token owned the key and the claim is dropped. */
 export const RELEASE = new LuaScript(
   'backtrack.dedupe.release',

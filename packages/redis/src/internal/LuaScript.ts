@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './cluster.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL once when the server does not know it
  * (first use, or after SCRIPT FLUSH / a restart). Unlike ioredis `defineCommand`, this leaves the
  * caller's client untouched (no methods added to an object the user owns).
+ *
+ * Works on a single node and on an ioredis `Cluster`: the cluster client routes the call by the
+ * slot of its keys, so every script MUST receive every key it touches in KEYS (all of one slot)
+ * and never build a key name inside Lua.
  */
 export class LuaScript {
   readonly sha: string;
@@ -17,7 +21,7 @@ export class LuaScript {
   }
 
   async run(
-    redis: Redis,
+    redis: RedisClient,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {

@@ -1,5 +1,4 @@
 import { StoreUnavailableError } from '@backtrack/core';
-import type { Redis } from 'ioredis';
 import { RedisCommandError } from '../errors.js';
 
 const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
@@ -34,7 +33,7 @@ export async function callRedis<T>(
   timeoutMs: number,
   fn: () => Promise<T>,
   /** When given, a known-disconnected client fails the call at once (see above). */
-  redis?: Pick<Redis, 'status'>,
+  redis?: { readonly status: string },
 ): Promise<T> {
   if (redis !== undefined && DISCONNECTED.has(redis.status)) {
     throw new StoreUnavailableError(

@@ -252,6 +252,120 @@ export function dedupeStoreContract(
         expect(await store.claimMany([], { leaseMs: LONG_LEASE })).toEqual([]);
       }));
 
+    it('completeMany marks a batch done, answers in input order, keeps each result', () =>
+      withStore(async ({ store, peer }) => {
+        const claims = await store.claimMany(['cm-1', 'cm-2', 'cm-3'], { leaseMs: LONG_LEASE });
+        const [t1, t2, t3] = claims.map(tokenOf);
+        const answers = await store.completeMany(
+          [
+            { key: 'cm-3', token: t3!, result: 'three' },
+            { key: 'cm-1', token: t1! },
+            { key: 'cm-2', token: t2!, result: '' },
+          ],
+          { ttlMs: TTL },
+        );
+        expect(answers).toEqual([true, true, true]);
+        expect(await peer.claimMany(['cm-1', 'cm-2', 'cm-3'], { leaseMs: LONG_LEASE })).toEqual([
+          { status: 'done' },
+          { status: 'done', result: '' },
+          { status: 'done', result: 'three' },
+        ]);
+      }));
+
+    it('completeMany is fenced per entry: stale, wrong and unknown tokens answer false in place', () =>
+      withStore(async ({ store, peer, advance }) => {
+        const stale = tokenOf(await store.claim('cf-stolen', { leaseMs: SHORT_LEASE }));
+        const expired = tokenOf(await store.claim('cf-expired', { leaseMs: SHORT_LEASE }));
+        const live = tokenOf(await store.claim('cf-live', { leaseMs: LONG_LEASE }));
+        const other = tokenOf(await store.claim('cf-other', { leaseMs: LONG_LEASE }));
+        await advance(PAST_SHORT_LEASE);
+        const thief = tokenOf(await peer.claim('cf-stolen', { leaseMs: LONG_LEASE }));
+        const answers = await store.completeMany(
+          [
+            { key: 'cf-stolen', token: stale, result: 'stale' },
+            { key: 'cf-live', token: live, result: 'ok' },
+            { key: 'cf-expired', token: expired },
+            { key: 'cf-other', token: live },
+            { key: 'cf-never', token: 'x' },
+          ],
+          { ttlMs: TTL },
+        );
+        expect(answers).toEqual([false, true, false, false, false]);
+        // The thief still owns its key, untouched by the stale entry, and can complete it.
+        expect(await store.claim('cf-stolen', { leaseMs: LONG_LEASE })).toEqual({
+          status: 'in-progress',
+        });
+        expect(
+          await peer.completeMany([{ key: 'cf-stolen', token: thief, result: 'thief' }], {
+            ttlMs: TTL,
+          }),
+        ).toEqual([true]);
+        expect(await store.claim('cf-stolen', { leaseMs: LONG_LEASE })).toEqual({
+          status: 'done',
+          result: 'thief',
+        });
+        // The expired lease was not turned into a done mark; the wrong token left cf-other alone.
+        tokenOf(await store.claim('cf-expired', { leaseMs: LONG_LEASE }));
+        expect(await store.claim('cf-other', { leaseMs: LONG_LEASE })).toEqual({
+          status: 'in-progress',
+        });
+        expect(await store.complete('cf-other', other, { ttlMs: TTL })).toBe(true);
+        expect(await store.claim('cf-live', { leaseMs: LONG_LEASE })).toEqual({
+          status: 'done',
+          result: 'ok',
+        });
+      }));
+
+    it('completeMany of no entries answers no results', () =>
+      withStore(async ({ store }) => {
+        expect(await store.completeMany([], { ttlMs: TTL })).toEqual([]);
+      }));
+
+    it('completeMany completes a key repeated in one batch once: the first entry wins', () =>
+      withStore(async ({ store }) => {
+        const token = tokenOf(await store.claim('cd', { leaseMs: LONG_LEASE }));
+        expect(
+          await store.completeMany(
+            [
+              { key: 'cd', token, result: 'first' },
+              { key: 'cd', token, result: 'second' },
+            ],
+            { ttlMs: TTL },
+          ),
+        ).toEqual([true, false]);
+        expect(await store.claim('cd', { leaseMs: LONG_LEASE })).toEqual({
+          status: 'done',
+          result: 'first',
+        });
+      }));
+
+    it('completeMany sets the retention on every done mark it writes', () =>
+      withStore(async ({ store, ttlOf }) => {
+        const claims = await store.claimMany(['cr-1', 'cr-2'], { leaseMs: LONG_LEASE });
+        await store.completeMany(
+          claims.map((c, i) => ({ key: `cr-${i + 1}`, token: tokenOf(c) })),
+          { ttlMs: 5 * LONG_LEASE },
+        );
+        for (const key of ['cr-1', 'cr-2']) {
+          const ttl = await ttlOf(key);
+          expect(ttl).toBeGreaterThan(LONG_LEASE);
+          expect(ttl).toBeLessThanOrEqual(5 * LONG_LEASE);
+        }
+      }));
+
+    it('completeMany rejects a non-positive retention or an empty key with a coded error', () =>
+      withStore(async ({ store }) => {
+        const token = tokenOf(await store.claim('cv', { leaseMs: LONG_LEASE }));
+        await expect(
+          store.completeMany([{ key: 'cv', token }], { ttlMs: 0 }),
+        ).rejects.toMatchObject({ code: 'BT_ERR_DEDUPE_CONFIG_INVALID', retriable: false });
+        await expect(
+          store.completeMany([{ key: '', token }], { ttlMs: TTL }),
+        ).rejects.toMatchObject({ code: 'BT_ERR_DEDUPE_CONFIG_INVALID' });
+        // Nothing of a rejected batch was written.
+        expect(await store.claim('cv', { leaseMs: LONG_LEASE })).toEqual({ status: 'in-progress' });
+      }));
+
     it('sets an expiry on every key: leases, extended leases and done marks', () =>
       withStore(async ({ store, ttlOf }) => {
         const token = tokenOf(await store.claim('t-lease', { leaseMs: LONG_LEASE }));
