@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { InMemorySagaStore, SagaStatus, type SagaRecord, type SagaStore } from '@backtrack/core';
 import { RedisSagaStore, createRedisClient } from '@backtrack/redis';
+import { SAGA_INDEX_SHARDS, SAGA_SHARD_TAGS, shardOf } from '../src/saga/keyLayout.js';
 import {
   makeSagaRecord,
   sagaStoreContract,
@@ -56,9 +57,16 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
         current = await store.update({ ...current, status }, current.revision);
         expect(counter.names).toEqual(['evalsha']);
       }
+      // A list page: one call per index shard (sent at once, pipelined), then one per shard
+      // holding records of the page (here: s1's).
       counter.reset();
-      await store.list({ status: ['running', 'stuck', 'compensating'], limit: 10 });
-      expect(counter.names).toEqual(['evalsha']);
+      const page = await store.list({ status: ['running', 'stuck', 'compensated'], limit: 10 });
+      expect(page.items.map((r) => r.sagaId)).toEqual(['s1', 'warm']);
+      expect(counter.names).toEqual(
+        Array(SAGA_INDEX_SHARDS + new Set([shardOf('s1', 16), shardOf('warm', 16)]).size).fill(
+          'evalsha',
+        ),
+      );
     } finally {
       await own.quit();
     }
@@ -69,16 +77,72 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
     const v0 = (await store.create(makeSagaRecord('s1', { sagaName: 'ship' }))).record;
     const v1 = await store.update({ ...v0, status: 'compensating' }, 0);
     await store.update({ ...v1, status: 'stuck' }, 1);
+    const p = `${keyPrefix}{${SAGA_SHARD_TAGS[shardOf('s1', SAGA_INDEX_SHARDS)]}}:`;
     expect(await keysUnder(client, keyPrefix)).toEqual([
-      `${keyPrefix}idx:all`,
-      `${keyPrefix}idx:n:ship`,
-      `${keyPrefix}idx:ns:stuck:ship`,
-      `${keyPrefix}idx:s:stuck`,
-      `${keyPrefix}rec:s1`,
+      `${p}idx:all`,
+      `${p}idx:n:ship`,
+      `${p}idx:ns:stuck:ship`,
+      `${p}idx:s:stuck`,
+      `${p}rec:s1`,
     ]);
     for (const key of ['idx:all', 'idx:n:ship', 'idx:ns:stuck:ship', 'idx:s:stuck']) {
-      expect(await client.zcard(`${keyPrefix}${key}`)).toBe(1);
+      expect(await client.zcard(`${p}${key}`)).toBe(1);
     }
+  });
+
+  it("keyLayout 'legacy' reads and writes exactly the keys of earlier versions, in one round trip each", async () => {
+    const keyPrefix = `${uniqueName('bt-saga-legacy')}:`;
+    prefixes.push(keyPrefix);
+    // A saga an earlier version stored (its exact keys), read and advanced by this version.
+    const old = makeSagaRecord('old-1', { sagaName: 'ship' });
+    await client.hset(`${keyPrefix}rec:old-1`, {
+      doc: JSON.stringify(old),
+      rev: String(old.revision),
+      status: old.status,
+      name: old.sagaName,
+      member: `${old.createdAt}\0old-1`,
+    });
+    for (const idx of [
+      'idx:all',
+      `idx:s:${old.status}`,
+      'idx:n:ship',
+      `idx:ns:${old.status}:ship`,
+    ]) {
+      await client.zadd(`${keyPrefix}${idx}`, 0, `${old.createdAt}\0old-1`);
+    }
+    const own = createRedisClient(redis.url);
+    try {
+      const store = new RedisSagaStore({ keyPrefix, keyLayout: 'legacy' }, { redis: own });
+      expect(await store.get('old-1')).toEqual(old);
+      expect((await store.list({ status: old.status })).items).toEqual([old]);
+      const counter = countCommands(own);
+      await store.update({ ...old, status: 'stuck' }, old.revision);
+      expect(counter.names).toEqual(['evalsha']);
+      counter.reset();
+      expect((await store.list({ status: 'stuck' })).items.map((r) => r.sagaId)).toEqual(['old-1']);
+      expect(counter.names).toEqual(['evalsha', 'evalsha']);
+      expect(await keysUnder(client, keyPrefix)).toEqual([
+        `${keyPrefix}idx:all`,
+        `${keyPrefix}idx:n:ship`,
+        `${keyPrefix}idx:ns:stuck:ship`,
+        `${keyPrefix}idx:s:stuck`,
+        `${keyPrefix}rec:old-1`,
+      ]);
+      // The sharded default does not see it: the README's migration note says so.
+      expect(await new RedisSagaStore({ keyPrefix }, { redis: own }).get('old-1')).toBeUndefined();
+    } finally {
+      await own.quit();
+    }
+  });
+
+  it('refuses an update that renames the saga, with a coded error, and keeps the record', async () => {
+    const { store } = freshStore();
+    const v0 = (await store.create(makeSagaRecord('r1', { sagaName: 'ship' }))).record;
+    await expect(store.update({ ...v0, sagaName: 'other' }, 0)).rejects.toMatchObject({
+      code: 'BT_ERR_REDIS_CONFIG_INVALID',
+      details: { field: 'record.sagaName' },
+    });
+    expect(await store.get('r1')).toEqual(v0);
   });
 
   it('lists exactly what InMemorySagaStore lists after a random history (differential test)', async () => {

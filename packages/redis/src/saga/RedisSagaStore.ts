@@ -6,20 +6,30 @@ import {
   type SagaRecord,
   type SagaStore,
 } from '@backtrack/core';
-import type { Redis } from 'ioredis';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
-import { CREATE, LIST, UPDATE } from './scripts.js';
+import type { RedisClient } from '../internal/cluster.js';
+import { shardOf, shardSegments, type SagaKeyLayout } from './keyLayout.js';
+import { CREATE, GET_DOCS, LIST_MEMBERS, UPDATE } from './scripts.js';
 
 /** Options of {@link RedisSagaStore}. Every field is validated once, at construction. */
 export interface RedisSagaStoreOptions {
   /**
-   * Prefix of every key the store writes. Give each service or environment its own. In Redis
-   * Cluster, put a hash tag in it (for example `'{orders}:saga:'`): the scripts touch a saga's
-   * record and its index sets together, so they must share one slot.
+   * Prefix of every key the store writes. Give each service or environment its own. No hash tag
+   * is needed on Redis Cluster: the default `keyLayout` puts its own tags after the prefix (a
+   * `{tag}` in the prefix still works, but puts the whole store in one slot, on one master).
    * @default 'backtrack:saga:'
    */
   keyPrefix?: string;
+  /**
+   * The key layout. `'sharded'`: a saga's record and index entries under one of 16 hash-tagged
+   * shards, so every script touches one slot and the sagas spread over a cluster's masters.
+   * `'legacy'`: the keys versions before Redis Cluster support wrote (`<prefix>rec:<id>`,
+   * `<prefix>idx:all`, ...); set it to keep reading sagas an older version stored. The two
+   * layouts do not see each other's sagas: see the package README for the migration.
+   * @default 'sharded'
+   */
+  keyLayout?: SagaKeyLayout;
   /**
    * Deadline of every store call, in ms. When Redis does not answer in time the call fails with
    * the retriable `StoreUnavailableError`. An `update` that timed out may still have been
@@ -36,19 +46,24 @@ export interface RedisSagaStoreOptions {
 
 /** Collaborators of {@link RedisSagaStore}. */
 export interface RedisSagaStoreDependencies {
-  /** The ioredis client. The caller owns it; see `createRedisClient`. */
-  redis: Redis;
+  /**
+   * The ioredis client: a single node (`Redis`) or a Redis Cluster (`Cluster`). The caller owns
+   * it; see `createRedisClient` / `createRedisClusterClient`.
+   */
+  redis: RedisClient;
 }
 
 /** The defaults {@link RedisSagaStore} merges the caller's options over. */
 export const DEFAULT_REDIS_SAGA_OPTIONS: Readonly<Required<RedisSagaStoreOptions>> = Object.freeze({
   keyPrefix: 'backtrack:saga:',
+  keyLayout: 'sharded',
   commandTimeoutMs: 2_000,
   maxListLimit: 1_000,
 });
 
 const DEFAULT_LIST_LIMIT = 100;
-const STATUSES = new Set<string>(Object.values(SagaStatus));
+const STATUS_LIST: readonly string[] = Object.values(SagaStatus);
+const STATUSES = new Set<string>(STATUS_LIST);
 
 /**
  * The saga log ({@link SagaStore}) on Redis.
@@ -61,7 +76,10 @@ const STATUSES = new Set<string>(Object.values(SagaStatus));
  *   `SagaConcurrencyError`, so two engines recovering the same saga cannot both advance it.
  * - `list` reads sorted-set indexes per status, per saga name and per both, never scanning every
  *   saga. Pages run oldest first (by `createdAt`, then `sagaId`) with an opaque cursor that stays
- *   valid while sagas change status.
+ *   valid while sagas change status. In the sharded layout a page reads every shard (one call
+ *   per shard, sent at once), then the page's records (one call per shard that has some).
+ * - Redis Cluster: every script declares every key it touches and touches one slot (a saga's
+ *   record and its index entries share its shard's hash tag); sagas spread over the masters.
  * - Redis down or slow: calls fail within `commandTimeoutMs` with the retriable
  *   `StoreUnavailableError`.
  *
@@ -74,7 +92,8 @@ const STATUSES = new Set<string>(Object.values(SagaStatus));
  */
 export class RedisSagaStore implements SagaStore {
   readonly options: Readonly<Required<RedisSagaStoreOptions>>;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
+  readonly #segments: readonly string[];
 
   constructor(options: RedisSagaStoreOptions, dependencies: RedisSagaStoreDependencies) {
     this.options = validateOptions(options);
@@ -86,6 +105,7 @@ export class RedisSagaStore implements SagaStore {
       );
     }
     this.#redis = dependencies.redis;
+    this.#segments = shardSegments(this.options.keyLayout);
   }
 
   async create(
@@ -124,16 +144,24 @@ export class RedisSagaStore implements SagaStore {
     const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
     const doc = JSON.stringify(next);
     const answer = (await this.#call('update', () =>
-      UPDATE.run(this.#redis, this.#keysFor(next), [
-        this.options.keyPrefix,
+      UPDATE.run(this.#redis, this.#updateKeysFor(next), [
         String(expectedRevision),
         doc,
         String(next.revision),
         next.status,
         next.sagaName,
         member(next),
+        STATUS_LIST.length,
+        ...STATUS_LIST,
       ]),
     )) as [number, string?];
+    if (answer[0] === -2) {
+      throw new RedisStoreConfigError(
+        'record.sagaName',
+        record.sagaName,
+        `must not change (the stored saga is named ${JSON.stringify(answer[1])})`,
+      );
+    }
     if (answer[0] !== 1) {
       throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
         details: { actualRevision: answer[0] === 0 ? Number(answer[1]) : null },
@@ -159,34 +187,96 @@ export class RedisSagaStore implements SagaStore {
     if (query.sagaName !== undefined) assertString('sagaName', query.sagaName);
     if (statuses?.length === 0) return { items: [] };
 
-    const p = this.options.keyPrefix;
     const name = query.sagaName;
-    const keys =
+    const indexes = (segment: string) =>
       statuses === undefined
-        ? [name === undefined ? `${p}idx:all` : `${p}idx:n:${name}`]
-        : statuses.map((s) => (name === undefined ? `${p}idx:s:${s}` : `${p}idx:ns:${s}:${name}`));
+        ? [this.#index(segment, name === undefined ? 'all' : `n:${name}`)]
+        : statuses.map((st) =>
+            this.#index(segment, name === undefined ? `s:${st}` : `ns:${st}:${name}`),
+          );
     const min = query.cursor === undefined ? '-' : `(${decodeCursor(query.cursor)}`;
 
-    const answer = (await this.#call('list', () =>
-      LIST.run(this.#redis, keys, [`${p}rec:`, min, limit]),
-    )) as [number, string, ...string[]];
-    const [hasMore, last, ...docs] = answer;
-    const items = docs.map((d) => JSON.parse(d) as SagaRecord);
-    return hasMore === 1 && last !== '' ? { items, nextCursor: encodeCursor(last) } : { items };
+    return this.#call('list', async () => {
+      // 1. The first limit + 1 members of every index set of every shard, merged in byte order
+      //    (the order ZRANGEBYLEX uses; JavaScript's own string order differs above U+FFFF).
+      const perShard = await Promise.all(
+        this.#segments.map(
+          (segment) =>
+            LIST_MEMBERS.run(this.#redis, indexes(segment), [min, limit + 1]) as Promise<string[]>,
+        ),
+      );
+      const merged = [...new Set(perShard.flat())]
+        .map((m) => ({ m, bytes: Buffer.from(m) }))
+        .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
+        .map((x) => x.m);
+      const page = merged.slice(0, limit);
+      // 2. Their records, one call per shard that holds some, in page order.
+      const byShard = new Map<number, number[]>();
+      page.forEach((m, i) => {
+        const shard = shardOf(sagaIdOf(m), this.#segments.length);
+        byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+      });
+      const docs = new Array<string | null>(page.length).fill(null);
+      await Promise.all(
+        [...byShard].map(async ([, positions]) => {
+          const found = (await GET_DOCS.run(
+            this.#redis,
+            positions.map((i) => this.#recordKey(sagaIdOf(page[i]!))),
+            [],
+          )) as (string | null)[];
+          positions.forEach((pos, j) => (docs[pos] = found[j] ?? null));
+        }),
+      );
+      // A saga that changed status or was removed between the two reads is left out of this
+      // page (the cursor still moves past it): a page never shows a record the query excludes.
+      const items = docs
+        .filter((d): d is string => typeof d === 'string')
+        .map((d) => JSON.parse(d) as SagaRecord)
+        .filter(
+          (r) =>
+            (statuses === undefined || statuses.includes(r.status)) &&
+            (name === undefined || r.sagaName === name),
+        );
+      const last = page[page.length - 1];
+      return merged.length > limit && last !== undefined
+        ? { items, nextCursor: encodeCursor(last) }
+        : { items };
+    });
+  }
+
+  #segmentOf(sagaId: string): string {
+    return this.#segments[shardOf(sagaId, this.#segments.length)]!;
+  }
+
+  #index(segment: string, name: string): string {
+    return `${this.options.keyPrefix}${segment}idx:${name}`;
   }
 
   #recordKey(sagaId: string): string {
-    return `${this.options.keyPrefix}rec:${sagaId}`;
+    return `${this.options.keyPrefix}${this.#segmentOf(sagaId)}rec:${sagaId}`;
   }
 
+  /** KEYS of CREATE: the record and the four index sets it joins, all in the saga's shard. */
   #keysFor(record: SagaRecord): string[] {
-    const p = this.options.keyPrefix;
+    const seg = this.#segmentOf(record.sagaId);
     return [
       this.#recordKey(record.sagaId),
-      `${p}idx:all`,
-      `${p}idx:s:${record.status}`,
-      `${p}idx:n:${record.sagaName}`,
-      `${p}idx:ns:${record.status}:${record.sagaName}`,
+      this.#index(seg, 'all'),
+      this.#index(seg, `s:${record.status}`),
+      this.#index(seg, `n:${record.sagaName}`),
+      this.#index(seg, `ns:${record.status}:${record.sagaName}`),
+    ];
+  }
+
+  /** KEYS of UPDATE: record, idx:all, idx:n, then idx:s and idx:ns of every status. */
+  #updateKeysFor(record: SagaRecord): string[] {
+    const seg = this.#segmentOf(record.sagaId);
+    return [
+      this.#recordKey(record.sagaId),
+      this.#index(seg, 'all'),
+      this.#index(seg, `n:${record.sagaName}`),
+      ...STATUS_LIST.map((st) => this.#index(seg, `s:${st}`)),
+      ...STATUS_LIST.map((st) => this.#index(seg, `ns:${st}:${record.sagaName}`)),
     ];
   }
 
@@ -198,6 +288,11 @@ export class RedisSagaStore implements SagaStore {
 /** The index member: creation time, then id (NUL-separated, so byte order is tuple order). */
 function member(record: SagaRecord): string {
   return `${record.createdAt}\0${record.sagaId}`;
+}
+
+/** The saga id of an index member. */
+function sagaIdOf(member: string): string {
+  return member.slice(member.indexOf('\0') + 1);
 }
 
 /** Cursors use the same shape as InMemorySagaStore's: base64url of `[createdAt, sagaId]`. */
@@ -280,6 +375,9 @@ function validateOptions(
       merged.keyPrefix,
       'must be a string of 1 to 256 characters',
     );
+  }
+  if (merged.keyLayout !== 'sharded' && merged.keyLayout !== 'legacy') {
+    throw new RedisStoreConfigError('keyLayout', merged.keyLayout, "must be 'sharded' or 'legacy'");
   }
   if (!Number.isSafeInteger(merged.commandTimeoutMs) || merged.commandTimeoutMs <= 0) {
     throw new RedisStoreConfigError(

@@ -1,15 +1,21 @@
 import { LuaScript } from '../internal/LuaScript.js';
 
 /*
- * Layout under the key prefix P:
- *   P rec:<sagaId>                    hash: doc (the SagaRecord as JSON), rev, status, name, member
- *   P idx:all                         sorted set of every saga
- *   P idx:s:<status>                  sorted set per status
- *   P idx:n:<sagaName>                sorted set per saga name
- *   P idx:ns:<status>:<sagaName>      sorted set per status and saga name
- * Index members are `<createdAt>\0<sagaId>` with score 0: ZRANGEBYLEX orders them by creation time,
- * then id, and a cursor is simply the last member returned, which stays valid while sagas change
- * status (a saga's member never changes, only the sets it is in).
+ * Layout under the key prefix P, per index shard S (see keyLayout.ts): S is `{<tag>}:` in the
+ * default 'sharded' layout (16 shards, each tag in its own sixteenth of the slot space) and ''
+ * in the 'legacy' layout (one shard: the keys of versions before the Cluster support).
+ *   P S rec:<sagaId>                    hash: doc (the SagaRecord as JSON), rev, status, name, member
+ *   P S idx:all                         sorted set of every saga of the shard
+ *   P S idx:s:<status>                  sorted set per status
+ *   P S idx:n:<sagaName>                sorted set per saga name
+ *   P S idx:ns:<status>:<sagaName>      sorted set per status and saga name
+ * A saga's record and its index entries live in the shard its id hashes to, so every script
+ * touches one hash slot. Index members are `<createdAt>\0<sagaId>` with score 0: ZRANGEBYLEX
+ * orders them by creation time, then id, and a cursor is simply the last member returned, which
+ * stays valid while sagas change status (a saga's member never changes, only the sets it is in).
+ *
+ * Every script gets every key it touches in KEYS (Redis Cluster routes by them); none builds a
+ * key name.
  */
 
 /**
@@ -28,9 +34,13 @@ return {1}
 );
 
 /**
- * KEYS = rec, idx:all, idx:s, idx:n, idx:ns (of the new record).
- * ARGV = prefix, expected rev, doc, new rev, status, name, member.
- * Returns {1} on success, {0, stored rev} on a revision mismatch, {-1} when the saga is absent.
+ * KEYS = rec, idx:all, idx:n:<name>, then for each of the N statuses (in ARGV order) idx:s:<st>,
+ * then for each idx:ns:<st>:<name>. The status sets of EVERY status are declared because the
+ * script moves the member out of the stored (old) status's sets, which the caller does not know.
+ * ARGV = expected rev, doc, new rev, new status, name, member, N, then the N statuses.
+ * Returns {1} on success, {0, stored rev} on a revision mismatch, {-1} when the saga is absent,
+ * {-2, stored name} when the record would change its saga name (its old name's sets are not
+ * declared; a saga never changes name).
  * The revision check, the write and the index move are one atomic step: one round trip.
  */
 export const UPDATE = new LuaScript(
@@ -38,56 +48,54 @@ export const UPDATE = new LuaScript(
   `
 local cur = redis.call('HMGET', KEYS[1], 'rev', 'status', 'name', 'member')
 if not cur[1] then return {-1} end
-if cur[1] ~= ARGV[2] then return {0, cur[1]} end
-redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'rev', ARGV[4], 'status', ARGV[5], 'name', ARGV[6], 'member', ARGV[7])
-if cur[2] ~= ARGV[5] or cur[3] ~= ARGV[6] or cur[4] ~= ARGV[7] then
-  local p = ARGV[1]
+if cur[1] ~= ARGV[1] then return {0, cur[1]} end
+if cur[3] ~= ARGV[5] then return {-2, cur[3]} end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'rev', ARGV[3], 'status', ARGV[4], 'name', ARGV[5], 'member', ARGV[6])
+if cur[2] ~= ARGV[4] or cur[4] ~= ARGV[6] then
+  local n = tonumber(ARGV[7])
+  local old, new = nil, nil
+  for i = 1, n do
+    if ARGV[7 + i] == cur[2] then old = i end
+    if ARGV[7 + i] == ARGV[4] then new = i end
+  end
   redis.call('ZREM', KEYS[2], cur[4])
-  redis.call('ZREM', p .. 'idx:s:' .. cur[2], cur[4])
-  redis.call('ZREM', p .. 'idx:n:' .. cur[3], cur[4])
-  redis.call('ZREM', p .. 'idx:ns:' .. cur[2] .. ':' .. cur[3], cur[4])
-  for i = 2, 5 do redis.call('ZADD', KEYS[i], 0, ARGV[7]) end
+  redis.call('ZREM', KEYS[3], cur[4])
+  if old then
+    redis.call('ZREM', KEYS[3 + old], cur[4])
+    redis.call('ZREM', KEYS[3 + n + old], cur[4])
+  end
+  redis.call('ZADD', KEYS[2], 0, ARGV[6])
+  redis.call('ZADD', KEYS[3], 0, ARGV[6])
+  redis.call('ZADD', KEYS[3 + new], 0, ARGV[6])
+  redis.call('ZADD', KEYS[3 + n + new], 0, ARGV[6])
 end
 return {1}
 `,
 );
 
 /**
- * KEYS = the index sets to read (their union is the answer). ARGV = record key prefix
- * (P .. 'rec:'), ZRANGEBYLEX min ('-' or '(' .. last member), limit.
- * Returns {hasMore (0/1), last member of this page or '', doc, doc, ...}.
- * Several sets are merged in byte order (the order ZRANGEBYLEX uses); Lua's own string '<'
- * follows the server's locale, so it is not used.
+ * KEYS = index sets of one shard to read. ARGV = ZRANGEBYLEX min ('-' or '(' .. last member),
+ * count. Returns up to `count` members of each set, concatenated (the caller merges in byte
+ * order, across sets and shards).
  */
-export const LIST = new LuaScript(
-  'backtrack.saga.list',
+export const LIST_MEMBERS = new LuaScript(
+  'backtrack.saga.listMembers',
   `
-local limit = tonumber(ARGV[3])
-local members = {}
+local out = {}
 for _, k in ipairs(KEYS) do
-  local ms = redis.call('ZRANGEBYLEX', k, ARGV[2], '+', 'LIMIT', 0, limit + 1)
-  for _, m in ipairs(ms) do members[#members + 1] = m end
+  local ms = redis.call('ZRANGEBYLEX', k, ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, m in ipairs(ms) do out[#out + 1] = m end
 end
-if #KEYS > 1 then
-  table.sort(members, function(a, b)
-    local n = math.min(#a, #b)
-    for i = 1, n do
-      local x, y = string.byte(a, i), string.byte(b, i)
-      if x ~= y then return x < y end
-    end
-    return #a < #b
-  end)
-end
-local n = math.min(#members, limit)
-local out = {0, ''}
-if #members > limit then out[1] = 1 end
-if n > 0 then out[2] = members[n] end
-for i = 1, n do
-  local m = members[i]
-  local sep = string.find(m, '\\0', 1, true)
-  local doc = redis.call('HGET', ARGV[1] .. string.sub(m, sep + 1), 'doc')
-  if doc then out[#out + 1] = doc end
-end
+return out
+`,
+);
+
+/** KEYS = record keys of one shard. Returns each record's doc (false when absent), in order. */
+export const GET_DOCS = new LuaScript(
+  'backtrack.saga.getDocs',
+  `
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, 'doc') end
 return out
 `,
 );
