@@ -4,10 +4,16 @@ export type {
   RedisDedupeStoreDependencies,
   RedisDedupeStoreOptions,
 } from './dedupe/RedisDedupeStore.js';
-export { createRedisClient, DEFAULT_REDIS_CLIENT_OPTIONS } from './client.js';
+export {
+  createRedisClient,
+  createRedisClusterClient,
+  DEFAULT_REDIS_CLIENT_OPTIONS,
+} from './client.js';
 export { RedisCommandError, RedisStoreConfigError } from './errors.js';
 export { RedisSagaStore, DEFAULT_REDIS_SAGA_OPTIONS } from './saga/RedisSagaStore.js';
 export type { RedisSagaStoreDependencies, RedisSagaStoreOptions } from './saga/RedisSagaStore.js';
+export type { SagaKeyLayout } from './saga/keyLayout.js';
+export type { RedisClient } from './internal/cluster.js';
 export { RedisJournal, DEFAULT_REDIS_JOURNAL_OPTIONS } from './journal/RedisJournal.js';
 export type { RedisJournalDependencies, RedisJournalOptions } from './journal/RedisJournal.js';
 export {

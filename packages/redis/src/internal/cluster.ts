@@ -30,3 +30,36 @@ export function groupBySlot(keys: readonly string[]): number[][] {
   });
   return [...groups.values()];
 }
+
+/**
+ * Every key matching `pattern` (SCAN MATCH, never KEYS), on every master of a cluster or on the
+ * single node. For tests, teardown and diagnostics: not a hot path.
+ */
+export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
+  const nodes: Redis[] = isCluster(redis) ? redis.nodes('master') : [redis];
+  const found: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+  }
+  return found;
+}
+
+/** Deletes `keys` (UNLINK), one call per hash slot on a cluster. Resolves with how many went. */
+export async function unlinkKeys(redis: RedisClient, keys: readonly string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  if (!isCluster(redis)) return redis.unlink(...keys);
+  const counts = await Promise.all(
+    groupBySlot(keys).map((positions) => redis.unlink(...positions.map((i) => keys[i]!))),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+/** Escapes SCAN MATCH metacharacters so `prefix` matches literally. */
+export function globEscape(prefix: string): string {
+  return prefix.replace(/[*?[\]\\]/g, '\\$&');
+}

@@ -12,9 +12,9 @@ import {
   type RollbackRunRecord,
   type RollbackSummary,
 } from '@backtrack/core';
-import type { Redis } from 'ioredis';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
+import { globEscape, scanKeys, unlinkKeys, type RedisClient } from '../internal/cluster.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { ACQUIRE, CREATE_RUN, FINISH, RELEASE, RENEW, SET_ITEMS } from './scripts.js';
 
@@ -29,7 +29,10 @@ const SCRIPTS = {
 
 /** Options of {@link RedisRollbackProgressStore}. */
 export interface RedisRollbackProgressStoreOptions {
-  /** Key prefix, wrapped in a `{…}` hash tag (one cluster slot). @default 'backtrack:rollback' */
+  /**
+   * Key prefix, wrapped in a `{…}` hash tag: a store's keys share one slot (on Redis Cluster, one
+   * master; rollback runs are few and small). @default 'backtrack:rollback'
+   */
   keyPrefix?: string;
   /** How long a run's plan and progress are kept after its last write, in ms. @default 2_592_000_000 (30 days) */
   runTtlMs?: number;
@@ -44,8 +47,8 @@ export const DEFAULT_REDIS_ROLLBACK_PROGRESS_OPTIONS = {
 } as const satisfies Required<RedisRollbackProgressStoreOptions>;
 
 export interface RedisRollbackProgressStoreDependencies {
-  /** The ioredis client; the caller owns it. */
-  redis: Redis;
+  /** The ioredis client, single node (`Redis`) or `Cluster`; the caller owns it. */
+  redis: RedisClient;
 }
 
 /**
@@ -55,7 +58,7 @@ export interface RedisRollbackProgressStoreDependencies {
  * (fencing), so a runner that lost its lease cannot overwrite the one that took over.
  */
 export class RedisRollbackProgressStore implements RollbackProgressStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #ttlMs: number;
   readonly #timeoutMs: number;
@@ -227,18 +230,7 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
 
   /** Deletes every key of this store (tests and teardown). Uses SCAN, never KEYS. */
   async destroy(): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#redis.scan(
-        cursor,
-        'MATCH',
-        `${this.#prefix.replace(/[*?[\]\\]/g, '\\$&')}:*`,
-        'COUNT',
-        500,
-      );
-      if (keys.length > 0) await this.#redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await unlinkKeys(this.#redis, await scanKeys(this.#redis, `${globEscape(this.#prefix)}:*`));
   }
 
   #run(runId: string) {
@@ -252,6 +244,6 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
   }
 
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis('redis', `rollback.${operation}`, this.#timeoutMs, fn);
+    return callRedis('redis', `rollback.${operation}`, this.#timeoutMs, fn, this.#redis);
   }
 }
