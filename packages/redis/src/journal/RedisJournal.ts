@@ -169,7 +169,13 @@ export class RedisJournal implements Journal {
     const result = (await this.#call('append', () =>
       APPEND.run(
         this.#redis,
-        [],
+        [
+          `${this.#prefix}:r:${record.id}`,
+          `${this.#prefix}:seq`,
+          `${this.#prefix}:i:all`,
+          `${this.#prefix}:i:pending`,
+          ...indexKeys,
+        ],
         [
           this.#prefix,
           record.id,
@@ -187,7 +193,11 @@ export class RedisJournal implements Journal {
   async markPublished(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
     return (await this.#call('markPublished', () =>
-      MARK_PUBLISHED.run(this.#redis, [], [this.#prefix, ...ids]),
+      MARK_PUBLISHED.run(
+        this.#redis,
+        [`${this.#prefix}:i:pending`, ...ids.map((id) => `${this.#prefix}:r:${id}`)],
+        ids,
+      ),
     )) as number;
   }
 
@@ -272,7 +282,11 @@ export class RedisJournal implements Journal {
     let total = 0;
     for (;;) {
       const removed = (await this.#call('prune', () =>
-        PRUNE.run(this.#redis, [], [this.#prefix, String(this.#cutSeq(now)), '500']),
+        PRUNE.run(
+          this.#redis,
+          [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`],
+          [this.#prefix, String(this.#cutSeq(now)), '500'],
+        ),
       )) as number;
       total += removed;
       if (removed < 500) return total;

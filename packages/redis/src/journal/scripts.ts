@@ -1,6 +1,8 @@
 /**
  * Lua scripts of the Redis journal. Every key of one journal shares the `{…}` hash tag of its
- * prefix, so the scripts may build keys from the prefix and still run on Redis Cluster.
+ * prefix (one slot). Every key a script knows before it runs is declared in KEYS, so a Redis
+ * Cluster client routes the call to the slot's master; the one exception is the records that
+ * pruning finds in `:i:all` at run time (`prefix .. ':r:' .. id`), same slot by the hash tag.
  *
  * Numbers: Lua numbers are doubles; seqs (< 2^53) are exact, and are always turned into strings
  * with `%.0f` because `tostring` would print them in exponent form.
@@ -11,16 +13,16 @@
  * index. Shared by the append script (amortised pruning) and the prune script.
  */
 const PRUNE_FUNCTION = `
-local function prune(prefix, cut, max)
-  local ids = redis.call('ZRANGEBYSCORE', prefix .. ':i:all', '-inf', '(' .. cut, 'LIMIT', 0, max)
+local function prune(all, pending, prefix, cut, max)
+  local ids = redis.call('ZRANGEBYSCORE', all, '-inf', '(' .. cut, 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
     local rkey = prefix .. ':r:' .. id
     local ix = redis.call('HGET', rkey, 'ix')
     if ix then
       for _, key in ipairs(cjson.decode(ix)) do redis.call('ZREM', key, id) end
     end
-    redis.call('ZREM', prefix .. ':i:all', id)
-    redis.call('ZREM', prefix .. ':i:pending', id)
+    redis.call('ZREM', all, id)
+    redis.call('ZREM', pending, id)
     redis.call('DEL', rkey)
   end
   return #ids
@@ -28,45 +30,47 @@ end
 `;
 
 /**
- * KEYS: none (built from the prefix). ARGV: prefix, id, timeMs, json, indexKeysJson,
- * pruneCutSeq, pruneMax.
+ * KEYS: record, seq, i:all, i:pending, then the record's index keys (also in indexKeysJson).
+ * ARGV: prefix, id, timeMs, json, indexKeysJson, pruneCutSeq, pruneMax.
  * Returns { created (0|1), seq, state, json }.
  */
 export const APPEND_SCRIPT = `${PRUNE_FUNCTION}
 local prefix, id = ARGV[1], ARGV[2]
-local rkey = prefix .. ':r:' .. id
+local rkey = KEYS[1]
 local existing = redis.call('HMGET', rkey, 'q', 's', 'j')
 if existing[1] then
   return { 0, existing[1], existing[2], existing[3] }
 end
-local last = tonumber(redis.call('GET', prefix .. ':seq') or '0')
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seq = math.max(last + 1, math.floor(tonumber(ARGV[3])) * 1024)
 local s = string.format('%.0f', seq)
-redis.call('SET', prefix .. ':seq', s)
+redis.call('SET', KEYS[2], s)
 redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', ARGV[4], 'ix', ARGV[5])
-redis.call('ZADD', prefix .. ':i:all', s, id)
-redis.call('ZADD', prefix .. ':i:pending', s, id)
-for _, key in ipairs(cjson.decode(ARGV[5])) do redis.call('ZADD', key, s, id) end
-prune(prefix, ARGV[6], tonumber(ARGV[7]))
+redis.call('ZADD', KEYS[3], s, id)
+redis.call('ZADD', KEYS[4], s, id)
+for i = 5, #KEYS do redis.call('ZADD', KEYS[i], s, id) end
+prune(KEYS[3], KEYS[4], prefix, ARGV[6], tonumber(ARGV[7]))
 return { 1, s, 'pending', ARGV[4] }
 `;
 
-/** ARGV: prefix, ids... Returns how many records changed from pending to published. */
+/**
+ * KEYS: i:pending, then the record key of each id. ARGV: ids (in KEYS order). Returns how many
+ * records changed from pending to published.
+ */
 export const MARK_PUBLISHED_SCRIPT = `
-local prefix = ARGV[1]
 local changed = 0
-for i = 2, #ARGV do
-  local rkey = prefix .. ':r:' .. ARGV[i]
+for i = 1, #ARGV do
+  local rkey = KEYS[i + 1]
   if redis.call('HGET', rkey, 's') == 'pending' then
     redis.call('HSET', rkey, 's', 'published')
-    redis.call('ZREM', prefix .. ':i:pending', ARGV[i])
+    redis.call('ZREM', KEYS[1], ARGV[i])
     changed = changed + 1
   end
 end
 return changed
 `;
 
-/** ARGV: prefix, cutSeq, max. Returns how many records were deleted. */
+/** KEYS: i:all, i:pending. ARGV: prefix, cutSeq, max. Returns how many records were deleted. */
 export const PRUNE_SCRIPT = `${PRUNE_FUNCTION}
-return prune(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 `;
