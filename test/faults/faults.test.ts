@@ -12,6 +12,7 @@ import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
 import { brokerRestartScenario } from './scenarios/brokerRestart.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
+import { redisClusterScenario } from './scenarios/redisCluster.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
@@ -54,5 +55,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 6: rollback run killed and resumed', () => {
     rollbackKillScenario({ effects: 200, kills: 4, batchSize: 5, seed });
+  });
+
+  describe('scenario 7: Redis Cluster dedupe store under a duplicate-heavy stream', () => {
+    redisClusterScenario({ messages: 1000, consumers: 2, reshardSlots: 500, seed });
   });
 });

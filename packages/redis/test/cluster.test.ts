@@ -97,7 +97,12 @@ describe.skipIf(!cluster.available)('Redis stores on a 3-master Redis Cluster', 
       { ...options, keyPrefix },
       { redis: client as unknown as Redis },
     );
-    return { journal, cleanup: () => deleteClusterPrefix(client, `{${keyPrefix}}`) };
+    return {
+      journal,
+      cleanup: async () => {
+        await deleteClusterPrefix(client, `{${keyPrefix}}`);
+      },
+    };
   });
 
   it('spreads a batch of 3,000 claims over the masters (default prefix, no hash tag)', async () => {
