@@ -6,6 +6,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  createRedisClusterClient,
   RedisDedupeStore,
   RedisJournal,
   RedisRollbackProgressStore,
@@ -165,5 +166,30 @@ describe.skipIf(!cluster.available)('Redis stores on a 3-master Redis Cluster', 
       cursor = page.nextCursor;
     } while (cursor);
     expect(listed).toBe(300);
+  });
+});
+
+describe('Redis stores on an unreachable Redis Cluster', () => {
+  it('fail within commandTimeoutMs with the retriable StoreUnavailableError, never hang', async () => {
+    const redis = createRedisClusterClient(['127.0.0.1:1']);
+    redis.on('error', () => undefined);
+    try {
+      const dedupe = new RedisDedupeStore({ commandTimeoutMs: 500 }, { redis });
+      const sagas = new RedisSagaStore({ commandTimeoutMs: 500 }, { redis });
+      const started = Date.now();
+      await expect(dedupe.claimMany(['a', 'b'], { leaseMs: 1_000 })).rejects.toMatchObject({
+        code: 'BT_ERR_STORE_UNAVAILABLE',
+        retriable: true,
+      });
+      await expect(
+        dedupe.completeMany([{ key: 'a', token: 't' }], { ttlMs: 1_000 }),
+      ).rejects.toMatchObject({ code: 'BT_ERR_STORE_UNAVAILABLE' });
+      await expect(sagas.create(makeSagaRecord('x'))).rejects.toMatchObject({
+        code: 'BT_ERR_STORE_UNAVAILABLE',
+      });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
