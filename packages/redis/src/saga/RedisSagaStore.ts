@@ -214,7 +214,9 @@ export class RedisSagaStore implements SagaStore {
       const byShard = new Map<number, number[]>();
       page.forEach((m, i) => {
         const shard = shardOf(sagaIdOf(m), this.#segments.length);
-        byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+        const positions = byShard.get(shard);
+        if (positions === undefined) byShard.set(shard, [i]);
+        else positions.push(i);
       });
       const docs = new Array<string | null>(page.length).fill(null);
       await Promise.all(
