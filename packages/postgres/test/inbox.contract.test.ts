@@ -50,6 +50,41 @@ describe.skipIf(!postgres.available)('PostgresInbox as a DedupeStore', () => {
     }
   });
 
+  it('completeMany batches racing on the same keys in opposite orders: no deadlock, each key completed once', async () => {
+    const consumer = uniqueName('c');
+    const store = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
+    const peer = new PostgresInbox({ pool: peerPool }, { schema: db.schema, consumer });
+    try {
+      const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+      const claims = await store.claimMany(keys, { leaseMs: 30_000 });
+      const entries = claims.map((c, i) => {
+        if (c.status !== 'claimed') throw new Error('expected claim');
+        return { key: keys[i]!, token: c.token };
+      });
+      for (let round = 0; round < 5; round++) {
+        const slice = entries.slice(round * 60, round * 60 + 60);
+        const results = await Promise.all([
+          store.completeMany(slice, { ttlMs: 60_000 }),
+          peer.completeMany([...slice].reverse(), { ttlMs: 60_000 }),
+          store.completeMany(
+            slice.filter((_, i) => i % 2 === 0),
+            { ttlMs: 60_000 },
+          ),
+        ]);
+        const wins = new Map<string, number>();
+        const batches = [slice, [...slice].reverse(), slice.filter((_, i) => i % 2 === 0)];
+        batches.forEach((batch, b) =>
+          batch.forEach((e, i) => {
+            if (results[b]![i]) wins.set(e.key, (wins.get(e.key) ?? 0) + 1);
+          }),
+        );
+        expect(slice.map((e) => wins.get(e.key) ?? 0)).toEqual(slice.map(() => 1));
+      }
+    } finally {
+      await db.pool.query(`DELETE FROM "${db.schema}".inbox WHERE consumer = $1`, [consumer]);
+    }
+  });
+
   dedupeStoreContract('PostgresInbox', async () => {
     // A consumer name per test isolates the keys; two instances share the table like two
     // processes would.
