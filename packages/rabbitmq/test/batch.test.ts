@@ -12,6 +12,7 @@ import {
   defineEvent,
   encodeEnvelope,
   handle,
+  type Disposition,
   type IncomingMessage,
   type MessageProcessor,
 } from '@backtrack/core';
@@ -161,6 +162,56 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     expect(sub.stats.abandoned).toBeGreaterThanOrEqual(firstWindow);
     await sub.close();
     expect(await probe.messageCount(group)).toBe(0);
+  });
+
+  it('carries out a window of mixed dispositions: ack, retry, dead-letter, redeliver; a throwing processBatch is retried', async () => {
+    const exchange = uniqueName('bt-batch-mixed');
+    const group = uniqueName('bt-batch-mixed-q');
+    const seen: string[] = [];
+    let threw = false;
+    const decide = (m: IncomingMessage): Disposition => {
+      const seq = (JSON.parse(Buffer.from(m.message.body).toString()) as { seq: number }).seq;
+      seen.push(`${seq}@${m.attempt}`);
+      if (seq === 1 && m.attempt === 1) return { kind: 'retry', delayMs: 100, reason: 'later' };
+      if (seq === 2) return { kind: 'dead-letter', reason: 'bad', code: 'BT_ERR_TEST_BAD' };
+      if (seq === 3 && seen.filter((x) => x.startsWith('3@')).length === 1)
+        return { kind: 'redeliver', reason: 'busy', delayMs: 50, pause: false };
+      return { kind: 'ack', outcome: 'handled' };
+    };
+    const processor: MessageProcessor = {
+      process: async (m) => decide(m),
+      async processBatch(messages) {
+        if (!threw && messages.some((m) => m.message.headers['type'] === 'stock.moved')) {
+          const poison = messages.find(
+            (m) =>
+              (JSON.parse(Buffer.from(m.message.body).toString()) as { seq: number }).seq === 4,
+          );
+          if (poison) {
+            threw = true;
+            throw new Error('processBatch bug');
+          }
+        }
+        return messages.map(decide);
+      },
+    };
+    const sub = await transport.subscribe({ topics: [exchange], group, processor, prefetch: 10 });
+    await transport.publish(
+      [0, 1, 2, 3, 4].map((i) => ({ topic: exchange, message: moved('m', i) })),
+    );
+    // 0, 3 and 4 acked (4 via the retry after the throw, 1 via its retry); 2 dead-lettered.
+    await waitFor(
+      'everything settled',
+      () => sub.stats.acked >= 4 && sub.stats.deadLettered === 1,
+      20_000,
+    );
+    expect(threw).toBe(true);
+    expect(sub.stats.retried).toBeGreaterThanOrEqual(1);
+    const dlq = await probe.take(`${group}.dlq`, 1);
+    expect(dlq).toHaveLength(1);
+    expect(JSON.parse(dlq[0]!.content.toString())).toMatchObject({ seq: 2 });
+    expect(dlq[0]!.properties.headers?.['x-backtrack-dead-letter-code']).toBe('BT_ERR_TEST_BAD');
+    await waitFor('the queue empty', async () => (await probe.messageCount(group)) === 0);
+    await sub.close();
   });
 
   it('a processor without processBatch (or batch: false) keeps the per-message path', async () => {
