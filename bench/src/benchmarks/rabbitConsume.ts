@@ -139,7 +139,14 @@ export const rabbitConsumeBenchmark: Benchmark = {
             side === 'raw'
               ? await rawConsume(model, rawQueue, n, o.prefetch)
               : side === 'hand'
-                ? await handWrittenConsume(model, redis, `${prefix}hand:`, handQueue, n, o.prefetch)
+                ? await handWrittenConsume(
+                    model,
+                    redis,
+                    `${prefix}${handQueue}:`,
+                    handQueue,
+                    n,
+                    o.prefetch,
+                  )
                 : await backtrackConsume(
                     transport,
                     exchange,
