@@ -107,6 +107,14 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
       processor: pipeline,
       prefetch: 50,
     });
+    // Every ack the subscription sends on its channel: one multiple-ack per window expected.
+    const acks: boolean[] = [];
+    const channel = sub.channel!;
+    const ack = channel.ack.bind(channel);
+    channel.ack = (message, allUpTo) => {
+      acks.push(allUpTo === true);
+      ack(message, allUpTo);
+    };
     const skus = ['a', 'b', 'c', 'd', 'e'];
     const perSku = 40;
     const messages = [];
@@ -122,6 +130,8 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     expect(sub.stats.batches).toBeLessThan(messages.length / 2);
     expect(store.calls.claim).toBe(0);
     expect(store.calls.claimMany).toBe(sub.stats.batches);
+    expect(acks.length).toBe(sub.stats.batches);
+    expect(acks.every((multiple) => multiple)).toBe(true);
     await sub.close();
     expect(await probe.messageCount(group)).toBe(0);
   });
