@@ -429,7 +429,18 @@ export class RabbitSubscription implements Subscription {
           this.stats.abandoned += window.length;
           continue;
         }
-        await this.#handleWindow(lane.channel, window);
+        try {
+          await this.#handleWindow(lane.channel, window);
+        } catch (error) {
+          // Never expected (processBatch failures are dispositions already). The window may be
+          // half settled, so give everything unacknowledged back the one safe way: close the
+          // channel (the broker requeues, the subscription re-attaches).
+          this.#logger.error(
+            { err: error, messages: window.length },
+            'amqp window could not be settled; closing the channel so the broker redelivers',
+          );
+          await settleWithin(lane.channel.close(), BROKER_REPLY_TIMEOUT_MS);
+        }
       }
     } finally {
       lane.draining = false;
@@ -469,13 +480,16 @@ export class RabbitSubscription implements Subscription {
     incoming: IncomingMessage[],
     dispositions: Disposition[],
   ): Promise<void> {
-    const forwarded = await Promise.all(
-      dispositions.map((d, i) =>
-        d.kind === 'retry' || d.kind === 'dead-letter'
-          ? this.#forward(window[i]!, incoming[i]!.attempt, d)
-          : Promise.resolve(true),
-      ),
-    );
+    // A dead channel first: nothing is published for messages the broker is redelivering anyway.
+    const forwarded = isClosedChannel(channel)
+      ? []
+      : await Promise.all(
+          dispositions.map((d, i) =>
+            d.kind === 'retry' || d.kind === 'dead-letter'
+              ? this.#forward(window[i]!, incoming[i]!.attempt, d)
+              : Promise.resolve(true),
+          ),
+        );
     if (isClosedChannel(channel)) {
       this.stats.abandoned += window.length;
       this.#logger.info(
