@@ -30,6 +30,13 @@ export const RABBIT_ERROR_CODES = {
   PROCESSOR_FAILED: 'BT_ERR_AMQP_PROCESSOR_FAILED',
   /** Declaring an exchange, queue or binding failed (for example different arguments exist). */
   TOPOLOGY_FAILED: 'BT_ERR_AMQP_TOPOLOGY_FAILED',
+  /**
+   * `redriveDeadLetters` stopped: a copy was returned unroutable, nacked, not confirmed in time,
+   * or its exchange does not exist. That dead letter and the ones after it stay in the queue.
+   */
+  REDRIVE_FAILED: 'BT_ERR_AMQP_REDRIVE_FAILED',
+  /** The queue named to the dead-letter tooling (`browseDeadLetters`, `redriveDeadLetters`) does not exist. */
+  QUEUE_NOT_FOUND: 'BT_ERR_AMQP_QUEUE_NOT_FOUND',
 } as const;
 
 /** One of {@link RABBIT_ERROR_CODES}. */

@@ -48,6 +48,7 @@ export {
   queueArguments,
   capabilitiesOf,
   QUEUE_TYPES,
+  DEFAULT_DEAD_LETTER_DELIVERY_LIMIT,
 } from './topology/topology.js';
 export type {
   Topology,
@@ -60,6 +61,12 @@ export type {
   DeadLetterOptions,
   QueueType,
 } from './topology/topology.js';
+export { browseDeadLetters, redriveDeadLetters } from './redrive/deadLetterQueue.js';
+export type {
+  BrowseDeadLettersOptions,
+  RedriveDeadLettersOptions,
+  RedriveDeadLettersResult,
+} from './redrive/deadLetterQueue.js';
 export { closeOnSignals } from './shutdown.js';
 export type { CloseOnSignalsOptions } from './shutdown.js';
 export {

@@ -190,6 +190,8 @@ describe.skipIf(!rabbit.available)('RabbitTransport against the real broker', ()
         durable: true,
         arguments: {
           'x-queue-type': 'quorum',
+          // Explicit on the retry queue too: RabbitMQ 4 would otherwise apply 20.
+          'x-delivery-limit': 7,
           'x-message-ttl': 200,
           'x-dead-letter-exchange': '',
           'x-dead-letter-routing-key': group,

@@ -2,8 +2,10 @@ import type { Command } from 'commander';
 import amqplib from 'amqplib';
 import { redriveDeadLetters, type DeadLetter as KafkaDeadLetter } from '@backtrack/kafka';
 import {
-  readDeadLetter as readAmqpDeadLetter,
-  toAmqpMessage,
+  browseDeadLetters as browseAmqpDeadLetters,
+  redriveDeadLetters as redriveAmqpDeadLetters,
+  RABBIT_ERROR_CODES,
+  RabbitError,
   type DeadLetter as AmqpDeadLetter,
 } from '@backtrack/rabbitmq';
 import { messageOf, type CliContext } from '../context.js';
@@ -70,11 +72,10 @@ const DESCRIBE = (items: DeadLetterView[]) =>
         items.map((d) => [d.id, d.type, d.code, d.attempt, d.origin, d.reason]),
       );
 
-/** Reads (without removing) up to `limit` messages of a RabbitMQ queue, then puts them back. */
-async function withAmqpQueue<T>(
+/** Opens a plain AMQP connection for the dead-letter tooling of `@backtrack/rabbitmq`. */
+async function withAmqp<T>(
   ctx: CliContext,
-  queue: string,
-  fn: (channel: amqplib.ConfirmChannel) => Promise<T>,
+  fn: (model: amqplib.ChannelModel) => Promise<T>,
 ): Promise<T> {
   let connection: amqplib.ChannelModel;
   try {
@@ -89,22 +90,13 @@ async function withAmqpQueue<T>(
   }
   connection.on('error', () => undefined);
   try {
-    const check = await connection.createChannel();
-    check.on('error', () => undefined);
-    try {
-      await check.checkQueue(queue);
-    } catch {
-      throw new CliError(`queue ${queue} does not exist`, EXIT.Error);
-    }
-    await check.close().catch(() => undefined);
-    const channel = await connection.createConfirmChannel();
-    try {
-      return await fn(channel);
-    } finally {
-      // Close the channel first: its close-ok comes after the broker processed our acks and
-      // nacks. Closing only the connection can drop the last acks (the message comes back).
-      await channel.close().catch(() => undefined);
-    }
+    return await fn(connection);
+  } catch (error) {
+    if (error instanceof RabbitError && error.code === RABBIT_ERROR_CODES.QUEUE_NOT_FOUND)
+      throw new CliError(error.message, EXIT.Error);
+    if (error instanceof RabbitError && error.code === RABBIT_ERROR_CODES.REDRIVE_FAILED)
+      throw new CliError(error.message, EXIT.Error, error.code);
+    throw error;
   } finally {
     await connection.close().catch(() => undefined);
   }
@@ -151,20 +143,15 @@ export function registerDlq(program: Command, run: Run): void {
           },
         });
       } else {
-        await withAmqpQueue(ctx, from, async (channel) => {
-          const held: amqplib.GetMessage[] = [];
-          try {
-            while (items.length < flags.limit) {
-              const msg = await channel.get(from, { noAck: false });
-              if (!msg) break;
-              held.push(msg);
-              const d = readAmqpDeadLetter(msg);
-              if (!flags.code || d.code === flags.code) items.push(view(d));
-            }
-          } finally {
-            for (const msg of held) channel.nack(msg, false, true);
-          }
-        });
+        // Browses without consuming: see @backtrack/rabbitmq's browseDeadLetters.
+        const found = await withAmqp(ctx, (model) =>
+          browseAmqpDeadLetters(model, {
+            queue: from,
+            limit: flags.limit,
+            filter: (d) => !flags.code || d.code === flags.code,
+          }),
+        );
+        items.push(...found.map(view));
       }
       out.result(items, () => DESCRIBE(items));
     }),
@@ -201,36 +188,17 @@ export function registerDlq(program: Command, run: Run): void {
           );
           return;
         }
-        let skipped = 0;
-        await withAmqpQueue(ctx, from, async (channel) => {
-          const keep: amqplib.GetMessage[] = [];
-          try {
-            while (redriven.length < flags.limit) {
-              const msg = await channel.get(from, { noAck: false });
-              if (!msg) break;
-              const d = readAmqpDeadLetter(msg);
-              const exchange = flags.to ?? d.originalExchange;
-              if ((flags.code && d.code !== flags.code) || !exchange) {
-                keep.push(msg);
-                skipped++;
-                continue;
-              }
-              const { content, options } = toAmqpMessage(d.message);
-              options.headers = { ...options.headers, 'x-backtrack-redriven-from': from };
-              channel.publish(
-                exchange,
-                d.originalRoutingKey ?? d.message.headers.type ?? '',
-                content,
-                options,
-              );
-              await channel.waitForConfirms();
-              channel.ack(msg);
-              redriven.push(view(d));
-            }
-          } finally {
-            for (const msg of keep) channel.nack(msg, false, true);
-          }
-        });
+        // A dead letter is removed only after its copy was routed and confirmed.
+        const result = await withAmqp(ctx, (model) =>
+          redriveAmqpDeadLetters(model, {
+            from,
+            to: flags.to,
+            limit: flags.limit,
+            filter: (d) => !flags.code || d.code === flags.code,
+          }),
+        );
+        const skipped = result.skipped;
+        redriven.push(...result.redriven.map(view));
         out.result(
           { redriven: redriven.length, skipped, items: redriven },
           () => `Re-drove ${redriven.length} dead letters (${skipped} skipped).`,

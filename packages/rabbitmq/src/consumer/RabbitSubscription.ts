@@ -27,8 +27,10 @@ import {
 /** How a RabbitMQ subscription consumes, on top of the port's topics, group and processor. */
 export interface RabbitConsumerOptions {
   /**
-   * Unacknowledged messages the broker hands this consumer at once (`basic.qos`). They are
-   * processed concurrently, so order across messages holds only with `prefetch: 1`.
+   * Unacknowledged messages the broker hands this consumer at once (`basic.qos`), and the
+   * largest window of the batch path (see `batch`), which keeps delivery order. On the
+   * per-message path they are processed concurrently, so order holds there only with
+   * `prefetch: 1`.
    * @default 10
    */
   prefetch: number;
@@ -70,6 +72,16 @@ export interface RabbitConsumerOptions {
   processorErrorMaxAttempts: number;
   /** How long `close` waits for in-flight handlers, in ms. @default 30_000 */
   shutdownTimeoutMs: number;
+  /**
+   * With a processor that has `processBatch` (core's pipeline does): the deliveries that arrive
+   * together, up to `prefetch`, go to it as one window, so one dedupe claim and one done-mark
+   * round trip serve the window. Windows run one after the other, each in delivery order (so
+   * messages with the same routing key never overtake each other), and the window is acknowledged
+   * after its dispositions were carried out, contiguous acks as one multiple-ack. `false`, or a
+   * processor without `processBatch`, processes each delivery on its own, concurrently.
+   * @default true
+   */
+  batch: boolean;
 }
 
 /** Defaults of {@link RabbitConsumerOptions}. */
@@ -84,6 +96,7 @@ export const DEFAULT_RABBIT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = 
   maxRedeliverDelayMs: 30_000,
   processorErrorMaxAttempts: 5,
   shutdownTimeoutMs: 30_000,
+  batch: true,
 });
 
 /** Validates merged consumer options; throws {@link RabbitConfigError} naming the field. */
@@ -118,6 +131,9 @@ export function validateConsumerOptions(options: RabbitConsumerOptions): void {
       });
     }
   }
+  if (typeof options.batch !== 'boolean') {
+    throw new RabbitConfigError('batch', 'must be true or false', { value: options.batch });
+  }
   if (!['quorum', 'classic'].includes(options.queueType)) {
     throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", {
       value: options.queueType,
@@ -134,6 +150,8 @@ export interface RabbitSubscriptionStats {
   redelivered: number;
   /** Dispositions that could not be carried out because the channel died first (redelivered). */
   abandoned: number;
+  /** Windows handed to `processBatch` (0 on the per-message path). */
+  batches: number;
 }
 
 /**
@@ -151,6 +169,7 @@ export class RabbitSubscription implements Subscription {
     deadLettered: 0,
     redelivered: 0,
     abandoned: 0,
+    batches: 0,
   };
   readonly #connection: RabbitConnection;
   readonly #publisher: RabbitPublisher;
@@ -167,6 +186,9 @@ export class RabbitSubscription implements Subscription {
   #removeHook: (() => void) | undefined;
   #reattachTimer: NodeJS.Timeout | undefined;
   #reattachDelayMs = 100;
+  readonly #batching: boolean;
+  /** Batch path: the deliveries of each consumer channel waiting for their window. */
+  readonly #lanes = new WeakMap<Channel, Lane>();
 
   constructor(
     params: {
@@ -184,6 +206,7 @@ export class RabbitSubscription implements Subscription {
     this.#connection = dependencies.connection;
     this.#publisher = dependencies.publisher;
     this.#logger = dependencies.logger.child({ queue: params.group });
+    this.#batching = params.options.batch && typeof params.processor.processBatch === 'function';
     this.topology = consumerTopology({
       queue: params.group,
       exchanges: params.topics,
@@ -314,6 +337,13 @@ export class RabbitSubscription implements Subscription {
       }
       return;
     }
+    if (this.#batching) {
+      let lane = this.#lanes.get(channel);
+      if (!lane) this.#lanes.set(channel, (lane = { channel, pending: [], draining: false }));
+      lane.pending.push(message);
+      if (!lane.draining) this.#track(this.#drain(lane));
+      return;
+    }
     const work = this.#handle(channel, message).catch((error: unknown) => {
       this.#logger.error(
         { err: error, messageId: message.properties.messageId },
@@ -324,15 +354,33 @@ export class RabbitSubscription implements Subscription {
     void work.finally(() => this.#inFlight.delete(work));
   }
 
+  #track(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) =>
+      this.#logger.error({ err: error }, 'amqp batch handling failed'),
+    );
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
   async #handle(channel: Channel, message: ConsumeMessage): Promise<void> {
     this.stats.received += 1;
     const wait = this.#pausedUntil - Date.now();
     if (wait > 0) await sleep(wait);
+    const incoming = this.#incoming(message);
+    let disposition: Disposition;
+    try {
+      disposition = await this.#processor.process(incoming);
+    } catch (error) {
+      disposition = this.#processorFailed(incoming.attempt, error, [message]);
+    }
+    await this.#carryOut(channel, message, incoming.attempt, disposition);
+  }
+
+  #incoming(message: ConsumeMessage): IncomingMessage {
     const headers = message.properties.headers ?? {};
-    const attempt = headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1;
-    const incoming: IncomingMessage = {
+    return {
       message: fromAmqpMessage(message),
-      attempt,
+      attempt: headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1,
       origin: {
         transport: 'rabbitmq',
         topic:
@@ -340,30 +388,170 @@ export class RabbitSubscription implements Subscription {
         group: this.queue,
       },
     };
-    let disposition: Disposition;
+  }
+
+  /** The disposition of a message whose processor threw (a bug): retried, then dead-lettered. */
+  #processorFailed(attempt: number, error: unknown, messages: ConsumeMessage[]): Disposition {
+    this.#logger.error(
+      { err: error, messageIds: messages.map((m) => m.properties.messageId), attempt },
+      'processor threw instead of returning a disposition',
+    );
+    return attempt >= this.#options.processorErrorMaxAttempts
+      ? {
+          kind: 'dead-letter',
+          reason: `processor failed ${attempt} times: ${errorText(error)}`,
+          code: RABBIT_ERROR_CODES.PROCESSOR_FAILED,
+          error,
+        }
+      : {
+          kind: 'retry',
+          delayMs: this.#options.retryDelaysMs[0]!,
+          reason: 'processor threw',
+          error,
+        };
+  }
+
+  /**
+   * The batch path: takes windows of up to `prefetch` deliveries off a channel's lane, in
+   * delivery order, one window at a time. The first wait lets the deliveries that arrived
+   * together (one socket read) gather; later windows take what arrived while the last one ran.
+   * Each channel has its own lane: after a channel died, the redeliveries on its successor do not
+   * wait for the handlers still running on the old one (their leases answer for them).
+   */
+  async #drain(lane: Lane): Promise<void> {
+    lane.draining = true;
     try {
-      disposition = await this.#processor.process(incoming);
-    } catch (error) {
-      this.#logger.error(
-        { err: error, messageId: message.properties.messageId, attempt },
-        'processor threw instead of returning a disposition',
-      );
-      disposition =
-        attempt >= this.#options.processorErrorMaxAttempts
-          ? {
-              kind: 'dead-letter',
-              reason: `processor failed ${attempt} times: ${errorText(error)}`,
-              code: RABBIT_ERROR_CODES.PROCESSOR_FAILED,
-              error,
-            }
-          : {
-              kind: 'retry',
-              delayMs: this.#options.retryDelaysMs[0]!,
-              reason: 'processor threw',
-              error,
-            };
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (lane.pending.length > 0) {
+        const window = lane.pending.splice(0, this.#options.prefetch);
+        if (isClosedChannel(lane.channel)) {
+          // The channel is gone: the broker has put these back already.
+          this.stats.abandoned += window.length;
+          continue;
+        }
+        try {
+          await this.#handleWindow(lane.channel, window);
+        } catch (error) {
+          // Never expected (processBatch failures are dispositions already). The window may be
+          // half settled, so give everything unacknowledged back the one safe way: close the
+          // channel (the broker requeues, the subscription re-attaches).
+          this.#logger.error(
+            { err: error, messages: window.length },
+            'amqp window could not be settled; closing the channel so the broker redelivers',
+          );
+          await settleWithin(lane.channel.close(), BROKER_REPLY_TIMEOUT_MS);
+        }
+      }
+    } finally {
+      lane.draining = false;
     }
-    await this.#carryOut(channel, message, attempt, disposition);
+  }
+
+  async #handleWindow(channel: Channel, window: ConsumeMessage[]): Promise<void> {
+    this.stats.received += window.length;
+    this.stats.batches += 1;
+    const wait = this.#pausedUntil - Date.now();
+    if (wait > 0) await sleep(wait);
+    const incoming = window.map((m) => this.#incoming(m));
+    let dispositions: Disposition[];
+    try {
+      dispositions = await this.#processor.processBatch!(incoming);
+      if (!Array.isArray(dispositions) || dispositions.length !== window.length) {
+        throw new Error(
+          `processBatch returned ${Array.isArray(dispositions) ? dispositions.length : 'no'} dispositions for ${window.length} messages`,
+        );
+      }
+    } catch (error) {
+      dispositions = incoming.map((m) => this.#processorFailed(m.attempt, error, window));
+    }
+    await this.#settleWindow(channel, window, incoming, dispositions);
+  }
+
+  /**
+   * Carries out a window's dispositions: retries and dead letters are published (concurrently)
+   * and confirmed first; then, in delivery order, acks go out (a contiguous run as one
+   * multiple-ack), and messages to redeliver (or whose copy could not be published) are nacked
+   * back after the longest `redeliver` delay. Once a nack is pending, later acks are sent one by
+   * one so a multiple-ack never covers it.
+   */
+  async #settleWindow(
+    channel: Channel,
+    window: ConsumeMessage[],
+    incoming: IncomingMessage[],
+    dispositions: Disposition[],
+  ): Promise<void> {
+    // A dead channel first: nothing is published for messages the broker is redelivering anyway.
+    const forwarded = isClosedChannel(channel)
+      ? []
+      : await Promise.all(
+          dispositions.map((d, i) =>
+            d.kind === 'retry' || d.kind === 'dead-letter'
+              ? this.#forward(window[i]!, incoming[i]!.attempt, d)
+              : Promise.resolve(true),
+          ),
+        );
+    if (isClosedChannel(channel)) {
+      this.stats.abandoned += window.length;
+      this.#logger.info(
+        { messages: window.length },
+        'channel closed before the window was settled; the broker redelivers it',
+      );
+      return;
+    }
+    const back: ConsumeMessage[] = [];
+    let run: ConsumeMessage | undefined;
+    let delayMs = 0;
+    try {
+      for (let i = 0; i < window.length; i++) {
+        const message = window[i]!;
+        const disposition = dispositions[i]!;
+        if (disposition.kind === 'redeliver') {
+          const delay = Math.min(
+            Math.max(0, disposition.delayMs),
+            this.#options.maxRedeliverDelayMs,
+          );
+          if (disposition.pause) {
+            this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + delay);
+          }
+          delayMs = Math.max(delayMs, delay);
+          this.#logger.info(
+            {
+              messageId: message.properties.messageId,
+              reason: disposition.reason,
+              delayMs: delay,
+              pause: disposition.pause,
+            },
+            'message returned for redelivery',
+          );
+        }
+        if (disposition.kind === 'redeliver' || !forwarded[i]) {
+          if (run) channel.ack(run, true);
+          run = undefined;
+          back.push(message);
+          continue;
+        }
+        if (back.length > 0) channel.ack(message);
+        else run = message;
+        this.#count(disposition);
+      }
+      if (run) channel.ack(run, true);
+    } catch {
+      // The channel died while acking: the broker redelivers whatever was not acked.
+      this.stats.abandoned += 1;
+      return;
+    }
+    if (back.length === 0) return;
+    if (delayMs > 0) await sleep(delayMs);
+    for (const message of back) {
+      await this.#nack(channel, message);
+      this.stats.redelivered += 1;
+    }
+  }
+
+  #count(disposition: Disposition): void {
+    if (disposition.kind === 'ack') this.stats.acked += 1;
+    else if (disposition.kind === 'retry') this.stats.retried += 1;
+    else if (disposition.kind === 'dead-letter') this.stats.deadLettered += 1;
   }
 
   async #carryOut(
@@ -377,67 +565,13 @@ export class RabbitSubscription implements Subscription {
       case 'ack':
         if (this.#ack(channel, message)) this.stats.acked += 1;
         return;
-      case 'retry': {
-        if (isClosedChannel(channel)) return this.#abandon(log, 'retry');
-        const target = pickRetryQueue(this.topology.retryQueues, disposition.delayMs);
-        const headers = this.#forwardHeaders(message, {
-          [BACKTRACK_HEADERS.attempt]: attempt + 1,
-          [BACKTRACK_HEADERS.retryDelayMs]: disposition.delayMs,
-          [BACKTRACK_HEADERS.error]: truncate(
-            disposition.error ? errorText(disposition.error) : disposition.reason,
-          ),
-        });
-        try {
-          await this.#publisher.publish(
-            '',
-            target.name,
-            message.content,
-            forwardProperties(message, headers),
-          );
-        } catch (error) {
-          this.#logger.warn(
-            { ...log, err: error },
-            'retry could not be published; returning the message to the queue',
-          );
-          return this.#nack(channel, message);
-        }
-        if (this.#ack(channel, message)) this.stats.retried += 1;
-        this.#logger.info(
-          { ...log, delayMs: target.delayMs, reason: disposition.reason },
-          'message scheduled for retry',
-        );
-        return;
-      }
+      case 'retry':
       case 'dead-letter': {
-        if (isClosedChannel(channel)) return this.#abandon(log, 'dead-letter');
-        const headers = this.#forwardHeaders(message, {
-          [BACKTRACK_HEADERS.attempt]: attempt,
-          [BACKTRACK_HEADERS.deadLetterReason]: truncate(disposition.reason),
-          [BACKTRACK_HEADERS.deadLetterCode]: disposition.code,
-          [BACKTRACK_HEADERS.deadLetteredAt]: new Date().toISOString(),
-          ...(disposition.error === undefined
-            ? {}
-            : { [BACKTRACK_HEADERS.error]: truncate(errorText(disposition.error)) }),
-        });
-        try {
-          await this.#publisher.publish(
-            this.topology.deadLetterExchange,
-            this.topology.deadLetterRoutingKey,
-            message.content,
-            forwardProperties(message, headers),
-          );
-        } catch (error) {
-          this.#logger.error(
-            { ...log, err: error },
-            'dead letter could not be published; returning the message to the queue',
-          );
+        if (isClosedChannel(channel)) return this.#abandon(log, disposition.kind);
+        if (!(await this.#forward(message, attempt, disposition))) {
           return this.#nack(channel, message);
         }
-        if (this.#ack(channel, message)) this.stats.deadLettered += 1;
-        this.#logger.warn(
-          { ...log, reason: disposition.reason, code: disposition.code },
-          'message dead-lettered',
-        );
+        if (this.#ack(channel, message)) this.#count(disposition);
         return;
       }
       case 'redeliver': {
@@ -453,6 +587,76 @@ export class RabbitSubscription implements Subscription {
         return;
       }
     }
+  }
+
+  /**
+   * Publishes the copy a `retry` (to the retry queue) or `dead-letter` (to the dead-letter
+   * exchange) disposition asks for and waits for its confirm. False when it could not be
+   * published: the caller nacks the message back to its queue instead of acking it.
+   */
+  async #forward(
+    message: ConsumeMessage,
+    attempt: number,
+    disposition: Extract<Disposition, { kind: 'retry' | 'dead-letter' }>,
+  ): Promise<boolean> {
+    const log = { messageId: message.properties.messageId, type: message.properties.type, attempt };
+    if (disposition.kind === 'retry') {
+      const target = pickRetryQueue(this.topology.retryQueues, disposition.delayMs);
+      const headers = this.#forwardHeaders(message, {
+        [BACKTRACK_HEADERS.attempt]: attempt + 1,
+        [BACKTRACK_HEADERS.retryDelayMs]: disposition.delayMs,
+        [BACKTRACK_HEADERS.error]: truncate(
+          disposition.error ? errorText(disposition.error) : disposition.reason,
+        ),
+      });
+      try {
+        await this.#publisher.publish(
+          '',
+          target.name,
+          message.content,
+          forwardProperties(message, headers),
+        );
+      } catch (error) {
+        this.#logger.warn(
+          { ...log, err: error },
+          'retry could not be published; returning the message to the queue',
+        );
+        return false;
+      }
+      this.#logger.info(
+        { ...log, delayMs: target.delayMs, reason: disposition.reason },
+        'message scheduled for retry',
+      );
+      return true;
+    }
+    const headers = this.#forwardHeaders(message, {
+      [BACKTRACK_HEADERS.attempt]: attempt,
+      [BACKTRACK_HEADERS.deadLetterReason]: truncate(disposition.reason),
+      [BACKTRACK_HEADERS.deadLetterCode]: disposition.code,
+      [BACKTRACK_HEADERS.deadLetteredAt]: new Date().toISOString(),
+      ...(disposition.error === undefined
+        ? {}
+        : { [BACKTRACK_HEADERS.error]: truncate(errorText(disposition.error)) }),
+    });
+    try {
+      await this.#publisher.publish(
+        this.topology.deadLetterExchange,
+        this.topology.deadLetterRoutingKey,
+        message.content,
+        forwardProperties(message, headers),
+      );
+    } catch (error) {
+      this.#logger.error(
+        { ...log, err: error },
+        'dead letter could not be published; returning the message to the queue',
+      );
+      return false;
+    }
+    this.#logger.warn(
+      { ...log, reason: disposition.reason, code: disposition.code },
+      'message dead-lettered',
+    );
+    return true;
   }
 
   #forwardHeaders(
@@ -544,6 +748,13 @@ export class RabbitSubscription implements Subscription {
 }
 
 const MODEL = Symbol('backtrack.amqpChannelModel');
+
+/** The deliveries of one consumer channel waiting for their window (acks go back on it). */
+interface Lane {
+  channel: Channel;
+  pending: ConsumeMessage[];
+  draining: boolean;
+}
 /** How long shutdown waits for one broker reply (a dead connection never answers). */
 const BROKER_REPLY_TIMEOUT_MS = 5_000;
 

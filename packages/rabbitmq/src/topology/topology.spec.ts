@@ -5,7 +5,12 @@ import {
   DEFAULT_RABBIT_CONSUMER_OPTIONS,
 } from '../consumer/RabbitSubscription.js';
 import { RABBIT_ERROR_CODES, type RabbitConfigError } from '../errors.js';
-import { capabilitiesOf, consumerTopology, queueArguments } from './topology.js';
+import {
+  capabilitiesOf,
+  consumerTopology,
+  DEFAULT_DEAD_LETTER_DELIVERY_LIMIT,
+  queueArguments,
+} from './topology.js';
 
 const modern = capabilitiesOf('3.10.8');
 
@@ -83,6 +88,32 @@ describe('topology', () => {
     });
     const main = t.topology.queues!.find((q) => q.name === 'billing')!;
     expect(main).toMatchObject({ deliveryLimit: 10, deadLetterExchange: 'billing.dlx' });
+  });
+
+  it('gives the dead-letter and retry queues explicit delivery limits (RabbitMQ 4 would apply 20)', () => {
+    const t = consumerTopology({
+      queue: 'billing',
+      exchanges: ['orders'],
+      retryDelaysMs: [1_000, 30_000],
+      deliveryLimit: 10,
+    });
+    const caps = capabilitiesOf('3.13.0');
+    const args = (name: string) =>
+      queueArguments(
+        t.topology.queues!.find((q) => q.name === name)!,
+        caps,
+      );
+    expect(args('billing.dlq')['x-delivery-limit']).toBe(DEFAULT_DEAD_LETTER_DELIVERY_LIMIT);
+    expect(DEFAULT_DEAD_LETTER_DELIVERY_LIMIT).toBeGreaterThanOrEqual(100_000);
+    expect(args('billing.retry.1000ms')['x-delivery-limit']).toBe(10);
+    expect(args('billing.retry.30000ms')['x-delivery-limit']).toBe(10);
+    const own = consumerTopology({
+      queue: 'b',
+      exchanges: [],
+      retryDelaysMs: [1_000],
+      deadLetter: { deliveryLimit: 500 },
+    });
+    expect(own.topology.queues!.find((q) => q.name === 'b.dlq')!.deliveryLimit).toBe(500);
   });
 
   it('picks the smallest retry queue at least as long as the delay, else the longest', () => {

@@ -192,7 +192,19 @@ export interface DeadLetterOptions {
   routingKey?: string;
   /** Type of the dead-letter queue. @default the consumer queue's type */
   queueType?: QueueType;
+  /**
+   * Quorum `x-delivery-limit` of the dead-letter queue. Nothing consumes a dead-letter queue, but
+   * tooling looks into it, and on RabbitMQ 3.x to 4.2 every look (a `basic.get` put back) counts as
+   * a delivery; the queue has no dead-letter exchange of its own, so a message over the limit
+   * would be dropped. Hence a large explicit limit rather than none (RabbitMQ 4 applies 20).
+   * `null` leaves it unset.
+   * @default 1_000_000 ({@link DEFAULT_DEAD_LETTER_DELIVERY_LIMIT})
+   */
+  deliveryLimit?: number | null;
 }
+
+/** `x-delivery-limit` of a dead-letter queue unless `deadLetter.deliveryLimit` says otherwise. */
+export const DEFAULT_DEAD_LETTER_DELIVERY_LIMIT = 1_000_000;
 
 /** Options of {@link consumerTopology}. */
 export interface ConsumerTopologyOptions {
@@ -235,8 +247,9 @@ export interface ConsumerTopology {
  *   exchange, dead-lettering at-least-once where the broker supports it;
  * - one retry queue per delay, `${queue}.retry.${ms}ms`, with that TTL, dead-lettering back to
  *   the consumer queue through the default exchange (the runner republishes retries there with
- *   an attempt header);
- * - a direct dead-letter exchange and queue for messages that cannot be processed.
+ *   an attempt header), and the consumer queue's delivery limit;
+ * - a direct dead-letter exchange and queue for messages that cannot be processed, the queue
+ *   with a large explicit delivery limit (see {@link DeadLetterOptions.deliveryLimit}).
  */
 export function consumerTopology(options: ConsumerTopologyOptions): ConsumerTopology {
   const { queue } = options;
@@ -258,7 +271,10 @@ export function consumerTopology(options: ConsumerTopologyOptions): ConsumerTopo
       {
         name: deadLetterQueue,
         type: options.deadLetter?.queueType ?? type,
-        deliveryLimit: null,
+        deliveryLimit:
+          options.deadLetter?.deliveryLimit === undefined
+            ? DEFAULT_DEAD_LETTER_DELIVERY_LIMIT
+            : options.deadLetter.deliveryLimit,
       },
       ...retryQueues.map((r): QueueDeclaration => ({
         name: r.name,
@@ -266,7 +282,9 @@ export function consumerTopology(options: ConsumerTopologyOptions): ConsumerTopo
         messageTtlMs: r.delayMs,
         deadLetterExchange: '',
         deadLetterRoutingKey: queue,
-        deliveryLimit: null,
+        // Nothing consumes a retry queue (messages leave by TTL), but an explicit limit keeps
+        // RabbitMQ 4's default of 20 from applying to whatever tooling looks into it.
+        deliveryLimit: options.deliveryLimit ?? null,
       })),
       {
         name: queue,
