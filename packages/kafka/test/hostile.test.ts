@@ -1,0 +1,193 @@
+/**
+ * Records written by foreign clients (kcat, a bare kafkajs producer) that Backtrack never writes
+ * itself: null-valued headers, tombstones, binary keys, header values of any bytes. Every record
+ * gets a disposition, dead letters keep the exact bytes, key and headers, and the consumer goes
+ * on (issue 15, items 1, 9 and 10).
+ */
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  DEAD_LETTER_REASON_HEADER,
+  createConsumerPipeline,
+  defineEvent,
+  handle,
+} from '@backtrack/core';
+import {
+  BACKTRACK_HEADERS,
+  NULL_HEADERS_HEADER,
+  readDeadLetter,
+  type DispositionEvent,
+} from '@backtrack/kafka';
+import { kafkaBroker } from './broker.js';
+import { committedOffsets, makeTransport, uniqueName, waitFor } from './helpers.js';
+import { produceForeign, type ForeignRecord } from './kcat.js';
+
+const broker = await kafkaBroker();
+afterAll(() => broker.stop());
+
+const Ping = defineEvent('test.ping').version(1, z.object({ n: z.number() }));
+
+/** CloudEvents headers of a valid `test.ping` v1, as a foreign producer writes them. */
+function ceHeaders(id = randomUUID()): [string, Buffer][] {
+  return [
+    ['ce_id', Buffer.from(id)],
+    ['ce_source', Buffer.from('//foreign/kcat')],
+    ['ce_type', Buffer.from('test.ping')],
+    ['ce_specversion', Buffer.from('1.0')],
+    ['ce_time', Buffer.from(new Date().toISOString())],
+    ['ce_schemaversion', Buffer.from('1')],
+    ['content-type', Buffer.from('application/json')],
+  ];
+}
+
+/** Reads `count` records of a topic from the beginning with a bare kafkajs consumer. */
+async function readRaw(brokers: string[], topic: string, count: number): Promise<KafkaMessage[]> {
+  const kafka = new Kafka({ brokers, clientId: 'raw-reader', logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `raw-${randomUUID()}`, maxWaitTimeInMs: 200 });
+  const out: KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void out.push(message) });
+    await waitFor(() => out.length >= count, `${count} records on ${topic} (got ${out.length})`);
+    return out.sort((a, b) => Number(a.offset) - Number(b.offset));
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+describe.skipIf(!broker.available)('foreign and hostile Kafka records (real broker)', () => {
+  const brokers = broker.brokers;
+
+  async function run(records: ForeignRecord[], expected: number) {
+    const transport = makeTransport(brokers);
+    const topic = uniqueName('bt-hostile');
+    const group = uniqueName('g');
+    const applied: number[] = [];
+    const events: DispositionEvent[] = [];
+    const pipeline = createConsumerPipeline({
+      name: group,
+      handlers: [handle(Ping, ({ data }) => void applied.push(data.n))],
+    });
+    await transport.ensureTopics({ topics: [topic], partitions: 1 });
+    await produceForeign(brokers, topic, records);
+    const sub = await transport.subscribe({
+      topics: [topic],
+      group,
+      processor: pipeline,
+      onDisposition: (e) => events.push(e),
+    });
+    await waitFor(() => events.length >= expected, `${expected} dispositions`, 30_000);
+    await waitFor(
+      async () => (await committedOffsets(brokers, group, topic))[0] === String(records.length),
+      'commit past every record',
+    );
+    return { transport, topic, group, applied, events, sub };
+  }
+
+  it('a null-valued header reads as absent: the record is applied and the consumer goes on', async () => {
+    const records: ForeignRecord[] = [
+      {
+        key: Buffer.from('k'),
+        value: Buffer.from('{"n":1}'),
+        headers: [...ceHeaders(), ['ce_subject', null]],
+      },
+      { key: Buffer.from('k'), value: Buffer.from('{"n":2}'), headers: ceHeaders() },
+    ];
+    const { transport, applied, events, sub } = await run(records, 2);
+    try {
+      expect(applied).toEqual([1, 2]);
+      expect(events.map((e) => e.action)).toEqual(['acked', 'acked']);
+      expect(sub.stats()).toMatchObject({ acked: 2, crashes: 0 });
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('a tombstone is dead-lettered with a null value and a machine-readable reason', async () => {
+    const records: ForeignRecord[] = [
+      { key: Buffer.from('gone'), value: null, headers: ceHeaders() },
+      { key: Buffer.from('k'), value: Buffer.from('{"n":3}'), headers: ceHeaders() },
+    ];
+    const { transport, topic, applied, events } = await run(records, 2);
+    try {
+      expect(applied).toEqual([3]);
+      expect(events.map((e) => e.action)).toEqual(['dead-lettered', 'acked']);
+      const [dl] = await readRaw(brokers, `${topic}.dlq`, 1);
+      expect(dl!.value).toBeNull();
+      expect(dl!.key).toEqual(Buffer.from('gone'));
+      expect(dl!.headers![DEAD_LETTER_REASON_HEADER]!.toString()).toBe('invalid-json');
+      expect(dl!.headers![BACKTRACK_HEADERS.deadLetterCode]!.toString()).toBe(
+        'BT_ERR_MALFORMED_MESSAGE',
+      );
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('garbage with null headers, a binary key and binary headers is dead-lettered byte for byte', async () => {
+    const value = Buffer.from([0xff, 0x00, 0xfe, 0x7b, 0x0a]);
+    const key = Buffer.from([0xff, 0x01, 0x80]);
+    const records: ForeignRecord[] = [
+      // kcat: null headers (a null ce_id too)
+      {
+        key,
+        value,
+        headers: [
+          ['ce_id', null],
+          ['x-trace', Buffer.from('abc')],
+          ['empty', null],
+        ],
+      },
+      // bare kafkajs: header bytes that are not UTF-8, repeated headers
+      {
+        key,
+        value,
+        headers: [
+          ['bin', Buffer.from([0xc3, 0x28, 0x00])],
+          ['ce_type', Buffer.from([0xff])],
+          ['ce_type', Buffer.from('test.ping')],
+        ],
+      },
+      { key: null, value: Buffer.from('{"n":4}'), headers: ceHeaders() },
+    ];
+    const { transport, topic, applied, events } = await run(records, 3);
+    try {
+      expect(applied).toEqual([4]);
+      expect(events.map((e) => e.action)).toEqual(['dead-lettered', 'dead-lettered', 'acked']);
+      const [first, second] = await readRaw(brokers, `${topic}.dlq`, 2);
+      for (const dl of [first!, second!]) {
+        expect(dl.value).toEqual(value);
+        expect(dl.key).toEqual(key);
+        expect(dl.headers![DEAD_LETTER_REASON_HEADER]!.toString()).toBe('missing-attribute');
+      }
+      // null headers: kafkajs cannot write a null value, so they are written empty and named in
+      // a marker header; readDeadLetter gives them back as null.
+      expect(first!.headers!['ce_id']).toEqual(Buffer.alloc(0));
+      expect(first!.headers!['empty']).toEqual(Buffer.alloc(0));
+      expect(first!.headers!['x-trace']).toEqual(Buffer.from('abc'));
+      expect(JSON.parse(first!.headers![NULL_HEADERS_HEADER]!.toString())).toEqual({
+        ce_id: [0],
+        empty: [0],
+      });
+      const read = readDeadLetter(
+        {
+          offset: first!.offset,
+          key: first!.key,
+          value: first!.value,
+          headers: first!.headers!,
+          timestamp: first!.timestamp,
+        },
+        0,
+      );
+      expect(read.headers).toEqual({ ce_id: null, 'x-trace': Buffer.from('abc'), empty: null });
+      expect(read.reasonCode).toBe('missing-attribute');
+      expect(second!.headers!['bin']).toEqual(Buffer.from([0xc3, 0x28, 0x00]));
+      expect(second!.headers!['ce_type']).toEqual([Buffer.from([0xff]), Buffer.from('test.ping')]);
+    } finally {
+      await transport.close();
+    }
+  });
+});
