@@ -30,6 +30,7 @@ function harness(
   decide: (m: IncomingMessage) => Disposition | Disposition[],
   options: Partial<KafkaConsumerOptions> = {},
   batchProcessor = false,
+  processorOverride?: MessageProcessor,
 ) {
   let handler!: Handler;
   const log: string[] = [];
@@ -86,7 +87,7 @@ function harness(
   const sub = new KafkaSubscription({
     topics: ['orders'],
     group: 'g',
-    processor,
+    processor: processorOverride ?? processor,
     options: resolveConsumerOptions({ createTopics: false, ...options }),
     consumer,
     admin: {} as KafkaAdminClient,
@@ -114,6 +115,7 @@ function harness(
   };
   return {
     sub,
+    processor,
     log,
     sent,
     calls,
