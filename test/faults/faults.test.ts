@@ -11,7 +11,9 @@ import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
 import { brokerRestartScenario } from './scenarios/brokerRestart.js';
+import { consumerGroupRebalanceScenario } from './scenarios/consumerGroupRebalance.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
+import { hostileProducersScenario } from './scenarios/hostileProducers.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
@@ -54,5 +56,19 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 6: rollback run killed and resumed', () => {
     rollbackKillScenario({ effects: 200, kills: 4, batchSize: 5, seed });
+  });
+
+  describe('scenario 7: foreign and hostile producers', () => {
+    hostileProducersScenario({ records: 60, seed });
+  });
+
+  describe('scenario 8: consumer group rebalance', () => {
+    consumerGroupRebalanceScenario({
+      messages: 3000,
+      members: 3,
+      partitions: 6,
+      steps: 3,
+      seed,
+    });
   });
 });
