@@ -68,6 +68,7 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
       members: 3,
       partitions: 6,
       steps: 3,
+      perSecond: 50,
       seed,
     });
   });
