@@ -14,14 +14,27 @@ import {
   defineEvent,
   handle,
 } from '@backtrack/core';
+import { pino } from 'pino';
 import {
   BACKTRACK_HEADERS,
   NULL_HEADERS_HEADER,
+  createKafkaTransport,
+  createKafkajsClient,
   readDeadLetter,
   type DispositionEvent,
+  type KafkaClient,
+  type SubscriptionErrorEvent,
 } from '@backtrack/kafka';
 import { kafkaBroker } from './broker.js';
-import { committedOffsets, makeTransport, uniqueName, waitFor } from './helpers.js';
+import {
+  ACK,
+  committedOffsets,
+  makeTransport,
+  message,
+  recordingProcessor,
+  uniqueName,
+  waitFor,
+} from './helpers.js';
 import { produceForeign, type ForeignRecord } from './kcat.js';
 
 const broker = await kafkaBroker();
@@ -188,6 +201,79 @@ describe.skipIf(!broker.available)('foreign and hostile Kafka records (real brok
       expect(second!.headers!['ce_type']).toEqual([Buffer.from([0xff]), Buffer.from('test.ping')]);
     } finally {
       await transport.close();
+    }
+  });
+
+  it('a consumer kafkajs gives up on (a non-retriable crash) is restarted and reported, and consumes on', async () => {
+    // A client whose batch handler throws a TypeError once, after the subscription's own
+    // handler: kafkajs crashes the consumer with restart: false, as on any non-retriable error.
+    const base = createKafkajsClient(
+      { brokers, clientId: 'crash-test', clientLogLevel: 'nothing' },
+      pino({ level: 'silent' }),
+    );
+    let injected = false;
+    const client: KafkaClient = {
+      name: base.name,
+      consumer: (settings) => {
+        const real = base.consumer(settings);
+        return {
+          ...real,
+          connect: () => real.connect(),
+          subscribe: (t) => real.subscribe(t),
+          pause: (p) => real.pause(p),
+          resume: (p) => real.resume(p),
+          seek: (t, p, o) => real.seek(t, p, o),
+          stop: () => real.stop(),
+          disconnect: () => real.disconnect(),
+          onCrash: (l) => real.onCrash(l),
+          onGroupJoin: (l) => real.onGroupJoin(l),
+          run: (handler) =>
+            real.run(async (batch, controls) => {
+              await handler(batch, controls);
+              if (!injected) {
+                injected = true;
+                throw new TypeError("Cannot read properties of null (reading 'toString')");
+              }
+            }),
+        };
+      },
+      producer: (s) => base.producer(s),
+      admin: () => base.admin(),
+    };
+    const errors: SubscriptionErrorEvent[] = [];
+    const crashing = createKafkaTransport(
+      {
+        brokers,
+        clientId: 'crash-test',
+        clientLogLevel: 'nothing',
+        consumer: {
+          maxWaitTimeMs: 200,
+          sessionTimeoutMs: 10_000,
+          heartbeatIntervalMs: 1_000,
+          publishFailureBackoffMs: 100,
+          failureMaxBackoffMs: 500,
+        },
+      },
+      { client, onSubscriptionError: (e) => errors.push(e) },
+    );
+    const topic = uniqueName('bt-crash');
+    const group = uniqueName('g');
+    const processor = recordingProcessor(() => ACK);
+    try {
+      await crashing.ensureTopics({ topics: [topic], partitions: 1 });
+      await crashing.publish([{ topic, message: message({ n: 1 }) }]);
+      const sub = await crashing.subscribe({ topics: [topic], group, processor });
+      await waitFor(() => sub.stats().restarts === 1, 'the restart');
+      await crashing.publish([{ topic, message: message({ n: 2 }) }]);
+      await waitFor(() => processor.calls.length >= 2, 'the record after the crash');
+      expect(errors[0]).toMatchObject({ kind: 'consumer-crashed', restarting: false, group });
+      expect(sub.stats()).toMatchObject({ crashes: 1, restarts: 1 });
+      await waitFor(
+        async () => (await committedOffsets(brokers, group, topic))[0] === '2',
+        'commit past both',
+      );
+    } finally {
+      await crashing.close();
     }
   });
 });
