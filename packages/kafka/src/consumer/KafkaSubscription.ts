@@ -482,7 +482,8 @@ export class KafkaSubscription implements Subscription {
       let record = received;
       try {
         // A retry or redriven record names the headers that had no value on the original.
-        record = { ...received, headers: restoreNullHeaders(received.headers) };
+        const headers = restoreNullHeaders(received.headers);
+        if (headers !== received.headers) record = { ...received, headers };
         if (isRetryTopic) {
           const group = headerToString(record.headers[BACKTRACK_HEADERS.group]);
           if (group !== undefined && group !== this.group) {
