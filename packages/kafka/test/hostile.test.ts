@@ -276,4 +276,53 @@ describe.skipIf(!broker.available)('foreign and hostile Kafka records (real brok
       await crashing.close();
     }
   });
+
+  it('a dead letter the broker refuses (too large for the dead-letter topic) pauses the partition after bounded attempts, committing nothing', async () => {
+    const transport = makeTransport(brokers);
+    const topic = uniqueName('bt-refused');
+    const group = uniqueName('g');
+    const errors: SubscriptionErrorEvent[] = [];
+    const processor = recordingProcessor(() => ({
+      kind: 'dead-letter',
+      reason: 'x'.repeat(5_000),
+      code: 'BT_ERR_SCHEMA_VALIDATION',
+    }));
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 1, deadLetter: false });
+      // The dead-letter topic takes no record over 512 bytes: every dead letter is refused.
+      await transport.ensureTopics({
+        topics: [`${topic}.dlq`],
+        partitions: 1,
+        retry: false,
+        deadLetter: false,
+        config: { 'max.message.bytes': '512' },
+      });
+      await transport.publish([{ topic, message: message({ big: 'y'.repeat(2_000) }) }]);
+      const sub = await transport.subscribe({
+        topics: [topic],
+        group,
+        processor,
+        publishFailureAttempts: 3,
+        publishFailureBackoffMs: 100,
+        publishFailurePauseMs: 60_000,
+        onError: (e) => errors.push(e),
+      });
+      await waitFor(() => errors.some((e) => e.kind === 'partition-paused'), 'the pause');
+      expect(errors.map((e) => [e.kind, e.attempt])).toEqual([
+        ['publish-failed', 1],
+        ['publish-failed', 2],
+        ['partition-paused', 3],
+      ]);
+      expect(errors[2]).toMatchObject({ topic, partition: 0, offset: '0', retryInMs: 60_000 });
+      // Paused: no more attempts meanwhile, and nothing committed past the record.
+      const calls = processor.calls.length;
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(processor.calls.length).toBe(calls);
+      expect(errors).toHaveLength(3);
+      expect((await committedOffsets(brokers, group, topic))[0] ?? '-1').toBe('-1');
+      expect(sub.stats()).toMatchObject({ pausedPartitions: 1, deadLettered: 0, acked: 0 });
+    } finally {
+      await transport.close();
+    }
+  });
 });
