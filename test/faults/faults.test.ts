@@ -11,8 +11,10 @@ import { ensureServices } from './support/services.js';
 import { printSummary } from './support/summary.js';
 import { badInputScenario } from './scenarios/badInput.js';
 import { brokerRestartScenario } from './scenarios/brokerRestart.js';
+import { consumerGroupRebalanceScenario } from './scenarios/consumerGroupRebalance.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
 import { redisClusterScenario } from './scenarios/redisCluster.js';
+import { hostileProducersScenario } from './scenarios/hostileProducers.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
@@ -57,7 +59,22 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
     rollbackKillScenario({ effects: 200, kills: 4, batchSize: 5, seed });
   });
 
-  describe('scenario 7: Redis Cluster dedupe store under a duplicate-heavy stream', () => {
+  describe('scenario 7: foreign and hostile producers', () => {
+    hostileProducersScenario({ records: 60, seed });
+  });
+
+  describe('scenario 8: consumer group rebalance', () => {
+    consumerGroupRebalanceScenario({
+      messages: 3000,
+      members: 3,
+      partitions: 6,
+      steps: 3,
+      perSecond: 50,
+      seed,
+    });
+  });
+
+  describe('scenario 9: Redis Cluster dedupe store under a duplicate-heavy stream', () => {
     redisClusterScenario({ messages: 1000, consumers: 2, reshardSlots: 500, seed });
   });
 });

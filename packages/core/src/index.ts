@@ -15,3 +15,4 @@ export * from './consumer/index.js';
 export * from './journal/index.js';
 export * from './publisher/index.js';
 export * from './rollback/index.js';
+export * from './deadLetter/index.js';

@@ -7,7 +7,11 @@ import {
 } from '@backtrack/core';
 import type { KafkaAdminClient, KafkaClient } from './client/KafkaClient.js';
 import { createKafkajsClient, type KafkajsConnectionOptions } from './client/kafkajsClient.js';
-import { KafkaSubscription, type DispositionEvent } from './consumer/KafkaSubscription.js';
+import {
+  KafkaSubscription,
+  type DispositionEvent,
+  type SubscriptionErrorEvent,
+} from './consumer/KafkaSubscription.js';
 import { KafkaClosedError, KafkaConfigError } from './errors.js';
 import {
   resolveConsumerOptions,
@@ -37,6 +41,12 @@ export interface KafkaTransportDependencies {
   client?: KafkaClient;
   /** Clock for retry due times, ms since the epoch. @default Date.now */
   now?: () => number;
+  /**
+   * Called for every subscription's {@link SubscriptionErrorEvent} (a failed batch, a crash and
+   * restart, a paused partition) that the subscription has no `onError` of its own for. They are
+   * logged at error level either way. Must not throw.
+   */
+  onSubscriptionError?: (event: SubscriptionErrorEvent) => void;
 }
 
 /** Per-subscription options: the core ones plus any {@link KafkaConsumerOptions} override. */
@@ -44,6 +54,12 @@ export interface KafkaSubscriptionOptions
   extends SubscriptionOptions, Partial<KafkaConsumerOptions> {
   /** Called after each message's outcome is durable (tests, metrics). Must not throw. */
   onDisposition?: (event: DispositionEvent) => void;
+  /**
+   * Called on a failure outside any one message (a failed batch, a consumer crash and its
+   * restart, a partition paused because its dead letters could not be written). Must not throw.
+   * @default the transport's `onSubscriptionError`
+   */
+  onError?: (event: SubscriptionErrorEvent) => void;
 }
 
 /**
@@ -65,6 +81,7 @@ export class KafkaTransport implements Transport {
   readonly #publisher: KafkaPublisher;
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #now: () => number;
+  readonly #onSubscriptionError: ((event: SubscriptionErrorEvent) => void) | undefined;
   #closed = false;
 
   constructor(options: KafkaTransportOptions, dependencies: KafkaTransportDependencies = {}) {
@@ -82,6 +99,7 @@ export class KafkaTransport implements Transport {
     this.#logger = (dependencies.logger ?? createDefaultLogger()).child({ transport: 'kafka' });
     this.#client = dependencies.client ?? createKafkajsClient(options, this.#logger);
     this.#now = dependencies.now ?? Date.now;
+    this.#onSubscriptionError = dependencies.onSubscriptionError;
     this.#publisher = new KafkaPublisher(
       this.#client.producer({
         idempotent: true,
@@ -118,7 +136,7 @@ export class KafkaTransport implements Transport {
    */
   async subscribe(options: KafkaSubscriptionOptions): Promise<KafkaSubscription> {
     if (this.#closed) throw new KafkaClosedError('kafka transport');
-    const { topics, group, processor, onDisposition, ...overrides } = options;
+    const { topics, group, processor, onDisposition, onError, ...overrides } = options;
     if (!Array.isArray(topics) || topics.length === 0)
       throw new KafkaConfigError('topics', 'must list at least one topic');
     if (typeof group !== 'string' || group.length === 0)
@@ -145,6 +163,7 @@ export class KafkaTransport implements Transport {
       publisher: this.#publisher,
       logger: this.#logger,
       onDisposition,
+      onError: onError ?? this.#onSubscriptionError,
       onClosed: (s) => this.#subscriptions.delete(s),
       now: this.#now,
     });

@@ -22,6 +22,11 @@ export const KAFKA_ERROR_CODES = {
   RETRIES_EXHAUSTED: 'BT_ERR_KAFKA_RETRIES_EXHAUSTED',
   /** Dead-letter code: the processor threw (instead of returning a disposition) on every attempt. */
   PROCESSOR_FAILED: 'BT_ERR_KAFKA_PROCESSOR_FAILED',
+  /**
+   * Dead-letter code: the transport could not read the record into a message at all (a header
+   * value no client should deliver, ...). The record is dead-lettered as it came, unprocessed.
+   */
+  RECORD_UNDECODABLE: 'BT_ERR_KAFKA_RECORD_UNDECODABLE',
   /** Re-driving dead letters failed part-way; `details` says how far it got. */
   REDRIVE_FAILED: 'BT_ERR_KAFKA_REDRIVE_FAILED',
 } as const;

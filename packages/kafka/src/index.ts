@@ -13,7 +13,11 @@ export {
 } from './options.js';
 export type { KafkaConsumerOptions, KafkaProducerOptions } from './options.js';
 export { KafkaSubscription } from './consumer/KafkaSubscription.js';
-export type { DispositionEvent, KafkaSubscriptionStats } from './consumer/KafkaSubscription.js';
+export type {
+  DispositionEvent,
+  KafkaSubscriptionStats,
+  SubscriptionErrorEvent,
+} from './consumer/KafkaSubscription.js';
 export { KafkaPublisher } from './publisher/KafkaPublisher.js';
 export {
   toKafkaRecord,
@@ -23,8 +27,13 @@ export {
   CONTENT_TYPE_HEADER,
   BACKTRACK_HEADERS,
 } from './envelope/kafkaBinding.js';
-export { readDeadLetter } from './envelope/deadLetter.js';
-export type { DeadLetter } from './envelope/deadLetter.js';
+export {
+  NULL_HEADERS_HEADER,
+  readDeadLetter,
+  restoreNullHeaders,
+  writableHeaders,
+} from './envelope/deadLetter.js';
+export type { DeadLetter, DeadLetterHeaderValue } from './envelope/deadLetter.js';
 export {
   ensureTopics,
   topicSpecs,

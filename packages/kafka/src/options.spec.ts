@@ -28,6 +28,26 @@ describe('consumer options', () => {
     expect(o.deadLetterTopic('orders', 'g')).toBe('orders.dlq');
   });
 
+  it('validates partitionsConsumedConcurrently (1..64) and the failure bounds', () => {
+    expect(
+      resolveConsumerOptions({ partitionsConsumedConcurrently: 8 }).partitionsConsumedConcurrently,
+    ).toBe(8);
+    for (const bad of [0, 1.5, 65, Number.NaN]) {
+      expect(fieldOf(() => resolveConsumerOptions({ partitionsConsumedConcurrently: bad }))).toBe(
+        'partitionsConsumedConcurrently',
+      );
+    }
+    expect(fieldOf(() => resolveConsumerOptions({ publishFailureAttempts: 0 }))).toBe(
+      'publishFailureAttempts',
+    );
+    expect(fieldOf(() => resolveConsumerOptions({ publishFailurePauseMs: -1 }))).toBe(
+      'publishFailurePauseMs',
+    );
+    expect(fieldOf(() => resolveConsumerOptions({ failureMaxBackoffMs: Infinity }))).toBe(
+      'failureMaxBackoffMs',
+    );
+  });
+
   it('names the invalid field', () => {
     expect(fieldOf(() => resolveConsumerOptions({ maxAttempts: 0 }))).toBe('maxAttempts');
     expect(fieldOf(() => resolveConsumerOptions({ maxDelayMs: -1 }))).toBe('maxDelayMs');

@@ -44,6 +44,27 @@ export interface KafkaConsumerOptions {
    */
   publishFailureBackoffMs: number;
   /**
+   * Attempts at publishing the retry and dead-letter records of a batch before the partition is
+   * paused for `publishFailurePauseMs` (and reported through `onError`, kind `partition-paused`).
+   * Between attempts the batch is rewound and fetched again after an exponential backoff from
+   * `publishFailureBackoffMs` up to `failureMaxBackoffMs`. Nothing of the batch is committed
+   * meanwhile: no record is passed over without its disposition.
+   * @default 5
+   */
+  publishFailureAttempts: number;
+  /**
+   * How long a partition stays paused after `publishFailureAttempts` failed publishes, in ms;
+   * then the batch is tried again (a new round of attempts).
+   * @default 300_000 (5 min)
+   */
+  publishFailurePauseMs: number;
+  /**
+   * Upper bound of the backoff after a failed publish, a batch that failed unexpectedly, or a
+   * consumer restart after a crash, in ms. Each starts at `publishFailureBackoffMs` and doubles.
+   * @default 60_000
+   */
+  failureMaxBackoffMs: number;
+  /**
    * Create missing topics at subscribe: the retry and dead-letter topics with the partition count
    * of their source topic, and a missing source topic with `createPartitions`. Set false where
    * the application has no right to create topics (then create them with `ensureTopics`).
@@ -61,7 +82,13 @@ export interface KafkaConsumerOptions {
    * @default 50
    */
   batchSize: number;
-  /** Topic-partitions processed at once (each one strictly in order). @default 1 */
+  /**
+   * Topic-partitions processed at once (kafkajs `partitionsConsumedConcurrently`). Each
+   * partition stays strictly in order: its batches never overlap, and its offsets are committed
+   * per partition. Raise it (up to the partitions a member owns) when handlers wait on I/O; the
+   * processor, the dedupe store and the handlers then see that many batches at once. At most 64.
+   * @default 1
+   */
   partitionsConsumedConcurrently: number;
   /** @default 30_000 */
   sessionTimeoutMs: number;
@@ -88,6 +115,9 @@ export const DEFAULT_KAFKA_CONSUMER_OPTIONS: Readonly<KafkaConsumerOptions> = Ob
   processorErrorDelayMs: 1000,
   maxDelayMs: 900_000,
   publishFailureBackoffMs: 1000,
+  publishFailureAttempts: 5,
+  publishFailurePauseMs: 300_000,
+  failureMaxBackoffMs: 60_000,
   createTopics: true,
   createPartitions: 1,
   replicationFactor: 1,
@@ -132,8 +162,12 @@ export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Ob
   compression: 'none',
 });
 
+/** Upper bound of `partitionsConsumedConcurrently` (more only adds memory and rebalance time). */
+export const MAX_PARTITIONS_CONSUMED_CONCURRENTLY = 64;
+
 const POSITIVE_INTS = [
   'maxAttempts',
+  'publishFailureAttempts',
   'createPartitions',
   'replicationFactor',
   'batchSize',
@@ -149,6 +183,8 @@ const NON_NEGATIVE = [
   'processorErrorDelayMs',
   'maxDelayMs',
   'publishFailureBackoffMs',
+  'publishFailurePauseMs',
+  'failureMaxBackoffMs',
   'maxWaitTimeMs',
 ] as const;
 
@@ -168,6 +204,13 @@ export function resolveConsumerOptions(
   for (const f of NON_NEGATIVE) {
     if (!Number.isFinite(o[f]) || o[f] < 0)
       throw new KafkaConfigError(f, 'must be a number >= 0', { value: o[f] });
+  }
+  if (o.partitionsConsumedConcurrently > MAX_PARTITIONS_CONSUMED_CONCURRENTLY) {
+    throw new KafkaConfigError(
+      'partitionsConsumedConcurrently',
+      `must be at most ${MAX_PARTITIONS_CONSUMED_CONCURRENTLY}`,
+      { value: o.partitionsConsumedConcurrently },
+    );
   }
   if (o.retryMode !== 'topic' && o.retryMode !== 'in-place') {
     throw new KafkaConfigError('retryMode', "must be 'topic' or 'in-place'", {

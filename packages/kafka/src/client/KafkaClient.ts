@@ -9,14 +9,18 @@
  * covers it.
  */
 
-/** A header value as a client delivers it: Kafka headers are bytes; some clients give strings. */
-export type KafkaHeaderValue = Buffer | string | (Buffer | string)[] | undefined;
+/**
+ * A header value as a client delivers it: Kafka headers are bytes; some clients give strings;
+ * `null` is a header with no value (any producer may write one, kafkajs decodes it as null).
+ */
+export type KafkaHeaderValue = Buffer | string | null | (Buffer | string | null)[] | undefined;
 
 /** A record to produce. */
 export interface ProducerRecord {
   /** The partitioning key; `null` lets the client spread records over partitions. */
   key: string | Buffer | null;
-  value: Buffer;
+  /** The value; `null` writes a tombstone. */
+  value: Buffer | null;
   headers: Record<string, string | Buffer | (string | Buffer)[]>;
 }
 

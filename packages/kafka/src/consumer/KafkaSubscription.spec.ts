@@ -3,7 +3,8 @@
  * broker): what is committed, what is rewound, what is published, in which order.
  */
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core';
 import type { Disposition, IncomingMessage, MessageProcessor } from '@backtrack/core';
 import type {
   BatchControls,
@@ -11,14 +12,16 @@ import type {
   ConsumedRecord,
   KafkaAdminClient,
   KafkaConsumerClient,
+  KafkaHeaderValue,
   KafkaProducerClient,
   TopicPartitions,
   TopicRecords,
 } from '../client/KafkaClient.js';
+import { NULL_HEADERS_HEADER, restoreNullHeaders } from '../envelope/deadLetter.js';
 import { BACKTRACK_HEADERS } from '../envelope/kafkaBinding.js';
 import { resolveConsumerOptions, type KafkaConsumerOptions } from '../options.js';
 import { KafkaPublisher } from '../publisher/KafkaPublisher.js';
-import { KafkaSubscription } from './KafkaSubscription.js';
+import { KafkaSubscription, type SubscriptionErrorEvent } from './KafkaSubscription.js';
 
 const logger = pino({ level: 'silent' });
 type Handler = (batch: ConsumedBatch, controls: BatchControls) => Promise<void>;
@@ -27,19 +30,32 @@ function harness(
   decide: (m: IncomingMessage) => Disposition | Disposition[],
   options: Partial<KafkaConsumerOptions> = {},
   batchProcessor = false,
+  processorOverride?: MessageProcessor,
 ) {
   let handler!: Handler;
   const log: string[] = [];
+  let crash!: (error: unknown, restarting: boolean) => void;
+  let runs = 0;
+  let failConnects = 0;
+  const errors: SubscriptionErrorEvent[] = [];
   const consumer: KafkaConsumerClient = {
-    connect: async () => {},
+    connect: async () => {
+      if (failConnects > 0) {
+        failConnects--;
+        throw new Error('broker unreachable');
+      }
+    },
     subscribe: async () => {},
-    run: async (h) => void (handler = h),
+    run: async (h) => {
+      runs++;
+      handler = h;
+    },
     pause: (tps: TopicPartitions[]) => void log.push(`pause ${JSON.stringify(tps)}`),
     resume: () => {},
     seek: (topic, partition, offset) => void log.push(`seek ${topic}/${partition}@${offset}`),
     stop: async () => {},
     disconnect: async () => {},
-    onCrash: () => {},
+    onCrash: (l) => void (crash = l),
     onGroupJoin: (l) => queueMicrotask(() => l({})),
   };
   const sent: TopicRecords[] = [];
@@ -71,13 +87,14 @@ function harness(
   const sub = new KafkaSubscription({
     topics: ['orders'],
     group: 'g',
-    processor,
+    processor: processorOverride ?? processor,
     options: resolveConsumerOptions({ createTopics: false, ...options }),
     consumer,
     admin: {} as KafkaAdminClient,
     publisher: new KafkaPublisher(producer, logger, 1000),
     logger,
     now: () => now,
+    onError: (e) => void errors.push(e),
   });
   const deliver = async (
     topic: string,
@@ -98,11 +115,16 @@ function harness(
   };
   return {
     sub,
+    processor,
     log,
     sent,
     calls,
     now,
     deliver,
+    errors,
+    crash: (error: unknown, restarting: boolean) => crash(error, restarting),
+    runs: () => runs,
+    failConnects: (n: number) => (failConnects = n),
     failSends: (v: boolean) => (failSends = v),
   };
 }
@@ -110,7 +132,7 @@ function harness(
 const rec = (
   offset: number,
   body: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, KafkaHeaderValue> = {},
 ): ConsumedRecord => ({
   offset: String(offset),
   key: Buffer.from('k'),
@@ -155,6 +177,7 @@ describe('KafkaSubscription batch rules', () => {
   });
 
   it('does not move the offset when the retry/dead-letter publish fails: rewinds the whole batch', async () => {
+    // (backoff: publishFailureBackoffMs, doubled per failure; the first rewind waits 5..10 ms)
     const h = harness(
       (m) => (bodyOf(m) === 'b' ? { kind: 'dead-letter', reason: 'bad', code: 'X' } : ACK),
       {
@@ -166,6 +189,7 @@ describe('KafkaSubscription batch rules', () => {
     await h.deliver('orders', [rec(5, 'a'), rec(6, 'b'), rec(7, 'c')]);
     expect(h.log).toEqual(['seek orders/0@5', 'pause [{"topic":"orders","partitions":[0]}]']);
     expect(h.sub.stats()).toMatchObject({ publishFailures: 1, acked: 0, deadLettered: 0 });
+    expect(h.errors).toMatchObject([{ kind: 'publish-failed', attempt: 1, offset: '5' }]);
     h.failSends(false);
     await h.deliver('orders', [rec(5, 'a'), rec(6, 'b'), rec(7, 'c')]);
     expect(h.log.slice(2)).toEqual(['resolve 7', 'commit 8']);
@@ -245,5 +269,151 @@ describe('KafkaSubscription batch rules', () => {
     expect(h.calls.map(bodyOf)).toEqual(['a']);
     expect(h.log).toEqual(['resolve 0', 'commit 1', 'seek orders/0@1']);
     await h.sub.close();
+  });
+});
+
+describe('KafkaSubscription hardening (issue 15)', () => {
+  it('dead-letters a record it cannot read, byte for byte, without the processor, and goes on', async () => {
+    const h = harness(() => ACK);
+    await h.sub.start();
+    const hostile: ConsumedRecord = {
+      offset: '0',
+      key: Buffer.from([0xff, 0x00]),
+      value: Buffer.from([0x00, 0xfe]),
+      // a header value no client should deliver (not bytes, not text, not null)
+      headers: { ce_id: 42 as unknown as Buffer, empty: null, bin: Buffer.from([0xc3]) },
+      timestamp: '0',
+    };
+    await expect(h.deliver('orders', [hostile, rec(1, 'next')])).resolves.toBeUndefined();
+    expect(h.calls.map(bodyOf)).toEqual(['next']);
+    const [batch] = h.sent;
+    expect(batch!.topic).toBe('orders.dlq');
+    const dl = batch!.records[0]!;
+    expect(dl.key).toEqual(Buffer.from([0xff, 0x00]));
+    expect(dl.value).toEqual(Buffer.from([0x00, 0xfe]));
+    expect(dl.headers).toMatchObject({
+      ce_id: '42',
+      empty: Buffer.alloc(0),
+      bin: Buffer.from([0xc3]),
+      [NULL_HEADERS_HEADER]: '{"empty":[0]}',
+      [DEAD_LETTER_REASON_HEADER]: 'undecodable',
+      [BACKTRACK_HEADERS.deadLetterCode]: 'BT_ERR_KAFKA_RECORD_UNDECODABLE',
+    });
+    expect(h.log).toEqual(['resolve 1', 'commit 2']);
+    expect(h.sub.stats()).toMatchObject({ undecodable: 1, deadLettered: 1, acked: 1 });
+    await h.sub.close();
+  });
+
+  it('reads a null-valued header as absent and keeps it as null in the dead letter', async () => {
+    const h = harness(() => ({
+      kind: 'dead-letter',
+      reason: 'no',
+      code: 'BT_ERR_SCHEMA_VALIDATION',
+    }));
+    await h.sub.start();
+    await h.deliver('orders', [rec(0, 'a', { ce_subject: null, ce_type: [null, 't'] })]);
+    expect(h.calls[0]!.message.headers).toEqual({ id: 'id-0', type: 't' });
+    const dl = h.sent[0]!.records[0]!;
+    expect(dl.headers).toMatchObject({
+      ce_subject: Buffer.alloc(0),
+      ce_type: [Buffer.alloc(0), 't'],
+      [NULL_HEADERS_HEADER]: '{"ce_subject":[0],"ce_type":[0]}',
+      [DEAD_LETTER_REASON_HEADER]: 'schema-validation',
+    });
+    // read back (a redriven or retried copy): the nulls come back, the marker goes
+    expect(restoreNullHeaders(dl.headers)).toEqual(
+      expect.objectContaining({ ce_subject: null, ce_type: [null, 't'] }),
+    );
+    await h.sub.close();
+  });
+
+  it('dead-letters and retries a tombstone with a null value', async () => {
+    let n = 0;
+    const h = harness(() =>
+      n++ === 0
+        ? { kind: 'dead-letter', reason: 'empty', code: 'BT_ERR_MALFORMED_MESSAGE' }
+        : { kind: 'retry', reason: 'later', delayMs: 10 },
+    );
+    await h.sub.start();
+    const tombstone = (offset: number): ConsumedRecord => ({ ...rec(offset, ''), value: null });
+    await h.deliver('orders', [tombstone(0), tombstone(1)]);
+    const values = h.sent.flatMap((b) => b.records.map((r) => r.value));
+    expect(values).toEqual([null, null]);
+    await h.sub.close();
+  });
+
+  it('truncates reason and error headers to 1,000 characters', async () => {
+    const h = harness(() => ({
+      kind: 'dead-letter',
+      reason: 'r'.repeat(5000),
+      code: 'X',
+      error: new Error('e'.repeat(5000)),
+    }));
+    await h.sub.start();
+    await h.deliver('orders', [rec(0, 'a')]);
+    const headers = h.sent[0]!.records[0]!.headers;
+    expect(String(headers[BACKTRACK_HEADERS.reason])).toHaveLength(1000);
+    expect(String(headers[BACKTRACK_HEADERS.error])).toHaveLength(1000);
+    expect(headers[DEAD_LETTER_REASON_HEADER]).toBe('handler-failed');
+    await h.sub.close();
+  });
+
+  it('bounds publish failures: after publishFailureAttempts it pauses the partition and reports, committing nothing', async () => {
+    const h = harness(() => ({ kind: 'dead-letter', reason: 'bad', code: 'X' }), {
+      publishFailureBackoffMs: 10,
+      publishFailureAttempts: 3,
+      publishFailurePauseMs: 60_000,
+    });
+    await h.sub.start();
+    h.failSends(true);
+    for (let i = 0; i < 4; i++) await h.deliver('orders', [rec(5, 'a'), rec(6, 'b')]);
+    expect(h.errors.map((e) => [e.kind, e.attempt])).toEqual([
+      ['publish-failed', 1],
+      ['publish-failed', 2],
+      ['partition-paused', 3],
+      ['publish-failed', 1],
+    ]);
+    expect(h.errors[2]!.retryInMs).toBe(60_000);
+    expect(h.errors[1]!.retryInMs).toBeGreaterThanOrEqual(10);
+    expect(h.log.filter((l) => l.startsWith('commit') || l.startsWith('resolve'))).toEqual([]);
+    expect(h.sub.stats()).toMatchObject({ pausedPartitions: 1, publishFailures: 4 });
+    await h.sub.close();
+  });
+
+  it('a batch that throws unexpectedly is rewound with a backoff and reported; the handler never throws', async () => {
+    const h = harness(() => ACK, { publishFailureBackoffMs: 10 });
+    await h.sub.start();
+    await expect(
+      h.deliver('orders', [rec(3, 'a'), rec(4, 'b')], {
+        resolveOffset: () => {
+          throw new TypeError('client bug');
+        },
+      }),
+    ).resolves.toBeUndefined();
+    expect(h.log).toEqual(['seek orders/0@3', 'pause [{"topic":"orders","partitions":[0]}]']);
+    expect(h.errors).toMatchObject([
+      { kind: 'batch-failed', topic: 'orders', partition: 0, offset: '3', attempt: 1 },
+    ]);
+    expect(h.sub.stats().batchFailures).toBe(1);
+    await h.sub.close();
+  });
+
+  it('restarts the consumer with a backoff after a crash the client does not restart, and reports it', async () => {
+    const h = harness(() => ACK, { publishFailureBackoffMs: 10, failureMaxBackoffMs: 40 });
+    await h.sub.start();
+    expect(h.runs()).toBe(1);
+    h.failConnects(1);
+    h.crash(new TypeError("Cannot read properties of null (reading 'toString')"), false);
+    await vi.waitFor(() => expect(h.runs()).toBe(2), { timeout: 2000, interval: 5 });
+    expect(h.errors.map((e) => e.kind)).toEqual(['consumer-crashed', 'restart-failed']);
+    expect(h.errors[0]).toMatchObject({ restarting: false, attempt: 1 });
+    expect(h.sub.stats()).toMatchObject({ crashes: 1, restarts: 1 });
+    // a crash the client restarts itself is only reported
+    h.crash(new Error('retriable'), true);
+    expect(h.errors[2]).toMatchObject({ kind: 'consumer-crashed', restarting: true });
+    await h.sub.close();
+    h.crash(new Error('after close'), false);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(h.runs()).toBe(2);
   });
 });

@@ -1,9 +1,14 @@
-import type {
-  Disposition,
-  IncomingMessage,
-  Logger,
-  MessageProcessor,
-  Subscription,
+import {
+  DEAD_LETTER_REASON_HEADER,
+  backoffDelayMs,
+  deadLetterReasonOf,
+  truncateDeadLetterText,
+  type Disposition,
+  type IncomingMessage,
+  type Logger,
+  type MessageProcessor,
+  type RetryPolicy,
+  type Subscription,
 } from '@backtrack/core';
 import type {
   BatchControls,
@@ -14,6 +19,7 @@ import type {
   ProducerRecord,
   TopicRecords,
 } from '../client/KafkaClient.js';
+import { restoreNullHeaders, writableHeaders } from '../envelope/deadLetter.js';
 import {
   BACKTRACK_HEADERS,
   fromKafkaRecord,
@@ -41,6 +47,37 @@ export interface DispositionEvent {
   destination?: string;
 }
 
+/**
+ * Something went wrong outside any one message's disposition; reported through `onError` (and
+ * logged at error level). The subscription never stays dead: each kind says what happens next.
+ *
+ * - `batch-failed`: handling a batch threw unexpectedly; the partition is rewound to the batch's
+ *   first record and fetched again after `retryInMs` (nothing after it is committed).
+ * - `publish-failed`: the batch's retry or dead-letter records could not be published; rewound
+ *   and tried again after `retryInMs` (attempt `attempt` of `publishFailureAttempts`).
+ * - `partition-paused`: publishing failed `publishFailureAttempts` times in a row; the partition
+ *   is paused for `publishFailurePauseMs` (`retryInMs`), then the batch is tried again.
+ * - `consumer-crashed`: the Kafka client gave up on the consumer. With `restarting` the client
+ *   restarts it itself; otherwise the subscription reconnects and rejoins after `retryInMs`.
+ * - `restart-failed`: that reconnect failed; tried again after `retryInMs`.
+ */
+export interface SubscriptionErrorEvent {
+  kind:
+    'batch-failed' | 'publish-failed' | 'partition-paused' | 'consumer-crashed' | 'restart-failed';
+  error: unknown;
+  group: string;
+  topic?: string;
+  partition?: number;
+  /** The offset the partition was rewound to. */
+  offset?: string;
+  /** Consecutive failures of this kind (per partition for batch and publish failures). */
+  attempt: number;
+  /** When the work is tried again, in ms (undefined when the client restarts on its own). */
+  retryInMs?: number;
+  /** `consumer-crashed` only: whether the client restarts the consumer itself. */
+  restarting?: boolean;
+}
+
 /** Counters of one subscription since it started. */
 export interface KafkaSubscriptionStats {
   acked: number;
@@ -53,6 +90,16 @@ export interface KafkaSubscriptionStats {
   publishFailures: number;
   /** Commits of consumed offsets. */
   commits: number;
+  /** Records the transport could not read into a message; dead-lettered without processing. */
+  undecodable: number;
+  /** Batches that threw unexpectedly (rewound and fetched again after a backoff). */
+  batchFailures: number;
+  /** Partitions paused after `publishFailureAttempts` failed publishes in a row. */
+  pausedPartitions: number;
+  /** Crashes of the client's consumer. */
+  crashes: number;
+  /** Restarts of the consumer by the subscription after a crash the client did not restart. */
+  restarts: number;
 }
 
 /** Everything a {@link KafkaSubscription} needs, assembled by the transport. */
@@ -67,6 +114,8 @@ export interface KafkaSubscriptionConfig {
   logger: Logger;
   /** Test and metrics hook; called after each action is durable. Must not throw. */
   onDisposition?: ((event: DispositionEvent) => void) | undefined;
+  /** Called (after logging) on every {@link SubscriptionErrorEvent}. Must not throw. */
+  onError?: ((event: SubscriptionErrorEvent) => void) | undefined;
   /** Called once the subscription is closed. */
   onClosed?: (subscription: KafkaSubscription) => void;
   now?: () => number;
@@ -76,6 +125,8 @@ interface Item {
   record: ConsumedRecord;
   /** Undefined for a retry record of another group (passed over). */
   incoming?: IncomingMessage;
+  /** Decided without the processor: a record that could not be read into a message. */
+  preset?: Disposition;
 }
 
 type Stop =
@@ -118,7 +169,18 @@ export class KafkaSubscription implements Subscription {
     skipped: 0,
     publishFailures: 0,
     commits: 0,
+    undecodable: 0,
+    batchFailures: 0,
+    pausedPartitions: 0,
+    crashes: 0,
+    restarts: 0,
   };
+  /** Consecutive failed batches / publishes per `topic:partition`. */
+  readonly #batchFailures = new Map<string, number>();
+  readonly #publishFailures = new Map<string, number>();
+  #consecutiveRestarts = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  readonly #backoff: Readonly<RetryPolicy>;
   #closing: Promise<void> | undefined;
   #abandoned = false;
   #started = false;
@@ -130,6 +192,13 @@ export class KafkaSubscription implements Subscription {
     this.topics = [...config.topics];
     this.#now = config.now ?? Date.now;
     this.#log = config.logger.child({ transport: 'kafka', group: config.group });
+    this.#backoff = Object.freeze({
+      attempts: Number.MAX_SAFE_INTEGER,
+      initialDelayMs: this.#opts.publishFailureBackoffMs,
+      maxDelayMs: Math.max(this.#opts.failureMaxBackoffMs, this.#opts.publishFailureBackoffMs),
+      factor: 2,
+      jitter: 'equal',
+    });
     if (this.#opts.retryMode === 'topic') {
       for (const t of config.topics)
         this.#retrySources.set(this.#opts.retryTopic(t, config.group), t);
@@ -158,13 +227,9 @@ export class KafkaSubscription implements Subscription {
       this.#log.info({ assignment }, 'kafka consumer joined its group');
       joined();
     });
-    consumer.onCrash((error, restarting) => {
-      this.#log.error({ err: error, restarting }, 'kafka consumer crashed');
-    });
+    consumer.onCrash((error, restarting) => this.#onCrash(error, restarting));
     try {
-      await consumer.connect();
-      await consumer.subscribe(this.#subscribedTopics);
-      await consumer.run((batch, controls) => this.#handleBatch(batch, controls));
+      await this.#run();
     } catch (cause) {
       await consumer.disconnect().catch(() => {});
       throw new KafkaError(
@@ -189,6 +254,135 @@ export class KafkaSubscription implements Subscription {
     }
   }
 
+  async #run(): Promise<void> {
+    const { consumer } = this.#cfg;
+    await consumer.connect();
+    await consumer.subscribe(this.#subscribedTopics);
+    await consumer.run((batch, controls) => this.#handleBatchSafely(batch, controls));
+  }
+
+  /**
+   * The client gave up on the consumer. kafkajs restarts it itself only after retriable errors;
+   * after any other (a bug, a record it cannot handle) the subscription reconnects and rejoins the
+   * group with a backoff, so it never stays dead. Offsets not committed are fetched again.
+   */
+  #onCrash(error: unknown, restarting: boolean): void {
+    this.#stats.crashes++;
+    if (this.#closing) {
+      this.#log.warn({ err: error }, 'kafka consumer crashed while closing');
+      return;
+    }
+    if (restarting) {
+      this.#log.error({ err: error, restarting }, 'kafka consumer crashed; the client restarts it');
+      this.#emitError({ kind: 'consumer-crashed', error, attempt: 1, restarting: true });
+      return;
+    }
+    this.#consecutiveRestarts++;
+    const delay = this.#delay(this.#consecutiveRestarts);
+    this.#log.error(
+      { err: error, restarting, retryInMs: delay, attempt: this.#consecutiveRestarts },
+      'kafka consumer crashed; restarting it',
+    );
+    this.#emitError({
+      kind: 'consumer-crashed',
+      error,
+      attempt: this.#consecutiveRestarts,
+      restarting: false,
+      retryInMs: delay,
+    });
+    this.#scheduleRestart(delay);
+  }
+
+  #scheduleRestart(delay: number): void {
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#closing) return;
+      void (async () => {
+        const { consumer } = this.#cfg;
+        try {
+          await consumer.disconnect().catch(() => {});
+          if (this.#closing) return;
+          await this.#run();
+          this.#stats.restarts++;
+          this.#log.info({ attempt: this.#consecutiveRestarts }, 'kafka consumer restarted');
+        } catch (error) {
+          if (this.#closing) return;
+          this.#consecutiveRestarts++;
+          const next = this.#delay(this.#consecutiveRestarts);
+          this.#log.error(
+            { err: error, retryInMs: next, attempt: this.#consecutiveRestarts },
+            'restarting the kafka consumer failed',
+          );
+          this.#emitError({
+            kind: 'restart-failed',
+            error,
+            attempt: this.#consecutiveRestarts,
+            retryInMs: next,
+          });
+          this.#scheduleRestart(next);
+        }
+      })();
+    }, delay);
+  }
+
+  /** The backoff before attempt `failures + 1`, in ms. */
+  #delay(failures: number): number {
+    return Math.round(backoffDelayMs(failures + 1, this.#backoff));
+  }
+
+  #emitError(event: Omit<SubscriptionErrorEvent, 'group'>): void {
+    try {
+      this.#cfg.onError?.({ group: this.group, ...event });
+    } catch (err) {
+      this.#log.warn({ err }, 'onError hook threw');
+    }
+  }
+
+  /**
+   * Never throws: a batch that fails unexpectedly (a bug, a client error) is reported, and its
+   * partition rewound to the batch's first record and fetched again after a backoff. Nothing
+   * after it is committed, so no record is passed over.
+   */
+  async #handleBatchSafely(batch: ConsumedBatch, controls: BatchControls): Promise<void> {
+    const key = `${batch.topic}:${batch.partition}`;
+    try {
+      await this.#handleBatch(batch, controls);
+      this.#batchFailures.delete(key);
+      this.#consecutiveRestarts = 0;
+    } catch (error) {
+      if (this.#abandoned) return;
+      const first = batch.records[0]?.offset;
+      const attempt = (this.#batchFailures.get(key) ?? 0) + 1;
+      this.#batchFailures.set(key, attempt);
+      this.#stats.batchFailures++;
+      const delay = this.#delay(attempt);
+      this.#log.error(
+        {
+          err: error,
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: first,
+          attempt,
+          retryInMs: delay,
+        },
+        'handling a batch failed; rewinding the partition',
+      );
+      this.#emitError({
+        kind: 'batch-failed',
+        error,
+        topic: batch.topic,
+        partition: batch.partition,
+        ...(first === undefined ? {} : { offset: first }),
+        attempt,
+        retryInMs: delay,
+      });
+      // A failing seek or pause is left to the client: it crashes the consumer, and #onCrash
+      // restarts it (the offsets are still uncommitted).
+      if (first !== undefined) this.#rewind(batch.topic, batch.partition, first, delay, false);
+    }
+  }
+
   /**
    * Stops fetching, lets the batch in progress finish (its offsets are committed), leaves the
    * group and disconnects. Idempotent.
@@ -199,6 +393,7 @@ export class KafkaSubscription implements Subscription {
   }
 
   async #doClose(): Promise<void> {
+    clearTimeout(this.#restartTimer);
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     const { consumer } = this.#cfg;
@@ -283,20 +478,30 @@ export class KafkaSubscription implements Subscription {
     const items: Item[] = [];
     let stop: Stop | undefined;
     const now = this.#now();
-    for (const record of batch.records) {
-      if (isRetryTopic) {
-        const group = headerToString(record.headers[BACKTRACK_HEADERS.group]);
-        if (group !== undefined && group !== this.group) {
-          items.push({ record });
-          continue;
+    for (const received of batch.records) {
+      let record = received;
+      try {
+        // A retry or redriven record names the headers that had no value on the original.
+        const headers = restoreNullHeaders(received.headers);
+        if (headers !== received.headers) record = { ...received, headers };
+        if (isRetryTopic) {
+          const group = headerToString(record.headers[BACKTRACK_HEADERS.group]);
+          if (group !== undefined && group !== this.group) {
+            items.push({ record });
+            continue;
+          }
+          const dueAt = Number(headerToString(record.headers[BACKTRACK_HEADERS.retryDueAt]) ?? 0);
+          if (Number.isFinite(dueAt) && dueAt > now) {
+            stop = { kind: 'not-due', offset: record.offset, dueAt };
+            break;
+          }
         }
-        const dueAt = Number(headerToString(record.headers[BACKTRACK_HEADERS.retryDueAt]) ?? 0);
-        if (Number.isFinite(dueAt) && dueAt > now) {
-          stop = { kind: 'not-due', offset: record.offset, dueAt };
-          break;
-        }
+        items.push({ record, incoming: this.#toIncoming(record, batch, topic, isRetryTopic) });
+      } catch (error) {
+        // Whatever could not be read (a header value no client should deliver, ...) is
+        // dead-lettered as it came, without the processor.
+        items.push(this.#undecodable(received, batch, topic, error));
       }
-      items.push({ record, incoming: this.#toIncoming(record, batch, topic, isRetryTopic) });
     }
 
     // 2. Process.
@@ -317,7 +522,7 @@ export class KafkaSubscription implements Subscription {
         lastDone = item.record.offset;
         continue;
       }
-      let disposition = dispositions[i];
+      let disposition = item.preset ?? dispositions[i];
       if (disposition === undefined) {
         // Not processed (the consumer is stopping): it is fetched again by whoever owns the partition next.
         stop = { kind: 'stopping', offset: item.record.offset };
@@ -379,25 +584,13 @@ export class KafkaSubscription implements Subscription {
       lastDone = item.record.offset;
     }
 
+    const partitionKey = `${batch.topic}:${batch.partition}`;
     if (outgoing.length > 0) {
       try {
         await this.#cfg.publisher.sendRecords(outgoing);
+        this.#publishFailures.delete(partitionKey);
       } catch (err) {
-        // Nothing of this batch moves on: rewind to its first record and try again after a pause.
-        // Handlers that already ran see their messages again; dedupe makes that harmless.
-        this.#stats.publishFailures++;
-        const first = batch.records[0]!.offset;
-        this.#log.warn(
-          { err, topic: batch.topic, partition: batch.partition, offset: first },
-          'publishing retry/dead-letter records failed; rewinding the partition',
-        );
-        this.#rewind(
-          batch.topic,
-          batch.partition,
-          first,
-          this.#opts.publishFailureBackoffMs,
-          false,
-        );
+        this.#publishFailed(batch, err);
         return;
       }
     }
@@ -431,9 +624,79 @@ export class KafkaSubscription implements Subscription {
     }
   }
 
+  /**
+   * Nothing of this batch moves on: it is rewound to its first record and fetched again after a
+   * backoff (handlers that already ran see their messages again; dedupe makes that harmless).
+   * After `publishFailureAttempts` failures in a row the partition is paused for
+   * `publishFailurePauseMs` and reported, so a record that cannot be written (too large for the
+   * dead-letter topic, no right to write there) does not spin the partition.
+   */
+  #publishFailed(batch: ConsumedBatch, err: unknown): void {
+    const key = `${batch.topic}:${batch.partition}`;
+    this.#stats.publishFailures++;
+    const attempt = (this.#publishFailures.get(key) ?? 0) + 1;
+    const first = batch.records[0]!.offset;
+    const where = { topic: batch.topic, partition: batch.partition, offset: first };
+    if (attempt < this.#opts.publishFailureAttempts) {
+      this.#publishFailures.set(key, attempt);
+      const delay = this.#delay(attempt);
+      this.#log.warn(
+        { err, ...where, attempt, retryInMs: delay },
+        'publishing retry/dead-letter records failed; rewinding the partition',
+      );
+      this.#emitError({ kind: 'publish-failed', error: err, ...where, attempt, retryInMs: delay });
+      this.#rewind(batch.topic, batch.partition, first, delay, false);
+      return;
+    }
+    this.#publishFailures.delete(key);
+    this.#stats.pausedPartitions++;
+    const pause = this.#opts.publishFailurePauseMs;
+    this.#log.error(
+      { err, ...where, attempt, pausedForMs: pause },
+      'publishing retry/dead-letter records failed on every attempt; pausing the partition',
+    );
+    this.#emitError({ kind: 'partition-paused', error: err, ...where, attempt, retryInMs: pause });
+    this.#rewind(batch.topic, batch.partition, first, Math.max(pause, 1), false);
+  }
+
+  /** An item for a record that could not be read into a message: dead-lettered as it came. */
+  #undecodable(record: ConsumedRecord, batch: ConsumedBatch, topic: string, error: unknown): Item {
+    this.#stats.undecodable++;
+    const value = Buffer.isBuffer(record.value) ? record.value : Buffer.alloc(0);
+    const reason = `the record could not be read: ${safeMessage(error)}`;
+    this.#log.error(
+      { err: error, topic: batch.topic, partition: batch.partition, offset: record.offset },
+      'undecodable record; dead-lettering it',
+    );
+    return {
+      record,
+      incoming: {
+        message: {
+          headers: {},
+          body: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+        },
+        attempt: 1,
+        origin: {
+          transport: 'kafka',
+          topic,
+          partition: batch.partition,
+          offset: String(record.offset),
+          group: this.group,
+        },
+      },
+      preset: {
+        kind: 'dead-letter',
+        reason,
+        code: KAFKA_ERROR_CODES.RECORD_UNDECODABLE,
+        error,
+      },
+    };
+  }
+
   async #process(items: Item[], controls: BatchControls): Promise<(Disposition | undefined)[]> {
     const { processor } = this.#cfg;
     const incoming = items
+      .filter((i) => i.preset === undefined)
       .map((i) => i.incoming)
       .filter((m): m is IncomingMessage => m !== undefined);
     const result: (Disposition | undefined)[] = new Array<Disposition | undefined>(items.length);
@@ -442,7 +705,7 @@ export class KafkaSubscription implements Subscription {
     if (processor.processBatch && this.#opts.retryMode === 'topic') {
       // Chunks of `batchSize`: between two chunks the membership is kept alive, and a stopping
       // consumer (or a redeliver) ends the batch; the rest is fetched again by the next owner.
-      const indexes = items.flatMap((item, i) => (item.incoming ? [i] : []));
+      const indexes = items.flatMap((item, i) => (item.incoming && !item.preset ? [i] : []));
       for (let start = 0; start < indexes.length; start += this.#opts.batchSize) {
         if (start > 0 && !controls.isRunning()) break;
         const chunk = indexes.slice(start, start + this.#opts.batchSize);
@@ -471,7 +734,7 @@ export class KafkaSubscription implements Subscription {
 
     for (let i = 0; i < items.length; i++) {
       const message = items[i]!.incoming;
-      if (!message) continue;
+      if (!message || items[i]!.preset) continue;
       if (!controls.isRunning()) break;
       let d: Disposition;
       try {
@@ -545,14 +808,12 @@ export class KafkaSubscription implements Subscription {
     };
   }
 
-  /** The original record's headers without Backtrack's own, so they are never stacked. */
+  /**
+   * The original record's headers byte for byte, without Backtrack's own (so they are never
+   * stacked); null values are written empty and named in `x-backtrack-null-headers`.
+   */
   #originalHeaders(record: ConsumedRecord): ProducerRecord['headers'] {
-    const headers: ProducerRecord['headers'] = {};
-    for (const [name, value] of Object.entries(record.headers)) {
-      if (value === undefined || name.startsWith('x-backtrack-')) continue;
-      headers[name] = value;
-    }
-    return headers;
+    return writableHeaders(record.headers);
   }
 
   #retryRecord(
@@ -565,10 +826,11 @@ export class KafkaSubscription implements Subscription {
     headers[BACKTRACK_HEADERS.attempt] = String(incoming.attempt + 1);
     headers[BACKTRACK_HEADERS.retryDueAt] = String(this.#now() + delayMs);
     headers[BACKTRACK_HEADERS.retryDelayMs] = String(Math.round(delayMs));
-    headers[BACKTRACK_HEADERS.reason] = d.reason;
-    if (d.error !== undefined) headers[BACKTRACK_HEADERS.error] = messageOf(d.error);
+    headers[BACKTRACK_HEADERS.reason] = truncateDeadLetterText(d.reason);
+    if (d.error !== undefined)
+      headers[BACKTRACK_HEADERS.error] = truncateDeadLetterText(safeMessage(d.error));
     this.#addOrigin(headers, incoming);
-    return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+    return { key: record.key, value: record.value, headers };
   }
 
   #deadLetterRecord(
@@ -578,12 +840,15 @@ export class KafkaSubscription implements Subscription {
   ): ProducerRecord {
     const headers = this.#originalHeaders(record);
     headers[BACKTRACK_HEADERS.attempt] = String(incoming.attempt);
-    headers[BACKTRACK_HEADERS.reason] = d.reason;
-    headers[BACKTRACK_HEADERS.deadLetterCode] = d.code;
-    if (d.error !== undefined) headers[BACKTRACK_HEADERS.error] = messageOf(d.error);
+    headers[DEAD_LETTER_REASON_HEADER] = deadLetterReasonOf(d.code, d.error);
+    headers[BACKTRACK_HEADERS.reason] = truncateDeadLetterText(d.reason);
+    headers[BACKTRACK_HEADERS.deadLetterCode] = truncateDeadLetterText(d.code);
+    if (d.error !== undefined)
+      headers[BACKTRACK_HEADERS.error] = truncateDeadLetterText(safeMessage(d.error));
     headers[BACKTRACK_HEADERS.deadLetteredAt] = new Date(this.#now()).toISOString();
     this.#addOrigin(headers, incoming);
-    return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+    // The value as it came: a tombstone stays a tombstone.
+    return { key: record.key, value: record.value, headers };
   }
 
   #addOrigin(headers: ProducerRecord['headers'], incoming: IncomingMessage): void {
@@ -700,6 +965,15 @@ function addRecord(outgoing: TopicRecords[], topic: string, record: ProducerReco
 
 function nextOffset(offset: string): string {
   return (BigInt(offset) + 1n).toString();
+}
+
+/** `messageOf` that survives errors whose `message` getter or `toString` throws. */
+function safeMessage(error: unknown): string {
+  try {
+    return messageOf(error);
+  } catch {
+    return 'unprintable error';
+  }
 }
 
 function reasonOf(d: Disposition): string | undefined {

@@ -22,8 +22,12 @@ export const BACKTRACK_HEADERS = {
   retryDueAt: 'x-backtrack-retry-due-at',
   /** The retry delay that was asked for, in ms. */
   retryDelayMs: 'x-backtrack-retry-delay-ms',
-  /** Why the message is retried or dead-lettered (the pipeline's reason text). */
-  reason: 'x-backtrack-reason',
+  /**
+   * Why the message is retried or dead-lettered (the pipeline's reason text), as on RabbitMQ.
+   * The machine-readable reason of a dead letter is `x-backtrack-reason` (core's
+   * `DEAD_LETTER_REASON_HEADER`).
+   */
+  reason: 'x-backtrack-dead-letter-reason',
   /** The stable code of a dead-lettered message (for example `BT_ERR_SCHEMA_VERSION_UNKNOWN`). */
   deadLetterCode: 'x-backtrack-dead-letter-code',
   /** The error message behind a dead letter or a retry, if any. */
@@ -42,12 +46,15 @@ export const BACKTRACK_HEADERS = {
   redrivenFrom: 'x-backtrack-redriven-from',
 } as const;
 
-/** Reads a Kafka header value as UTF-8 text; the last value wins for repeated headers. */
+/**
+ * Reads a Kafka header value as UTF-8 text; the last value wins for repeated headers. A header
+ * with no value (`null`) reads as absent.
+ */
 export function headerToString(value: KafkaHeaderValue): string | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined || value === null) return undefined;
   if (Array.isArray(value)) {
     const last = value[value.length - 1];
-    return last === undefined ? undefined : headerToString(last);
+    return headerToString(last);
   }
   return typeof value === 'string' ? value : value.toString('utf8');
 }

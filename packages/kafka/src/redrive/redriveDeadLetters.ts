@@ -6,7 +6,12 @@ import type {
   ProducerRecord,
   TopicRecords,
 } from '../client/KafkaClient.js';
-import { readDeadLetter, type DeadLetter } from '../envelope/deadLetter.js';
+import {
+  readDeadLetter,
+  restoreNullHeaders,
+  writableHeaders,
+  type DeadLetter,
+} from '../envelope/deadLetter.js';
 import { BACKTRACK_HEADERS } from '../envelope/kafkaBinding.js';
 import { KAFKA_ERROR_CODES, KafkaConfigError, KafkaError } from '../errors.js';
 import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
@@ -205,12 +210,13 @@ export async function redriveDeadLetters(
   }
 }
 
+/**
+ * The original record again: key, value (null for a tombstone) and headers byte for byte; headers
+ * that had no value stay named in `x-backtrack-null-headers` (kafkajs cannot write a null header
+ * value), which the consumer runner reads back as null.
+ */
 function redriveRecord(record: ConsumedRecord, from: string): ProducerRecord {
-  const headers: ProducerRecord['headers'] = {};
-  for (const [name, value] of Object.entries(record.headers)) {
-    if (value === undefined || name.startsWith('x-backtrack-')) continue;
-    headers[name] = value;
-  }
+  const headers = writableHeaders(restoreNullHeaders(record.headers));
   headers[BACKTRACK_HEADERS.redrivenFrom] = from;
-  return { key: record.key, value: record.value ?? Buffer.alloc(0), headers };
+  return { key: record.key, value: record.value, headers };
 }

@@ -5,6 +5,7 @@ import type {
   MessageProcessor,
   Subscription,
 } from '@backtrack/core';
+import { DEAD_LETTER_REASON_HEADER, deadLetterReasonOf } from '@backtrack/core';
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import {
@@ -631,6 +632,7 @@ export class RabbitSubscription implements Subscription {
     }
     const headers = this.#forwardHeaders(message, {
       [BACKTRACK_HEADERS.attempt]: attempt,
+      [DEAD_LETTER_REASON_HEADER]: deadLetterReasonOf(disposition.code, disposition.error),
       [BACKTRACK_HEADERS.deadLetterReason]: truncate(disposition.reason),
       [BACKTRACK_HEADERS.deadLetterCode]: disposition.code,
       [BACKTRACK_HEADERS.deadLetteredAt]: new Date().toISOString(),

@@ -1,4 +1,11 @@
-import type { EncodedMessage } from '@backtrack/core';
+import {
+  DEAD_LETTER_REASON_HEADER,
+  brokerDeadLetterReason,
+  deadLetterReasonOf,
+  isDeadLetterReason,
+  type DeadLetterReason,
+  type EncodedMessage,
+} from '@backtrack/core';
 import {
   BACKTRACK_HEADERS,
   fromAmqpMessage,
@@ -18,6 +25,12 @@ export interface DeadLetter {
   reason: string;
   /** The error code (`BT_ERR_*`), or `broker:<reason>` for broker dead letters. */
   code: string;
+  /**
+   * The machine-readable reason (`x-backtrack-reason`), one of core's `DEAD_LETTER_REASONS`: from
+   * the header when the consumer runner wrote it; for a message the broker dead-lettered itself,
+   * `delivery-limit`, `expired`, `rejected` or `maxlen`; for older dead letters, derived from `code`.
+   */
+  reasonCode: DeadLetterReason;
   /** The error text behind it, if any. */
   error?: string;
   /** The queue it was consumed from. */
@@ -44,10 +57,18 @@ export function readDeadLetter(
   const brokerReason = text('x-first-death-reason');
   const reason = text(BACKTRACK_HEADERS.deadLetterReason) ?? `broker: ${brokerReason ?? 'unknown'}`;
   const code = text(BACKTRACK_HEADERS.deadLetterCode) ?? `broker:${brokerReason ?? 'unknown'}`;
+  const machine = text(DEAD_LETTER_REASON_HEADER);
+  const written = text(BACKTRACK_HEADERS.deadLetterCode);
+  const reasonCode: DeadLetterReason = isDeadLetterReason(machine)
+    ? machine
+    : written === undefined
+      ? brokerDeadLetterReason(brokerReason)
+      : deadLetterReasonOf(written);
   const result: DeadLetter = {
     message: fromAmqpMessage(message),
     reason,
     code,
+    reasonCode,
     attempt: headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1,
   };
   const optional = {
