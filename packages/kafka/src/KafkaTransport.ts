@@ -92,6 +92,7 @@ export class KafkaTransport implements Transport {
       }),
       this.#logger,
       producer.publishTimeoutMs,
+      producer.contentMode,
     );
   }
 

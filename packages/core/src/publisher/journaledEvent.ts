@@ -51,7 +51,7 @@ export function prepareJournaledEvent<
     producerservice: stamp.service,
     producerversion: stamp.version,
     partitionkey: options.key,
-  }) as Envelope<unknown>;
+  }) as Envelope<unknown> & { time: string };
   const record: JournalAppend = {
     id: envelope.id,
     type: envelope.type,
