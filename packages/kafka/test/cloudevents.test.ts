@@ -81,7 +81,7 @@ function kafkaHeaders(headers: Record<string, unknown>): IHeaders {
 async function produceRaw(
   brokers: string[],
   topic: string,
-  records: { key?: string | undefined; value: string; headers: IHeaders }[],
+  records: { key?: string | Buffer | undefined; value: string; headers: IHeaders }[],
 ): Promise<void> {
   const kafka = new Kafka({ brokers, clientId: 'ce-sdk-producer', logLevel: logLevel.NOTHING });
   const producer = kafka.producer();

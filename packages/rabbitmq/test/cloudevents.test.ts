@@ -40,7 +40,7 @@ const OrderPlaced = defineEvent('order.placed')
   });
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-type Attributes = Record<string, string | number | boolean>;
+type Attributes = Record<string, unknown>;
 
 /** Every attribute a foreign producer may send (time with second precision: AMQP timestamps). */
 function foreignEvent(id: string): Attributes & { data: unknown } {

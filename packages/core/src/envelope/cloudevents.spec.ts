@@ -143,7 +143,7 @@ describe('CloudEvents attributes in the envelope', () => {
       { tenantid: { nested: true } },
     ]) {
       expect(() =>
-        createEnvelope({ ...base, extensions: extensions as Record<string, string> }),
+        createEnvelope({ ...base, extensions: extensions as unknown as Record<string, string> }),
       ).toThrow(InvalidEnvelopeError);
     }
   });
