@@ -51,6 +51,9 @@ export function prepareJournaledEvent<
     producerservice: stamp.service,
     producerversion: stamp.version,
     partitionkey: options.key,
+    subject: options.subject,
+    dataschema: options.dataschema,
+    extensions: options.extensions,
   }) as Envelope<unknown> & { time: string };
   const record: JournalAppend = {
     id: envelope.id,
