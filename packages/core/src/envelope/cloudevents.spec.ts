@@ -256,6 +256,16 @@ describe('structured content mode', () => {
     expect((error as MalformedMessageError).original).toBe(message);
   });
 
+  it('reads datacontenttype only from its own member, never from a "content-type" member', () => {
+    const message: EncodedMessage = {
+      headers: { 'content-type': STRUCTURED_CONTENT_TYPE },
+      body: bytes(
+        '{"specversion":"1.0","id":"a","source":"//s","type":"t","content-type":"text/plain","data":1}',
+      ),
+    };
+    expect(decodeEnvelope(message).datacontenttype).toBe('application/json');
+  });
+
   it('no longer reports a structured event as a binary one missing its "id" header', () => {
     const message = encodeEnvelope(full, { mode: 'structured' });
     const onlyContentType = {

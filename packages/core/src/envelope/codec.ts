@@ -348,6 +348,8 @@ export function decodeEnvelope(
     }
     const datacontenttype = attributes.get('datacontenttype');
     attributes.delete('datacontenttype');
+    // Not an attribute name: a member spelled so must not pass for datacontenttype.
+    attributes.delete('content-type');
     if (datacontenttype !== undefined) attributes.set('content-type', datacontenttype);
     return buildEnvelope(attributes, 'attribute', () => members.get('data'));
   }
