@@ -219,4 +219,36 @@ describe('CloudEvents AMQP binding', () => {
     const back = decodeEnvelope(fromAmqpMessage({ content, properties: options }));
     expect(back).toEqual(decodeEnvelope(encoded));
   });
+
+  it('a dead letter redriven through fromAmqpMessage → toAmqpMessage (backtrack dlq redrive) keeps every attribute', () => {
+    const foreign = {
+      content: Buffer.from('{"orderId":"o-1"}'),
+      properties: {
+        messageId: 'transport-id',
+        contentType: 'application/json',
+        headers: {
+          'cloudEvents:id': 'e-1',
+          'cloudEvents:source': '//foreign',
+          'cloudEvents:type': 'order.placed',
+          'cloudEvents:specversion': '1.0',
+          'cloudEvents:time': { '!': 'timestamp', value: 1_700_000_000 },
+          'cloudEvents:subject': 'order/o-1',
+          'cloudEvents:tenantid': 'acme',
+          'cloudEvents:priority': 5,
+          'x-backtrack-dead-letter-code': 'BT_ERR_X',
+        },
+      },
+    };
+    const before = decodeEnvelope(readDeadLetter(foreign).message);
+    const { content, options } = toAmqpMessage(readDeadLetter(foreign).message);
+    expect(options.messageId).toBe('e-1');
+    const after = decodeEnvelope(fromAmqpMessage({ content, properties: options }));
+    expect(after).toEqual(before);
+    expect(after).toMatchObject({
+      id: 'e-1',
+      time: '2023-11-14T22:13:20.000Z',
+      subject: 'order/o-1',
+      extensions: { tenantid: 'acme', priority: '5' },
+    });
+  });
 });
