@@ -305,5 +305,35 @@ describe.skipIf(!broker.available)(
         await transport.close();
       }
     });
+
+    it('a batched-mode message is dead-lettered whole with BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED', async () => {
+      const topic = uniqueName('bt-ce-batch');
+      const group = uniqueName('ce-batch');
+      const transport = makeTransport(brokers);
+      const pipeline = createConsumerPipeline({
+        name: group,
+        handlers: [handle(OrderPlaced, () => undefined)],
+      });
+      try {
+        await transport.ensureTopics({ topics: [topic], partitions: 1, group });
+        const batch = JSON.stringify([sdkEvent('b-1'), sdkEvent('b-2')]);
+        await produceRaw(brokers, topic, [
+          {
+            value: batch,
+            headers: { 'content-type': 'application/cloudevents-batch+json; charset=utf-8' },
+          },
+        ]);
+        const sub = await transport.subscribe({ topics: [topic], group, processor: pipeline });
+        const [dead] = await readTopic(brokers, `${topic}.dlq`, 1);
+        expect(dead!.headers['x-backtrack-dead-letter-code']).toBe(
+          'BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED',
+        );
+        expect(dead!.headers['x-backtrack-reason']).toMatch(/batched content mode/);
+        expect(dead!.value!.toString()).toBe(batch);
+        await sub.close();
+      } finally {
+        await transport.close();
+      }
+    });
   },
 );

@@ -396,5 +396,23 @@ describe.skipIf(!rabbit.available)(
       expect(readDeadLetter(letter!).message.headers['id']).toBe('ce-id-5');
       await sub.close();
     });
+
+    it('a batched-mode message is dead-lettered whole with BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED', async () => {
+      const exchange = uniqueName('ce-batch');
+      const { group, seen, sub } = await consume(exchange);
+      const batch = JSON.stringify([foreignEvent('b-1'), foreignEvent('b-2')]);
+      await publishRaw(exchange, {
+        content: Buffer.from(batch),
+        options: { contentType: 'application/cloudevents-batch+json' },
+      });
+      const [letter] = await probe.take(`${group}.dlq`, 1, 20_000);
+      expect(letter).toBeDefined();
+      const dl = readDeadLetter(letter!);
+      expect(dl.code).toBe('BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED');
+      expect(dl.reason).toMatch(/batched content mode/);
+      expect(letter!.content.toString()).toBe(batch);
+      expect(seen).toHaveLength(0);
+      await sub.close();
+    });
   },
 );
