@@ -110,6 +110,7 @@ export class KafkaTransport implements Transport {
       }),
       this.#logger,
       producer.publishTimeoutMs,
+      producer.contentMode,
     );
   }
 

@@ -152,6 +152,13 @@ export interface KafkaProducerOptions {
   publishTimeoutMs: number;
   /** @default 'none' */
   compression: 'none' | 'gzip';
+  /**
+   * CloudEvents content mode of published records: `binary` (`ce_` headers, data as the value)
+   * or `structured` (the event in the CloudEvents JSON format as the value,
+   * `content-type: application/cloudevents+json`). Consumers read both.
+   * @default 'binary'
+   */
+  contentMode: 'binary' | 'structured';
 }
 
 export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Object.freeze({
@@ -160,6 +167,7 @@ export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Ob
   ackTimeoutMs: 30_000,
   publishTimeoutMs: 60_000,
   compression: 'none',
+  contentMode: 'binary',
 });
 
 /** Upper bound of `partitionsConsumedConcurrently` (more only adds memory and rebalance time). */
@@ -261,6 +269,9 @@ export function resolveProducerOptions(
   }
   if (o.compression !== 'none' && o.compression !== 'gzip') {
     throw new KafkaConfigError('producer.compression', "must be 'none' or 'gzip'");
+  }
+  if (o.contentMode !== 'binary' && o.contentMode !== 'structured') {
+    throw new KafkaConfigError('producer.contentMode', "must be 'binary' or 'structured'");
   }
   return Object.freeze(o);
 }

@@ -1,5 +1,11 @@
 import { createDefaultLogger } from '@backtrack/core';
-import type { Logger, OutgoingMessage, SubscriptionOptions, Transport } from '@backtrack/core';
+import type {
+  ContentMode,
+  Logger,
+  OutgoingMessage,
+  SubscriptionOptions,
+  Transport,
+} from '@backtrack/core';
 import { RabbitConnection, type RabbitConnectionOptions } from './connection/RabbitConnection.js';
 import {
   DEFAULT_RABBIT_CONSUMER_OPTIONS,
@@ -32,6 +38,13 @@ export interface RabbitTransportOptions extends RabbitConnectionOptions {
   consumer?: Partial<RabbitConsumerOptions>;
   /** How long `close` waits for unconfirmed publishes, in ms. @default 10_000 */
   closeTimeoutMs?: number;
+  /**
+   * CloudEvents content mode of published messages: `binary` (`cloudEvents_` application
+   * properties, data as the body) or `structured` (the event in the CloudEvents JSON format as
+   * the body, `content-type: application/cloudevents+json`). Consumers read both.
+   * @default 'binary'
+   */
+  contentMode?: ContentMode;
 }
 
 /** Collaborators of the transport. */
@@ -48,6 +61,7 @@ export const DEFAULT_RABBIT_TRANSPORT_OPTIONS = Object.freeze({
   routingKey: 'type' as RoutingKeyStrategy,
   publishTimeoutMs: 30_000,
   closeTimeoutMs: 10_000,
+  contentMode: 'binary' as ContentMode,
 });
 
 /**
@@ -79,6 +93,11 @@ export async function createRabbitTransport(
       value: routing,
     });
   }
+  if (merged.contentMode !== 'binary' && merged.contentMode !== 'structured') {
+    throw new RabbitConfigError('contentMode', "must be 'binary' or 'structured'", {
+      value: merged.contentMode,
+    });
+  }
   const consumerDefaults = {
     ...DEFAULT_RABBIT_CONSUMER_OPTIONS,
     ...stripUndefined(options.consumer ?? {}),
@@ -98,7 +117,12 @@ export async function createRabbitTransport(
     throw error;
   }
   return new RabbitTransport(
-    { routingKey: routing, closeTimeoutMs: merged.closeTimeoutMs, consumerDefaults },
+    {
+      routingKey: routing,
+      closeTimeoutMs: merged.closeTimeoutMs,
+      consumerDefaults,
+      contentMode: merged.contentMode,
+    },
     { connection, publisher, logger },
   );
 }
@@ -124,6 +148,7 @@ export class RabbitTransport implements Transport {
   readonly #logger: Logger;
   readonly #routingKey: RoutingKeyStrategy;
   readonly #closeTimeoutMs: number;
+  readonly #contentMode: ContentMode;
   readonly #consumerDefaults: RabbitConsumerOptions;
   readonly #subscriptions = new Set<RabbitSubscription>();
   readonly #topologyHooks: Array<() => void> = [];
@@ -135,10 +160,12 @@ export class RabbitTransport implements Transport {
       routingKey: RoutingKeyStrategy;
       closeTimeoutMs: number;
       consumerDefaults: RabbitConsumerOptions;
+      contentMode?: ContentMode;
     },
     dependencies: { connection: RabbitConnection; publisher: RabbitPublisher; logger: Logger },
   ) {
     this.#routingKey = options.routingKey;
+    this.#contentMode = options.contentMode ?? 'binary';
     this.#closeTimeoutMs = options.closeTimeoutMs;
     this.#consumerDefaults = options.consumerDefaults;
     this.connection = dependencies.connection;
@@ -159,7 +186,7 @@ export class RabbitTransport implements Transport {
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (this.#closed) throw new RabbitClosedError('the RabbitMQ transport');
     const prepared = messages.map((m) => {
-      const amqp = toAmqpMessage(m.message);
+      const amqp = toAmqpMessage(m.message, this.#contentMode);
       return { exchange: m.topic, routingKey: this.#routingKeyOf(m), ...amqp };
     });
     const results = await Promise.allSettled(

@@ -1,4 +1,4 @@
-import { decodeEnvelope, type EnvelopeLimits } from '../envelope/codec.js';
+import { decodeEnvelope, type DecodeOptions } from '../envelope/codec.js';
 import type { Envelope } from '../envelope/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { EventData, EventDefinition, VersionSchemas } from '../schema/defineEvent.js';
@@ -14,7 +14,7 @@ const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
  * messageId, type and sagaId. A malformed message throws `MalformedMessageError`, which the
  * pipeline turns into a dead letter with the original bytes.
  */
-export function decode(limits: Partial<EnvelopeLimits> = {}): Middleware {
+export function decode(limits: Partial<DecodeOptions> = {}): Middleware {
   return async function decodeMiddleware(context, next) {
     if (context.envelope === undefined) {
       const envelope = decodeEnvelope(context.message.message, limits);

@@ -252,7 +252,7 @@ export function createConsumerPipeline(
   const spy = dependencies.spy;
 
   const early = compose([
-    decode(limits),
+    decode({ ...limits, defaultSchemaVersion: (type) => registry.defaultSchemaVersion(type) }),
     validate(registry, {
       versionFor: (type) => routes.get(type),
       only: (type) => routes.has(type),

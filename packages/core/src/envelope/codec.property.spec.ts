@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeEnvelope, encodeEnvelope, FORBIDDEN_JSON_KEYS } from './codec.js';
-import { createEnvelope } from './envelope.js';
+import { createEnvelope, isExtensionName } from './envelope.js';
 import { MalformedMessageError } from './errors.js';
 import type { EncodedMessage } from './types.js';
 
@@ -87,6 +87,71 @@ describe('envelope codec (properties)', () => {
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('decode(encode(envelope)) gives subject, dataschema and extensions back in both content modes', () => {
+    const extensions = fc.dictionary(
+      fc.stringMatching(/^[a-z][a-z0-9]{0,9}$/).filter((name) => isExtensionName(name)),
+      nonEmpty,
+      { maxKeys: 4 },
+    );
+    fc.assert(
+      fc.property(
+        json,
+        fc.option(nonEmpty, { nil: undefined }),
+        fc.option(nonEmpty, { nil: undefined }),
+        extensions,
+        fc.constantFrom('binary', 'structured'),
+        (data, subject, dataschema, ext, mode) => {
+          const envelope = createEnvelope({
+            type: 't',
+            source: '//s',
+            schemaversion: 3,
+            data,
+            subject,
+            dataschema,
+            extensions: ext,
+          });
+          const decoded = decodeEnvelope(encodeEnvelope(envelope, { mode }));
+          expect(decoded).toEqual(JSON.parse(JSON.stringify(envelope)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('decoding arbitrary structured events either succeeds or throws MalformedMessageError', () => {
+    const member = fc.oneof(json, fc.constantFrom('1.0', '//s', 'x', '2026-01-01T00:00:00Z'));
+    const event = fc.dictionary(
+      fc.constantFrom(
+        'specversion',
+        'id',
+        'source',
+        'type',
+        'time',
+        'schemaversion',
+        'data',
+        'ext1',
+        'datacontenttype',
+        'data_base64',
+      ),
+      member,
+    );
+    fc.assert(
+      fc.property(event, (e) => {
+        const message: EncodedMessage = {
+          headers: { 'content-type': 'application/cloudevents+json' },
+          body: new TextEncoder().encode(JSON.stringify(e)),
+        };
+        try {
+          decodeEnvelope(message);
+        } catch (error) {
+          expect(error).toBeInstanceOf(MalformedMessageError);
+          expect((error as MalformedMessageError).original).toBe(message);
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -1,7 +1,19 @@
-import { assertValidEnvelope, isRfc3339, JSON_CONTENT_TYPE, SPEC_VERSION } from './envelope.js';
-import { InvalidEnvelopeError, MALFORMED_REASONS, MalformedMessageError } from './errors.js';
+import {
+  assertValidEnvelope,
+  isExtensionName,
+  isRfc3339,
+  JSON_CONTENT_TYPE,
+  schemaVersionFromDataschema,
+  SPEC_VERSION,
+} from './envelope.js';
+import {
+  BatchModeUnsupportedError,
+  InvalidEnvelopeError,
+  MALFORMED_REASONS,
+  MalformedMessageError,
+} from './errors.js';
 import type { MalformedReason } from './errors.js';
-import type { EncodedMessage, Envelope } from './types.js';
+import type { ContentMode, EncodedMessage, Envelope, ExtensionValue } from './types.js';
 
 /** Size limits of the envelope codec. */
 export interface EnvelopeLimits {
@@ -12,6 +24,33 @@ export interface EnvelopeLimits {
    */
   maxBytes: number;
 }
+
+/** Options of {@link encodeEnvelope}. */
+export interface EncodeOptions extends EnvelopeLimits {
+  /**
+   * `binary`: `data` in the body, every other attribute a header. `structured`: the whole event
+   * in the CloudEvents JSON format in the body, `content-type: application/cloudevents+json`.
+   * @default 'binary'
+   */
+  mode: ContentMode;
+}
+
+/** Options of {@link decodeEnvelope}. */
+export interface DecodeOptions extends EnvelopeLimits {
+  /**
+   * The schema version of a message that carries neither `schemaversion` nor a `dataschema`
+   * naming a version (a foreign CloudEvents producer), per event type. The consumer pipeline
+   * passes the registry's `defaultSchemaVersion`.
+   * @default () => 1
+   */
+  defaultSchemaVersion: (type: string) => number;
+}
+
+/** The media type of the CloudEvents JSON format (structured content mode). */
+export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json' as const;
+
+/** The media type of the CloudEvents JSON batch format (batched content mode, not consumed). */
+export const BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json' as const;
 
 /** Defaults for {@link EnvelopeLimits}. */
 export const DEFAULT_ENVELOPE_LIMITS: Readonly<EnvelopeLimits> = Object.freeze({
@@ -29,6 +68,8 @@ export const ENVELOPE_HEADERS = {
   type: 'type',
   specversion: 'specversion',
   time: 'time',
+  subject: 'subject',
+  dataschema: 'dataschema',
   schemaversion: 'schemaversion',
   sagaid: 'sagaid',
   causationid: 'causationid',
@@ -51,8 +92,11 @@ export const FORBIDDEN_JSON_KEYS: ReadonlySet<string> = new Set([
   'prototype',
 ]);
 
-const REQUIRED = ['id', 'source', 'type', 'specversion', 'time', 'schemaversion'] as const;
-const OPTIONAL = [
+const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
+const STRING_ATTRIBUTES = [
+  'time',
+  'subject',
+  'dataschema',
   'sagaid',
   'causationid',
   'correlationid',
@@ -60,15 +104,19 @@ const OPTIONAL = [
   'producerversion',
   'partitionkey',
 ] as const;
+const OPTIONAL = STRING_ATTRIBUTES.filter((name) => name !== 'time');
 
 const encoder = new TextEncoder();
 // Stateless between calls (no `stream` option), so one instance serves every decode.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Encodes an envelope in binary content mode: `data` as UTF-8 JSON bytes in the body, every
- * other attribute as a string header (see {@link ENVELOPE_HEADERS}). Absent optional attributes
- * produce no header.
+ * Encodes an envelope. Binary content mode (the default): `data` as UTF-8 JSON bytes in the body,
+ * every other attribute as a string header (see {@link ENVELOPE_HEADERS}; unknown extensions
+ * under their own names, as their canonical strings). Absent optional attributes produce no
+ * header. Structured content mode (`{ mode: 'structured' }`): the body is the event in the
+ * CloudEvents JSON format, `content-type` is `application/cloudevents+json; charset=utf-8`, and
+ * the binary-mode headers other than `content-type` are kept as routing copies.
  *
  * @throws {InvalidEnvelopeError} when an attribute is invalid, the content type is not JSON,
  *   `data` cannot be represented as JSON (undefined, a BigInt, a cycle), or the body exceeds
@@ -76,9 +124,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function encodeEnvelope(
   envelope: Envelope<unknown>,
-  limits: Partial<EnvelopeLimits> = {},
+  options: Partial<EncodeOptions> = {},
 ): EncodedMessage {
-  const { maxBytes } = { ...DEFAULT_ENVELOPE_LIMITS, ...limits };
+  const { maxBytes, mode } = { ...DEFAULT_ENVELOPE_LIMITS, mode: 'binary', ...options };
   assertValidEnvelope(envelope);
   if (!isJsonContentType(envelope.datacontenttype)) {
     throw new InvalidEnvelopeError(
@@ -115,35 +163,112 @@ export function encodeEnvelope(
     source: envelope.source,
     type: envelope.type,
     specversion: envelope.specversion,
-    time: envelope.time,
     schemaversion: String(envelope.schemaversion),
     'content-type': envelope.datacontenttype,
   };
+  if (envelope.time !== undefined) headers['time'] = envelope.time;
   for (const name of OPTIONAL) {
     const value = envelope[name];
     if (value !== undefined) headers[name] = value;
   }
-  return { headers, body };
+  for (const [name, value] of Object.entries(envelope.extensions ?? {})) {
+    headers[name] = String(value);
+  }
+  if (mode !== 'structured') return { headers, body };
+  return { headers: structuredHeaders(headers), body: structuredBody(envelope, json) };
 }
 
 /**
- * Decodes a message received in binary content mode into an envelope with untyped `data`
- * (validate it against the event's schema next: see `EventRegistry.read`).
+ * Turns a binary-mode message (as {@link encodeEnvelope} makes) into the same event in
+ * structured content mode. A message already in structured mode is returned unchanged.
+ * Transports use it for their `contentMode: 'structured'` option.
  *
- * Header names are matched case-insensitively. Headers that are not envelope attributes are
- * ignored. A missing `content-type` means `application/json` (CloudEvents makes
- * `datacontenttype` optional).
+ * @throws {MalformedMessageError} when the message cannot be decoded.
+ * @throws {InvalidEnvelopeError} when it cannot be encoded again (a body over `maxBytes`).
+ */
+export function toStructuredMessage(
+  message: EncodedMessage,
+  limits: Partial<EnvelopeLimits> = {},
+): EncodedMessage {
+  if (contentModeOf(message.headers) !== 'binary') return message;
+  return encodeEnvelope(decodeEnvelope(message, limits), { ...limits, mode: 'structured' });
+}
+
+/**
+ * The content mode a message's headers announce, from its `content-type` (matched
+ * case-insensitively): `structured` for `application/cloudevents...`, `batch` for
+ * `application/cloudevents-batch...`, else `binary`.
+ */
+export function contentModeOf(headers: Record<string, unknown>): ContentMode | 'batch' {
+  let contentType: unknown;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === 'content-type') contentType = value;
+  }
+  return typeof contentType === 'string' ? modeOfContentType(contentType) : 'binary';
+}
+
+function modeOfContentType(contentType: string): ContentMode | 'batch' {
+  const media = contentType.trim().toLowerCase();
+  if (media.startsWith('application/cloudevents-batch')) return 'batch';
+  if (media.startsWith('application/cloudevents')) return 'structured';
+  return 'binary';
+}
+
+function structuredHeaders(binary: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = { ...binary };
+  headers['content-type'] = `${STRUCTURED_CONTENT_TYPE}; charset=utf-8`;
+  return headers;
+}
+
+function structuredBody(envelope: Envelope<unknown>, dataJson: string): Uint8Array {
+  const event: Record<string, unknown> = {
+    specversion: envelope.specversion,
+    id: envelope.id,
+    source: envelope.source,
+    type: envelope.type,
+  };
+  if (envelope.time !== undefined) event['time'] = envelope.time;
+  event['datacontenttype'] = envelope.datacontenttype;
+  for (const name of OPTIONAL) {
+    const value = envelope[name];
+    if (value !== undefined) event[name] = value;
+  }
+  event['schemaversion'] = envelope.schemaversion;
+  for (const [name, value] of Object.entries(envelope.extensions ?? {})) event[name] = value;
+  // `data` is spliced in as the JSON already made, not stringified a second time.
+  const attributes = JSON.stringify(event);
+  return encoder.encode(`${attributes.slice(0, -1)},"data":${dataJson}}`);
+}
+
+/**
+ * Decodes a received message into an envelope with untyped `data` (validate it against the
+ * event's schema next: see `EventRegistry.read`).
+ *
+ * - **Binary content mode**: attributes from the headers (names matched case-insensitively),
+ *   `data` from the body. A missing `content-type` means `application/json` (CloudEvents makes
+ *   `datacontenttype` optional). Headers whose names cannot be CloudEvents attributes are
+ *   ignored; any other header Backtrack does not know is kept in `extensions`.
+ * - **Structured content mode** (`content-type: application/cloudevents+json`): the body is the
+ *   event in the CloudEvents JSON format; the headers are not read.
+ * - **Batched content mode** (`application/cloudevents-batch+json`): not consumed, see
+ *   {@link BatchModeUnsupportedError}.
+ *
+ * Required: `id`, `source`, `type`, `specversion` (1.0). `time` is optional. `schemaversion`,
+ * when absent, comes from a `dataschema` that names a version, else from
+ * `options.defaultSchemaVersion(type)` (default 1).
  *
  * @throws {MalformedMessageError} (never retriable, keeps the original bytes and headers) on a
  *   missing or ill-typed required attribute, a specversion other than 1.0, a non-integer or
- *   non-positive schemaversion, a non-JSON content type, a body over `maxBytes`, invalid UTF-8,
- *   invalid JSON, or a `__proto__`/`constructor`/`prototype` key anywhere in the data.
+ *   non-positive schemaversion, a bad `time`, a non-JSON content type, a body over `maxBytes`,
+ *   invalid UTF-8, invalid JSON, or a `__proto__`/`constructor`/`prototype` key anywhere in the
+ *   JSON; {@link BatchModeUnsupportedError} for a batch.
  */
 export function decodeEnvelope(
   message: EncodedMessage,
-  limits: Partial<EnvelopeLimits> = {},
+  options: Partial<DecodeOptions> = {},
 ): Envelope<unknown> {
-  const { maxBytes } = { ...DEFAULT_ENVELOPE_LIMITS, ...limits };
+  const { maxBytes } = { ...DEFAULT_ENVELOPE_LIMITS, ...options };
+  const defaultSchemaVersion = options.defaultSchemaVersion ?? (() => 1);
   const fail = (
     reason: MalformedReason,
     text: string,
@@ -179,100 +304,207 @@ export function decodeEnvelope(
     }
     headers.set(name, value);
   }
-  const attribute = (name: string, required: boolean): string | undefined => {
-    const value = headers.get(name);
-    if (value === undefined) {
-      return required
-        ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required header "${name}" is missing`, {
-            attribute: name,
-          })
-        : undefined;
-    }
-    if (typeof value !== 'string') {
-      return fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `header "${name}" is not a string`, {
-        attribute: name,
-        valueType: typeof value,
-      });
-    }
-    if (value.length === 0) {
-      return required
-        ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required header "${name}" is empty`, {
-            attribute: name,
-          })
-        : fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `header "${name}" is empty`, {
-            attribute: name,
-          });
-    }
-    return value;
-  };
 
-  const values = {} as Record<(typeof REQUIRED)[number], string>;
-  for (const name of REQUIRED) values[name] = attribute(name, true) as string;
-
-  if (values.specversion !== SPEC_VERSION) {
-    fail(
-      MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
-      `specversion "${values.specversion}" is not supported (expected "${SPEC_VERSION}")`,
-      {
-        attribute: 'specversion',
-        value: values.specversion,
-      },
-    );
-  }
-  if (!isRfc3339(values.time)) {
-    fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `header "time" is not an RFC 3339 timestamp`, {
-      attribute: 'time',
-      value: values.time,
-    });
-  }
-  if (!/^[1-9][0-9]{0,14}$/.test(values.schemaversion)) {
-    fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `header "schemaversion" is not a positive integer`, {
-      attribute: 'schemaversion',
-      value: values.schemaversion,
-    });
-  }
-  const contentType = attribute('content-type', false) ?? JSON_CONTENT_TYPE;
-  if (!isJsonContentType(contentType)) {
-    fail(MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE, `content type "${contentType}" is not JSON`, {
-      attribute: 'content-type',
-      value: contentType,
-    });
-  }
-  const extensions: Partial<Record<(typeof OPTIONAL)[number], string>> = {};
-  for (const name of OPTIONAL) {
-    const value = attribute(name, false);
-    if (value !== undefined) extensions[name] = value;
-  }
+  const contentTypeHeader = headers.get('content-type');
+  const mode =
+    typeof contentTypeHeader === 'string' ? modeOfContentType(contentTypeHeader) : 'binary';
+  if (mode === 'batch') throw new BatchModeUnsupportedError(message, contentTypeHeader as string);
 
   if (body.byteLength > maxBytes) {
+    const where = mode === 'structured' ? 'structured event' : 'body';
     fail(
       MALFORMED_REASONS.TOO_LARGE,
-      `body is ${body.byteLength} bytes, over the ${maxBytes}-byte limit`,
-      {
-        bytes: body.byteLength,
-        maxBytes,
-      },
+      `${where} is ${body.byteLength} bytes, over the ${maxBytes}-byte limit`,
+      { bytes: body.byteLength, maxBytes },
     );
   }
-  let text: string;
+
+  if (mode === 'structured') {
+    if (!isJsonContentType(contentTypeHeader as string)) {
+      fail(
+        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+        `structured event format "${contentTypeHeader as string}" is not supported (Backtrack reads ${STRUCTURED_CONTENT_TYPE})`,
+        { attribute: 'content-type', value: contentTypeHeader },
+      );
+    }
+    const event = parseJson(decodeUtf8(body, fail), (reason, why, cause) =>
+      fail(reason, `structured event: ${why}`, {}, cause),
+    );
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+      return fail(MALFORMED_REASONS.INVALID_SHAPE, 'structured event is not a JSON object');
+    }
+    const members = new Map(Object.entries(event as Record<string, unknown>));
+    if (members.has('data_base64')) {
+      fail(
+        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+        'structured event carries binary data (data_base64); Backtrack reads JSON data',
+        { attribute: 'data_base64' },
+      );
+    }
+    const attributes = new Map<string, unknown>();
+    for (const [name, value] of members) {
+      // JSON null means absent (CloudEvents JSON format).
+      if (name !== 'data' && value !== null) attributes.set(name, value);
+    }
+    const datacontenttype = attributes.get('datacontenttype');
+    attributes.delete('datacontenttype');
+    // Not an attribute name: a member spelled so must not pass for datacontenttype.
+    attributes.delete('content-type');
+    if (datacontenttype !== undefined) attributes.set('content-type', datacontenttype);
+    return buildEnvelope(attributes, 'attribute', () => members.get('data'));
+  }
+
+  return buildEnvelope(headers, 'header', () =>
+    parseJson(decodeUtf8(body, fail), (reason, why, cause) => fail(reason, why, {}, cause)),
+  );
+
+  /**
+   * Reads the attributes (binary headers, or the members of a structured event with
+   * `datacontenttype` renamed `content-type`) and then the data.
+   */
+  function buildEnvelope(
+    values: Map<string, unknown>,
+    noun: 'header' | 'attribute',
+    readData: () => unknown,
+  ): Envelope<unknown> {
+    const structured = noun === 'attribute';
+    const attribute = (name: string, required: boolean): string | undefined => {
+      const value = values.get(name);
+      if (value === undefined) {
+        return required
+          ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is missing`, {
+              attribute: name,
+            })
+          : undefined;
+      }
+      if (typeof value !== 'string') {
+        return fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is not a string`, {
+          attribute: name,
+          valueType: typeof value,
+        });
+      }
+      if (value.length === 0) {
+        return required
+          ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is empty`, {
+              attribute: name,
+            })
+          : fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is empty`, {
+              attribute: name,
+            });
+      }
+      return value;
+    };
+
+    const required = {} as Record<(typeof REQUIRED)[number], string>;
+    for (const name of REQUIRED) required[name] = attribute(name, true) as string;
+    if (required.specversion !== SPEC_VERSION) {
+      fail(
+        MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
+        `specversion "${required.specversion}" is not supported (expected "${SPEC_VERSION}")`,
+        { attribute: 'specversion', value: required.specversion },
+      );
+    }
+    const optional: Partial<Record<(typeof STRING_ATTRIBUTES)[number], string>> = {};
+    for (const name of STRING_ATTRIBUTES) {
+      const value = attribute(name, false);
+      if (value !== undefined) optional[name] = value;
+    }
+    if (optional.time !== undefined && !isRfc3339(optional.time)) {
+      fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "time" is not an RFC 3339 timestamp`, {
+        attribute: 'time',
+        value: optional.time,
+      });
+    }
+
+    let schemaversion: number;
+    const rawVersion = values.get('schemaversion');
+    if (rawVersion !== undefined) {
+      const text =
+        structured && typeof rawVersion === 'number'
+          ? String(rawVersion)
+          : (attribute('schemaversion', false) as string);
+      if (!/^[1-9][0-9]{0,14}$/.test(text)) {
+        fail(
+          MALFORMED_REASONS.INVALID_ATTRIBUTE,
+          `${noun} "schemaversion" is not a positive integer`,
+          { attribute: 'schemaversion', value: text },
+        );
+      }
+      schemaversion = Number(text);
+    } else {
+      schemaversion =
+        (optional.dataschema === undefined
+          ? undefined
+          : schemaVersionFromDataschema(optional.dataschema)) ??
+        defaultSchemaVersion(required.type);
+    }
+
+    const contentType = attribute('content-type', false) ?? JSON_CONTENT_TYPE;
+    if (!isJsonContentType(contentType)) {
+      fail(
+        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+        `content type "${contentType}" is not JSON`,
+        { attribute: structured ? 'datacontenttype' : 'content-type', value: contentType },
+      );
+    }
+
+    // Every other attribute with a valid CloudEvents name is an extension Backtrack keeps.
+    let extensions: Record<string, ExtensionValue> | undefined;
+    for (const [name, value] of values) {
+      if (!isExtensionName(name)) continue;
+      const kept = extensionValue(value, structured);
+      if (kept === undefined) {
+        fail(
+          MALFORMED_REASONS.INVALID_ATTRIBUTE,
+          `${noun} "${name}" is not a valid extension value (a non-empty string${structured ? ', a boolean or an integer' : ''})`,
+          { attribute: name, valueType: typeof value },
+        );
+      }
+      (extensions ??= {})[name] = kept as ExtensionValue;
+    }
+
+    const data = readData();
+    const envelope: Envelope<unknown> = {
+      id: required.id,
+      source: required.source,
+      type: required.type,
+      specversion: SPEC_VERSION,
+      ...(optional.time === undefined ? {} : { time: optional.time }),
+      datacontenttype: contentType,
+      schemaversion,
+      data,
+    };
+    for (const name of OPTIONAL) {
+      const value = optional[name];
+      if (value !== undefined) envelope[name] = value;
+    }
+    if (extensions !== undefined) envelope.extensions = extensions;
+    return envelope;
+  }
+}
+
+function extensionValue(value: unknown, structured: boolean): ExtensionValue | undefined {
+  if (typeof value === 'string') return value.length > 0 ? value : undefined;
+  if (!structured) return undefined;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  return undefined;
+}
+
+function decodeUtf8(
+  body: Uint8Array,
+  fail: (
+    reason: MalformedReason,
+    why: string,
+    extra?: Record<string, unknown>,
+    cause?: unknown,
+  ) => never,
+): string {
   try {
-    text = utf8.decode(body);
+    return utf8.decode(body);
   } catch (cause) {
     return fail(MALFORMED_REASONS.INVALID_UTF8, 'body is not valid UTF-8', {}, cause);
   }
-  const data = parseJson(text, (reason, why, cause) => fail(reason, why, {}, cause));
-
-  return {
-    id: values.id,
-    source: values.source,
-    type: values.type,
-    specversion: SPEC_VERSION,
-    time: values.time,
-    datacontenttype: contentType,
-    schemaversion: Number(values.schemaversion),
-    ...extensions,
-    data,
-  };
 }
 
 /** `application/json` or any `application/*+json`, with at most a UTF-8 charset parameter. */

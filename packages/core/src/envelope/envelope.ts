@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { InvalidEnvelopeError } from './errors.js';
-import type { Envelope } from './types.js';
+import type { Envelope, ExtensionValue } from './types.js';
 
 /** The CloudEvents spec version every Backtrack envelope carries. */
 export const SPEC_VERSION = '1.0' as const;
@@ -26,6 +26,12 @@ export type EnvelopeExtensions = Partial<
 
 /** What `createEnvelope` needs; `id`, `time` and `datacontenttype` are filled in when absent. */
 export interface CreateEnvelopeInput<TData> extends EnvelopeExtensions {
+  /** CloudEvents `subject`. */
+  subject?: string;
+  /** CloudEvents `dataschema` (a URI). */
+  dataschema?: string;
+  /** Other extension attributes, by CloudEvents name (lower-case letters and digits). */
+  extensions?: Record<string, ExtensionValue>;
   type: string;
   source: string;
   /** Schema version of `data` (a positive integer). */
@@ -73,7 +79,7 @@ const EXTENSION_NAMES = [
 export function createEnvelope<TData>(
   input: CreateEnvelopeInput<TData>,
   dependencies: CreateEnvelopeDependencies = {},
-): Envelope<TData> {
+): Envelope<TData> & { time: string } {
   const id = input.id ?? (dependencies.generateId ?? randomUUID)();
   const time =
     input.time instanceof Date
@@ -89,12 +95,73 @@ export function createEnvelope<TData>(
     schemaversion: input.schemaversion,
     data: input.data,
   };
+  if (input.subject !== undefined) envelope.subject = input.subject;
+  if (input.dataschema !== undefined) envelope.dataschema = input.dataschema;
   for (const name of EXTENSION_NAMES) {
     const value = input[name];
     if (value !== undefined) envelope[name] = value;
   }
+  if (input.extensions !== undefined && Object.keys(input.extensions).length > 0) {
+    envelope.extensions = { ...input.extensions };
+  }
   assertValidEnvelope(envelope);
-  return envelope;
+  return envelope as Envelope<TData> & { time: string };
+}
+
+/**
+ * The attribute names Backtrack knows by name (CloudEvents core attributes and Backtrack's own
+ * extensions). Anything else with a valid name is an entry of `Envelope.extensions`.
+ */
+export const KNOWN_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'id',
+  'source',
+  'type',
+  'specversion',
+  'time',
+  'datacontenttype',
+  'subject',
+  'dataschema',
+  'schemaversion',
+  ...EXTENSION_NAMES,
+  // Reserved by the CloudEvents JSON format for the payload, never attributes.
+  'data',
+  'data_base64',
+]);
+
+/**
+ * True when `name` may be the name of an extension attribute held in `Envelope.extensions`:
+ * lower-case ASCII letters and digits (the CloudEvents naming rule), not a name Backtrack knows
+ * ({@link KNOWN_ATTRIBUTES}), and not `constructor` or `prototype` (prototype-pollution guard).
+ */
+export function isExtensionName(name: string): boolean {
+  return (
+    /^[a-z0-9]{1,64}$/.test(name) &&
+    !KNOWN_ATTRIBUTES.has(name) &&
+    name !== 'constructor' &&
+    name !== 'prototype'
+  );
+}
+
+// `/v3`, `:v3`, `#v3` (optionally `.json`), `/versions/3` (Confluent-style registries) or a
+// `version=3` query parameter, at the end of the URI.
+const DATASCHEMA_VERSION =
+  /(?:[/:#]v([1-9][0-9]{0,14})(?:\.json)?|\/versions\/([1-9][0-9]{0,14})|[?&;]version=([1-9][0-9]{0,14}))$/i;
+
+/**
+ * The schema version a `dataschema` URI names, or undefined when it names none. A URI names
+ * version N when it ends with `/vN`, `:vN` or `#vN` (optionally followed by `.json`), with
+ * `/versions/N`, or with a `version=N` query parameter.
+ *
+ * @example
+ * schemaVersionFromDataschema('https://schemas.example.com/order.placed/v2'); // 2
+ * schemaVersionFromDataschema('https://registry.example.com/subjects/orders-value/versions/3'); // 3
+ * schemaVersionFromDataschema('https://schemas.example.com/order.placed.json'); // undefined
+ */
+export function schemaVersionFromDataschema(dataschema: string): number | undefined {
+  const match = DATASCHEMA_VERSION.exec(dataschema);
+  if (!match) return undefined;
+  const version = Number(match[1] ?? match[2] ?? match[3]);
+  return isSchemaVersion(version) ? version : undefined;
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
@@ -125,8 +192,11 @@ export function assertValidEnvelope(envelope: Envelope<unknown>): void {
     }
   }
   if (envelope.specversion !== SPEC_VERSION) fail('specversion', `must be "${SPEC_VERSION}"`);
-  if (typeof envelope.time !== 'string' || !isRfc3339(envelope.time)) {
-    fail('time', 'must be an RFC 3339 timestamp');
+  if (
+    envelope.time !== undefined &&
+    (typeof envelope.time !== 'string' || !isRfc3339(envelope.time))
+  ) {
+    fail('time', 'must be an RFC 3339 timestamp when present');
   }
   if (!isSchemaVersion(envelope.schemaversion)) {
     fail('schemaversion', 'must be a positive integer');
@@ -134,10 +204,58 @@ export function assertValidEnvelope(envelope: Envelope<unknown>): void {
   if (typeof envelope.datacontenttype !== 'string' || envelope.datacontenttype.length === 0) {
     fail('datacontenttype', 'must be a non-empty string');
   }
-  for (const name of EXTENSION_NAMES) {
+  for (const name of ['subject', 'dataschema', ...EXTENSION_NAMES] as const) {
     const value = envelope[name];
     if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
       fail(name, 'must be a non-empty string when present');
     }
   }
+  const extensions = envelope.extensions;
+  if (extensions !== undefined) {
+    if (typeof extensions !== 'object' || extensions === null || Array.isArray(extensions)) {
+      fail('extensions', 'must be an object when present');
+    }
+    for (const [name, value] of Object.entries(extensions)) {
+      if (!isExtensionName(name)) {
+        fail(
+          `extensions.${name}`,
+          KNOWN_ATTRIBUTES.has(name)
+            ? 'is an attribute Backtrack knows: set it on the envelope itself'
+            : 'is not a CloudEvents attribute name (lower-case letters and digits)',
+        );
+      }
+      if (!isExtensionValue(value)) {
+        fail(`extensions.${name}`, 'must be a non-empty string, a boolean or a safe integer');
+      }
+    }
+  }
+}
+
+/** True when `value` may be the value of an extension attribute in `Envelope.extensions`. */
+export function isExtensionValue(value: unknown): value is ExtensionValue {
+  return (
+    (typeof value === 'string' && value.length > 0) ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isSafeInteger(value))
+  );
+}
+
+/**
+ * `dataschema` for the same event converted from version `from` to `to` (a replay at another
+ * version): when it names `from` (see {@link schemaVersionFromDataschema}) the version in it is
+ * replaced by `to`; otherwise it is returned unchanged.
+ *
+ * @example
+ * withDataschemaVersion('https://schemas.example.com/order.placed/v2', 2, 1); // '.../order.placed/v1'
+ */
+export function withDataschemaVersion(
+  dataschema: string | undefined,
+  from: number,
+  to: number,
+): string | undefined {
+  if (dataschema === undefined || from === to) return dataschema;
+  if (schemaVersionFromDataschema(dataschema) !== from) return dataschema;
+  return dataschema.replace(DATASCHEMA_VERSION, (match) =>
+    match.replace(/[1-9][0-9]{0,14}/, String(to)),
+  );
 }

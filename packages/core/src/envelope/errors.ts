@@ -5,7 +5,7 @@ import type { EncodedMessage } from './types.js';
  * Why a message could not be decoded. Stable strings: dead-letter tooling may branch on them.
  */
 export const MALFORMED_REASONS = {
-  /** A required header (id, source, type, specversion, time, schemaversion) is absent or empty. */
+  /** A required attribute (id, source, type, specversion) is absent or empty. */
   MISSING_ATTRIBUTE: 'missing-attribute',
   /** A header has the wrong shape (a non-string value, a bad `time`, a non-integer `schemaversion`). */
   INVALID_ATTRIBUTE: 'invalid-attribute',
@@ -23,6 +23,12 @@ export const MALFORMED_REASONS = {
   INVALID_JSON: 'invalid-json',
   /** The JSON holds a `__proto__`, `constructor` or `prototype` key (prototype-pollution guard). */
   FORBIDDEN_KEY: 'forbidden-key',
+  /**
+   * The message is in the CloudEvents batched content mode (`application/cloudevents-batch+json`),
+   * which Backtrack does not consume: the batch is dead-lettered whole with code
+   * `BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED`.
+   */
+  BATCH_MODE_UNSUPPORTED: 'batch-mode-unsupported',
 } as const;
 
 /** One of {@link MALFORMED_REASONS}. */
@@ -45,14 +51,34 @@ export class MalformedMessageError extends BacktrackError {
     message: string,
     original: EncodedMessage,
     options: BacktrackErrorOptions = {},
+    code = 'BT_ERR_MALFORMED_MESSAGE',
   ) {
-    super('BT_ERR_MALFORMED_MESSAGE', message, {
+    super(code, message, {
       ...options,
       details: { reason, ...options.details },
       retriable: false,
     });
     this.reason = reason;
     this.original = original;
+  }
+}
+
+/**
+ * A message in the CloudEvents batched content mode (`application/cloudevents-batch+json`: a JSON
+ * array of events in one message). Backtrack consumes one event per message, so the pipeline
+ * dead-letters the batch whole (a {@link MalformedMessageError}, reason `batch-mode-unsupported`)
+ * under its own code `BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED`, so that tooling can find such dead
+ * letters, split them and publish the events one by one.
+ */
+export class BatchModeUnsupportedError extends MalformedMessageError {
+  constructor(original: EncodedMessage, contentType: string) {
+    super(
+      MALFORMED_REASONS.BATCH_MODE_UNSUPPORTED,
+      `CloudEvents batched content mode ("${contentType}") is not supported: publish one event per message (binary or structured mode)`,
+      original,
+      { details: { attribute: 'content-type', value: contentType } },
+      'BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED',
+    );
   }
 }
 

@@ -1,9 +1,14 @@
-export type { Envelope, EncodedMessage } from './types.js';
+export type { Envelope, EncodedMessage, ExtensionValue, ContentMode } from './types.js';
 export {
   createEnvelope,
   assertValidEnvelope,
   isRfc3339,
   isSchemaVersion,
+  isExtensionName,
+  isExtensionValue,
+  schemaVersionFromDataschema,
+  withDataschemaVersion,
+  KNOWN_ATTRIBUTES,
   SPEC_VERSION,
   JSON_CONTENT_TYPE,
 } from './envelope.js';
@@ -15,11 +20,20 @@ export type {
 export {
   encodeEnvelope,
   decodeEnvelope,
+  toStructuredMessage,
+  contentModeOf,
+  STRUCTURED_CONTENT_TYPE,
+  BATCH_CONTENT_TYPE,
   isJsonContentType,
   DEFAULT_ENVELOPE_LIMITS,
   ENVELOPE_HEADERS,
   FORBIDDEN_JSON_KEYS,
 } from './codec.js';
-export type { EnvelopeLimits } from './codec.js';
-export { MalformedMessageError, InvalidEnvelopeError, MALFORMED_REASONS } from './errors.js';
+export type { EnvelopeLimits, EncodeOptions, DecodeOptions } from './codec.js';
+export {
+  MalformedMessageError,
+  BatchModeUnsupportedError,
+  InvalidEnvelopeError,
+  MALFORMED_REASONS,
+} from './errors.js';
 export type { MalformedReason } from './errors.js';

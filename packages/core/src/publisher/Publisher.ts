@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Envelope } from '../envelope/types.js';
+import type { Envelope, ExtensionValue } from '../envelope/types.js';
 import type { Journal } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
@@ -54,6 +54,12 @@ export interface PublishOptions<V extends number = number> {
   id?: string;
   /** Overrides `topicFor(type)` for this message. */
   topic?: string;
+  /** CloudEvents `subject`, for example `order/o-1`. */
+  subject?: string;
+  /** CloudEvents `dataschema`: the URI of the schema (a `.../vN` URI names the version). */
+  dataschema?: string;
+  /** Other CloudEvents extension attributes (`tenantid`, ...), lower-case alphanumeric names. */
+  extensions?: Record<string, ExtensionValue>;
 }
 
 /** Publishes events through the outbox journal. */

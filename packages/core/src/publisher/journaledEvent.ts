@@ -51,7 +51,10 @@ export function prepareJournaledEvent<
     producerservice: stamp.service,
     producerversion: stamp.version,
     partitionkey: options.key,
-  }) as Envelope<unknown>;
+    subject: options.subject,
+    dataschema: options.dataschema,
+    extensions: options.extensions,
+  }) as Envelope<unknown> & { time: string };
   const record: JournalAppend = {
     id: envelope.id,
     type: envelope.type,

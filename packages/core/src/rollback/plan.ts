@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
-import { createEnvelope } from '../envelope/envelope.js';
+import { createEnvelope, withDataschemaVersion } from '../envelope/envelope.js';
 import type { Envelope } from '../envelope/types.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import type { Journal, JournalRecord } from '../journal/Journal.js';
@@ -267,7 +267,9 @@ export async function planRollback(
       let envelope: Envelope<unknown>;
       let data: unknown;
       try {
-        envelope = decodeEnvelope(record.message);
+        envelope = decodeEnvelope(record.message, {
+          defaultSchemaVersion: (type) => registry.defaultSchemaVersion(type),
+        });
         data = registry.read(envelope, strategy === 'replay' ? { as: envelope.schemaversion } : {});
       } catch (error) {
         person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
@@ -295,6 +297,10 @@ export async function planRollback(
           sagaid: envelope.sagaid,
           producerservice: service,
           partitionkey: envelope.partitionkey,
+          // Every other attribute travels unchanged (a versioned dataschema names the target).
+          subject: envelope.subject,
+          dataschema: withDataschemaVersion(envelope.dataschema, envelope.schemaversion, target),
+          extensions: envelope.extensions,
         });
         const item: RollbackPlanItem = {
           itemId: `replay:${record.id}`,
@@ -342,6 +348,9 @@ export async function planRollback(
             correlationid: envelope.correlationid,
             producerservice: service,
             partitionkey: c.key ?? record.key,
+            // The compensation concerns the same subject (and tenant, trace, ...) as the effect.
+            subject: envelope.subject,
+            extensions: envelope.extensions,
           }) as Envelope<unknown>;
         });
       } catch (error) {

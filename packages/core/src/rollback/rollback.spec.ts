@@ -234,6 +234,48 @@ describe('planRollback', () => {
     expect(mb).toMatchObject({ schemaVersion: 1, data: { text: 'kept at v1' } });
   });
 
+  it('replay and compensation keep subject, extensions and a versioned dataschema (rewritten for the target version)', async () => {
+    const w = await world();
+    const attributes = {
+      subject: 'sku/a',
+      dataschema: 'https://schemas.example.com/stock.reserved/v2',
+      extensions: { tenantid: 'acme', traceparent: '00-abc-def-01' },
+    };
+    const a = await w.bad.publish(
+      StockReserved,
+      { sku: 'a', quantity: 1, warehouse: 'w' },
+      attributes,
+    );
+    expect(decodeEnvelope(w.transport.sent[0]!.message)).toMatchObject(attributes);
+    const replay = await planRollback(
+      {
+        service: 'inventory',
+        version: '2.0.0',
+        strategy: 'replay',
+        targetVersions: { 'stock.reserved': 1 },
+      },
+      { journal: w.journal, registry, now: w.clock },
+    );
+    const [message] = replay.items[0]!.messages;
+    expect(message!.headers).toMatchObject({
+      causationid: a.id,
+      schemaversion: '1',
+      subject: 'sku/a',
+      dataschema: 'https://schemas.example.com/stock.reserved/v1',
+      tenantid: 'acme',
+      traceparent: '00-abc-def-01',
+    });
+    const compensate = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    const [undo] = compensate.items[0]!.messages;
+    expect(undo!.type).toBe('stock.released');
+    expect(undo!.headers).toMatchObject({ subject: 'sku/a', tenantid: 'acme' });
+    // The compensating event is another type: the original's dataschema is not carried over.
+    expect(undo!.headers['dataschema']).toBeUndefined();
+  });
+
   it('lists an effect a person must handle when it cannot be downcast', async () => {
     const NoDown = defineEvent('nodown')
       .version(1, z.object({ a: z.string(), n: z.number() }))

@@ -4,7 +4,7 @@ import {
   type CreateEnvelopeDependencies,
   type EnvelopeExtensions,
 } from '../envelope/envelope.js';
-import type { Envelope } from '../envelope/types.js';
+import type { Envelope, ExtensionValue } from '../envelope/types.js';
 import {
   MissingTransformError,
   SchemaDefinitionError,
@@ -70,6 +70,12 @@ export interface EventEnvelopeOptions<V extends number> extends EnvelopeExtensio
   id?: string;
   /** @default now */
   time?: string | Date;
+  /** CloudEvents `subject`. */
+  subject?: string;
+  /** CloudEvents `dataschema` (a URI). */
+  dataschema?: string;
+  /** Other CloudEvents extension attributes (lower-case alphanumeric names). */
+  extensions?: Record<string, ExtensionValue>;
 }
 
 const INTERNAL = Symbol('backtrack.EventDefinition.internal');
@@ -272,7 +278,7 @@ export class EventDefinition<
     data: z.input<TSchemas[V]>,
     options: EventEnvelopeOptions<V>,
     dependencies?: CreateEnvelopeDependencies,
-  ): Envelope<z.output<TSchemas[V]>> {
+  ): Envelope<z.output<TSchemas[V]>> & { time: string } {
     const { version = this.latest as unknown as V, source, id, time, ...extensions } = options;
     const valid = this.#parse(version, data) as z.output<TSchemas[V]>;
     return createEnvelope(

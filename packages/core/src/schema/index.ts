@@ -9,8 +9,8 @@ export type {
   EventEnvelopeOptions,
   NoVersions,
 } from './defineEvent.js';
-export { EventRegistry } from './EventRegistry.js';
-export type { AnyEventDefinition } from './EventRegistry.js';
+export { EventRegistry, DEFAULT_SCHEMA_VERSION } from './EventRegistry.js';
+export type { AnyEventDefinition, EventRegistryOptions } from './EventRegistry.js';
 export {
   SchemaDefinitionError,
   UnknownEventTypeError,

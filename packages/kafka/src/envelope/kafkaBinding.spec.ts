@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createEnvelope, decodeEnvelope, encodeEnvelope } from '@backtrack/core';
 import {
   fromKafkaRecord,
   headerToPositiveInt,
@@ -114,5 +115,50 @@ describe('CloudEvents Kafka binding', () => {
       1,
     );
     expect(bare).toMatchObject({ key: null, reason: 'unknown', code: 'unknown', attempt: 1 });
+  });
+
+  it('treats a header without a value (kafkajs: null) as absent', () => {
+    expect(headerToString(null)).toBeUndefined();
+    expect(headerToString([Buffer.from('a'), null as unknown as Buffer])).toBeUndefined();
+    expect(headerToPositiveInt(null)).toBeUndefined();
+    const back = fromKafkaRecord({
+      headers: { ce_id: 'e', ce_subject: null, ce___proto__: 'x' },
+      value: Buffer.from('{}'),
+    });
+    expect(back.headers).toEqual({ id: 'e' });
+    expect(Object.getPrototypeOf(back.headers)).toBe(Object.prototype);
+  });
+
+  it('publishes structured mode on request: only content-type as a header, the JSON event as the value', () => {
+    const message = encodeEnvelope(
+      createEnvelope({
+        type: 'order.placed',
+        source: '//shop',
+        schemaversion: 2,
+        data: { orderId: 'o-1' },
+        partitionkey: 'o-1',
+        subject: 'order/o-1',
+        extensions: { tenantid: 'acme' },
+      }),
+    );
+    const record = toKafkaRecord(message, undefined, 'structured');
+    expect(record.headers).toEqual({
+      'content-type': 'application/cloudevents+json; charset=utf-8',
+    });
+    expect(record.key).toBe('o-1');
+    const event = JSON.parse(String(record.value)) as Record<string, unknown>;
+    expect(event).toMatchObject({
+      specversion: '1.0',
+      type: 'order.placed',
+      subject: 'order/o-1',
+      tenantid: 'acme',
+      schemaversion: 2,
+      partitionkey: 'o-1',
+      data: { orderId: 'o-1' },
+    });
+    const back = decodeEnvelope(
+      fromKafkaRecord({ headers: record.headers as Record<string, string>, value: record.value }),
+    );
+    expect(back).toEqual(decodeEnvelope(message));
   });
 });

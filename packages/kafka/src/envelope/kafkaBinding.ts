@@ -1,4 +1,5 @@
-import type { EncodedMessage } from '@backtrack/core';
+import { contentModeOf, toStructuredMessage } from '@backtrack/core';
+import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { KafkaHeaderValue, ProducerRecord } from '../client/KafkaClient.js';
 
 /**
@@ -60,7 +61,7 @@ export function headerToString(value: KafkaHeaderValue): string | undefined {
 }
 
 /** Reads a header as a positive integer; undefined when it is not one. */
-export function headerToPositiveInt(value: KafkaHeaderValue): number | undefined {
+export function headerToPositiveInt(value: KafkaHeaderValue | null): number | undefined {
   const text = headerToString(value);
   if (text === undefined || !/^\d+$/.test(text)) return undefined;
   const n = Number(text);
@@ -78,31 +79,54 @@ export function toKafkaHeaders(headers: Record<string, string>): Record<string, 
 }
 
 /**
- * Maps a neutral message to a Kafka record following the CloudEvents Kafka binding (binary
- * mode). The key is `key`, else the `partitionkey` attribute, else the `sagaid` attribute, else
- * none (the client spreads keyless records over partitions).
+ * Maps a neutral message to a Kafka record following the CloudEvents Kafka binding. The key is
+ * `key`, else the `partitionkey` attribute, else the `sagaid` attribute, else none (the client
+ * spreads keyless records over partitions).
+ *
+ * - Binary content mode (the default): every attribute a `ce_` header, `datacontenttype` the
+ *   `content-type` header, `data` the value.
+ * - Structured content mode (`mode: 'structured'`, or a message already in it): the event in the
+ *   CloudEvents JSON format as the value and only the `content-type:
+ *   application/cloudevents+json` header, as the binding's section 3.3 has it.
+ *
+ * @throws {MalformedMessageError} when `mode` is `'structured'` and a binary message cannot be
+ *   decoded (it was not made by `encodeEnvelope`).
  */
-export function toKafkaRecord(message: EncodedMessage, key?: string): ProducerRecord {
-  const body = message.body;
-  const value = Buffer.isBuffer(body)
-    ? body
-    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+export function toKafkaRecord(
+  message: EncodedMessage,
+  key?: string,
+  mode: ContentMode = 'binary',
+): ProducerRecord {
+  if (mode === 'structured') message = toStructuredMessage(message);
+  const recordKey = key ?? message.headers['partitionkey'] ?? message.headers['sagaid'] ?? null;
+  if (contentModeOf(message.headers) !== 'binary') {
+    return {
+      key: recordKey,
+      value: toBuffer(message.body),
+      headers: { [CONTENT_TYPE_HEADER]: message.headers[CONTENT_TYPE_HEADER] as string },
+    };
+  }
   return {
-    key: key ?? message.headers['partitionkey'] ?? message.headers['sagaid'] ?? null,
-    value,
+    key: recordKey,
+    value: toBuffer(message.body),
     headers: toKafkaHeaders(message.headers),
   };
 }
 
+function toBuffer(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
 /**
  * Maps received Kafka headers and value back to the neutral {@link EncodedMessage}: the inverse
- * of {@link toKafkaRecord}. Never throws: headers that are not CloudEvents attributes
+ * of {@link toKafkaRecord}, for both content modes (in structured mode only `content-type` matters:
+ * the core codec reads the event from the body). Never throws: headers that are not CloudEvents attributes
  * (`x-backtrack-*`, anything else) are left out, a missing value (a tombstone) becomes an empty
  * body, and the core codec then reports what is wrong, so the message is dead-lettered with a
  * reason instead of crashing the consumer. Header names are matched case-insensitively.
  */
 export function fromKafkaRecord(record: {
-  headers: Record<string, KafkaHeaderValue>;
+  headers: Record<string, KafkaHeaderValue | null>;
   value: Buffer | null;
 }): EncodedMessage {
   const headers: Record<string, string> = {};
@@ -112,7 +136,7 @@ export function fromKafkaRecord(record: {
     if (name === CONTENT_TYPE_HEADER) attribute = CONTENT_TYPE_HEADER;
     else if (name.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
       attribute = name.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
-    if (attribute === undefined || attribute.length === 0) continue;
+    if (attribute === undefined || attribute.length === 0 || attribute === '__proto__') continue;
     const text = headerToString(rawValue);
     if (text !== undefined) headers[attribute] = text;
   }

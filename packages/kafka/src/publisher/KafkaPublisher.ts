@@ -1,4 +1,4 @@
-import type { Logger, OutgoingMessage } from '@backtrack/core';
+import type { ContentMode, Logger, OutgoingMessage } from '@backtrack/core';
 import type { KafkaProducerClient, TopicRecords } from '../client/KafkaClient.js';
 import { toKafkaRecord } from '../envelope/kafkaBinding.js';
 import { KafkaClosedError, KafkaError, KafkaPublishError } from '../errors.js';
@@ -11,10 +11,17 @@ export class KafkaPublisher {
   readonly #producer: KafkaProducerClient;
   readonly #logger: Logger;
   readonly #timeoutMs: number;
+  readonly #contentMode: ContentMode;
   #connecting: Promise<void> | undefined;
   #closed = false;
 
-  constructor(producer: KafkaProducerClient, logger: Logger, publishTimeoutMs: number) {
+  constructor(
+    producer: KafkaProducerClient,
+    logger: Logger,
+    publishTimeoutMs: number,
+    contentMode: ContentMode = 'binary',
+  ) {
+    this.#contentMode = contentMode;
     this.#producer = producer;
     this.#logger = logger;
     this.#timeoutMs = publishTimeoutMs;
@@ -41,7 +48,7 @@ export class KafkaPublisher {
     for (const m of messages) {
       let batch = byTopic.get(m.topic);
       if (!batch) byTopic.set(m.topic, (batch = { topic: m.topic, records: [] }));
-      batch.records.push(toKafkaRecord(m.message, m.key));
+      batch.records.push(toKafkaRecord(m.message, m.key, this.#contentMode));
     }
     await this.sendRecords([...byTopic.values()]);
   }

@@ -18,7 +18,7 @@ const encoded = encodeEnvelope(
 );
 
 describe('CloudEvents AMQP binding', () => {
-  it('puts id, type, content type and time into properties and the rest into cloudEvents_ headers', () => {
+  it('writes every attribute but datacontenttype as a cloudEvents_ property, and id, type, content type and time as AMQP properties too', () => {
     const { content, options } = toAmqpMessage(encoded);
     expect(options).toMatchObject({
       messageId: 'evt-1',
@@ -29,6 +29,8 @@ describe('CloudEvents AMQP binding', () => {
       mandatory: true,
     });
     expect(options.headers).toEqual({
+      cloudEvents_id: 'evt-1',
+      cloudEvents_type: 'order.placed',
       cloudEvents_source: '//shop/orders',
       cloudEvents_specversion: '1.0',
       cloudEvents_time: '2026-01-02T03:04:05.678901+02:00',
@@ -46,7 +48,7 @@ describe('CloudEvents AMQP binding', () => {
     expect(decodeEnvelope(back)).toEqual(decodeEnvelope(encoded));
   });
 
-  it('falls back to the timestamp property, accepts the cloudEvents: prefix and stringifies foreign header values', () => {
+  it('falls back to the timestamp property, accepts the cloudEvents: prefix and reads native AMQP values as canonical strings', () => {
     const back = fromAmqpMessage({
       content: Buffer.from('{}'),
       properties: {
@@ -71,7 +73,8 @@ describe('CloudEvents AMQP binding', () => {
       source: '//x',
       schemaversion: '3',
       flag: 'true',
-      bytes: 'b',
+      // A byte array is a CloudEvents Binary: its canonical string is base64.
+      bytes: 'Yg==',
       time: '2023-11-14T22:13:20.000Z',
     });
   });
@@ -132,5 +135,120 @@ describe('CloudEvents AMQP binding', () => {
       attempt: 1,
     });
     expect(letter.message.headers).toEqual(encoded.headers);
+  });
+
+  it('reads cloudEvents_ properties before the AMQP properties: a transport message-id never replaces the event id', () => {
+    const back = fromAmqpMessage({
+      content: Buffer.from('{}'),
+      properties: {
+        messageId: 'transport-id',
+        type: 'transport.type',
+        headers: {
+          cloudEvents_id: 'event-id',
+          'cloudEvents:id': 'colon-id',
+          cloudEvents_type: 'event.type',
+          'cloudEvents:source': '//colon',
+          cloudEvents_source: '//underscore',
+        },
+      },
+    });
+    expect(back.headers).toMatchObject({
+      id: 'event-id',
+      type: 'event.type',
+      source: '//underscore',
+    });
+  });
+
+  it('accepts time as an AMQP timestamp application property (amqplib decodes it as { "!": "timestamp" })', () => {
+    const back = fromAmqpMessage({
+      content: Buffer.from('{}'),
+      properties: {
+        headers: {
+          cloudEvents_id: 'e',
+          cloudEvents_source: '//s',
+          cloudEvents_type: 't',
+          cloudEvents_specversion: '1.0',
+          cloudEvents_time: { '!': 'timestamp', value: 1_700_000_000 },
+        },
+      },
+    });
+    expect(back.headers['time']).toBe('2023-11-14T22:13:20.000Z');
+    expect(decodeEnvelope(back).time).toBe('2023-11-14T22:13:20.000Z');
+    const fromDate = fromAmqpMessage({
+      content: Buffer.from('{}'),
+      properties: { headers: { cloudEvents_time: new Date('2024-02-03T04:05:06Z') } },
+    });
+    expect(fromDate.headers['time']).toBe('2024-02-03T04:05:06.000Z');
+  });
+
+  it('keeps subject, dataschema and unknown extensions through the binding', () => {
+    const message = encodeEnvelope(
+      createEnvelope({
+        type: 'order.placed',
+        source: '//shop/orders',
+        schemaversion: 1,
+        data: {},
+        subject: 'order/o-1',
+        dataschema: 'https://schemas.example.com/order.placed/v1',
+        extensions: { tenantid: 'acme', traceparent: '00-abc-def-01' },
+      }),
+    );
+    const { content, options } = toAmqpMessage(message);
+    expect(options.headers).toMatchObject({
+      cloudEvents_subject: 'order/o-1',
+      cloudEvents_dataschema: 'https://schemas.example.com/order.placed/v1',
+      cloudEvents_tenantid: 'acme',
+      cloudEvents_traceparent: '00-abc-def-01',
+    });
+    const envelope = decodeEnvelope(fromAmqpMessage({ content, properties: options }));
+    expect(envelope).toMatchObject({
+      subject: 'order/o-1',
+      dataschema: 'https://schemas.example.com/order.placed/v1',
+      extensions: { tenantid: 'acme', traceparent: '00-abc-def-01' },
+    });
+  });
+
+  it('publishes structured mode on request: the JSON event as the body, no cloudEvents_ properties', () => {
+    const { content, options } = toAmqpMessage(encoded, 'structured');
+    expect(options.contentType).toBe('application/cloudevents+json; charset=utf-8');
+    expect(options.messageId).toBe('evt-1');
+    expect(options.type).toBe('order.placed');
+    expect(options.headers).toEqual({});
+    const event = JSON.parse(content.toString()) as Record<string, unknown>;
+    expect(event).toMatchObject({ id: 'evt-1', type: 'order.placed', data: { orderId: 'o-1' } });
+    const back = decodeEnvelope(fromAmqpMessage({ content, properties: options }));
+    expect(back).toEqual(decodeEnvelope(encoded));
+  });
+
+  it('a dead letter redriven through fromAmqpMessage → toAmqpMessage (backtrack dlq redrive) keeps every attribute', () => {
+    const foreign = {
+      content: Buffer.from('{"orderId":"o-1"}'),
+      properties: {
+        messageId: 'transport-id',
+        contentType: 'application/json',
+        headers: {
+          'cloudEvents:id': 'e-1',
+          'cloudEvents:source': '//foreign',
+          'cloudEvents:type': 'order.placed',
+          'cloudEvents:specversion': '1.0',
+          'cloudEvents:time': { '!': 'timestamp', value: 1_700_000_000 },
+          'cloudEvents:subject': 'order/o-1',
+          'cloudEvents:tenantid': 'acme',
+          'cloudEvents:priority': 5,
+          'x-backtrack-dead-letter-code': 'BT_ERR_X',
+        },
+      },
+    };
+    const before = decodeEnvelope(readDeadLetter(foreign).message);
+    const { content, options } = toAmqpMessage(readDeadLetter(foreign).message);
+    expect(options.messageId).toBe('e-1');
+    const after = decodeEnvelope(fromAmqpMessage({ content, properties: options }));
+    expect(after).toEqual(before);
+    expect(after).toMatchObject({
+      id: 'e-1',
+      time: '2023-11-14T22:13:20.000Z',
+      subject: 'order/o-1',
+      extensions: { tenantid: 'acme', priority: '5' },
+    });
   });
 });

@@ -1,4 +1,5 @@
-import type { EncodedMessage } from '@backtrack/core';
+import { contentModeOf, toStructuredMessage } from '@backtrack/core';
+import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { Options } from 'amqplib';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
 
@@ -42,25 +43,35 @@ export interface AmqpMessage {
 }
 
 /**
- * Maps a neutral message to AMQP 0-9-1 following the CloudEvents AMQP binding (binary mode):
+ * Maps a neutral message to AMQP 0-9-1 following the CloudEvents AMQP protocol binding.
+ *
+ * Binary content mode (the default):
  *
  * | CloudEvents attribute | AMQP |
  * | --- | --- |
- * | `id` | `messageId` property |
- * | `type` | `type` property |
- * | `content-type` (datacontenttype) | `contentType` property |
- * | `time` | `timestamp` property (seconds) **and** the `cloudEvents_time` header (the exact RFC 3339 string, so decoding is lossless) |
- * | every other attribute `x` | the `cloudEvents_x` header (string) |
+ * | `datacontenttype` | `contentType` property |
+ * | every other attribute `x` (`id`, `source`, `type`, `specversion`, `time`, extensions, ...) | the `cloudEvents_x` application property (header), as its canonical string |
+ * | `id` | also the `messageId` property (returns and tooling key on it) |
+ * | `type` | also the `type` property |
+ * | `time` | also the `timestamp` property (seconds) |
+ *
+ * Structured content mode (`mode: 'structured'`, or a message already in it): the event in the
+ * CloudEvents JSON format as the body and `contentType: application/cloudevents+json`, with the
+ * `messageId` and `type` properties set from the event; no `cloudEvents_` properties.
  *
  * Messages are persistent (delivery mode 2) and `mandatory`, so an unroutable message is returned
  * instead of silently dropped.
  *
- * @throws {RabbitError} `BT_ERR_AMQP_MESSAGE_INVALID` when the `id` header is missing or empty
- *   (AMQP deduplication, returns and dead letters all key on it).
+ * @throws {RabbitError} `BT_ERR_AMQP_MESSAGE_INVALID` when a binary-mode message has no `id`
+ *   header (AMQP deduplication, returns and dead letters all key on it).
+ * @throws {MalformedMessageError} when `mode` is `'structured'` and a binary message cannot be
+ *   decoded (it was not made by `encodeEnvelope`).
  */
-export function toAmqpMessage(message: EncodedMessage): AmqpMessage {
+export function toAmqpMessage(message: EncodedMessage, mode: ContentMode = 'binary'): AmqpMessage {
+  if (mode === 'structured') message = toStructuredMessage(message);
+  const structured = contentModeOf(message.headers) !== 'binary';
   const id = message.headers['id'];
-  if (typeof id !== 'string' || id.length === 0) {
+  if (!structured && (typeof id !== 'string' || id.length === 0)) {
     throw new RabbitError(
       RABBIT_ERROR_CODES.MESSAGE_INVALID,
       'message has no "id" header: encode it with encodeEnvelope (every CloudEvent has an id)',
@@ -68,37 +79,29 @@ export function toAmqpMessage(message: EncodedMessage): AmqpMessage {
     );
   }
   const headers: Record<string, string> = {};
-  const options: Options.Publish = {
-    messageId: id,
-    persistent: true,
-    mandatory: true,
-    headers,
-  };
+  const options: Options.Publish = { persistent: true, mandatory: true, headers };
+  if (typeof id === 'string' && id.length > 0) options.messageId = id;
   for (const [name, value] of Object.entries(message.headers)) {
     switch (name) {
-      case 'id':
-        break;
+      case 'content-type':
+        options.contentType = value;
+        continue;
       case 'type':
         options.type = value;
         break;
-      case 'content-type':
-        options.contentType = value;
-        break;
       case 'time': {
-        headers[CLOUD_EVENTS_HEADER_PREFIX + name] = value;
         const ms = Date.parse(value);
         if (Number.isFinite(ms)) options.timestamp = Math.floor(ms / 1000);
         break;
       }
-      default:
-        headers[CLOUD_EVENTS_HEADER_PREFIX + name] = value;
     }
+    if (!structured) headers[CLOUD_EVENTS_HEADER_PREFIX + name] = value;
   }
-  const body = message.body;
-  const content = Buffer.isBuffer(body)
-    ? body
-    : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  return { content, options };
+  return { content: toBuffer(message.body), options };
+}
+
+function toBuffer(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 }
 
 /** The parts of an amqplib message that {@link fromAmqpMessage} reads. */
@@ -115,39 +118,59 @@ export interface AmqpMessageLike {
 
 /**
  * Maps a received AMQP message back to the neutral {@link EncodedMessage}: the inverse of
- * {@link toAmqpMessage}. It never throws: a header that cannot be read is left out, and the core
- * codec then reports what is missing, so the message is dead-lettered with a reason instead of
- * crashing the consumer.
+ * {@link toAmqpMessage}, and the reader of any producer that follows the CloudEvents AMQP
+ * binding. It never throws: a header that cannot be read is left out, and the core codec then
+ * reports what is missing, so the message is dead-lettered with a reason instead of crashing the
+ * consumer.
  *
- * `time` comes from the `cloudEvents_time` header when present (exact string), else from the
- * `timestamp` property (as an ISO string). Non-string header values become strings. Headers
- * without the CloudEvents prefix (`x-death`, `x-delivery-count`, Backtrack's own `x-backtrack-*`)
- * are not envelope attributes and are left out.
+ * - Attributes come from the `cloudEvents_x` application properties first, then from the
+ *   `cloudEvents:x` ones (the binding's other prefix), so a transport `messageId` never
+ *   overrides `cloudEvents_id`.
+ * - Only when the binding's property is absent do the AMQP properties fill in (messages written
+ *   by Backtrack before it wrote every attribute as a property): `messageId` → `id`, `type` →
+ *   `type`, `timestamp` (seconds) → `time`. `contentType` always gives `datacontenttype` (or,
+ *   with `application/cloudevents+json`, announces structured mode).
+ * - Native AMQP types are read as the binding's canonical strings: a timestamp as RFC 3339,
+ *   integers and booleans as text, a byte array as UTF-8 text for Backtrack's string attributes
+ *   and as base64 (the canonical form of `Binary`) for other extensions.
+ *
+ * Headers without a CloudEvents prefix (`x-death`, `x-delivery-count`, Backtrack's own
+ * `x-backtrack-*`) are not envelope attributes and are left out.
  */
 export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   const headers: Record<string, string> = {};
   const raw = message.properties.headers ?? {};
-  for (const [key, value] of Object.entries(raw)) {
-    let name: string | undefined;
-    if (key.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
-      name = key.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
-    else if (key.startsWith(ALTERNATIVE_PREFIX)) name = key.slice(ALTERNATIVE_PREFIX.length);
-    if (name === undefined || name.length === 0) continue;
-    const text = headerToString(value);
-    if (text !== undefined && !(name in headers)) headers[name] = text;
+  for (const prefix of [CLOUD_EVENTS_HEADER_PREFIX, ALTERNATIVE_PREFIX]) {
+    for (const [key, value] of Object.entries(raw)) {
+      if (!key.startsWith(prefix)) continue;
+      const name = key.slice(prefix.length);
+      if (name.length === 0 || name === '__proto__' || Object.hasOwn(headers, name)) continue;
+      const text =
+        Buffer.isBuffer(value) && !STRING_ATTRIBUTES.has(name)
+          ? value.toString('base64')
+          : headerToString(value);
+      if (text !== undefined) headers[name] = text;
+    }
   }
   const { messageId, type, contentType, timestamp } = message.properties;
-  if (typeof messageId === 'string' && messageId.length > 0) headers['id'] = messageId;
-  if (typeof type === 'string' && type.length > 0) headers['type'] = type;
+  if (headers['id'] === undefined && typeof messageId === 'string' && messageId.length > 0) {
+    headers['id'] = messageId;
+  }
+  if (headers['type'] === undefined && typeof type === 'string' && type.length > 0) {
+    headers['type'] = type;
+  }
+  // datacontenttype maps to the content-type property; a stray cloudEvents_datacontenttype
+  // header is only a fallback, and never kept under its own name.
+  const headerContentType = headers['datacontenttype'];
+  delete headers['datacontenttype'];
   if (typeof contentType === 'string' && contentType.length > 0) {
     headers['content-type'] = contentType;
+  } else if (headerContentType !== undefined) {
+    headers['content-type'] = headerContentType;
   }
-  if (
-    headers['time'] === undefined &&
-    typeof timestamp === 'number' &&
-    Number.isFinite(timestamp)
-  ) {
-    headers['time'] = new Date(timestamp * 1000).toISOString();
+  if (headers['time'] === undefined) {
+    const seconds = timestampSeconds(timestamp);
+    if (seconds !== undefined) headers['time'] = new Date(seconds * 1000).toISOString();
   }
   return {
     headers,
@@ -159,14 +182,54 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   };
 }
 
-/** Reads an AMQP header value as a string; undefined for values that have no string form. */
+// Attributes whose values are strings in Backtrack's envelope: a byte array there is UTF-8 text.
+const STRING_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'id',
+  'source',
+  'type',
+  'specversion',
+  'subject',
+  'dataschema',
+  'schemaversion',
+  'sagaid',
+  'causationid',
+  'correlationid',
+  'producerservice',
+  'producerversion',
+  'partitionkey',
+]);
+
+/** Seconds since the epoch of an AMQP timestamp as amqplib hands it over, else undefined. */
+function timestampSeconds(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'bigint') return Number(value);
+  return undefined;
+}
+
+/**
+ * Reads an AMQP header value as a string; undefined for values that have no string form.
+ * An AMQP timestamp (amqplib: `{ '!': 'timestamp', value: seconds }`, or a `Date`) becomes an
+ * RFC 3339 string.
+ */
 export function headerToString(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
     return String(value);
   }
   if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date) {
+    return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
+  }
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { '!'?: unknown })['!'] === 'timestamp'
+  ) {
+    const seconds = timestampSeconds((value as { value?: unknown }).value);
+    if (seconds === undefined) return undefined;
+    const date = new Date(seconds * 1000);
+    return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+  }
   return undefined;
 }
 
