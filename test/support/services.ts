@@ -54,6 +54,14 @@ export function canConnect(host: string, port: number, timeoutMs = 1500): Promis
 }
 
 /**
+ * The one rule for "running in CI", shared by the service probe, the CLI tests and
+ * scripts/test-all: CI=true or CI=1 (what CI systems set). Under CI, integration tests never skip.
+ */
+export function isCI(): boolean {
+  return process.env.CI === 'true' || process.env.CI === '1';
+}
+
+/**
  * Probes a service. Under CI=true a missing service throws (the test file fails); elsewhere it
  * prints a loud warning and returns `available: false` so the caller can `describe.skipIf`.
  */
@@ -63,7 +71,7 @@ export async function probeService(name: ServiceName): Promise<ServiceInfo> {
   const available = await canConnect(host, port);
   if (!available) {
     const message = `${name} is not reachable at ${url} (set ${DEFAULTS[name].env})`;
-    if (process.env.CI === 'true' || process.env.CI === '1') {
+    if (isCI()) {
       throw new Error(`${message}: integration tests never skip under CI=true`);
     }
     console.warn(`\n!!!!!!!!!! SKIPPING ${name} integration tests: ${message} !!!!!!!!!!\n`);
