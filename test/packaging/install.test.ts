@@ -20,6 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const PACKAGES = ['core', 'redis', 'kafka', 'rabbitmq', 'postgres', 'cli'] as const;
+/** npm installs and a tsc run, on a shared and loaded machine. */
+const SLOW = 240_000;
 const NPM_FLAGS = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'];
 
 async function npm(args: string[], cwd: string): Promise<string> {
@@ -70,21 +72,23 @@ beforeAll(async () => {
   mkdirSync(app);
   await npm(['init', '-y'], app);
   await npm(['pkg', 'set', 'type=module'], app);
-}, 120_000);
+}, SLOW);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
 describe('installing the packed packages into an app of its own', () => {
-  it('installs @backtrack/core @backtrack/redis zod pino ioredis, and the app runs', async () => {
-    await npm(
-      ['install', tarball.core!, tarball.redis!, 'zod', 'pino', 'ioredis', ...NPM_FLAGS],
-      app,
-    );
-    writeFileSync(
-      join(app, 'main.mjs'),
-      `import { createSagaEngine, defineSaga, InMemorySagaStore } from '@backtrack/core';
+  it(
+    'installs @backtrack/core @backtrack/redis zod pino ioredis, and the app runs',
+    async () => {
+      await npm(
+        ['install', tarball.core!, tarball.redis!, 'zod', 'pino', 'ioredis', ...NPM_FLAGS],
+        app,
+      );
+      writeFileSync(
+        join(app, 'main.mjs'),
+        `import { createSagaEngine, defineSaga, InMemorySagaStore } from '@backtrack/core';
 import { RedisDedupeStore } from '@backtrack/redis';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -101,19 +105,23 @@ const store = new RedisDedupeStore({ keyPrefix: 'pack:' }, { redis });
 redis.disconnect();
 console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name }));
 `,
-    );
-    const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
-    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
-      status: 'completed',
-      effects: ['a:x'],
-      store: 'RedisDedupeStore',
-    });
-  });
+      );
+      const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+        status: 'completed',
+        effects: ['a:x'],
+        store: 'RedisDedupeStore',
+      });
+    },
+    SLOW,
+  );
 
-  it('type-checks a TypeScript file against the shipped declarations', async () => {
-    writeFileSync(
-      join(app, 'check.ts'),
-      `import { defineSaga, type SagaResult } from '@backtrack/core';
+  it(
+    'type-checks a TypeScript file against the shipped declarations',
+    async () => {
+      writeFileSync(
+        join(app, 'check.ts'),
+        `import { defineSaga, type SagaResult } from '@backtrack/core';
 import { RedisDedupeStore } from '@backtrack/redis';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -125,51 +133,61 @@ export const store = new RedisDedupeStore({}, { redis: new Redis({ lazyConnect: 
 export const check = (r: SagaResult): string => r.status;
 export { saga };
 `,
-    );
-    writeFileSync(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          noEmit: true,
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          target: 'es2022',
-          skipLibCheck: true,
-        },
-        files: ['check.ts'],
-      }),
-    );
-    await npm(['install', '--save-dev', '@types/node', ...NPM_FLAGS], app);
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const result = await run(process.execPath, [tsc, '-p', '.'], {
-      cwd: app,
-      maxBuffer: 64 * 1024 * 1024,
-    }).then(
-      () => '',
-      (error: { stdout?: string }) => (error.stdout ?? String(error)).slice(0, 4000),
-    );
-    expect(result).toBe('');
-  });
+      );
+      writeFileSync(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            target: 'es2022',
+            skipLibCheck: true,
+          },
+          files: ['check.ts'],
+        }),
+      );
+      await npm(['install', '--save-dev', '@types/node', ...NPM_FLAGS], app);
+      const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+      const result = await run(process.execPath, [tsc, '-p', '.'], {
+        cwd: app,
+        maxBuffer: 64 * 1024 * 1024,
+      }).then(
+        () => '',
+        (error: { stdout?: string }) => (error.stdout ?? String(error)).slice(0, 4000),
+      );
+      expect(result).toBe('');
+    },
+    SLOW,
+  );
 
-  it('a second npm install resolves the same tree without error', async () => {
-    await npm(['install', ...NPM_FLAGS], app);
-    const tree = JSON.parse(await npm(['ls', '--json', '--all'], app)) as {
-      problems?: string[];
-    };
-    expect(tree.problems ?? []).toEqual([]);
-  });
+  it(
+    'a second npm install resolves the same tree without error',
+    async () => {
+      await npm(['install', ...NPM_FLAGS], app);
+      const tree = JSON.parse(await npm(['ls', '--json', '--all'], app)) as {
+        problems?: string[];
+      };
+      expect(tree.problems ?? []).toEqual([]);
+    },
+    SLOW,
+  );
 
-  it('the CLI installed from its tarball answers `npx backtrack --help`', async () => {
-    await npm(
-      [
-        'install',
-        ...(['kafka', 'rabbitmq', 'postgres', 'cli'] as const).map((p) => tarball[p]!),
-        ...NPM_FLAGS,
-      ],
-      app,
-    );
-    const { stdout } = await run('npx', ['--no-install', 'backtrack', '--help'], { cwd: app });
-    expect(stdout).toContain('Usage: backtrack');
-  });
+  it(
+    'the CLI installed from its tarball answers `npx backtrack --help`',
+    async () => {
+      await npm(
+        [
+          'install',
+          ...(['kafka', 'rabbitmq', 'postgres', 'cli'] as const).map((p) => tarball[p]!),
+          ...NPM_FLAGS,
+        ],
+        app,
+      );
+      const { stdout } = await run('npx', ['--no-install', 'backtrack', '--help'], { cwd: app });
+      expect(stdout).toContain('Usage: backtrack');
+    },
+    SLOW,
+  );
 });

@@ -30,6 +30,8 @@ import { isCI, probeService, uniqueName } from '../../../test/support/services.j
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+// What npm links as `backtrack` (it imports dist/bin.js).
+const COMMAND = fileURLToPath(new URL('../bin/backtrack.js', import.meta.url));
 const CONFIG = fileURLToPath(new URL('./fixtures/backtrack.config.mjs', import.meta.url));
 const INCOMPATIBLE = fileURLToPath(new URL('./fixtures/incompatible.config.mjs', import.meta.url));
 const WITH_SAGAS = fileURLToPath(new URL('./fixtures/sagas.config.mjs', import.meta.url));
@@ -63,7 +65,7 @@ function cli(
   options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [COMMAND, ...args], {
       cwd: options.cwd ?? ROOT,
       env: {
         ...process.env,
