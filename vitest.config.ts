@@ -34,6 +34,7 @@ export default defineConfig({
           include: [
             'packages/*/test/**/*.test.ts',
             'test/integration/**/*.test.ts',
+            'test/packaging/**/*.test.ts',
             'examples/**/*.test.ts',
             'bench/**/*.test.ts',
           ],

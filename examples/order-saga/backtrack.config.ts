@@ -1,10 +1,10 @@
 /**
  * Config of the `backtrack` CLI for the order-saga services: their events, how payments'
  * events are reversed, and where the run's journal, rollback progress and saga log live in Redis
- * (under BACKTRACK_PREFIX, default `shop`, like the services). TypeScript, so run the CLI
- * through tsx:
+ * (under BACKTRACK_PREFIX, default `shop`, like the services). TypeScript: the CLI loads it
+ * through tsx (a dev dependency of the repository):
  *
- *   npx tsx ../packages/cli/src/bin.ts --config order-saga/backtrack.config.ts rollback plan \
+ *   npx backtrack --config order-saga/backtrack.config.ts rollback plan \
  *     --transport kafka --service payments --version 1.1.0 --strategy compensate
  */
 import { defineConfig } from '@backtrack/cli';

@@ -2,9 +2,14 @@
  * Where the integration tests find the real services, and what happens when one is missing.
  *
  * Each service URL comes from an environment variable, with the project machines' defaults.
- * A service that does not answer makes the test file skip with a loud message on a developer's
+ * A service that does not answer at its default address, with its variable unset, outside CI
+ * and with a Docker engine reachable, is started for the test file by testcontainers (Redis,
+ * RabbitMQ, PostgreSQL here; Kafka in packages/kafka/test/broker.ts) and its variable set to
+ * the container's URL. That path is not exercised on the project machines (no Docker there).
+ * Otherwise a missing service makes the test file skip with a loud message on a developer's
  * machine, and FAIL under CI=true: integration tests never skip in CI.
  */
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 
 export interface ServiceInfo {
@@ -54,21 +59,79 @@ export function canConnect(host: string, port: number, timeoutMs = 1500): Promis
 }
 
 /**
+ * The one rule for "running in CI", shared by the service probe, the CLI tests and
+ * scripts/test-all: CI=true or CI=1 (what CI systems set). Under CI, integration tests never skip.
+ */
+export function isCI(): boolean {
+  return process.env.CI === 'true' || process.env.CI === '1';
+}
+
+/**
  * Probes a service. Under CI=true a missing service throws (the test file fails); elsewhere it
  * prints a loud warning and returns `available: false` so the caller can `describe.skipIf`.
  */
 export async function probeService(name: ServiceName): Promise<ServiceInfo> {
-  const url = serviceUrl(name);
-  const { host, port } = hostPort(name, url);
-  const available = await canConnect(host, port);
+  let url = serviceUrl(name);
+  let { host, port } = hostPort(name, url);
+  let available = await canConnect(host, port);
+  if (!available && name !== 'kafka' && !process.env[DEFAULTS[name].env] && !isCI()) {
+    const started = await startContainer(name);
+    if (started) {
+      process.env[DEFAULTS[name].env] = url = started;
+      ({ host, port } = hostPort(name, url));
+      available = true;
+    }
+  }
   if (!available) {
     const message = `${name} is not reachable at ${url} (set ${DEFAULTS[name].env})`;
-    if (process.env.CI === 'true' || process.env.CI === '1') {
+    if (isCI()) {
       throw new Error(`${message}: integration tests never skip under CI=true`);
     }
     console.warn(`\n!!!!!!!!!! SKIPPING ${name} integration tests: ${message} !!!!!!!!!!\n`);
   }
   return { name, url, host, port, available };
+}
+
+/** Images testcontainers starts, overridable like KAFKA_TEST_IMAGE. */
+const IMAGES = {
+  redis: process.env.REDIS_TEST_IMAGE ?? 'redis:7.4',
+  rabbitmq: process.env.RABBITMQ_TEST_IMAGE ?? 'rabbitmq:4.1-management',
+  postgres: process.env.POSTGRES_TEST_IMAGE ?? 'postgres:17',
+};
+
+function dockerReachable(): boolean {
+  if (process.env.DOCKER_HOST) return true;
+  return ['/var/run/docker.sock', `${process.env.HOME ?? ''}/.docker/run/docker.sock`].some((p) =>
+    existsSync(p),
+  );
+}
+
+/**
+ * Starts a throw-away container for the service and resolves with its URL, or undefined when
+ * Docker is not there or the start fails (the caller then skips loudly). testcontainers' reaper
+ * removes the container when the test process ends.
+ */
+async function startContainer(name: Exclude<ServiceName, 'kafka'>): Promise<string | undefined> {
+  if (!dockerReachable()) return undefined;
+  try {
+    if (name === 'redis') {
+      const { RedisContainer } = await import('@testcontainers/redis');
+      return (await new RedisContainer(IMAGES.redis).start()).getConnectionUrl();
+    }
+    if (name === 'rabbitmq') {
+      const { RabbitMQContainer } = await import('@testcontainers/rabbitmq');
+      return (await new RabbitMQContainer(IMAGES.rabbitmq).start()).getAmqpUrl();
+    }
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer(IMAGES.postgres)
+      .withDatabase('test')
+      .withUsername('postgres')
+      .start();
+    return container.getConnectionUri();
+  } catch (error) {
+    console.warn(`testcontainers could not start ${name}: ${(error as Error).message}`);
+    return undefined;
+  }
 }
 
 /** A name unique to this test run, for topics, queues, key prefixes and tables. */

@@ -61,17 +61,17 @@ export async function loadConfig(
     : DEFAULT_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
   if (!file) return { config: {} };
   if (!existsSync(file)) throw new CliError(`config file not found: ${file}`, EXIT.Usage);
+  const typescript = /\.(c|m)?ts$/.test(file);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = typescript ? await importTypeScript(file) : await importModule(file);
   } catch (error) {
-    const typescript = /\.(c|m)?ts$/.test(file);
     throw new CliError(
       `could not load config ${file}: ${error instanceof Error ? error.message : String(error)}`,
       EXIT.Usage,
       undefined,
       typescript
-        ? 'Node cannot import TypeScript by itself: compile the config to .js/.mjs, or run the CLI through tsx (`npx tsx node_modules/@backtrack/cli/dist/bin.js ...`)'
+        ? 'a TypeScript config loads through tsx: `npm install --save-dev tsx` (or compile the config to .js/.mjs)'
         : undefined,
     );
   }
@@ -83,6 +83,26 @@ export async function loadConfig(
     );
   }
   return { config, file };
+}
+
+async function importModule(file: string): Promise<Record<string, unknown>> {
+  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
+
+/**
+ * A `.ts` config: through tsx's loader when tsx is installed (an optional peer: it maps the
+ * `./x.js` imports of TypeScript sources to `./x.ts`), else Node's own import, which strips
+ * types on Node 22.18+ and fails on older Node.
+ */
+async function importTypeScript(file: string): Promise<Record<string, unknown>> {
+  try {
+    const { register } = await import('tsx/esm/api');
+    // Process-wide (not tsImport's namespace), so the config shares the CLI's module instances.
+    register();
+  } catch {
+    // no tsx: Node's own import below
+  }
+  return importModule(file);
 }
 
 /** The registry from the config, or a usage error explaining how to provide it. */

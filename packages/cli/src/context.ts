@@ -68,7 +68,7 @@ export class CliContext {
           retryStrategy: (times) => (times > 3 ? null : Math.min(times * 200, 1_000)),
         });
       } catch (error) {
-        throw new CliError(`invalid Redis URL ${url}: ${messageOf(error)}`, EXIT.Usage);
+        throw new CliError(`invalid Redis URL ${redact(url)}: ${messageOf(error)}`, EXIT.Usage);
       }
       redis.on('error', () => undefined); // reported through the failed command instead
       try {
@@ -76,7 +76,7 @@ export class CliContext {
       } catch (error) {
         redis.disconnect();
         throw new CliError(
-          `cannot connect to Redis at ${url}: ${messageOf(error)}`,
+          `cannot connect to Redis at ${redact(url)}: ${messageOf(error)}`,
           EXIT.Error,
           'BT_ERR_CLI_CONNECTION',
           'set --redis-url or REDIS_URL',
@@ -235,6 +235,10 @@ export function messageOf(error: unknown): string {
   return message || (error as { code?: string })?.code || 'unknown error';
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+/**
+ * Hides the password of every `scheme://user:password@host` (or `scheme://:password@host`) URL
+ * in a text: CLI errors print URLs of Redis, RabbitMQ and PostgreSQL.
+ */
+export function redact(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*):([^@/\s]+)@/gi, '$1:***@');
 }

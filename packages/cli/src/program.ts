@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { BacktrackError } from '@backtrack/core';
 import { registerDlq } from './commands/dlq.js';
 import { registerPostgres } from './commands/postgres.js';
@@ -7,7 +7,7 @@ import { registerRollback } from './commands/rollback.js';
 import { registerSagas } from './commands/sagas.js';
 import { registerSchemas } from './commands/schemas.js';
 import { loadConfig } from './config.js';
-import { CliContext, messageOf, type GlobalOptions } from './context.js';
+import { CliContext, messageOf, redact, type GlobalOptions } from './context.js';
 import { CliError, EXIT } from './errors.js';
 import { createOutput, type Output } from './output.js';
 
@@ -33,7 +33,9 @@ function report(error: unknown, json: boolean): number {
     details = error.details;
     if (USAGE_CODES.test(code)) exit = EXIT.Usage;
   }
-  const message = messageOf(error);
+  // No password of a connection URL (Redis, AMQP, PostgreSQL) in any error the CLI prints.
+  const message = redact(messageOf(error));
+  if (hint) hint = redact(hint);
   if (json) {
     process.stdout.write(
       `${JSON.stringify({ error: { code, message, ...(hint ? { hint } : {}), ...(details ? { details } : {}) } }, null, 2)}\n`,
@@ -52,6 +54,67 @@ function report(error: unknown, json: boolean): number {
   return exit;
 }
 
+/**
+ * Options every command accepts, before or after the subcommand (`backtrack --json sagas list`
+ * and `backtrack sagas list --json` are the same).
+ */
+const GLOBAL_OPTIONS: [flags: string, description: string][] = [
+  [
+    '--config <file>',
+    'config module exporting registry, compensations, sagas (default: ./backtrack.config.mjs|js|ts, env BACKTRACK_CONFIG)',
+  ],
+  ['--json', 'machine-readable JSON on stdout'],
+  [
+    '--redis-url <url>',
+    'Redis for the journal, rollback progress and sagas (default: env REDIS_URL, config redis.url, redis://127.0.0.1:6379)',
+  ],
+  ['--transport <kind>', 'kafka or rabbitmq (default: env BACKTRACK_TRANSPORT, config transport)'],
+  [
+    '--kafka-brokers <list>',
+    'comma-separated host:port (default: env KAFKA_BROKERS, config kafka.brokers, 127.0.0.1:9092)',
+  ],
+  [
+    '--amqp-url <url>',
+    'RabbitMQ URL (default: env AMQP_URL, config rabbitmq.url, amqp://guest:guest@127.0.0.1:5672)',
+  ],
+];
+
+/** One example per command, shown at the end of its help. */
+const EXAMPLES: Record<string, string> = {
+  'rollback plan':
+    'backtrack rollback plan --service payments --version 1.1.0 --strategy compensate --out plan.json',
+  'rollback run': 'backtrack rollback run --plan plan.json',
+  'rollback resume': 'backtrack rollback resume run-7f3a',
+  'rollback status': 'backtrack rollback status run-7f3a',
+  'sagas list': 'backtrack sagas list --status stuck',
+  'sagas show': 'backtrack sagas show order-1',
+  'sagas retry': 'backtrack sagas retry order-1',
+  'sagas resolve':
+    'backtrack sagas resolve order-1 --step charge-card --reason "refunded by hand, ticket 123"',
+  'sagas recover': 'backtrack sagas recover',
+  'schemas check': 'backtrack schemas check --snapshot backtrack.schemas.json --required FULL',
+  'schemas snapshot': 'backtrack schemas snapshot --out backtrack.schemas.json --label 2.4.0',
+  'dlq list': 'backtrack dlq list --transport kafka --topic orders.dlq --limit 20',
+  'dlq redrive': 'backtrack dlq redrive --transport kafka --topic orders.dlq --code BT_ERR_HANDLER',
+  'postgres migrate':
+    'backtrack postgres migrate --database-url postgres://app@db/app --schema orders',
+};
+
+/** Help of the leaf commands: required options marked, global options accepted, an example. */
+function finishCommand(cmd: Command, path: string): void {
+  for (const option of cmd.options) {
+    if (option.mandatory && !option.description.endsWith('(required)'))
+      option.description = `${option.description} (required)`;
+  }
+  const own = new Set(cmd.options.map((o) => o.long));
+  for (const [flags, description] of GLOBAL_OPTIONS) {
+    const option = new Option(flags, description).hideHelp();
+    if (!own.has(option.long)) cmd.addOption(option);
+  }
+  const example = EXAMPLES[path];
+  if (example) cmd.addHelpText('after', `\nExample:\n  $ ${example}\n`);
+}
+
 /** Builds the `backtrack` program. Exposed for tests and for embedding in your own CLI. */
 export function createProgram(state: { exitCode: number }): Command {
   const program = new Command('backtrack')
@@ -59,20 +122,14 @@ export function createProgram(state: { exitCode: number }): Command {
       'Undo and redo what a bad deploy published: rollbacks, sagas, schemas, dead letters',
     )
     .version(VERSION, '-V, --cli-version', 'print the CLI version')
-    .option(
-      '--config <file>',
-      'config module exporting registry, compensations, sagas (default: ./backtrack.config.mjs|js, BACKTRACK_CONFIG)',
-    )
-    .option('--json', 'machine-readable JSON on stdout')
-    .option(
-      '--redis-url <url>',
-      'Redis for the journal, rollback progress and sagas (env REDIS_URL)',
-    )
-    .option('--transport <kind>', 'kafka or rabbitmq (env BACKTRACK_TRANSPORT)')
-    .option('--kafka-brokers <list>', 'comma-separated host:port (env KAFKA_BROKERS)')
-    .option('--amqp-url <url>', 'RabbitMQ URL (env AMQP_URL)')
     .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
+  for (const [flags, description] of GLOBAL_OPTIONS) program.option(flags, description);
+  program.addHelpText(
+    'after',
+    '\nGlobal options go before or after the command. Example:\n  $ backtrack sagas list --config backtrack.config.mjs\n',
+  );
 
   const run =
     (fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>) =>
@@ -99,7 +156,12 @@ export function createProgram(state: { exitCode: number }): Command {
   registerPostgres(program, run);
   for (const cmd of program.commands)
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
-  for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
+  for (const group of program.commands) {
+    for (const cmd of group.commands) {
+      cmd.exitOverride();
+      finishCommand(cmd, `${group.name()} ${cmd.name()}`);
+    }
+  }
   return program;
 }
 

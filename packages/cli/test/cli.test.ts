@@ -26,12 +26,15 @@ import {
 } from '@backtrack/core';
 import { createKafkaTransport } from '@backtrack/kafka';
 import { RedisJournal, RedisRollbackProgressStore, RedisSagaStore } from '@backtrack/redis';
-import { probeService, uniqueName } from '../../../test/support/services.js';
+import { isCI, probeService, uniqueName } from '../../../test/support/services.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+// What npm links as `backtrack` (it imports dist/bin.js).
+const COMMAND = fileURLToPath(new URL('../bin/backtrack.js', import.meta.url));
 const CONFIG = fileURLToPath(new URL('./fixtures/backtrack.config.mjs', import.meta.url));
 const INCOMPATIBLE = fileURLToPath(new URL('./fixtures/incompatible.config.mjs', import.meta.url));
+const WITH_SAGAS = fileURLToPath(new URL('./fixtures/sagas.config.mjs', import.meta.url));
 
 // The fixture is the user's config module; the test publishes with the same definitions.
 const { EmailSent, StockReserved, registry } = (await import(CONFIG)) as {
@@ -59,10 +62,10 @@ const prefixes = {
 
 function cli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+  options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [COMMAND, ...args], {
       cwd: options.cwd ?? ROOT,
       env: {
         ...process.env,
@@ -79,9 +82,12 @@ function cli(
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) =>
-      resolve({ code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T }),
-    );
+    // A command that does not exit by itself is killed (code null) rather than hanging the test.
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T });
+    });
   });
 }
 
@@ -93,7 +99,7 @@ beforeAll(async () => {
   } catch (error) {
     // CI builds first (`npm run build` in .ci/run) and fails there on a type error; locally, in a
     // work tree others are editing, test the last good build rather than nothing.
-    if (process.env.CI === 'true' || !existsSync(BIN)) throw error;
+    if (isCI() || !existsSync(BIN)) throw error;
     console.warn(`backtrack CLI tests: build failed, testing the existing ${BIN}`);
   }
 }, 300_000);
@@ -208,6 +214,79 @@ describe('backtrack CLI: arguments', () => {
     ]);
     expect(kafka.code).toBe(1);
     expect(kafka.stderr).toContain('cannot connect to Kafka at 127.0.0.1:1');
+  });
+});
+
+describe("backtrack CLI: a new user's first commands", () => {
+  it('help marks required options, shows defaults and one example per command', async () => {
+    const resolve = await cli(['sagas', 'resolve', '--help']);
+    expect(resolve.code).toBe(0);
+    expect(resolve.stdout).toMatch(/--step <name>\s+the stuck step \(required\)/);
+    expect(resolve.stdout).toContain('Example:\n  $ backtrack sagas resolve order-1 --step');
+    const list = await cli(['sagas', 'list', '--help']);
+    expect(list.stdout).toContain('(default: 50)');
+    for (const command of [
+      ['rollback', 'plan'],
+      ['rollback', 'run'],
+      ['rollback', 'resume'],
+      ['rollback', 'status'],
+      ['sagas', 'recover'],
+      ['schemas', 'check'],
+      ['dlq', 'redrive'],
+      ['postgres', 'migrate'],
+    ]) {
+      const help = await cli([...command, '--help']);
+      expect(help.stdout, command.join(' ')).toContain(
+        `Example:\n  $ backtrack ${command.join(' ')}`,
+      );
+    }
+  });
+
+  it('accepts the global options after the subcommand too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bt-cli-'));
+    try {
+      const out = join(dir, 'schemas.json');
+      const r = await cli(['schemas', 'snapshot', '--out', out, '--config', CONFIG, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.json()).toMatchObject({ file: out });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the run id of `rollback resume` one way: the argument', async () => {
+    const r = await cli(['rollback', 'resume', '--run-id', 'x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--run-id'");
+  });
+
+  it('exits when its command is done, even when the config keeps a handle open', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bt-cli-'));
+    try {
+      const started = Date.now();
+      const r = await cli(
+        ['--config', WITH_SAGAS, 'schemas', 'snapshot', '--out', join(dir, 's.json')],
+        { timeoutMs: 20_000 },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('Snapshot of 3 event types');
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never prints the password of a Redis URL, in text or JSON', async () => {
+    for (const url of ['redis://:s3cret-pw@127.0.0.1:1', 'redis://app:s3cret-pw@127.0.0.1:1/0']) {
+      const text = await cli(['sagas', 'list'], { env: { REDIS_URL: url } });
+      expect(text.code).toBe(1);
+      expect(text.stderr).toContain('cannot connect to Redis at redis://');
+      expect(text.stderr).toContain(':***@127.0.0.1:1');
+      expect(text.stderr).not.toContain('s3cret-pw');
+      const json = await cli(['sagas', 'list', '--json', '--redis-url', url]);
+      expect(json.stdout).toContain(':***@127.0.0.1:1');
+      expect(json.stdout + json.stderr).not.toContain('s3cret-pw');
+    }
   });
 });
 
@@ -462,6 +541,43 @@ describe.skipIf(!redisInfo.available || !kafkaInfo.available)(
       ]);
       expect(resolve.code).toBe(2);
       expect(resolve.stderr).toContain("required option '--reason <text>'");
+    });
+
+    it('hints at `sagas recover` for a running saga, which recover() then finishes', async () => {
+      // Its own saga prefix: only this saga is in flight there.
+      const env = { BT_TEST_SAGA_PREFIX: `${uniqueName('bt-cli-recover')}:` };
+      const store = new RedisSagaStore({ keyPrefix: env.BT_TEST_SAGA_PREFIX }, { redis });
+      const now = new Date().toISOString();
+      await store.create({
+        sagaId: 'left-running',
+        sagaName: 'place-order',
+        definitionVersion: 1,
+        status: SagaStatus.Running,
+        input: {},
+        steps: {
+          'reserve-stock': { status: 'completed', attempts: 1, compensationAttempts: 0 },
+          ship: { status: 'pending', attempts: 0, compensationAttempts: 0 },
+        },
+        completionOrder: ['reserve-stock'],
+        compensationOrder: [],
+        cancelRequested: false,
+        revision: 0,
+        createdAt: now,
+        updatedAt: now,
+      });
+      const show = await cli([...base, 'sagas', 'show', 'left-running'], { env });
+      expect(show.code, show.stderr).toBe(0);
+      expect(show.stdout).toContain('resume it: backtrack sagas recover');
+      const withSagas = ['--config', WITH_SAGAS];
+      const recover = await cli([...withSagas, 'sagas', 'recover'], { env, timeoutMs: 30_000 });
+      expect(recover.code, recover.stdout + recover.stderr).toBe(0);
+      expect(recover.stdout).toContain('Recovered 1 of 1 sagas in flight.');
+      expect(await store.get('left-running')).toMatchObject({
+        status: SagaStatus.Completed,
+        completionOrder: ['reserve-stock', 'ship'],
+      });
+      const again = await cli([...withSagas, '--json', 'sagas', 'recover'], { env });
+      expect(again.json()).toMatchObject({ found: 0 });
     });
 
     it('snapshots schemas and exits 5 on an incompatible change', async () => {

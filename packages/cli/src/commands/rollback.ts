@@ -171,7 +171,9 @@ function describePlan(plan: RollbackPlan, rows = 20): string {
 function describeResult(r: RollbackRunResult): string {
   const s = r.summary;
   const lines = [
-    `${r.dryRun ? 'Dry run of' : 'Rollback run'} ${r.runId} (plan ${r.planId}): ${r.status}`,
+    r.dryRun
+      ? `Dry run of ${r.runId} (plan ${r.planId}): what a run would do`
+      : `Rollback run ${r.runId} (plan ${r.planId}): ${r.status}`,
     `reversed: ${s.reversed}  replayed: ${s.replayed}  skipped: ${s.skipped}  failed: ${s.failed}  needs a person: ${s.needsPerson}  sagas compensated: ${s.sagasCompensated}  published now: ${s.published}`,
   ];
   if (r.failed.length) {
@@ -295,12 +297,14 @@ async function execute(
   }
 }
 
-function runOptions(cmd: Command): Command {
-  return cmd
-    .option(
+function runOptions(cmd: Command, runId = true): Command {
+  if (runId) {
+    cmd.option(
       '--run-id <id>',
       'the run id (default: run-<planId>, so the same plan resumes the same run)',
-    )
+    );
+  }
+  return cmd
     .option('--batch-size <n>', 'items per broker call', positiveInt('--batch-size'))
     .option(
       '--lease-ms <ms>',
@@ -371,7 +375,8 @@ export function registerRollback(program: Command, run: Run): void {
     rollback
       .command('resume')
       .description('resume a stopped, killed or failed run')
-      .argument('<runId>'),
+      .argument('<runId>', 'the run to resume (see `rollback status`)'),
+    false,
   ).action(
     run(async (ctx, out, cmd) => {
       const [runId] = cmd.args as [string];

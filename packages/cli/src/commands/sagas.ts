@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { SagaNotFoundError, SagaStatus, type SagaRecord } from '@backtrack/core';
+import {
+  SagaNotFoundError,
+  SagaStatus,
+  type RecoverySummary,
+  type SagaRecord,
+} from '@backtrack/core';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { table, type Output } from '../output.js';
@@ -64,6 +69,13 @@ function describeSaga(r: SagaRecord): string {
       '',
       `retry: backtrack sagas retry ${r.sagaId}`,
       `resolve by hand: backtrack sagas resolve ${r.sagaId} --step ${r.stuck.steps[0]} --reason "<what you did>"`,
+    );
+  }
+  if (r.status === SagaStatus.Running || r.status === SagaStatus.Compensating) {
+    lines.push(
+      '',
+      `${r.status} since its last write at ${r.updatedAt}. A service's saga engine drives it while that service is up;`,
+      `if none is (it crashed and was not restarted), resume it: backtrack sagas recover`,
     );
   }
   return lines.join('\n');
@@ -157,6 +169,21 @@ export function registerSagas(program: Command, run: Run): void {
     );
 
   sagas
+    .command('recover')
+    .description(
+      "resume every saga left running or compensating by a process that is gone (the engine's recover())",
+    )
+    .action(
+      run(async (ctx, out) => {
+        requireDefinitions(ctx);
+        const summary = await (await ctx.sagaEngine()).recover();
+        out.result(summary, () => describeRecovery(summary));
+        const stuck = summary.results.some((r) => r.status === SagaStatus.Stuck);
+        return summary.errors.length > 0 ? EXIT.Error : stuck ? EXIT.Incomplete : EXIT.Ok;
+      }),
+    );
+
+  sagas
     .command('resolve')
     .description('mark a stuck step as handled by hand, with the reason kept in the saga log')
     .argument('<sagaId>')
@@ -174,6 +201,30 @@ export function registerSagas(program: Command, run: Run): void {
         );
       }),
     );
+}
+
+function describeRecovery(summary: RecoverySummary): string {
+  if (summary.found === 0)
+    return 'No saga in flight (running or compensating): nothing to recover.';
+  const lines = [
+    `Recovered ${summary.results.length} of ${summary.found} sagas in flight.`,
+    '',
+    table(
+      ['saga', 'status now'],
+      summary.results.map((r) => [r.sagaId, r.status]),
+    ),
+  ];
+  if (summary.errors.length) {
+    lines.push(
+      '',
+      'Not recovered now:',
+      table(
+        ['saga', 'error'],
+        summary.errors.map((e) => [e.sagaId, e.error.message]),
+      ),
+    );
+  }
+  return lines.join('\n');
 }
 
 function requireDefinitions(ctx: CliContext): void {

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import {
   checkCompatibility,
+  formatProblems,
   loadSnapshot,
   serializeSnapshot,
   snapshotRegistry,
@@ -51,8 +52,12 @@ export async function check(
       ),
     ];
     for (const e of report.events.filter((x) => !x.ok)) {
-      for (const p of e.problems)
-        lines.push(`  ${e.type}: ${p.direction} ${p.path ?? ''} ${p.message}`);
+      lines.push('', `${e.type}: ${e.level}, required ${e.required}`);
+      lines.push(...formatProblems(e.problems).map((line) => `  ${line}`));
+    }
+    for (const e of report.events.filter((x) => x.warnings.length > 0)) {
+      lines.push('', `${e.type}: warnings (not counted in the verdict)`);
+      for (const w of e.warnings) lines.push(`  - ${w.path}: ${w.message}`);
     }
     lines.push('', report.ok ? 'Compatible.' : 'INCOMPATIBLE: see the problems above.');
     return lines.join('\n');

@@ -7,11 +7,27 @@ export class SagaDefinitionError extends BacktrackError {
   }
 }
 
-/** The input given to `start` fails the saga's input schema. */
+/**
+ * The input given to `start` fails the saga's input schema. The message names each field and
+ * its zod issue (`details.issues` holds them all).
+ */
 export class SagaInputError extends BacktrackError {
   constructor(message: string, options?: BacktrackErrorOptions) {
-    super('BT_ERR_SAGA_INPUT_INVALID', message, options);
+    super('BT_ERR_SAGA_INPUT_INVALID', withIssues(message, options?.details?.issues), options);
   }
+}
+
+/** `message: amountCents: Invalid input: expected number, received string; ...` (5 at most). */
+function withIssues(message: string, issues: unknown): string {
+  if (!Array.isArray(issues) || issues.length === 0) return message;
+  const shown = (issues as { path?: PropertyKey[]; message?: string }[])
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path?.length ? issue.path.map(String).join('.') : '(the input)';
+      return `${path}: ${issue.message ?? 'invalid'}`;
+    });
+  const more = issues.length > shown.length ? ` (and ${issues.length - shown.length} more)` : '';
+  return `${message}: ${shown.join('; ')}${more}`;
 }
 
 /** Another writer advanced the saga first (optimistic concurrency); re-read and decide again. */

@@ -59,7 +59,10 @@ describe('checkCompatibility: verdicts per event type', () => {
       from: 1,
       to: 2,
     });
-    expect(e.problems[0]?.message).toMatch(/no "up" transform/);
+    expect(e.problems[0]).toMatchObject({
+      context: 'v1→v2 has no "up" transform',
+      message: 'required in v2, absent from v1',
+    });
   });
 
   it('the same change with an up transform: FULL', () => {
@@ -81,7 +84,8 @@ describe('checkCompatibility: verdicts per event type', () => {
       expect.objectContaining({
         direction: 'forward',
         path: '$.amount',
-        message: expect.stringMatching(/no "down"/),
+        context: 'v2→v1 has no "down" transform',
+        message: 'required in v1, absent from v2',
       }),
     ]);
   });
@@ -129,7 +133,10 @@ describe('checkCompatibility: verdicts per event type', () => {
     // New readers want integers; events already written may hold fractions.
     expect(e.level).toBe('FORWARD');
     expect(e.problems[0]).toMatchObject({ direction: 'backward', version: 1, path: '$.amount' });
-    expect(e.problems[0]?.message).toMatch(/published version 1 changed/);
+    expect(e.problems[0]).toMatchObject({
+      context: 'published v1 changed',
+      message: 'the old v1 may write number, the new v1 accepts integer',
+    });
   });
 
   it('a version removed (code rolled back below the snapshot): FORWARD, fails BACKWARD', () => {
@@ -192,6 +199,113 @@ describe('checkCompatibility: verdicts per event type', () => {
   });
 });
 
+describe('checkCompatibility: what fails at run time is flagged', () => {
+  const Amount = z.object({ orderId: z.string(), amount: z.string() });
+  const withTransforms = () =>
+    v1().version(2, Amount, {
+      up: (d) => ({ ...d, amount: String(d.amount) }),
+      down: (d) => ({ ...d, amount: Number(d.amount) }),
+    });
+
+  it('removing the up/down transforms of a published step is incompatible without --transitive', () => {
+    const published = registry(withTransforms());
+    const withoutTransforms = v1().version(2, Amount);
+    const e = verdict(published, registry(withoutTransforms), 'BACKWARD');
+    expect(e).toMatchObject({ level: 'NONE', ok: false });
+    expect(e.problems.map((p) => [p.direction, p.context, p.path])).toEqual([
+      ['backward', 'v1→v2: the "up" transform of published v2 was removed', '$.amount'],
+      ['forward', 'v2→v1: the "down" transform of published v2 was removed', '$.amount'],
+    ]);
+    // What the check stands for: a v2 reader now fails on v1 data.
+    expect(() => withoutTransforms.read({ orderId: 'o', amount: 1 }, 1)).toThrow(
+      expect.objectContaining({ code: 'BT_ERR_SCHEMA_TRANSFORM_MISSING' }),
+    );
+  });
+
+  it('removing a transform the schemas do not need stays compatible', () => {
+    const optional = Base.extend({ note: z.string().optional() });
+    const published = registry(v1().version(2, optional, { up: (d) => d, down: (d) => d }));
+    expect(verdict(published, registry(v1().version(2, optional))).level).toBe('FULL');
+  });
+
+  it('z.int() to z.bigint() is flagged both ways (JSON Schema cannot express bigint)', () => {
+    const next = v1().version(2, z.object({ orderId: z.string(), amount: z.bigint() }));
+    const e = verdict(registry(v1()), registry(next));
+    expect(e.level).toBe('NONE');
+    expect(e.problems.find((p) => p.direction === 'backward')?.message).toBe(
+      'v2 has a bigint here, v1 number: JSON Schema cannot express bigint, so the check counts it compatible only with the same type',
+    );
+  });
+
+  it('z.date() to z.iso.datetime() is flagged both ways', () => {
+    const dated = defineEvent('order.placed').version(1, z.object({ at: z.date() }));
+    const next = dated.version(2, z.object({ at: z.iso.datetime() }));
+    const e = verdict(registry(dated), registry(next));
+    expect(e.level).toBe('NONE');
+    expect(e.problems.find((p) => p.direction === 'forward')).toMatchObject({
+      path: '$.at',
+      message: expect.stringMatching(
+        /^v1 has a date here, v2 string: JSON Schema cannot express date/,
+      ),
+    });
+  });
+
+  it('an unrepresentable type is compatible with itself', () => {
+    const dated = defineEvent('order.placed').version(1, z.object({ at: z.date() }));
+    const next = dated.version(2, z.object({ at: z.date(), note: z.string().optional() }));
+    expect(verdict(registry(dated), registry(next)).level).toBe('FULL');
+  });
+
+  it('warns when a version adds a refinement, without changing the verdict', () => {
+    const next = v1().version(
+      2,
+      z.object({ orderId: z.string().refine((id) => id.startsWith('o-')), amount: z.number() }),
+    );
+    const e = verdict(registry(v1()), registry(next));
+    expect(e.level).toBe('FULL');
+    expect(e.warnings).toEqual([
+      {
+        version: 2,
+        path: '$.orderId',
+        message:
+          'v2 adds a refinement (.refine, .superRefine or .check) here, which JSON Schema cannot show: check by hand that every event of v1 passes it',
+      },
+    ]);
+    // The same refinement carried into v3 is not new.
+    const v3 = next.version(
+      3,
+      z.object({
+        orderId: z.string().refine((id) => id.startsWith('o-')),
+        amount: z.number(),
+        note: z.string().optional(),
+      }),
+    );
+    expect(verdict(registry(next), registry(v3)).warnings).toEqual([]);
+  });
+
+  it('names every union alternative that rejects the old data, in words', () => {
+    const problems = readerAcceptsWriter(
+      z.toJSONSchema(z.union([z.string().min(2), z.number()]), { io: 'input' }),
+      z.toJSONSchema(z.string(), { io: 'output' }),
+      { reader: 'the new version', writer: 'the old version' },
+    );
+    expect(problems.map((p) => p.message)).toEqual([
+      'alternative 1 of 2 (string) of the new version: the new version requires minLength 2, the old version has none',
+      'alternative 2 of 2 (number) of the new version: the old version may write string, the new version accepts number',
+    ]);
+  });
+
+  it('explains "accepts nothing" and "may write anything" in words', () => {
+    const roles = { reader: 'the new version', writer: 'the old version' };
+    expect(readerAcceptsWriter({ not: {} }, { type: 'string' }, roles)[0]?.message).toBe(
+      'the new version accepts no value at all here (an impossible schema, such as z.never()), so whatever the old version writes is rejected',
+    );
+    expect(readerAcceptsWriter({ type: 'string' }, {}, roles)[0]?.message).toBe(
+      'the old version puts no limit on this value (z.any(), z.unknown(), or a shape JSON Schema cannot describe), so it may write values the new version rejects',
+    );
+  });
+});
+
 describe('assertCompatible', () => {
   it('throws SchemaIncompatibleError listing the problems, with the report', () => {
     const next = v1().version(2, Base.extend({ currency: z.string() }));
@@ -205,7 +319,7 @@ describe('assertCompatible', () => {
     expect(error).toBeInstanceOf(BacktrackError);
     expect((error as SchemaIncompatibleError).code).toBe('BT_ERR_SCHEMA_INCOMPATIBLE');
     expect((error as SchemaIncompatibleError).message).toMatch(
-      /order\.placed: FORWARD, required BACKWARD\n {2}- backward v1→v2 \$\.currency/,
+      /order\.placed: FORWARD, required BACKWARD\n {2}v1→v2 has no "up" transform \(BACKWARD: new readers, old events\):\n {4}- \$\.currency: required in v2, absent from v1/,
     );
     expect((error as SchemaIncompatibleError).details.types).toEqual(['order.placed']);
   });

@@ -4,8 +4,12 @@ import { EventRegistry } from './EventRegistry.js';
 import { SchemaIncompatibleError, SchemaSnapshotError } from './errors.js';
 import {
   readerAcceptsWriter,
+  refinementPaths,
+  REFINEMENTS_KEYWORD,
   stableStringify,
+  UNREPRESENTABLE_KEYWORD,
   type JsonSchema,
+  type Roles,
   type SchemaProblem,
 } from './jsonSchemaCompat.js';
 
@@ -69,8 +73,10 @@ const SNAPSHOT_SCHEMA = z.object({
 
 /**
  * Takes a JSON-serialisable snapshot of a registry (JSON Schema of each version from
- * `z.toJSONSchema`; what JSON Schema cannot express, such as `z.date()` or a transform's
- * output, becomes `{}`, "anything").
+ * `z.toJSONSchema`). What JSON Schema cannot express (`z.bigint()`, `z.date()`, a transform's
+ * output, `z.custom()`) is marked `x-backtrack-unrepresentable` with its zod type, and is
+ * compatible only with the same type; refinements (`.refine`, `.superRefine`, `.check`) are
+ * counted in `x-backtrack-refinements`, so a version that adds one gets a warning.
  */
 export function snapshotRegistry(
   registry: EventRegistry,
@@ -98,6 +104,7 @@ function snapshotVersions(definition: AnyEventDefinition): Record<string, Versio
         unrepresentable: 'any',
         cycles: 'ref',
         reused: 'inline',
+        override: markOpaque,
       }) as Record<string, unknown>;
       return json;
     };
@@ -108,6 +115,22 @@ function snapshotVersions(definition: AnyEventDefinition): Record<string, Versio
     };
   }
   return versions;
+}
+
+/** zod types whose JSON Schema is legitimately `{}`: they do accept anything. */
+const ACCEPTS_ANYTHING = new Set(['any', 'unknown']);
+
+function markOpaque(ctx: {
+  zodSchema: { _zod: { def: { type: string; checks?: { _zod: { def: { check: string } } }[] } } };
+  jsonSchema: Record<string, unknown>;
+}): void {
+  const def = ctx.zodSchema._zod.def;
+  const refinements = (def.checks ?? []).filter((c) => c._zod.def.check === 'custom').length;
+  if (refinements > 0) ctx.jsonSchema[REFINEMENTS_KEYWORD] = refinements;
+  const constraints = Object.keys(ctx.jsonSchema).filter((k) => k !== REFINEMENTS_KEYWORD);
+  if (constraints.length === 0 && !ACCEPTS_ANYTHING.has(def.type)) {
+    ctx.jsonSchema[UNREPRESENTABLE_KEYWORD] = def.type;
+  }
 }
 
 /** Serialises a snapshot as stable, pretty JSON (sorted keys: diffs stay small). */
@@ -160,6 +183,11 @@ export function loadSnapshot(json: string | unknown): RegistrySnapshot {
 /** One reason a change is not backward or not forward compatible. */
 export interface CompatibilityProblem extends SchemaProblem {
   direction: 'backward' | 'forward';
+  /**
+   * What change the problem belongs to, shared by the problems of one change, for example
+   * `published v1 changed` or `v1→v2 has no "up" transform`.
+   */
+  context: string;
   /** The version (or the new version of a step `from → to`) the problem is about. */
   version?: number;
   from?: number;
@@ -178,6 +206,15 @@ export interface EventCompatibility {
   previousVersions: number[];
   nextVersions: number[];
   problems: CompatibilityProblem[];
+  /** What the check cannot verify but a person should (they do not change `level` or `ok`). */
+  warnings: CompatibilityWarning[];
+}
+
+/** Something the check cannot see, for example a refinement (`.refine`) a new version adds. */
+export interface CompatibilityWarning {
+  version: number;
+  path: string;
+  message: string;
 }
 
 /** The result of {@link checkCompatibility}. */
@@ -249,10 +286,7 @@ export function assertCompatible(
     const failing = report.events.filter((event) => !event.ok);
     const lines = failing.flatMap((event) => [
       `${event.type}: ${event.level}, required ${event.required}`,
-      ...event.problems.map(
-        (p) =>
-          `  - ${p.direction}${p.version === undefined ? '' : ` v${p.from ?? p.version}→v${p.to ?? p.version}`} ${p.path}: ${p.message}`,
-      ),
+      ...formatProblems(event.problems).map((line) => `  ${line}`),
     ]);
     throw new SchemaIncompatibleError(`incompatible event schema change:\n${lines.join('\n')}`, {
       report,
@@ -260,6 +294,21 @@ export function assertCompatible(
     });
   }
   return report;
+}
+
+/**
+ * The problems of one event type as text lines: one heading per change (its context and
+ * direction), then each problem's path and message, indented.
+ */
+export function formatProblems(problems: readonly CompatibilityProblem[]): string[] {
+  const lines: string[] = [];
+  let heading: string | undefined;
+  for (const p of problems) {
+    const next = `${p.context} (${p.direction === 'backward' ? 'BACKWARD: new readers, old events' : 'FORWARD: old readers, new events'}):`;
+    if (next !== heading) lines.push((heading = next));
+    lines.push(`  - ${p.path}: ${p.message}`);
+  }
+  return lines;
 }
 
 /** True when `actual` satisfies `required`. */
@@ -290,6 +339,7 @@ function checkType(
   const previousVersions = before ? sortedVersions(before) : [];
   const nextVersions = after ? sortedVersions(after) : [];
   const problems: CompatibilityProblem[] = [];
+  const warnings: CompatibilityWarning[] = [];
   let status: EventCompatibility['status'];
   if (before === undefined) {
     status = 'added';
@@ -297,8 +347,9 @@ function checkType(
     status = 'removed';
     problems.push({
       direction: 'backward',
+      context: 'event type removed',
       path: '$',
-      message: 'the event type was removed; its events can no longer be read',
+      message: 'its events (in topics, journals, dead letters) can no longer be read',
     });
   } else {
     status = stableStringify(before) === stableStringify(after) ? 'unchanged' : 'changed';
@@ -310,9 +361,10 @@ function checkType(
       if (now === undefined) {
         problems.push({
           direction: 'backward',
+          context: `published v${version} removed`,
           version,
           path: '$',
-          message: `version ${version} was removed; its events can no longer be read`,
+          message: `its events can no longer be read`,
         });
         continue;
       }
@@ -320,53 +372,54 @@ function checkType(
         stableStringify(old.input) !== stableStringify(now.input) ||
         stableStringify(old.output) !== stableStringify(now.output)
       ) {
-        for (const p of readerAcceptsWriter(now.input, old.output)) {
-          problems.push({
-            direction: 'backward',
-            version,
-            ...p,
-            message: `published version ${version} changed: ${p.message}`,
-          });
-        }
-        for (const p of readerAcceptsWriter(old.input, now.output)) {
-          problems.push({
-            direction: 'forward',
-            version,
-            ...p,
-            message: `published version ${version} changed: ${p.message}`,
-          });
-        }
+        const context = `published v${version} changed`;
+        const roles = { reader: `the new v${version}`, writer: `the old v${version}` };
+        for (const p of readerAcceptsWriter(now.input, old.output, roles))
+          problems.push({ direction: 'backward', context, version, ...p });
+        const back = { reader: roles.writer, writer: roles.reader };
+        for (const p of readerAcceptsWriter(old.input, now.output, back))
+          problems.push({ direction: 'forward', context, version, ...p });
+        warnings.push(...addedRefinements(old.input, now.input, version, `the old v${version}`));
       }
     }
-    // Steps: the new ones (non-transitive, as Confluent compares with the latest), or all.
-    const lowest = transitive ? (nextVersions[0] ?? 1) : previousLatest;
+    // Steps: the new ones (non-transitive, as Confluent compares with the latest), the ones
+    // whose published transform was removed, or all of them (transitive).
     for (const version of nextVersions) {
-      if (version <= lowest) continue;
       const lower = after[String(version - 1)];
       const upper = after[String(version)]!;
       if (lower === undefined) continue;
+      const published = before[String(version)];
+      const isNew = version > previousLatest;
+      const upRemoved = published?.up === true && !upper.up;
+      const downRemoved = published?.down === true && !upper.down;
+      if (!transitive && !isNew && !upRemoved && !downRemoved) continue;
       const step = { version, from: version - 1, to: version };
-      if (!upper.up) {
-        for (const p of readerAcceptsWriter(upper.input, lower.output)) {
-          problems.push({
-            direction: 'backward',
-            ...step,
-            ...p,
-            message: `no "up" transform v${version - 1}→v${version} and the change needs one: ${p.message}`,
-          });
-        }
+      const older: Roles = { reader: `v${version}`, writer: `v${version - 1}` };
+      if (!upper.up && (transitive || isNew || upRemoved)) {
+        const context = upRemoved
+          ? `v${version - 1}→v${version}: the "up" transform of published v${version} was removed`
+          : `v${version - 1}→v${version} has no "up" transform`;
+        for (const p of readerAcceptsWriter(upper.input, lower.output, older))
+          problems.push({ direction: 'backward', context, ...step, ...p });
       }
-      if (!upper.down) {
-        for (const p of readerAcceptsWriter(lower.input, upper.output)) {
+      if (!upper.down && (transitive || isNew || downRemoved)) {
+        const context = downRemoved
+          ? `v${version}→v${version - 1}: the "down" transform of published v${version} was removed`
+          : `v${version}→v${version - 1} has no "down" transform`;
+        const newer: Roles = { reader: older.writer, writer: older.reader };
+        for (const p of readerAcceptsWriter(lower.input, upper.output, newer)) {
           problems.push({
             direction: 'forward',
+            context,
             ...step,
             from: version,
             to: version - 1,
             ...p,
-            message: `no "down" transform v${version}→v${version - 1} and the change needs one: ${p.message}`,
           });
         }
+      }
+      if (isNew || transitive) {
+        warnings.push(...addedRefinements(lower.input, upper.input, version, `v${version - 1}`));
       }
     }
   }
@@ -383,7 +436,25 @@ function checkType(
     previousVersions,
     nextVersions,
     problems,
+    warnings,
   };
+}
+
+/** Refinements `next` has that `previous` did not, as warnings about `version`. */
+function addedRefinements(
+  previous: JsonSchema,
+  next: JsonSchema,
+  version: number,
+  previousName: string,
+): CompatibilityWarning[] {
+  const before = refinementPaths(previous);
+  return [...refinementPaths(next)]
+    .filter(([path, count]) => count > (before.get(path) ?? 0))
+    .map(([path]) => ({
+      version,
+      path,
+      message: `v${version} adds a refinement (.refine, .superRefine or .check) here, which JSON Schema cannot show: check by hand that every event of ${previousName} passes it`,
+    }));
 }
 
 function sortedVersions(versions: Record<string, VersionSnapshot>): number[] {

@@ -29,15 +29,17 @@ export {
   snapshotRegistry,
   serializeSnapshot,
   loadSnapshot,
+  formatProblems,
 } from './compatibility.js';
 export type {
   CompatibilityLevel,
   CompatibilityOptions,
   CompatibilityReport,
   CompatibilityProblem,
+  CompatibilityWarning,
   EventCompatibility,
   RegistrySnapshot,
   VersionSnapshot,
 } from './compatibility.js';
 export { readerAcceptsWriter } from './jsonSchemaCompat.js';
-export type { JsonSchema, SchemaProblem } from './jsonSchemaCompat.js';
+export type { JsonSchema, Roles, SchemaProblem } from './jsonSchemaCompat.js';

@@ -5,6 +5,16 @@
  * keywords zod emits; a change it calls incompatible may occasionally be fine.
  */
 
+/**
+ * Keyword the snapshot puts on a node JSON Schema cannot express (`z.bigint()`, `z.date()`, a
+ * transform's output, `z.custom()`, ...), naming the zod type. Such a node is compatible only
+ * with a node of the same kind: without it the node would be `{}`, "anything", and a reader of
+ * that shape would look compatible with every writer.
+ */
+export const UNREPRESENTABLE_KEYWORD = 'x-backtrack-unrepresentable';
+/** Keyword counting the refinements (`.refine`, `.superRefine`, `.check`) on a node. */
+export const REFINEMENTS_KEYWORD = 'x-backtrack-refinements';
+
 /** A JSON Schema node as zod emits it. */
 export type JsonSchema = boolean | { [keyword: string]: unknown };
 
@@ -32,6 +42,7 @@ const ANNOTATIONS = new Set([
   'id',
   '$defs',
   'definitions',
+  REFINEMENTS_KEYWORD,
 ]);
 
 const HANDLED = new Set([
@@ -61,21 +72,53 @@ const HANDLED = new Set([
   'multipleOf',
   'contentEncoding',
   'contentMediaType',
+  UNREPRESENTABLE_KEYWORD,
 ]);
 
 type JsonType = 'string' | 'number' | 'integer' | 'boolean' | 'null' | 'array' | 'object';
 
-interface Roots {
-  reader: JsonSchema;
-  writer: JsonSchema;
+/** How messages name the two sides, for example `{ reader: 'the new version', writer: 'the old version' }`. */
+export interface Roles {
+  reader: string;
+  writer: string;
+}
+
+interface Roots extends Roles {
+  readerRoot: JsonSchema;
+  writerRoot: JsonSchema;
 }
 
 /**
  * Returns every problem found when data valid under `writer` is read with `reader`; an empty
- * list means the reader accepts all of it.
+ * list means the reader accepts all of it. `roles` names the sides in the messages.
  */
-export function readerAcceptsWriter(reader: JsonSchema, writer: JsonSchema): SchemaProblem[] {
-  return compare(reader, writer, '$', { reader, writer }, new Set());
+export function readerAcceptsWriter(
+  reader: JsonSchema,
+  writer: JsonSchema,
+  roles: Roles = { reader: 'the reader', writer: 'the writer' },
+): SchemaProblem[] {
+  return compare(
+    reader,
+    writer,
+    '$',
+    { ...roles, readerRoot: reader, writerRoot: writer },
+    new Set(),
+  );
+}
+
+function unrepresentable(schema: JsonSchema): string | undefined {
+  if (typeof schema !== 'object') return undefined;
+  const kind = schema[UNREPRESENTABLE_KEYWORD];
+  return typeof kind === 'string' ? kind : undefined;
+}
+
+function describeType(schema: JsonSchema): string {
+  const kind = unrepresentable(schema);
+  if (kind !== undefined) return `a ${kind}`;
+  if (typeof schema === 'object' && schema.type !== undefined) {
+    return Array.isArray(schema.type) ? schema.type.join(' | ') : String(schema.type);
+  }
+  return 'a JSON value';
 }
 
 function compare(
@@ -85,12 +128,38 @@ function compare(
   roots: Roots,
   seen: Set<string>,
 ): SchemaProblem[] {
-  const r = resolve(r0, roots.reader);
-  const w = resolve(w0, roots.writer);
+  const r = resolve(r0, roots.readerRoot);
+  const w = resolve(w0, roots.writerRoot);
+  const rKind = unrepresentable(r);
+  const wKind = unrepresentable(w);
+  if (rKind !== undefined || wKind !== undefined) {
+    if (rKind === wKind && stableEqual(strip(r), strip(w))) return [];
+    if (isNever(w)) return [];
+    const kind = (rKind ?? wKind)!;
+    return [
+      {
+        path,
+        message: `${roots.reader} has ${describeType(r)} here, ${roots.writer} ${describeType(w)}: JSON Schema cannot express ${kind}, so the check counts it compatible only with the same type`,
+      },
+    ];
+  }
   if (isAny(r) || isNever(w)) return [];
-  if (isNever(r)) return [{ path, message: 'the reader accepts nothing here' }];
-  if (isAny(w))
-    return [{ path, message: 'the writer may produce anything here, the reader is stricter' }];
+  if (isNever(r)) {
+    return [
+      {
+        path,
+        message: `${roots.reader} accepts no value at all here (an impossible schema, such as z.never()), so whatever ${roots.writer} writes is rejected`,
+      },
+    ];
+  }
+  if (isAny(w)) {
+    return [
+      {
+        path,
+        message: `${roots.writer} puts no limit on this value (z.any(), z.unknown(), or a shape JSON Schema cannot describe), so it may write values ${roots.reader} rejects`,
+      },
+    ];
+  }
   const pairKey = `${refOf(r0)}|${refOf(w0)}|${path.split('.').length > 64 ? 'deep' : ''}`;
   if (refOf(r0) !== '' && refOf(w0) !== '') {
     // Recursive schemas: assume the pair compatible while it is being compared (coinduction).
@@ -101,19 +170,25 @@ function compare(
   const rText = stableStringify(strip(r));
   if (!rText.includes('"$ref"') && rText === stableStringify(strip(w))) return [];
 
-  const writerBranches = branches(w, roots.writer);
+  const writerBranches = branches(w, roots.writerRoot);
   if (writerBranches.length > 1) {
     return writerBranches.flatMap((branch) => compare(r, branch, path, roots, seen));
   }
-  const readerBranches = branches(r, roots.reader);
+  const readerBranches = branches(r, roots.readerRoot);
   if (readerBranches.length > 1) {
-    let best: SchemaProblem[] | undefined;
-    for (const branch of readerBranches) {
+    // Every alternative that rejects the writer, each with its reasons.
+    const rejections: SchemaProblem[] = [];
+    for (const [i, branch] of readerBranches.entries()) {
       const problems = compare(branch, w, path, roots, seen);
       if (problems.length === 0) return [];
-      if (best === undefined || problems.length < best.length) best = problems;
+      rejections.push(
+        ...problems.map((p) => ({
+          path: p.path,
+          message: `alternative ${i + 1} of ${readerBranches.length} (${describeType(branch)}) of ${roots.reader}: ${p.message}`,
+        })),
+      );
     }
-    return best ?? [{ path, message: 'no reader alternative accepts the writer' }];
+    return rejections;
   }
   const rOnly = readerBranches[0] ?? r;
   const wOnly = writerBranches[0] ?? w;
@@ -133,7 +208,9 @@ function compareSingle(
   const add = (message: string, at = path) => problems.push({ path: at, message });
 
   if (Array.isArray(r.allOf) || Array.isArray(w.allOf)) {
-    return [{ path, message: 'allOf differs between reader and writer (not compared)' }];
+    return [
+      { path, message: `allOf differs between ${roots.reader} and ${roots.writer} (not compared)` },
+    ];
   }
   for (const keyword of Object.keys(r)) {
     if (
@@ -141,7 +218,7 @@ function compareSingle(
       !HANDLED.has(keyword) &&
       !stableEqual(r[keyword], w[keyword])
     ) {
-      add(`the reader uses "${keyword}", which the check does not compare`);
+      add(`${roots.reader} uses "${keyword}", which the check does not compare`);
     }
   }
 
@@ -149,15 +226,17 @@ function compareSingle(
   const values = finiteValues(w);
   if (values !== undefined) {
     for (const value of values) {
-      if (!valueMatches(r, value, roots.reader))
-        add(`the reader rejects the value ${JSON.stringify(value)}`);
+      if (!valueMatches(r, value, roots.readerRoot))
+        add(
+          `${roots.reader} rejects the value ${JSON.stringify(value)}, which ${roots.writer} may write`,
+        );
     }
     return problems;
   }
   const readerValues = finiteValues(r);
   if (readerValues !== undefined) {
     add(
-      `the reader accepts only ${JSON.stringify(readerValues)}, the writer is not limited to them`,
+      `${roots.reader} accepts only ${JSON.stringify(readerValues)}, ${roots.writer} is not limited to them`,
     );
     return problems;
   }
@@ -165,13 +244,17 @@ function compareSingle(
   const readerTypes = typesOf(r);
   const writerTypes = typesOf(w);
   if (writerTypes === undefined && readerTypes !== undefined) {
-    add(`the writer's type is unconstrained, the reader wants ${[...readerTypes].join(' | ')}`);
+    add(
+      `${roots.writer} does not constrain the type, ${roots.reader} wants ${[...readerTypes].join(' | ')}`,
+    );
     return problems;
   }
   if (readerTypes !== undefined && writerTypes !== undefined) {
     for (const type of writerTypes) {
       if (!readerTypes.has(type) && !(type === 'integer' && readerTypes.has('number'))) {
-        add(`the writer may produce ${type}, the reader accepts ${[...readerTypes].join(' | ')}`);
+        add(
+          `${roots.writer} may write ${type}, ${roots.reader} accepts ${[...readerTypes].join(' | ')}`,
+        );
       }
     }
     if (problems.length > 0) return problems;
@@ -179,31 +262,31 @@ function compareSingle(
   const types = writerTypes ?? new Set<JsonType>();
 
   if (types.has('string')) {
-    lowerBound(r.minLength, w.minLength, 'minLength', add);
-    upperBound(r.maxLength, w.maxLength, 'maxLength', add);
+    lowerBound(r.minLength, w.minLength, 'minLength', add, roots);
+    upperBound(r.maxLength, w.maxLength, 'maxLength', add, roots);
     for (const keyword of ['pattern', 'format', 'contentEncoding', 'contentMediaType'] as const) {
       if (r[keyword] !== undefined && r[keyword] !== w[keyword]) {
         add(
-          `the reader requires ${keyword} ${JSON.stringify(r[keyword])}, the writer ${w[keyword] === undefined ? 'does not' : JSON.stringify(w[keyword])}`,
+          `${roots.reader} requires ${keyword} ${JSON.stringify(r[keyword])}, ${roots.writer} ${w[keyword] === undefined ? 'does not' : `has ${JSON.stringify(w[keyword])}`}`,
         );
       }
     }
   }
   if (types.has('number') || types.has('integer')) {
     if (readerTypes?.has('integer') && !readerTypes.has('number') && types.has('number')) {
-      add('the reader wants integers, the writer may produce fractions');
+      add(`${roots.reader} wants integers, ${roots.writer} may write fractions`);
     }
-    numericBounds(r, w, add);
+    numericBounds(r, w, add, roots);
     if (typeof r.multipleOf === 'number') {
       const wm = w.multipleOf;
       if (typeof wm !== 'number' || !Number.isInteger(wm / r.multipleOf)) {
-        add(`the reader requires multipleOf ${r.multipleOf}`);
+        add(`${roots.reader} requires multipleOf ${r.multipleOf}, ${roots.writer} does not`);
       }
     }
   }
   if (types.has('array')) {
-    lowerBound(r.minItems, w.minItems, 'minItems', add);
-    upperBound(r.maxItems, w.maxItems, 'maxItems', add);
+    lowerBound(r.minItems, w.minItems, 'minItems', add, roots);
+    upperBound(r.maxItems, w.maxItems, 'maxItems', add, roots);
     if (Array.isArray(r.prefixItems) || Array.isArray(w.prefixItems)) {
       const rp = (r.prefixItems as JsonSchema[] | undefined) ?? [];
       const wp = (w.prefixItems as JsonSchema[] | undefined) ?? [];
@@ -256,8 +339,8 @@ function compareObjects(
         path: at(key),
         message:
           key in wProps
-            ? 'required by the reader, optional in the writer'
-            : 'required by the reader, absent in the writer',
+            ? `required in ${roots.reader}, optional in ${roots.writer}`
+            : `required in ${roots.reader}, absent from ${roots.writer}`,
       });
     }
   }
@@ -271,7 +354,7 @@ function compareObjects(
     if (isNever(rExtra)) {
       problems.push({
         path: at(key),
-        message: 'the writer may produce this field, the reader rejects unknown fields',
+        message: `${roots.writer} may write this field, ${roots.reader} rejects unknown fields`,
       });
     } else {
       problems.push(...compare(rExtra, writerField, at(key), roots, seen));
@@ -281,7 +364,7 @@ function compareObjects(
     if (isNever(rExtra)) {
       problems.push({
         path,
-        message: 'the writer may add fields, the reader rejects unknown fields',
+        message: `${roots.writer} may add fields, ${roots.reader} rejects unknown fields`,
       });
     } else if (!isAny(rExtra)) {
       problems.push(...compare(rExtra, wExtra, `${path}.*`, roots, seen));
@@ -306,11 +389,12 @@ function lowerBound(
   writer: unknown,
   keyword: string,
   add: (m: string) => void,
+  roles: Roles,
 ): void {
   if (typeof reader !== 'number') return;
   if (typeof writer !== 'number' || writer < reader)
     add(
-      `the reader requires ${keyword} ${reader}, the writer ${typeof writer === 'number' ? writer : 'none'}`,
+      `${roles.reader} requires ${keyword} ${reader}, ${roles.writer} ${typeof writer === 'number' ? `has ${writer}` : 'has none'}`,
     );
 }
 
@@ -319,11 +403,12 @@ function upperBound(
   writer: unknown,
   keyword: string,
   add: (m: string) => void,
+  roles: Roles,
 ): void {
   if (typeof reader !== 'number') return;
   if (typeof writer !== 'number' || writer > reader)
     add(
-      `the reader requires ${keyword} ${reader}, the writer ${typeof writer === 'number' ? writer : 'none'}`,
+      `${roles.reader} requires ${keyword} ${reader}, ${roles.writer} ${typeof writer === 'number' ? `has ${writer}` : 'has none'}`,
     );
 }
 
@@ -332,7 +417,7 @@ interface Bound {
   exclusive: boolean;
 }
 
-function numericBounds(r: Node, w: Node, add: (m: string) => void): void {
+function numericBounds(r: Node, w: Node, add: (m: string) => void, roles: Roles): void {
   const lower = (n: Node): Bound | undefined =>
     tighter(
       typeof n.minimum === 'number' ? { value: n.minimum, exclusive: false } : undefined,
@@ -356,7 +441,7 @@ function numericBounds(r: Node, w: Node, add: (m: string) => void): void {
     (!wl || wl.value < rl.value || (wl.value === rl.value && rl.exclusive && !wl.exclusive))
   ) {
     add(
-      `the reader requires a value ${rl.exclusive ? '>' : '>='} ${rl.value}, the writer allows lower`,
+      `${roles.reader} requires a value ${rl.exclusive ? '>' : '>='} ${rl.value}, ${roles.writer} allows lower`,
     );
   }
   const ru = upper(r);
@@ -366,7 +451,7 @@ function numericBounds(r: Node, w: Node, add: (m: string) => void): void {
     (!wu || wu.value > ru.value || (wu.value === ru.value && ru.exclusive && !wu.exclusive))
   ) {
     add(
-      `the reader requires a value ${ru.exclusive ? '<' : '<='} ${ru.value}, the writer allows higher`,
+      `${roles.reader} requires a value ${ru.exclusive ? '<' : '<='} ${ru.value}, ${roles.writer} allows higher`,
     );
   }
 }
@@ -545,4 +630,36 @@ function jsonTypeOf(value: unknown): JsonType {
   if (Array.isArray(value)) return 'array';
   if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
   return typeof value as JsonType;
+}
+
+/**
+ * Where a schema carries refinements ({@link REFINEMENTS_KEYWORD}): JSON path to count. The
+ * refinements themselves are code, invisible to JSON Schema.
+ */
+export function refinementPaths(schema: JsonSchema): Map<string, number> {
+  const found = new Map<string, number>();
+  const walk = (node: unknown, path: string, depth: number): void => {
+    if (depth > 64 || typeof node !== 'object' || node === null) return;
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item, path, depth + 1);
+      return;
+    }
+    const n = node as Node;
+    const count = n[REFINEMENTS_KEYWORD];
+    if (typeof count === 'number') found.set(path, (found.get(path) ?? 0) + count);
+    for (const [key, value] of Object.entries(n)) {
+      if (key === 'properties' && typeof value === 'object' && value !== null) {
+        for (const [name, field] of Object.entries(value))
+          walk(field, `${path}.${name}`, depth + 1);
+      } else if (key === 'items' || key === 'prefixItems') {
+        walk(value, `${path}[]`, depth + 1);
+      } else if (key === 'additionalProperties') {
+        walk(value, `${path}.*`, depth + 1);
+      } else if (key === 'anyOf' || key === 'oneOf' || key === 'allOf') {
+        walk(value, path, depth + 1);
+      }
+    }
+  };
+  walk(schema, '$', 0);
+  return found;
 }
