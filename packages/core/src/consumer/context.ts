@@ -119,7 +119,8 @@ class MessageContext implements ConsumerContext {
   result?: string;
   disposition?: Disposition;
   #baseLogger: Logger;
-  #pending: Record<string, unknown> | undefined;
+  /** Bindings gathered before anything logged; merged once, when the logger is first made. */
+  #pending: Record<string, unknown>[] | undefined;
   #logger: Logger | undefined;
   #signal: AbortSignal | undefined;
   #state: Map<string | symbol, unknown> | undefined;
@@ -136,7 +137,7 @@ class MessageContext implements ConsumerContext {
     this.attempt = message.attempt;
     this.consumer = consumer;
     this.#baseLogger = logger;
-    this.#pending = logBindings;
+    this.#pending = logBindings === undefined ? undefined : [logBindings];
     this.#logger = logBindings === undefined ? logger : undefined;
     this.#signal = signal;
     this[SLOTS] = {
@@ -150,7 +151,13 @@ class MessageContext implements ConsumerContext {
   // pino's child() costs microseconds per call: build the message's child logger only when
   // something logs, with every binding gathered so far (see bindLogger).
   get logger(): Logger {
-    return (this.#logger ??= this.#baseLogger.child(this.#pending ?? {}));
+    if (this.#logger === undefined) {
+      const bindings: Record<string, unknown> = {};
+      for (const fields of this.#pending ?? []) Object.assign(bindings, fields);
+      this.#logger = this.#baseLogger.child(bindings);
+      this.#pending = undefined;
+    }
+    return this.#logger;
   }
 
   set logger(value: Logger) {
@@ -160,8 +167,9 @@ class MessageContext implements ConsumerContext {
 
   /** @internal see bindLogger */
   bindLogger(fields: Record<string, unknown>): void {
-    if (this.#logger === undefined) this.#pending = { ...this.#pending, ...fields };
-    else this.#logger = this.#logger.child(fields);
+    if (this.#logger !== undefined) this.#logger = this.#logger.child(fields);
+    else if (this.#pending === undefined) this.#pending = [fields];
+    else this.#pending.push(fields);
   }
 
   // Most handlers never look at their signal: the AbortController is made on first use.

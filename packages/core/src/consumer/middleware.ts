@@ -148,17 +148,15 @@ export function handle<
     }
     const idempotencyKey =
       context.idempotencyKey ?? defaultIdempotencyKey(context.consumer, envelope);
-    const result = await fn({
-      data: data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
-      envelope,
-      version,
-      attempt: context.attempt,
-      logger: context.logger,
-      idempotencyKey,
-      signal: context.signal,
-      message: context.message,
-      ...(context.dedupe === undefined ? {} : { dedupe: context.dedupe }),
-    });
+    const result = await fn(
+      new HandlerArgs(
+        context,
+        data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
+        envelope,
+        version,
+        idempotencyKey,
+      ),
+    );
     if (typeof result === 'string') context.result = result;
     context.handled = true;
     // An idempotent() wrapper inside the handler found the key done: acknowledge as a duplicate.
@@ -175,6 +173,46 @@ export function handle<
     version,
     definition: definition as AnyEventDefinition,
   });
+}
+
+/**
+ * What a handler receives. `logger` and `signal` are read from the message's context only when
+ * the handler asks: most handlers never log nor abort, and each costs a few µs to make.
+ */
+class HandlerArgs<TData> implements HandlerContext<TData> {
+  readonly #context: ConsumerContext;
+  readonly data: TData;
+  readonly envelope: Envelope<unknown>;
+  readonly version: number;
+  readonly attempt: number;
+  readonly idempotencyKey: string;
+  readonly message: IncomingMessage;
+  readonly dedupe?: DedupeInfo;
+
+  constructor(
+    context: ConsumerContext,
+    data: TData,
+    envelope: Envelope<unknown>,
+    version: number,
+    idempotencyKey: string,
+  ) {
+    this.#context = context;
+    this.data = data;
+    this.envelope = envelope;
+    this.version = version;
+    this.attempt = context.attempt;
+    this.idempotencyKey = idempotencyKey;
+    this.message = context.message;
+    if (context.dedupe !== undefined) this.dedupe = context.dedupe;
+  }
+
+  get logger(): Logger {
+    return this.#context.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#context.signal;
+  }
 }
 
 /**

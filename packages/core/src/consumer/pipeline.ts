@@ -228,6 +228,20 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   };
 }
 
+/** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
+async function releaseUnusedClaims(
+  contexts: readonly ConsumerContext[],
+  stages: Stages,
+): Promise<void> {
+  let releases: Promise<void>[] | undefined;
+  for (const context of contexts) {
+    const slots = slotsOf(context);
+    if (slots !== undefined && slots.preclaim === undefined) continue;
+    (releases ??= []).push(releaseUnusedClaim(context, stages));
+  }
+  if (releases) await Promise.all(releases);
+}
+
 /** A middleware decided before the idempotent step: free the batch claim it never used. */
 async function releaseUnusedClaim(context: ConsumerContext, stages: Stages): Promise<void> {
   const pre = takePreclaim(context);
@@ -263,7 +277,7 @@ async function runBatch(
   try {
     const dispositions = await runInLanes(contexts, batchOptions, runner);
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
-    await Promise.all(contexts.map((context) => releaseUnusedClaim(context, stages)));
+    if (window) await releaseUnusedClaims(contexts, stages);
     for (let i = 0; i < contexts.length; i++) {
       reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
     }

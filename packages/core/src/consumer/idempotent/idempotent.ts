@@ -258,9 +258,8 @@ async function runOnce<R>(
 
   const { token } = claim;
   const { keeper } = how;
-  let stop: () => void;
-  if (how.deferMark) stop = keeper ? () => keeper.drop(key, token) : noop;
-  else stop = keeper ? keeper.hold(key, token, logOf) : noop;
+  if (keeper && !how.deferMark) keeper.hold(key, token, logOf);
+  const stop = keeper ? () => keeper.drop(key, token) : noop;
   how.onHold?.(stop);
   let outcome: { value: R; result?: string } | { skip: true };
   try {

@@ -30,15 +30,14 @@ export class LeaseKeeper {
     this.#now = now;
   }
 
-  /** Starts keeping `key` alive. Returns the function that stops it. */
-  hold(key: string, token: string, logOf?: () => Logger): () => void {
+  /** Starts keeping `key` alive, until {@link LeaseKeeper.drop}. */
+  hold(key: string, token: string, logOf?: () => Logger): void {
     const held: Held = { token, since: this.#now(), logOf };
     this.#held.set(key, held);
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#tick(), this.#everyMs);
       this.#timer.unref();
     }
-    return () => this.drop(key, token);
   }
 
   /** Stops keeping `key` alive (when `token` still is the one held). */
