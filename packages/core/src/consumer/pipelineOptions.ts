@@ -130,9 +130,38 @@ export function resolvePipelineConfig(
   if (unhandled !== 'ignore' && unhandled !== 'dead-letter') {
     throw new ConsumerConfigError('unhandled', "must be 'ignore' or 'dead-letter'", unhandled);
   }
-  let retry: Readonly<RetryPolicy>;
+  const retry = resolveRetry(options.retry);
+  const handlerTimeoutMs = resolveHandlerTimeout(options.handlerTimeoutMs);
+  const limits = resolveLimits(options.limits);
+  const { routes, registry } = resolveRoutes(options.handlers, dependencies.registry);
+  const middleware = options.middleware ?? DEFAULT_CONSUMER_OPTIONS.middleware;
+  if (!Array.isArray(middleware) || middleware.some((m) => typeof m !== 'function')) {
+    throw new ConsumerConfigError('middleware', 'must be an array of functions (context, next)');
+  }
+  const store = dependencies.dedupeStore;
+  const { idempotency, idempotencyKey } = resolveIdempotency(options.idempotency, store);
+  return {
+    name,
+    unhandled,
+    retry,
+    handlerTimeoutMs,
+    limits,
+    handlers: options.handlers,
+    routes,
+    registry,
+    middleware,
+    store,
+    idempotency,
+    idempotencyKey,
+    logger: (dependencies.logger ?? createDefaultLogger()).child({ consumer: name }),
+    random: dependencies.random ?? Math.random,
+    spy: dependencies.spy,
+  };
+}
+
+function resolveRetry(partial: Partial<RetryPolicy> | undefined): Readonly<RetryPolicy> {
   try {
-    retry = resolveRetryPolicy(options.retry, DEFAULT_CONSUMER_OPTIONS.retry);
+    return resolveRetryPolicy(partial, DEFAULT_CONSUMER_OPTIONS.retry);
   } catch (error) {
     if (error instanceof RetryPolicyError) {
       throw new ConsumerConfigError(
@@ -142,7 +171,9 @@ export function resolvePipelineConfig(
     }
     throw error;
   }
-  const { handlerTimeoutMs } = options;
+}
+
+function resolveHandlerTimeout(handlerTimeoutMs: number | undefined): number | undefined {
   if (
     handlerTimeoutMs !== undefined &&
     (!Number.isSafeInteger(handlerTimeoutMs) || handlerTimeoutMs < 1)
@@ -153,7 +184,11 @@ export function resolvePipelineConfig(
       handlerTimeoutMs,
     );
   }
-  const limits = { ...DEFAULT_CONSUMER_OPTIONS.limits, ...options.limits };
+  return handlerTimeoutMs;
+}
+
+function resolveLimits(partial: Partial<EnvelopeLimits> | undefined): EnvelopeLimits {
+  const limits = { ...DEFAULT_CONSUMER_OPTIONS.limits, ...partial };
   if (!Number.isSafeInteger(limits.maxBytes) || limits.maxBytes < 1) {
     throw new ConsumerConfigError(
       'limits.maxBytes',
@@ -161,13 +196,21 @@ export function resolvePipelineConfig(
       limits.maxBytes,
     );
   }
-  if (!Array.isArray(options.handlers))
+  return limits;
+}
+
+/** One route per event type; every handler's definition in the registry (the same object). */
+function resolveRoutes(
+  handlers: readonly HandlerRoute[],
+  given: EventRegistry | undefined,
+): { routes: Map<string, number>; registry: EventRegistry } {
+  if (!Array.isArray(handlers))
     throw new ConsumerConfigError('handlers', 'must be an array of handle() routes');
   const routes = new Map<string, number>();
-  let registry = dependencies.registry ?? new EventRegistry();
+  let registry = given ?? new EventRegistry();
   if (!(registry instanceof EventRegistry))
     throw new ConsumerConfigError('dependencies.registry', 'must be an EventRegistry');
-  for (const [i, route] of options.handlers.entries()) {
+  for (const [i, route] of handlers.entries()) {
     if (typeof route !== 'function' || typeof (route as HandlerRoute).eventType !== 'string') {
       throw new ConsumerConfigError(`handlers[${i}]`, 'must be made by handle()');
     }
@@ -186,44 +229,27 @@ export function resolvePipelineConfig(
       );
     }
   }
-  const middleware = options.middleware ?? DEFAULT_CONSUMER_OPTIONS.middleware;
-  if (!Array.isArray(middleware) || middleware.some((m) => typeof m !== 'function')) {
-    throw new ConsumerConfigError('middleware', 'must be an array of functions (context, next)');
-  }
-  const store = dependencies.dedupeStore;
-  let idempotency: Readonly<IdempotencyOptions> | undefined;
-  let idempotencyKey: ((context: ConsumerContext) => string) | undefined;
-  if (options.idempotency !== false && store !== undefined) {
-    idempotency = resolveIdempotencyOptions({ ...(options.idempotency ?? {}), store });
-    idempotencyKey = options.idempotency?.key;
-    if (idempotencyKey !== undefined && typeof idempotencyKey !== 'function') {
-      throw new ConsumerConfigError('idempotency.key', 'must be a function (context) => string');
+  return { routes, registry };
+}
+
+function resolveIdempotency(
+  option: ConsumerPipelineOptions['idempotency'],
+  store: DedupeStore | undefined,
+): Pick<PipelineConfig, 'idempotency' | 'idempotencyKey'> {
+  if (option === false) return { idempotency: undefined, idempotencyKey: undefined };
+  if (store === undefined) {
+    if (option !== undefined) {
+      throw new ConsumerConfigError(
+        'dependencies.dedupeStore',
+        'is required when idempotency options are given',
+      );
     }
-  } else if (
-    options.idempotency !== undefined &&
-    options.idempotency !== false &&
-    store === undefined
-  ) {
-    throw new ConsumerConfigError(
-      'dependencies.dedupeStore',
-      'is required when idempotency options are given',
-    );
+    return { idempotency: undefined, idempotencyKey: undefined };
   }
-  return {
-    name,
-    unhandled,
-    retry,
-    handlerTimeoutMs,
-    limits,
-    handlers: options.handlers,
-    routes,
-    registry,
-    middleware,
-    store,
-    idempotency,
-    idempotencyKey,
-    logger: (dependencies.logger ?? createDefaultLogger()).child({ consumer: name }),
-    random: dependencies.random ?? Math.random,
-    spy: dependencies.spy,
-  };
+  const idempotency = resolveIdempotencyOptions({ ...(option ?? {}), store });
+  const idempotencyKey = option?.key;
+  if (idempotencyKey !== undefined && typeof idempotencyKey !== 'function') {
+    throw new ConsumerConfigError('idempotency.key', 'must be a function (context) => string');
+  }
+  return { idempotency, idempotencyKey };
 }
