@@ -17,7 +17,8 @@ const msgs: IncomingMessage[] = encodedOrders(n).map((message, i) => ({
   attempt: 1,
   origin: { transport: 'kafka', topic: 't', partition: 0, offset: String(i), group: 'g' },
 }));
-for (let round = 0; round < 3; round++) {
+const rounds = Number(process.argv[3] ?? 5);
+for (let round = 0; round < rounds; round++) {
   let sum = 0;
   const pipeline = createConsumerPipeline(
     {

@@ -16,18 +16,22 @@ const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
  */
 export function decode(limits: Partial<EnvelopeLimits> = {}): Middleware {
   return async function decodeMiddleware(context, next) {
-    if (context.envelope === undefined) {
-      const envelope = decodeEnvelope(context.message.message, limits);
-      context.envelope = envelope;
-      bindLogger(context, {
-        messageId: envelope.id,
-        type: envelope.type,
-        schemaVersion: envelope.schemaversion,
-        ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
-      });
-    }
+    decodeInto(context, limits);
     await next();
   };
+}
+
+/** The work of {@link decode}, synchronously: sets `context.envelope` once. @throws MalformedMessageError */
+export function decodeInto(context: ConsumerContext, limits: Partial<EnvelopeLimits>): void {
+  if (context.envelope !== undefined) return;
+  const envelope = decodeEnvelope(context.message.message, limits);
+  context.envelope = envelope;
+  bindLogger(context, {
+    messageId: envelope.id,
+    type: envelope.type,
+    schemaVersion: envelope.schemaversion,
+    ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
+  });
 }
 
 /** Options of {@link validate}. */
@@ -52,18 +56,28 @@ export function validate(registry: EventRegistry, options: ValidateOptions = {})
     throw new ConsumerConfigError('registry', 'must be an EventRegistry');
   }
   return async function validateMiddleware(context, next) {
-    const envelope = requireEnvelope(context, 'validate');
-    if (options.only !== undefined && !options.only(envelope.type)) return next();
-    if (context.data === undefined || context.definition === undefined) {
-      const definition = registry.get(envelope.type);
-      const target =
-        options.versionFor?.(envelope.type) ?? context.targetVersion ?? definition.latest;
-      context.definition = definition;
-      context.data = definition.read(envelope.data, envelope.schemaversion, target);
-      context.dataVersion = target;
-    }
+    validateInto(context, registry, options);
     await next();
   };
+}
+
+/**
+ * The work of {@link validate}, synchronously: sets `context.data` (at the version wanted) once.
+ * @throws the registry's schema errors
+ */
+export function validateInto(
+  context: ConsumerContext,
+  registry: EventRegistry,
+  options: ValidateOptions,
+): void {
+  const envelope = requireEnvelope(context, 'validate');
+  if (options.only !== undefined && !options.only(envelope.type)) return;
+  if (context.data !== undefined && context.definition !== undefined) return;
+  const definition = registry.get(envelope.type);
+  const target = options.versionFor?.(envelope.type) ?? context.targetVersion ?? definition.latest;
+  context.definition = definition;
+  context.data = definition.read(envelope.data, envelope.schemaversion, target);
+  context.dataVersion = target;
 }
 
 /** What a handler receives: typed data, the envelope, and what it needs for its own effects. */
@@ -223,7 +237,18 @@ export function defaultIdempotencyKey(
   consumer: string,
   envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
 ): string {
-  return `${encodeURIComponent(consumer)}:${encodeURIComponent(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+  return `${encodedConsumer(consumer)}:${encodeURIComponent(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+}
+
+let lastConsumer = '';
+let lastEncoded = '';
+/** `encodeURIComponent(consumer)`, remembered: a pipeline asks for its own name on every message. */
+function encodedConsumer(consumer: string): string {
+  if (consumer !== lastConsumer) {
+    lastEncoded = encodeURIComponent(consumer);
+    lastConsumer = consumer;
+  }
+  return lastEncoded;
 }
 
 export function requireEnvelope(context: ConsumerContext, who: string): Envelope<unknown> {

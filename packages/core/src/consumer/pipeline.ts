@@ -17,7 +17,7 @@ import {
   type IdempotencyOptions,
   type IdempotentStep,
 } from './idempotent/idempotent.js';
-import { decode, validate } from './middleware.js';
+import { decode, decodeInto, validate, validateInto, type ValidateOptions } from './middleware.js';
 import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
 import {
   resolvePipelineConfig,
@@ -101,23 +101,23 @@ export function createConsumerPipeline(
 
 /** The chain of a pipeline, built once from its config. */
 interface Stages {
-  /** decode + validate (and upcast) of routed types: enough to know a message's dedupe key. */
-  early: Middleware;
-  /** early → user middleware → idempotent step → handlers. */
+  /**
+   * decode + validate (and upcast) of routed types, synchronously: enough to know a message's
+   * dedupe key. The chain's own decode and validate then find the work done.
+   */
+  prepare(context: ConsumerContext): void;
+  /** decode → validate → user middleware → idempotent step → handlers. */
   chain: Middleware;
   /** The idempotent step, when a store is configured. */
   idempotent: IdempotentStep | undefined;
 }
 
 function buildStages(config: PipelineConfig): Stages {
-  const { routes, store, idempotency, idempotencyKey } = config;
-  const early = compose([
-    decode(config.limits),
-    validate(config.registry, {
-      versionFor: (type) => routes.get(type),
-      only: (type) => routes.has(type),
-    }),
-  ]);
+  const { routes, store, idempotency, idempotencyKey, limits, registry } = config;
+  const routing: ValidateOptions = {
+    versionFor: (type) => routes.get(type),
+    only: (type) => routes.has(type),
+  };
   const step =
     idempotency && store
       ? createIdempotentStep({
@@ -134,12 +134,20 @@ function buildStages(config: PipelineConfig): Stages {
         ? inner(context, next)
         : next();
   const chain = compose([
-    early,
+    decode(limits),
+    validate(registry, routing),
     ...config.middleware,
     ...(step ? [onlyRouted(step.middleware)] : []),
     ...config.handlers,
   ]);
-  return { early, chain, idempotent: step };
+  return {
+    prepare(context) {
+      decodeInto(context, limits);
+      validateInto(context, registry, routing);
+    },
+    chain,
+    idempotent: step,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +312,7 @@ async function openClaimWindow(
   const keyed: { context: ConsumerContext; key: string }[] = [];
   for (const context of contexts) {
     try {
-      await stages.early(context, resolved);
+      stages.prepare(context);
       if (context.envelope && config.routes.has(context.envelope.type)) {
         keyed.push({ context, key: idempotencyKeyFor(context, config.idempotencyKey) });
       }
@@ -345,8 +353,6 @@ async function openClaimWindow(
   }
   return window;
 }
-
-const resolved = (): Promise<void> => Promise.resolve();
 
 /**
  * Runs the messages one by one, in input order (the per-partition order the broker gave).
