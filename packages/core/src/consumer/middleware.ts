@@ -237,7 +237,7 @@ export function defaultIdempotencyKey(
   consumer: string,
   envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
 ): string {
-  return `${encodedConsumer(consumer)}:${encodeURIComponent(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeURIComponent(envelope.id)}`;
 }
 
 let lastConsumer = '';
@@ -249,6 +249,17 @@ function encodedConsumer(consumer: string): string {
     lastConsumer = consumer;
   }
   return lastEncoded;
+}
+
+let lastSource = '';
+let lastEncodedSource = '';
+/** `encodeURIComponent(source)`, remembered: one producer's messages share their source. */
+function encodedSource(source: string): string {
+  if (source !== lastSource) {
+    lastEncodedSource = encodeURIComponent(source);
+    lastSource = source;
+  }
+  return lastEncodedSource;
 }
 
 export function requireEnvelope(context: ConsumerContext, who: string): Envelope<unknown> {
