@@ -425,7 +425,8 @@ async function settleDoneMarks(
     if (mark === undefined) continue;
     const d = dispositions[i];
     if (d?.kind !== 'ack' || d.outcome !== 'handled') {
-      // Cannot happen through the idempotent step; free the key rather than mark it.
+      // A middleware outside the idempotent step decided otherwise after the handler, or a
+      // timed-out handler finished late: the message comes again, so free the key, do not mark it.
       await window.step.store.release(mark.key, mark.token).catch(() => undefined);
       continue;
     }
