@@ -948,6 +948,51 @@ describe('createConsumerPipeline: processBatch', () => {
   });
 });
 
+describe('createContext: per-message allocations', () => {
+  it('makes the AbortController only when signal is read, and an abort before that still shows', async () => {
+    const { abortContext, createContext } = await import('./context.js');
+    const logger = pino({ level: 'silent' });
+    const untouched = createContext(v2Message(), 'c', logger);
+    abortContext(untouched, new Error('timed out'));
+    expect(untouched.signal.aborted).toBe(true);
+    const lazy = createContext(v2Message(), 'c', logger);
+    const signal = lazy.signal;
+    expect(lazy.signal).toBe(signal);
+    expect(signal.aborted).toBe(false);
+    // Disposition methods are shared, not per-message closures.
+    expect(lazy.ack).toBe(untouched.ack);
+  });
+
+  it('makes a message its child logger only when something logs for it', async () => {
+    const child = vi.fn();
+    type L = ReturnType<typeof pino>;
+    const spied = (logger: L): L =>
+      Object.assign(Object.create(logger) as L, {
+        child: (...args: Parameters<L['child']>) => {
+          child();
+          return spied(logger.child(...args));
+        },
+      });
+    let runs = 0;
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [
+          handle(OrderPlaced, (ctx) => {
+            runs += 1;
+            if (runs === 2) ctx.logger.info('only the second message logs');
+          }),
+        ],
+      },
+      { logger: spied(pino({ level: 'silent' })) },
+    );
+    child.mockClear(); // the consumer's own child logger, made once at construction
+    await pipeline.processBatch([v2Message(), v2Message(), v2Message()]);
+    expect(runs).toBe(3);
+    expect(child).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('createConsumerPipeline: options', () => {
   it('exports frozen defaults', () => {
     expect(DEFAULT_CONSUMER_OPTIONS.unhandled).toBe('dead-letter');
