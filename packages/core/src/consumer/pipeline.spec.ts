@@ -9,6 +9,7 @@ import { BacktrackError } from '../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
+import type { Logger } from '../logging/logger.js';
 import type { Middleware } from './context.js';
 import { ConsumerSpy } from './ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
@@ -965,12 +966,11 @@ describe('createContext: per-message allocations', () => {
 
   it('makes a message its child logger only when something logs for it', async () => {
     const child = vi.fn();
-    type L = ReturnType<typeof pino>;
-    const spied = (logger: L): L =>
-      Object.assign(Object.create(logger) as L, {
-        child: (...args: Parameters<L['child']>) => {
+    const spied = (logger: Logger): Logger =>
+      Object.assign(Object.create(logger) as Logger, {
+        child: (...args: Parameters<Logger['child']>) => {
           child();
-          return spied(logger.child(...args));
+          return spied(logger.child(...args) as unknown as Logger);
         },
       });
     let runs = 0;
@@ -984,7 +984,7 @@ describe('createContext: per-message allocations', () => {
           }),
         ],
       },
-      { logger: spied(pino({ level: 'silent' })) },
+      { logger: spied(pino({ level: 'silent' }) as unknown as Logger) },
     );
     child.mockClear(); // the consumer's own child logger, made once at construction
     await pipeline.processBatch([v2Message(), v2Message(), v2Message()]);
