@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dedupeBenchmark } from './benchmarks/dedupe.js';
-import { kafkaConsumeBenchmark } from './benchmarks/kafkaConsume.js';
+import { KAFKA_CONSUME_SIDES, kafkaConsumeBenchmark } from './benchmarks/kafkaConsume.js';
 import { kafkaPublishBenchmark } from './benchmarks/kafkaPublish.js';
 import { rabbitConsumeBenchmark } from './benchmarks/rabbitConsume.js';
 import { rabbitPublishBenchmark } from './benchmarks/rabbitPublish.js';
@@ -51,6 +51,7 @@ const HELP = `Usage: npm run bench -- [options]
   --batch N            keys per claimMany / pipeline (default ${D.batch})
   --effects N          journaled effects a rollback reverses per run (default ${D.effects})
   --only a,b           only these benchmarks: ${BENCHMARKS.map((b) => b.id).join(', ')}
+  --sides a,b          kafka-consume: only these sides (${KAFKA_CONSUME_SIDES.join(', ')}), for profiles
   --out FILE           JSON output (default bench/results/latest.json)
   --help`;
 
@@ -79,6 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       batch: { type: 'string' },
       effects: { type: 'string' },
       only: { type: 'string' },
+      sides: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -92,6 +94,13 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     .filter(Boolean);
   const known = new Set(BENCHMARKS.map((b) => b.id));
   for (const id of only) if (!known.has(id)) throw new Error(`--only: unknown benchmark "${id}"`);
+  const sides = (values.sides ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const side of sides) {
+    if (!KAFKA_CONSUME_SIDES.includes(side)) throw new Error(`--sides: unknown side "${side}"`);
+  }
   const here = dirname(fileURLToPath(import.meta.url));
   return {
     quick: values.quick ?? false,
@@ -107,6 +116,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     batch: positive('batch', values.batch, d.batch),
     effects: positive('effects', values.effects, d.effects),
     only,
+    sides,
     out: resolve(values.out ?? resolve(here, '../results/latest.json')),
   };
 }

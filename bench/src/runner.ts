@@ -31,12 +31,14 @@ export interface BenchOptions {
   effects: number;
   /** Only these benchmark ids (all when empty). */
   only: string[];
+  /** kafka-consume: only these sides (all when empty), for profiling one side. */
+  sides: string[];
   /** Where the JSON goes. */
   out: string;
 }
 
 /** Sizes of a full run. */
-export type Sizes = Omit<BenchOptions, 'quick' | 'only' | 'out'>;
+export type Sizes = Omit<BenchOptions, 'quick' | 'only' | 'sides' | 'out'>;
 
 export const FULL_DEFAULTS: Readonly<Sizes> = {
   runs: 5,

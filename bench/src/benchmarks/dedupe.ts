@@ -1,7 +1,8 @@
 /**
  * 6. Dedupe store: claims per second on Redis, single (`claim`, many in flight) and batched
  * (`claimMany`), against bare `SET NX PX` sent the same way (single commands with the same
- * number in flight, and one pipeline per batch).
+ * number in flight, and one pipeline per batch); and the batch's done marks (`completeMany` of
+ * the keys `claimMany` took) against one pipeline of `SET key done PX` per batch.
  */
 import { randomUUID } from 'node:crypto';
 import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
@@ -30,6 +31,21 @@ export const dedupeBenchmark: Benchmark = {
         label: 'RedisDedupeStore.claimMany',
         role: 'backtrack',
         unit: 'claims/s',
+      })
+      .metric('raw-marks', {
+        label: 'SET done PX pipeline (done marks)',
+        role: 'baseline',
+        unit: 'marks/s',
+      })
+      .metric('bt-marks', {
+        label: 'RedisDedupeStore.completeMany',
+        role: 'backtrack',
+        unit: 'marks/s',
+      })
+      .ratio('marks', {
+        label: 'completeMany / SET done PX pipeline',
+        numerator: 'bt-marks',
+        denominator: 'raw-marks',
       })
       .ratio('single', {
         label: 'claim / SET NX PX (single)',
@@ -70,6 +86,15 @@ export const dedupeBenchmark: Benchmark = {
               await p.exec();
             }
             rec.record('raw-pipeline', n / secondsSince(t));
+            t = performance.now();
+            for (let start = 0; start < n; start += batch) {
+              const p = redis.pipeline();
+              for (let i = start; i < Math.min(n, start + batch); i++) {
+                p.set(`${prefix}raw:${run}:b:${i}`, 'done', 'PX', LEASE_MS);
+              }
+              await p.exec();
+            }
+            rec.record('raw-marks', n / secondsSince(t));
           } else {
             let t = performance.now();
             await runConcurrently(n, o.concurrency, (i) =>
@@ -77,17 +102,31 @@ export const dedupeBenchmark: Benchmark = {
             );
             rec.record('bt-single', n / secondsSince(t));
             t = performance.now();
+            const claimed: { key: string; token: string }[][] = [];
             for (let start = 0; start < n; start += batch) {
               const keys: string[] = [];
               for (let i = start; i < Math.min(n, start + batch); i++) keys.push(`${run}:b:${i}`);
-              await store.claimMany(keys, { leaseMs: LEASE_MS });
+              const claims = await store.claimMany(keys, { leaseMs: LEASE_MS });
+              claimed.push(
+                claims.flatMap((c, i) =>
+                  c.status === 'claimed' ? [{ key: keys[i]!, token: c.token }] : [],
+                ),
+              );
             }
             rec.record('bt-batch', n / secondsSince(t));
+            t = performance.now();
+            let marked = 0;
+            for (const entries of claimed) {
+              const owned = await store.completeMany(entries, { ttlMs: LEASE_MS });
+              marked += owned.filter(Boolean).length;
+            }
+            if (marked !== n) throw new Error(`completeMany marked ${marked} of ${n}`);
+            rec.record('bt-marks', n / secondsSince(t));
           }
         }
       }
       rec.note(
-        'Both sides send the same number of commands in flight (single) or one batch per round trip (batched); claimMany is one EVALSHA of a Lua script that also reads the done mark of a refused key.',
+        'Both sides send the same number of commands in flight (single) or one batch per round trip (batched); claimMany is one EVALSHA of a Lua script that also reads the done mark of a refused key. completeMany writes the marks of the keys claimMany took, token-fenced, one batch per call.',
       );
     } finally {
       await deleteByPrefix(redis, prefix).catch(() => undefined);

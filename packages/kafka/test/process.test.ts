@@ -158,9 +158,12 @@ describe.skipIf(!broker.available || !redis.available)(
       const effects = await counts(prefix, 'effects');
       expect(Object.keys(effects).sort()).toEqual([...ids].sort());
       expect(Object.values(effects).every((n) => n === 1)).toBe(true);
-      // Handlers re-ran at most for the one message in flight at the kill (lease expired, no done mark).
+      // Handlers re-ran at most for the one batch in flight at the kill: its done marks are
+      // written together after its handlers (one completeMany), so a kill before that write
+      // leaves up to a batch (batchSize 5) handled but unmarked; their leases expire and they
+      // run again, absorbed by the idempotency key (effects above stay at exactly 1).
       const runs = await counts(prefix, 'runs');
-      expect(Object.values(runs).filter((n) => n > 1).length).toBeLessThanOrEqual(1);
+      expect(Object.values(runs).filter((n) => n > 1).length).toBeLessThanOrEqual(5);
     });
   },
 );

@@ -1,3 +1,4 @@
+import type { ClaimResult } from '../dedupe/DedupeStore.js';
 import type { Logger } from '../logging/logger.js';
 import type { Envelope } from '../envelope/types.js';
 import type { AnyEventDefinition } from '../schema/EventRegistry.js';
@@ -76,78 +77,174 @@ export type Next = () => Promise<void>;
 /** A consumer middleware, koa style: do work, `await next()`, do more work. */
 export type Middleware = (context: ConsumerContext, next: Next) => Promise<void> | void;
 
-/** Creates a fresh context for one message. */
+/**
+ * Internal slots of a context, for the pipeline and the idempotent step (not part of the
+ * public `ConsumerContext`): a batch claim handed to the idempotent step, a done mark it left
+ * for the batch to write, the abort controller once something asked for `signal`.
+ */
+export const SLOTS = Symbol('backtrack.context.slots');
+
+/** A done mark the batch path writes with one `completeMany` after its handlers. */
+export interface PendingMark {
+  key: string;
+  token: string;
+  result?: string;
+}
+
+/** What the internal slots hold. */
+export interface ContextSlots {
+  preclaim: { key: string; claim: ClaimResult | Error; deferMark: boolean } | undefined;
+  pendingMark: PendingMark | undefined;
+  controller: AbortController | undefined;
+  /** Stops extending the message's lease (set by the idempotent step). */
+  stopLease: (() => void) | undefined;
+}
+
+/**
+ * One message's context. A class, so the disposition methods, the lazy logger and the lazy
+ * abort signal live on the prototype instead of being per-message closures.
+ */
+class MessageContext implements ConsumerContext {
+  readonly message: IncomingMessage;
+  readonly attempt: number;
+  readonly consumer: string;
+  envelope?: Envelope<unknown>;
+  definition?: AnyEventDefinition;
+  data?: unknown;
+  dataVersion?: number;
+  targetVersion?: number;
+  dedupe?: DedupeInfo;
+  idempotencyKey?: string;
+  handled = false;
+  result?: string;
+  disposition?: Disposition;
+  #baseLogger: Logger;
+  /** Bindings gathered before anything logged; merged once, when the logger is first made. */
+  #pending: Record<string, unknown>[] | undefined;
+  #logger: Logger | undefined;
+  #signal: AbortSignal | undefined;
+  #state: Map<string | symbol, unknown> | undefined;
+  [SLOTS]: ContextSlots;
+
+  constructor(
+    message: IncomingMessage,
+    consumer: string,
+    logger: Logger,
+    signal: AbortSignal | undefined,
+    logBindings: Record<string, unknown> | undefined,
+  ) {
+    this.message = message;
+    this.attempt = message.attempt;
+    this.consumer = consumer;
+    this.#baseLogger = logger;
+    this.#pending = logBindings === undefined ? undefined : [logBindings];
+    this.#logger = logBindings === undefined ? logger : undefined;
+    this.#signal = signal;
+    this[SLOTS] = {
+      preclaim: undefined,
+      pendingMark: undefined,
+      controller: undefined,
+      stopLease: undefined,
+    };
+  }
+
+  // pino's child() costs microseconds per call: build the message's child logger only when
+  // something logs, with every binding gathered so far (see bindLogger).
+  get logger(): Logger {
+    if (this.#logger === undefined) {
+      const bindings: Record<string, unknown> = {};
+      for (const fields of this.#pending ?? []) Object.assign(bindings, fields);
+      this.#logger = this.#baseLogger.child(bindings);
+      this.#pending = undefined;
+    }
+    return this.#logger;
+  }
+
+  set logger(value: Logger) {
+    this.#logger = value;
+    this.#pending = undefined;
+  }
+
+  /** @internal see bindLogger */
+  bindLogger(fields: Record<string, unknown>): void {
+    if (this.#logger !== undefined) this.#logger = this.#logger.child(fields);
+    else if (this.#pending === undefined) this.#pending = [fields];
+    else this.#pending.push(fields);
+  }
+
+  // Most handlers never look at their signal: the AbortController is made on first use.
+  get signal(): AbortSignal {
+    if (this.#signal === undefined) {
+      const controller = new AbortController();
+      this[SLOTS].controller = controller;
+      this.#signal = controller.signal;
+    }
+    return this.#signal;
+  }
+
+  get state(): Map<string | symbol, unknown> {
+    return (this.#state ??= new Map());
+  }
+
+  ack(outcome: 'handled' | 'duplicate' | 'ignored' = 'handled'): void {
+    this.disposition = { kind: 'ack', outcome };
+  }
+
+  deadLetter(reason: string, code: string, error?: unknown): void {
+    this.disposition =
+      error === undefined
+        ? { kind: 'dead-letter', reason, code }
+        : { kind: 'dead-letter', reason, code, error };
+  }
+
+  retry(reason: string, delayMs: number, error?: unknown): void {
+    this.disposition =
+      error === undefined
+        ? { kind: 'retry', reason, delayMs }
+        : { kind: 'retry', reason, delayMs, error };
+  }
+
+  redeliver(reason: string, options: { delayMs?: number; pause?: boolean } = {}): void {
+    this.disposition = {
+      kind: 'redeliver',
+      reason,
+      delayMs: options.delayMs ?? 0,
+      pause: options.pause ?? false,
+    };
+  }
+}
+
+/**
+ * Creates a fresh context for one message. Without `signal`, the context makes its own
+ * AbortController the first time `signal` is read (abort it with {@link abortContext}).
+ */
 export function createContext(
   message: IncomingMessage,
   consumer: string,
   logger: Logger,
-  signal: AbortSignal = new AbortController().signal,
+  signal?: AbortSignal,
   logBindings?: Record<string, unknown>,
 ): ConsumerContext {
-  const context = {
-    message,
-    attempt: message.attempt,
-    consumer,
-    signal,
-    handled: false,
-    state: new Map(),
-    ack(outcome = 'handled') {
-      context.disposition = { kind: 'ack', outcome };
-    },
-    deadLetter(reason, code, error) {
-      context.disposition = {
-        kind: 'dead-letter',
-        reason,
-        code,
-        ...(error === undefined ? {} : { error }),
-      };
-    },
-    retry(reason, delayMs, error) {
-      context.disposition = {
-        kind: 'retry',
-        reason,
-        delayMs,
-        ...(error === undefined ? {} : { error }),
-      };
-    },
-    redeliver(reason, options = {}) {
-      context.disposition = {
-        kind: 'redeliver',
-        reason,
-        delayMs: options.delayMs ?? 0,
-        pause: options.pause ?? false,
-      };
-    },
-  } as Omit<ConsumerContext, 'logger'> as ConsumerContext;
-  // pino's child() costs microseconds per call: build the message's child logger only when
-  // something logs, with every binding gathered so far (see bindLogger).
-  let pending: Record<string, unknown> | undefined = logBindings;
-  let current: Logger | undefined = logBindings === undefined ? logger : undefined;
-  Object.defineProperty(context, 'logger', {
-    enumerable: true,
-    get: () => (current ??= logger.child(pending ?? {})),
-    set: (value: Logger) => {
-      current = value;
-      pending = undefined;
-    },
-  });
-  Object.defineProperty(context, BIND, {
-    value: (fields: Record<string, unknown>) => {
-      if (current === undefined) pending = { ...pending, ...fields };
-      else current = current.child(fields);
-    },
-  });
-  return context;
+  return new MessageContext(message, consumer, logger, signal, logBindings);
 }
 
-const BIND = Symbol('backtrack.context.bindLogger');
+/** Internal: the slots of a context made by {@link createContext}, or undefined for another object. */
+export function slotsOf(context: ConsumerContext): ContextSlots | undefined {
+  return (context as Partial<MessageContext>)[SLOTS];
+}
+
+/** Aborts the context's signal, if anything ever asked for it. */
+export function abortContext(context: ConsumerContext, reason: unknown): void {
+  const slots = slotsOf(context);
+  if (slots === undefined) return;
+  // Made now if nobody asked yet: an abandoned handler that looks later sees it aborted.
+  if (slots.controller === undefined) void context.signal;
+  slots.controller?.abort(reason);
+}
 
 /** Adds fields to the context's logger (cheaply, before anything has logged). */
 export function bindLogger(context: ConsumerContext, fields: Record<string, unknown>): void {
-  const bind = (
-    context as unknown as Record<symbol, ((f: Record<string, unknown>) => void) | undefined>
-  )[BIND];
-  if (bind) bind(fields);
+  if (context instanceof MessageContext) context.bindLogger(fields);
   else context.logger = context.logger.child(fields);
 }
 

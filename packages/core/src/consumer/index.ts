@@ -1,4 +1,4 @@
-export type { Disposition, IncomingMessage, MessageProcessor } from './processor.js';
+export type { BatchOptions, Disposition, IncomingMessage, MessageProcessor } from './processor.js';
 export { compose, createContext } from './context.js';
 export type { ConsumerContext, DedupeInfo, Middleware, Next } from './context.js';
 export { decode, validate, handle, defaultIdempotencyKey } from './middleware.js';

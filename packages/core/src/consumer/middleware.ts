@@ -16,18 +16,22 @@ const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
  */
 export function decode(limits: Partial<DecodeOptions> = {}): Middleware {
   return async function decodeMiddleware(context, next) {
-    if (context.envelope === undefined) {
-      const envelope = decodeEnvelope(context.message.message, limits);
-      context.envelope = envelope;
-      bindLogger(context, {
-        messageId: envelope.id,
-        type: envelope.type,
-        schemaVersion: envelope.schemaversion,
-        ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
-      });
-    }
+    decodeInto(context, limits);
     await next();
   };
+}
+
+/** The work of {@link decode}, synchronously: sets `context.envelope` once. @throws MalformedMessageError */
+export function decodeInto(context: ConsumerContext, limits: Partial<DecodeOptions>): void {
+  if (context.envelope !== undefined) return;
+  const envelope = decodeEnvelope(context.message.message, limits);
+  context.envelope = envelope;
+  bindLogger(context, {
+    messageId: envelope.id,
+    type: envelope.type,
+    schemaVersion: envelope.schemaversion,
+    ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
+  });
 }
 
 /** Options of {@link validate}. */
@@ -52,18 +56,28 @@ export function validate(registry: EventRegistry, options: ValidateOptions = {})
     throw new ConsumerConfigError('registry', 'must be an EventRegistry');
   }
   return async function validateMiddleware(context, next) {
-    const envelope = requireEnvelope(context, 'validate');
-    if (options.only !== undefined && !options.only(envelope.type)) return next();
-    if (context.data === undefined || context.definition === undefined) {
-      const definition = registry.get(envelope.type);
-      const target =
-        options.versionFor?.(envelope.type) ?? context.targetVersion ?? definition.latest;
-      context.definition = definition;
-      context.data = definition.read(envelope.data, envelope.schemaversion, target);
-      context.dataVersion = target;
-    }
+    validateInto(context, registry, options);
     await next();
   };
+}
+
+/**
+ * The work of {@link validate}, synchronously: sets `context.data` (at the version wanted) once.
+ * @throws the registry's schema errors
+ */
+export function validateInto(
+  context: ConsumerContext,
+  registry: EventRegistry,
+  options: ValidateOptions,
+): void {
+  const envelope = requireEnvelope(context, 'validate');
+  if (options.only !== undefined && !options.only(envelope.type)) return;
+  if (context.data !== undefined && context.definition !== undefined) return;
+  const definition = registry.get(envelope.type);
+  const target = options.versionFor?.(envelope.type) ?? context.targetVersion ?? definition.latest;
+  context.definition = definition;
+  context.data = definition.read(envelope.data, envelope.schemaversion, target);
+  context.dataVersion = target;
 }
 
 /** What a handler receives: typed data, the envelope, and what it needs for its own effects. */
@@ -148,17 +162,15 @@ export function handle<
     }
     const idempotencyKey =
       context.idempotencyKey ?? defaultIdempotencyKey(context.consumer, envelope);
-    const result = await fn({
-      data: data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
-      envelope,
-      version,
-      attempt: context.attempt,
-      logger: context.logger,
-      idempotencyKey,
-      signal: context.signal,
-      message: context.message,
-      ...(context.dedupe === undefined ? {} : { dedupe: context.dedupe }),
-    });
+    const result = await fn(
+      new HandlerArgs(
+        context,
+        data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
+        envelope,
+        version,
+        idempotencyKey,
+      ),
+    );
     if (typeof result === 'string') context.result = result;
     context.handled = true;
     // An idempotent() wrapper inside the handler found the key done: acknowledge as a duplicate.
@@ -178,6 +190,46 @@ export function handle<
 }
 
 /**
+ * What a handler receives. `logger` and `signal` are read from the message's context only when
+ * the handler asks: most handlers never log nor abort, and each costs a few µs to make.
+ */
+class HandlerArgs<TData> implements HandlerContext<TData> {
+  readonly #context: ConsumerContext;
+  readonly data: TData;
+  readonly envelope: Envelope<unknown>;
+  readonly version: number;
+  readonly attempt: number;
+  readonly idempotencyKey: string;
+  readonly message: IncomingMessage;
+  readonly dedupe?: DedupeInfo;
+
+  constructor(
+    context: ConsumerContext,
+    data: TData,
+    envelope: Envelope<unknown>,
+    version: number,
+    idempotencyKey: string,
+  ) {
+    this.#context = context;
+    this.data = data;
+    this.envelope = envelope;
+    this.version = version;
+    this.attempt = context.attempt;
+    this.idempotencyKey = idempotencyKey;
+    this.message = context.message;
+    if (context.dedupe !== undefined) this.dedupe = context.dedupe;
+  }
+
+  get logger(): Logger {
+    return this.#context.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#context.signal;
+  }
+}
+
+/**
  * The default dedupe (and idempotency) key: consumer name, then the CloudEvents duplicate key
  * `(source, id)`. Parts are URI-encoded so no two different triples give one key.
  */
@@ -185,7 +237,29 @@ export function defaultIdempotencyKey(
   consumer: string,
   envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
 ): string {
-  return `${encodeURIComponent(consumer)}:${encodeURIComponent(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+}
+
+let lastConsumer = '';
+let lastEncoded = '';
+/** `encodeURIComponent(consumer)`, remembered: a pipeline asks for its own name on every message. */
+function encodedConsumer(consumer: string): string {
+  if (consumer !== lastConsumer) {
+    lastEncoded = encodeURIComponent(consumer);
+    lastConsumer = consumer;
+  }
+  return lastEncoded;
+}
+
+let lastSource = '';
+let lastEncodedSource = '';
+/** `encodeURIComponent(source)`, remembered: one producer's messages share their source. */
+function encodedSource(source: string): string {
+  if (source !== lastSource) {
+    lastEncodedSource = encodeURIComponent(source);
+    lastSource = source;
+  }
+  return lastEncodedSource;
 }
 
 export function requireEnvelope(context: ConsumerContext, who: string): Envelope<unknown> {

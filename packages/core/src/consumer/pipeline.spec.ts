@@ -9,6 +9,7 @@ import { BacktrackError } from '../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
+import type { Logger } from '../logging/logger.js';
 import type { Middleware } from './context.js';
 import { ConsumerSpy } from './ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
@@ -714,6 +715,227 @@ describe('createConsumerPipeline: processBatch', () => {
     expect(store.size).toBe(0);
   });
 
+  function onPartition(message: IncomingMessage, partition: number | undefined, offset = 0) {
+    return {
+      ...message,
+      origin: {
+        ...message.origin,
+        ...(partition === undefined ? {} : { partition, offset: String(offset) }),
+      },
+    };
+  }
+  function keyed(id: string, partitionkey: string): IncomingMessage {
+    return incoming(
+      encodeEnvelope(
+        OrderPlaced.envelope(
+          { orderId: 'o-k', amountCents: 1 },
+          { source: '//shop', id, partitionkey },
+        ),
+      ),
+    );
+  }
+
+  it('runs nothing later of a partition after a redeliver in that batch, and frees its claims', async () => {
+    const store = new InMemoryDedupeStore();
+    const seen: string[] = [];
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, ({ envelope }) => void seen.push(envelope.id))],
+      },
+      { dedupeStore: store },
+    );
+    // Another consumer holds the lease of p0-a: it is redelivered.
+    expect((await store.claim('c:%2F%2Fshop:p0-a', { leaseMs: 60_000 })).status).toBe('claimed');
+    const batch = [
+      onPartition(v2Message('p0-a'), 0, 1),
+      onPartition(v2Message('p1-a'), 1, 1),
+      onPartition(v2Message('p0-b'), 0, 2),
+      onPartition(v2Message('p0-c'), 0, 3),
+      onPartition(v2Message('p1-b'), 1, 2),
+    ];
+    const dispositions = await pipeline.processBatch(batch);
+    expect(dispositions.map((d) => d.kind)).toEqual([
+      'redeliver',
+      'ack',
+      'redeliver',
+      'redeliver',
+      'ack',
+    ]);
+    expect(seen).toEqual(['p1-a', 'p1-b']);
+    // The held-back messages' batch claims are released: their redelivery runs at once.
+    expect((await store.claim('c:%2F%2Fshop:p0-b', { leaseMs: 1_000 })).status).toBe('claimed');
+    expect((await store.claim('c:%2F%2Fshop:p0-c', { leaseMs: 1_000 })).status).toBe('claimed');
+  });
+
+  it('runs no handler after the first record of a partition is redelivered: one successful run per record', async () => {
+    const store = new InMemoryDedupeStore();
+    let calls = 0;
+    let down = true;
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [
+          handle(OrderPlaced, () => {
+            calls += 1;
+            if (down) {
+              down = false;
+              throw new StoreUnavailableError('ledger', 'write');
+            }
+          }),
+        ],
+      },
+      { dedupeStore: store },
+    );
+    const batch = [
+      onPartition(v2Message(), 0, 1),
+      onPartition(v2Message(), 0, 2),
+      onPartition(v2Message(), 0, 3),
+    ];
+    const first = await pipeline.processBatch(batch);
+    expect(first.map((d) => d.kind)).toEqual(['redeliver', 'redeliver', 'redeliver']);
+    // Only the failed call ran: nothing whose result the transport throws away.
+    expect(calls).toBe(1);
+    // The transport rewinds to the first redeliver and delivers all three again.
+    const second = await pipeline.processBatch(batch);
+    expect(second.map((d) => d.kind)).toEqual(['ack', 'ack', 'ack']);
+    // One failed attempt, then one successful run per record.
+    expect(calls).toBe(4);
+  });
+
+  it('holds back later messages with the same key when there is no partition (RabbitMQ)', async () => {
+    const store = new InMemoryDedupeStore();
+    const seen: string[] = [];
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, ({ envelope }) => void seen.push(envelope.id))],
+      },
+      { dedupeStore: store },
+    );
+    expect((await store.claim('c:%2F%2Fshop:k1-a', { leaseMs: 60_000 })).status).toBe('claimed');
+    const dispositions = await pipeline.processBatch([
+      keyed('k1-a', 'k1'),
+      keyed('k2-a', 'k2'),
+      keyed('k1-b', 'k1'),
+    ]);
+    expect(dispositions.map((d) => d.kind)).toEqual(['redeliver', 'ack', 'redeliver']);
+    expect(seen).toEqual(['k2-a']);
+  });
+
+  it('holds back a partition after a retry only when the transport asks for strict order', async () => {
+    let calls = 0;
+    const make = () =>
+      createConsumerPipeline({
+        name: 'c',
+        handlers: [
+          handle(OrderPlaced, () => {
+            calls += 1;
+            if (calls === 1) throw new Error('boom');
+          }),
+        ],
+      });
+    const batch = [onPartition(v2Message(), 0, 1), onPartition(v2Message(), 0, 2)];
+    expect((await make().processBatch(batch)).map((d) => d.kind)).toEqual(['retry', 'ack']);
+    calls = 0;
+    expect((await make().processBatch(batch, { holdAfterRetry: true })).map((d) => d.kind)).toEqual(
+      ['retry', 'redeliver'],
+    );
+    expect(calls).toBe(1);
+  });
+
+  it('keeps pre-claimed leases alive through a long batch: a slow handler late in 50 runs once', async () => {
+    vi.useFakeTimers();
+    try {
+      const store = new InMemoryDedupeStore({ now: () => Date.now() });
+      const runs = new Map<string, number>();
+      let competitor: ClaimResult['status'] | undefined;
+      const pipeline = createConsumerPipeline(
+        {
+          name: 'c',
+          handlers: [
+            handle(OrderPlaced, async ({ envelope }) => {
+              runs.set(envelope.id, (runs.get(envelope.id) ?? 0) + 1);
+              if (envelope.id === 'long-30') {
+                // Another consumer meets the last message now (its redelivery, a rebalance).
+                const claim = await store.claim('c:%2F%2Fshop:long-49', { leaseMs: 300 });
+                competitor = claim.status;
+                if (claim.status === 'claimed') {
+                  runs.set('long-49', (runs.get('long-49') ?? 0) + 1);
+                  await store.complete('c:%2F%2Fshop:long-49', claim.token, { ttlMs: 60_000 });
+                }
+              }
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            }),
+          ],
+          idempotency: { leaseMs: 300 },
+        },
+        { dedupeStore: store },
+      );
+      const batch = Array.from({ length: 50 }, (_, i) => onPartition(v2Message(`long-${i}`), 0, i));
+      const running = pipeline.processBatch(batch);
+      await vi.advanceTimersByTimeAsync(6_000);
+      const dispositions = await running;
+      expect(competitor).toBe('in-progress');
+      expect(runs.get('long-49')).toBe(1);
+      expect(dispositions.every((d) => d.kind === 'ack' && d.outcome === 'handled')).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('writes the done marks of a batch in one completeMany, after the handlers', async () => {
+    const store = new InMemoryDedupeStore();
+    const events: string[] = [];
+    const completeMany = vi.spyOn(store, 'completeMany').mockImplementation(async (entries) => {
+      events.push(`marks:${entries.length}`);
+      return entries.map(() => true);
+    });
+    const complete = vi.spyOn(store, 'complete');
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [handle(OrderPlaced, ({ envelope }) => void events.push(envelope.id))],
+      },
+      { dedupeStore: store },
+    );
+    const dispositions = await pipeline.processBatch([
+      v2Message('d1'),
+      v2Message('d2'),
+      v2Message('d3'),
+    ]);
+    expect(dispositions).toEqual([
+      { kind: 'ack', outcome: 'handled' },
+      { kind: 'ack', outcome: 'handled' },
+      { kind: 'ack', outcome: 'handled' },
+    ]);
+    expect(events).toEqual(['d1', 'd2', 'd3', 'marks:3']);
+    expect(completeMany).toHaveBeenCalledTimes(1);
+    expect(complete).not.toHaveBeenCalled();
+  });
+
+  it('does not ack a message whose done mark lost its lease, nor any when the flush fails', async () => {
+    const store = new InMemoryDedupeStore();
+    const spy = new ConsumerSpy();
+    const pipeline = createConsumerPipeline(
+      { name: 'c', handlers: [handle(OrderPlaced, () => undefined)] },
+      { dedupeStore: store, spy },
+    );
+    vi.spyOn(store, 'completeMany').mockResolvedValueOnce([true, false]);
+    const lost = await pipeline.processBatch([v2Message('l1'), v2Message('l2')]);
+    expect(lost[0]).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(lost[1]).toMatchObject({ kind: 'redeliver', pause: false });
+    expect(spy.records.at(-1)?.disposition).toMatchObject({ kind: 'redeliver' });
+    vi.spyOn(store, 'completeMany').mockRejectedValueOnce(
+      new StoreUnavailableError('redis', 'completeMany'),
+    );
+    const failed = await pipeline.processBatch([v2Message('f1'), v2Message('f2')]);
+    expect(failed).toEqual([
+      expect.objectContaining({ kind: 'redeliver', pause: true }),
+      expect.objectContaining({ kind: 'redeliver', pause: true }),
+    ]);
+  });
+
   it('processes a batch one by one without a store', async () => {
     const handler = vi.fn();
     const pipeline = createConsumerPipeline({
@@ -724,6 +946,50 @@ describe('createConsumerPipeline: processBatch', () => {
       'ack',
       'ack',
     ]);
+  });
+});
+
+describe('createContext: per-message allocations', () => {
+  it('makes the AbortController only when signal is read, and an abort before that still shows', async () => {
+    const { abortContext, createContext } = await import('./context.js');
+    const logger = pino({ level: 'silent' });
+    const untouched = createContext(v2Message(), 'c', logger);
+    abortContext(untouched, new Error('timed out'));
+    expect(untouched.signal.aborted).toBe(true);
+    const lazy = createContext(v2Message(), 'c', logger);
+    const signal = lazy.signal;
+    expect(lazy.signal).toBe(signal);
+    expect(signal.aborted).toBe(false);
+    // Disposition methods are shared, not per-message closures.
+    expect(lazy.ack).toBe(untouched.ack);
+  });
+
+  it('makes a message its child logger only when something logs for it', async () => {
+    const child = vi.fn();
+    const spied = (logger: Logger): Logger =>
+      Object.assign(Object.create(logger) as Logger, {
+        child: (...args: Parameters<Logger['child']>) => {
+          child();
+          return spied(logger.child(...args) as unknown as Logger);
+        },
+      });
+    let runs = 0;
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlers: [
+          handle(OrderPlaced, (ctx) => {
+            runs += 1;
+            if (runs === 2) ctx.logger.info('only the second message logs');
+          }),
+        ],
+      },
+      { logger: spied(pino({ level: 'silent' }) as unknown as Logger) },
+    );
+    child.mockClear(); // the consumer's own child logger, made once at construction
+    await pipeline.processBatch([v2Message(), v2Message(), v2Message()]);
+    expect(runs).toBe(3);
+    expect(child).toHaveBeenCalledTimes(1);
   });
 });
 

@@ -1,123 +1,44 @@
-import type { DedupeStore } from '../dedupe/DedupeStore.js';
-import { DEFAULT_ENVELOPE_LIMITS, type EnvelopeLimits } from '../envelope/codec.js';
-import { MalformedMessageError } from '../envelope/errors.js';
-import { BacktrackError } from '../errors/BacktrackError.js';
-import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
-import { createDefaultLogger, type Logger } from '../logging/logger.js';
+import type { ClaimResult } from '../dedupe/DedupeStore.js';
 import {
-  backoffDelayMs,
-  resolveRetryPolicy,
-  RetryPolicyError,
-  type RetryPolicy,
-} from '../retry/backoff.js';
-import { EventRegistry } from '../schema/EventRegistry.js';
+  abortContext,
+  compose,
+  createContext,
+  slotsOf,
+  type ConsumerContext,
+  type Middleware,
+} from './context.js';
+import { CONSUMER_DEAD_LETTER_CODES, HandlerTimeoutError } from './errors.js';
 import {
-  MissingTransformError,
-  SchemaValidationError,
-  TransformFailedError,
-  UnknownEventTypeError,
-  UnknownSchemaVersionError,
-} from '../schema/errors.js';
-import { compose, createContext, type ConsumerContext, type Middleware } from './context.js';
-import type { ConsumerSpy } from './ConsumerSpy.js';
-import { CONSUMER_DEAD_LETTER_CODES, ConsumerConfigError, HandlerTimeoutError } from './errors.js';
-import { IdempotencyKeyError, LeaseHeldError } from './idempotent/errors.js';
-import {
+  createIdempotentStep,
   idempotencyKeyFor,
-  idempotent,
-  resolveIdempotencyOptions,
   setPreclaim,
+  takePendingMark,
   takePreclaim,
   type IdempotencyOptions,
+  type IdempotentStep,
 } from './idempotent/idempotent.js';
-import { decode, validate, type HandlerRoute } from './middleware.js';
-import type { Disposition, IncomingMessage, MessageProcessor } from './processor.js';
+import { decode, decodeInto, validate, validateInto, type ValidateOptions } from './middleware.js';
+import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
+import {
+  resolvePipelineConfig,
+  type ConsumerPipelineDependencies,
+  type ConsumerPipelineOptions,
+  type PipelineConfig,
+  type UnhandledPolicy,
+} from './pipelineOptions.js';
+import type { RetryPolicy } from '../retry/backoff.js';
+import type { BatchOptions, Disposition, IncomingMessage, MessageProcessor } from './processor.js';
 
-/** What to do with an event no handler routes. */
-export type UnhandledPolicy = 'ignore' | 'dead-letter';
-
-/** Options of {@link createConsumerPipeline}. */
-export interface ConsumerPipelineOptions {
-  /**
-   * The consumer's name: scopes dedupe keys (two consumers of one event each process it once)
-   * and appears in every log record. Usually the consumer group or queue name.
-   */
-  name: string;
-  /** The routes, from `handle(Definition, fn, { version })`. At most one per event type. */
-  handlers: readonly HandlerRoute[];
-  /**
-   * Your middleware (tracing, metrics, auth checks), run after decode + validate and before the
-   * idempotency claim and the handler. @default []
-   */
-  middleware?: readonly Middleware[];
-  /**
-   * An event whose type no handler routes: `'ignore'` acknowledges it with an info log;
-   * `'dead-letter'` parks it (code `BT_ERR_CONSUMER_UNHANDLED_EVENT`). The default dead-letters,
-   * because after a rollback an unknown type usually means "written by a newer version": kept,
-   * it can be replayed once the consumer knows the type again.
-   * @default 'dead-letter'
-   */
-  unhandled?: UnhandledPolicy;
-  /**
-   * Handler retries: `attempts` is the total number of deliveries (first included) before the
-   * message is dead-lettered; the delay before attempt n+1 is exponential with jitter.
-   * @default { attempts: 5, initialDelayMs: 1_000, maxDelayMs: 60_000, factor: 2, jitter: 'full' }
-   */
-  retry?: Partial<RetryPolicy>;
-  /** Envelope size limit. @default DEFAULT_ENVELOPE_LIMITS (1 MiB) */
-  limits?: Partial<EnvelopeLimits>;
-  /**
-   * Idempotent consumer settings, used when `dependencies.dedupeStore` is given. `false` turns
-   * the idempotency step off even with a store. `key` derives the key from the message.
-   * @default DEFAULT_IDEMPOTENCY_OPTIONS
-   */
-  idempotency?:
-    false | (Partial<IdempotencyOptions> & { key?: (context: ConsumerContext) => string });
-  /**
-   * Gives up on a message whose middleware and handler have not finished after this many ms:
-   * `context.signal` is aborted and the message is retried (`BT_ERR_CONSUMER_HANDLER_TIMEOUT`,
-   * counted against `retry.attempts`). A hung handler would otherwise block its partition.
-   * `undefined` waits forever.
-   * @default undefined
-   */
-  handlerTimeoutMs?: number;
-}
-
-/** Collaborators of {@link createConsumerPipeline}, separate from options. */
-export interface ConsumerPipelineDependencies {
-  /**
-   * Known event types. Every handler's definition is added to it (a different definition
-   * object for the same type is a configuration error). @default a registry of the handlers'
-   * definitions
-   */
-  registry?: EventRegistry;
-  /** Enables the idempotent consumer step. */
-  dedupeStore?: DedupeStore;
-  /** @default createDefaultLogger() */
-  logger?: Logger;
-  /** Test spy: records every disposition. */
-  spy?: ConsumerSpy;
-  /** Random source for retry jitter, in [0, 1). @default Math.random */
-  random?: () => number;
-}
-
-/** Defaults of {@link ConsumerPipelineOptions}. */
-export const DEFAULT_CONSUMER_OPTIONS = Object.freeze({
-  unhandled: 'dead-letter' as UnhandledPolicy,
-  retry: Object.freeze({
-    attempts: 5,
-    initialDelayMs: 1_000,
-    maxDelayMs: 60_000,
-    factor: 2,
-    jitter: 'full',
-  } satisfies RetryPolicy),
-  limits: DEFAULT_ENVELOPE_LIMITS,
-  middleware: Object.freeze([]) as readonly Middleware[],
-});
+export { DEFAULT_CONSUMER_OPTIONS } from './pipelineOptions.js';
+export type {
+  ConsumerPipelineDependencies,
+  ConsumerPipelineOptions,
+  UnhandledPolicy,
+} from './pipelineOptions.js';
 
 /** A processor with its resolved configuration, for introspection and tests. */
 export interface ConsumerPipeline extends MessageProcessor {
-  processBatch(messages: IncomingMessage[]): Promise<Disposition[]>;
+  processBatch(messages: IncomingMessage[], options?: BatchOptions): Promise<Disposition[]>;
   readonly name: string;
   readonly retry: Readonly<RetryPolicy>;
   readonly unhandled: UnhandledPolicy;
@@ -126,16 +47,6 @@ export interface ConsumerPipeline extends MessageProcessor {
   /** Routed event types with the version each handler wants. */
   readonly routes: ReadonlyMap<string, number>;
 }
-
-const BAD_MESSAGE_ERRORS = [
-  MalformedMessageError,
-  UnknownEventTypeError,
-  UnknownSchemaVersionError,
-  SchemaValidationError,
-  MissingTransformError,
-  TransformFailedError,
-  IdempotencyKeyError,
-] as const;
 
 /**
  * Builds the consumer pipeline a transport runs for every message:
@@ -152,156 +63,139 @@ const BAD_MESSAGE_ERRORS = [
  * - a duplicate is acknowledged without calling the handler.
  * The processor never throws: every message gets a disposition.
  *
+ * `processBatch` (see {@link runBatch}) claims the batch's keys in one round trip, keeps those
+ * leases alive while the batch runs, runs the messages in order, holds back what comes after a
+ * redelivered message of the same partition (or key), and writes the done marks in one
+ * `completeMany` before it returns.
+ *
  * @throws {ConsumerConfigError} at construction, naming the invalid field.
  */
 export function createConsumerPipeline(
   options: ConsumerPipelineOptions,
   dependencies: ConsumerPipelineDependencies = {},
 ): ConsumerPipeline {
-  if (typeof options !== 'object' || options === null)
-    throw new ConsumerConfigError('options', 'must be an object');
-  const { name } = options;
-  if (typeof name !== 'string' || name.trim().length === 0) {
-    throw new ConsumerConfigError('name', 'must be a non-empty string', name);
-  }
-  const unhandled = options.unhandled ?? DEFAULT_CONSUMER_OPTIONS.unhandled;
-  if (unhandled !== 'ignore' && unhandled !== 'dead-letter') {
-    throw new ConsumerConfigError('unhandled', "must be 'ignore' or 'dead-letter'", unhandled);
-  }
-  let retry: Readonly<RetryPolicy>;
-  try {
-    retry = resolveRetryPolicy(options.retry, DEFAULT_CONSUMER_OPTIONS.retry);
-  } catch (error) {
-    if (error instanceof RetryPolicyError) {
-      throw new ConsumerConfigError(
-        `retry.${String(error.details.field)}`,
-        error.message.replace(/^retry policy: \S+ /, ''),
-      );
-    }
-    throw error;
-  }
-  const { handlerTimeoutMs } = options;
-  if (
-    handlerTimeoutMs !== undefined &&
-    (!Number.isSafeInteger(handlerTimeoutMs) || handlerTimeoutMs < 1)
-  ) {
-    throw new ConsumerConfigError(
-      'handlerTimeoutMs',
-      'must be a positive integer (ms) or undefined',
-      handlerTimeoutMs,
-    );
-  }
-  const limits = { ...DEFAULT_CONSUMER_OPTIONS.limits, ...options.limits };
-  if (!Number.isSafeInteger(limits.maxBytes) || limits.maxBytes < 1) {
-    throw new ConsumerConfigError(
-      'limits.maxBytes',
-      'must be a positive integer (bytes)',
-      limits.maxBytes,
-    );
-  }
-  if (!Array.isArray(options.handlers))
-    throw new ConsumerConfigError('handlers', 'must be an array of handle() routes');
-  const routes = new Map<string, number>();
-  let registry = dependencies.registry ?? new EventRegistry();
-  if (!(registry instanceof EventRegistry))
-    throw new ConsumerConfigError('dependencies.registry', 'must be an EventRegistry');
-  for (const [i, route] of options.handlers.entries()) {
-    if (typeof route !== 'function' || typeof (route as HandlerRoute).eventType !== 'string') {
-      throw new ConsumerConfigError(`handlers[${i}]`, 'must be made by handle()');
-    }
-    if (routes.has(route.eventType)) {
-      throw new ConsumerConfigError(
-        `handlers[${i}]`,
-        `routes "${route.eventType}" a second time; one handler per type`,
-      );
-    }
-    routes.set(route.eventType, route.version);
-    if (!registry.has(route.eventType)) registry = registry.with(route.definition);
-    else if (registry.get(route.eventType) !== route.definition) {
-      throw new ConsumerConfigError(
-        `handlers[${i}]`,
-        `uses a different definition of "${route.eventType}" than the registry; share one defineEvent() result`,
-      );
-    }
-  }
-  const middleware = options.middleware ?? DEFAULT_CONSUMER_OPTIONS.middleware;
-  if (!Array.isArray(middleware) || middleware.some((m) => typeof m !== 'function')) {
-    throw new ConsumerConfigError('middleware', 'must be an array of functions (context, next)');
-  }
-  const store = dependencies.dedupeStore;
-  let idempotency: Readonly<IdempotencyOptions> | undefined;
-  let idempotencyKey: ((context: ConsumerContext) => string) | undefined;
-  if (options.idempotency !== false && store !== undefined) {
-    idempotency = resolveIdempotencyOptions({ ...(options.idempotency ?? {}), store });
-    idempotencyKey = options.idempotency?.key;
-    if (idempotencyKey !== undefined && typeof idempotencyKey !== 'function') {
-      throw new ConsumerConfigError('idempotency.key', 'must be a function (context) => string');
-    }
-  } else if (
-    options.idempotency !== undefined &&
-    options.idempotency !== false &&
-    store === undefined
-  ) {
-    throw new ConsumerConfigError(
-      'dependencies.dedupeStore',
-      'is required when idempotency options are given',
-    );
-  }
-  const logger = (dependencies.logger ?? createDefaultLogger()).child({ consumer: name });
-  const random = dependencies.random ?? Math.random;
-  const spy = dependencies.spy;
+  const config = resolvePipelineConfig(options, dependencies);
+  const stages = buildStages(config);
+  const runner = createRunner(config, stages);
+  return {
+    name: config.name,
+    retry: config.retry,
+    unhandled: config.unhandled,
+    idempotency: config.idempotency,
+    routes: config.routes,
+    async process(message) {
+      const context = runner.newContext(message);
+      const disposition = await runner.execute(context);
+      await releaseUnusedClaim(context, stages);
+      reportOutcome(context, disposition, config.logger, config.spy);
+      return disposition;
+    },
+    processBatch(messages, batchOptions) {
+      return runBatch(messages, batchOptions ?? {}, config, stages, runner);
+    },
+  };
+}
 
-  const early = compose([
-    decode({ ...limits, defaultSchemaVersion: (type) => registry.defaultSchemaVersion(type) }),
-    validate(registry, {
-      versionFor: (type) => routes.get(type),
-      only: (type) => routes.has(type),
-    }),
-  ]);
-  const chain = compose([
-    early,
-    ...middleware,
-    ...(idempotency && store
-      ? [
-          onlyRouted(
-            idempotent({
-              ...idempotency,
-              store,
-              ...(idempotencyKey ? { key: idempotencyKey } : {}),
-            }),
-          ),
-        ]
-      : []),
-    ...options.handlers,
-  ]);
+// ---------------------------------------------------------------------------------------------
+// Decode and route: the middleware chain, built once.
+
+/** The chain of a pipeline, built once from its config. */
+interface Stages {
+  /**
+   * decode + validate (and upcast) of routed types, synchronously: enough to know a message's
+   * dedupe key. The chain's own decode and validate then find the work done.
+   */
+  prepare(context: ConsumerContext): void;
+  /** decode → validate → user middleware → idempotent step → handlers. */
+  chain: Middleware;
+  /** The idempotent step, when a store is configured. */
+  idempotent: IdempotentStep | undefined;
+}
+
+function buildStages(config: PipelineConfig): Stages {
+  const { routes, store, idempotency, idempotencyKey, limits, registry } = config;
+  const routing: ValidateOptions = {
+    versionFor: (type) => routes.get(type),
+    only: (type) => routes.has(type),
+  };
+  const step =
+    idempotency && store
+      ? createIdempotentStep({
+          ...idempotency,
+          store,
+          ...(idempotencyKey ? { key: idempotencyKey } : {}),
+        })
+      : undefined;
   // Events no handler routes never touch the dedupe store (no claim, no pause when it is down).
-  function onlyRouted(inner: Middleware): Middleware {
-    return (context, next) =>
+  const onlyRouted =
+    (inner: Middleware): Middleware =>
+    (context, next) =>
       context.envelope !== undefined && routes.has(context.envelope.type)
         ? inner(context, next)
         : next();
-  }
-  const inProgressDelayMs =
-    idempotency?.inProgressDelayMs ?? DEFAULT_INFRA_DELAYS.inProgressDelayMs;
-  const unavailableDelayMs =
-    idempotency?.unavailableDelayMs ?? DEFAULT_INFRA_DELAYS.unavailableDelayMs;
+  // A foreign event without a schema version reads as its type's registry default.
+  const decoding = {
+    ...limits,
+    defaultSchemaVersion: (type: string) => registry.defaultSchemaVersion(type),
+  };
+  const chain = compose([
+    decode(decoding),
+    validate(registry, routing),
+    ...config.middleware,
+    ...(step ? [onlyRouted(step.middleware)] : []),
+    ...config.handlers,
+  ]);
+  return {
+    prepare(context) {
+      decodeInto(context, decoding);
+      validateInto(context, registry, routing);
+    },
+    chain,
+    idempotent: step,
+  };
+}
 
-  const controllers = new WeakMap<ConsumerContext, AbortController>();
-  function newContext(message: IncomingMessage): ConsumerContext {
-    const controller = new AbortController();
-    const context = createContext(message, name, logger, controller.signal, {
-      topic: message.origin?.topic,
-      ...(message.origin?.partition === undefined ? {} : { partition: message.origin.partition }),
-      ...(message.origin?.offset === undefined ? {} : { offset: message.origin.offset }),
-      attempt: message.attempt,
-    });
-    controllers.set(context, controller);
-    return context;
+// ---------------------------------------------------------------------------------------------
+// Run: one message through the chain, with its timeout, to a disposition.
+
+interface Runner {
+  newContext(message: IncomingMessage): ConsumerContext;
+  /** Runs the chain; never throws. The disposition is not final in a batch until the flush. */
+  execute(context: ConsumerContext): Promise<Disposition>;
+  /** What classifies errors (the batch uses its delays). */
+  policy: ClassifyPolicy;
+}
+
+/** Redelivery delays used for lease/store errors thrown from inside handlers when no idempotency step is configured. */
+const DEFAULT_INFRA_DELAYS = { inProgressDelayMs: 1_000, unavailableDelayMs: 5_000 } as const;
+
+function createRunner(config: PipelineConfig, stages: Stages): Runner {
+  const { name, logger, handlerTimeoutMs, unhandled } = config;
+  const policy: ClassifyPolicy = {
+    retry: config.retry,
+    random: config.random,
+    inProgressDelayMs:
+      config.idempotency?.inProgressDelayMs ?? DEFAULT_INFRA_DELAYS.inProgressDelayMs,
+    unavailableDelayMs:
+      config.idempotency?.unavailableDelayMs ?? DEFAULT_INFRA_DELAYS.unavailableDelayMs,
+  };
+
+  // Reached only when no handler routed the type.
+  async function noRoute(context: ConsumerContext): Promise<void> {
+    if (unhandled === 'ignore') {
+      context.logger.info('no handler for this event type; acknowledged and ignored');
+      context.ack('ignored');
+    } else {
+      context.deadLetter(
+        `no handler for event type "${context.envelope?.type}" in consumer ${name}`,
+        CONSUMER_DEAD_LETTER_CODES.UNHANDLED,
+      );
+    }
   }
 
   /** Runs the chain, abandoning it after `handlerTimeoutMs`. */
-  function runChain(context: ConsumerContext, last: () => Promise<void>): Promise<void> {
-    const running = Promise.resolve(chain(context, last));
+  function runChain(context: ConsumerContext): Promise<void> {
+    const running = Promise.resolve(stages.chain(context, () => noRoute(context)));
     if (handlerTimeoutMs === undefined) return running;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -309,7 +203,9 @@ export function createConsumerPipeline(
         const error = new HandlerTimeoutError(handlerTimeoutMs, {
           messageId: context.envelope?.id,
         });
-        controllers.get(context)?.abort(error);
+        abortContext(context, error);
+        // An abandoned handler must not keep its lease alive: it expires, and a retry can run.
+        slotsOf(context)?.stopLease?.();
         reject(error);
       }, handlerTimeoutMs);
     });
@@ -318,155 +214,262 @@ export function createConsumerPipeline(
     return Promise.race([running, timeout]).finally(() => clearTimeout(timer));
   }
 
-  function classify(error: unknown, context: ConsumerContext): Disposition {
-    const message = error instanceof Error ? error.message : String(error);
-    if (BAD_MESSAGE_ERRORS.some((type) => error instanceof type)) {
-      return { kind: 'dead-letter', reason: message, code: (error as BacktrackError).code, error };
-    }
-    if (error instanceof LeaseHeldError) {
-      return { kind: 'redeliver', reason: message, delayMs: inProgressDelayMs, pause: false };
-    }
-    if (error instanceof StoreUnavailableError) {
-      return { kind: 'redeliver', reason: message, delayMs: unavailableDelayMs, pause: true };
-    }
-    if (error instanceof BacktrackError && !error.retriable) {
-      return {
-        kind: 'dead-letter',
-        reason: `handler rejected the message: ${message}`,
-        code: error.code,
-        error,
-      };
-    }
-    if (context.attempt < retry.attempts) {
-      const delayMs = Math.round(backoffDelayMs(context.attempt + 1, retry, random));
-      return {
-        kind: 'retry',
-        reason: `handler failed on attempt ${context.attempt}: ${message}`,
-        delayMs,
-        error,
-      };
-    }
-    return {
-      kind: 'dead-letter',
-      reason: `handler failed on all ${context.attempt} attempts (retry.attempts ${retry.attempts}): ${message}`,
-      code: CONSUMER_DEAD_LETTER_CODES.RETRIES_EXHAUSTED,
-      error,
-    };
-  }
-
-  async function run(context: ConsumerContext): Promise<Disposition> {
-    let disposition: Disposition;
-    try {
-      await runChain(context, async () => {
-        // Reached only when no handler routed the type.
-        if (unhandled === 'ignore') {
-          context.logger.info('no handler for this event type; acknowledged and ignored');
-          context.ack('ignored');
-        } else {
-          context.deadLetter(
-            `no handler for event type "${context.envelope?.type}" in consumer ${name}`,
-            CONSUMER_DEAD_LETTER_CODES.UNHANDLED,
-          );
-        }
+  return {
+    policy,
+    newContext(message) {
+      const { origin } = message;
+      return createContext(message, name, logger, undefined, {
+        topic: origin?.topic,
+        ...(origin?.partition === undefined ? {} : { partition: origin.partition }),
+        ...(origin?.offset === undefined ? {} : { offset: origin.offset }),
+        attempt: message.attempt,
       });
-      disposition =
+    },
+    async execute(context) {
+      try {
+        await runChain(context);
+      } catch (error) {
+        return classifyError(error, context, policy);
+      }
+      return (
         context.disposition ??
         (context.handled
           ? { kind: 'ack', outcome: 'handled' }
-          : { kind: 'ack', outcome: 'ignored' });
-    } catch (error) {
-      disposition = classify(error, context);
-    }
-    const pre = takePreclaim(context);
-    if (pre?.claim && !(pre.claim instanceof Error) && pre.claim.status === 'claimed' && store) {
-      // A middleware decided before the idempotent step: free the batch claim it never used.
-      await store.release(pre.key, pre.claim.token).catch(() => undefined);
-    }
-    log(context, disposition);
-    spy?.record({
-      ...(context.envelope === undefined
-        ? {}
-        : {
-            messageId: context.envelope.id,
-            type: context.envelope.type,
-            ...(context.envelope.sagaid === undefined ? {} : { sagaId: context.envelope.sagaid }),
-          }),
-      attempt: context.attempt,
-      disposition,
-      at: Date.now(),
-    });
-    return disposition;
-  }
-
-  function log(context: ConsumerContext, disposition: Disposition): void {
-    const { error, ...fields } = disposition as Disposition & { error?: unknown };
-    switch (disposition.kind) {
-      case 'ack':
-        if (logger.isLevelEnabled('debug'))
-          context.logger.debug({ disposition: fields }, 'message processed');
-        break;
-      case 'retry':
-        context.logger.warn({ disposition: fields, err: error }, 'handler failed; retrying later');
-        break;
-      case 'redeliver':
-        context.logger[disposition.pause ? 'warn' : 'debug'](
-          { disposition: fields },
-          'message will be redelivered',
-        );
-        break;
-      case 'dead-letter':
-        context.logger.error({ disposition: fields, err: error }, 'message dead-lettered');
-        break;
-    }
-  }
-
-  return {
-    name,
-    retry,
-    unhandled,
-    idempotency,
-    routes,
-    process(message) {
-      return run(newContext(message));
-    },
-    async processBatch(messages) {
-      const contexts = messages.map(newContext);
-      if (idempotency && store) {
-        // Decode and validate every message first, to claim every key in one round trip.
-        const keyed: { context: ConsumerContext; key: string }[] = [];
-        for (const context of contexts) {
-          try {
-            await early(context, async () => undefined);
-            if (context.envelope && routes.has(context.envelope.type)) {
-              keyed.push({ context, key: idempotencyKeyFor(context, idempotencyKey) });
-            }
-          } catch {
-            // The full run below meets the same error and turns it into a disposition.
-          }
-        }
-        if (keyed.length > 0) {
-          let claims: (Awaited<ReturnType<DedupeStore['claimMany']>>[number] | Error)[];
-          try {
-            claims = await store.claimMany(
-              keyed.map((k) => k.key),
-              { leaseMs: idempotency.leaseMs },
-            );
-          } catch (error) {
-            claims = keyed.map(() => (error instanceof Error ? error : new Error(String(error))));
-          }
-          keyed.forEach(({ context, key }, i) => {
-            const claim = claims[i];
-            if (claim !== undefined) setPreclaim(context, key, claim);
-          });
-        }
-      }
-      // In order, one at a time: the batch keeps the per-key order the broker gave it.
-      const dispositions: Disposition[] = [];
-      for (const context of contexts) dispositions.push(await run(context));
-      return dispositions;
+          : { kind: 'ack', outcome: 'ignored' })
+      );
     },
   };
 }
 
-/** Redelivery delays used for lease/store errors thrown from inside handlers when no idempotency step is configured. */
-const DEFAULT_INFRA_DELAYS = { inProgressDelayMs: 1_000, unavailableDelayMs: 5_000 } as const;
+/** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
+async function releaseUnusedClaims(
+  contexts: readonly ConsumerContext[],
+  stages: Stages,
+): Promise<void> {
+  let releases: Promise<void>[] | undefined;
+  for (const context of contexts) {
+    const slots = slotsOf(context);
+    if (slots !== undefined && slots.preclaim === undefined) continue;
+    (releases ??= []).push(releaseUnusedClaim(context, stages));
+  }
+  if (releases) await Promise.all(releases);
+}
+
+/** A middleware decided before the idempotent step: free the batch claim it never used. */
+async function releaseUnusedClaim(context: ConsumerContext, stages: Stages): Promise<void> {
+  const pre = takePreclaim(context);
+  const step = stages.idempotent;
+  if (pre === undefined || step === undefined) return;
+  const claim = pre.claim;
+  if (claim instanceof Error || claim.status !== 'claimed') return;
+  step.keeper?.drop(pre.key, claim.token);
+  await step.store.release(pre.key, claim.token).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The batch: claim window → run in order, with lanes → settle (one completeMany) → report.
+
+/**
+ * Processes a batch: decodes every message and claims every routed key in one `claimMany`,
+ * keeps those leases alive while the batch runs, runs the messages one by one in input order
+ * (holding back what follows a redelivered message of its partition or key), writes the done
+ * marks in one `completeMany`, and only then returns the dispositions. A message whose mark
+ * cannot be written is not acknowledged (redeliver; the dedupe store absorbs the repeat).
+ */
+async function runBatch(
+  messages: IncomingMessage[],
+  batchOptions: BatchOptions,
+  config: PipelineConfig,
+  stages: Stages,
+  runner: Runner,
+): Promise<Disposition[]> {
+  const contexts = messages.map((message) => runner.newContext(message));
+  const window = stages.idempotent
+    ? await openClaimWindow(contexts, config, stages, stages.idempotent)
+    : undefined;
+  try {
+    const dispositions = await runInLanes(contexts, batchOptions, runner);
+    if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
+    if (window) await releaseUnusedClaims(contexts, stages);
+    for (let i = 0; i < contexts.length; i++) {
+      reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
+    }
+    return dispositions;
+  } finally {
+    window?.close();
+  }
+}
+
+/** The claims of one batch, kept alive from `claimMany` until the batch's done marks are written. */
+interface ClaimWindow {
+  step: IdempotentStep;
+  /** Stops keeping every claim of the window alive. */
+  close(): void;
+}
+
+/** Decodes every message, claims every routed key in one round trip and keeps the claims alive. */
+async function openClaimWindow(
+  contexts: readonly ConsumerContext[],
+  config: PipelineConfig,
+  stages: Stages,
+  step: IdempotentStep,
+): Promise<ClaimWindow> {
+  const keyed: { context: ConsumerContext; key: string }[] = [];
+  for (const context of contexts) {
+    try {
+      stages.prepare(context);
+      if (context.envelope && config.routes.has(context.envelope.type)) {
+        keyed.push({ context, key: idempotencyKeyFor(context, config.idempotencyKey) });
+      }
+    } catch {
+      // The full run meets the same error and turns it into a disposition.
+    }
+  }
+  const held: { key: string; token: string }[] = [];
+  const window: ClaimWindow = {
+    step,
+    close: () => {
+      for (const { key, token } of held) step.keeper?.drop(key, token);
+    },
+  };
+  if (keyed.length === 0) return window;
+  let claims: (ClaimResult | Error)[];
+  try {
+    claims = await step.store.claimMany(
+      keyed.map((k) => k.key),
+      { leaseMs: step.options.leaseMs },
+    );
+  } catch (error) {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    claims = keyed.map(() => failure);
+  }
+  for (let i = 0; i < keyed.length; i++) {
+    const { context, key } = keyed[i]!;
+    const claim = claims[i];
+    if (claim === undefined) continue;
+    // Deferred marks need the context's slots: a context made elsewhere completes on its own.
+    setPreclaim(context, key, claim, slotsOf(context) !== undefined);
+    if (!(claim instanceof Error) && claim.status === 'claimed' && step.keeper) {
+      // Held from now, not from when the message starts: a message late in a long batch still
+      // owns its lease when it runs.
+      step.keeper.hold(key, claim.token, () => context.logger);
+      held.push({ key, token: claim.token });
+    }
+  }
+  return window;
+}
+
+/**
+ * Runs the messages one by one, in input order (the per-partition order the broker gave).
+ * After a message is redelivered (or retried, with `holdAfterRetry`), nothing later of the same
+ * lane (the same partition; without a partition, the same partition key) runs in this batch:
+ * those are redelivered without calling their handler, so the partition's order holds and no
+ * handler runs whose result the transport would throw away.
+ */
+async function runInLanes(
+  contexts: readonly ConsumerContext[],
+  batchOptions: BatchOptions,
+  runner: Runner,
+): Promise<Disposition[]> {
+  const dispositions: Disposition[] = [];
+  let blocked: Map<string, Disposition & { kind: 'redeliver' | 'retry' }> | undefined;
+  for (const context of contexts) {
+    const lane = blocked === undefined ? undefined : laneOf(context);
+    const blocker = lane === undefined ? undefined : blocked?.get(lane);
+    if (blocker !== undefined) {
+      dispositions.push({
+        kind: 'redeliver',
+        reason: `held back: an earlier message of ${describeLane(context)} in this batch is ${blocker.kind === 'retry' ? 'retried' : 'redelivered'}`,
+        delayMs: blocker.delayMs,
+        pause: false,
+      });
+      continue;
+    }
+    const disposition = await runner.execute(context);
+    dispositions.push(disposition);
+    if (
+      disposition.kind === 'redeliver' ||
+      (disposition.kind === 'retry' && batchOptions.holdAfterRetry === true)
+    ) {
+      const own = laneOf(context);
+      if (own !== undefined) (blocked ??= new Map()).set(own, disposition);
+    }
+  }
+  return dispositions;
+}
+
+/** The order lane of a message: its topic-partition, else its partition key, else none. */
+function laneOf(context: ConsumerContext): string | undefined {
+  const { origin } = context.message;
+  if (origin?.partition !== undefined) return `p\u0000${origin.topic}\u0000${origin.partition}`;
+  const key = context.envelope?.partitionkey ?? context.message.message.headers['partitionkey'];
+  return key === undefined ? undefined : `k\u0000${key}`;
+}
+
+function describeLane(context: ConsumerContext): string {
+  const { origin } = context.message;
+  if (origin?.partition !== undefined) return `partition ${origin.topic}[${origin.partition}]`;
+  return `key "${context.envelope?.partitionkey ?? context.message.message.headers['partitionkey']}"`;
+}
+
+/**
+ * Writes the done marks the batch's handlers left, in ONE `completeMany`, and turns the
+ * dispositions of messages whose mark is not durable into `redeliver`: a lost lease (someone
+ * else may run it; the dedupe store absorbs the repeat) without a pause, a store failure with one.
+ */
+async function settleDoneMarks(
+  contexts: readonly ConsumerContext[],
+  dispositions: Disposition[],
+  window: ClaimWindow,
+  policy: ClassifyPolicy,
+): Promise<void> {
+  const indexes: number[] = [];
+  const entries: { key: string; token: string; result?: string }[] = [];
+  for (let i = 0; i < contexts.length; i++) {
+    const mark = takePendingMark(contexts[i]!);
+    if (mark === undefined) continue;
+    const d = dispositions[i];
+    if (d?.kind !== 'ack' || d.outcome !== 'handled') {
+      // A middleware outside the idempotent step decided otherwise after the handler, or a
+      // timed-out handler finished late: the message comes again, so free the key, do not mark it.
+      await window.step.store.release(mark.key, mark.token).catch(() => undefined);
+      continue;
+    }
+    indexes.push(i);
+    entries.push(mark);
+  }
+  if (entries.length === 0) return;
+  const { ttlMs } = window.step.options;
+  let owned: boolean[];
+  try {
+    owned = await window.step.store.completeMany(entries, { ttlMs });
+  } catch (error) {
+    // The effects happened but their marks are not durable: acknowledge none of them. Their
+    // leases expire and the redelivery runs them again, with the same idempotency keys.
+    const reason = `handler succeeded but the done mark could not be stored: ${error instanceof Error ? error.message : String(error)}`;
+    for (const i of indexes) {
+      contexts[i]!.logger.error({ err: error }, 'done marks of the batch could not be stored');
+      dispositions[i] = {
+        kind: 'redeliver',
+        reason,
+        delayMs: policy.unavailableDelayMs,
+        pause: true,
+      };
+    }
+    return;
+  }
+  for (let j = 0; j < indexes.length; j++) {
+    if (owned[j] === true) continue;
+    const i = indexes[j]!;
+    contexts[i]!.logger.warn(
+      { key: entries[j]!.key, leaseMs: window.step.options.leaseMs },
+      'dedupe lease lost before the done mark was written; not acknowledged. Raise leaseMs',
+    );
+    dispositions[i] = {
+      kind: 'redeliver',
+      reason: 'the dedupe lease was lost before the done mark was written',
+      delayMs: policy.inProgressDelayMs,
+      pause: false,
+    };
+  }
+}

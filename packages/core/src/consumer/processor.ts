@@ -31,12 +31,25 @@ export type Disposition =
   | { kind: 'dead-letter'; reason: string; code: string; error?: unknown }
   | { kind: 'redeliver'; reason: string; delayMs: number; pause: boolean };
 
+/** Options of one `processBatch` call (additive: a transport that passes none gets the defaults). */
+export interface BatchOptions {
+  /**
+   * The transport redelivers a `retry` in place (strict order, Kafka `retryMode: 'in-place'`):
+   * after a retry, hold back the later messages of the same partition or key, as after a
+   * `redeliver`. @default false
+   */
+  holdAfterRetry?: boolean;
+}
+
 /** What a transport's consumer runner calls for every message. */
 export interface MessageProcessor {
   process(message: IncomingMessage): Promise<Disposition>;
   /**
    * Optional batch form for batch consumers (Kafka `eachBatch`): the same dispositions, in input
-   * order, with dedupe claims for the whole batch in one store round trip.
+   * order, with dedupe claims for the whole batch in one store round trip and the done marks in
+   * another, written before the dispositions are returned. After a `redeliver`, the later
+   * messages of the same partition (or, without one, the same partition key) are redelivered
+   * too without running.
    */
-  processBatch?(messages: IncomingMessage[]): Promise<Disposition[]>;
+  processBatch?(messages: IncomingMessage[], options?: BatchOptions): Promise<Disposition[]>;
 }

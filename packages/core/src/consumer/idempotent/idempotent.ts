@@ -3,10 +3,18 @@ import { BacktrackError } from '../../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../../errors/StoreUnavailableError.js';
 import type { Envelope } from '../../envelope/types.js';
 import type { Logger } from '../../logging/logger.js';
-import type { ConsumerContext, DedupeInfo, Middleware } from '../context.js';
+import {
+  slotsOf,
+  type ConsumerContext,
+  type ContextSlots,
+  type DedupeInfo,
+  type Middleware,
+  type PendingMark,
+} from '../context.js';
 import { ConsumerConfigError } from '../errors.js';
 import { defaultIdempotencyKey, requireEnvelope } from '../middleware.js';
 import { IdempotencyKeyError, LeaseHeldError } from './errors.js';
+import { LeaseKeeper } from './leaseKeeper.js';
 
 /** Tunables of the idempotent consumer. */
 export interface IdempotencyOptions {
@@ -82,23 +90,44 @@ export type IdempotentResult<R> =
 const PRECLAIM = Symbol('backtrack.idempotent.preclaim');
 const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
 
-/** Internal: lets `processBatch` hand the middleware a claim made by `claimMany`. */
+type Preclaim = NonNullable<ContextSlots['preclaim']>;
+
+/**
+ * Internal: lets `processBatch` hand the middleware a claim made by `claimMany`. With
+ * `deferMark`, the middleware leaves the done mark in the context (see {@link takePendingMark})
+ * for the batch to write with one `completeMany`, and leaves the lease to the batch's keeper.
+ */
 export function setPreclaim(
   context: ConsumerContext,
   key: string,
   claim: ClaimResult | Error,
+  deferMark = false,
 ): void {
-  context.state.set(PRECLAIM, { key, claim });
+  const preclaim: Preclaim = { key, claim, deferMark };
+  const slots = slotsOf(context);
+  if (slots) slots.preclaim = preclaim;
+  else context.state.set(PRECLAIM, preclaim);
 }
 
 /** Internal: removes and returns the batch claim the middleware did not use. */
-export function takePreclaim(
-  context: ConsumerContext,
-): { key: string; claim: ClaimResult | Error } | undefined {
-  const pre = context.state.get(PRECLAIM) as
-    { key: string; claim: ClaimResult | Error } | undefined;
+export function takePreclaim(context: ConsumerContext): Preclaim | undefined {
+  const slots = slotsOf(context);
+  if (slots) {
+    const pre = slots.preclaim;
+    slots.preclaim = undefined;
+    return pre;
+  }
+  const pre = context.state.get(PRECLAIM) as Preclaim | undefined;
   context.state.delete(PRECLAIM);
   return pre;
+}
+
+/** Internal: removes and returns the done mark a batch message's handler left to write. */
+export function takePendingMark(context: ConsumerContext): PendingMark | undefined {
+  const slots = slotsOf(context);
+  const mark = slots?.pendingMark;
+  if (slots) slots.pendingMark = undefined;
+  return mark;
 }
 
 /** Resolves and validates idempotency options once. @throws {ConsumerConfigError} naming the field. */
@@ -183,36 +212,22 @@ function storeFailure(error: unknown, operation: string): BacktrackError {
   );
 }
 
-function startExtender(
-  store: DedupeStore,
-  key: string,
-  token: string,
-  options: Readonly<IdempotencyOptions>,
-  logger: Logger,
-  signal?: AbortSignal,
-): () => void {
-  if (!options.extendLease) return () => undefined;
-  const timer = setInterval(
-    () => {
-      store.extend(key, token, options.leaseMs).then(
-        (owned) => {
-          if (!owned)
-            logger.warn({ key }, 'dedupe lease lost while the handler runs; raise leaseMs');
-        },
-        (error: unknown) => logger.warn({ key, err: error }, 'could not extend the dedupe lease'),
-      );
-    },
-    Math.max(1, Math.floor(options.leaseMs / 3)),
-  );
-  timer.unref();
-  // An abandoned handler (timed out) must not keep its lease alive forever.
-  const stop = () => clearInterval(timer);
-  signal?.addEventListener('abort', stop, { once: true });
-  return () => {
-    stop();
-    signal?.removeEventListener('abort', stop);
-  };
+/** How {@link runOnce} gets and keeps its claim. */
+interface RunOnceOptions {
+  /** A claim made before (a batch's `claimMany`), or the error that claim failed with. */
+  preclaimed?: ClaimResult | Error | undefined;
+  /**
+   * Batch path: the batch already keeps the lease alive and writes the done mark itself; the
+   * run returns the mark instead of calling `complete`.
+   */
+  deferMark?: boolean;
+  /** Extends the lease while the run lasts (undefined with `extendLease: false`). */
+  keeper: LeaseKeeper | undefined;
+  /** Receives the function that stops extending, so a timeout can let the lease expire. */
+  onHold?: (stop: () => void) => void;
 }
+
+type RunOnceResult<R> = IdempotentResult<R> | { status: 'handled'; value: R; mark: PendingMark };
 
 /**
  * Runs `run` at most once per key: claim with a lease, run, mark done; release on failure.
@@ -223,15 +238,14 @@ async function runOnce<R>(
   store: DedupeStore,
   key: string,
   options: Readonly<IdempotencyOptions>,
-  logger: Logger,
+  logOf: () => Logger,
   run: (info: DedupeInfo) => Promise<{ value: R; result?: string } | { skip: true }>,
-  preclaimed?: ClaimResult | Error,
-  signal?: AbortSignal,
-): Promise<IdempotentResult<R>> {
+  how: RunOnceOptions,
+): Promise<RunOnceResult<R>> {
   let claim: ClaimResult;
   try {
-    if (preclaimed instanceof Error) throw preclaimed;
-    claim = preclaimed ?? (await store.claim(key, { leaseMs: options.leaseMs }));
+    if (how.preclaimed instanceof Error) throw how.preclaimed;
+    claim = how.preclaimed ?? (await store.claim(key, { leaseMs: options.leaseMs }));
   } catch (error) {
     throw storeFailure(error, 'claim');
   }
@@ -243,20 +257,30 @@ async function runOnce<R>(
   if (claim.status === 'in-progress') throw new LeaseHeldError(key);
 
   const { token } = claim;
-  const stop = startExtender(store, key, token, options, logger, signal);
+  const { keeper } = how;
+  if (keeper && !how.deferMark) keeper.hold(key, token, logOf);
+  const stop = keeper ? () => keeper.drop(key, token) : noop;
+  how.onHold?.(stop);
   let outcome: { value: R; result?: string } | { skip: true };
   try {
     outcome = await run({ key, status: 'claimed' });
   } catch (error) {
     stop();
-    await release(store, key, token, logger);
+    await release(store, key, token, logOf);
     throw error;
   }
-  stop();
   if ('skip' in outcome) {
-    await release(store, key, token, logger);
+    stop();
+    await release(store, key, token, logOf);
     return { status: 'handled', value: undefined as R };
   }
+  if (how.deferMark) {
+    // The batch keeps the lease alive until its one completeMany.
+    const mark: PendingMark =
+      outcome.result === undefined ? { key, token } : { key, token, result: outcome.result };
+    return { status: 'handled', value: outcome.value, mark };
+  }
+  stop();
   let owned: boolean;
   try {
     owned = await store.complete(key, token, {
@@ -267,11 +291,11 @@ async function runOnce<R>(
     // The effect happened but its done mark is not durable: do not acknowledge (DESIGN: ack only
     // when both are durable). The lease expires and a redelivery runs the handler again, with
     // the same idempotency key, which is the handler's own defence.
-    logger.error({ key, err: error }, 'handler succeeded but the done mark could not be stored');
+    logOf().error({ key, err: error }, 'handler succeeded but the done mark could not be stored');
     throw storeFailure(error, 'complete');
   }
   if (!owned) {
-    logger.warn(
+    logOf().warn(
       { key, leaseMs: options.leaseMs },
       'dedupe lease expired before the handler finished; another consumer may run it too. Raise leaseMs',
     );
@@ -279,17 +303,19 @@ async function runOnce<R>(
   return { status: 'handled', value: outcome.value };
 }
 
+function noop(): void {}
+
 async function release(
   store: DedupeStore,
   key: string,
   token: string,
-  logger: Logger,
+  logOf: () => Logger,
 ): Promise<void> {
   try {
     await store.release(key, token);
   } catch (error) {
     // Not fatal: the lease expires on its own and a retry then claims again.
-    logger.warn(
+    logOf().warn(
       { key, err: error },
       'could not release the dedupe claim; it expires with its lease',
     );
@@ -325,6 +351,20 @@ export function idempotent<TInput, R>(
 }
 
 function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware {
+  return createIdempotentStep(options).middleware;
+}
+
+/** The idempotent middleware and the lease keeper it shares with a batch's pre-claims. */
+export interface IdempotentStep {
+  middleware: Middleware;
+  /** Undefined with `extendLease: false`. */
+  keeper: LeaseKeeper | undefined;
+  options: Readonly<IdempotencyOptions>;
+  store: DedupeStore;
+}
+
+/** Internal: builds the idempotent middleware with its lease keeper (the pipeline's batch path uses both). */
+export function createIdempotentStep(options: IdempotentMiddlewareOptions): IdempotentStep {
   if (typeof options !== 'object' || options === null)
     throw new ConsumerConfigError('idempotent options', 'must be an object');
   const resolved = resolveIdempotencyOptions(options, '');
@@ -332,17 +372,19 @@ function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware 
     throw new ConsumerConfigError('key', 'must be a function (context) => string');
   }
   const { store } = options;
-  return async function idempotentMiddleware(context, next) {
+  const keeper = resolved.extendLease ? new LeaseKeeper(store, resolved.leaseMs) : undefined;
+  const middleware: Middleware = async function idempotentMiddleware(context, next) {
     const pre = takePreclaim(context);
     const key = pre?.key ?? idempotencyKeyFor(context, options.key);
     context.idempotencyKey = key;
-    let outcome: IdempotentResult<void>;
+    const slots = slotsOf(context);
+    let outcome: RunOnceResult<void>;
     try {
       outcome = await runOnce<void>(
         store,
         key,
         resolved,
-        context.logger,
+        () => context.logger,
         async (info) => {
           context.dedupe = info;
           await next();
@@ -359,13 +401,22 @@ function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware 
           }
           return { skip: true };
         },
-        pre?.claim,
-        context.signal,
+        {
+          preclaimed: pre?.claim,
+          deferMark: pre?.deferMark === true && slots !== undefined,
+          keeper,
+          // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+          onHold: (stop) => {
+            if (slots) slots.stopLease = stop;
+            else context.signal.addEventListener('abort', stop, { once: true });
+          },
+        },
       );
     } catch (error) {
       if (error instanceof LeaseHeldError) {
         context.dedupe = { key, status: 'in-progress' };
-        context.logger.debug({ key }, 'dedupe key leased by another consumer; redelivering');
+        if (context.logger.isLevelEnabled('debug'))
+          context.logger.debug({ key }, 'dedupe key leased by another consumer; redelivering');
         context.redeliver(error.message, { delayMs: resolved.inProgressDelayMs, pause: false });
         return;
       }
@@ -381,16 +432,19 @@ function idempotentMiddleware(options: IdempotentMiddlewareOptions): Middleware 
       }
       throw error;
     }
+    if ('mark' in outcome && slots) slots.pendingMark = outcome.mark;
     if (outcome.status === 'duplicate') {
       context.dedupe = {
         key,
         status: 'done',
         ...(outcome.result === undefined ? {} : { result: outcome.result }),
       };
-      context.logger.debug({ key }, 'duplicate message acknowledged without calling the handler');
+      if (context.logger.isLevelEnabled('debug'))
+        context.logger.debug({ key }, 'duplicate message acknowledged without calling the handler');
       context.ack('duplicate');
     }
   };
+  return { middleware, keeper, options: resolved, store };
 }
 
 function idempotentWrapper<TInput, R>(
@@ -412,15 +466,25 @@ function idempotentWrapper<TInput, R>(
   }
   const logger = options.logger;
   const silent = { warn() {}, error() {}, debug() {} } as unknown as Logger;
+  const keeper = resolved.extendLease
+    ? new LeaseKeeper(options.store, resolved.leaseMs)
+    : undefined;
   return async function idempotentCall(input: TInput): Promise<IdempotentResult<R>> {
     const key =
       options.key === undefined
         ? defaultIdempotencyKey(options.consumer, envelopeOf(input))
         : scopedKey(options.consumer, () => options.key!(input));
-    const result = await runOnce<R>(options.store, key, resolved, logger ?? silent, async () => {
-      const value = await fn(input, { idempotencyKey: key });
-      return typeof value === 'string' ? { value, result: value } : { value };
-    });
+    const result = await runOnce<R>(
+      options.store,
+      key,
+      resolved,
+      () => logger ?? silent,
+      async () => {
+        const value = await fn(input, { idempotencyKey: key });
+        return typeof value === 'string' ? { value, result: value } : { value };
+      },
+      { keeper },
+    );
     if (result.status === 'duplicate') Object.defineProperty(result, DUPLICATE, { value: true });
     return result;
   };

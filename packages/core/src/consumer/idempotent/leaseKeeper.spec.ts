@@ -1,0 +1,48 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { InMemoryDedupeStore } from '../../dedupe/InMemoryDedupeStore.js';
+import { LeaseKeeper } from './leaseKeeper.js';
+
+describe('LeaseKeeper', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('keeps every held lease alive with one timer, and stops when nothing is held', async () => {
+    vi.useFakeTimers();
+    const store = new InMemoryDedupeStore({ now: () => Date.now() });
+    const extend = vi.spyOn(store, 'extend');
+    const keeper = new LeaseKeeper(store, 300);
+    const a = await store.claim('a', { leaseMs: 300 });
+    const b = await store.claim('b', { leaseMs: 300 });
+    if (a.status !== 'claimed' || b.status !== 'claimed') throw new Error('not claimed');
+    keeper.hold('a', a.token);
+    keeper.hold('b', b.token);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    // Both leases outlived several leaseMs and are still owned.
+    expect(await store.claim('a', { leaseMs: 300 })).toEqual({ status: 'in-progress' });
+    expect(await store.claim('b', { leaseMs: 300 })).toEqual({ status: 'in-progress' });
+    expect(extend.mock.calls.filter(([key]) => key === 'a').length).toBeGreaterThanOrEqual(5);
+    keeper.drop('a', 'not-the-token');
+    expect(keeper.size).toBe(2);
+    keeper.drop('a', a.token);
+    keeper.drop('b', b.token);
+    expect(keeper.size).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+    const calls = extend.mock.calls.length;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(extend.mock.calls.length).toBe(calls);
+  });
+
+  it('does not extend a lease taken less than a sixth of leaseMs ago', async () => {
+    vi.useFakeTimers();
+    const store = new InMemoryDedupeStore({ now: () => Date.now() });
+    const extend = vi.spyOn(store, 'extend');
+    const keeper = new LeaseKeeper(store, 600);
+    keeper.hold('old', 't1');
+    await vi.advanceTimersByTimeAsync(190);
+    keeper.hold('young', 't2');
+    await vi.advanceTimersByTimeAsync(10); // the tick at 200 ms
+    expect(extend.mock.calls.map(([key]) => key)).toEqual(['old']);
+    keeper.drop('old', 't1');
+    keeper.drop('young', 't2');
+  });
+});
