@@ -1,4 +1,4 @@
-import type { ClientBase, Pool } from 'pg';
+import type { ClientBase, Pool, PoolClient } from 'pg';
 import type { PublishState } from '@backtrack/core';
 import {
   DEFAULT_JOURNAL_OPTIONS,
@@ -229,6 +229,41 @@ export class PostgresOutbox implements Journal {
       return toJournalRecord(row);
     } catch (error) {
       throw toStoreError(error, this.#schema, 'outbox.append');
+    }
+  }
+
+  /**
+   * Appends a batch in one transaction (the caller's with `options.client`, else its own), in the
+   * order given; see {@link append}.
+   */
+  async appendMany(
+    records: readonly JournalAppend[],
+    options: OutboxAppendOptions = {},
+  ): Promise<JournalRecord[]> {
+    for (const record of records) assertValidAppend(record);
+    if (records.length === 0) return [];
+    if (options.client) {
+      const out: JournalRecord[] = [];
+      for (const record of records) out.push(await this.append(record, options));
+      return out;
+    }
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+    }
+    try {
+      await client.query('BEGIN');
+      const out: JournalRecord[] = [];
+      for (const record of records) out.push(await this.append(record, { client }));
+      await client.query('COMMIT');
+      return out;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+    } finally {
+      client.release();
     }
   }
 
