@@ -188,40 +188,55 @@ export function createPublisher(
       for (const p of batch) p.reject(err);
       return;
     }
-    const results = await Promise.allSettled(
+    // Each message settles on its own acknowledgement: the acknowledged ones of one event-loop
+    // turn share one markPublished round trip, so a slow confirm holds back only itself.
+    await Promise.all(
       batch.map((p) =>
-        transport.publish([
-          { topic: p.record.topic, key: p.record.key, message: p.record.message },
-        ]),
+        transport
+          .publish([{ topic: p.record.topic, key: p.record.key, message: p.record.message }])
+          .then(
+            () => markSoon(p),
+            (cause: unknown) => {
+              logger.warn(
+                { messageId: p.envelope.id, type: p.envelope.type, err: cause },
+                'publish failed after journaling; the outbox relay will deliver it',
+              );
+              p.reject(new PublishFailedError(p.envelope.id, p.envelope.type, cause));
+            },
+          ),
       ),
     );
-    const acked = batch.filter((_, i) => results[i]!.status === 'fulfilled');
-    if (acked.length > 0) {
-      try {
-        await journal.markPublished(acked.map((p) => p.envelope.id));
-      } catch (err) {
-        logger.warn(
-          { messageIds: acked.map((p) => p.envelope.id), err },
-          'published but not marked in the journal; the relay may publish them again (same ids)',
-        );
-      }
-    }
-    batch.forEach((p, i) => {
-      const result = results[i]!;
-      if (result.status === 'fulfilled') {
-        logger.debug(
-          { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
-          'published',
-        );
-        p.resolve(p.envelope);
-        return;
-      }
-      logger.warn(
-        { messageId: p.envelope.id, type: p.envelope.type, err: result.reason },
-        'publish failed after journaling; the outbox relay will deliver it',
-      );
-      p.reject(new PublishFailedError(p.envelope.id, p.envelope.type, result.reason));
+  }
+
+  let acked: Pending[] = [];
+  let markTimer: ReturnType<typeof setImmediate> | undefined;
+
+  function markSoon(p: Pending): void {
+    acked.push(p);
+    markTimer ??= setImmediate(() => {
+      markTimer = undefined;
+      const marked = acked;
+      acked = [];
+      void markPublished(marked);
     });
+  }
+
+  async function markPublished(marked: Pending[]): Promise<void> {
+    try {
+      await journal.markPublished(marked.map((p) => p.envelope.id));
+    } catch (err) {
+      logger.warn(
+        { messageIds: marked.map((p) => p.envelope.id), err },
+        'published but not marked in the journal; the relay may publish them again (same ids)',
+      );
+    }
+    for (const p of marked) {
+      logger.debug(
+        { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
+        'published',
+      );
+      p.resolve(p.envelope);
+    }
   }
 
   return {
