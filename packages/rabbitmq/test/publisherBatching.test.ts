@@ -85,7 +85,10 @@ describe.skipIf(!rabbit.available)(
       expect((results[4] as PromiseRejectedResult).reason).toMatchObject({
         code: 'BT_ERR_PUBLISH_FAILED',
       });
-      expect(calls).toEqual({ appendMany: [30], markPublished: [28] });
+      expect(calls.appendMany).toEqual([30]);
+      // The confirms that arrive together share a mark: far fewer round trips than messages.
+      expect(calls.markPublished.reduce((a, b) => a + b, 0)).toBe(28);
+      expect(calls.markPublished.length).toBeLessThanOrEqual(10);
       const records = (await journal.query({})).items;
       expect(records.filter((r) => r.state === 'pending').map((r) => r.type)).toEqual([
         'test.orphan',
