@@ -36,8 +36,16 @@ export interface RunRollbackOptions {
   leaseMs?: number;
   /** How long to wait for a lease another runner holds before failing, in ms. @default 0 */
   waitForLeaseMs?: number;
-  /** Items per transport call (and per progress write). @default 20 */
+  /** Items per transport call (and per progress write). @default 100 */
   batchSize?: number;
+  /**
+   * Batches published at once. Items that share an ordering key (a saga id, an original or a
+   * compensating message key) always go through the same lane, one batch after the other, so
+   * their order is the plan's order. @default 4
+   */
+  batchesInFlight?: number;
+  /** Sagas compensated at once through the saga engine (their progress is written together). @default 8 */
+  sagasInFlight?: number;
   /** Tries per batch before its items are marked failed. @default 3 */
   publishAttempts?: number;
   /** Plan only: nothing is published or stored; the result says what a run would do. */
@@ -52,7 +60,9 @@ export interface RunRollbackOptions {
 export const DEFAULT_RUN_ROLLBACK_OPTIONS = {
   leaseMs: 30_000,
   waitForLeaseMs: 0,
-  batchSize: 20,
+  batchSize: 100,
+  batchesInFlight: 4,
+  sagasInFlight: 8,
   publishAttempts: 3,
 } as const;
 
@@ -126,7 +136,13 @@ export async function runRollback(
       details: { field: 'runId' },
     });
   }
-  for (const field of ['leaseMs', 'batchSize', 'publishAttempts'] as const) {
+  for (const field of [
+    'leaseMs',
+    'batchSize',
+    'batchesInFlight',
+    'sagasInFlight',
+    'publishAttempts',
+  ] as const) {
     if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
       throw new RollbackConfigError(`runRollback option "${field}" must be a positive integer`, {
         details: { field, value: o[field] },
@@ -168,9 +184,10 @@ export async function runRollback(
     Math.max(50, Math.floor(o.leaseMs / 3)),
   );
   heartbeat.unref();
-  const checkLease = async () => {
+  // Off the hot path: the heartbeat renews the lease, and every progress write is fenced by the
+  // token (a runner that lost the lease fails there, before it publishes anything more).
+  const checkLease = () => {
     if (leaseError) throw leaseError;
-    await store.renewLease(runId, token, o.leaseMs);
   };
 
   try {
@@ -221,45 +238,56 @@ export async function runRollback(
       );
     }
     let failedBatchesInARow = 0;
-    for (let start = 0; start < todo.length; start += o.batchSize) {
-      if (o.signal?.aborted) break;
-      const batch = todo.slice(start, start + o.batchSize);
-      await checkLease();
-      await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
-      const error = await publishBatch(
-        plan,
-        batch,
-        journal,
-        transport,
-        o.publishAttempts,
-        sleep,
-        logger,
-      );
-      if (error === undefined) {
-        published += batch.reduce((n, i) => n + i.messages.length, 0);
-        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done })));
-        failedBatchesInARow = 0;
-      } else {
-        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
-        // A broker that rejected three batches in a row is down: stop instead of failing the rest.
-        if (++failedBatchesInARow >= 3) break;
+    let fatal = false;
+    const stopped = () => fatal || o.signal?.aborted === true || failedBatchesInARow >= 3;
+    const runLane = async (items: readonly RollbackPlanItem[]) => {
+      for (let start = 0; start < items.length; start += o.batchSize) {
+        if (stopped()) return;
+        const batch = items.slice(start, start + o.batchSize);
+        checkLease();
+        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
+        const error = await publishBatch(
+          plan,
+          batch,
+          journal,
+          transport,
+          o.publishAttempts,
+          sleep,
+          logger,
+        );
+        if (error === undefined) {
+          published += batch.reduce((n, i) => n + i.messages.length, 0);
+          await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done })));
+          failedBatchesInARow = 0;
+        } else {
+          await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
+          // A broker that rejected three batches in a row is down: stop instead of failing the rest.
+          ++failedBatchesInARow;
+        }
       }
-    }
+    };
+    await inParallel(lanesOf(todo, o.batchesInFlight), runLane, () => {
+      fatal = true;
+    });
 
-    for (const saga of plan.sagas) {
-      if (o.signal?.aborted || failedBatchesInARow >= 3) break;
-      if (
-        progress[saga.itemId]?.state === ItemState.Done ||
-        progress[saga.itemId]?.state === ItemState.NeedsPerson
-      )
-        continue;
-      await checkLease();
-      await write([
-        await compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
-          itemId: saga.itemId,
-          ...r,
-        })),
-      ]);
+    const sagasTodo = plan.sagas.filter(
+      (saga) =>
+        progress[saga.itemId]?.state !== ItemState.Done &&
+        progress[saga.itemId]?.state !== ItemState.NeedsPerson,
+    );
+    for (let start = 0; start < sagasTodo.length; start += o.sagasInFlight) {
+      if (stopped()) break;
+      checkLease();
+      const group = sagasTodo.slice(start, start + o.sagasInFlight);
+      const updates = await Promise.all(
+        group.map((saga) =>
+          compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
+            itemId: saga.itemId,
+            ...r,
+          })),
+        ),
+      );
+      await write(updates);
     }
 
     const result = summarize(plan, progress, runId, published);
@@ -313,7 +341,12 @@ async function publishBatch(
   logger: Logger,
 ): Promise<string | undefined> {
   const version = rollbackVersion(plan.planId);
-  const outgoing: { item: RollbackPlanItem; id: string; message: OutgoingMessage }[] = [];
+  const outgoing: {
+    item: RollbackPlanItem;
+    planned: RollbackPlan['items'][number]['messages'][number];
+    id: string;
+    message: OutgoingMessage;
+  }[] = [];
   for (const item of batch) {
     for (const m of item.messages) {
       const encoded = {
@@ -324,29 +357,29 @@ async function publishBatch(
         m.key === undefined
           ? { topic: m.topic, message: encoded }
           : { topic: m.topic, key: m.key, message: encoded };
-      outgoing.push({ item, id: m.id, message });
+      outgoing.push({ item, planned: m, id: m.id, message });
     }
   }
   const ids = outgoing.map((o) => o.id);
   let lastError = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      // Journal first (idempotent on the deterministic id), like every Backtrack publish.
-      for (const { item, id, message: m } of outgoing) {
-        const plannedMessage = item.messages.find((x) => x.id === id)!;
-        await journal.append({
-          id,
-          type: plannedMessage.type,
-          schemaVersion: plannedMessage.schemaVersion,
-          key: m.key,
+      // Journal first (idempotent on the deterministic id), like every Backtrack publish: the
+      // whole batch in one appendMany.
+      await journal.appendMany(
+        outgoing.map(({ item, planned, message: m }) => ({
+          id: planned.id,
+          type: planned.type,
+          schemaVersion: planned.schemaVersion,
+          ...(m.key === undefined ? {} : { key: m.key }),
           topic: m.topic,
           service: plan.service,
           version,
           time: m.message.headers.time ?? new Date().toISOString(),
           causationId: item.original.id,
           message: m.message,
-        });
-      }
+        })),
+      );
       await transport.publish(outgoing.map((o) => o.message));
       await journal
         .markPublished(ids)
@@ -467,6 +500,79 @@ function dryRunResult(plan: RollbackPlan, runId: string): RollbackRunResult {
     })),
     failed: [],
   };
+}
+
+/**
+ * Splits the items into at most `lanes` lists, keeping plan order inside each, such that items
+ * that share an ordering key (saga id, original key, any of their messages' keys) share a lane.
+ */
+export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): RollbackPlanItem[][] {
+  if (lanes <= 1 || items.length === 0) return [items.slice()];
+  // Union-find over ordering keys: an item links every key it touches.
+  const parent = new Map<string, string>();
+  const find = (k: string): string => {
+    let root = k;
+    while (parent.get(root) !== root) root = parent.get(root)!;
+    let node = k;
+    while (node !== root) {
+      const next = parent.get(node)!;
+      parent.set(node, root);
+      node = next;
+    }
+    return root;
+  };
+  const keysOf = (item: RollbackPlanItem): string[] => {
+    const keys = [`item:${item.itemId}`];
+    if (item.original.sagaId !== undefined) keys.push(`saga:${item.original.sagaId}`);
+    if (item.original.key !== undefined) keys.push(`key:${item.original.key}`);
+    for (const m of item.messages) if (m.key !== undefined) keys.push(`key:${m.key}`);
+    return keys;
+  };
+  const itemKeys = items.map(keysOf);
+  for (const keys of itemKeys) {
+    for (const k of keys) if (!parent.has(k)) parent.set(k, k);
+    const first = find(keys[0]!);
+    for (const k of keys.slice(1)) {
+      const root = find(k);
+      if (root !== first) parent.set(root, first);
+    }
+  }
+  // Groups go to the lane with the fewest items so far, in order of first appearance.
+  const laneOfGroup = new Map<string, number>();
+  const sizes = Array.from({ length: lanes }, () => 0);
+  const groupSize = new Map<string, number>();
+  const roots = itemKeys.map((keys) => find(keys[0]!));
+  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
+  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
+  items.forEach((item, i) => {
+    const root = roots[i]!;
+    let lane = laneOfGroup.get(root);
+    if (lane === undefined) {
+      lane = sizes.indexOf(Math.min(...sizes));
+      laneOfGroup.set(root, lane);
+      sizes[lane]! += groupSize.get(root)!;
+    }
+    out[lane]!.push(item);
+  });
+  return out.filter((lane) => lane.length > 0);
+}
+
+/** Runs `fn` on every part at once; the first failure calls `onFailure` (to stop the others) and is rethrown once all ended. */
+async function inParallel<T>(
+  parts: readonly T[],
+  fn: (part: T) => Promise<void>,
+  onFailure: () => void,
+): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  await Promise.all(
+    parts.map((part) =>
+      fn(part).catch((error: unknown) => {
+        failure ??= { error };
+        onFailure();
+      }),
+    ),
+  );
+  if (failure) throw failure.error;
 }
 
 function withoutUndefined<T extends object>(o: T): Partial<T> {
