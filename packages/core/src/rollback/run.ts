@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BacktrackError } from '../errors/BacktrackError.js';
-import type { Journal } from '../journal/Journal.js';
+import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
@@ -245,8 +245,9 @@ export async function runRollback(
         if (stopped()) return;
         const batch = items.slice(start, start + o.batchSize);
         checkLease();
-        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
-        const error = await publishBatch(
+        // The `publishing` marks and the journal append go out together; nothing is published
+        // before both are durable.
+        const { error, marked } = await publishBatch(
           plan,
           batch,
           journal,
@@ -254,10 +255,14 @@ export async function runRollback(
           o.publishAttempts,
           sleep,
           logger,
+          write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing }))),
         );
         if (error === undefined) {
           published += batch.reduce((n, i) => n + i.messages.length, 0);
-          await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done })));
+          await Promise.all([
+            write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }))),
+            marked,
+          ]);
           failedBatchesInARow = 0;
         } else {
           await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
@@ -331,6 +336,13 @@ async function acquire(
   }
 }
 
+/**
+ * Journals (one appendMany) and publishes one batch, retrying it. `before` (the batch's
+ * `publishing` marks) runs alongside the first append and must succeed before anything is
+ * published; its failure (a lost lease, a store down) is thrown. Resolves with the last error
+ * when every attempt failed, and with the pending `markPublished` of the journal records
+ * (whose failure is only logged) when the broker acknowledged.
+ */
 async function publishBatch(
   plan: RollbackPlan,
   batch: readonly RollbackPlanItem[],
@@ -339,54 +351,57 @@ async function publishBatch(
   attempts: number,
   sleep: (ms: number) => Promise<void>,
   logger: Logger,
-): Promise<string | undefined> {
+  before: Promise<void>,
+): Promise<{ error: string | undefined; marked: Promise<void> }> {
   const version = rollbackVersion(plan.planId);
-  const outgoing: {
-    item: RollbackPlanItem;
-    planned: RollbackPlan['items'][number]['messages'][number];
-    id: string;
-    message: OutgoingMessage;
-  }[] = [];
+  const messages: OutgoingMessage[] = [];
+  const records: JournalAppend[] = [];
   for (const item of batch) {
     for (const m of item.messages) {
       const encoded = {
         headers: { ...m.headers },
         body: new Uint8Array(Buffer.from(m.body, 'base64')),
       };
-      const message: OutgoingMessage =
+      messages.push(
         m.key === undefined
           ? { topic: m.topic, message: encoded }
-          : { topic: m.topic, key: m.key, message: encoded };
-      outgoing.push({ item, planned: m, id: m.id, message });
+          : { topic: m.topic, key: m.key, message: encoded },
+      );
+      // Journal first (idempotent on the deterministic id), like every Backtrack publish.
+      records.push({
+        id: m.id,
+        type: m.type,
+        schemaVersion: m.schemaVersion,
+        ...(m.key === undefined ? {} : { key: m.key }),
+        topic: m.topic,
+        service: plan.service,
+        version,
+        time: encoded.headers.time ?? new Date().toISOString(),
+        causationId: item.original.id,
+        message: encoded,
+      });
     }
   }
-  const ids = outgoing.map((o) => o.id);
   let lastError = '';
+  let pending: Promise<void> | undefined = before;
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    const append = journal.appendMany(records);
+    if (pending) {
+      const [marks] = await Promise.allSettled([pending, append]);
+      if (marks.status === 'rejected') {
+        append.catch(() => undefined);
+        throw marks.reason;
+      }
+      pending = undefined;
+    }
     try {
-      // Journal first (idempotent on the deterministic id), like every Backtrack publish: the
-      // whole batch in one appendMany.
-      await journal.appendMany(
-        outgoing.map(({ item, planned, message: m }) => ({
-          id: planned.id,
-          type: planned.type,
-          schemaVersion: planned.schemaVersion,
-          ...(m.key === undefined ? {} : { key: m.key }),
-          topic: m.topic,
-          service: plan.service,
-          version,
-          time: m.message.headers.time ?? new Date().toISOString(),
-          causationId: item.original.id,
-          message: m.message,
-        })),
+      await append;
+      await transport.publish(messages);
+      const marked = journal.markPublished(records.map((r) => r.id)).then(
+        () => undefined,
+        (err: unknown) => logger.warn({ err }, 'could not mark rollback messages published'),
       );
-      await transport.publish(outgoing.map((o) => o.message));
-      await journal
-        .markPublished(ids)
-        .catch((err: unknown) =>
-          logger.warn({ err }, 'could not mark rollback messages published'),
-        );
-      return undefined;
+      return { error: undefined, marked };
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
       if (error instanceof RollbackLeaseLostError) throw error;
@@ -394,7 +409,7 @@ async function publishBatch(
       if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
     }
   }
-  return lastError;
+  return { error: lastError, marked: Promise.resolve() };
 }
 
 async function compensateSaga(

@@ -195,8 +195,10 @@ export class RedisJournal implements Journal {
     if (records.length === 0) return [];
     const keys = [`${this.#prefix}:seq`, `${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
     const args: string[] = [String(records.length)];
+    const jsons: string[] = [];
     for (const record of records) {
       const { json, indexKeys } = this.#toStored(record);
+      jsons.push(json);
       keys.push(`${this.#prefix}:r:${record.id}`, ...indexKeys);
       args.push(
         record.id,
@@ -229,8 +231,12 @@ export class RedisJournal implements Journal {
       const [appendError, appended] = replies[0] ?? [new Error('no reply')];
       if (appendError) throw appendError;
       return appended;
-    })) as [string, string, string][];
-    return result.map(([seq, state, json]) => this.#parse(seq, state, json));
+    })) as ([string] | [string, string, string])[];
+    return result.map((reply, i) =>
+      reply.length === 1
+        ? { ...copyAppend(records[i]!), seq: Number(reply[0]), state: PublishState.Pending }
+        : this.#parse(reply[0], reply[1]!, reply[2]!),
+    );
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {
@@ -424,6 +430,18 @@ export class RedisJournal implements Journal {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A stored-record copy of an append, so the caller's later changes do not reach it. */
+function copyAppend(record: JournalAppend): JournalAppend {
+  const copy: JournalAppend = {
+    ...record,
+    message: {
+      headers: { ...record.message.headers },
+      body: new Uint8Array(record.message.body),
+    },
+  };
+  return copy;
 }
 
 function isNoScript(error: unknown): boolean {

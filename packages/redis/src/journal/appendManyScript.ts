@@ -6,8 +6,9 @@
  * index keys.
  * ARGV: count, then per record: id, timeMs, json, indexKeyCount, indexKeysJson (kept in the
  * record's `ix` field for pruning).
- * Returns, per record in order: { seq, state, json }: the stored record (the first one for an id
- * already present or repeated in the batch).
+ * Returns, per record in order: { seq } for a record it created from the given one, or
+ * { seq, state, json } for an id already stored (or repeated earlier in the batch): the stored
+ * record wins. Created records are not sent back, so a batch costs its bytes once on the wire.
  */
 export const APPEND_MANY_SCRIPT = `
 local seqKey, allKey, pendingKey = KEYS[1], KEYS[2], KEYS[3]
@@ -28,7 +29,7 @@ for r = 1, tonumber(ARGV[1]) do
     redis.call('ZADD', allKey, s, id)
     redis.call('ZADD', pendingKey, s, id)
     for i = 1, nix do redis.call('ZADD', KEYS[k + i], s, id) end
-    out[r] = { s, 'pending', json }
+    out[r] = { s }
   end
   k = k + 1 + nix
   a = a + 5
