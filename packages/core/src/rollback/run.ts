@@ -240,14 +240,27 @@ export async function runRollback(
     let failedBatchesInARow = 0;
     let fatal = false;
     const stopped = () => fatal || o.signal?.aborted === true || failedBatchesInARow >= 3;
+    // One lane publishes its batches one after the other (their order is the plan's). The marks
+    // that end a batch (`done` or `failed`) travel in ONE progress write with the next batch's
+    // `publishing` marks, alongside the journal's `published` marks of the batch and the next
+    // batch's journal append; the next publish waits for all of them.
     const runLane = async (items: readonly RollbackPlanItem[]) => {
+      let carry: ItemUpdate[] = [];
+      let carryMarked: Promise<void> = Promise.resolve();
       for (let start = 0; start < items.length; start += o.batchSize) {
-        if (stopped()) return;
+        if (stopped()) break;
         const batch = items.slice(start, start + o.batchSize);
         checkLease();
-        // The `publishing` marks and the journal append go out together; nothing is published
-        // before both are durable.
-        const { error, marked } = await publishBatch(
+        const before = Promise.all([
+          write([
+            ...carry,
+            ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })),
+          ]),
+          carryMarked,
+        ]).then(() => undefined);
+        carry = [];
+        carryMarked = Promise.resolve();
+        const outcome = await publishBatch(
           plan,
           batch,
           journal,
@@ -255,21 +268,23 @@ export async function runRollback(
           o.publishAttempts,
           sleep,
           logger,
-          write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing }))),
+          before,
+          () => !stopped(),
         );
+        if (outcome === 'stopped') break;
+        const { error, marked } = outcome;
         if (error === undefined) {
           published += batch.reduce((n, i) => n + i.messages.length, 0);
-          await Promise.all([
-            write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }))),
-            marked,
-          ]);
+          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
+          carryMarked = marked;
           failedBatchesInARow = 0;
         } else {
-          await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
+          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
           // A broker that rejected three batches in a row is down: stop instead of failing the rest.
           ++failedBatchesInARow;
         }
       }
+      await Promise.all([write(carry), carryMarked]);
     };
     await inParallel(lanesOf(todo, o.batchesInFlight), runLane, () => {
       fatal = true;
@@ -338,8 +353,9 @@ async function acquire(
 
 /**
  * Journals (one appendMany) and publishes one batch, retrying it. `before` (the batch's
- * `publishing` marks) runs alongside the first append and must succeed before anything is
- * published; its failure (a lost lease, a store down) is thrown. Resolves with the last error
+ * `publishing` marks, and the previous batch's `done` marks) runs alongside the first append and
+ * must succeed before anything is published; its failure (a lost lease, a store down) is thrown,
+ * and when `proceed()` is false once it is done, nothing is published (`'stopped'`). Resolves with the last error
  * when every attempt failed, and with the pending `markPublished` of the journal records
  * (whose failure is only logged) when the broker acknowledged.
  */
@@ -352,7 +368,8 @@ async function publishBatch(
   sleep: (ms: number) => Promise<void>,
   logger: Logger,
   before: Promise<void>,
-): Promise<{ error: string | undefined; marked: Promise<void> }> {
+  proceed: () => boolean,
+): Promise<{ error: string | undefined; marked: Promise<void> } | 'stopped'> {
   const version = rollbackVersion(plan.planId);
   const messages: OutgoingMessage[] = [];
   const records: JournalAppend[] = [];
@@ -393,6 +410,11 @@ async function publishBatch(
         throw marks.reason;
       }
       pending = undefined;
+      // Aborted (or another lane failed) while the marks were written: publish nothing more.
+      if (!proceed()) {
+        append.catch(() => undefined);
+        return 'stopped';
+      }
     }
     try {
       await append;
