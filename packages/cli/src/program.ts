@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { BacktrackError } from '@backtrack/core';
 import { registerDlq } from './commands/dlq.js';
+import { registerJournal } from './commands/journal.js';
 import { registerOutboxDeadLetters } from './commands/outboxDeadLetters.js';
 import { registerPostgres } from './commands/postgres.js';
 import { registerRollback } from './commands/rollback.js';
@@ -99,6 +100,7 @@ export function createProgram(state: { exitCode: number }): Command {
   registerDlq(program, run);
   registerPostgres(program, run);
   registerOutboxDeadLetters(program, run);
+  registerJournal(program, run);
   for (const cmd of program.commands)
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
