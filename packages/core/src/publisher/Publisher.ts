@@ -32,8 +32,8 @@ export interface PublisherOptions {
  */
 export interface PublisherBatchingOptions {
   /**
-   * How long the first publish of a batch waits for others, in ms. 0 = the publishes issued in
-   * the same event-loop turn (no added latency).
+   * How long the first publish of a batch waits for others, in ms. 0 = the publishes issued by
+   * the same synchronous code and the promise reactions already queued (no added latency).
    * @default 0
    */
   lingerMs?: number;
@@ -167,14 +167,11 @@ export function createPublisher(
   });
 
   let queue: Pending[] = [];
-  let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined;
+  let timer: Cancel | undefined;
 
   function flush(): void {
-    if (timer !== undefined) {
-      clearTimeout(timer as ReturnType<typeof setTimeout>);
-      clearImmediate(timer as ReturnType<typeof setImmediate>);
-      timer = undefined;
-    }
+    timer?.();
+    timer = undefined;
     const batch = queue;
     queue = [];
     if (batch.length > 0) void publishBatch(batch);
@@ -209,12 +206,14 @@ export function createPublisher(
   }
 
   let acked: Pending[] = [];
-  let markTimer: ReturnType<typeof setImmediate> | undefined;
+  let markScheduled = false;
 
   function markSoon(p: Pending): void {
     acked.push(p);
-    markTimer ??= setImmediate(() => {
-      markTimer = undefined;
+    if (markScheduled) return;
+    markScheduled = true;
+    queueMicrotask(() => {
+      markScheduled = false;
       const marked = acked;
       acked = [];
       void markPublished(marked);
@@ -252,12 +251,29 @@ export function createPublisher(
       return new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ ...prepared, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
-        else if (timer === undefined) {
-          timer =
-            batching.lingerMs > 0 ? setTimeout(flush, batching.lingerMs) : setImmediate(flush);
-        }
+        else timer ??= later(batching.lingerMs, flush);
       });
     },
+  };
+}
+
+type Cancel = () => void;
+
+/**
+ * Runs `fn` after `ms`, or with 0 once the current synchronous code and the promise reactions
+ * queued before it have run (a microtask: what is published together, is batched together).
+ */
+function later(ms: number, fn: () => void): Cancel {
+  if (ms > 0) {
+    const handle = setTimeout(fn, ms);
+    return () => clearTimeout(handle);
+  }
+  let cancelled = false;
+  queueMicrotask(() => {
+    if (!cancelled) fn();
+  });
+  return () => {
+    cancelled = true;
   };
 }
 

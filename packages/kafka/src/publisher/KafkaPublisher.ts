@@ -7,8 +7,8 @@ import { KafkaClosedError, KafkaError, KafkaPublishError } from '../errors.js';
 export interface KafkaPublisherBatching {
   /**
    * How long the first queued record waits for others before its produce request goes out, in
-   * ms. 0 = the records of the same event-loop turn; records that arrive while requests are in
-   * flight join the next request either way.
+   * ms. 0 = the records published by the same synchronous code (and the promise reactions queued
+   * before); records that arrive while requests are in flight join the next request either way.
    */
   lingerMs: number;
   /** Most records in one produce request (one `send`). */
@@ -51,7 +51,7 @@ export class KafkaPublisher {
   readonly #queue: Queued[] = [];
   #queuedRecords = 0;
   #inFlight = 0;
-  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  #timer: (() => void) | undefined;
   #connecting: Promise<void> | undefined;
   #closed = false;
 
@@ -147,16 +147,24 @@ export class KafkaPublisher {
       this.#timer = undefined;
       this.#flush();
     };
-    this.#timer =
-      this.#batching.lingerMs > 0 ? setTimeout(fire, this.#batching.lingerMs) : setImmediate(fire);
+    if (this.#batching.lingerMs > 0) {
+      const handle = setTimeout(fire, this.#batching.lingerMs);
+      this.#timer = () => clearTimeout(handle);
+    } else {
+      // What the same synchronous code (and the promise reactions queued before) publishes.
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) fire();
+      });
+      this.#timer = () => {
+        cancelled = true;
+      };
+    }
   }
 
   #flush(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer as NodeJS.Timeout);
-      clearImmediate(this.#timer as NodeJS.Immediate);
-      this.#timer = undefined;
-    }
+    this.#timer?.();
+    this.#timer = undefined;
     while (this.#queue.length > 0 && this.#inFlight < this.#batching.maxInFlightSends) {
       const calls: Queued[] = [];
       let count = 0;
