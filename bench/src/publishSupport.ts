@@ -21,6 +21,14 @@ export function timedJournal(journal: Journal, times: PhaseTimes): Journal {
         times.append += performance.now() - t;
       }
     },
+    appendMany: async (records) => {
+      const t = performance.now();
+      try {
+        return await journal.appendMany(records);
+      } finally {
+        times.append += performance.now() - t;
+      }
+    },
     markPublished: async (ids) => {
       const t = performance.now();
       try {

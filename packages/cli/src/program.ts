@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BacktrackError } from '@backtrack/core';
 import { registerDlq } from './commands/dlq.js';
+import { registerJournal } from './commands/journal.js';
+import { registerOutboxDeadLetters } from './commands/outboxDeadLetters.js';
 import { registerPostgres } from './commands/postgres.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerSagas } from './commands/sagas.js';
@@ -154,6 +156,8 @@ export function createProgram(state: { exitCode: number }): Command {
   registerSchemas(program, run);
   registerDlq(program, run);
   registerPostgres(program, run);
+  registerOutboxDeadLetters(program, run);
+  registerJournal(program, run);
   for (const cmd of program.commands)
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   for (const group of program.commands) {

@@ -110,6 +110,11 @@ export class KafkaTransport implements Transport {
       }),
       this.#logger,
       producer.publishTimeoutMs,
+      {
+        lingerMs: producer.lingerMs,
+        maxBatchRecords: producer.maxBatchRecords,
+        maxInFlightSends: producer.maxInFlightRequests,
+      },
       producer.contentMode,
     );
   }
@@ -121,7 +126,8 @@ export class KafkaTransport implements Transport {
   }
 
   /**
-   * Publishes in one produce request per call; resolves only after the broker acknowledged every
+   * Publishes the messages of one call in one produce request, coalesced with concurrent calls
+   * (see `producer.lingerMs`); resolves only after the broker acknowledged every
    * message (acks=all, idempotent producer). The key is `message.key`, else the `partitionkey`,
    * else the `sagaid` attribute.
    * @throws {KafkaPublishError} (retriable) if any message was not acknowledged.

@@ -72,6 +72,19 @@ describe('producer options', () => {
       'producer.publishTimeoutMs',
     );
   });
+
+  it('validates the publish batching options', () => {
+    expect(resolveProducerOptions({})).toMatchObject({ lingerMs: 0, maxBatchRecords: 500 });
+    expect(resolveProducerOptions({ lingerMs: 5, maxBatchRecords: 50 })).toMatchObject({
+      lingerMs: 5,
+      maxBatchRecords: 50,
+    });
+    expect(fieldOf(() => resolveProducerOptions({ lingerMs: -1 }))).toBe('producer.lingerMs');
+    expect(fieldOf(() => resolveProducerOptions({ lingerMs: 5_000 }))).toBe('producer.lingerMs');
+    expect(fieldOf(() => resolveProducerOptions({ maxBatchRecords: 0 }))).toBe(
+      'producer.maxBatchRecords',
+    );
+  });
 });
 
 describe('topicSpecs', () => {

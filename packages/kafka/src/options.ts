@@ -159,6 +159,15 @@ export interface KafkaProducerOptions {
    * @default 'binary'
    */
   contentMode: 'binary' | 'structured';
+  /**
+   * Concurrent publishes coalesce into one produce request: the first waits this long for others,
+   * in ms (0 = those of the same event-loop turn; publishes arriving while a request is in flight
+   * join the next one either way).
+   * @default 0
+   */
+  lingerMs: number;
+  /** Most records in one coalesced produce request. @default 500 */
+  maxBatchRecords: number;
 }
 
 export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Object.freeze({
@@ -168,6 +177,8 @@ export const DEFAULT_KAFKA_PRODUCER_OPTIONS: Readonly<KafkaProducerOptions> = Ob
   publishTimeoutMs: 60_000,
   compression: 'none',
   contentMode: 'binary',
+  lingerMs: 0,
+  maxBatchRecords: 500,
 });
 
 /** Upper bound of `partitionsConsumedConcurrently` (more only adds memory and rebalance time). */
@@ -266,6 +277,12 @@ export function resolveProducerOptions(
   for (const f of ['ackTimeoutMs', 'publishTimeoutMs'] as const) {
     if (!Number.isFinite(o[f]) || o[f] <= 0)
       throw new KafkaConfigError(`producer.${f}`, 'must be a number > 0');
+  }
+  if (!Number.isFinite(o.lingerMs) || o.lingerMs < 0 || o.lingerMs > 1000) {
+    throw new KafkaConfigError('producer.lingerMs', 'must be a number from 0 to 1000 (ms)');
+  }
+  if (!Number.isInteger(o.maxBatchRecords) || o.maxBatchRecords < 1) {
+    throw new KafkaConfigError('producer.maxBatchRecords', 'must be an integer >= 1');
   }
   if (o.compression !== 'none' && o.compression !== 'gzip') {
     throw new KafkaConfigError('producer.compression', "must be 'none' or 'gzip'");

@@ -52,6 +52,8 @@ export {
 } from './outbox/PostgresOutbox.js';
 export type {
   OutboxAppendOptions,
+  OutboxDeadLetter,
+  OutboxDeadLetterQuery,
   PostgresOutboxDependencies,
   PostgresOutboxOptions,
 } from './outbox/PostgresOutbox.js';

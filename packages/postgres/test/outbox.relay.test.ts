@@ -100,14 +100,24 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
 
     const transport = new RecordingTransport();
     const relay = new PostgresOutboxRelay({ outbox, transport });
-    expect(await relay.runOnce()).toEqual({ published: 1, failed: 0, skipped: false });
+    expect(await relay.runOnce()).toEqual({
+      published: 1,
+      failed: 0,
+      deadLettered: 0,
+      skipped: false,
+    });
     expect(transport.published.map(idOf)).toEqual([committed.id]);
     expect(transport.published[0]).toMatchObject({ topic: 'orders', key: committed.key });
     expect(Array.from(transport.published[0]!.message.body)).toEqual(
       Array.from(committed.message.body),
     );
     expect((await outbox.get(committed.id))?.state).toBe('published');
-    expect(await relay.runOnce()).toEqual({ published: 0, failed: 0, skipped: false });
+    expect(await relay.runOnce()).toEqual({
+      published: 0,
+      failed: 0,
+      deadLettered: 0,
+      skipped: false,
+    });
   });
 
   for (const exclusive of [false, true]) {
@@ -216,8 +226,72 @@ describe.skipIf(!postgres.available)('PostgresOutbox + PostgresOutboxRelay', () 
       publish_attempts: 1,
       last_error: 'broker unavailable',
     });
-    expect(await relay.runOnce()).toEqual({ published: 1, failed: 0, skipped: false });
+    expect(await relay.runOnce()).toEqual({
+      published: 1,
+      failed: 0,
+      deadLettered: 0,
+      skipped: false,
+    });
     expect(transport.published.map(idOf)).toEqual([r.id]);
+  });
+
+  it('moves a poisoned record to the dead-letter table after maxAttempts and goes on with the rest, in order', async () => {
+    const outbox = await freshOutbox();
+    const before = await outbox.append(record());
+    const poison = await outbox.append(record());
+    const after = await outbox.appendMany([record(), record()]);
+    const published: string[] = [];
+    const picky: Transport = {
+      name: 'picky',
+      publish: async (messages) => {
+        if (messages.some((m) => idOf(m) === poison.id)) throw new Error('NO_ROUTE: nobody bound');
+        published.push(...messages.map(idOf));
+      },
+      subscribe: () => Promise.reject(new Error('not used')),
+      close: async () => undefined,
+    };
+    const relay = new PostgresOutboxRelay({ outbox, transport: picky }, { maxAttempts: 3 });
+    // First pass: the batch fails, the relay publishes one by one in seq order up to the poison.
+    expect(await relay.runOnce()).toMatchObject({ published: 1, failed: 1, deadLettered: 0 });
+    expect(published).toEqual([before.id]);
+    expect(await relay.runOnce()).toMatchObject({ published: 0, failed: 1, deadLettered: 0 });
+    // The third failed attempt moves it out of the way; the rest follow in the same pass.
+    expect(await relay.runOnce()).toMatchObject({ published: 2, failed: 1, deadLettered: 1 });
+    expect(published).toEqual([before.id, ...after.map((r) => r.id)]);
+    const dead = await outbox.deadLetters();
+    expect(dead.map((d) => d.record.id)).toEqual([poison.id]);
+    expect(dead[0]).toMatchObject({
+      failedAttempts: 3,
+      lastError: 'NO_ROUTE: nobody bound',
+      record: { seq: poison.seq, state: 'pending', topic: 'orders' },
+    });
+    expect(Array.from(dead[0]!.record.message.body)).toEqual(Array.from(poison.message.body));
+    expect(await outbox.get(poison.id)).toBeUndefined();
+    expect(await relay.runOnce()).toMatchObject({ published: 0, failed: 0 });
+    // An operator fixes the cause and puts it back: the relay delivers it.
+    expect(await outbox.requeueDeadLetters([poison.id])).toBe(1);
+    expect(await outbox.deadLetters()).toEqual([]);
+    const fixed = new RecordingTransport();
+    expect(await new PostgresOutboxRelay({ outbox, transport: fixed }).drain()).toBe(1);
+    expect(fixed.published.map(idOf)).toEqual([poison.id]);
+  });
+
+  it('never dead-letters a record while the transport is merely unavailable (retriable errors)', async () => {
+    const outbox = await freshOutbox();
+    const r = await outbox.append(record());
+    const down: Transport = {
+      name: 'down',
+      publish: () =>
+        Promise.reject(Object.assign(new Error('broker unavailable'), { retriable: true })),
+      subscribe: () => Promise.reject(new Error('not used')),
+      close: async () => undefined,
+    };
+    const relay = new PostgresOutboxRelay({ outbox, transport: down }, { maxAttempts: 2 });
+    for (let i = 0; i < 4; i++) {
+      expect(await relay.runOnce()).toMatchObject({ published: 0, failed: 1, deadLettered: 0 });
+    }
+    expect(await outbox.deadLetters()).toEqual([]);
+    expect((await outbox.get(r.id))?.state).toBe('pending');
   });
 
   it('fails a batch the transport never acknowledges after publishTimeoutMs and unlocks it', async () => {

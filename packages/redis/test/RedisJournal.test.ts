@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { journalContract } from '../../core/src/testing/contracts/journalContract.js';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { RedisJournal } from '../src/journal/RedisJournal.js';
@@ -23,6 +23,35 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       { redis: client() },
     );
     return { journal, cleanup: () => journal.destroy() };
+  });
+
+  it('appendMany is one round trip: one pipeline, no other command', async () => {
+    const c = client();
+    const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+    const record = (i: number) => ({
+      id: `m-${i}`,
+      type: 'order.placed',
+      schemaVersion: 1,
+      topic: 'orders',
+      service: 'orders',
+      version: '1.0.0',
+      time: new Date().toISOString(),
+      sagaId: `saga-${i % 3}`,
+      message: { headers: { a: 'b' }, body: new Uint8Array([i]) },
+    });
+    try {
+      await journal.appendMany([record(0)]); // loads the scripts
+      const spies = (['pipeline', 'evalsha', 'eval', 'script', 'get', 'hmget'] as const).map((m) =>
+        vi.spyOn(c, m),
+      );
+      const stored = await journal.appendMany(Array.from({ length: 50 }, (_, i) => record(i + 1)));
+      expect(stored).toHaveLength(50);
+      expect(spies.map((s) => s.mock.calls.length)).toEqual([1, 0, 0, 0, 0, 0]);
+      expect((await journal.get('m-7'))?.sagaId).toBe('saga-1');
+    } finally {
+      vi.restoreAllMocks();
+      await journal.destroy();
+    }
   });
 
   it('wraps the prefix in a hash tag so the journal lives in one cluster slot', () => {

@@ -44,6 +44,8 @@ const result = await runRollback(
   {
     runId: config.runId,
     batchSize: 1,
+    // One batch in flight: the drill's kill window and repeat bound are per batch.
+    batchesInFlight: 1,
     leaseMs: config.leaseMs,
     waitForLeaseMs: config.waitForLeaseMs,
     owner: `drill-${process.pid}`,

@@ -61,6 +61,13 @@ export class InMemoryJournal implements Journal {
     return copy(stored);
   }
 
+  async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
+    for (const record of records) assertValidAppend(record);
+    const out: JournalRecord[] = [];
+    for (const record of records) out.push(await this.append(record));
+    return out;
+  }
+
   async markPublished(ids: readonly string[]): Promise<number> {
     let changed = 0;
     for (const id of ids) {

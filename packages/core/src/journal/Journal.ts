@@ -122,7 +122,12 @@ export interface UnpublishedQuery {
  *   last assigned seq (strictly increasing, atomically: two concurrent appends never share a
  *   seq), and MUST be idempotent on `id` (a second append of one id changes nothing and returns
  *   the stored record).
- * - `markPublished` MUST be idempotent and MUST ignore unknown ids.
+ * - `appendMany` MUST behave exactly like `append` called on each record in array order (seqs
+ *   increasing in that order, an id already stored or repeated in the batch returns the stored
+ *   record), and SHOULD cost one round trip; it validates every record before writing any, so a
+ *   malformed record rejects the whole call with nothing written.
+ * - `markPublished` MUST be idempotent and MUST ignore unknown ids; it takes the ids of a whole
+ *   batch and SHOULD cost one round trip (it is the `markPublishedMany` of the batching publisher).
  * - `query` MUST return records in `seq` order (ascending, or descending for `backward`), MUST
  *   page with an opaque cursor, and MUST NOT load more than a bounded number of records per call
  *   (a million matching records never load into memory at once). Records added after a cursor
@@ -135,6 +140,11 @@ export interface UnpublishedQuery {
 export interface Journal {
   /** Records a message about to be published. Resolves with the stored record (state `pending` for a new one). */
   append(record: JournalAppend): Promise<JournalRecord>;
+  /**
+   * Records a batch of messages about to be published (one round trip where the store allows).
+   * Resolves with the stored records in the order given.
+   */
+  appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]>;
   /** Marks records published after the broker acknowledged them. Resolves with how many changed state. */
   markPublished(ids: readonly string[]): Promise<number>;
   /** Pending records appended more than `olderThanMs` ago, oldest first: the relay's work list. */

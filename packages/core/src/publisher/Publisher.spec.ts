@@ -196,3 +196,128 @@ describe('deterministicId', () => {
     expect(deterministicId('a:b', 'c')).not.toBe(deterministicId('a', 'b:c'));
   });
 });
+
+describe('createPublisher batching', () => {
+  /** Counts journal calls; `failAppend` makes appendMany throw. */
+  function countingJournal() {
+    const journal = new InMemoryJournal();
+    const calls = { append: 0, appendMany: [] as number[], markPublished: [] as number[] };
+    const wrapped = Object.assign(Object.create(journal) as InMemoryJournal, {
+      failAppend: false,
+      append: async (r: Parameters<InMemoryJournal['append']>[0]) => {
+        calls.append++;
+        return journal.append(r);
+      },
+      appendMany: async (rs: Parameters<InMemoryJournal['appendMany']>[0]) => {
+        calls.appendMany.push(rs.length);
+        if (wrapped.failAppend) throw new Error('journal down');
+        return journal.appendMany(rs);
+      },
+      markPublished: async (ids: readonly string[]) => {
+        calls.markPublished.push(ids.length);
+        return journal.markPublished(ids);
+      },
+    });
+    return { journal, wrapped, calls };
+  }
+  const data = (i: number) => ({ orderId: `o-${i}`, amountCents: i, currency: 'EUR' });
+
+  it('journals concurrent publishes in one appendMany and one markPublished, each resolving with its own envelope', async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0' },
+      { transport, journal: wrapped, registry },
+    );
+    const envelopes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        publisher.publish(OrderPlaced, data(i), { key: `o-${i}` }),
+      ),
+    );
+    expect(calls).toEqual({ append: 0, appendMany: [20], markPublished: [20] });
+    expect(envelopes.map((e) => (e.data as { orderId: string }).orderId)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `o-${i}`),
+    );
+    expect(transport.sent.map((m) => m.key)).toEqual(envelopes.map((_, i) => `o-${i}`));
+    const page = await journal.query({});
+    expect(page.items.map((r) => r.id)).toEqual(envelopes.map((e) => e.id));
+    expect(page.items.every((r) => r.state === 'published')).toBe(true);
+  });
+
+  it('splits at maxBatchSize and waits lingerMs for later publishes', async () => {
+    const transport = new RecordingTransport();
+    const { wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { maxBatchSize: 8, lingerMs: 30 } },
+      { transport, journal: wrapped, registry },
+    );
+    const first = Array.from({ length: 10 }, (_, i) => publisher.publish(OrderPlaced, data(i)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const late = publisher.publish(OrderPlaced, data(10));
+    await Promise.all([...first, late]);
+    expect(calls.appendMany).toEqual([8, 3]);
+  });
+
+  it('a transport failure rejects exactly the affected publishes; the others resolve and are marked', async () => {
+    const journal = new InMemoryJournal();
+    const transport = new RecordingTransport();
+    const failing = new Set(['o-3', 'o-7']);
+    const picky: Transport = {
+      name: 'picky',
+      publish: async (messages) => {
+        if (messages.some((m) => failing.has(m.key!))) throw new Error('refused by the broker');
+        await transport.publish(messages);
+      },
+      subscribe: () => transport.subscribe(),
+      close: async () => {},
+    };
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0' },
+      { transport: picky, journal, registry },
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        publisher.publish(OrderPlaced, data(i), { key: `o-${i}` }),
+      ),
+    );
+    const rejected = results.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+    expect(rejected).toEqual([3, 7]);
+    for (const i of rejected) {
+      expect((results[i] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'BT_ERR_PUBLISH_FAILED',
+      });
+    }
+    const records = (await journal.query({})).items;
+    expect(records).toHaveLength(10);
+    expect(records.filter((r) => r.state === 'pending').map((r) => r.key)).toEqual(['o-3', 'o-7']);
+    expect(transport.sent).toHaveLength(8);
+  });
+
+  it('a journal failure rejects every publish of the batch and publishes nothing', async () => {
+    const transport = new RecordingTransport();
+    const { wrapped } = countingJournal();
+    wrapped.failAppend = true;
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0' },
+      { transport, journal: wrapped, registry },
+    );
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => publisher.publish(OrderPlaced, data(i))),
+    );
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(transport.sent).toHaveLength(0);
+  });
+
+  it('rejects bad batching options with BT_ERR_PUBLISHER_CONFIG', () => {
+    const transport = new RecordingTransport();
+    const journal = new InMemoryJournal();
+    for (const batching of [{ lingerMs: -1 }, { maxBatchSize: 0 }, { maxBatchSize: 1.5 }]) {
+      expect(() =>
+        createPublisher(
+          { service: 'orders', version: '2.4.0', batching },
+          { transport, journal, registry },
+        ),
+      ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }));
+    }
+  });
+});

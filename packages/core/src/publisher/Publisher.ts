@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Envelope, ExtensionValue } from '../envelope/types.js';
-import type { Journal } from '../journal/Journal.js';
+import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
@@ -21,7 +21,31 @@ export interface PublisherOptions {
   source?: string;
   /** The transport destination (Kafka topic, AMQP exchange) of an event type. @default () => service */
   topicFor?: (type: string) => string;
+  /** How concurrent publishes share journal round trips. @default DEFAULT_PUBLISHER_BATCHING */
+  batching?: PublisherBatchingOptions;
 }
+
+/**
+ * Concurrent `publish` calls are journaled together: one `journal.appendMany` for the batch, every
+ * message handed to the transport at once (which coalesces them into one produce request or one
+ * confirm wait), then one `journal.markPublished` for the acknowledged ones.
+ */
+export interface PublisherBatchingOptions {
+  /**
+   * How long the first publish of a batch waits for others, in ms. 0 = the publishes issued by
+   * the same synchronous code and the promise reactions already queued (no added latency).
+   * @default 0
+   */
+  lingerMs?: number;
+  /** Most publishes in one batch; a full batch goes at once. 1 turns batching off. @default 256 */
+  maxBatchSize?: number;
+}
+
+/** Defaults of {@link PublisherBatchingOptions}. */
+export const DEFAULT_PUBLISHER_BATCHING = {
+  lingerMs: 0,
+  maxBatchSize: 256,
+} as const satisfies Required<PublisherBatchingOptions>;
 
 /** Collaborators of {@link createPublisher}. */
 export interface PublisherDependencies {
@@ -75,6 +99,9 @@ export interface Publisher {
    *   relay then delivers the record later.
    * - A failure to mark the record published after the broker acknowledged is only logged: the
    *   relay may publish it a second time under the same id, which consumers deduplicate.
+   * - Concurrent calls share journal round trips (see {@link PublisherBatchingOptions}); each
+   *   still resolves only once its own message is acknowledged and journaled, and a transport
+   *   failure rejects only the calls whose messages it concerns.
    */
   publish<E extends AnyEventDefinition, V extends number = LatestVersion<E>>(
     event: E,
@@ -119,6 +146,20 @@ export function createPublisher(
       });
     }
   }
+  const batching = { ...DEFAULT_PUBLISHER_BATCHING, ...options.batching };
+  if (!Number.isFinite(batching.lingerMs) || batching.lingerMs < 0 || batching.lingerMs > 1000) {
+    throw new PublisherConfigError('publisher option "batching.lingerMs" must be from 0 to 1000', {
+      details: { field: 'batching.lingerMs', value: batching.lingerMs },
+    });
+  }
+  if (!Number.isInteger(batching.maxBatchSize) || batching.maxBatchSize < 1) {
+    throw new PublisherConfigError(
+      'publisher option "batching.maxBatchSize" must be an integer >= 1',
+      {
+        details: { field: 'batching.maxBatchSize', value: batching.maxBatchSize },
+      },
+    );
+  }
   const { service, version } = options;
   const source = options.source ?? `//backtrack/${service}`;
   const topicFor = options.topicFor ?? (() => service);
@@ -131,32 +172,121 @@ export function createPublisher(
     version,
   });
 
+  let queue: Pending[] = [];
+  let timer: Cancel | undefined;
+
+  function flush(): void {
+    timer?.();
+    timer = undefined;
+    const batch = queue;
+    queue = [];
+    if (batch.length > 0) void publishBatch(batch);
+  }
+
+  async function publishBatch(batch: Pending[]): Promise<void> {
+    try {
+      await journal.appendMany(batch.map((p) => p.record));
+    } catch (err) {
+      // Nothing of the batch was published: each call rejects with the store's error.
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    // Each message settles on its own acknowledgement: the acknowledged ones of one event-loop
+    // turn share one markPublished round trip, so a slow confirm holds back only itself.
+    await Promise.all(
+      batch.map((p) =>
+        transport
+          .publish([{ topic: p.record.topic, key: p.record.key, message: p.record.message }])
+          .then(
+            () => markSoon(p),
+            (cause: unknown) => {
+              logger.warn(
+                { messageId: p.envelope.id, type: p.envelope.type, err: cause },
+                'publish failed after journaling; the outbox relay will deliver it',
+              );
+              p.reject(new PublishFailedError(p.envelope.id, p.envelope.type, cause));
+            },
+          ),
+      ),
+    );
+  }
+
+  let acked: Pending[] = [];
+  let markScheduled = false;
+
+  function markSoon(p: Pending): void {
+    acked.push(p);
+    if (markScheduled) return;
+    markScheduled = true;
+    queueMicrotask(() => {
+      markScheduled = false;
+      const marked = acked;
+      acked = [];
+      void markPublished(marked);
+    });
+  }
+
+  async function markPublished(marked: Pending[]): Promise<void> {
+    try {
+      await journal.markPublished(marked.map((p) => p.envelope.id));
+    } catch (err) {
+      logger.warn(
+        { messageIds: marked.map((p) => p.envelope.id), err },
+        'published but not marked in the journal; the relay may publish them again (same ids)',
+      );
+    }
+    for (const p of marked) {
+      logger.debug(
+        { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
+        'published',
+      );
+      p.resolve(p.envelope);
+    }
+  }
+
   return {
     service,
     version,
-    async publish(event, data, publishOptions = {}) {
-      const { envelope, record } = prepareJournaledEvent(stamp, event, data, publishOptions);
-      const { topic, message } = record;
-      await journal.append(record);
+    publish(event, data, publishOptions = {}) {
+      let prepared: ReturnType<typeof prepareJournaledEvent>;
       try {
-        await transport.publish([{ topic, key: publishOptions.key, message }]);
-      } catch (cause) {
-        logger.warn(
-          { messageId: envelope.id, type: envelope.type, err: cause },
-          'publish failed after journaling; the outbox relay will deliver it',
-        );
-        throw new PublishFailedError(envelope.id, envelope.type, cause);
-      }
-      try {
-        await journal.markPublished([envelope.id]);
+        prepared = prepareJournaledEvent(stamp, event, data, publishOptions);
       } catch (err) {
-        logger.warn(
-          { messageId: envelope.id, type: envelope.type, err },
-          'published but not marked in the journal; the relay may publish it again (same id)',
-        );
+        return Promise.reject(err);
       }
-      logger.debug({ messageId: envelope.id, type: envelope.type, topic }, 'published');
-      return envelope;
+      return new Promise<Envelope<unknown>>((resolve, reject) => {
+        queue.push({ ...prepared, resolve, reject });
+        if (queue.length >= batching.maxBatchSize) flush();
+        else timer ??= later(batching.lingerMs, flush);
+      });
     },
   };
+}
+
+type Cancel = () => void;
+
+/**
+ * Runs `fn` after `ms`, or with 0 once the current synchronous code and the promise reactions
+ * queued before it have run (a microtask: what is published together, is batched together).
+ */
+function later(ms: number, fn: () => void): Cancel {
+  if (ms > 0) {
+    const handle = setTimeout(fn, ms);
+    return () => clearTimeout(handle);
+  }
+  let cancelled = false;
+  queueMicrotask(() => {
+    if (!cancelled) fn();
+  });
+  return () => {
+    cancelled = true;
+  };
+}
+
+/** A publish waiting for its batch. */
+interface Pending {
+  envelope: Envelope<unknown>;
+  record: JournalAppend;
+  resolve: (envelope: Envelope<unknown>) => void;
+  reject: (error: unknown) => void;
 }

@@ -1,9 +1,10 @@
-export { createPublisher } from './Publisher.js';
+export { createPublisher, DEFAULT_PUBLISHER_BATCHING } from './Publisher.js';
 export { prepareJournaledEvent } from './journaledEvent.js';
 export type { EventStamp } from './journaledEvent.js';
 export type {
   Publisher,
   PublisherDependencies,
+  PublisherBatchingOptions,
   PublisherOptions,
   PublishOptions,
 } from './Publisher.js';

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { decodeEnvelope } from '../envelope/codec.js';
 import { InMemoryJournal } from '../journal/InMemoryJournal.js';
+import type { Journal } from '../journal/Journal.js';
 import { createPublisher } from '../publisher/Publisher.js';
 import { deterministicId } from '../publisher/deterministicId.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { defineCompensations, emit } from './compensations.js';
+import { RollbackLeaseLostError } from './errors.js';
 import { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
 import { planRollback, type RollbackPlan } from './plan.js';
 import type { RollbackProgressStore } from './RollbackProgressStore.js';
@@ -365,7 +367,7 @@ describe('runRollback', () => {
     const events: number[] = [];
     const result = await runRollback(
       w.plan,
-      { runId: 'r1', batchSize: 2, onProgress: (e) => events.push(e.finished) },
+      { runId: 'r1', batchSize: 2, batchesInFlight: 1, onProgress: (e) => events.push(e.finished) },
       w,
     );
     expect(result.status).toBe('completed');
@@ -417,7 +419,7 @@ describe('runRollback', () => {
     await expect(
       runRollback(
         w.plan,
-        { runId: 'r2', batchSize: 2, leaseMs: 200 },
+        { runId: 'r2', batchSize: 2, batchesInFlight: 1, leaseMs: 200 },
         { ...w, progressStore: crashing },
       ),
     ).rejects.toThrow('killed');
@@ -483,7 +485,7 @@ describe('runRollback', () => {
     const sleep = async () => {};
     const first = await runRollback(
       w.plan,
-      { runId: 'r6', batchSize: 2, publishAttempts: 2 },
+      { runId: 'r6', batchSize: 2, batchesInFlight: 1, publishAttempts: 2 },
       { ...w, sleep },
     );
     expect(first.status).toBe('failed');
@@ -541,6 +543,7 @@ describe('runRollback', () => {
       {
         runId: 'r9',
         batchSize: 2,
+        batchesInFlight: 1,
         signal: controller.signal,
         onProgress: (e) => e.state === 'done' && controller.abort(),
       },
@@ -551,5 +554,206 @@ describe('runRollback', () => {
     const second = await runRollback(w.plan, { runId: 'r9', batchSize: 2 }, w);
     expect(second.status).toBe('completed');
     expect(w.transport.sent).toHaveLength(6);
+  });
+});
+
+describe('runRollback with several batches in flight', () => {
+  function wrapStore(
+    store: RollbackProgressStore,
+    overrides: Partial<RollbackProgressStore>,
+  ): RollbackProgressStore {
+    return {
+      createRun: (...a) => store.createRun(...a),
+      getRun: (...a) => store.getRun(...a),
+      getPlan: (...a) => store.getPlan(...a),
+      listRuns: (...a) => store.listRuns(...a),
+      acquireLease: (...a) => store.acquireLease(...a),
+      renewLease: (...a) => store.renewLease(...a),
+      releaseLease: (...a) => store.releaseLease(...a),
+      getItems: (...a) => store.getItems(...a),
+      finishRun: (...a) => store.finishRun(...a),
+      setItems: (...a) => store.setItems(...a),
+      ...overrides,
+    };
+  }
+
+  /** A plan of `n` reversals over `keys` ordering keys (sagas for every third key when `sagas`). */
+  async function plannedKeyed(n: number, keys: number) {
+    const w = await world();
+    for (let i = 0; i < n; i++) {
+      await w.bad.publish(
+        StockReserved,
+        { sku: `s${i}`, quantity: i, warehouse: 'w' },
+        { key: `k${i % keys}` },
+      );
+      w.tick(10);
+    }
+    const plan = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    w.transport.sent.length = 0;
+    w.transport.calls = 0;
+    return { ...w, plan, progressStore: new InMemoryRollbackProgressStore() };
+  }
+
+  /** Publishes after a random delay, so batches in flight overtake each other. */
+  function jitteryTransport(target: RecordingTransport): Transport {
+    return {
+      name: 'jittery',
+      publish: async (messages) => {
+        await new Promise((r) => setTimeout(r, Math.random() * 8));
+        await target.publish(messages);
+      },
+      subscribe: () => target.subscribe(),
+      close: async () => {},
+    };
+  }
+
+  it('keeps plan order per key, journals each batch with one appendMany and renews no lease per batch', async () => {
+    const w = await plannedKeyed(60, 5);
+    let appendMany = 0;
+    let append = 0;
+    let renewals = 0;
+    const journal: Journal = {
+      append: (r) => {
+        append++;
+        return w.journal.append(r);
+      },
+      appendMany: (rs) => {
+        appendMany++;
+        return w.journal.appendMany(rs);
+      },
+      markPublished: (ids) => w.journal.markPublished(ids),
+      unpublished: (q) => w.journal.unpublished(q),
+      query: (q) => w.journal.query(q),
+      get: (id) => w.journal.get(id),
+      prune: (now) => w.journal.prune(now),
+    };
+    const store = w.progressStore;
+    const progressStore = wrapStore(store, {
+      renewLease: (...a) => {
+        renewals++;
+        return store.renewLease(...a);
+      },
+    });
+    const result = await runRollback(
+      w.plan,
+      { runId: 'p1', batchSize: 4, batchesInFlight: 3 },
+      { ...w, journal, progressStore, transport: jitteryTransport(w.transport) },
+    );
+    expect(result.status).toBe('completed');
+    expect(result.summary.reversed).toBe(60);
+    expect(append).toBe(0);
+    expect(appendMany).toBe(15);
+    expect(renewals).toBe(0);
+    const sentCausation = w.transport.sent.map((m) => m.message.headers.causationid!);
+    expect(new Set(sentCausation).size).toBe(60);
+    const planned = w.plan.items.map((i) => i.original);
+    for (let k = 0; k < 5; k++) {
+      const order = planned.filter((o) => o.key === `k${k}`).map((o) => o.id);
+      expect(sentCausation.filter((id) => order.includes(id))).toEqual(order);
+    }
+  });
+
+  it('a run killed with batches in flight resumes without publishing a done item again', async () => {
+    const w = await plannedKeyed(40, 8);
+    const store = w.progressStore;
+    let doneWrites = 0;
+    const crashing = wrapStore(store, {
+      setItems: async (...a) => {
+        if (a[2][0]?.state === 'done' && ++doneWrites === 4) throw new Error('killed');
+        return store.setItems(...a);
+      },
+    });
+    await expect(
+      runRollback(
+        w.plan,
+        { runId: 'p2', batchSize: 3, batchesInFlight: 4, leaseMs: 200 },
+        { ...w, progressStore: crashing, transport: jitteryTransport(w.transport) },
+      ),
+    ).rejects.toThrow('killed');
+    const doneBefore = Object.entries(await store.getItems('p2'))
+      .filter(([, p]) => p.state === 'done')
+      .map(([itemId]) => w.plan.items.find((i) => i.itemId === itemId)!.original.id);
+    expect(doneBefore.length).toBeGreaterThan(0);
+    const sentBefore = w.transport.sent.length;
+    await new Promise((r) => setTimeout(r, 250));
+    const result = await runRollback(w.plan, { runId: 'p2', batchSize: 3, batchesInFlight: 4 }, w);
+    expect(result.status).toBe('completed');
+    expect(result.summary.reversed).toBe(40);
+    const resent = w.transport.sent.slice(sentBefore).map((m) => m.message.headers.causationid!);
+    expect(resent.filter((id) => doneBefore.includes(id))).toEqual([]);
+    // Everything reversed, and a re-published compensation carries its first envelope id.
+    const all = w.transport.sent;
+    expect(new Set(all.map((m) => m.message.headers.causationid)).size).toBe(40);
+    expect(new Set(all.map((m) => m.message.headers.id)).size).toBe(40);
+  });
+
+  it('stops every lane when the lease is lost, before publishing more', async () => {
+    const w = await plannedKeyed(30, 6);
+    const store = w.progressStore;
+    let writes = 0;
+    const fenced = wrapStore(store, {
+      setItems: async (...a) => {
+        if (++writes === 3) throw new RollbackLeaseLostError('p3');
+        return store.setItems(...a);
+      },
+    });
+    await expect(
+      runRollback(
+        w.plan,
+        { runId: 'p3', batchSize: 2, batchesInFlight: 3 },
+        { ...w, progressStore: fenced },
+      ),
+    ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_LEASE_LOST' });
+    // At most the batches that were already past their `publishing` write went out.
+    expect(w.transport.sent.length).toBeLessThanOrEqual(2 * 3);
+  });
+});
+
+describe('lanesOf', () => {
+  it('puts items that share a saga or a key in one lane, in plan order, and balances the rest', async () => {
+    const { lanesOf } = await import('./run.js');
+    const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
+      ({
+        itemId: `i${n}`,
+        action: 'compensate',
+        original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
+        messages: [
+          {
+            id: `m${n}`,
+            type: 't',
+            schemaVersion: 1,
+            topic: 't',
+            headers: {},
+            body: '',
+            data: {},
+            key: o.msgKey,
+          },
+        ],
+      }) as Parameters<typeof lanesOf>[0][number];
+    const items = [
+      item(0, { key: 'a' }),
+      item(1, { key: 'b' }),
+      item(2, { sagaId: 's', key: 'c' }),
+      item(3, { key: 'x', msgKey: 'a' }), // its compensation goes to key a: same lane as item 0
+      item(4, { sagaId: 's' }),
+      item(5, { key: 'c' }),
+      item(6, {}),
+      item(7, {}),
+    ];
+    const lanes = lanesOf(items, 3);
+    const laneOf = (id: string) => lanes.findIndex((l) => l.some((i) => i.itemId === id));
+    expect(laneOf('i3')).toBe(laneOf('i0'));
+    expect(laneOf('i4')).toBe(laneOf('i2'));
+    expect(laneOf('i5')).toBe(laneOf('i2'));
+    for (const lane of lanes) {
+      const order = lane.map((i) => Number(i.itemId.slice(1)));
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+    expect(lanes.flat()).toHaveLength(8);
+    expect(lanes).toHaveLength(3);
+    expect(lanesOf(items, 1)).toEqual([items]);
   });
 });

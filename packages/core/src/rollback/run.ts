@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BacktrackError } from '../errors/BacktrackError.js';
-import type { Journal } from '../journal/Journal.js';
+import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
@@ -36,8 +36,16 @@ export interface RunRollbackOptions {
   leaseMs?: number;
   /** How long to wait for a lease another runner holds before failing, in ms. @default 0 */
   waitForLeaseMs?: number;
-  /** Items per transport call (and per progress write). @default 20 */
+  /** Items per transport call (and per progress write). @default 100 */
   batchSize?: number;
+  /**
+   * Batches published at once. Items that share an ordering key (a saga id, an original or a
+   * compensating message key) always go through the same lane, one batch after the other, so
+   * their order is the plan's order. @default 4
+   */
+  batchesInFlight?: number;
+  /** Sagas compensated at once through the saga engine (their progress is written together). @default 8 */
+  sagasInFlight?: number;
   /** Tries per batch before its items are marked failed. @default 3 */
   publishAttempts?: number;
   /** Plan only: nothing is published or stored; the result says what a run would do. */
@@ -52,7 +60,9 @@ export interface RunRollbackOptions {
 export const DEFAULT_RUN_ROLLBACK_OPTIONS = {
   leaseMs: 30_000,
   waitForLeaseMs: 0,
-  batchSize: 20,
+  batchSize: 100,
+  batchesInFlight: 4,
+  sagasInFlight: 8,
   publishAttempts: 3,
 } as const;
 
@@ -126,7 +136,13 @@ export async function runRollback(
       details: { field: 'runId' },
     });
   }
-  for (const field of ['leaseMs', 'batchSize', 'publishAttempts'] as const) {
+  for (const field of [
+    'leaseMs',
+    'batchSize',
+    'batchesInFlight',
+    'sagasInFlight',
+    'publishAttempts',
+  ] as const) {
     if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
       throw new RollbackConfigError(`runRollback option "${field}" must be a positive integer`, {
         details: { field, value: o[field] },
@@ -168,9 +184,10 @@ export async function runRollback(
     Math.max(50, Math.floor(o.leaseMs / 3)),
   );
   heartbeat.unref();
-  const checkLease = async () => {
+  // Off the hot path: the heartbeat renews the lease, and every progress write is fenced by the
+  // token (a runner that lost the lease fails there, before it publishes anything more).
+  const checkLease = () => {
     if (leaseError) throw leaseError;
-    await store.renewLease(runId, token, o.leaseMs);
   };
 
   try {
@@ -221,45 +238,76 @@ export async function runRollback(
       );
     }
     let failedBatchesInARow = 0;
-    for (let start = 0; start < todo.length; start += o.batchSize) {
-      if (o.signal?.aborted) break;
-      const batch = todo.slice(start, start + o.batchSize);
-      await checkLease();
-      await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })));
-      const error = await publishBatch(
-        plan,
-        batch,
-        journal,
-        transport,
-        o.publishAttempts,
-        sleep,
-        logger,
-      );
-      if (error === undefined) {
-        published += batch.reduce((n, i) => n + i.messages.length, 0);
-        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done })));
-        failedBatchesInARow = 0;
-      } else {
-        await write(batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error })));
-        // A broker that rejected three batches in a row is down: stop instead of failing the rest.
-        if (++failedBatchesInARow >= 3) break;
+    let fatal = false;
+    const stopped = () => fatal || o.signal?.aborted === true || failedBatchesInARow >= 3;
+    // One lane publishes its batches one after the other (their order is the plan's). The marks
+    // that end a batch (`done` or `failed`) travel in ONE progress write with the next batch's
+    // `publishing` marks, alongside the journal's `published` marks of the batch and the next
+    // batch's journal append; the next publish waits for all of them.
+    const runLane = async (items: readonly RollbackPlanItem[]) => {
+      let carry: ItemUpdate[] = [];
+      let carryMarked: Promise<void> = Promise.resolve();
+      for (let start = 0; start < items.length; start += o.batchSize) {
+        if (stopped()) break;
+        const batch = items.slice(start, start + o.batchSize);
+        checkLease();
+        const before = Promise.all([
+          write([
+            ...carry,
+            ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })),
+          ]),
+          carryMarked,
+        ]).then(() => undefined);
+        carry = [];
+        carryMarked = Promise.resolve();
+        const outcome = await publishBatch(
+          plan,
+          batch,
+          journal,
+          transport,
+          o.publishAttempts,
+          sleep,
+          logger,
+          before,
+          () => !stopped(),
+        );
+        if (outcome === 'stopped') break;
+        const { error, marked } = outcome;
+        if (error === undefined) {
+          published += batch.reduce((n, i) => n + i.messages.length, 0);
+          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
+          carryMarked = marked;
+          failedBatchesInARow = 0;
+        } else {
+          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
+          // A broker that rejected three batches in a row is down: stop instead of failing the rest.
+          ++failedBatchesInARow;
+        }
       }
-    }
+      await Promise.all([write(carry), carryMarked]);
+    };
+    await inParallel(lanesOf(todo, o.batchesInFlight), runLane, () => {
+      fatal = true;
+    });
 
-    for (const saga of plan.sagas) {
-      if (o.signal?.aborted || failedBatchesInARow >= 3) break;
-      if (
-        progress[saga.itemId]?.state === ItemState.Done ||
-        progress[saga.itemId]?.state === ItemState.NeedsPerson
-      )
-        continue;
-      await checkLease();
-      await write([
-        await compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
-          itemId: saga.itemId,
-          ...r,
-        })),
-      ]);
+    const sagasTodo = plan.sagas.filter(
+      (saga) =>
+        progress[saga.itemId]?.state !== ItemState.Done &&
+        progress[saga.itemId]?.state !== ItemState.NeedsPerson,
+    );
+    for (let start = 0; start < sagasTodo.length; start += o.sagasInFlight) {
+      if (stopped()) break;
+      checkLease();
+      const group = sagasTodo.slice(start, start + o.sagasInFlight);
+      const updates = await Promise.all(
+        group.map((saga) =>
+          compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
+            itemId: saga.itemId,
+            ...r,
+          })),
+        ),
+      );
+      await write(updates);
     }
 
     const result = summarize(plan, progress, runId, published);
@@ -303,6 +351,14 @@ async function acquire(
   }
 }
 
+/**
+ * Journals (one appendMany) and publishes one batch, retrying it. `before` (the batch's
+ * `publishing` marks, and the previous batch's `done` marks) runs alongside the first append and
+ * must succeed before anything is published; its failure (a lost lease, a store down) is thrown,
+ * and when `proceed()` is false once it is done, nothing is published (`'stopped'`). Resolves with the last error
+ * when every attempt failed, and with the pending `markPublished` of the journal records
+ * (whose failure is only logged) when the broker acknowledged.
+ */
 async function publishBatch(
   plan: RollbackPlan,
   batch: readonly RollbackPlanItem[],
@@ -311,49 +367,63 @@ async function publishBatch(
   attempts: number,
   sleep: (ms: number) => Promise<void>,
   logger: Logger,
-): Promise<string | undefined> {
+  before: Promise<void>,
+  proceed: () => boolean,
+): Promise<{ error: string | undefined; marked: Promise<void> } | 'stopped'> {
   const version = rollbackVersion(plan.planId);
-  const outgoing: { item: RollbackPlanItem; id: string; message: OutgoingMessage }[] = [];
+  const messages: OutgoingMessage[] = [];
+  const records: JournalAppend[] = [];
   for (const item of batch) {
     for (const m of item.messages) {
       const encoded = {
         headers: { ...m.headers },
         body: new Uint8Array(Buffer.from(m.body, 'base64')),
       };
-      const message: OutgoingMessage =
+      messages.push(
         m.key === undefined
           ? { topic: m.topic, message: encoded }
-          : { topic: m.topic, key: m.key, message: encoded };
-      outgoing.push({ item, id: m.id, message });
+          : { topic: m.topic, key: m.key, message: encoded },
+      );
+      // Journal first (idempotent on the deterministic id), like every Backtrack publish.
+      records.push({
+        id: m.id,
+        type: m.type,
+        schemaVersion: m.schemaVersion,
+        ...(m.key === undefined ? {} : { key: m.key }),
+        topic: m.topic,
+        service: plan.service,
+        version,
+        time: encoded.headers.time ?? new Date().toISOString(),
+        causationId: item.original.id,
+        message: encoded,
+      });
     }
   }
-  const ids = outgoing.map((o) => o.id);
   let lastError = '';
+  let pending: Promise<void> | undefined = before;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    try {
-      // Journal first (idempotent on the deterministic id), like every Backtrack publish.
-      for (const { item, id, message: m } of outgoing) {
-        const plannedMessage = item.messages.find((x) => x.id === id)!;
-        await journal.append({
-          id,
-          type: plannedMessage.type,
-          schemaVersion: plannedMessage.schemaVersion,
-          key: m.key,
-          topic: m.topic,
-          service: plan.service,
-          version,
-          time: m.message.headers.time ?? new Date().toISOString(),
-          causationId: item.original.id,
-          message: m.message,
-        });
+    const append = journal.appendMany(records);
+    if (pending) {
+      const [marks] = await Promise.allSettled([pending, append]);
+      if (marks.status === 'rejected') {
+        append.catch(() => undefined);
+        throw marks.reason;
       }
-      await transport.publish(outgoing.map((o) => o.message));
-      await journal
-        .markPublished(ids)
-        .catch((err: unknown) =>
-          logger.warn({ err }, 'could not mark rollback messages published'),
-        );
-      return undefined;
+      pending = undefined;
+      // Aborted (or another lane failed) while the marks were written: publish nothing more.
+      if (!proceed()) {
+        append.catch(() => undefined);
+        return 'stopped';
+      }
+    }
+    try {
+      await append;
+      await transport.publish(messages);
+      const marked = journal.markPublished(records.map((r) => r.id)).then(
+        () => undefined,
+        (err: unknown) => logger.warn({ err }, 'could not mark rollback messages published'),
+      );
+      return { error: undefined, marked };
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
       if (error instanceof RollbackLeaseLostError) throw error;
@@ -361,7 +431,7 @@ async function publishBatch(
       if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
     }
   }
-  return lastError;
+  return { error: lastError, marked: Promise.resolve() };
 }
 
 async function compensateSaga(
@@ -467,6 +537,79 @@ function dryRunResult(plan: RollbackPlan, runId: string): RollbackRunResult {
     })),
     failed: [],
   };
+}
+
+/**
+ * Splits the items into at most `lanes` lists, keeping plan order inside each, such that items
+ * that share an ordering key (saga id, original key, any of their messages' keys) share a lane.
+ */
+export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): RollbackPlanItem[][] {
+  if (lanes <= 1 || items.length === 0) return [items.slice()];
+  // Union-find over ordering keys: an item links every key it touches.
+  const parent = new Map<string, string>();
+  const find = (k: string): string => {
+    let root = k;
+    while (parent.get(root) !== root) root = parent.get(root)!;
+    let node = k;
+    while (node !== root) {
+      const next = parent.get(node)!;
+      parent.set(node, root);
+      node = next;
+    }
+    return root;
+  };
+  const keysOf = (item: RollbackPlanItem): string[] => {
+    const keys = [`item:${item.itemId}`];
+    if (item.original.sagaId !== undefined) keys.push(`saga:${item.original.sagaId}`);
+    if (item.original.key !== undefined) keys.push(`key:${item.original.key}`);
+    for (const m of item.messages) if (m.key !== undefined) keys.push(`key:${m.key}`);
+    return keys;
+  };
+  const itemKeys = items.map(keysOf);
+  for (const keys of itemKeys) {
+    for (const k of keys) if (!parent.has(k)) parent.set(k, k);
+    const first = find(keys[0]!);
+    for (const k of keys.slice(1)) {
+      const root = find(k);
+      if (root !== first) parent.set(root, first);
+    }
+  }
+  // Groups go to the lane with the fewest items so far, in order of first appearance.
+  const laneOfGroup = new Map<string, number>();
+  const sizes = Array.from({ length: lanes }, () => 0);
+  const groupSize = new Map<string, number>();
+  const roots = itemKeys.map((keys) => find(keys[0]!));
+  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
+  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
+  items.forEach((item, i) => {
+    const root = roots[i]!;
+    let lane = laneOfGroup.get(root);
+    if (lane === undefined) {
+      lane = sizes.indexOf(Math.min(...sizes));
+      laneOfGroup.set(root, lane);
+      sizes[lane]! += groupSize.get(root)!;
+    }
+    out[lane]!.push(item);
+  });
+  return out.filter((lane) => lane.length > 0);
+}
+
+/** Runs `fn` on every part at once; the first failure calls `onFailure` (to stop the others) and is rethrown once all ended. */
+async function inParallel<T>(
+  parts: readonly T[],
+  fn: (part: T) => Promise<void>,
+  onFailure: () => void,
+): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  await Promise.all(
+    parts.map((part) =>
+      fn(part).catch((error: unknown) => {
+        failure ??= { error };
+        onFailure();
+      }),
+    ),
+  );
+  if (failure) throw failure.error;
 }
 
 function withoutUndefined<T extends object>(o: T): Partial<T> {

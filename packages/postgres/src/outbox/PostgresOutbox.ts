@@ -1,4 +1,4 @@
-import type { ClientBase, Pool } from 'pg';
+import type { ClientBase, Pool, PoolClient } from 'pg';
 import type { PublishState } from '@backtrack/core';
 import {
   DEFAULT_JOURNAL_OPTIONS,
@@ -80,6 +80,28 @@ export interface OutboxRow {
   state: PublishState;
 }
 
+/** One record the relay moved out of the outbox (see `PostgresOutboxRelay` option `maxAttempts`). */
+export interface OutboxDeadLetter {
+  /** The record as it was in the outbox (state `pending`: it was never published). */
+  record: JournalRecord;
+  /** Failed attempts that counted toward `maxAttempts` (outages do not count). */
+  failedAttempts: number;
+  /** Every attempt, including those an outage failed. */
+  publishAttempts: number;
+  /** The transport's error of the last attempt. */
+  lastError: string | null;
+  /** When the relay moved it. */
+  deadLetteredAt: Date;
+}
+
+/** Options of {@link PostgresOutbox.deadLetters}. */
+export interface OutboxDeadLetterQuery {
+  /** @default 100 */
+  limit?: number;
+  /** Only records with a larger seq (paging: pass the last seq of the previous page). */
+  afterSeq?: number;
+}
+
 /** The columns {@link OutboxRow} reads. @internal */
 export const OUTBOX_COLUMNS =
   'seq, id, type, schema_version, message_key, topic, service, version, time, saga_id, causation_id, headers, body, state';
@@ -117,6 +139,7 @@ export class PostgresOutbox implements Journal {
   readonly #schema: string;
   readonly #table: string;
   readonly #seqTable: string;
+  readonly #deadLetterTable: string;
   readonly #retentionMs: number;
   readonly #pruneBatchSize: number;
   readonly #notify: boolean;
@@ -128,6 +151,7 @@ export class PostgresOutbox implements Journal {
     const s = quoteSchema(this.#schema);
     this.#table = `${s}.outbox`;
     this.#seqTable = `${s}.outbox_seq`;
+    this.#deadLetterTable = `${s}.outbox_dead_letter`;
     const retentionMs = options.retentionMs ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.retentionMs;
     if (!Number.isSafeInteger(retentionMs) || retentionMs <= 0) {
       throw new JournalConfigError('journal "retentionMs" must be a positive number of ms', {
@@ -230,6 +254,107 @@ export class PostgresOutbox implements Journal {
     } catch (error) {
       throw toStoreError(error, this.#schema, 'outbox.append');
     }
+  }
+
+  /**
+   * Appends a batch in one transaction (the caller's with `options.client`, else its own), in the
+   * order given; see {@link append}.
+   */
+  async appendMany(
+    records: readonly JournalAppend[],
+    options: OutboxAppendOptions = {},
+  ): Promise<JournalRecord[]> {
+    for (const record of records) assertValidAppend(record);
+    if (records.length === 0) return [];
+    if (options.client) {
+      const out: JournalRecord[] = [];
+      for (const record of records) out.push(await this.append(record, options));
+      return out;
+    }
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+    }
+    try {
+      await client.query('BEGIN');
+      const out: JournalRecord[] = [];
+      for (const record of records) out.push(await this.append(record, { client }));
+      await client.query('COMMIT');
+      return out;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Records the relay dead-lettered, oldest first. */
+  async deadLetters(query: OutboxDeadLetterQuery = {}): Promise<OutboxDeadLetter[]> {
+    const limit = query.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new JournalConfigError(
+        'outbox dead-letter "limit" must be an integer from 1 to 10000',
+        {
+          details: { field: 'limit', value: limit },
+        },
+      );
+    }
+    const rows = await this.#query<
+      OutboxRow & {
+        failed_attempts: number;
+        publish_attempts: number;
+        last_error: string | null;
+        dead_lettered_at: Date;
+      }
+    >(
+      'outbox.deadLetters',
+      `SELECT ${OUTBOX_COLUMNS.replace(', state', '')}, 'pending' AS state,
+              failed_attempts, publish_attempts, last_error, dead_lettered_at
+         FROM ${this.#deadLetterTable} WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [query.afterSeq ?? -1, limit],
+    );
+    return rows.map((row) => ({
+      record: toJournalRecord(row),
+      failedAttempts: row.failed_attempts,
+      publishAttempts: row.publish_attempts,
+      lastError: row.last_error,
+      deadLetteredAt: row.dead_lettered_at,
+    }));
+  }
+
+  /**
+   * Moves dead-lettered records back into the outbox as pending (same seq and id, attempt counts
+   * reset), for the relay to publish again once the cause is fixed. Resolves with how many moved.
+   */
+  async requeueDeadLetters(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await this.#query<{ n: number }>(
+      'outbox.requeueDeadLetters',
+      `WITH moved AS (
+         DELETE FROM ${this.#deadLetterTable} d
+          WHERE d.id = ANY($1::text[])
+            AND NOT EXISTS (SELECT 1 FROM ${this.#table} o WHERE o.id = d.id OR o.seq = d.seq)
+         RETURNING *
+       ), ins AS (
+         INSERT INTO ${this.#table}
+                (seq, id, type, schema_version, message_key, topic, service, version, time,
+                 saga_id, causation_id, headers, body, appended_at)
+         SELECT seq, id, type, schema_version, message_key, topic, service, version, time,
+                saga_id, causation_id, headers, body, appended_at FROM moved
+         RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM ins`,
+      [[...new Set(ids)]],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /** @internal The quoted dead-letter table name, for the relay. */
+  get deadLetterTable(): string {
+    return this.#deadLetterTable;
   }
 
   async markPublished(ids: readonly string[], options: OutboxAppendOptions = {}): Promise<number> {

@@ -4,6 +4,7 @@ import {
   PublishFailedError,
   createDefaultLogger,
   timeMsToSeq,
+  type JournalRecord,
   type Logger,
   type Transport,
 } from '@backtrack/core';
@@ -71,6 +72,15 @@ export interface PostgresOutboxRelayOptions {
    * @default true
    */
   listen?: boolean;
+  /**
+   * A record the transport refused this many times, each time alone and for a reason that is not
+   * an outage, moves to the dead-letter table (`PostgresOutbox.deadLetters`), so the records
+   * behind it go on. An error counts unless the deepest error of its cause chain that says
+   * whether it is retriable says `retriable: true` (a broker outage, a timeout): an outage never
+   * dead-letters anything.
+   * @default 10
+   */
+  maxAttempts?: number;
 }
 
 /** The defaults merged under {@link PostgresOutboxRelayOptions}. */
@@ -84,6 +94,7 @@ export const DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS = {
   pruneIntervalMs: 60 * 60 * 1000,
   publishTimeoutMs: 30_000,
   listen: true,
+  maxAttempts: 10,
 } as const satisfies Required<PostgresOutboxRelayOptions>;
 
 /** What one relay pass did. */
@@ -94,7 +105,9 @@ export interface PostgresRelayResult {
   failed: number;
   /** True when another relay held the exclusive lock, so this pass did nothing. */
   skipped: boolean;
-  /** The envelope id of the first record of a rejected batch. */
+  /** Records moved to the dead-letter table in this pass (see `maxAttempts`). */
+  deadLettered: number;
+  /** The envelope id of the first record the transport rejected. */
   firstFailedId?: string;
   /** Why the transport rejected the batch. */
   lastError?: unknown;
@@ -204,7 +217,7 @@ export class PostgresOutboxRelay {
         );
         if (!lock.rows[0]?.locked) {
           await client.query('COMMIT');
-          return { published: 0, failed: 0, skipped: true };
+          return { published: 0, failed: 0, deadLettered: 0, skipped: true };
         }
       }
       const now = this.#now();
@@ -229,57 +242,18 @@ export class PostgresOutboxRelay {
       ).rows;
       if (rows.length === 0) {
         await client.query('COMMIT');
-        return { published: 0, failed: 0, skipped: false };
+        return { published: 0, failed: 0, deadLettered: 0, skipped: false };
       }
       const records = rows.map(toJournalRecord);
-      const seqs = rows.map((r) => r.seq);
-      try {
-        await withTimeout(
-          this.#transport.publish(
-            records.map((r) =>
-              r.key === undefined
-                ? { topic: r.topic, message: r.message }
-                : { topic: r.topic, key: r.key, message: r.message },
-            ),
-          ),
-          this.#o.publishTimeoutMs,
-        );
-      } catch (error) {
-        await client.query(
-          `UPDATE ${this.#outbox.table}
-              SET publish_attempts = publish_attempts + 1, last_error = $2
-            WHERE seq = ANY($1::bigint[])`,
-          [
-            seqs,
-            error instanceof Error ? error.message.slice(0, 2000) : String(error).slice(0, 2000),
-          ],
-        );
-        await client.query('COMMIT');
-        this.#log.warn(
-          { err: error, count: records.length, firstSeq: records[0]?.seq },
-          'outbox relay: transport rejected a batch; it stays pending',
-        );
-        return {
-          published: 0,
-          failed: records.length,
-          skipped: false,
-          ...(records[0] ? { firstFailedId: records[0].id } : {}),
-          lastError: error,
-        };
-      }
-      await client.query(
-        `UPDATE ${this.#outbox.table}
-            SET state = 'published', published_at = clock_timestamp(),
-                publish_attempts = publish_attempts + 1, last_error = NULL
-          WHERE seq = ANY($1::bigint[])`,
-        [seqs],
-      );
+      const result = await this.#publishRows(client, rows, records);
       await client.query('COMMIT');
-      this.#log.debug(
-        { count: records.length, lastSeq: records.at(-1)?.seq },
-        'outbox relay published',
-      );
-      return { published: records.length, failed: 0, skipped: false };
+      if (result.published > 0) {
+        this.#log.debug(
+          { count: result.published, lastSeq: records.at(-1)?.seq },
+          'outbox relay published',
+        );
+      }
+      return result;
     } catch (error) {
       destroy = error instanceof Error ? error : new Error(String(error));
       await client.query('ROLLBACK').catch(() => undefined);
@@ -287,6 +261,144 @@ export class PostgresOutboxRelay {
     } finally {
       client.release(destroy);
     }
+  }
+
+  /**
+   * Publishes the locked rows: the whole batch in one transport call; when that fails for a reason
+   * other than an outage, one by one in seq order up to the first that fails, so a poisoned
+   * record holds back nothing but itself and, after `maxAttempts`, not even that.
+   */
+  async #publishRows(
+    client: PoolClient,
+    rows: OutboxRow[],
+    records: JournalRecord[],
+  ): Promise<PostgresRelayResult> {
+    const table = this.#outbox.table;
+    const result: PostgresRelayResult = {
+      published: 0,
+      failed: 0,
+      deadLettered: 0,
+      skipped: false,
+    };
+    const markPublished = async (seqs: string[]) => {
+      await client.query(
+        `UPDATE ${table}
+            SET state = 'published', published_at = clock_timestamp(),
+                publish_attempts = publish_attempts + 1, last_error = NULL
+          WHERE seq = ANY($1::bigint[])`,
+        [seqs],
+      );
+      result.published += seqs.length;
+    };
+    const batchError = await this.#publish(records);
+    if (batchError === undefined) {
+      await markPublished(rows.map((r) => r.seq));
+      return result;
+    }
+    if (isTransient(batchError) || records.length === 1) {
+      const counts = !isTransient(batchError);
+      await this.#recordFailure(
+        client,
+        rows.map((r) => r.seq),
+        batchError,
+        counts,
+      );
+      result.failed = records.length;
+      result.firstFailedId = records[0]!.id;
+      result.lastError = batchError;
+      this.#log.warn(
+        { err: batchError, count: records.length, firstSeq: records[0]?.seq },
+        'outbox relay: transport rejected a batch; it stays pending',
+      );
+      if (counts) result.deadLettered = await this.#deadLetterExhausted(client, [rows[0]!.seq]);
+      return result;
+    }
+    // Something in the batch is refused: find it, keeping seq order.
+    for (let i = 0; i < records.length; i++) {
+      const error = await this.#publish([records[i]!]);
+      if (error === undefined) {
+        await markPublished([rows[i]!.seq]);
+        continue;
+      }
+      const counts = !isTransient(error);
+      await this.#recordFailure(client, [rows[i]!.seq], error, counts);
+      result.failed = 1;
+      result.firstFailedId = records[i]!.id;
+      result.lastError = error;
+      this.#log.warn(
+        { err: error, seq: records[i]!.seq, id: records[i]!.id },
+        'outbox relay: transport rejected a record; it and the records after it stay pending',
+      );
+      const dead = counts ? await this.#deadLetterExhausted(client, [rows[i]!.seq]) : 0;
+      result.deadLettered += dead;
+      if (dead === 0) return result;
+      this.#log.warn(
+        { err: error, seq: records[i]!.seq, id: records[i]!.id },
+        'outbox relay: record moved to the dead-letter table after maxAttempts',
+      );
+    }
+    return result;
+  }
+
+  async #publish(records: JournalRecord[]): Promise<unknown> {
+    if (records.length === 0) return undefined;
+    try {
+      await withTimeout(
+        this.#transport.publish(
+          records.map((r) =>
+            r.key === undefined
+              ? { topic: r.topic, message: r.message }
+              : { topic: r.topic, key: r.key, message: r.message },
+          ),
+        ),
+        this.#o.publishTimeoutMs,
+      );
+      return undefined;
+    } catch (error) {
+      return error ?? new Error('publish failed');
+    }
+  }
+
+  async #recordFailure(
+    client: PoolClient,
+    seqs: string[],
+    error: unknown,
+    counts: boolean,
+  ): Promise<void> {
+    await client.query(
+      `UPDATE ${this.#outbox.table}
+          SET publish_attempts = publish_attempts + 1, last_error = $2,
+              failed_attempts = failed_attempts + $3
+        WHERE seq = ANY($1::bigint[])`,
+      [
+        seqs,
+        error instanceof Error ? error.message.slice(0, 2000) : String(error).slice(0, 2000),
+        counts ? 1 : 0,
+      ],
+    );
+  }
+
+  /** Moves the given rows that reached `maxAttempts` to the dead-letter table. */
+  async #deadLetterExhausted(client: PoolClient, seqs: string[]): Promise<number> {
+    const moved = await client.query<{ n: number }>(
+      `WITH moved AS (
+         DELETE FROM ${this.#outbox.table}
+          WHERE seq = ANY($1::bigint[]) AND state = 'pending' AND failed_attempts >= $2
+         RETURNING *
+       ), ins AS (
+         INSERT INTO ${this.#outbox.deadLetterTable}
+                (seq, id, type, schema_version, message_key, topic, service, version, time,
+                 saga_id, causation_id, headers, body, appended_at, publish_attempts,
+                 failed_attempts, last_error)
+         SELECT seq, id, type, schema_version, message_key, topic, service, version, time,
+                saga_id, causation_id, headers, body, appended_at, publish_attempts,
+                failed_attempts, last_error FROM moved
+         RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM ins`,
+      [seqs, this.#o.maxAttempts],
+    );
+    return moved.rows[0]?.n ?? 0;
   }
 
   /**
@@ -427,10 +539,26 @@ export class PostgresOutboxRelay {
 }
 
 class PublishTimeoutError extends Error {
+  readonly retriable = true;
   constructor(ms: number) {
     super(`the transport did not acknowledge the batch within ${ms} ms`);
     this.name = 'PublishTimeoutError';
   }
+}
+
+/**
+ * True when the failure is an outage rather than a refusal: the deepest error of the cause chain
+ * that says whether it is retriable says `retriable: true`. Errors that say nothing are refusals.
+ */
+export function isTransient(error: unknown): boolean {
+  let verdict: boolean | undefined;
+  let current: unknown = error;
+  for (let depth = 0; depth < 10 && current !== null && typeof current === 'object'; depth++) {
+    const retriable = (current as { retriable?: unknown }).retriable;
+    if (typeof retriable === 'boolean') verdict = retriable;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return verdict === true;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

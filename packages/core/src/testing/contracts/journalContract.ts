@@ -266,6 +266,78 @@ export function journalContract(
       });
     });
 
+    it('appendMany stores a batch in order, like append on each record', async () => {
+      await withJournal(async (journal) => {
+        const t = Date.now() - 30_000;
+        const before = await journal.append(rec({ id: 'pre-existing', time: at(t) }));
+        const batch = [
+          rec({
+            time: at(t),
+            sagaId: 'saga-m',
+            message: { headers: { x: '1' }, body: new Uint8Array([0, 1, 255]) },
+          }),
+          rec({ id: 'pre-existing', type: 'ignored', time: at(t) }),
+          rec({ time: at(t - 5_000) }),
+          rec({ id: 'twice', time: at(t) }),
+          rec({ id: 'twice', type: 'second', time: at(t) }),
+          rec({ time: at(t + 1_000) }),
+        ];
+        const stored = await journal.appendMany(batch);
+        expect(stored.map((r) => r.id)).toEqual(batch.map((r) => r.id));
+        expect(stored[1]).toMatchObject({ seq: before.seq, type: 'order.placed' });
+        expect(stored[3]!.seq).toBe(stored[4]!.seq);
+        expect(stored[4]!.type).toBe('order.placed');
+        expect(stored[0]!.seq).toBe(before.seq + 1);
+        expect(stored[2]!.seq).toBe(before.seq + 2);
+        expect(stored[3]!.seq).toBe(before.seq + 3);
+        expect(stored[5]!.seq).toBe((t + 1_000) * SEQ_PER_MS);
+        expect(stored.every((r) => r.state === 'pending')).toBe(true);
+        const got = await journal.get(batch[0]!.id);
+        expect(got).toMatchObject({ sagaId: 'saga-m', seq: stored[0]!.seq, state: 'pending' });
+        expect(Array.from(got!.message.body)).toEqual([0, 1, 255]);
+        expect(got!.message.headers).toEqual({ x: '1' });
+        expect((await all(journal, {})).map((r) => r.id)).toEqual([
+          'pre-existing',
+          batch[0]!.id,
+          batch[2]!.id,
+          'twice',
+          batch[5]!.id,
+        ]);
+        expect((await all(journal, { sagaId: 'saga-m' })).map((r) => r.id)).toEqual([batch[0]!.id]);
+        expect(await journal.appendMany([])).toEqual([]);
+        expect(await journal.markPublished(stored.map((r) => r.id))).toBe(5);
+        expect((await journal.unpublished({ olderThanMs: 0 })).length).toBe(0);
+      });
+    });
+
+    it('appendMany with one malformed record rejects with BT_ERR_JOURNAL_RECORD_INVALID and writes nothing', async () => {
+      await withJournal(async (journal) => {
+        await expect(
+          journal.appendMany([rec(), rec({ service: '' }), rec()]),
+        ).rejects.toMatchObject({
+          code: 'BT_ERR_JOURNAL_RECORD_INVALID',
+        });
+        expect((await journal.query({})).items).toEqual([]);
+      });
+    });
+
+    it('never gives two concurrent appendMany calls the same seq', async () => {
+      await withJournal(async (journal) => {
+        const time = at(Date.now() - 1000);
+        const batches = await Promise.all(
+          Array.from({ length: 8 }, () =>
+            journal.appendMany(Array.from({ length: 10 }, () => rec({ time }))),
+          ),
+        );
+        const seqs = batches.flat().map((r) => r.seq);
+        expect(new Set(seqs).size).toBe(80);
+        for (const batch of batches) {
+          for (let i = 1; i < batch.length; i++)
+            expect(batch[i]!.seq).toBeGreaterThan(batch[i - 1]!.seq);
+        }
+      });
+    });
+
     it('marks published idempotently, ignoring unknown ids', async () => {
       await withJournal(async (journal) => {
         const a = await journal.append(rec());
