@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CrashingSagaStore, SimulatedCrash } from '../testing/CrashingSagaStore.js';
 import { defineSaga, type SagaBuilder, type StepOptions } from './definition.js';
 import { InMemorySagaStore } from './InMemorySagaStore.js';
-import { createSagaEngine } from './SagaEngine.js';
+import { createSagaEngine, DEFAULT_SAGA_ENGINE_OPTIONS } from './SagaEngine.js';
 import { SagaStatus, StepStatus } from './SagaStore.js';
 
 interface StepSpec {
@@ -131,10 +131,12 @@ describe('saga engine properties', () => {
           if (!(error instanceof SimulatedCrash)) throw error;
         }
         await first.idle();
+        // A new process recovers once the crashed one's ownership lease expired.
+        const afterLease = () => Date.now() + DEFAULT_SAGA_ENGINE_OPTIONS.leaseMs + 1;
         const second = createSagaEngine(
           {},
-          { store: base, logger, sleep: async () => {} },
-        ).register(definition as never);
+          { store: base, logger, sleep: async () => {}, now: afterLease },
+        ).register(definition);
         await second.recover();
         const record = (await base.get('p'))!;
 

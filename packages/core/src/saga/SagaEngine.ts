@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { cloneRecord } from './clone.js';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { backoffDelayMs, sleep as defaultSleep } from '../retry/backoff.js';
 import type {
+  AnySagaDefinition,
   CompensationContext,
   SagaDefinition,
   StepContext,
@@ -15,6 +18,8 @@ import {
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
   SagaInputError,
+  SagaLeaseHeldError,
+  SagaLeaseLostError,
   SagaNotFoundError,
   SagaStateError,
   StepTimeoutError,
@@ -25,6 +30,7 @@ import {
   StepStatus,
   type SagaListQuery,
   type SagaPage,
+  type SagaLease,
   type SagaRecord,
   type SagaStore,
   type StoredError,
@@ -36,11 +42,32 @@ export interface SagaEngineOptions {
   recoveryConcurrency?: number;
   /** Page size `recover()` reads the store with. @default 100 */
   recoveryPageSize?: number;
+  /**
+   * How long a saga's ownership lease lasts without renewal, in ms. Every transition renews it
+   * (in the same store write) and a heartbeat renews it while a step runs longer; another engine
+   * takes a saga over only after it expired, so this is also how long a saga whose engine died
+   * waits before `recover()` elsewhere resumes it. Keep it well above clock skew between hosts.
+   * @default 30_000
+   */
+  leaseMs?: number;
+  /** How often the heartbeat renews the leases of sagas whose step runs long, in ms. @default leaseMs / 3 */
+  heartbeatMs?: number;
+  /**
+   * How long `cancel()`/`compensate()` wait for the engine that owns a saga to act on the request
+   * before returning with `requested: true`. @default 30_000
+   */
+  requestTimeoutMs?: number;
+  /** How often a waiting `cancel()`/`compensate()` reads the saga. @default 100 */
+  requestPollMs?: number;
 }
 
 export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> = Object.freeze({
   recoveryConcurrency: 8,
   recoveryPageSize: 100,
+  leaseMs: 30_000,
+  heartbeatMs: 10_000,
+  requestTimeoutMs: 30_000,
+  requestPollMs: 100,
 });
 
 /** Collaborators the engine uses; everything but `store` has a default. */
@@ -53,6 +80,19 @@ export interface SagaEngineDependencies {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Random source in [0, 1) for backoff jitter. @default Math.random */
   random?: () => number;
+  /** This engine's name in saga leases. @default `<host>/<pid>/<random>` */
+  ownerId?: string;
+}
+
+/** Options of `cancel()` and `compensate()` for a saga another engine owns. */
+export interface RequestOptions {
+  /**
+   * Wait for the owning engine's outcome. `false`: return as soon as the request is written,
+   * with `requested: true`. @default true
+   */
+  wait?: boolean;
+  /** Longest wait for the owner, in ms; then returns with `requested: true`. @default requestTimeoutMs */
+  timeoutMs?: number;
 }
 
 export interface StartOptions {
@@ -69,6 +109,12 @@ export interface SagaResult {
   /** False when `start` found the saga already started (it was not run again). */
   started: boolean;
   record: SagaRecord;
+  /**
+   * Set by `cancel`/`compensate` when another engine owns the saga and the call returned before
+   * that engine acted (`wait: false`, or the wait timed out): the request is in the saga's record
+   * and its owner acts on it at its next transition. `status` is where the saga stood then.
+   */
+  requested?: true;
 }
 
 export interface RecoverySummary {
@@ -77,6 +123,8 @@ export interface RecoverySummary {
   results: SagaResult[];
   /** Sagas that could not be driven now (store down, another engine advanced them). */
   errors: { sagaId: string; error: StoredError }[];
+  /** Sagas another live engine owns (its lease has not expired): left to it. */
+  owned: { sagaId: string; owner: string; expiresAt: string }[];
 }
 
 type StepOutcome = { ok: true } | { ok: false; policy: StepErrorPolicy; error: StoredError };
@@ -107,8 +155,14 @@ export class SagaEngine {
   readonly #random: () => number;
   readonly #options: Readonly<Required<SagaEngineOptions>>;
   readonly #definitions = new Map<string, SagaDefinition<unknown, Record<string, unknown>>>();
-  readonly #active = new Map<string, { promise: Promise<SagaResult>; abort: AbortController }>();
+  readonly #active = new Map<
+    string,
+    { promise: Promise<SagaResult>; abort: AbortController; run: SagaRun }
+  >();
   readonly #listeners = new Map<string, Set<SagaEventListener>>();
+  /** This engine's name in the leases it holds. */
+  readonly ownerId: string;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     options: Readonly<Required<SagaEngineOptions>>,
@@ -122,13 +176,15 @@ export class SagaEngine {
     this.#now = dependencies.now ?? Date.now;
     this.#sleep = dependencies.sleep ?? defaultSleep;
     this.#random = dependencies.random ?? Math.random;
+    this.ownerId =
+      dependencies.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
 
   /**
    * Makes definitions known to `recover()`. Register every version that may still have sagas in
    * flight: a saga finishes with the definition version it started with.
    */
-  register(...definitions: SagaDefinition<never, never>[]): this {
+  register(...definitions: AnySagaDefinition[]): this {
     for (const def of definitions as unknown as SagaDefinition<
       unknown,
       Record<string, unknown>
@@ -165,7 +221,7 @@ export class SagaEngine {
     options: StartOptions = {},
   ): Promise<SagaResult> {
     const def = definition as unknown as SagaDefinition<unknown, Record<string, unknown>>;
-    this.register(def as never);
+    this.register(def);
     const parsed = def.input.safeParse(input);
     if (!parsed.success) {
       throw new SagaInputError(`saga ${def.name}: input does not match its schema`, {
@@ -194,6 +250,7 @@ export class SagaEngine {
       completionOrder: [],
       compensationOrder: [],
       cancelRequested: false,
+      lease: this.#newLease(),
       ...(deadlineMs === undefined ? {} : { deadline: new Date(now + deadlineMs).toISOString() }),
       revision: 0,
       createdAt: new Date(now).toISOString(),
@@ -208,25 +265,50 @@ export class SagaEngine {
     return this.#track(def, created.record, true);
   }
 
-  /** Drives one saga from wherever its log says it is (used by `recover`, `cancel`, `retry`). */
+  /**
+   * Drives one saga from wherever its log says it is (used by `recover`, `cancel`, `retry`),
+   * after taking its ownership lease.
+   * @throws SagaLeaseHeldError when another engine's lease on it has not expired.
+   */
   async resume(sagaId: string): Promise<SagaResult> {
-    const active = this.#active.get(sagaId);
-    if (active) return active.promise;
-    const record = await this.#store.get(sagaId);
-    if (!record) throw new SagaNotFoundError(sagaId);
-    if (TERMINAL.has(record.status) || record.status === SagaStatus.Stuck) {
-      return { sagaId, status: record.status, started: false, record };
+    for (;;) {
+      const active = this.#active.get(sagaId);
+      if (active) return active.promise;
+      const record = await this.#store.get(sagaId);
+      if (!record) throw new SagaNotFoundError(sagaId);
+      if (TERMINAL.has(record.status) || record.status === SagaStatus.Stuck) {
+        return { sagaId, status: record.status, started: false, record };
+      }
+      const def = this.#definitionFor(record);
+      this.#assertNotOwnedElsewhere(record);
+      let owned: SagaRecord;
+      try {
+        owned = await this.#store.update(
+          { ...record, lease: this.#newLease(), updatedAt: this.#iso() },
+          record.revision,
+        );
+      } catch (error) {
+        if (error instanceof SagaConcurrencyError) continue; // read again and decide again
+        throw error;
+      }
+      if (record.lease) {
+        this.#logger.warn(
+          { sagaId, saga: record.sagaName, previousOwner: record.lease.owner },
+          'took over a saga whose lease expired',
+        );
+      }
+      return this.#track(def, owned, false);
     }
-    return this.#track(this.#definitionFor(record), record, false);
   }
 
   /**
    * Resumes every saga a crash left in flight: `running` ones go forward (a step whose outcome
    * the log does not know is called again with the same idempotency key), `compensating` ones
-   * go on compensating. Safe to run in several processes at once.
+   * go on compensating. Safe to run in several processes at once: a saga another live engine
+   * owns (its lease has not expired) is left to it and listed under `owned`.
    */
   async recover(): Promise<RecoverySummary> {
-    const summary: RecoverySummary = { found: 0, results: [], errors: [] };
+    const summary: RecoverySummary = { found: 0, results: [], errors: [], owned: [] };
     const ids: string[] = [];
     let cursor: string | undefined;
     do {
@@ -247,6 +329,11 @@ export class SagaEngine {
         try {
           summary.results.push(await this.resume(sagaId));
         } catch (error) {
+          if (error instanceof SagaLeaseHeldError) {
+            const { owner, expiresAt } = error.details as { owner: string; expiresAt: string };
+            summary.owned.push({ sagaId, owner, expiresAt });
+            continue;
+          }
           summary.errors.push({ sagaId, error: toStoredError(error) });
           this.#logger.warn({ sagaId, err: error }, 'could not recover saga now');
         }
@@ -261,10 +348,21 @@ export class SagaEngine {
   /**
    * Stops forward progress and compensates every completed step. The step running now gets its
    * `signal` aborted and is waited for (cancellation is cooperative: if it completes anyway, it
-   * is compensated too). Compensations are never skipped.
+   * is compensated too). Compensations are never skipped. When another engine owns the saga,
+   * the request is written into the saga's record and that engine acts on it at its next
+   * transition; this call waits for the outcome (see {@link RequestOptions}).
    * @throws SagaStateError when the saga already ended, is stuck, or passed its pivot.
    */
-  async cancel(sagaId: string, reason = 'cancelled'): Promise<SagaResult> {
+  cancel(sagaId: string, reason = 'cancelled', options: RequestOptions = {}): Promise<SagaResult> {
+    return this.#requestStop(sagaId, 'cancel', reason, options);
+  }
+
+  async #requestStop(
+    sagaId: string,
+    kind: 'cancel' | 'compensate',
+    reason: string,
+    options: RequestOptions,
+  ): Promise<SagaResult> {
     let record = await this.#store.get(sagaId);
     if (!record) throw new SagaNotFoundError(sagaId);
     const local = this.#active.get(sagaId);
@@ -290,7 +388,12 @@ export class SagaEngine {
       local?.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
       try {
         record = await this.#store.update(
-          { ...record, cancelRequested: true, updatedAt: this.#iso() },
+          {
+            ...record,
+            cancelRequested: true,
+            request: { kind, reason, requestedAt: this.#iso(), by: this.ownerId },
+            updatedAt: this.#iso(),
+          },
           record.revision,
         );
         this.#emit(SagaEventName.SagaCancelRequested, {
@@ -308,25 +411,51 @@ export class SagaEngine {
       active.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
       return active.promise;
     }
-    return this.resume(sagaId);
+    return this.#driveOrAwait(sagaId, options);
+  }
+
+  /**
+   * Drives the saga here when no live engine owns it; otherwise waits for its owner to end it
+   * (or for its lease to expire, then takes it over), up to the request timeout.
+   */
+  async #driveOrAwait(sagaId: string, options: RequestOptions): Promise<SagaResult> {
+    const wait = options.wait ?? true;
+    const until = Date.now() + (options.timeoutMs ?? this.#options.requestTimeoutMs);
+    for (;;) {
+      try {
+        return await this.resume(sagaId);
+      } catch (error) {
+        if (!(error instanceof SagaLeaseHeldError)) throw error;
+      }
+      if (!wait || Date.now() >= until) {
+        const record = await this.#store.get(sagaId);
+        if (!record) throw new SagaNotFoundError(sagaId);
+        return { sagaId, status: record.status, started: false, record, requested: true };
+      }
+      await delay(Math.max(1, Math.min(this.#options.requestPollMs, until - Date.now())));
+    }
   }
 
   /**
    * Compensates a saga whatever its progress, for example when a rollback undoes what a bad
-   * version did: a running saga is cancelled; a `completed` or `failed` saga that has not passed
-   * its pivot compensates every completed step (in reverse order, exactly once); a compensated
-   * saga is returned as it is.
+   * version did: a running saga is cancelled (asking its owner when another engine drives it);
+   * a `completed` or `failed` saga that has not passed its pivot compensates every completed
+   * step (in reverse order, exactly once); a compensated saga is returned as it is.
    * @throws SagaStateError when the saga passed its pivot or is stuck (use `retry`/`resolve`).
    */
-  async compensate(sagaId: string, reason = 'compensation requested'): Promise<SagaResult> {
+  async compensate(
+    sagaId: string,
+    reason = 'compensation requested',
+    options: RequestOptions = {},
+  ): Promise<SagaResult> {
     for (;;) {
       const record = await this.#store.get(sagaId);
       if (!record) throw new SagaNotFoundError(sagaId);
       switch (record.status) {
         case SagaStatus.Running:
-          return this.cancel(sagaId, reason);
+          return this.#requestStop(sagaId, 'compensate', reason, options);
         case SagaStatus.Compensating:
-          return this.resume(sagaId);
+          return this.#driveOrAwait(sagaId, options);
         case SagaStatus.Compensated:
           return { sagaId, status: record.status, started: false, record };
         case SagaStatus.Stuck:
@@ -353,6 +482,7 @@ export class SagaEngine {
               reason: 'compensation-requested',
               error: { name: 'CompensationRequested', message: reason },
             },
+            lease: this.#newLease(),
             updatedAt: this.#iso(),
           },
           record.revision,
@@ -387,6 +517,7 @@ export class SagaEngine {
     const next: SagaRecord = {
       ...record,
       status: record.stuck.phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating,
+      lease: this.#newLease(),
       updatedAt: this.#iso(),
     };
     if (record.stuck.phase === 'forward') {
@@ -438,6 +569,7 @@ export class SagaEngine {
     } else {
       delete next.stuck;
       next.status = phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating;
+      next.lease = this.#newLease();
     }
     next.updatedAt = this.#iso();
     const updated = await this.#store.update(next, record.revision);
@@ -470,30 +602,63 @@ export class SagaEngine {
     }
   }
 
+  /** Drives a saga whose lease `record` holds for this engine. */
   #track(
     def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
     started: boolean,
   ): Promise<SagaResult> {
     const abort = new AbortController();
-    const promise = new SagaRun(this.#context(), def, record, abort.signal)
+    const run = new SagaRun(this.#context(), def, record, abort);
+    const promise = run
       .drive()
       .then((r): SagaResult => ({ sagaId: r.sagaId, status: r.status, started, record: r }))
-      .finally(() => this.#active.delete(record.sagaId));
-    this.#active.set(record.sagaId, { promise, abort });
+      .finally(() => {
+        this.#active.delete(record.sagaId);
+        if (this.#active.size === 0 && this.#heartbeat) {
+          clearInterval(this.#heartbeat);
+          this.#heartbeat = undefined;
+        }
+      });
+    this.#active.set(record.sagaId, { promise, abort, run });
+    this.#heartbeat ??= setInterval(() => this.#renewLeases(), this.#options.heartbeatMs).unref();
     return promise;
   }
 
-  #context(): RunContext {
+  /** Heartbeat: renews the lease of every saga whose step has run for a while without a write. */
+  #renewLeases(): void {
+    for (const { run } of this.#active.values()) run.renewIfIdle(this.#options.heartbeatMs);
+  }
+
+  #newLease(): SagaLease {
     return {
+      owner: this.ownerId,
+      token: randomUUID(),
+      expiresAt: new Date(this.#now() + this.#options.leaseMs).toISOString(),
+    };
+  }
+
+  /** Throws when another engine's lease on the saga has not expired. */
+  #assertNotOwnedElsewhere(record: SagaRecord): void {
+    const lease = record.lease;
+    if (!lease || Date.parse(lease.expiresAt) <= this.#now()) return;
+    // A lease of this engine with no local run: that run died (a store failure); take it again.
+    if (lease.owner === this.ownerId) return;
+    throw new SagaLeaseHeldError(record.sagaId, lease);
+  }
+
+  #context(): RunContext {
+    return (this.#runContext ??= {
       store: this.#store,
       logger: this.#logger,
       now: this.#now,
       sleep: this.#sleep,
       random: this.#random,
+      leaseMs: this.#options.leaseMs,
       emit: (name, event) => this.#emit(name, event),
-    };
+    });
   }
+  #runContext: RunContext | undefined;
 
   #definitionFor(record: SagaRecord): SagaDefinition<unknown, Record<string, unknown>> {
     const def = this.#definitions.get(definitionKey(record.sagaName, record.definitionVersion));
@@ -536,6 +701,7 @@ interface RunContext {
   now: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
+  leaseMs: number;
   emit: (
     name: SagaEventName,
     event: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
@@ -547,18 +713,39 @@ class SagaRun {
   #record: SagaRecord;
   #writes: Promise<unknown> = Promise.resolve();
   readonly #log: Logger;
+  readonly #lease: { owner: string; token: string };
+  readonly #abort: AbortController;
+  private readonly cancelSignal: AbortSignal;
+  /** `now()` of the last write (each renews the lease). */
+  #lastWriteAt: number;
 
   constructor(
     private readonly ctx: RunContext,
     private readonly def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
-    private readonly cancelSignal: AbortSignal,
+    abort: AbortController,
   ) {
     this.#record = record;
+    this.#abort = abort;
+    this.cancelSignal = abort.signal;
+    this.#lease = { owner: record.lease!.owner, token: record.lease!.token };
+    this.#lastWriteAt = ctx.now();
     this.#log = ctx.logger.child({
       sagaId: record.sagaId,
       saga: def.name,
       sagaVersion: def.version,
+    });
+  }
+
+  /** Heartbeat: a write that only renews the lease, when nothing was written for `idleMs`. */
+  renewIfIdle(idleMs: number): void {
+    if (this.ctx.now() - this.#lastWriteAt < idleMs) return;
+    this.#lastWriteAt = this.ctx.now(); // one renewal in flight at a time
+    this.#write(() => {}).catch((error: unknown) => {
+      this.#log.warn({ err: error }, 'could not renew the saga lease');
+      if (error instanceof SagaLeaseLostError) {
+        this.#abort.abort(error);
+      }
     });
   }
 
@@ -610,7 +797,7 @@ class SagaRun {
     }
   }
 
-  /** Turns to compensation when cancel or the deadline asked for it (never past the pivot). */
+  /** Turns to compensation when cancel, compensate or the deadline asked for it (never past the pivot). */
   async #stopForwardIfAsked(deadline: number | undefined): Promise<boolean> {
     const r = this.#record;
     const cancelled = r.cancelRequested || this.cancelSignal.aborted;
@@ -623,17 +810,22 @@ class SagaRun {
       );
       return false;
     }
-    const reason = cancelled ? 'cancelled' : 'deadline';
+    const request = r.request;
     await this.#write((x) => {
       x.status = SagaStatus.Compensating;
-      x.failure = {
-        reason,
-        error: {
-          name: reason === 'cancelled' ? 'Cancelled' : 'DeadlineExceeded',
-          message: `saga ${reason}`,
-        },
-      };
+      x.failure = !cancelled
+        ? { reason: 'deadline', error: { name: 'DeadlineExceeded', message: 'saga deadline' } }
+        : request?.kind === 'compensate'
+          ? {
+              reason: 'compensation-requested',
+              error: { name: 'CompensationRequested', message: request.reason },
+            }
+          : {
+              reason: 'cancelled',
+              error: { name: 'Cancelled', message: request?.reason ?? 'saga cancelled' },
+            };
     });
+    const reason = this.#record.failure?.reason;
     this.#log.info({ reason }, 'saga stops going forward; compensating');
     return true;
   }
@@ -938,25 +1130,49 @@ class SagaRun {
   }
 
   /**
-   * Writes one transition. Writes of one run are serialised (parallel steps share the record).
-   * On a revision conflict the fresh record is accepted only if the saga's progress is what this
-   * run last wrote (someone only set a flag, such as cancelRequested); otherwise another engine
-   * advanced the saga and this run stops by rethrowing.
+   * Writes one transition, renewing this run's lease in the same store write (or dropping it when
+   * the saga ends or gets stuck). Writes of one run are serialised (parallel steps share the
+   * record). The revision check fences the write: it succeeds only on the record this run last
+   * read or wrote, which holds this run's lease. On a revision conflict the fresh record is
+   * accepted only if it still holds this run's lease and the saga's progress is what this run
+   * last wrote (someone only wrote a request); otherwise this run stops by rethrowing.
    */
   #write(mutate: (record: SagaRecord) => void): Promise<void> {
     const next = this.#writes.then(async () => {
       for (;;) {
         const draft = cloneRecord(this.#record);
         mutate(draft);
-        draft.updatedAt = new Date(this.ctx.now()).toISOString();
+        const now = this.ctx.now();
+        draft.updatedAt = new Date(now).toISOString();
+        if (TERMINAL.has(draft.status) || draft.status === SagaStatus.Stuck) {
+          delete draft.lease;
+        } else {
+          draft.lease = {
+            owner: this.#lease.owner,
+            token: this.#lease.token,
+            expiresAt: new Date(now + this.ctx.leaseMs).toISOString(),
+          };
+        }
         try {
           this.#record = await this.ctx.store.update(draft, this.#record.revision);
+          this.#lastWriteAt = now;
           return;
         } catch (error) {
           if (!(error instanceof SagaConcurrencyError)) throw error;
           const fresh = await this.ctx.store.get(this.#record.sagaId);
-          if (!fresh || progressOf(fresh) !== progressOf(this.#record)) throw error;
+          if (fresh?.lease?.token !== this.#lease.token) {
+            throw new SagaLeaseLostError(this.#record.sagaId, fresh?.lease?.owner);
+          }
+          if (progressOf(fresh) !== progressOf(this.#record)) throw error;
           this.#record = fresh;
+          if (fresh.cancelRequested && !this.cancelSignal.aborted) {
+            // A request from another engine: abort the running step cooperatively.
+            this.#abort.abort(
+              new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
+                sagaId: fresh.sagaId,
+              }),
+            );
+          }
         }
       }
     });
@@ -1061,7 +1277,17 @@ export function createSagaEngine(
   dependencies: SagaEngineDependencies,
 ): SagaEngine {
   const merged = { ...DEFAULT_SAGA_ENGINE_OPTIONS, ...options };
-  for (const field of ['recoveryConcurrency', 'recoveryPageSize'] as const) {
+  if (options?.heartbeatMs === undefined) {
+    merged.heartbeatMs = Math.max(1, Math.floor(merged.leaseMs / 3));
+  }
+  for (const field of [
+    'recoveryConcurrency',
+    'recoveryPageSize',
+    'leaseMs',
+    'heartbeatMs',
+    'requestTimeoutMs',
+    'requestPollMs',
+  ] as const) {
     if (!Number.isInteger(merged[field]) || merged[field] < 1) {
       throw new SagaDefinitionError(`saga engine option ${field} must be an integer >= 1`, {
         details: { field },
