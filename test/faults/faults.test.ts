@@ -15,6 +15,7 @@ import { consumerKillScenario } from './scenarios/consumerKill.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
+import { sagaOwnershipScenario } from './scenarios/sagaOwnership.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
 
@@ -54,5 +55,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 6: rollback run killed and resumed', () => {
     rollbackKillScenario({ effects: 200, kills: 4, batchSize: 5, seed });
+  });
+
+  describe('scenario 7: two saga engines on one saga log, one killed', () => {
+    sagaOwnershipScenario({ sagas: 36, seed });
   });
 });

@@ -810,7 +810,16 @@ class SagaRun {
       );
       return false;
     }
-    const request = r.request;
+    // A step a crashed run left `running` may have had its effect: call it again (same
+    // idempotency key) so that its outcome is logged and, if it completed, compensated.
+    const inDoubt = this.def.steps.filter((s) => r.steps[s.name]?.status === StepStatus.Running);
+    if (inDoubt.length > 0) {
+      this.#log.info({ steps: inDoubt.map((s) => s.name) }, 'settling steps in doubt first');
+      rethrowFirst(
+        await Promise.allSettled(inDoubt.map((s) => this.#runStep(s, NEVER_ABORTED, true))),
+      );
+    }
+    const request = this.#record.request;
     await this.#write((x) => {
       x.status = SagaStatus.Compensating;
       x.failure = !cancelled
@@ -902,7 +911,8 @@ class SagaRun {
     this.#log.warn({ step: first.step, err: first.error }, 'step failed; compensating');
   }
 
-  async #runStep(step: StepDefinition, signal: AbortSignal): Promise<StepOutcome> {
+  /** `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff. */
+  async #runStep(step: StepDefinition, signal: AbortSignal, settle = false): Promise<StepOutcome> {
     for (let tries = 1; ; tries++) {
       const attempt = this.#record.steps[step.name]!.attempts + 1;
       await this.#write((x) => {
@@ -936,7 +946,7 @@ class SagaRun {
         let policy: StepErrorPolicy = cancelled
           ? 'compensate'
           : safePolicy(step, error, attempt, log);
-        if (policy === 'retry' && tries >= step.retry.attempts) policy = 'compensate';
+        if (policy === 'retry' && (settle || tries >= step.retry.attempts)) policy = 'compensate';
         const willRetry = policy === 'retry';
         log.warn(
           { err: error, willRetry, policy, durationMs: this.ctx.now() - startedAt },

@@ -3,7 +3,12 @@ import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { defineSaga } from './definition.js';
 import { InMemorySagaStore } from './InMemorySagaStore.js';
-import { createSagaEngine, type SagaEngineOptions } from './SagaEngine.js';
+import { CrashingSagaStore, SimulatedCrash } from '../testing/CrashingSagaStore.js';
+import {
+  createSagaEngine,
+  DEFAULT_SAGA_ENGINE_OPTIONS,
+  type SagaEngineOptions,
+} from './SagaEngine.js';
 import type { SagaListQuery, SagaPage, SagaRecord, SagaStore } from './SagaStore.js';
 
 const logger = pino({ level: 'silent' });
@@ -187,5 +192,43 @@ describe('saga ownership: one engine drives a saga at a time', () => {
     expect(final.status).toBe('completed');
     expect(final.steps.a?.attempts).toBe(2);
     expect(effects).toEqual(['a#2', 'b', 'a#1']);
+  });
+
+  it('a step a crash left in doubt is settled (called again, same key) before a requested compensation', async () => {
+    const base = new InMemorySagaStore();
+    const applied = new Set<string>();
+    const effects: string[] = [];
+    const effect = (key: string, what: string) => {
+      if (applied.has(key)) return; // the downstream absorbs a repeat of one idempotency key
+      applied.add(key);
+      effects.push(what);
+    };
+    const saga = defineSaga('in-doubt', { input: z.object({}) })
+      .step('a', {
+        run: (c) => effect(c.idempotencyKey, 'a'),
+        compensate: (c) => effect(c.idempotencyKey, 'undo a'),
+      })
+      .step('b', {
+        run: (c) => effect(c.idempotencyKey, 'b'),
+        compensate: (c) => effect(c.idempotencyKey, 'undo b'),
+      })
+      .step('c', { run: (c) => effect(c.idempotencyKey, 'c') })
+      .build();
+    // Writes: a running, a completed, b running, b completed <- the process dies here.
+    const dying = engineOn(new CrashingSagaStore(base, 4));
+    await expect(dying.start(saga, {}, { sagaId: 's6' })).rejects.toBeInstanceOf(SimulatedCrash);
+    expect(effects).toEqual(['a', 'b']);
+    expect((await base.get('s6'))!.steps.b?.status).toBe('running');
+    // Meanwhile a rollback asks for compensation; the crashed engine's lease has not expired.
+    const asking = engineOn(base).register(saga);
+    const asked = await asking.compensate('s6', 'rollback', { wait: false });
+    expect(asked.requested).toBe(true);
+    const later = Date.now() + DEFAULT_SAGA_ENGINE_OPTIONS.leaseMs + 1;
+    const result = await engineOn(base, {}, () => later)
+      .register(saga)
+      .resume('s6');
+    expect(result.status).toBe('compensated');
+    expect(effects).toEqual(['a', 'b', 'undo b', 'undo a']);
+    expect(result.record.compensationOrder).toEqual(['b', 'a']);
   });
 });
