@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BacktrackError } from '../errors/BacktrackError.js';
-import { cloneRecord } from './clone.js';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { backoffDelayMs, sleep as defaultSleep } from '../retry/backoff.js';
 import type {
@@ -33,6 +32,7 @@ import {
   type SagaLease,
   type SagaRecord,
   type SagaStore,
+  type StepRecord,
   type StoredError,
 } from './SagaStore.js';
 
@@ -655,6 +655,8 @@ export class SagaEngine {
       sleep: this.#sleep,
       random: this.#random,
       leaseMs: this.#options.leaseMs,
+      isoTime: isoTimeCache(),
+      listens: (name) => (this.#listeners.get(name)?.size ?? 0) > 0,
       emit: (name, event) => this.#emit(name, event),
     });
   }
@@ -702,6 +704,10 @@ interface RunContext {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   leaseMs: number;
+  /** `new Date(ms).toISOString()`, remembered for the last millisecond asked. */
+  isoTime: (ms: number) => string;
+  /** False when nobody listens to `name`: the event need not be built. */
+  listens: (name: SagaEventName) => boolean;
   emit: (
     name: SagaEventName,
     event: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
@@ -712,7 +718,9 @@ interface RunContext {
 class SagaRun {
   #record: SagaRecord;
   #writes: Promise<unknown> = Promise.resolve();
-  readonly #log: Logger;
+  #pendingWrites = 0;
+  #leaseCache: { at: number; lease: SagaLease } | undefined;
+  #logger: Logger | undefined;
   readonly #lease: { owner: string; token: string };
   readonly #abort: AbortController;
   private readonly cancelSignal: AbortSignal;
@@ -730,11 +738,21 @@ class SagaRun {
     this.cancelSignal = abort.signal;
     this.#lease = { owner: record.lease!.owner, token: record.lease!.token };
     this.#lastWriteAt = ctx.now();
-    this.#log = ctx.logger.child({
-      sagaId: record.sagaId,
-      saga: def.name,
-      sagaVersion: def.version,
-    });
+  }
+
+  /** The run's logger, made on first use (a pino child costs more than a whole transition). */
+  get #log(): Logger {
+    return (this.#logger ??= this.ctx.logger.child({
+      sagaId: this.#record.sagaId,
+      saga: this.def.name,
+      sagaVersion: this.def.version,
+    }));
+  }
+
+  /** A step attempt's logger, made on first use: by a log line at an enabled level or by the step. */
+  #lazyLog(bindings: Record<string, unknown>): () => Logger {
+    let log: Logger | undefined;
+    return () => (log ??= this.#log.child(bindings));
   }
 
   /** Heartbeat: a write that only renews the lease, when nothing was written for `idleMs`. */
@@ -751,21 +769,21 @@ class SagaRun {
 
   async drive(): Promise<SagaRecord> {
     const deadline = this.#record.deadline ? Date.parse(this.#record.deadline) : undefined;
-    const deadlineAbort = new AbortController();
+    const deadlineAbort = deadline === undefined ? undefined : new AbortController();
     const timer =
-      deadline === undefined
+      deadlineAbort === undefined
         ? undefined
         : setTimeout(
             () =>
               deadlineAbort.abort(
                 new BacktrackError('BT_ERR_SAGA_DEADLINE', 'saga deadline passed'),
               ),
-            Math.max(0, deadline - this.ctx.now()),
+            Math.max(0, deadline! - this.ctx.now()),
           );
     // AbortSignal.any is costly in Node 20 (hundreds of µs once many signals are alive): only
     // combine when there is a deadline to combine with.
     const forwardSignal =
-      deadline === undefined
+      deadlineAbort === undefined
         ? this.cancelSignal
         : AbortSignal.any([this.cancelSignal, deadlineAbort.signal]);
     try {
@@ -780,8 +798,11 @@ class SagaRun {
             await this.#write((x) => {
               x.status = SagaStatus.Completed;
             });
-            this.#log.info({ outcome: 'completed' }, 'saga completed');
-            this.ctx.emit(SagaEventName.SagaCompleted, { record: this.#record });
+            if (this.ctx.logger.isLevelEnabled('info')) {
+              this.#log.info({ outcome: 'completed' }, 'saga completed');
+            }
+            if (this.ctx.listens(SagaEventName.SagaCompleted))
+              this.ctx.emit(SagaEventName.SagaCompleted, { record: this.#record });
             continue;
           }
           // Past the pivot nothing stops the saga going forward, not even a deadline.
@@ -871,11 +892,12 @@ class SagaRun {
         { step: failed.step, err: failed.error, outcome: 'failed' },
         'saga failed without compensation',
       );
-      this.ctx.emit(SagaEventName.SagaFailed, {
-        record: this.#record,
-        step: failed.step,
-        error: failed.error,
-      });
+      if (this.ctx.listens(SagaEventName.SagaFailed))
+        this.ctx.emit(SagaEventName.SagaFailed, {
+          record: this.#record,
+          step: failed.step,
+          error: failed.error,
+        });
       return;
     }
     if (pivotPassed(this.def, this.#record)) {
@@ -893,11 +915,12 @@ class SagaRun {
         { steps: failures.map((f) => f.step) },
         'saga stuck: a step after the pivot exhausted its retries',
       );
-      this.ctx.emit(SagaEventName.SagaStuck, {
-        record: this.#record,
-        step: first.step,
-        error: first.error,
-      });
+      if (this.ctx.listens(SagaEventName.SagaStuck))
+        this.ctx.emit(SagaEventName.SagaStuck, {
+          record: this.#record,
+          step: first.step,
+          error: first.error,
+        });
       return;
     }
     await this.#write((x) => {
@@ -920,9 +943,14 @@ class SagaRun {
         s.status = StepStatus.Running;
         s.attempts = attempt;
       });
-      const log = this.#log.child({ step: step.name, attempt });
-      log.debug('step started');
-      this.ctx.emit(SagaEventName.StepStarted, { record: this.#record, step: step.name, attempt });
+      const log = this.#lazyLog({ step: step.name, attempt });
+      if (this.ctx.logger.isLevelEnabled('debug')) log().debug('step started');
+      if (this.ctx.listens(SagaEventName.StepStarted))
+        this.ctx.emit(SagaEventName.StepStarted, {
+          record: this.#record,
+          step: step.name,
+          attempt,
+        });
       const startedAt = this.ctx.now();
       let result: unknown;
       try {
@@ -935,31 +963,37 @@ class SagaRun {
           idempotencyKey: `${this.#record.sagaId}:${step.name}:run`,
           attempt,
           signal,
-          logger: log,
+          get logger() {
+            return log();
+          },
         };
-        result = await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
-          step.run({ ...ctx, signal: s }),
-        );
+        result =
+          step.timeoutMs === undefined
+            ? await step.run(ctx)
+            : await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
+                step.run({ ...ctx, signal: s }),
+              );
       } catch (error) {
         const stored = toStoredError(error);
         const cancelled = signal.aborted;
         let policy: StepErrorPolicy = cancelled
           ? 'compensate'
-          : safePolicy(step, error, attempt, log);
+          : safePolicy(step, error, attempt, log());
         if (policy === 'retry' && (settle || tries >= step.retry.attempts)) policy = 'compensate';
         const willRetry = policy === 'retry';
-        log.warn(
+        log().warn(
           { err: error, willRetry, policy, durationMs: this.ctx.now() - startedAt },
           'step failed',
         );
-        this.ctx.emit(SagaEventName.StepFailed, {
-          record: this.#record,
-          step: step.name,
-          attempt,
-          error: stored,
-          willRetry,
-          durationMs: this.ctx.now() - startedAt,
-        });
+        if (this.ctx.listens(SagaEventName.StepFailed))
+          this.ctx.emit(SagaEventName.StepFailed, {
+            record: this.#record,
+            step: step.name,
+            attempt,
+            error: stored,
+            willRetry,
+            durationMs: this.ctx.now() - startedAt,
+          });
         if (willRetry) {
           try {
             await this.ctx.sleep(backoffDelayMs(tries + 1, step.retry, this.ctx.random), signal);
@@ -984,13 +1018,16 @@ class SagaRun {
         x.completionOrder.push(step.name);
       });
       const durationMs = this.ctx.now() - startedAt;
-      log.info({ outcome: 'completed', durationMs }, 'step completed');
-      this.ctx.emit(SagaEventName.StepCompleted, {
-        record: this.#record,
-        step: step.name,
-        attempt,
-        durationMs,
-      });
+      if (this.ctx.logger.isLevelEnabled('info')) {
+        log().info({ outcome: 'completed', durationMs }, 'step completed');
+      }
+      if (this.ctx.listens(SagaEventName.StepCompleted))
+        this.ctx.emit(SagaEventName.StepCompleted, {
+          record: this.#record,
+          step: step.name,
+          attempt,
+          durationMs,
+        });
       return { ok: true };
     }
   }
@@ -1035,11 +1072,12 @@ class SagaRun {
           { steps: failed.map((f) => f.step), errors: failed.map((f) => f.error.message) },
           'saga stuck: compensation exhausted its retries',
         );
-        this.ctx.emit(SagaEventName.SagaStuck, {
-          record: this.#record,
-          step: failed[0]!.step,
-          error: failed[0]!.error,
-        });
+        if (this.ctx.listens(SagaEventName.SagaStuck))
+          this.ctx.emit(SagaEventName.SagaStuck, {
+            record: this.#record,
+            step: failed[0]!.step,
+            error: failed[0]!.error,
+          });
         return;
       }
     }
@@ -1050,7 +1088,8 @@ class SagaRun {
       { outcome: 'compensated', order: this.#record.compensationOrder },
       'saga compensated',
     );
-    this.ctx.emit(SagaEventName.SagaCompensated, { record: this.#record });
+    if (this.ctx.listens(SagaEventName.SagaCompensated))
+      this.ctx.emit(SagaEventName.SagaCompensated, { record: this.#record });
   }
 
   async #compensateStep(name: string): Promise<{ ok: true } | { ok: false; error: StoredError }> {
@@ -1062,12 +1101,13 @@ class SagaRun {
         s.status = StepStatus.Compensating;
         s.compensationAttempts = attempt;
       });
-      const log = this.#log.child({ step: name, attempt, phase: 'compensate' });
-      this.ctx.emit(SagaEventName.CompensationStarted, {
-        record: this.#record,
-        step: name,
-        attempt,
-      });
+      const log = this.#lazyLog({ step: name, attempt, phase: 'compensate' });
+      if (this.ctx.listens(SagaEventName.CompensationStarted))
+        this.ctx.emit(SagaEventName.CompensationStarted, {
+          record: this.#record,
+          step: name,
+          attempt,
+        });
       const startedAt = this.ctx.now();
       try {
         const results = this.#results();
@@ -1082,23 +1122,28 @@ class SagaRun {
           attempt,
           // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
           signal: new AbortController().signal,
-          logger: log,
+          get logger() {
+            return log();
+          },
         };
-        await callWithTimeout(name, step.timeoutMs, undefined, (s) =>
-          step.compensate!({ ...ctx, signal: s }),
-        );
+        await (step.timeoutMs === undefined
+          ? step.compensate!(ctx)
+          : callWithTimeout(name, step.timeoutMs, undefined, (s) =>
+              step.compensate!({ ...ctx, signal: s }),
+            ));
       } catch (error) {
         const stored = toStoredError(error);
         const willRetry = tries < step.compensationRetry.attempts;
-        log.warn({ err: error, willRetry }, 'compensation failed');
-        this.ctx.emit(SagaEventName.CompensationFailed, {
-          record: this.#record,
-          step: name,
-          attempt,
-          error: stored,
-          willRetry,
-          durationMs: this.ctx.now() - startedAt,
-        });
+        log().warn({ err: error, willRetry }, 'compensation failed');
+        if (this.ctx.listens(SagaEventName.CompensationFailed))
+          this.ctx.emit(SagaEventName.CompensationFailed, {
+            record: this.#record,
+            step: name,
+            attempt,
+            error: stored,
+            willRetry,
+            durationMs: this.ctx.now() - startedAt,
+          });
         if (willRetry) {
           await this.ctx.sleep(backoffDelayMs(tries + 1, step.compensationRetry, this.ctx.random));
           continue;
@@ -1116,11 +1161,14 @@ class SagaRun {
         delete s.error;
         x.compensationOrder.push(name);
       });
-      log.info(
-        { outcome: 'compensated', durationMs: this.ctx.now() - startedAt },
-        'step compensated',
-      );
-      this.ctx.emit(SagaEventName.StepCompensated, { record: this.#record, step: name, attempt });
+      if (this.ctx.logger.isLevelEnabled('info')) {
+        log().info(
+          { outcome: 'compensated', durationMs: this.ctx.now() - startedAt },
+          'step compensated',
+        );
+      }
+      if (this.ctx.listens(SagaEventName.StepCompensated))
+        this.ctx.emit(SagaEventName.StepCompensated, { record: this.#record, step: name, attempt });
       return { ok: true };
     }
   }
@@ -1148,56 +1196,118 @@ class SagaRun {
    * last wrote (someone only wrote a request); otherwise this run stops by rethrowing.
    */
   #write(mutate: (record: SagaRecord) => void): Promise<void> {
-    const next = this.#writes.then(async () => {
-      for (;;) {
-        const draft = cloneRecord(this.#record);
-        mutate(draft);
-        const now = this.ctx.now();
-        draft.updatedAt = new Date(now).toISOString();
-        if (TERMINAL.has(draft.status) || draft.status === SagaStatus.Stuck) {
-          delete draft.lease;
-        } else {
-          draft.lease = {
-            owner: this.#lease.owner,
-            token: this.#lease.token,
-            expiresAt: new Date(now + this.ctx.leaseMs).toISOString(),
-          };
+    // Serialise only when another write of this run is in flight (a parallel group, a
+    // heartbeat): chaining every write through one promise cost more than the write itself.
+    if (this.#pendingWrites === 0) return this.#track(this.#writeNow(mutate));
+    const next = this.#writes.then(() => this.#writeNow(mutate));
+    return this.#track(next);
+  }
+
+  #track(write: Promise<void>): Promise<void> {
+    this.#pendingWrites += 1;
+    // A failed write must not poison later writes of other branches; each caller sees its own.
+    const settled = write.then(
+      () => {
+        this.#pendingWrites -= 1;
+      },
+      () => {
+        this.#pendingWrites -= 1;
+      },
+    );
+    this.#writes = settled;
+    return write;
+  }
+
+  async #writeNow(mutate: (record: SagaRecord) => void): Promise<void> {
+    for (;;) {
+      const draft = draftOf(this.#record);
+      mutate(draft);
+      const now = this.ctx.now();
+      draft.updatedAt = this.ctx.isoTime(now);
+      if (TERMINAL.has(draft.status) || draft.status === SagaStatus.Stuck) {
+        delete draft.lease;
+      } else {
+        draft.lease = this.#leaseAt(now);
+      }
+      try {
+        this.#record = await this.ctx.store.update(draft, this.#record.revision);
+        this.#lastWriteAt = now;
+        return;
+      } catch (error) {
+        if (!(error instanceof SagaConcurrencyError)) throw error;
+        const fresh = await this.ctx.store.get(this.#record.sagaId);
+        if (fresh?.lease?.token !== this.#lease.token) {
+          throw new SagaLeaseLostError(this.#record.sagaId, fresh?.lease?.owner);
         }
-        try {
-          this.#record = await this.ctx.store.update(draft, this.#record.revision);
-          this.#lastWriteAt = now;
-          return;
-        } catch (error) {
-          if (!(error instanceof SagaConcurrencyError)) throw error;
-          const fresh = await this.ctx.store.get(this.#record.sagaId);
-          if (fresh?.lease?.token !== this.#lease.token) {
-            throw new SagaLeaseLostError(this.#record.sagaId, fresh?.lease?.owner);
-          }
-          if (progressOf(fresh) !== progressOf(this.#record)) throw error;
-          this.#record = fresh;
-          if (fresh.cancelRequested && !this.cancelSignal.aborted) {
-            // A request from another engine: abort the running step cooperatively.
-            this.#abort.abort(
-              new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
-                sagaId: fresh.sagaId,
-              }),
-            );
-          }
+        if (progressOf(fresh) !== progressOf(this.#record)) throw error;
+        this.#record = fresh;
+        if (fresh.cancelRequested && !this.cancelSignal.aborted) {
+          // A request from another engine: abort the running step cooperatively.
+          this.#abort.abort(
+            new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
+              sagaId: fresh.sagaId,
+            }),
+          );
         }
       }
-    });
-    // A failed write must not poison later writes of other branches; each caller sees its own.
-    this.#writes = next.catch(() => undefined);
-    return next;
+    }
+  }
+
+  /** This run's lease renewed from `now` (one object per millisecond: records are never changed in place). */
+  #leaseAt(now: number): SagaLease {
+    if (this.#leaseCache?.at !== now) {
+      this.#leaseCache = {
+        at: now,
+        lease: {
+          owner: this.#lease.owner,
+          token: this.#lease.token,
+          expiresAt: this.ctx.isoTime(now + this.ctx.leaseMs),
+        },
+      };
+    }
+    return this.#leaseCache.lease;
   }
 }
 
 const NEVER_ABORTED = new AbortController().signal;
 
+/** `toISOString` remembered for the last two instants (a transition asks for now and now + lease). */
+function isoTimeCache(): (ms: number) => string {
+  let a = NaN;
+  let aIso = '';
+  let b = NaN;
+  let bIso = '';
+  return (ms) => {
+    if (ms === a) return aIso;
+    if (ms === b) return bIso;
+    b = a;
+    bIso = aIso;
+    a = ms;
+    aIso = new Date(ms).toISOString();
+    return aIso;
+  };
+}
+
 function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * A copy of the record a transition may change: new top-level object, step records and order
+ * arrays; the rest (input, results, errors) is shared, since transitions only replace those,
+ * never change them in place. A deep copy here cost a third of a transition's CPU.
+ */
+function draftOf(r: SagaRecord): SagaRecord {
+  const steps: Record<string, StepRecord> = {};
+  for (const name in r.steps) steps[name] = { ...r.steps[name]! };
+  return {
+    ...r,
+    steps,
+    completionOrder: r.completionOrder.slice(),
+    compensationOrder: r.compensationOrder.slice(),
+  };
 }
 
 function progressOf(r: SagaRecord): string {
