@@ -18,7 +18,7 @@ export const TERMINAL: ReadonlySet<SagaStatus> = new Set([
   SagaStatus.Failed,
 ]);
 
-export const NEVER_ABORTED = new AbortController().signal;
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
 /** `toISOString` remembered for the last two instants (a transition asks for now and now + lease). */
 export function isoTimeCache(): (ms: number) => string {
