@@ -1,78 +1,99 @@
-/**
- * Type tests of versioned events and the consumer handler (checked by vitest's typecheck in the
- * unit project and by `npm run typecheck`): `read`, `write` and `envelope` are typed per version,
- * and `handle` gives the handler the data of the version it asked for.
- */
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { handle, type HandlerContext } from '../consumer/index.js';
-import type { Envelope } from '../envelope/index.js';
 import { defineEvent } from './defineEvent.js';
+import type { EventData, EventInput, EventVersion, LatestVersion } from './defineEvent.js';
 
-const V1 = z.object({ orderId: z.string(), amount: z.number() });
-const V2 = z.object({ orderId: z.string(), amountCents: z.int(), currency: z.string() });
-type D1 = { orderId: string; amount: number };
-type D2 = { orderId: string; amountCents: number; currency: string };
+/** Type-level only: the body is type-checked, never run (the data is fake). */
+const typeOnly = (_body: () => void): void => undefined;
 
 const OrderPlaced = defineEvent('order.placed')
-  .version(1, V1)
-  .version(2, V2, {
+  .version(1, z.object({ orderId: z.string(), amount: z.number() }))
+  .version(2, z.object({ orderId: z.string(), cents: z.int(), note: z.string().default('') }), {
     up: (v1) => {
-      expectTypeOf(v1).toEqualTypeOf<D1>();
-      return { orderId: v1.orderId, amountCents: Math.round(v1.amount * 100), currency: 'EUR' };
+      expectTypeOf(v1).toEqualTypeOf<{ orderId: string; amount: number }>();
+      return { orderId: v1.orderId, cents: v1.amount * 100 };
     },
     down: (v2) => {
-      expectTypeOf(v2).toEqualTypeOf<D2>();
-      return { orderId: v2.orderId, amount: v2.amountCents / 100 };
+      expectTypeOf(v2).toEqualTypeOf<{ orderId: string; cents: number; note: string }>();
+      return { orderId: v2.orderId, amount: v2.cents / 100 };
     },
   });
 
-describe('versioned event types', () => {
-  it('reads at the latest version by default, or at the one asked for', () => {
-    expectTypeOf(OrderPlaced.read({}, 1)).toEqualTypeOf<D2>();
-    expectTypeOf(OrderPlaced.read({}, 2, 1)).toEqualTypeOf<D1>();
-    // @ts-expect-error version 3 is not defined
-    OrderPlaced.read({}, 1, 3);
+type Def = typeof OrderPlaced;
+
+describe('schema types', () => {
+  it('infers the literal type, the versions and the latest', () => {
+    expectTypeOf(OrderPlaced.type).toEqualTypeOf<'order.placed'>();
+    expectTypeOf<EventVersion<Def>>().toEqualTypeOf<1 | 2>();
+    expectTypeOf<LatestVersion<Def>>().toEqualTypeOf<2>();
+    expectTypeOf(OrderPlaced.latest).toEqualTypeOf<2>();
   });
 
-  it('writes from the latest version (or `from`) into the version asked for', () => {
-    const d2: D2 = { orderId: 'o', amountCents: 1, currency: 'EUR' };
-    expectTypeOf(OrderPlaced.write(d2, { to: 1 })).toEqualTypeOf<D1>();
-    expectTypeOf(
-      OrderPlaced.write({ orderId: 'o', amount: 1 }, { from: 1, to: 2 }),
-    ).toEqualTypeOf<D2>();
-    // @ts-expect-error the data must be of the latest version when `from` is not given
-    OrderPlaced.write({ orderId: 'o', amount: 1 }, { to: 1 });
+  it('infers output data (defaults applied) and input data (defaults optional) per version', () => {
+    expectTypeOf<EventData<Def>>().toEqualTypeOf<{
+      orderId: string;
+      cents: number;
+      note: string;
+    }>();
+    expectTypeOf<EventData<Def, 1>>().toEqualTypeOf<{ orderId: string; amount: number }>();
+    expectTypeOf<EventInput<Def>>().toEqualTypeOf<{
+      orderId: string;
+      cents: number;
+      note?: string | undefined;
+    }>();
   });
 
-  it('builds envelopes typed by the version written', () => {
-    expectTypeOf(
-      OrderPlaced.envelope({ orderId: 'o', amountCents: 1, currency: 'EUR' }, { source: '//s' }),
-    ).toEqualTypeOf<Envelope<D2>>();
-    expectTypeOf(
-      OrderPlaced.envelope({ orderId: 'o', amount: 1 }, { source: '//s', version: 1 }),
-    ).toEqualTypeOf<Envelope<D1>>();
-    // @ts-expect-error version 2 data needs amountCents
-    OrderPlaced.envelope({ orderId: 'o', amount: 1 }, { source: '//s' });
-  });
-
-  it('gives a handler the data of the version it asked for', () => {
-    handle(OrderPlaced, (ctx) => {
-      expectTypeOf(ctx).toEqualTypeOf<HandlerContext<D2>>();
-      expectTypeOf(ctx.data).toEqualTypeOf<D2>();
+  it('types read() by the requested version, latest by default', () => {
+    typeOnly(() => {
+      expectTypeOf(OrderPlaced.read({}, 1)).toEqualTypeOf<EventData<Def, 2>>();
+      expectTypeOf(OrderPlaced.read({}, 2, 1)).toEqualTypeOf<EventData<Def, 1>>();
+      // @ts-expect-error version 3 does not exist
+      OrderPlaced.read({}, 1, 3);
     });
-    handle(
-      OrderPlaced,
-      ({ data }) => {
-        expectTypeOf(data).toEqualTypeOf<D1>();
-      },
-      { version: 1 },
-    );
-    // @ts-expect-error version 3 is not defined
-    handle(OrderPlaced, () => undefined, { version: 3 });
-    handle(OrderPlaced, ({ data }) => {
-      // @ts-expect-error version 2 data has no `amount`
-      return data.amount;
+  });
+
+  it('types write() input by the source version and output by the target', () => {
+    typeOnly(() => {
+      expectTypeOf(OrderPlaced.write({ orderId: 'o', cents: 1 }, { to: 1 })).toEqualTypeOf<
+        EventData<Def, 1>
+      >();
+      // @ts-expect-error latest input needs cents
+      OrderPlaced.write({ orderId: 'o', amount: 1 }, { to: 1 });
+      OrderPlaced.write({ orderId: 'o', amount: 1 }, { from: 1, to: 2 });
+    });
+  });
+
+  it('checks transform return types against the next version', () => {
+    typeOnly(() => {
+      defineEvent('t')
+        .version(1, z.object({ a: z.string() }))
+        // @ts-expect-error up must return the v2 input shape
+        .version(2, z.object({ b: z.number() }), { up: (v1) => ({ a: v1.a }) });
+    });
+  });
+
+  it('accepts no transforms on the first version', () => {
+    typeOnly(() => {
+      // @ts-expect-error the first version has no predecessor
+      defineEvent('t').version(1, z.object({}), { up: (d: unknown) => d });
+    });
+  });
+
+  it('types envelope data by version', () => {
+    typeOnly(() => {
+      const envelope = OrderPlaced.envelope({ orderId: 'o', cents: 1 }, { source: '//s' });
+      expectTypeOf(envelope.data).toEqualTypeOf<EventData<Def, 2>>();
+      const old = OrderPlaced.envelope({ orderId: 'o', amount: 1 }, { source: '//s', version: 1 });
+      expectTypeOf(old.data).toEqualTypeOf<EventData<Def, 1>>();
+    });
+  });
+  it('types codecs by their two versions', () => {
+    typeOnly(() => {
+      const codec = OrderPlaced.codec(1, 2);
+      expectTypeOf(codec.decode({ orderId: 'o', amount: 1 })).toEqualTypeOf<EventData<Def, 2>>();
+      expectTypeOf(codec.encode({ orderId: 'o', cents: 1, note: '' })).toEqualTypeOf<
+        EventInput<Def, 1>
+      >();
     });
   });
 });
