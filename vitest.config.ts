@@ -25,6 +25,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/src/**/*.spec.ts', 'examples/**/*.spec.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**', 'packages/*/src/**/*.types.spec.ts'],
+          // Type tests (`*.types.spec.ts`: expectTypeOf, one `@ts-expect-error` per refusal) are
+          // also type-checked by tsc here, so a type error fails `npm test` as well as typecheck.
+          typecheck: {
+            enabled: true,
+            include: ['packages/*/src/**/*.types.spec.ts'],
+            tsconfig: './tsconfig.json',
+          },
         },
       },
       {

@@ -18,6 +18,7 @@ import { hostileProducersScenario } from './scenarios/hostileProducers.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
 import { rollbackKillScenario } from './scenarios/rollbackKill.js';
 import { sagaCrashScenario } from './scenarios/sagaCrash.js';
+import { sagaOwnershipScenario } from './scenarios/sagaOwnership.js';
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 100_000);
 
@@ -76,5 +77,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 9: Redis Cluster dedupe store under a duplicate-heavy stream', () => {
     redisClusterScenario({ messages: 1000, consumers: 2, reshardSlots: 500, seed });
+  });
+
+  describe('scenario 10: two saga engines on one saga log, one killed', () => {
+    sagaOwnershipScenario({ sagas: 36, seed });
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { CompensationRegistry, EventRegistry, SagaDefinition } from '@backtrack/core';
+import type { AnySagaDefinition, CompensationRegistry, EventRegistry } from '@backtrack/core';
 import { CliError, EXIT } from './errors.js';
 
 /**
@@ -21,7 +21,7 @@ export interface BacktrackConfig {
   /** How to reverse each event type (needed by `rollback plan --strategy compensate`). */
   compensations?: CompensationRegistry;
   /** Saga definitions, for `sagas retry|resolve` and to compensate sagas during a rollback. */
-  sagas?: SagaDefinition<never, never>[];
+  sagas?: AnySagaDefinition[];
   redis?: {
     /** @default REDIS_URL, then redis://127.0.0.1:6379 */
     url?: string;

@@ -249,7 +249,7 @@ export async function startOrders(
     { level: process.env.BACKTRACK_LOG_LEVEL ?? 'error' },
   );
   const engine = createSagaEngine({}, { store: sagaStore, logger: engineLogger });
-  engine.register(placeOrder as never);
+  engine.register(placeOrder);
 
   const subscription = await consume(infra, 'orders', {
     from: ['inventory', 'payments', 'shipping'],

@@ -30,9 +30,12 @@ export class InMemorySagaStore implements SagaStore {
         details: { actualRevision: current?.revision ?? null },
       });
     }
-    const stored = cloneRecord({ ...record, revision: expectedRevision + 1 });
+    const stored = cloneRecord(record);
+    stored.revision = expectedRevision + 1;
     this.#records.set(record.sagaId, stored);
-    return cloneRecord(stored);
+    // The caller's record with the new revision: it shares nothing with the stored copy, so no
+    // second deep copy is needed.
+    return { ...record, revision: stored.revision };
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {

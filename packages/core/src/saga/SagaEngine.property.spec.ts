@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CrashingSagaStore, SimulatedCrash } from '../testing/CrashingSagaStore.js';
 import { defineSaga, type SagaBuilder, type StepOptions } from './definition.js';
 import { InMemorySagaStore } from './InMemorySagaStore.js';
-import { createSagaEngine } from './SagaEngine.js';
+import { createSagaEngine, DEFAULT_SAGA_ENGINE_OPTIONS } from './SagaEngine.js';
 import { SagaStatus, StepStatus } from './SagaStore.js';
 
 interface StepSpec {
@@ -65,7 +65,7 @@ describe('saga engine properties', () => {
           name: string,
           spec: StepSpec,
           stageIndex: number,
-        ): StepOptions<unknown, never, unknown> => {
+        ): StepOptions<unknown, Record<never, never>, unknown> => {
           const compensable = spec.hasCompensation && (pivot === undefined || stageIndex < pivot);
           return {
             run: ({ idempotencyKey }) => {
@@ -96,18 +96,16 @@ describe('saga engine properties', () => {
           };
         };
 
-        let builder: SagaBuilder<unknown, Record<string, unknown>> = defineSaga('prop', {
+        // Step names are generated: the builder's result types stay untyped (string-keyed).
+        let builder: SagaBuilder<unknown, Record<never, never>> = defineSaga('prop', {
           input: z.unknown(),
-        }) as never;
+        });
         const stageOf = new Map<string, number>();
         stages.forEach((stage, i) => {
           if (stage.length === 1) {
             const name = `s${i}`;
             stageOf.set(name, i);
-            builder = builder.step(
-              name as never,
-              stepOptions(name, stage[0]!, i) as never,
-            ) as never;
+            builder = builder.step(name, stepOptions(name, stage[0]!, i));
           } else {
             const group = Object.fromEntries(
               stage.map((spec, j) => {
@@ -115,7 +113,7 @@ describe('saga engine properties', () => {
                 return [`s${i}_${j}`, stepOptions(`s${i}_${j}`, spec, i)];
               }),
             );
-            builder = builder.parallel(`g${i}`, group as never) as never;
+            builder = builder.parallel(`g${i}`, group);
           }
         });
         const definition = builder.build();
@@ -131,10 +129,12 @@ describe('saga engine properties', () => {
           if (!(error instanceof SimulatedCrash)) throw error;
         }
         await first.idle();
+        // A new process recovers once the crashed one's ownership lease expired.
+        const afterLease = () => Date.now() + DEFAULT_SAGA_ENGINE_OPTIONS.leaseMs + 1;
         const second = createSagaEngine(
           {},
-          { store: base, logger, sleep: async () => {} },
-        ).register(definition as never);
+          { store: base, logger, sleep: async () => {}, now: afterLease },
+        ).register(definition);
         await second.recover();
         const record = (await base.get('p'))!;
 

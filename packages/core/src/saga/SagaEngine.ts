@@ -1,23 +1,27 @@
+/**
+ * The saga engine's public face: `start`, `resume`, `recover`, `cancel`, `compensate`, `retry`,
+ * `resolve`, and the ownership lease it takes before driving a saga. The drive itself lives in
+ * `engine/`:
+ * - `engine/SagaRun.ts`: the run loop (forward stage by stage, or turn to compensation);
+ * - `engine/steps.ts`: one step's `run` or `compensate` call and its log writes;
+ * - `engine/compensation.ts`: compensating the completed steps in reverse order;
+ * - `engine/RunLog.ts`: the log writes, lease-renewing and fenced by the revision check;
+ * - `engine/options.ts`, `engine/context.ts`, `engine/support.ts`: options, shared types, helpers.
+ */
 import { randomUUID } from 'node:crypto';
-import { BacktrackError } from '../errors/BacktrackError.js';
-import { cloneRecord } from './clone.js';
+import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
-import { backoffDelayMs, sleep as defaultSleep } from '../retry/backoff.js';
-import type {
-  CompensationContext,
-  SagaDefinition,
-  StepContext,
-  StepDefinition,
-  StepErrorPolicy,
-} from './definition.js';
+import { sleep as defaultSleep } from '../retry/backoff.js';
+import type { AnySagaDefinition, SagaDefinition } from './definition.js';
 import {
   SagaConcurrencyError,
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
   SagaInputError,
+  SagaLeaseHeldError,
   SagaNotFoundError,
   SagaStateError,
-  StepTimeoutError,
 } from './errors.js';
 import { SagaEventName, type SagaEvent, type SagaEventListener } from './events.js';
 import {
@@ -25,67 +29,38 @@ import {
   StepStatus,
   type SagaListQuery,
   type SagaPage,
+  type SagaLease,
   type SagaRecord,
   type SagaStore,
-  type StoredError,
 } from './SagaStore.js';
+import type { RunContext } from './engine/context.js';
+import {
+  DEFAULT_SAGA_ENGINE_OPTIONS,
+  type RecoverySummary,
+  type RequestOptions,
+  type SagaEngineDependencies,
+  type SagaEngineOptions,
+  type SagaResult,
+  type StartOptions,
+} from './engine/options.js';
+import { SagaRun } from './engine/SagaRun.js';
+import {
+  definitionKey,
+  isoTimeCache,
+  pivotPassed,
+  TERMINAL,
+  toStoredError,
+} from './engine/support.js';
 
-/** Engine options, validated once by {@link createSagaEngine}. */
-export interface SagaEngineOptions {
-  /** How many sagas `recover()` drives at once. @default 8 */
-  recoveryConcurrency?: number;
-  /** Page size `recover()` reads the store with. @default 100 */
-  recoveryPageSize?: number;
-}
-
-export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> = Object.freeze({
-  recoveryConcurrency: 8,
-  recoveryPageSize: 100,
-});
-
-/** Collaborators the engine uses; everything but `store` has a default. */
-export interface SagaEngineDependencies {
-  store: SagaStore;
-  logger?: Logger;
-  /** Milliseconds since the epoch. @default Date.now */
-  now?: () => number;
-  /** Waits between retries. Tests pass a no-op or fake timers. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** Random source in [0, 1) for backoff jitter. @default Math.random */
-  random?: () => number;
-}
-
-export interface StartOptions {
-  /** The saga's id; starting twice with one id runs it once. @default a random UUID */
-  sagaId?: string;
-  /** Overrides the definition's `deadlineMs` for this saga. */
-  deadlineMs?: number;
-}
-
-/** Where a saga stands after a call of the engine. */
-export interface SagaResult {
-  sagaId: string;
-  status: SagaStatus;
-  /** False when `start` found the saga already started (it was not run again). */
-  started: boolean;
-  record: SagaRecord;
-}
-
-export interface RecoverySummary {
-  /** Sagas found in flight (`running` or `compensating`). */
-  found: number;
-  results: SagaResult[];
-  /** Sagas that could not be driven now (store down, another engine advanced them). */
-  errors: { sagaId: string; error: StoredError }[];
-}
-
-type StepOutcome = { ok: true } | { ok: false; policy: StepErrorPolicy; error: StoredError };
-
-const TERMINAL: ReadonlySet<SagaStatus> = new Set([
-  SagaStatus.Completed,
-  SagaStatus.Compensated,
-  SagaStatus.Failed,
-]);
+export { DEFAULT_SAGA_ENGINE_OPTIONS, toStoredError };
+export type {
+  RecoverySummary,
+  RequestOptions,
+  SagaEngineDependencies,
+  SagaEngineOptions,
+  SagaResult,
+  StartOptions,
+};
 
 /**
  * Runs sagas to `completed`, `compensated`, `failed`, or `stuck`, writing its log to a
@@ -107,8 +82,14 @@ export class SagaEngine {
   readonly #random: () => number;
   readonly #options: Readonly<Required<SagaEngineOptions>>;
   readonly #definitions = new Map<string, SagaDefinition<unknown, Record<string, unknown>>>();
-  readonly #active = new Map<string, { promise: Promise<SagaResult>; abort: AbortController }>();
+  readonly #active = new Map<
+    string,
+    { promise: Promise<SagaResult>; abort: AbortController; run: SagaRun }
+  >();
   readonly #listeners = new Map<string, Set<SagaEventListener>>();
+  /** This engine's name in the leases it holds. */
+  readonly ownerId: string;
+  #heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     options: Readonly<Required<SagaEngineOptions>>,
@@ -122,13 +103,15 @@ export class SagaEngine {
     this.#now = dependencies.now ?? Date.now;
     this.#sleep = dependencies.sleep ?? defaultSleep;
     this.#random = dependencies.random ?? Math.random;
+    this.ownerId =
+      dependencies.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
 
   /**
    * Makes definitions known to `recover()`. Register every version that may still have sagas in
    * flight: a saga finishes with the definition version it started with.
    */
-  register(...definitions: SagaDefinition<never, never>[]): this {
+  register(...definitions: AnySagaDefinition[]): this {
     for (const def of definitions as unknown as SagaDefinition<
       unknown,
       Record<string, unknown>
@@ -165,7 +148,7 @@ export class SagaEngine {
     options: StartOptions = {},
   ): Promise<SagaResult> {
     const def = definition as unknown as SagaDefinition<unknown, Record<string, unknown>>;
-    this.register(def as never);
+    this.register(def);
     const parsed = def.input.safeParse(input);
     if (!parsed.success) {
       throw new SagaInputError(`saga ${def.name}: input does not match its schema`, {
@@ -194,6 +177,7 @@ export class SagaEngine {
       completionOrder: [],
       compensationOrder: [],
       cancelRequested: false,
+      lease: this.#newLease(),
       ...(deadlineMs === undefined ? {} : { deadline: new Date(now + deadlineMs).toISOString() }),
       revision: 0,
       createdAt: new Date(now).toISOString(),
@@ -208,25 +192,50 @@ export class SagaEngine {
     return this.#track(def, created.record, true);
   }
 
-  /** Drives one saga from wherever its log says it is (used by `recover`, `cancel`, `retry`). */
+  /**
+   * Drives one saga from wherever its log says it is (used by `recover`, `cancel`, `retry`),
+   * after taking its ownership lease.
+   * @throws SagaLeaseHeldError when another engine's lease on it has not expired.
+   */
   async resume(sagaId: string): Promise<SagaResult> {
-    const active = this.#active.get(sagaId);
-    if (active) return active.promise;
-    const record = await this.#store.get(sagaId);
-    if (!record) throw new SagaNotFoundError(sagaId);
-    if (TERMINAL.has(record.status) || record.status === SagaStatus.Stuck) {
-      return { sagaId, status: record.status, started: false, record };
+    for (;;) {
+      const active = this.#active.get(sagaId);
+      if (active) return active.promise;
+      const record = await this.#store.get(sagaId);
+      if (!record) throw new SagaNotFoundError(sagaId);
+      if (TERMINAL.has(record.status) || record.status === SagaStatus.Stuck) {
+        return { sagaId, status: record.status, started: false, record };
+      }
+      const def = this.#definitionFor(record);
+      this.#assertNotOwnedElsewhere(record);
+      let owned: SagaRecord;
+      try {
+        owned = await this.#store.update(
+          { ...record, lease: this.#newLease(), updatedAt: this.#iso() },
+          record.revision,
+        );
+      } catch (error) {
+        if (error instanceof SagaConcurrencyError) continue; // read again and decide again
+        throw error;
+      }
+      if (record.lease) {
+        this.#logger.warn(
+          { sagaId, saga: record.sagaName, previousOwner: record.lease.owner },
+          'took over a saga whose lease expired',
+        );
+      }
+      return this.#track(def, owned, false);
     }
-    return this.#track(this.#definitionFor(record), record, false);
   }
 
   /**
    * Resumes every saga a crash left in flight: `running` ones go forward (a step whose outcome
    * the log does not know is called again with the same idempotency key), `compensating` ones
-   * go on compensating. Safe to run in several processes at once.
+   * go on compensating. Safe to run in several processes at once: a saga another live engine
+   * owns (its lease has not expired) is left to it and listed under `owned`.
    */
   async recover(): Promise<RecoverySummary> {
-    const summary: RecoverySummary = { found: 0, results: [], errors: [] };
+    const summary: RecoverySummary = { found: 0, results: [], errors: [], owned: [] };
     const ids: string[] = [];
     let cursor: string | undefined;
     do {
@@ -247,6 +256,11 @@ export class SagaEngine {
         try {
           summary.results.push(await this.resume(sagaId));
         } catch (error) {
+          if (error instanceof SagaLeaseHeldError) {
+            const { owner, expiresAt } = error.details as { owner: string; expiresAt: string };
+            summary.owned.push({ sagaId, owner, expiresAt });
+            continue;
+          }
           summary.errors.push({ sagaId, error: toStoredError(error) });
           this.#logger.warn({ sagaId, err: error }, 'could not recover saga now');
         }
@@ -261,10 +275,21 @@ export class SagaEngine {
   /**
    * Stops forward progress and compensates every completed step. The step running now gets its
    * `signal` aborted and is waited for (cancellation is cooperative: if it completes anyway, it
-   * is compensated too). Compensations are never skipped.
+   * is compensated too). Compensations are never skipped. When another engine owns the saga,
+   * the request is written into the saga's record and that engine acts on it at its next
+   * transition; this call waits for the outcome (see {@link RequestOptions}).
    * @throws SagaStateError when the saga already ended, is stuck, or passed its pivot.
    */
-  async cancel(sagaId: string, reason = 'cancelled'): Promise<SagaResult> {
+  cancel(sagaId: string, reason = 'cancelled', options: RequestOptions = {}): Promise<SagaResult> {
+    return this.#requestStop(sagaId, 'cancel', reason, options);
+  }
+
+  async #requestStop(
+    sagaId: string,
+    kind: 'cancel' | 'compensate',
+    reason: string,
+    options: RequestOptions,
+  ): Promise<SagaResult> {
     let record = await this.#store.get(sagaId);
     if (!record) throw new SagaNotFoundError(sagaId);
     const local = this.#active.get(sagaId);
@@ -290,7 +315,12 @@ export class SagaEngine {
       local?.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
       try {
         record = await this.#store.update(
-          { ...record, cancelRequested: true, updatedAt: this.#iso() },
+          {
+            ...record,
+            cancelRequested: true,
+            request: { kind, reason, requestedAt: this.#iso(), by: this.ownerId },
+            updatedAt: this.#iso(),
+          },
           record.revision,
         );
         this.#emit(SagaEventName.SagaCancelRequested, {
@@ -308,25 +338,51 @@ export class SagaEngine {
       active.abort.abort(new SagaStateError(`saga ${sagaId} cancelled: ${reason}`, { sagaId }));
       return active.promise;
     }
-    return this.resume(sagaId);
+    return this.#driveOrAwait(sagaId, options);
+  }
+
+  /**
+   * Drives the saga here when no live engine owns it; otherwise waits for its owner to end it
+   * (or for its lease to expire, then takes it over), up to the request timeout.
+   */
+  async #driveOrAwait(sagaId: string, options: RequestOptions): Promise<SagaResult> {
+    const wait = options.wait ?? true;
+    const until = Date.now() + (options.timeoutMs ?? this.#options.requestTimeoutMs);
+    for (;;) {
+      try {
+        return await this.resume(sagaId);
+      } catch (error) {
+        if (!(error instanceof SagaLeaseHeldError)) throw error;
+      }
+      if (!wait || Date.now() >= until) {
+        const record = await this.#store.get(sagaId);
+        if (!record) throw new SagaNotFoundError(sagaId);
+        return { sagaId, status: record.status, started: false, record, requested: true };
+      }
+      await delay(Math.max(1, Math.min(this.#options.requestPollMs, until - Date.now())));
+    }
   }
 
   /**
    * Compensates a saga whatever its progress, for example when a rollback undoes what a bad
-   * version did: a running saga is cancelled; a `completed` or `failed` saga that has not passed
-   * its pivot compensates every completed step (in reverse order, exactly once); a compensated
-   * saga is returned as it is.
+   * version did: a running saga is cancelled (asking its owner when another engine drives it);
+   * a `completed` or `failed` saga that has not passed its pivot compensates every completed
+   * step (in reverse order, exactly once); a compensated saga is returned as it is.
    * @throws SagaStateError when the saga passed its pivot or is stuck (use `retry`/`resolve`).
    */
-  async compensate(sagaId: string, reason = 'compensation requested'): Promise<SagaResult> {
+  async compensate(
+    sagaId: string,
+    reason = 'compensation requested',
+    options: RequestOptions = {},
+  ): Promise<SagaResult> {
     for (;;) {
       const record = await this.#store.get(sagaId);
       if (!record) throw new SagaNotFoundError(sagaId);
       switch (record.status) {
         case SagaStatus.Running:
-          return this.cancel(sagaId, reason);
+          return this.#requestStop(sagaId, 'compensate', reason, options);
         case SagaStatus.Compensating:
-          return this.resume(sagaId);
+          return this.#driveOrAwait(sagaId, options);
         case SagaStatus.Compensated:
           return { sagaId, status: record.status, started: false, record };
         case SagaStatus.Stuck:
@@ -353,6 +409,7 @@ export class SagaEngine {
               reason: 'compensation-requested',
               error: { name: 'CompensationRequested', message: reason },
             },
+            lease: this.#newLease(),
             updatedAt: this.#iso(),
           },
           record.revision,
@@ -387,6 +444,7 @@ export class SagaEngine {
     const next: SagaRecord = {
       ...record,
       status: record.stuck.phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating,
+      lease: this.#newLease(),
       updatedAt: this.#iso(),
     };
     if (record.stuck.phase === 'forward') {
@@ -438,6 +496,7 @@ export class SagaEngine {
     } else {
       delete next.stuck;
       next.status = phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating;
+      next.lease = this.#newLease();
     }
     next.updatedAt = this.#iso();
     const updated = await this.#store.update(next, record.revision);
@@ -470,30 +529,65 @@ export class SagaEngine {
     }
   }
 
+  /** Drives a saga whose lease `record` holds for this engine. */
   #track(
     def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
     started: boolean,
   ): Promise<SagaResult> {
     const abort = new AbortController();
-    const promise = new SagaRun(this.#context(), def, record, abort.signal)
+    const run = new SagaRun(this.#context(), def, record, abort);
+    const promise = run
       .drive()
       .then((r): SagaResult => ({ sagaId: r.sagaId, status: r.status, started, record: r }))
-      .finally(() => this.#active.delete(record.sagaId));
-    this.#active.set(record.sagaId, { promise, abort });
+      .finally(() => {
+        this.#active.delete(record.sagaId);
+        if (this.#active.size === 0 && this.#heartbeat) {
+          clearInterval(this.#heartbeat);
+          this.#heartbeat = undefined;
+        }
+      });
+    this.#active.set(record.sagaId, { promise, abort, run });
+    this.#heartbeat ??= setInterval(() => this.#renewLeases(), this.#options.heartbeatMs).unref();
     return promise;
   }
 
-  #context(): RunContext {
+  /** Heartbeat: renews the lease of every saga whose step has run for a while without a write. */
+  #renewLeases(): void {
+    for (const { run } of this.#active.values()) run.renewIfIdle(this.#options.heartbeatMs);
+  }
+
+  #newLease(): SagaLease {
     return {
+      owner: this.ownerId,
+      token: randomUUID(),
+      expiresAt: new Date(this.#now() + this.#options.leaseMs).toISOString(),
+    };
+  }
+
+  /** Throws when another engine's lease on the saga has not expired. */
+  #assertNotOwnedElsewhere(record: SagaRecord): void {
+    const lease = record.lease;
+    if (!lease || Date.parse(lease.expiresAt) <= this.#now()) return;
+    // A lease of this engine with no local run: that run died (a store failure); take it again.
+    if (lease.owner === this.ownerId) return;
+    throw new SagaLeaseHeldError(record.sagaId, lease);
+  }
+
+  #context(): RunContext {
+    return (this.#runContext ??= {
       store: this.#store,
       logger: this.#logger,
       now: this.#now,
       sleep: this.#sleep,
       random: this.#random,
+      leaseMs: this.#options.leaseMs,
+      isoTime: isoTimeCache(),
+      listens: (name) => (this.#listeners.get(name)?.size ?? 0) > 0,
       emit: (name, event) => this.#emit(name, event),
-    };
+    });
   }
+  #runContext: RunContext | undefined;
 
   #definitionFor(record: SagaRecord): SagaDefinition<unknown, Record<string, unknown>> {
     const def = this.#definitions.get(definitionKey(record.sagaName, record.definitionVersion));
@@ -530,524 +624,6 @@ export class SagaEngine {
   }
 }
 
-interface RunContext {
-  store: SagaStore;
-  logger: Logger;
-  now: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  random: () => number;
-  emit: (
-    name: SagaEventName,
-    event: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
-  ) => void;
-}
-
-/** One drive of one saga: reads nothing but its own log, writes every transition through CAS. */
-class SagaRun {
-  #record: SagaRecord;
-  #writes: Promise<unknown> = Promise.resolve();
-  readonly #log: Logger;
-
-  constructor(
-    private readonly ctx: RunContext,
-    private readonly def: SagaDefinition<unknown, Record<string, unknown>>,
-    record: SagaRecord,
-    private readonly cancelSignal: AbortSignal,
-  ) {
-    this.#record = record;
-    this.#log = ctx.logger.child({
-      sagaId: record.sagaId,
-      saga: def.name,
-      sagaVersion: def.version,
-    });
-  }
-
-  async drive(): Promise<SagaRecord> {
-    const deadline = this.#record.deadline ? Date.parse(this.#record.deadline) : undefined;
-    const deadlineAbort = new AbortController();
-    const timer =
-      deadline === undefined
-        ? undefined
-        : setTimeout(
-            () =>
-              deadlineAbort.abort(
-                new BacktrackError('BT_ERR_SAGA_DEADLINE', 'saga deadline passed'),
-              ),
-            Math.max(0, deadline - this.ctx.now()),
-          );
-    // AbortSignal.any is costly in Node 20 (hundreds of µs once many signals are alive): only
-    // combine when there is a deadline to combine with.
-    const forwardSignal =
-      deadline === undefined
-        ? this.cancelSignal
-        : AbortSignal.any([this.cancelSignal, deadlineAbort.signal]);
-    try {
-      for (;;) {
-        const r = this.#record;
-        if (r.status === SagaStatus.Running) {
-          if (await this.#stopForwardIfAsked(deadline)) continue;
-          const stage = this.def.stages.find((st) =>
-            st.some((s) => r.steps[s.name]?.status !== StepStatus.Completed),
-          );
-          if (!stage) {
-            await this.#write((x) => {
-              x.status = SagaStatus.Completed;
-            });
-            this.#log.info({ outcome: 'completed' }, 'saga completed');
-            this.ctx.emit(SagaEventName.SagaCompleted, { record: this.#record });
-            continue;
-          }
-          // Past the pivot nothing stops the saga going forward, not even a deadline.
-          await this.#runStage(stage, pivotPassed(this.def, r) ? NEVER_ABORTED : forwardSignal);
-        } else if (r.status === SagaStatus.Compensating) {
-          await this.#compensateAll();
-        } else {
-          return this.#record;
-        }
-      }
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
-  }
-
-  /** Turns to compensation when cancel or the deadline asked for it (never past the pivot). */
-  async #stopForwardIfAsked(deadline: number | undefined): Promise<boolean> {
-    const r = this.#record;
-    const cancelled = r.cancelRequested || this.cancelSignal.aborted;
-    const late = deadline !== undefined && this.ctx.now() >= deadline;
-    if (!cancelled && !late) return false;
-    if (pivotPassed(this.def, r)) {
-      this.#log.warn(
-        { cancelled, late },
-        'saga passed its pivot: ignoring cancel/deadline, going forward',
-      );
-      return false;
-    }
-    const reason = cancelled ? 'cancelled' : 'deadline';
-    await this.#write((x) => {
-      x.status = SagaStatus.Compensating;
-      x.failure = {
-        reason,
-        error: {
-          name: reason === 'cancelled' ? 'Cancelled' : 'DeadlineExceeded',
-          message: `saga ${reason}`,
-        },
-      };
-    });
-    this.#log.info({ reason }, 'saga stops going forward; compensating');
-    return true;
-  }
-
-  async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
-    // Steps the log says failed stay failed (a crash may have come before the saga's own write).
-    const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
-    // Once cancelled (or past the deadline) start nothing new: the loop turns to compensation.
-    if (signal.aborted) return;
-    const pending = stage.filter((s) => !done.has(this.#record.steps[s.name]!.status));
-    // allSettled: a store failure in one branch must not leave the others running unobserved.
-    rethrowFirst(await Promise.allSettled(pending.map((s) => this.#runStep(s, signal))));
-    const failures = stage.flatMap((s) => {
-      const rec = this.#record.steps[s.name]!;
-      return rec.status === StepStatus.Failed
-        ? [
-            {
-              step: s.name,
-              policy: rec.policy ?? 'compensate',
-              error: rec.error ?? { name: 'Error', message: 'step failed' },
-            },
-          ]
-        : [];
-    });
-    if (failures.length === 0) return;
-    const first = failures[0]!;
-    if (failures.some((f) => f.policy === 'fail')) {
-      const failed = failures.find((f) => f.policy === 'fail')!;
-      await this.#write((x) => {
-        x.status = SagaStatus.Failed;
-        x.failure = { step: failed.step, error: failed.error, reason: 'step-failed' };
-      });
-      this.#log.error(
-        { step: failed.step, err: failed.error, outcome: 'failed' },
-        'saga failed without compensation',
-      );
-      this.ctx.emit(SagaEventName.SagaFailed, {
-        record: this.#record,
-        step: failed.step,
-        error: failed.error,
-      });
-      return;
-    }
-    if (pivotPassed(this.def, this.#record)) {
-      // Past the pivot nothing can be undone: park the saga for a person instead of half-undoing it.
-      await this.#write((x) => {
-        x.status = SagaStatus.Stuck;
-        x.failure = { step: first.step, error: first.error, reason: 'step-failed' };
-        x.stuck = {
-          phase: 'forward',
-          steps: failures.map((f) => f.step),
-          errors: failures.map((f) => f.error),
-        };
-      });
-      this.#log.error(
-        { steps: failures.map((f) => f.step) },
-        'saga stuck: a step after the pivot exhausted its retries',
-      );
-      this.ctx.emit(SagaEventName.SagaStuck, {
-        record: this.#record,
-        step: first.step,
-        error: first.error,
-      });
-      return;
-    }
-    await this.#write((x) => {
-      x.status = SagaStatus.Compensating;
-      x.failure = {
-        step: first.step,
-        error: first.error,
-        reason: this.#record.cancelRequested ? 'cancelled' : 'step-failed',
-      };
-    });
-    this.#log.warn({ step: first.step, err: first.error }, 'step failed; compensating');
-  }
-
-  async #runStep(step: StepDefinition, signal: AbortSignal): Promise<StepOutcome> {
-    for (let tries = 1; ; tries++) {
-      const attempt = this.#record.steps[step.name]!.attempts + 1;
-      await this.#write((x) => {
-        const s = x.steps[step.name]!;
-        s.status = StepStatus.Running;
-        s.attempts = attempt;
-      });
-      const log = this.#log.child({ step: step.name, attempt });
-      log.debug('step started');
-      this.ctx.emit(SagaEventName.StepStarted, { record: this.#record, step: step.name, attempt });
-      const startedAt = this.ctx.now();
-      let result: unknown;
-      try {
-        const ctx: StepContext<unknown, Record<string, unknown>> = {
-          sagaId: this.#record.sagaId,
-          sagaName: this.def.name,
-          step: step.name,
-          input: this.#record.input,
-          results: this.#results(),
-          idempotencyKey: `${this.#record.sagaId}:${step.name}:run`,
-          attempt,
-          signal,
-          logger: log,
-        };
-        result = await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
-          step.run({ ...ctx, signal: s }),
-        );
-      } catch (error) {
-        const stored = toStoredError(error);
-        const cancelled = signal.aborted;
-        let policy: StepErrorPolicy = cancelled
-          ? 'compensate'
-          : safePolicy(step, error, attempt, log);
-        if (policy === 'retry' && tries >= step.retry.attempts) policy = 'compensate';
-        const willRetry = policy === 'retry';
-        log.warn(
-          { err: error, willRetry, policy, durationMs: this.ctx.now() - startedAt },
-          'step failed',
-        );
-        this.ctx.emit(SagaEventName.StepFailed, {
-          record: this.#record,
-          step: step.name,
-          attempt,
-          error: stored,
-          willRetry,
-          durationMs: this.ctx.now() - startedAt,
-        });
-        if (willRetry) {
-          try {
-            await this.ctx.sleep(backoffDelayMs(tries + 1, step.retry, this.ctx.random), signal);
-            continue;
-          } catch {
-            policy = 'compensate'; // cancelled or deadline while waiting
-          }
-        }
-        await this.#write((x) => {
-          const s = x.steps[step.name]!;
-          s.status = StepStatus.Failed;
-          s.error = stored;
-          s.policy = policy === 'fail' ? 'fail' : 'compensate';
-        });
-        return { ok: false, policy, error: stored };
-      }
-      await this.#write((x) => {
-        const s = x.steps[step.name]!;
-        s.status = StepStatus.Completed;
-        s.result = result;
-        delete s.error;
-        x.completionOrder.push(step.name);
-      });
-      const durationMs = this.ctx.now() - startedAt;
-      log.info({ outcome: 'completed', durationMs }, 'step completed');
-      this.ctx.emit(SagaEventName.StepCompleted, {
-        record: this.#record,
-        step: step.name,
-        attempt,
-        durationMs,
-      });
-      return { ok: true };
-    }
-  }
-
-  async #compensateAll(): Promise<void> {
-    const r = this.#record;
-    const toUndo = r.completionOrder.filter((name) => {
-      const def = this.def.steps.find((s) => s.name === name);
-      const status = r.steps[name]?.status;
-      return (
-        def?.compensate !== undefined &&
-        (status === StepStatus.Completed ||
-          status === StepStatus.Compensating ||
-          status === StepStatus.CompensationFailed)
-      );
-    });
-    // Contiguous steps of one stage (a parallel group) are undone together; stages in reverse.
-    const layers: string[][] = [];
-    for (const name of toUndo) {
-      const stage = this.def.steps.find((s) => s.name === name)!.stage;
-      const last = layers[layers.length - 1];
-      if (last && this.def.steps.find((s) => s.name === last[0])!.stage === stage) last.push(name);
-      else layers.push([name]);
-    }
-    for (const layer of layers.reverse()) {
-      const outcomes = rethrowFirst(
-        await Promise.allSettled(layer.map((name) => this.#compensateStep(name))),
-      );
-      const failed = outcomes.flatMap((o, i) =>
-        o.ok ? [] : [{ step: layer[i]!, error: o.error }],
-      );
-      if (failed.length > 0) {
-        await this.#write((x) => {
-          x.status = SagaStatus.Stuck;
-          x.stuck = {
-            phase: 'compensation',
-            steps: failed.map((f) => f.step),
-            errors: failed.map((f) => f.error),
-          };
-        });
-        this.#log.error(
-          { steps: failed.map((f) => f.step), errors: failed.map((f) => f.error.message) },
-          'saga stuck: compensation exhausted its retries',
-        );
-        this.ctx.emit(SagaEventName.SagaStuck, {
-          record: this.#record,
-          step: failed[0]!.step,
-          error: failed[0]!.error,
-        });
-        return;
-      }
-    }
-    await this.#write((x) => {
-      x.status = SagaStatus.Compensated;
-    });
-    this.#log.info(
-      { outcome: 'compensated', order: this.#record.compensationOrder },
-      'saga compensated',
-    );
-    this.ctx.emit(SagaEventName.SagaCompensated, { record: this.#record });
-  }
-
-  async #compensateStep(name: string): Promise<{ ok: true } | { ok: false; error: StoredError }> {
-    const step = this.def.steps.find((s) => s.name === name)!;
-    for (let tries = 1; ; tries++) {
-      const attempt = this.#record.steps[name]!.compensationAttempts + 1;
-      await this.#write((x) => {
-        const s = x.steps[name]!;
-        s.status = StepStatus.Compensating;
-        s.compensationAttempts = attempt;
-      });
-      const log = this.#log.child({ step: name, attempt, phase: 'compensate' });
-      this.ctx.emit(SagaEventName.CompensationStarted, {
-        record: this.#record,
-        step: name,
-        attempt,
-      });
-      const startedAt = this.ctx.now();
-      try {
-        const results = this.#results();
-        const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
-          sagaId: this.#record.sagaId,
-          sagaName: this.def.name,
-          step: name,
-          input: this.#record.input,
-          result: this.#record.steps[name]!.result,
-          results,
-          idempotencyKey: `${this.#record.sagaId}:${name}:compensate`,
-          attempt,
-          // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
-          signal: new AbortController().signal,
-          logger: log,
-        };
-        await callWithTimeout(name, step.timeoutMs, undefined, (s) =>
-          step.compensate!({ ...ctx, signal: s }),
-        );
-      } catch (error) {
-        const stored = toStoredError(error);
-        const willRetry = tries < step.compensationRetry.attempts;
-        log.warn({ err: error, willRetry }, 'compensation failed');
-        this.ctx.emit(SagaEventName.CompensationFailed, {
-          record: this.#record,
-          step: name,
-          attempt,
-          error: stored,
-          willRetry,
-          durationMs: this.ctx.now() - startedAt,
-        });
-        if (willRetry) {
-          await this.ctx.sleep(backoffDelayMs(tries + 1, step.compensationRetry, this.ctx.random));
-          continue;
-        }
-        await this.#write((x) => {
-          const s = x.steps[name]!;
-          s.status = StepStatus.CompensationFailed;
-          s.error = stored;
-        });
-        return { ok: false, error: stored };
-      }
-      await this.#write((x) => {
-        const s = x.steps[name]!;
-        s.status = StepStatus.Compensated;
-        delete s.error;
-        x.compensationOrder.push(name);
-      });
-      log.info(
-        { outcome: 'compensated', durationMs: this.ctx.now() - startedAt },
-        'step compensated',
-      );
-      this.ctx.emit(SagaEventName.StepCompensated, { record: this.#record, step: name, attempt });
-      return { ok: true };
-    }
-  }
-
-  #results(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [name, s] of Object.entries(this.#record.steps)) {
-      if (
-        s.status !== StepStatus.Pending &&
-        s.status !== StepStatus.Running &&
-        s.status !== StepStatus.Failed
-      ) {
-        out[name] = s.result;
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Writes one transition. Writes of one run are serialised (parallel steps share the record).
-   * On a revision conflict the fresh record is accepted only if the saga's progress is what this
-   * run last wrote (someone only set a flag, such as cancelRequested); otherwise another engine
-   * advanced the saga and this run stops by rethrowing.
-   */
-  #write(mutate: (record: SagaRecord) => void): Promise<void> {
-    const next = this.#writes.then(async () => {
-      for (;;) {
-        const draft = cloneRecord(this.#record);
-        mutate(draft);
-        draft.updatedAt = new Date(this.ctx.now()).toISOString();
-        try {
-          this.#record = await this.ctx.store.update(draft, this.#record.revision);
-          return;
-        } catch (error) {
-          if (!(error instanceof SagaConcurrencyError)) throw error;
-          const fresh = await this.ctx.store.get(this.#record.sagaId);
-          if (!fresh || progressOf(fresh) !== progressOf(this.#record)) throw error;
-          this.#record = fresh;
-        }
-      }
-    });
-    // A failed write must not poison later writes of other branches; each caller sees its own.
-    this.#writes = next.catch(() => undefined);
-    return next;
-  }
-}
-
-const NEVER_ABORTED = new AbortController().signal;
-
-function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
-}
-
-function progressOf(r: SagaRecord): string {
-  return JSON.stringify([
-    r.status,
-    r.steps,
-    r.completionOrder,
-    r.compensationOrder,
-    r.stuck ?? null,
-  ]);
-}
-
-function pivotPassed(
-  def: SagaDefinition<unknown, Record<string, unknown>>,
-  r: SagaRecord,
-): boolean {
-  return def.steps.some((s) => s.pivot && r.steps[s.name]?.status === StepStatus.Completed);
-}
-
-function safePolicy(
-  step: StepDefinition,
-  error: unknown,
-  attempt: number,
-  log: Logger,
-): StepErrorPolicy {
-  try {
-    const p = step.onError(error, attempt);
-    if (p === 'retry' || p === 'compensate' || p === 'fail') return p;
-    log.error({ policy: p }, 'onError returned an unknown policy; compensating');
-  } catch (e) {
-    log.error({ err: e }, 'onError threw; compensating');
-  }
-  return 'compensate';
-}
-
-async function callWithTimeout<T>(
-  step: string,
-  timeoutMs: number | undefined,
-  parent: AbortSignal | undefined,
-  fn: (signal: AbortSignal) => Promise<T> | T,
-): Promise<T> {
-  // Without a timeout nothing but the parent can abort: no combined signal (costly in Node 20).
-  if (timeoutMs === undefined) return fn(parent ?? new AbortController().signal);
-  const own = new AbortController();
-  const signal = parent ? AbortSignal.any([parent, own.signal]) : own.signal;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new StepTimeoutError(step, timeoutMs);
-      own.abort(error);
-      reject(error);
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(() => fn(signal)), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function toStoredError(error: unknown): StoredError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === 'string' ? { code } : {}),
-    };
-  }
-  return { name: 'NonError', message: String(error) };
-}
-
-function definitionKey(name: string, version: number): string {
-  return `${name}@${version}`;
-}
-
 /**
  * Creates a saga engine. Options are validated here, once.
  *
@@ -1061,7 +637,17 @@ export function createSagaEngine(
   dependencies: SagaEngineDependencies,
 ): SagaEngine {
   const merged = { ...DEFAULT_SAGA_ENGINE_OPTIONS, ...options };
-  for (const field of ['recoveryConcurrency', 'recoveryPageSize'] as const) {
+  if (options?.heartbeatMs === undefined) {
+    merged.heartbeatMs = Math.max(1, Math.floor(merged.leaseMs / 3));
+  }
+  for (const field of [
+    'recoveryConcurrency',
+    'recoveryPageSize',
+    'leaseMs',
+    'heartbeatMs',
+    'requestTimeoutMs',
+    'requestPollMs',
+  ] as const) {
     if (!Number.isInteger(merged[field]) || merged[field] < 1) {
       throw new SagaDefinitionError(`saga engine option ${field} must be an integer >= 1`, {
         details: { field },

@@ -53,6 +53,33 @@ export interface StepRecord {
 }
 
 /**
+ * Who drives a saga now. Only the holder writes the saga's progress; every write renews the lease
+ * (in the same store write), and a heartbeat renews it while a long step runs. Another engine
+ * takes the saga over only once `expiresAt` passed.
+ */
+export interface SagaLease {
+  /** The engine holding the saga (`SagaEngine.ownerId`: host, pid and a random part). */
+  owner: string;
+  /** Random per takeover: a write whose base record holds another token is refused. */
+  token: string;
+  /** ISO time after which another engine may take the saga over. */
+  expiresAt: string;
+}
+
+/**
+ * A request from an engine that does not own the saga (`cancel`, `compensate`): the owner reads
+ * it at its next transition (or heartbeat) and acts on it.
+ */
+export interface SagaRequest {
+  kind: 'cancel' | 'compensate';
+  reason: string;
+  /** ISO time of the request. */
+  requestedAt: string;
+  /** `ownerId` of the engine that asked. */
+  by: string;
+}
+
+/**
  * The persisted state of one saga. Every field is JSON-serialisable so any store can keep it as
  * a document.
  */
@@ -80,6 +107,10 @@ export interface SagaRecord {
    */
   stuck?: { phase: 'compensation' | 'forward'; steps: string[]; errors: StoredError[] };
   cancelRequested: boolean;
+  /** What an engine that does not own the saga asked for (`cancelRequested` is set with it). */
+  request?: SagaRequest;
+  /** Present while an engine drives the saga; removed when it ends or gets stuck. */
+  lease?: SagaLease;
   /** ISO time after which the saga stops going forward and compensates. */
   deadline?: string;
   /** Optimistic-concurrency version, incremented by every successful write. */
@@ -111,7 +142,8 @@ export interface SagaPage {
  * - `update` MUST succeed only if the stored `revision` equals `expectedRevision`, and MUST store
  *   the record with `revision = expectedRevision + 1`; otherwise it MUST throw
  *   `SagaConcurrencyError` (code `BT_ERR_SAGA_CONCURRENT_UPDATE`). This is what stops two engines
- *   that recover the same saga from both advancing it.
+ *   that recover the same saga from both advancing it. The ownership lease (`lease`) is part of
+ *   the record, so it is written, and fenced, by this same call.
  * - `list` MUST be able to filter by status without scanning every saga (an index), so stuck
  *   sagas can be listed cheaply.
  * - Failures of the store itself MUST throw a retriable `BacktrackError`.

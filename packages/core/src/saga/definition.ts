@@ -114,6 +114,12 @@ export interface SagaDefinition<TInput = unknown, TResults = Record<string, unkn
   readonly __results?: TResults;
 }
 
+/**
+ * Any saga definition, whatever its input and result types: what `register()`, `defineConfig`
+ * and other places that hold definitions of several sagas take.
+ */
+export type AnySagaDefinition = SagaDefinition<unknown, unknown>;
+
 export interface SagaOptions<TSchema extends z.ZodType> {
   /** Validates `start`'s input; the saga's input type is its output type. */
   input: TSchema;

@@ -75,3 +75,25 @@ export class StepTimeoutError extends BacktrackError {
     });
   }
 }
+
+/** Another live engine holds the saga's lease: it is driven there (see `SagaRecord.lease`). */
+export class SagaLeaseHeldError extends BacktrackError {
+  constructor(sagaId: string, lease: { owner: string; expiresAt: string }) {
+    super(
+      'BT_ERR_SAGA_LEASE_HELD',
+      `saga ${sagaId} is driven by engine ${lease.owner} (lease until ${lease.expiresAt})`,
+      { details: { sagaId, owner: lease.owner, expiresAt: lease.expiresAt }, retriable: true },
+    );
+  }
+}
+
+/** This engine lost a saga's lease (it expired and another engine took the saga over): it stops. */
+export class SagaLeaseLostError extends BacktrackError {
+  constructor(sagaId: string, owner: string | undefined) {
+    super(
+      'BT_ERR_SAGA_LEASE_LOST',
+      `saga ${sagaId}: this engine's lease expired and ${owner ? `engine ${owner}` : 'another engine'} took it over; stopping`,
+      { details: { sagaId, owner: owner ?? null }, retriable: true },
+    );
+  }
+}

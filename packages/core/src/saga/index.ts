@@ -6,6 +6,7 @@ export {
   defineSaga,
 } from './definition.js';
 export type {
+  AnySagaDefinition,
   CompensationContext,
   SagaDefinition,
   SagaOptions,
@@ -22,6 +23,7 @@ export {
 } from './SagaEngine.js';
 export type {
   RecoverySummary,
+  RequestOptions,
   SagaEngineDependencies,
   SagaEngineOptions,
   SagaResult,
@@ -35,15 +37,19 @@ export {
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
   SagaInputError,
+  SagaLeaseHeldError,
+  SagaLeaseLostError,
   SagaNotFoundError,
   SagaStateError,
   StepTimeoutError,
 } from './errors.js';
 export { SagaStatus, StepStatus } from './SagaStore.js';
 export type {
+  SagaLease,
   SagaListQuery,
   SagaPage,
   SagaRecord,
+  SagaRequest,
   SagaStore,
   StepRecord,
   StoredError,

@@ -88,8 +88,11 @@ export async function runSagaHarness<TInput>(
 
   for (const failAt of failurePoints) {
     const def = failAt === null ? definition : withInjectedFailure(definition, failAt);
+    // One owner id for the crashed engine and the one that recovers: the harness plays the same
+    // process restarting, so recovery need not wait for the crashed run's ownership lease.
+    const ownerId = `harness/${process.pid}`;
     const engineFor = (store: SagaStore) =>
-      createSagaEngine({}, { store, logger, sleep: async () => {} });
+      createSagaEngine({}, { store, logger, sleep: async () => {}, ownerId });
 
     await options.reset();
     const cleanStore = new CrashingSagaStore(newStore());
@@ -118,9 +121,7 @@ export async function runSagaHarness<TInput>(
         if (!(error instanceof SimulatedCrash)) throw error;
       }
       await first.idle();
-      await engineFor(base)
-        .register(def as never)
-        .recover();
+      await engineFor(base).register(def).recover();
       const record = await base.get('harness-saga');
       const actual = structuredClone(await options.effects());
       scenarios.push(

@@ -210,6 +210,35 @@ export function sagaStoreContract(
         expect(await store.get('saga-1')).toEqual({ ...v2, cancelRequested: true, revision: 3 });
       }));
 
+    it('keeps the ownership lease and a request as written, and drops a removed lease', () =>
+      withStore(async ({ store, peer }) => {
+        const lease = { owner: 'host/1/abc', token: 't-1', expiresAt: '2026-01-01T00:00:30.000Z' };
+        const created = await store.create({ ...makeSagaRecord('saga-l'), lease });
+        expect(created.record.lease).toEqual(lease);
+        const request = {
+          kind: 'compensate' as const,
+          reason: 'rollback',
+          requestedAt: '2026-01-01T00:00:01.000Z',
+          by: 'host/2/def',
+        };
+        const v1 = await store.update(
+          { ...created.record, cancelRequested: true, request },
+          created.record.revision,
+        );
+        expect(await peer.get('saga-l')).toEqual({ ...v1, lease, request });
+        const { lease: _dropped, ...withoutLease } = v1;
+        const v2 = await store.update({ ...withoutLease, status: 'compensated' }, v1.revision);
+        expect(v2.lease).toBeUndefined();
+        expect((await peer.get('saga-l'))!.lease).toBeUndefined();
+        // A takeover on a stale revision is refused: the lease rides the revision check.
+        await expect(
+          store.update(
+            { ...v1, lease: { ...lease, owner: 'host/3/ghi', token: 't-2' } },
+            v1.revision,
+          ),
+        ).rejects.toBeInstanceOf(SagaConcurrencyError);
+      }));
+
     it('rejects an update with a stale revision with SagaConcurrencyError and keeps the record', () =>
       withStore(async ({ store }) => {
         await store.create(makeSagaRecord('saga-1'));

@@ -1,0 +1,232 @@
+import { BacktrackError } from '../../errors/BacktrackError.js';
+import type { Logger } from '../../logging/logger.js';
+import type { SagaDefinition, StepDefinition } from '../definition.js';
+import { SagaLeaseLostError } from '../errors.js';
+import { SagaEventName } from '../events.js';
+import { SagaStatus, StepStatus, type SagaRecord } from '../SagaStore.js';
+import { compensateAll } from './compensation.js';
+import type { RunContext, RunState } from './context.js';
+import { RunLog } from './RunLog.js';
+import { runStep } from './steps.js';
+import { NEVER_ABORTED, pivotPassed, rethrowFirst } from './support.js';
+
+/**
+ * One drive of one saga by the engine that holds its lease: the run loop. It reads nothing but
+ * its own log, goes forward stage by stage (`steps.ts`), turns to compensation when a step
+ * failed or a cancel, compensation request or deadline asks for it (`compensation.ts`), and
+ * writes every transition through its {@link RunLog} (lease-fenced compare-and-set).
+ */
+export class SagaRun implements RunState {
+  readonly #log: RunLog;
+  #logger: Logger | undefined;
+  readonly cancelSignal: AbortSignal;
+
+  constructor(
+    readonly ctx: RunContext,
+    readonly def: SagaDefinition<unknown, Record<string, unknown>>,
+    record: SagaRecord,
+    private readonly abort: AbortController,
+  ) {
+    this.cancelSignal = abort.signal;
+    this.#log = new RunLog(ctx, record, abort);
+  }
+
+  get record(): SagaRecord {
+    return this.#log.record;
+  }
+
+  write(mutate: (record: SagaRecord) => void): Promise<void> {
+    return this.#log.write(mutate);
+  }
+
+  /** The run's logger, made on first use (a pino child costs more than a whole transition). */
+  get logger(): Logger {
+    return (this.#logger ??= this.ctx.logger.child({
+      sagaId: this.record.sagaId,
+      saga: this.def.name,
+      sagaVersion: this.def.version,
+    }));
+  }
+
+  /** A step attempt's logger, made on first use: by a log line at an enabled level or by the step. */
+  lazyLog(bindings: Record<string, unknown>): () => Logger {
+    let log: Logger | undefined;
+    return () => (log ??= this.logger.child(bindings));
+  }
+
+  /** Heartbeat: a write that only renews the lease, when nothing was written for `idleMs`. */
+  renewIfIdle(idleMs: number): void {
+    if (!this.#log.idleFor(idleMs)) return;
+    this.write(() => {}).catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'could not renew the saga lease');
+      if (error instanceof SagaLeaseLostError) this.abort.abort(error);
+    });
+  }
+
+  async drive(): Promise<SagaRecord> {
+    const deadline = this.record.deadline ? Date.parse(this.record.deadline) : undefined;
+    const deadlineAbort = deadline === undefined ? undefined : new AbortController();
+    const timer =
+      deadlineAbort === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              deadlineAbort.abort(
+                new BacktrackError('BT_ERR_SAGA_DEADLINE', 'saga deadline passed'),
+              ),
+            Math.max(0, deadline! - this.ctx.now()),
+          );
+    // AbortSignal.any is costly in Node 20 (hundreds of µs once many signals are alive): only
+    // combine when there is a deadline to combine with.
+    const forwardSignal =
+      deadlineAbort === undefined
+        ? this.cancelSignal
+        : AbortSignal.any([this.cancelSignal, deadlineAbort.signal]);
+    try {
+      for (;;) {
+        const r = this.record;
+        if (r.status === SagaStatus.Running) {
+          if (await this.#stopForwardIfAsked(deadline)) continue;
+          const stage = this.def.stages.find((st) =>
+            st.some((s) => r.steps[s.name]?.status !== StepStatus.Completed),
+          );
+          if (!stage) {
+            await this.write((x) => {
+              x.status = SagaStatus.Completed;
+            });
+            if (this.ctx.logger.isLevelEnabled('info')) {
+              this.logger.info({ outcome: 'completed' }, 'saga completed');
+            }
+            if (this.ctx.listens(SagaEventName.SagaCompleted))
+              this.ctx.emit(SagaEventName.SagaCompleted, { record: this.record });
+            continue;
+          }
+          // Past the pivot nothing stops the saga going forward, not even a deadline.
+          await this.#runStage(stage, pivotPassed(this.def, r) ? NEVER_ABORTED : forwardSignal);
+        } else if (r.status === SagaStatus.Compensating) {
+          await compensateAll(this);
+        } else {
+          return this.record;
+        }
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** Turns to compensation when cancel, compensate or the deadline asked for it (never past the pivot). */
+  async #stopForwardIfAsked(deadline: number | undefined): Promise<boolean> {
+    const r = this.record;
+    const cancelled = r.cancelRequested || this.cancelSignal.aborted;
+    const late = deadline !== undefined && this.ctx.now() >= deadline;
+    if (!cancelled && !late) return false;
+    if (pivotPassed(this.def, r)) {
+      this.logger.warn(
+        { cancelled, late },
+        'saga passed its pivot: ignoring cancel/deadline, going forward',
+      );
+      return false;
+    }
+    // A step a crashed run left `running` may have had its effect: call it again (same
+    // idempotency key) so that its outcome is logged and, if it completed, compensated.
+    const inDoubt = this.def.steps.filter((s) => r.steps[s.name]?.status === StepStatus.Running);
+    if (inDoubt.length > 0) {
+      this.logger.info({ steps: inDoubt.map((s) => s.name) }, 'settling steps in doubt first');
+      rethrowFirst(
+        await Promise.allSettled(inDoubt.map((s) => runStep(this, s, NEVER_ABORTED, true))),
+      );
+    }
+    const request = this.record.request;
+    await this.write((x) => {
+      x.status = SagaStatus.Compensating;
+      x.failure = !cancelled
+        ? { reason: 'deadline', error: { name: 'DeadlineExceeded', message: 'saga deadline' } }
+        : request?.kind === 'compensate'
+          ? {
+              reason: 'compensation-requested',
+              error: { name: 'CompensationRequested', message: request.reason },
+            }
+          : {
+              reason: 'cancelled',
+              error: { name: 'Cancelled', message: request?.reason ?? 'saga cancelled' },
+            };
+    });
+    const reason = this.record.failure?.reason;
+    this.logger.info({ reason }, 'saga stops going forward; compensating');
+    return true;
+  }
+
+  async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
+    // Steps the log says failed stay failed (a crash may have come before the saga's own write).
+    const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
+    // Once cancelled (or past the deadline) start nothing new: the loop turns to compensation.
+    if (signal.aborted) return;
+    const pending = stage.filter((s) => !done.has(this.record.steps[s.name]!.status));
+    // allSettled: a store failure in one branch must not leave the others running unobserved.
+    rethrowFirst(await Promise.allSettled(pending.map((s) => runStep(this, s, signal))));
+    const failures = stage.flatMap((s) => {
+      const rec = this.record.steps[s.name]!;
+      return rec.status === StepStatus.Failed
+        ? [
+            {
+              step: s.name,
+              policy: rec.policy ?? 'compensate',
+              error: rec.error ?? { name: 'Error', message: 'step failed' },
+            },
+          ]
+        : [];
+    });
+    if (failures.length === 0) return;
+    const first = failures[0]!;
+    if (failures.some((f) => f.policy === 'fail')) {
+      const failed = failures.find((f) => f.policy === 'fail')!;
+      await this.write((x) => {
+        x.status = SagaStatus.Failed;
+        x.failure = { step: failed.step, error: failed.error, reason: 'step-failed' };
+      });
+      this.logger.error(
+        { step: failed.step, err: failed.error, outcome: 'failed' },
+        'saga failed without compensation',
+      );
+      if (this.ctx.listens(SagaEventName.SagaFailed))
+        this.ctx.emit(SagaEventName.SagaFailed, {
+          record: this.record,
+          step: failed.step,
+          error: failed.error,
+        });
+      return;
+    }
+    if (pivotPassed(this.def, this.record)) {
+      // Past the pivot nothing can be undone: park the saga for a person instead of half-undoing it.
+      await this.write((x) => {
+        x.status = SagaStatus.Stuck;
+        x.failure = { step: first.step, error: first.error, reason: 'step-failed' };
+        x.stuck = {
+          phase: 'forward',
+          steps: failures.map((f) => f.step),
+          errors: failures.map((f) => f.error),
+        };
+      });
+      this.logger.error(
+        { steps: failures.map((f) => f.step) },
+        'saga stuck: a step after the pivot exhausted its retries',
+      );
+      if (this.ctx.listens(SagaEventName.SagaStuck))
+        this.ctx.emit(SagaEventName.SagaStuck, {
+          record: this.record,
+          step: first.step,
+          error: first.error,
+        });
+      return;
+    }
+    await this.write((x) => {
+      x.status = SagaStatus.Compensating;
+      x.failure = {
+        step: first.step,
+        error: first.error,
+        reason: this.record.cancelRequested ? 'cancelled' : 'step-failed',
+      };
+    });
+    this.logger.warn({ step: first.step, err: first.error }, 'step failed; compensating');
+  }
+}

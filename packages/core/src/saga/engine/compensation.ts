@@ -1,0 +1,68 @@
+import { SagaEventName } from '../events.js';
+import { SagaStatus, StepStatus } from '../SagaStore.js';
+import type { RunState } from './context.js';
+import { compensateStep } from './steps.js';
+import { rethrowFirst } from './support.js';
+
+/**
+ * Compensates every completed step that has a compensation, in the reverse order of completion
+ * (the steps of a parallel group together), then ends the saga `compensated`, or `stuck` when a
+ * compensation exhausted its retries.
+ */
+export async function compensateAll(run: RunState): Promise<void> {
+  const r = run.record;
+  const toUndo = r.completionOrder.filter((name) => {
+    const def = run.def.steps.find((s) => s.name === name);
+    const status = r.steps[name]?.status;
+    return (
+      def?.compensate !== undefined &&
+      (status === StepStatus.Completed ||
+        status === StepStatus.Compensating ||
+        status === StepStatus.CompensationFailed)
+    );
+  });
+  // Contiguous steps of one stage (a parallel group) are undone together; stages in reverse.
+  const layers: string[][] = [];
+  for (const name of toUndo) {
+    const stage = run.def.steps.find((s) => s.name === name)!.stage;
+    const last = layers[layers.length - 1];
+    if (last && run.def.steps.find((s) => s.name === last[0])!.stage === stage) last.push(name);
+    else layers.push([name]);
+  }
+  for (const layer of layers.reverse()) {
+    const outcomes = rethrowFirst(
+      await Promise.allSettled(layer.map((name) => compensateStep(run, name))),
+    );
+    const failed = outcomes.flatMap((o, i) => (o.ok ? [] : [{ step: layer[i]!, error: o.error }]));
+    if (failed.length > 0) {
+      await run.write((x) => {
+        x.status = SagaStatus.Stuck;
+        x.stuck = {
+          phase: 'compensation',
+          steps: failed.map((f) => f.step),
+          errors: failed.map((f) => f.error),
+        };
+      });
+      run.logger.error(
+        { steps: failed.map((f) => f.step), errors: failed.map((f) => f.error.message) },
+        'saga stuck: compensation exhausted its retries',
+      );
+      if (run.ctx.listens(SagaEventName.SagaStuck))
+        run.ctx.emit(SagaEventName.SagaStuck, {
+          record: run.record,
+          step: failed[0]!.step,
+          error: failed[0]!.error,
+        });
+      return;
+    }
+  }
+  await run.write((x) => {
+    x.status = SagaStatus.Compensated;
+  });
+  run.logger.info(
+    { outcome: 'compensated', order: run.record.compensationOrder },
+    'saga compensated',
+  );
+  if (run.ctx.listens(SagaEventName.SagaCompensated))
+    run.ctx.emit(SagaEventName.SagaCompensated, { record: run.record });
+}

@@ -1,0 +1,35 @@
+import type { Logger } from '../../logging/logger.js';
+import type { SagaDefinition } from '../definition.js';
+import type { SagaEvent, SagaEventName } from '../events.js';
+import type { SagaRecord, SagaStore } from '../SagaStore.js';
+
+/** What the engine hands every run: its collaborators, shared by all the sagas it drives. */
+export interface RunContext {
+  store: SagaStore;
+  logger: Logger;
+  now: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+  leaseMs: number;
+  /** `new Date(ms).toISOString()`, remembered for the last millisecond asked. */
+  isoTime: (ms: number) => string;
+  /** False when nobody listens to `name`: the event need not be built. */
+  listens: (name: SagaEventName) => boolean;
+  emit: (
+    name: SagaEventName,
+    event: Omit<SagaEvent, 'sagaId' | 'sagaName' | 'definitionVersion'>,
+  ) => void;
+}
+
+/** What a run's forward and compensation code sees of it (see SagaRun). */
+export interface RunState {
+  readonly ctx: RunContext;
+  readonly def: SagaDefinition<unknown, Record<string, unknown>>;
+  /** The record this run last read or wrote. */
+  readonly record: SagaRecord;
+  /** Persists one transition (see RunLog.write). */
+  write(mutate: (record: SagaRecord) => void): Promise<void>;
+  readonly logger: Logger;
+  lazyLog(bindings: Record<string, unknown>): () => Logger;
+  readonly cancelSignal: AbortSignal;
+}
