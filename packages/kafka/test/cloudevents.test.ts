@@ -328,7 +328,8 @@ describe.skipIf(!broker.available)(
         expect(dead!.headers['x-backtrack-dead-letter-code']).toBe(
           'BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED',
         );
-        expect(dead!.headers['x-backtrack-reason']).toMatch(/batched content mode/);
+        expect(dead!.headers['x-backtrack-reason']).toBe('batch-mode-unsupported');
+        expect(dead!.headers['x-backtrack-dead-letter-reason']).toMatch(/batched content mode/);
         expect(dead!.value!.toString()).toBe(batch);
         await sub.close();
       } finally {

@@ -410,6 +410,7 @@ describe.skipIf(!rabbit.available)(
       const dl = readDeadLetter(letter!);
       expect(dl.code).toBe('BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED');
       expect(dl.reason).toMatch(/batched content mode/);
+      expect(dl.reasonCode).toBe('batch-mode-unsupported');
       expect(letter!.content.toString()).toBe(batch);
       expect(seen).toHaveLength(0);
       await sub.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BacktrackError } from '../errors/BacktrackError.js';
-import { MalformedMessageError } from '../envelope/errors.js';
+import { BatchModeUnsupportedError, MalformedMessageError } from '../envelope/errors.js';
 import {
   DEAD_LETTER_REASONS,
   brokerDeadLetterReason,
@@ -31,6 +31,17 @@ describe('dead-letter reasons', () => {
     expect(deadLetterReasonOf('BT_ERR_CONSUMER_UNHANDLED_EVENT')).toBe('unhandled-type');
     expect(deadLetterReasonOf('APP_ORDER_CLOSED', new Error('closed'))).toBe('handler-failed');
     expect(deadLetterReasonOf('APP_ORDER_CLOSED')).toBe('other');
+  });
+
+  it('maps the batched content mode by its own code and by the decoder error it carries', () => {
+    const original = { body: Buffer.from('[]'), headers: {} };
+    const error = new BatchModeUnsupportedError(original, 'application/cloudevents-batch+json');
+    expect(deadLetterReasonOf('BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED', error)).toBe(
+      'batch-mode-unsupported',
+    );
+    expect(deadLetterReasonOf('BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED')).toBe(
+      'batch-mode-unsupported',
+    );
   });
 
   it('maps broker dead letters and recognises its own values', () => {

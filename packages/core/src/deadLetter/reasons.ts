@@ -15,7 +15,7 @@ export const DEAD_LETTER_REASON_HEADER = 'x-backtrack-reason';
  */
 export const DEAD_LETTER_REASONS = {
   // The bytes could not be decoded into an envelope (`BT_ERR_MALFORMED_MESSAGE`, by its reason).
-  /** A required CloudEvents attribute (id, source, type, specversion, time, schemaversion) is missing or empty. */
+  /** A required CloudEvents attribute (id, source, type, specversion) is missing or empty. */
   MISSING_ATTRIBUTE: MALFORMED_REASONS.MISSING_ATTRIBUTE,
   /** An attribute has the wrong shape (a bad `time`, a non-integer `schemaversion`). */
   INVALID_ATTRIBUTE: MALFORMED_REASONS.INVALID_ATTRIBUTE,
@@ -33,6 +33,8 @@ export const DEAD_LETTER_REASONS = {
   INVALID_JSON: MALFORMED_REASONS.INVALID_JSON,
   /** The JSON holds `__proto__`, `constructor` or `prototype`. */
   FORBIDDEN_KEY: MALFORMED_REASONS.FORBIDDEN_KEY,
+  /** The CloudEvents batched content mode, which Backtrack does not read (`BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED`). */
+  BATCH_MODE_UNSUPPORTED: MALFORMED_REASONS.BATCH_MODE_UNSUPPORTED,
   /** `BT_ERR_MALFORMED_MESSAGE` without a finer reason. */
   MALFORMED: 'malformed',
   /** The transport could not even read the record into a message (`BT_ERR_KAFKA_RECORD_UNDECODABLE`). */
@@ -75,6 +77,7 @@ const MALFORMED = new Set<string>(Object.values(MALFORMED_REASONS));
 const BY_CODE: Readonly<Record<string, DeadLetterReason>> = {
   BT_ERR_MALFORMED_MESSAGE: DEAD_LETTER_REASONS.MALFORMED,
   BT_ERR_KAFKA_RECORD_UNDECODABLE: DEAD_LETTER_REASONS.UNDECODABLE,
+  BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED: DEAD_LETTER_REASONS.BATCH_MODE_UNSUPPORTED,
   BT_ERR_SCHEMA_VALIDATION: DEAD_LETTER_REASONS.SCHEMA_VALIDATION,
   BT_ERR_SCHEMA_UNKNOWN_EVENT_TYPE: DEAD_LETTER_REASONS.UNKNOWN_TYPE,
   BT_ERR_SCHEMA_VERSION_UNKNOWN: DEAD_LETTER_REASONS.UNKNOWN_VERSION,
@@ -102,7 +105,8 @@ const BROKER: Readonly<Record<string, DeadLetterReason>> = {
  * handler's non-retriable error carries its own code) `handler-failed`, else `other`. Never throws.
  */
 export function deadLetterReasonOf(code: string, error?: unknown): DeadLetterReason {
-  if (code === 'BT_ERR_MALFORMED_MESSAGE') {
+  // A decoder error (whatever its code: batched mode has its own) by the decoder's own reason.
+  if (code === 'BT_ERR_MALFORMED_MESSAGE' || error instanceof MalformedMessageError) {
     const fine =
       error instanceof MalformedMessageError
         ? error.reason
