@@ -31,6 +31,11 @@ export interface BacktrackConfig {
     progressPrefix?: string;
     /** @default 'backtrack:saga:' */
     sagaPrefix?: string;
+    /**
+     * The saga store's key layout (RedisSagaStore `keyLayout`): `legacy` reads sagas written by
+     * Backtrack before the Cluster-ready layout. @default 'sharded'
+     */
+    sagaKeyLayout?: 'sharded' | 'legacy';
   };
   /** The broker rollbacks publish to and `dlq` reads. @default BACKTRACK_TRANSPORT */
   transport?: 'kafka' | 'rabbitmq';

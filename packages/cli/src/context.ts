@@ -102,7 +102,11 @@ export class CliContext {
 
   async sagaStore(): Promise<RedisSagaStore> {
     const prefix = this.config.redis?.sagaPrefix;
-    return new RedisSagaStore(prefix ? { keyPrefix: prefix } : {}, { redis: await this.redis() });
+    const layout = this.config.redis?.sagaKeyLayout;
+    return new RedisSagaStore(
+      { ...(prefix ? { keyPrefix: prefix } : {}), ...(layout ? { keyLayout: layout } : {}) },
+      { redis: await this.redis() },
+    );
   }
 
   /** A saga engine over the Redis saga store with the config's definitions registered. */

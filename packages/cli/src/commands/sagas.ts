@@ -214,6 +214,16 @@ function describeRecovery(summary: RecoverySummary): string {
       summary.results.map((r) => [r.sagaId, r.status]),
     ),
   ];
+  if (summary.owned.length) {
+    lines.push(
+      '',
+      'Left to the engine that owns them (their lease has not expired; run again after it does if that engine is gone):',
+      table(
+        ['saga', 'owner', 'lease expires'],
+        summary.owned.map((o) => [o.sagaId, o.owner, o.expiresAt]),
+      ),
+    );
+  }
   if (summary.errors.length) {
     lines.push(
       '',
