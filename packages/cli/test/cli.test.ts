@@ -738,7 +738,13 @@ describe.skipIf(!kafkaInfo.available)('backtrack CLI: dead letters on Kafka', ()
       const list = await cli([...base, '--json', 'dlq', 'list', '--topic', dlq]);
       expect(list.code, list.stderr).toBe(0);
       expect(list.json()).toEqual([
-        expect.objectContaining({ id: 'k-1', code: 'BT_ERR_TEST_POISON', origin: topic }),
+        // An unknown code without an error: the machine-readable reason is `other`.
+        expect.objectContaining({
+          id: 'k-1',
+          code: 'BT_ERR_TEST_POISON',
+          reasonCode: 'other',
+          origin: topic,
+        }),
         expect.objectContaining({ id: 'k-2' }),
       ]);
       const human = await cli([...base, 'dlq', 'list', '--topic', dlq, '--code', 'NOPE']);

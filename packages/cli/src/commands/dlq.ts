@@ -21,6 +21,8 @@ export interface DeadLetterView {
   id?: string;
   type?: string;
   code: string;
+  /** The machine-readable reason (`x-backtrack-reason`, docs/dead-letters.md). */
+  reasonCode: string;
   reason: string;
   error?: string;
   attempt: number;
@@ -42,6 +44,7 @@ function view(dl: KafkaDeadLetter | AmqpDeadLetter): DeadLetterView {
     id: dl.message.headers.id,
     type: dl.message.headers.type,
     code: dl.code,
+    reasonCode: dl.reasonCode,
     reason: dl.reason,
     error: dl.error,
     attempt: dl.attempt,
@@ -68,8 +71,8 @@ const DESCRIBE = (items: DeadLetterView[]) =>
   items.length === 0
     ? 'No dead letters.'
     : table(
-        ['id', 'type', 'code', 'attempt', 'from', 'reason'],
-        items.map((d) => [d.id, d.type, d.code, d.attempt, d.origin, d.reason]),
+        ['id', 'type', 'why', 'code', 'attempt', 'from', 'reason'],
+        items.map((d) => [d.id, d.type, d.reasonCode, d.code, d.attempt, d.origin, d.reason]),
       );
 
 /** Opens a plain AMQP connection for the dead-letter tooling of `@backtrack/rabbitmq`. */
