@@ -63,14 +63,14 @@ describe.skipIf(!rabbit.available)('a saga whose steps talk over RabbitMQ', () =
   const pending = new Map<string, { resolve: (e: Envelope<unknown>) => void }>();
 
   /** Publishes a command and waits for the reply caused by it. */
-  async function request(
+  async function request<D>(
     command: {
       envelope: (
-        data: never,
+        data: D,
         options: { source: string; id: string; sagaid: string },
       ) => Envelope<unknown>;
     },
-    data: unknown,
+    data: D,
     ctx: { sagaId: string; idempotencyKey: string; attempt: number },
   ): Promise<Envelope<unknown>> {
     const id = `${ctx.idempotencyKey}#${ctx.attempt}`;
@@ -78,7 +78,7 @@ describe.skipIf(!rabbit.available)('a saga whose steps talk over RabbitMQ', () =
       const timer = setTimeout(() => reject(new Error(`no reply to ${id}`)), 15_000);
       pending.set(id, { resolve: (e) => (clearTimeout(timer), resolve(e)) });
     });
-    const envelope = command.envelope(data as never, { source, id, sagaid: ctx.sagaId });
+    const envelope = command.envelope(data, { source, id, sagaid: ctx.sagaId });
     await transport.publish([{ topic: commands, message: encodeEnvelope(envelope) }]);
     return reply;
   }

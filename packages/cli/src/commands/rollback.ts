@@ -214,7 +214,7 @@ async function execute(
 ): Promise<number> {
   const runId = flags.runId ?? `run-${plan.planId}`;
   if (flags.dryRun) {
-    const result = await runRollback(plan, { runId, dryRun: true }, undefined as never);
+    const result = await runRollback(plan, { runId, dryRun: true });
     out.result(
       { ...result, plan },
       () => `${describePlan(plan)}\n\n${describeResult(result)}\nNothing was published.`,

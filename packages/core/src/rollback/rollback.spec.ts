@@ -535,6 +535,16 @@ describe('runRollback', () => {
     expect(await w.progressStore.getRun('dry')).toBeUndefined();
   });
 
+  it('runs a dry run without dependencies, and refuses a real run without them', async () => {
+    const w = await planned(2);
+    const dry = await runRollback(w.plan, { runId: 'dry-alone', dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, summary: { reversed: 2, published: 0 } });
+    await expect(
+      // @ts-expect-error a real run must be given its journal, transport and progress store
+      runRollback(w.plan, { runId: 'no-deps' }),
+    ).rejects.toThrow(/needs its dependencies/);
+  });
+
   it('stops after the current batch when aborted, and a resume finishes', async () => {
     const w = await planned(6);
     const controller = new AbortController();

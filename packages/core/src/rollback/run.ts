@@ -124,10 +124,20 @@ const FINISHED: ReadonlySet<ItemState> = new Set([
  *   consumer drops it: a compensation takes effect once.
  * - Sagas are compensated through the saga engine, which is itself idempotent per saga.
  */
-export async function runRollback(
+export function runRollback(
+  plan: RollbackPlan,
+  options: RunRollbackOptions & { dryRun: true },
+  dependencies?: RunRollbackDependencies,
+): Promise<RollbackRunResult>;
+export function runRollback(
   plan: RollbackPlan,
   options: RunRollbackOptions,
   dependencies: RunRollbackDependencies,
+): Promise<RollbackRunResult>;
+export async function runRollback(
+  plan: RollbackPlan,
+  options: RunRollbackOptions,
+  dependencies?: RunRollbackDependencies,
 ): Promise<RollbackRunResult> {
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;
@@ -154,7 +164,14 @@ export async function runRollback(
       details: { field: 'plan' },
     });
   }
+  // A dry run reads only the plan: it needs no journal, transport or progress store.
   if (o.dryRun) return dryRunResult(plan, runId);
+  if (!dependencies) {
+    throw new RollbackConfigError(
+      'runRollback needs its dependencies (journal, transport, progressStore) unless dryRun is set',
+      { details: { field: 'dependencies' } },
+    );
+  }
 
   const { journal, transport, progressStore: store, sagas } = dependencies;
   const sleep = dependencies.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
