@@ -108,6 +108,7 @@ function createInstruments(meter: Meter): Instruments {
 
 /** Every instrumented engine's stuck sagas (id → saga name), read by the stuck gauge. */
 const stuckSources = new Set<() => ReadonlyMap<string, string>>();
+const stuckNamesSeen = new Set<string>();
 
 /** Adds a source of stuck sagas to the `backtrack.saga.stuck` gauge; returns its removal. */
 export function registerStuckSource(source: () => ReadonlyMap<string, string>): () => void {
@@ -123,10 +124,13 @@ function observeStuck(meter: Meter): void {
       valueType: ValueType.INT,
     })
     .addCallback((result) => {
+      // A saga name once stuck keeps reporting (0 when none is stuck now), so the gauge drops.
       const byName = new Map<string, number>();
+      for (const name of stuckNamesSeen) byName.set(name, 0);
       for (const source of stuckSources) {
         for (const name of source().values()) byName.set(name, (byName.get(name) ?? 0) + 1);
       }
+      for (const name of byName.keys()) stuckNamesSeen.add(name);
       for (const [name, count] of byName) result.observe(count, { 'backtrack.saga.name': name });
     });
 }
