@@ -29,6 +29,10 @@ import { createSagaEngine } from '../saga/SagaEngine.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import { InMemoryTransport } from '../transport/InMemoryTransport.js';
+import { defineCompensations, emit } from '../rollback/compensations.js';
+import { InMemoryRollbackProgressStore } from '../rollback/InMemoryRollbackProgressStore.js';
+import { planRollback } from '../rollback/plan.js';
+import { runRollback } from '../rollback/run.js';
 import {
   ATTR,
   extractTraceContext,
@@ -355,5 +359,55 @@ describe('saga spans from engine events', () => {
     expect(stuckSpan.attributes['backtrack.saga.stuck.phase']).toBe('forward');
     expect(byName('step pivot.notify')).toHaveLength(2);
     detach();
+  });
+});
+
+describe('rollback run span', () => {
+  it('is one span with every item state change as an event, and counts items by state', async () => {
+    const Reserved = defineEvent('stock.reserved').version(1, z.object({ sku: z.string() }));
+    const Released = defineEvent('stock.released').version(1, z.object({ sku: z.string() }));
+    const Mailed = defineEvent('mail.sent').version(1, z.object({ to: z.string() }));
+    const reg = new EventRegistry([Reserved, Released, Mailed]);
+    const compensations = defineCompensations()
+      .reversible(Reserved, (d) => emit(Released, { sku: d.sku }))
+      .irreversible(Mailed, 'cannot unsend');
+    const transport = new InMemoryTransport();
+    const journal = new InMemoryJournal();
+    const bad = createPublisher(
+      { service: 'stock', version: '2.0.0' },
+      { transport, journal, registry: reg, logger: silent },
+    );
+    await bad.publish(Reserved, { sku: 'a' });
+    await bad.publish(Reserved, { sku: 'b' });
+    await bad.publish(Mailed, { to: 'x@y' });
+    const plan = await planRollback(
+      { service: 'stock', version: '2.0.0', strategy: 'compensate' },
+      { journal, registry: reg, compensations },
+    );
+    spans.reset();
+    const progress: string[] = [];
+    const result = await runRollback(
+      plan,
+      { runId: 'rb-1', onProgress: (e) => progress.push(e.state) },
+      { journal, transport, progressStore: new InMemoryRollbackProgressStore(), logger: silent },
+    );
+    expect(result.status).toBe('completed');
+    const span = one('backtrack.rollback');
+    expect(span.attributes).toMatchObject({
+      [ATTR.ROLLBACK_ID]: 'rb-1',
+      [ATTR.ROLLBACK_SERVICE]: 'stock',
+      [ATTR.ROLLBACK_VERSION]: '2.0.0',
+      'backtrack.rollback.status': 'completed',
+      'backtrack.rollback.summary.reversed': 2,
+      'backtrack.rollback.summary.needsPerson': 1,
+    });
+    const events = span.events.filter((e) => e.name === 'backtrack.rollback.progress');
+    // The caller's own progress callback still sees every change, the span the same ones.
+    expect(events.map((e) => e.attributes?.[ATTR.ROLLBACK_STATE])).toEqual(progress);
+    expect(progress).toContain('done');
+    expect(progress).toContain('needs-person');
+    const items = await points(METRICS.rollbackItems.name);
+    expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'done' })).toBe(2);
+    expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'needs-person' })).toBe(1);
   });
 });
