@@ -254,7 +254,8 @@ export function createPublisher(
       const telemetry = startPublish(
         transport.name,
         event.type,
-        () => publishOptions.topic ?? topicFor(event.type),
+        publishOptions.topic,
+        topicFor,
         publishOptions.extensions,
       );
       if (telemetry?.span !== undefined) {

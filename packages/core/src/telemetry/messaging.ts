@@ -34,7 +34,8 @@ export interface PublishTelemetry {
 export function startPublish(
   system: string,
   type: string,
-  destinationOf: () => string,
+  topic: string | undefined,
+  topicFor: (type: string) => string,
   extensions: Record<string, ExtensionValue> | undefined,
 ): PublishTelemetry | undefined {
   const tracer = activeTracer();
@@ -45,7 +46,7 @@ export function startPublish(
   }
   let destination: string;
   try {
-    destination = destinationOf();
+    destination = topic ?? topicFor(type);
   } catch {
     destination = type; // the publish itself reports the failing topicFor
   }

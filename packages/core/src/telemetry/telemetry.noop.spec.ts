@@ -18,7 +18,7 @@ describe('telemetry without an OpenTelemetry SDK', () => {
     metrics.disable();
     expect(activeTracer()).toBeUndefined();
     expect(activeInstruments()).toBeUndefined();
-    expect(startPublish('x', 'ping', () => 't', undefined)).toBeUndefined();
+    expect(startPublish('x', 'ping', undefined, () => 't', undefined)).toBeUndefined();
     expect(
       startConsume(
         {
