@@ -16,3 +16,4 @@ export * from './journal/index.js';
 export * from './publisher/index.js';
 export * from './rollback/index.js';
 export * from './deadLetter/index.js';
+export * from './telemetry/index.js';

@@ -27,6 +27,7 @@ import {
   type UnhandledPolicy,
 } from './pipelineOptions.js';
 import type { RetryPolicy } from '../retry/backoff.js';
+import { finishConsume, runConsume } from '../telemetry/messaging.js';
 import type { BatchOptions, Disposition, IncomingMessage, MessageProcessor } from './processor.js';
 
 export { DEFAULT_CONSUMER_OPTIONS } from './pipelineOptions.js';
@@ -88,6 +89,7 @@ export function createConsumerPipeline(
       const disposition = await runner.execute(context);
       await releaseUnusedClaim(context, stages);
       reportOutcome(context, disposition, config.logger, config.spy);
+      finishConsume(context, disposition); // telemetry (issue 18)
       return disposition;
     },
     processBatch(messages, batchOptions) {
@@ -227,7 +229,8 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     },
     async execute(context) {
       try {
-        await runChain(context);
+        // Telemetry (issue 18): the chain and the handler run in the message's consumer span.
+        await runConsume(context, runChain);
       } catch (error) {
         return classifyError(error, context, policy);
       }
@@ -293,6 +296,7 @@ async function runBatch(
     if (window) await releaseUnusedClaims(contexts, stages);
     for (let i = 0; i < contexts.length; i++) {
       reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
+      finishConsume(contexts[i]!, dispositions[i]!); // telemetry (issue 18)
     }
     return dispositions;
   } finally {

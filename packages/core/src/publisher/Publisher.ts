@@ -7,6 +7,7 @@ import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.
 import type { Transport } from '../transport/Transport.js';
 import { PublishFailedError, PublisherConfigError } from './errors.js';
 import { prepareJournaledEvent } from './journaledEvent.js';
+import { endPublish, startPublish } from '../telemetry/messaging.js';
 
 /** Who publishes: fixed for one deploy of a service. */
 export interface PublisherOptions {
@@ -248,17 +249,41 @@ export function createPublisher(
     service,
     version,
     publish(event, data, publishOptions = {}) {
+      // Telemetry (issue 18): a producer span, its trace context sent as the CloudEvents
+      // distributed-tracing extension. Undefined (nothing allocated) without an OpenTelemetry SDK.
+      const telemetry = startPublish(
+        transport.name,
+        event.type,
+        publishOptions.topic,
+        topicFor,
+        publishOptions.extensions,
+      );
+      if (telemetry?.span !== undefined) {
+        publishOptions = { ...publishOptions, extensions: telemetry.extensions };
+      }
       let prepared: ReturnType<typeof prepareJournaledEvent>;
       try {
         prepared = prepareJournaledEvent(stamp, event, data, publishOptions);
       } catch (err) {
+        if (telemetry !== undefined) endPublish(telemetry, undefined, err);
         return Promise.reject(err);
       }
-      return new Promise<Envelope<unknown>>((resolve, reject) => {
+      const published = new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ ...prepared, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
         else timer ??= later(batching.lingerMs, flush);
       });
+      if (telemetry === undefined) return published;
+      return published.then(
+        (envelope) => {
+          endPublish(telemetry, envelope);
+          return envelope;
+        },
+        (err: unknown) => {
+          endPublish(telemetry, undefined, err);
+          throw err;
+        },
+      );
     },
   };
 }

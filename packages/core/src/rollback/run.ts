@@ -6,6 +6,7 @@ import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
 import { rollbackVersion, type RollbackPlan, type RollbackPlanItem } from './plan.js';
+import { traceRollback } from '../telemetry/rollback.js';
 import {
   ItemState,
   RunStatus,
@@ -138,6 +139,15 @@ export async function runRollback(
   plan: RollbackPlan,
   options: RunRollbackOptions,
   dependencies?: RunRollbackDependencies,
+): Promise<RollbackRunResult> {
+  // Telemetry (issue 18): a span per run, its progress as span events (a no-op without an SDK).
+  return traceRollback(plan, options, (traced) => runUntraced(plan, traced, dependencies));
+}
+
+async function runUntraced(
+  plan: RollbackPlan,
+  options: RunRollbackOptions,
+  dependencies: RunRollbackDependencies,
 ): Promise<RollbackRunResult> {
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;

@@ -1,0 +1,17 @@
+export {
+  ATTR,
+  INSTRUMENTATION_SCOPE,
+  METRICS,
+  SPAN_NAMES,
+  type TelemetryDisposition,
+} from './names.js';
+export {
+  TRACEPARENT,
+  TRACESTATE,
+  extractTraceContext,
+  formatTraceparent,
+  injectTraceContext,
+  parseTraceparent,
+} from './tracecontext.js';
+export { dispositionName } from './messaging.js';
+export { instrumentSagaEngine, type SagaEventSource, type SagaTelemetryOptions } from './saga.js';
