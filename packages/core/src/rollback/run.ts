@@ -147,7 +147,7 @@ export async function runRollback(
 async function runUntraced(
   plan: RollbackPlan,
   options: RunRollbackOptions,
-  dependencies: RunRollbackDependencies,
+  dependencies: RunRollbackDependencies | undefined,
 ): Promise<RollbackRunResult> {
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;

@@ -1,3 +1,4 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the untyped dependency's declaration must come with this file into every compilation that includes it (the README snippet check too)
 /// <reference path="./cluster-key-slot.d.ts" />
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
