@@ -762,6 +762,8 @@ describe('createConsumerPipeline: processBatch', () => {
       'redeliver',
       'ack',
     ]);
+    // A lease held elsewhere is no outage: nothing pauses.
+    expect(dispositions.some((d) => d.kind === 'redeliver' && d.pause)).toBe(false);
     expect(seen).toEqual(['p1-a', 'p1-b']);
     // The held-back messages' batch claims are released: their redelivery runs at once.
     expect((await store.claim('c:%2F%2Fshop:p0-b', { leaseMs: 1_000 })).status).toBe('claimed');
@@ -794,6 +796,8 @@ describe('createConsumerPipeline: processBatch', () => {
     ];
     const first = await pipeline.processBatch(batch);
     expect(first.map((d) => d.kind)).toEqual(['redeliver', 'redeliver', 'redeliver']);
+    // The store was down: the held-back records pause with the one that met the outage.
+    expect(first.map((d) => d.kind === 'redeliver' && d.pause)).toEqual([true, true, true]);
     // Only the failed call ran: nothing whose result the transport throws away.
     expect(calls).toBe(1);
     // The transport rewinds to the first redeliver and delivers all three again.

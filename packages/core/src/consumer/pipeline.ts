@@ -385,7 +385,9 @@ async function runInLanes(
         kind: 'redeliver',
         reason: `held back: an earlier message of ${describeLane(context)} in this batch is ${blocker.kind === 'retry' ? 'retried' : 'redelivered'}`,
         delayMs: blocker.delayMs,
-        pause: false,
+        // A held-back message shares its blocker's fate: when the store is down (a pause), it is
+        // paused too, so the transport never reads it as a reason to keep fetching.
+        pause: blocker.kind === 'redeliver' && blocker.pause,
       });
       continue;
     }

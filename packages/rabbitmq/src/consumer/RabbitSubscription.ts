@@ -5,7 +5,7 @@ import type {
   MessageProcessor,
   Subscription,
 } from '@backtrack/core';
-import { DEAD_LETTER_REASON_HEADER, deadLetterReasonOf } from '@backtrack/core';
+import { BacktrackError, DEAD_LETTER_REASON_HEADER, deadLetterReasonOf } from '@backtrack/core';
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import {
@@ -369,18 +369,26 @@ export class RabbitSubscription implements Subscription {
     if (wait > 0) await sleep(wait);
     const incoming = this.#incoming(message);
     let disposition: Disposition;
-    try {
-      disposition = await this.#processor.process(incoming);
-    } catch (error) {
-      disposition = this.#processorFailed(incoming.attempt, error, [message]);
+    if (incoming.undecodable) {
+      disposition = incoming.undecodable;
+    } else {
+      try {
+        disposition = await this.#processor.process(incoming);
+      } catch (error) {
+        disposition = this.#processorFailed(incoming.attempt, error, [message]);
+      }
     }
     await this.#carryOut(channel, message, incoming.attempt, disposition);
   }
 
-  #incoming(message: ConsumeMessage): IncomingMessage {
+  /**
+   * The delivery as the pipeline reads it. A delivery the binding cannot read (a CloudEvents
+   * attribute of no string form) carries its dead-letter disposition instead: it never reaches
+   * the processor, and its dead letter is the delivery as it came.
+   */
+  #incoming(message: ConsumeMessage): IncomingMessage & { undecodable?: Disposition } {
     const headers = message.properties.headers ?? {};
-    return {
-      message: fromAmqpMessage(message),
+    const base = {
       attempt: headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1,
       origin: {
         transport: 'rabbitmq',
@@ -389,6 +397,21 @@ export class RabbitSubscription implements Subscription {
         group: this.queue,
       },
     };
+    try {
+      return { ...base, message: fromAmqpMessage(message) };
+    } catch (error) {
+      const code = error instanceof BacktrackError ? error.code : 'BT_ERR_MALFORMED_MESSAGE';
+      return {
+        ...base,
+        message: { headers: {}, body: message.content },
+        undecodable: {
+          kind: 'dead-letter',
+          reason: error instanceof Error ? error.message : String(error),
+          code,
+          error,
+        },
+      };
+    }
   }
 
   /** The disposition of a message whose processor threw (a bug): retried, then dead-lettered. */
@@ -454,17 +477,21 @@ export class RabbitSubscription implements Subscription {
     const wait = this.#pausedUntil - Date.now();
     if (wait > 0) await sleep(wait);
     const incoming = window.map((m) => this.#incoming(m));
-    let dispositions: Disposition[];
+    // Undecodable deliveries keep their dead-letter disposition; the rest go to the processor.
+    const readable = incoming.filter((m) => !m.undecodable);
+    let processed: Disposition[];
     try {
-      dispositions = await this.#processor.processBatch!(incoming);
-      if (!Array.isArray(dispositions) || dispositions.length !== window.length) {
+      processed = readable.length === 0 ? [] : await this.#processor.processBatch!(readable);
+      if (!Array.isArray(processed) || processed.length !== readable.length) {
         throw new Error(
-          `processBatch returned ${Array.isArray(dispositions) ? dispositions.length : 'no'} dispositions for ${window.length} messages`,
+          `processBatch returned ${Array.isArray(processed) ? processed.length : 'no'} dispositions for ${readable.length} messages`,
         );
       }
     } catch (error) {
-      dispositions = incoming.map((m) => this.#processorFailed(m.attempt, error, window));
+      processed = readable.map((m) => this.#processorFailed(m.attempt, error, window));
     }
+    let next = 0;
+    const dispositions = incoming.map((m) => m.undecodable ?? processed[next++]!);
     await this.#settleWindow(channel, window, incoming, dispositions);
   }
 

@@ -79,6 +79,29 @@ describe('CloudEvents AMQP binding', () => {
     });
   });
 
+  it('refuses an attribute the envelope reads when it is an AMQP array or table', () => {
+    const read = (headers: Record<string, unknown>) => () =>
+      fromAmqpMessage({
+        content: Buffer.from('{}'),
+        properties: {
+          messageId: 'm',
+          type: 't',
+          contentType: undefined,
+          timestamp: undefined,
+          headers,
+        },
+      });
+    expect(read({ cloudEvents_time: [new Date().toISOString()] })).toThrow(
+      expect.objectContaining({
+        reason: 'invalid-attribute',
+        details: { reason: 'invalid-attribute', attribute: 'time' },
+      }),
+    );
+    expect(read({ cloudEvents_id: { nested: 'id' } })).toThrow(/"id".*AMQP table/);
+    // An unknown extension of that shape is only left out.
+    expect(read({ cloudEvents_tenant: ['a'] })().headers).not.toHaveProperty('tenant');
+  });
+
   it('never throws on a message without properties; the codec reports what is missing', () => {
     const back = fromAmqpMessage({
       content: Buffer.from([1, 2]),

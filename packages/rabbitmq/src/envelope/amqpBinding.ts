@@ -1,4 +1,9 @@
-import { contentModeOf, toStructuredMessage } from '@backtrack/core';
+import {
+  MALFORMED_REASONS,
+  MalformedMessageError,
+  contentModeOf,
+  toStructuredMessage,
+} from '@backtrack/core';
 import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { Options } from 'amqplib';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
@@ -136,6 +141,10 @@ export interface AmqpMessageLike {
  *
  * Headers without a CloudEvents prefix (`x-death`, `x-delivery-count`, Backtrack's own
  * `x-backtrack-*`) are not envelope attributes and are left out.
+ *
+ * @throws {MalformedMessageError} (`invalid-attribute`) when an attribute the envelope reads
+ *   (`id`, `time`, `schemaversion`, ...) is an AMQP array or table; the subscription
+ *   dead-letters such a delivery as it came. Unknown extensions of that shape are left out.
  */
 export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   const headers: Record<string, string> = {};
@@ -150,6 +159,21 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
           ? value.toString('base64')
           : headerToString(value);
       if (text !== undefined) headers[name] = text;
+      else if (
+        value !== undefined &&
+        value !== null &&
+        (STRING_ATTRIBUTES.has(name) || name === 'time')
+      ) {
+        // A list or a table has no CloudEvents string form. For an attribute the envelope reads
+        // that makes the event invalid, not the attribute absent (dropping it would accept an
+        // event whose `time`, say, is garbage); an unknown extension of that shape is left out.
+        throw new MalformedMessageError(
+          MALFORMED_REASONS.INVALID_ATTRIBUTE,
+          `attribute "${name}" (header "${key}") is an AMQP ${Array.isArray(value) ? 'array' : 'table'}, which has no CloudEvents string form`,
+          { headers: {}, body: message.content },
+          { details: { attribute: name } },
+        );
+      }
     }
   }
   const { messageId, type, contentType, timestamp } = message.properties;
