@@ -40,18 +40,17 @@ const attributes = {
 
 async function replayKeepsAttributes(kind: TransportKind, brokerUrl: string): Promise<void> {
   const topic = uniqueName(`bt-replay-attrs-${kind}`);
+  const journalPrefix = uniqueName('bt-replay-journal');
+  const progressPrefix = uniqueName('bt-replay-progress');
   const transport = await openTransport(kind, brokerUrl);
   let subscription: Subscription | undefined;
   try {
     if (kind === 'kafka') {
       await (transport as KafkaTransport).ensureTopics({ topics: [topic], partitions: 1 });
     }
-    const journal = new RedisJournal(
-      { keyPrefix: uniqueName('bt-replay-journal') },
-      { redis: redis! },
-    );
+    const journal = new RedisJournal({ keyPrefix: journalPrefix }, { redis: redis! });
     const progressStore = new RedisRollbackProgressStore(
-      { keyPrefix: uniqueName('bt-replay-progress') },
+      { keyPrefix: progressPrefix },
       { redis: redis! },
     );
     const received: {
@@ -136,6 +135,14 @@ async function replayKeepsAttributes(kind: TransportKind, brokerUrl: string): Pr
   } finally {
     await subscription?.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
+    for (const prefix of [journalPrefix, progressPrefix]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis!.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 500);
+        if (keys.length) await redis!.unlink(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    }
   }
 }
 
