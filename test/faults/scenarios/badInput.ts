@@ -222,6 +222,8 @@ export function badInputScenario(options: BadInputOptions): void {
         duplicates: 0,
         lost: verdict.lost,
         appliedTwice: verdict.appliedTwice,
+        // The last canary went out after every bad message: a consumer that stopped misses it.
+        consumersLeftDead: consumer.handled.includes(canaries[2]!) ? 0 : 1,
         faults: `${cases.length} bad (${cases.filter((c) => c.family !== 'generated').length} hand-picked incl. a tombstone; ${cases.filter((c) => c.family === 'generated').length} generated); ${letters.length} dead letters`,
       });
       expect(verdict.problems).toEqual([]);
@@ -313,6 +315,8 @@ export function badInputScenario(options: BadInputOptions): void {
         duplicates: 0,
         lost: verdict.lost,
         appliedTwice: verdict.appliedTwice,
+        // The last canary went out after every bad message: a consumer that stopped misses it.
+        consumersLeftDead: consumer.handled.includes(canaries[2]!) ? 0 : 1,
         faults: `${cases.length} bad (${cases.filter((c) => c.family !== 'generated').length} hand-picked incl. typed AMQP headers; ${cases.filter((c) => c.family === 'generated').length} generated); ${letters.length} dead letters`,
       });
       expect(verdict.problems).toEqual([]);

@@ -20,7 +20,7 @@ import { sleep, tracer } from '../support/child.js';
 import { openTransport, startConsumer, type TransportName } from '../support/consumers.js';
 import { orderMessage } from '../support/events.js';
 import { startKafka, startRabbit, stopKafka, stopRabbit } from '../support/services.js';
-import { recordRow } from '../support/summary.js';
+import { deadConsumers, recordRow } from '../support/summary.js';
 import {
   applyEffect,
   clearConsumerLedger,
@@ -138,6 +138,7 @@ export function brokerRestartScenario(options: BrokerRestartOptions): void {
         duplicates: Math.max(0, consumer.spy.records.length - v.applied),
         lost: v.lost,
         appliedTwice: v.appliedTwice,
+        consumersLeftDead: deadConsumers([v.lost]),
         faults: `${options.transport === 'kafka' ? 'scripts/kafka stop+start' : 'rabbitmqctl stop_app+start_app'} (stop ${restart.stopMs} ms, down ${restart.downMs} ms, start ${restart.startMs} ms); ${failures.length} publish calls reported failed (${[...new Set(failures.map((f) => f.error))].join(', ') || 'none'}), all retried`,
       });
       expect(problems).toEqual([]);

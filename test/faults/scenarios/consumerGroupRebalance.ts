@@ -163,7 +163,8 @@ export function consumerGroupRebalanceScenario(options: ConsumerGroupRebalanceOp
         duplicates: v.duplicates,
         lost: v.lost,
         appliedTwice: v.appliedTwice,
-        faults: `${options.members} members, ${options.steps} SIGKILLs + ${options.steps} joins (${churn.join(', ')}); ${started} processes; ${v.handlerReruns} handler re-runs absorbed; consumers left dead: 0`,
+        consumersLeftDead: dead.length,
+        faults: `${options.members} members, ${options.steps} SIGKILLs + ${options.steps} joins (${churn.join(', ')}); ${started} processes; ${v.handlerReruns} handler re-runs absorbed`,
       });
       expect(v.problems.slice(0, 20)).toEqual([]);
       expect(midStream, 'churn steps that happened before the stream was consumed').toBe(

@@ -14,7 +14,7 @@ import { serviceUrl, uniqueName } from '../../support/services.js';
 import { kafkaBrokers, RawAmqp, rawKafka } from '../support/brokers.js';
 import { prng, sleep, startChild, type FaultChild } from '../support/child.js';
 import { orderMessage } from '../support/events.js';
-import { recordRow } from '../support/summary.js';
+import { deadConsumers, recordRow } from '../support/summary.js';
 import {
   clearConsumerLedger,
   consumerLedgerKeys,
@@ -152,6 +152,7 @@ export function consumerKillScenario(options: ConsumerKillOptions): void {
         duplicates: v.duplicates,
         lost: v.lost,
         appliedTwice: v.appliedTwice,
+        consumersLeftDead: deadConsumers([v.lost]),
         faults: `${killedAt.length} SIGKILLs at ${killedAt.join(',')} effects; ${v.handlerReruns} handler re-runs absorbed by the idempotency key`,
       });
       expect(v.problems.slice(0, 20)).toEqual([]);

@@ -29,7 +29,7 @@ import { uniqueName } from '../../support/services.js';
 import { prng, sleep, tracer } from '../support/child.js';
 import { deleteTopology, openTransport } from '../support/consumers.js';
 import { FaultOrderPlaced, orderMessage } from '../support/events.js';
-import { recordRow } from '../support/summary.js';
+import { deadConsumers, recordRow } from '../support/summary.js';
 
 export interface RedisClusterOptions {
   /** Distinct messages; each is published 1 to 4 times. */
@@ -212,6 +212,7 @@ export function redisClusterScenario(options: RedisClusterOptions): void {
         duplicates,
         lost,
         appliedTwice: twice,
+        consumersLeftDead: deadConsumers([lost]),
         faults: `${sent - options.messages} extra copies on random partitions, ${options.consumers} consumers; ${options.reshardSlots} slots resharded mid-stream (${redeliveries} redeliveries); dedupe keys per master ${[...spread.values()].join('/')}`,
       });
       expect(problems.slice(0, 20)).toEqual([]);

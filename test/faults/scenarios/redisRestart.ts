@@ -24,7 +24,7 @@ import {
 } from '../support/consumers.js';
 import { orderMessage } from '../support/events.js';
 import { startRedis, stopRedis } from '../support/services.js';
-import { recordRow } from '../support/summary.js';
+import { deadConsumers, recordRow } from '../support/summary.js';
 
 export interface RedisRestartOptions {
   /** Messages per transport before the outage, during it, and after it. */
@@ -205,6 +205,7 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
         duplicates: reRunsAfterLoss + caughtByStore,
         lost,
         appliedTwice: twice,
+        consumersLeftDead: deadConsumers([lost]),
         faults: `Redis down ${down.to - down.from} ms: ${pausedDeliveries} deliveries paused (redeliver), ${startsWhileDown} handled; replays: ${caughtByStore} caught by the store, ${reRunsAfterLoss} re-ran (marks lost) and were absorbed by the idempotency key`,
       });
       expect(problems.slice(0, 20)).toEqual([]);

@@ -23,7 +23,7 @@ import { RedisDedupeStore, RedisJournal, RedisRollbackProgressStore } from '@bac
 import { serviceUrl, uniqueName } from '../../support/services.js';
 import { rabbitNames, RawAmqp } from '../support/brokers.js';
 import { prng, sleep, startChild, tracer, type FaultChild } from '../support/child.js';
-import { recordRow } from '../support/summary.js';
+import { deadConsumers, recordRow } from '../support/summary.js';
 import {
   FaultStockReleased,
   FaultStockReserved,
@@ -233,6 +233,7 @@ export function rollbackKillScenario(options: RollbackKillOptions): void {
         duplicates: repeats,
         lost,
         appliedTwice: twice,
+        consumersLeftDead: deadConsumers([lost]),
         faults: `${killedAt.length} SIGKILLs at ${killedAt.join(',')} of ${options.effects} done; ${repeats} compensations re-published (same id) and absorbed; run ${done.status}, reversed ${done.summary.reversed}`,
       });
       expect(problems.slice(0, 20)).toEqual([]);

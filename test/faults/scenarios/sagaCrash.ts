@@ -144,6 +144,7 @@ export function sagaCrashScenario(options: SagaCrashOptions): void {
         duplicates: Number(stats.duplicates ?? 0),
         lost: after.lost,
         appliedTwice: after.appliedTwice,
+        consumersLeftDead: '-',
         faults: `${kills.length} kills (in flight: ${kills.join(',')}); ${Number(stats.injected ?? 0)} injected step failures; ${JSON.stringify(verdict.byStatus)}, ${stuck.length} stuck retried; final recovered ${String(done.data.recovered)}`,
       });
       expect(after.lost).toBe(0);

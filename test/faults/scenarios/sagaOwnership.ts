@@ -172,6 +172,7 @@ export function sagaOwnershipScenario(options: SagaOwnershipOptions): void {
         duplicates: 0,
         lost,
         appliedTwice,
+        consumersLeftDead: '-',
         faults: `starter killed with ${inFlight} sagas leased in flight; ${compensated} compensations requested across engines; ${takeovers} sagas driven by 2+ processes; ${overlaps} overlapping calls`,
       });
       expect(violations.slice(0, 20), `violations: ${violations.length}`).toEqual([]);

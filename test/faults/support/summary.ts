@@ -20,8 +20,22 @@ export interface SummaryRow {
   lost: number;
   /** Ledger entries with more than one effect. */
   appliedTwice: number;
+  /**
+   * Consumers that stopped taking messages for good (0 expected); '-' for a scenario that runs no
+   * consumer.
+   */
+  consumersLeftDead: number | '-';
   /** What the scenario did to the system (kills, restarts), for the reader. */
   faults: string;
+}
+
+/**
+ * Consumers left dead, for scenarios without a liveness probe of their own: a consumer that never
+ * applied a message it was due by the end (the scenario waits for every one) has stopped taking
+ * messages. Give one count of missed messages per consumer (or one for a group sharing a stream).
+ */
+export function deadConsumers(missedPerConsumer: readonly number[]): number {
+  return missedPerConsumer.filter((n) => n > 0).length;
 }
 
 const rows: SummaryRow[] = [];
@@ -43,6 +57,7 @@ export function formatTable(items: readonly SummaryRow[]): string {
     'dup absorbed',
     'lost',
     'applied 2x',
+    'consumers left dead',
     'faults injected',
   ];
   const body = items.map((r) => [
@@ -53,6 +68,7 @@ export function formatTable(items: readonly SummaryRow[]): string {
     String(r.duplicates),
     String(r.lost),
     String(r.appliedTwice),
+    String(r.consumersLeftDead),
     r.faults,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
