@@ -1,11 +1,12 @@
 /**
  * The load driver with all four services in this process, on any transport:
  *   tsx order-saga/src/bin/load.ts [--transport memory|kafka|rabbitmq] [--orders 1000] [--concurrency 64]
+ *     [--partitions 8] [--consumers 1] [--prefetch 64] [--linger-ms 0] [--json]
  * Places the orders, then runs the checker until consistent; exits 1 if it never is.
  */
 import cliProgress from 'cli-progress';
 import { checkUntilConsistent, formatReport } from '../checker.js';
-import { readConfig } from '../config.js';
+import { readConfig, topologyOf } from '../config.js';
 import { createRuntime } from '../infra/runtime.js';
 import { placeOrders } from '../load.js';
 import { startShop } from '../system.js';
@@ -21,6 +22,7 @@ const runtime = await createRuntime({
   transport: config.transport,
   store: config.store,
   prefix: `${config.prefix}-load-${Date.now().toString(36)}`,
+  ...topologyOf(config),
 });
 const shop = await startShop(runtime, {
   stockFor: config.orders,
