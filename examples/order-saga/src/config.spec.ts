@@ -76,6 +76,6 @@ describe('example configuration', () => {
     expect(() => readConfig(['--consumers', '0'])).toThrow(
       /--consumers must be a positive integer/,
     );
-    expect(() => readConfig(['--linger-ms', '-1'])).toThrow(/--linger-ms must be a number/);
+    expect(() => readConfig(['--linger-ms=-1'])).toThrow(/--linger-ms must be a number/);
   });
 });
