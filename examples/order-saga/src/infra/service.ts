@@ -14,6 +14,7 @@ import {
   type Transport,
 } from '@backtrack/core';
 import { SILENT_STORY, type Story } from '../story.js';
+import { tracedRoute } from '../trace.js';
 
 /** The infrastructure a service runs on; the same code runs on memory, Kafka or RabbitMQ. */
 export interface ServiceInfra {
@@ -84,7 +85,7 @@ export async function consume(
   const processor = createConsumerPipeline(
     {
       name: service,
-      handlers: options.handlers,
+      handlers: options.handlers.map((route) => tracedRoute(service, route)),
       unhandled: 'ignore',
       retry: { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000 },
     },
