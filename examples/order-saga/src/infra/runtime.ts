@@ -227,6 +227,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         group,
         consumers,
         batching,
+        bindHandledTypes: options.transport === 'rabbitmq',
         ...(story ? { story } : {}),
       };
     },

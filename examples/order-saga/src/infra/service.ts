@@ -42,6 +42,12 @@ export interface ServiceInfra {
   consumers?: number;
   /** The journaling publisher's batching. @default the library's defaults */
   batching?: PublisherBatchingOptions;
+  /**
+   * RabbitMQ: bind a service's queue only to the event types it handles (routing key = type)
+   * instead of `#`, so the broker does not deliver the many messages the service would only
+   * acknowledge and ignore. @default false
+   */
+  bindHandledTypes?: boolean;
 }
 
 export type ServiceName = 'orders' | 'inventory' | 'payments' | 'shipping';
@@ -95,6 +101,9 @@ export async function consume(
     topics: options.from.map((s) => infra.topic(s)),
     group: infra.group(service),
     processor,
+    ...(infra.bindHandledTypes
+      ? { bindingKeys: [...new Set(options.handlers.map((route) => route.eventType))] }
+      : {}),
   };
   const count = Math.max(1, infra.consumers ?? 1);
   const subscriptions: Subscription[] = [];
