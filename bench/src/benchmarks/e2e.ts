@@ -55,10 +55,20 @@ async function runExample<T>(script: string, args: string[], timeoutMs: number):
       maxBuffer: 16 * 1024 * 1024,
     },
   );
-  // The load driver prints one line; the drill pretty-prints one object: take from the first '{'.
-  const start = stdout.indexOf('{');
-  if (start < 0) throw new Error(`${script} printed no JSON: ${stdout.slice(0, 500)}`);
-  return JSON.parse(stdout.slice(start)) as T;
+  return parseResult<T>(stdout, script);
+}
+
+/**
+ * The result object in a child's stdout: the load driver prints it on one line, the drill
+ * pretty-printed; the library's pino log lines (JSON too, on the same stdout) are skipped.
+ */
+export function parseResult<T>(stdout: string, what = 'the example'): T {
+  const oneLine = stdout.split('\n').filter((line) => line.startsWith('{"transport"'));
+  if (oneLine.length > 0) return JSON.parse(oneLine.at(-1)!) as T;
+  const start = stdout.lastIndexOf('{\n  "transport"');
+  const end = start < 0 ? -1 : stdout.indexOf('\n}', start);
+  if (start < 0 || end < 0) throw new Error(`${what} printed no result: ${stdout.slice(0, 500)}`);
+  return JSON.parse(stdout.slice(start, end + 2)) as T;
 }
 
 function topologyArgs(o: BenchOptions): string[] {
