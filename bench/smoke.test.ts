@@ -32,6 +32,7 @@ const EXPECTED = [
   'saga-engine',
   'dedupe-claims',
   'rollback',
+  'e2e',
 ];
 
 describe.skipIf(!ready)('npm run bench -- --quick', () => {

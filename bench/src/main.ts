@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dedupeBenchmark } from './benchmarks/dedupe.js';
+import { e2eBenchmark } from './benchmarks/e2e.js';
 import { KAFKA_CONSUME_SIDES, kafkaConsumeBenchmark } from './benchmarks/kafkaConsume.js';
 import { kafkaPublishBenchmark } from './benchmarks/kafkaPublish.js';
 import { rabbitConsumeBenchmark } from './benchmarks/rabbitConsume.js';
@@ -33,6 +34,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   sagaBenchmark,
   dedupeBenchmark,
   rollbackBenchmark,
+  e2eBenchmark,
 ];
 
 const D = FULL_DEFAULTS;
@@ -50,6 +52,11 @@ const HELP = `Usage: npm run bench -- [options]
   --claims N           dedupe claims per run (default ${D.claims})
   --batch N            keys per claimMany / pipeline (default ${D.batch})
   --effects N          journaled effects a rollback reverses per run (default ${D.effects})
+  --orders N           e2e: orders per load-driver run (default ${D.orders})
+  --order-concurrency N e2e: sagas placed at once (default ${D.orderConcurrency})
+  --drill-orders N     e2e: also run the rollback drill on Kafka and RabbitMQ (default 0: off)
+  --e2e-partitions N   e2e: partitions per topic (default ${D.e2ePartitions})
+  --e2e-consumers K    e2e: consumers per service in one group (default ${D.e2eConsumers})
   --only a,b           only these benchmarks: ${BENCHMARKS.map((b) => b.id).join(', ')}
   --sides a,b          kafka-consume: only these sides (${KAFKA_CONSUME_SIDES.join(', ')}), for profiles
   --out FILE           JSON output (default bench/results/latest.json)
@@ -79,6 +86,11 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       claims: { type: 'string' },
       batch: { type: 'string' },
       effects: { type: 'string' },
+      orders: { type: 'string' },
+      'order-concurrency': { type: 'string' },
+      'drill-orders': { type: 'string' },
+      'e2e-partitions': { type: 'string' },
+      'e2e-consumers': { type: 'string' },
       only: { type: 'string' },
       sides: { type: 'string' },
       out: { type: 'string' },
@@ -115,6 +127,18 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     claims: positive('claims', values.claims, d.claims),
     batch: positive('batch', values.batch, d.batch),
     effects: positive('effects', values.effects, d.effects),
+    orders: positive('orders', values.orders, d.orders),
+    orderConcurrency: positive(
+      'order-concurrency',
+      values['order-concurrency'],
+      d.orderConcurrency,
+    ),
+    drillOrders:
+      values['drill-orders'] === '0'
+        ? 0
+        : positive('drill-orders', values['drill-orders'], d.drillOrders),
+    e2ePartitions: positive('e2e-partitions', values['e2e-partitions'], d.e2ePartitions),
+    e2eConsumers: positive('e2e-consumers', values['e2e-consumers'], d.e2eConsumers),
     only,
     sides,
     out: resolve(values.out ?? resolve(here, '../results/latest.json')),

@@ -29,6 +29,16 @@ export interface BenchOptions {
   batch: number;
   /** Journaled effects a rollback reverses per run. */
   effects: number;
+  /** e2e: orders per load-driver run. */
+  orders: number;
+  /** e2e: sagas placed at once by the load driver and the drill. */
+  orderConcurrency: number;
+  /** e2e: orders of the rollback drill on each broker (0: no drill). */
+  drillOrders: number;
+  /** e2e: partitions per topic (Kafka, memory). */
+  e2ePartitions: number;
+  /** e2e: consumers per service in its group. */
+  e2eConsumers: number;
   /** Only these benchmark ids (all when empty). */
   only: string[];
   /** kafka-consume: only these sides (all when empty), for profiling one side. */
@@ -52,6 +62,11 @@ export const FULL_DEFAULTS: Readonly<Sizes> = {
   claims: 20_000,
   batch: 100,
   effects: 5_000,
+  orders: 2_000,
+  orderConcurrency: 256,
+  drillOrders: 0,
+  e2ePartitions: 8,
+  e2eConsumers: 1,
 };
 
 export const QUICK_DEFAULTS: Readonly<Sizes> = {
@@ -66,6 +81,11 @@ export const QUICK_DEFAULTS: Readonly<Sizes> = {
   claims: 300,
   batch: 50,
   effects: 100,
+  orders: 40,
+  orderConcurrency: 16,
+  drillOrders: 0,
+  e2ePartitions: 8,
+  e2eConsumers: 1,
 };
 
 export type Role = 'baseline' | 'backtrack' | 'info';

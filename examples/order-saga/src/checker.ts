@@ -35,14 +35,8 @@ export interface ConsistencyReport {
 }
 
 export async function checkConsistency(states: ServiceStates): Promise<ConsistencyReport> {
-  const [orders, reservations, payments, shipments, available, initial] = await Promise.all([
-    states.orders.all(),
-    states.inventory.reservations(),
-    states.payments.all(),
-    states.shipping.all(),
-    states.inventory.available(),
-    states.inventory.initial(),
-  ]);
+  // One read of everything (one round trip on Redis), not one key or one hash at a time.
+  const { orders, reservations, payments, shipments, available, initial } = await states.snapshot();
   const reservationOf = byOrder<Reservation>(reservations);
   const paymentOf = byOrder<Payment>(payments);
   const shipmentOf = byOrder<Shipment>(shipments);

@@ -44,4 +44,38 @@ describe('example configuration', () => {
     expect(() => readConfig(['--orders', '0'])).toThrow(/--orders must be a positive integer/);
     expect(() => readConfig(['--nope'])).toThrow(/Unknown option '--nope'/);
   });
+
+  it('reads the topology options and refuses ones that cannot work', () => {
+    delete process.env.BACKTRACK_TRANSPORT;
+    expect(readConfig([])).toMatchObject({
+      partitions: 8,
+      consumers: 1,
+      prefetch: 64,
+      lingerMs: 0,
+    });
+    expect(
+      readConfig([
+        '--partitions',
+        '16',
+        '--consumers',
+        '4',
+        '--prefetch',
+        '128',
+        '--linger-ms',
+        '2',
+      ]),
+    ).toMatchObject({ partitions: 16, consumers: 4, prefetch: 128, lingerMs: 2 });
+    expect(() => readConfig(['--partitions', '2', '--consumers', '3'])).toThrow(
+      /--consumers \(3\) must not exceed --partitions \(2\)/,
+    );
+    // RabbitMQ has no partitions: competing consumers are not bounded by them.
+    expect(
+      readConfig(['--transport', 'rabbitmq', '--partitions', '2', '--consumers', '3']).consumers,
+    ).toBe(3);
+    expect(() => readConfig(['--partitions', '65'])).toThrow(/--partitions must be at most 64/);
+    expect(() => readConfig(['--consumers', '0'])).toThrow(
+      /--consumers must be a positive integer/,
+    );
+    expect(() => readConfig(['--linger-ms=-1'])).toThrow(/--linger-ms must be a number/);
+  });
 });

@@ -5,11 +5,16 @@
  *   --store default|postgres            (env BACKTRACK_STORE; default default = memory or Redis)
  *   --prefix <name>                     (env BACKTRACK_PREFIX; default shop)
  *   --orders <n>                        (load driver and drill)
+ *   --partitions <n>                    (partitions per topic, Kafka and memory; default 8)
+ *   --consumers <k>                     (consumers per service in its group; default 1)
+ *   --prefetch <n>                      (RabbitMQ prefetch window per consumer; default 64)
+ *   --linger-ms <ms>                    (publisher and Kafka producer linger; default 0)
  */
 import { parseArgs } from 'node:util';
 import {
   STORE_KINDS,
   TRANSPORT_KINDS,
+  type RuntimeOptions,
   type StoreKind,
   type TransportKind,
 } from './infra/runtime.js';
@@ -21,7 +26,27 @@ export interface ExampleConfig {
   prefix: string;
   orders: number;
   concurrency: number;
+  /** Partitions per topic (Kafka, memory). */
+  partitions: number;
+  /** Consumers per service in its group. */
+  consumers: number;
+  /** RabbitMQ prefetch window per consumer. */
+  prefetch: number;
+  /** Publisher batching and Kafka producer linger, in ms. */
+  lingerMs: number;
   flags: Record<string, string | boolean | undefined>;
+}
+
+/** The runtime options of the topology flags (`--partitions`, `--consumers`, ...). */
+export function topologyOf(
+  config: Pick<ExampleConfig, 'partitions' | 'consumers' | 'prefetch' | 'lingerMs'>,
+): Pick<RuntimeOptions, 'partitions' | 'consumers' | 'prefetch' | 'lingerMs'> {
+  return {
+    partitions: config.partitions,
+    consumers: config.consumers,
+    prefetch: config.prefetch,
+    lingerMs: config.lingerMs,
+  };
 }
 
 export function readConfig(
@@ -37,6 +62,10 @@ export function readConfig(
       prefix: { type: 'string' },
       orders: { type: 'string' },
       concurrency: { type: 'string' },
+      partitions: { type: 'string' },
+      consumers: { type: 'string' },
+      prefetch: { type: 'string' },
+      'linger-ms': { type: 'string' },
       ...extra,
     },
     allowPositionals: false,
@@ -54,12 +83,32 @@ export function readConfig(
   }
   const orders = positiveInt('orders', values.orders, defaults.orders ?? 20);
   const concurrency = positiveInt('concurrency', values.concurrency, defaults.concurrency ?? 32);
+  const partitions = positiveInt('partitions', values.partitions, 8);
+  if (partitions > 64) throw new ConfigError(`--partitions must be at most 64, got ${partitions}`);
+  const consumers = positiveInt('consumers', values.consumers, 1);
+  if (transport !== 'rabbitmq' && consumers > partitions) {
+    throw new ConfigError(
+      `--consumers (${consumers}) must not exceed --partitions (${partitions}): a member without a partition idles`,
+    );
+  }
+  const prefetch = positiveInt('prefetch', values.prefetch, 64);
+  const lingerRaw = values['linger-ms'];
+  const lingerMs = lingerRaw === undefined ? 0 : Number(lingerRaw);
+  if (!Number.isFinite(lingerMs) || lingerMs < 0 || lingerMs > 1000) {
+    throw new ConfigError(
+      `--linger-ms must be a number from 0 to 1000, got "${String(lingerRaw)}"`,
+    );
+  }
   return {
     transport: transport as TransportKind,
     store: store as StoreKind,
     prefix: (values.prefix as string | undefined) ?? process.env.BACKTRACK_PREFIX ?? 'shop',
     orders,
     concurrency,
+    partitions,
+    consumers,
+    prefetch,
+    lingerMs,
     flags: values as Record<string, string | boolean | undefined>,
   };
 }

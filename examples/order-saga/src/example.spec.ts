@@ -5,6 +5,7 @@ import { createRuntime } from './infra/runtime.js';
 import { startShop } from './system.js';
 import { placeOrders } from './load.js';
 import { checkConsistency } from './checker.js';
+import { trace } from './trace.js';
 
 describe('order-saga example on the in-memory transport', () => {
   it('tells a story of sagas completing and compensating, and the checker passes', async () => {
@@ -42,6 +43,37 @@ describe('order-saga example on the in-memory transport', () => {
       expect(report.inconsistent).toEqual([]);
       expect(report.ok).toBe(true);
     } finally {
+      await shop.stop();
+      await runtime.close();
+    }
+  }, 30_000);
+
+  it('runs K consumers per service over 16 partitions, with the trace on, and stays consistent', async () => {
+    const runtime = await createRuntime({
+      transport: 'memory',
+      partitions: 16,
+      consumers: 4,
+      lingerMs: 1,
+    });
+    const shop = await startShop(runtime, { stockFor: 100 });
+    trace.reset();
+    trace.enabled = true;
+    try {
+      const result = await placeOrders(shop.orders, { count: 100, concurrency: 32 });
+      expect(result.surprises).toEqual([]);
+      expect(result.byStatus).toEqual({ confirmed: 70, cancelled: 30 });
+      const report = await checkConsistency(runtime.states);
+      expect(report.inconsistent).toEqual([]);
+      expect(report.ok).toBe(true);
+      const hops = trace.summary();
+      expect(hops['order']?.count).toBe(100);
+      // 100 reserves, 85 charges (15 out of stock), 70 ships, and the compensations' releases.
+      expect(hops['round trip reserve']?.count).toBe(100);
+      expect(hops['handle inventory']?.count).toBeGreaterThanOrEqual(100);
+      expect(hops['deliver payments']?.count).toBeGreaterThan(0);
+    } finally {
+      trace.enabled = false;
+      trace.reset();
       await shop.stop();
       await runtime.close();
     }

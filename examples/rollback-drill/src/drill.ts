@@ -25,7 +25,11 @@ import { pino } from 'pino';
 import { orderSpec } from '../../order-saga/src/catalog.js';
 import { checkConsistency, type ConsistencyReport } from '../../order-saga/src/checker.js';
 import { currentRegistry } from '../../order-saga/src/events.js';
-import { createRuntime, type TransportKind } from '../../order-saga/src/infra/runtime.js';
+import {
+  createRuntime,
+  type RuntimeOptions,
+  type TransportKind,
+} from '../../order-saga/src/infra/runtime.js';
 import { placeOrders, type LoadResult } from '../../order-saga/src/load.js';
 import {
   PAYMENTS_BAD_VERSION,
@@ -41,6 +45,8 @@ export interface DrillOptions {
   prefix?: string;
   /** Sagas placed at once. @default 64 */
   concurrency?: number;
+  /** Partitions, consumers per service, RabbitMQ prefetch, publish linger (`--partitions` ...). */
+  topology?: Pick<RuntimeOptions, 'partitions' | 'consumers' | 'prefetch' | 'lingerMs'>;
   /** Give up converging after this long, in ms. @default 300_000 */
   convergeTimeoutMs?: number;
   /** How long a saga step waits for its reply, in ms. @default 30_000 on a broker, 5_000 in memory */
@@ -156,6 +162,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     transport: options.transport,
     prefix: options.prefix ?? `drill-${Date.now().toString(36)}`,
     logger,
+    ...options.topology,
   });
   onPhase('starting');
   const shop = await startShop(runtime, {

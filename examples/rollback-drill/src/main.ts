@@ -5,7 +5,7 @@
  * Exits 0 when the system converged, 1 when it did not, 2 on a bad argument.
  */
 import cliProgress from 'cli-progress';
-import { ConfigError, readConfig } from '../../order-saga/src/config.js';
+import { ConfigError, readConfig, topologyOf } from '../../order-saga/src/config.js';
 import { formatReport } from '../../order-saga/src/checker.js';
 import { color } from '../../order-saga/src/story.js';
 import { runDrill, type DrillPhase, type DrillResult } from './drill.js';
@@ -27,7 +27,7 @@ try {
   ) {
     console.error(`drill: ${(error as Error).message}`);
     console.error(
-      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--prefix NAME] [--keep] [--json]',
+      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--partitions N] [--consumers K] [--prefetch N] [--linger-ms MS] [--prefix NAME] [--keep] [--json]',
     );
     process.exit(2);
   }
@@ -71,6 +71,7 @@ try {
     transport: config.transport,
     orders: config.orders,
     concurrency: config.concurrency,
+    topology: topologyOf(config),
     keep: config.flags.keep === true,
     prefix: `${config.prefix}-drill-${Date.now().toString(36)}`,
     onPhase: (next, total) => {

@@ -2,7 +2,7 @@
  * Shared start-up of the one-service-per-process entry points: configuration, the runtime, and
  * a clean shutdown on SIGINT/SIGTERM (close the subscription, then the connections).
  */
-import { ConfigError, readConfig, type ExampleConfig } from '../config.js';
+import { ConfigError, readConfig, topologyOf, type ExampleConfig } from '../config.js';
 import { createRuntime, type Runtime } from '../infra/runtime.js';
 import { color } from '../story.js';
 
@@ -28,6 +28,7 @@ export async function boot(
     transport: config.transport,
     store: config.store,
     prefix: config.prefix,
+    ...topologyOf(config),
   });
   return { config, runtime };
 }

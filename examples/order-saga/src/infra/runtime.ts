@@ -70,8 +70,25 @@ export interface RuntimeOptions {
   kafkaBrokers?: string;
   /** @default AMQP_URL or amqp://guest:guest@127.0.0.1:5672 */
   amqpUrl?: string;
-  /** Partitions of each Kafka topic (and partitions consumed at once). @default 8 */
-  kafkaPartitions?: number;
+  /**
+   * Partitions of each topic (Kafka topics and the in-memory transport), keyed by order id, and
+   * on Kafka the partitions each consumer processes at once (`partitionsConsumedConcurrently`).
+   * @default 8
+   */
+  partitions?: number;
+  /**
+   * Consumers per service in one group (Kafka: the group's members share the partitions;
+   * RabbitMQ: competing consumers on the service's queue, each with its own channel and prefetch
+   * window; memory: members of the group). @default 1
+   */
+  consumers?: number;
+  /** RabbitMQ prefetch of each consumer: the largest window `processBatch` gets. @default 64 */
+  prefetch?: number;
+  /**
+   * How long the first of concurrent publishes waits for others, in ms: the journaling
+   * publisher's `batching.lingerMs` and, on Kafka, the producer's `lingerMs`. @default 0
+   */
+  lingerMs?: number;
   /** The library's logger. @default pino at `warn` (BACKTRACK_LOG_LEVEL overrides) */
   logger?: Logger;
 }
@@ -81,6 +98,8 @@ export interface Runtime {
   readonly store: StoreKind;
   readonly prefix: string;
   readonly logger: Logger;
+  /** Consumers per service (see {@link RuntimeOptions.consumers}). */
+  readonly consumers: number;
   readonly journal: Journal;
   readonly sagaStore: SagaStore;
   /** Every service's state (each service is given only its own; the checker reads all). */
@@ -116,10 +135,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const group = (service: ServiceName) => `${prefix}.${service}`;
 
   const store = options.store ?? 'default';
+  const partitions = options.partitions ?? 8;
+  const consumers = options.consumers ?? 1;
+  const lingerMs = options.lingerMs ?? 0;
+  const batching = { lingerMs, maxBatchSize: 256 };
   const pg = store === 'postgres' ? await postgresStores(options, prefix, logger) : undefined;
 
   if (options.transport === 'memory') {
-    const transport = new InMemoryTransport({ partitions: 8 }, { logger });
+    const transport = new InMemoryTransport({ partitions }, { logger });
     const journal = pg?.journal ?? new InMemoryJournal();
     const dedupeStore = new InMemoryDedupeStore();
     return {
@@ -127,6 +150,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       store,
       prefix,
       logger,
+      consumers,
       journal,
       sagaStore: pg?.sagaStore ?? new InMemorySagaStore(),
       progressStore: new InMemoryRollbackProgressStore(),
@@ -141,6 +165,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           logger,
           topic,
           group,
+          consumers,
+          batching,
           ...(story ? { story } : {}),
         };
       },
@@ -182,6 +208,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     store,
     prefix,
     logger,
+    consumers,
     journal,
     sagaStore,
     progressStore: new RedisRollbackProgressStore({ keyPrefix: `${prefix}:rollback` }, { redis }),
@@ -198,6 +225,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         logger,
         topic,
         group,
+        consumers,
+        batching,
+        bindHandledTypes: options.transport === 'rabbitmq',
         ...(story ? { story } : {}),
       };
     },
@@ -265,7 +295,7 @@ async function transportFactory(
     const brokers = (options.kafkaBrokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:9092')
       .split(',')
       .map((b) => b.trim());
-    const partitions = options.kafkaPartitions ?? 8;
+    const partitions = options.partitions ?? 8;
     const prefix = options.prefix ?? 'shop';
     const create = () =>
       createKafkaTransport(
@@ -274,8 +304,9 @@ async function transportFactory(
           clientId: `${options.prefix ?? 'shop'}-example`,
           consumer: {
             createPartitions: partitions,
-            partitionsConsumedConcurrently: partitions,
+            partitionsConsumedConcurrently: Math.min(partitions, 64),
           },
+          producer: { lingerMs: options.lingerMs ?? 0 },
         },
         { logger },
       );
@@ -297,7 +328,8 @@ async function transportFactory(
   }
   const { createRabbitTransport } = await import('@backtrack/rabbitmq');
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-  return async () => createRabbitTransport({ url, consumer: { prefetch: 32 } }, { logger });
+  const prefetch = options.prefetch ?? 64;
+  return async () => createRabbitTransport({ url, consumer: { prefetch } }, { logger });
 }
 
 /** Deletes the queues and exchanges the four services' subscriptions declared. */

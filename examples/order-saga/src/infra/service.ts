@@ -9,10 +9,12 @@ import {
   type Journal,
   type Logger,
   type Publisher,
+  type PublisherBatchingOptions,
   type Subscription,
   type Transport,
 } from '@backtrack/core';
 import { SILENT_STORY, type Story } from '../story.js';
+import { tracedRoute } from '../trace.js';
 
 /** The infrastructure a service runs on; the same code runs on memory, Kafka or RabbitMQ. */
 export interface ServiceInfra {
@@ -30,6 +32,22 @@ export interface ServiceInfra {
   group: (service: ServiceName) => string;
   /** The narration; silent by default. */
   story?: Story;
+  /**
+   * Consumers of this service in its group, each its own subscription (Kafka: a group member
+   * with its share of the partitions; RabbitMQ: a competing consumer with its own channel and
+   * prefetch window). Order per order id holds on Kafka (one partition, one member); on RabbitMQ
+   * competing consumers may interleave two messages of one order, which the services' state
+   * tolerates (a release or refund that comes first is remembered). @default 1
+   */
+  consumers?: number;
+  /** The journaling publisher's batching. @default the library's defaults */
+  batching?: PublisherBatchingOptions;
+  /**
+   * RabbitMQ: bind a service's queue only to the event types it handles (routing key = type)
+   * instead of `#`, so the broker does not deliver the many messages the service would only
+   * acknowledge and ignore. @default false
+   */
+  bindHandledTypes?: boolean;
 }
 
 export type ServiceName = 'orders' | 'inventory' | 'payments' | 'shipping';
@@ -49,7 +67,12 @@ export function publisherFor(
   registry: EventRegistry,
 ): Publisher {
   return createPublisher(
-    { service, version, topicFor: () => infra.topic(service) },
+    {
+      service,
+      version,
+      topicFor: () => infra.topic(service),
+      ...(infra.batching ? { batching: infra.batching } : {}),
+    },
     { transport: infra.transport, journal: infra.journal, registry, logger: infra.logger },
   );
 }
@@ -68,7 +91,7 @@ export async function consume(
   const processor = createConsumerPipeline(
     {
       name: service,
-      handlers: options.handlers,
+      handlers: options.handlers.map((route) => tracedRoute(service, route)),
       unhandled: 'ignore',
       retry: { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000 },
     },
@@ -78,7 +101,33 @@ export async function consume(
     topics: options.from.map((s) => infra.topic(s)),
     group: infra.group(service),
     processor,
+    ...(infra.bindHandledTypes
+      ? { bindingKeys: [...new Set(options.handlers.map((route) => route.eventType))] }
+      : {}),
   };
+  const count = Math.max(1, infra.consumers ?? 1);
+  const subscriptions: Subscription[] = [];
+  try {
+    // One after the other: each Kafka member joins the group before the next one rebalances it.
+    for (let i = 0; i < count; i++)
+      subscriptions.push(await subscribeOnce(infra, service, subscription));
+  } catch (error) {
+    await Promise.allSettled(subscriptions.map((s) => s.close()));
+    throw error;
+  }
+  if (subscriptions.length === 1) return subscriptions[0]!;
+  return {
+    close: async () => {
+      await Promise.all(subscriptions.map((s) => s.close()));
+    },
+  };
+}
+
+async function subscribeOnce(
+  infra: ServiceInfra,
+  service: ServiceName,
+  subscription: Parameters<Transport['subscribe']>[0],
+): Promise<Subscription> {
   // A broker that is still settling (Kafka right after creating topics) fails now and then:
   // try a few times before giving up (a configuration error fails at once).
   for (let attempt = 1; ; attempt++) {

@@ -43,6 +43,7 @@ import {
 } from '../events.js';
 import type { Order, OrdersState } from '../state/types.js';
 import { euros } from '../story.js';
+import { trace } from '../trace.js';
 import {
   consume,
   publisherFor,
@@ -142,14 +143,19 @@ export async function startOrders(
     send: (id: string) => Promise<unknown>,
     ctx: { input: PlaceOrderInput; idempotencyKey: string; attempt: number; signal: AbortSignal },
   ): Promise<Reply> {
+    const started = performance.now();
     const reply = replies.wait(ctx.input.orderId, kind, ctx.signal);
     // A new id per attempt: a retried step is a new request, which the other service answers
     // again from its own (idempotent) state instead of dropping it as a duplicate.
-    await send(deterministicId(ctx.idempotencyKey, String(ctx.attempt))).catch((error) => {
-      reply.catch(() => undefined);
-      throw error;
-    });
-    return reply;
+    await trace
+      .time('publish', () => send(deterministicId(ctx.idempotencyKey, String(ctx.attempt))))
+      .catch((error) => {
+        reply.catch(() => undefined);
+        throw error;
+      });
+    const answer = await reply;
+    trace.record(`round trip ${kind}`, performance.now() - started);
+    return answer;
   }
 
   const placeOrder = defineSaga('place-order', { input: PlaceOrderInput })
@@ -326,7 +332,8 @@ export async function startOrders(
     version,
     engine,
     async place(order) {
-      await state.create(order);
+      const started = performance.now();
+      await trace.time('state create order', () => state.create(order));
       story.tell({
         orderId: order.orderId,
         service: 'orders',
@@ -336,7 +343,9 @@ export async function startOrders(
       const result = await engine.start(placeOrder, order, {
         sagaId: `place-order:${order.orderId}`,
       });
-      return settle(result);
+      const final = await trace.time('state settle order', () => settle(result));
+      trace.record('order', performance.now() - started);
+      return final;
     },
     async recover() {
       const summary = await engine.recover();

@@ -167,10 +167,26 @@ export class InMemoryShippingState implements ShippingState {
 }
 
 export function createInMemoryStates(): ServiceStates {
+  const orders = new InMemoryOrdersState();
+  const inventory = new InMemoryInventoryState();
+  const payments = new InMemoryPaymentsState();
+  const shipping = new InMemoryShippingState();
   return {
-    orders: new InMemoryOrdersState(),
-    inventory: new InMemoryInventoryState(),
-    payments: new InMemoryPaymentsState(),
-    shipping: new InMemoryShippingState(),
+    orders,
+    inventory,
+    payments,
+    shipping,
+    // The reads below do not yield between them: one consistent cut, like Redis's MULTI.
+    snapshot: async () => {
+      const [o, r, p, s, a, i] = await Promise.all([
+        orders.all(),
+        inventory.reservations(),
+        payments.all(),
+        shipping.all(),
+        inventory.available(),
+        inventory.initial(),
+      ]);
+      return { orders: o, reservations: r, payments: p, shipments: s, available: a, initial: i };
+    },
   };
 }

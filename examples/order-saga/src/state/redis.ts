@@ -11,6 +11,7 @@ import type {
   ServiceStates,
   Shipment,
   ShippingState,
+  StateSnapshot,
 } from './types.js';
 
 /**
@@ -259,5 +260,43 @@ export function createRedisStates(redis: Redis, prefix: string): ServiceStates {
     inventory: new RedisInventoryState(redis, prefix),
     payments: new RedisPaymentsState(redis, prefix),
     shipping: new RedisShippingState(redis, prefix),
+    snapshot: () => redisSnapshot(redis, prefix),
+  };
+}
+
+/**
+ * The checker's read: the six hashes in one MULTI/EXEC, so one round trip whatever the number
+ * of orders, and no service writes between two of the reads (a cut the services agree on).
+ */
+export async function redisSnapshot(redis: Redis, prefix: string): Promise<StateSnapshot> {
+  const results = await redis
+    .multi()
+    .hgetall(`${prefix}:orders`)
+    .hgetall(`${prefix}:inventory:reservations`)
+    .hgetall(`${prefix}:payments`)
+    .hgetall(`${prefix}:shipments`)
+    .hgetall(`${prefix}:inventory:available`)
+    .hgetall(`${prefix}:inventory:initial`)
+    .exec();
+  if (results === null) throw new Error('redis snapshot: MULTI was aborted');
+  const hashes = results.map(([error, value]) => {
+    if (error) throw error;
+    return value as Record<string, string>;
+  });
+  const [orders, reservations, payments, shipments, available, initial] = hashes as [
+    Record<string, string>,
+    Record<string, string>,
+    Record<string, string>,
+    Record<string, string>,
+    Record<string, string>,
+    Record<string, string>,
+  ];
+  return {
+    orders: parseAll<Order>(orders),
+    reservations: parseAll<Reservation>(reservations),
+    payments: parseAll<Payment>(payments),
+    shipments: parseAll<Shipment>(shipments),
+    available: numbers(available),
+    initial: numbers(initial),
   };
 }

@@ -93,5 +93,50 @@ export function serviceStatesContract(name: string, make: () => Promise<ServiceS
       await orders.setStatus('o-1', 'confirmed');
       expect(await orders.all()).toEqual([{ ...order, status: 'confirmed' }]);
     });
+
+    it('takes a snapshot of every store that agrees with their own reads', async () => {
+      const states = await make();
+      expect(await states.snapshot()).toEqual({
+        orders: [],
+        reservations: [],
+        payments: [],
+        shipments: [],
+        available: {},
+        initial: {},
+      });
+      await states.inventory.setStock('mug', 4);
+      await states.inventory.reserve('o-1', 'mug', 1);
+      await states.inventory.reserve('o-2', 'mug', 2);
+      await states.inventory.commit('o-1');
+      await states.orders.create({
+        orderId: 'o-1',
+        sku: 'mug',
+        qty: 1,
+        amountCents: 1_200,
+        card: '4242',
+      });
+      await states.payments.charge({
+        orderId: 'o-1',
+        chargeId: 'ch_o-1',
+        status: 'charged',
+        requestedCents: 1_200,
+        chargedCents: 1_200,
+        version: '1.0.0',
+      });
+      await states.shipping.ship({ orderId: 'o-1', trackingId: 't-1', sku: 'mug', qty: 1 });
+      const snapshot = await states.snapshot();
+      const byId = <T extends { orderId: string }>(list: T[]) =>
+        [...list].sort((a, b) => a.orderId.localeCompare(b.orderId));
+      expect(byId(snapshot.reservations)).toEqual(byId(await states.inventory.reservations()));
+      expect(snapshot.reservations).toHaveLength(2);
+      expect(snapshot.orders).toEqual(await states.orders.all());
+      expect(snapshot.payments).toEqual(await states.payments.all());
+      expect(snapshot.payments).toHaveLength(1);
+      expect(snapshot.shipments).toEqual([
+        { orderId: 'o-1', trackingId: 't-1', sku: 'mug', qty: 1 },
+      ]);
+      expect(snapshot.available).toEqual({ mug: 1 });
+      expect(snapshot.initial).toEqual({ mug: 4 });
+    });
   });
 }

@@ -107,10 +107,25 @@ export interface ShippingState {
   all(): Promise<Shipment[]>;
 }
 
+/** Everything the checker reads, taken at one moment. */
+export interface StateSnapshot {
+  orders: Order[];
+  reservations: Reservation[];
+  payments: Payment[];
+  shipments: Shipment[];
+  available: Record<string, number>;
+  initial: Record<string, number>;
+}
+
 /** The four stores, as the services and the checker see them. */
 export interface ServiceStates {
   orders: OrdersState;
   inventory: InventoryState;
   payments: PaymentsState;
   shipping: ShippingState;
+  /**
+   * Reads everything the checker needs at once: on Redis one MULTI of six HGETALLs (one round
+   * trip, a consistent cut across the services), in memory a copy of the maps.
+   */
+  snapshot(): Promise<StateSnapshot>;
 }

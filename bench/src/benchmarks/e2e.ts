@@ -1,0 +1,191 @@
+/**
+ * 8. End to end: the order-saga load driver (examples/order-saga/src/bin/load.ts, all four
+ * services in one process, each order a 3-step saga of about 12 messages) on the in-memory
+ * transport, on Kafka and on RabbitMQ (Redis holding journal, dedupe, saga log and state), and
+ * optionally the rollback drill on both brokers (time from the rollback's start to consistency).
+ *
+ * Each run is its own child process (`tsx ... --json`), as a user runs it: the benchmark reads
+ * the one JSON line it prints. The in-memory rate is the baseline (the same code with no broker
+ * and no Redis: what the CPU allows); the ratios say what the brokers and Redis cost.
+ */
+import { execFile } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SERVICES } from '../common.js';
+import type { Benchmark, BenchOptions } from '../runner.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const examples = resolve(here, '../../../examples');
+const TRANSPORTS = ['memory', 'kafka', 'rabbitmq'] as const;
+
+interface LoadJson {
+  transport: string;
+  orders: number;
+  ordersPerS: number;
+  consistent: boolean;
+  surprises: number;
+  checkMs: number;
+}
+
+interface DrillJson {
+  converged: boolean;
+  timeToConsistencyMs: number;
+  rollbackRunMs: number;
+  reversed: number;
+  replayed: number;
+  failed: number;
+  loadMs: { good: number; bad: number };
+}
+
+/** Runs one of the examples' entry points and parses the JSON it prints last. */
+async function runExample<T>(script: string, args: string[], timeoutMs: number): Promise<T> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', script, ...args],
+    {
+      cwd: examples,
+      env: {
+        ...process.env,
+        REDIS_URL: SERVICES.redis,
+        AMQP_URL: SERVICES.amqp,
+        KAFKA_BROKERS: SERVICES.kafka.join(','),
+      },
+      timeout: timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  return parseResult<T>(stdout, script);
+}
+
+/**
+ * The result object in a child's stdout: the load driver prints it on one line, the drill
+ * pretty-printed; the library's pino log lines (JSON too, on the same stdout) are skipped.
+ */
+export function parseResult<T>(stdout: string, what = 'the example'): T {
+  const oneLine = stdout.split('\n').filter((line) => line.startsWith('{"transport"'));
+  if (oneLine.length > 0) return JSON.parse(oneLine.at(-1)!) as T;
+  const start = stdout.lastIndexOf('{\n  "transport"');
+  const end = start < 0 ? -1 : stdout.indexOf('\n}', start);
+  if (start < 0 || end < 0) throw new Error(`${what} printed no result: ${stdout.slice(0, 500)}`);
+  return JSON.parse(stdout.slice(start, end + 2)) as T;
+}
+
+function topologyArgs(o: BenchOptions): string[] {
+  return ['--partitions', String(o.e2ePartitions), '--consumers', String(o.e2eConsumers)];
+}
+
+export const e2eBenchmark: Benchmark = {
+  id: 'e2e',
+  title: 'End to end: order-saga load driver (orders/s) on memory, Kafka, RabbitMQ; drill',
+  async run(o, rec) {
+    Object.assign(rec.params, {
+      orders: o.orders,
+      concurrency: o.orderConcurrency,
+      partitions: o.e2ePartitions,
+      consumers: o.e2eConsumers,
+      drillOrders: o.drillOrders,
+    });
+    rec
+      .metric('memory', {
+        label: 'load driver, in-memory transport',
+        role: 'baseline',
+        unit: 'orders/s',
+        target: 5_000,
+      })
+      .metric('kafka', {
+        label: 'load driver, Kafka + Redis',
+        role: 'backtrack',
+        unit: 'orders/s',
+        target: 1_000,
+      })
+      .metric('rabbitmq', {
+        label: 'load driver, RabbitMQ + Redis',
+        role: 'backtrack',
+        unit: 'orders/s',
+        target: 1_000,
+      })
+      .ratio('kafka-vs-memory', {
+        label: 'Kafka / in-memory',
+        numerator: 'kafka',
+        denominator: 'memory',
+      })
+      .ratio('rabbitmq-vs-memory', {
+        label: 'RabbitMQ / in-memory',
+        numerator: 'rabbitmq',
+        denominator: 'memory',
+      });
+    if (o.drillOrders > 0) {
+      for (const t of ['kafka', 'rabbitmq'] as const) {
+        rec
+          .metric(`drill-${t}`, {
+            label: `drill on ${t}: rollback start to consistency`,
+            role: 'info',
+            unit: 's',
+            target: 5,
+            direction: 'max',
+          })
+          .metric(`drill-${t}-total`, {
+            label: `drill on ${t}: whole drill, placing included`,
+            role: 'info',
+            unit: 's',
+            target: 60,
+            direction: 'max',
+          });
+      }
+    }
+    const timeoutMs = Math.max(120_000, o.orders * 500);
+    for (let run = 0; run < o.runs; run++) {
+      for (const transport of TRANSPORTS) {
+        const result = await runExample<LoadJson>(
+          'order-saga/src/bin/load.ts',
+          [
+            '--transport',
+            transport,
+            '--orders',
+            String(o.orders),
+            '--concurrency',
+            String(o.orderConcurrency),
+            '--json',
+            ...topologyArgs(o),
+          ],
+          timeoutMs,
+        );
+        if (!result.consistent || result.surprises > 0) {
+          throw new Error(
+            `load on ${transport} ended inconsistent (${result.surprises} surprises): the rate would not count`,
+          );
+        }
+        rec.record(transport, result.ordersPerS);
+      }
+      if (o.drillOrders > 0) {
+        for (const transport of ['kafka', 'rabbitmq'] as const) {
+          const started = performance.now();
+          const drill = await runExample<DrillJson>(
+            'rollback-drill/src/main.ts',
+            [
+              '--transport',
+              transport,
+              '--orders',
+              String(o.drillOrders),
+              '--concurrency',
+              String(o.orderConcurrency),
+              '--json',
+              ...topologyArgs(o),
+            ],
+            Math.max(600_000, o.drillOrders * 200),
+          );
+          if (!drill.converged || drill.failed > 0) {
+            throw new Error(`drill on ${transport} did not converge (${drill.failed} failed)`);
+          }
+          rec.record(`drill-${transport}`, drill.timeToConsistencyMs / 1000);
+          rec.record(`drill-${transport}-total`, (performance.now() - started) / 1000);
+        }
+      }
+    }
+    if (o.drillOrders === 0) rec.note('drill not run (give --drill-orders N to time it)');
+    rec.note(
+      'each run a child process (tsx) with the four services in it; the machine is shared, see loadAverageAtEnd',
+    );
+  },
+};
