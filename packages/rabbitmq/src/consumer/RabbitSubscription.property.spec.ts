@@ -15,7 +15,12 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createConsumerPipeline, defineEvent, handle } from '@backtrack/core';
+import {
+  MalformedMessageError,
+  createConsumerPipeline,
+  defineEvent,
+  handle,
+} from '@backtrack/core';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import { fromAmqpMessage } from '../envelope/amqpBinding.js';
@@ -203,10 +208,18 @@ async function run(generated: Generated[], batch: boolean) {
 }
 
 describe('RabbitSubscription: any AMQP message gets a disposition (property)', () => {
-  it('decoding never throws on any message', () => {
+  it('decoding gives string headers, or refuses an array/table attribute with a MalformedMessageError', () => {
     fc.assert(
       fc.property(messageArb, (m) => {
-        const decoded = fromAmqpMessage(m);
+        let decoded: ReturnType<typeof fromAmqpMessage>;
+        try {
+          decoded = fromAmqpMessage(m);
+        } catch (error) {
+          // The only refusal: an attribute the envelope reads is a list or a table.
+          expect(error).toBeInstanceOf(MalformedMessageError);
+          expect((error as MalformedMessageError).reason).toBe('invalid-attribute');
+          return;
+        }
         expect(decoded.body).toBeInstanceOf(Uint8Array);
         for (const v of Object.values(decoded.headers)) expect(typeof v).toBe('string');
       }),
