@@ -1,5 +1,6 @@
 import {
   DEAD_LETTER_REASON_HEADER,
+  MalformedMessageError,
   brokerDeadLetterReason,
   deadLetterReasonOf,
   isDeadLetterReason,
@@ -65,7 +66,7 @@ export function readDeadLetter(
       ? brokerDeadLetterReason(brokerReason)
       : deadLetterReasonOf(written);
   const result: DeadLetter = {
-    message: fromAmqpMessage(message),
+    message: attributesOf(message),
     reason,
     code,
     reasonCode,
@@ -82,4 +83,25 @@ export function readDeadLetter(
     if (value !== undefined) (result as unknown as Record<string, unknown>)[key] = value;
   }
   return result;
+}
+
+/**
+ * The dead letter's envelope as the binding reads it. A delivery the binding refuses (an attribute
+ * of no string form: often why it is a dead letter) keeps its bytes with no attributes, so
+ * listing and redriving never fail on it.
+ */
+function attributesOf(message: AmqpMessageLike): EncodedMessage {
+  try {
+    return fromAmqpMessage(message);
+  } catch (error) {
+    if (!(error instanceof MalformedMessageError)) throw error;
+    return {
+      headers: {},
+      body: new Uint8Array(
+        message.content.buffer,
+        message.content.byteOffset,
+        message.content.byteLength,
+      ),
+    };
+  }
 }
