@@ -415,6 +415,7 @@ describe.skipIf(!redisInfo.available || !kafkaInfo.available)(
       expect(r.code, r.stderr).toBe(0);
       expect(r.json()).toMatchObject({
         dryRun: true,
+        status: 'dry-run',
         summary: { reversed: 6, needsPerson: 1, published: 0 },
       });
       expect(await published()).toBe(0);

@@ -538,7 +538,11 @@ describe('runRollback', () => {
   it('runs a dry run without dependencies, and refuses a real run without them', async () => {
     const w = await planned(2);
     const dry = await runRollback(w.plan, { runId: 'dry-alone', dryRun: true });
-    expect(dry).toMatchObject({ dryRun: true, summary: { reversed: 2, published: 0 } });
+    expect(dry).toMatchObject({
+      dryRun: true,
+      status: 'dry-run',
+      summary: { reversed: 2, published: 0 },
+    });
     await expect(
       // @ts-expect-error a real run must be given its journal, transport and progress store
       runRollback(w.plan, { runId: 'no-deps' }),

@@ -93,8 +93,8 @@ export interface RunRollbackDependencies {
 export interface RollbackRunResult {
   runId: string;
   planId: string;
-  /** `running` when aborted before the end (resume it). */
-  status: RunStatus;
+  /** `running` when aborted before the end (resume it); `dry-run` when nothing ran (`dryRun`). */
+  status: RunStatus | 'dry-run';
   dryRun: boolean;
   summary: RollbackSummary;
   /** Item ids a person must look at, with the reason. */
@@ -547,7 +547,7 @@ function dryRunResult(plan: RollbackPlan, runId: string): RollbackRunResult {
   return {
     runId,
     planId: plan.planId,
-    status: RunStatus.Running,
+    status: 'dry-run',
     dryRun: true,
     summary: {
       reversed: plan.items.filter((i) => i.action === 'compensate').length + sagaEffects,
