@@ -38,6 +38,8 @@ function report(error: unknown, json: boolean): number {
   // No password of a connection URL (Redis, AMQP, PostgreSQL) in any error the CLI prints.
   const message = redact(messageOf(error));
   if (hint) hint = redact(hint);
+  // Details are data from the error (a URL among them, sometimes): redacted the same way.
+  if (details) details = JSON.parse(redact(JSON.stringify(details))) as Record<string, unknown>;
   if (json) {
     process.stdout.write(
       `${JSON.stringify({ error: { code, message, ...(hint ? { hint } : {}), ...(details ? { details } : {}) } }, null, 2)}\n`,
