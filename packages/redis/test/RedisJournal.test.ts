@@ -54,6 +54,31 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
+  it('appendMany works on a server that lost its scripts (SCRIPT FLUSH, a restart, a new cluster node)', async () => {
+    const c = client();
+    const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+    const record = (id: string) => ({
+      id,
+      type: 'order.placed',
+      schemaVersion: 1,
+      topic: 'orders',
+      service: 'orders',
+      version: '1.0.0',
+      time: new Date().toISOString(),
+      message: { headers: {}, body: new Uint8Array([1]) },
+    });
+    try {
+      await journal.appendMany([record('before')]);
+      // Every other script of the stores falls back to EVAL too, so flushing is safe here.
+      await c.script('FLUSH');
+      const stored = await journal.appendMany([record('after-1'), record('after-2')]);
+      expect(stored.map((r) => r.id)).toEqual(['after-1', 'after-2']);
+      expect((await journal.get('after-2'))?.state).toBe('pending');
+    } finally {
+      await journal.destroy();
+    }
+  });
+
   it('wraps the prefix in a hash tag so the journal lives in one cluster slot', () => {
     const journal = new RedisJournal({ keyPrefix: 'app:journal' }, { redis: client() });
     expect(journal.keyPrefix).toBe('{app:journal}');

@@ -226,13 +226,16 @@ export class RedisJournal implements Journal {
         if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 0, ...pruneArgs);
         return pipeline.exec();
       };
-      let replies = (await run()) ?? [];
-      if (replies.some(([error]) => isNoScript(error))) {
-        // First use on this server (or after SCRIPT FLUSH): load both. Run again only when the
-        // append itself was refused (then it wrote nothing); a refused prune waits for next time.
-        await this.#redis.script('LOAD', APPEND_MANY_SCRIPT);
-        await this.#redis.script('LOAD', PRUNE_SCRIPT);
-        if (isNoScript(replies[0]?.[0])) replies = (await run()) ?? [];
+      const replies = (await run()) ?? [];
+      // First use on this node (or after SCRIPT FLUSH or a restart): EVAL loads the script on
+      // the node that owns the journal's slot (SCRIPT LOAD through a Cluster client would reach
+      // any node). A refused append wrote nothing, so it runs again; a refused prune waits for
+      // the next append, loaded here on the side.
+      if (this.#pruneOnAppend > 0 && isNoScript(replies[1]?.[0])) {
+        void PRUNE.run(this.#redis, [], pruneArgs).catch(() => undefined);
+      }
+      if (isNoScript(replies[0]?.[0])) {
+        return APPEND_MANY.run(this.#redis, keys, args);
       }
       const [appendError, appended] = replies[0] ?? [new Error('no reply')];
       if (appendError) throw appendError;
