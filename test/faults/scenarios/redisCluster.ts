@@ -1,5 +1,5 @@
 /**
- * Scenario 7: Kafka consumers whose dedupe store is a real 3-master Redis Cluster (started by
+ * Scenario 9: Kafka consumers whose dedupe store is a real 3-master Redis Cluster (started by
  * scripts/redis-cluster/start when none answers), under a duplicate-heavy stream: every message
  * is published 1 to 4 times, each copy with its own random Kafka key, so the copies of one message
  * land on different partitions and reach two consumers of one group at the same time. Mid-stream,
@@ -205,7 +205,7 @@ export function redisClusterScenario(options: RedisClusterOptions): void {
         if (n < options.messages * 0.2) problems.push(`master ${node} holds only ${n} dedupe keys`);
       }
       recordRow({
-        scenario: '7 Redis Cluster dedupe, duplicate-heavy (Kafka)',
+        scenario: '9 Redis Cluster dedupe, duplicate-heavy (Kafka)',
         sent,
         processed: all.length,
         applied: [...handled.values()].reduce((x, n) => x + n, 0),

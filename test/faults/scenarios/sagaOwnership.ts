@@ -1,5 +1,5 @@
 /**
- * Scenario 7: two saga engines in two processes on one RedisSagaStore, one SIGKILLed mid-run.
+ * Scenario 10: two saga engines in two processes on one RedisSagaStore, one SIGKILLed mid-run.
  * A `starter` process starts the sagas; a `requester` process asks for the compensation of every
  * third saga while the starter drives it, and both call `recover()` in a loop, each trying to take
  * over what the other drives. The starter is killed mid-run and a new starter takes its place.
@@ -159,7 +159,7 @@ export function sagaOwnershipScenario(options: SagaOwnershipOptions): void {
         }
       }
       recordRow({
-        scenario: '7 saga ownership: 2 engine processes, 1 SIGKILL (redis log)',
+        scenario: '10 saga ownership: 2 engine processes, 1 SIGKILL (redis log)',
         sent: options.sagas,
         processed: (
           await Promise.all(
