@@ -125,8 +125,12 @@ describe.skipIf(!postgres.available)('PostgresSagaStore (beyond the contract)', 
       'stuck',
     ];
     const ids: string[] = [];
-    for (const status of statuses) {
-      const r = sagaRecord({ sagaName, status });
+    // One millisecond apart: two sagas created in the same millisecond are ordered by id, which
+    // is not creation order (seen on a fast run).
+    const start = Date.now();
+    for (const [i, status] of statuses.entries()) {
+      const createdAt = new Date(start + i).toISOString();
+      const r = sagaRecord({ sagaName, status, createdAt, updatedAt: createdAt });
       ids.push(r.sagaId);
       await store.create(r);
     }
