@@ -148,26 +148,7 @@ export class RedisJournal implements Journal {
 
   async append(record: JournalAppend): Promise<JournalRecord> {
     assertValidAppend(record);
-    const json: StoredJson = {
-      id: record.id,
-      type: record.type,
-      schemaVersion: record.schemaVersion,
-      topic: record.topic,
-      service: record.service,
-      version: record.version,
-      time: record.time,
-      headers: { ...record.message.headers },
-      body: Buffer.from(record.message.body).toString('base64'),
-    };
-    if (record.key !== undefined) json.key = record.key;
-    if (record.sagaId !== undefined) json.sagaId = record.sagaId;
-    if (record.causationId !== undefined) json.causationId = record.causationId;
-    const indexKeys = [
-      this.#key('s', record.service),
-      this.#key('sv', record.service, record.version),
-      this.#key('t', record.type),
-    ];
-    if (record.sagaId !== undefined) indexKeys.push(this.#key('g', record.sagaId));
+    const { json, indexKeys } = this.#toStored(record);
     const result = (await this.#call('append', () =>
       APPEND.run(
         this.#redis,
@@ -182,7 +163,7 @@ export class RedisJournal implements Journal {
           this.#prefix,
           record.id,
           String(Date.parse(record.time)),
-          JSON.stringify(json),
+          json,
           JSON.stringify(indexKeys),
           String(this.#cutSeq(this.#now())),
           String(this.#pruneOnAppend),
