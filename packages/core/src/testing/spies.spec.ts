@@ -129,7 +129,11 @@ describe('ConsumerSpy', () => {
       { orderId: 'o-9', amountCents: 500, lines: [{ sku: 'a', qty: 2 }] },
       { source: '//test' },
     );
-    await pipeline.process({ message: encodeEnvelope(envelope), attempt: 1 });
+    await pipeline.process({
+      message: encodeEnvelope(envelope),
+      attempt: 1,
+      origin: { transport: 'test', topic: 'orders', group: 'billing' },
+    });
     const seen = await spy.waitFor({ data: { lines: [{ sku: 'a' }] }, kind: 'ack' });
     expect(seen).toMatchObject({ messageId: envelope.id, data: { orderId: 'o-9' } });
   });
