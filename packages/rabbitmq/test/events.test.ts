@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TransportEventMap, TransportEventName } from '@backtrack/core';
 import type { RabbitTransport } from '@backtrack/rabbitmq';

@@ -219,16 +219,15 @@ function callRun(
 }
 
 /** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
-async function callCompensate(
+function callCompensate(
   step: StepDefinition,
   ctx: CompensationContext<unknown, Record<string, unknown>, unknown>,
-): Promise<undefined> {
-  await (step.timeoutMs === undefined
+): unknown {
+  return step.timeoutMs === undefined
     ? step.compensate!(ctx)
     : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
         step.compensate!({ ...ctx, signal: s }),
-      ));
-  return undefined;
+      );
 }
 
 /** What interceptors see of a call (built only when there are interceptors). */
