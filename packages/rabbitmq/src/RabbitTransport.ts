@@ -179,7 +179,7 @@ export class RabbitTransport implements Transport, TransportEvents {
   /**
    * Listens to connection and consumer events: `connection.blocked` and `connection.unblocked`
    * (a broker alarm), `connection.disconnected` and `connection.reconnected`, `consumer.crashed`
-   * (a consumer channel closed or cancelled; it is re-attached). Returns the unsubscribe function.
+   * (a consumer channel closed or cancelled while the connection stayed up; it is re-attached). Returns the unsubscribe function.
    */
   on<E extends TransportEventName>(event: E, listener: TransportEventListener<E>): () => void {
     return this.connection.events.on(event, listener);

@@ -237,14 +237,20 @@ export class RabbitConnection {
    * it failed) and is re-attached after `retryInMs`: emits `consumer.crashed`.
    */
   consumerCrashed(queue: string, error: unknown, retryInMs: number): void {
-    const attempt = (this.#consumerRestarts.get(queue) ?? 0) + 1;
-    this.#consumerRestarts.set(queue, attempt);
-    this.events.emit('consumer.crashed', {
-      group: queue,
-      error,
-      restarting: false,
-      attempt,
-      retryInMs,
+    if (!this.events.listens('consumer.crashed')) return;
+    // A lost connection closes every channel just before amqplib reports the disconnect: wait a
+    // turn, and leave that case to `connection.disconnected` (the reconnect re-attaches them).
+    setImmediate(() => {
+      if (this.#model === undefined || this.#closed) return;
+      const attempt = (this.#consumerRestarts.get(queue) ?? 0) + 1;
+      this.#consumerRestarts.set(queue, attempt);
+      this.events.emit('consumer.crashed', {
+        group: queue,
+        error,
+        restarting: false,
+        attempt,
+        retryInMs,
+      });
     });
   }
 
