@@ -296,6 +296,7 @@ export class RabbitSubscription implements Subscription {
       );
       this.#consumerTag = consumerTag;
       this.#reattachDelayMs = 100;
+      this.#connection.consumerStarted(this.queue);
       this.#logger.info({ consumerTag, prefetch: this.#options.prefetch }, 'amqp consumer started');
     };
     const next = this.#attaching.then(run, run);
@@ -317,6 +318,7 @@ export class RabbitSubscription implements Subscription {
     clearTimeout(this.#reattachTimer);
     const delay = this.#reattachDelayMs;
     this.#reattachDelayMs = Math.min(delay * 2, 5_000);
+    this.#connection.consumerCrashed(this.queue, error, delay);
     // When the whole connection dropped, the reconnect's setup hook re-attaches instead.
     this.#reattachTimer = setTimeout(() => {
       const model = this.#connection.model;

@@ -12,7 +12,9 @@ import type {
 } from '../definition.js';
 import { SagaEventName } from '../events.js';
 import { StepStatus, type SagaRecord, type StoredError } from '../SagaStore.js';
+import type { Logger } from '../../logging/logger.js';
 import type { RunState } from './context.js';
+import { intercept, type StepCallKind, type StepInvocation } from './interceptors.js';
 import { callWithTimeout, safePolicy, toStoredError, type StepOutcome } from './support.js';
 
 /** `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff. */
@@ -53,11 +55,12 @@ export async function runStep(
           return log();
         },
       };
+      const interceptors = run.ctx.interceptors;
       result =
-        step.timeoutMs === undefined
-          ? await step.run(ctx)
-          : await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
-              step.run({ ...ctx, signal: s }),
+        interceptors.length === 0
+          ? await callRun(step, ctx)
+          : await intercept(interceptors, invocationOf(run, ctx, 'run', log), () =>
+              callRun(step, ctx),
             );
     } catch (error) {
       const stored = toStoredError(error);
@@ -155,10 +158,11 @@ export async function compensateStep(
           return log();
         },
       };
-      await (step.timeoutMs === undefined
-        ? step.compensate!(ctx)
-        : callWithTimeout(name, step.timeoutMs, undefined, (s) =>
-            step.compensate!({ ...ctx, signal: s }),
+      const interceptors = run.ctx.interceptors;
+      await (interceptors.length === 0
+        ? callCompensate(step, ctx)
+        : intercept(interceptors, invocationOf(run, ctx, 'compensate', log), () =>
+            callCompensate(step, ctx),
           ));
     } catch (error) {
       const stored = toStoredError(error);
@@ -200,6 +204,54 @@ export async function compensateStep(
       run.ctx.emit(SagaEventName.StepCompensated, { record: run.record, step: name, attempt });
     return { ok: true };
   }
+}
+
+/** The step's result, or a promise of it. */
+function callRun(
+  step: StepDefinition,
+  ctx: StepContext<unknown, Record<string, unknown>>,
+): unknown {
+  return step.timeoutMs === undefined
+    ? step.run(ctx)
+    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) =>
+        step.run({ ...ctx, signal: s }),
+      );
+}
+
+/** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
+function callCompensate(
+  step: StepDefinition,
+  ctx: CompensationContext<unknown, Record<string, unknown>, unknown>,
+): unknown {
+  return step.timeoutMs === undefined
+    ? step.compensate!(ctx)
+    : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
+        step.compensate!({ ...ctx, signal: s }),
+      );
+}
+
+/** What interceptors see of a call (built only when there are interceptors). */
+function invocationOf(
+  run: RunState,
+  ctx: StepContext<unknown, unknown> | CompensationContext<unknown, unknown, unknown>,
+  kind: StepCallKind,
+  log: () => Logger,
+): StepInvocation {
+  return {
+    sagaId: ctx.sagaId,
+    sagaName: ctx.sagaName,
+    definitionVersion: run.def.version,
+    step: ctx.step,
+    kind,
+    attempt: ctx.attempt,
+    input: ctx.input,
+    ...(kind === 'compensate' ? { result: (ctx as { result: unknown }).result } : {}),
+    idempotencyKey: ctx.idempotencyKey,
+    signal: ctx.signal,
+    get logger() {
+      return log();
+    },
+  };
 }
 
 /** Results of the steps that completed (or are being compensated), by step name. */
