@@ -36,6 +36,20 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   describe('scenario 1: consumer killed mid-batch', () => {
     consumerKillScenario({ transport: 'kafka', messages: 1500, kills: 3, seed });
     consumerKillScenario({ transport: 'rabbitmq', messages: 1500, kills: 3, seed: seed + 1 });
+    consumerKillScenario({
+      transport: 'kafka',
+      messages: 1500,
+      kills: 3,
+      seed: seed + 2,
+      store: 'redis-cluster',
+    });
+    consumerKillScenario({
+      transport: 'rabbitmq',
+      messages: 1500,
+      kills: 3,
+      seed: seed + 3,
+      store: 'redis-cluster',
+    });
   });
 
   describe('scenario 2: broker restart while publishing and consuming', () => {
