@@ -59,6 +59,14 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 3: Redis restart (the dedupe store loses its data)', () => {
     redisRestartScenario({ perPhase: 200, outageMs: 3_000, replays: 20 });
+    // One master of the private cluster, back within its 5 s node timeout (it keeps its slots).
+    redisRestartScenario({
+      perPhase: 200,
+      outageMs: 3_000,
+      replays: 20,
+      store: 'redis-cluster',
+      seed,
+    });
   });
 
   describe('scenario 4: saga engine killed mid-flight', () => {
