@@ -64,7 +64,8 @@ describe.skipIf(!rabbit.available)('per-key order after a redeliver (prefetch > 
     const failedOnce = new Set<string>();
     let calls = 0;
     let drops = 0;
-    let subscription: RabbitSubscription | undefined;
+    // Set once subscribed; the handler closes its channel.
+    const live: { subscription?: RabbitSubscription } = {};
     const dropAt = new Set([40, 100]);
 
     const pipeline = createConsumerPipeline(
@@ -80,11 +81,11 @@ describe.skipIf(!rabbit.available)('per-key order after a redeliver (prefetch > 
             if (done.length !== data.seq) {
               violations.push(`${data.key}#${data.seq} ran after [${done.join(',')}]`);
             }
-            if (dropAt.has(calls) && subscription?.channel) {
+            if (dropAt.has(calls) && live.subscription?.channel) {
               // The consumer channel dies in the middle of this window: every unacknowledged
               // delivery goes back to the queue while this handler (and its window) still runs.
               drops += 1;
-              void subscription.channel.close().catch(() => undefined);
+              void live.subscription.channel.close().catch(() => undefined);
             }
             await sleep(1 + Math.random() * 3);
             // A retriable failure (a store the handler uses is down): redeliver with a pause.
@@ -123,11 +124,12 @@ describe.skipIf(!rabbit.available)('per-key order after a redeliver (prefetch > 
       expect(claim.status).toBe('claimed');
     }
 
-    subscription = (await transport.subscribe({
+    const subscription = (await transport.subscribe({
       topics: [exchange],
       group,
       processor: pipeline,
     })) as RabbitSubscription;
+    live.subscription = subscription;
     await transport.publish(
       envelopes.map((e) => ({ topic: exchange, key: e.partitionkey, message: encodeEnvelope(e) })),
     );

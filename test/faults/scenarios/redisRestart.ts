@@ -258,7 +258,7 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
         startsWhileDown += whileDown.filter((x) => wentDown(x.messageId)).length;
         startsOnLiveMasters += whileDown.filter((x) => !wentDown(x.messageId)).length;
         const inWindow = c.spy.records.filter(
-          (r) => r.at >= down!.from + 50 && r.at <= down!.to && wentDown(r.messageId),
+          (r) => r.at >= down!.from + 50 && r.at <= down!.to && wentDown(r.messageId ?? ''),
         );
         pausedDeliveries += inWindow.filter((r) => r.disposition.kind === 'redeliver').length;
         for (const r of inWindow) {
