@@ -30,12 +30,16 @@ function headers(extra = {}) {
 async function api(method, path, body) {
   const init = { method, headers: headers(), credentials: 'same-origin' };
   if (method !== 'GET') {
-    init.headers = headers({ 'content-type': 'application/json', 'x-backtrack-csrf': session.csrf });
+    init.headers = headers({
+      'content-type': 'application/json',
+      'x-backtrack-csrf': session.csrf,
+    });
     init.body = JSON.stringify({ ...body, operator: operatorInput.value.trim() || undefined });
   }
   const res = await fetch(path, init);
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error ? `${data.error.message} (${data.error.code})` : res.statusText);
+  if (!res.ok)
+    throw new Error(data.error ? `${data.error.message} (${data.error.code})` : res.statusText);
   return data;
 }
 
@@ -56,7 +60,20 @@ function h(tag, attrs = {}, ...children) {
 }
 const status = (s) => h('span', { class: `status s-${s}`, 'data-status': s }, s);
 const table = (heads, rows, attrs = {}) =>
-  h('table', attrs, h('thead', {}, h('tr', {}, heads.map((x) => h('th', {}, x)))), h('tbody', {}, rows));
+  h(
+    'table',
+    attrs,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        heads.map((x) => h('th', {}, x)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
 const json = (v) => h('pre', {}, JSON.stringify(v, null, 2));
 const time = (iso) => (iso ? new Date(iso).toLocaleString() : '');
 
@@ -100,7 +117,12 @@ function overviewView(o) {
     'div',
     { class: 'tiles' },
     STATUSES.map((s) =>
-      h('div', { class: `tile s-${s}`, id: `count-${s}` }, h('span', { class: 'n' }, o.sagas[s] ?? 0), s),
+      h(
+        'div',
+        { class: `tile s-${s}`, id: `count-${s}` },
+        h('span', { class: 'n' }, o.sagas[s] ?? 0),
+        s,
+      ),
     ),
   );
   const attention = o.attention.length
@@ -122,7 +144,9 @@ function overviewView(o) {
     : h('p', { class: 'muted', id: 'attention' }, 'No saga needs attention.');
   const running = o.runs.filter((r) => r.status === 'running' || r.activeHere);
   const runs = running.length
-    ? table(['run', 'service@version', 'progress', 'status'], running.map(runRow), { id: 'runs-active' })
+    ? table(['run', 'service@version', 'progress', 'status'], running.map(runRow), {
+        id: 'runs-active',
+      })
     : h('p', { class: 'muted', id: 'runs-active' }, 'No rollback run in progress.');
   const dl = o.deadLetters.length
     ? table(
@@ -136,7 +160,11 @@ function overviewView(o) {
           ),
         ),
       )
-    : h('p', { class: 'muted' }, 'No dead-letter destination given (backtrack ui --dead-letters <list>).');
+    : h(
+        'p',
+        { class: 'muted' },
+        'No dead-letter destination given (backtrack ui --dead-letters <list>).',
+      );
   return [
     h('h1', {}, 'Overview'),
     tiles,
@@ -162,7 +190,11 @@ function runRow(r) {
     h(
       'td',
       {},
-      h('progress', { max: Math.max(total, 1), value: total ? r.finished : 1, 'data-finished': r.finished }),
+      h('progress', {
+        max: Math.max(total, 1),
+        value: total ? r.finished : 1,
+        'data-finished': r.finished,
+      }),
       ` ${r.finished}/${total}`,
     ),
     h('td', {}, status(r.status)),
@@ -178,7 +210,12 @@ function chart() {
   svg.setAttribute('height', height);
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   const max = Math.max(1, ...history_.flatMap((p) => CHARTED.map((s) => p[s] ?? 0)));
-  const colours = { stuck: '#c0392b', compensating: '#d68910', running: '#2e86c1', failed: '#7d3c98' };
+  const colours = {
+    stuck: '#c0392b',
+    compensating: '#d68910',
+    running: '#2e86c1',
+    failed: '#7d3c98',
+  };
   CHARTED.forEach((s, i) => {
     const points = history_.map((p, j) => {
       const x = history_.length < 2 ? 0 : (j / (history_.length - 1)) * (width - 10) + 5;
@@ -207,7 +244,15 @@ async function sagasPage(params) {
   const { items } = await api('GET', `/api/sagas${all ? '?all=1' : ''}`);
   render(
     h('h1', {}, all ? 'All sagas' : 'Sagas needing attention'),
-    h('p', {}, h('a', { href: all ? '#/sagas' : '#/sagas?all=1' }, all ? 'only those needing attention' : 'show all')),
+    h(
+      'p',
+      {},
+      h(
+        'a',
+        { href: all ? '#/sagas' : '#/sagas?all=1' },
+        all ? 'only those needing attention' : 'show all',
+      ),
+    ),
     table(
       ['saga', 'definition', 'status', 'updated', 'why'],
       items.map((r) =>
@@ -235,60 +280,152 @@ async function sagaPage(id) {
   const rows = timeline.map((e) =>
     h(
       'tr',
-      { class: `phase-${e.phase}${e.stuck ? ' stuck' : ''}`, 'data-step': e.step, 'data-phase': e.phase },
+      {
+        class: `phase-${e.phase}${e.stuck ? ' stuck' : ''}`,
+        'data-step': e.step,
+        'data-phase': e.phase,
+      },
       h('td', {}, e.order ?? '–'),
       h('td', {}, e.phase === 'run' ? e.step : `↩ compensate ${e.step}`),
       h('td', {}, status(e.status)),
       h('td', {}, e.attempts),
       h('td', {}, h('code', {}, e.idempotencyKey)),
-      h('td', { class: e.error ? 'err' : '' }, e.resolution ? `resolved: ${e.resolution}` : e.error ? `${e.error.name}: ${e.error.message}` : ''),
+      h(
+        'td',
+        { class: e.error ? 'err' : '' },
+        e.resolution
+          ? `resolved: ${e.resolution}`
+          : e.error
+            ? `${e.error.name}: ${e.error.message}`
+            : '',
+      ),
     ),
   );
   const actions = [];
   if (r.status === 'stuck' && r.stuck) {
-    const step = h('select', { id: 'resolve-step' }, r.stuck.steps.map((s) => h('option', { value: s }, s)));
-    const reason = h('textarea', { id: 'resolve-reason', placeholder: 'What was done by hand (required, kept in the saga log)' });
+    const step = h(
+      'select',
+      { id: 'resolve-step' },
+      r.stuck.steps.map((s) => h('option', { value: s }, s)),
+    );
+    const reason = h('textarea', {
+      id: 'resolve-reason',
+      placeholder: 'What was done by hand (required, kept in the saga log)',
+    });
     actions.push(
-      h('fieldset', {}, h('legend', {}, 'Retry'), h('p', { class: 'muted' }, `Run the failed ${r.stuck.phase === 'forward' ? 'step' : 'compensations'} again.`),
-        h('button', { id: 'retry', class: 'primary', onclick: () => act(`Retry saga ${r.sagaId}?`, () => api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/retry`, {})) }, 'Retry…')),
-      h('fieldset', {}, h('legend', {}, 'Resolve by hand'), step, ' ', reason, ' ',
-        h('button', {
-          id: 'resolve',
-          class: 'danger',
-          onclick: () => {
-            if (!reason.value.trim()) return toast('A reason is required.', true);
-            return act(`Mark step ${step.value} of ${r.sagaId} as handled by hand?`, () =>
-              api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/resolve`, { step: step.value, reason: reason.value }),
-            );
+      h(
+        'fieldset',
+        {},
+        h('legend', {}, 'Retry'),
+        h(
+          'p',
+          { class: 'muted' },
+          `Run the failed ${r.stuck.phase === 'forward' ? 'step' : 'compensations'} again.`,
+        ),
+        h(
+          'button',
+          {
+            id: 'retry',
+            class: 'primary',
+            onclick: () =>
+              act(`Retry saga ${r.sagaId}?`, () =>
+                api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/retry`, {}),
+              ),
           },
-        }, 'Resolve…')),
+          'Retry…',
+        ),
+      ),
+      h(
+        'fieldset',
+        {},
+        h('legend', {}, 'Resolve by hand'),
+        step,
+        ' ',
+        reason,
+        ' ',
+        h(
+          'button',
+          {
+            id: 'resolve',
+            class: 'danger',
+            onclick: () => {
+              if (!reason.value.trim()) return toast('A reason is required.', true);
+              return act(`Mark step ${step.value} of ${r.sagaId} as handled by hand?`, () =>
+                api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/resolve`, {
+                  step: step.value,
+                  reason: reason.value,
+                }),
+              );
+            },
+          },
+          'Resolve…',
+        ),
+      ),
     );
   }
   if (r.status === 'running') {
-    const reason = h('textarea', { id: 'cancel-reason', placeholder: 'Why (required, kept in the saga log)' });
+    const reason = h('textarea', {
+      id: 'cancel-reason',
+      placeholder: 'Why (required, kept in the saga log)',
+    });
     actions.push(
-      h('fieldset', {}, h('legend', {}, 'Cancel'), reason, ' ',
-        h('button', {
-          id: 'cancel',
-          class: 'danger',
-          onclick: () => {
-            if (!reason.value.trim()) return toast('A reason is required.', true);
-            return act(`Cancel saga ${r.sagaId} and compensate its completed steps?`, () =>
-              api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/cancel`, { reason: reason.value }),
-            );
+      h(
+        'fieldset',
+        {},
+        h('legend', {}, 'Cancel'),
+        reason,
+        ' ',
+        h(
+          'button',
+          {
+            id: 'cancel',
+            class: 'danger',
+            onclick: () => {
+              if (!reason.value.trim()) return toast('A reason is required.', true);
+              return act(`Cancel saga ${r.sagaId} and compensate its completed steps?`, () =>
+                api('POST', `/api/sagas/${encodeURIComponent(r.sagaId)}/cancel`, {
+                  reason: reason.value,
+                }),
+              );
+            },
           },
-        }, 'Cancel…')),
+          'Cancel…',
+        ),
+      ),
     );
   }
   render(
     h('h1', {}, `Saga ${r.sagaId} `, h('span', { id: 'saga-status' }, status(r.status))),
-    h('p', {}, `${r.sagaName} · definition version ${r.definitionVersion} · created ${time(r.createdAt)} · updated ${time(r.updatedAt)} · revision ${r.revision}`),
-    r.failure ? h('p', { class: 'err' }, `Stopped going forward: ${r.failure.reason}${r.failure.step ? ` at ${r.failure.step}` : ''}: ${r.failure.error.message}`) : '',
-    r.stuck ? h('p', { class: 'err' }, `STUCK (${r.stuck.phase}) at ${r.stuck.steps.join(', ')}: ${r.stuck.errors.map((e) => e.message).join('; ')}`) : '',
+    h(
+      'p',
+      {},
+      `${r.sagaName} · definition version ${r.definitionVersion} · created ${time(r.createdAt)} · updated ${time(r.updatedAt)} · revision ${r.revision}`,
+    ),
+    r.failure
+      ? h(
+          'p',
+          { class: 'err' },
+          `Stopped going forward: ${r.failure.reason}${r.failure.step ? ` at ${r.failure.step}` : ''}: ${r.failure.error.message}`,
+        )
+      : '',
+    r.stuck
+      ? h(
+          'p',
+          { class: 'err' },
+          `STUCK (${r.stuck.phase}) at ${r.stuck.steps.join(', ')}: ${r.stuck.errors.map((e) => e.message).join('; ')}`,
+        )
+      : '',
     actions.length ? h('div', { class: 'actions' }, actions) : '',
     h('h2', {}, 'Timeline'),
-    table(['#', 'step', 'status', 'attempts', 'idempotency key', 'error / resolution'], rows, { class: 'timeline', id: 'timeline' }),
-    h('p', { class: 'muted' }, 'Order is the order the saga log recorded. The saga store keeps no per-step start or end time.'),
+    table(['#', 'step', 'status', 'attempts', 'idempotency key', 'error / resolution'], rows, {
+      class: 'timeline',
+      id: 'timeline',
+    }),
+    h(
+      'p',
+      { class: 'muted' },
+      'Order is the order the saga log recorded. The saga store keeps no per-step start or end time.',
+    ),
     h('h2', {}, 'Input'),
     json(r.input),
     h('h2', {}, 'Results'),
@@ -311,38 +448,133 @@ async function runPage(id) {
   const total = d.run.totalItems;
   const resultBox = h('div', { id: 'run-result' });
   render(
-    h('h1', {}, `Rollback run ${d.run.runId} `, h('span', { id: 'run-status' }, status(d.run.status))),
-    h('p', {}, `${d.run.service}@${d.run.version} · ${d.run.strategy} · plan ${d.run.planId} · updated ${time(d.run.updatedAt)}`,
-      d.run.lease ? ` · held by ${d.run.lease.owner}` : ''),
-    h('p', {}, h('progress', { id: 'run-progress', max: Math.max(total, 1), value: total ? d.finished : 1, 'data-run-id': d.run.runId }),
-      h('span', { id: 'run-progress-text' }, ` ${d.finished}/${total} items`)),
-    h('div', { class: 'actions' },
-      h('button', { id: 'resume', class: 'primary', onclick: () => act(`Resume run ${id}? It publishes what is left.`, () => api('POST', `/api/rollback/runs/${encodeURIComponent(id)}/resume`, {})) }, 'Resume…'),
-      h('button', {
-        id: 'dry-run',
-        onclick: async () => {
-          try {
-            const r = await api('POST', `/api/rollback/runs/${encodeURIComponent(id)}/dry-run`, {});
-            resultBox.replaceChildren(h('h2', {}, 'Dry run (nothing published)'), json(r.summary));
-          } catch (error) {
-            toast(error.message, true);
-          }
+    h(
+      'h1',
+      {},
+      `Rollback run ${d.run.runId} `,
+      h('span', { id: 'run-status' }, status(d.run.status)),
+    ),
+    h(
+      'p',
+      {},
+      `${d.run.service}@${d.run.version} · ${d.run.strategy} · plan ${d.run.planId} · updated ${time(d.run.updatedAt)}`,
+      d.run.lease ? ` · held by ${d.run.lease.owner}` : '',
+    ),
+    h(
+      'p',
+      {},
+      h('progress', {
+        id: 'run-progress',
+        max: Math.max(total, 1),
+        value: total ? d.finished : 1,
+        'data-run-id': d.run.runId,
+      }),
+      h('span', { id: 'run-progress-text' }, ` ${d.finished}/${total} items`),
+    ),
+    h(
+      'div',
+      { class: 'actions' },
+      h(
+        'button',
+        {
+          id: 'resume',
+          class: 'primary',
+          onclick: () =>
+            act(`Resume run ${id}? It publishes what is left.`, () =>
+              api('POST', `/api/rollback/runs/${encodeURIComponent(id)}/resume`, {}),
+            ),
         },
-      }, 'Dry run'),
+        'Resume…',
+      ),
+      h(
+        'button',
+        {
+          id: 'dry-run',
+          onclick: async () => {
+            try {
+              const r = await api(
+                'POST',
+                `/api/rollback/runs/${encodeURIComponent(id)}/dry-run`,
+                {},
+              );
+              resultBox.replaceChildren(
+                h('h2', {}, 'Dry run (nothing published)'),
+                json(r.summary),
+              );
+            } catch (error) {
+              toast(error.message, true);
+            }
+          },
+        },
+        'Dry run',
+      ),
     ),
     resultBox,
     h('h2', {}, 'Items by state'),
-    table(['state', 'items'], Object.entries(d.counts).map(([k, v]) => h('tr', { 'data-state': k }, h('td', {}, k), h('td', {}, v))), { id: 'run-counts' }),
+    table(
+      ['state', 'items'],
+      Object.entries(d.counts).map(([k, v]) =>
+        h('tr', { 'data-state': k }, h('td', {}, k), h('td', {}, v)),
+      ),
+      { id: 'run-counts' },
+    ),
     h('h2', {}, 'Needs a person'),
     d.plan.needsPerson.length
-      ? table(['original', 'type', 'reason', 'why'], d.plan.needsPerson.map((n) => h('tr', {}, h('td', {}, h('code', {}, n.original.id)), h('td', {}, `${n.original.type} v${n.original.schemaVersion}`), h('td', {}, n.reason), h('td', {}, n.message))))
+      ? table(
+          ['original', 'type', 'reason', 'why'],
+          d.plan.needsPerson.map((n) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, h('code', {}, n.original.id)),
+              h('td', {}, `${n.original.type} v${n.original.schemaVersion}`),
+              h('td', {}, n.reason),
+              h('td', {}, n.message),
+            ),
+          ),
+        )
       : h('p', { class: 'muted' }, 'Nothing.'),
     d.attention.length ? h('h2', {}, 'Failed or waiting items') : '',
-    d.attention.length ? table(['item', 'state', 'why'], d.attention.map((a) => h('tr', {}, h('td', {}, a.itemId), h('td', {}, a.state), h('td', {}, a.error ?? '')))) : '',
+    d.attention.length
+      ? table(
+          ['item', 'state', 'why'],
+          d.attention.map((a) =>
+            h('tr', {}, h('td', {}, a.itemId), h('td', {}, a.state), h('td', {}, a.error ?? '')),
+          ),
+        )
+      : '',
     h('h2', {}, `Effects (${d.plan.strategy})`),
-    table(['original event', 'time', 'publishes'], d.plan.items.map((i) => h('tr', {}, h('td', {}, `${i.original.type} v${i.original.schemaVersion} `, h('code', {}, i.original.id)), h('td', {}, time(i.original.time)), h('td', {}, i.publishes.map((m) => `${m.type} v${m.version}`).join(', '))))),
+    table(
+      ['original event', 'time', 'publishes'],
+      d.plan.items.map((i) =>
+        h(
+          'tr',
+          {},
+          h(
+            'td',
+            {},
+            `${i.original.type} v${i.original.schemaVersion} `,
+            h('code', {}, i.original.id),
+          ),
+          h('td', {}, time(i.original.time)),
+          h('td', {}, i.publishes.map((m) => `${m.type} v${m.version}`).join(', ')),
+        ),
+      ),
+    ),
     d.plan.sagas.length ? h('h2', {}, 'Sagas compensated through the engine') : '',
-    d.plan.sagas.length ? table(['saga', 'effects'], d.plan.sagas.map((s) => h('tr', {}, h('td', {}, h('a', { href: `#/sagas/${encodeURIComponent(s.sagaId)}` }, s.sagaId)), h('td', {}, s.effects)))) : '',
+    d.plan.sagas.length
+      ? table(
+          ['saga', 'effects'],
+          d.plan.sagas.map((s) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, h('a', { href: `#/sagas/${encodeURIComponent(s.sagaId)}` }, s.sagaId)),
+              h('td', {}, s.effects),
+            ),
+          ),
+        )
+      : '',
   );
 }
 
@@ -351,8 +583,22 @@ async function deadLettersPage() {
   render(
     h('h1', {}, 'Dead letters'),
     items.length
-      ? table(['destination', 'dead letters'], items.map((d) => h('tr', {}, h('td', {}, h('a', { href: `#/dead-letters/${encodeURIComponent(d.name)}` }, d.name)), h('td', {}, d.count ?? d.error))))
-      : h('p', { class: 'muted' }, 'No dead-letter destination given (backtrack ui --dead-letters <list>).'),
+      ? table(
+          ['destination', 'dead letters'],
+          items.map((d) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, h('a', { href: `#/dead-letters/${encodeURIComponent(d.name)}` }, d.name)),
+              h('td', {}, d.count ?? d.error),
+            ),
+          ),
+        )
+      : h(
+          'p',
+          { class: 'muted' },
+          'No dead-letter destination given (backtrack ui --dead-letters <list>).',
+        ),
   );
 }
 
@@ -361,20 +607,76 @@ async function deadLetterPage(name) {
   const path = `/api/dead-letters/${encodeURIComponent(name)}/redrive`;
   render(
     h('h1', {}, `Dead letters in ${name}`),
-    h('p', { class: 'muted' }, 'Browsed without consuming them. A re-driven one is removed only after its copy was routed and confirmed.'),
-    h('div', { class: 'actions' }, h('button', { id: 'redrive-all', class: 'danger', disabled: d.items.length === 0, onclick: () => act(`Re-drive every dead letter in ${name}?`, () => api('POST', path, { all: true })) }, 'Re-drive all…')),
+    h(
+      'p',
+      { class: 'muted' },
+      'Browsed without consuming them. A re-driven one is removed only after its copy was routed and confirmed.',
+    ),
+    h(
+      'div',
+      { class: 'actions' },
+      h(
+        'button',
+        {
+          id: 'redrive-all',
+          class: 'danger',
+          disabled: d.items.length === 0,
+          onclick: () =>
+            act(`Re-drive every dead letter in ${name}?`, () => api('POST', path, { all: true })),
+        },
+        'Re-drive all…',
+      ),
+    ),
     d.items.length
       ? table(
           ['id', 'type', 'reason', 'attempt', 'from', 'message', ''],
           d.items.map((x) =>
-            h('tr', { 'data-dead-letter-id': x.id ?? '' },
+            h(
+              'tr',
+              { 'data-dead-letter-id': x.id ?? '' },
               h('td', {}, h('code', {}, x.id ?? '?')),
               h('td', {}, x.type ?? ''),
-              h('td', {}, h('strong', {}, x.reasonCode), ` ${x.code}: ${x.reason}`, x.error ? h('div', { class: 'err' }, x.error) : ''),
+              h(
+                'td',
+                {},
+                h('strong', {}, x.reasonCode),
+                ` ${x.code}: ${x.reason}`,
+                x.error ? h('div', { class: 'err' }, x.error) : '',
+              ),
               h('td', {}, x.attempt),
               h('td', {}, x.origin ?? ''),
-              h('td', {}, h('details', {}, h('summary', {}, `${x.bodyBytes} bytes${x.truncated ? ` (first ${d.previewBytes} shown)` : ''}`), h('pre', {}, x.bodyPreview), json(x.headers))),
-              h('td', {}, x.id ? h('button', { class: 'redrive', onclick: () => act(`Re-drive ${x.id} to ${x.origin ?? 'where it came from'}?`, () => api('POST', path, { id: x.id })) }, 'Re-drive…') : ''),
+              h(
+                'td',
+                {},
+                h(
+                  'details',
+                  {},
+                  h(
+                    'summary',
+                    {},
+                    `${x.bodyBytes} bytes${x.truncated ? ` (first ${d.previewBytes} shown)` : ''}`,
+                  ),
+                  h('pre', {}, x.bodyPreview),
+                  json(x.headers),
+                ),
+              ),
+              h(
+                'td',
+                {},
+                x.id
+                  ? h(
+                      'button',
+                      {
+                        class: 'redrive',
+                        onclick: () =>
+                          act(`Re-drive ${x.id} to ${x.origin ?? 'where it came from'}?`, () =>
+                            api('POST', path, { id: x.id }),
+                          ),
+                      },
+                      'Re-drive…',
+                    )
+                  : '',
+              ),
             ),
           ),
           { id: 'dead-letters' },
@@ -388,17 +690,40 @@ async function schemasPage(params) {
   const d = await api('GET', `/api/schemas?required=${encodeURIComponent(required)}`);
   const verdict = d.check.error
     ? h('p', { class: 'err' }, d.check.error.message)
-    : h('p', { id: 'schema-verdict', class: d.check.ok ? '' : 'err' }, d.check.ok ? `Compatible (${required}) with the snapshot.` : `INCOMPATIBLE (${required}) with the snapshot.`);
+    : h(
+        'p',
+        { id: 'schema-verdict', class: d.check.ok ? '' : 'err' },
+        d.check.ok
+          ? `Compatible (${required}) with the snapshot.`
+          : `INCOMPATIBLE (${required}) with the snapshot.`,
+      );
   const byType = new Map((d.check.events ?? []).map((e) => [e.type, e]));
   render(
     h('h1', {}, 'Schemas'),
-    h('p', {}, 'Required level: ', ...['BACKWARD', 'FORWARD', 'FULL', 'NONE'].map((l) => h('a', { href: `#/schemas?required=${l}`, style: 'margin-right:.6rem' }, l))),
+    h(
+      'p',
+      {},
+      'Required level: ',
+      ...['BACKWARD', 'FORWARD', 'FULL', 'NONE'].map((l) =>
+        h('a', { href: `#/schemas?required=${l}`, style: 'margin-right:.6rem' }, l),
+      ),
+    ),
     verdict,
     table(
       ['type', 'versions', 'default', 'change', 'level', 'ok', 'problems'],
       d.types.map((t) => {
         const e = byType.get(t.type);
-        return h('tr', {}, h('td', {}, t.type), h('td', {}, t.versions.join(', ')), h('td', {}, t.defaultVersion), h('td', {}, e?.status ?? ''), h('td', {}, e?.level ?? ''), h('td', {}, e ? (e.ok ? 'yes' : 'NO') : ''), h('td', {}, (e?.problems ?? []).map((p) => p.message ?? JSON.stringify(p)).join('; ')));
+        return h(
+          'tr',
+          {},
+          h('td', {}, t.type),
+          h('td', {}, t.versions.join(', ')),
+          h('td', {}, t.defaultVersion),
+          h('td', {}, e?.status ?? ''),
+          h('td', {}, e?.level ?? ''),
+          h('td', {}, e ? (e.ok ? 'yes' : 'NO') : ''),
+          h('td', {}, (e?.problems ?? []).map((p) => p.message ?? JSON.stringify(p)).join('; ')),
+        );
       }),
     ),
   );
@@ -412,7 +737,8 @@ async function route() {
   for (const a of document.querySelectorAll('header nav a'))
     a.classList.toggle('active', a.getAttribute('href') === `#/${parts[0] ?? ''}`);
   try {
-    if (parts.length === 0) render(...(latestOverview ? overviewView(latestOverview) : [h('p', {}, 'Loading…')]));
+    if (parts.length === 0)
+      render(...(latestOverview ? overviewView(latestOverview) : [h('p', {}, 'Loading…')]));
     else if (parts[0] === 'sagas' && parts[1]) await sagaPage(parts[1]);
     else if (parts[0] === 'sagas') await sagasPage(params);
     else if (parts[0] === 'runs' && parts[1]) await runPage(parts[1]);
@@ -476,7 +802,8 @@ function onEvent(event, data) {
     if (bar) {
       bar.max = Math.max(data.total, 1);
       bar.value = data.total ? data.finished : 1;
-      document.getElementById('run-progress-text').textContent = ` ${data.finished}/${data.total} items (${data.state})`;
+      document.getElementById('run-progress-text').textContent =
+        ` ${data.finished}/${data.total} items (${data.state})`;
     }
   } else if (event === 'rollback-end' && parts[0] === 'runs' && parts[1] === data.runId) {
     if (data.error) toast(data.error, true);
@@ -489,7 +816,13 @@ async function start() {
     session = await api('GET', '/api/session');
     if (!operatorInput.value) operatorInput.placeholder = session.operator;
   } catch (error) {
-    render(h('p', { class: 'err' }, `${error.message}. Open the link printed by \`backtrack ui\` (it carries the token).`));
+    render(
+      h(
+        'p',
+        { class: 'err' },
+        `${error.message}. Open the link printed by \`backtrack ui\` (it carries the token).`,
+      ),
+    );
     return;
   }
   window.addEventListener('hashchange', route);
