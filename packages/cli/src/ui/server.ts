@@ -60,6 +60,8 @@ export interface ConsoleOptions {
   deadLetters?: string[];
   /** How often the overview is pushed to open pages, in ms. @default 2000 */
   pollMs?: number;
+  /** Items per broker call when the console resumes a rollback run. @default runRollback's */
+  batchSize?: number;
   /** Bytes of a dead letter's body shown. @default 4096 */
   previewBytes?: number;
   /** Who acts when the page does not say (the operator's name). @default the OS user */
@@ -350,6 +352,7 @@ export async function createConsole(
     active.set(id, { runId: id, started: true });
     // Runs in the background: the page follows it through the event stream.
     void resumeRun(ctx, id, {
+      batchSize: options.batchSize,
       onProgress: (event) => {
         active.set(id, event);
         broadcast('rollback-progress', event);

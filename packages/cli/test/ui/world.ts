@@ -161,6 +161,7 @@ export async function createWorld(
     token: options.token,
     deadLetters: [dlq],
     pollMs: 300,
+    batchSize: options.batchSize,
     operator: 'test-operator',
     logger: pino({ level: 'info' }, sink),
   });
