@@ -1,4 +1,4 @@
-/* global document, window, location, sessionStorage, localStorage, fetch, TextDecoder, setTimeout, clearTimeout, URLSearchParams */
+/* global document, window, location, history */
 // The Backtrack console's page: plain DOM, no build. Every value from the API goes in through
 // textContent (never innerHTML).
 

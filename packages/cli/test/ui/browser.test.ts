@@ -122,12 +122,12 @@ describe.skipIf(!browserReady)('backtrack ui in chromium', () => {
     const bar = page.locator('#run-progress');
     await bar.waitFor();
     expect(await bar.getAttribute('max')).toBe('13');
-    expect(await bar.evaluate((el: HTMLProgressElement) => el.value)).toBe(0);
+    expect(await bar.evaluate((el) => (el as unknown as { value: number }).value)).toBe(0);
 
     const values: number[] = [];
     const sample = setInterval(() => {
       bar
-        .evaluate((el: HTMLProgressElement) => el.value, undefined, { timeout: 500 })
+        .evaluate((el) => (el as unknown as { value: number }).value, undefined, { timeout: 500 })
         .then((v) => values.push(v))
         .catch(() => undefined);
     }, 100);
@@ -139,7 +139,9 @@ describe.skipIf(!browserReady)('backtrack ui in chromium', () => {
       clearInterval(sample);
     }
     expect(
-      await page.locator('#run-progress').evaluate((el: HTMLProgressElement) => el.value),
+      await page
+        .locator('#run-progress')
+        .evaluate((el) => (el as unknown as { value: number }).value),
     ).toBe(13);
     // It moved through values between the start and the end, not straight to done.
     expect(
