@@ -43,8 +43,11 @@ export interface Guard {
   token?: string;
   /** What a POST must carry in {@link CSRF_HEADER}; handed out by `GET /api/session`. */
   csrf: string;
-  /** Host names the console answers to (the bound host, and loopback names when on loopback). */
-  hosts: Set<string>;
+  /**
+   * Host names the console answers to on loopback (against DNS rebinding: a page of another site
+   * resolving its name to 127.0.0.1). Off loopback the token guards instead: undefined.
+   */
+  hosts?: Set<string>;
 }
 
 /** Refuses with a JSON error and returns false, or returns true. */
@@ -55,7 +58,7 @@ function refuse(reply: FastifyReply, status: number, code: string, message: stri
 
 export function checkRequest(guard: Guard, request: FastifyRequest, reply: FastifyReply): boolean {
   const host = request.headers.host;
-  if (!host || !guard.hosts.has(hostOf(host).toLowerCase()))
+  if (!host || (guard.hosts && !guard.hosts.has(hostOf(host).toLowerCase())))
     return refuse(reply, 421, 'BT_ERR_UI_HOST', 'this console does not answer to that Host');
   if (!request.url.startsWith('/api/')) return true;
   if (guard.token && !sameSecret(bearer(request), guard.token))

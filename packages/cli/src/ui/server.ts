@@ -111,11 +111,9 @@ export async function createConsole(
   const guard: Guard = {
     token,
     csrf: newSecret(),
-    hosts: new Set(
-      [host.toLowerCase(), ...(loopback ? ['127.0.0.1', 'localhost', '::1'] : [])].map((h) =>
-        h.replace(/^\[|\]$/g, ''),
-      ),
-    ),
+    hosts: loopback
+      ? new Set([host.toLowerCase().replace(/^\[|\]$/g, ''), '127.0.0.1', 'localhost', '::1'])
+      : undefined,
   };
   const audit =
     options.logger ??
