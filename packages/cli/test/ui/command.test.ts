@@ -51,7 +51,7 @@ describe.skipIf(!redisInfo.available)('backtrack ui (the command)', () => {
     expect(stdout).toContain('loopback');
     expect((await fetch(`${url}/`)).status).toBe(200);
     expect(await (await fetch(`${url}/app.js`)).text()).toContain('textContent');
-    const session = await (await fetch(`${url}/api/session`)).json();
+    const session = (await (await fetch(`${url}/api/session`)).json()) as { csrf: string };
     expect(session).toMatchObject({ tokenRequired: false, transport: 'rabbitmq' });
     expect(JSON.stringify(session)).not.toContain('s3cret');
     const overview = await fetch(`${url}/api/overview`);
