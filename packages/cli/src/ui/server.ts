@@ -43,6 +43,7 @@ const STATIC_FILES: Record<string, string> = {
   '/app.js': 'app.js',
   '/app.css': 'app.css',
 };
+const KAFKA_COUNT_MS = 30_000;
 const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
@@ -126,10 +127,35 @@ export async function createConsole(
   const previewBytes = options.previewBytes ?? 4_096;
   const defaultOperator = options.operator ?? safeUser();
 
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // forceCloseConnections: open event streams must not keep close() (Ctrl-C) waiting.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   const listeners = new Set<(event: string, data: unknown) => void>();
   const broadcast = (event: string, data: unknown) => {
     for (const send of listeners) send(event, data);
+  };
+  // One overview computation per poll, whatever the number of open pages.
+  let lastOverview: unknown;
+  let polling: NodeJS.Timeout | undefined;
+  let busy = false;
+  const poll = async () => {
+    if (busy || listeners.size === 0) return;
+    busy = true;
+    try {
+      lastOverview = await overview();
+      broadcast('overview', lastOverview);
+    } catch (error) {
+      broadcast('error', { message: redact(messageOf(error)) });
+    } finally {
+      busy = false;
+    }
+  };
+  const startPolling = () => {
+    polling ??= setInterval(() => void poll(), pollMs);
+  };
+  const stopPolling = () => {
+    clearInterval(polling);
+    polling = undefined;
+    lastOverview = undefined;
   };
   /** Runs this console started and has not seen end, with their last progress. */
   const active = new Map<string, RollbackProgressEvent | { runId: string; started: true }>();
@@ -242,8 +268,14 @@ export async function createConsole(
           await channel.close().catch(() => undefined);
         }
       });
-    return (await browseDeadLetters(ctx, { from: name, limit: 1_000 })).length;
+    // Kafka: a read-only pass over the topic, so at most every KAFKA_COUNT_MS.
+    const cached = kafkaCounts.get(name);
+    if (cached && Date.now() - cached.at < KAFKA_COUNT_MS) return cached.count;
+    const count = (await browseDeadLetters(ctx, { from: name, limit: 1_000 })).length;
+    kafkaCounts.set(name, { at: Date.now(), count });
+    return count;
   };
+  const kafkaCounts = new Map<string, { at: number; count: number }>();
 
   app.get('/api/overview', overview);
 
@@ -270,6 +302,7 @@ export async function createConsole(
     const body = (request.body ?? {}) as ActionBody;
     const who = action(request, 'saga.retry', { sagaId: id, note: clean(body.note) });
     const result = await retrySaga(ctx, id);
+    void poll();
     return { sagaId: id, status: result.status, by: who };
   });
 
@@ -282,6 +315,7 @@ export async function createConsole(
     if (!step) throw new CliError('resolve needs the stuck step', EXIT.Usage);
     const who = action(request, 'saga.resolve', { sagaId: id, step, note: reason });
     const result = await resolveSaga(ctx, id, step, stamp(reason, who));
+    void poll();
     return { sagaId: id, status: result.status, by: who };
   });
 
@@ -292,6 +326,7 @@ export async function createConsole(
     if (!reason) throw new CliError('cancel needs a reason (kept in the saga log)', EXIT.Usage);
     const who = action(request, 'saga.cancel', { sagaId: id, note: reason });
     const result = await cancelSaga(ctx, id, stamp(reason, who));
+    void poll();
     return { sagaId: id, status: result.status, by: who };
   });
 
@@ -410,7 +445,7 @@ export async function createConsole(
       id: id || undefined,
       limit: id ? 1 : 10_000,
     });
-    broadcast('overview-stale', { reason: 'redrive' });
+    void poll();
     return result;
   });
 
@@ -456,24 +491,14 @@ export async function createConsole(
     const send = (event: string, data: unknown) => {
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    let busy = false;
-    const push = async () => {
-      if (busy) return;
-      busy = true;
-      try {
-        send('overview', await overview());
-      } catch (error) {
-        send('error', { message: redact(messageOf(error)) });
-      } finally {
-        busy = false;
-      }
-    };
     listeners.add(send);
-    const timer = setInterval(() => void push(), pollMs);
-    void push();
+    startPolling();
+    // The newest overview at once, then the shared poll's.
+    if (lastOverview) send('overview', lastOverview);
+    else void poll();
     request.raw.on('close', () => {
-      clearInterval(timer);
       listeners.delete(send);
+      if (listeners.size === 0) stopPolling();
     });
   });
 
@@ -489,6 +514,7 @@ export async function createConsole(
       return url;
     },
     async close() {
+      stopPolling();
       await app.close();
     },
   };

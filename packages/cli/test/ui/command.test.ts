@@ -62,6 +62,9 @@ describe.skipIf(!redisInfo.available)('backtrack ui (the command)', () => {
       body: JSON.stringify({ note: 'checking' }),
     });
     expect(action.status).toBe(404);
+    // A page still open (its event stream) does not keep the console from stopping.
+    const stream = await fetch(`${url}/api/events`);
+    expect(stream.status).toBe(200);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
