@@ -289,6 +289,8 @@ async function sagaPage(id) {
       h('td', {}, e.phase === 'run' ? e.step : `↩ compensate ${e.step}`),
       h('td', {}, status(e.status)),
       h('td', {}, e.attempts),
+      h('td', {}, time(e.startedAt)),
+      h('td', {}, e.durationMs === undefined ? '' : `${e.durationMs} ms`),
       h('td', {}, h('code', {}, e.idempotencyKey)),
       h(
         'td',
@@ -417,14 +419,27 @@ async function sagaPage(id) {
       : '',
     actions.length ? h('div', { class: 'actions' }, actions) : '',
     h('h2', {}, 'Timeline'),
-    table(['#', 'step', 'status', 'attempts', 'idempotency key', 'error / resolution'], rows, {
-      class: 'timeline',
-      id: 'timeline',
-    }),
+    table(
+      [
+        '#',
+        'step',
+        'status',
+        'attempts',
+        'started',
+        'duration',
+        'idempotency key',
+        'error / resolution',
+      ],
+      rows,
+      {
+        class: 'timeline',
+        id: 'timeline',
+      },
+    ),
     h(
       'p',
       { class: 'muted' },
-      'Order is the order the saga log recorded. The saga store keeps no per-step start or end time.',
+      'Order is the order the saga log recorded; times are those of the latest attempt.',
     ),
     h('h2', {}, 'Input'),
     json(r.input),

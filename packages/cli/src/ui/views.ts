@@ -36,6 +36,11 @@ export interface TimelineEntry {
   order: number | null;
   status: string;
   attempts: number;
+  /** ISO times of the latest attempt (absent in records written before they were kept). */
+  startedAt?: string;
+  endedAt?: string;
+  /** `endedAt - startedAt`, when both are known. */
+  durationMs?: number;
   idempotencyKey: string;
   error?: StepRecord['error'];
   resolution?: string;
@@ -60,6 +65,7 @@ export function sagaTimeline(r: SagaRecord): TimelineEntry[] {
       order: index < 0 ? null : index + 1,
       status: index < 0 ? s.status : 'completed',
       attempts: s.attempts,
+      ...times(s.startedAt, s.endedAt),
       idempotencyKey: `${r.sagaId}:${step}:run`,
       ...(s.error && index < 0 ? { error: s.error } : {}),
       ...(s.result !== undefined ? { result: s.result } : {}),
@@ -82,6 +88,7 @@ export function sagaTimeline(r: SagaRecord): TimelineEntry[] {
       order: index < 0 ? null : r.completionOrder.length + index + 1,
       status: s.status,
       attempts: s.compensationAttempts,
+      ...times(s.compensationStartedAt, s.compensationEndedAt),
       idempotencyKey: `${r.sagaId}:${step}:compensate`,
       ...(s.error ? { error: s.error } : {}),
       ...(s.resolution ? { resolution: s.resolution } : {}),
@@ -89,4 +96,15 @@ export function sagaTimeline(r: SagaRecord): TimelineEntry[] {
     });
   }
   return entries;
+}
+
+function times(
+  startedAt: string | undefined,
+  endedAt: string | undefined,
+): Pick<TimelineEntry, 'startedAt' | 'endedAt' | 'durationMs'> {
+  const out: Pick<TimelineEntry, 'startedAt' | 'endedAt' | 'durationMs'> = {};
+  if (startedAt) out.startedAt = startedAt;
+  if (endedAt) out.endedAt = endedAt;
+  if (startedAt && endedAt) out.durationMs = Date.parse(endedAt) - Date.parse(startedAt);
+  return out;
 }

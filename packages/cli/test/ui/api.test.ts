@@ -119,6 +119,9 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)('backtrack ui: th
         order: 1,
         status: 'completed',
         attempts: 1,
+        startedAt: expect.any(String),
+        endedAt: expect.any(String),
+        durationMs: expect.any(Number),
         idempotencyKey: `${sagaId}:reserve:run`,
       }),
       expect.objectContaining({ step: 'charge', phase: 'run', order: 2, status: 'completed' }),
@@ -137,6 +140,12 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)('backtrack ui: th
         error: expect.objectContaining({ message: 'payment provider refused the refund' }),
       }),
     ]);
+    // Step times come from the saga record: an attempt's end is not before its start.
+    for (const e of timeline as { startedAt?: string; endedAt?: string; durationMs?: number }[]) {
+      expect(e.startedAt, 'every step here was attempted').toBeDefined();
+      if (e.endedAt) expect(e.durationMs).toBe(Date.parse(e.endedAt) - Date.parse(e.startedAt!));
+      if (e.durationMs !== undefined) expect(e.durationMs).toBeGreaterThanOrEqual(0);
+    }
     const missing = await get('/api/sagas/no-such-saga');
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('BT_ERR_SAGA_NOT_FOUND');

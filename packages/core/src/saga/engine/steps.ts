@@ -26,10 +26,13 @@ export async function runStep(
 ): Promise<StepOutcome> {
   for (let tries = 1; ; tries++) {
     const attempt = run.record.steps[step.name]!.attempts + 1;
+    const attemptAt = run.ctx.now();
     await run.write((x) => {
       const s = x.steps[step.name]!;
       s.status = StepStatus.Running;
       s.attempts = attempt;
+      s.startedAt = new Date(attemptAt).toISOString();
+      delete s.endedAt;
     });
     const log = run.lazyLog({ step: step.name, attempt });
     if (run.ctx.logger.isLevelEnabled('debug')) log().debug('step started');
@@ -96,6 +99,7 @@ export async function runStep(
         s.status = StepStatus.Failed;
         s.error = stored;
         s.policy = policy === 'fail' ? 'fail' : 'compensate';
+        s.endedAt = new Date(run.ctx.now()).toISOString();
       });
       return { ok: false, policy, error: stored };
     }
@@ -103,6 +107,7 @@ export async function runStep(
       const s = x.steps[step.name]!;
       s.status = StepStatus.Completed;
       s.result = result;
+      s.endedAt = new Date(run.ctx.now()).toISOString();
       delete s.error;
       x.completionOrder.push(step.name);
     });
@@ -128,10 +133,13 @@ export async function compensateStep(
   const step = run.def.steps.find((s) => s.name === name)!;
   for (let tries = 1; ; tries++) {
     const attempt = run.record.steps[name]!.compensationAttempts + 1;
+    const attemptAt = run.ctx.now();
     await run.write((x) => {
       const s = x.steps[name]!;
       s.status = StepStatus.Compensating;
       s.compensationAttempts = attempt;
+      s.compensationStartedAt = new Date(attemptAt).toISOString();
+      delete s.compensationEndedAt;
     });
     const log = run.lazyLog({ step: name, attempt, phase: 'compensate' });
     if (run.ctx.listens(SagaEventName.CompensationStarted))
@@ -185,12 +193,14 @@ export async function compensateStep(
         const s = x.steps[name]!;
         s.status = StepStatus.CompensationFailed;
         s.error = stored;
+        s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
       });
       return { ok: false, error: stored };
     }
     await run.write((x) => {
       const s = x.steps[name]!;
       s.status = StepStatus.Compensated;
+      s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
       delete s.error;
       x.compensationOrder.push(name);
     });
