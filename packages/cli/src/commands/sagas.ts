@@ -1,11 +1,18 @@
 import type { Command } from 'commander';
-import { SagaStatus, type RecoverySummary, type SagaRecord } from '@backtrack/core';
+import {
+  FINISHED_SAGA_STATUSES,
+  SagaStatus,
+  type FinishedSagaStatus,
+  type RecoverySummary,
+  type SagaRecord,
+} from '@backtrack/core';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import {
   SAGA_ORDER as ORDER,
   getSaga,
   listSagas,
+  pruneSagas,
   requireDefinitions,
   resolveSaga,
   retrySaga,
@@ -157,6 +164,81 @@ export function registerSagas(program: Command, run: Run): void {
         out.result(
           result,
           () => `Step ${step} of saga ${sagaId} resolved; the saga is now ${result.status}.`,
+        );
+      }),
+    );
+
+  registerPrune(sagas, run);
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** `30d`, `12h`, `90m`, `45s`, `500ms` or a plain number of milliseconds. */
+export function parseDurationMs(flag: string, value: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
+  const n = match ? Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']! : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new CliError(
+      `${flag} must be a positive duration such as 30d, 12h, 90m or a number of ms, got "${value}"`,
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+    );
+  }
+  return n;
+}
+
+function registerPrune(sagas: Command, run: Run): void {
+  sagas
+    .command('prune')
+    .description(
+      'delete finished sagas (completed, compensated, failed) last written before a cut; running, compensating and stuck ones are kept',
+    )
+    .requiredOption(
+      '--older-than <duration>',
+      'how old the last write must be: 30d, 12h, 90m, or ms',
+    )
+    .option(
+      '--status <list>',
+      `only these finished statuses, comma-separated (${FINISHED_SAGA_STATUSES.join(', ')})`,
+    )
+    .option('--limit <n>', 'delete at most this many in this run')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const flags = cmd.opts<{ olderThan: string; status?: string; limit?: string }>();
+        const olderThanMs = parseDurationMs('--older-than', flags.olderThan);
+        const statuses = flags.status?.split(',').map((s) => s.trim());
+        for (const s of statuses ?? []) {
+          if (!(FINISHED_SAGA_STATUSES as readonly string[]).includes(s)) {
+            throw new CliError(
+              `--status takes finished statuses only (${FINISHED_SAGA_STATUSES.join(', ')}), got "${s}"`,
+              EXIT.Usage,
+              'BT_ERR_CLI_USAGE',
+            );
+          }
+        }
+        const limit = flags.limit === undefined ? undefined : Number(flags.limit);
+        if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+          throw new CliError(
+            `--limit must be a positive integer, got "${flags.limit}"`,
+            EXIT.Usage,
+            'BT_ERR_CLI_USAGE',
+          );
+        }
+        const result = await pruneSagas(ctx, {
+          olderThanMs,
+          ...(statuses ? { statuses: statuses as FinishedSagaStatus[] } : {}),
+          ...(limit === undefined ? {} : { limit }),
+        });
+        out.result(
+          result,
+          () =>
+            `deleted ${result.deleted} finished saga(s) last written before ${result.updatedBefore}`,
         );
       }),
     );

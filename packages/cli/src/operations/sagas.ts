@@ -2,7 +2,13 @@
  * Saga operations shared by `backtrack sagas ...` and the web console (`backtrack ui`): both
  * read and act through the saga store and the saga engine, nothing else.
  */
-import { SagaNotFoundError, SagaStatus, type SagaRecord, type SagaResult } from '@backtrack/core';
+import {
+  SagaNotFoundError,
+  SagaStatus,
+  type FinishedSagaStatus,
+  type SagaRecord,
+  type SagaResult,
+} from '@backtrack/core';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 
@@ -125,4 +131,40 @@ export function requireDefinitions(ctx: CliContext): void {
       'export `sagas` (the built definitions) from backtrack.config.mjs',
     );
   }
+}
+
+export interface PruneSagasOptions {
+  /** Finished sagas last written more than this long ago are deleted. */
+  olderThanMs: number;
+  /** Which finished statuses. @default completed, compensated and failed */
+  statuses?: readonly FinishedSagaStatus[];
+  /** Delete at most this many in all (in store calls of up to 1,000). @default no bound */
+  limit?: number;
+  /** Milliseconds since the epoch. @default Date.now */
+  now?: number;
+}
+
+/**
+ * Retention for the saga log: deletes finished sagas (completed, compensated, failed) last
+ * written before `now - olderThanMs`, in bounded store calls. Running, compensating and stuck
+ * sagas are never deleted. Returns how many were deleted and the cut used.
+ */
+export async function pruneSagas(
+  ctx: CliContext,
+  options: PruneSagasOptions,
+): Promise<{ deleted: number; updatedBefore: string }> {
+  const store = await ctx.sagaStore();
+  const updatedBefore = new Date((options.now ?? Date.now()) - options.olderThanMs);
+  const total = options.limit ?? Number.POSITIVE_INFINITY;
+  let deleted = 0;
+  while (deleted < total) {
+    const step = await store.prune({
+      updatedBefore,
+      limit: Math.min(1_000, total - deleted),
+      ...(options.statuses ? { statuses: options.statuses } : {}),
+    });
+    deleted += step;
+    if (step === 0) break;
+  }
+  return { deleted, updatedBefore: updatedBefore.toISOString() };
 }

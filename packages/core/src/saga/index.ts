@@ -49,11 +49,13 @@ export {
   SagaStateError,
   StepTimeoutError,
 } from './errors.js';
-export { SagaStatus, StepStatus } from './SagaStore.js';
+export { FINISHED_SAGA_STATUSES, SagaStatus, StepStatus } from './SagaStore.js';
 export type {
+  FinishedSagaStatus,
   SagaLease,
   SagaListQuery,
   SagaPage,
+  SagaPruneOptions,
   SagaRecord,
   SagaRequest,
   SagaStore,
