@@ -801,11 +801,16 @@ export class KafkaSubscription implements Subscription {
         this.#inPlaceAttempts.get(this.#attemptKey(batch.topic, batch.partition, record.offset)) ??
         1;
     }
-    return {
-      message: fromKafkaRecord(record),
-      attempt,
-      origin: { transport: 'kafka', topic, partition, offset, group: this.group },
+    const origin: IncomingMessage['origin'] = {
+      transport: 'kafka',
+      topic,
+      partition,
+      offset,
+      group: this.group,
     };
+    // The record key orders the pipeline's concurrent lanes (one key, one after the other).
+    if (record.key !== null && record.key !== undefined) origin.key = keyText(record.key);
+    return { message: fromKafkaRecord(record), attempt, origin };
   }
 
   /**
@@ -961,6 +966,11 @@ function addRecord(outgoing: TopicRecords[], topic: string, record: ProducerReco
   let batch = outgoing.find((b) => b.topic === topic);
   if (!batch) outgoing.push((batch = { topic, records: [] }));
   batch.records.push(record);
+}
+
+/** A record key as text (Latin-1: one character per byte, so distinct keys stay distinct). */
+function keyText(key: Buffer | string): string {
+  return typeof key === 'string' ? key : key.toString('latin1');
 }
 
 function nextOffset(offset: string): string {
