@@ -219,13 +219,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   return {
     policy,
     newContext(message) {
-      const { origin } = message;
-      return createContext(message, name, logger, undefined, {
-        topic: origin?.topic,
-        ...(origin?.partition === undefined ? {} : { partition: origin.partition }),
-        ...(origin?.offset === undefined ? {} : { offset: origin.offset }),
-        attempt: message.attempt,
-      });
+      return createContext(message, name, logger, undefined, () => originBindings(message));
     },
     async execute(context) {
       try {
@@ -242,6 +236,16 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
       );
     },
   };
+}
+
+/** A message's place, for its logger (made only when something logs). */
+function originBindings(message: IncomingMessage): Record<string, unknown> {
+  const { origin } = message;
+  const fields: Record<string, unknown> = { topic: origin?.topic };
+  if (origin?.partition !== undefined) fields['partition'] = origin.partition;
+  if (origin?.offset !== undefined) fields['offset'] = origin.offset;
+  fields['attempt'] = message.attempt;
+  return fields;
 }
 
 /** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
