@@ -392,21 +392,18 @@ async function runInLanes(
   const holds = (d: Disposition): d is Blocker =>
     d.kind === 'redeliver' || (d.kind === 'retry' && batchOptions.holdAfterRetry === true);
 
-  /** Runs message i unless an earlier redeliver of its partition holds it back. */
-  async function step(i: number, laneBlocker: Blocker | undefined): Promise<Blocker | undefined> {
-    const context = contexts[i]!;
-    const partition = rewound === undefined ? undefined : partitionOf(context);
-    const stop = partition === undefined ? undefined : rewound?.get(partition);
-    const blocker =
-      laneBlocker ?? (stop !== undefined && stop.index < i ? stop.blocker : undefined);
-    if (blocker !== undefined) {
-      dispositions[i] = heldBack(context, blocker);
-      return laneBlocker;
-    }
-    const disposition = await runner.execute(context);
+  /** What holds message i back: its lane's blocker, or an earlier redeliver of its partition. */
+  function heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+    if (laneBlocker !== undefined || rewound === undefined) return laneBlocker;
+    const partition = partitionOf(contexts[i]!);
+    const stop = partition === undefined ? undefined : rewound.get(partition);
+    return stop !== undefined && stop.index < i ? stop.blocker : undefined;
+  }
+  /** Records message i's disposition; returns it when it holds back what follows. */
+  function settle(i: number, disposition: Disposition): Blocker | undefined {
     dispositions[i] = disposition;
     if (!holds(disposition)) return undefined;
-    const own = partitionOf(context);
+    const own = partitionOf(contexts[i]!);
     if (own !== undefined) {
       const previous = (rewound ??= new Map()).get(own);
       if (previous === undefined || previous.index > i)
@@ -419,11 +416,17 @@ async function runInLanes(
     // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
     let blocked: Map<string, Blocker> | undefined;
     for (let i = 0; i < n; i++) {
-      const lane = blocked === undefined ? undefined : laneOf(contexts[i]!);
-      const blocker = await step(i, lane === undefined ? undefined : blocked?.get(lane));
+      const context = contexts[i]!;
+      const lane = blocked === undefined ? undefined : laneOf(context);
+      const blocker = heldBy(i, lane === undefined ? undefined : blocked?.get(lane));
       if (blocker !== undefined) {
-        const own = laneOf(contexts[i]!);
-        if (own !== undefined) (blocked ??= new Map()).set(own, blocker);
+        dispositions[i] = heldBack(context, blocker);
+        continue;
+      }
+      const holding = settle(i, await runner.execute(context));
+      if (holding !== undefined) {
+        const own = laneOf(context);
+        if (own !== undefined) (blocked ??= new Map()).set(own, holding);
       }
     }
     return dispositions;
@@ -450,8 +453,15 @@ async function runInLanes(
   async function worker(): Promise<void> {
     while (next < lanes.length) {
       const lane = lanes[next++]!;
-      let blocker: Blocker | undefined;
-      for (const i of lane) blocker = await step(i, blocker);
+      let laneBlocker: Blocker | undefined;
+      for (const i of lane) {
+        const blocker = heldBy(i, laneBlocker);
+        if (blocker !== undefined) {
+          dispositions[i] = heldBack(contexts[i]!, blocker);
+          continue;
+        }
+        laneBlocker = settle(i, await runner.execute(contexts[i]!));
+      }
     }
   }
   const workers: Promise<void>[] = [];
@@ -476,8 +486,18 @@ function heldBack(context: ConsumerContext, blocker: Blocker): Disposition {
 /** The topic-partition of a message, when its transport has partitions. */
 function partitionOf(context: ConsumerContext): string | undefined {
   const { origin } = context.message;
-  return origin?.partition === undefined ? undefined : `${origin.topic}\u0000${origin.partition}`;
+  if (origin?.partition === undefined) return undefined;
+  // A batch is nearly always one partition: reuse its id instead of building it per message.
+  if (origin.topic !== lastTopic || origin.partition !== lastPartition) {
+    lastTopic = origin.topic;
+    lastPartition = origin.partition;
+    lastPartitionId = `${origin.topic}\u0000${origin.partition}`;
+  }
+  return lastPartitionId;
 }
+let lastTopic = '';
+let lastPartition = -1;
+let lastPartitionId = '';
 
 /** The ordering key of a message: the transport's record key, else `partitionkey`, else `sagaid`. */
 function keyOf(context: ConsumerContext): string | undefined {
