@@ -92,7 +92,6 @@ export const FORBIDDEN_JSON_KEYS: ReadonlySet<string> = new Set([
   'prototype',
 ]);
 
-const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
 const STRING_ATTRIBUTES = [
   'time',
   'subject',
