@@ -1115,6 +1115,31 @@ describe('createConsumerPipeline: processBatch', () => {
       expect((await store.claim('c:%2F%2Fshop:x0', { leaseMs: 1_000 })).status).toBe('in-progress');
     });
 
+    it('keeps keyless messages without a partition in order, without holding them back', async () => {
+      const store = new InMemoryDedupeStore();
+      const seen: string[] = [];
+      const pipeline = createConsumerPipeline(
+        {
+          name: 'c',
+          handlers: [
+            handle(OrderPlaced, async ({ envelope }) => {
+              // Later messages finish sooner: only a shared lane keeps them in order.
+              await new Promise((resolve) =>
+                setTimeout(resolve, 12 - Number(envelope.id.slice(1))),
+              );
+              seen.push(envelope.id);
+            }),
+          ],
+        },
+        { dedupeStore: store },
+      );
+      expect((await store.claim('c:%2F%2Fshop:n1', { leaseMs: 60_000 })).status).toBe('claimed');
+      const batch = ['n0', 'n1', 'n2', 'n3'].map((id) => v2Message(id));
+      const dispositions = await pipeline.processBatch(batch);
+      expect(dispositions.map((d) => d.kind)).toEqual(['ack', 'redeliver', 'ack', 'ack']);
+      expect(seen).toEqual(['n0', 'n2', 'n3']);
+    });
+
     it('rejects a concurrency that is not a positive integer', () => {
       expect(() => createConsumerPipeline({ name: 'c', handlers: [], concurrency: 0 })).toThrow(
         ConsumerConfigError,

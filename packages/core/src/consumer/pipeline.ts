@@ -370,11 +370,13 @@ async function openClaimWindow(
 /**
  * Runs the batch's handlers, up to `concurrency` at once, in lanes that keep order: the messages
  * of one key (a Kafka record key, else the `partitionkey`, else the `sagaid`) run one after the
- * other in input order, and so do the keyless messages of one partition; different lanes run
- * concurrently. With `concurrency` 1 everything runs one by one in input order.
+ * other in input order, and so do the keyless messages of one partition, or, without
+ * partitions (RabbitMQ), all keyless messages; different lanes run concurrently. With
+ * `concurrency` 1 everything runs one by one in input order.
  *
  * After a message is redelivered (or retried, with `holdAfterRetry`), the rest of its lane is
- * held back (redelivered without running), and so is every later message of its partition that
+ * held back (except in the keyless lane without a partition, as before: nothing holds there;
+ * held back = redelivered without running), and so is every later message of its partition that
  * has not started yet: the transport rewinds the partition to it, so their results would be
  * thrown away. What already ran is acknowledged only up to the first unfinished record
  * (the transport's rule); a later one that ran comes again and the dedupe store absorbs it.
@@ -417,8 +419,7 @@ async function runInLanes(
     let blocked: Map<string, Blocker> | undefined;
     for (let i = 0; i < n; i++) {
       const context = contexts[i]!;
-      const lane = blocked === undefined ? undefined : laneOf(context);
-      const blocker = heldBy(i, lane === undefined ? undefined : blocked?.get(lane));
+      const blocker = heldBy(i, blocked?.get(laneOf(context)));
       if (blocker !== undefined) {
         dispositions[i] = heldBack(context, blocker);
         continue;
@@ -426,7 +427,7 @@ async function runInLanes(
       const holding = settle(i, await runner.execute(context));
       if (holding !== undefined) {
         const own = laneOf(context);
-        if (own !== undefined) (blocked ??= new Map()).set(own, holding);
+        if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
       }
     }
     return dispositions;
@@ -435,17 +436,15 @@ async function runInLanes(
   // Lanes in the order of their first message; each worker runs one lane at a time, in order.
   const lanes: number[][] = [];
   const byKey = new Map<string, number[]>();
+  let keyless: number[] | undefined;
   for (let i = 0; i < n; i++) {
     const key = laneOf(contexts[i]!);
-    if (key === undefined) {
-      lanes.push([i]);
-      continue;
-    }
-    const lane = byKey.get(key);
+    const lane = key === KEYLESS ? keyless : byKey.get(key);
     if (lane !== undefined) lane.push(i);
     else {
       const created = [i];
-      byKey.set(key, created);
+      if (key === KEYLESS) keyless = created;
+      else byKey.set(key, created);
       lanes.push(created);
     }
   }
@@ -453,6 +452,8 @@ async function runInLanes(
   async function worker(): Promise<void> {
     while (next < lanes.length) {
       const lane = lanes[next++]!;
+      // Keyless deliveries without a partition keep their order but never hold each other back.
+      const blocks = lane !== keyless;
       let laneBlocker: Blocker | undefined;
       for (const i of lane) {
         const blocker = heldBy(i, laneBlocker);
@@ -460,7 +461,8 @@ async function runInLanes(
           dispositions[i] = heldBack(contexts[i]!, blocker);
           continue;
         }
-        laneBlocker = settle(i, await runner.execute(contexts[i]!));
+        const holding = settle(i, await runner.execute(contexts[i]!));
+        if (blocks) laneBlocker = holding;
       }
     }
   }
@@ -511,14 +513,17 @@ function keyOf(context: ConsumerContext): string | undefined {
   );
 }
 
+/** The lane of the keyless messages without a partition (RabbitMQ): in order, never blocking. */
+const KEYLESS = '';
+
 /**
  * The order lane of a message: its key within its partition (keyless messages of a partition
- * share one lane); without a partition, its key; a keyless message without one has no lane.
+ * share one lane); without a partition, its key, and the keyless ones share {@link KEYLESS}.
  */
-function laneOf(context: ConsumerContext): string | undefined {
+function laneOf(context: ConsumerContext): string {
   const partition = partitionOf(context);
   const key = keyOf(context);
-  if (partition === undefined) return key === undefined ? undefined : `k\u0000${key}`;
+  if (partition === undefined) return key === undefined ? KEYLESS : `k\u0000${key}`;
   return key === undefined ? `p\u0000${partition}` : `p\u0000${partition}\u0000k${key}`;
 }
 

@@ -60,7 +60,8 @@ export interface ConsumerPipelineOptions {
   /**
    * `processBatch` runs up to this many handlers at once: messages of different keys (a Kafka
    * record key, else `partitionkey`, else `sagaid`) concurrently, the messages of one key (and
-   * the keyless messages of one partition) one after the other in input order. The batch is
+   * the keyless messages of one partition, or without partitions all keyless messages) one
+   * after the other in input order. The batch is
    * still acknowledged only after every handler ran and the done marks are durable. 1 runs the
    * batch one message at a time.
    * @default 16
