@@ -76,9 +76,11 @@ export interface RabbitConsumerOptions {
   /**
    * With a processor that has `processBatch` (core's pipeline does): the deliveries that arrive
    * together, up to `prefetch`, go to it as one window, so one dedupe claim and one done-mark
-   * round trip serve the window. Windows run one after the other, each in delivery order (so
-   * messages with the same routing key never overtake each other), and the window is acknowledged
-   * after its dispositions were carried out, contiguous acks as one multiple-ack. `false`, or a
+   * round trip serve the window. Windows run one after the other; within a window the pipeline
+   * runs messages of different keys (`partitionkey`, else `sagaid`) concurrently (its
+   * `concurrency`) and the messages of one key in delivery order, so those never overtake each
+   * other. The window is acknowledged after its dispositions were carried out (every handler
+   * done and its done mark durable), contiguous acks as one multiple-ack. `false`, or a
    * processor without `processBatch`, processes each delivery on its own, concurrently.
    * @default true
    */
