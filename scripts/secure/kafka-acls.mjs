@@ -54,10 +54,10 @@ try {
       filters: [
         {
           resourceType: AclResourceTypes.ANY,
-          resourceName: null,
-          resourcePatternType: ResourcePatternTypes.ANY,
+          resourceName: 'secure.',
+          resourcePatternType: ResourcePatternTypes.PREFIXED,
           principal,
-          host: null,
+          host: '*',
           operation: AclOperationTypes.ANY,
           permissionType: AclPermissionTypes.ANY,
         },

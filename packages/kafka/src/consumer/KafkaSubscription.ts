@@ -241,6 +241,9 @@ export class KafkaSubscription implements Subscription {
       joined();
     });
     consumer.onCrash((error, restarting) => this.#onCrash(error, restarting));
+    // Set before running: kafkajs may report a refused join before `run` resolves.
+    const denied = new Promise<never>((_, reject) => (this.#onFatal = reject));
+    denied.catch(() => {});
     try {
       await this.#run();
     } catch (cause) {
@@ -257,7 +260,6 @@ export class KafkaSubscription implements Subscription {
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.#opts.joinTimeoutMs);
     });
-    const denied = new Promise<never>((_, reject) => (this.#onFatal = reject));
     const outcome = await Promise.race([firstJoin, timeout, denied]).finally(() => {
       clearTimeout(timer);
       this.#onFatal = undefined;
