@@ -6,8 +6,14 @@
 // Used by scripts/secure/start and by the tests that revoke rights mid-run.
 import kafkajs from 'kafkajs';
 
-const { Kafka, logLevel, AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } =
-  kafkajs;
+const {
+  Kafka,
+  logLevel,
+  AclResourceTypes,
+  AclOperationTypes,
+  AclPermissionTypes,
+  ResourcePatternTypes,
+} = kafkajs;
 const [cmd, broker = '127.0.0.1:9194', principalName = 'bt'] = process.argv.slice(2);
 const principal = `User:${principalName}`;
 const kafka = new Kafka({

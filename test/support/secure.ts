@@ -101,7 +101,11 @@ export async function secureServices(): Promise<SecureServices> {
       `rediss://${enc(user)}:${enc(password)}@localhost:${conn.redis.port}`,
     amqpsUrl: (password = conn.rabbitmq.password, vhost = conn.rabbitmq.vhost) =>
       `amqps://${enc(conn.rabbitmq.user)}:${enc(password)}@localhost:${conn.rabbitmq.port}/${enc(vhost)}`,
-    postgresUrl: ({ password = conn.postgres.password, root = conn.certs.ca, user = conn.postgres.user } = {}) =>
+    postgresUrl: ({
+      password = conn.postgres.password,
+      root = conn.certs.ca,
+      user = conn.postgres.user,
+    } = {}) =>
       `postgres://${enc(user)}:${enc(password)}@${conn.postgres.host}:${conn.postgres.port}/${conn.postgres.database}?sslmode=verify-full&sslrootcert=${enc(root)}`,
   };
 }

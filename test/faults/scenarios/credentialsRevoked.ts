@@ -47,12 +47,18 @@ export function credentialsRevokedScenario(options: CredentialsRevokedOptions): 
   it(`credentials revoked while consuming (Kafka SASL_SSL + ACLs), ${options.messages} messages: 0 lost, the consumer stopped with a clear error`, async () => {
     const mark = tracer('credentials-revoked');
     const secure = await secureServices();
-    if (!secure.available) throw new Error('the secured services did not start (scripts/secure/start)');
+    if (!secure.available)
+      throw new Error('the secured services did not start (scripts/secure/start)');
     const { conn } = secure;
     const acl = (cmd: 'grant' | 'revoke') =>
       promisify(execFile)(
         'node',
-        [`${ROOT}scripts/secure/kafka-acls.mjs`, cmd, conn.kafka.adminBroker, conn.kafka.revocableUser],
+        [
+          `${ROOT}scripts/secure/kafka-acls.mjs`,
+          cmd,
+          conn.kafka.adminBroker,
+          conn.kafka.revocableUser,
+        ],
         { cwd: ROOT, timeout: 30_000 },
       );
     const transportAs = (username: string, label: string): KafkaTransport =>
@@ -82,7 +88,10 @@ export function credentialsRevokedScenario(options: CredentialsRevokedOptions): 
       },
       { dedupeStore, spy },
     );
-    const subscribe = (t: KafkaTransport, onError?: (e: { kind: string; restarting?: boolean }) => void) =>
+    const subscribe = (
+      t: KafkaTransport,
+      onError?: (e: { kind: string; restarting?: boolean }) => void,
+    ) =>
       t.subscribe({
         topics: [name],
         group,
@@ -130,7 +139,9 @@ export function credentialsRevokedScenario(options: CredentialsRevokedOptions): 
         service: 'kafka',
         reason: 'authorization',
       });
-      expect(crashes).toContainEqual(expect.objectContaining({ kind: 'consumer-crashed', restarting: false }));
+      expect(crashes).toContainEqual(
+        expect.objectContaining({ kind: 'consumer-crashed', restarting: false }),
+      );
       mark('consumer stopped');
 
       await acl('grant');
@@ -164,11 +175,13 @@ export function credentialsRevokedScenario(options: CredentialsRevokedOptions): 
     } finally {
       if (revoked) await acl('grant').catch(() => undefined);
       for (const t of [first, second, publisher]) await t.close().catch(() => undefined);
-      const admin = await import('kafkajs').then(
-        ({ Kafka, logLevel }) => new Kafka({ brokers: [conn.kafka.adminBroker], logLevel: logLevel.NOTHING }).admin(),
+      const admin = await import('kafkajs').then(({ Kafka, logLevel }) =>
+        new Kafka({ brokers: [conn.kafka.adminBroker], logLevel: logLevel.NOTHING }).admin(),
       );
       await admin.connect().catch(() => undefined);
-      await admin.deleteTopics({ topics: [name, `${name}.retry`, `${name}.dlq`] }).catch(() => undefined);
+      await admin
+        .deleteTopics({ topics: [name, `${name}.retry`, `${name}.dlq`] })
+        .catch(() => undefined);
       await admin.disconnect().catch(() => undefined);
       await redis.quit().catch(() => undefined);
     }

@@ -34,7 +34,11 @@ describe.skipIf(!secure.available)('Kafka over SASL_SSL (SCRAM-SHA-512, ACLs)', 
   const ok = (overrides: Partial<KafkaTransportOptions> = {}): KafkaTransport => {
     const t = makeTransport([conn.kafka.broker], {
       ssl: { ca: [secure.pem('ca')] },
-      sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password: conn.kafka.password },
+      sasl: {
+        mechanism: 'scram-sha-512',
+        username: conn.kafka.user,
+        password: conn.kafka.password,
+      },
       connectionTimeoutMs: 3000,
       ...overrides,
     });
@@ -69,14 +73,22 @@ describe.skipIf(!secure.available)('Kafka over SASL_SSL (SCRAM-SHA-512, ACLs)', 
     const transport = ok();
     const processor = recordingProcessor(() => ACK);
     const sub = await transport.subscribe({ topics: [topic], group: `${topic}.g`, processor });
-    await transport.publish([0, 1, 2].map((i) => ({ topic, key: `k${i}`, message: message({ i }) })));
+    await transport.publish(
+      [0, 1, 2].map((i) => ({ topic, key: `k${i}`, message: message({ i }) })),
+    );
     await waitFor(() => processor.calls.length >= 3, 'three messages consumed', 30_000);
-    expect(processor.calls.map((m) => bodyOf(m)).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    expect(
+      processor.calls
+        .map((m) => bodyOf(m))
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    ).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
     await sub.close();
   });
 
   it('refuses a wrong password: BT_ERR_KAFKA_AUTHENTICATION_FAILED, at once', async () => {
-    const t = ok({ sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password: 'wrong-password' } });
+    const t = ok({
+      sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password: 'wrong-password' },
+    });
     const denied = await expectDenied(
       () => t.publish([{ topic: uniqueName('secure.k'), message: message({}) }]),
       KAFKA_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED,
@@ -135,12 +147,20 @@ describe.skipIf(!secure.available)('Kafka over SASL_SSL (SCRAM-SHA-512, ACLs)', 
         cwd: ROOT,
       });
     const revocable = (): KafkaTransport =>
-      ok({ sasl: { mechanism: 'scram-sha-512', username: conn.kafka.revocableUser, password: conn.kafka.password } });
+      ok({
+        sasl: {
+          mechanism: 'scram-sha-512',
+          username: conn.kafka.revocableUser,
+          password: conn.kafka.password,
+        },
+      });
     const topic = uniqueName('secure.revoke');
     const group = `${topic}.g`;
     const publisher = ok();
     const ids = [...Array(40).keys()].map(String);
-    await publisher.publish(ids.slice(0, 20).map((i) => ({ topic, key: i, message: message({ i }) })));
+    await publisher.publish(
+      ids.slice(0, 20).map((i) => ({ topic, key: i, message: message({ i }) })),
+    );
     const seen = new Set<string>();
     const errors: unknown[] = [];
     const processor = recordingProcessor((m) => {
@@ -150,17 +170,26 @@ describe.skipIf(!secure.available)('Kafka over SASL_SSL (SCRAM-SHA-512, ACLs)', 
     const first = revocable();
     let sub: KafkaSubscription | undefined;
     try {
-      sub = await first.subscribe({ topics: [topic], group, processor, onError: (e) => errors.push(e) });
+      sub = await first.subscribe({
+        topics: [topic],
+        group,
+        processor,
+        onError: (e) => errors.push(e),
+      });
       await waitFor(() => seen.size >= 20, 'the first 20 consumed', 30_000);
       await acl('revoke');
-      await publisher.publish(ids.slice(20).map((i) => ({ topic, key: i, message: message({ i }) })));
+      await publisher.publish(
+        ids.slice(20).map((i) => ({ topic, key: i, message: message({ i }) })),
+      );
       await waitFor(() => sub!.fatalError !== undefined, 'the consumer stopped', 60_000);
       expect(sub.fatalError).toMatchObject({
         code: KAFKA_ACCESS_ERROR_CODES.NOT_AUTHORIZED,
         retriable: false,
         service: 'kafka',
       });
-      expect(errors).toContainEqual(expect.objectContaining({ kind: 'consumer-crashed', restarting: false }));
+      expect(errors).toContainEqual(
+        expect.objectContaining({ kind: 'consumer-crashed', restarting: false }),
+      );
       const restarts = sub.stats().restarts;
       await new Promise((r) => setTimeout(r, 1500));
       expect(sub.stats().restarts).toBe(restarts); // no reconnect loop

@@ -47,8 +47,14 @@ describe.skipIf(!secure.available)('RabbitMQ over amqps (vhost permissions)', ()
     transports.push(transport);
     const exchange = uniqueName('secure.x');
     const processor = new RecordingProcessor();
-    const sub = await transport.subscribe({ topics: [exchange], group: uniqueName('secure.q'), processor });
-    await transport.publish([0, 1, 2].map((i) => ({ topic: exchange, message: eventMessage('secure.test', { i }) })));
+    const sub = await transport.subscribe({
+      topics: [exchange],
+      group: uniqueName('secure.q'),
+      processor,
+    });
+    await transport.publish(
+      [0, 1, 2].map((i) => ({ topic: exchange, message: eventMessage('secure.test', { i }) })),
+    );
     await waitFor('three messages', () => processor.seen.length >= 3, 30_000);
     expect(processor.seen).toHaveLength(3);
     await sub.close();
@@ -83,7 +89,11 @@ describe.skipIf(!secure.available)('RabbitMQ over amqps (vhost permissions)', ()
     await expectDenied(
       () =>
         openTransport(secure.amqpsUrl(), {
-          tls: { ca: [secure.pem('ca')], cert: secure.pem('rogueClientCert'), key: secure.pem('rogueClientKey') },
+          tls: {
+            ca: [secure.pem('ca')],
+            cert: secure.pem('rogueClientCert'),
+            key: secure.pem('rogueClientKey'),
+          },
         }),
       RABBIT_ACCESS_ERROR_CODES.TLS_FAILED,
       'tls-rejected',

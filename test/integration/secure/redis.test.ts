@@ -108,7 +108,10 @@ describe.skipIf(!secure.available)('Redis stores over rediss with an ACL user', 
 
   it('verifies the certificate by default: another CA fails with BT_ERR_REDIS_TLS_FAILED', async () => {
     await expectDenied(
-      () => dedupeOn(client(secure.redisUrl(), { ca: [secure.pem('rogueCa')] })).claim('m-1', { leaseMs: 5_000 }),
+      () =>
+        dedupeOn(client(secure.redisUrl(), { ca: [secure.pem('rogueCa')] })).claim('m-1', {
+          leaseMs: 5_000,
+        }),
       REDIS_ACCESS_ERROR_CODES.TLS_FAILED,
       'tls-untrusted',
     );
@@ -117,9 +120,15 @@ describe.skipIf(!secure.available)('Redis stores over rediss with an ACL user', 
   it('verifies the host name: a certificate for another name fails with tls-hostname', async () => {
     await expectDenied(
       () =>
-        new RedisSagaStore({ keyPrefix: prefix('saga') }, {
-          redis: client(secure.redisUrl(), { ca: [secure.pem('ca')], servername: 'wrong.example.invalid' }),
-        }).get('s-1'),
+        new RedisSagaStore(
+          { keyPrefix: prefix('saga') },
+          {
+            redis: client(secure.redisUrl(), {
+              ca: [secure.pem('ca')],
+              servername: 'wrong.example.invalid',
+            }),
+          },
+        ).get('s-1'),
       REDIS_ACCESS_ERROR_CODES.TLS_FAILED,
       'tls-hostname',
     );

@@ -63,7 +63,11 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
       brokers: [conn.kafka.broker],
       clientLogLevel: 'nothing',
       ssl: { ca: [secure.pem('ca')] },
-      sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password: conn.kafka.password },
+      sasl: {
+        mechanism: 'scram-sha-512',
+        username: conn.kafka.user,
+        password: conn.kafka.password,
+      },
       consumer: { maxWaitTimeMs: 200, heartbeatIntervalMs: 1000, sessionTimeoutMs: 10_000 },
     });
     const received: unknown[] = [];
@@ -72,7 +76,10 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
         topics: [topic],
         group: `${topic}.g`,
         processor: createConsumerPipeline(
-          { name: 'secure-rollback', handlers: [handle(StockReserved, ({ data }) => void received.push(data))] },
+          {
+            name: 'secure-rollback',
+            handlers: [handle(StockReserved, ({ data }) => void received.push(data))],
+          },
           { registry },
         ),
       });
@@ -83,7 +90,12 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
       await bad.publish(StockReserved, { sku: 'a', quantity: 3, warehouse: 'w' });
       await waitFor(() => received.length >= 1, 'the original');
       const plan = await planRollback(
-        { service: 'inventory', version: '9.9.9', strategy: 'replay', targetVersions: { 'stock.reserved': 1 } },
+        {
+          service: 'inventory',
+          version: '9.9.9',
+          strategy: 'replay',
+          targetVersions: { 'stock.reserved': 1 },
+        },
         { journal, registry },
       );
       expect(plan.items).toHaveLength(1);
@@ -103,12 +115,20 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
     }
   }, 120_000);
 
-  function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; ms: number }> {
+  function cli(
+    args: string[],
+    env: Record<string, string>,
+  ): Promise<{ code: number | null; out: string; ms: number }> {
     const started = Date.now();
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [COMMAND, ...args], {
         cwd: ROOT,
-        env: { ...process.env, BACKTRACK_LOG_LEVEL: 'silent', NODE_EXTRA_CA_CERTS: conn.certs.ca, ...env },
+        env: {
+          ...process.env,
+          BACKTRACK_LOG_LEVEL: 'silent',
+          NODE_EXTRA_CA_CERTS: conn.certs.ca,
+          ...env,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -127,7 +147,10 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
     const record = makeSagaRecord(uniqueName('saga'));
     await new RedisSagaStore({ keyPrefix: prefix }, { redis }).create(record);
     const env = { BT_TEST_SAGA_PREFIX: prefix };
-    const ok = await cli(['sagas', 'list', '--json', '--config', CONFIG, '--redis-url', secure.redisUrl()], env);
+    const ok = await cli(
+      ['sagas', 'list', '--json', '--config', CONFIG, '--redis-url', secure.redisUrl()],
+      env,
+    );
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toContain(record.sagaId);
     expect(ok.out).not.toContain(conn.redis.password);

@@ -50,8 +50,10 @@ const TLS_CODES: Record<string, AccessFailureReason> = {
 const TLS_DETAIL: Record<string, string> = {
   'tls-untrusted': 'the server certificate is not signed by a trusted CA (check `ca`)',
   'tls-expired': 'the server certificate is expired or not yet valid',
-  'tls-hostname': 'the server certificate is for another host name (check the host or `servername`)',
-  'tls-rejected': 'the server rejected the client certificate (mTLS: check `cert`/`key` and the server CA)',
+  'tls-hostname':
+    'the server certificate is for another host name (check the host or `servername`)',
+  'tls-rejected':
+    'the server rejected the client certificate (mTLS: check `cert`/`key` and the server CA)',
 };
 
 /** The errors in a chain: `cause`, kafkajs' `originalError`, `AggregateError.errors`. */
@@ -117,5 +119,7 @@ export class ConnectionAccessError extends BacktrackError {
 
 /** The {@link ConnectionAccessError} in `error` or its causes, if any. */
 export function accessErrorOf(error: unknown): ConnectionAccessError | undefined {
-  return errorChain(error).find((e): e is ConnectionAccessError => e instanceof ConnectionAccessError);
+  return errorChain(error).find(
+    (e): e is ConnectionAccessError => e instanceof ConnectionAccessError,
+  );
 }

@@ -255,7 +255,10 @@ class KafkajsConsumer implements KafkaConsumerClient {
 
   onCrash(listener: (error: unknown, restarting: boolean) => void): void {
     this.#consumer.on(this.#consumer.events.CRASH, (event) =>
-      listener(classifyKafkaError(event.payload.error) ?? event.payload.error, event.payload.restart),
+      listener(
+        classifyKafkaError(event.payload.error) ?? event.payload.error,
+        event.payload.restart,
+      ),
     );
   }
 

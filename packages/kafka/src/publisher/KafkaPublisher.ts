@@ -1,4 +1,9 @@
-import { accessErrorOf, type ContentMode, type Logger, type OutgoingMessage } from '@backtrack/core';
+import {
+  accessErrorOf,
+  type ContentMode,
+  type Logger,
+  type OutgoingMessage,
+} from '@backtrack/core';
 import type { KafkaProducerClient, ProducerRecord, TopicRecords } from '../client/KafkaClient.js';
 import { toKafkaRecord } from '../envelope/kafkaBinding.js';
 import { KafkaClosedError, KafkaError, KafkaPublishError } from '../errors.js';

@@ -86,14 +86,15 @@ export async function ensureTopics(
     throw (
       accessErrorOf(cause) ??
       new KafkaError(
-      KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
-      `creating topics failed: ${String((cause as Error)?.message ?? cause)}`,
-      {
-        cause,
-        retriable: true,
-        details: { topics: specs.map((s) => s.topic) },
-      },
-    ));
+        KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
+        `creating topics failed: ${String((cause as Error)?.message ?? cause)}`,
+        {
+          cause,
+          retriable: true,
+          details: { topics: specs.map((s) => s.topic) },
+        },
+      )
+    );
   }
   return specs.map((s) => s.topic);
 }

@@ -51,7 +51,9 @@ export function classifyRabbitError(error: unknown): RabbitAccessError | undefin
       );
     }
     // amqplib reports a refused vhost (530 NOT_ALLOWED at connection.open) only like this.
-    if (/Expected ConnectionOpenOk; got <ConnectionClose|NOT_ALLOWED - access to vhost/.test(message)) {
+    if (
+      /Expected ConnectionOpenOk; got <ConnectionClose|NOT_ALLOWED - access to vhost/.test(message)
+    ) {
       return new RabbitAccessError(
         'authorization',
         'not authorized: the user may not use this vhost (check the vhost in the URL and its permissions)',

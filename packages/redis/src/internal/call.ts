@@ -65,7 +65,9 @@ export async function callRedis<T>(
   try {
     return await Promise.race([fn(), deadline]);
   } catch (error) {
-    throw classifyRedisError(error) ?? redisAccessFailure(redis) ?? classify(store, operation, error);
+    throw (
+      classifyRedisError(error) ?? redisAccessFailure(redis) ?? classify(store, operation, error)
+    );
   } finally {
     clearTimeout(timer);
   }

@@ -425,9 +425,11 @@ export class RedisJournal implements Journal {
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     // Not given the client (a journal call waits for a reconnect); access failures still surface.
     watchRedisAccess(this.#redis);
-    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn).catch((error: unknown) => {
-      throw redisAccessFailure(this.#redis) ?? error;
-    });
+    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn).catch(
+      (error: unknown) => {
+        throw redisAccessFailure(this.#redis) ?? error;
+      },
+    );
   }
 }
 
