@@ -13,6 +13,7 @@ import { badInputScenario } from './scenarios/badInput.js';
 import { brokerRestartScenario } from './scenarios/brokerRestart.js';
 import { consumerGroupRebalanceScenario } from './scenarios/consumerGroupRebalance.js';
 import { consumerKillScenario } from './scenarios/consumerKill.js';
+import { credentialsRevokedScenario } from './scenarios/credentialsRevoked.js';
 import { redisClusterScenario } from './scenarios/redisCluster.js';
 import { hostileProducersScenario } from './scenarios/hostileProducers.js';
 import { redisRestartScenario } from './scenarios/redisRestart.js';
@@ -103,5 +104,9 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 10: two saga engines on one saga log, one killed', () => {
     sagaOwnershipScenario({ sagas: 36, seed });
+  });
+
+  describe('scenario 11: credentials revoked while consuming', () => {
+    credentialsRevokedScenario({ messages: 400, revokeAfter: 100 });
   });
 });

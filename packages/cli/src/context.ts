@@ -8,7 +8,12 @@ import {
 } from '@backtrack/core';
 import { createKafkaTransport, type KafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
-import { RedisJournal, RedisRollbackProgressStore, RedisSagaStore } from '@backtrack/redis';
+import {
+  RedisJournal,
+  RedisRollbackProgressStore,
+  RedisSagaStore,
+  classifyRedisError,
+} from '@backtrack/redis';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { BacktrackConfig } from './config.js';
@@ -70,13 +75,16 @@ export class CliContext {
       } catch (error) {
         throw new CliError(`invalid Redis URL ${redact(url)}: ${messageOf(error)}`, EXIT.Usage);
       }
-      redis.on('error', () => undefined); // reported through the failed command instead
+      let lastError: unknown;
+      redis.on('error', (e: unknown) => (lastError = e)); // reported through the failed command
       try {
         await redis.connect();
       } catch (error) {
         redis.disconnect();
+        // Bad credentials or certificate: say so (with its code) instead of "connection closed".
+        const denied = classifyRedisError(error) ?? classifyRedisError(lastError);
         throw new CliError(
-          `cannot connect to Redis at ${redact(url)}: ${messageOf(error)}`,
+          `cannot connect to Redis at ${redact(url)}: ${messageOf(denied ?? error)}${denied ? ` (${denied.code})` : ''}`,
           EXIT.Error,
           'BT_ERR_CLI_CONNECTION',
           'set --redis-url or REDIS_URL',

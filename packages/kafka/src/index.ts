@@ -73,3 +73,8 @@ export {
   KafkaClosedError,
 } from './errors.js';
 export type { KafkaErrorCode } from './errors.js';
+export {
+  KAFKA_ACCESS_ERROR_CODES,
+  KafkaAccessError,
+  classifyKafkaError,
+} from './client/connectionErrors.js';

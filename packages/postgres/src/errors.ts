@@ -1,4 +1,5 @@
 import { BacktrackError, StoreUnavailableError, type BacktrackErrorOptions } from '@backtrack/core';
+import { classifyPostgresError } from './connectionErrors.js';
 
 /**
  * An option given to a PostgreSQL component is invalid (a schema name that is not a plain
@@ -89,6 +90,8 @@ const NODE_CONNECTION_CODES = new Set([
  */
 export function toStoreError(error: unknown, schema: string, operation: string): BacktrackError {
   if (error instanceof BacktrackError) return error;
+  const denied = classifyPostgresError(error);
+  if (denied) return denied;
   const code = (error as { code?: unknown } | null)?.code;
   const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   if (sqlState === '42P01' || sqlState === '3F000') {

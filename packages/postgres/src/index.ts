@@ -79,3 +79,8 @@ export type {
   PostgresBackendOptions,
 } from './backend.js';
 export { DEFAULT_SCHEMA } from './internal/sql.js';
+export {
+  POSTGRES_ACCESS_ERROR_CODES,
+  PostgresAccessError,
+  classifyPostgresError,
+} from './connectionErrors.js';

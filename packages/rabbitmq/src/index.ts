@@ -80,3 +80,8 @@ export {
   RabbitTopologyError,
 } from './errors.js';
 export type { RabbitErrorCode } from './errors.js';
+export {
+  RABBIT_ACCESS_ERROR_CODES,
+  RabbitAccessError,
+  classifyRabbitError,
+} from './connection/connectionErrors.js';

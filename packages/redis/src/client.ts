@@ -1,3 +1,4 @@
+import { watchRedisAccess } from './connectionErrors.js';
 import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 /**
@@ -31,10 +32,12 @@ export const DEFAULT_REDIS_CLIENT_OPTIONS = Object.freeze({
  * const dedupe = new RedisDedupeStore({ keyPrefix: 'orders:dedupe:' }, { redis });
  */
 export function createRedisClient(url?: string, options: RedisOptions = {}): Redis {
-  return new Redis(url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  const client = new Redis(url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
     ...DEFAULT_REDIS_CLIENT_OPTIONS,
     ...options,
   });
+  watchRedisAccess(client);
+  return client;
 }
 
 /**

@@ -24,3 +24,8 @@ export type {
   RedisRollbackProgressStoreDependencies,
   RedisRollbackProgressStoreOptions,
 } from './rollback/RedisRollbackProgressStore.js';
+export {
+  REDIS_ACCESS_ERROR_CODES,
+  RedisAccessError,
+  classifyRedisError,
+} from './connectionErrors.js';

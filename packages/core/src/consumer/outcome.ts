@@ -1,6 +1,7 @@
 import { MalformedMessageError } from '../envelope/errors.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
+import { accessErrorOf } from '../errors/ConnectionAccessError.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelayMs, type RetryPolicy } from '../retry/backoff.js';
 import {
@@ -53,6 +54,10 @@ export function classifyError(
     return { kind: 'redeliver', reason: message, delayMs: policy.inProgressDelayMs, pause: false };
   }
   if (error instanceof StoreUnavailableError) {
+    return { kind: 'redeliver', reason: message, delayMs: policy.unavailableDelayMs, pause: true };
+  }
+  // Bad credentials or missing rights on a store: the message is fine, keep it (no dead letter).
+  if (accessErrorOf(error)) {
     return { kind: 'redeliver', reason: message, delayMs: policy.unavailableDelayMs, pause: true };
   }
   if (error instanceof BacktrackError && !error.retriable) {

@@ -25,6 +25,7 @@ import type {
   TopicRecords,
   TopicSpec,
 } from './KafkaClient.js';
+import { classifyKafkaError, KafkaTlsWatch } from './connectionErrors.js';
 
 /** How to reach the cluster with kafkajs. */
 export interface KafkajsConnectionOptions {
@@ -81,8 +82,10 @@ export function createKafkajsClient(
   logger: Logger,
 ): KafkaClient {
   // The default partitioner is the Java-compatible murmur2 one; naming it silences kafkajs' v2 notice.
+  const watch = new KafkaTlsWatch();
   const config: KafkaConfig = {
     brokers: options.brokers,
+    socketFactory: watch.socketFactory,
     clientId: options.clientId ?? 'backtrack',
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
@@ -94,18 +97,20 @@ export function createKafkajsClient(
   const kafka = new Kafka(config);
   return {
     name: 'kafkajs',
-    producer: (settings) => new KafkajsProducer(kafka, settings),
-    consumer: (settings) => new KafkajsConsumer(kafka, settings),
-    admin: () => new KafkajsAdmin(kafka.admin()),
+    producer: (settings) => new KafkajsProducer(kafka, settings, watch),
+    consumer: (settings) => new KafkajsConsumer(kafka, settings, watch),
+    admin: () => new KafkajsAdmin(kafka.admin(), watch),
   };
 }
 
 class KafkajsProducer implements KafkaProducerClient {
   readonly #producer: Producer;
   readonly #settings: ProducerSettings;
+  readonly #watch: KafkaTlsWatch;
 
-  constructor(kafka: Kafka, settings: ProducerSettings) {
+  constructor(kafka: Kafka, settings: ProducerSettings, watch: KafkaTlsWatch) {
     this.#settings = settings;
+    this.#watch = watch;
     this.#producer = kafka.producer({
       idempotent: settings.idempotent,
       maxInFlightRequests: settings.maxInFlightRequests,
@@ -116,10 +121,14 @@ class KafkajsProducer implements KafkaProducerClient {
   }
 
   connect(): Promise<void> {
-    return this.#producer.connect();
+    return this.#watch.guard(this.#producer.connect());
   }
 
   async send(batches: TopicRecords[]): Promise<void> {
+    await this.#watch.guard(this.#send(batches));
+  }
+
+  async #send(batches: TopicRecords[]): Promise<void> {
     await this.#producer.sendBatch({
       acks: -1,
       timeout: this.#settings.ackTimeoutMs,
@@ -140,9 +149,11 @@ class KafkajsProducer implements KafkaProducerClient {
 class KafkajsConsumer implements KafkaConsumerClient {
   readonly #consumer: Consumer;
   readonly #settings: ConsumerSettings;
+  readonly #watch: KafkaTlsWatch;
 
-  constructor(kafka: Kafka, settings: ConsumerSettings) {
+  constructor(kafka: Kafka, settings: ConsumerSettings, watch: KafkaTlsWatch) {
     this.#settings = settings;
+    this.#watch = watch;
     this.#consumer = kafka.consumer({
       groupId: settings.groupId,
       sessionTimeout: settings.sessionTimeoutMs,
@@ -152,19 +163,29 @@ class KafkajsConsumer implements KafkaConsumerClient {
       maxBytesPerPartition: settings.maxBytesPerPartition,
       allowAutoTopicCreation: false,
       // A crash is logged by the transport; always restart rather than leave a dead subscription.
-      retry: { retries: 8, restartOnFailure: async () => true },
+      // Except after an access failure (credentials, ACLs, certificates): that stops it.
+      retry: {
+        retries: 8,
+        restartOnFailure: async (error) => classifyKafkaError(error) === undefined,
+      },
     });
   }
 
   connect(): Promise<void> {
-    return this.#consumer.connect();
+    return this.#watch.guard(this.#consumer.connect());
   }
 
   subscribe(topics: string[]): Promise<void> {
-    return this.#consumer.subscribe({ topics, fromBeginning: this.#settings.fromBeginning });
+    return this.#watch.guard(
+      this.#consumer.subscribe({ topics, fromBeginning: this.#settings.fromBeginning }),
+    );
   }
 
   run(handler: Parameters<KafkaConsumerClient['run']>[0]): Promise<void> {
+    return this.#watch.guard(this.#run(handler));
+  }
+
+  #run(handler: Parameters<KafkaConsumerClient['run']>[0]): Promise<void> {
     return this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -235,7 +256,10 @@ class KafkajsConsumer implements KafkaConsumerClient {
 
   onCrash(listener: (error: unknown, restarting: boolean) => void): void {
     this.#consumer.on(this.#consumer.events.CRASH, (event) =>
-      listener(event.payload.error, event.payload.restart),
+      listener(
+        classifyKafkaError(event.payload.error) ?? event.payload.error,
+        event.payload.restart,
+      ),
     );
   }
 
@@ -261,13 +285,15 @@ class KafkajsConsumer implements KafkaConsumerClient {
 
 class KafkajsAdmin implements KafkaAdminClient {
   readonly #admin: Admin;
+  readonly #watch: KafkaTlsWatch;
 
-  constructor(admin: Admin) {
+  constructor(admin: Admin, watch: KafkaTlsWatch) {
     this.#admin = admin;
+    this.#watch = watch;
   }
 
   connect(): Promise<void> {
-    return this.#admin.connect();
+    return this.#watch.guard(this.#admin.connect());
   }
 
   disconnect(): Promise<void> {
@@ -275,7 +301,7 @@ class KafkajsAdmin implements KafkaAdminClient {
   }
 
   listTopics(): Promise<string[]> {
-    return this.#admin.listTopics();
+    return this.#watch.guard(this.#admin.listTopics());
   }
 
   async createTopics(topics: TopicSpec[]): Promise<void> {
@@ -295,6 +321,8 @@ class KafkajsAdmin implements KafkaAdminClient {
       // A concurrent creator won the race, or (KRaft) the new topics are not in the metadata
       // yet and kafkajs' leader wait gave up early: fine if they show up below.
       createError = error;
+      const denied = classifyKafkaError(error);
+      if (denied) throw denied;
     }
     await this.#waitForTopics(
       topics.map((t) => t.topic),

@@ -27,6 +27,7 @@ import {
   headerToString,
 } from '../envelope/kafkaBinding.js';
 import { KAFKA_ERROR_CODES, KafkaClosedError, KafkaError } from '../errors.js';
+import { accessErrorOf, type ConnectionAccessError } from '@backtrack/core';
 import type { KafkaConsumerOptions } from '../options.js';
 import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
 
@@ -184,6 +185,8 @@ export class KafkaSubscription implements Subscription {
   #closing: Promise<void> | undefined;
   #abandoned = false;
   #started = false;
+  #fatal: ConnectionAccessError | undefined;
+  #onFatal: ((error: ConnectionAccessError) => void) | undefined;
 
   constructor(config: KafkaSubscriptionConfig) {
     this.#cfg = config;
@@ -211,6 +214,16 @@ export class KafkaSubscription implements Subscription {
     return this.#subscribedTopics;
   }
 
+  /**
+   * Set when the subscription stopped for good because the broker refused it (credentials
+   * revoked, an ACL removed, a certificate that no longer verifies): a `BT_ERR_KAFKA_*` access
+   * error. Nothing after the last committed offset was acknowledged; a new subscription with
+   * working credentials resumes there.
+   */
+  get fatalError(): ConnectionAccessError | undefined {
+    return this.#fatal;
+  }
+
   stats(): Readonly<KafkaSubscriptionStats> {
     return { ...this.#stats };
   }
@@ -228,10 +241,15 @@ export class KafkaSubscription implements Subscription {
       joined();
     });
     consumer.onCrash((error, restarting) => this.#onCrash(error, restarting));
+    // Set before running: kafkajs may report a refused join before `run` resolves.
+    const denied = new Promise<never>((_, reject) => (this.#onFatal = reject));
+    denied.catch(() => {});
     try {
       await this.#run();
     } catch (cause) {
       await consumer.disconnect().catch(() => {});
+      const denied = accessErrorOf(cause);
+      if (denied) throw denied;
       throw new KafkaError(
         KAFKA_ERROR_CODES.CONNECTION_FAILED,
         `starting the consumer of group ${this.group} failed: ${messageOf(cause)}`,
@@ -242,8 +260,10 @@ export class KafkaSubscription implements Subscription {
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.#opts.joinTimeoutMs);
     });
-    const outcome = await Promise.race([firstJoin, timeout]);
-    clearTimeout(timer);
+    const outcome = await Promise.race([firstJoin, timeout, denied]).finally(() => {
+      clearTimeout(timer);
+      this.#onFatal = undefined;
+    });
     if (outcome === 'timeout') {
       await this.close().catch(() => {});
       throw new KafkaError(
@@ -270,6 +290,16 @@ export class KafkaSubscription implements Subscription {
     this.#stats.crashes++;
     if (this.#closing) {
       this.#log.warn({ err: error }, 'kafka consumer crashed while closing');
+      return;
+    }
+    const denied = accessErrorOf(error);
+    if (denied) {
+      // Restarting cannot help: stop (uncommitted records stay in Kafka) and say why.
+      this.#fatal = denied;
+      this.#log.error({ err: denied }, 'kafka consumer stopped: the broker refused access');
+      this.#emitError({ kind: 'consumer-crashed', error: denied, attempt: 1, restarting: false });
+      this.#onFatal?.(denied);
+      void this.close().catch(() => {});
       return;
     }
     if (restarting) {

@@ -1,4 +1,9 @@
-import type { ContentMode, Logger, OutgoingMessage } from '@backtrack/core';
+import {
+  accessErrorOf,
+  type ContentMode,
+  type Logger,
+  type OutgoingMessage,
+} from '@backtrack/core';
 import type { KafkaProducerClient, ProducerRecord, TopicRecords } from '../client/KafkaClient.js';
 import { toKafkaRecord } from '../envelope/kafkaBinding.js';
 import { KafkaClosedError, KafkaError, KafkaPublishError } from '../errors.js';
@@ -75,6 +80,8 @@ export class KafkaPublisher {
     if (this.#closed) return Promise.reject(new KafkaClosedError('publisher'));
     this.#connecting ??= this.#producer.connect().catch((cause: unknown) => {
       this.#connecting = undefined;
+      const denied = accessErrorOf(cause);
+      if (denied) throw denied;
       throw new KafkaPublishError(`connecting the producer failed: ${messageOf(cause)}`, { cause });
     });
     return this.#connecting;
@@ -128,6 +135,8 @@ export class KafkaPublisher {
       ]);
     } catch (cause) {
       if (cause instanceof KafkaError) throw cause;
+      const denied = accessErrorOf(cause);
+      if (denied) throw denied;
       this.#logger.warn({ err: cause, topics }, 'kafka publish failed');
       throw new KafkaPublishError(
         `publishing to ${topics.join(', ')} failed: ${messageOf(cause)}`,

@@ -1,3 +1,4 @@
+import { accessErrorOf } from '@backtrack/core';
 import type { KafkaAdminClient, TopicSpec } from '../client/KafkaClient.js';
 import { KAFKA_ERROR_CODES, KafkaConfigError, KafkaError } from '../errors.js';
 
@@ -82,14 +83,17 @@ export async function ensureTopics(
     const existing = new Set(await admin.listTopics());
     await admin.createTopics(specs.filter((s) => !existing.has(s.topic)));
   } catch (cause) {
-    throw new KafkaError(
-      KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
-      `creating topics failed: ${String((cause as Error)?.message ?? cause)}`,
-      {
-        cause,
-        retriable: true,
-        details: { topics: specs.map((s) => s.topic) },
-      },
+    throw (
+      accessErrorOf(cause) ??
+      new KafkaError(
+        KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
+        `creating topics failed: ${String((cause as Error)?.message ?? cause)}`,
+        {
+          cause,
+          retriable: true,
+          details: { topics: specs.map((s) => s.topic) },
+        },
+      )
     );
   }
   return specs.map((s) => s.topic);

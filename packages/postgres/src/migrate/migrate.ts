@@ -111,7 +111,10 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
     ]);
     locked = true;
     if (!options.dryRun) {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+      // Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when
+      // the schema exists, which a least-privilege role that owns just its schema lacks.
+      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${s}.${MIGRATIONS_TABLE} (
            id text PRIMARY KEY,

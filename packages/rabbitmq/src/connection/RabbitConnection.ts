@@ -1,7 +1,9 @@
 import { TransportEventEmitter, type Logger } from '@backtrack/core';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
+import type { ConnectionOptions } from 'node:tls';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
+import { classifyRabbitError, type RabbitAccessError } from './connectionErrors.js';
 import { settleWithin } from '../timeouts.js';
 import { capabilitiesOf, type BrokerCapabilities } from '../topology/topology.js';
 
@@ -48,6 +50,12 @@ export interface RabbitConnectionOptions {
    */
   heartbeatSeconds?: number;
   reconnect?: ReconnectOptions;
+  /**
+   * TLS options for `amqps://` URLs (Node's `tls.connect` options): `ca` for a private CA,
+   * `cert` and `key` for client certificates (mTLS), `servername`. Certificates are verified
+   * unless you set `rejectUnauthorized: false`.
+   */
+  tls?: ConnectionOptions;
 }
 
 /**
@@ -94,6 +102,7 @@ export class RabbitConnection {
    * `.reconnected`, `consumer.crashed`); `RabbitTransport.on` subscribes here.
    */
   readonly events: TransportEventEmitter;
+  #onDenied: ((error: RabbitAccessError) => void) | undefined;
 
   private constructor(recovering: RecoveringChannelModel, hooks: HookEntry[], logger: Logger) {
     this.#recovering = recovering;
@@ -147,6 +156,7 @@ export class RabbitConnection {
       }
     };
     const socketOptions = {
+      ...options.tls,
       clientProperties: { connection_name: options.connectionName ?? 'backtrack' },
       recovery: {
         initialDelay: reconnect.initialDelayMs,
@@ -165,9 +175,11 @@ export class RabbitConnection {
     holder.self = connection;
     connection.#listen();
     try {
-      await recovering.waitForConnect();
+      await Promise.race([recovering.waitForConnect(), connection.#denied()]);
     } catch (cause) {
       await recovering.close().catch(() => undefined);
+      const denied = classifyRabbitError(cause);
+      if (denied) throw denied;
       throw new RabbitConnectionError(
         `could not connect to RabbitMQ after ${reconnect.initialMaxRetries} retries: ${
           cause instanceof Error ? cause.message : String(cause)
@@ -176,6 +188,11 @@ export class RabbitConnection {
       );
     }
     return connection;
+  }
+
+  /** Rejects at the first attempt refused for good (credentials, permissions, certificate). */
+  #denied(): Promise<never> {
+    return new Promise((_, reject) => (this.#onDenied = reject));
   }
 
   #listen(): void {
@@ -206,6 +223,16 @@ export class RabbitConnection {
     });
     r.on('connect-failed', (error: Error) => {
       this.#model = undefined;
+      const denied = classifyRabbitError(error);
+      if (denied) {
+        // Reconnecting cannot fix it: stop, and fail whoever waits for the connection.
+        this.#failure = denied;
+        this.#logger.error({ err: denied }, 'amqp connection refused; not reconnecting');
+        this.#onDenied?.(denied);
+        for (const waiter of this.#waiters.splice(0)) waiter.reject(denied);
+        void r.close().catch(() => undefined);
+        return;
+      }
       this.#logger.warn({ err: error }, 'amqp connection attempt failed');
     });
     r.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>

@@ -1,3 +1,4 @@
+import { classifyRabbitError } from '../connection/connectionErrors.js';
 import type { Logger } from '@backtrack/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
@@ -319,6 +320,11 @@ export class RabbitPublisher {
           { cause: closeError, details: this.#details(pending), retriable: false },
         ),
       );
+      return;
+    }
+    const denied = closeError && classifyRabbitError(closeError);
+    if (denied) {
+      this.#settle(pending, denied);
       return;
     }
     if (closeError) {

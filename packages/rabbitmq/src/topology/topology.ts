@@ -1,3 +1,4 @@
+import { classifyRabbitError } from '../connection/connectionErrors.js';
 import type { Channel } from 'amqplib';
 import { RabbitConfigError, RabbitTopologyError } from '../errors.js';
 
@@ -171,6 +172,8 @@ async function attempt(declaration: string, run: () => Promise<unknown>): Promis
     await run();
   } catch (cause) {
     const text = cause instanceof Error ? cause.message : String(cause);
+    const denied = classifyRabbitError(cause);
+    if (denied) throw denied;
     throw new RabbitTopologyError(`declaring ${declaration} failed: ${text}`, {
       cause,
       details: { declaration },

@@ -1,4 +1,5 @@
 import { StoreUnavailableError } from '@backtrack/core';
+import { classifyRedisError, redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import { RedisCommandError } from '../errors.js';
 
 const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
@@ -35,6 +36,9 @@ export async function callRedis<T>(
   /** When given, a known-disconnected client fails the call at once (see above). */
   redis?: { readonly status: string },
 ): Promise<T> {
+  if (redis !== undefined) watchRedisAccess(redis);
+  const denied = redisAccessFailure(redis);
+  if (denied) throw denied; // bad credentials or certificate: fail at once, not after a timeout
   if (redis !== undefined && DISCONNECTED.has(redis.status)) {
     throw new StoreUnavailableError(
       store,
@@ -61,7 +65,9 @@ export async function callRedis<T>(
   try {
     return await Promise.race([fn(), deadline]);
   } catch (error) {
-    throw classify(store, operation, error);
+    throw (
+      classifyRedisError(error) ?? redisAccessFailure(redis) ?? classify(store, operation, error)
+    );
   } finally {
     clearTimeout(timer);
   }

@@ -1,3 +1,4 @@
+import { redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
@@ -422,7 +423,13 @@ export class RedisJournal implements Journal {
   }
 
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn);
+    // Not given the client (a journal call waits for a reconnect); access failures still surface.
+    watchRedisAccess(this.#redis);
+    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn).catch(
+      (error: unknown) => {
+        throw redisAccessFailure(this.#redis) ?? error;
+      },
+    );
   }
 }
 

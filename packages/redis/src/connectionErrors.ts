@@ -1,0 +1,95 @@
+import {
+  ConnectionAccessError,
+  errorChain,
+  tlsFailureOf,
+  type AccessFailureReason,
+} from '@backtrack/core';
+
+/**
+ * Codes of {@link RedisAccessError} (listed in docs/errors.md): bad credentials, missing ACL
+ * permissions and certificates that do not verify. Never retriable.
+ */
+export const REDIS_ACCESS_ERROR_CODES = {
+  /** `WRONGPASS`/`NOAUTH`: wrong user name or password, disabled user, or no credentials. */
+  AUTHENTICATION_FAILED: 'BT_ERR_REDIS_AUTHENTICATION_FAILED',
+  /** `NOPERM`: the ACL user may not run that command or touch those keys (key prefix). */
+  NOT_AUTHORIZED: 'BT_ERR_REDIS_NOT_AUTHORIZED',
+  /** The TLS handshake failed on a certificate (untrusted, expired, other host, mTLS refused). */
+  TLS_FAILED: 'BT_ERR_REDIS_TLS_FAILED',
+} as const;
+
+/** Redis refused the client for a reason retrying cannot fix (see {@link ConnectionAccessError}). */
+export class RedisAccessError extends ConnectionAccessError {
+  constructor(
+    reason: AccessFailureReason,
+    detail: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    const code =
+      reason === 'authentication'
+        ? REDIS_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED
+        : reason === 'authorization'
+          ? REDIS_ACCESS_ERROR_CODES.NOT_AUTHORIZED
+          : REDIS_ACCESS_ERROR_CODES.TLS_FAILED;
+    super(code, 'redis', reason, `redis: ${detail}`, options);
+  }
+}
+
+/** Maps an ioredis error to a {@link RedisAccessError}, or undefined when it is something else. */
+export function classifyRedisError(error: unknown): RedisAccessError | undefined {
+  for (const e of errorChain(error)) {
+    if (e instanceof RedisAccessError) return e;
+    const message = e instanceof Error ? e.message : '';
+    if (/^(WRONGPASS|NOAUTH)\b/.test(message)) {
+      return new RedisAccessError(
+        'authentication',
+        'authentication failed: wrong user name or password, or the user is disabled (check the URL credentials)',
+        { cause: error },
+      );
+    }
+    if (/^NOPERM\b/.test(message)) {
+      return new RedisAccessError(
+        'authorization',
+        "not authorized: the ACL user may not run this command or touch these keys (check the user's ACL and the store's keyPrefix)",
+        { cause: error },
+      );
+    }
+  }
+  const failure = tlsFailureOf(error);
+  if (failure === undefined) return undefined;
+  return new RedisAccessError(failure.reason, `TLS failed: ${failure.detail}`, {
+    cause: error,
+    details: { tlsCode: failure.tlsCode },
+  });
+}
+
+interface Watchable {
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+}
+
+const lastDenied = new WeakMap<object, RedisAccessError>();
+const watched = new WeakSet<object>();
+
+/**
+ * Remembers a client's last connection-level access failure (ioredis reports a failed TLS
+ * handshake or AUTH only as an `error` event; the command itself fails with a generic
+ * "max retries" error). Cleared when the client is ready again. Idempotent per client.
+ */
+export function watchRedisAccess(client: object): void {
+  if (watched.has(client) || typeof (client as Partial<Watchable>).on !== 'function') return;
+  watched.add(client);
+  const c = client as Watchable;
+  c.on('error', (error) => {
+    const denied = classifyRedisError(error);
+    if (denied) lastDenied.set(client, denied);
+  });
+  c.on('ready', () => lastDenied.delete(client));
+}
+
+/** The access failure a watched client saw last, while it is not connected. */
+export function redisAccessFailure(client: object | undefined): RedisAccessError | undefined {
+  if (client === undefined) return undefined;
+  const status = (client as { status?: unknown }).status;
+  return status === 'ready' ? undefined : lastDenied.get(client);
+}
