@@ -72,3 +72,5 @@ export {
   KafkaClosedError,
 } from './errors.js';
 export type { KafkaErrorCode } from './errors.js';
+export { monitorKafkaConsumerLag } from './telemetry/consumerLag.js';
+export type { KafkaConsumerLagMonitor, KafkaConsumerLagOptions } from './telemetry/consumerLag.js';

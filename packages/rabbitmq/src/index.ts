@@ -80,3 +80,5 @@ export {
   RabbitTopologyError,
 } from './errors.js';
 export type { RabbitErrorCode } from './errors.js';
+export { monitorRabbitQueueLag } from './telemetry/queueLag.js';
+export type { RabbitQueueLagMonitor, RabbitQueueLagOptions } from './telemetry/queueLag.js';

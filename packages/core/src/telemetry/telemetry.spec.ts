@@ -39,6 +39,7 @@ import {
   formatTraceparent,
   instrumentSagaEngine,
   METRICS,
+  monitorJournalLag,
   parseTraceparent,
 } from './index.js';
 
@@ -409,5 +410,50 @@ describe('rollback run span', () => {
     const items = await points(METRICS.rollbackItems.name);
     expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'done' })).toBe(2);
     expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'needs-person' })).toBe(1);
+  });
+});
+
+describe('publisher journal lag', () => {
+  it('reports the pending records and the age of the oldest per service, back to 0 once published', async () => {
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const journal = new InMemoryJournal({ now: () => clock });
+    const record = (id: string, service: string) => ({
+      id,
+      type: 'order.placed',
+      schemaVersion: 1,
+      topic: 'orders.events',
+      service,
+      version: '1.0.0',
+      time: new Date(clock).toISOString(),
+      message: { headers: { id }, body: new Uint8Array() },
+    });
+    await journal.append(record('a', 'orders'));
+    clock += 4_000;
+    await journal.append(record('b', 'orders'));
+    await journal.append(record('c', 'payments'));
+    await journal.markPublished(['c']);
+    clock += 1_000;
+    const monitor = monitorJournalLag(journal, { now: () => clock, intervalMs: 60_000 });
+    try {
+      await monitor.pollOnce();
+      const pending = await points(METRICS.journalPending.name);
+      const lag = await points(METRICS.journalLag.name);
+      expect(valueOf(pending, { [ATTR.PRODUCER_SERVICE]: 'orders' })).toBe(2);
+      expect(valueOf(lag, { [ATTR.PRODUCER_SERVICE]: 'orders' })).toBeCloseTo(5, 3);
+      expect(valueOf(pending, { [ATTR.PRODUCER_SERVICE]: 'payments' })).toBeUndefined();
+
+      await journal.markPublished(['a']);
+      await monitor.pollOnce();
+      expect(
+        valueOf(await points(METRICS.journalLag.name), { [ATTR.PRODUCER_SERVICE]: 'orders' }),
+      ).toBeCloseTo(1, 3);
+      await journal.markPublished(['b']);
+      await monitor.pollOnce();
+      expect(
+        valueOf(await points(METRICS.journalPending.name), { [ATTR.PRODUCER_SERVICE]: 'orders' }),
+      ).toBe(0);
+    } finally {
+      monitor.stop();
+    }
   });
 });
