@@ -26,6 +26,7 @@ import { createPublisher } from '../publisher/Publisher.js';
 import { defineSaga } from '../saga/definition.js';
 import { InMemorySagaStore } from '../saga/InMemorySagaStore.js';
 import { createSagaEngine } from '../saga/SagaEngine.js';
+import { CrashingSagaStore } from '../testing/CrashingSagaStore.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import { InMemoryTransport } from '../transport/InMemoryTransport.js';
@@ -359,6 +360,55 @@ describe('saga spans from engine events', () => {
     expect(stuckSpan.status.message).toMatch(/stuck in forward phase at notify: mail down/);
     expect(stuckSpan.attributes['backtrack.saga.stuck.phase']).toBe('forward');
     expect(byName('step pivot.notify')).toHaveLength(2);
+    detach();
+  });
+});
+
+describe('recovery continues the trace from the saga record', () => {
+  it('stores the trace context at start; a recovering engine parents its saga span to it', async () => {
+    const store = new InMemorySagaStore();
+    const saga = defineSaga('ship-order', { input: z.object({}) })
+      .step('reserve', { run: () => 1, compensate: () => undefined })
+      .step('ship', { run: () => 2 })
+      .build();
+    const tracer = trace.getTracer('test');
+    // Engine A dies at its second saga log write (after `reserve` ran).
+    const crashing = createSagaEngine(
+      {},
+      { store: new CrashingSagaStore(store, 2), logger: silent, sleep: async () => {} },
+    );
+    let origin!: ReadableSpan;
+    await tracer.startActiveSpan('process orders', async (parent) => {
+      await expect(crashing.start(saga, {}, { sagaId: 's-1' })).rejects.toThrow(/simulated crash/);
+      parent.end();
+      origin = parent as unknown as ReadableSpan;
+    });
+    const stored = await store.get('s-1');
+    expect(stored?.traceContext?.traceparent).toBe(formatTraceparent(origin.spanContext()));
+
+    // Engine B, after A's lease expired, recovers it under its own span.
+    spans.reset();
+    const recovering = createSagaEngine(
+      {},
+      { store, logger: silent, sleep: async () => {}, now: () => Date.now() + 120_000 },
+    );
+    recovering.register(saga);
+    const detach = instrumentSagaEngine(recovering);
+    await tracer.startActiveSpan('recovery job', async (job) => {
+      const summary = await recovering.recover();
+      expect(summary.results.map((r) => r.status)).toEqual(['completed']);
+      job.end();
+    });
+    const recovered = one('saga ship-order');
+    expect(recovered.attributes['backtrack.saga.recovered']).toBe(true);
+    expect(recovered.spanContext().traceId).toBe(origin.spanContext().traceId);
+    expect(recovered.parentSpanContext?.spanId).toBe(origin.spanContext().spanId);
+    expect(recovered.links.map((l) => l.context.spanId)).toEqual([
+      one('recovery job').spanContext().spanId,
+    ]);
+    expect(one('step ship-order.ship').parentSpanContext?.spanId).toBe(
+      recovered.spanContext().spanId,
+    );
     detach();
   });
 });
