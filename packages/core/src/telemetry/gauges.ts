@@ -52,13 +52,14 @@ export function startGaugePoller(options: GaugePollerOptions): GaugePoller {
     }
     return last;
   };
-  const timer = setInterval(() => {
+  const tick = () => {
     // No SDK: no broker or store call. One poll at a time.
     if (polling !== undefined || activeInstruments() === undefined) return;
     polling = pollOnce().finally(() => (polling = undefined));
-  }, intervalMs);
+  };
+  const timer = setInterval(tick, intervalMs);
   timer.unref();
-  activeInstruments(); // creates the gauges now if an SDK is registered
+  tick(); // the first values now (and the gauges created, if an SDK is registered)
   return {
     pollOnce,
     stop() {
@@ -77,6 +78,8 @@ export interface JournalLagOptions {
   /** @default Date.now */
   now?: () => number;
   logger?: Logger;
+  /** Producing services reported from the start (0 until they have a backlog); others once seen. */
+  services?: readonly string[];
 }
 
 /**
@@ -88,7 +91,7 @@ export interface JournalLagOptions {
 export function monitorJournalLag(journal: Journal, options: JournalLagOptions = {}): GaugePoller {
   const limit = options.limit ?? 1000;
   const now = options.now ?? Date.now;
-  const services = new Set<string>();
+  const services = new Set<string>(options.services);
   return startGaugePoller({
     intervalMs: options.intervalMs,
     logger: options.logger,

@@ -118,6 +118,11 @@ export function registerStuckSource(source: () => ReadonlyMap<string, string>): 
   return () => stuckSources.delete(source);
 }
 
+/** Makes the stuck gauge report `name` (0 while none of its sagas is stuck). */
+export function noteSagaName(name: string): void {
+  if (!stuckNamesSeen.has(name)) stuckNamesSeen.add(name);
+}
+
 function observeStuck(meter: Meter): void {
   meter
     .createObservableGauge(METRICS.sagaStuck.name, {

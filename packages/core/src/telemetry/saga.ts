@@ -9,7 +9,7 @@ import {
 } from '@opentelemetry/api';
 import { SagaEventName, type SagaEvent, type SagaEventListener } from '../saga/events.js';
 import { ATTR, SPAN_NAMES } from './names.js';
-import { activeInstruments, activeTracer, registerStuckSource } from './provider.js';
+import { activeInstruments, activeTracer, noteSagaName, registerStuckSource } from './provider.js';
 import {
   extractTraceContext,
   injectTraceContext,
@@ -212,7 +212,11 @@ export function instrumentSagaEngine(
     [
       SagaEventName.SagaStarted,
       (e) => {
-        activeInstruments()?.sagaStarted.add(1, { [ATTR.SAGA_NAME]: e.sagaName });
+        const instruments = activeInstruments();
+        if (instruments !== undefined) {
+          instruments.sagaStarted.add(1, { [ATTR.SAGA_NAME]: e.sagaName });
+          noteSagaName(e.sagaName); // the stuck gauge reports 0 for it, not nothing
+        }
         sagaOf(e, true);
       },
     ],
