@@ -136,10 +136,10 @@ describe.skipIf(!broker.available)('Kafka telemetry', () => {
     const transport = makeTransport(broker.brokers);
     const topic = uniqueName('bt-otel-lag');
     const group = uniqueName('otel18-lag');
-    const lag = monitorKafkaConsumerLag(transport, { group, topics: [topic], intervalMs: 60_000 });
+    let lag: ReturnType<typeof monitorKafkaConsumerLag> | undefined;
     /** The gauge's value per partition, as the SDK's metric reader collects it. */
     const gauge = async (): Promise<Map<string, number>> => {
-      await lag.pollOnce();
+      await lag!.pollOnce();
       metricExporter.reset();
       await reader.forceFlush();
       const points =
@@ -156,6 +156,8 @@ describe.skipIf(!broker.available)('Kafka telemetry', () => {
     };
     try {
       await transport.ensureTopics({ topics: [topic], partitions: 2 });
+      // After the topic exists: a metadata request for a missing topic may auto-create it.
+      lag = monitorKafkaConsumerLag(transport, { group, topics: [topic], intervalMs: 60_000 });
       await transport.publish([
         ...[1, 2, 3].map((i) => ({ topic, key: 'a', message: message({ i }) })),
         ...[4, 5].map((i) => ({ topic, key: 'b', message: message({ i }) })),
@@ -183,7 +185,7 @@ describe.skipIf(!broker.available)('Kafka telemetry', () => {
       );
       expect((await gauge()).size).toBe(2);
     } finally {
-      await lag.stop();
+      await lag?.stop();
       await transport.close();
       const admin = transport.admin();
       await admin.connect();

@@ -43,7 +43,7 @@ export function startGaugePoller(options: GaugePollerOptions): GaugePoller {
     registerPolledSource(name, () => last[name] ?? []),
   );
   let polling: Promise<unknown> | undefined;
-  const pollOnce = async () => {
+  const run = async () => {
     try {
       last = await options.poll();
     } catch (err) {
@@ -55,13 +55,16 @@ export function startGaugePoller(options: GaugePollerOptions): GaugePoller {
   const tick = () => {
     // No SDK: no broker or store call. One poll at a time.
     if (polling !== undefined || activeInstruments() === undefined) return;
-    polling = pollOnce().finally(() => (polling = undefined));
+    polling = run().finally(() => (polling = undefined));
   };
   const timer = setInterval(tick, intervalMs);
   timer.unref();
   tick(); // the first values now (and the gauges created, if an SDK is registered)
   return {
-    pollOnce,
+    async pollOnce() {
+      await polling; // after the timer's poll in flight, so that one cannot overwrite this one
+      return run();
+    },
     stop() {
       clearInterval(timer);
       for (const remove of removals) remove();

@@ -30,7 +30,8 @@ export interface KafkaConsumerLagMonitor {
  * Reports `backtrack.consumer.lag` (docs/observability.md) for one consumer group: per partition,
  * the high watermark minus the group's committed offset (minus the low watermark while the group
  * has committed nothing). One admin client, connected on the first poll; it polls every
- * `intervalMs` only while an OpenTelemetry SDK is registered.
+ * `intervalMs` only while an OpenTelemetry SDK is registered. Start it once the topics exist: a
+ * broker with `auto.create.topics.enable` creates a topic the admin client asks about.
  *
  * @example
  * const lag = monitorKafkaConsumerLag(transport, { group: 'billing', topics: ['orders'] });
