@@ -53,8 +53,7 @@ interface Sdk {
   shutdown(): Promise<void>;
 }
 
-function installSdk(): Sdk {
-  const contextManager = new AsyncLocalStorageContextManager().enable();
+function installSdk(withContextManager = true): Sdk {
   const tracerProvider = new BasicTracerProvider({
     spanProcessors: [new BatchSpanProcessor(noopExporter)],
   });
@@ -66,7 +65,9 @@ function installSdk(): Sdk {
       }),
     ],
   });
-  context.setGlobalContextManager(contextManager);
+  if (withContextManager) {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  }
   trace.setGlobalTracerProvider(tracerProvider);
   metrics.setGlobalMeterProvider(meterProvider);
   return {
@@ -157,6 +158,11 @@ export const telemetryBenchmark: Benchmark = {
       .metric('api', { label: 'API only, no SDK', role: 'backtrack', unit: 'msg/cpu-s' })
       .metric('sdk', { label: 'SDK + no-op exporter', role: 'backtrack', unit: 'msg/cpu-s' })
       .metric('hooks', { label: 'telemetry hooks without an SDK', role: 'info', unit: 'ns/msg' })
+      .metric('sdkNoContext', {
+        label: 'SDK, no context manager (handler spans not parented)',
+        role: 'info',
+        unit: 'msg/cpu-s',
+      })
       .metric('apiWall', { label: 'API only, wall clock', role: 'info', unit: 'msg/s' })
       .metric('sdkWall', { label: 'SDK + no-op exporter, wall clock', role: 'info', unit: 'msg/s' })
       .ratio('apiVsNone', {
@@ -196,11 +202,22 @@ export const telemetryBenchmark: Benchmark = {
           await sdk.shutdown();
         }
       };
+      const measureSdkNoContext = async () => {
+        const sdk = installSdk(false);
+        try {
+          const result = await pipelinePass(messages, `sdk-noctx-${run}`);
+          rec.record('sdkNoContext', 1e9 / (result.cpuUs * 1000));
+        } finally {
+          await sdk.shutdown();
+        }
+      };
       // Alternate which side runs first.
       if (run % 2 === 0) {
         await measureApi();
         await measureSdk();
+        await measureSdkNoContext();
       } else {
+        await measureSdkNoContext();
         await measureSdk();
         await measureApi();
       }
