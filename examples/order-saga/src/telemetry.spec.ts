@@ -2,20 +2,17 @@
  * One order saga across four services (orders → inventory → payments → shipping, in-memory
  * transport) is one trace: from the request span that places the order, through every command
  * the saga publishes, every service's consumer span and handler, and every reply, to the last
- * handler of the saga.
+ * handler of the saga. telemetry.test.ts runs the same check on Kafka and RabbitMQ.
  */
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { context, trace, SpanKind } from '@opentelemetry/api';
+import { context, trace } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { ATTR, instrumentSagaEngine } from '@backtrack/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderSpec } from './catalog.js';
-import { createRuntime } from './infra/runtime.js';
-import { startShop } from './system.js';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { expectOneTraceAcrossServices } from './oneTrace.js';
 
 const spans = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
@@ -31,58 +28,6 @@ afterAll(async () => {
 });
 
 describe('order saga telemetry', () => {
-  it('is one trace from the first publish to the last handler, across the services', async () => {
-    const runtime = await createRuntime({ transport: 'memory', prefix: 'otel' });
-    const shop = await startShop(runtime, { stockFor: 10 });
-    const detach = instrumentSagaEngine(shop.orders.engine);
-    const { order, expected } = orderSpec(0);
-    expect(expected).toBe('confirmed');
-    try {
-      const root = await trace.getTracer('test').startActiveSpan('POST /orders', async (span) => {
-        const placed = await shop.orders.place(order);
-        expect(placed.status).toBe('confirmed');
-        span.end();
-        return span;
-      });
-      const traceId = root.spanContext().traceId;
-      // The saga resumes from inside the last reply's handler: its consumer span ends just after.
-      const isLast = (s: { attributes: Record<string, unknown> }) =>
-        s.attributes[ATTR.CLOUDEVENTS_TYPE] === 'shipping.shipped' &&
-        s.attributes[ATTR.DISPOSITION] !== undefined;
-      for (let i = 0; i < 100 && !spans.getFinishedSpans().some(isLast); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      const finished = spans.getFinishedSpans();
-      const sends = finished.filter((s) => s.kind === SpanKind.PRODUCER);
-      const processes = finished.filter((s) => s.kind === SpanKind.CONSUMER);
-      // Three commands (reserve, charge, ship) and three replies.
-      expect(sends).toHaveLength(6);
-      expect(new Set(sends.map((s) => s.attributes[ATTR.MESSAGING_DESTINATION]))).toEqual(
-        new Set(['otel.orders', 'otel.inventory', 'otel.payments', 'otel.shipping']),
-      );
-      // Every consumer span (each service's consumer group) and every span of the run: one trace.
-      const groups = new Set(processes.map((s) => s.attributes[ATTR.CONSUMER]));
-      expect(groups.size).toBeGreaterThanOrEqual(4);
-      for (const s of finished) expect(s.spanContext().traceId, s.name).toBe(traceId);
-      // Each consumer span is the child of the producer span of the message it processed.
-      const sendIds = new Set(sends.map((s) => s.spanContext().spanId));
-      for (const p of processes)
-        expect(sendIds.has(p.parentSpanContext!.spanId), p.name).toBe(true);
-      // The replies are published inside the services' consumer spans: the chain goes through them.
-      const processIds = new Set(processes.map((s) => s.spanContext().spanId));
-      const replies = sends.filter((s) => processIds.has(s.parentSpanContext?.spanId ?? ''));
-      expect(replies).toHaveLength(3);
-      // The last handler: the orders service's consumer span of the shipping reply.
-      const last = processes.find(isLast);
-      expect(last?.attributes[ATTR.DISPOSITION]).toBe('ack');
-      expect(last?.attributes[ATTR.CONSUMER]).toMatch(/orders/);
-      const saga = finished.find((s) => s.name === 'saga place-order')!;
-      expect(saga.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
-      expect(saga.attributes[ATTR.SAGA_STATUS]).toBe('completed');
-    } finally {
-      detach();
-      await shop.stop();
-      await runtime.close();
-    }
-  });
+  it('is one trace from the first publish to the last handler, across the services', () =>
+    expectOneTraceAcrossServices(spans, 'memory', 'otel'));
 });
