@@ -33,6 +33,7 @@ const EXPECTED = [
   'dedupe-claims',
   'rollback',
   'e2e',
+  'telemetry',
 ];
 
 describe.skipIf(!ready)('npm run bench -- --quick', () => {

@@ -14,6 +14,7 @@ import { rabbitConsumeBenchmark } from './benchmarks/rabbitConsume.js';
 import { rabbitPublishBenchmark } from './benchmarks/rabbitPublish.js';
 import { rollbackBenchmark } from './benchmarks/rollback.js';
 import { sagaBenchmark } from './benchmarks/saga.js';
+import { telemetryBenchmark } from './benchmarks/telemetry.js';
 import { describeMachine, machineInfo } from './machine.js';
 import {
   FULL_DEFAULTS,
@@ -35,6 +36,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   dedupeBenchmark,
   rollbackBenchmark,
   e2eBenchmark,
+  telemetryBenchmark,
 ];
 
 const D = FULL_DEFAULTS;

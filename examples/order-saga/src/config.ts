@@ -9,6 +9,8 @@
  *   --consumers <k>                     (consumers per service in its group; default 1)
  *   --prefetch <n>                      (RabbitMQ prefetch window per consumer; default 64)
  *   --linger-ms <ms>                    (publisher and Kafka producer linger; default 0)
+ *   --otel                              (OpenTelemetry SDK: traces, Prometheus /metrics)
+ *   --metrics-port <port>               (the Prometheus endpoint's port with --otel; default 9464)
  */
 import { parseArgs } from 'node:util';
 import {
@@ -34,6 +36,10 @@ export interface ExampleConfig {
   prefetch: number;
   /** Publisher batching and Kafka producer linger, in ms. */
   lingerMs: number;
+  /** Install the OpenTelemetry SDK (`--otel`, see infra/otel.ts). */
+  otel: boolean;
+  /** Port of the Prometheus endpoint with `--otel`. */
+  metricsPort: number;
   flags: Record<string, string | boolean | undefined>;
 }
 
@@ -66,6 +72,8 @@ export function readConfig(
       consumers: { type: 'string' },
       prefetch: { type: 'string' },
       'linger-ms': { type: 'string' },
+      otel: { type: 'boolean' },
+      'metrics-port': { type: 'string' },
       ...extra,
     },
     allowPositionals: false,
@@ -99,6 +107,7 @@ export function readConfig(
       `--linger-ms must be a number from 0 to 1000, got "${String(lingerRaw)}"`,
     );
   }
+  const metricsPort = positiveInt('metrics-port', values['metrics-port'], 9464);
   return {
     transport: transport as TransportKind,
     store: store as StoreKind,
@@ -109,6 +118,8 @@ export function readConfig(
     consumers,
     prefetch,
     lingerMs,
+    otel: values.otel === true,
+    metricsPort,
     flags: values as Record<string, string | boolean | undefined>,
   };
 }

@@ -4,6 +4,7 @@
  */
 import { orderSpec } from './catalog.js';
 import { checkUntilConsistent, formatReport, type ConsistencyReport } from './checker.js';
+import { parsePrometheus, sumOf, type Otel } from './infra/otel.js';
 import { createRuntime, type StoreKind, type TransportKind } from './infra/runtime.js';
 import type { PlaceOrderInput } from './services/orders.js';
 import { startShop } from './system.js';
@@ -34,6 +35,8 @@ export async function runExample(
     store?: StoreKind;
     /** Prefix of the run's topics, queues and keys on a real broker. @default a new one */
     prefix?: string;
+    /** The installed OpenTelemetry SDK (`--otel`): the run ends with what its metrics say. */
+    otel?: Otel;
   } = {},
 ): Promise<ConsistencyReport> {
   const write = options.write ?? ((line: string) => console.log(line));
@@ -52,6 +55,7 @@ export async function runExample(
   write(
     color.dim('Each order runs the place-order saga; a failed step undoes the steps before it.'),
   );
+  await options.otel?.monitor(runtime);
   const shop = await startShop(runtime, { story, stockFor: 10 });
   try {
     for (const order of storyOrders()) await shop.orders.place(order);
@@ -59,10 +63,26 @@ export async function runExample(
     write(color.bold('Consistency check (reads every service’s own state):'));
     const report = await checkUntilConsistent(runtime.states, { timeoutMs: 5_000 });
     write(`  ${formatReport(report)}`);
+    if (options.otel) await writeMetrics(options.otel, write);
     return report;
   } finally {
     await shop.stop();
     await runtime.destroy();
     await runtime.close();
   }
+}
+
+/** What the Prometheus endpoint says about the run (the numbers a dashboard shows). */
+async function writeMetrics(otel: Otel, write: (line: string) => void): Promise<void> {
+  const samples = parsePrometheus(await otel.scrape());
+  const ended = (status: string) =>
+    sumOf(samples, 'backtrack_saga_ended_total', { backtrack_saga_status: status });
+  write('');
+  write(color.bold(`Metrics (${otel.metricsUrl}):`));
+  write(
+    `  sagas started ${sumOf(samples, 'backtrack_saga_started_total')}, completed ${ended('completed')}, compensated ${ended('compensated')}, stuck now ${sumOf(samples, 'backtrack_saga_stuck')}`,
+  );
+  write(
+    `  messages processed ${sumOf(samples, 'backtrack_consumer_messages_total')}, published ${sumOf(samples, 'backtrack_publisher_messages_total')}, dead letters ${sumOf(samples, 'backtrack_consumer_dead_letters_total')}`,
+  );
 }

@@ -7,6 +7,7 @@
  */
 import { readConfig } from './config.js';
 import { runExample } from './example.js';
+import { startOtel, type Otel } from './infra/otel.js';
 
 let config;
 try {
@@ -15,10 +16,14 @@ try {
   console.error(`order-saga: ${(error as Error).message}`);
   process.exit(2);
 }
+let otel: Otel | undefined;
 try {
-  const report = await runExample({ transport: config.transport, store: config.store });
+  if (config.otel) otel = await startOtel({ metricsPort: config.metricsPort });
+  const report = await runExample({ transport: config.transport, store: config.store, otel });
   process.exitCode = report.ok ? 0 : 1;
 } catch (error) {
   console.error(error);
   process.exitCode = 1;
+} finally {
+  await otel?.shutdown();
 }

@@ -30,6 +30,12 @@ import {
   type RuntimeOptions,
   type TransportKind,
 } from '../../order-saga/src/infra/runtime.js';
+import {
+  parsePrometheus,
+  sumOf,
+  type Otel,
+  type PromSample,
+} from '../../order-saga/src/infra/otel.js';
 import { placeOrders, type LoadResult } from '../../order-saga/src/load.js';
 import {
   PAYMENTS_BAD_VERSION,
@@ -56,6 +62,62 @@ export interface DrillOptions {
   /** Receives each phase as it starts and progress within it (for the progress display). */
   onPhase?: (phase: DrillPhase, total?: number) => void;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The installed OpenTelemetry SDK (`--otel`): the drill then reads the signals of the bad
+   * deploy (dead-letter rate, stuck sagas) from its Prometheus endpoint, as an alert would.
+   */
+  otel?: Otel;
+}
+
+/** The signals of the bad deploy, read from the Prometheus endpoint (`--otel`). */
+export interface DrillSignals {
+  metricsUrl: string;
+  /** During the bad deploy: messages the consumers finished, and how many were dead-lettered. */
+  messages: number;
+  deadLetters: number;
+  /** `deadLetters / messages`. */
+  deadLetterRate: number;
+  /** Dead letters of the bad deploy by consumer, event type and reason. */
+  deadLettersBy: Record<string, number>;
+  /** The `backtrack.saga.stuck` gauge after the bad deploy. */
+  stuckSagas: number;
+  /** Sagas that ended during the bad deploy, by status. */
+  sagasEnded: Record<string, number>;
+  /** The `backtrack.publisher.journal.pending` gauge after the bad deploy. */
+  journalPending: number;
+}
+
+/** The signals between two scrapes of the Prometheus endpoint. */
+export function signalsBetween(
+  metricsUrl: string,
+  before: readonly PromSample[],
+  after: readonly PromSample[],
+): DrillSignals {
+  const delta = (name: string, where: Record<string, string> = {}) =>
+    sumOf(after, name, where) - sumOf(before, name, where);
+  const messages = delta('backtrack_consumer_messages_total');
+  const deadLetters = delta('backtrack_consumer_dead_letters_total');
+  const deadLettersBy: Record<string, number> = {};
+  for (const s of after.filter((x) => x.name === 'backtrack_consumer_dead_letters_total')) {
+    const n = s.value - sumOf(before, s.name, s.labels);
+    if (n <= 0) continue;
+    const key = `${s.labels['backtrack_consumer_name']} ← ${s.labels['cloudevents_event_type']}: ${s.labels['backtrack_dead_letter_reason']}`;
+    deadLettersBy[key] = (deadLettersBy[key] ?? 0) + n;
+  }
+  const sagasEnded: Record<string, number> = {};
+  for (const status of ['completed', 'compensated', 'failed']) {
+    sagasEnded[status] = delta('backtrack_saga_ended_total', { backtrack_saga_status: status });
+  }
+  return {
+    metricsUrl,
+    messages,
+    deadLetters,
+    deadLetterRate: messages === 0 ? 0 : deadLetters / messages,
+    deadLettersBy,
+    stuckSagas: sumOf(after, 'backtrack_saga_stuck'),
+    sagasEnded,
+    journalPending: sumOf(after, 'backtrack_publisher_journal_pending'),
+  };
 }
 
 export type DrillPhase =
@@ -76,6 +138,8 @@ export interface DrillResult {
   detected: ConsistencyReport;
   /** Dead letters the consumers reported during the drill, by consumer, event and code. */
   deadLetters: Record<string, number>;
+  /** With `otel`: the bad deploy's signals as its metrics showed them. */
+  signals?: DrillSignals;
   plans: { compensate: RollbackPlan['counts']; replay: RollbackPlan['counts'] };
   runs: { compensate: RollbackRunResult; replay: RollbackRunResult };
   /** Effects reversed (compensating events published) and replayed. */
@@ -165,6 +229,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     ...options.topology,
   });
   onPhase('starting');
+  await options.otel?.monitor(runtime);
+  const scrape = async () =>
+    options.otel ? parsePrometheus(await options.otel.scrape()) : undefined;
   const shop = await startShop(runtime, {
     stockFor: total,
     replyTimeoutMs: options.replyTimeoutMs ?? (options.transport === 'memory' ? 5_000 : 30_000),
@@ -179,6 +246,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     });
 
     // 2. The bad deploy.
+    const beforeBad = await scrape();
     await shop.redeployPayments({ bad: true });
     onPhase('placing orders (payments 1.1.0, bad)', badCount);
     const bad = await placeOrders(shop.orders, {
@@ -200,6 +268,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       detected = again;
       if (stable) break;
     }
+    const afterBad = await scrape();
+    const signals =
+      options.otel && beforeBad && afterBad
+        ? signalsBetween(options.otel.metricsUrl, beforeBad, afterBad)
+        : undefined;
 
     // 4. Roll back: code first (payments back to 1.0.0), then the effects of 1.1.0.
     onPhase('rolling back payments');
@@ -269,6 +342,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       load: { good, bad },
       detected,
       deadLetters: Object.fromEntries(deadLetters),
+      ...(signals ? { signals } : {}),
       plans: { compensate: compensatePlan.counts, replay: replayPlan.counts },
       runs,
       reversed: compensateRun.summary.reversed,

@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError, readConfig, topologyOf } from '../../order-saga/src/config.js';
 import { formatReport } from '../../order-saga/src/checker.js';
 import { color } from '../../order-saga/src/story.js';
+import { startOtel, type Otel } from '../../order-saga/src/infra/otel.js';
 import { runDrill, type DrillPhase, type DrillResult } from './drill.js';
 
 let config;
@@ -27,7 +28,7 @@ try {
   ) {
     console.error(`drill: ${(error as Error).message}`);
     console.error(
-      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--partitions N] [--consumers K] [--prefetch N] [--linger-ms MS] [--prefix NAME] [--keep] [--json]',
+      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--partitions N] [--consumers K] [--prefetch N] [--linger-ms MS] [--prefix NAME] [--keep] [--json] [--otel] [--metrics-port PORT]',
     );
     process.exit(2);
   }
@@ -66,8 +67,11 @@ const endPhase = () => {
 };
 
 let result: DrillResult;
+let otel: Otel | undefined;
 try {
+  if (config.otel) otel = await startOtel({ metricsPort: config.metricsPort });
   result = await runDrill({
+    otel,
     transport: config.transport,
     orders: config.orders,
     concurrency: config.concurrency,
@@ -103,8 +107,10 @@ try {
 } catch (error) {
   if (barOn) bar.stop();
   console.error(`drill failed: ${(error as Error).stack ?? String(error)}`);
+  await otel?.shutdown();
   process.exit(1);
 }
+await otel?.shutdown();
 
 if (json) {
   console.log(JSON.stringify(summarize(result), null, 2));
@@ -116,7 +122,26 @@ if (json) {
   log(
     `  orders placed: ${result.load.good.placed} with payments 1.0.0, ${result.load.bad.placed} with payments 1.1.0`,
   );
-  for (const [what, n] of Object.entries(result.deadLetters)) log(`  dead letters: ${n} × ${what}`);
+  const signals = result.signals;
+  if (signals) {
+    // The alerting signals, read from the Prometheus endpoint as a dashboard would.
+    log(`  from the metrics (${signals.metricsUrl}):`);
+    log(
+      `    dead-letter rate during payments 1.1.0: ${(signals.deadLetterRate * 100).toFixed(1)} % (${signals.deadLetters} of ${signals.messages} messages)`,
+    );
+    for (const [what, n] of Object.entries(signals.deadLettersBy))
+      log(`    dead letters: ${n} × ${what}`);
+    log(
+      `    stuck sagas (gauge): ${signals.stuckSagas}; sagas ended: ${Object.entries(
+        signals.sagasEnded,
+      )
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}; journal pending: ${signals.journalPending}`,
+    );
+  } else {
+    for (const [what, n] of Object.entries(result.deadLetters))
+      log(`  dead letters: ${n} × ${what}`);
+  }
   log(`  checker after the deploy: ${d.inconsistent.length} of ${d.orders} orders inconsistent`);
   const example = d.inconsistent[0];
   if (example) log(color.dim(`    e.g. ${example.orderId}: ${example.problems.join('; ')}`));
@@ -150,6 +175,7 @@ function summarize(r: DrillResult) {
     loadMs: { good: r.load.good.durationMs, bad: r.load.bad.durationMs },
     detectedInconsistent: r.detected.inconsistent.length,
     deadLetters: r.deadLetters,
+    ...(r.signals ? { signals: r.signals } : {}),
     reversed: r.reversed,
     replayed: r.replayed,
     skipped: r.skipped,

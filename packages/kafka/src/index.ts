@@ -78,3 +78,5 @@ export {
   KafkaAccessError,
   classifyKafkaError,
 } from './client/connectionErrors.js';
+export { monitorKafkaConsumerLag } from './telemetry/consumerLag.js';
+export type { KafkaConsumerLagMonitor, KafkaConsumerLagOptions } from './telemetry/consumerLag.js';

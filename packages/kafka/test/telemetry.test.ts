@@ -4,7 +4,13 @@
  * of the delivery and the handler's own span are in the same trace.
  */
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { context, trace, SpanKind } from '@opentelemetry/api';
+import { context, metrics, trace, SpanKind } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -21,9 +27,19 @@ import {
   defineEvent,
   formatTraceparent,
   handle,
+  METRICS,
 } from '@backtrack/core';
+import { monitorKafkaConsumerLag } from '@backtrack/kafka';
 import { kafkaBroker } from './broker.js';
-import { makeTransport, readTopic, uniqueName, waitFor } from './helpers.js';
+import {
+  ACK,
+  makeTransport,
+  message,
+  readTopic,
+  recordingProcessor,
+  uniqueName,
+  waitFor,
+} from './helpers.js';
 
 const broker = await kafkaBroker();
 afterAll(() => broker.stop());
@@ -36,14 +52,23 @@ const OrderPlaced = defineEvent('order.placed').version(
 describe.skipIf(!broker.available)('Kafka telemetry', () => {
   const spans = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+  const metricExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({
+    exporter: metricExporter,
+    exportIntervalMillis: 3_600_000,
+  });
+  const meterProvider = new MeterProvider({ readers: [reader] });
 
   beforeAll(() => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(provider);
+    metrics.setGlobalMeterProvider(meterProvider);
   });
   afterAll(async () => {
     await provider.shutdown();
+    await meterProvider.shutdown();
     trace.disable();
+    metrics.disable();
     context.disable();
   });
 
@@ -104,6 +129,68 @@ describe.skipIf(!broker.available)('Kafka telemetry', () => {
       expect(record!.headers['ce_traceparent']).toBe(formatTraceparent(send.spanContext()));
     } finally {
       await transport.close();
+    }
+  });
+
+  it('reports consumer lag per partition: committed offset against the high watermark', async () => {
+    const transport = makeTransport(broker.brokers);
+    const topic = uniqueName('bt-otel-lag');
+    const group = uniqueName('otel18-lag');
+    let lag: ReturnType<typeof monitorKafkaConsumerLag> | undefined;
+    /** The gauge's value per partition, as the SDK's metric reader collects it. */
+    const gauge = async (): Promise<Map<string, number>> => {
+      await lag!.pollOnce();
+      metricExporter.reset();
+      await reader.forceFlush();
+      const points =
+        metricExporter
+          .getMetrics()
+          .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+          .filter((m) => m.descriptor.name === METRICS.consumerLag.name)
+          .at(-1)?.dataPoints ?? [];
+      return new Map(
+        points
+          .filter((p) => p.attributes[ATTR.MESSAGING_CONSUMER_GROUP] === group)
+          .map((p) => [String(p.attributes[ATTR.MESSAGING_PARTITION]), p.value as number]),
+      );
+    };
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 2 });
+      // After the topic exists: a metadata request for a missing topic may auto-create it.
+      lag = monitorKafkaConsumerLag(transport, { group, topics: [topic], intervalMs: 60_000 });
+      await transport.publish([
+        ...[1, 2, 3].map((i) => ({ topic, key: 'a', message: message({ i }) })),
+        ...[4, 5].map((i) => ({ topic, key: 'b', message: message({ i }) })),
+      ]);
+      // Nothing committed yet: everything published is lag.
+      const before = await gauge();
+      expect([...before.keys()].sort()).toEqual(['0', '1']);
+      expect([...before.values()].reduce((a, b) => a + b, 0)).toBe(5);
+      const points = metricExporter
+        .getMetrics()
+        .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+        .find((m) => m.descriptor.name === METRICS.consumerLag.name)!;
+      expect(points.descriptor.unit).toBe('{message}');
+      expect(points.dataPoints[0]!.attributes).toMatchObject({
+        [ATTR.MESSAGING_SYSTEM]: 'kafka',
+        [ATTR.MESSAGING_DESTINATION]: topic,
+      });
+
+      const processor = recordingProcessor(() => ACK);
+      await transport.subscribe({ topics: [topic], group, processor });
+      await waitFor(() => processor.calls.length >= 5, 'the five messages consumed');
+      await waitFor(
+        async () => [...(await gauge()).values()].every((v) => v === 0),
+        'lag back to 0 once committed',
+      );
+      expect((await gauge()).size).toBe(2);
+    } finally {
+      await lag?.stop();
+      await transport.close();
+      const admin = transport.admin();
+      await admin.connect();
+      await admin.deleteTopics([topic]).catch(() => undefined);
+      await admin.disconnect();
     }
   });
 });

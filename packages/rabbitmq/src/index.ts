@@ -85,3 +85,5 @@ export {
   RabbitAccessError,
   classifyRabbitError,
 } from './connection/connectionErrors.js';
+export { monitorRabbitQueueLag } from './telemetry/queueLag.js';
+export type { RabbitQueueLagMonitor, RabbitQueueLagOptions } from './telemetry/queueLag.js';

@@ -4,7 +4,13 @@
  * message (the first one that fails, the retry that succeeds) is a consumer span in the same trace.
  */
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { context, trace, SpanKind } from '@opentelemetry/api';
+import { context, metrics, trace, SpanKind } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -20,10 +26,19 @@ import {
   createPublisher,
   defineEvent,
   handle,
+  METRICS,
 } from '@backtrack/core';
-import type { RabbitTransport } from '@backtrack/rabbitmq';
+import { monitorRabbitQueueLag, type RabbitTransport } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
-import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import {
+  BrokerProbe,
+  declaredNames,
+  eventMessage,
+  openTransport,
+  RecordingProcessor,
+  uniqueName,
+  waitFor,
+} from './support.js';
 
 const rabbit = await probeService('rabbitmq');
 
@@ -35,12 +50,19 @@ const OrderPlaced = defineEvent('order.placed').version(
 describe.skipIf(!rabbit.available)('RabbitMQ telemetry', () => {
   const spans = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+  const metricExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({
+    exporter: metricExporter,
+    exportIntervalMillis: 3_600_000,
+  });
+  const meterProvider = new MeterProvider({ readers: [reader] });
   let transport: RabbitTransport;
   let probe: BrokerProbe;
 
   beforeAll(async () => {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     trace.setGlobalTracerProvider(provider);
+    metrics.setGlobalMeterProvider(meterProvider);
     transport = await openTransport(rabbit.url);
     probe = await BrokerProbe.open(rabbit.url);
   });
@@ -50,7 +72,9 @@ describe.skipIf(!rabbit.available)('RabbitMQ telemetry', () => {
     await probe?.remove(names.queues, names.exchanges);
     await probe?.close();
     await provider.shutdown();
+    await meterProvider.shutdown();
     trace.disable();
+    metrics.disable();
     context.disable();
   });
 
@@ -116,5 +140,61 @@ describe.skipIf(!rabbit.available)('RabbitMQ telemetry', () => {
     expect(handlers.map((h) => h.parentSpanContext?.spanId).sort()).toEqual(
       processes.map((p) => p.spanContext().spanId).sort(),
     );
+  });
+
+  it('reports queue depth as consumer lag (checkQueue), the dead-letter queue included', async () => {
+    const exchange = uniqueName('bt-otel-lag');
+    const queue = uniqueName('otel18-lag');
+    const dlq = `${queue}.dlq`;
+    const missing = uniqueName('otel18-missing');
+    const lag = monitorRabbitQueueLag(transport, {
+      queues: [queue, dlq, missing],
+      intervalMs: 60_000,
+    });
+    /** The gauge's value per queue, as the SDK's metric reader collects it. */
+    const gauge = async (): Promise<Map<string, number>> => {
+      await lag.pollOnce();
+      metricExporter.reset();
+      await reader.forceFlush();
+      const metric = metricExporter
+        .getMetrics()
+        .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+        .findLast((m) => m.descriptor.name === METRICS.consumerLag.name);
+      expect(metric?.descriptor.unit).toBe('{message}');
+      return new Map(
+        (metric?.dataPoints ?? [])
+          .filter((p) => p.attributes[ATTR.MESSAGING_SYSTEM] === 'rabbitmq')
+          .map((p) => [String(p.attributes[ATTR.MESSAGING_DESTINATION]), p.value as number]),
+      );
+    };
+    try {
+      // Declare the queue, then stop consuming: what is published now waits in the queue.
+      const idle = await transport.subscribe({
+        topics: [exchange],
+        group: queue,
+        processor: new RecordingProcessor(),
+      });
+      await idle.close();
+      await transport.publish(
+        [1, 2, 3].map((i) => ({ topic: exchange, message: eventMessage('order.placed', { i }) })),
+      );
+      await waitFor('three messages ready', async () => (await gauge()).get(queue) === 3);
+      const before = await gauge();
+      expect(before.get(dlq)).toBe(0);
+      expect(before.has(missing)).toBe(false);
+
+      const processor = new RecordingProcessor(() => ({
+        kind: 'dead-letter',
+        reason: 'bad',
+        code: 'BT_ERR_TEST_BAD',
+      }));
+      await transport.subscribe({ topics: [exchange], group: queue, processor });
+      await waitFor('queue drained into the dead-letter queue', async () => {
+        const now = await gauge();
+        return now.get(queue) === 0 && now.get(dlq) === 3;
+      });
+    } finally {
+      lag.stop();
+    }
   });
 });

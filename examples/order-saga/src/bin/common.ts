@@ -3,7 +3,9 @@
  * a clean shutdown on SIGINT/SIGTERM (close the subscription, then the connections).
  */
 import { ConfigError, readConfig, topologyOf, type ExampleConfig } from '../config.js';
+import { startOtel, type Otel } from '../infra/otel.js';
 import { createRuntime, type Runtime } from '../infra/runtime.js';
+import type { ServiceName } from '../infra/service.js';
 import { color } from '../story.js';
 
 export async function boot(
@@ -30,8 +32,17 @@ export async function boot(
     prefix: config.prefix,
     ...topologyOf(config),
   });
+  if (config.otel) {
+    otel = await startOtel({ metricsPort: config.metricsPort });
+    if ((['orders', 'inventory', 'payments', 'shipping'] as string[]).includes(service)) {
+      await otel.monitor(runtime, [service as ServiceName]);
+    }
+    console.log(color.dim(`${service}: OpenTelemetry on, metrics at ${otel.metricsUrl}`));
+  }
   return { config, runtime };
 }
+
+let otel: Otel | undefined;
 
 /** Keeps the process alive until SIGINT/SIGTERM, then stops the service and closes everything. */
 export function runUntilSignal(name: string, runtime: Runtime, stop: () => Promise<void>): void {
@@ -44,6 +55,7 @@ export function runUntilSignal(name: string, runtime: Runtime, stop: () => Promi
       await stop();
     } finally {
       await runtime.close();
+      await otel?.shutdown();
       process.exit(0);
     }
   };

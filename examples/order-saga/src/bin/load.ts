@@ -7,6 +7,7 @@
 import cliProgress from 'cli-progress';
 import { checkUntilConsistent, formatReport } from '../checker.js';
 import { readConfig, topologyOf } from '../config.js';
+import { startOtel } from '../infra/otel.js';
 import { createRuntime } from '../infra/runtime.js';
 import { placeOrders } from '../load.js';
 import { startShop } from '../system.js';
@@ -29,6 +30,9 @@ const runtime = await createRuntime({
   prefix: `${config.prefix}-load-${Date.now().toString(36)}`,
   ...topologyOf(config),
 });
+// --otel: spans and metrics of the run (the endpoint lives as long as the run).
+const otel = config.otel ? await startOtel({ metricsPort: config.metricsPort }) : undefined;
+await otel?.monitor(runtime);
 const shop = await startShop(runtime, {
   stockFor: config.orders,
   replyTimeoutMs: config.transport === 'memory' ? 5_000 : 30_000,
@@ -87,4 +91,5 @@ try {
   await shop.stop();
   await runtime.destroy();
   await runtime.close();
+  await otel?.shutdown();
 }

@@ -14,6 +14,7 @@
 import {
   BacktrackError,
   createSagaEngine,
+  instrumentSagaEngine,
   defineSaga,
   deterministicId,
   handle,
@@ -256,6 +257,8 @@ export async function startOrders(
   );
   const engine = createSagaEngine({}, { store: sagaStore, logger: engineLogger });
   engine.register(placeOrder);
+  // Saga, step and compensation spans and the saga metrics (recorded once an SDK is installed).
+  const detachTelemetry = instrumentSagaEngine(engine);
 
   const subscription = await consume(infra, 'orders', {
     from: ['inventory', 'payments', 'shipping'],
@@ -355,6 +358,7 @@ export async function startOrders(
     async stop() {
       await engine.idle();
       await subscription.close();
+      detachTelemetry();
     },
   };
 }

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { sleep as defaultSleep } from '../retry/backoff.js';
+import { sagaTraceContext } from '../telemetry/saga.js';
 import type { AnySagaDefinition, SagaDefinition } from './definition.js';
 import {
   SagaConcurrencyError,
@@ -180,6 +181,7 @@ export class SagaEngine {
       cancelRequested: false,
       lease: this.#newLease(),
       ...(deadlineMs === undefined ? {} : { deadline: new Date(now + deadlineMs).toISOString() }),
+      ...sagaTraceContext(), // issue 18: recovery continues this trace
       revision: 0,
       createdAt: new Date(now).toISOString(),
       updatedAt: new Date(now).toISOString(),

@@ -121,6 +121,12 @@ export interface SagaRecord {
   lease?: SagaLease;
   /** ISO time after which the saga stops going forward and compensates. */
   deadline?: string;
+  /**
+   * The W3C trace context active when the saga started (the CloudEvents distributed-tracing
+   * format), so a recovery in another process continues the same trace. Absent without an
+   * OpenTelemetry SDK.
+   */
+  traceContext?: { traceparent: string; tracestate?: string };
   /** Optimistic-concurrency version, incremented by every successful write. */
   revision: number;
   createdAt: string;

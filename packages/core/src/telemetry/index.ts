@@ -15,3 +15,12 @@ export {
 } from './tracecontext.js';
 export { dispositionName } from './messaging.js';
 export { instrumentSagaEngine, type SagaEventSource, type SagaTelemetryOptions } from './saga.js';
+export {
+  monitorJournalLag,
+  startGaugePoller,
+  type GaugePoller,
+  type GaugePollerOptions,
+  type GaugeSample,
+  type JournalLagOptions,
+  type PolledGauge,
+} from './gauges.js';

@@ -87,6 +87,15 @@ export const METRICS = {
   sagaStuck: { name: 'backtrack.saga.stuck', unit: '{saga}' },
   /** Histogram: duration of one step or compensation attempt, by saga, step and outcome. */
   sagaStepDuration: { name: 'backtrack.saga.step.duration', unit: 's' },
+  /**
+   * Observable gauge: messages not yet consumed: per Kafka partition the high watermark minus the
+   * group's committed offset, per RabbitMQ queue the messages ready (a poller in each adapter).
+   */
+  consumerLag: { name: 'backtrack.consumer.lag', unit: '{message}' },
+  /** Observable gauge: journal records appended but not yet published, by producing service. */
+  journalPending: { name: 'backtrack.publisher.journal.pending', unit: '{record}' },
+  /** Observable gauge: age of the oldest journal record not yet published (0 when none). */
+  journalLag: { name: 'backtrack.publisher.journal.lag', unit: 's' },
   /** Counter: rollback items processed, by state. */
   rollbackItems: { name: 'backtrack.rollback.items', unit: '{item}' },
 } as const;

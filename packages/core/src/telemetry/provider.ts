@@ -4,6 +4,7 @@ import {
   metrics,
   trace,
   ValueType,
+  type Attributes,
   type Counter,
   type Histogram,
   type Meter,
@@ -80,6 +81,7 @@ function createInstruments(meter: Meter): Instruments {
       },
     });
   observeStuck(meter);
+  observePolledGauges(meter);
   return {
     meter,
     consumerMessages: counter(
@@ -116,6 +118,11 @@ export function registerStuckSource(source: () => ReadonlyMap<string, string>): 
   return () => stuckSources.delete(source);
 }
 
+/** Makes the stuck gauge report `name` (0 while none of its sagas is stuck). */
+export function noteSagaName(name: string): void {
+  if (!stuckNamesSeen.has(name)) stuckNamesSeen.add(name);
+}
+
 function observeStuck(meter: Meter): void {
   meter
     .createObservableGauge(METRICS.sagaStuck.name, {
@@ -133,4 +140,46 @@ function observeStuck(meter: Meter): void {
       for (const name of byName.keys()) stuckNamesSeen.add(name);
       for (const [name, count] of byName) result.observe(count, { 'backtrack.saga.name': name });
     });
+}
+
+/** One value of an observable gauge and its attributes. */
+export interface GaugeSample {
+  value: number;
+  attributes: Attributes;
+}
+
+/** The observable gauges fed by pollers (gauges.ts): consumer lag and the journal's backlog. */
+export type PolledGauge = 'consumerLag' | 'journalPending' | 'journalLag';
+
+const polledSources: Record<PolledGauge, Set<() => readonly GaugeSample[]>> = {
+  consumerLag: new Set(),
+  journalPending: new Set(),
+  journalLag: new Set(),
+};
+
+/** Adds a source of samples to a polled gauge; returns its removal. */
+export function registerPolledSource(
+  gauge: PolledGauge,
+  source: () => readonly GaugeSample[],
+): () => void {
+  polledSources[gauge].add(source);
+  return () => polledSources[gauge].delete(source);
+}
+
+function observePolledGauges(meter: Meter): void {
+  const gauge = (name: PolledGauge, valueType: ValueType, description: string) =>
+    meter
+      .createObservableGauge(METRICS[name].name, {
+        unit: METRICS[name].unit,
+        description,
+        valueType,
+      })
+      .addCallback((result) => {
+        for (const source of polledSources[name]) {
+          for (const sample of source()) result.observe(sample.value, sample.attributes);
+        }
+      });
+  gauge('consumerLag', ValueType.INT, 'Messages not yet consumed, per partition or queue');
+  gauge('journalPending', ValueType.INT, 'Journal records appended but not yet published');
+  gauge('journalLag', ValueType.DOUBLE, 'Age of the oldest journal record not yet published');
 }

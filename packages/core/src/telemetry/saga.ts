@@ -2,13 +2,38 @@ import {
   SpanKind,
   SpanStatusCode,
   context as otelContext,
+  isSpanContextValid,
   trace,
   type Context,
   type Span,
 } from '@opentelemetry/api';
 import { SagaEventName, type SagaEvent, type SagaEventListener } from '../saga/events.js';
 import { ATTR, SPAN_NAMES } from './names.js';
-import { activeInstruments, activeTracer, registerStuckSource } from './provider.js';
+import { activeInstruments, activeTracer, noteSagaName, registerStuckSource } from './provider.js';
+import {
+  extractTraceContext,
+  injectTraceContext,
+  TRACEPARENT,
+  TRACESTATE,
+} from './tracecontext.js';
+
+const NO_TRACE = Object.freeze({});
+
+/**
+ * The `traceContext` field of a new saga record: the W3C trace context of the span active now,
+ * so a recovery (in this process or another) continues the trace. `{}` without an SDK or span.
+ */
+export function sagaTraceContext(): {
+  traceContext?: { traceparent: string; tracestate?: string };
+} {
+  if (activeTracer() === undefined) return NO_TRACE;
+  const carrier: Record<string, string> = {};
+  injectTraceContext(otelContext.active(), carrier);
+  const traceparent = carrier[TRACEPARENT];
+  if (traceparent === undefined) return NO_TRACE;
+  const tracestate = carrier[TRACESTATE];
+  return { traceContext: tracestate === undefined ? { traceparent } : { traceparent, tracestate } };
+}
 
 /** What {@link instrumentSagaEngine} needs of an engine: its event subscription. */
 export interface SagaEventSource {
@@ -56,7 +81,12 @@ export function instrumentSagaEngine(
     if (existing !== undefined) return existing;
     const tracer = activeTracer();
     if (tracer === undefined) return undefined;
-    const parent = otelContext.active();
+    // A saga this process did not start (recovery, a takeover) continues the trace it started in,
+    // from its record; the span active now (the recover() caller's, if any) becomes a link.
+    const active = otelContext.active();
+    const stored = started ? undefined : extractTraceContext(event.record.traceContext);
+    const parent = stored ?? active;
+    const activeSpan = stored === undefined ? undefined : trace.getSpanContext(active);
     const span = tracer.startSpan(
       SPAN_NAMES.saga(event.sagaName),
       {
@@ -67,6 +97,9 @@ export function instrumentSagaEngine(
           [ATTR.SAGA_VERSION]: event.definitionVersion,
           ...(started ? {} : { 'backtrack.saga.recovered': true }),
         },
+        ...(activeSpan !== undefined && isSpanContextValid(activeSpan)
+          ? { links: [{ context: activeSpan }] }
+          : {}),
       },
       parent,
     );
@@ -179,7 +212,11 @@ export function instrumentSagaEngine(
     [
       SagaEventName.SagaStarted,
       (e) => {
-        activeInstruments()?.sagaStarted.add(1, { [ATTR.SAGA_NAME]: e.sagaName });
+        const instruments = activeInstruments();
+        if (instruments !== undefined) {
+          instruments.sagaStarted.add(1, { [ATTR.SAGA_NAME]: e.sagaName });
+          noteSagaName(e.sagaName); // the stuck gauge reports 0 for it, not nothing
+        }
         sagaOf(e, true);
       },
     ],

@@ -26,6 +26,7 @@ import { createPublisher } from '../publisher/Publisher.js';
 import { defineSaga } from '../saga/definition.js';
 import { InMemorySagaStore } from '../saga/InMemorySagaStore.js';
 import { createSagaEngine } from '../saga/SagaEngine.js';
+import { CrashingSagaStore } from '../testing/CrashingSagaStore.js';
 import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import { InMemoryTransport } from '../transport/InMemoryTransport.js';
@@ -39,6 +40,7 @@ import {
   formatTraceparent,
   instrumentSagaEngine,
   METRICS,
+  monitorJournalLag,
   parseTraceparent,
 } from './index.js';
 
@@ -362,6 +364,55 @@ describe('saga spans from engine events', () => {
   });
 });
 
+describe('recovery continues the trace from the saga record', () => {
+  it('stores the trace context at start; a recovering engine parents its saga span to it', async () => {
+    const store = new InMemorySagaStore();
+    const saga = defineSaga('ship-order', { input: z.object({}) })
+      .step('reserve', { run: () => 1, compensate: () => undefined })
+      .step('ship', { run: () => 2 })
+      .build();
+    const tracer = trace.getTracer('test');
+    // Engine A dies at its second saga log write (after `reserve` ran).
+    const crashing = createSagaEngine(
+      {},
+      { store: new CrashingSagaStore(store, 2), logger: silent, sleep: async () => {} },
+    );
+    let origin!: ReadableSpan;
+    await tracer.startActiveSpan('process orders', async (parent) => {
+      await expect(crashing.start(saga, {}, { sagaId: 's-1' })).rejects.toThrow(/simulated crash/);
+      parent.end();
+      origin = parent as unknown as ReadableSpan;
+    });
+    const stored = await store.get('s-1');
+    expect(stored?.traceContext?.traceparent).toBe(formatTraceparent(origin.spanContext()));
+
+    // Engine B, after A's lease expired, recovers it under its own span.
+    spans.reset();
+    const recovering = createSagaEngine(
+      {},
+      { store, logger: silent, sleep: async () => {}, now: () => Date.now() + 120_000 },
+    );
+    recovering.register(saga);
+    const detach = instrumentSagaEngine(recovering);
+    await tracer.startActiveSpan('recovery job', async (job) => {
+      const summary = await recovering.recover();
+      expect(summary.results.map((r) => r.status)).toEqual(['completed']);
+      job.end();
+    });
+    const recovered = one('saga ship-order');
+    expect(recovered.attributes['backtrack.saga.recovered']).toBe(true);
+    expect(recovered.spanContext().traceId).toBe(origin.spanContext().traceId);
+    expect(recovered.parentSpanContext?.spanId).toBe(origin.spanContext().spanId);
+    expect(recovered.links.map((l) => l.context.spanId)).toEqual([
+      one('recovery job').spanContext().spanId,
+    ]);
+    expect(one('step ship-order.ship').parentSpanContext?.spanId).toBe(
+      recovered.spanContext().spanId,
+    );
+    detach();
+  });
+});
+
 describe('rollback run span', () => {
   it('is one span with every item state change as an event, and counts items by state', async () => {
     const Reserved = defineEvent('stock.reserved').version(1, z.object({ sku: z.string() }));
@@ -409,5 +460,50 @@ describe('rollback run span', () => {
     const items = await points(METRICS.rollbackItems.name);
     expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'done' })).toBe(2);
     expect(valueOf(items, { [ATTR.ROLLBACK_STATE]: 'needs-person' })).toBe(1);
+  });
+});
+
+describe('publisher journal lag', () => {
+  it('reports the pending records and the age of the oldest per service, back to 0 once published', async () => {
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const journal = new InMemoryJournal({ now: () => clock });
+    const record = (id: string, service: string) => ({
+      id,
+      type: 'order.placed',
+      schemaVersion: 1,
+      topic: 'orders.events',
+      service,
+      version: '1.0.0',
+      time: new Date(clock).toISOString(),
+      message: { headers: { id }, body: new Uint8Array() },
+    });
+    await journal.append(record('a', 'orders'));
+    clock += 4_000;
+    await journal.append(record('b', 'orders'));
+    await journal.append(record('c', 'payments'));
+    await journal.markPublished(['c']);
+    clock += 1_000;
+    const monitor = monitorJournalLag(journal, { now: () => clock, intervalMs: 60_000 });
+    try {
+      await monitor.pollOnce();
+      const pending = await points(METRICS.journalPending.name);
+      const lag = await points(METRICS.journalLag.name);
+      expect(valueOf(pending, { [ATTR.PRODUCER_SERVICE]: 'orders' })).toBe(2);
+      expect(valueOf(lag, { [ATTR.PRODUCER_SERVICE]: 'orders' })).toBeCloseTo(5, 3);
+      expect(valueOf(pending, { [ATTR.PRODUCER_SERVICE]: 'payments' })).toBeUndefined();
+
+      await journal.markPublished(['a']);
+      await monitor.pollOnce();
+      expect(
+        valueOf(await points(METRICS.journalLag.name), { [ATTR.PRODUCER_SERVICE]: 'orders' }),
+      ).toBeCloseTo(1, 3);
+      await journal.markPublished(['b']);
+      await monitor.pollOnce();
+      expect(
+        valueOf(await points(METRICS.journalPending.name), { [ATTR.PRODUCER_SERVICE]: 'orders' }),
+      ).toBe(0);
+    } finally {
+      monitor.stop();
+    }
   });
 });

@@ -239,6 +239,24 @@ export function sagaStoreContract(
         ).rejects.toBeInstanceOf(SagaConcurrencyError);
       }));
 
+    it('keeps the trace context the saga started in, through updates and lists', () =>
+      withStore(async ({ store, peer }) => {
+        const traceContext = {
+          traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+          tracestate: 'vendor=abc',
+        };
+        const created = await store.create({ ...makeSagaRecord('saga-t'), traceContext });
+        expect(created.record.traceContext).toEqual(traceContext);
+        const v1 = await store.update(
+          { ...created.record, status: 'compensating' },
+          created.record.revision,
+        );
+        expect(v1.traceContext).toEqual(traceContext);
+        expect((await peer.get('saga-t'))!.traceContext).toEqual(traceContext);
+        const listed = await peer.list({ status: 'compensating' });
+        expect(listed.items.find((r) => r.sagaId === 'saga-t')?.traceContext).toEqual(traceContext);
+      }));
+
     it('rejects an update with a stale revision with SagaConcurrencyError and keeps the record', () =>
       withStore(async ({ store }) => {
         await store.create(makeSagaRecord('saga-1'));
