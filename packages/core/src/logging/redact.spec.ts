@@ -8,12 +8,12 @@ const PEM =
 
 describe('redactText', () => {
   it.each([
-    ['redis://bob:s3cret@h:6379/0', 'redis://bob:[redacted]@h:6379/0'],
-    ['rediss://:s3cret@h:6380', 'rediss://:[redacted]@h:6380'],
-    ['amqps://app:s3/cr@et@h/vhost and more', 'amqps://app:[redacted]@h/vhost and more'],
+    ['redis://bob:s3cret@h:6379/0', 'redis://bob:***@h:6379/0'],
+    ['rediss://:s3cret@h:6380', 'rediss://:***@h:6380'],
+    ['amqps://app:s3/cr@et@h/vhost and more', 'amqps://app:***@h/vhost and more'],
     [
       'at "postgres://u:s3cret@db/app?sslmode=verify-full"',
-      'at "postgres://u:[redacted]@db/app?sslmode=verify-full"',
+      'at "postgres://u:***@db/app?sslmode=verify-full"',
     ],
     ['redis://h:6379?password=s3cret&db=1', 'redis://h:6379?password=[redacted]&db=1'],
     [
@@ -54,7 +54,7 @@ describe('redactSecrets', () => {
       brokers: ['b:9093'],
       ssl: { ca: 'CA', key: REDACTED, passphrase: REDACTED, rejectUnauthorized: true },
       sasl: { mechanism: 'scram-sha-512', username: 'app', password: REDACTED },
-      nested: [{ url: `amqp://u:${REDACTED}@h`, token: 'lease-1', key: 'order-1' }],
+      nested: [{ url: 'amqp://u:***@h', token: 'lease-1', key: 'order-1' }],
       field: 'sasl.password',
       value: REDACTED,
     });
@@ -107,7 +107,7 @@ describe('redactError', () => {
       JSON.stringify(error.cause),
     ].join('\n');
     expect(everything).not.toContain('pw-secret');
-    expect(error.message).toBe(`connect amqps://app:${REDACTED}@h failed`);
+    expect(error.message).toBe('connect amqps://app:***@h failed');
   });
 });
 

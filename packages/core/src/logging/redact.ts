@@ -4,7 +4,7 @@
  * private key leaves the process in an error, a log line or a command's output.
  */
 
-/** What a redacted secret is replaced with. */
+/** What a redacted secret is replaced with (a URL's password becomes `***`). */
 export const REDACTED = '[redacted]';
 
 /** Keys whose value is a secret wherever they appear (compared case-insensitively). */
@@ -48,7 +48,7 @@ const TOKEN_END = /[\s"'`<>]/;
 
 /**
  * The text with every secret it carries hidden: the password of each
- * `scheme://user:password@host` URL (the user name stays), `password=` parameters of query
+ * `scheme://user:password@host` URL (`scheme://user:***@host`: the user name stays), `password=` parameters of query
  * strings and connection strings, `"password": "..."` fields of JSON text and PEM private keys.
  * Cheap when there is nothing to hide.
  */
@@ -79,7 +79,7 @@ function redactUrlCredentials(text: string): string {
     const at = token.lastIndexOf('@');
     const colon = at < 0 ? -1 : token.indexOf(':');
     if (colon < 0 || colon > at) continue; // no `user:password@`
-    out += `${text.slice(last, start)}${token.slice(0, colon)}:${REDACTED}${token.slice(at)}`;
+    out += `${text.slice(last, start)}${token.slice(0, colon)}:***${token.slice(at)}`;
     last = end;
   }
   return last === 0 ? text : out + text.slice(last);

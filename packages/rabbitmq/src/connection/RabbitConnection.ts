@@ -1,4 +1,5 @@
 import type { Logger } from '@backtrack/core';
+import type { ConnectionOptions } from 'node:tls';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
@@ -48,6 +49,12 @@ export interface RabbitConnectionOptions {
    */
   heartbeatSeconds?: number;
   reconnect?: ReconnectOptions;
+  /**
+   * Socket options handed to amqplib (and on to `tls.connect` for an `amqps://` URL): `ca` of a
+   * private CA, `cert` and `key` for mutual TLS, `servername`. Verification stays on unless
+   * `rejectUnauthorized: false` is given.
+   */
+  socketOptions?: ConnectionOptions;
 }
 
 /**
@@ -138,6 +145,7 @@ export class RabbitConnection {
       }
     };
     const socketOptions = {
+      ...options.socketOptions,
       clientProperties: { connection_name: options.connectionName ?? 'backtrack' },
       recovery: {
         initialDelay: reconnect.initialDelayMs,
