@@ -161,6 +161,23 @@ describe.skipIf(missing.length > 0)('no secret leaves the process', () => {
       expect(leaks(lines.join(''))).toEqual([]);
     });
 
+    it('RabbitMQ: amqps with socketOptions (they reach the TLS socket, which rejects the key)', async () => {
+      const { logger, lines } = capturingLogger();
+      const error = await failure(() =>
+        createRabbitTransport(
+          {
+            url: `amqps://guest:${SECRETS.amqpPassword}@127.0.0.1:5672`,
+            reconnect: { initialMaxRetries: 0, initialDelayMs: 50 },
+            socketOptions: TLS_SECRETS,
+          },
+          { logger },
+        ),
+      );
+      expect(errorText(error)).toMatch(/DECODER|PEM|key/i);
+      expect(leaks(errorText(error))).toEqual([]);
+      expect(leaks(lines.join(''))).toEqual([]);
+    });
+
     it('RabbitMQ: a connection that works, with TLS settings among its options', async () => {
       const { logger, lines } = capturingLogger();
       const transport = await createRabbitTransport(
@@ -397,7 +414,7 @@ describe.skipIf(missing.length > 0)('no secret leaves the process', () => {
         name: 'Redis: TLS settings with a private key the client cannot read',
         args: ['sagas', 'list', '--redis-url', `redis://:${pw}@127.0.0.1:6379`],
         code: 1,
-        says: /cannot connect to Redis at redis:\/\/:\*\*\*@127/,
+        says: /cannot connect to Redis at redis:\/\/:\*\*\*@127.*(DECODER|PEM|key)/i,
       },
       {
         name: 'Redis: a password that works',
@@ -416,7 +433,14 @@ describe.skipIf(missing.length > 0)('no secret leaves the process', () => {
         name: 'Kafka: SASL against the plaintext broker',
         args: ['dlq', 'list', '--transport', 'kafka', '--topic', uniqueName('bt-leak')],
         code: 1,
-        says: /SASL|authentication|Connection/i,
+        says: /SASL/,
+      },
+      {
+        name: 'RabbitMQ: amqps with the TLS options of the config (they reach the TLS socket)',
+        args: ['dlq', 'list', '--transport', 'rabbitmq', '--queue', uniqueName('bt-leak')],
+        env: { AMQP_URL: `amqps://guest:${SECRETS.amqpPassword}@127.0.0.1:5672` },
+        code: 1,
+        says: /cannot connect to RabbitMQ at amqps:\/\/guest:\*\*\*@127.*(DECODER|PEM|key)/i,
       },
       {
         name: 'PostgreSQL: a role that does not exist',
