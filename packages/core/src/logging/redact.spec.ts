@@ -32,7 +32,14 @@ describe('redactText', () => {
   });
 
   it('leaves text without secrets as it is', () => {
-    for (const text of ['redis://127.0.0.1:6379', 'redis://user@h', 'a=b c', 'plain']) {
+    for (const text of [
+      'redis://127.0.0.1:6379',
+      'redis://user@h',
+      'a=b c',
+      'plain',
+      'https://registry.example/pkg/@scope:name@1.0.0',
+      'at file:///app/node_modules/@backtrack/core/dist/x.js:10:5',
+    ]) {
       expect(redactText(text)).toBe(text);
     }
   });

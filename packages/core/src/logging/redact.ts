@@ -78,7 +78,8 @@ function redactUrlCredentials(text: string): string {
     const token = text.slice(start, end);
     const at = token.lastIndexOf('@');
     const colon = at < 0 ? -1 : token.indexOf(':');
-    if (colon < 0 || colon > at) continue; // no `user:password@`
+    // No `user:password@` (a `/` before the colon: the `@` is in a path, not credentials).
+    if (colon < 0 || colon > at || token.slice(0, colon).includes('/')) continue;
     out += `${text.slice(last, start)}${token.slice(0, colon)}:***${token.slice(at)}`;
     last = end;
   }
@@ -171,26 +172,37 @@ export function redactError<T>(error: T): T {
 
 function scrubError(error: Error, seen: WeakSet<object>, depth: number): Error {
   const self = error as unknown as Record<string, unknown>;
-  for (const key of new Set([...Object.keys(error), 'message', 'stack', 'cause', 'errors'])) {
-    const descriptor = Object.getOwnPropertyDescriptor(error, key);
-    if (!descriptor) continue;
+  let messageChanged = false;
+  for (const key of new Set([...Object.keys(error), 'message', 'cause', 'errors'])) {
+    const changed = scrubField(error, key, seen, depth);
+    if (key === 'message') messageChanged = changed;
+  }
+  // Reading `stack` formats it (costly), and it only repeats the message: scrub it when the
+  // message had something to hide.
+  if (messageChanged && !Object.keys(error).includes('stack'))
+    scrubField(error, 'stack', seen, depth);
+  return error;
+
+  function scrubField(target: Error, key: string, seen: WeakSet<object>, depth: number): boolean {
+    const descriptor = Object.getOwnPropertyDescriptor(target, key);
+    if (!descriptor) return false;
     // `stack` is an accessor on some V8 versions: read and write it through the property.
     const accessor = !('value' in descriptor);
-    if (accessor && !descriptor.set) continue;
+    if (accessor && !descriptor.set) return false;
     const value = accessor ? self[key] : (descriptor.value as unknown);
-    if (value === undefined || value === null) continue;
+    if (value === undefined || value === null) return false;
     const next = isSecretKey(key, undefined, self)
       ? REDACTED
       : redactValue(value, key.toLowerCase(), seen, depth + 1);
-    if (next === value) continue;
+    if (next === value) return false;
     try {
       if (accessor) self[key] = next;
-      else Object.defineProperty(error, key, { ...descriptor, value: next });
+      else Object.defineProperty(target, key, { ...descriptor, value: next });
     } catch {
       // a frozen error: leave it
     }
+    return true;
   }
-  return error;
 }
 
 /** Object paths pino censors (for values that are not strings, such as a TLS key in a Buffer). */
