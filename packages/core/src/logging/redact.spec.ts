@@ -138,7 +138,11 @@ describe('the default logger', () => {
     });
     const logger = createDefaultLogger().child({ url: 'postgres://u:pw-secret@db/app' });
     logger.warn(
-      { err, ssl: { key: Buffer.from('pw-secret') }, options: { password: 'pw-secret' } },
+      {
+        err,
+        conn: { tls: { ssl: { key: Buffer.from('pw-secret') } } },
+        options: { password: 'pw-secret' },
+      },
       'x %s',
       'amqp://u:pw-secret@h',
     );
