@@ -2,6 +2,7 @@ import { MalformedMessageError } from '../envelope/errors.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
 import type { Logger } from '../logging/logger.js';
+import { redactText } from '../logging/redact.js';
 import { backoffDelayMs, type RetryPolicy } from '../retry/backoff.js';
 import {
   MissingTransformError,
@@ -45,7 +46,8 @@ export function classifyError(
   context: ConsumerContext,
   policy: ClassifyPolicy,
 ): Disposition {
-  const message = error instanceof Error ? error.message : String(error);
+  // The reason travels with the message (dead-letter headers): no secret of a handler's error.
+  const message = redactText(error instanceof Error ? error.message : String(error));
   if (BAD_MESSAGE_ERRORS.some((type) => error instanceof type)) {
     return { kind: 'dead-letter', reason: message, code: (error as BacktrackError).code, error };
   }
