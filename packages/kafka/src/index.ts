@@ -51,6 +51,7 @@ export type {
   KafkaClient,
   KafkaProducerClient,
   KafkaConsumerClient,
+  ConsumerGroupEvent,
   KafkaAdminClient,
   ProducerRecord,
   TopicRecords,

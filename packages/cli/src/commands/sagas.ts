@@ -1,33 +1,20 @@
 import type { Command } from 'commander';
-import {
-  SagaNotFoundError,
-  SagaStatus,
-  type RecoverySummary,
-  type SagaRecord,
-} from '@backtrack/core';
+import { SagaStatus, type RecoverySummary, type SagaRecord } from '@backtrack/core';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
+import {
+  SAGA_ORDER as ORDER,
+  getSaga,
+  listSagas,
+  requireDefinitions,
+  resolveSaga,
+  retrySaga,
+} from '../operations/sagas.js';
 import { table, type Output } from '../output.js';
 
 type Run = (
   fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
 ) => (...args: unknown[]) => Promise<void>;
-
-/** `sagas list` order: what needs a person first, then what is in flight, then the rest. */
-const ORDER: SagaStatus[] = [
-  SagaStatus.Stuck,
-  SagaStatus.Compensating,
-  SagaStatus.Running,
-  SagaStatus.Failed,
-  SagaStatus.Compensated,
-  SagaStatus.Completed,
-];
-const ATTENTION: SagaStatus[] = [
-  SagaStatus.Stuck,
-  SagaStatus.Compensating,
-  SagaStatus.Running,
-  SagaStatus.Failed,
-];
 
 function summaryRow(r: SagaRecord): (string | number | undefined)[] {
   const why = r.stuck
@@ -105,32 +92,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const flags = cmd.opts<{ status?: string; all?: boolean; limit: number }>();
-        if (flags.status && !ORDER.includes(flags.status as SagaStatus)) {
-          throw new CliError(
-            `--status must be one of ${ORDER.join(', ')}, got "${flags.status}"`,
-            EXIT.Usage,
-          );
-        }
-        const store = await ctx.sagaStore();
-        const statuses = flags.status
-          ? [flags.status as SagaStatus]
-          : flags.all
-            ? ORDER
-            : ATTENTION;
-        const found: SagaRecord[] = [];
-        for (const status of statuses) {
-          let cursor: string | undefined;
-          do {
-            const page = await store.list({
-              status,
-              limit: Math.min(100, flags.limit - found.length),
-              cursor,
-            });
-            found.push(...page.items);
-            cursor = page.nextCursor;
-          } while (cursor && found.length < flags.limit);
-          if (found.length >= flags.limit) break;
-        }
+        const found = await listSagas(ctx, flags);
         out.result(found, () =>
           found.length === 0
             ? flags.all || flags.status
@@ -148,8 +110,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
-        const record = await (await ctx.sagaStore()).get(sagaId);
-        if (!record) throw new SagaNotFoundError(sagaId);
+        const record = await getSaga(ctx, sagaId);
         out.result(record, () => describeSaga(record));
       }),
     );
@@ -161,8 +122,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
-        requireDefinitions(ctx);
-        const result = await (await ctx.sagaEngine()).retry(sagaId);
+        const result = await retrySaga(ctx, sagaId);
         out.result(result, () => `Saga ${sagaId} is now ${result.status}.`);
         return result.status === SagaStatus.Stuck ? EXIT.Incomplete : EXIT.Ok;
       }),
@@ -193,8 +153,7 @@ export function registerSagas(program: Command, run: Run): void {
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
         const { step, reason } = cmd.opts<{ step: string; reason: string }>();
-        requireDefinitions(ctx);
-        const result = await (await ctx.sagaEngine()).resolve(sagaId, step, reason);
+        const result = await resolveSaga(ctx, sagaId, step, reason);
         out.result(
           result,
           () => `Step ${step} of saga ${sagaId} resolved; the saga is now ${result.status}.`,
@@ -235,15 +194,4 @@ function describeRecovery(summary: RecoverySummary): string {
     );
   }
   return lines.join('\n');
-}
-
-function requireDefinitions(ctx: CliContext): void {
-  if (!ctx.config.sagas?.length) {
-    throw new CliError(
-      'this command drives the saga engine, which needs your saga definitions',
-      EXIT.Usage,
-      undefined,
-      'export `sagas` (the built definitions) from backtrack.config.mjs',
-    );
-  }
 }

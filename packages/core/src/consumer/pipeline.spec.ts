@@ -11,7 +11,7 @@ import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import type { Logger } from '../logging/logger.js';
 import type { Middleware } from './context.js';
-import { ConsumerSpy } from './ConsumerSpy.js';
+import { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
 import { idempotent } from './idempotent/idempotent.js';
 import { handle, type HandlerContext } from './middleware.js';

@@ -4,7 +4,7 @@ import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { resolveRetryPolicy, RetryPolicyError, type RetryPolicy } from '../retry/backoff.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import type { ConsumerContext, Middleware } from './context.js';
-import type { ConsumerSpy } from './ConsumerSpy.js';
+import type { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
 import { resolveIdempotencyOptions, type IdempotencyOptions } from './idempotent/idempotent.js';
 import type { HandlerRoute } from './middleware.js';

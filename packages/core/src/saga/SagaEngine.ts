@@ -34,6 +34,7 @@ import {
   type SagaStore,
 } from './SagaStore.js';
 import type { RunContext } from './engine/context.js';
+import { checkInterceptors } from './engine/interceptors.js';
 import {
   DEFAULT_SAGA_ENGINE_OPTIONS,
   type RecoverySummary,
@@ -582,6 +583,7 @@ export class SagaEngine {
       sleep: this.#sleep,
       random: this.#random,
       leaseMs: this.#options.leaseMs,
+      interceptors: this.#options.interceptors ?? [],
       isoTime: isoTimeCache(),
       listens: (name) => (this.#listeners.get(name)?.size ?? 0) > 0,
       emit: (name, event) => this.#emit(name, event),
@@ -654,6 +656,7 @@ export function createSagaEngine(
       });
     }
   }
+  merged.interceptors = checkInterceptors(options?.interceptors);
   if (!dependencies?.store) {
     throw new SagaDefinitionError('createSagaEngine needs dependencies.store (a SagaStore)', {
       details: { field: 'store' },

@@ -50,6 +50,14 @@ export interface StepRecord {
   policy?: 'compensate' | 'fail';
   /** Free text an operator gave when resolving by hand. */
   resolution?: string;
+  /** ISO time the latest `run` attempt started (records written before 0.3 have none). */
+  startedAt?: string;
+  /** ISO time `run` last ended: completed, or failed for good. */
+  endedAt?: string;
+  /** ISO time the latest `compensate` attempt started. */
+  compensationStartedAt?: string;
+  /** ISO time `compensate` last ended: compensated, or failed for good. */
+  compensationEndedAt?: string;
 }
 
 /**

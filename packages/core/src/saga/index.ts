@@ -29,6 +29,12 @@ export type {
   SagaResult,
   StartOptions,
 } from './SagaEngine.js';
+export type {
+  StepCallKind,
+  StepInterceptor,
+  StepInvocation,
+  StepNext,
+} from './engine/interceptors.js';
 export { SagaEventName } from './events.js';
 export type { SagaEvent, SagaEventListener } from './events.js';
 export { InMemorySagaStore } from './InMemorySagaStore.js';
