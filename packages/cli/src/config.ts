@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import type { AnySagaDefinition, CompensationRegistry, EventRegistry } from '@backtrack/core';
+import type { KafkaTransportOptions } from '@backtrack/kafka';
 import { CliError, EXIT } from './errors.js';
 
 /**
@@ -36,11 +38,24 @@ export interface BacktrackConfig {
      * Backtrack before the Cluster-ready layout. @default 'sharded'
      */
     sagaKeyLayout?: 'sharded' | 'legacy';
+    /** TLS options for a `rediss://` URL (ioredis `tls`): `ca`, `cert`/`key`, `servername`. */
+    tls?: ConnectionOptions;
   };
   /** The broker rollbacks publish to and `dlq` reads. @default BACKTRACK_TRANSPORT */
   transport?: 'kafka' | 'rabbitmq';
-  kafka?: { brokers?: string[]; clientId?: string };
-  rabbitmq?: { url?: string };
+  kafka?: {
+    brokers?: string[];
+    clientId?: string;
+    /** `true` or `tls.connect` options (`ca`, `cert`/`key` for mTLS), as kafkajs takes them. */
+    ssl?: KafkaTransportOptions['ssl'];
+    /** kafkajs SASL settings: `{ mechanism: 'scram-sha-512', username, password }`, ... */
+    sasl?: KafkaTransportOptions['sasl'];
+  };
+  rabbitmq?: {
+    url?: string;
+    /** TLS socket options for an `amqps://` URL: `ca`, `cert`/`key`, `servername`. */
+    socketOptions?: ConnectionOptions;
+  };
   /** Saved registry snapshot for `schemas check`. @default ./backtrack.schemas.json */
   schemaSnapshot?: string;
 }

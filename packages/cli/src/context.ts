@@ -1,6 +1,8 @@
 import net from 'node:net';
 import {
   createSagaEngine,
+  redactionLoggerOptions,
+  redactText,
   type Journal,
   type Logger,
   type SagaEngine,
@@ -45,9 +47,13 @@ export class CliContext {
     readonly options: GlobalOptions,
     readonly config: BacktrackConfig,
   ) {
-    // Library logs go to stderr, quiet unless BACKTRACK_LOG_LEVEL says otherwise.
+    // Library logs go to stderr, quiet unless BACKTRACK_LOG_LEVEL says otherwise; no secret in them.
     this.logger = pino(
-      { name: 'backtrack-cli', level: process.env.BACKTRACK_LOG_LEVEL ?? 'warn' },
+      {
+        name: 'backtrack-cli',
+        level: process.env.BACKTRACK_LOG_LEVEL ?? 'warn',
+        ...redactionLoggerOptions(),
+      },
       pino.destination(2),
     );
   }
@@ -71,20 +77,25 @@ export class CliContext {
           connectTimeout: CONNECT_TIMEOUT_MS,
           maxRetriesPerRequest: 2,
           retryStrategy: (times) => (times > 3 ? null : Math.min(times * 200, 1_000)),
+          ...(this.config.redis?.tls ? { tls: this.config.redis.tls } : {}),
         });
       } catch (error) {
         throw new CliError(`invalid Redis URL ${redact(url)}: ${messageOf(error)}`, EXIT.Usage);
       }
-      let lastError: unknown;
-      redis.on('error', (e: unknown) => (lastError = e)); // reported through the failed command
+      // Reported through the failed command instead; the server's reply (WRONGPASS, NOPERM)
+      // says more than ioredis' "Connection is closed".
+      let refusal: unknown;
+      redis.on('error', (error: unknown) => {
+        refusal ??= error;
+      });
       try {
         await redis.connect();
       } catch (error) {
         redis.disconnect();
         // Bad credentials or certificate: say so (with its code) instead of "connection closed".
-        const denied = classifyRedisError(error) ?? classifyRedisError(lastError);
+        const denied = classifyRedisError(error) ?? classifyRedisError(refusal);
         throw new CliError(
-          `cannot connect to Redis at ${redact(url)}: ${messageOf(denied ?? error)}${denied ? ` (${denied.code})` : ''}`,
+          `cannot connect to Redis at ${redact(url)}: ${messageOf(denied ?? refusal ?? error)}${denied ? ` (${denied.code})` : ''}`,
           EXIT.Error,
           'BT_ERR_CLI_CONNECTION',
           'set --redis-url or REDIS_URL',
@@ -172,6 +183,8 @@ export class CliContext {
             brokers,
             clientId: this.config.kafka?.clientId ?? 'backtrack-cli',
             clientLogLevel: 'nothing',
+            ...(this.config.kafka?.ssl !== undefined ? { ssl: this.config.kafka.ssl } : {}),
+            ...(this.config.kafka?.sasl !== undefined ? { sasl: this.config.kafka.sasl } : {}),
           },
           { logger: this.logger },
         );
@@ -185,6 +198,9 @@ export class CliContext {
             url,
             connectionName: 'backtrack-cli',
             reconnect: { initialMaxRetries: 1, initialDelayMs: 200 },
+            ...(this.config.rabbitmq?.socketOptions
+              ? { socketOptions: this.config.rabbitmq.socketOptions }
+              : {}),
           },
           { logger: this.logger },
         );
@@ -248,9 +264,7 @@ export function messageOf(error: unknown): string {
 }
 
 /**
- * Hides the password of every `scheme://user:password@host` (or `scheme://:password@host`) URL
- * in a text: CLI errors print URLs of Redis, RabbitMQ and PostgreSQL.
+ * The text with every secret hidden (URL passwords, `password=` parameters, private keys): core's
+ * {@link redactText}, the one redaction every CLI output goes through.
  */
-export function redact(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*):([^@/\s]+)@/gi, '$1:***@');
-}
+export const redact = redactText;

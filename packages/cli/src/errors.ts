@@ -1,3 +1,5 @@
+import { redactText } from '@backtrack/core';
+
 /** Exit codes of the `backtrack` command. */
 export const EXIT = {
   /** Done. */
@@ -15,15 +17,20 @@ export const EXIT = {
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** An error the CLI reports as one clear line and an exit code. */
+/**
+ * An error the CLI reports as one clear line and an exit code. Its message and hint are redacted
+ * (a connection URL in them keeps its user, never its password).
+ */
 export class CliError extends Error {
+  readonly hint?: string;
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.Error,
     readonly code = exitCode === EXIT.Usage ? 'BT_ERR_CLI_USAGE' : 'BT_ERR_CLI',
-    readonly hint?: string,
+    hint?: string,
   ) {
-    super(message);
+    super(redactText(message));
     this.name = 'CliError';
+    if (hint !== undefined) this.hint = redactText(hint);
   }
 }

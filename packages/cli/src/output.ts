@@ -1,3 +1,5 @@
+import { redactSecrets, redactText } from '@backtrack/core';
+
 /** Printing: JSON for scripts (`--json`), aligned text for people. */
 export interface Output {
   readonly json: boolean;
@@ -7,17 +9,22 @@ export interface Output {
   warn(line: string): void;
 }
 
+/** Everything printed goes through core's redaction: no password, SASL setting or key leaves. */
 export function createOutput(json: boolean): Output {
   return {
     json,
     result(value, human) {
-      process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+      process.stdout.write(
+        json
+          ? `${redactText(JSON.stringify(redactSecrets(value), null, 2))}\n`
+          : `${redactText(human())}\n`,
+      );
     },
     info(line) {
-      if (!json) process.stdout.write(`${line}\n`);
+      if (!json) process.stdout.write(`${redactText(line)}\n`);
     },
     warn(line) {
-      process.stderr.write(`${line}\n`);
+      process.stderr.write(`${redactText(line)}\n`);
     },
   };
 }

@@ -53,7 +53,7 @@ function report(error: unknown, json: boolean): number {
       !(error instanceof CliError) &&
       process.env.BACKTRACK_DEBUG
     ) {
-      process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
+      process.stderr.write(`${redact((error as Error)?.stack ?? '')}\n`);
     }
   }
   return exit;

@@ -75,10 +75,13 @@ export async function withAmqp<T>(
 ): Promise<T> {
   let connection: amqplib.ChannelModel;
   try {
-    connection = await amqplib.connect(ctx.amqpUrl, { timeout: 3_000 });
+    connection = await amqplib.connect(ctx.amqpUrl, {
+      ...ctx.config.rabbitmq?.socketOptions,
+      timeout: 3_000,
+    });
   } catch (error) {
     throw new CliError(
-      `cannot connect to RabbitMQ: ${messageOf(error)}`,
+      `cannot connect to RabbitMQ at ${ctx.amqpUrl}: ${messageOf(error)}`,
       EXIT.Error,
       'BT_ERR_CLI_CONNECTION',
       'set --amqp-url or AMQP_URL',

@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import {
   BacktrackError,
+  redactionLoggerOptions,
   snapshotRegistry,
   type CompatibilityLevel,
   type RollbackProgressEvent,
@@ -119,7 +120,11 @@ export async function createConsole(
   const audit =
     options.logger ??
     pino(
-      { name: 'backtrack-ui', level: process.env.BACKTRACK_UI_LOG_LEVEL ?? 'info' },
+      {
+        name: 'backtrack-ui',
+        level: process.env.BACKTRACK_UI_LOG_LEVEL ?? 'info',
+        ...redactionLoggerOptions(),
+      },
       pino.destination(2),
     );
   const deadLetters = [...new Set(options.deadLetters ?? [])];

@@ -3,6 +3,7 @@ import { BacktrackError } from '../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
 import { accessErrorOf } from '../errors/ConnectionAccessError.js';
 import type { Logger } from '../logging/logger.js';
+import { redactText } from '../logging/redact.js';
 import { backoffDelayMs, type RetryPolicy } from '../retry/backoff.js';
 import {
   MissingTransformError,
@@ -46,7 +47,8 @@ export function classifyError(
   context: ConsumerContext,
   policy: ClassifyPolicy,
 ): Disposition {
-  const message = error instanceof Error ? error.message : String(error);
+  // The reason travels with the message (dead-letter headers): no secret of a handler's error.
+  const message = redactText(error instanceof Error ? error.message : String(error));
   if (BAD_MESSAGE_ERRORS.some((type) => error instanceof type)) {
     return { kind: 'dead-letter', reason: message, code: (error as BacktrackError).code, error };
   }

@@ -1,3 +1,5 @@
+import { redactError, redactSecrets, redactText } from '../logging/redact.js';
+
 const BRAND = Symbol.for('backtrack.BacktrackError');
 
 /** Options every {@link BacktrackError} accepts. */
@@ -27,10 +29,15 @@ export class BacktrackError extends Error {
   readonly retriable: boolean;
 
   constructor(code: string, message: string, options: BacktrackErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Secrets never leave in an error: the message, the details and the wrapped cause (a client's
+    // error can carry a URL or, like ioredis' AUTH reply, the password itself) are redacted.
+    super(
+      redactText(message),
+      options.cause === undefined ? undefined : { cause: redactError(options.cause) },
+    );
     this.name = new.target.name;
     this.code = code;
-    this.details = options.details ?? {};
+    this.details = redactSecrets(options.details ?? {});
     this.retriable = options.retriable ?? false;
     Object.defineProperty(this, BRAND, { value: true });
     // Brand every class between new.target and BacktrackError, so `instanceof` a parent works.

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { redactionLoggerOptions } from './redact.js';
 
 export type { Logger } from 'pino';
 
@@ -11,7 +12,9 @@ export const DEFAULT_LOG_LEVEL = 'warn';
  * dead-lettered message). Errors are logged as type, code and message; their stacks only at
  * `debug` and `trace`, so a step retried ten times gives ten lines, not ten stack traces. Pass
  * your own pino logger to put Backtrack's records into your service's stream (with your
- * serializers); Backtrack only ever calls `child()` on it.
+ * serializers); Backtrack only ever calls `child()` on it. Secrets (connection passwords, SASL
+ * settings, private keys) are redacted from every line ({@link redactionLoggerOptions}: spread it
+ * into your own logger's options to do the same).
  */
 export function createDefaultLogger(): Logger {
   const level = process.env.BACKTRACK_LOG_LEVEL ?? DEFAULT_LOG_LEVEL;
@@ -20,6 +23,7 @@ export function createDefaultLogger(): Logger {
     name: 'backtrack',
     level,
     serializers: { err: stacks ? pino.stdSerializers.err : briefError },
+    ...redactionLoggerOptions(),
   });
 }
 

@@ -1,7 +1,7 @@
 import { TransportEventEmitter, type Logger } from '@backtrack/core';
+import type { ConnectionOptions } from 'node:tls';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
-import type { ConnectionOptions } from 'node:tls';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
 import { classifyRabbitError, type RabbitAccessError } from './connectionErrors.js';
 import { settleWithin } from '../timeouts.js';
@@ -56,6 +56,12 @@ export interface RabbitConnectionOptions {
    * unless you set `rejectUnauthorized: false`.
    */
   tls?: ConnectionOptions;
+  /**
+   * Socket options handed to amqplib (and on to `tls.connect` for an `amqps://` URL): `ca` of a
+   * private CA, `cert` and `key` for mutual TLS, `servername`. Verification stays on unless
+   * `rejectUnauthorized: false` is given. Same shape as `tls`; when both are given, `tls` wins.
+   */
+  socketOptions?: ConnectionOptions;
 }
 
 /**
@@ -156,6 +162,7 @@ export class RabbitConnection {
       }
     };
     const socketOptions = {
+      ...options.socketOptions,
       ...options.tls,
       clientProperties: { connection_name: options.connectionName ?? 'backtrack' },
       recovery: {
