@@ -122,6 +122,8 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
       writeFileSync(
         join(app, 'check.ts'),
         `import { defineSaga, type SagaResult } from '@backtrack/core';
+import { dedupeStoreContract, encodeCursor, type DedupeStore } from '@backtrack/core/adapter';
+import { ConsumerSpy } from '@backtrack/core/testing';
 import { RedisDedupeStore } from '@backtrack/redis';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -132,6 +134,13 @@ const saga = defineSaga('typed', { input: z.object({ id: z.string() }) })
 export const store = new RedisDedupeStore({}, { redis: new Redis({ lazyConnect: true }) });
 export const check = (r: SagaResult): string => r.status;
 export { saga };
+// The other two entries resolve through the exports map, with their declarations.
+export const adapter: [typeof dedupeStoreContract, string, DedupeStore] = [
+  dedupeStoreContract,
+  encodeCursor(1, 'forward'),
+  store,
+];
+export const spy = ConsumerSpy;
 `,
       );
       writeFileSync(

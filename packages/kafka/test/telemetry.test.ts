@@ -13,7 +13,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ATTR,
   EventRegistry,
   InMemoryJournal,
   createConsumerPipeline,
@@ -24,6 +23,7 @@ import {
 } from '@backtrack/core';
 import { kafkaBroker } from './broker.js';
 import { makeTransport, readTopic, uniqueName, waitFor } from './helpers.js';
+import { ATTR } from '@backtrack/core/adapter';
 
 const broker = await kafkaBroker();
 afterAll(() => broker.stop());

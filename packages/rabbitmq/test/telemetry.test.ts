@@ -13,7 +13,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ATTR,
   EventRegistry,
   InMemoryJournal,
   createConsumerPipeline,
@@ -24,6 +23,7 @@ import {
 import type { RabbitTransport } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
 import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import { ATTR } from '@backtrack/core/adapter';
 
 const rabbit = await probeService('rabbitmq');
 

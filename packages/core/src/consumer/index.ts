@@ -10,8 +10,6 @@ export type {
   ConsumerPipelineDependencies,
   UnhandledPolicy,
 } from './pipeline.js';
-export { ConsumerSpy } from './ConsumerSpy.js';
-export type { SpyRecord } from './ConsumerSpy.js';
 export { ConsumerConfigError, HandlerTimeoutError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 export {
   idempotent,

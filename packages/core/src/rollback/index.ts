@@ -28,7 +28,7 @@ export type {
   RollbackRunRecord,
   RollbackSummary,
 } from './RollbackProgressStore.js';
-export { InMemoryRollbackProgressStore, totalItems } from './InMemoryRollbackProgressStore.js';
+export { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
 export {
   CompensationDefinitionError,
   RollbackConfigError,

@@ -15,12 +15,7 @@ export type {
   StepErrorPolicy,
   StepOptions,
 } from './definition.js';
-export {
-  DEFAULT_SAGA_ENGINE_OPTIONS,
-  SagaEngine,
-  createSagaEngine,
-  toStoredError,
-} from './SagaEngine.js';
+export { DEFAULT_SAGA_ENGINE_OPTIONS, SagaEngine, createSagaEngine } from './SagaEngine.js';
 export type {
   RecoverySummary,
   RequestOptions,

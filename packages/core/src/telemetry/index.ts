@@ -1,5 +1,5 @@
+// Attribute names instrumentations (transports) set: `@backtrack/core/adapter`.
 export {
-  ATTR,
   INSTRUMENTATION_SCOPE,
   METRICS,
   SPAN_NAMES,
@@ -13,5 +13,4 @@ export {
   injectTraceContext,
   parseTraceparent,
 } from './tracecontext.js';
-export { dispositionName } from './messaging.js';
 export { instrumentSagaEngine, type SagaEventSource, type SagaTelemetryOptions } from './saga.js';

@@ -1,8 +1,5 @@
 import {
-  DEAD_LETTER_REASON_HEADER,
-  backoffDelayMs,
   deadLetterReasonOf,
-  truncateDeadLetterText,
   type Disposition,
   type IncomingMessage,
   type Logger,
@@ -29,6 +26,11 @@ import {
 import { KAFKA_ERROR_CODES, KafkaClosedError, KafkaError } from '../errors.js';
 import type { KafkaConsumerOptions } from '../options.js';
 import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
+import {
+  DEAD_LETTER_REASON_HEADER,
+  backoffDelayMs,
+  truncateDeadLetterText,
+} from '@backtrack/core/adapter';
 
 /** What the subscription did with one message, reported after it is durable. */
 export interface DispositionEvent {

@@ -3,10 +3,6 @@ import type { PublishState } from '@backtrack/core';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   JournalConfigError,
-  assertValidAppend,
-  encodeCursor,
-  normalizeQuery,
-  timeMsToSeq,
   type Journal,
   type JournalAppend,
   type JournalOptions,
@@ -17,6 +13,12 @@ import {
 } from '@backtrack/core';
 import { toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../internal/sql.js';
+import {
+  assertValidAppend,
+  encodeCursor,
+  normalizeQuery,
+  timeMsToSeq,
+} from '@backtrack/core/adapter';
 
 /** Collaborators of {@link PostgresOutbox}. */
 export interface PostgresOutboxDependencies {

@@ -3,7 +3,6 @@ import type { PoolClient } from 'pg';
 import {
   PublishFailedError,
   createDefaultLogger,
-  timeMsToSeq,
   type JournalRecord,
   type Logger,
   type Transport,
@@ -16,6 +15,7 @@ import {
   type OutboxRow,
   type PostgresOutbox,
 } from './PostgresOutbox.js';
+import { timeMsToSeq } from '@backtrack/core/adapter';
 
 /** Collaborators of {@link PostgresOutboxRelay}. */
 export interface PostgresOutboxRelayDependencies {

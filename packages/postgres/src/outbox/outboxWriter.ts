@@ -1,6 +1,5 @@
 import type { ClientBase } from 'pg';
 import {
-  prepareJournaledEvent,
   type AnyEventDefinition,
   type Envelope,
   type EventInput,
@@ -10,6 +9,7 @@ import {
 } from '@backtrack/core';
 import { PostgresConfigError } from '../errors.js';
 import type { PostgresOutbox } from './PostgresOutbox.js';
+import { prepareJournaledEvent } from '@backtrack/core/adapter';
 
 /** Who writes: fixed for one deploy of a service (the same fields as core's publisher). */
 export interface OutboxWriterOptions {

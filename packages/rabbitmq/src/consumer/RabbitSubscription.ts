@@ -5,7 +5,7 @@ import type {
   MessageProcessor,
   Subscription,
 } from '@backtrack/core';
-import { BacktrackError, DEAD_LETTER_REASON_HEADER, deadLetterReasonOf } from '@backtrack/core';
+import { BacktrackError, deadLetterReasonOf } from '@backtrack/core';
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import {
@@ -24,6 +24,7 @@ import {
   type DeadLetterOptions,
   type QueueType,
 } from '../topology/topology.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 /** How a RabbitMQ subscription consumes, on top of the port's topics, group and processor. */
 export interface RabbitConsumerOptions {

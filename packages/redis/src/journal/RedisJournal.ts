@@ -2,19 +2,12 @@ import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
   StoreUnavailableError,
-  assertValidAppend,
-  encodeCursor,
-  matchesFilters,
-  normalizeQuery,
-  seqToTimeMs,
-  timeMsToSeq,
   type Journal,
   type JournalAppend,
   type JournalOptions,
   type JournalPage,
   type JournalQuery,
   type JournalRecord,
-  type NormalizedJournalQuery,
   type UnpublishedQuery,
 } from '@backtrack/core';
 import type { Redis } from 'ioredis';
@@ -23,6 +16,15 @@ import { callRedis } from '../internal/call.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { APPEND_MANY_SCRIPT } from './appendManyScript.js';
 import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT } from './scripts.js';
+import {
+  assertValidAppend,
+  encodeCursor,
+  matchesFilters,
+  normalizeQuery,
+  seqToTimeMs,
+  timeMsToSeq,
+  type NormalizedJournalQuery,
+} from '@backtrack/core/adapter';
 
 const APPEND = new LuaScript('journal.append', APPEND_SCRIPT);
 const MARK_PUBLISHED = new LuaScript('journal.markPublished', MARK_PUBLISHED_SCRIPT);

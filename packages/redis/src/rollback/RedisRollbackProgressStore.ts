@@ -3,7 +3,6 @@ import {
   RollbackLeaseLostError,
   RollbackRunConflictError,
   RunStatus,
-  totalItems,
   type ItemProgress,
   type ItemUpdate,
   type LeaseResult,
@@ -17,6 +16,7 @@ import { callRedis } from '../internal/call.js';
 import { globEscape, scanKeys, unlinkKeys, type RedisClient } from '../internal/cluster.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { ACQUIRE, CREATE_RUN, FINISH, RELEASE, RENEW, SET_ITEMS } from './scripts.js';
+import { totalItems } from '@backtrack/core/adapter';
 
 const SCRIPTS = {
   create: new LuaScript('rollback.createRun', CREATE_RUN),
