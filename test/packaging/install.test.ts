@@ -97,7 +97,7 @@ const effects = [];
 const saga = defineSaga('pack-check', { input: z.object({ id: z.string() }) })
   .step('a', { run: ({ input }) => { effects.push('a:' + input.id); return { ok: true }; }, compensate: () => {} })
   .build();
-const engine = createSagaEngine({}, { store: new InMemorySagaStore() });
+const engine = createSagaEngine({ store: new InMemorySagaStore() });
 engine.register(saga);
 const result = await engine.start(saga, { id: 'x' }, { sagaId: 'pack-1' });
 const redis = new Redis({ lazyConnect: true });

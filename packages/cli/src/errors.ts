@@ -15,12 +15,30 @@ export const EXIT = {
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
+/**
+ * Stable codes of the errors the `backtrack` command reports itself (listed, each with a fix, in
+ * docs/errors.md; never reused). Errors of the libraries keep their own codes.
+ */
+export const CLI_ERROR_CODES = {
+  /** An operation failed for a reason outside Backtrack's libraries. */
+  FAILED: 'BT_ERR_CLI',
+  /** A bad argument or configuration. */
+  USAGE: 'BT_ERR_CLI_USAGE',
+  /** Redis, Kafka or RabbitMQ could not be reached. */
+  CONNECTION: 'BT_ERR_CLI_CONNECTION',
+} as const;
+
+/** One of {@link CLI_ERROR_CODES}. */
+export type CliErrorCode = (typeof CLI_ERROR_CODES)[keyof typeof CLI_ERROR_CODES];
+
 /** An error the CLI reports as one clear line and an exit code. */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.Error,
-    readonly code = exitCode === EXIT.Usage ? 'BT_ERR_CLI_USAGE' : 'BT_ERR_CLI',
+    readonly code: string = exitCode === EXIT.Usage
+      ? CLI_ERROR_CODES.USAGE
+      : CLI_ERROR_CODES.FAILED,
     readonly hint?: string,
   ) {
     super(message);

@@ -90,9 +90,7 @@ export class KafkaTransport implements Transport {
       options.brokers.length === 0 ||
       options.brokers.some((b) => typeof b !== 'string' || !b.includes(':'))
     ) {
-      throw new KafkaConfigError('brokers', 'must list at least one "host:port"', {
-        value: options?.brokers,
-      });
+      throw new KafkaConfigError('brokers', 'must list at least one "host:port"', options?.brokers);
     }
     const producer = resolveProducerOptions(options.producer);
     this.#consumerDefaults = resolveConsumerOptions(options.consumer);

@@ -254,7 +254,7 @@ export async function startOrders(
     { service: 'orders' },
     { level: process.env.BACKTRACK_LOG_LEVEL ?? 'error' },
   );
-  const engine = createSagaEngine({}, { store: sagaStore, logger: engineLogger });
+  const engine = createSagaEngine({ store: sagaStore, logger: engineLogger });
   engine.register(placeOrder);
 
   const subscription = await consume(infra, 'orders', {

@@ -9,6 +9,8 @@
 export { BacktrackError, isRetriable } from '../errors/BacktrackError.js';
 export type { BacktrackErrorOptions } from '../errors/BacktrackError.js';
 export { StoreUnavailableError } from '../errors/StoreUnavailableError.js';
+// The `details` of a config error, `{ field, expectation, value }`, for adapters' own ConfigErrors.
+export { configDetails } from '../errors/ConfigError.js';
 export { createDefaultLogger } from '../logging/logger.js';
 export type { Logger } from '../logging/logger.js';
 export type {

@@ -9,9 +9,9 @@ journalContract('InMemoryJournal', async (options) => ({ journal: new InMemoryJo
 });
 
 describe('InMemoryJournal', () => {
-  it('rejects a non-positive retention with BT_ERR_JOURNAL_CONFIG', () => {
+  it('rejects a non-positive retention with BT_ERR_JOURNAL_CONFIG_INVALID', () => {
     expect(() => new InMemoryJournal({ retentionMs: 0 })).toThrowError(
-      expect.objectContaining({ code: 'BT_ERR_JOURNAL_CONFIG' }),
+      expect.objectContaining({ code: 'BT_ERR_JOURNAL_CONFIG_INVALID' }),
     );
   });
 

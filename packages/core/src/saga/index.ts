@@ -19,6 +19,7 @@ export { DEFAULT_SAGA_ENGINE_OPTIONS, SagaEngine, createSagaEngine } from './Sag
 export type {
   RecoverySummary,
   RequestOptions,
+  SagaEngineConfig,
   SagaEngineDependencies,
   SagaEngineOptions,
   SagaResult,
@@ -31,6 +32,7 @@ export {
   SagaConcurrencyError,
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
+  SagaEngineConfigError,
   SagaInputError,
   SagaLeaseHeldError,
   SagaLeaseLostError,

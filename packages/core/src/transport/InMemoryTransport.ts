@@ -3,6 +3,7 @@ import type { EncodedMessage } from '../envelope/types.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /** Options of {@link InMemoryTransport}. */
 export interface InMemoryTransportOptions {
@@ -52,8 +53,9 @@ export interface InMemoryRecord {
 
 /** A transport option is invalid. */
 export class InMemoryTransportError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.InMemoryTransportError';
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super('BT_ERR_IN_MEMORY_TRANSPORT', message, { details });
+    super(CORE_ERROR_CODES.IN_MEMORY_TRANSPORT, message, { details });
   }
 }
 

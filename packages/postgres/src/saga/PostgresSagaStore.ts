@@ -74,7 +74,7 @@ export class PostgresSagaStore implements SagaStore {
     this.#table = `${quoteSchema(o.schema)}.sagas`;
     for (const field of ['defaultPageSize', 'maxPageSize'] as const) {
       if (!Number.isSafeInteger(o[field]) || o[field] <= 0) {
-        throw new PostgresConfigError(field, o[field], 'must be a positive integer');
+        throw new PostgresConfigError(field, 'must be a positive integer', o[field]);
       }
     }
     this.#defaultPageSize = o.defaultPageSize;
@@ -145,7 +145,7 @@ export class PostgresSagaStore implements SagaStore {
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
     const limit = Math.min(query.limit ?? this.#defaultPageSize, this.#maxPageSize);
     if (!Number.isSafeInteger(limit) || limit <= 0) {
-      throw new PostgresConfigError('limit', query.limit, 'must be a positive integer');
+      throw new PostgresConfigError('limit', 'must be a positive integer', query.limit);
     }
     const where: string[] = [];
     const params: unknown[] = [];

@@ -105,7 +105,7 @@ export const DEFAULT_RABBIT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = 
 export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   const positiveInt = (field: string, value: number, max = Number.MAX_SAFE_INTEGER): void => {
     if (!Number.isSafeInteger(value) || value < 1 || value > max) {
-      throw new RabbitConfigError(field, `must be an integer from 1 to ${max}`, { value });
+      throw new RabbitConfigError(field, `must be an integer from 1 to ${max}`, value);
     }
   };
   positiveInt('prefetch', options.prefetch, 65_535);
@@ -117,9 +117,11 @@ export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   let previous = 0;
   for (const delay of options.retryDelaysMs) {
     if (!Number.isSafeInteger(delay) || delay < 1 || delay <= previous) {
-      throw new RabbitConfigError('retryDelaysMs', 'must be ascending positive integers (ms)', {
-        value: options.retryDelaysMs,
-      });
+      throw new RabbitConfigError(
+        'retryDelaysMs',
+        'must be ascending positive integers (ms)',
+        options.retryDelaysMs,
+      );
     }
     previous = delay;
   }
@@ -128,18 +130,14 @@ export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   }
   for (const field of ['maxRedeliverDelayMs', 'shutdownTimeoutMs'] as const) {
     if (!Number.isFinite(options[field]) || options[field] < 0) {
-      throw new RabbitConfigError(field, 'must be a non-negative number of ms', {
-        value: options[field],
-      });
+      throw new RabbitConfigError(field, 'must be a non-negative number of ms', options[field]);
     }
   }
   if (typeof options.batch !== 'boolean') {
-    throw new RabbitConfigError('batch', 'must be true or false', { value: options.batch });
+    throw new RabbitConfigError('batch', 'must be true or false', options.batch);
   }
   if (!['quorum', 'classic'].includes(options.queueType)) {
-    throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", {
-      value: options.queueType,
-    });
+    throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", options.queueType);
   }
 }
 

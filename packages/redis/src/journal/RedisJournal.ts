@@ -119,20 +119,20 @@ export class RedisJournal implements Journal {
   constructor(options: RedisJournalOptions, dependencies: RedisJournalDependencies) {
     const o = { ...DEFAULT_REDIS_JOURNAL_OPTIONS, ...stripUndefined(options ?? {}) };
     if (!Number.isFinite(o.retentionMs) || o.retentionMs <= 0) {
-      throw new RedisStoreConfigError('retentionMs', o.retentionMs, 'a positive number of ms');
+      throw new RedisStoreConfigError('retentionMs', 'a positive number of ms', o.retentionMs);
     }
     if (typeof o.keyPrefix !== 'string' || o.keyPrefix.length === 0) {
-      throw new RedisStoreConfigError('keyPrefix', o.keyPrefix, 'a non-empty string');
+      throw new RedisStoreConfigError('keyPrefix', 'a non-empty string', o.keyPrefix);
     }
     for (const field of ['pruneOnAppend', 'maxScanPerQuery', 'commandTimeoutMs'] as const) {
       const value = o[field];
       const min = field === 'pruneOnAppend' ? 0 : 1;
       if (!Number.isSafeInteger(value) || value < min) {
-        throw new RedisStoreConfigError(field, value, `an integer >= ${min}`);
+        throw new RedisStoreConfigError(field, `an integer >= ${min}`, value);
       }
     }
     if (!dependencies?.redis) {
-      throw new RedisStoreConfigError('redis', undefined, 'an ioredis client in the dependencies');
+      throw new RedisStoreConfigError('redis', 'an ioredis client in the dependencies', undefined);
     }
     this.#redis = dependencies.redis;
     this.#now = dependencies.now ?? Date.now;
