@@ -89,7 +89,15 @@ function members(checker, type, at) {
     } else {
       const ro =
         decl && ts.getCombinedModifierFlags(decl) & ts.ModifierFlags.Readonly ? 'readonly ' : '';
-      lines.push(`  ${ro}${name}${optional}: ${checker.typeToString(t, at, FLAGS)}`);
+      // A string constant (an error class's brand) is part of the contract: show its value.
+      const init =
+        decl &&
+        ts.isPropertyDeclaration(decl) &&
+        decl.initializer &&
+        ts.isStringLiteral(decl.initializer)
+          ? ` = ${decl.initializer.getText()}`
+          : '';
+      lines.push(`  ${ro}${name}${optional}: ${checker.typeToString(t, at, FLAGS)}${init}`);
     }
   }
   return lines;

@@ -30,7 +30,9 @@ for (const file of process.argv.slice(2)) {
     const where = relative(process.cwd(), suite.name ?? '?');
     const failedHere = (suite.assertionResults ?? []).filter((t) => t.status === 'failed');
     for (const t of failedHere) {
-      failures.push(`[${run}] ${where} > ${t.fullName ?? t.title}\n${firstLines(t.failureMessages)}`);
+      failures.push(
+        `[${run}] ${where} > ${t.fullName ?? t.title}\n${firstLines(t.failureMessages)}`,
+      );
     }
     if (failedHere.length === 0 && suite.status === 'failed') {
       failures.push(`[${run}] ${where} (the file failed)\n${firstLines([suite.message ?? ''])}`);

@@ -22,17 +22,12 @@ export { KafkaPublisher } from './publisher/KafkaPublisher.js';
 export {
   toKafkaRecord,
   fromKafkaRecord,
-  toKafkaHeaders,
   CLOUD_EVENTS_HEADER_PREFIX,
   CONTENT_TYPE_HEADER,
   BACKTRACK_HEADERS,
 } from './envelope/kafkaBinding.js';
-export {
-  NULL_HEADERS_HEADER,
-  readDeadLetter,
-  restoreNullHeaders,
-  writableHeaders,
-} from './envelope/deadLetter.js';
+// Header helpers the subscription uses internally (restoreNullHeaders, writableHeaders) stay private.
+export { NULL_HEADERS_HEADER, readDeadLetter } from './envelope/deadLetter.js';
 export type { DeadLetter, DeadLetterHeaderValue } from './envelope/deadLetter.js';
 export {
   ensureTopics,

@@ -26,7 +26,6 @@ export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/R
 export {
   RabbitSubscription,
   DEFAULT_RABBIT_CONSUMER_OPTIONS,
-  pickRetryQueue,
 } from './consumer/RabbitSubscription.js';
 export type {
   RabbitConsumerOptions,

@@ -13,7 +13,12 @@ export type {
   EnvelopeExtensions,
 } from './envelope.js';
 // Binding helpers for transports (toStructuredMessage, contentModeOf, ...): `@backtrack/core/adapter`.
-export { encodeEnvelope, decodeEnvelope, DEFAULT_ENVELOPE_LIMITS, ENVELOPE_HEADERS } from './codec.js';
+export {
+  encodeEnvelope,
+  decodeEnvelope,
+  DEFAULT_ENVELOPE_LIMITS,
+  ENVELOPE_HEADERS,
+} from './codec.js';
 export type { EnvelopeLimits, EncodeOptions, DecodeOptions } from './codec.js';
 export {
   MalformedMessageError,

@@ -1,4 +1,4 @@
-import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
 import { CORE_ERROR_CODES } from '../errors/codes.js';
 import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 

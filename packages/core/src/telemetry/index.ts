@@ -1,10 +1,5 @@
 // Attribute names instrumentations (transports) set: `@backtrack/core/adapter`.
-export {
-  INSTRUMENTATION_SCOPE,
-  METRICS,
-  SPAN_NAMES,
-  type TelemetryDisposition,
-} from './names.js';
+export { INSTRUMENTATION_SCOPE, METRICS, SPAN_NAMES, type TelemetryDisposition } from './names.js';
 export {
   TRACEPARENT,
   TRACESTATE,
