@@ -103,7 +103,9 @@ const result = await engine.start(saga, { id: 'x' }, { sagaId: 'pack-1' });
 const redis = new Redis({ lazyConnect: true });
 const store = new RedisDedupeStore({ keyPrefix: 'pack:' }, { redis });
 redis.disconnect();
-console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name }));
+// The adapter entry (contract suites included) loads without vitest installed.
+const adapter = await import('@backtrack/core/adapter');
+console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name, contract: typeof adapter.dedupeStoreContract }));
 `,
       );
       const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
@@ -111,6 +113,7 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
         status: 'completed',
         effects: ['a:x'],
         store: 'RedisDedupeStore',
+        contract: 'function',
       });
     },
     SLOW,
