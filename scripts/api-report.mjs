@@ -107,13 +107,18 @@ function describeExport(checker, exported) {
   const symbol =
     exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
   const decl = symbol.declarations?.[0];
-  const kind = kindOf(symbol);
+  // `export type { SomeClass }`: usable as a type, not constructible or instanceof-able.
+  const typeOnly = (exported.declarations ?? []).some(
+    (d) => ts.isExportSpecifier(d) && (d.isTypeOnly || d.parent.parent.isTypeOnly),
+  );
+  const kind =
+    kindOf(symbol) + (typeOnly && symbol.flags & ts.SymbolFlags.Value ? ', type-only' : '');
   const out = [`### ${exported.name} (${kind})`, '', '```ts'];
   if (symbol.flags & ts.SymbolFlags.Class) {
     const classType = checker.getTypeOfSymbolAtLocation(symbol, decl);
     const base = decl.heritageClauses?.map((h) => h.getText()).join(' ');
     out.push(`class ${exported.name}${base ? ` ${base}` : ''} {`);
-    for (const s of classType.getConstructSignatures()) {
+    for (const s of typeOnly ? [] : classType.getConstructSignatures()) {
       const params = s.parameters.map((p) => {
         const d = p.valueDeclaration;
         const optional = d && ts.isParameter(d) && (d.questionToken || d.initializer) ? '?' : '';

@@ -12,13 +12,14 @@ export {
   resolveProducerOptions,
 } from './options.js';
 export type { KafkaConsumerOptions, KafkaProducerOptions } from './options.js';
-export { KafkaSubscription } from './consumer/KafkaSubscription.js';
+// Made by the transport (`subscribe`, `publish`), never by hand: exported as types only.
+export type { KafkaSubscription } from './consumer/KafkaSubscription.js';
 export type {
   DispositionEvent,
   KafkaSubscriptionStats,
   SubscriptionErrorEvent,
 } from './consumer/KafkaSubscription.js';
-export { KafkaPublisher } from './publisher/KafkaPublisher.js';
+export type { KafkaPublisher } from './publisher/KafkaPublisher.js';
 export {
   toKafkaRecord,
   fromKafkaRecord,
