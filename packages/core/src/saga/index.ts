@@ -1,10 +1,11 @@
 export {
   DEFAULT_COMPENSATION_RETRY,
   DEFAULT_STEP_RETRY,
-  SagaBuilder,
   defaultErrorPolicy,
   defineSaga,
 } from './definition.js';
+// Made by defineSaga(), never by hand: a type only.
+export type { SagaBuilder } from './definition.js';
 export type {
   AnySagaDefinition,
   CompensationContext,

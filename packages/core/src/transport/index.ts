@@ -1,5 +1,9 @@
 export type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
-export { InMemoryTransport, InMemoryTransportError } from './InMemoryTransport.js';
+export {
+  InMemoryTransport,
+  InMemoryTransportConfigError,
+  InMemoryTransportError,
+} from './InMemoryTransport.js';
 export type {
   InMemoryTransportOptions,
   InMemoryTransportDependencies,
