@@ -36,6 +36,20 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
   describe('scenario 1: consumer killed mid-batch', () => {
     consumerKillScenario({ transport: 'kafka', messages: 1500, kills: 3, seed });
     consumerKillScenario({ transport: 'rabbitmq', messages: 1500, kills: 3, seed: seed + 1 });
+    consumerKillScenario({
+      transport: 'kafka',
+      messages: 1500,
+      kills: 3,
+      seed: seed + 2,
+      store: 'redis-cluster',
+    });
+    consumerKillScenario({
+      transport: 'rabbitmq',
+      messages: 1500,
+      kills: 3,
+      seed: seed + 3,
+      store: 'redis-cluster',
+    });
   });
 
   describe('scenario 2: broker restart while publishing and consuming', () => {
@@ -45,6 +59,14 @@ describe(`fault suite (FAULT_SEED=${seed})`, () => {
 
   describe('scenario 3: Redis restart (the dedupe store loses its data)', () => {
     redisRestartScenario({ perPhase: 200, outageMs: 3_000, replays: 20 });
+    // One master of the private cluster, back within its 5 s node timeout (it keeps its slots).
+    redisRestartScenario({
+      perPhase: 200,
+      outageMs: 3_000,
+      replays: 20,
+      store: 'redis-cluster',
+      seed,
+    });
   });
 
   describe('scenario 4: saga engine killed mid-flight', () => {

@@ -26,6 +26,18 @@ export const CLI_ERROR_CODES = {
   USAGE: 'BT_ERR_CLI_USAGE',
   /** Redis, Kafka or RabbitMQ could not be reached. */
   CONNECTION: 'BT_ERR_CLI_CONNECTION',
+  /** `backtrack ui`: no valid bearer token (HTTP 401). */
+  UI_TOKEN: 'BT_ERR_UI_TOKEN',
+  /** `backtrack ui`: an action from another origin or without the CSRF header (HTTP 403). */
+  UI_CSRF: 'BT_ERR_UI_CSRF',
+  /** `backtrack ui`: a non-loopback Host on a loopback console (HTTP 421). */
+  UI_HOST: 'BT_ERR_UI_HOST',
+  /** `backtrack ui`: a dead-letter destination the console was not started with (HTTP 404). */
+  UI_NOT_FOUND: 'BT_ERR_UI_NOT_FOUND',
+  /** `backtrack ui`: a malformed request (HTTP 4xx). */
+  UI_REQUEST: 'BT_ERR_UI_REQUEST',
+  /** `backtrack ui`: an unexpected failure (HTTP 5xx). */
+  UI: 'BT_ERR_UI',
 } as const;
 
 /** One of {@link CLI_ERROR_CODES}. */

@@ -8,6 +8,7 @@ import { registerPostgres } from './commands/postgres.js';
 import { registerRollback } from './commands/rollback.js';
 import { registerSagas } from './commands/sagas.js';
 import { registerSchemas } from './commands/schemas.js';
+import { registerUi } from './commands/ui.js';
 import { loadConfig } from './config.js';
 import { CliContext, messageOf, redact, type GlobalOptions } from './context.js';
 import { CliError, EXIT } from './errors.js';
@@ -96,10 +97,12 @@ const EXAMPLES: Record<string, string> = {
   'sagas resolve':
     'backtrack sagas resolve order-1 --step charge-card --reason "refunded by hand, ticket 123"',
   'sagas recover': 'backtrack sagas recover',
+  'sagas prune': 'backtrack sagas prune --older-than 30d',
   'schemas check': 'backtrack schemas check --snapshot backtrack.schemas.json --required FULL',
   'schemas snapshot': 'backtrack schemas snapshot --out backtrack.schemas.json --label 2.4.0',
   'dlq list': 'backtrack dlq list --transport kafka --topic orders.dlq --limit 20',
   'dlq redrive': 'backtrack dlq redrive --transport kafka --topic orders.dlq --code BT_ERR_HANDLER',
+  ui: 'backtrack ui --transport rabbitmq --dead-letters orders.dlq',
   'postgres migrate':
     'backtrack postgres migrate --database-url postgres://app@db/app --schema orders',
 };
@@ -160,9 +163,12 @@ export function createProgram(state: { exitCode: number }): Command {
   registerPostgres(program, run);
   registerOutboxDeadLetters(program, run);
   registerJournal(program, run);
+  registerUi(program, run);
   for (const cmd of program.commands)
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');
   for (const group of program.commands) {
+    // A command without subcommands (`ui`) is a leaf itself.
+    if (group.commands.length === 0) finishCommand(group, group.name());
     for (const cmd of group.commands) {
       cmd.exitOverride();
       finishCommand(cmd, `${group.name()} ${cmd.name()}`);

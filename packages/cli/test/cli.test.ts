@@ -542,6 +542,45 @@ describe.skipIf(!redisInfo.available || !kafkaInfo.available)(
       ]);
       expect(resolve.code).toBe(2);
       expect(resolve.stderr).toContain("required option '--reason <text>'");
+
+      // Retention: only finished sagas last written before the cut go; stuck and running stay.
+      const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
+      await store.create(saga('s-old-done', SagaStatus.Completed, { updatedAt: old }));
+      await store.create(saga('s-old-undone', SagaStatus.Compensated, { updatedAt: old }));
+      await store.create(saga('s-old-running', SagaStatus.Running, { updatedAt: old }));
+      const badAge = await cli([...base, 'sagas', 'prune', '--older-than', 'a month']);
+      expect(badAge.code).toBe(2);
+      expect(badAge.stderr).toContain('--older-than must be a positive duration');
+      const badStatus = await cli([
+        ...base,
+        'sagas',
+        'prune',
+        '--older-than',
+        '30d',
+        '--status',
+        'stuck',
+      ]);
+      expect(badStatus.code).toBe(2);
+      const onlyUndone = await cli([
+        ...base,
+        '--json',
+        'sagas',
+        'prune',
+        '--older-than',
+        '30d',
+        '--status',
+        'compensated',
+      ]);
+      expect(onlyUndone.code, onlyUndone.stderr).toBe(0);
+      expect(onlyUndone.json()).toMatchObject({ deleted: 1 });
+      const prune = await cli([...base, 'sagas', 'prune', '--older-than', '30d']);
+      expect(prune.code, prune.stderr).toBe(0);
+      expect(prune.stdout).toContain('deleted 1 finished saga(s)');
+      expect(await store.get('s-old-done')).toBeUndefined();
+      expect(await store.get('s-old-undone')).toBeUndefined();
+      for (const kept of ['s-old-running', 's-stuck', 's-running', 's-done']) {
+        expect(await store.get(kept), kept).toBeDefined();
+      }
     });
 
     it('hints at `sagas recover` for a running saga, which recover() then finishes', async () => {

@@ -1,12 +1,17 @@
 import {
   createDefaultLogger,
+  TransportEventEmitter,
   type Logger,
   type OutgoingMessage,
   type SubscriptionOptions,
   type Transport,
+  type TransportEventListener,
+  type TransportEventName,
+  type TransportEvents,
 } from '@backtrack/core';
 import type { KafkaAdminClient, KafkaClient } from './client/KafkaClient.js';
 import { createKafkajsClient, type KafkajsConnectionOptions } from './client/kafkajsClient.js';
+import { instrumentSubscription } from './client/events.js';
 import {
   KafkaSubscription,
   type DispositionEvent,
@@ -73,7 +78,7 @@ export interface KafkaSubscriptionOptions
  * const sub = await transport.subscribe({ topics: ['orders'], group: 'billing', processor });
  * ```
  */
-export class KafkaTransport implements Transport {
+export class KafkaTransport implements Transport, TransportEvents {
   readonly name = 'kafka';
   readonly #client: KafkaClient;
   readonly #logger: Logger;
@@ -82,6 +87,7 @@ export class KafkaTransport implements Transport {
   readonly #subscriptions = new Set<KafkaSubscription>();
   readonly #now: () => number;
   readonly #onSubscriptionError: ((event: SubscriptionErrorEvent) => void) | undefined;
+  readonly #events: TransportEventEmitter;
   #closed = false;
 
   constructor(options: KafkaTransportOptions, dependencies: KafkaTransportDependencies = {}) {
@@ -96,6 +102,7 @@ export class KafkaTransport implements Transport {
     this.#consumerDefaults = resolveConsumerOptions(options.consumer);
     this.#logger = (dependencies.logger ?? createDefaultLogger()).child({ transport: 'kafka' });
     this.#client = dependencies.client ?? createKafkajsClient(options, this.#logger);
+    this.#events = new TransportEventEmitter('kafka', this.#logger);
     this.#now = dependencies.now ?? Date.now;
     this.#onSubscriptionError = dependencies.onSubscriptionError;
     this.#publisher = new KafkaPublisher(
@@ -149,26 +156,32 @@ export class KafkaTransport implements Transport {
     if (!processor || typeof processor.process !== 'function')
       throw new KafkaConfigError('processor', 'must implement process()');
     const opts = resolveConsumerOptions(overrides, this.#consumerDefaults);
+    const consumer = this.#client.consumer({
+      groupId: group,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      rebalanceTimeoutMs: opts.rebalanceTimeoutMs,
+      maxWaitTimeMs: opts.maxWaitTimeMs,
+      maxBytesPerPartition: opts.maxBytesPerPartition,
+      fromBeginning: opts.fromBeginning,
+      partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently,
+    });
     const subscription = new KafkaSubscription({
       topics,
       group,
       processor,
       options: opts,
-      consumer: this.#client.consumer({
-        groupId: group,
-        sessionTimeoutMs: opts.sessionTimeoutMs,
-        heartbeatIntervalMs: opts.heartbeatIntervalMs,
-        rebalanceTimeoutMs: opts.rebalanceTimeoutMs,
-        maxWaitTimeMs: opts.maxWaitTimeMs,
-        maxBytesPerPartition: opts.maxBytesPerPartition,
-        fromBeginning: opts.fromBeginning,
-        partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently,
-      }),
+      consumer,
       admin: this.#client.admin(),
       publisher: this.#publisher,
       logger: this.#logger,
       onDisposition,
-      onError: onError ?? this.#onSubscriptionError,
+      onError: instrumentSubscription(
+        this.#events,
+        group,
+        consumer,
+        onError ?? this.#onSubscriptionError,
+      ),
       onClosed: (s) => this.#subscriptions.delete(s),
       now: this.#now,
     });
@@ -180,6 +193,16 @@ export class KafkaTransport implements Transport {
       throw error;
     }
     return subscription;
+  }
+
+  /**
+   * Listens to consumer and connection events: `consumer.crashed` (with restart info),
+   * `consumer.rebalancing` (a group rebalance began / this member rejoined), and
+   * `connection.disconnected`/`connection.reconnected` around a consumer crash on a lost broker
+   * connection. Returns the unsubscribe function.
+   */
+  on<E extends TransportEventName>(event: E, listener: TransportEventListener<E>): () => void {
+    return this.#events.on(event, listener);
   }
 
   /** A fresh admin client of this transport's cluster (connect and disconnect it yourself). */

@@ -47,6 +47,7 @@ export type {
   KafkaClient,
   KafkaProducerClient,
   KafkaConsumerClient,
+  ConsumerGroupEvent,
   KafkaAdminClient,
   ProducerRecord,
   TopicRecords,

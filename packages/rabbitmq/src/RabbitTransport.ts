@@ -5,6 +5,9 @@ import type {
   OutgoingMessage,
   SubscriptionOptions,
   Transport,
+  TransportEventListener,
+  TransportEventName,
+  TransportEvents,
 } from '@backtrack/core';
 import { RabbitConnection, type RabbitConnectionOptions } from './connection/RabbitConnection.js';
 import {
@@ -139,7 +142,7 @@ export async function createRabbitTransport(
  * - Connection loss: reconnects with backoff, re-declares topology, resumes consumers and re-sends
  *   unconfirmed messages.
  */
-export class RabbitTransport implements Transport {
+export class RabbitTransport implements Transport, TransportEvents {
   readonly name = 'rabbitmq';
   /** The managed connection (diagnostics and tests). */
   readonly connection: RabbitConnection;
@@ -171,6 +174,15 @@ export class RabbitTransport implements Transport {
     this.connection = dependencies.connection;
     this.publisher = dependencies.publisher;
     this.#logger = dependencies.logger;
+  }
+
+  /**
+   * Listens to connection and consumer events: `connection.blocked` and `connection.unblocked`
+   * (a broker alarm), `connection.disconnected` and `connection.reconnected`, `consumer.crashed`
+   * (a consumer channel closed or cancelled while the connection stayed up; it is re-attached). Returns the unsubscribe function.
+   */
+  on<E extends TransportEventName>(event: E, listener: TransportEventListener<E>): () => void {
+    return this.connection.events.on(event, listener);
   }
 
   /** Open subscriptions. */

@@ -3,7 +3,9 @@
  * fetched batch whose offsets are not committed; RabbitMQ: up to `prefetch` unacknowledged
  * deliveries), several times in a row, each time restarted. Every message must end applied
  * exactly once in effect: redeliveries are absorbed by the Redis dedupe store (done marks) and,
- * for a handler killed between its effect and its dedupe mark, by its idempotency key.
+ * for a handler killed between its effect and its dedupe mark, by its idempotency key. With
+ * `store: 'redis-cluster'` the dedupe store is the private 3-master Redis Cluster (default key
+ * prefix scheme, no hash tag: a batch's claims and marks go to all three masters at once).
  */
 import { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
@@ -21,12 +23,20 @@ import {
   verifyConsumerLedger,
 } from '../fixtures/consumerLedger.js';
 import type { ConsumerWorkerConfig } from '../fixtures/consumerWorker.js';
+import {
+  deleteClusterPrefix,
+  keysPerMaster,
+  openCluster,
+  requireRedisCluster,
+} from '../support/redisCluster.js';
 
 export interface ConsumerKillOptions {
   transport: 'kafka' | 'rabbitmq';
   messages: number;
   kills: number;
   seed: number;
+  /** The dedupe store's Redis: the shared one (default) or the private Redis Cluster. */
+  store?: 'redis' | 'redis-cluster';
 }
 
 async function waitUntil(
@@ -57,10 +67,12 @@ async function kafkaFullyCommitted(topic: string, group: string): Promise<boolea
 }
 
 export function consumerKillScenario(options: ConsumerKillOptions): void {
-  it(`${options.transport}: consumer SIGKILLed mid-batch ${options.kills} times in a row during ${options.messages} messages: each applied exactly once`, async () => {
+  const onCluster = options.store === 'redis-cluster';
+  it(`${options.transport}: consumer SIGKILLed mid-batch ${options.kills} times in a row during ${options.messages} messages${onCluster ? ', Redis Cluster dedupe' : ''}: each applied exactly once`, async () => {
     const random = prng(options.seed);
+    const clusterNodes = onCluster ? await requireRedisCluster() : undefined;
     const redis = new Redis(serviceUrl('redis'));
-    const name = uniqueName(`faults-kill-${options.transport}`);
+    const name = uniqueName(`faults-kill-${options.transport}${onCluster ? '-cluster' : ''}`);
     const prefix = `${name}:ledger`;
     const config: ConsumerWorkerConfig = {
       transport: options.transport,
@@ -70,6 +82,7 @@ export function consumerKillScenario(options: ConsumerKillOptions): void {
       group: `${name}-g`,
       prefix,
       dedupePrefix: `${name}:dedupe:`,
+      ...(clusterNodes ? { dedupeClusterNodes: clusterNodes } : {}),
       leaseMs: 1_500,
       latencyMs: 3,
     };
@@ -144,8 +157,21 @@ export function consumerKillScenario(options: ConsumerKillOptions): void {
         }
       }
       const v = await verifyConsumerLedger(redis, prefix, ids);
+      let spread = '';
+      if (clusterNodes) {
+        const admin = await openCluster(clusterNodes);
+        try {
+          const perMaster = [...(await keysPerMaster(admin, config.dedupePrefix)).values()];
+          spread = `; dedupe keys per cluster master ${perMaster.join('/')}`;
+          // No hash tag: the marks spread over the masters (each holds a fair share).
+          expect(Math.min(...perMaster)).toBeGreaterThanOrEqual(options.messages * 0.2);
+        } finally {
+          await admin.quit().catch(() => undefined);
+        }
+      }
+      const transportLabel = options.transport === 'kafka' ? 'Kafka' : 'RabbitMQ';
       recordRow({
-        scenario: `1 consumer SIGKILL mid-batch (${options.transport === 'kafka' ? 'Kafka' : 'RabbitMQ'})`,
+        scenario: `1 consumer SIGKILL mid-batch (${transportLabel}${onCluster ? ', Redis Cluster dedupe' : ''})`,
         sent: v.sent,
         processed: v.deliveries,
         applied: v.applied,
@@ -153,7 +179,7 @@ export function consumerKillScenario(options: ConsumerKillOptions): void {
         lost: v.lost,
         appliedTwice: v.appliedTwice,
         consumersLeftDead: deadConsumers([v.lost]),
-        faults: `${killedAt.length} SIGKILLs at ${killedAt.join(',')} effects; ${v.handlerReruns} handler re-runs absorbed by the idempotency key`,
+        faults: `${killedAt.length} SIGKILLs at ${killedAt.join(',')} effects; ${v.handlerReruns} handler re-runs absorbed by the idempotency key${spread}`,
       });
       expect(v.problems.slice(0, 20)).toEqual([]);
       expect(killedAt.length).toBe(options.kills);
@@ -161,6 +187,13 @@ export function consumerKillScenario(options: ConsumerKillOptions): void {
       await child?.kill();
       await publisher.close().catch(() => undefined);
       await clearConsumerLedger(redis, prefix).catch(() => undefined);
+      if (clusterNodes) {
+        const admin = await openCluster(clusterNodes).catch(() => undefined);
+        if (admin) {
+          await deleteClusterPrefix(admin, config.dedupePrefix).catch(() => undefined);
+          await admin.quit().catch(() => undefined);
+        }
+      }
       if (options.transport === 'kafka') {
         const admin = rawKafka().admin();
         await admin.connect();

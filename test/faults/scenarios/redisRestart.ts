@@ -11,6 +11,11 @@
  *   a duplicate of a message completed BEFORE the loss is no longer caught by the store, so the
  *   handler runs again, and only its idempotency key keeps the effect single; a duplicate of a
  *   message completed AFTER the restart is caught by the store again (handler not called).
+ *
+ * With `store: 'redis-cluster'` the dedupe store is the private 3-master Redis Cluster and one of
+ * its masters is shut down (SHUTDOWN NOSAVE) and started again, within the cluster's node timeout
+ * so that it keeps its slots: the same checks hold for every message whose dedupe key lives on
+ * that master; the other masters keep their marks (a replay there is caught by the store).
  */
 import pg from 'pg';
 import { expect, it } from 'vitest';
@@ -24,6 +29,14 @@ import {
 } from '../support/consumers.js';
 import { orderMessage } from '../support/events.js';
 import { startRedis, stopRedis } from '../support/services.js';
+import {
+  deleteClusterPrefix,
+  openCluster,
+  ownerOf,
+  requireRedisCluster,
+  slotOwners,
+  stopClusterNode,
+} from '../support/redisCluster.js';
 import { deadConsumers, recordRow } from '../support/summary.js';
 
 export interface RedisRestartOptions {
@@ -33,6 +46,61 @@ export interface RedisRestartOptions {
   outageMs: number;
   /** Messages of each phase published again after the restart (a producer retry, a replay). */
   replays: number;
+  /**
+   * The dedupe store: the shared Redis (stopped and started) or the private Redis Cluster (one
+   * master stopped and started; keep `outageMs` under the cluster's node timeout, 5 s).
+   */
+  store?: 'redis' | 'redis-cluster';
+  /** Picks the cluster master to restart. */
+  seed?: number;
+}
+
+/** What the scenario takes away and gives back, and which dedupe keys went with it. */
+interface Outage {
+  label: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** True when the dedupe key (the full Redis key) lived on what was stopped. */
+  lost(redisKey: string): boolean;
+  dispose(prefixes: string[]): Promise<void>;
+}
+
+function sharedRedisOutage(): Outage {
+  return {
+    label: 'Redis',
+    stop: stopRedis,
+    start: startRedis,
+    lost: () => true,
+    dispose: async () => undefined,
+  };
+}
+
+async function clusterNodeOutage(seed: number): Promise<Outage & { nodes: string[] }> {
+  const nodes = await requireRedisCluster();
+  const admin = await openCluster(nodes);
+  const owners = await slotOwners(admin);
+  const masters = admin
+    .nodes('master')
+    .map((n) => `${n.options.host}:${n.options.port}`)
+    .sort();
+  const victim = masters[seed % masters.length]!;
+  let restart: (() => Promise<void>) | undefined;
+  return {
+    nodes,
+    label: `Redis Cluster master ${victim}`,
+    stop: async () => {
+      restart = await stopClusterNode(victim);
+    },
+    start: async () => {
+      await restart?.();
+    },
+    lost: (key) => ownerOf(owners, key) === victim,
+    dispose: async (prefixes) => {
+      await restart?.();
+      for (const p of prefixes) await deleteClusterPrefix(admin, p).catch(() => undefined);
+      await admin.quit().catch(() => undefined);
+    },
+  };
 }
 
 async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number) {
@@ -44,7 +112,12 @@ async function waitUntil(what: string, check: () => Promise<boolean> | boolean, 
 }
 
 export function redisRestartScenario(options: RedisRestartOptions): void {
-  it(`Redis restarted without persistence (down ${options.outageMs} ms) under Kafka and RabbitMQ consumers: they pause while it is down; each message applied once; the guarantee that remains after the data loss holds`, async () => {
+  const onCluster = options.store === 'redis-cluster';
+  const what = onCluster ? 'A Redis Cluster master' : 'Redis';
+  it(`${what} restarted without persistence (down ${options.outageMs} ms) under Kafka and RabbitMQ consumers: they pause while it is down; each message applied once; the guarantee that remains after the data loss holds`, async () => {
+    const outage = onCluster
+      ? await clusterNodeOutage(options.seed ?? 0)
+      : { ...sharedRedisOutage(), nodes: undefined };
     const pool = new pg.Pool({ connectionString: serviceUrl('postgres'), max: 6 });
     const schema = uniqueName('bt_faults_redis').replaceAll('-', '_');
     await pool.query(`CREATE SCHEMA "${schema}"`);
@@ -77,18 +150,21 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
         list.map((id) => ({ topic: c.topic, key: id, message: orderMessage(id) })),
       );
     };
-    const mark = tracer('redis-restart');
+    const mark = tracer(onCluster ? 'redis-cluster-restart' : 'redis-restart');
+    const dedupePrefixes: string[] = [];
     let down: { from: number; to: number } | undefined;
     let redisStopped = false;
     try {
       for (const t of transports) {
-        const name = uniqueName(`faults-redis-${t}`);
+        const name = uniqueName(`faults-redis${onCluster ? '-cluster' : ''}-${t}`);
+        dedupePrefixes.push(`${name}:dedupe:`);
         consumers.push(
           await startConsumer({
             transport: t,
             topic: name,
             group: `${name}-g`,
             dedupePrefix: `${name}:dedupe:`,
+            ...(outage.nodes ? { dedupeClusterNodes: outage.nodes } : {}),
             effect,
           }),
         );
@@ -104,17 +180,17 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
       mark('before: applied');
       // Outage: Redis shut down with nothing saved; messages keep arriving.
       redisStopped = true;
-      await stopRedis();
+      await outage.stop();
       const from = Date.now();
-      mark('redis stopped');
+      mark(`${outage.label} stopped`);
       for (const t of transports) await publish(t, ids(t, 'during'));
       await sleep(options.outageMs);
       const to = Date.now();
       down = { from, to };
-      mark('published during; starting redis');
-      await startRedis();
+      mark('published during; starting it again');
+      await outage.start();
       redisStopped = false;
-      mark('redis started');
+      mark(`${outage.label} started`);
       await waitUntil('the messages of the outage', () => allApplied(all('during')), 90_000);
 
       mark('during: applied');
@@ -163,24 +239,46 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
         if (n !== 1) problems.push(`${id}: applied ${n} times`);
       }
       let startsWhileDown = 0;
+      let startsOnLiveMasters = 0;
       let pausedDeliveries = 0;
       let reRunsAfterLoss = 0;
       let caughtByStore = 0;
-      for (const c of consumers) {
+      let caughtOnLiveMasters = 0;
+      for (const [i, c] of consumers.entries()) {
         const t = c.transportName;
-        startsWhileDown += c.calls.filter(
+        // Was this message's dedupe key on what went down? (Always, for the single Redis.)
+        const keyOf = new Map(c.calls.map((x) => [x.messageId, x.idempotencyKey]));
+        const wentDown = (id: string) => {
+          const key = keyOf.get(id);
+          return key === undefined || outage.lost(`${dedupePrefixes[i]}${key}`);
+        };
+        const whileDown = c.calls.filter(
           (x) => x.startedAt >= down!.from && x.startedAt <= down!.to,
-        ).length;
-        const inWindow = c.spy.records.filter((r) => r.at >= down!.from + 50 && r.at <= down!.to);
+        );
+        startsWhileDown += whileDown.filter((x) => wentDown(x.messageId)).length;
+        startsOnLiveMasters += whileDown.filter((x) => !wentDown(x.messageId)).length;
+        const inWindow = c.spy.records.filter(
+          (r) => r.at >= down!.from + 50 && r.at <= down!.to && wentDown(r.messageId ?? ''),
+        );
         pausedDeliveries += inWindow.filter((r) => r.disposition.kind === 'redeliver').length;
         for (const r of inWindow) {
-          if (r.disposition.kind !== 'redeliver' || !r.disposition.pause) {
+          // Paused, or held back behind an earlier message of its partition (on a cluster that
+          // one may be on a live master and merely in progress: no pause).
+          const d = r.disposition;
+          if (d.kind !== 'redeliver' || (!d.pause && !d.reason?.startsWith('held back'))) {
             problems.push(
-              `${t}: while Redis was down a delivery got ${JSON.stringify(r.disposition)}`,
+              `${t}: while ${outage.label} was down a delivery got ${JSON.stringify(d)}`,
             );
           }
         }
         for (const id of ids(t, 'before').slice(0, options.replays)) {
+          if (!wentDown(id)) {
+            // Its done mark lived on a master that stayed up: the store still knows it.
+            if (handled(c, id) !== 1 || duplicateAcks(c, id) !== 1)
+              problems.push(`${t} ${id}: replay (mark on a live master) not caught by the store`);
+            else caughtOnLiveMasters++;
+            continue;
+          }
           // The store forgot this one: the handler ran again; the idempotency key absorbed it.
           if (handled(c, id) !== 2)
             problems.push(
@@ -195,26 +293,37 @@ export function redisRestartScenario(options: RedisRestartOptions): void {
         }
       }
       if (startsWhileDown > 0)
-        problems.push(`${startsWhileDown} handler calls started while Redis was down`);
+        problems.push(
+          `${startsWhileDown} handler calls (dedupe key on ${outage.label}) started while it was down`,
+        );
       const deliveries = consumers.reduce((a, c) => a + c.spy.records.length, 0);
+      const onLive = onCluster
+        ? `, ${startsOnLiveMasters} handled with keys on the live masters`
+        : '';
       recordRow({
-        scenario: '3 Redis restart, no persistence (Kafka+RabbitMQ)',
+        scenario: onCluster
+          ? '3 Redis Cluster master restart, no persistence (Kafka+RabbitMQ)'
+          : '3 Redis restart, no persistence (Kafka+RabbitMQ)',
         sent: everything.length + transports.length * options.replays * 2,
         processed: deliveries,
         applied: [...counts.values()].reduce((a, n) => a + n, 0),
-        duplicates: reRunsAfterLoss + caughtByStore,
+        duplicates: reRunsAfterLoss + caughtByStore + caughtOnLiveMasters,
         lost,
         appliedTwice: twice,
         consumersLeftDead: deadConsumers([lost]),
-        faults: `Redis down ${down.to - down.from} ms: ${pausedDeliveries} deliveries paused (redeliver), ${startsWhileDown} handled; replays: ${caughtByStore} caught by the store, ${reRunsAfterLoss} re-ran (marks lost) and were absorbed by the idempotency key`,
+        faults: `${outage.label} down ${down.to - down.from} ms: ${pausedDeliveries} deliveries paused (redeliver), ${startsWhileDown} handled${onLive}; replays: ${caughtByStore + caughtOnLiveMasters} caught by the store${onCluster ? ` (${caughtOnLiveMasters} of before-the-loss marks on the live masters)` : ''}, ${reRunsAfterLoss} re-ran (marks lost) and were absorbed by the idempotency key`,
       });
       expect(problems.slice(0, 20)).toEqual([]);
       expect(pausedDeliveries).toBeGreaterThan(0);
+      expect(reRunsAfterLoss).toBeGreaterThan(0);
+      // On a cluster only the stopped master's share of the marks is lost.
+      if (onCluster) expect(caughtOnLiveMasters).toBeGreaterThan(0);
     } finally {
       mark('cleanup');
-      if (redisStopped) await startRedis();
+      if (redisStopped) await outage.start();
       for (const c of consumers) await c.close();
       for (const p of publishers) await p.close().catch(() => undefined);
+      await outage.dispose(dedupePrefixes).catch(() => undefined);
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
       await pool.end();
     }

@@ -6,7 +6,7 @@
 import { createConsumerPipeline, handle, type Subscription, type Transport } from '@backtrack/core';
 import { createKafkaTransport, type KafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
-import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
+import { createRedisClient, createRedisClusterClient, RedisDedupeStore } from '@backtrack/redis';
 import { serviceUrl } from '../../support/services.js';
 import { kafkaBrokers, rabbitNames, RawAmqp, rawKafka } from './brokers.js';
 import { FaultOrderPlaced } from './events.js';
@@ -59,12 +59,16 @@ export async function startConsumer(options: {
   topic: string;
   group: string;
   dedupePrefix: string;
+  /** Seed nodes of a Redis Cluster for the dedupe store (default: the shared Redis). */
+  dedupeClusterNodes?: string[];
   effect: (call: HandlerCall) => Promise<void>;
 }): Promise<TestConsumer> {
   const transport = await openTransport(options.transport, `${options.group}-consumer`);
-  const redis = createRedisClient(serviceUrl('redis'));
-  // Scenario 3 takes Redis away on purpose: the store reports it (StoreUnavailableError); the
-  // client's own connection errors are expected noise.
+  const redis = options.dedupeClusterNodes
+    ? createRedisClusterClient(options.dedupeClusterNodes)
+    : createRedisClient(serviceUrl('redis'));
+  // Scenario 3 takes Redis (or a cluster node) away on purpose: the store reports it
+  // (StoreUnavailableError); the client's own connection errors are expected noise.
   redis.on('error', () => undefined);
   const spy = new ConsumerSpy();
   const calls: HandlerCall[] = [];

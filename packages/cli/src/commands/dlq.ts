@@ -1,34 +1,19 @@
 import type { Command } from 'commander';
-import amqplib from 'amqplib';
-import { redriveDeadLetters, type DeadLetter as KafkaDeadLetter } from '@backtrack/kafka';
-import {
-  browseDeadLetters as browseAmqpDeadLetters,
-  redriveDeadLetters as redriveAmqpDeadLetters,
-  RABBIT_ERROR_CODES,
-  RabbitError,
-  type DeadLetter as AmqpDeadLetter,
-} from '@backtrack/rabbitmq';
-import { messageOf, type CliContext } from '../context.js';
+import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
+import {
+  browseDeadLetters,
+  deadLetterView,
+  redriveDeadLetterQueue,
+  type DeadLetterView,
+} from '../operations/deadLetters.js';
 import { table, type Output } from '../output.js';
 
 type Run = (
   fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
 ) => (...args: unknown[]) => Promise<void>;
 
-/** One dead letter as the CLI shows it, whatever the broker. */
-export interface DeadLetterView {
-  id?: string;
-  type?: string;
-  code: string;
-  /** The machine-readable reason (`x-backtrack-reason`, docs/dead-letters.md). */
-  reasonCode: string;
-  reason: string;
-  error?: string;
-  attempt: number;
-  origin?: string;
-  deadLetteredAt?: string;
-}
+export type { DeadLetterView };
 
 interface DlqFlags {
   topic?: string;
@@ -36,21 +21,6 @@ interface DlqFlags {
   code?: string;
   limit: number;
   to?: string;
-}
-
-function view(dl: KafkaDeadLetter | AmqpDeadLetter): DeadLetterView {
-  const origin = 'originalTopic' in dl ? dl.originalTopic : (dl as AmqpDeadLetter).originalExchange;
-  return {
-    id: dl.message.headers.id,
-    type: dl.message.headers.type,
-    code: dl.code,
-    reasonCode: dl.reasonCode,
-    reason: dl.reason,
-    error: dl.error,
-    attempt: dl.attempt,
-    origin,
-    deadLetteredAt: dl.deadLetteredAt,
-  };
 }
 
 function source(ctx: CliContext, flags: DlqFlags): string {
@@ -74,36 +44,6 @@ const DESCRIBE = (items: DeadLetterView[]) =>
         ['id', 'type', 'why', 'code', 'attempt', 'from', 'reason'],
         items.map((d) => [d.id, d.type, d.reasonCode, d.code, d.attempt, d.origin, d.reason]),
       );
-
-/** Opens a plain AMQP connection for the dead-letter tooling of `@backtrack/rabbitmq`. */
-async function withAmqp<T>(
-  ctx: CliContext,
-  fn: (model: amqplib.ChannelModel) => Promise<T>,
-): Promise<T> {
-  let connection: amqplib.ChannelModel;
-  try {
-    connection = await amqplib.connect(ctx.amqpUrl, { timeout: 3_000 });
-  } catch (error) {
-    throw new CliError(
-      `cannot connect to RabbitMQ: ${messageOf(error)}`,
-      EXIT.Error,
-      'BT_ERR_CLI_CONNECTION',
-      'set --amqp-url or AMQP_URL',
-    );
-  }
-  connection.on('error', () => undefined);
-  try {
-    return await fn(connection);
-  } catch (error) {
-    if (error instanceof RabbitError && error.code === RABBIT_ERROR_CODES.QUEUE_NOT_FOUND)
-      throw new CliError(error.message, EXIT.Error);
-    if (error instanceof RabbitError && error.code === RABBIT_ERROR_CODES.REDRIVE_FAILED)
-      throw new CliError(error.message, EXIT.Error, error.code);
-    throw error;
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
 
 export function registerDlq(program: Command, run: Run): void {
   const dlq = program
@@ -133,29 +73,8 @@ export function registerDlq(program: Command, run: Run): void {
     run(async (ctx, out, cmd) => {
       const flags = cmd.opts<DlqFlags>();
       const from = source(ctx, flags);
-      const items: DeadLetterView[] = [];
-      if (ctx.transportKind === 'kafka') {
-        // A read-only pass: the filter records each dead letter and re-drives none.
-        await redriveDeadLetters(await ctx.kafkaTransport(), {
-          from,
-          timeoutMs: 30_000,
-          filter: (d) => {
-            if (items.length < flags.limit && (!flags.code || d.code === flags.code))
-              items.push(view(d));
-            return false;
-          },
-        });
-      } else {
-        // Browses without consuming: see @backtrack/rabbitmq's browseDeadLetters.
-        const found = await withAmqp(ctx, (model) =>
-          browseAmqpDeadLetters(model, {
-            queue: from,
-            limit: flags.limit,
-            filter: (d) => !flags.code || d.code === flags.code,
-          }),
-        );
-        items.push(...found.map(view));
-      }
+      const found = await browseDeadLetters(ctx, { from, code: flags.code, limit: flags.limit });
+      const items = found.map(deadLetterView);
       out.result(items, () => DESCRIBE(items));
     }),
   );
@@ -173,38 +92,15 @@ export function registerDlq(program: Command, run: Run): void {
       run(async (ctx, out, cmd) => {
         const flags = cmd.opts<DlqFlags>();
         const from = source(ctx, flags);
-        const redriven: DeadLetterView[] = [];
-        if (ctx.transportKind === 'kafka') {
-          const result = await redriveDeadLetters(await ctx.kafkaTransport(), {
-            from,
-            to: flags.to,
-            limit: flags.limit,
-            filter: (d) => {
-              const ok = !flags.code || d.code === flags.code;
-              if (ok) redriven.push(view(d));
-              return ok;
-            },
-          });
-          out.result(
-            { ...result, items: redriven.slice(0, result.redriven) },
-            () => `Re-drove ${result.redriven} dead letters (${result.skipped} skipped).`,
-          );
-          return;
-        }
-        // A dead letter is removed only after its copy was routed and confirmed.
-        const result = await withAmqp(ctx, (model) =>
-          redriveAmqpDeadLetters(model, {
-            from,
-            to: flags.to,
-            limit: flags.limit,
-            filter: (d) => !flags.code || d.code === flags.code,
-          }),
-        );
-        const skipped = result.skipped;
-        redriven.push(...result.redriven.map(view));
+        const result = await redriveDeadLetterQueue(ctx, {
+          from,
+          to: flags.to,
+          code: flags.code,
+          limit: flags.limit,
+        });
         out.result(
-          { redriven: redriven.length, skipped, items: redriven },
-          () => `Re-drove ${redriven.length} dead letters (${skipped} skipped).`,
+          result,
+          () => `Re-drove ${result.redriven} dead letters (${result.skipped} skipped).`,
         );
       }),
     );

@@ -1,18 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import {
-  BacktrackError,
-  RollbackRunNotFoundError,
-  planRollback,
-  runRollback,
-  type RollbackPlan,
-  type RollbackRunResult,
-  type SagaCompensator,
-} from '@backtrack/core';
+import { planRollback, type RollbackPlan, type RollbackRunResult } from '@backtrack/core';
 import { requireRegistry } from '../config.js';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
+import { executePlan, getRunPlan, listRuns, runStatus } from '../operations/rollback.js';
 import { table, type Output } from '../output.js';
 
 type Run = (
@@ -214,21 +207,13 @@ async function execute(
 ): Promise<number> {
   const runId = flags.runId ?? `run-${plan.planId}`;
   if (flags.dryRun) {
-    const result = await runRollback(plan, { runId, dryRun: true });
+    const result = await executePlan(ctx, plan, { runId, dryRun: true });
     out.result(
       { ...result, plan },
       () => `${describePlan(plan)}\n\n${describeResult(result)}\nNothing was published.`,
     );
     return EXIT.Ok;
   }
-  const [journal, transport, progressStore] = [
-    await ctx.journal(),
-    await ctx.transport(),
-    await ctx.progressStore(),
-  ];
-  const sagas: SagaCompensator | undefined = ctx.config.sagas?.length
-    ? await ctx.sagaEngine()
-    : undefined;
   const bar =
     flags.progress !== false && !out.json && process.stderr.isTTY
       ? new cliProgress.SingleBar(
@@ -250,30 +235,26 @@ async function execute(
   };
   process.once('SIGINT', onSigint);
   try {
-    const result = await runRollback(
-      plan,
-      {
-        runId,
-        batchSize: flags.batchSize,
-        leaseMs: flags.leaseMs,
-        waitForLeaseMs: flags.waitForLeaseMs,
-        signal: stop.signal,
-        onProgress: (e) => {
-          if (bar) {
-            if (!started) bar.start(e.total, 0, { state: e.state });
-            started = true;
-            bar.update(e.finished, { state: e.state });
-          } else if (!out.json && flags.progress !== false && e.total > 0) {
-            const percent = Math.floor((e.finished / e.total) * 10) * 10;
-            if (percent > lastPercent) {
-              lastPercent = percent;
-              process.stderr.write(`progress: ${e.finished}/${e.total} items\n`);
-            }
+    const result = await executePlan(ctx, plan, {
+      runId,
+      batchSize: flags.batchSize,
+      leaseMs: flags.leaseMs,
+      waitForLeaseMs: flags.waitForLeaseMs,
+      signal: stop.signal,
+      onProgress: (e) => {
+        if (bar) {
+          if (!started) bar.start(e.total, 0, { state: e.state });
+          started = true;
+          bar.update(e.finished, { state: e.state });
+        } else if (!out.json && flags.progress !== false && e.total > 0) {
+          const percent = Math.floor((e.finished / e.total) * 10) * 10;
+          if (percent > lastPercent) {
+            lastPercent = percent;
+            process.stderr.write(`progress: ${e.finished}/${e.total} items\n`);
           }
-        },
+        }
       },
-      { journal, transport, progressStore, sagas, logger: ctx.logger },
-    );
+    });
     bar?.stop();
     out.result(result, () =>
       result.status === 'running'
@@ -283,14 +264,6 @@ async function execute(
     return result.status === 'completed' ? EXIT.Ok : EXIT.Incomplete;
   } catch (error) {
     bar?.stop();
-    if (error instanceof BacktrackError && error.code === 'BT_ERR_ROLLBACK_RUN_LOCKED') {
-      throw new CliError(
-        error.message,
-        EXIT.Locked,
-        error.code,
-        'wait for the other runner, or for its lease to expire (--wait-for-lease-ms)',
-      );
-    }
     throw error;
   } finally {
     process.off('SIGINT', onSigint);
@@ -380,8 +353,7 @@ export function registerRollback(program: Command, run: Run): void {
   ).action(
     run(async (ctx, out, cmd) => {
       const [runId] = cmd.args as [string];
-      const plan = await (await ctx.progressStore()).getPlan(runId);
-      if (!plan) throw new RollbackRunNotFoundError(runId);
+      const plan = await getRunPlan(ctx, runId);
       return execute(ctx, out, plan, { ...cmd.opts<RunFlags>(), runId });
     }),
   );
@@ -393,10 +365,9 @@ export function registerRollback(program: Command, run: Run): void {
     .option('--limit <n>', 'runs to list', positiveInt('--limit'), 20)
     .action(
       run(async (ctx, out, cmd) => {
-        const store = await ctx.progressStore();
         const [runId] = cmd.args as [string | undefined];
         if (!runId) {
-          const runs = await store.listRuns({ limit: cmd.opts<{ limit: number }>().limit });
+          const runs = await listRuns(ctx, cmd.opts<{ limit: number }>().limit);
           out.result(runs, () =>
             runs.length === 0
               ? 'No rollback runs.'
@@ -415,16 +386,9 @@ export function registerRollback(program: Command, run: Run): void {
           );
           return;
         }
-        const record = await store.getRun(runId);
-        if (!record) throw new RollbackRunNotFoundError(runId);
-        const items = await store.getItems(runId);
-        const byState: Record<string, number> = {};
-        for (const p of Object.values(items)) byState[p.state] = (byState[p.state] ?? 0) + 1;
-        const pending = record.totalItems - Object.values(byState).reduce((a, b) => a + b, 0);
-        const attention = Object.entries(items)
-          .filter(([, p]) => p.state === 'failed' || p.state === 'needs-person')
-          .map(([itemId, p]) => ({ itemId, state: p.state, error: p.error }));
-        out.result({ run: record, counts: { ...byState, pending }, attention }, () =>
+        const { run: record, counts, attention } = await runStatus(ctx, runId);
+        const { pending, ...byState } = counts;
+        out.result({ run: record, counts, attention }, () =>
           [
             `Run ${record.runId}: ${record.status} (${record.service}@${record.version}, ${record.strategy}, plan ${record.planId})`,
             `items: ${record.totalItems}  pending: ${pending}  ${Object.entries(byState)

@@ -1,33 +1,27 @@
 import type { Command } from 'commander';
 import {
-  SagaNotFoundError,
+  FINISHED_SAGA_STATUSES,
   SagaStatus,
+  type FinishedSagaStatus,
   type RecoverySummary,
   type SagaRecord,
 } from '@backtrack/core';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
+import {
+  SAGA_ORDER as ORDER,
+  getSaga,
+  listSagas,
+  pruneSagas,
+  requireDefinitions,
+  resolveSaga,
+  retrySaga,
+} from '../operations/sagas.js';
 import { table, type Output } from '../output.js';
 
 type Run = (
   fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
 ) => (...args: unknown[]) => Promise<void>;
-
-/** `sagas list` order: what needs a person first, then what is in flight, then the rest. */
-const ORDER: SagaStatus[] = [
-  SagaStatus.Stuck,
-  SagaStatus.Compensating,
-  SagaStatus.Running,
-  SagaStatus.Failed,
-  SagaStatus.Compensated,
-  SagaStatus.Completed,
-];
-const ATTENTION: SagaStatus[] = [
-  SagaStatus.Stuck,
-  SagaStatus.Compensating,
-  SagaStatus.Running,
-  SagaStatus.Failed,
-];
 
 function summaryRow(r: SagaRecord): (string | number | undefined)[] {
   const why = r.stuck
@@ -105,32 +99,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const flags = cmd.opts<{ status?: string; all?: boolean; limit: number }>();
-        if (flags.status && !ORDER.includes(flags.status as SagaStatus)) {
-          throw new CliError(
-            `--status must be one of ${ORDER.join(', ')}, got "${flags.status}"`,
-            EXIT.Usage,
-          );
-        }
-        const store = await ctx.sagaStore();
-        const statuses = flags.status
-          ? [flags.status as SagaStatus]
-          : flags.all
-            ? ORDER
-            : ATTENTION;
-        const found: SagaRecord[] = [];
-        for (const status of statuses) {
-          let cursor: string | undefined;
-          do {
-            const page = await store.list({
-              status,
-              limit: Math.min(100, flags.limit - found.length),
-              cursor,
-            });
-            found.push(...page.items);
-            cursor = page.nextCursor;
-          } while (cursor && found.length < flags.limit);
-          if (found.length >= flags.limit) break;
-        }
+        const found = await listSagas(ctx, flags);
         out.result(found, () =>
           found.length === 0
             ? flags.all || flags.status
@@ -148,8 +117,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
-        const record = await (await ctx.sagaStore()).get(sagaId);
-        if (!record) throw new SagaNotFoundError(sagaId);
+        const record = await getSaga(ctx, sagaId);
         out.result(record, () => describeSaga(record));
       }),
     );
@@ -161,8 +129,7 @@ export function registerSagas(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
-        requireDefinitions(ctx);
-        const result = await (await ctx.sagaEngine()).retry(sagaId);
+        const result = await retrySaga(ctx, sagaId);
         out.result(result, () => `Saga ${sagaId} is now ${result.status}.`);
         return result.status === SagaStatus.Stuck ? EXIT.Incomplete : EXIT.Ok;
       }),
@@ -193,11 +160,85 @@ export function registerSagas(program: Command, run: Run): void {
       run(async (ctx, out, cmd) => {
         const [sagaId] = cmd.args as [string];
         const { step, reason } = cmd.opts<{ step: string; reason: string }>();
-        requireDefinitions(ctx);
-        const result = await (await ctx.sagaEngine()).resolve(sagaId, step, reason);
+        const result = await resolveSaga(ctx, sagaId, step, reason);
         out.result(
           result,
           () => `Step ${step} of saga ${sagaId} resolved; the saga is now ${result.status}.`,
+        );
+      }),
+    );
+
+  registerPrune(sagas, run);
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** `30d`, `12h`, `90m`, `45s`, `500ms` or a plain number of milliseconds. */
+export function parseDurationMs(flag: string, value: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
+  const n = match ? Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']! : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new CliError(
+      `${flag} must be a positive duration such as 30d, 12h, 90m or a number of ms, got "${value}"`,
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+    );
+  }
+  return n;
+}
+
+function registerPrune(sagas: Command, run: Run): void {
+  sagas
+    .command('prune')
+    .description(
+      'delete finished sagas (completed, compensated, failed) last written before a cut; running, compensating and stuck ones are kept',
+    )
+    .requiredOption(
+      '--older-than <duration>',
+      'how old the last write must be: 30d, 12h, 90m, or ms',
+    )
+    .option(
+      '--status <list>',
+      `only these finished statuses, comma-separated (${FINISHED_SAGA_STATUSES.join(', ')})`,
+    )
+    .option('--limit <n>', 'delete at most this many in this run')
+    .action(
+      run(async (ctx, out, cmd) => {
+        const flags = cmd.opts<{ olderThan: string; status?: string; limit?: string }>();
+        const olderThanMs = parseDurationMs('--older-than', flags.olderThan);
+        const statuses = flags.status?.split(',').map((s) => s.trim());
+        for (const s of statuses ?? []) {
+          if (!(FINISHED_SAGA_STATUSES as readonly string[]).includes(s)) {
+            throw new CliError(
+              `--status takes finished statuses only (${FINISHED_SAGA_STATUSES.join(', ')}), got "${s}"`,
+              EXIT.Usage,
+              'BT_ERR_CLI_USAGE',
+            );
+          }
+        }
+        const limit = flags.limit === undefined ? undefined : Number(flags.limit);
+        if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+          throw new CliError(
+            `--limit must be a positive integer, got "${flags.limit}"`,
+            EXIT.Usage,
+            'BT_ERR_CLI_USAGE',
+          );
+        }
+        const result = await pruneSagas(ctx, {
+          olderThanMs,
+          ...(statuses ? { statuses: statuses as FinishedSagaStatus[] } : {}),
+          ...(limit === undefined ? {} : { limit }),
+        });
+        out.result(
+          result,
+          () =>
+            `deleted ${result.deleted} finished saga(s) last written before ${result.updatedBefore}`,
         );
       }),
     );
@@ -235,15 +276,4 @@ function describeRecovery(summary: RecoverySummary): string {
     );
   }
   return lines.join('\n');
-}
-
-function requireDefinitions(ctx: CliContext): void {
-  if (!ctx.config.sagas?.length) {
-    throw new CliError(
-      'this command drives the saga engine, which needs your saga definitions',
-      EXIT.Usage,
-      undefined,
-      'export `sagas` (the built definitions) from backtrack.config.mjs',
-    );
-  }
 }

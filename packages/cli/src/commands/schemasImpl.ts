@@ -1,42 +1,25 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import {
-  checkCompatibility,
   formatProblems,
-  loadSnapshot,
   serializeSnapshot,
   snapshotRegistry,
   type CompatibilityLevel,
 } from '@backtrack/core';
 import { requireRegistry } from '../config.js';
 import type { CliContext } from '../context.js';
-import { CliError, EXIT } from '../errors.js';
+import { EXIT } from '../errors.js';
+import { checkSchemas, DEFAULT_SNAPSHOT } from '../operations/schemas.js';
 import { table, type Output } from '../output.js';
 
 /** Loaded on demand by `schemas check|snapshot` (keeps the CLI's start-up light). */
-export const DEFAULT_SNAPSHOT = 'backtrack.schemas.json';
+export { DEFAULT_SNAPSHOT };
 
 export async function check(
   ctx: CliContext,
   out: Output,
   flags: { snapshot?: string; required: CompatibilityLevel; transitive?: boolean },
 ): Promise<number> {
-  const registry = requireRegistry(ctx.config);
-  const file = flags.snapshot ?? ctx.config.schemaSnapshot ?? DEFAULT_SNAPSHOT;
-  let raw: string;
-  try {
-    raw = await readFile(file, 'utf8');
-  } catch {
-    throw new CliError(
-      `cannot read snapshot ${file}`,
-      EXIT.Usage,
-      undefined,
-      `create one with \`backtrack schemas snapshot --out ${file}\``,
-    );
-  }
-  const report = checkCompatibility(loadSnapshot(raw), registry, {
-    required: flags.required,
-    transitive: flags.transitive ?? false,
-  });
+  const { report } = await checkSchemas(ctx, flags);
   out.result(report, () => {
     const lines = [
       table(

@@ -120,7 +120,8 @@ class MessageContext implements ConsumerContext {
   disposition?: Disposition;
   #baseLogger: Logger;
   /** Bindings gathered before anything logged; merged once, when the logger is first made. */
-  #pending: Record<string, unknown>[] | undefined;
+  /** Bindings not yet applied: objects, or functions that make them (only if something logs). */
+  #pending: LogBindings[] | undefined;
   #logger: Logger | undefined;
   #signal: AbortSignal | undefined;
   #state: Map<string | symbol, unknown> | undefined;
@@ -131,7 +132,7 @@ class MessageContext implements ConsumerContext {
     consumer: string,
     logger: Logger,
     signal: AbortSignal | undefined,
-    logBindings: Record<string, unknown> | undefined,
+    logBindings: LogBindings | undefined,
   ) {
     this.message = message;
     this.attempt = message.attempt;
@@ -153,7 +154,8 @@ class MessageContext implements ConsumerContext {
   get logger(): Logger {
     if (this.#logger === undefined) {
       const bindings: Record<string, unknown> = {};
-      for (const fields of this.#pending ?? []) Object.assign(bindings, fields);
+      for (const fields of this.#pending ?? [])
+        Object.assign(bindings, typeof fields === 'function' ? fields() : fields);
       this.#logger = this.#baseLogger.child(bindings);
       this.#pending = undefined;
     }
@@ -166,8 +168,9 @@ class MessageContext implements ConsumerContext {
   }
 
   /** @internal see bindLogger */
-  bindLogger(fields: Record<string, unknown>): void {
-    if (this.#logger !== undefined) this.#logger = this.#logger.child(fields);
+  bindLogger(fields: LogBindings): void {
+    if (this.#logger !== undefined)
+      this.#logger = this.#logger.child(typeof fields === 'function' ? fields() : fields);
     else if (this.#pending === undefined) this.#pending = [fields];
     else this.#pending.push(fields);
   }
@@ -223,7 +226,7 @@ export function createContext(
   consumer: string,
   logger: Logger,
   signal?: AbortSignal,
-  logBindings?: Record<string, unknown>,
+  logBindings?: LogBindings,
 ): ConsumerContext {
   return new MessageContext(message, consumer, logger, signal, logBindings);
 }
@@ -243,10 +246,13 @@ export function abortContext(context: ConsumerContext, reason: unknown): void {
 }
 
 /** Adds fields to the context's logger (cheaply, before anything has logged). */
-export function bindLogger(context: ConsumerContext, fields: Record<string, unknown>): void {
+export function bindLogger(context: ConsumerContext, fields: LogBindings): void {
   if (context instanceof MessageContext) context.bindLogger(fields);
-  else context.logger = context.logger.child(fields);
+  else context.logger = context.logger.child(typeof fields === 'function' ? fields() : fields);
 }
+
+/** Logger bindings, or a function that makes them when something first logs. */
+export type LogBindings = Record<string, unknown> | (() => Record<string, unknown>);
 
 /**
  * Composes middleware into one. Each runs in order; `next()` runs the rest. A middleware that

@@ -10,6 +10,7 @@ export type {
   ConsumerPipelineDependencies,
   UnhandledPolicy,
 } from './pipeline.js';
+// ConsumerSpy: `@backtrack/core/testing`.
 export { ConsumerConfigError, HandlerTimeoutError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 export {
   idempotent,

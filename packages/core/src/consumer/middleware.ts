@@ -26,12 +26,18 @@ export function decodeInto(context: ConsumerContext, limits: Partial<DecodeOptio
   if (context.envelope !== undefined) return;
   const envelope = decodeEnvelope(context.message.message, limits);
   context.envelope = envelope;
-  bindLogger(context, {
+  // Made only if something logs: most messages never do.
+  bindLogger(context, () => envelopeBindings(envelope));
+}
+
+function envelopeBindings(envelope: Envelope<unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
     messageId: envelope.id,
     type: envelope.type,
     schemaVersion: envelope.schemaversion,
-    ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
-  });
+  };
+  if (envelope.sagaid !== undefined) fields['sagaId'] = envelope.sagaid;
+  return fields;
 }
 
 /** Options of {@link validate}. */

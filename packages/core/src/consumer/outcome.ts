@@ -11,7 +11,7 @@ import {
   UnknownSchemaVersionError,
 } from '../schema/errors.js';
 import type { ConsumerContext } from './context.js';
-import type { ConsumerSpy } from './ConsumerSpy.js';
+import type { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 import { IdempotencyKeyError, LeaseHeldError } from './idempotent/errors.js';
 import type { Disposition } from './processor.js';
@@ -99,6 +99,7 @@ export function reportOutcome(
       : {
           messageId: envelope.id,
           type: envelope.type,
+          data: envelope.data,
           ...(envelope.sagaid === undefined ? {} : { sagaId: envelope.sagaid }),
         }),
     attempt: context.attempt,

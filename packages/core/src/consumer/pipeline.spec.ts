@@ -11,7 +11,7 @@ import { defineEvent } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import type { Logger } from '../logging/logger.js';
 import type { Middleware } from './context.js';
-import { ConsumerSpy } from './ConsumerSpy.js';
+import { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
 import { idempotent } from './idempotent/idempotent.js';
 import { handle, type HandlerContext } from './middleware.js';
@@ -938,6 +938,213 @@ describe('createConsumerPipeline: processBatch', () => {
       expect.objectContaining({ kind: 'redeliver', pause: true }),
       expect.objectContaining({ kind: 'redeliver', pause: true }),
     ]);
+  });
+
+  describe('concurrency across keys', () => {
+    /** A handler whose calls wait until released, recording starts, ends and overlap. */
+    function gate() {
+      const started: string[] = [];
+      const finished: string[] = [];
+      const waiting = new Map<string, () => void>();
+      let running = 0;
+      let peak = 0;
+      const perKey = new Map<string, number>();
+      let keyOverlap = false;
+      const fn = async ({ envelope }: HandlerContext<unknown>) => {
+        const key = envelope.partitionkey ?? '';
+        running++;
+        peak = Math.max(peak, running);
+        perKey.set(key, (perKey.get(key) ?? 0) + 1);
+        if (perKey.get(key)! > 1) keyOverlap = true;
+        started.push(envelope.id);
+        await new Promise<void>((resolve) => waiting.set(envelope.id, resolve));
+        perKey.set(key, perKey.get(key)! - 1);
+        running--;
+        finished.push(envelope.id);
+      };
+      /** Releases every waiting handler, turn by turn, until `done` settles. */
+      async function drive<T>(done: Promise<T>): Promise<T> {
+        let settled = false;
+        void done.finally(() => (settled = true));
+        while (!settled) {
+          await new Promise((resolve) => setImmediate(resolve));
+          for (const [id, release] of [...waiting]) {
+            waiting.delete(id);
+            release();
+          }
+        }
+        return done;
+      }
+      return {
+        fn,
+        drive,
+        started,
+        finished,
+        peak: () => peak,
+        keyOverlap: () => keyOverlap,
+        waiting,
+      };
+    }
+
+    it('runs different keys at once, up to `concurrency`, and one key in input order', async () => {
+      const g = gate();
+      const store = new InMemoryDedupeStore();
+      const completeMany = vi.spyOn(store, 'completeMany');
+      const pipeline = createConsumerPipeline(
+        { name: 'c', handlers: [handle(OrderPlaced, g.fn)], concurrency: 3 },
+        { dedupeStore: store },
+      );
+      const keys = ['a', 'b', 'a', 'c', 'd', 'a', 'b', 'e'];
+      const batch = keys.map((k, i) => onPartition(keyed(`${k}${i}`, k), 0, i));
+      const running = pipeline.processBatch(batch);
+      await new Promise((resolve) => setImmediate(resolve));
+      // Three lanes started at once (a, b, c: the first three keys), none finished, no marks yet.
+      expect(g.started).toEqual(['a0', 'b1', 'c3']);
+      expect(completeMany).not.toHaveBeenCalled();
+      const dispositions = await g.drive(running);
+      expect(dispositions.every((d) => d.kind === 'ack' && d.outcome === 'handled')).toBe(true);
+      expect(g.peak()).toBe(3);
+      expect(g.keyOverlap()).toBe(false);
+      for (const key of ['a', 'b']) {
+        const own = keys.flatMap((k, i) => (k === key ? [`${k}${i}`] : []));
+        expect(g.finished.filter((id) => id.startsWith(key))).toEqual(own);
+      }
+      // One done-mark round trip for the batch, after the last handler.
+      expect(completeMany).toHaveBeenCalledTimes(1);
+      expect(completeMany.mock.calls[0]?.[0]).toHaveLength(8);
+    });
+
+    it('runs the batch one by one in input order with concurrency 1', async () => {
+      const g = gate();
+      const pipeline = createConsumerPipeline({
+        name: 'c',
+        handlers: [handle(OrderPlaced, g.fn)],
+        concurrency: 1,
+      });
+      const keys = ['a', 'b', 'a', 'c'];
+      const running = pipeline.processBatch(keys.map((k, i) => keyed(`${k}${i}`, k)));
+      await g.drive(running);
+      expect(g.peak()).toBe(1);
+      expect(g.started).toEqual(['a0', 'b1', 'a2', 'c3']);
+    });
+
+    it('returns no disposition before every handler ran and the marks are durable', async () => {
+      const g = gate();
+      const store = new InMemoryDedupeStore();
+      let marksDone = false;
+      const original = store.completeMany.bind(store);
+      vi.spyOn(store, 'completeMany').mockImplementation(async (entries, options) => {
+        expect(g.waiting.size).toBe(0);
+        expect(g.finished).toHaveLength(4);
+        const owned = await original(entries, options);
+        marksDone = true;
+        return owned;
+      });
+      const pipeline = createConsumerPipeline(
+        { name: 'c', handlers: [handle(OrderPlaced, g.fn)] },
+        { dedupeStore: store },
+      );
+      const running = pipeline.processBatch(['a', 'b', 'c', 'd'].map((k) => keyed(`${k}`, k)));
+      let returned = false;
+      void running.then(() => (returned = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(g.started).toHaveLength(4);
+      expect(returned).toBe(false);
+      await g.drive(running);
+      expect(marksDone).toBe(true);
+    });
+
+    it('after a redeliver, holds back the rest of its key and the later unstarted records of its partition, not earlier ones', async () => {
+      const store = new InMemoryDedupeStore();
+      const seen: string[] = [];
+      const pipeline = createConsumerPipeline(
+        {
+          name: 'c',
+          handlers: [handle(OrderPlaced, ({ envelope }) => void seen.push(envelope.id))],
+          concurrency: 2,
+        },
+        { dedupeStore: store },
+      );
+      // Another consumer holds the lease of a1: it is redelivered.
+      expect((await store.claim('c:%2F%2Fshop:a1', { leaseMs: 60_000 })).status).toBe('claimed');
+      const batch = [
+        onPartition(keyed('b0', 'b'), 0, 0),
+        onPartition(keyed('a1', 'a'), 0, 1),
+        onPartition(keyed('a2', 'a'), 0, 2),
+        onPartition(keyed('c3', 'c'), 0, 3),
+        onPartition(keyed('d4', 'd'), 1, 4),
+      ];
+      const dispositions = await pipeline.processBatch(batch);
+      expect(dispositions.map((d) => d.kind)).toEqual([
+        'ack',
+        'redeliver',
+        'redeliver',
+        'redeliver',
+        'ack',
+      ]);
+      // c3 came after the redeliver of partition 0: the transport rewinds to a1, so it did not run.
+      expect(seen.sort()).toEqual(['b0', 'd4']);
+      // Their claims are released: the redelivery runs them at once.
+      expect((await store.claim('c:%2F%2Fshop:a2', { leaseMs: 1_000 })).status).toBe('claimed');
+      expect((await store.claim('c:%2F%2Fshop:c3', { leaseMs: 1_000 })).status).toBe('claimed');
+    });
+
+    it('a crash (a handler that never returns) leaves the whole batch unacknowledged, marks unwritten', async () => {
+      const store = new InMemoryDedupeStore();
+      const completeMany = vi.spyOn(store, 'completeMany');
+      const pipeline = createConsumerPipeline(
+        {
+          name: 'c',
+          handlers: [
+            handle(OrderPlaced, ({ envelope }) =>
+              envelope.id === 'x1' ? new Promise(() => undefined) : undefined,
+            ),
+          ],
+        },
+        { dedupeStore: store },
+      );
+      let returned = false;
+      void pipeline
+        .processBatch(['x0', 'x1', 'x2'].map((id, i) => keyed(id, `k${i}`)))
+        .then(() => (returned = true));
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(returned).toBe(false);
+      expect(completeMany).not.toHaveBeenCalled();
+      // No done mark: a redelivery (after the leases expire) runs them again.
+      // x0 ran, but its key is only leased, not done.
+      expect((await store.claim('c:%2F%2Fshop:x0', { leaseMs: 1_000 })).status).toBe('in-progress');
+    });
+
+    it('keeps keyless messages without a partition in order, without holding them back', async () => {
+      const store = new InMemoryDedupeStore();
+      const seen: string[] = [];
+      const pipeline = createConsumerPipeline(
+        {
+          name: 'c',
+          handlers: [
+            handle(OrderPlaced, async ({ envelope }) => {
+              // Later messages finish sooner: only a shared lane keeps them in order.
+              await new Promise((resolve) =>
+                setTimeout(resolve, 12 - Number(envelope.id.slice(1))),
+              );
+              seen.push(envelope.id);
+            }),
+          ],
+        },
+        { dedupeStore: store },
+      );
+      expect((await store.claim('c:%2F%2Fshop:n1', { leaseMs: 60_000 })).status).toBe('claimed');
+      const batch = ['n0', 'n1', 'n2', 'n3'].map((id) => v2Message(id));
+      const dispositions = await pipeline.processBatch(batch);
+      expect(dispositions.map((d) => d.kind)).toEqual(['ack', 'redeliver', 'ack', 'ack']);
+      expect(seen).toEqual(['n0', 'n2', 'n3']);
+    });
+
+    it('rejects a concurrency that is not a positive integer', () => {
+      expect(() => createConsumerPipeline({ name: 'c', handlers: [], concurrency: 0 })).toThrow(
+        ConsumerConfigError,
+      );
+    });
   });
 
   it('processes a batch one by one without a store', async () => {

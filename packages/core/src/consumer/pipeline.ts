@@ -219,13 +219,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   return {
     policy,
     newContext(message) {
-      const { origin } = message;
-      return createContext(message, name, logger, undefined, {
-        topic: origin?.topic,
-        ...(origin?.partition === undefined ? {} : { partition: origin.partition }),
-        ...(origin?.offset === undefined ? {} : { offset: origin.offset }),
-        attempt: message.attempt,
-      });
+      return createContext(message, name, logger, undefined, () => originBindings(message));
     },
     async execute(context) {
       try {
@@ -242,6 +236,16 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
       );
     },
   };
+}
+
+/** A message's place, for its logger (made only when something logs). */
+function originBindings(message: IncomingMessage): Record<string, unknown> {
+  const { origin } = message;
+  const fields: Record<string, unknown> = { topic: origin?.topic };
+  if (origin?.partition !== undefined) fields['partition'] = origin.partition;
+  if (origin?.offset !== undefined) fields['offset'] = origin.offset;
+  fields['attempt'] = message.attempt;
+  return fields;
 }
 
 /** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
@@ -291,7 +295,7 @@ async function runBatch(
     ? await openClaimWindow(contexts, config, stages, stages.idempotent)
     : undefined;
   try {
-    const dispositions = await runInLanes(contexts, batchOptions, runner);
+    const dispositions = await runInLanes(contexts, batchOptions, runner, config.concurrency);
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
     if (window) await releaseUnusedClaims(contexts, stages);
     for (let i = 0; i < contexts.length; i++) {
@@ -364,58 +368,172 @@ async function openClaimWindow(
 }
 
 /**
- * Runs the messages one by one, in input order (the per-partition order the broker gave).
- * After a message is redelivered (or retried, with `holdAfterRetry`), nothing later of the same
- * lane (the same partition; without a partition, the same partition key) runs in this batch:
- * those are redelivered without calling their handler, so the partition's order holds and no
- * handler runs whose result the transport would throw away.
+ * Runs the batch's handlers, up to `concurrency` at once, in lanes that keep order: the messages
+ * of one key (a Kafka record key, else the `partitionkey`, else the `sagaid`) run one after the
+ * other in input order, and so do the keyless messages of one partition, or, without
+ * partitions (RabbitMQ), all keyless messages; different lanes run concurrently. With
+ * `concurrency` 1 everything runs one by one in input order.
+ *
+ * After a message is redelivered (or retried, with `holdAfterRetry`), the rest of its lane is
+ * held back (except in the keyless lane without a partition, as before: nothing holds there;
+ * held back = redelivered without running), and so is every later message of its partition that
+ * has not started yet: the transport rewinds the partition to it, so their results would be
+ * thrown away. What already ran is acknowledged only up to the first unfinished record
+ * (the transport's rule); a later one that ran comes again and the dedupe store absorbs it.
  */
 async function runInLanes(
   contexts: readonly ConsumerContext[],
   batchOptions: BatchOptions,
   runner: Runner,
+  concurrency: number,
 ): Promise<Disposition[]> {
-  const dispositions: Disposition[] = [];
-  let blocked: Map<string, Disposition & { kind: 'redeliver' | 'retry' }> | undefined;
-  for (const context of contexts) {
-    const lane = blocked === undefined ? undefined : laneOf(context);
-    const blocker = lane === undefined ? undefined : blocked?.get(lane);
-    if (blocker !== undefined) {
-      dispositions.push({
-        kind: 'redeliver',
-        reason: `held back: an earlier message of ${describeLane(context)} in this batch is ${blocker.kind === 'retry' ? 'retried' : 'redelivered'}`,
-        delayMs: blocker.delayMs,
-        // A held-back message shares its blocker's fate: when the store is down (a pause), it is
-        // paused too, so the transport never reads it as a reason to keep fetching.
-        pause: blocker.kind === 'redeliver' && blocker.pause,
-      });
-      continue;
+  const n = contexts.length;
+  const dispositions = new Array<Disposition>(n);
+  /** Per partition: the lowest input index that was redelivered, and its disposition. */
+  let rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
+  const holds = (d: Disposition): d is Blocker =>
+    d.kind === 'redeliver' || (d.kind === 'retry' && batchOptions.holdAfterRetry === true);
+
+  /** What holds message i back: its lane's blocker, or an earlier redeliver of its partition. */
+  function heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+    if (laneBlocker !== undefined || rewound === undefined) return laneBlocker;
+    const partition = partitionOf(contexts[i]!);
+    const stop = partition === undefined ? undefined : rewound.get(partition);
+    return stop !== undefined && stop.index < i ? stop.blocker : undefined;
+  }
+  /** Records message i's disposition; returns it when it holds back what follows. */
+  function settle(i: number, disposition: Disposition): Blocker | undefined {
+    dispositions[i] = disposition;
+    if (!holds(disposition)) return undefined;
+    const own = partitionOf(contexts[i]!);
+    if (own !== undefined) {
+      const previous = (rewound ??= new Map()).get(own);
+      if (previous === undefined || previous.index > i)
+        rewound.set(own, { index: i, blocker: disposition });
     }
-    const disposition = await runner.execute(context);
-    dispositions.push(disposition);
-    if (
-      disposition.kind === 'redeliver' ||
-      (disposition.kind === 'retry' && batchOptions.holdAfterRetry === true)
-    ) {
-      const own = laneOf(context);
-      if (own !== undefined) (blocked ??= new Map()).set(own, disposition);
+    return disposition;
+  }
+
+  if (concurrency <= 1 || n <= 1) {
+    // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
+    let blocked: Map<string, Blocker> | undefined;
+    for (let i = 0; i < n; i++) {
+      const context = contexts[i]!;
+      const blocker = heldBy(i, blocked?.get(laneOf(context)));
+      if (blocker !== undefined) {
+        dispositions[i] = heldBack(context, blocker);
+        continue;
+      }
+      const holding = settle(i, await runner.execute(context));
+      if (holding !== undefined) {
+        const own = laneOf(context);
+        if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
+      }
+    }
+    return dispositions;
+  }
+
+  // Lanes in the order of their first message; each worker runs one lane at a time, in order.
+  const lanes: number[][] = [];
+  const byKey = new Map<string, number[]>();
+  let keyless: number[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const key = laneOf(contexts[i]!);
+    const lane = key === KEYLESS ? keyless : byKey.get(key);
+    if (lane !== undefined) lane.push(i);
+    else {
+      const created = [i];
+      if (key === KEYLESS) keyless = created;
+      else byKey.set(key, created);
+      lanes.push(created);
     }
   }
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < lanes.length) {
+      const lane = lanes[next++]!;
+      // Keyless deliveries without a partition keep their order but never hold each other back.
+      const blocks = lane !== keyless;
+      let laneBlocker: Blocker | undefined;
+      for (const i of lane) {
+        const blocker = heldBy(i, laneBlocker);
+        if (blocker !== undefined) {
+          dispositions[i] = heldBack(contexts[i]!, blocker);
+          continue;
+        }
+        const holding = settle(i, await runner.execute(contexts[i]!));
+        if (blocks) laneBlocker = holding;
+      }
+    }
+  }
+  const workers: Promise<void>[] = [];
+  for (let w = Math.min(concurrency, lanes.length); w > 0; w--) workers.push(worker());
+  await Promise.all(workers);
   return dispositions;
 }
 
-/** The order lane of a message: its topic-partition, else its partition key, else none. */
-function laneOf(context: ConsumerContext): string | undefined {
+type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
+
+function heldBack(context: ConsumerContext, blocker: Blocker): Disposition {
+  return {
+    kind: 'redeliver',
+    reason: `held back: an earlier message of ${describeLane(context)} in this batch is ${blocker.kind === 'retry' ? 'retried' : 'redelivered'}`,
+    delayMs: blocker.delayMs,
+    // A held-back message shares its blocker's fate: when the store is down (a pause), it is
+    // paused too, so the transport never reads it as a reason to keep fetching.
+    pause: blocker.kind === 'redeliver' && blocker.pause,
+  };
+}
+
+/** The topic-partition of a message, when its transport has partitions. */
+function partitionOf(context: ConsumerContext): string | undefined {
   const { origin } = context.message;
-  if (origin?.partition !== undefined) return `p\u0000${origin.topic}\u0000${origin.partition}`;
-  const key = context.envelope?.partitionkey ?? context.message.message.headers['partitionkey'];
-  return key === undefined ? undefined : `k\u0000${key}`;
+  if (origin?.partition === undefined) return undefined;
+  // A batch is nearly always one partition: reuse its id instead of building it per message.
+  if (origin.topic !== lastTopic || origin.partition !== lastPartition) {
+    lastTopic = origin.topic;
+    lastPartition = origin.partition;
+    lastPartitionId = `${origin.topic}\u0000${origin.partition}`;
+  }
+  return lastPartitionId;
+}
+let lastTopic = '';
+let lastPartition = -1;
+let lastPartitionId = '';
+
+/** The ordering key of a message: the transport's record key, else `partitionkey`, else `sagaid`. */
+function keyOf(context: ConsumerContext): string | undefined {
+  const { envelope, message } = context;
+  return (
+    message.origin?.key ??
+    envelope?.partitionkey ??
+    envelope?.sagaid ??
+    message.message.headers['partitionkey'] ??
+    message.message.headers['sagaid']
+  );
+}
+
+/** The lane of the keyless messages without a partition (RabbitMQ): in order, never blocking. */
+const KEYLESS = '';
+
+/**
+ * The order lane of a message: its key within its partition (keyless messages of a partition
+ * share one lane); without a partition, its key, and the keyless ones share {@link KEYLESS}.
+ */
+function laneOf(context: ConsumerContext): string {
+  const partition = partitionOf(context);
+  const key = keyOf(context);
+  if (partition === undefined) return key === undefined ? KEYLESS : `k\u0000${key}`;
+  return key === undefined ? `p\u0000${partition}` : `p\u0000${partition}\u0000k${key}`;
 }
 
 function describeLane(context: ConsumerContext): string {
   const { origin } = context.message;
-  if (origin?.partition !== undefined) return `partition ${origin.topic}[${origin.partition}]`;
-  return `key "${context.envelope?.partitionkey ?? context.message.message.headers['partitionkey']}"`;
+  const key = keyOf(context);
+  const where =
+    origin?.partition === undefined ? '' : `partition ${origin.topic}[${origin.partition}]`;
+  if (key === undefined) return where;
+  return where === '' ? `key "${key}"` : `key "${key}" of ${where}`;
 }
 
 /**

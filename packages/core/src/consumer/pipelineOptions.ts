@@ -4,7 +4,7 @@ import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { resolveRetryPolicy, RetryPolicyError, type RetryPolicy } from '../retry/backoff.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import type { ConsumerContext, Middleware } from './context.js';
-import type { ConsumerSpy } from './ConsumerSpy.js';
+import type { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { ConsumerConfigError } from './errors.js';
 import { resolveIdempotencyOptions, type IdempotencyOptions } from './idempotent/idempotent.js';
 import type { HandlerRoute } from './middleware.js';
@@ -57,6 +57,16 @@ export interface ConsumerPipelineOptions {
    * @default undefined
    */
   handlerTimeoutMs?: number;
+  /**
+   * `processBatch` runs up to this many handlers at once: messages of different keys (a Kafka
+   * record key, else `partitionkey`, else `sagaid`) concurrently, the messages of one key (and
+   * the keyless messages of one partition, or without partitions all keyless messages) one
+   * after the other in input order. The batch is
+   * still acknowledged only after every handler ran and the done marks are durable. 1 runs the
+   * batch one message at a time.
+   * @default 16
+   */
+  concurrency?: number;
 }
 
 /** Collaborators of {@link createConsumerPipeline}, separate from options. */
@@ -89,6 +99,7 @@ export const DEFAULT_CONSUMER_OPTIONS = Object.freeze({
   } satisfies RetryPolicy),
   limits: DEFAULT_ENVELOPE_LIMITS,
   middleware: Object.freeze([]) as readonly Middleware[],
+  concurrency: 16,
 });
 
 /** Options and dependencies of a pipeline, validated and resolved once. */
@@ -97,6 +108,8 @@ export interface PipelineConfig {
   unhandled: UnhandledPolicy;
   retry: Readonly<RetryPolicy>;
   handlerTimeoutMs: number | undefined;
+  /** Handlers of one batch run at once (different keys). */
+  concurrency: number;
   limits: EnvelopeLimits;
   handlers: readonly HandlerRoute[];
   /** Routed event types with the version each handler wants. */
@@ -133,6 +146,10 @@ export function resolvePipelineConfig(
   const retry = resolveRetry(options.retry);
   const handlerTimeoutMs = resolveHandlerTimeout(options.handlerTimeoutMs);
   const limits = resolveLimits(options.limits);
+  const concurrency = options.concurrency ?? DEFAULT_CONSUMER_OPTIONS.concurrency;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new ConsumerConfigError('concurrency', 'must be a positive integer', concurrency);
+  }
   const { routes, registry } = resolveRoutes(options.handlers, dependencies.registry);
   const middleware = options.middleware ?? DEFAULT_CONSUMER_OPTIONS.middleware;
   if (!Array.isArray(middleware) || middleware.some((m) => typeof m !== 'function')) {
@@ -145,6 +162,7 @@ export function resolvePipelineConfig(
     unhandled,
     retry,
     handlerTimeoutMs,
+    concurrency,
     limits,
     handlers: options.handlers,
     routes,

@@ -11,6 +11,11 @@ export interface IncomingMessage {
     topic: string;
     partition?: number;
     offset?: string;
+    /**
+     * The ordering key the transport partitions by (a Kafka record key), when there is one:
+     * `processBatch` runs messages of one key in order and different keys concurrently.
+     */
+    key?: string;
     /** Consumer group or queue name. */
     group: string;
   };

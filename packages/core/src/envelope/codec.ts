@@ -92,7 +92,6 @@ export const FORBIDDEN_JSON_KEYS: ReadonlySet<string> = new Set([
   'prototype',
 ]);
 
-const REQUIRED = ['id', 'source', 'type', 'specversion'] as const;
 const STRING_ATTRIBUTES = [
   'time',
   'subject',
@@ -104,7 +103,9 @@ const STRING_ATTRIBUTES = [
   'producerversion',
   'partitionkey',
 ] as const;
-const OPTIONAL = STRING_ATTRIBUTES.filter((name) => name !== 'time');
+const OPTIONAL = STRING_ATTRIBUTES.filter(
+  (name): name is Exclude<(typeof STRING_ATTRIBUTES)[number], 'time'> => name !== 'time',
+);
 
 const encoder = new TextEncoder();
 // Stateless between calls (no `stream` option), so one instance serves every decode.
@@ -267,8 +268,7 @@ export function decodeEnvelope(
   message: EncodedMessage,
   options: Partial<DecodeOptions> = {},
 ): Envelope<unknown> {
-  const { maxBytes } = { ...DEFAULT_ENVELOPE_LIMITS, ...options };
-  const defaultSchemaVersion = options.defaultSchemaVersion ?? (() => 1);
+  const maxBytes = options.maxBytes ?? DEFAULT_ENVELOPE_LIMITS.maxBytes;
   const fail = (
     reason: MalformedReason,
     text: string,
@@ -289,23 +289,8 @@ export function decodeEnvelope(
     return fail(MALFORMED_REASONS.INVALID_SHAPE, 'message headers are not an object');
   }
 
-  // Own entries only, keyed lower-case: an inherited property is never mistaken for a header.
-  const headers = new Map<string, unknown>();
-  for (const [key, value] of Object.entries(rawHeaders)) {
-    const name = key.toLowerCase();
-    if (headers.has(name) && headers.get(name) !== value) {
-      fail(
-        MALFORMED_REASONS.INVALID_ATTRIBUTE,
-        `header "${name}" appears twice with different values`,
-        {
-          attribute: name,
-        },
-      );
-    }
-    headers.set(name, value);
-  }
-
-  const contentTypeHeader = headers.get('content-type');
+  const headers = lowerCaseHeaders(rawHeaders, fail);
+  const contentTypeHeader = own(headers, 'content-type');
   const mode =
     typeof contentTypeHeader === 'string' ? modeOfContentType(contentTypeHeader) : 'binary';
   if (mode === 'batch') throw new BatchModeUnsupportedError(message, contentTypeHeader as string);
@@ -333,25 +318,23 @@ export function decodeEnvelope(
     if (typeof event !== 'object' || event === null || Array.isArray(event)) {
       return fail(MALFORMED_REASONS.INVALID_SHAPE, 'structured event is not a JSON object');
     }
-    const members = new Map(Object.entries(event as Record<string, unknown>));
-    if (members.has('data_base64')) {
+    const members = event as Record<string, unknown>;
+    if (Object.hasOwn(members, 'data_base64')) {
       fail(
         MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
         'structured event carries binary data (data_base64); Backtrack reads JSON data',
         { attribute: 'data_base64' },
       );
     }
-    const attributes = new Map<string, unknown>();
-    for (const [name, value] of members) {
-      // JSON null means absent (CloudEvents JSON format).
-      if (name !== 'data' && value !== null) attributes.set(name, value);
+    const attributes: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const name of Object.keys(members)) {
+      const value = members[name];
+      // JSON null means absent (CloudEvents JSON format). `content-type` is not an attribute
+      // name: a member spelled so must not pass for datacontenttype.
+      if (name === 'data' || name === 'content-type' || value === null) continue;
+      attributes[name === 'datacontenttype' ? 'content-type' : name] = value;
     }
-    const datacontenttype = attributes.get('datacontenttype');
-    attributes.delete('datacontenttype');
-    // Not an attribute name: a member spelled so must not pass for datacontenttype.
-    attributes.delete('content-type');
-    if (datacontenttype !== undefined) attributes.set('content-type', datacontenttype);
-    return buildEnvelope(attributes, 'attribute', () => members.get('data'));
+    return buildEnvelope(attributes, 'attribute', () => own(members, 'data'));
   }
 
   return buildEnvelope(headers, 'header', () =>
@@ -363,13 +346,13 @@ export function decodeEnvelope(
    * `datacontenttype` renamed `content-type`) and then the data.
    */
   function buildEnvelope(
-    values: Map<string, unknown>,
+    values: Record<string, unknown>,
     noun: 'header' | 'attribute',
     readData: () => unknown,
   ): Envelope<unknown> {
     const structured = noun === 'attribute';
     const attribute = (name: string, required: boolean): string | undefined => {
-      const value = values.get(name);
+      const value = own(values, name);
       if (value === undefined) {
         return required
           ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is missing`, {
@@ -395,29 +378,33 @@ export function decodeEnvelope(
       return value;
     };
 
-    const required = {} as Record<(typeof REQUIRED)[number], string>;
-    for (const name of REQUIRED) required[name] = attribute(name, true) as string;
-    if (required.specversion !== SPEC_VERSION) {
+    const id = attribute('id', true) as string;
+    const source = attribute('source', true) as string;
+    const type = attribute('type', true) as string;
+    const specversion = attribute('specversion', true) as string;
+    if (specversion !== SPEC_VERSION) {
       fail(
         MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
-        `specversion "${required.specversion}" is not supported (expected "${SPEC_VERSION}")`,
-        { attribute: 'specversion', value: required.specversion },
+        `specversion "${specversion}" is not supported (expected "${SPEC_VERSION}")`,
+        { attribute: 'specversion', value: specversion },
       );
     }
-    const optional: Partial<Record<(typeof STRING_ATTRIBUTES)[number], string>> = {};
-    for (const name of STRING_ATTRIBUTES) {
+    // The optional string attributes, read once (in a fixed order, so errors are stable).
+    const time = attribute('time', false);
+    let optional: Partial<Record<(typeof OPTIONAL)[number], string>> | undefined;
+    for (const name of OPTIONAL) {
       const value = attribute(name, false);
-      if (value !== undefined) optional[name] = value;
+      if (value !== undefined) (optional ??= {})[name] = value;
     }
-    if (optional.time !== undefined && !isRfc3339(optional.time)) {
+    if (time !== undefined && !isRfc3339(time)) {
       fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "time" is not an RFC 3339 timestamp`, {
         attribute: 'time',
-        value: optional.time,
+        value: time,
       });
     }
 
     let schemaversion: number;
-    const rawVersion = values.get('schemaversion');
+    const rawVersion = own(values, 'schemaversion');
     if (rawVersion !== undefined) {
       const text =
         structured && typeof rawVersion === 'number'
@@ -433,10 +420,10 @@ export function decodeEnvelope(
       schemaversion = Number(text);
     } else {
       schemaversion =
-        (optional.dataschema === undefined
+        (optional?.dataschema === undefined
           ? undefined
           : schemaVersionFromDataschema(optional.dataschema)) ??
-        defaultSchemaVersion(required.type);
+        (options.defaultSchemaVersion === undefined ? 1 : options.defaultSchemaVersion(type));
     }
 
     const contentType = attribute('content-type', false) ?? JSON_CONTENT_TYPE;
@@ -450,8 +437,9 @@ export function decodeEnvelope(
 
     // Every other attribute with a valid CloudEvents name is an extension Backtrack keeps.
     let extensions: Record<string, ExtensionValue> | undefined;
-    for (const [name, value] of values) {
+    for (const name of Object.keys(values)) {
       if (!isExtensionName(name)) continue;
+      const value = values[name];
       const kept = extensionValue(value, structured);
       if (kept === undefined) {
         fail(
@@ -464,23 +452,75 @@ export function decodeEnvelope(
     }
 
     const data = readData();
-    const envelope: Envelope<unknown> = {
-      id: required.id,
-      source: required.source,
-      type: required.type,
-      specversion: SPEC_VERSION,
-      ...(optional.time === undefined ? {} : { time: optional.time }),
-      datacontenttype: contentType,
-      schemaversion,
-      data,
-    };
-    for (const name of OPTIONAL) {
-      const value = optional[name];
-      if (value !== undefined) envelope[name] = value;
+    const envelope: Envelope<unknown> =
+      time === undefined
+        ? {
+            id,
+            source,
+            type,
+            specversion: SPEC_VERSION,
+            datacontenttype: contentType,
+            schemaversion,
+            data,
+          }
+        : {
+            id,
+            source,
+            type,
+            specversion: SPEC_VERSION,
+            time,
+            datacontenttype: contentType,
+            schemaversion,
+            data,
+          };
+    if (optional !== undefined) {
+      for (const name of OPTIONAL) {
+        const value = optional[name];
+        if (value !== undefined) envelope[name] = value;
+      }
     }
     if (extensions !== undefined) envelope.extensions = extensions;
     return envelope;
   }
+}
+
+/** An own property's value (never an inherited one, so `constructor` is never a header). */
+function own(values: Record<string, unknown>, name: string): unknown {
+  return Object.hasOwn(values, name) ? values[name] : undefined;
+}
+
+/**
+ * The headers keyed lower-case. Headers already all lower-case (what every Backtrack adapter
+ * hands over) are used as they are, without a copy; otherwise a copy, refusing a name that
+ * appears twice in different cases with different values.
+ */
+function lowerCaseHeaders(
+  raw: Record<string, unknown>,
+  fail: (reason: MalformedReason, text: string, extra?: Record<string, unknown>) => never,
+): Record<string, unknown> {
+  const names = Object.keys(raw);
+  let lower = true;
+  for (const name of names) {
+    if (name.toLowerCase() !== name) {
+      lower = false;
+      break;
+    }
+  }
+  if (lower) return raw;
+  const headers: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const key of names) {
+    const name = key.toLowerCase();
+    const value = raw[key];
+    if (Object.hasOwn(headers, name) && headers[name] !== value) {
+      fail(
+        MALFORMED_REASONS.INVALID_ATTRIBUTE,
+        `header "${name}" appears twice with different values`,
+        { attribute: name },
+      );
+    }
+    headers[name] = value;
+  }
+  return headers;
 }
 
 function extensionValue(value: unknown, structured: boolean): ExtensionValue | undefined {
@@ -509,6 +549,7 @@ function decodeUtf8(
 
 /** `application/json` or any `application/*+json`, with at most a UTF-8 charset parameter. */
 export function isJsonContentType(contentType: string): boolean {
+  if (contentType === JSON_CONTENT_TYPE) return true;
   const [mediaType = '', ...parameters] = contentType
     .split(';')
     .map((part) => part.trim().toLowerCase());

@@ -135,8 +135,9 @@ export const KNOWN_ATTRIBUTES: ReadonlySet<string> = new Set([
  */
 export function isExtensionName(name: string): boolean {
   return (
-    /^[a-z0-9]{1,64}$/.test(name) &&
+    // The Set first: nearly every header of a Backtrack message is a known attribute.
     !KNOWN_ATTRIBUTES.has(name) &&
+    /^[a-z0-9]{1,64}$/.test(name) &&
     name !== 'constructor' &&
     name !== 'prototype'
   );

@@ -1,6 +1,14 @@
 import { cloneRecord } from './clone.js';
 import { SagaConcurrencyError } from './errors.js';
-import type { SagaListQuery, SagaPage, SagaRecord, SagaStatus, SagaStore } from './SagaStore.js';
+import {
+  FINISHED_SAGA_STATUSES,
+  type SagaListQuery,
+  type SagaPage,
+  type SagaPruneOptions,
+  type SagaRecord,
+  type SagaStatus,
+  type SagaStore,
+} from './SagaStore.js';
 
 /**
  * The default SagaStore: a Map in this process. Records are deep-copied in and out so callers
@@ -75,6 +83,21 @@ export class InMemorySagaStore implements SagaStore {
           }
         : {}),
     };
+  }
+
+  async prune(options: SagaPruneOptions): Promise<number> {
+    const statuses = new Set<SagaStatus>(options.statuses ?? FINISHED_SAGA_STATUSES);
+    const before = options.updatedBefore.toISOString();
+    let left = options.limit ?? 1000;
+    let deleted = 0;
+    for (const [id, r] of this.#records) {
+      if (left <= 0) break;
+      if (!statuses.has(r.status) || !(r.updatedAt < before)) continue;
+      this.#records.delete(id);
+      deleted++;
+      left--;
+    }
+    return deleted;
   }
 
   /** Number of stored sagas (for tests and diagnostics). */

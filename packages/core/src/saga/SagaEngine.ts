@@ -588,6 +588,7 @@ export class SagaEngine {
       sleep: this.#sleep,
       random: this.#random,
       leaseMs: this.#options.leaseMs,
+      interceptors: this.#options.interceptors ?? [],
       isoTime: isoTimeCache(),
       listens: (name) => (this.#listeners.get(name)?.size ?? 0) > 0,
       emit: (name, event) => this.#emit(name, event),

@@ -50,6 +50,14 @@ export interface StepRecord {
   policy?: 'compensate' | 'fail';
   /** Free text an operator gave when resolving by hand. */
   resolution?: string;
+  /** ISO time the latest `run` attempt started (records written before 0.3 have none). */
+  startedAt?: string;
+  /** ISO time `run` last ended: completed, or failed for good. */
+  endedAt?: string;
+  /** ISO time the latest `compensate` attempt started. */
+  compensationStartedAt?: string;
+  /** ISO time `compensate` last ended: compensated, or failed for good. */
+  compensationEndedAt?: string;
 }
 
 /**
@@ -134,6 +142,23 @@ export interface SagaPage {
   nextCursor?: string;
 }
 
+/** The statuses a saga never leaves by itself: what {@link SagaStore.prune} may delete. */
+export const FINISHED_SAGA_STATUSES = Object.freeze([
+  SagaStatus.Completed,
+  SagaStatus.Compensated,
+  SagaStatus.Failed,
+] as const);
+export type FinishedSagaStatus = (typeof FINISHED_SAGA_STATUSES)[number];
+
+export interface SagaPruneOptions {
+  /** Delete sagas whose last write (`updatedAt`) is before this time. */
+  updatedBefore: Date;
+  /** Which finished statuses to delete. @default all of {@link FINISHED_SAGA_STATUSES} */
+  statuses?: readonly FinishedSagaStatus[];
+  /** Delete at most this many in this call (a pruning pass runs in bounded steps). @default 1000 */
+  limit?: number;
+}
+
 /**
  * The SagaStore port: the saga log.
  *
@@ -155,4 +180,10 @@ export interface SagaStore {
   get(sagaId: string): Promise<SagaRecord | undefined>;
   update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord>;
   list(query?: SagaListQuery): Promise<SagaPage>;
+  /**
+   * Retention: deletes finished sagas (never running, compensating or stuck ones) last written
+   * before `updatedBefore`, at most `limit`; returns how many it deleted. A saga written again
+   * while it is being pruned is kept. Optional: stores without it keep every saga.
+   */
+  prune?(options: SagaPruneOptions): Promise<number>;
 }

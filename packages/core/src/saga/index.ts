@@ -26,6 +26,12 @@ export type {
   SagaResult,
   StartOptions,
 } from './SagaEngine.js';
+export type {
+  StepCallKind,
+  StepInterceptor,
+  StepInvocation,
+  StepNext,
+} from './engine/interceptors.js';
 export { SagaEventName } from './events.js';
 export type { SagaEvent, SagaEventListener } from './events.js';
 export { InMemorySagaStore } from './InMemorySagaStore.js';
@@ -41,11 +47,13 @@ export {
   SagaStateError,
   StepTimeoutError,
 } from './errors.js';
-export { SagaStatus, StepStatus } from './SagaStore.js';
+export { FINISHED_SAGA_STATUSES, SagaStatus, StepStatus } from './SagaStore.js';
 export type {
+  FinishedSagaStatus,
   SagaLease,
   SagaListQuery,
   SagaPage,
+  SagaPruneOptions,
   SagaRecord,
   SagaRequest,
   SagaStore,

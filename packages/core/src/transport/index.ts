@@ -10,3 +10,11 @@ export type {
   InMemoryDeadLetter,
   InMemoryRecord,
 } from './InMemoryTransport.js';
+export { TransportEventEmitter } from './events.js';
+export type {
+  TransportEventBase,
+  TransportEventListener,
+  TransportEventMap,
+  TransportEventName,
+  TransportEvents,
+} from './events.js';

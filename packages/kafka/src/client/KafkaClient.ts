@@ -121,6 +121,19 @@ export interface KafkaConsumerClient {
   onCrash(listener: (error: unknown, restarting: boolean) => void): void;
   /** Called after every (re)join of the group with this member's assignment. */
   onGroupJoin(listener: (assignment: Record<string, number[]>) => void): void;
+  /**
+   * Optional: group membership events for `consumer.rebalancing` (a client without it emits
+   * none): `rebalancing` when this member learns a rebalance began, `joined` after it rejoined.
+   */
+  onGroupEvent?(listener: (event: ConsumerGroupEvent) => void): void;
+}
+
+/** A consumer group membership event (see {@link KafkaConsumerClient.onGroupEvent}). */
+export interface ConsumerGroupEvent {
+  phase: 'rebalancing' | 'joined';
+  memberId?: string;
+  /** `joined` only: topic to partitions assigned to this member. */
+  assignment?: Record<string, number[]>;
 }
 
 /** A topic to create. */

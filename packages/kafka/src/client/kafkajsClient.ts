@@ -13,6 +13,7 @@ import {
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from '@backtrack/core';
 import type {
+  ConsumerGroupEvent,
   ConsumerSettings,
   KafkaAdminClient,
   KafkaClient,
@@ -241,6 +242,19 @@ class KafkajsConsumer implements KafkaConsumerClient {
   onGroupJoin(listener: (assignment: Record<string, number[]>) => void): void {
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) =>
       listener(event.payload.memberAssignment),
+    );
+  }
+
+  onGroupEvent(listener: (event: ConsumerGroupEvent) => void): void {
+    this.#consumer.on(this.#consumer.events.REBALANCING, (event) =>
+      listener({ phase: 'rebalancing', memberId: event.payload.memberId }),
+    );
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) =>
+      listener({
+        phase: 'joined',
+        memberId: event.payload.memberId,
+        assignment: event.payload.memberAssignment,
+      }),
     );
   }
 }

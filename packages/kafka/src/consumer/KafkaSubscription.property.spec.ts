@@ -208,7 +208,18 @@ describe('KafkaSubscription: any record gets a disposition (property)', () => {
           expect(back.reasonCode).not.toBe('other');
         });
       }),
-      { numRuns: 100 },
+      {
+        numRuns: 100,
+        // Found in CI (seed 1110165203): a header named like an Object.prototype member.
+        examples: [
+          [
+            [
+              { key: null, value: Buffer.from([]), headers: { toString: [null] } },
+              { key: Buffer.from([]), value: Buffer.from('{"n":0}'), headers: {} },
+            ],
+          ],
+        ],
+      },
     );
   }, 60_000);
 });

@@ -4,6 +4,8 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { InMemoryDedupeStore, createConsumerPipeline, defineEvent, handle } from '@backtrack/core';
 import type { Disposition, IncomingMessage, MessageProcessor } from '@backtrack/core';
 import type {
   BatchControls,
@@ -415,5 +417,74 @@ describe('KafkaSubscription hardening (issue 15)', () => {
     h.crash(new Error('after close'), false);
     await new Promise((r) => setTimeout(r, 60));
     expect(h.runs()).toBe(2);
+  });
+});
+
+describe('KafkaSubscription with the pipeline running keys concurrently', () => {
+  const Ping = defineEvent('test.ping').version(1, z.object({ n: z.number() }));
+  const ping = (offset: number, key: string): ConsumedRecord => ({
+    offset: String(offset),
+    key: Buffer.from(key),
+    value: Buffer.from(JSON.stringify({ n: offset })),
+    headers: {
+      ce_id: `p-${offset}`,
+      ce_source: '//test',
+      ce_type: 'test.ping',
+      ce_specversion: '1.0',
+      ce_schemaversion: '1',
+      'content-type': 'application/json',
+    },
+    timestamp: '0',
+  });
+
+  it('commits only up to the lowest unfinished record; what ran past it is absorbed on redelivery', async () => {
+    const store = new InMemoryDedupeStore();
+    const runs = new Map<number, number>();
+    let running = 0;
+    let peak = 0;
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'g',
+        handlers: [
+          handle(Ping, async ({ data }) => {
+            running++;
+            peak = Math.max(peak, running);
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            runs.set(data.n, (runs.get(data.n) ?? 0) + 1);
+            running--;
+          }),
+        ],
+      },
+      { dedupeStore: store, logger },
+    );
+    const h = harness(() => ACK, {}, false, pipeline);
+    await h.sub.start();
+    // Another member still holds the lease of offset 1 (key b): it is redelivered.
+    const held = await store.claim('g:%2F%2Ftest:p-1', { leaseMs: 60_000 });
+    const batch = [ping(0, 'a'), ping(1, 'b'), ping(2, 'a'), ping(3, 'c'), ping(4, 'b')];
+    await h.deliver('orders', batch);
+    // Keys a, b, c ran at once; nothing at or after offset 1 is committed.
+    expect(peak).toBeGreaterThan(1);
+    expect(h.log).toEqual([
+      'resolve 0',
+      'commit 1',
+      'seek orders/0@1',
+      'pause [{"topic":"orders","partitions":[0]}]',
+    ]);
+    expect(runs.get(1)).toBeUndefined();
+    expect(runs.get(4)).toBeUndefined();
+    // The lease is let go; the rewound partition comes again from offset 1.
+    if (held.status === 'claimed') await store.release('g:%2F%2Ftest:p-1', held.token);
+    await h.deliver('orders', batch.slice(1));
+    expect(h.log.slice(4)).toEqual(['resolve 4', 'commit 5']);
+    // Every record's handler ran exactly once.
+    expect([...runs.entries()].sort(([a], [b]) => a - b)).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    await h.sub.close();
   });
 });

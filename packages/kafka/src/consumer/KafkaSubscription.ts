@@ -697,23 +697,29 @@ export class KafkaSubscription implements Subscription {
 
   async #process(items: Item[], controls: BatchControls): Promise<(Disposition | undefined)[]> {
     const { processor } = this.#cfg;
-    const incoming = items
-      .filter((i) => i.preset === undefined)
-      .map((i) => i.incoming)
-      .filter((m): m is IncomingMessage => m !== undefined);
+    // The items the processor sees (one pass, no intermediate arrays).
+    const indexes: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (item.incoming !== undefined && item.preset === undefined) indexes.push(i);
+    }
     const result: (Disposition | undefined)[] = new Array<Disposition | undefined>(items.length);
-    if (incoming.length === 0) return result;
+    if (indexes.length === 0) return result;
 
     if (processor.processBatch && this.#opts.retryMode === 'topic') {
       // Chunks of `batchSize`: between two chunks the membership is kept alive, and a stopping
       // consumer (or a redeliver) ends the batch; the rest is fetched again by the next owner.
-      const indexes = items.flatMap((item, i) => (item.incoming && !item.preset ? [i] : []));
       for (let start = 0; start < indexes.length; start += this.#opts.batchSize) {
         if (start > 0 && !controls.isRunning()) break;
-        const chunk = indexes.slice(start, start + this.#opts.batchSize);
+        const chunk =
+          start === 0 && indexes.length <= this.#opts.batchSize
+            ? indexes
+            : indexes.slice(start, start + this.#opts.batchSize);
+        const messages = new Array<IncomingMessage>(chunk.length);
+        for (let j = 0; j < chunk.length; j++) messages[j] = items[chunk[j]!]!.incoming!;
         let chunkResult: Disposition[] | undefined;
         try {
-          chunkResult = await processor.processBatch(chunk.map((i) => items[i]!.incoming!));
+          chunkResult = await processor.processBatch(messages);
         } catch (err) {
           this.#log.error(
             { err, count: chunk.length },
@@ -803,11 +809,16 @@ export class KafkaSubscription implements Subscription {
         this.#inPlaceAttempts.get(this.#attemptKey(batch.topic, batch.partition, record.offset)) ??
         1;
     }
-    return {
-      message: fromKafkaRecord(record),
-      attempt,
-      origin: { transport: 'kafka', topic, partition, offset, group: this.group },
+    const origin: IncomingMessage['origin'] = {
+      transport: 'kafka',
+      topic,
+      partition,
+      offset,
+      group: this.group,
     };
+    // The record key orders the pipeline's concurrent lanes (one key, one after the other).
+    if (record.key !== null && record.key !== undefined) origin.key = keyText(record.key);
+    return { message: fromKafkaRecord(record), attempt, origin };
   }
 
   /**
@@ -963,6 +974,11 @@ function addRecord(outgoing: TopicRecords[], topic: string, record: ProducerReco
   let batch = outgoing.find((b) => b.topic === topic);
   if (!batch) outgoing.push((batch = { topic, records: [] }));
   batch.records.push(record);
+}
+
+/** A record key as text (Latin-1: one character per byte, so distinct keys stay distinct). */
+function keyText(key: Buffer | string): string {
+  return typeof key === 'string' ? key : key.toString('latin1');
 }
 
 function nextOffset(offset: string): string {

@@ -77,7 +77,8 @@ export function restoreNullHeaders(
   headers: Record<string, KafkaHeaderValue>,
 ): Record<string, KafkaHeaderValue> {
   if (!Object.prototype.hasOwnProperty.call(headers, NULL_HEADERS_HEADER)) return headers;
-  const out: Record<string, KafkaHeaderValue> = { ...headers };
+  // Null-prototype: a header may be named `toString` or `__proto__`.
+  const out: Record<string, KafkaHeaderValue> = Object.assign(Object.create(null), headers);
   delete out[NULL_HEADERS_HEADER];
   let named: unknown;
   try {
@@ -107,8 +108,9 @@ export function restoreNullHeaders(
 export function writableHeaders(
   headers: Record<string, KafkaHeaderValue>,
 ): ProducerRecord['headers'] {
-  const out: ProducerRecord['headers'] = {};
-  const nulls: Record<string, number[]> = {};
+  // Null-prototype: a header may be named `toString` or `__proto__`.
+  const out: NonNullable<ProducerRecord['headers']> = Object.create(null);
+  const nulls: Record<string, number[]> = Object.create(null);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || name.startsWith('x-backtrack-')) continue;
     if (Array.isArray(value)) {
@@ -146,7 +148,7 @@ export function readDeadLetter(record: ConsumedRecord, partition: number): DeadL
     headerToString(h[BACKTRACK_HEADERS.reason]) ??
     (isDeadLetterReason(machine) ? undefined : headerToString(h[LEGACY_REASON_TEXT]));
   const original = restoreNullHeaders(h);
-  const headers: Record<string, DeadLetterHeaderValue> = {};
+  const headers: Record<string, DeadLetterHeaderValue> = Object.create(null);
   for (const [name, value] of Object.entries(original)) {
     if (value !== undefined && !name.startsWith('x-backtrack-')) headers[name] = value;
   }

@@ -130,16 +130,31 @@ export function fromKafkaRecord(record: {
   value: Buffer | null;
 }): EncodedMessage {
   const headers: Record<string, string> = {};
-  for (const [rawName, rawValue] of Object.entries(record.headers)) {
-    const name = rawName.toLowerCase();
-    let attribute: string | undefined;
-    if (name === CONTENT_TYPE_HEADER) attribute = CONTENT_TYPE_HEADER;
-    else if (name.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
-      attribute = name.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
-    if (attribute === undefined || attribute.length === 0 || attribute === '__proto__') continue;
-    const text = headerToString(rawValue);
+  const raw = record.headers;
+  for (const rawName in raw) {
+    if (!Object.hasOwn(raw, rawName)) continue;
+    const attribute = attributeOf(rawName);
+    if (attribute === '') continue;
+    const text = headerToString(raw[rawName]!);
     if (text !== undefined) headers[attribute] = text;
   }
   const value = record.value ?? Buffer.alloc(0);
   return { headers, body: new Uint8Array(value.buffer, value.byteOffset, value.byteLength) };
+}
+
+/** Header name → CloudEvents attribute ('' for none), remembered: a topic uses a few names. */
+const attributeNames = new Map<string, string>();
+
+function attributeOf(rawName: string): string {
+  const known = attributeNames.get(rawName);
+  if (known !== undefined) return known;
+  const name = rawName.toLowerCase();
+  let attribute = '';
+  if (name === CONTENT_TYPE_HEADER) attribute = CONTENT_TYPE_HEADER;
+  else if (name.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
+    attribute = name.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
+  if (attribute === '__proto__') attribute = '';
+  // Bounded: names from a hostile producer must not grow it without end.
+  if (attributeNames.size < 1_024) attributeNames.set(rawName, attribute);
+  return attribute;
 }

@@ -1,8 +1,10 @@
 import type { Pool } from 'pg';
 import {
+  FINISHED_SAGA_STATUSES,
   SagaConcurrencyError,
   type SagaListQuery,
   type SagaPage,
+  type SagaPruneOptions,
   type SagaRecord,
   type SagaStore,
 } from '@backtrack/core';
@@ -103,8 +105,8 @@ export class PostgresSagaStore implements SagaStore {
     if (row !== undefined) return { created: true, record: toRecord(row) };
     const existing = await this.get(record.sagaId);
     if (existing === undefined) {
-      // Only possible if the row was deleted between the two statements (sagas are never
-      // deleted by Backtrack): try again rather than report a saga that does not exist.
+      // Only possible if the row was deleted between the two statements (a prune of a finished
+      // saga): try again rather than report a saga that does not exist.
       return this.create(record);
     }
     return { created: false, record: existing };
@@ -140,6 +142,31 @@ export class PostgresSagaStore implements SagaStore {
     throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
       details: { actualRevision: current[0]?.revision ?? null },
     });
+  }
+
+  /**
+   * Deletes finished sagas whose record was last written (its `updatedAt`) before the cut, at
+   * most `limit`, in one statement; a row updated meanwhile no longer matches and is kept.
+   */
+  async prune(options: SagaPruneOptions): Promise<number> {
+    const limit = options.limit ?? 1000;
+    if (!Number.isSafeInteger(limit) || limit <= 0) {
+      throw new PostgresConfigError('limit', 'must be a positive integer', options.limit);
+    }
+    const statuses = [...(options.statuses ?? FINISHED_SAGA_STATUSES)];
+    const rows = await this.#query<{ saga_id: string }>(
+      'prune',
+      `DELETE FROM ${this.#table}
+        WHERE saga_id IN (
+          SELECT saga_id FROM ${this.#table}
+           WHERE status = ANY($1::text[]) AND (record->>'updatedAt')::timestamptz < $2::timestamptz
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED)
+          AND status = ANY($1::text[]) AND (record->>'updatedAt')::timestamptz < $2::timestamptz
+        RETURNING saga_id`,
+      [statuses, options.updatedBefore.toISOString(), limit],
+    );
+    return rows.length;
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {

@@ -1,4 +1,4 @@
-import type { Logger } from '@backtrack/core';
+import { TransportEventEmitter, type Logger } from '@backtrack/core';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
@@ -86,11 +86,20 @@ export class RabbitConnection {
   #waiters: Array<{ resolve: (model: ChannelModel) => void; reject: (error: Error) => void }> = [];
   #failure: Error | undefined;
   #connects = 0;
+  #disconnectedAt: number | undefined;
+  /** Consecutive restarts of each subscription's consumer (by queue), for `consumer.crashed`. */
+  readonly #consumerRestarts = new Map<string, number>();
+  /**
+   * Connection and consumer events (`connection.blocked`, `.unblocked`, `.disconnected`,
+   * `.reconnected`, `consumer.crashed`); `RabbitTransport.on` subscribes here.
+   */
+  readonly events: TransportEventEmitter;
 
   private constructor(recovering: RecoveringChannelModel, hooks: HookEntry[], logger: Logger) {
     this.#recovering = recovering;
     this.#hooks = hooks;
     this.#logger = logger;
+    this.events = new TransportEventEmitter('rabbitmq', logger);
   }
 
   /**
@@ -176,10 +185,20 @@ export class RabbitConnection {
         this.#connects === 1 ? 'amqp connected' : 'amqp reconnected',
       );
       for (const waiter of this.#waiters.splice(0)) waiter.resolve(model);
+      if (this.#connects > 1) {
+        const since = this.#disconnectedAt;
+        this.#disconnectedAt = undefined;
+        this.events.emit('connection.reconnected', {
+          connects: this.#connects,
+          ...(since === undefined ? {} : { downtimeMs: Date.now() - since }),
+        });
+      }
     });
     r.on('disconnect', (error: Error) => {
       this.#model = undefined;
       this.#logger.warn({ err: error }, 'amqp connection lost; reconnecting');
+      this.#disconnectedAt ??= Date.now();
+      this.events.emit('connection.disconnected', { error, reconnecting: !this.#closed });
     });
     r.on('connect-failed', (error: Error) => {
       this.#model = undefined;
@@ -196,10 +215,44 @@ export class RabbitConnection {
         },
       );
       this.#logger.error({ err: error }, 'amqp reconnect failed for good');
+      this.events.emit('connection.disconnected', { error: this.#failure, reconnecting: false });
       for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
     });
-    r.on('blocked', (reason: string) => this.#logger.warn({ reason }, 'amqp connection blocked'));
-    r.on('unblocked', () => this.#logger.info('amqp connection unblocked'));
+    r.on('blocked', (reason: string) => {
+      this.#logger.warn({ reason }, 'amqp connection blocked');
+      this.events.emit('connection.blocked', { reason: String(reason) });
+    });
+    r.on('unblocked', () => {
+      this.#logger.info('amqp connection unblocked');
+      this.events.emit('connection.unblocked', {});
+    });
+  }
+
+  /**
+   * A subscription's consumer stopped (its channel closed, the broker cancelled it, or attaching
+   * it failed) and is re-attached after `retryInMs`: emits `consumer.crashed`.
+   */
+  consumerCrashed(queue: string, error: unknown, retryInMs: number): void {
+    if (!this.events.listens('consumer.crashed')) return;
+    // A lost connection closes every channel just before amqplib reports the disconnect: wait a
+    // turn, and leave that case to `connection.disconnected` (the reconnect re-attaches them).
+    setImmediate(() => {
+      if (this.#model === undefined || this.#closed) return;
+      const attempt = (this.#consumerRestarts.get(queue) ?? 0) + 1;
+      this.#consumerRestarts.set(queue, attempt);
+      this.events.emit('consumer.crashed', {
+        group: queue,
+        error,
+        restarting: false,
+        attempt,
+        retryInMs,
+      });
+    });
+  }
+
+  /** A subscription's consumer is attached: its next crash is attempt 1 again. */
+  consumerStarted(queue: string): void {
+    this.#consumerRestarts.delete(queue);
   }
 
   /** The live amqplib connection, if connected (diagnostics and tests). */

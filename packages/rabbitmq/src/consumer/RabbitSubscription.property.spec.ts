@@ -163,6 +163,8 @@ async function run(generated: Generated[], batch: boolean) {
     waitForModel: async () => model,
     model,
     capabilities: {},
+    consumerStarted: () => undefined,
+    consumerCrashed: () => undefined,
   } as unknown as RabbitConnection;
   const published: { exchange: string; routingKey: string; content: Buffer }[] = [];
   const publisher = {

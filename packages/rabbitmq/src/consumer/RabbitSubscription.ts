@@ -77,9 +77,11 @@ export interface RabbitConsumerOptions {
   /**
    * With a processor that has `processBatch` (core's pipeline does): the deliveries that arrive
    * together, up to `prefetch`, go to it as one window, so one dedupe claim and one done-mark
-   * round trip serve the window. Windows run one after the other, each in delivery order (so
-   * messages with the same routing key never overtake each other), and the window is acknowledged
-   * after its dispositions were carried out, contiguous acks as one multiple-ack. `false`, or a
+   * round trip serve the window. Windows run one after the other; within a window the pipeline
+   * runs messages of different keys (`partitionkey`, else `sagaid`) concurrently (its
+   * `concurrency`) and the messages of one key in delivery order, so those never overtake each
+   * other. The window is acknowledged after its dispositions were carried out (every handler
+   * done and its done mark durable), contiguous acks as one multiple-ack. `false`, or a
    * processor without `processBatch`, processes each delivery on its own, concurrently.
    * @default true
    */
@@ -295,6 +297,7 @@ export class RabbitSubscription implements Subscription {
       );
       this.#consumerTag = consumerTag;
       this.#reattachDelayMs = 100;
+      this.#connection.consumerStarted(this.queue);
       this.#logger.info({ consumerTag, prefetch: this.#options.prefetch }, 'amqp consumer started');
     };
     const next = this.#attaching.then(run, run);
@@ -316,6 +319,7 @@ export class RabbitSubscription implements Subscription {
     clearTimeout(this.#reattachTimer);
     const delay = this.#reattachDelayMs;
     this.#reattachDelayMs = Math.min(delay * 2, 5_000);
+    this.#connection.consumerCrashed(this.queue, error, delay);
     // When the whole connection dropped, the reconnect's setup hook re-attaches instead.
     this.#reattachTimer = setTimeout(() => {
       const model = this.#connection.model;
@@ -339,7 +343,10 @@ export class RabbitSubscription implements Subscription {
     }
     if (this.#batching) {
       let lane = this.#lanes.get(channel);
-      if (!lane) this.#lanes.set(channel, (lane = { channel, pending: [], draining: false }));
+      if (!lane) {
+        lane = { channel, pending: [], draining: false, sentBack: new Map() };
+        this.#lanes.set(channel, lane);
+      }
       lane.pending.push(message);
       if (!lane.draining) this.#track(this.#drain(lane));
       return;
@@ -453,7 +460,7 @@ export class RabbitSubscription implements Subscription {
           continue;
         }
         try {
-          await this.#handleWindow(lane.channel, window);
+          await this.#handleWindow(lane, window);
         } catch (error) {
           // Never expected (processBatch failures are dispositions already). The window may be
           // half settled, so give everything unacknowledged back the one safe way: close the
@@ -470,14 +477,18 @@ export class RabbitSubscription implements Subscription {
     }
   }
 
-  async #handleWindow(channel: Channel, window: ConsumeMessage[]): Promise<void> {
+  async #handleWindow(lane: Lane, window: ConsumeMessage[]): Promise<void> {
+    const channel = lane.channel;
     this.stats.received += window.length;
     this.stats.batches += 1;
     const wait = this.#pausedUntil - Date.now();
     if (wait > 0) await sleep(wait);
     const incoming = window.map((m) => this.#incoming(m));
-    // Undecodable deliveries keep their dead-letter disposition; the rest go to the processor.
-    const readable = incoming.filter((m) => !m.undecodable);
+    // A delivery whose key has an earlier message sent back (not delivered again yet) goes back
+    // behind it; undecodable deliveries keep their dead-letter disposition; the rest go to the
+    // processor.
+    const held = incoming.map((m) => (m.undecodable ? undefined : holdBehindSentBack(lane, m)));
+    const readable = incoming.filter((m, i) => !m.undecodable && !held[i]);
     let processed: Disposition[];
     try {
       processed = readable.length === 0 ? [] : await this.#processor.processBatch!(readable);
@@ -490,8 +501,12 @@ export class RabbitSubscription implements Subscription {
       processed = readable.map((m) => this.#processorFailed(m.attempt, error, window));
     }
     let next = 0;
-    const dispositions = incoming.map((m) => m.undecodable ?? processed[next++]!);
-    await this.#settleWindow(channel, window, incoming, dispositions);
+    const dispositions = incoming.map((m, i) => m.undecodable ?? held[i] ?? processed[next++]!);
+    const back = await this.#settleWindow(channel, window, incoming, dispositions);
+    rememberSentBack(
+      lane,
+      back.map((m) => window.indexOf(m)).map((i) => ({ message: incoming[i]!, held: !!held[i] })),
+    );
   }
 
   /**
@@ -506,7 +521,7 @@ export class RabbitSubscription implements Subscription {
     window: ConsumeMessage[],
     incoming: IncomingMessage[],
     dispositions: Disposition[],
-  ): Promise<void> {
+  ): Promise<ConsumeMessage[]> {
     // A dead channel first: nothing is published for messages the broker is redelivering anyway.
     const forwarded = isClosedChannel(channel)
       ? []
@@ -523,7 +538,7 @@ export class RabbitSubscription implements Subscription {
         { messages: window.length },
         'channel closed before the window was settled; the broker redelivers it',
       );
-      return;
+      return [];
     }
     const back: ConsumeMessage[] = [];
     let run: ConsumeMessage | undefined;
@@ -565,14 +580,15 @@ export class RabbitSubscription implements Subscription {
     } catch {
       // The channel died while acking: the broker redelivers whatever was not acked.
       this.stats.abandoned += 1;
-      return;
+      return [];
     }
-    if (back.length === 0) return;
+    if (back.length === 0) return back;
     if (delayMs > 0) await sleep(delayMs);
     for (const message of back) {
       await this.#nack(channel, message);
       this.stats.redelivered += 1;
     }
+    return back;
   }
 
   #count(disposition: Disposition): void {
@@ -782,6 +798,72 @@ interface Lane {
   channel: Channel;
   pending: ConsumeMessage[];
   draining: boolean;
+  /**
+   * Per partition key, the ids of the messages this lane sent back (nacked) and has not run
+   * since, in the key's order: only the first may run; a later message of that key delivered
+   * before it (already on its way, or waiting in `pending`) goes back too.
+   */
+  sentBack: Map<string, { ids: string[]; until: number }>;
+}
+
+/**
+ * How long a key waits for its sent-back messages: they come back at once when this is the
+ * queue's only consumer; with competing consumers another may get them (no key order across
+ * consumers), so the hold lapses rather than bouncing the key's messages until their delivery
+ * limit.
+ */
+const SENT_BACK_WAIT_MS = 2_000;
+/** The nack delay of a message held behind a sent-back one (bounds how fast it can bounce). */
+const HELD_DELAY_MS = 50;
+
+function keyAndId(message: IncomingMessage): { key?: string; id?: string } {
+  return { key: message.message.headers['partitionkey'], id: message.message.headers['id'] };
+}
+
+/** A `redeliver` disposition when an earlier message of this key is still out (sent back). */
+function holdBehindSentBack(lane: Lane, message: IncomingMessage): Disposition | undefined {
+  const { key, id } = keyAndId(message);
+  if (key === undefined || id === undefined) return undefined;
+  const out = lane.sentBack.get(key);
+  if (!out) return undefined;
+  if (out.ids[0] === id || Date.now() > out.until) {
+    // The first one awaited is back (it runs, and what follows it), or time is up.
+    out.ids.shift();
+    if (out.ids.length === 0 || Date.now() > out.until) lane.sentBack.delete(key);
+    return undefined;
+  }
+  return {
+    kind: 'redeliver',
+    reason: `held back: an earlier message with key "${key}" was sent back and is not delivered again yet`,
+    delayMs: HELD_DELAY_MS,
+    pause: false,
+  };
+}
+
+/**
+ * Records a window's sent-back messages, keeping each key's order: those that ran (or were
+ * let through) precede every message still awaited; held ones keep their place (or, new, go last).
+ */
+function rememberSentBack(
+  lane: Lane,
+  back: readonly { message: IncomingMessage; held: boolean }[],
+): void {
+  const ran = new Map<string, string[]>();
+  const added = new Map<string, string[]>();
+  for (const { message, held } of back) {
+    const { key, id } = keyAndId(message);
+    if (key === undefined || id === undefined) continue;
+    const into = held ? added : ran;
+    into.set(key, [...(into.get(key) ?? []), id]);
+  }
+  for (const key of new Set([...ran.keys(), ...added.keys()])) {
+    const waiting = lane.sentBack.get(key)?.ids ?? [];
+    const fresh = (added.get(key) ?? []).filter((id) => !waiting.includes(id));
+    lane.sentBack.set(key, {
+      ids: [...(ran.get(key) ?? []), ...waiting, ...fresh],
+      until: Date.now() + SENT_BACK_WAIT_MS,
+    });
+  }
 }
 /** How long shutdown waits for one broker reply (a dead connection never answers). */
 const BROKER_REPLY_TIMEOUT_MS = 5_000;

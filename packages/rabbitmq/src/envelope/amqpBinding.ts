@@ -145,31 +145,17 @@ export interface AmqpMessageLike {
 export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   const headers: Record<string, string> = {};
   const raw = message.properties.headers ?? {};
-  for (const prefix of [CLOUD_EVENTS_HEADER_PREFIX, ALTERNATIVE_PREFIX]) {
-    for (const [key, value] of Object.entries(raw)) {
-      if (!key.startsWith(prefix)) continue;
-      const name = key.slice(prefix.length);
-      if (name.length === 0 || name === '__proto__' || Object.hasOwn(headers, name)) continue;
-      const text =
-        Buffer.isBuffer(value) && !STRING_ATTRIBUTES.has(name)
-          ? value.toString('base64')
-          : headerToString(value);
-      if (text !== undefined) headers[name] = text;
-      else if (
-        value !== undefined &&
-        value !== null &&
-        (STRING_ATTRIBUTES.has(name) || name === 'time')
-      ) {
-        // A list or a table has no CloudEvents string form. For an attribute the envelope reads
-        // that makes the event invalid, not the attribute absent (dropping it would accept an
-        // event whose `time`, say, is garbage); an unknown extension of that shape is left out.
-        throw new MalformedMessageError(
-          MALFORMED_REASONS.INVALID_ATTRIBUTE,
-          `attribute "${name}" (header "${key}") is an AMQP ${Array.isArray(value) ? 'array' : 'table'}, which has no CloudEvents string form`,
-          { headers: {}, body: message.content },
-          { details: { attribute: name } },
-        );
-      }
+  // One pass; names under the alternative prefix are read after, so `cloudEvents_` wins.
+  let alternates: string[] | undefined;
+  for (const key in raw) {
+    if (!Object.hasOwn(raw, key)) continue;
+    if (key.startsWith(CLOUD_EVENTS_HEADER_PREFIX)) {
+      readAttribute(headers, key, key.slice(CLOUD_EVENTS_HEADER_PREFIX.length), raw[key], message);
+    } else if (key.startsWith(ALTERNATIVE_PREFIX)) (alternates ??= []).push(key);
+  }
+  if (alternates !== undefined) {
+    for (const key of alternates) {
+      readAttribute(headers, key, key.slice(ALTERNATIVE_PREFIX.length), raw[key], message);
     }
   }
   const { messageId, type, contentType, timestamp } = message.properties;
@@ -182,7 +168,8 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   // datacontenttype maps to the content-type property; a stray cloudEvents_datacontenttype
   // header is only a fallback, and never kept under its own name.
   const headerContentType = headers['datacontenttype'];
-  delete headers['datacontenttype'];
+  // (only when there: a delete turns the object into a slow dictionary)
+  if (headerContentType !== undefined) delete headers['datacontenttype'];
   if (typeof contentType === 'string' && contentType.length > 0) {
     headers['content-type'] = contentType;
   } else if (headerContentType !== undefined) {
@@ -200,6 +187,37 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
       message.content.byteLength,
     ),
   };
+}
+
+/** Reads one `cloudEvents_` header into `headers` under its attribute name (first one wins). */
+function readAttribute(
+  headers: Record<string, string>,
+  key: string,
+  name: string,
+  value: unknown,
+  message: AmqpMessageLike,
+): void {
+  if (name.length === 0 || name === '__proto__' || Object.hasOwn(headers, name)) return;
+  const text =
+    Buffer.isBuffer(value) && !STRING_ATTRIBUTES.has(name)
+      ? value.toString('base64')
+      : headerToString(value);
+  if (text !== undefined) headers[name] = text;
+  else if (
+    value !== undefined &&
+    value !== null &&
+    (STRING_ATTRIBUTES.has(name) || name === 'time')
+  ) {
+    // A list or a table has no CloudEvents string form. For an attribute the envelope reads
+    // that makes the event invalid, not the attribute absent (dropping it would accept an
+    // event whose `time`, say, is garbage); an unknown extension of that shape is left out.
+    throw new MalformedMessageError(
+      MALFORMED_REASONS.INVALID_ATTRIBUTE,
+      `attribute "${name}" (header "${key}") is an AMQP ${Array.isArray(value) ? 'array' : 'table'}, which has no CloudEvents string form`,
+      { headers: {}, body: message.content },
+      { details: { attribute: name } },
+    );
+  }
 }
 
 // Attributes whose values are strings in Backtrack's envelope: a byte array there is UTF-8 text.

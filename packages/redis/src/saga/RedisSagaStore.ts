@@ -1,8 +1,10 @@
 import {
+  FINISHED_SAGA_STATUSES,
   SagaConcurrencyError,
   SagaStatus,
   type SagaListQuery,
   type SagaPage,
+  type SagaPruneOptions,
   type SagaRecord,
   type SagaStore,
 } from '@backtrack/core';
@@ -10,7 +12,7 @@ import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import type { RedisClient } from '../internal/cluster.js';
 import { shardOf, shardSegments, type SagaKeyLayout } from './keyLayout.js';
-import { CREATE, GET_DOCS, LIST_MEMBERS, UPDATE } from './scripts.js';
+import { CREATE, GET_DOCS, LIST_MEMBERS, PRUNE, UPDATE } from './scripts.js';
 
 /** Options of {@link RedisSagaStore}. Every field is validated once, at construction. */
 export interface RedisSagaStoreOptions {
@@ -83,8 +85,8 @@ const STATUSES = new Set<string>(STATUS_LIST);
  * - Redis down or slow: calls fail within `commandTimeoutMs` with the retriable
  *   `StoreUnavailableError`.
  *
- * Records are kept until you delete them (terminal sagas too): the saga log is the audit trail
- * `backtrack sagas` reads.
+ * Records are kept until pruned: `prune` (or `backtrack sagas prune`) deletes finished sagas
+ * older than a cut; running, compensating and stuck ones are never deleted.
  *
  * @example
  * const store = new RedisSagaStore({ keyPrefix: 'orders:saga:' }, { redis: createRedisClient() });
@@ -243,6 +245,72 @@ export class RedisSagaStore implements SagaStore {
       return merged.length > limit && last !== undefined
         ? { items, nextCursor: encodeCursor(last) }
         : { items };
+    });
+  }
+
+  /**
+   * Retention: deletes finished sagas last written before `updatedBefore`, at most `limit`.
+   * Per shard it pages through the finished-status indexes (oldest first), reads the records,
+   * and deletes those past the cut in one script call per page; a saga written between the read
+   * and the delete (another revision) is kept.
+   */
+  async prune(options: SagaPruneOptions): Promise<number> {
+    const limit = options.limit ?? 1000;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RedisStoreConfigError('limit', 'must be a positive integer', options.limit);
+    }
+    const statuses = [...new Set(options.statuses ?? FINISHED_SAGA_STATUSES)];
+    for (const st of statuses) {
+      if (!(FINISHED_SAGA_STATUSES as readonly string[]).includes(st)) {
+        throw new RedisStoreConfigError(
+          'statuses',
+          `must be finished statuses (${FINISHED_SAGA_STATUSES.join(', ')})`,
+          st,
+        );
+      }
+    }
+    const cut = options.updatedBefore.toISOString();
+    const page = Math.min(limit, this.options.maxListLimit);
+    let deleted = 0;
+    return this.#call('prune', async () => {
+      for (const segment of this.#segments) {
+        for (const status of statuses) {
+          let min = '-';
+          while (deleted < limit) {
+            const members = (await LIST_MEMBERS.run(
+              this.#redis,
+              [this.#index(segment, `s:${status}`)],
+              [min, page],
+            )) as string[];
+            if (members.length === 0) break;
+            const docs = (await GET_DOCS.run(
+              this.#redis,
+              members.map((m) => this.#recordKey(sagaIdOf(m))),
+              [],
+            )) as (string | null)[];
+            const keys: string[] = [];
+            const args: string[] = [];
+            for (const doc of docs) {
+              if (typeof doc !== 'string' || keys.length / 5 >= limit - deleted) continue;
+              const r = JSON.parse(doc) as SagaRecord;
+              if (r.status !== status || !(r.updatedAt < cut)) continue;
+              keys.push(
+                this.#recordKey(r.sagaId),
+                this.#index(segment, 'all'),
+                this.#index(segment, `s:${r.status}`),
+                this.#index(segment, `n:${r.sagaName}`),
+                this.#index(segment, `ns:${r.status}:${r.sagaName}`),
+              );
+              args.push(String(r.revision), r.status, member(r));
+            }
+            if (keys.length > 0) deleted += Number(await PRUNE.run(this.#redis, keys, args));
+            if (members.length < page) break;
+            min = `(${members[members.length - 1]!}`;
+          }
+        }
+        if (deleted >= limit) break;
+      }
+      return deleted;
     });
   }
 

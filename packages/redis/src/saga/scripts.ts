@@ -99,3 +99,28 @@ for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, 'doc') end
 return out
 `,
 );
+
+/**
+ * KEYS = for each of N sagas of ONE shard: rec, idx:all, idx:s:<status>, idx:n:<name>,
+ * idx:ns:<status>:<name> (5 keys per saga, the sets it is in as read). ARGV = for each saga: the
+ * revision and status it was read with, and its member. Deletes each saga whose stored revision
+ * and status are still those (one written meanwhile is kept) and its index entries. Returns how
+ * many it deleted.
+ */
+export const PRUNE = new LuaScript(
+  'backtrack.saga.prune',
+  `
+local deleted = 0
+for i = 0, (#KEYS / 5) - 1 do
+  local k = i * 5
+  local a = i * 3
+  local cur = redis.call('HMGET', KEYS[k + 1], 'rev', 'status')
+  if cur[1] == ARGV[a + 1] and cur[2] == ARGV[a + 2] then
+    redis.call('DEL', KEYS[k + 1])
+    for j = 2, 5 do redis.call('ZREM', KEYS[k + j], ARGV[a + 3]) end
+    deleted = deleted + 1
+  end
+end
+return deleted
+`,
+);

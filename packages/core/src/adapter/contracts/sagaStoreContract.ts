@@ -390,6 +390,61 @@ export function sagaStoreContract(
         expect(ids((await store.list({ status: 'completed' })).items)).toEqual(['s6']);
       }));
 
+    it('prunes only finished sagas last written before the cut, and drops them from every index', () =>
+      withStore(async ({ store }) => {
+        expect(store.prune, 'this store implements prune').toBeTypeOf('function');
+        const old = '2026-01-01T00:00:00.000Z';
+        const recent = '2026-03-01T00:00:00.000Z';
+        const specs: Array<[string, SagaStatus, string]> = [
+          ['p-running', 'running', old],
+          ['p-compensating', 'compensating', old],
+          ['p-stuck', 'stuck', old],
+          ['p-completed', 'completed', old],
+          ['p-compensated', 'compensated', old],
+          ['p-failed', 'failed', old],
+          ['p-completed-recent', 'completed', recent],
+        ];
+        for (const [id, status, updatedAt] of specs) {
+          await store.create(makeSagaRecord(id, { status, updatedAt }));
+        }
+        const cut = new Date('2026-02-01T00:00:00.000Z');
+        expect(await store.prune!({ updatedBefore: cut })).toBe(3);
+        for (const id of ['p-completed', 'p-compensated', 'p-failed']) {
+          expect(await store.get(id), id).toBeUndefined();
+        }
+        expect(ids(await listAll(store, { limit: 10 })).sort()).toEqual(
+          ['p-compensating', 'p-completed-recent', 'p-running', 'p-stuck'].sort(),
+        );
+        expect(ids((await store.list({ status: 'completed' })).items)).toEqual([
+          'p-completed-recent',
+        ]);
+        expect((await store.list({ status: ['compensated', 'failed'] })).items).toEqual([]);
+        expect(await store.prune!({ updatedBefore: cut })).toBe(0);
+        // A pruned saga id can be used again.
+        expect((await store.create(makeSagaRecord('p-completed'))).created).toBe(true);
+      }));
+
+    it('prunes in bounded steps (limit) and only the statuses asked for', () =>
+      withStore(async ({ store }) => {
+        const old = '2026-01-01T00:00:00.000Z';
+        for (let i = 0; i < 5; i++) {
+          await store.create(
+            makeSagaRecord(`q-done-${i}`, { status: 'completed', updatedAt: old, seq: i }),
+          );
+        }
+        await store.create(makeSagaRecord('q-undone', { status: 'compensated', updatedAt: old }));
+        const cut = new Date('2026-02-01T00:00:00.000Z');
+        expect(await store.prune!({ updatedBefore: cut, statuses: ['compensated'] })).toBe(1);
+        expect(await store.get('q-undone')).toBeUndefined();
+        const steps: number[] = [];
+        for (let n = -1; n !== 0;) {
+          n = await store.prune!({ updatedBefore: cut, limit: 2 });
+          steps.push(n);
+        }
+        expect(steps).toEqual([2, 2, 1, 0]);
+        expect((await store.list()).items).toEqual([]);
+      }));
+
     it('does not lose or repeat sagas that stay in the index while paging', () =>
       withStore(async ({ store }) => {
         await seed(store);

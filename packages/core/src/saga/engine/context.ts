@@ -2,6 +2,7 @@ import type { Logger } from '../../logging/logger.js';
 import type { SagaDefinition } from '../definition.js';
 import type { SagaEvent, SagaEventName } from '../events.js';
 import type { SagaRecord, SagaStore } from '../SagaStore.js';
+import type { StepInterceptor } from './interceptors.js';
 
 /** What the engine hands every run: its collaborators, shared by all the sagas it drives. */
 export interface RunContext {
@@ -11,6 +12,8 @@ export interface RunContext {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   leaseMs: number;
+  /** Step interceptors, outermost first; empty: steps are called directly. */
+  interceptors: readonly StepInterceptor[];
   /** `new Date(ms).toISOString()`, remembered for the last millisecond asked. */
   isoTime: (ms: number) => string;
   /** False when nobody listens to `name`: the event need not be built. */

@@ -2,6 +2,7 @@ import type { SagaRecord, SagaStatus, StoredError } from '../SagaStore.js';
 import type { Logger } from '../../logging/logger.js';
 import type { SagaStore } from '../SagaStore.js';
 import { SagaEngineConfigError } from '../errors.js';
+import { checkInterceptors, type StepInterceptor } from './interceptors.js';
 
 /** Engine options, validated once by {@link createSagaEngine}. */
 export interface SagaEngineOptions {
@@ -26,6 +27,11 @@ export interface SagaEngineOptions {
   requestTimeoutMs?: number;
   /** How often a waiting `cancel()`/`compensate()` reads the saga. @default 100 */
   requestPollMs?: number;
+  /**
+   * Wrap every call of a step's `run` and `compensate`, the first outermost (see
+   * {@link StepInterceptor}). A throw in one is handled as the step's own failure. @default []
+   */
+  interceptors?: readonly StepInterceptor[];
 }
 
 export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> = Object.freeze({
@@ -35,6 +41,7 @@ export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> 
   heartbeatMs: 10_000,
   requestTimeoutMs: 30_000,
   requestPollMs: 100,
+  interceptors: Object.freeze([]),
 });
 
 /** Fields of {@link SagaEngineOptions} that must be integers >= 1. */
@@ -66,6 +73,7 @@ export function resolveSagaEngineOptions(
       throw new SagaEngineConfigError(field, 'must be an integer >= 1', merged[field]);
     }
   }
+  merged.interceptors = checkInterceptors(defined.interceptors);
   return Object.freeze(merged);
 }
 

@@ -12,7 +12,9 @@ import type {
 } from '../definition.js';
 import { SagaEventName } from '../events.js';
 import { StepStatus, type SagaRecord, type StoredError } from '../SagaStore.js';
+import type { Logger } from '../../logging/logger.js';
 import type { RunState } from './context.js';
+import { intercept, type StepCallKind, type StepInvocation } from './interceptors.js';
 import { callWithTimeout, safePolicy, toStoredError, type StepOutcome } from './support.js';
 
 /** `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff. */
@@ -24,10 +26,13 @@ export async function runStep(
 ): Promise<StepOutcome> {
   for (let tries = 1; ; tries++) {
     const attempt = run.record.steps[step.name]!.attempts + 1;
+    const attemptAt = run.ctx.now();
     await run.write((x) => {
       const s = x.steps[step.name]!;
       s.status = StepStatus.Running;
       s.attempts = attempt;
+      s.startedAt = new Date(attemptAt).toISOString();
+      delete s.endedAt;
     });
     const log = run.lazyLog({ step: step.name, attempt });
     if (run.ctx.logger.isLevelEnabled('debug')) log().debug('step started');
@@ -53,11 +58,12 @@ export async function runStep(
           return log();
         },
       };
+      const interceptors = run.ctx.interceptors;
       result =
-        step.timeoutMs === undefined
-          ? await step.run(ctx)
-          : await callWithTimeout(step.name, step.timeoutMs, signal, (s) =>
-              step.run({ ...ctx, signal: s }),
+        interceptors.length === 0
+          ? await callRun(step, ctx)
+          : await intercept(interceptors, invocationOf(run, ctx, 'run', log), () =>
+              callRun(step, ctx),
             );
     } catch (error) {
       const stored = toStoredError(error);
@@ -93,6 +99,7 @@ export async function runStep(
         s.status = StepStatus.Failed;
         s.error = stored;
         s.policy = policy === 'fail' ? 'fail' : 'compensate';
+        s.endedAt = new Date(run.ctx.now()).toISOString();
       });
       return { ok: false, policy, error: stored };
     }
@@ -100,6 +107,7 @@ export async function runStep(
       const s = x.steps[step.name]!;
       s.status = StepStatus.Completed;
       s.result = result;
+      s.endedAt = new Date(run.ctx.now()).toISOString();
       delete s.error;
       x.completionOrder.push(step.name);
     });
@@ -125,10 +133,13 @@ export async function compensateStep(
   const step = run.def.steps.find((s) => s.name === name)!;
   for (let tries = 1; ; tries++) {
     const attempt = run.record.steps[name]!.compensationAttempts + 1;
+    const attemptAt = run.ctx.now();
     await run.write((x) => {
       const s = x.steps[name]!;
       s.status = StepStatus.Compensating;
       s.compensationAttempts = attempt;
+      s.compensationStartedAt = new Date(attemptAt).toISOString();
+      delete s.compensationEndedAt;
     });
     const log = run.lazyLog({ step: name, attempt, phase: 'compensate' });
     if (run.ctx.listens(SagaEventName.CompensationStarted))
@@ -155,10 +166,11 @@ export async function compensateStep(
           return log();
         },
       };
-      await (step.timeoutMs === undefined
-        ? step.compensate!(ctx)
-        : callWithTimeout(name, step.timeoutMs, undefined, (s) =>
-            step.compensate!({ ...ctx, signal: s }),
+      const interceptors = run.ctx.interceptors;
+      await (interceptors.length === 0
+        ? callCompensate(step, ctx)
+        : intercept(interceptors, invocationOf(run, ctx, 'compensate', log), () =>
+            callCompensate(step, ctx),
           ));
     } catch (error) {
       const stored = toStoredError(error);
@@ -181,12 +193,14 @@ export async function compensateStep(
         const s = x.steps[name]!;
         s.status = StepStatus.CompensationFailed;
         s.error = stored;
+        s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
       });
       return { ok: false, error: stored };
     }
     await run.write((x) => {
       const s = x.steps[name]!;
       s.status = StepStatus.Compensated;
+      s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
       delete s.error;
       x.compensationOrder.push(name);
     });
@@ -200,6 +214,54 @@ export async function compensateStep(
       run.ctx.emit(SagaEventName.StepCompensated, { record: run.record, step: name, attempt });
     return { ok: true };
   }
+}
+
+/** The step's result, or a promise of it. */
+function callRun(
+  step: StepDefinition,
+  ctx: StepContext<unknown, Record<string, unknown>>,
+): unknown {
+  return step.timeoutMs === undefined
+    ? step.run(ctx)
+    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) =>
+        step.run({ ...ctx, signal: s }),
+      );
+}
+
+/** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
+function callCompensate(
+  step: StepDefinition,
+  ctx: CompensationContext<unknown, Record<string, unknown>, unknown>,
+): unknown {
+  return step.timeoutMs === undefined
+    ? step.compensate!(ctx)
+    : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
+        step.compensate!({ ...ctx, signal: s }),
+      );
+}
+
+/** What interceptors see of a call (built only when there are interceptors). */
+function invocationOf(
+  run: RunState,
+  ctx: StepContext<unknown, unknown> | CompensationContext<unknown, unknown, unknown>,
+  kind: StepCallKind,
+  log: () => Logger,
+): StepInvocation {
+  return {
+    sagaId: ctx.sagaId,
+    sagaName: ctx.sagaName,
+    definitionVersion: run.def.version,
+    step: ctx.step,
+    kind,
+    attempt: ctx.attempt,
+    input: ctx.input,
+    ...(kind === 'compensate' ? { result: (ctx as { result: unknown }).result } : {}),
+    idempotencyKey: ctx.idempotencyKey,
+    signal: ctx.signal,
+    get logger() {
+      return log();
+    },
+  };
 }
 
 /** Results of the steps that completed (or are being compensated), by step name. */
