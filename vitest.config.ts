@@ -6,6 +6,7 @@ const src = (pkg: string, file = 'index.ts') =>
 
 // Tests import the packages by name, resolved to their sources so no build is needed first.
 const alias = [
+  { find: /^@backtrack\/core\/adapter$/, replacement: src('core', 'adapter/index.ts') },
   { find: /^@backtrack\/core\/testing$/, replacement: src('core', 'testing/index.ts') },
   { find: /^@backtrack\/core$/, replacement: src('core') },
   { find: /^@backtrack\/redis$/, replacement: src('redis') },

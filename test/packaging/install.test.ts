@@ -97,13 +97,15 @@ const effects = [];
 const saga = defineSaga('pack-check', { input: z.object({ id: z.string() }) })
   .step('a', { run: ({ input }) => { effects.push('a:' + input.id); return { ok: true }; }, compensate: () => {} })
   .build();
-const engine = createSagaEngine({}, { store: new InMemorySagaStore() });
+const engine = createSagaEngine({ store: new InMemorySagaStore() });
 engine.register(saga);
 const result = await engine.start(saga, { id: 'x' }, { sagaId: 'pack-1' });
 const redis = new Redis({ lazyConnect: true });
 const store = new RedisDedupeStore({ keyPrefix: 'pack:' }, { redis });
 redis.disconnect();
-console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name }));
+// The adapter entry (contract suites included) loads without vitest installed.
+const adapter = await import('@backtrack/core/adapter');
+console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name, contract: typeof adapter.dedupeStoreContract }));
 `,
       );
       const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
@@ -111,6 +113,7 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
         status: 'completed',
         effects: ['a:x'],
         store: 'RedisDedupeStore',
+        contract: 'function',
       });
     },
     SLOW,
@@ -122,6 +125,8 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
       writeFileSync(
         join(app, 'check.ts'),
         `import { defineSaga, type SagaResult } from '@backtrack/core';
+import { dedupeStoreContract, encodeCursor, type DedupeStore } from '@backtrack/core/adapter';
+import { ConsumerSpy } from '@backtrack/core/testing';
 import { RedisDedupeStore } from '@backtrack/redis';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -132,6 +137,13 @@ const saga = defineSaga('typed', { input: z.object({ id: z.string() }) })
 export const store = new RedisDedupeStore({}, { redis: new Redis({ lazyConnect: true }) });
 export const check = (r: SagaResult): string => r.status;
 export { saga };
+// The other two entries resolve through the exports map, with their declarations.
+export const adapter: [typeof dedupeStoreContract, string, DedupeStore] = [
+  dedupeStoreContract,
+  encodeCursor(1, 'forward'),
+  store,
+];
+export const spy = ConsumerSpy;
 `,
       );
       writeFileSync(

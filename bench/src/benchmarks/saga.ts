@@ -171,7 +171,7 @@ export const sagaBenchmark: Benchmark = {
             rec.record('raw-redis', writes / secondsSince(t));
           } else {
             const mem = counting(new InMemorySagaStore());
-            const memEngine = createSagaEngine({}, { store: mem.store, logger: silentLogger });
+            const memEngine = createSagaEngine({ store: mem.store, logger: silentLogger });
             const cpu = process.cpuUsage();
             let t = performance.now();
             await runConcurrently(o.sagas, o.sagaConcurrency, async (i) => {
@@ -186,7 +186,7 @@ export const sagaBenchmark: Benchmark = {
             const red = counting(
               new RedisSagaStore({ keyPrefix: `${prefix}bt:${run}:` }, { redis }),
             );
-            const redisEngine = createSagaEngine({}, { store: red.store, logger: silentLogger });
+            const redisEngine = createSagaEngine({ store: red.store, logger: silentLogger });
             counter.reset();
             t = performance.now();
             await runConcurrently(o.redisSagas, o.sagaConcurrency, async (i) => {

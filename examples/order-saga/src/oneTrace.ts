@@ -4,7 +4,7 @@
  */
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { ATTR } from '@backtrack/core';
+import { ATTR } from '@backtrack/core/adapter';
 import { expect } from 'vitest';
 import { orderSpec } from './catalog.js';
 import { createRuntime, type TransportKind } from './infra/runtime.js';

@@ -130,7 +130,7 @@ export class CliContext {
 
   /** A saga engine over the Redis saga store with the config's definitions registered. */
   async sagaEngine(): Promise<SagaEngine> {
-    const engine = createSagaEngine({}, { store: await this.sagaStore(), logger: this.logger });
+    const engine = createSagaEngine({ store: await this.sagaStore(), logger: this.logger });
     if (this.config.sagas?.length) engine.register(...this.config.sagas);
     return engine;
   }

@@ -2,5 +2,5 @@
 export { main, createProgram } from './program.js';
 export { defineConfig, loadConfig } from './config.js';
 export type { BacktrackConfig } from './config.js';
-export { CliError, EXIT } from './errors.js';
-export type { ExitCode } from './errors.js';
+export { CLI_ERROR_CODES, CliError, EXIT } from './errors.js';
+export type { CliErrorCode, ExitCode } from './errors.js';

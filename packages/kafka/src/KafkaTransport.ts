@@ -1,6 +1,5 @@
 import {
   createDefaultLogger,
-  TransportEventEmitter,
   type Logger,
   type OutgoingMessage,
   type SubscriptionOptions,
@@ -9,6 +8,7 @@ import {
   type TransportEventName,
   type TransportEvents,
 } from '@backtrack/core';
+import { TransportEventEmitter } from '@backtrack/core/adapter';
 import type { KafkaAdminClient, KafkaClient } from './client/KafkaClient.js';
 import { createKafkajsClient, type KafkajsConnectionOptions } from './client/kafkajsClient.js';
 import { instrumentSubscription } from './client/events.js';
@@ -96,9 +96,7 @@ export class KafkaTransport implements Transport, TransportEvents {
       options.brokers.length === 0 ||
       options.brokers.some((b) => typeof b !== 'string' || !b.includes(':'))
     ) {
-      throw new KafkaConfigError('brokers', 'must list at least one "host:port"', {
-        value: options?.brokers,
-      });
+      throw new KafkaConfigError('brokers', 'must list at least one "host:port"', options?.brokers);
     }
     const producer = resolveProducerOptions(options.producer);
     this.#consumerDefaults = resolveConsumerOptions(options.consumer);

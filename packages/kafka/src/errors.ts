@@ -1,12 +1,16 @@
 import { BacktrackError, type BacktrackErrorOptions } from '@backtrack/core';
+import { KAFKA_ACCESS_ERROR_CODES } from './client/connectionErrors.js';
+import { configDetails } from '@backtrack/core/adapter';
 
 /**
  * Stable codes of the errors `@backtrack/kafka` throws or writes into dead letters (listed in
  * docs/errors.md; never reused). Branch on these, not on messages.
  */
 export const KAFKA_ERROR_CODES = {
+  // Bad credentials, missing rights, certificates that do not verify (never retriable).
+  ...KAFKA_ACCESS_ERROR_CODES,
   /** An option given to the transport, a subscription, the topic helper or redrive is invalid. */
-  INVALID_OPTIONS: 'BT_ERR_KAFKA_INVALID_OPTIONS',
+  CONFIG_INVALID: 'BT_ERR_KAFKA_CONFIG_INVALID',
   /** The broker did not acknowledge a publish (acks=all) within the producer's retries. */
   PUBLISH_FAILED: 'BT_ERR_KAFKA_PUBLISH_FAILED',
   /** The transport or subscription is closed (or closing); nothing more is accepted. */
@@ -36,6 +40,7 @@ export type KafkaErrorCode = (typeof KAFKA_ERROR_CODES)[keyof typeof KAFKA_ERROR
 
 /** Base class of every `@backtrack/kafka` error. */
 export class KafkaError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/kafka.KafkaError';
   declare readonly code: KafkaErrorCode;
   constructor(code: KafkaErrorCode, message: string, options?: BacktrackErrorOptions) {
     super(code, message, options);
@@ -44,9 +49,16 @@ export class KafkaError extends BacktrackError {
 
 /** Invalid options, thrown at construction (never lazily on the first message). */
 export class KafkaConfigError extends KafkaError {
-  constructor(field: string, message: string, details: Record<string, unknown> = {}) {
-    super(KAFKA_ERROR_CODES.INVALID_OPTIONS, `${field}: ${message}`, {
-      details: { field, ...details },
+  static override readonly brand: string = '@backtrack/kafka.KafkaConfigError';
+  constructor(
+    field: string,
+    expectation: string,
+    value?: unknown,
+    options: Omit<BacktrackErrorOptions, 'retriable'> = {},
+  ) {
+    super(KAFKA_ERROR_CODES.CONFIG_INVALID, `${field}: ${expectation}`, {
+      ...options,
+      details: { ...options.details, ...configDetails(field, expectation, value) },
     });
   }
 }
@@ -57,6 +69,7 @@ export class KafkaConfigError extends KafkaError {
  * which deduplicate on the envelope id). `details.topics` names the topics of the failed batch.
  */
 export class KafkaPublishError extends KafkaError {
+  static override readonly brand: string = '@backtrack/kafka.KafkaPublishError';
   constructor(message: string, options: Omit<BacktrackErrorOptions, 'retriable'> = {}) {
     super(KAFKA_ERROR_CODES.PUBLISH_FAILED, message, { ...options, retriable: true });
   }
@@ -64,6 +77,7 @@ export class KafkaPublishError extends KafkaError {
 
 /** The transport or subscription was closed; create a new one. */
 export class KafkaClosedError extends KafkaError {
+  static override readonly brand: string = '@backtrack/kafka.KafkaClosedError';
   constructor(what: string) {
     super(KAFKA_ERROR_CODES.CLOSED, `${what} is closed`, { details: { what } });
   }

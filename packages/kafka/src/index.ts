@@ -12,27 +12,23 @@ export {
   resolveProducerOptions,
 } from './options.js';
 export type { KafkaConsumerOptions, KafkaProducerOptions } from './options.js';
-export { KafkaSubscription } from './consumer/KafkaSubscription.js';
+// Made by the transport (`subscribe`, `publish`), never by hand: exported as types only.
+export type { KafkaSubscription } from './consumer/KafkaSubscription.js';
 export type {
   DispositionEvent,
   KafkaSubscriptionStats,
   SubscriptionErrorEvent,
 } from './consumer/KafkaSubscription.js';
-export { KafkaPublisher } from './publisher/KafkaPublisher.js';
+export type { KafkaPublisher } from './publisher/KafkaPublisher.js';
 export {
   toKafkaRecord,
   fromKafkaRecord,
-  toKafkaHeaders,
   CLOUD_EVENTS_HEADER_PREFIX,
   CONTENT_TYPE_HEADER,
   BACKTRACK_HEADERS,
 } from './envelope/kafkaBinding.js';
-export {
-  NULL_HEADERS_HEADER,
-  readDeadLetter,
-  restoreNullHeaders,
-  writableHeaders,
-} from './envelope/deadLetter.js';
+// Header helpers the subscription uses internally (restoreNullHeaders, writableHeaders) stay private.
+export { NULL_HEADERS_HEADER, readDeadLetter } from './envelope/deadLetter.js';
 export type { DeadLetter, DeadLetterHeaderValue } from './envelope/deadLetter.js';
 export {
   ensureTopics,

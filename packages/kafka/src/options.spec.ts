@@ -12,7 +12,7 @@ function fieldOf(fn: () => unknown): unknown {
     fn();
   } catch (error) {
     expect(error).toBeInstanceOf(KafkaConfigError);
-    expect((error as KafkaConfigError).code).toBe('BT_ERR_KAFKA_INVALID_OPTIONS');
+    expect((error as KafkaConfigError).code).toBe('BT_ERR_KAFKA_CONFIG_INVALID');
     return (error as KafkaConfigError).details.field;
   }
   throw new Error('did not throw');

@@ -218,23 +218,21 @@ export function resolveConsumerOptions(
   }
   for (const f of POSITIVE_INTS) {
     if (!Number.isInteger(o[f]) || o[f] < 1)
-      throw new KafkaConfigError(f, 'must be an integer >= 1', { value: o[f] });
+      throw new KafkaConfigError(f, 'must be an integer >= 1', o[f]);
   }
   for (const f of NON_NEGATIVE) {
     if (!Number.isFinite(o[f]) || o[f] < 0)
-      throw new KafkaConfigError(f, 'must be a number >= 0', { value: o[f] });
+      throw new KafkaConfigError(f, 'must be a number >= 0', o[f]);
   }
   if (o.partitionsConsumedConcurrently > MAX_PARTITIONS_CONSUMED_CONCURRENTLY) {
     throw new KafkaConfigError(
       'partitionsConsumedConcurrently',
       `must be at most ${MAX_PARTITIONS_CONSUMED_CONCURRENTLY}`,
-      { value: o.partitionsConsumedConcurrently },
+      o.partitionsConsumedConcurrently,
     );
   }
   if (o.retryMode !== 'topic' && o.retryMode !== 'in-place') {
-    throw new KafkaConfigError('retryMode', "must be 'topic' or 'in-place'", {
-      value: o.retryMode,
-    });
+    throw new KafkaConfigError('retryMode', "must be 'topic' or 'in-place'", o.retryMode);
   }
   if (typeof o.retryTopic !== 'function')
     throw new KafkaConfigError('retryTopic', 'must be a function');

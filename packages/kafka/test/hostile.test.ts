@@ -8,12 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  DEAD_LETTER_REASON_HEADER,
-  createConsumerPipeline,
-  defineEvent,
-  handle,
-} from '@backtrack/core';
+import { createConsumerPipeline, defineEvent, handle } from '@backtrack/core';
 import { pino } from 'pino';
 import {
   BACKTRACK_HEADERS,
@@ -36,6 +31,7 @@ import {
   waitFor,
 } from './helpers.js';
 import { produceForeign, type ForeignRecord } from './kcat.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 const broker = await kafkaBroker();
 afterAll(() => broker.stop());

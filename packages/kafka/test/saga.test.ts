@@ -204,7 +204,7 @@ describe.skipIf(!broker.available)('a saga over Kafka (real broker)', () => {
     .build();
 
   it('completes when every service says yes', async () => {
-    const sagas = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const sagas = createSagaEngine({ store: new InMemorySagaStore() });
     const result = await sagas.start(
       placeOrder,
       { orderId: 'o-ok', sku: 'sku-1', qty: 3, amountCents: 2_500 },
@@ -217,7 +217,7 @@ describe.skipIf(!broker.available)('a saga over Kafka (real broker)', () => {
   });
 
   it('compensates over Kafka when the card is declined: the reservation is released exactly once', async () => {
-    const sagas = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const sagas = createSagaEngine({ store: new InMemorySagaStore() });
     const before = stock.get('sku-1')!;
     const result = await sagas.start(
       placeOrder,

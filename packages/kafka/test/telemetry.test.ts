@@ -19,7 +19,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ATTR,
   EventRegistry,
   InMemoryJournal,
   createConsumerPipeline,
@@ -40,6 +39,7 @@ import {
   uniqueName,
   waitFor,
 } from './helpers.js';
+import { ATTR } from '@backtrack/core/adapter';
 
 const broker = await kafkaBroker();
 afterAll(() => broker.stop());

@@ -61,7 +61,7 @@ export async function createPostgresBackend(
 ): Promise<PostgresBackend> {
   const { pool, logger } = dependencies;
   if (pool === undefined || typeof pool.query !== 'function') {
-    throw new PostgresConfigError('pool', typeof pool, 'must be a pg Pool');
+    throw new PostgresConfigError('pool', 'must be a pg Pool', typeof pool);
   }
   const schema = options.schema ?? 'backtrack';
   const migrated =

@@ -1,9 +1,5 @@
-import {
-  ConnectionAccessError,
-  errorChain,
-  tlsFailureOf,
-  type AccessFailureReason,
-} from '@backtrack/core';
+import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
+import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
 
 /**
  * Codes of {@link PostgresAccessError} (listed in docs/errors.md): bad credentials, missing
@@ -20,6 +16,7 @@ export const POSTGRES_ACCESS_ERROR_CODES = {
 
 /** PostgreSQL refused the client for a reason retrying cannot fix (see {@link ConnectionAccessError}). */
 export class PostgresAccessError extends ConnectionAccessError {
+  static override readonly brand: string = '@backtrack/postgres.PostgresAccessError';
   constructor(
     reason: AccessFailureReason,
     detail: string,

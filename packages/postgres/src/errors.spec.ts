@@ -48,7 +48,7 @@ describe('toStoreError', () => {
   });
 
   it('passes Backtrack errors through unchanged', () => {
-    const own = new PostgresConfigError('schema', 'x', 'bad');
+    const own = new PostgresConfigError('schema', 'bad', 'x');
     expect(toStoreError(own, 's', 'op')).toBe(own);
     expect(toStoreError('a string', 's', 'op')).toBeInstanceOf(BacktrackError);
   });

@@ -1,5 +1,23 @@
 import { BacktrackError, StoreUnavailableError, type BacktrackErrorOptions } from '@backtrack/core';
-import { classifyPostgresError } from './connectionErrors.js';
+import { classifyPostgresError, POSTGRES_ACCESS_ERROR_CODES } from './connectionErrors.js';
+import { configDetails } from '@backtrack/core/adapter';
+
+/**
+ * Stable codes of the errors `@backtrack/postgres` throws (listed, each with a fix, in docs/errors.md;
+ * never reused). Branch on these, not on messages.
+ */
+export const POSTGRES_ERROR_CODES = {
+  // Bad credentials, missing rights, certificates that do not verify (never retriable).
+  ...POSTGRES_ACCESS_ERROR_CODES,
+  CONFIG_INVALID: 'BT_ERR_PG_CONFIG_INVALID',
+  NOT_MIGRATED: 'BT_ERR_PG_NOT_MIGRATED',
+  QUERY_FAILED: 'BT_ERR_PG_QUERY_FAILED',
+  MIGRATION_FAILED: 'BT_ERR_PG_MIGRATION_FAILED',
+  CURSOR_INVALID: 'BT_ERR_PG_CURSOR_INVALID',
+} as const;
+
+/** One of {@link POSTGRES_ERROR_CODES}. */
+export type PostgresErrorCode = (typeof POSTGRES_ERROR_CODES)[keyof typeof POSTGRES_ERROR_CODES];
 
 /**
  * An option given to a PostgreSQL component is invalid (a schema name that is not a plain
@@ -7,9 +25,10 @@ import { classifyPostgresError } from './connectionErrors.js';
  * Code `BT_ERR_PG_CONFIG_INVALID`; `details.field` names the option.
  */
 export class PostgresConfigError extends BacktrackError {
-  constructor(field: string, value: unknown, expectation: string) {
-    super('BT_ERR_PG_CONFIG_INVALID', `invalid postgres option ${field}: ${expectation}`, {
-      details: { field, value: typeof value === 'string' ? value : String(value), expectation },
+  static override readonly brand: string = '@backtrack/postgres.PostgresConfigError';
+  constructor(field: string, expectation: string, value?: unknown) {
+    super(POSTGRES_ERROR_CODES.CONFIG_INVALID, `invalid postgres option ${field}: ${expectation}`, {
+      details: configDetails(field, expectation, value),
     });
   }
 }
@@ -20,9 +39,10 @@ export class PostgresConfigError extends BacktrackError {
  * Code `BT_ERR_PG_NOT_MIGRATED`.
  */
 export class PostgresNotMigratedError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/postgres.PostgresNotMigratedError';
   constructor(schema: string, operation: string, cause: unknown) {
     super(
-      'BT_ERR_PG_NOT_MIGRATED',
+      POSTGRES_ERROR_CODES.NOT_MIGRATED,
       `the Backtrack tables are missing from schema "${schema}" (${operation}); run migrate(pool, { schema: '${schema}' }) or \`backtrack postgres migrate --schema ${schema}\``,
       { details: { schema, operation }, cause },
     );
@@ -36,9 +56,10 @@ export class PostgresNotMigratedError extends BacktrackError {
  * insufficient resources). Code `BT_ERR_PG_QUERY_FAILED`.
  */
 export class PostgresQueryError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/postgres.PostgresQueryError';
   constructor(operation: string, sqlState: string | undefined, cause: unknown, retriable: boolean) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super('BT_ERR_PG_QUERY_FAILED', `postgres ${operation} failed: ${reason}`, {
+    super(POSTGRES_ERROR_CODES.QUERY_FAILED, `postgres ${operation} failed: ${reason}`, {
       details: { operation, sqlState },
       cause,
       retriable,
@@ -53,8 +74,9 @@ export class PostgresQueryError extends BacktrackError {
  * Code `BT_ERR_PG_MIGRATION_FAILED`.
  */
 export class PostgresMigrationError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/postgres.PostgresMigrationError';
   constructor(message: string, options: BacktrackErrorOptions) {
-    super('BT_ERR_PG_MIGRATION_FAILED', message, options);
+    super(POSTGRES_ERROR_CODES.MIGRATION_FAILED, message, options);
   }
 }
 
@@ -63,8 +85,11 @@ export class PostgresMigrationError extends BacktrackError {
  * Code `BT_ERR_PG_CURSOR_INVALID`.
  */
 export class PostgresCursorError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/postgres.PostgresCursorError';
   constructor(cursor: string) {
-    super('BT_ERR_PG_CURSOR_INVALID', `invalid paging cursor: ${cursor}`, { details: { cursor } });
+    super(POSTGRES_ERROR_CODES.CURSOR_INVALID, `invalid paging cursor: ${cursor}`, {
+      details: { cursor },
+    });
   }
 }
 

@@ -2,7 +2,9 @@
  * @backtrack/postgres: the PostgreSQL inbox (dedupe in the handler's own transaction), outbox
  * (journal written in the caller's transaction, published by a relay) and saga store.
  */
+export type { PostgresErrorCode } from './errors.js';
 export {
+  POSTGRES_ERROR_CODES,
   PostgresConfigError,
   PostgresCursorError,
   PostgresMigrationError,

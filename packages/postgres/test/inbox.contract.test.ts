@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { dedupeStoreContract } from '../../core/src/testing/contracts/dedupeStoreContract.js';
+import { dedupeStoreContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { PostgresInbox } from '@backtrack/postgres';
 import { openTestDatabase, type TestDatabase } from './support.js';
@@ -85,19 +85,23 @@ describe.skipIf(!postgres.available)('PostgresInbox as a DedupeStore', () => {
     }
   });
 
-  dedupeStoreContract('PostgresInbox', async () => {
-    // A consumer name per test isolates the keys; two instances share the table like two
-    // processes would.
-    const consumer = uniqueName('c');
-    const store = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
-    const peer = new PostgresInbox({ pool: peerPool }, { schema: db.schema, consumer });
-    return {
-      store,
-      peer,
-      ttlOf: (key) => store.ttlOf(key),
-      cleanup: async () => {
-        await db.pool.query(`DELETE FROM "${db.schema}".inbox WHERE consumer = $1`, [consumer]);
-      },
-    };
-  });
+  dedupeStoreContract(
+    'PostgresInbox',
+    async () => {
+      // A consumer name per test isolates the keys; two instances share the table like two
+      // processes would.
+      const consumer = uniqueName('c');
+      const store = new PostgresInbox({ pool: db.pool }, { schema: db.schema, consumer });
+      const peer = new PostgresInbox({ pool: peerPool }, { schema: db.schema, consumer });
+      return {
+        store,
+        peer,
+        ttlOf: (key) => store.ttlOf(key),
+        cleanup: async () => {
+          await db.pool.query(`DELETE FROM "${db.schema}".inbox WHERE consumer = $1`, [consumer]);
+        },
+      };
+    },
+    { describe, it, expect },
+  );
 });

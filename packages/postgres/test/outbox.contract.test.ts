@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe } from 'vitest';
-import { journalContract } from '../../core/src/testing/contracts/journalContract.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { journalContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { PostgresOutbox, dropSchema, migrate } from '@backtrack/postgres';
 
@@ -16,12 +16,16 @@ describe.skipIf(!postgres.available)('PostgresOutbox as a Journal', () => {
   });
 
   // The contract wants an empty journal per test: a schema per test.
-  journalContract('PostgresOutbox', async ({ retentionMs }) => {
-    const schema = uniqueName('bt_outbox_c');
-    await migrate(pool, { schema });
-    return {
-      journal: new PostgresOutbox({ pool }, { schema, retentionMs }),
-      cleanup: () => dropSchema(pool, schema),
-    };
-  });
+  journalContract(
+    'PostgresOutbox',
+    async ({ retentionMs }) => {
+      const schema = uniqueName('bt_outbox_c');
+      await migrate(pool, { schema });
+      return {
+        journal: new PostgresOutbox({ pool }, { schema, retentionMs }),
+        cleanup: () => dropSchema(pool, schema),
+      };
+    },
+    { describe, it, expect },
+  );
 });

@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe } from 'vitest';
-import { sagaStoreContract } from '../../core/src/testing/contracts/sagaStoreContract.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sagaStoreContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { PostgresSagaStore, dropSchema, migrate } from '@backtrack/postgres';
 
@@ -20,13 +20,17 @@ describe.skipIf(!postgres.available)('PostgresSagaStore', () => {
   });
 
   // The contract wants an empty store per test and uses fixed saga ids: a schema per test.
-  sagaStoreContract('PostgresSagaStore', async () => {
-    const schema = uniqueName('bt_saga_c');
-    await migrate(pool, { schema });
-    return {
-      store: new PostgresSagaStore({ pool }, { schema }),
-      peer: new PostgresSagaStore({ pool: peerPool }, { schema }),
-      cleanup: () => dropSchema(pool, schema),
-    };
-  });
+  sagaStoreContract(
+    'PostgresSagaStore',
+    async () => {
+      const schema = uniqueName('bt_saga_c');
+      await migrate(pool, { schema });
+      return {
+        store: new PostgresSagaStore({ pool }, { schema }),
+        peer: new PostgresSagaStore({ pool: peerPool }, { schema }),
+        cleanup: () => dropSchema(pool, schema),
+      };
+    },
+    { describe, it, expect },
+  );
 });

@@ -87,19 +87,19 @@ export async function createRabbitTransport(
   for (const field of ['publishTimeoutMs', 'closeTimeoutMs'] as const) {
     const value = merged[field];
     if (!Number.isFinite(value) || value <= 0) {
-      throw new RabbitConfigError(field, 'must be a positive number of ms', { value });
+      throw new RabbitConfigError(field, 'must be a positive number of ms', value);
     }
   }
   const routing = merged.routingKey;
   if (typeof routing !== 'function' && routing !== 'type' && routing !== 'key') {
-    throw new RabbitConfigError('routingKey', "must be 'type', 'key' or a function", {
-      value: routing,
-    });
+    throw new RabbitConfigError('routingKey', "must be 'type', 'key' or a function", routing);
   }
   if (merged.contentMode !== 'binary' && merged.contentMode !== 'structured') {
-    throw new RabbitConfigError('contentMode', "must be 'binary' or 'structured'", {
-      value: merged.contentMode,
-    });
+    throw new RabbitConfigError(
+      'contentMode',
+      "must be 'binary' or 'structured'",
+      merged.contentMode,
+    );
   }
   const consumerDefaults = {
     ...DEFAULT_RABBIT_CONSUMER_OPTIONS,

@@ -1,12 +1,16 @@
 import { BacktrackError, type BacktrackErrorOptions } from '@backtrack/core';
+import { RABBIT_ACCESS_ERROR_CODES } from './connection/connectionErrors.js';
+import { configDetails } from '@backtrack/core/adapter';
 
 /**
  * Stable codes of the errors `@backtrack/rabbitmq` throws (listed in docs/errors.md; never
  * reused). Branch on these, not on messages.
  */
 export const RABBIT_ERROR_CODES = {
+  // Bad credentials, missing rights, certificates that do not verify (never retriable).
+  ...RABBIT_ACCESS_ERROR_CODES,
   /** An option given to the transport, a subscription or the topology helper is invalid. */
-  INVALID_OPTIONS: 'BT_ERR_AMQP_INVALID_OPTIONS',
+  CONFIG_INVALID: 'BT_ERR_AMQP_CONFIG_INVALID',
   /** A message handed to `publish` cannot be mapped to AMQP (for example no `id` header). */
   MESSAGE_INVALID: 'BT_ERR_AMQP_MESSAGE_INVALID',
   /** The broker returned a `mandatory` message: no queue is bound for its routing key. */
@@ -44,6 +48,7 @@ export type RabbitErrorCode = (typeof RABBIT_ERROR_CODES)[keyof typeof RABBIT_ER
 
 /** Base class of every `@backtrack/rabbitmq` error. */
 export class RabbitError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitError';
   declare readonly code: RabbitErrorCode;
   constructor(code: RabbitErrorCode, message: string, options?: BacktrackErrorOptions) {
     super(code, message, options);
@@ -52,9 +57,16 @@ export class RabbitError extends BacktrackError {
 
 /** Invalid options, thrown at construction (never lazily on the first message). */
 export class RabbitConfigError extends RabbitError {
-  constructor(field: string, message: string, details: Record<string, unknown> = {}) {
-    super(RABBIT_ERROR_CODES.INVALID_OPTIONS, `${field}: ${message}`, {
-      details: { field, ...details },
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitConfigError';
+  constructor(
+    field: string,
+    expectation: string,
+    value?: unknown,
+    options: Omit<BacktrackErrorOptions, 'retriable'> = {},
+  ) {
+    super(RABBIT_ERROR_CODES.CONFIG_INVALID, `${field}: ${expectation}`, {
+      ...options,
+      details: { ...options.details, ...configDetails(field, expectation, value) },
     });
   }
 }
@@ -63,10 +75,13 @@ export class RabbitConfigError extends RabbitError {
  * A message was not confirmed by the broker. `details` carries `messageId`, `exchange` and
  * `routingKey`. When `retriable` is true, publishing the same message again may succeed.
  */
-export class RabbitPublishError extends RabbitError {}
+export class RabbitPublishError extends RabbitError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitPublishError';
+}
 
 /** The broker returned a `mandatory` message because no queue is bound for its routing key. */
 export class RabbitUnroutableError extends RabbitPublishError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitUnroutableError';
   constructor(details: {
     messageId: string;
     exchange: string;
@@ -83,6 +98,7 @@ export class RabbitUnroutableError extends RabbitPublishError {
 
 /** The transport, or the subscription, is closed. */
 export class RabbitClosedError extends RabbitError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitClosedError';
   constructor(what: string, details: Record<string, unknown> = {}) {
     super(RABBIT_ERROR_CODES.CLOSED, `${what} is closed`, { details, retriable: false });
   }
@@ -90,6 +106,7 @@ export class RabbitClosedError extends RabbitError {
 
 /** Connecting (or reconnecting) failed for good. */
 export class RabbitConnectionError extends RabbitError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitConnectionError';
   constructor(message: string, options?: BacktrackErrorOptions) {
     super(RABBIT_ERROR_CODES.CONNECTION_FAILED, message, { retriable: true, ...options });
   }
@@ -97,6 +114,7 @@ export class RabbitConnectionError extends RabbitError {
 
 /** Declaring topology failed; `details.declaration` names the object. */
 export class RabbitTopologyError extends RabbitError {
+  static override readonly brand: string = '@backtrack/rabbitmq.RabbitTopologyError';
   constructor(message: string, options?: BacktrackErrorOptions) {
     super(RABBIT_ERROR_CODES.TOPOLOGY_FAILED, message, options);
   }

@@ -21,13 +21,11 @@ export type {
   SetupHook,
   SetupPhase,
 } from './connection/RabbitConnection.js';
-export { RabbitPublisher } from './publisher/RabbitPublisher.js';
+// Made by the transport (`subscribe`, `publish`), never by hand: exported as types only.
+export type { RabbitPublisher } from './publisher/RabbitPublisher.js';
 export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/RabbitPublisher.js';
-export {
-  RabbitSubscription,
-  DEFAULT_RABBIT_CONSUMER_OPTIONS,
-  pickRetryQueue,
-} from './consumer/RabbitSubscription.js';
+export { DEFAULT_RABBIT_CONSUMER_OPTIONS } from './consumer/RabbitSubscription.js';
+export type { RabbitSubscription } from './consumer/RabbitSubscription.js';
 export type {
   RabbitConsumerOptions,
   RabbitSubscriptionStats,

@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ConsumerSpy,
   InMemoryDedupeStore,
   createConsumerPipeline,
   defineEvent,
@@ -27,6 +26,7 @@ import {
   uniqueName,
   waitFor,
 } from './support.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 const rabbit = await probeService('rabbitmq');
 

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   BacktrackError,
-  DEAD_LETTER_REASON_HEADER,
   createConsumerPipeline,
   createEnvelope,
   defineEvent,
@@ -17,6 +16,7 @@ import {
 import { readDeadLetter, type RabbitTransport } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
 import { BrokerProbe, declaredNames, openTransport, uniqueName } from './support.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 const rabbit = await probeService('rabbitmq');
 

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   CONSUMER_DEAD_LETTER_CODES,
-  ConsumerSpy,
   InMemoryDedupeStore,
   createConsumerPipeline,
   createEnvelope,
@@ -18,6 +17,7 @@ import {
 import { readDeadLetter, type RabbitTransport } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
 import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 const rabbit = await probeService('rabbitmq');
 

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ConsumerSpy,
   InMemoryDedupeStore,
   createConsumerPipeline,
   defineEvent,
@@ -28,6 +27,7 @@ import {
   uniqueName,
   waitFor,
 } from './support.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 const rabbit = await probeService('rabbitmq');
 const redis = await probeService('redis');

@@ -227,7 +227,7 @@ describe.skipIf(!rabbit.available)('a saga whose steps talk over RabbitMQ', () =
     .build();
 
   it('completes when every service says yes', async () => {
-    const sagas = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const sagas = createSagaEngine({ store: new InMemorySagaStore() });
     const result = await sagas.start(
       placeOrder,
       { sku: 'sku-1', qty: 3, amountCents: 2_500 },
@@ -248,7 +248,7 @@ describe.skipIf(!rabbit.available)('a saga whose steps talk over RabbitMQ', () =
   it('compensates the reservation over RabbitMQ when the payment is declined', async () => {
     const before = stock.get('sku-1')!;
     const chargesBefore = charges.size;
-    const sagas = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const sagas = createSagaEngine({ store: new InMemorySagaStore() });
     const result = await sagas.start(
       placeOrder,
       { sku: 'sku-1', qty: 4, amountCents: 50_000 },

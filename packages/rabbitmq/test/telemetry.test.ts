@@ -19,7 +19,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ATTR,
   EventRegistry,
   InMemoryJournal,
   createConsumerPipeline,
@@ -39,6 +38,7 @@ import {
   uniqueName,
   waitFor,
 } from './support.js';
+import { ATTR } from '@backtrack/core/adapter';
 
 const rabbit = await probeService('rabbitmq');
 

@@ -1,9 +1,5 @@
-import {
-  ConnectionAccessError,
-  errorChain,
-  tlsFailureOf,
-  type AccessFailureReason,
-} from '@backtrack/core';
+import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
+import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
 
 /**
  * Codes of {@link RedisAccessError} (listed in docs/errors.md): bad credentials, missing ACL
@@ -20,6 +16,7 @@ export const REDIS_ACCESS_ERROR_CODES = {
 
 /** Redis refused the client for a reason retrying cannot fix (see {@link ConnectionAccessError}). */
 export class RedisAccessError extends ConnectionAccessError {
+  static override readonly brand: string = '@backtrack/redis.RedisAccessError';
   constructor(
     reason: AccessFailureReason,
     detail: string,

@@ -1,4 +1,20 @@
 import { BacktrackError } from '@backtrack/core';
+import { REDIS_ACCESS_ERROR_CODES } from './connectionErrors.js';
+import { configDetails } from '@backtrack/core/adapter';
+
+/**
+ * Stable codes of the errors `@backtrack/redis` throws (listed, each with a fix, in docs/errors.md;
+ * never reused). Branch on these, not on messages.
+ */
+export const REDIS_ERROR_CODES = {
+  // Bad credentials, missing rights, certificates that do not verify (never retriable).
+  ...REDIS_ACCESS_ERROR_CODES,
+  CONFIG_INVALID: 'BT_ERR_REDIS_CONFIG_INVALID',
+  COMMAND_FAILED: 'BT_ERR_REDIS_COMMAND_FAILED',
+} as const;
+
+/** One of {@link REDIS_ERROR_CODES}. */
+export type RedisErrorCode = (typeof REDIS_ERROR_CODES)[keyof typeof REDIS_ERROR_CODES];
 
 /**
  * An option given to a Redis store's constructor (or an argument such as `list({ limit })`) is
@@ -7,9 +23,10 @@ import { BacktrackError } from '@backtrack/core';
  * `DedupeConfigError` instead, exactly like the in-memory store.
  */
 export class RedisStoreConfigError extends BacktrackError {
-  constructor(field: string, value: unknown, expectation: string) {
-    super('BT_ERR_REDIS_CONFIG_INVALID', `invalid Redis store option ${field}: ${expectation}`, {
-      details: { field, value: printable(value), expectation },
+  static override readonly brand: string = '@backtrack/redis.RedisStoreConfigError';
+  constructor(field: string, expectation: string, value?: unknown) {
+    super(REDIS_ERROR_CODES.CONFIG_INVALID, `invalid Redis store option ${field}: ${expectation}`, {
+      details: configDetails(field, expectation, value),
     });
   }
 }
@@ -21,17 +38,12 @@ export class RedisStoreConfigError extends BacktrackError {
  * `OOM`) become the retriable `StoreUnavailableError` instead.
  */
 export class RedisCommandError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/redis.RedisCommandError';
   constructor(operation: string, cause: unknown) {
     super(
-      'BT_ERR_REDIS_COMMAND_FAILED',
+      REDIS_ERROR_CODES.COMMAND_FAILED,
       `Redis rejected ${operation}: ${cause instanceof Error ? cause.message : String(cause)}`,
       { details: { operation }, cause },
     );
   }
-}
-
-function printable(value: unknown): unknown {
-  return typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean'
-    ? value
-    : String(value);
 }

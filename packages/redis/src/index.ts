@@ -9,7 +9,8 @@ export {
   createRedisClusterClient,
   DEFAULT_REDIS_CLIENT_OPTIONS,
 } from './client.js';
-export { RedisCommandError, RedisStoreConfigError } from './errors.js';
+export { REDIS_ERROR_CODES, RedisCommandError, RedisStoreConfigError } from './errors.js';
+export type { RedisErrorCode } from './errors.js';
 export { RedisSagaStore, DEFAULT_REDIS_SAGA_OPTIONS } from './saga/RedisSagaStore.js';
 export type { RedisSagaStoreDependencies, RedisSagaStoreOptions } from './saga/RedisSagaStore.js';
 export type { SagaKeyLayout } from './saga/keyLayout.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisDedupeStore, createRedisClient } from '@backtrack/redis';
-import { dedupeStoreContract } from '../../core/src/testing/contracts/dedupeStoreContract.js';
+import { dedupeStoreContract } from '@backtrack/core/adapter';
 import { LuaScript } from '../src/internal/LuaScript.js';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { countCommands, deleteByPrefix, keysUnder } from './support.js';
@@ -17,23 +17,27 @@ describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
     await Promise.all([client.quit(), peerClient.quit()]);
   });
 
-  dedupeStoreContract('RedisDedupeStore', async () => {
-    const keyPrefix = `${uniqueName('bt-dedupe')}:`;
-    const store = new RedisDedupeStore({ keyPrefix }, { redis: client });
-    // A second store on a second connection: claims must be atomic across clients.
-    const peer = new RedisDedupeStore({ keyPrefix }, { redis: peerClient });
-    return {
-      store,
-      peer,
-      ttlOf: async (key) => {
-        const pttl = await client.pttl(store.redisKey(key));
-        if (pttl === -2) return undefined;
-        if (pttl === -1) return null;
-        return pttl;
-      },
-      cleanup: () => deleteByPrefix(client, keyPrefix),
-    };
-  });
+  dedupeStoreContract(
+    'RedisDedupeStore',
+    async () => {
+      const keyPrefix = `${uniqueName('bt-dedupe')}:`;
+      const store = new RedisDedupeStore({ keyPrefix }, { redis: client });
+      // A second store on a second connection: claims must be atomic across clients.
+      const peer = new RedisDedupeStore({ keyPrefix }, { redis: peerClient });
+      return {
+        store,
+        peer,
+        ttlOf: async (key) => {
+          const pttl = await client.pttl(store.redisKey(key));
+          if (pttl === -2) return undefined;
+          if (pttl === -1) return null;
+          return pttl;
+        },
+        cleanup: () => deleteByPrefix(client, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
   function freshStore(redisClient = client) {
     const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;

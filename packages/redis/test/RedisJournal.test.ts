@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { journalContract } from '../../core/src/testing/contracts/journalContract.js';
+import { journalContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { RedisJournal } from '../src/journal/RedisJournal.js';
 
@@ -17,13 +17,17 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     return c;
   };
 
-  journalContract('RedisJournal', async (options) => {
-    const journal = new RedisJournal(
-      { ...options, keyPrefix: uniqueName('bt-journal') },
-      { redis: client() },
-    );
-    return { journal, cleanup: () => journal.destroy() };
-  });
+  journalContract(
+    'RedisJournal',
+    async (options) => {
+      const journal = new RedisJournal(
+        { ...options, keyPrefix: uniqueName('bt-journal') },
+        { redis: client() },
+      );
+      return { journal, cleanup: () => journal.destroy() };
+    },
+    { describe, it, expect },
+  );
 
   it('appendMany is one round trip: one pipeline, no other command', async () => {
     const c = client();

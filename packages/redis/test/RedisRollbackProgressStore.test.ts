@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rollbackProgressStoreContract } from '../../core/src/testing/contracts/rollbackProgressStoreContract.js';
+import { rollbackProgressStoreContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { RedisRollbackProgressStore } from '../src/rollback/RedisRollbackProgressStore.js';
 
@@ -17,12 +17,16 @@ describe.skipIf(!redis.available)('RedisRollbackProgressStore', () => {
     return c;
   };
 
-  rollbackProgressStoreContract('RedisRollbackProgressStore', async () => {
-    const keyPrefix = uniqueName('bt-rollback');
-    const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
-    const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
-    return { store, peer, cleanup: () => store.destroy() };
-  });
+  rollbackProgressStoreContract(
+    'RedisRollbackProgressStore',
+    async () => {
+      const keyPrefix = uniqueName('bt-rollback');
+      const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
+      const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
+      return { store, peer, cleanup: () => store.destroy() };
+    },
+    { describe, it, expect },
+  );
 
   it('rejects bad options with BT_ERR_REDIS_CONFIG_INVALID', () => {
     expect(() => new RedisRollbackProgressStore({ runTtlMs: 0 }, { redis: client() })).toThrowError(

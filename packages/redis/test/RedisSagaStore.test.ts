@@ -2,10 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InMemorySagaStore, SagaStatus, type SagaRecord, type SagaStore } from '@backtrack/core';
 import { RedisSagaStore, createRedisClient } from '@backtrack/redis';
 import { SAGA_INDEX_SHARDS, SAGA_SHARD_TAGS, shardOf } from '../src/saga/keyLayout.js';
-import {
-  makeSagaRecord,
-  sagaStoreContract,
-} from '../../core/src/testing/contracts/sagaStoreContract.js';
+import { makeSagaRecord, sagaStoreContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { countCommands, deleteByPrefix, keysUnder } from './support.js';
 
@@ -20,15 +17,19 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
     await Promise.all([client.quit(), peerClient.quit()]);
   });
 
-  sagaStoreContract('RedisSagaStore', async () => {
-    const keyPrefix = `${uniqueName('bt-saga')}:`;
-    return {
-      store: new RedisSagaStore({ keyPrefix }, { redis: client }),
-      // A second engine's view, on its own connection.
-      peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
-      cleanup: () => deleteByPrefix(client, keyPrefix),
-    };
-  });
+  sagaStoreContract(
+    'RedisSagaStore',
+    async () => {
+      const keyPrefix = `${uniqueName('bt-saga')}:`;
+      return {
+        store: new RedisSagaStore({ keyPrefix }, { redis: client }),
+        // A second engine's view, on its own connection.
+        peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
+        cleanup: () => deleteByPrefix(client, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
   function freshStore(redisClient = client) {
     const keyPrefix = `${uniqueName('bt-saga-x')}:`;

@@ -12,13 +12,10 @@ import {
   RedisRollbackProgressStore,
   RedisSagaStore,
 } from '@backtrack/redis';
-import { dedupeStoreContract } from '../../core/src/testing/contracts/dedupeStoreContract.js';
-import { journalContract } from '../../core/src/testing/contracts/journalContract.js';
-import { rollbackProgressStoreContract } from '../../core/src/testing/contracts/rollbackProgressStoreContract.js';
-import {
-  makeSagaRecord,
-  sagaStoreContract,
-} from '../../core/src/testing/contracts/sagaStoreContract.js';
+import { dedupeStoreContract } from '@backtrack/core/adapter';
+import { journalContract } from '@backtrack/core/adapter';
+import { rollbackProgressStoreContract } from '@backtrack/core/adapter';
+import { makeSagaRecord, sagaStoreContract } from '@backtrack/core/adapter';
 import { uniqueName } from '../../../test/support/services.js';
 import { slotOf } from '../src/internal/cluster.js';
 import {
@@ -58,53 +55,69 @@ describe.skipIf(!cluster.available)('Redis stores on a 3-master Redis Cluster', 
     expect(info).toContain('cluster_slots_assigned:16384');
   });
 
-  dedupeStoreContract('RedisDedupeStore on Redis Cluster', async () => {
-    const keyPrefix = prefix('dedupe');
-    const store = new RedisDedupeStore({ keyPrefix }, { redis: client });
-    return {
-      store,
-      peer: new RedisDedupeStore({ keyPrefix }, { redis: peerClient }),
-      ttlOf: async (key) => {
-        const pttl = await client.pttl(store.redisKey(key));
-        if (pttl === -2) return undefined;
-        if (pttl === -1) return null;
-        return pttl;
-      },
-      cleanup: () => deleteClusterPrefix(client, keyPrefix),
-    };
-  });
+  dedupeStoreContract(
+    'RedisDedupeStore on Redis Cluster',
+    async () => {
+      const keyPrefix = prefix('dedupe');
+      const store = new RedisDedupeStore({ keyPrefix }, { redis: client });
+      return {
+        store,
+        peer: new RedisDedupeStore({ keyPrefix }, { redis: peerClient }),
+        ttlOf: async (key) => {
+          const pttl = await client.pttl(store.redisKey(key));
+          if (pttl === -2) return undefined;
+          if (pttl === -1) return null;
+          return pttl;
+        },
+        cleanup: () => deleteClusterPrefix(client, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
-  sagaStoreContract('RedisSagaStore on Redis Cluster', async () => {
-    const keyPrefix = prefix('saga');
-    return {
-      store: new RedisSagaStore({ keyPrefix }, { redis: client }),
-      peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
-      cleanup: () => deleteClusterPrefix(client, keyPrefix),
-    };
-  });
+  sagaStoreContract(
+    'RedisSagaStore on Redis Cluster',
+    async () => {
+      const keyPrefix = prefix('saga');
+      return {
+        store: new RedisSagaStore({ keyPrefix }, { redis: client }),
+        peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
+        cleanup: () => deleteClusterPrefix(client, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
-  rollbackProgressStoreContract('RedisRollbackProgressStore on Redis Cluster', async () => {
-    const keyPrefix = uniqueName('bt-cl-rollback');
-    const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: client });
-    const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: peerClient });
-    return { store, peer, cleanup: () => store.destroy() };
-  });
+  rollbackProgressStoreContract(
+    'RedisRollbackProgressStore on Redis Cluster',
+    async () => {
+      const keyPrefix = uniqueName('bt-cl-rollback');
+      const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: client });
+      const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: peerClient });
+      return { store, peer, cleanup: () => store.destroy() };
+    },
+    { describe, it, expect },
+  );
 
-  journalContract('RedisJournal on Redis Cluster', async (options) => {
-    const keyPrefix = uniqueName('bt-cl-journal');
-    // RedisJournal's dependency type names the single-node client; the Cluster client has the
-    // same command surface.
-    const journal = new RedisJournal(
-      { ...options, keyPrefix },
-      { redis: client as unknown as Redis },
-    );
-    return {
-      journal,
-      cleanup: async () => {
-        await deleteClusterPrefix(client, `{${keyPrefix}}`);
-      },
-    };
-  });
+  journalContract(
+    'RedisJournal on Redis Cluster',
+    async (options) => {
+      const keyPrefix = uniqueName('bt-cl-journal');
+      // RedisJournal's dependency type names the single-node client; the Cluster client has the
+      // same command surface.
+      const journal = new RedisJournal(
+        { ...options, keyPrefix },
+        { redis: client as unknown as Redis },
+      );
+      return {
+        journal,
+        cleanup: async () => {
+          await deleteClusterPrefix(client, `{${keyPrefix}}`);
+        },
+      };
+    },
+    { describe, it, expect },
+  );
 
   it('spreads a batch of 3,000 claims over the masters (default prefix, no hash tag)', async () => {
     const keyPrefix = prefix('spread');

@@ -9,12 +9,7 @@ import { Redis } from 'ioredis';
 import type { IHeaders } from 'kafkajs';
 import type { Options } from 'amqplib';
 import { expect, it } from 'vitest';
-import {
-  ConsumerSpy,
-  createConsumerPipeline,
-  handle,
-  type ConsumerPipeline,
-} from '@backtrack/core';
+import { createConsumerPipeline, handle, type ConsumerPipeline } from '@backtrack/core';
 import { createKafkaTransport, readDeadLetter as readKafkaDeadLetter } from '@backtrack/kafka';
 import { createRabbitTransport, readDeadLetter as readAmqpDeadLetter } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
@@ -31,6 +26,7 @@ import { sleep } from '../support/child.js';
 import { FaultOrderPlaced, orderMessage } from '../support/events.js';
 import { recordRow } from '../support/summary.js';
 import { generatedCases, handPickedCases, MAX_BYTES, type BadCase } from './badInputCases.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 export interface BadInputOptions {
   generated: number;

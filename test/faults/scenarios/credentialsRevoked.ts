@@ -10,12 +10,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
-import {
-  ConsumerSpy,
-  createConsumerPipeline,
-  handle,
-  type ConnectionAccessError,
-} from '@backtrack/core';
+import { createConsumerPipeline, handle, type ConnectionAccessError } from '@backtrack/core';
+import { ConsumerSpy } from '@backtrack/core/testing';
 import {
   KAFKA_ACCESS_ERROR_CODES,
   createKafkaTransport,

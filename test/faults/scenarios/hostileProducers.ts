@@ -9,12 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
-import {
-  DEAD_LETTER_REASON_HEADER,
-  createConsumerPipeline,
-  handle,
-  isDeadLetterReason,
-} from '@backtrack/core';
+import { createConsumerPipeline, handle, isDeadLetterReason } from '@backtrack/core';
 import {
   createKafkaTransport,
   readDeadLetter,
@@ -28,6 +23,7 @@ import { kafkaBrokers, rawKafka, readKafkaTopic } from '../support/brokers.js';
 import { prng, sleep, tracer } from '../support/child.js';
 import { FaultOrderPlaced, orderMessage } from '../support/events.js';
 import { recordRow } from '../support/summary.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 export interface HostileProducersOptions {
   /** Generated foreign records (a third of them valid). */

@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Cluster } from 'ioredis';
 import { expect, it } from 'vitest';
-import { ConsumerSpy, createConsumerPipeline, handle, type Subscription } from '@backtrack/core';
+import { createConsumerPipeline, handle, type Subscription } from '@backtrack/core';
 import type { KafkaTransport } from '@backtrack/kafka';
 import { RedisDedupeStore } from '@backtrack/redis';
 import {
@@ -30,6 +30,7 @@ import { prng, sleep, tracer } from '../support/child.js';
 import { deleteTopology, openTransport } from '../support/consumers.js';
 import { FaultOrderPlaced, orderMessage } from '../support/events.js';
 import { deadConsumers, recordRow } from '../support/summary.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 export interface RedisClusterOptions {
   /** Distinct messages; each is published 1 to 4 times. */

@@ -126,7 +126,7 @@ export function sagaCrashScenario(options: SagaCrashOptions): void {
         failRate: 0,
         compensationFailRate: 0,
       });
-      const engine = createSagaEngine({}, { store }).register(healthy);
+      const engine = createSagaEngine({ store }).register(healthy);
       const stuck = records.filter((r) => r.status === SagaStatus.Stuck);
       for (const r of stuck) {
         expect((await engine.retry(r.sagaId)).status).toBe(SagaStatus.Compensated);

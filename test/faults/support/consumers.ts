@@ -3,19 +3,14 @@
  * restart): the real transport, core's pipeline with the RedisDedupeStore, a spy, and a handler
  * whose effect the scenario supplies (written outside the process: Redis or PostgreSQL).
  */
-import {
-  ConsumerSpy,
-  createConsumerPipeline,
-  handle,
-  type Subscription,
-  type Transport,
-} from '@backtrack/core';
+import { createConsumerPipeline, handle, type Subscription, type Transport } from '@backtrack/core';
 import { createKafkaTransport, type KafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, createRedisClusterClient, RedisDedupeStore } from '@backtrack/redis';
 import { serviceUrl } from '../../support/services.js';
 import { kafkaBrokers, rabbitNames, RawAmqp, rawKafka } from './brokers.js';
 import { FaultOrderPlaced } from './events.js';
+import { ConsumerSpy } from '@backtrack/core/testing';
 
 export type TransportName = 'kafka' | 'rabbitmq';
 

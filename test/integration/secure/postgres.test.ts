@@ -12,10 +12,9 @@ import {
   PostgresSagaStore,
   migrate,
 } from '@backtrack/postgres';
-import { dedupeStoreContract } from '../../../packages/core/src/testing/contracts/dedupeStoreContract.js';
-import { sagaStoreContract } from '../../../packages/core/src/testing/contracts/sagaStoreContract.js';
 import { uniqueName } from '../../support/services.js';
 import { secureServices } from '../../support/secure.js';
+import { dedupeStoreContract, sagaStoreContract } from '@backtrack/core/adapter';
 
 const secure = await secureServices();
 
@@ -50,29 +49,37 @@ describe.skipIf(!secure.available)(
     });
 
     // Fixed saga ids in the contract: one schema (the only one the role may use), emptied per test.
-    sagaStoreContract('PostgresSagaStore over verify-full', async () => {
-      await main.query(`DELETE FROM "${schema}".sagas`);
-      return {
-        store: new PostgresSagaStore({ pool: main }, { schema }),
-        peer: new PostgresSagaStore({ pool: peer }, { schema }),
-        cleanup: async () => {
-          await main.query(`DELETE FROM "${schema}".sagas`);
-        },
-      };
-    });
+    sagaStoreContract(
+      'PostgresSagaStore over verify-full',
+      async () => {
+        await main.query(`DELETE FROM "${schema}".sagas`);
+        return {
+          store: new PostgresSagaStore({ pool: main }, { schema }),
+          peer: new PostgresSagaStore({ pool: peer }, { schema }),
+          cleanup: async () => {
+            await main.query(`DELETE FROM "${schema}".sagas`);
+          },
+        };
+      },
+      { describe, it, expect },
+    );
 
-    dedupeStoreContract('PostgresInbox over verify-full', async () => {
-      const consumer = uniqueName('c');
-      const store = new PostgresInbox({ pool: main }, { schema, consumer });
-      return {
-        store,
-        peer: new PostgresInbox({ pool: peer }, { schema, consumer }),
-        ttlOf: (key) => store.ttlOf(key),
-        cleanup: async () => {
-          await main.query(`DELETE FROM "${schema}".inbox WHERE consumer = $1`, [consumer]);
-        },
-      };
-    });
+    dedupeStoreContract(
+      'PostgresInbox over verify-full',
+      async () => {
+        const consumer = uniqueName('c');
+        const store = new PostgresInbox({ pool: main }, { schema, consumer });
+        return {
+          store,
+          peer: new PostgresInbox({ pool: peer }, { schema, consumer }),
+          ttlOf: (key) => store.ttlOf(key),
+          cleanup: async () => {
+            await main.query(`DELETE FROM "${schema}".inbox WHERE consumer = $1`, [consumer]);
+          },
+        };
+      },
+      { describe, it, expect },
+    );
 
     async function expectDenied(run: () => Promise<unknown>, code: string, reason: string) {
       const started = Date.now();

@@ -14,13 +14,15 @@ import {
   RedisSagaStore,
   createRedisClient,
 } from '@backtrack/redis';
-import { dedupeStoreContract } from '../../../packages/core/src/testing/contracts/dedupeStoreContract.js';
-import { journalContract } from '../../../packages/core/src/testing/contracts/journalContract.js';
-import { rollbackProgressStoreContract } from '../../../packages/core/src/testing/contracts/rollbackProgressStoreContract.js';
-import { sagaStoreContract } from '../../../packages/core/src/testing/contracts/sagaStoreContract.js';
 import { deleteByPrefix } from '../../../packages/redis/test/support.js';
 import { uniqueName } from '../../support/services.js';
 import { secureServices } from '../../support/secure.js';
+import {
+  dedupeStoreContract,
+  journalContract,
+  rollbackProgressStoreContract,
+  sagaStoreContract,
+} from '@backtrack/core/adapter';
 
 const secure = await secureServices();
 
@@ -38,40 +40,59 @@ describe.skipIf(!secure.available)('Redis stores over rediss with an ACL user', 
     for (const c of clients) c.disconnect();
   });
 
-  dedupeStoreContract('RedisDedupeStore over rediss', async () => {
-    const keyPrefix = prefix('dedupe');
-    const store = new RedisDedupeStore({ keyPrefix }, { redis: main });
-    return {
-      store,
-      peer: new RedisDedupeStore({ keyPrefix }, { redis: client() }),
-      ttlOf: async (key) => {
-        const pttl = await main.pttl(store.redisKey(key));
-        return pttl === -2 ? undefined : pttl === -1 ? null : pttl;
-      },
-      cleanup: () => deleteByPrefix(main, keyPrefix),
-    };
-  });
+  dedupeStoreContract(
+    'RedisDedupeStore over rediss',
+    async () => {
+      const keyPrefix = prefix('dedupe');
+      const store = new RedisDedupeStore({ keyPrefix }, { redis: main });
+      return {
+        store,
+        peer: new RedisDedupeStore({ keyPrefix }, { redis: client() }),
+        ttlOf: async (key) => {
+          const pttl = await main.pttl(store.redisKey(key));
+          return pttl === -2 ? undefined : pttl === -1 ? null : pttl;
+        },
+        cleanup: () => deleteByPrefix(main, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
-  sagaStoreContract('RedisSagaStore over rediss', async () => {
-    const keyPrefix = prefix('saga');
-    return {
-      store: new RedisSagaStore({ keyPrefix }, { redis: main }),
-      peer: new RedisSagaStore({ keyPrefix }, { redis: client() }),
-      cleanup: () => deleteByPrefix(main, keyPrefix),
-    };
-  });
+  sagaStoreContract(
+    'RedisSagaStore over rediss',
+    async () => {
+      const keyPrefix = prefix('saga');
+      return {
+        store: new RedisSagaStore({ keyPrefix }, { redis: main }),
+        peer: new RedisSagaStore({ keyPrefix }, { redis: client() }),
+        cleanup: () => deleteByPrefix(main, keyPrefix),
+      };
+    },
+    { describe, it, expect },
+  );
 
-  journalContract('RedisJournal over rediss', async (options) => {
-    const journal = new RedisJournal({ ...options, keyPrefix: prefix('journal') }, { redis: main });
-    return { journal, cleanup: () => journal.destroy() };
-  });
+  journalContract(
+    'RedisJournal over rediss',
+    async (options) => {
+      const journal = new RedisJournal(
+        { ...options, keyPrefix: prefix('journal') },
+        { redis: main },
+      );
+      return { journal, cleanup: () => journal.destroy() };
+    },
+    { describe, it, expect },
+  );
 
-  rollbackProgressStoreContract('RedisRollbackProgressStore over rediss', async () => {
-    const keyPrefix = prefix('rollback');
-    const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: main });
-    const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
-    return { store, peer, cleanup: () => store.destroy() };
-  });
+  rollbackProgressStoreContract(
+    'RedisRollbackProgressStore over rediss',
+    async () => {
+      const keyPrefix = prefix('rollback');
+      const store = new RedisRollbackProgressStore({ keyPrefix }, { redis: main });
+      const peer = new RedisRollbackProgressStore({ keyPrefix }, { redis: client() });
+      return { store, peer, cleanup: () => store.destroy() };
+    },
+    { describe, it, expect },
+  );
 
   async function expectDenied(run: () => Promise<unknown>, code: string, reason: string) {
     const started = Date.now();

@@ -22,11 +22,11 @@ import {
   RedisSagaStore,
   createRedisClient,
 } from '@backtrack/redis';
-import { makeSagaRecord } from '../../../packages/core/src/testing/contracts/sagaStoreContract.js';
 import { deleteByPrefix } from '../../../packages/redis/test/support.js';
 import { registry, StockReserved } from '../rollback/scenario.js';
 import { uniqueName } from '../../support/services.js';
 import { ROOT, secureServices } from '../../support/secure.js';
+import { makeSagaRecord } from '@backtrack/core/adapter';
 
 const secure = await secureServices();
 const COMMAND = fileURLToPath(new URL('../../../packages/cli/bin/backtrack.js', import.meta.url));

@@ -255,7 +255,7 @@ export async function startOrders(
     { service: 'orders' },
     { level: process.env.BACKTRACK_LOG_LEVEL ?? 'error' },
   );
-  const engine = createSagaEngine({}, { store: sagaStore, logger: engineLogger });
+  const engine = createSagaEngine({ store: sagaStore, logger: engineLogger });
   engine.register(placeOrder);
   // Saga, step and compensation spans and the saga metrics (recorded once an SDK is installed).
   const detachTelemetry = instrumentSagaEngine(engine);

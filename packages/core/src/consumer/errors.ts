@@ -1,32 +1,27 @@
 import { BacktrackError } from '../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
+import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 
 /**
  * A consumer pipeline option is invalid. Thrown once, by `createConsumerPipeline` or a
  * middleware factory, never on a message. `details.field` names the option.
  */
-export class ConsumerConfigError extends BacktrackError {
-  constructor(field: string, expectation: string, value?: unknown) {
-    super('BT_ERR_CONSUMER_CONFIG_INVALID', `consumer option ${field} ${expectation}`, {
-      details: { field, expectation, ...(value === undefined ? {} : { value: describe(value) }) },
-    });
+export class ConsumerConfigError extends ConfigError {
+  static override readonly brand: string = '@backtrack/core.ConsumerConfigError';
+  constructor(field: string, expectation: string, value?: unknown, options?: ConfigErrorOptions) {
+    super(CORE_ERROR_CODES.CONSUMER_CONFIG_INVALID, 'consumer', field, expectation, value, options);
   }
 }
 
 /** Codes the pipeline puts on `dead-letter` dispositions it decides itself (not from an error). */
 export const CONSUMER_DEAD_LETTER_CODES = {
   /** The handler failed on every attempt up to `retry.attempts`. */
-  RETRIES_EXHAUSTED: 'BT_ERR_CONSUMER_RETRIES_EXHAUSTED',
+  RETRIES_EXHAUSTED: CORE_ERROR_CODES.CONSUMER_RETRIES_EXHAUSTED,
   /** No handler for the event type and `unhandled: 'dead-letter'`. */
-  UNHANDLED: 'BT_ERR_CONSUMER_UNHANDLED_EVENT',
+  UNHANDLED: CORE_ERROR_CODES.CONSUMER_UNHANDLED_EVENT,
   /** A handler or middleware threw something that is not retriable (a non-retriable BacktrackError). */
-  HANDLER_REJECTED: 'BT_ERR_CONSUMER_HANDLER_REJECTED',
+  HANDLER_REJECTED: CORE_ERROR_CODES.CONSUMER_HANDLER_REJECTED,
 } as const;
-
-function describe(value: unknown): unknown {
-  return typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean'
-    ? value
-    : typeof value;
-}
 
 /**
  * A handler (or middleware) did not finish within `handlerTimeoutMs`. Retriable: the message is
@@ -34,10 +29,15 @@ function describe(value: unknown): unknown {
  * longer extended and expires, so a retry does not run beside it for longer than one lease.
  */
 export class HandlerTimeoutError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.HandlerTimeoutError';
   constructor(timeoutMs: number, details: Record<string, unknown> = {}) {
-    super('BT_ERR_CONSUMER_HANDLER_TIMEOUT', `handler did not finish within ${timeoutMs} ms`, {
-      details: { timeoutMs, ...details },
-      retriable: true,
-    });
+    super(
+      CORE_ERROR_CODES.CONSUMER_HANDLER_TIMEOUT,
+      `handler did not finish within ${timeoutMs} ms`,
+      {
+        details: { timeoutMs, ...details },
+        retriable: true,
+      },
+    );
   }
 }

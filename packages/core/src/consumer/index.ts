@@ -10,8 +10,7 @@ export type {
   ConsumerPipelineDependencies,
   UnhandledPolicy,
 } from './pipeline.js';
-export { ConsumerSpy } from '../testing/ConsumerSpy.js';
-export type { SpyRecord } from '../testing/ConsumerSpy.js';
+// ConsumerSpy: `@backtrack/core/testing`.
 export { ConsumerConfigError, HandlerTimeoutError, CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 export {
   idempotent,

@@ -1,10 +1,3 @@
-export {
-  DEAD_LETTER_REASONS,
-  DEAD_LETTER_REASON_HEADER,
-  MAX_DEAD_LETTER_TEXT,
-  brokerDeadLetterReason,
-  deadLetterReasonOf,
-  isDeadLetterReason,
-  truncateDeadLetterText,
-} from './reasons.js';
+// The header and truncation helpers transports use: `@backtrack/core/adapter`.
+export { DEAD_LETTER_REASONS, deadLetterReasonOf, isDeadLetterReason } from './reasons.js';
 export type { DeadLetterReason } from './reasons.js';

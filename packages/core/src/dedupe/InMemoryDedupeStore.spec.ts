@@ -7,7 +7,7 @@ function fakeClock(start = 1_000_000) {
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
-describe('InMemoryDedupeStore (specific behaviour; the shared contract runs in testing/contracts/inMemoryStores.spec.ts)', () => {
+describe('InMemoryDedupeStore (specific behaviour; the shared contract runs in adapter/contracts/inMemoryStores.spec.ts)', () => {
   it('expires a lease on the injected clock, without waiting', async () => {
     const clock = fakeClock();
     const store = new InMemoryDedupeStore({ now: clock.now });

@@ -1,5 +1,6 @@
 import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
 import type { EncodedMessage } from './types.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /**
  * Why a message could not be decoded. Stable strings: dead-letter tooling may branch on them.
@@ -41,6 +42,7 @@ export type MalformedReason = (typeof MALFORMED_REASONS)[keyof typeof MALFORMED_
  * deliberately NOT in `details`, which are meant for logs.
  */
 export class MalformedMessageError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.MalformedMessageError';
   /** The message exactly as the transport handed it over. */
   readonly original: EncodedMessage;
   /** Machine-readable cause, one of {@link MALFORMED_REASONS}. */
@@ -51,7 +53,7 @@ export class MalformedMessageError extends BacktrackError {
     message: string,
     original: EncodedMessage,
     options: BacktrackErrorOptions = {},
-    code = 'BT_ERR_MALFORMED_MESSAGE',
+    code: string = CORE_ERROR_CODES.MALFORMED_MESSAGE,
   ) {
     super(code, message, {
       ...options,
@@ -71,13 +73,14 @@ export class MalformedMessageError extends BacktrackError {
  * letters, split them and publish the events one by one.
  */
 export class BatchModeUnsupportedError extends MalformedMessageError {
+  static override readonly brand: string = '@backtrack/core.BatchModeUnsupportedError';
   constructor(original: EncodedMessage, contentType: string) {
     super(
       MALFORMED_REASONS.BATCH_MODE_UNSUPPORTED,
       `CloudEvents batched content mode ("${contentType}") is not supported: publish one event per message (binary or structured mode)`,
       original,
       { details: { attribute: 'content-type', value: contentType } },
-      'BT_ERR_CLOUDEVENTS_BATCH_UNSUPPORTED',
+      CORE_ERROR_CODES.CLOUDEVENTS_BATCH_UNSUPPORTED,
     );
   }
 }
@@ -88,7 +91,8 @@ export class BatchModeUnsupportedError extends MalformedMessageError {
  * producing side: fix the call.
  */
 export class InvalidEnvelopeError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.InvalidEnvelopeError';
   constructor(message: string, options: BacktrackErrorOptions = {}) {
-    super('BT_ERR_ENVELOPE_INVALID', message, { ...options, retriable: false });
+    super(CORE_ERROR_CODES.ENVELOPE_INVALID, message, { ...options, retriable: false });
   }
 }

@@ -1,7 +1,5 @@
 import { redactError, redactSecrets, redactText } from '../logging/redact.js';
 
-const BRAND = Symbol.for('backtrack.BacktrackError');
-
 /** Options every {@link BacktrackError} accepts. */
 export interface BacktrackErrorOptions {
   /** Structured facts about the failure, safe to log. */
@@ -20,10 +18,15 @@ export interface BacktrackErrorOptions {
  * Base class of every error Backtrack throws. Each error has a stable `code`
  * (`BT_ERR_*`, listed in docs/errors.md, never reused) so callers branch on codes, not messages.
  *
- * `instanceof` works across duplicate installs of `@backtrack/core`: classes are branded with
- * `Symbol.for`, which is shared by every copy loaded in one process.
+ * `instanceof` works across duplicate installs of `@backtrack/core`: every class declares its own
+ * `static readonly brand` (`'@backtrack/<package>.<ClassName>'`, written out, never derived from
+ * `class.name`, which a minifier may rename and two packages may share), and an instance carries
+ * `Symbol.for(brand)` for its class and each parent. `instanceof` checks that symbol, which every
+ * copy of a class loaded in one process shares. A subclass without its own brand (an
+ * application's) falls back to the ordinary prototype check.
  */
 export class BacktrackError extends Error {
+  static readonly brand: string = '@backtrack/core.BacktrackError';
   readonly code: string;
   readonly details: Record<string, unknown>;
   readonly retriable: boolean;
@@ -39,19 +42,20 @@ export class BacktrackError extends Error {
     this.code = code;
     this.details = redactSecrets(options.details ?? {});
     this.retriable = options.retriable ?? false;
-    Object.defineProperty(this, BRAND, { value: true });
-    // Brand every class between new.target and BacktrackError, so `instanceof` a parent works.
-    for (let c: unknown = new.target; typeof c === 'function' && c !== BacktrackError;) {
-      Object.defineProperty(this, brandOf((c as { name: string }).name), { value: true });
-      c = Object.getPrototypeOf(c);
+    // Brand every class from new.target up to BacktrackError, so `instanceof` a parent works.
+    for (let c: unknown = new.target; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
+      const brand = ownBrand(c);
+      if (brand !== undefined) Object.defineProperty(this, Symbol.for(brand), { value: true });
+      if (c === BacktrackError) break;
     }
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null) return false;
     // `this` is the class `instanceof` was asked about: check its brand, not the prototype chain.
-    const brand = this === BacktrackError ? BRAND : brandOf(this.name);
-    return (value as Record<symbol, unknown>)[brand] === true;
+    const brand = ownBrand(this);
+    if (brand === undefined) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return (value as Record<symbol, unknown>)[Symbol.for(brand)] === true;
   }
 
   toJSON(): Record<string, unknown> {
@@ -65,8 +69,11 @@ export class BacktrackError extends Error {
   }
 }
 
-function brandOf(className: string): symbol {
-  return Symbol.for(`backtrack.${className}`);
+/** The brand a class declares itself (not one inherited from its parent). */
+function ownBrand(c: unknown): string | undefined {
+  if (typeof c !== 'function' || !Object.hasOwn(c, 'brand')) return undefined;
+  const brand = (c as { brand?: unknown }).brand;
+  return typeof brand === 'string' ? brand : undefined;
 }
 
 /** True when `error` is a {@link BacktrackError} that says a retry may succeed. */

@@ -97,6 +97,7 @@ export function tlsFailureOf(error: unknown): AccessFailure | undefined {
  * `..._TLS_FAILED`); `details.service` and `details.reason` say which and why, without secrets.
  */
 export class ConnectionAccessError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.ConnectionAccessError';
   readonly service: string;
   readonly reason: AccessFailureReason;
 

@@ -1,4 +1,5 @@
 import { BacktrackError, type BacktrackErrorOptions } from './BacktrackError.js';
+import { CORE_ERROR_CODES } from './codes.js';
 
 /**
  * A store (dedupe store, saga store, journal) cannot be reached or did not answer in time.
@@ -10,16 +11,21 @@ import { BacktrackError, type BacktrackErrorOptions } from './BacktrackError.js'
  * `details.operation` the call that failed.
  */
 export class StoreUnavailableError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.StoreUnavailableError';
   constructor(
     store: string,
     operation: string,
     message?: string,
     options?: Omit<BacktrackErrorOptions, 'retriable'>,
   ) {
-    super('BT_ERR_STORE_UNAVAILABLE', message ?? `${store} store is unavailable (${operation})`, {
-      ...options,
-      details: { store, operation, ...options?.details },
-      retriable: true,
-    });
+    super(
+      CORE_ERROR_CODES.STORE_UNAVAILABLE,
+      message ?? `${store} store is unavailable (${operation})`,
+      {
+        ...options,
+        details: { store, operation, ...options?.details },
+        retriable: true,
+      },
+    );
   }
 }

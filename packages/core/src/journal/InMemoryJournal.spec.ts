@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { journalContract } from '../testing/contracts/journalContract.js';
+import { journalContract } from '../adapter/index.js';
 import { InMemoryJournal } from './InMemoryJournal.js';
 
-journalContract('InMemoryJournal', async (options) => ({ journal: new InMemoryJournal(options) }));
+journalContract('InMemoryJournal', async (options) => ({ journal: new InMemoryJournal(options) }), {
+  describe,
+  it,
+  expect,
+});
 
 describe('InMemoryJournal', () => {
-  it('rejects a non-positive retention with BT_ERR_JOURNAL_CONFIG', () => {
+  it('rejects a non-positive retention with BT_ERR_JOURNAL_CONFIG_INVALID', () => {
     expect(() => new InMemoryJournal({ retentionMs: 0 })).toThrowError(
-      expect.objectContaining({ code: 'BT_ERR_JOURNAL_CONFIG' }),
+      expect.objectContaining({ code: 'BT_ERR_JOURNAL_CONFIG_INVALID' }),
     );
   });
 

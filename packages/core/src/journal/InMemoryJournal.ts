@@ -37,9 +37,7 @@ export class InMemoryJournal implements Journal {
   constructor(options: InMemoryJournalOptions = {}) {
     const retentionMs = options.retentionMs ?? DEFAULT_JOURNAL_OPTIONS.retentionMs;
     if (!Number.isFinite(retentionMs) || retentionMs <= 0) {
-      throw new JournalConfigError('journal "retentionMs" must be a positive number of ms', {
-        details: { field: 'retentionMs', value: retentionMs },
-      });
+      throw new JournalConfigError('retentionMs', 'must be a positive number of ms', retentionMs);
     }
     this.#retentionMs = retentionMs;
     this.#now = options.now ?? Date.now;

@@ -1,12 +1,4 @@
-export {
-  DEFAULT_JOURNAL_OPTIONS,
-  JOURNAL_PAGE_LIMITS,
-  PublishState,
-  SEQ_PER_MS,
-  nextSeq,
-  seqToTimeMs,
-  timeMsToSeq,
-} from './Journal.js';
+export { DEFAULT_JOURNAL_OPTIONS, PublishState } from './Journal.js';
 export type {
   Journal,
   JournalAppend,
@@ -19,11 +11,4 @@ export type {
 export { InMemoryJournal } from './InMemoryJournal.js';
 export type { InMemoryJournalOptions } from './InMemoryJournal.js';
 export { JournalConfigError, JournalQueryError, JournalRecordError } from './errors.js';
-export {
-  encodeCursor,
-  matchesFilters,
-  normalizeQuery,
-  toTimeMs,
-  assertValidAppend,
-} from './query.js';
-export type { NormalizedJournalQuery } from './query.js';
+// Query and sequence helpers for journal implementations: `@backtrack/core/adapter`.

@@ -67,19 +67,15 @@ export class OutboxRelay {
     for (const [field, value] of Object.entries(options ?? {})) {
       if (value === undefined) continue;
       if (!Number.isSafeInteger(value) || (value as number) < (field === 'olderThanMs' ? 0 : 1)) {
-        throw new PublisherConfigError(
-          `outbox relay option "${field}" must be a positive integer`,
-          {
-            details: { field, value },
-          },
-        );
+        throw new PublisherConfigError(field, 'must be a positive integer', value);
       }
       (o as Record<string, number>)[field] = value as number;
     }
     if (!dependencies?.journal || !dependencies.transport) {
-      throw new PublisherConfigError('outbox relay needs a journal and a transport', {
-        details: { field: !dependencies?.journal ? 'journal' : 'transport' },
-      });
+      throw new PublisherConfigError(
+        !dependencies?.journal ? 'journal' : 'transport',
+        'is a required dependency of the outbox relay',
+      );
     }
     this.#options = o;
     this.#journal = dependencies.journal;

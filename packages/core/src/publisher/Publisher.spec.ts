@@ -162,11 +162,11 @@ describe('createPublisher', () => {
   it('fails loudly at construction on bad options', () => {
     const deps = { transport: new RecordingTransport(), journal: new InMemoryJournal(), registry };
     expect(() => createPublisher({ service: '', version: '1' }, deps)).toThrowError(
-      expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }),
+      expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG_INVALID' }),
     );
     expect(() =>
       createPublisher({ service: 's', version: '1' }, { ...deps, journal: undefined as never }),
-    ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }));
+    ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG_INVALID' }));
   });
 
   it('types data against the chosen schema version', () => {
@@ -308,7 +308,7 @@ describe('createPublisher batching', () => {
     expect(transport.sent).toHaveLength(0);
   });
 
-  it('rejects bad batching options with BT_ERR_PUBLISHER_CONFIG', () => {
+  it('rejects bad batching options with BT_ERR_PUBLISHER_CONFIG_INVALID', () => {
     const transport = new RecordingTransport();
     const journal = new InMemoryJournal();
     for (const batching of [{ lingerMs: -1 }, { maxBatchSize: 0 }, { maxBatchSize: 1.5 }]) {
@@ -317,7 +317,7 @@ describe('createPublisher batching', () => {
           { service: 'orders', version: '2.4.0', batching },
           { transport, journal, registry },
         ),
-      ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG' }));
+      ).toThrowError(expect.objectContaining({ code: 'BT_ERR_PUBLISHER_CONFIG_INVALID' }));
     }
   });
 });

@@ -130,35 +130,30 @@ export function createPublisher(
 ): Publisher {
   for (const field of ['service', 'version'] as const) {
     if (typeof options?.[field] !== 'string' || options[field].length === 0) {
-      throw new PublisherConfigError(`publisher option "${field}" must be a non-empty string`, {
-        details: { field },
-      });
+      throw new PublisherConfigError(field, 'must be a non-empty string', options?.[field]);
     }
   }
   if (options.topicFor !== undefined && typeof options.topicFor !== 'function') {
-    throw new PublisherConfigError('publisher option "topicFor" must be a function', {
-      details: { field: 'topicFor' },
-    });
+    throw new PublisherConfigError('topicFor', 'must be a function');
   }
   for (const field of ['transport', 'journal', 'registry'] as const) {
     if (!dependencies?.[field]) {
-      throw new PublisherConfigError(`publisher dependency "${field}" is missing`, {
-        details: { field },
-      });
+      throw new PublisherConfigError(field, 'is a required dependency');
     }
   }
   const batching = { ...DEFAULT_PUBLISHER_BATCHING, ...options.batching };
   if (!Number.isFinite(batching.lingerMs) || batching.lingerMs < 0 || batching.lingerMs > 1000) {
-    throw new PublisherConfigError('publisher option "batching.lingerMs" must be from 0 to 1000', {
-      details: { field: 'batching.lingerMs', value: batching.lingerMs },
-    });
+    throw new PublisherConfigError(
+      'batching.lingerMs',
+      'must be from 0 to 1000',
+      batching.lingerMs,
+    );
   }
   if (!Number.isInteger(batching.maxBatchSize) || batching.maxBatchSize < 1) {
     throw new PublisherConfigError(
-      'publisher option "batching.maxBatchSize" must be an integer >= 1',
-      {
-        details: { field: 'batching.maxBatchSize', value: batching.maxBatchSize },
-      },
+      'batching.maxBatchSize',
+      'must be an integer >= 1',
+      batching.maxBatchSize,
     );
   }
   const { service, version } = options;

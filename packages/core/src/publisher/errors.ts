@@ -1,9 +1,19 @@
-import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
+import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 
 /** A publisher or relay option is invalid. Raised once, at construction. */
-export class PublisherConfigError extends BacktrackError {
-  constructor(message: string, options?: BacktrackErrorOptions) {
-    super('BT_ERR_PUBLISHER_CONFIG', message, options);
+export class PublisherConfigError extends ConfigError {
+  static override readonly brand: string = '@backtrack/core.PublisherConfigError';
+  constructor(field: string, expectation: string, value?: unknown, options?: ConfigErrorOptions) {
+    super(
+      CORE_ERROR_CODES.PUBLISHER_CONFIG_INVALID,
+      'publisher',
+      field,
+      expectation,
+      value,
+      options,
+    );
   }
 }
 
@@ -14,9 +24,10 @@ export class PublisherConfigError extends BacktrackError {
  * Retriable in the sense that the delivery will be retried by the relay.
  */
 export class PublishFailedError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.PublishFailedError';
   constructor(id: string, type: string, cause: unknown) {
     super(
-      'BT_ERR_PUBLISH_FAILED',
+      CORE_ERROR_CODES.PUBLISH_FAILED,
       `publishing ${type} ${id} failed; it is journaled and the outbox relay will deliver it`,
       { cause, details: { id, type, journaled: true }, retriable: true },
     );

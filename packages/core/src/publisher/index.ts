@@ -1,6 +1,4 @@
 export { createPublisher, DEFAULT_PUBLISHER_BATCHING } from './Publisher.js';
-export { prepareJournaledEvent } from './journaledEvent.js';
-export type { EventStamp } from './journaledEvent.js';
 export type {
   Publisher,
   PublisherDependencies,

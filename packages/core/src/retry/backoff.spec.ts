@@ -43,7 +43,7 @@ describe('backoff', () => {
       try {
         attempt();
       } catch (e) {
-        expect((e as BacktrackError).code).toBe('BT_ERR_RETRY_POLICY_INVALID');
+        expect((e as BacktrackError).code).toBe('BT_ERR_RETRY_CONFIG_INVALID');
         expect((e as BacktrackError).details.field).toBe(field);
       }
     }

@@ -1,4 +1,5 @@
-import { BacktrackError } from '../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
+import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 
 /**
  * How often and how far apart to try an operation again. Delays grow exponentially
@@ -30,11 +31,17 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
 });
 
 /** A retry policy option is out of range. */
-export class RetryPolicyError extends BacktrackError {
-  constructor(field: string, message: string) {
-    super('BT_ERR_RETRY_POLICY_INVALID', `retry policy: ${field} ${message}`, {
-      details: { field },
-    });
+export class RetryPolicyError extends ConfigError {
+  static override readonly brand: string = '@backtrack/core.RetryPolicyError';
+  constructor(field: string, expectation: string, value?: unknown, options?: ConfigErrorOptions) {
+    super(
+      CORE_ERROR_CODES.RETRY_CONFIG_INVALID,
+      'retry policy',
+      field,
+      expectation,
+      value,
+      options,
+    );
   }
 }
 
@@ -45,15 +52,15 @@ export function resolveRetryPolicy(
 ): Readonly<RetryPolicy> {
   const p = { ...defaults, ...partial };
   if (!Number.isInteger(p.attempts) || p.attempts < 1)
-    throw new RetryPolicyError('attempts', 'must be an integer >= 1');
+    throw new RetryPolicyError('attempts', 'must be an integer >= 1', p.attempts);
   if (!Number.isFinite(p.initialDelayMs) || p.initialDelayMs < 0)
-    throw new RetryPolicyError('initialDelayMs', 'must be a number >= 0');
+    throw new RetryPolicyError('initialDelayMs', 'must be a number >= 0', p.initialDelayMs);
   if (!Number.isFinite(p.maxDelayMs) || p.maxDelayMs < p.initialDelayMs)
-    throw new RetryPolicyError('maxDelayMs', 'must be a number >= initialDelayMs');
+    throw new RetryPolicyError('maxDelayMs', 'must be a number >= initialDelayMs', p.maxDelayMs);
   if (!Number.isFinite(p.factor) || p.factor < 1)
-    throw new RetryPolicyError('factor', 'must be a number >= 1');
+    throw new RetryPolicyError('factor', 'must be a number >= 1', p.factor);
   if (!['full', 'equal', 'none'].includes(p.jitter))
-    throw new RetryPolicyError('jitter', "must be 'full', 'equal' or 'none'");
+    throw new RetryPolicyError('jitter', "must be 'full', 'equal' or 'none'", p.jitter);
   return Object.freeze(p);
 }
 

@@ -1,8 +1,3 @@
-export {
-  DEFAULT_RETRY_POLICY,
-  RetryPolicyError,
-  backoffDelayMs,
-  resolveRetryPolicy,
-  sleep,
-} from './backoff.js';
+// backoffDelayMs and sleep, for transports' retry loops: `@backtrack/core/adapter`.
+export { DEFAULT_RETRY_POLICY, RetryPolicyError } from './backoff.js';
 export type { RetryPolicy } from './backoff.js';

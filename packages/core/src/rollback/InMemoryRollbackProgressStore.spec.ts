@@ -1,6 +1,11 @@
-import { rollbackProgressStoreContract } from '../testing/contracts/rollbackProgressStoreContract.js';
+import { describe, expect, it } from 'vitest';
+import { rollbackProgressStoreContract } from '../adapter/index.js';
 import { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
 
-rollbackProgressStoreContract('InMemoryRollbackProgressStore', async () => ({
-  store: new InMemoryRollbackProgressStore(),
-}));
+rollbackProgressStoreContract(
+  'InMemoryRollbackProgressStore',
+  async () => ({
+    store: new InMemoryRollbackProgressStore(),
+  }),
+  { describe, it, expect },
+);

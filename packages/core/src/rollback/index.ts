@@ -1,4 +1,6 @@
-export { CompensationRegistry, defineCompensations, emit } from './compensations.js';
+export { defineCompensations, emit } from './compensations.js';
+// Made by defineCompensations(), never by hand: a type only.
+export type { CompensationRegistry } from './compensations.js';
 export type { CompensatingEvent, Compensation, Reverser } from './compensations.js';
 export { NeedsPersonReason, RollbackStrategy, planRollback, rollbackVersion } from './plan.js';
 export type {
@@ -28,7 +30,7 @@ export type {
   RollbackRunRecord,
   RollbackSummary,
 } from './RollbackProgressStore.js';
-export { InMemoryRollbackProgressStore, totalItems } from './InMemoryRollbackProgressStore.js';
+export { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
 export {
   CompensationDefinitionError,
   RollbackConfigError,

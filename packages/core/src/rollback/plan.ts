@@ -180,30 +180,31 @@ export async function planRollback(
   const { service, version, strategy } = options;
   for (const field of ['service', 'version'] as const) {
     if (typeof options[field] !== 'string' || options[field].length === 0) {
-      throw new RollbackConfigError(`rollback option "${field}" must be a non-empty string`, {
-        details: { field },
-      });
+      throw new RollbackConfigError(field, 'must be a non-empty string');
     }
   }
   if (strategy !== 'compensate' && strategy !== 'replay') {
     throw new RollbackConfigError(
-      `rollback "strategy" must be compensate or replay, got ${String(strategy)}`,
-      {
-        details: { field: 'strategy', value: strategy },
-      },
+      'strategy',
+      `must be compensate or replay, got ${String(strategy)}`,
+      strategy,
     );
   }
   if (strategy === 'compensate' && !dependencies.compensations) {
-    throw new RollbackConfigError('the compensate strategy needs a compensation registry', {
-      details: { field: 'compensations' },
-    });
+    throw new RollbackConfigError(
+      'compensations',
+      'the compensate strategy needs a compensation registry',
+    );
   }
   const { journal, registry, compensations } = dependencies;
   for (const [type, v] of Object.entries(options.targetVersions ?? {})) {
     if (!registry.has(type) || !registry.get(type).hasVersion(v)) {
-      throw new RollbackConfigError(`target version ${v} of "${type}" is not in the registry`, {
-        details: { field: 'targetVersions', type, version: v },
-      });
+      throw new RollbackConfigError(
+        'targetVersions',
+        `target version ${v} of "${type}" is not in the registry`,
+        v,
+        { details: { type, version: v } },
+      );
     }
   }
   const maxEffects = options.maxEffects ?? 100_000;
@@ -333,10 +334,10 @@ export async function planRollback(
         built = planned.map((c, n) => {
           if (!registry.has(c.event.type)) {
             throw new RollbackConfigError(
-              `compensating event type "${c.event.type}" is not in the registry`,
-              {
-                details: { type: c.event.type },
-              },
+              'registry',
+              `must hold the compensating event type "${c.event.type}"`,
+              c.event.type,
+              { details: { type: c.event.type } },
             );
           }
           return c.event.envelope(c.data as never, {

@@ -301,7 +301,7 @@ describe('planRollback', () => {
     });
   });
 
-  it('rejects bad options with BT_ERR_ROLLBACK_CONFIG', async () => {
+  it('rejects bad options with BT_ERR_ROLLBACK_CONFIG_INVALID', async () => {
     const journal = new InMemoryJournal();
     const bad = [
       { service: '', version: 'v', strategy: 'compensate' },
@@ -312,12 +312,12 @@ describe('planRollback', () => {
       await expect(
         planRollback(options as never, { journal, registry, compensations }),
       ).rejects.toMatchObject({
-        code: 'BT_ERR_ROLLBACK_CONFIG',
+        code: 'BT_ERR_ROLLBACK_CONFIG_INVALID',
       });
     }
     await expect(
       planRollback({ service: 's', version: 'v', strategy: 'compensate' }, { journal, registry }),
-    ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_CONFIG' });
+    ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_CONFIG_INVALID' });
   });
 
   it('refuses a window larger than maxEffects', async () => {

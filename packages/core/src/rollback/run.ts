@@ -152,9 +152,7 @@ async function runUntraced(
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;
   if (typeof runId !== 'string' || runId.length === 0) {
-    throw new RollbackConfigError('runRollback needs a non-empty "runId"', {
-      details: { field: 'runId' },
-    });
+    throw new RollbackConfigError('runId', 'must be a non-empty string', o.runId);
   }
   for (const field of [
     'leaseMs',
@@ -164,22 +162,18 @@ async function runUntraced(
     'publishAttempts',
   ] as const) {
     if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
-      throw new RollbackConfigError(`runRollback option "${field}" must be a positive integer`, {
-        details: { field, value: o[field] },
-      });
+      throw new RollbackConfigError(field, 'must be a positive integer', o[field]);
     }
   }
   if (!plan || typeof plan.planId !== 'string' || !Array.isArray(plan.items)) {
-    throw new RollbackConfigError('runRollback needs a plan from planRollback', {
-      details: { field: 'plan' },
-    });
+    throw new RollbackConfigError('plan', 'must be a plan from planRollback');
   }
   // A dry run reads only the plan: it needs no journal, transport or progress store.
   if (o.dryRun) return dryRunResult(plan, runId);
   if (!dependencies) {
     throw new RollbackConfigError(
+      'dependencies',
       'runRollback needs its dependencies (journal, transport, progressStore) unless dryRun is set',
-      { details: { field: 'dependencies' } },
     );
   }
 

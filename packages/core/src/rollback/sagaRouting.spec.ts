@@ -32,7 +32,7 @@ describe('rollback of saga effects through the real saga engine', () => {
     );
     const store = new InMemorySagaStore();
     const logger = pino({ level: 'silent' });
-    const engine = createSagaEngine({}, { store, logger, sleep: async () => {} });
+    const engine = createSagaEngine({ store, logger, sleep: async () => {} });
     const undone: string[] = [];
     let reserved!: () => void;
     const reservedOnce = new Promise<void>((r) => (reserved = r));

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 
 function setup() {
   const store = new InMemorySagaStore();
-  const engine = createSagaEngine({}, { store, logger: pino(silent), sleep: noSleep });
+  const engine = createSagaEngine({ store, logger: pino(silent), sleep: noSleep });
   const calls: string[] = [];
   return { store, engine, calls };
 }
@@ -416,7 +416,7 @@ describe('saga engine', () => {
       .step('a2', { run: () => void calls.push('v2 a2') })
       .build();
     // A v1 saga crashed after its first step (simulated by writing its log directly).
-    const old = createSagaEngine({}, { store, logger: pino(silent), sleep: noSleep });
+    const old = createSagaEngine({ store, logger: pino(silent), sleep: noSleep });
     await old.start(v1, {}, { sagaId: 'v' });
     const rec = (await store.get('v'))!;
     await store.update(
@@ -429,9 +429,7 @@ describe('saga engine', () => {
       rec.revision,
     );
     calls.length = 0;
-    const fresh = createSagaEngine({}, { store, logger: pino(silent), sleep: noSleep }).register(
-      v2,
-    );
+    const fresh = createSagaEngine({ store, logger: pino(silent), sleep: noSleep }).register(v2);
     const failed = await fresh.recover();
     expect(failed.errors[0]?.error.code).toBe('BT_ERR_SAGA_DEFINITION_NOT_REGISTERED');
     fresh.register(v1);

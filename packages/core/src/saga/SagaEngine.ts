@@ -19,6 +19,7 @@ import {
   SagaConcurrencyError,
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
+  SagaEngineConfigError,
   SagaInputError,
   SagaLeaseHeldError,
   SagaNotFoundError,
@@ -35,11 +36,13 @@ import {
   type SagaStore,
 } from './SagaStore.js';
 import type { RunContext } from './engine/context.js';
-import { checkInterceptors } from './engine/interceptors.js';
 import {
   DEFAULT_SAGA_ENGINE_OPTIONS,
+  resolveSagaEngineOptions,
+  splitSagaEngineConfig,
   type RecoverySummary,
   type RequestOptions,
+  type SagaEngineConfig,
   type SagaEngineDependencies,
   type SagaEngineOptions,
   type SagaResult,
@@ -58,6 +61,7 @@ export { DEFAULT_SAGA_ENGINE_OPTIONS, toStoredError };
 export type {
   RecoverySummary,
   RequestOptions,
+  SagaEngineConfig,
   SagaEngineDependencies,
   SagaEngineOptions,
   SagaResult,
@@ -93,11 +97,12 @@ export class SagaEngine {
   readonly ownerId: string;
   #heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(
-    options: Readonly<Required<SagaEngineOptions>>,
-    dependencies: SagaEngineDependencies,
-  ) {
-    this.#options = options;
+  /** Prefer {@link createSagaEngine}; this constructor validates the same way. */
+  constructor(options: SagaEngineOptions, dependencies: SagaEngineDependencies) {
+    this.#options = resolveSagaEngineOptions(options);
+    if (!dependencies?.store) {
+      throw new SagaEngineConfigError('store', 'is a required dependency (a SagaStore)');
+    }
     this.#store = dependencies.store;
     this.#logger = (dependencies.logger ?? createDefaultLogger()).child({
       component: 'saga-engine',
@@ -629,40 +634,25 @@ export class SagaEngine {
 }
 
 /**
- * Creates a saga engine. Options are validated here, once.
+ * Creates a saga engine: options and collaborators in one object (every option has a default,
+ * only `store` is required), or the options and the collaborators as two objects. Validated
+ * once, by the engine's constructor; wrong options throw {@link SagaEngineConfigError}.
  *
  * @example
- * const sagas = createSagaEngine({}, { store: new InMemorySagaStore(), logger });
+ * const sagas = createSagaEngine({ store: new InMemorySagaStore(), logger });
  * const result = await sagas.start(placeOrder, { orderId: 'o-1' }, { sagaId: 'o-1' });
  * await sagas.recover(); // after a restart: resume what a crash left in flight
  */
+export function createSagaEngine(config: SagaEngineConfig): SagaEngine;
 export function createSagaEngine(
   options: SagaEngineOptions,
   dependencies: SagaEngineDependencies,
+): SagaEngine;
+export function createSagaEngine(
+  options: SagaEngineOptions | SagaEngineConfig,
+  dependencies?: SagaEngineDependencies,
 ): SagaEngine {
-  const merged = { ...DEFAULT_SAGA_ENGINE_OPTIONS, ...options };
-  if (options?.heartbeatMs === undefined) {
-    merged.heartbeatMs = Math.max(1, Math.floor(merged.leaseMs / 3));
-  }
-  for (const field of [
-    'recoveryConcurrency',
-    'recoveryPageSize',
-    'leaseMs',
-    'heartbeatMs',
-    'requestTimeoutMs',
-    'requestPollMs',
-  ] as const) {
-    if (!Number.isInteger(merged[field]) || merged[field] < 1) {
-      throw new SagaDefinitionError(`saga engine option ${field} must be an integer >= 1`, {
-        details: { field },
-      });
-    }
-  }
-  merged.interceptors = checkInterceptors(options?.interceptors);
-  if (!dependencies?.store) {
-    throw new SagaDefinitionError('createSagaEngine needs dependencies.store (a SagaStore)', {
-      details: { field: 'store' },
-    });
-  }
-  return new SagaEngine(Object.freeze(merged), dependencies);
+  if (dependencies !== undefined) return new SagaEngine(options, dependencies);
+  const [engineOptions, engineDependencies] = splitSagaEngineConfig(options as SagaEngineConfig);
+  return new SagaEngine(engineOptions, engineDependencies);
 }

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import { resolveRetryPolicy, type RetryPolicy } from '../retry/backoff.js';
 import { SagaDefinitionError } from './errors.js';
+import { BacktrackError } from '../errors/BacktrackError.js';
 
 /** What a step's `run` receives. `results` holds every earlier step's result, typed. */
 export interface StepContext<TInput, TResults> {
@@ -281,15 +282,7 @@ export function defineSaga<TSchema extends z.ZodType>(
 
 /** Retry only what may succeed again: a BacktrackError that says it is not retriable compensates at once. */
 export function defaultErrorPolicy(error: unknown): StepErrorPolicy {
-  if (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as Record<symbol, unknown>)[Symbol.for('backtrack.BacktrackError')] === true &&
-    (error as { retriable?: boolean }).retriable === false
-  ) {
-    return 'compensate';
-  }
-  return 'retry';
+  return error instanceof BacktrackError && !error.retriable ? 'compensate' : 'retry';
 }
 
 function compileStep(

@@ -1,10 +1,11 @@
 export {
   DEFAULT_COMPENSATION_RETRY,
   DEFAULT_STEP_RETRY,
-  SagaBuilder,
   defaultErrorPolicy,
   defineSaga,
 } from './definition.js';
+// Made by defineSaga(), never by hand: a type only.
+export type { SagaBuilder } from './definition.js';
 export type {
   AnySagaDefinition,
   CompensationContext,
@@ -15,15 +16,11 @@ export type {
   StepErrorPolicy,
   StepOptions,
 } from './definition.js';
-export {
-  DEFAULT_SAGA_ENGINE_OPTIONS,
-  SagaEngine,
-  createSagaEngine,
-  toStoredError,
-} from './SagaEngine.js';
+export { DEFAULT_SAGA_ENGINE_OPTIONS, SagaEngine, createSagaEngine } from './SagaEngine.js';
 export type {
   RecoverySummary,
   RequestOptions,
+  SagaEngineConfig,
   SagaEngineDependencies,
   SagaEngineOptions,
   SagaResult,
@@ -42,6 +39,7 @@ export {
   SagaConcurrencyError,
   SagaDefinitionError,
   SagaDefinitionNotRegisteredError,
+  SagaEngineConfigError,
   SagaInputError,
   SagaLeaseHeldError,
   SagaLeaseLostError,

@@ -12,7 +12,7 @@ describe('BT_ERR_SAGA_INPUT_INVALID', () => {
     .build();
 
   it('names each invalid field and its zod issue', async () => {
-    const engine = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const engine = createSagaEngine({ store: new InMemorySagaStore() });
     const error = await engine
       .start(saga, { orderId: 'o-1', amountCents: 'twelve' } as unknown as z.input<
         typeof saga.input
@@ -31,7 +31,7 @@ describe('BT_ERR_SAGA_INPUT_INVALID', () => {
   });
 
   it('says when the input itself is wrong', async () => {
-    const engine = createSagaEngine({}, { store: new InMemorySagaStore() });
+    const engine = createSagaEngine({ store: new InMemorySagaStore() });
     const error = await engine
       .start(saga, 'o-1' as unknown as z.input<typeof saga.input>)
       .catch((e: unknown) => e);

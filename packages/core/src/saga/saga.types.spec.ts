@@ -37,7 +37,7 @@ const placeOrder = defineSaga('place-order', { input: PlaceOrder })
   })
   .build();
 
-const engine = createSagaEngine({}, { store: new InMemorySagaStore() });
+const engine = createSagaEngine({ store: new InMemorySagaStore() });
 
 describe('saga API types', () => {
   it('types the built definition by its input and every step result', () => {

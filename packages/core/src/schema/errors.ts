@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /**
  * An event definition or registry is malformed: a duplicate version, a gap between versions, a
@@ -7,16 +8,18 @@ import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackE
  * while the definitions are built (at import time), never on a message.
  */
 export class SchemaDefinitionError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SchemaDefinitionError';
   constructor(message: string, details: Record<string, unknown>) {
-    super('BT_ERR_SCHEMA_DEFINITION', message, { details });
+    super(CORE_ERROR_CODES.SCHEMA_DEFINITION, message, { details });
   }
 }
 
 /** A message's `type` is not in the registry. Never retriable: dead-letter it. */
 export class UnknownEventTypeError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.UnknownEventTypeError';
   readonly eventType: string;
   constructor(eventType: string, options: Omit<BacktrackErrorOptions, 'retriable'> = {}) {
-    super('BT_ERR_SCHEMA_UNKNOWN_EVENT_TYPE', `unknown event type "${eventType}"`, {
+    super(CORE_ERROR_CODES.SCHEMA_UNKNOWN_EVENT_TYPE, `unknown event type "${eventType}"`, {
       ...options,
       details: { eventType, ...options.details },
     });
@@ -26,11 +29,12 @@ export class UnknownEventTypeError extends BacktrackError {
 
 /** The event type is known, but not this schema version. Never retriable: dead-letter it. */
 export class UnknownSchemaVersionError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.UnknownSchemaVersionError';
   readonly eventType: string;
   readonly version: number;
   constructor(eventType: string, version: number, knownVersions: readonly number[]) {
     super(
-      'BT_ERR_SCHEMA_VERSION_UNKNOWN',
+      CORE_ERROR_CODES.SCHEMA_VERSION_UNKNOWN,
       `event type "${eventType}" has no schema version ${version} (known: ${knownVersions.join(', ') || 'none'})`,
       { details: { eventType, version, knownVersions: [...knownVersions] } },
     );
@@ -45,6 +49,7 @@ export class UnknownSchemaVersionError extends BacktrackError {
  * `z.treeifyError`. Never retriable.
  */
 export class SchemaValidationError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SchemaValidationError';
   readonly eventType: string;
   readonly version: number;
   readonly issues: z.core.$ZodIssue[];
@@ -52,7 +57,7 @@ export class SchemaValidationError extends BacktrackError {
     const first = issues[0];
     const where = first && first.path.length > 0 ? ` at ${first.path.map(String).join('.')}` : '';
     super(
-      'BT_ERR_SCHEMA_VALIDATION',
+      CORE_ERROR_CODES.SCHEMA_VALIDATION,
       `data of "${eventType}" v${version} does not match its schema${where}: ${first?.message ?? 'invalid'}` +
         (issues.length > 1 ? ` (+${issues.length - 1} more issues)` : ''),
       { cause, details: { eventType, version, issues } },
@@ -69,6 +74,7 @@ export class SchemaValidationError extends BacktrackError {
  * unchanged. Add it to the `.version(n, schema, { up, down })` call. Never retriable.
  */
 export class MissingTransformError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.MissingTransformError';
   /** Why the data could not pass unchanged: the target schema's zod issues. */
   readonly issues: z.core.$ZodIssue[];
   constructor(
@@ -79,7 +85,7 @@ export class MissingTransformError extends BacktrackError {
     issues: z.core.$ZodIssue[] = [],
   ) {
     super(
-      'BT_ERR_SCHEMA_TRANSFORM_MISSING',
+      CORE_ERROR_CODES.SCHEMA_TRANSFORM_MISSING,
       `event type "${eventType}" has no "${direction}" transform from v${from} to v${to}, and the data does not fit v${to} unchanged`,
       { details: { eventType, from, to, direction, issues } },
     );
@@ -89,6 +95,7 @@ export class MissingTransformError extends BacktrackError {
 
 /** An `up` or `down` transform threw. The error is its `cause`. Never retriable. */
 export class TransformFailedError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.TransformFailedError';
   constructor(
     eventType: string,
     from: number,
@@ -97,7 +104,7 @@ export class TransformFailedError extends BacktrackError {
     cause: unknown,
   ) {
     super(
-      'BT_ERR_SCHEMA_TRANSFORM_FAILED',
+      CORE_ERROR_CODES.SCHEMA_TRANSFORM_FAILED,
       `the "${direction}" transform of "${eventType}" from v${from} to v${to} threw: ${
         cause instanceof Error ? cause.message : String(cause)
       }`,
@@ -111,14 +118,16 @@ export class TransformFailedError extends BacktrackError {
  * is the full {@link CompatibilityReport}.
  */
 export class SchemaIncompatibleError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SchemaIncompatibleError';
   constructor(message: string, details: Record<string, unknown>) {
-    super('BT_ERR_SCHEMA_INCOMPATIBLE', message, { details });
+    super(CORE_ERROR_CODES.SCHEMA_INCOMPATIBLE, message, { details });
   }
 }
 
 /** A registry snapshot (JSON) could not be read: not JSON, or not the snapshot format. */
 export class SchemaSnapshotError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SchemaSnapshotError';
   constructor(message: string, options: Omit<BacktrackErrorOptions, 'retriable'> = {}) {
-    super('BT_ERR_SCHEMA_SNAPSHOT_INVALID', message, options);
+    super(CORE_ERROR_CODES.SCHEMA_SNAPSHOT_INVALID, message, options);
   }
 }

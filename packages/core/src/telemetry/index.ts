@@ -1,10 +1,5 @@
-export {
-  ATTR,
-  INSTRUMENTATION_SCOPE,
-  METRICS,
-  SPAN_NAMES,
-  type TelemetryDisposition,
-} from './names.js';
+// Attribute names instrumentations (transports) set: `@backtrack/core/adapter`.
+export { INSTRUMENTATION_SCOPE, METRICS, SPAN_NAMES, type TelemetryDisposition } from './names.js';
 export {
   TRACEPARENT,
   TRACESTATE,
@@ -13,11 +8,9 @@ export {
   injectTraceContext,
   parseTraceparent,
 } from './tracecontext.js';
-export { dispositionName } from './messaging.js';
 export { instrumentSagaEngine, type SagaEventSource, type SagaTelemetryOptions } from './saga.js';
 export {
   monitorJournalLag,
-  startGaugePoller,
   type GaugePoller,
   type GaugePollerOptions,
   type GaugeSample,

@@ -34,8 +34,8 @@ import { defineCompensations, emit } from '../rollback/compensations.js';
 import { InMemoryRollbackProgressStore } from '../rollback/InMemoryRollbackProgressStore.js';
 import { planRollback } from '../rollback/plan.js';
 import { runRollback } from '../rollback/run.js';
+import { ATTR } from './names.js';
 import {
-  ATTR,
   extractTraceContext,
   formatTraceparent,
   instrumentSagaEngine,

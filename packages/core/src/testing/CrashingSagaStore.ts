@@ -1,10 +1,12 @@
 import { BacktrackError } from '../errors/BacktrackError.js';
 import type { SagaListQuery, SagaPage, SagaRecord, SagaStore } from '../saga/SagaStore.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /** Thrown by {@link CrashingSagaStore} where a real process would have died. */
 export class SimulatedCrash extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SimulatedCrash';
   constructor(writeIndex: number) {
-    super('BT_ERR_SIMULATED_CRASH', `simulated crash at saga log write #${writeIndex}`, {
+    super(CORE_ERROR_CODES.SIMULATED_CRASH, `simulated crash at saga log write #${writeIndex}`, {
       details: { writeIndex },
     });
   }

@@ -1,8 +1,9 @@
 import { BacktrackError, type BacktrackErrorOptions } from '../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /** Codes of the testing helpers' errors. */
 export const TESTING_ERROR_CODES = Object.freeze({
-  SPY_TIMEOUT: 'BT_ERR_SPY_TIMEOUT',
+  SPY_TIMEOUT: CORE_ERROR_CODES.SPY_TIMEOUT,
 } as const);
 
 /**
@@ -11,6 +12,7 @@ export const TESTING_ERROR_CODES = Object.freeze({
  * (`recorded`) and the types of the last few, so a failing test says what did happen.
  */
 export class SpyTimeoutError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.SpyTimeoutError';
   constructor(
     spy: string,
     description: string,

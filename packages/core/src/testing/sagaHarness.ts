@@ -7,11 +7,13 @@ import { InMemorySagaStore } from '../saga/InMemorySagaStore.js';
 import { createSagaEngine } from '../saga/SagaEngine.js';
 import type { SagaStatus, SagaStore } from '../saga/SagaStore.js';
 import { CrashingSagaStore, SimulatedCrash } from './CrashingSagaStore.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
 
 /** Thrown by the harness in place of a step's `run` to drive the saga into compensation. */
 export class InjectedStepFailure extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.InjectedStepFailure';
   constructor(step: string) {
-    super('BT_ERR_INJECTED_FAILURE', `harness: injected failure of step ${step}`, {
+    super(CORE_ERROR_CODES.INJECTED_FAILURE, `harness: injected failure of step ${step}`, {
       details: { step },
       retriable: false,
     });
@@ -92,7 +94,7 @@ export async function runSagaHarness<TInput>(
     // process restarting, so recovery need not wait for the crashed run's ownership lease.
     const ownerId = `harness/${process.pid}`;
     const engineFor = (store: SagaStore) =>
-      createSagaEngine({}, { store, logger, sleep: async () => {}, ownerId });
+      createSagaEngine({ store, logger, sleep: async () => {}, ownerId });
 
     await options.reset();
     const cleanStore = new CrashingSagaStore(newStore());

@@ -7,7 +7,11 @@ import { InMemoryDedupeStore } from '../dedupe/InMemoryDedupeStore.js';
 import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
 import type { EncodedMessage } from '../envelope/types.js';
 import { defineEvent } from '../schema/defineEvent.js';
-import { InMemoryTransport, InMemoryTransportError } from './InMemoryTransport.js';
+import {
+  InMemoryTransport,
+  InMemoryTransportConfigError,
+  InMemoryTransportError,
+} from './InMemoryTransport.js';
 
 const text = (s: string): EncodedMessage => ({
   headers: { id: s },
@@ -247,7 +251,7 @@ describe('InMemoryTransport', () => {
   });
 
   it('validates its options and subscriptions', async () => {
-    expect(() => new InMemoryTransport({ partitions: 0 })).toThrow(InMemoryTransportError);
+    expect(() => new InMemoryTransport({ partitions: 0 })).toThrow(InMemoryTransportConfigError);
     expect(() => new InMemoryTransport({ batchSize: 1.5 })).toThrow(/batchSize/);
     const transport = new InMemoryTransport();
     await expect(

@@ -3,6 +3,8 @@ import type { EncodedMessage } from '../envelope/types.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
+import { CORE_ERROR_CODES } from '../errors/codes.js';
+import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 
 /** Options of {@link InMemoryTransport}. */
 export interface InMemoryTransportOptions {
@@ -52,8 +54,24 @@ export interface InMemoryRecord {
 
 /** A transport option is invalid. */
 export class InMemoryTransportError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.InMemoryTransportError';
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super('BT_ERR_IN_MEMORY_TRANSPORT', message, { details });
+    super(CORE_ERROR_CODES.IN_MEMORY_TRANSPORT, message, { details });
+  }
+}
+
+/** An `InMemoryTransport` constructor option is invalid (`details.field` names it). */
+export class InMemoryTransportConfigError extends ConfigError {
+  static override readonly brand: string = '@backtrack/core.InMemoryTransportConfigError';
+  constructor(field: string, expectation: string, value?: unknown, options?: ConfigErrorOptions) {
+    super(
+      CORE_ERROR_CODES.IN_MEMORY_TRANSPORT_CONFIG_INVALID,
+      'in-memory transport',
+      field,
+      expectation,
+      value,
+      options,
+    );
   }
 }
 
@@ -122,16 +140,14 @@ export class InMemoryTransport implements Transport {
   ) {
     const { partitions = 4, batchSize = 1 } = options;
     if (!Number.isSafeInteger(partitions) || partitions < 1) {
-      throw new InMemoryTransportError('partitions must be a positive integer', {
-        field: 'partitions',
-        value: partitions,
-      });
+      throw new InMemoryTransportConfigError(
+        'partitions',
+        'must be a positive integer',
+        partitions,
+      );
     }
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-      throw new InMemoryTransportError('batchSize must be a positive integer', {
-        field: 'batchSize',
-        value: batchSize,
-      });
+      throw new InMemoryTransportConfigError('batchSize', 'must be a positive integer', batchSize);
     }
     this.#partitions = partitions;
     this.#batchSize = batchSize;

@@ -1,12 +1,15 @@
 export type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
-export { InMemoryTransport, InMemoryTransportError } from './InMemoryTransport.js';
+export {
+  InMemoryTransport,
+  InMemoryTransportConfigError,
+  InMemoryTransportError,
+} from './InMemoryTransport.js';
 export type {
   InMemoryTransportOptions,
   InMemoryTransportDependencies,
   InMemoryDeadLetter,
   InMemoryRecord,
 } from './InMemoryTransport.js';
-export { TransportEventEmitter } from './events.js';
 export type {
   TransportEventBase,
   TransportEventListener,

@@ -1,11 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import {
-  ConnectionAccessError,
-  errorChain,
-  tlsFailureOf,
-  type AccessFailureReason,
-} from '@backtrack/core';
+import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
+import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
 import type { ISocketFactory } from 'kafkajs';
 
 /**
@@ -23,6 +19,7 @@ export const KAFKA_ACCESS_ERROR_CODES = {
 
 /** The broker refused the client for a reason retrying cannot fix (see {@link ConnectionAccessError}). */
 export class KafkaAccessError extends ConnectionAccessError {
+  static override readonly brand: string = '@backtrack/kafka.KafkaAccessError';
   constructor(
     reason: AccessFailureReason,
     detail: string,

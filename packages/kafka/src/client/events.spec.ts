@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { TransportEventEmitter, type TransportEventMap } from '@backtrack/core';
+import { type TransportEventMap } from '@backtrack/core';
+import { TransportEventEmitter } from '@backtrack/core/adapter';
 import type { SubscriptionErrorEvent } from '../consumer/KafkaSubscription.js';
 import { instrumentSubscription, isKafkaConnectionLoss } from './events.js';
 import type { ConsumerGroupEvent, KafkaConsumerClient } from './KafkaClient.js';

@@ -6,7 +6,7 @@
  * drops otherwise (a producer's lost connection surfaces as a failed publish), and Kafka has no
  * `connection.blocked`.
  */
-import type { TransportEventEmitter } from '@backtrack/core';
+import type { TransportEventEmitter } from '@backtrack/core/adapter';
 import type { SubscriptionErrorEvent } from '../consumer/KafkaSubscription.js';
 import type { KafkaConsumerClient } from './KafkaClient.js';
 

@@ -5,13 +5,7 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import {
-  DEAD_LETTER_REASON_HEADER,
-  InMemoryDedupeStore,
-  createConsumerPipeline,
-  defineEvent,
-  handle,
-} from '@backtrack/core';
+import { InMemoryDedupeStore, createConsumerPipeline, defineEvent, handle } from '@backtrack/core';
 import type { Disposition, IncomingMessage, MessageProcessor } from '@backtrack/core';
 import type {
   BatchControls,
@@ -29,6 +23,7 @@ import { BACKTRACK_HEADERS } from '../envelope/kafkaBinding.js';
 import { resolveConsumerOptions, type KafkaConsumerOptions } from '../options.js';
 import { KafkaPublisher } from '../publisher/KafkaPublisher.js';
 import { KafkaSubscription, type SubscriptionErrorEvent } from './KafkaSubscription.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 const logger = pino({ level: 'silent' });
 type Handler = (batch: ConsumedBatch, controls: BatchControls) => Promise<void>;

@@ -1,8 +1,5 @@
 import {
-  DEAD_LETTER_REASON_HEADER,
-  backoffDelayMs,
   deadLetterReasonOf,
-  truncateDeadLetterText,
   type Disposition,
   type IncomingMessage,
   type Logger,
@@ -27,9 +24,15 @@ import {
   headerToString,
 } from '../envelope/kafkaBinding.js';
 import { KAFKA_ERROR_CODES, KafkaClosedError, KafkaError } from '../errors.js';
-import { accessErrorOf, type ConnectionAccessError } from '@backtrack/core';
+import type { ConnectionAccessError } from '@backtrack/core';
+import { accessErrorOf } from '@backtrack/core/adapter';
 import type { KafkaConsumerOptions } from '../options.js';
 import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
+import {
+  DEAD_LETTER_REASON_HEADER,
+  backoffDelayMs,
+  truncateDeadLetterText,
+} from '@backtrack/core/adapter';
 
 /** What the subscription did with one message, reported after it is durable. */
 export interface DispositionEvent {

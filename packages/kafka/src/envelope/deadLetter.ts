@@ -1,5 +1,4 @@
 import {
-  DEAD_LETTER_REASON_HEADER,
   deadLetterReasonOf,
   isDeadLetterReason,
   type DeadLetterReason,
@@ -12,6 +11,7 @@ import {
   headerToPositiveInt,
   headerToString,
 } from './kafkaBinding.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 /**
  * Names the headers of the original record whose value was null (a header with no value), as

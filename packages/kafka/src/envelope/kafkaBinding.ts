@@ -1,6 +1,6 @@
-import { contentModeOf, toStructuredMessage } from '@backtrack/core';
 import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { KafkaHeaderValue, ProducerRecord } from '../client/KafkaClient.js';
+import { contentModeOf, toStructuredMessage } from '@backtrack/core/adapter';
 
 /**
  * The header prefix of CloudEvents attributes in the CloudEvents Kafka protocol binding (binary

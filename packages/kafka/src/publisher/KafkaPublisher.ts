@@ -1,9 +1,5 @@
-import {
-  accessErrorOf,
-  type ContentMode,
-  type Logger,
-  type OutgoingMessage,
-} from '@backtrack/core';
+import { type ContentMode, type Logger, type OutgoingMessage } from '@backtrack/core';
+import { accessErrorOf } from '@backtrack/core/adapter';
 import type { KafkaProducerClient, ProducerRecord, TopicRecords } from '../client/KafkaClient.js';
 import { toKafkaRecord } from '../envelope/kafkaBinding.js';
 import { KafkaClosedError, KafkaError, KafkaPublishError } from '../errors.js';

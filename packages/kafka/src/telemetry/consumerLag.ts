@@ -1,10 +1,5 @@
-import {
-  ATTR,
-  createDefaultLogger,
-  startGaugePoller,
-  type GaugeSample,
-  type Logger,
-} from '@backtrack/core';
+import { ATTR, startGaugePoller } from '@backtrack/core/adapter';
+import { createDefaultLogger, type GaugeSample, type Logger } from '@backtrack/core';
 import type { KafkaAdminClient } from '../client/KafkaClient.js';
 
 /** Options of {@link monitorKafkaConsumerLag}. */

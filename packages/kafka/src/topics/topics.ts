@@ -1,4 +1,4 @@
-import { accessErrorOf } from '@backtrack/core';
+import { accessErrorOf } from '@backtrack/core/adapter';
 import type { KafkaAdminClient, TopicSpec } from '../client/KafkaClient.js';
 import { KAFKA_ERROR_CODES, KafkaConfigError, KafkaError } from '../errors.js';
 

@@ -135,12 +135,12 @@ export class PostgresInbox implements DedupeStore {
     this.#schema = o.schema;
     this.#table = `${quoteSchema(o.schema)}.inbox`;
     if (typeof o.consumer !== 'string' || o.consumer.length === 0) {
-      throw new PostgresConfigError('consumer', o.consumer, 'must be a non-empty string');
+      throw new PostgresConfigError('consumer', 'must be a non-empty string', o.consumer);
     }
     this.#consumer = o.consumer;
     for (const field of ['retentionMs', 'lockTimeoutMs', 'cleanupBatchSize'] as const) {
       if (!Number.isSafeInteger(o[field]) || o[field] <= 0) {
-        throw new PostgresConfigError(field, o[field], 'must be a positive integer');
+        throw new PostgresConfigError(field, 'must be a positive integer', o[field]);
       }
     }
     this.#retentionMs = o.retentionMs;
@@ -426,16 +426,16 @@ export class PostgresInbox implements DedupeStore {
     options: CompleteManyOptions,
   ): Promise<boolean[]> {
     if (!Array.isArray(entries)) {
-      throw new DedupeConfigError('entries', entries, 'must be an array of { key, token }');
+      throw new DedupeConfigError('entries', 'must be an array of { key, token }', entries);
     }
     assertPositiveMs('ttlMs', options?.ttlMs);
     entries.forEach((entry, i) => {
       if (typeof entry !== 'object' || entry === null) {
-        throw new DedupeConfigError(`entries[${i}]`, entry, 'must be a { key, token } object');
+        throw new DedupeConfigError(`entries[${i}]`, 'must be a { key, token } object', entry);
       }
       assertKey(`entries[${i}].key`, entry.key);
       if (entry.result !== undefined && typeof entry.result !== 'string') {
-        throw new DedupeConfigError(`entries[${i}].result`, entry.result, 'must be a string');
+        throw new DedupeConfigError(`entries[${i}].result`, 'must be a string', entry.result);
       }
     });
     if (entries.length === 0) return [];
@@ -562,7 +562,7 @@ export class PostgresInbox implements DedupeStore {
    */
   startCleanup(intervalMs = 60 * 60 * 1000): () => void {
     if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) {
-      throw new PostgresConfigError('intervalMs', intervalMs, 'must be a positive integer');
+      throw new PostgresConfigError('intervalMs', 'must be a positive integer', intervalMs);
     }
     const timer = setInterval(() => {
       this.cleanup().catch((error: unknown) =>
@@ -619,12 +619,12 @@ export class PostgresInbox implements DedupeStore {
 
 function assertKey(field: string, key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) {
-    throw new DedupeConfigError(field, key, 'must be a non-empty string');
+    throw new DedupeConfigError(field, 'must be a non-empty string', key);
   }
 }
 
 function assertPositiveMs(field: string, value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new DedupeConfigError(field, value, 'must be a positive integer number of milliseconds');
+    throw new DedupeConfigError(field, 'must be a positive integer number of milliseconds', value);
   }
 }

@@ -82,16 +82,16 @@ export function transactionalHandler<TData>(
   fn: TransactionalHandlerFn<TData>,
 ): HandlerFn<TData> {
   if (typeof fn !== 'function') {
-    throw new PostgresConfigError('handler', typeof fn, 'must be a function (context, tx) => ...');
+    throw new PostgresConfigError('handler', 'must be a function (context, tx) => ...', typeof fn);
   }
   if (typeof options?.consumer !== 'string' || options.consumer.length === 0) {
-    throw new PostgresConfigError('consumer', options?.consumer, 'must be a non-empty string');
+    throw new PostgresConfigError('consumer', 'must be a non-empty string', options?.consumer);
   }
   if (options.key !== undefined && typeof options.key !== 'function') {
     throw new PostgresConfigError(
       'key',
-      typeof options.key,
       'must be a function (context) => string',
+      typeof options.key,
     );
   }
   const { key: keyOf, logger, ...inboxOptions } = options;

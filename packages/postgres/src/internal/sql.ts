@@ -15,8 +15,8 @@ export function quoteSchema(schema: unknown, field = 'schema'): string {
   if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || Buffer.byteLength(schema) > 63) {
     throw new PostgresConfigError(
       field,
-      schema,
       'must be 1-63 characters of letters, digits, _ or -, starting with a letter or _',
+      schema,
     );
   }
   return `"${schema}"`;
@@ -25,7 +25,7 @@ export function quoteSchema(schema: unknown, field = 'schema'): string {
 /** @internal */
 export function assertPositiveInt(field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new PostgresConfigError(field, value, 'must be a positive integer');
+    throw new PostgresConfigError(field, 'must be a positive integer', value);
   }
   return value;
 }

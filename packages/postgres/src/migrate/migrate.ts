@@ -222,7 +222,7 @@ export async function migrateDatabase(
 ): Promise<MigrateResult> {
   const url = options.url ?? process.env.DATABASE_URL;
   if (url === undefined || url.length === 0) {
-    throw new PostgresConfigError('url', url, 'give a connection string or set DATABASE_URL');
+    throw new PostgresConfigError('url', 'give a connection string or set DATABASE_URL', url);
   }
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({

@@ -3,10 +3,6 @@ import type { PublishState } from '@backtrack/core';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   JournalConfigError,
-  assertValidAppend,
-  encodeCursor,
-  normalizeQuery,
-  timeMsToSeq,
   type Journal,
   type JournalAppend,
   type JournalOptions,
@@ -17,6 +13,12 @@ import {
 } from '@backtrack/core';
 import { toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../internal/sql.js';
+import {
+  assertValidAppend,
+  encodeCursor,
+  normalizeQuery,
+  timeMsToSeq,
+} from '@backtrack/core/adapter';
 
 /** Collaborators of {@link PostgresOutbox}. */
 export interface PostgresOutboxDependencies {
@@ -154,16 +156,12 @@ export class PostgresOutbox implements Journal {
     this.#deadLetterTable = `${s}.outbox_dead_letter`;
     const retentionMs = options.retentionMs ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.retentionMs;
     if (!Number.isSafeInteger(retentionMs) || retentionMs <= 0) {
-      throw new JournalConfigError('journal "retentionMs" must be a positive number of ms', {
-        details: { field: 'retentionMs', value: retentionMs },
-      });
+      throw new JournalConfigError('retentionMs', 'must be a positive number of ms', retentionMs);
     }
     this.#retentionMs = retentionMs;
     const pruneBatchSize = options.pruneBatchSize ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.pruneBatchSize;
     if (!Number.isSafeInteger(pruneBatchSize) || pruneBatchSize <= 0) {
-      throw new JournalConfigError('outbox "pruneBatchSize" must be a positive integer', {
-        details: { field: 'pruneBatchSize', value: pruneBatchSize },
-      });
+      throw new JournalConfigError('pruneBatchSize', 'must be a positive integer', pruneBatchSize);
     }
     this.#pruneBatchSize = pruneBatchSize;
     this.#notify = options.notify ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.notify;
@@ -295,12 +293,7 @@ export class PostgresOutbox implements Journal {
   async deadLetters(query: OutboxDeadLetterQuery = {}): Promise<OutboxDeadLetter[]> {
     const limit = query.limit ?? 100;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
-      throw new JournalConfigError(
-        'outbox dead-letter "limit" must be an integer from 1 to 10000',
-        {
-          details: { field: 'limit', value: limit },
-        },
-      );
+      throw new JournalConfigError('limit', 'must be an integer from 1 to 10000', limit);
     }
     const rows = await this.#query<
       OutboxRow & {

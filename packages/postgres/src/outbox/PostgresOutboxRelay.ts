@@ -3,7 +3,6 @@ import type { PoolClient } from 'pg';
 import {
   PublishFailedError,
   createDefaultLogger,
-  timeMsToSeq,
   type JournalRecord,
   type Logger,
   type Transport,
@@ -16,6 +15,7 @@ import {
   type OutboxRow,
   type PostgresOutbox,
 } from './PostgresOutbox.js';
+import { timeMsToSeq } from '@backtrack/core/adapter';
 
 /** Collaborators of {@link PostgresOutboxRelay}. */
 export interface PostgresOutboxRelayDependencies {
@@ -156,8 +156,8 @@ export class PostgresOutboxRelay {
     if (!dependencies?.outbox || !dependencies.transport) {
       throw new PostgresConfigError(
         'dependencies',
-        'missing',
         'the relay needs an outbox and a transport',
+        'missing',
       );
     }
     const o = { ...DEFAULT_POSTGRES_OUTBOX_RELAY_OPTIONS };
@@ -165,11 +165,11 @@ export class PostgresOutboxRelay {
       if (value === undefined) continue;
       if (field === 'exclusive' || field === 'listen') {
         if (typeof value !== 'boolean')
-          throw new PostgresConfigError(field, value, 'must be a boolean');
+          throw new PostgresConfigError(field, 'must be a boolean', value);
       } else {
         const min = field === 'olderThanMs' || field === 'pruneIntervalMs' ? 0 : 1;
         if (!Number.isSafeInteger(value) || (value as number) < min) {
-          throw new PostgresConfigError(field, value, `must be an integer >= ${min}`);
+          throw new PostgresConfigError(field, `must be an integer >= ${min}`, value);
         }
       }
       (o as Record<string, unknown>)[field] = value;

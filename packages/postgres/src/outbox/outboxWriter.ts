@@ -1,6 +1,5 @@
 import type { ClientBase } from 'pg';
 import {
-  prepareJournaledEvent,
   type AnyEventDefinition,
   type Envelope,
   type EventInput,
@@ -10,6 +9,7 @@ import {
 } from '@backtrack/core';
 import { PostgresConfigError } from '../errors.js';
 import type { PostgresOutbox } from './PostgresOutbox.js';
+import { prepareJournaledEvent } from '@backtrack/core/adapter';
 
 /** Who writes: fixed for one deploy of a service (the same fields as core's publisher). */
 export interface OutboxWriterOptions {
@@ -69,14 +69,14 @@ export function createOutboxWriter(
 ): OutboxWriter {
   for (const field of ['service', 'version'] as const) {
     if (typeof options?.[field] !== 'string' || options[field].length === 0) {
-      throw new PostgresConfigError(field, options?.[field], 'must be a non-empty string');
+      throw new PostgresConfigError(field, 'must be a non-empty string', options?.[field]);
     }
   }
   if (options.topicFor !== undefined && typeof options.topicFor !== 'function') {
-    throw new PostgresConfigError('topicFor', typeof options.topicFor, 'must be a function');
+    throw new PostgresConfigError('topicFor', 'must be a function', typeof options.topicFor);
   }
   if (!dependencies?.outbox || !dependencies.registry) {
-    throw new PostgresConfigError('dependencies', 'missing', 'need an outbox and a registry');
+    throw new PostgresConfigError('dependencies', 'need an outbox and a registry', 'missing');
   }
   const { service, version } = options;
   const source = options.source ?? `//backtrack/${service}`;

@@ -76,7 +76,7 @@ export class PostgresSagaStore implements SagaStore {
     this.#table = `${quoteSchema(o.schema)}.sagas`;
     for (const field of ['defaultPageSize', 'maxPageSize'] as const) {
       if (!Number.isSafeInteger(o[field]) || o[field] <= 0) {
-        throw new PostgresConfigError(field, o[field], 'must be a positive integer');
+        throw new PostgresConfigError(field, 'must be a positive integer', o[field]);
       }
     }
     this.#defaultPageSize = o.defaultPageSize;
@@ -151,7 +151,7 @@ export class PostgresSagaStore implements SagaStore {
   async prune(options: SagaPruneOptions): Promise<number> {
     const limit = options.limit ?? 1000;
     if (!Number.isSafeInteger(limit) || limit <= 0) {
-      throw new PostgresConfigError('limit', options.limit, 'must be a positive integer');
+      throw new PostgresConfigError('limit', 'must be a positive integer', options.limit);
     }
     const statuses = [...(options.statuses ?? FINISHED_SAGA_STATUSES)];
     const rows = await this.#query<{ saga_id: string }>(
@@ -172,7 +172,7 @@ export class PostgresSagaStore implements SagaStore {
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
     const limit = Math.min(query.limit ?? this.#defaultPageSize, this.#maxPageSize);
     if (!Number.isSafeInteger(limit) || limit <= 0) {
-      throw new PostgresConfigError('limit', query.limit, 'must be a positive integer');
+      throw new PostgresConfigError('limit', 'must be a positive integer', query.limit);
     }
     const where: string[] = [];
     const params: unknown[] = [];

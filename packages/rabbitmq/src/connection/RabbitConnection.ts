@@ -1,4 +1,5 @@
-import { TransportEventEmitter, type Logger } from '@backtrack/core';
+import { type Logger } from '@backtrack/core';
+import { TransportEventEmitter } from '@backtrack/core/adapter';
 import type { ConnectionOptions } from 'node:tls';
 import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
@@ -125,15 +126,11 @@ export class RabbitConnection {
     const reconnect = { ...DEFAULT_RECONNECT_OPTIONS, ...options.reconnect };
     for (const [field, value] of Object.entries(reconnect)) {
       if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-        throw new RabbitConfigError(`reconnect.${field}`, 'must be a non-negative number', {
-          value,
-        });
+        throw new RabbitConfigError(`reconnect.${field}`, 'must be a non-negative number', value);
       }
     }
     if (reconnect.jitter > 1) {
-      throw new RabbitConfigError('reconnect.jitter', 'must be between 0 and 1', {
-        value: reconnect.jitter,
-      });
+      throw new RabbitConfigError('reconnect.jitter', 'must be between 0 and 1', reconnect.jitter);
     }
     const hooks: HookEntry[] = [];
     const holder: { self?: RabbitConnection } = {};

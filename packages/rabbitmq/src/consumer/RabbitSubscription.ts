@@ -5,7 +5,7 @@ import type {
   MessageProcessor,
   Subscription,
 } from '@backtrack/core';
-import { BacktrackError, DEAD_LETTER_REASON_HEADER, deadLetterReasonOf } from '@backtrack/core';
+import { BacktrackError, deadLetterReasonOf } from '@backtrack/core';
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import {
@@ -24,6 +24,7 @@ import {
   type DeadLetterOptions,
   type QueueType,
 } from '../topology/topology.js';
+import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 /** How a RabbitMQ subscription consumes, on top of the port's topics, group and processor. */
 export interface RabbitConsumerOptions {
@@ -106,7 +107,7 @@ export const DEFAULT_RABBIT_CONSUMER_OPTIONS: Readonly<RabbitConsumerOptions> = 
 export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   const positiveInt = (field: string, value: number, max = Number.MAX_SAFE_INTEGER): void => {
     if (!Number.isSafeInteger(value) || value < 1 || value > max) {
-      throw new RabbitConfigError(field, `must be an integer from 1 to ${max}`, { value });
+      throw new RabbitConfigError(field, `must be an integer from 1 to ${max}`, value);
     }
   };
   positiveInt('prefetch', options.prefetch, 65_535);
@@ -118,9 +119,11 @@ export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   let previous = 0;
   for (const delay of options.retryDelaysMs) {
     if (!Number.isSafeInteger(delay) || delay < 1 || delay <= previous) {
-      throw new RabbitConfigError('retryDelaysMs', 'must be ascending positive integers (ms)', {
-        value: options.retryDelaysMs,
-      });
+      throw new RabbitConfigError(
+        'retryDelaysMs',
+        'must be ascending positive integers (ms)',
+        options.retryDelaysMs,
+      );
     }
     previous = delay;
   }
@@ -129,18 +132,14 @@ export function validateConsumerOptions(options: RabbitConsumerOptions): void {
   }
   for (const field of ['maxRedeliverDelayMs', 'shutdownTimeoutMs'] as const) {
     if (!Number.isFinite(options[field]) || options[field] < 0) {
-      throw new RabbitConfigError(field, 'must be a non-negative number of ms', {
-        value: options[field],
-      });
+      throw new RabbitConfigError(field, 'must be a non-negative number of ms', options[field]);
     }
   }
   if (typeof options.batch !== 'boolean') {
-    throw new RabbitConfigError('batch', 'must be true or false', { value: options.batch });
+    throw new RabbitConfigError('batch', 'must be true or false', options.batch);
   }
   if (!['quorum', 'classic'].includes(options.queueType)) {
-    throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", {
-      value: options.queueType,
-    });
+    throw new RabbitConfigError('queueType', "must be 'quorum' or 'classic'", options.queueType);
   }
 }
 

@@ -1,12 +1,8 @@
-import {
-  MALFORMED_REASONS,
-  MalformedMessageError,
-  contentModeOf,
-  toStructuredMessage,
-} from '@backtrack/core';
+import { MALFORMED_REASONS, MalformedMessageError } from '@backtrack/core';
 import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { Options } from 'amqplib';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
+import { contentModeOf, toStructuredMessage } from '@backtrack/core/adapter';
 
 /**
  * The header prefix of CloudEvents attributes, as the CloudEvents AMQP protocol binding prefers

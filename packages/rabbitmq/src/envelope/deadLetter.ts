@@ -1,7 +1,5 @@
 import {
-  DEAD_LETTER_REASON_HEADER,
   MalformedMessageError,
-  brokerDeadLetterReason,
   deadLetterReasonOf,
   isDeadLetterReason,
   type DeadLetterReason,
@@ -14,6 +12,7 @@ import {
   headerToString,
   type AmqpMessageLike,
 } from './amqpBinding.js';
+import { DEAD_LETTER_REASON_HEADER, brokerDeadLetterReason } from '@backtrack/core/adapter';
 
 /** A message read from a dead-letter queue, with why it is there. */
 export interface DeadLetter {

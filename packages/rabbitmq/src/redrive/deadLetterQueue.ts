@@ -261,7 +261,7 @@ async function withQueueChannel(
 function checkLimit(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_LIMIT;
   if (!Number.isSafeInteger(limit) || limit < 0)
-    throw new RabbitConfigError('limit', 'must be an integer >= 0', { value: limit });
+    throw new RabbitConfigError('limit', 'must be an integer >= 0', limit);
   return limit;
 }
 

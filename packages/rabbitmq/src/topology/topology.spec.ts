@@ -136,7 +136,7 @@ describe('topology', () => {
     expect(bad({})).toBeUndefined();
     expect(bad({ prefetch: 0 })?.details['field']).toBe('prefetch');
     expect(bad({ retryDelaysMs: [5, 1] })?.details['field']).toBe('retryDelaysMs');
-    expect(bad({ retryDelaysMs: [] })?.code).toBe(RABBIT_ERROR_CODES.INVALID_OPTIONS);
+    expect(bad({ retryDelaysMs: [] })?.code).toBe(RABBIT_ERROR_CODES.CONFIG_INVALID);
     expect(bad({ deliveryLimit: 0 })?.details['field']).toBe('deliveryLimit');
     expect(bad({ deliveryLimit: null })).toBeUndefined();
     expect(bad({ queueType: 'stream' })?.details['field']).toBe('queueType');

@@ -105,8 +105,8 @@ export class RedisDedupeStore implements DedupeStore {
     if (!dependencies?.redis) {
       throw new RedisStoreConfigError(
         'dependencies.redis',
-        dependencies?.redis,
         'an ioredis client is required',
+        dependencies?.redis,
       );
     }
     this.#redis = dependencies.redis;
@@ -143,14 +143,14 @@ export class RedisDedupeStore implements DedupeStore {
     options: CompleteManyOptions,
   ): Promise<boolean[]> {
     if (!Array.isArray(entries)) {
-      throw new DedupeConfigError('entries', entries, 'must be an array of { key, token }');
+      throw new DedupeConfigError('entries', 'must be an array of { key, token }', entries);
     }
     const ttlMs = options?.ttlMs ?? this.options.defaultRetentionMs;
     assertPositiveMs('ttlMs', ttlMs);
     // Every entry is checked before anything is sent: a rejected batch writes nothing.
     const args = entries.map((entry, i) => {
       if (typeof entry !== 'object' || entry === null) {
-        throw new DedupeConfigError(`entries[${i}]`, entry, 'must be a { key, token } object');
+        throw new DedupeConfigError(`entries[${i}]`, 'must be a { key, token } object', entry);
       }
       assertKey(`entries[${i}].key`, entry.key);
       return [String(entry.token), this.#doneValue(`entries[${i}].result`, entry.result)];
@@ -244,13 +244,13 @@ export class RedisDedupeStore implements DedupeStore {
   #doneValue(field: string, result: unknown): string {
     if (result === undefined) return 'd';
     if (typeof result !== 'string') {
-      throw new DedupeConfigError(field, result, 'must be a string when given');
+      throw new DedupeConfigError(field, 'must be a string when given', result);
     }
     if (Buffer.byteLength(result) > this.options.maxResultBytes) {
       throw new DedupeConfigError(
         field,
-        `${Buffer.byteLength(result)} bytes`,
         `must be at most maxResultBytes (${this.options.maxResultBytes}) bytes`,
+        `${Buffer.byteLength(result)} bytes`,
       );
     }
     return `d:${result}`;
@@ -269,7 +269,7 @@ function validateOptions(
   options: RedisDedupeStoreOptions | undefined,
 ): Readonly<Required<RedisDedupeStoreOptions>> {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new RedisStoreConfigError('options', options, 'must be an object');
+    throw new RedisStoreConfigError('options', 'must be an object', options);
   }
   const merged = { ...DEFAULT_REDIS_DEDUPE_OPTIONS, ...stripUndefined(options ?? {}) };
   if (
@@ -279,8 +279,8 @@ function validateOptions(
   ) {
     throw new RedisStoreConfigError(
       'keyPrefix',
-      merged.keyPrefix,
       'must be a string of 1 to 256 characters',
+      merged.keyPrefix,
     );
   }
   if (
@@ -290,22 +290,22 @@ function validateOptions(
   ) {
     throw new RedisStoreConfigError(
       'defaultRetentionMs',
-      merged.defaultRetentionMs,
       `must be an integer number of ms between ${MIN_RETENTION_MS} (1 s) and ${MAX_RETENTION_MS} (30 days)`,
+      merged.defaultRetentionMs,
     );
   }
   if (!Number.isSafeInteger(merged.commandTimeoutMs) || merged.commandTimeoutMs <= 0) {
     throw new RedisStoreConfigError(
       'commandTimeoutMs',
-      merged.commandTimeoutMs,
       'must be a positive integer number of ms',
+      merged.commandTimeoutMs,
     );
   }
   if (!Number.isSafeInteger(merged.maxResultBytes) || merged.maxResultBytes < 0) {
     throw new RedisStoreConfigError(
       'maxResultBytes',
-      merged.maxResultBytes,
       'must be a non-negative integer',
+      merged.maxResultBytes,
     );
   }
   return Object.freeze(merged);
@@ -317,13 +317,13 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 function assertPositiveMs(field: string, value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new DedupeConfigError(field, value, 'must be a positive integer number of milliseconds');
+    throw new DedupeConfigError(field, 'must be a positive integer number of milliseconds', value);
   }
 }
 
 function assertKey(field: string, key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) {
-    throw new DedupeConfigError(field, key, 'must be a non-empty string');
+    throw new DedupeConfigError(field, 'must be a non-empty string', key);
   }
 }
 

@@ -3,19 +3,12 @@ import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
   StoreUnavailableError,
-  assertValidAppend,
-  encodeCursor,
-  matchesFilters,
-  normalizeQuery,
-  seqToTimeMs,
-  timeMsToSeq,
   type Journal,
   type JournalAppend,
   type JournalOptions,
   type JournalPage,
   type JournalQuery,
   type JournalRecord,
-  type NormalizedJournalQuery,
   type UnpublishedQuery,
 } from '@backtrack/core';
 import type { Redis } from 'ioredis';
@@ -24,6 +17,15 @@ import { callRedis } from '../internal/call.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { APPEND_MANY_SCRIPT } from './appendManyScript.js';
 import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT } from './scripts.js';
+import {
+  assertValidAppend,
+  encodeCursor,
+  matchesFilters,
+  normalizeQuery,
+  seqToTimeMs,
+  timeMsToSeq,
+  type NormalizedJournalQuery,
+} from '@backtrack/core/adapter';
 
 const APPEND = new LuaScript('journal.append', APPEND_SCRIPT);
 const MARK_PUBLISHED = new LuaScript('journal.markPublished', MARK_PUBLISHED_SCRIPT);
@@ -118,20 +120,20 @@ export class RedisJournal implements Journal {
   constructor(options: RedisJournalOptions, dependencies: RedisJournalDependencies) {
     const o = { ...DEFAULT_REDIS_JOURNAL_OPTIONS, ...stripUndefined(options ?? {}) };
     if (!Number.isFinite(o.retentionMs) || o.retentionMs <= 0) {
-      throw new RedisStoreConfigError('retentionMs', o.retentionMs, 'a positive number of ms');
+      throw new RedisStoreConfigError('retentionMs', 'a positive number of ms', o.retentionMs);
     }
     if (typeof o.keyPrefix !== 'string' || o.keyPrefix.length === 0) {
-      throw new RedisStoreConfigError('keyPrefix', o.keyPrefix, 'a non-empty string');
+      throw new RedisStoreConfigError('keyPrefix', 'a non-empty string', o.keyPrefix);
     }
     for (const field of ['pruneOnAppend', 'maxScanPerQuery', 'commandTimeoutMs'] as const) {
       const value = o[field];
       const min = field === 'pruneOnAppend' ? 0 : 1;
       if (!Number.isSafeInteger(value) || value < min) {
-        throw new RedisStoreConfigError(field, value, `an integer >= ${min}`);
+        throw new RedisStoreConfigError(field, `an integer >= ${min}`, value);
       }
     }
     if (!dependencies?.redis) {
-      throw new RedisStoreConfigError('redis', undefined, 'an ioredis client in the dependencies');
+      throw new RedisStoreConfigError('redis', 'an ioredis client in the dependencies', undefined);
     }
     this.#redis = dependencies.redis;
     this.#now = dependencies.now ?? Date.now;

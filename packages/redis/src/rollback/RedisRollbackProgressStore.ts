@@ -3,7 +3,6 @@ import {
   RollbackLeaseLostError,
   RollbackRunConflictError,
   RunStatus,
-  totalItems,
   type ItemProgress,
   type ItemUpdate,
   type LeaseResult,
@@ -17,6 +16,7 @@ import { callRedis } from '../internal/call.js';
 import { globEscape, scanKeys, unlinkKeys, type RedisClient } from '../internal/cluster.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { ACQUIRE, CREATE_RUN, FINISH, RELEASE, RENEW, SET_ITEMS } from './scripts.js';
+import { totalItems } from '@backtrack/core/adapter';
 
 const SCRIPTS = {
   create: new LuaScript('rollback.createRun', CREATE_RUN),
@@ -71,15 +71,15 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     for (const [k, v] of Object.entries(options ?? {}))
       if (v !== undefined) (o as Record<string, unknown>)[k] = v;
     if (typeof o.keyPrefix !== 'string' || o.keyPrefix.length === 0) {
-      throw new RedisStoreConfigError('keyPrefix', o.keyPrefix, 'a non-empty string');
+      throw new RedisStoreConfigError('keyPrefix', 'a non-empty string', o.keyPrefix);
     }
     for (const field of ['runTtlMs', 'commandTimeoutMs'] as const) {
       if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
-        throw new RedisStoreConfigError(field, o[field], 'a positive integer of ms');
+        throw new RedisStoreConfigError(field, 'a positive integer of ms', o[field]);
       }
     }
     if (!dependencies?.redis) {
-      throw new RedisStoreConfigError('redis', undefined, 'an ioredis client in the dependencies');
+      throw new RedisStoreConfigError('redis', 'an ioredis client in the dependencies', undefined);
     }
     this.#redis = dependencies.redis;
     this.#prefix = o.keyPrefix.includes('{') ? o.keyPrefix : `{${o.keyPrefix}}`;

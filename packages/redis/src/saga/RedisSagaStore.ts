@@ -102,8 +102,8 @@ export class RedisSagaStore implements SagaStore {
     if (!dependencies?.redis) {
       throw new RedisStoreConfigError(
         'dependencies.redis',
-        dependencies?.redis,
         'an ioredis client is required',
+        dependencies?.redis,
       );
     }
     this.#redis = dependencies.redis;
@@ -139,8 +139,8 @@ export class RedisSagaStore implements SagaStore {
     if (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0) {
       throw new RedisStoreConfigError(
         'expectedRevision',
-        expectedRevision,
         'must be a non-negative integer',
+        expectedRevision,
       );
     }
     const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
@@ -160,8 +160,8 @@ export class RedisSagaStore implements SagaStore {
     if (answer[0] === -2) {
       throw new RedisStoreConfigError(
         'record.sagaName',
-        record.sagaName,
         `must not change (the stored saga is named ${JSON.stringify(answer[1])})`,
+        record.sagaName,
       );
     }
     if (answer[0] !== 1) {
@@ -177,8 +177,8 @@ export class RedisSagaStore implements SagaStore {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.options.maxListLimit) {
       throw new RedisStoreConfigError(
         'limit',
-        limit,
         `must be an integer from 1 to maxListLimit (${this.options.maxListLimit})`,
+        limit,
       );
     }
     const statuses =
@@ -257,15 +257,15 @@ export class RedisSagaStore implements SagaStore {
   async prune(options: SagaPruneOptions): Promise<number> {
     const limit = options.limit ?? 1000;
     if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new RedisStoreConfigError('limit', options.limit, 'must be a positive integer');
+      throw new RedisStoreConfigError('limit', 'must be a positive integer', options.limit);
     }
     const statuses = [...new Set(options.statuses ?? FINISHED_SAGA_STATUSES)];
     for (const st of statuses) {
       if (!(FINISHED_SAGA_STATUSES as readonly string[]).includes(st)) {
         throw new RedisStoreConfigError(
           'statuses',
-          st,
           `must be finished statuses (${FINISHED_SAGA_STATUSES.join(', ')})`,
+          st,
         );
       }
     }
@@ -386,12 +386,12 @@ function decodeCursor(cursor: string): string {
   } catch {
     // fall through to the coded error
   }
-  throw new RedisStoreConfigError('cursor', cursor, 'must be a nextCursor returned by list()');
+  throw new RedisStoreConfigError('cursor', 'must be a nextCursor returned by list()', cursor);
 }
 
 function assertRecord(record: SagaRecord): void {
   if (typeof record !== 'object' || record === null) {
-    throw new RedisStoreConfigError('record', record, 'must be a SagaRecord object');
+    throw new RedisStoreConfigError('record', 'must be a SagaRecord object', record);
   }
   assertString('record.sagaId', record.sagaId);
   assertString('record.sagaName', record.sagaName);
@@ -400,28 +400,28 @@ function assertRecord(record: SagaRecord): void {
   if (!Number.isSafeInteger(record.revision) || record.revision < 0) {
     throw new RedisStoreConfigError(
       'record.revision',
-      record.revision,
       'must be a non-negative integer',
+      record.revision,
     );
   }
   if (record.createdAt.includes('\0') || record.sagaId.includes('\0')) {
     throw new RedisStoreConfigError(
       'record.sagaId',
-      record.sagaId,
       'must not contain NUL characters',
+      record.sagaId,
     );
   }
 }
 
 function assertString(field: string, value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
-    throw new RedisStoreConfigError(field, value, 'must be a non-empty string');
+    throw new RedisStoreConfigError(field, 'must be a non-empty string', value);
   }
 }
 
 function assertStatus(field: string, value: unknown): void {
   if (typeof value !== 'string' || !STATUSES.has(value)) {
-    throw new RedisStoreConfigError(field, value, `must be one of ${[...STATUSES].join(', ')}`);
+    throw new RedisStoreConfigError(field, `must be one of ${[...STATUSES].join(', ')}`, value);
   }
 }
 
@@ -429,7 +429,7 @@ function validateOptions(
   options: RedisSagaStoreOptions | undefined,
 ): Readonly<Required<RedisSagaStoreOptions>> {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new RedisStoreConfigError('options', options, 'must be an object');
+    throw new RedisStoreConfigError('options', 'must be an object', options);
   }
   const defined = Object.fromEntries(
     Object.entries(options ?? {}).filter(([, v]) => v !== undefined),
@@ -442,25 +442,25 @@ function validateOptions(
   ) {
     throw new RedisStoreConfigError(
       'keyPrefix',
-      merged.keyPrefix,
       'must be a string of 1 to 256 characters',
+      merged.keyPrefix,
     );
   }
   if (merged.keyLayout !== 'sharded' && merged.keyLayout !== 'legacy') {
-    throw new RedisStoreConfigError('keyLayout', merged.keyLayout, "must be 'sharded' or 'legacy'");
+    throw new RedisStoreConfigError('keyLayout', "must be 'sharded' or 'legacy'", merged.keyLayout);
   }
   if (!Number.isSafeInteger(merged.commandTimeoutMs) || merged.commandTimeoutMs <= 0) {
     throw new RedisStoreConfigError(
       'commandTimeoutMs',
-      merged.commandTimeoutMs,
       'must be a positive integer number of ms',
+      merged.commandTimeoutMs,
     );
   }
   if (!Number.isSafeInteger(merged.maxListLimit) || merged.maxListLimit < 1) {
     throw new RedisStoreConfigError(
       'maxListLimit',
-      merged.maxListLimit,
       'must be a positive integer',
+      merged.maxListLimit,
     );
   }
   return Object.freeze(merged);

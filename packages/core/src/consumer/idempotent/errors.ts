@@ -1,4 +1,5 @@
 import { BacktrackError } from '../../errors/BacktrackError.js';
+import { CORE_ERROR_CODES } from '../../errors/codes.js';
 
 /**
  * Another consumer holds a live lease on this message's dedupe key. Retriable: the message must
@@ -6,8 +7,9 @@ import { BacktrackError } from '../../errors/BacktrackError.js';
  * then acknowledged as a duplicate) or the lease expires and this consumer takes over.
  */
 export class LeaseHeldError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.LeaseHeldError';
   constructor(key: string) {
-    super('BT_ERR_DEDUPE_LEASE_HELD', `dedupe key ${key} is leased by another consumer`, {
+    super(CORE_ERROR_CODES.DEDUPE_LEASE_HELD, `dedupe key ${key} is leased by another consumer`, {
       details: { key },
       retriable: true,
     });
@@ -16,7 +18,8 @@ export class LeaseHeldError extends BacktrackError {
 
 /** The `key` function of `idempotent()` threw or returned an empty value. Never retriable. */
 export class IdempotencyKeyError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/core.IdempotencyKeyError';
   constructor(message: string, cause?: unknown) {
-    super('BT_ERR_IDEMPOTENCY_KEY_INVALID', message, { cause });
+    super(CORE_ERROR_CODES.IDEMPOTENCY_KEY_INVALID, message, { cause });
   }
 }

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineSaga } from '../definition.js';
-import { SagaDefinitionError, StepTimeoutError } from '../errors.js';
+import { SagaEngineConfigError, StepTimeoutError } from '../errors.js';
 import { InMemorySagaStore } from '../InMemorySagaStore.js';
 import { createSagaEngine } from '../SagaEngine.js';
 import type { StepInterceptor, StepInvocation } from './interceptors.js';
@@ -225,6 +225,6 @@ describe('step interceptors', () => {
     const store = new InMemorySagaStore();
     expect(() =>
       createSagaEngine({ interceptors: ['nope' as unknown as StepInterceptor] }, { store }),
-    ).toThrow(SagaDefinitionError);
+    ).toThrow(SagaEngineConfigError);
   });
 });

@@ -5,7 +5,7 @@
  * it.
  */
 import type { Logger } from '../../logging/logger.js';
-import { SagaDefinitionError } from '../errors.js';
+import { SagaEngineConfigError } from '../errors.js';
 
 /** Which function of a step an interceptor wraps. */
 export type StepCallKind = 'run' | 'compensate';
@@ -84,14 +84,12 @@ export function intercept(
 
 /**
  * Checks the `interceptors` engine option.
- * @throws {SagaDefinitionError} when it is not an array of functions.
+ * @throws {SagaEngineConfigError} when it is not an array of functions.
  */
 export function checkInterceptors(value: unknown): readonly StepInterceptor[] {
   if (value === undefined) return [];
   if (!Array.isArray(value) || value.some((i) => typeof i !== 'function')) {
-    throw new SagaDefinitionError('saga engine option interceptors must be an array of functions', {
-      details: { field: 'interceptors' },
-    });
+    throw new SagaEngineConfigError('interceptors', 'must be an array of functions');
   }
   return Object.freeze([...(value as StepInterceptor[])]);
 }

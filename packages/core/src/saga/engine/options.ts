@@ -1,7 +1,8 @@
 import type { SagaRecord, SagaStatus, StoredError } from '../SagaStore.js';
 import type { Logger } from '../../logging/logger.js';
 import type { SagaStore } from '../SagaStore.js';
-import type { StepInterceptor } from './interceptors.js';
+import { SagaEngineConfigError } from '../errors.js';
+import { checkInterceptors, type StepInterceptor } from './interceptors.js';
 
 /** Engine options, validated once by {@link createSagaEngine}. */
 export interface SagaEngineOptions {
@@ -42,6 +43,54 @@ export const DEFAULT_SAGA_ENGINE_OPTIONS: Readonly<Required<SagaEngineOptions>> 
   requestPollMs: 100,
   interceptors: Object.freeze([]),
 });
+
+/** Fields of {@link SagaEngineOptions} that must be integers >= 1. */
+const POSITIVE_INTEGER_OPTIONS = [
+  'recoveryConcurrency',
+  'recoveryPageSize',
+  'leaseMs',
+  'heartbeatMs',
+  'requestTimeoutMs',
+  'requestPollMs',
+] as const;
+
+/**
+ * Merges `options` over {@link DEFAULT_SAGA_ENGINE_OPTIONS} (`heartbeatMs` defaults to a third of
+ * `leaseMs`) and validates the result once; throws {@link SagaEngineConfigError}.
+ */
+export function resolveSagaEngineOptions(
+  options: SagaEngineOptions = {},
+): Readonly<Required<SagaEngineOptions>> {
+  const defined = Object.fromEntries(
+    Object.entries(options ?? {}).filter(([, value]) => value !== undefined),
+  ) as SagaEngineOptions;
+  const merged = { ...DEFAULT_SAGA_ENGINE_OPTIONS, ...defined };
+  if (defined.heartbeatMs === undefined) {
+    merged.heartbeatMs = Math.max(1, Math.floor(merged.leaseMs / 3));
+  }
+  for (const field of POSITIVE_INTEGER_OPTIONS) {
+    if (!Number.isInteger(merged[field]) || merged[field] < 1) {
+      throw new SagaEngineConfigError(field, 'must be an integer >= 1', merged[field]);
+    }
+  }
+  merged.interceptors = checkInterceptors(defined.interceptors);
+  return Object.freeze(merged);
+}
+
+/** Options and collaborators in one object: `createSagaEngine({ store, leaseMs: 60_000 })`. */
+export type SagaEngineConfig = SagaEngineOptions & SagaEngineDependencies;
+
+/** Splits a {@link SagaEngineConfig} into the engine's options and its collaborators. */
+export function splitSagaEngineConfig(
+  config: SagaEngineConfig,
+): [SagaEngineOptions, SagaEngineDependencies] {
+  const options: Record<string, unknown> = {};
+  const dependencies: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config ?? {})) {
+    (key in DEFAULT_SAGA_ENGINE_OPTIONS ? options : dependencies)[key] = value;
+  }
+  return [options as SagaEngineOptions, dependencies as unknown as SagaEngineDependencies];
+}
 
 /** Collaborators the engine uses; everything but `store` has a default. */
 export interface SagaEngineDependencies {

@@ -1,9 +1,9 @@
 /**
  * The shared Journal contract suite: one set of behaviours every Journal implementation must pass
- * (in-memory, Redis, and any store a user writes). Source-only like the other contract suites
- * (it imports vitest): the repo's tests import it by relative path.
+ * (in-memory, Redis, and any store a user writes). Published in `@backtrack/core/adapter`; the
+ * test runner comes in as an argument (see testApi.ts).
  */
-import { describe, expect, it } from 'vitest';
+import type { ContractTestApi } from './testApi.js';
 import { BacktrackError } from '../../errors/BacktrackError.js';
 import type { Journal, JournalAppend, JournalQuery, JournalRecord } from '../../journal/Journal.js';
 import { SEQ_PER_MS } from '../../journal/Journal.js';
@@ -25,12 +25,16 @@ export interface JournalContractOptions {
  * must return an empty, isolated journal configured with the given retention.
  *
  * @example
- * journalContract('InMemoryJournal', async (o) => ({ journal: new InMemoryJournal(o) }));
+ * journalContract('InMemoryJournal', async (o) => ({ journal: new InMemoryJournal(o) }), {
+ *   describe, it, expect,
+ * });
  */
 export function journalContract(
   name: string,
   factory: (options: JournalContractOptions) => Promise<JournalContractHarness>,
+  test: ContractTestApi,
 ): void {
+  const { describe, it, expect } = test;
   const DAY = 24 * 60 * 60 * 1000;
 
   async function withJournal(

@@ -1,11 +1,10 @@
 /**
  * The shared SagaStore contract suite, run against every implementation (in-memory, Redis,
  * PostgreSQL, and any store a user writes).
- *
- * Source-only, like dedupeStoreContract.ts: it imports `vitest`, so it is excluded from the
- * published build (`packages/core/tsconfig.build.json`) and tests import it by relative path.
+ * Published in `@backtrack/core/adapter`; the test runner comes in as an argument (see
+ * testApi.ts).
  */
-import { describe, expect, it } from 'vitest';
+import type { ContractTestApi } from './testApi.js';
 import { BacktrackError } from '../../errors/BacktrackError.js';
 import { SagaConcurrencyError } from '../../saga/errors.js';
 import type { SagaRecord, SagaStatus, SagaStore } from '../../saga/SagaStore.js';
@@ -56,16 +55,20 @@ export function makeSagaRecord(
 }
 
 /**
- * Registers the SagaStore contract (vitest `describe`/`it`) for one implementation.
+ * Registers the SagaStore contract with `test` (`{ describe, it, expect }`) for one implementation.
  * `factory` is called once per test and must return an isolated, empty store.
  *
  * @example
- * sagaStoreContract('InMemorySagaStore', async () => ({ store: new InMemorySagaStore() }));
+ * sagaStoreContract('InMemorySagaStore', async () => ({ store: new InMemorySagaStore() }), {
+ *   describe, it, expect,
+ * });
  */
 export function sagaStoreContract(
   name: string,
   factory: () => Promise<SagaStoreContractHarness>,
+  test: ContractTestApi,
 ): void {
+  const { describe, it, expect } = test;
   async function withStore(fn: (h: Required<SagaStoreContractHarness>) => Promise<void>) {
     const h = await factory();
     const full: Required<SagaStoreContractHarness> = {

@@ -1,14 +1,14 @@
 /**
  * The shared Transport contract suite: the behaviours of the `Transport` port (see
  * `transport/Transport.ts`) that every implementation must show, in-memory and real brokers
- * alike. Source-only, like the other contract suites (it imports vitest; see
- * dedupeStoreContract.ts for why).
+ * alike. Published in `@backtrack/core/adapter`; the test runner comes in as an argument (see
+ * testApi.ts).
  *
  * The suite drives the transport with hand-written processors, so it checks the transport alone:
  * wire fidelity, per-key order, and what each disposition does.
  */
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import type { ContractTestApi } from './testApi.js';
 import type { Disposition, IncomingMessage, MessageProcessor } from '../../consumer/processor.js';
 import type { EncodedMessage } from '../../envelope/types.js';
 import type { Transport } from '../../transport/Transport.js';
@@ -93,20 +93,22 @@ function recorder(decide: (m: IncomingMessage) => Disposition = () => ACK) {
 }
 
 /**
- * Registers the Transport contract (vitest `describe`/`it`) for one implementation. `factory`
- * is called once per test.
+ * Registers the Transport contract with `test` (`{ describe, it, expect }`) for one
+ * implementation. `factory` is called once per test.
  *
  * @example
  * transportContract('InMemoryTransport', async () => {
  *   const transport = new InMemoryTransport();
  *   return { transport, deadLetters: async (topic, group) => transport.deadLetters.filter(...) };
- * });
+ * }, { describe, it, expect });
  */
 export function transportContract(
   label: string,
   factory: () => Promise<TransportContractHarness>,
+  test: ContractTestApi,
   options: TransportContractOptions = {},
 ): void {
+  const { describe, it, expect } = test;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const wait = timeoutMs / 2;
 

@@ -1,14 +1,10 @@
 /**
  * The shared DedupeStore contract suite: one set of behaviours every implementation must pass
  * (in-memory, Redis, and any store a user writes).
- *
- * Why this file is NOT in the published `@backtrack/core/testing` entry: it imports `vitest`,
- * and the testing entry is also used by people on other test runners for its in-memory fakes.
- * Making vitest a (even optional) peer of every core install for this one file is not worth it,
- * so the contract suites are source-only: `packages/core/tsconfig.build.json` excludes
- * `src/testing/contracts/**`, and the repo's tests import them by relative path.
+ * Published in `@backtrack/core/adapter`; it takes the test runner as an argument
+ * ({@link ContractTestApi}) so importing it needs no vitest.
  */
-import { describe, expect, it } from 'vitest';
+import type { ContractTestApi } from './testApi.js';
 import type { ClaimResult, DedupeStore } from '../../dedupe/DedupeStore.js';
 
 /** What a contract run needs from one implementation: a fresh, isolated store per test. */
@@ -34,19 +30,21 @@ export interface DedupeStoreContractHarness {
 }
 
 /**
- * Registers the DedupeStore contract (vitest `describe`/`it`) for one implementation.
- * `factory` is called once per test and must return an isolated store.
+ * Registers the DedupeStore contract with `test` (`{ describe, it, expect }` from vitest or jest)
+ * for one implementation. `factory` is called once per test and must return an isolated store.
  *
  * @example
  * dedupeStoreContract('InMemoryDedupeStore', async () => {
  *   const store = new InMemoryDedupeStore();
  *   return { store, ttlOf: async (k) => store.ttlOf(k) };
- * });
+ * }, { describe, it, expect });
  */
 export function dedupeStoreContract(
   name: string,
   factory: () => Promise<DedupeStoreContractHarness>,
+  test: ContractTestApi,
 ): void {
+  const { describe, it, expect } = test;
   const LONG_LEASE = 30_000;
   const SHORT_LEASE = 300;
   const PAST_SHORT_LEASE = 450;

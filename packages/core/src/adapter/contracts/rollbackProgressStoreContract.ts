@@ -1,8 +1,8 @@
 /**
- * The shared RollbackProgressStore contract suite (source-only, imports vitest; see
- * dedupeStoreContract.ts for why).
+ * The shared RollbackProgressStore contract suite. Published in `@backtrack/core/adapter`; the
+ * test runner comes in as an argument (see testApi.ts).
  */
-import { describe, expect, it } from 'vitest';
+import type { ContractTestApi } from './testApi.js';
 import type { RollbackPlan } from '../../rollback/plan.js';
 import type { RollbackProgressStore } from '../../rollback/RollbackProgressStore.js';
 
@@ -63,10 +63,16 @@ const summary = {
   published: 1,
 };
 
+/**
+ * Registers the RollbackProgressStore contract with `test` (`{ describe, it, expect }`) for one
+ * implementation. `factory` is called once per test and must return an isolated store.
+ */
 export function rollbackProgressStoreContract(
   name: string,
   factory: () => Promise<RollbackProgressStoreContractHarness>,
+  test: ContractTestApi,
 ): void {
+  const { describe, it, expect } = test;
   async function withStore(
     fn: (store: RollbackProgressStore, peer: RollbackProgressStore) => Promise<void>,
   ) {
