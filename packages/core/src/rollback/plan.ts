@@ -177,6 +177,59 @@ export async function planRollback(
   options: PlanRollbackOptions,
   dependencies: PlanRollbackDependencies,
 ): Promise<RollbackPlan> {
+  const window = resolvePlanWindow(options, dependencies);
+  const state: PlanState = {
+    items: [],
+    sagas: new Map(),
+    needsPerson: [],
+    skipped: [],
+    pending: [],
+    effects: 0,
+  };
+  for await (const record of journalEffects(dependencies.journal, window)) {
+    if (window.types && !window.types.has(record.type)) continue;
+    state.effects++;
+    if (state.effects > window.maxEffects) {
+      const { service, version, since, until } = window;
+      throw new RollbackPlanTooLargeError(window.maxEffects, { service, version, since, until });
+    }
+    planEffect(record, window, dependencies, state);
+  }
+  return assemblePlan(options, window, state);
+}
+
+/** The plan's validated options: what to read from the journal and how to undo it. */
+interface PlanWindow {
+  service: string;
+  version: string;
+  strategy: RollbackStrategy;
+  since: string | undefined;
+  until: string;
+  types: Set<string> | undefined;
+  /** Replay: the version each event type is written in (default: the version it was written in). */
+  targetVersions: Record<string, number> | undefined;
+  maxEffects: number;
+  now: Date;
+}
+
+/** What planning has found so far. Messages are encoded once the plan id is known. */
+interface PlanState {
+  items: RollbackPlanItem[];
+  sagas: Map<string, SagaRollbackItem>;
+  needsPerson: NeedsPersonItem[];
+  skipped: RollbackPlan['skipped'];
+  pending: {
+    item: RollbackPlanItem;
+    outgoing: { envelope: Envelope<unknown>; topic: string; key?: string }[];
+  }[];
+  effects: number;
+}
+
+/** Checks the options once (each bad field named) and fixes the window. */
+function resolvePlanWindow(
+  options: PlanRollbackOptions,
+  dependencies: PlanRollbackDependencies,
+): PlanWindow {
   const { service, version, strategy } = options;
   for (const field of ['service', 'version'] as const) {
     if (typeof options[field] !== 'string' || options[field].length === 0) {
@@ -196,7 +249,7 @@ export async function planRollback(
       'the compensate strategy needs a compensation registry',
     );
   }
-  const { journal, registry, compensations } = dependencies;
+  const { registry } = dependencies;
   for (const [type, v] of Object.entries(options.targetVersions ?? {})) {
     if (!registry.has(type) || !registry.get(type).hasVersion(v)) {
       throw new RollbackConfigError(
@@ -207,183 +260,215 @@ export async function planRollback(
       );
     }
   }
-  const maxEffects = options.maxEffects ?? 100_000;
   const now = (dependencies.now ?? (() => new Date()))();
-  const until = new Date(
-    options.until === undefined ? now : toTimeMs(options.until, 'until'),
-  ).toISOString();
-  const since =
-    options.since === undefined
-      ? undefined
-      : new Date(toTimeMs(options.since, 'since')).toISOString();
-  const typeFilter = options.types ? new Set(options.types) : undefined;
-  const marker = (planId: string) => rollbackVersion(planId);
+  return {
+    service,
+    version,
+    strategy,
+    until: new Date(
+      options.until === undefined ? now : toTimeMs(options.until, 'until'),
+    ).toISOString(),
+    since:
+      options.since === undefined
+        ? undefined
+        : new Date(toTimeMs(options.since, 'since')).toISOString(),
+    types: options.types ? new Set(options.types) : undefined,
+    targetVersions: options.targetVersions,
+    maxEffects: options.maxEffects ?? 100_000,
+    now,
+  };
+}
 
-  const items: RollbackPlanItem[] = [];
-  const sagas = new Map<string, SagaRollbackItem>();
-  const needsPerson: NeedsPersonItem[] = [];
-  const skipped: RollbackPlan['skipped'] = [];
-  // Messages are encoded once the plan id (part of their producer version) is known.
-  const pending: {
-    item: RollbackPlanItem;
-    outgoing: { envelope: Envelope<unknown>; topic: string; key?: string }[];
-  }[] = [];
-  let effects = 0;
-
+/** The journal's records of the window, page by page: newest first to compensate, oldest to replay. */
+async function* journalEffects(journal: Journal, w: PlanWindow): AsyncGenerator<JournalRecord> {
   let cursor: string | undefined;
   do {
     const page = await journal.query({
-      service,
-      version,
-      since,
-      until,
-      direction: strategy === 'compensate' ? 'backward' : 'forward',
+      service: w.service,
+      version: w.version,
+      since: w.since,
+      until: w.until,
+      direction: w.strategy === 'compensate' ? 'backward' : 'forward',
       cursor,
       limit: 500,
     });
     cursor = page.nextCursor;
-    for (const record of page.items) {
-      if (typeFilter && !typeFilter.has(record.type)) continue;
-      effects++;
-      if (effects > maxEffects) {
-        throw new RollbackPlanTooLargeError(maxEffects, { service, version, since, until });
-      }
-      const ref = toRef(record);
-      if (strategy === 'compensate' && record.sagaId !== undefined) {
-        const itemId = `saga:${record.sagaId}`;
-        const saga = sagas.get(record.sagaId) ?? { itemId, sagaId: record.sagaId, effects: [] };
-        saga.effects.push(ref);
-        sagas.set(record.sagaId, saga);
-        continue;
-      }
-      const person = (reason: NeedsPersonReason, message: string, code?: string) =>
-        needsPerson.push({
-          itemId: `person:${record.id}`,
-          original: ref,
-          reason,
-          message,
-          ...(code ? { code } : {}),
-        });
-
-      let envelope: Envelope<unknown>;
-      let data: unknown;
-      try {
-        envelope = decodeEnvelope(record.message, {
-          defaultSchemaVersion: (type) => registry.defaultSchemaVersion(type),
-        });
-        data = registry.read(envelope, strategy === 'replay' ? { as: envelope.schemaversion } : {});
-      } catch (error) {
-        person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
-        continue;
-      }
-
-      if (strategy === 'replay') {
-        const target = options.targetVersions?.[record.type] ?? envelope.schemaversion;
-        let converted: unknown;
-        try {
-          converted = registry.get(record.type).read(data, envelope.schemaversion, target);
-        } catch (error) {
-          person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
-          continue;
-        }
-        const next = createEnvelope({
-          type: envelope.type,
-          source: envelope.source,
-          schemaversion: target,
-          data: converted,
-          id: deterministicId(record.id, 'replay', String(target)),
-          time: envelope.time,
-          causationid: record.id,
-          correlationid: envelope.correlationid,
-          sagaid: envelope.sagaid,
-          producerservice: service,
-          partitionkey: envelope.partitionkey,
-          // Every other attribute travels unchanged (a versioned dataschema names the target).
-          subject: envelope.subject,
-          dataschema: withDataschemaVersion(envelope.dataschema, envelope.schemaversion, target),
-          extensions: envelope.extensions,
-        });
-        const item: RollbackPlanItem = {
-          itemId: `replay:${record.id}`,
-          action: 'replay',
-          original: ref,
-          messages: [],
-        };
-        items.push(item);
-        pending.push({
-          item,
-          outgoing: [{ envelope: next, topic: record.topic, key: record.key }],
-        });
-        continue;
-      }
-
-      const entry = compensations!.get(record.type);
-      if (!entry) {
-        person(NeedsPersonReason.NoCompensation, `no compensation registered for "${record.type}"`);
-        continue;
-      }
-      if (entry.kind === 'irreversible') {
-        person(NeedsPersonReason.Irreversible, entry.reason);
-        continue;
-      }
-      let planned: CompensatingEvent[];
-      let built: Envelope<unknown>[];
-      try {
-        const out = entry.reverse(data as never, { ...envelope, data } as never);
-        planned = (Array.isArray(out) ? out : [out]) as CompensatingEvent[];
-        built = planned.map((c, n) => {
-          if (!registry.has(c.event.type)) {
-            throw new RollbackConfigError(
-              'registry',
-              `must hold the compensating event type "${c.event.type}"`,
-              c.event.type,
-              { details: { type: c.event.type } },
-            );
-          }
-          return c.event.envelope(c.data as never, {
-            source: envelope.source,
-            version: c.schemaVersion,
-            id: deterministicId(record.id, 'compensate', String(n)),
-            time: now,
-            causationid: record.id,
-            correlationid: envelope.correlationid,
-            producerservice: service,
-            partitionkey: c.key ?? record.key,
-            // The compensation concerns the same subject (and tenant, trace, ...) as the effect.
-            subject: envelope.subject,
-            extensions: envelope.extensions,
-          }) as Envelope<unknown>;
-        });
-      } catch (error) {
-        person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
-        continue;
-      }
-      if (built.length === 0) {
-        skipped.push({
-          itemId: `skip:${record.id}`,
-          original: ref,
-          message: 'the compensation returned no event',
-        });
-        continue;
-      }
-      const item: RollbackPlanItem = {
-        itemId: `compensate:${record.id}`,
-        action: 'compensate',
-        original: ref,
-        messages: [],
-      };
-      items.push(item);
-      pending.push({
-        item,
-        outgoing: built.map((envelope, n) => ({
-          envelope,
-          topic: planned[n]!.topic ?? record.topic,
-          key: planned[n]!.key ?? record.key,
-        })),
-      });
-    }
+    yield* page.items;
   } while (cursor);
+}
 
+/** One journaled effect: grouped under its saga, or decoded and planned as a replay or a compensation. */
+function planEffect(
+  record: JournalRecord,
+  w: PlanWindow,
+  dependencies: PlanRollbackDependencies,
+  state: PlanState,
+): void {
+  const ref = toRef(record);
+  if (w.strategy === 'compensate' && record.sagaId !== undefined) {
+    const itemId = `saga:${record.sagaId}`;
+    const saga = state.sagas.get(record.sagaId) ?? { itemId, sagaId: record.sagaId, effects: [] };
+    saga.effects.push(ref);
+    state.sagas.set(record.sagaId, saga);
+    return;
+  }
+  const person = (reason: NeedsPersonReason, message: string, code?: string) =>
+    state.needsPerson.push({
+      itemId: `person:${record.id}`,
+      original: ref,
+      reason,
+      message,
+      ...(code ? { code } : {}),
+    });
+  const { registry } = dependencies;
+  let envelope: Envelope<unknown>;
+  let data: unknown;
+  try {
+    envelope = decodeEnvelope(record.message, {
+      defaultSchemaVersion: (type) => registry.defaultSchemaVersion(type),
+    });
+    data = registry.read(envelope, w.strategy === 'replay' ? { as: envelope.schemaversion } : {});
+  } catch (error) {
+    person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
+    return;
+  }
+  if (w.strategy === 'replay') planReplay(record, ref, envelope, data, w, registry, state, person);
+  else planCompensation(record, ref, envelope, data, w, dependencies, state, person);
+}
+
+type Person = (reason: NeedsPersonReason, message: string, code?: string) => void;
+
+/** Replay: the effect again, converted to its target version, with a deterministic new id. */
+function planReplay(
+  record: JournalRecord,
+  ref: EffectRef,
+  envelope: Envelope<unknown>,
+  data: unknown,
+  w: PlanWindow,
+  registry: EventRegistry,
+  state: PlanState,
+  person: Person,
+): void {
+  const target = w.targetVersions?.[record.type] ?? envelope.schemaversion;
+  let converted: unknown;
+  try {
+    converted = registry.get(record.type).read(data, envelope.schemaversion, target);
+  } catch (error) {
+    person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
+    return;
+  }
+  const next = createEnvelope({
+    type: envelope.type,
+    source: envelope.source,
+    schemaversion: target,
+    data: converted,
+    id: deterministicId(record.id, 'replay', String(target)),
+    time: envelope.time,
+    causationid: record.id,
+    correlationid: envelope.correlationid,
+    sagaid: envelope.sagaid,
+    producerservice: w.service,
+    partitionkey: envelope.partitionkey,
+    // Every other attribute travels unchanged (a versioned dataschema names the target).
+    subject: envelope.subject,
+    dataschema: withDataschemaVersion(envelope.dataschema, envelope.schemaversion, target),
+    extensions: envelope.extensions,
+  });
+  const item: RollbackPlanItem = {
+    itemId: `replay:${record.id}`,
+    action: 'replay',
+    original: ref,
+    messages: [],
+  };
+  state.items.push(item);
+  state.pending.push({
+    item,
+    outgoing: [{ envelope: next, topic: record.topic, key: record.key }],
+  });
+}
+
+/** Compensate: the events the registered compensation returns for the effect. */
+function planCompensation(
+  record: JournalRecord,
+  ref: EffectRef,
+  envelope: Envelope<unknown>,
+  data: unknown,
+  w: PlanWindow,
+  dependencies: PlanRollbackDependencies,
+  state: PlanState,
+  person: Person,
+): void {
+  const { registry } = dependencies;
+  const entry = dependencies.compensations!.get(record.type);
+  if (!entry) {
+    person(NeedsPersonReason.NoCompensation, `no compensation registered for "${record.type}"`);
+    return;
+  }
+  if (entry.kind === 'irreversible') {
+    person(NeedsPersonReason.Irreversible, entry.reason);
+    return;
+  }
+  let planned: CompensatingEvent[];
+  let built: Envelope<unknown>[];
+  try {
+    const out = entry.reverse(data as never, { ...envelope, data } as never);
+    planned = (Array.isArray(out) ? out : [out]) as CompensatingEvent[];
+    built = planned.map((c, n) => {
+      if (!registry.has(c.event.type)) {
+        throw new RollbackConfigError(
+          'registry',
+          `must hold the compensating event type "${c.event.type}"`,
+          c.event.type,
+          { details: { type: c.event.type } },
+        );
+      }
+      return c.event.envelope(c.data as never, {
+        source: envelope.source,
+        version: c.schemaVersion,
+        id: deterministicId(record.id, 'compensate', String(n)),
+        time: w.now,
+        causationid: record.id,
+        correlationid: envelope.correlationid,
+        producerservice: w.service,
+        partitionkey: c.key ?? record.key,
+        // The compensation concerns the same subject (and tenant, trace, ...) as the effect.
+        subject: envelope.subject,
+        extensions: envelope.extensions,
+      }) as Envelope<unknown>;
+    });
+  } catch (error) {
+    person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
+    return;
+  }
+  if (built.length === 0) {
+    state.skipped.push({
+      itemId: `skip:${record.id}`,
+      original: ref,
+      message: 'the compensation returned no event',
+    });
+    return;
+  }
+  const item: RollbackPlanItem = {
+    itemId: `compensate:${record.id}`,
+    action: 'compensate',
+    original: ref,
+    messages: [],
+  };
+  state.items.push(item);
+  state.pending.push({
+    item,
+    outgoing: built.map((e, n) => ({
+      envelope: e,
+      topic: planned[n]!.topic ?? record.topic,
+      key: planned[n]!.key ?? record.key,
+    })),
+  });
+}
+
+/** The plan id (from what the plan does), then every message encoded with it, then the counts. */
+function assemblePlan(options: PlanRollbackOptions, w: PlanWindow, state: PlanState): RollbackPlan {
+  const { service, version, strategy, since, until } = w;
+  const { items, sagas, needsPerson, skipped, pending } = state;
   // The window is left out on purpose: planning the same effects again later (a default `until`
   // of "now") gives the same plan id, so re-running the same command resumes the same run.
   const planId = hashPlan({
@@ -397,7 +482,7 @@ export async function planRollback(
   });
   for (const { item, outgoing } of pending) {
     item.messages = outgoing.map(({ envelope: e, topic, key }) => {
-      e.producerversion = marker(planId);
+      e.producerversion = rollbackVersion(planId);
       const encoded = encodeEnvelope(e);
       const message: PlannedMessage = {
         id: e.id,
@@ -412,10 +497,9 @@ export async function planRollback(
       return message;
     });
   }
-
   const plan: RollbackPlan = {
     planId,
-    createdAt: now.toISOString(),
+    createdAt: w.now.toISOString(),
     service,
     version,
     strategy,
@@ -425,7 +509,7 @@ export async function planRollback(
     needsPerson,
     skipped,
     counts: {
-      effects,
+      effects: state.effects,
       items: items.length,
       messages: items.reduce((n, i) => n + i.messages.length, 0),
       sagas: sagas.size,
