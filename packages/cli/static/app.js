@@ -441,6 +441,26 @@ async function sagaPage(id) {
       { class: 'muted' },
       'Order is the order the saga log recorded; times are those of the latest attempt.',
     ),
+    ...(r.operatorLog?.length
+      ? [
+          h('h2', {}, 'Operator log'),
+          table(
+            ['when', 'who', 'action', 'step', 'reason'],
+            r.operatorLog.map((a) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, time(a.at)),
+                h('td', {}, a.by),
+                h('td', {}, a.action),
+                h('td', {}, a.step ?? ''),
+                h('td', {}, a.reason ?? ''),
+              ),
+            ),
+            { id: 'operator-log' },
+          ),
+        ]
+      : []),
     h('h2', {}, 'Input'),
     json(r.input),
     h('h2', {}, 'Results'),

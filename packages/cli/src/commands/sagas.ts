@@ -58,6 +58,16 @@ function describeSaga(r: SagaRecord): string {
       ]),
     ),
   );
+  if (r.operatorLog?.length) {
+    lines.push(
+      '',
+      'operator log:',
+      table(
+        ['when', 'who', 'action', 'step', 'reason'],
+        r.operatorLog.map((a) => [a.at, a.by, a.action, a.step, a.reason]),
+      ),
+    );
+  }
   if (r.stuck) {
     lines.push(
       '',

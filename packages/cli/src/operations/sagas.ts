@@ -6,9 +6,11 @@ import {
   SagaNotFoundError,
   SagaStatus,
   type FinishedSagaStatus,
+  type OperatorNote,
   type SagaRecord,
   type SagaResult,
 } from '@backtrack/core';
+import { userInfo } from 'node:os';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 
@@ -96,9 +98,26 @@ export async function getSaga(ctx: CliContext, sagaId: string): Promise<SagaReco
 }
 
 /** Runs the failed compensations (or failed forward step) of a stuck saga again. */
-export async function retrySaga(ctx: CliContext, sagaId: string): Promise<SagaResult> {
+export async function retrySaga(
+  ctx: CliContext,
+  sagaId: string,
+  note: OperatorNote = {},
+): Promise<SagaResult> {
   requireDefinitions(ctx);
-  return (await ctx.sagaEngine()).retry(sagaId);
+  return (await ctx.sagaEngine()).retry(sagaId, { by: operatorName('cli'), ...note });
+}
+
+/** Who acts, for the saga's operator log: the OS user, and the tool they used. */
+export function operatorName(tool: 'cli' | 'ui', name?: string): string {
+  let user = name;
+  if (!user) {
+    try {
+      user = userInfo().username;
+    } catch {
+      user = 'unknown';
+    }
+  }
+  return `${user} via backtrack ${tool}`;
 }
 
 /** Marks a stuck step handled by hand; `reason` is kept in the saga log (the step's resolution). */
@@ -107,9 +126,10 @@ export async function resolveSaga(
   sagaId: string,
   step: string,
   reason: string,
+  by: string = operatorName('cli'),
 ): Promise<SagaResult> {
   requireDefinitions(ctx);
-  return (await ctx.sagaEngine()).resolve(sagaId, step, reason);
+  return (await ctx.sagaEngine()).resolve(sagaId, step, reason, { by });
 }
 
 /** Stops a running saga and compensates its completed steps; `reason` is kept in the saga log. */
@@ -117,9 +137,10 @@ export async function cancelSaga(
   ctx: CliContext,
   sagaId: string,
   reason: string,
+  by: string = operatorName('cli'),
 ): Promise<SagaResult> {
   requireDefinitions(ctx);
-  return (await ctx.sagaEngine()).cancel(sagaId, reason);
+  return (await ctx.sagaEngine()).cancel(sagaId, reason, { by });
 }
 
 export function requireDefinitions(ctx: CliContext): void {

@@ -28,6 +28,7 @@ import {
 import { getRunPlan, listRuns, resumeRun, runStatus } from '../operations/rollback.js';
 import {
   cancelSaga,
+  operatorName,
   countSagas,
   getSaga,
   listSagas,
@@ -306,7 +307,10 @@ export async function createConsole(
     const { id } = request.params as { id: string };
     const body = (request.body ?? {}) as ActionBody;
     const who = action(request, 'saga.retry', { sagaId: id, note: clean(body.note) });
-    const result = await retrySaga(ctx, id);
+    const result = await retrySaga(ctx, id, {
+      by: operatorName('ui', who.operator),
+      ...(clean(body.note) ? { reason: clean(body.note) } : {}),
+    });
     void poll();
     return { sagaId: id, status: result.status, by: who };
   });
@@ -319,7 +323,13 @@ export async function createConsole(
     if (!reason) throw new CliError('resolve needs a reason (kept in the saga log)', EXIT.Usage);
     if (!step) throw new CliError('resolve needs the stuck step', EXIT.Usage);
     const who = action(request, 'saga.resolve', { sagaId: id, step, note: reason });
-    const result = await resolveSaga(ctx, id, step, stamp(reason, who));
+    const result = await resolveSaga(
+      ctx,
+      id,
+      step,
+      stamp(reason, who),
+      operatorName('ui', who.operator),
+    );
     void poll();
     return { sagaId: id, status: result.status, by: who };
   });
@@ -330,7 +340,7 @@ export async function createConsole(
     const reason = clean(body.reason);
     if (!reason) throw new CliError('cancel needs a reason (kept in the saga log)', EXIT.Usage);
     const who = action(request, 'saga.cancel', { sagaId: id, note: reason });
-    const result = await cancelSaga(ctx, id, stamp(reason, who));
+    const result = await cancelSaga(ctx, id, stamp(reason, who), operatorName('ui', who.operator));
     void poll();
     return { sagaId: id, status: result.status, by: who };
   });

@@ -169,6 +169,15 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)('backtrack ui: th
     expect(record?.steps.charge?.resolution).toMatch(
       /^refunded by hand, ticket 123 \(by alice at \d{4}-\d\d-\d\dT[\d:.]+Z, via backtrack ui\)$/,
     );
+    expect(record?.operatorLog).toEqual([
+      expect.objectContaining({
+        action: 'resolve',
+        step: 'charge',
+        by: 'alice via backtrack ui',
+        reason: expect.stringContaining('refunded by hand, ticket 123'),
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      }),
+    ]);
     expect(w.audit).toContainEqual(
       expect.objectContaining({
         action: 'saga.resolve',
@@ -192,6 +201,13 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)('backtrack ui: th
     expect(w.audit).toContainEqual(
       expect.objectContaining({ action: 'saga.retry', sagaId, note: 'provider is back' }),
     );
+    expect((await w.sagaStore.get(sagaId))?.operatorLog).toEqual([
+      expect.objectContaining({
+        action: 'retry',
+        by: 'test-operator via backtrack ui',
+        reason: 'provider is back',
+      }),
+    ]);
     const again = await post(`/api/sagas/${sagaId}/retry`);
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('BT_ERR_SAGA_INVALID_STATE');

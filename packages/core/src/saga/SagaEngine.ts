@@ -29,6 +29,8 @@ import { SagaEventName, type SagaEvent, type SagaEventListener } from './events.
 import {
   SagaStatus,
   StepStatus,
+  type OperatorAction,
+  type OperatorNote,
   type SagaListQuery,
   type SagaPage,
   type SagaLease,
@@ -288,15 +290,31 @@ export class SagaEngine {
    * transition; this call waits for the outcome (see {@link RequestOptions}).
    * @throws SagaStateError when the saga already ended, is stuck, or passed its pivot.
    */
-  cancel(sagaId: string, reason = 'cancelled', options: RequestOptions = {}): Promise<SagaResult> {
+  cancel(
+    sagaId: string,
+    reason = 'cancelled',
+    options: RequestOptions & Pick<OperatorNote, 'by'> = {},
+  ): Promise<SagaResult> {
     return this.#requestStop(sagaId, 'cancel', reason, options);
+  }
+
+  /** The saga's operator log with one more entry (who defaults to this engine). */
+  #logged(
+    record: SagaRecord,
+    entry: Omit<OperatorAction, 'at' | 'by'> & { by?: string | undefined },
+  ): OperatorAction[] {
+    const { by, ...rest } = entry;
+    return [
+      ...(record.operatorLog ?? []),
+      { ...rest, at: this.#iso(), by: by && by.trim() !== '' ? by : this.ownerId },
+    ];
   }
 
   async #requestStop(
     sagaId: string,
     kind: 'cancel' | 'compensate',
     reason: string,
-    options: RequestOptions,
+    options: RequestOptions & Pick<OperatorNote, 'by'>,
   ): Promise<SagaResult> {
     let record = await this.#store.get(sagaId);
     if (!record) throw new SagaNotFoundError(sagaId);
@@ -327,6 +345,9 @@ export class SagaEngine {
             ...record,
             cancelRequested: true,
             request: { kind, reason, requestedAt: this.#iso(), by: this.ownerId },
+            ...(kind === 'cancel'
+              ? { operatorLog: this.#logged(record, { action: 'cancel', reason, by: options.by }) }
+              : {}),
             updatedAt: this.#iso(),
           },
           record.revision,
@@ -437,7 +458,7 @@ export class SagaEngine {
    * Retries a `stuck` saga: the compensations that failed run again (or, when it got stuck going
    * forward after its pivot, the failed step runs again).
    */
-  async retry(sagaId: string): Promise<SagaResult> {
+  async retry(sagaId: string, note: OperatorNote = {}): Promise<SagaResult> {
     const record = await this.#store.get(sagaId);
     if (!record) throw new SagaNotFoundError(sagaId);
     if (record.status !== SagaStatus.Stuck || !record.stuck) {
@@ -453,6 +474,11 @@ export class SagaEngine {
       ...record,
       status: record.stuck.phase === 'forward' ? SagaStatus.Running : SagaStatus.Compensating,
       lease: this.#newLease(),
+      operatorLog: this.#logged(record, {
+        action: 'retry',
+        by: note.by,
+        ...(note.reason ? { reason: note.reason } : {}),
+      }),
       updatedAt: this.#iso(),
     };
     if (record.stuck.phase === 'forward') {
@@ -474,7 +500,12 @@ export class SagaEngine {
    * marked `resolved` with the reason, and compensation goes on with the earlier steps; a forward
    * step after the pivot is marked completed by hand and the saga goes on forward.
    */
-  async resolve(sagaId: string, step: string, reason: string): Promise<SagaResult> {
+  async resolve(
+    sagaId: string,
+    step: string,
+    reason: string,
+    note: Pick<OperatorNote, 'by'> = {},
+  ): Promise<SagaResult> {
     if (typeof reason !== 'string' || reason.trim() === '') {
       throw new SagaStateError('resolve() needs a reason, kept in the saga log', { sagaId, step });
     }
@@ -491,6 +522,7 @@ export class SagaEngine {
     const stepRecord = next.steps[step]!;
     const phase = record.stuck.phase;
     stepRecord.resolution = reason;
+    next.operatorLog = this.#logged(record, { action: 'resolve', step, reason, by: note.by });
     if (phase === 'compensation') {
       stepRecord.status = StepStatus.Resolved;
       next.compensationOrder.push(step);

@@ -127,10 +127,33 @@ export interface SagaRecord {
    * OpenTelemetry SDK.
    */
   traceContext?: { traceparent: string; tracestate?: string };
+  /** What operators did to the saga (retry, resolve, cancel), oldest first: who, when and why. */
+  operatorLog?: OperatorAction[];
   /** Optimistic-concurrency version, incremented by every successful write. */
   revision: number;
   createdAt: string;
   updatedAt: string;
+}
+
+/** One entry of a saga's {@link SagaRecord.operatorLog}. */
+export interface OperatorAction {
+  action: 'retry' | 'resolve' | 'cancel';
+  /** ISO time the action was written. */
+  at: string;
+  /** Who: the name the caller gave (`by`), else the engine's `ownerId`. */
+  by: string;
+  /** Why (required for resolve and cancel). */
+  reason?: string;
+  /** The step a `resolve` marked. */
+  step?: string;
+}
+
+/** Who is acting, and why, on {@link SagaEngine.retry}, `resolve` and `cancel`. */
+export interface OperatorNote {
+  /** An operator's name (or a tool's); kept in the saga's operator log. @default the engine's ownerId */
+  by?: string;
+  /** Why (retry only; resolve and cancel take their reason as an argument). */
+  reason?: string;
 }
 
 export interface SagaListQuery {

@@ -50,6 +50,8 @@ export {
 export { FINISHED_SAGA_STATUSES, SagaStatus, StepStatus } from './SagaStore.js';
 export type {
   FinishedSagaStatus,
+  OperatorAction,
+  OperatorNote,
   SagaLease,
   SagaListQuery,
   SagaPage,
