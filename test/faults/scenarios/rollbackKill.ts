@@ -152,6 +152,7 @@ export function rollbackKillScenario(options: RollbackKillOptions): void {
         leaseMs: 1_500,
         waitForLeaseMs: 15_000,
         confirmedKey: `${state}:confirmed`,
+        paceMs: 25,
       };
       const killedAt: number[] = [];
       const finished = (c: FaultChild) =>
