@@ -243,7 +243,18 @@ export function defaultIdempotencyKey(
   consumer: string,
   envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
 ): string {
-  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeURIComponent(envelope.id)}`;
+  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeKeyPart(envelope.id)}`;
+}
+
+/** The characters `encodeURIComponent` leaves as they are (RFC 3986 unreserved plus `!*'()`). */
+const URI_COMPONENT_SAFE = /^[A-Za-z0-9\-_.!~*'()]*$/;
+
+/**
+ * `encodeURIComponent(part)`, skipped when it would return `part` unchanged: most ids (UUIDs,
+ * ULIDs, counters) have nothing to escape, and the test is cheaper than the encoding.
+ */
+export function encodeKeyPart(part: string): string {
+  return URI_COMPONENT_SAFE.test(part) ? part : encodeURIComponent(part);
 }
 
 let lastConsumer = '';

@@ -19,11 +19,23 @@ export interface InMemoryDedupeStoreDependencies {
   now?: () => number;
 }
 
-type Entry =
-  | { state: 'processing'; token: string; expiresAt: number }
-  | { state: 'done'; result?: string; expiresAt: number };
+/**
+ * One key's state, updated in place (a claim's entry becomes its done mark) so `complete` is one
+ * map lookup and no allocation. One shape for both states keeps property access monomorphic.
+ */
+interface Entry {
+  state: 'processing' | 'done';
+  /** The claim's token while processing; `''` once done. */
+  token: string;
+  result: string | undefined;
+  expiresAt: number;
+}
 
-/** Expired entries are dropped lazily on access, plus a full sweep every this many writes. */
+/**
+ * Expired entries are dropped lazily on access, plus a full sweep once the writes since the last
+ * one reach this many or the map's size, whichever is larger: a sweep costs O(size), so spacing
+ * them by at least `size` writes keeps every write amortised O(1) however many marks are live.
+ */
 const SWEEP_EVERY_WRITES = 1024;
 
 /**
@@ -49,6 +61,12 @@ export class InMemoryDedupeStore implements DedupeStore {
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
   #writesSinceSweep = 0;
+  /**
+   * Claim tokens are this random prefix plus a counter: unique across stores and processes (the
+   * prefix) without drawing random bytes per claim.
+   */
+  readonly #tokenPrefix = `${randomUUID()}:`;
+  #tokens = 0;
 
   constructor(dependencies: InMemoryDedupeStoreDependencies = {}) {
     this.#now = dependencies.now ?? Date.now;
@@ -72,12 +90,7 @@ export class InMemoryDedupeStore implements DedupeStore {
   async complete(key: string, token: string, options: CompleteOptions): Promise<boolean> {
     assertKey('key', key);
     assertPositiveMs('ttlMs', options.ttlMs);
-    const now = this.#now();
-    if (!this.#owns(key, token, now)) return false;
-    const done: Entry = { state: 'done', expiresAt: now + options.ttlMs };
-    if (options.result !== undefined) done.result = options.result;
-    this.#write(key, done, now);
-    return true;
+    return this.#complete(key, token, options.result, options.ttlMs, this.#now());
   }
 
   async completeMany(
@@ -87,18 +100,14 @@ export class InMemoryDedupeStore implements DedupeStore {
     entries.forEach((entry, i) => assertKey(`entries[${i}].key`, entry.key));
     assertPositiveMs('ttlMs', options.ttlMs);
     const now = this.#now();
-    return entries.map(({ key, token, result }) => {
-      if (!this.#owns(key, token, now)) return false;
-      const done: Entry = { state: 'done', expiresAt: now + options.ttlMs };
-      if (result !== undefined) done.result = result;
-      this.#write(key, done, now);
-      return true;
-    });
+    return entries.map(({ key, token, result }) =>
+      this.#complete(key, token, result, options.ttlMs, now),
+    );
   }
 
   async release(key: string, token: string): Promise<boolean> {
     assertKey('key', key);
-    if (!this.#owns(key, token, this.#now())) return false;
+    if (this.#owned(key, token, this.#now()) === undefined) return false;
     this.#entries.delete(key);
     return true;
   }
@@ -107,8 +116,9 @@ export class InMemoryDedupeStore implements DedupeStore {
     assertKey('key', key);
     assertPositiveMs('leaseMs', leaseMs);
     const now = this.#now();
-    if (!this.#owns(key, token, now)) return false;
-    this.#write(key, { state: 'processing', token, expiresAt: now + leaseMs }, now);
+    const entry = this.#owned(key, token, now);
+    if (entry === undefined) return false;
+    entry.expiresAt = now + leaseMs;
     return true;
   }
 
@@ -141,14 +151,38 @@ export class InMemoryDedupeStore implements DedupeStore {
         : { status: 'done', result: entry.result };
     }
     if (entry?.state === 'processing') return { status: 'in-progress' };
-    const token = randomUUID();
-    this.#write(key, { state: 'processing', token, expiresAt: now + leaseMs }, now);
+    const token = this.#tokenPrefix + (++this.#tokens).toString(36);
+    const claimed: Entry = {
+      state: 'processing',
+      token,
+      result: undefined,
+      expiresAt: now + leaseMs,
+    };
+    this.#write(key, claimed, now);
     return { status: 'claimed', token };
   }
 
-  #owns(key: string, token: string, now: number): boolean {
+  #complete(
+    key: string,
+    token: string,
+    result: string | undefined,
+    ttlMs: number,
+    now: number,
+  ): boolean {
+    const entry = this.#owned(key, token, now);
+    if (entry === undefined) return false;
+    // In place: the map already holds this object, so no second lookup and no new entry.
+    entry.state = 'done';
+    entry.token = '';
+    entry.result = result;
+    entry.expiresAt = now + ttlMs;
+    return true;
+  }
+
+  /** The live processing entry of `key` when `token` owns it. */
+  #owned(key: string, token: string, now: number): Entry | undefined {
     const entry = this.#live(key, now);
-    return entry?.state === 'processing' && entry.token === token;
+    return entry?.state === 'processing' && entry.token === token ? entry : undefined;
   }
 
   #live(key: string, now: number): Entry | undefined {
@@ -163,7 +197,12 @@ export class InMemoryDedupeStore implements DedupeStore {
 
   #write(key: string, entry: Entry, now: number): void {
     this.#entries.set(key, entry);
-    if (++this.#writesSinceSweep >= SWEEP_EVERY_WRITES) this.#sweep(now);
+    if (
+      ++this.#writesSinceSweep >= SWEEP_EVERY_WRITES &&
+      this.#writesSinceSweep >= this.#entries.size
+    ) {
+      this.#sweep(now);
+    }
   }
 
   #sweep(now: number): void {

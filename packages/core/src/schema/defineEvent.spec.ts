@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
@@ -185,6 +185,36 @@ describe('defineEvent: reading (upcast and downcast through the chain)', () => {
     ) as SchemaValidationError;
     expect(error).toBeInstanceOf(SchemaValidationError);
     expect(error.version).toBe(2);
+  });
+
+  it('parses each version once: the payload at its own version, then each upcast output', () => {
+    const s1 = z.object({ orderId: z.string(), amount: z.number() });
+    const s2 = z.object({ orderId: z.string(), amountCents: z.int(), currency: z.string() });
+    const Counted = defineEvent('counted')
+      .version(1, s1)
+      .version(2, s2, {
+        up: (d) => ({ orderId: d.orderId, amountCents: d.amount * 100, currency: 'EUR' }),
+      });
+    const p1 = vi.spyOn(s1, 'safeParse');
+    const p2 = vi.spyOn(s2, 'safeParse');
+    expect(Counted.read(v2, 2, 2)).toEqual(v2);
+    expect([p1.mock.calls.length, p2.mock.calls.length]).toEqual([0, 1]);
+    expect(Counted.read(v1, 1, 1)).toEqual(v1);
+    expect([p1.mock.calls.length, p2.mock.calls.length]).toEqual([1, 1]);
+    expect(Counted.read(v1, 1, 2)).toEqual(v2);
+    expect([p1.mock.calls.length, p2.mock.calls.length]).toEqual([2, 2]);
+  });
+
+  it('checks the last upcast output too, where the target schema is its only check', () => {
+    const Buggy = defineEvent('buggy.last')
+      .version(1, V1)
+      .version(2, V2, {
+        up: (d) => ({ orderId: d.orderId, amountCents: d.amount, currency: 'EUR' }),
+      });
+    const error = thrown(() => Buggy.read({ orderId: 'o', amount: 1.5 }, 1, 2));
+    expect(error).toBeInstanceOf(SchemaValidationError);
+    expect((error as SchemaValidationError).version).toBe(2);
+    expect((error as SchemaValidationError).issues[0]).toMatchObject({ path: ['amountCents'] });
   });
 
   it('throws MissingTransformError when the chain lacks a transform in the needed direction', () => {
