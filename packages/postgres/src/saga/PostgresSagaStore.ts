@@ -156,14 +156,18 @@ export class PostgresSagaStore implements SagaStore {
     const statuses = [...(options.statuses ?? FINISHED_SAGA_STATUSES)];
     const rows = await this.#query<{ saga_id: string }>(
       'prune',
-      `DELETE FROM ${this.#table}
-        WHERE saga_id IN (
-          SELECT saga_id FROM ${this.#table}
-           WHERE status = ANY($1::text[]) AND (record->>'updatedAt')::timestamptz < $2::timestamptz
-           LIMIT $3
-           FOR UPDATE SKIP LOCKED)
-          AND status = ANY($1::text[]) AND (record->>'updatedAt')::timestamptz < $2::timestamptz
-        RETURNING saga_id`,
+      // The victims are chosen once (a materialized CTE): a LIMIT subquery under IN may be run
+      // again per row by the planner, and with SKIP LOCKED then returns other rows each time.
+      `WITH victims AS MATERIALIZED (
+         SELECT saga_id FROM ${this.#table}
+          WHERE status = ANY($1::text[]) AND (record->>'updatedAt')::timestamptz < $2::timestamptz
+          LIMIT $3
+          FOR UPDATE SKIP LOCKED)
+       DELETE FROM ${this.#table} AS s
+        USING victims
+        WHERE s.saga_id = victims.saga_id
+          AND s.status = ANY($1::text[]) AND (s.record->>'updatedAt')::timestamptz < $2::timestamptz
+        RETURNING s.saga_id`,
       [statuses, options.updatedBefore.toISOString(), limit],
     );
     return rows.length;
