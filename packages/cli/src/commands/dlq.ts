@@ -49,37 +49,48 @@ export function registerDlq(program: Command, run: Run): void {
   const dlq = program
     .command('dlq')
     .description('dead letters on Kafka (--topic) or RabbitMQ (--queue)');
-  const common = (cmd: Command) =>
-    cmd
-      .option('--topic <topic>', 'Kafka: the dead-letter topic')
-      .option('--queue <queue>', 'RabbitMQ: the dead-letter queue')
-      .option(
-        '--code <code>',
-        'only dead letters with this code (e.g. BT_ERR_SCHEMA_VERSION_UNKNOWN)',
-      )
-      .option(
-        '--limit <n>',
-        'at most this many',
-        (v) => {
-          const n = Number(v);
-          if (!Number.isSafeInteger(n) || n < 1)
-            throw new CliError(`--limit must be a positive integer, got "${v}"`, EXIT.Usage);
-          return n;
-        },
-        100,
-      );
+  registerList(dlq, run);
+  registerRedrive(dlq, run);
+}
 
-  common(dlq.command('list').description('show dead letters without removing them')).action(
+/** The options every `dlq` subcommand takes: where the dead letters are, which, how many. */
+function dlqOptions(cmd: Command): Command {
+  return cmd
+    .option('--topic <topic>', 'Kafka: the dead-letter topic')
+    .option('--queue <queue>', 'RabbitMQ: the dead-letter queue')
+    .option(
+      '--code <code>',
+      'only dead letters with this code (e.g. BT_ERR_SCHEMA_VERSION_UNKNOWN)',
+    )
+    .option('--limit <n>', 'at most this many', positiveLimit, 100);
+}
+
+function positiveLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new CliError(`--limit must be a positive integer, got "${v}"`, EXIT.Usage);
+  return n;
+}
+
+/** The flags checked: `from` is the topic or queue the configured transport needs. */
+function resolveDlqOptions(ctx: CliContext, flags: DlqFlags) {
+  return { from: source(ctx, flags), code: flags.code, limit: flags.limit };
+}
+
+/** `dlq list`: shows dead letters without removing them. */
+function registerList(dlq: Command, run: Run): void {
+  dlqOptions(dlq.command('list').description('show dead letters without removing them')).action(
     run(async (ctx, out, cmd) => {
-      const flags = cmd.opts<DlqFlags>();
-      const from = source(ctx, flags);
-      const found = await browseDeadLetters(ctx, { from, code: flags.code, limit: flags.limit });
+      const found = await browseDeadLetters(ctx, resolveDlqOptions(ctx, cmd.opts<DlqFlags>()));
       const items = found.map(deadLetterView);
       out.result(items, () => DESCRIBE(items));
     }),
   );
+}
 
-  common(
+/** `dlq redrive`: publishes dead letters again to where they came from (or `--to`). */
+function registerRedrive(dlq: Command, run: Run): void {
+  dlqOptions(
     dlq
       .command('redrive')
       .description('publish dead letters again to where they came from (or --to)'),
@@ -91,13 +102,8 @@ export function registerDlq(program: Command, run: Run): void {
     .action(
       run(async (ctx, out, cmd) => {
         const flags = cmd.opts<DlqFlags>();
-        const from = source(ctx, flags);
-        const result = await redriveDeadLetterQueue(ctx, {
-          from,
-          to: flags.to,
-          code: flags.code,
-          limit: flags.limit,
-        });
+        const { from, code, limit } = resolveDlqOptions(ctx, flags);
+        const result = await redriveDeadLetterQueue(ctx, { from, to: flags.to, code, limit });
         out.result(
           result,
           () => `Re-drove ${result.redriven} dead letters (${result.skipped} skipped).`,

@@ -32,24 +32,7 @@ export function registerOutboxDeadLetters(program: Command, run: Run): void {
 }
 
 async function command(_ctx: CliContext, out: Output, flags: Flags): Promise<number> {
-  const url = flags.databaseUrl ?? process.env.DATABASE_URL;
-  if (url === undefined || url.length === 0) {
-    throw new CliError(
-      'no PostgreSQL connection string',
-      EXIT.Usage,
-      'BT_ERR_CLI_USAGE',
-      'pass --database-url or set DATABASE_URL',
-    );
-  }
-  const limit = Number(flags.limit ?? '100');
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
-    throw new CliError(
-      '--limit must be an integer from 1 to 10000',
-      EXIT.Usage,
-      'BT_ERR_CLI_USAGE',
-    );
-  }
-  const schema = flags.schema ?? process.env.BACKTRACK_PG_SCHEMA ?? 'backtrack';
+  const { url, limit, schema } = resolveOutboxDeadLetterOptions(flags);
   const [{ PostgresOutbox }, { default: pg }] = await Promise.all([
     import('@backtrack/postgres'),
     import('pg'),
@@ -93,4 +76,31 @@ async function command(_ctx: CliContext, out: Output, flags: Flags): Promise<num
   } finally {
     await pool.end();
   }
+}
+
+/** The connection string, limit and schema from the flags (or the environment), checked. */
+function resolveOutboxDeadLetterOptions(flags: Flags): {
+  url: string;
+  limit: number;
+  schema: string;
+} {
+  const url = flags.databaseUrl ?? process.env.DATABASE_URL;
+  if (url === undefined || url.length === 0) {
+    throw new CliError(
+      'no PostgreSQL connection string',
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+      'pass --database-url or set DATABASE_URL',
+    );
+  }
+  const limit = Number(flags.limit ?? '100');
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new CliError(
+      '--limit must be an integer from 1 to 10000',
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+    );
+  }
+  const schema = flags.schema ?? process.env.BACKTRACK_PG_SCHEMA ?? 'backtrack';
+  return { url, limit, schema };
 }

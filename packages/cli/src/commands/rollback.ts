@@ -199,6 +199,7 @@ interface RunFlags {
   progress?: boolean;
 }
 
+/** Runs (or dry-runs) a plan with the run flags; exit code `Incomplete` unless it completed. */
 async function execute(
   ctx: CliContext,
   out: Output,
@@ -206,27 +207,8 @@ async function execute(
   flags: RunFlags,
 ): Promise<number> {
   const runId = flags.runId ?? `run-${plan.planId}`;
-  if (flags.dryRun) {
-    const result = await executePlan(ctx, plan, { runId, dryRun: true });
-    out.result(
-      { ...result, plan },
-      () => `${describePlan(plan)}\n\n${describeResult(result)}\nNothing was published.`,
-    );
-    return EXIT.Ok;
-  }
-  const bar =
-    flags.progress !== false && !out.json && process.stderr.isTTY
-      ? new cliProgress.SingleBar(
-          {
-            format: 'rollback [{bar}] {value}/{total} items | {state}',
-            stream: process.stderr,
-            hideCursor: true,
-          },
-          cliProgress.Presets.shades_classic,
-        )
-      : undefined;
-  let started = false;
-  let lastPercent = -1;
+  if (flags.dryRun) return dryRun(ctx, out, plan, runId);
+  const progress = progressReporter(out, flags);
   // First Ctrl-C: finish the current batch, record it, and stop (resumable). A second one kills.
   const stop = new AbortController();
   const onSigint = () => {
@@ -241,21 +223,9 @@ async function execute(
       leaseMs: flags.leaseMs,
       waitForLeaseMs: flags.waitForLeaseMs,
       signal: stop.signal,
-      onProgress: (e) => {
-        if (bar) {
-          if (!started) bar.start(e.total, 0, { state: e.state });
-          started = true;
-          bar.update(e.finished, { state: e.state });
-        } else if (!out.json && flags.progress !== false && e.total > 0) {
-          const percent = Math.floor((e.finished / e.total) * 10) * 10;
-          if (percent > lastPercent) {
-            lastPercent = percent;
-            process.stderr.write(`progress: ${e.finished}/${e.total} items\n`);
-          }
-        }
-      },
+      onProgress: progress.onProgress,
     });
-    bar?.stop();
+    progress.stop();
     out.result(result, () =>
       result.status === 'running'
         ? `${describeResult(result)}\nStopped before the end: resume with \`backtrack rollback resume ${runId}\`.`
@@ -263,11 +233,67 @@ async function execute(
     );
     return result.status === 'completed' ? EXIT.Ok : EXIT.Incomplete;
   } catch (error) {
-    bar?.stop();
+    progress.stop();
     throw error;
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** `--dry-run`: prints the plan and what a run would do; publishes nothing. */
+async function dryRun(
+  ctx: CliContext,
+  out: Output,
+  plan: RollbackPlan,
+  runId: string,
+): Promise<number> {
+  const result = await executePlan(ctx, plan, { runId, dryRun: true });
+  out.result(
+    { ...result, plan },
+    () => `${describePlan(plan)}\n\n${describeResult(result)}\nNothing was published.`,
+  );
+  return EXIT.Ok;
+}
+
+interface ProgressReporter {
+  onProgress: (e: { state: string; finished: number; total: number }) => void;
+  stop: () => void;
+}
+
+/**
+ * Shows a run's progress on stderr: a bar on a terminal, else a line per 10 %; nothing with
+ * `--json` or `--no-progress` (then `onProgress` does nothing).
+ */
+function progressReporter(out: Output, flags: RunFlags): ProgressReporter {
+  const bar =
+    flags.progress !== false && !out.json && process.stderr.isTTY
+      ? new cliProgress.SingleBar(
+          {
+            format: 'rollback [{bar}] {value}/{total} items | {state}',
+            stream: process.stderr,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+  let started = false;
+  let lastPercent = -1;
+  return {
+    onProgress: (e) => {
+      if (bar) {
+        if (!started) bar.start(e.total, 0, { state: e.state });
+        started = true;
+        bar.update(e.finished, { state: e.state });
+      } else if (!out.json && flags.progress !== false && e.total > 0) {
+        const percent = Math.floor((e.finished / e.total) * 10) * 10;
+        if (percent > lastPercent) {
+          lastPercent = percent;
+          process.stderr.write(`progress: ${e.finished}/${e.total} items\n`);
+        }
+      }
+    },
+    stop: () => bar?.stop(),
+  };
 }
 
 function runOptions(cmd: Command, runId = true): Command {
@@ -296,7 +322,14 @@ export function registerRollback(program: Command, run: Run): void {
   const rollback = program
     .command('rollback')
     .description('reverse or replay what a bad deploy published');
+  registerPlan(rollback, run);
+  registerRun(rollback, run);
+  registerResume(rollback, run);
+  registerStatus(rollback, run);
+}
 
+/** `rollback plan`: plans from the journal, prints it, optionally writes it to a file. */
+function registerPlan(rollback: Command, run: Run): void {
   selectionOptions(
     rollback.command('plan').description('plan a rollback from the journal; publishes nothing'),
     true,
@@ -313,7 +346,12 @@ export function registerRollback(program: Command, run: Run): void {
         );
       }),
     );
+}
 
+type RunCommandFlags = Partial<SelectionFlags> & RunFlags & { plan?: string };
+
+/** `rollback run`: runs a plan from `--plan`, or one made from the selection flags. */
+function registerRun(rollback: Command, run: Run): void {
   runOptions(
     selectionOptions(
       rollback
@@ -325,25 +363,27 @@ export function registerRollback(program: Command, run: Run): void {
     ),
   ).action(
     run(async (ctx, out, cmd) => {
-      const flags = cmd.opts<Partial<SelectionFlags> & RunFlags & { plan?: string }>();
-      let plan: RollbackPlan;
-      if (flags.plan) {
-        if (flags.service || flags.version)
-          throw new CliError('give either --plan or --service/--version, not both', EXIT.Usage);
-        plan = await readPlan(flags.plan);
-      } else {
-        if (!flags.service || !flags.version) {
-          throw new CliError(
-            'rollback run needs --plan <file>, or --service and --version',
-            EXIT.Usage,
-          );
-        }
-        plan = await makePlan(ctx, flags as SelectionFlags);
-      }
-      return execute(ctx, out, plan, flags);
+      const flags = cmd.opts<RunCommandFlags>();
+      return execute(ctx, out, await resolveRunPlan(ctx, flags), flags);
     }),
   );
+}
 
+/** The plan `rollback run` runs: `--plan` or `--service`/`--version`, exactly one of them. */
+async function resolveRunPlan(ctx: CliContext, flags: RunCommandFlags): Promise<RollbackPlan> {
+  if (flags.plan) {
+    if (flags.service || flags.version)
+      throw new CliError('give either --plan or --service/--version, not both', EXIT.Usage);
+    return readPlan(flags.plan);
+  }
+  if (!flags.service || !flags.version) {
+    throw new CliError('rollback run needs --plan <file>, or --service and --version', EXIT.Usage);
+  }
+  return makePlan(ctx, flags as SelectionFlags);
+}
+
+/** `rollback resume <runId>`: runs a stored run's plan again from where it stopped. */
+function registerResume(rollback: Command, run: Run): void {
   runOptions(
     rollback
       .command('resume')
@@ -357,7 +397,10 @@ export function registerRollback(program: Command, run: Run): void {
       return execute(ctx, out, plan, { ...cmd.opts<RunFlags>(), runId });
     }),
   );
+}
 
+/** `rollback status [runId]`: lists the runs, or shows one run's progress. */
+function registerStatus(rollback: Command, run: Run): void {
   rollback
     .command('status')
     .description("list rollback runs, or show one run's progress")
@@ -368,48 +411,56 @@ export function registerRollback(program: Command, run: Run): void {
         const [runId] = cmd.args as [string | undefined];
         if (!runId) {
           const runs = await listRuns(ctx, cmd.opts<{ limit: number }>().limit);
-          out.result(runs, () =>
-            runs.length === 0
-              ? 'No rollback runs.'
-              : table(
-                  ['run', 'service@version', 'strategy', 'status', 'items', 'updated', 'lease'],
-                  runs.map((r) => [
-                    r.runId,
-                    `${r.service}@${r.version}`,
-                    r.strategy,
-                    r.status,
-                    r.totalItems,
-                    r.updatedAt,
-                    r.lease?.owner,
-                  ]),
-                ),
-          );
+          out.result(runs, () => describeRuns(runs));
           return;
         }
-        const { run: record, counts, attention } = await runStatus(ctx, runId);
-        const { pending, ...byState } = counts;
-        out.result({ run: record, counts, attention }, () =>
-          [
-            `Run ${record.runId}: ${record.status} (${record.service}@${record.version}, ${record.strategy}, plan ${record.planId})`,
-            `items: ${record.totalItems}  pending: ${pending}  ${Object.entries(byState)
-              .map(([k, v]) => `${k}: ${v}`)
-              .join('  ')}`,
-            record.lease
-              ? `held by ${record.lease.owner} until ${new Date(record.lease.expiresAt).toISOString()}`
-              : 'not running now',
-            ...(attention.length
-              ? [
-                  '',
-                  table(
-                    ['item', 'state', 'why'],
-                    attention.map((a) => [a.itemId, a.state, a.error]),
-                  ),
-                ]
-              : []),
-          ].join('\n'),
-        );
+        const status = await runStatus(ctx, runId);
+        out.result(status, () => describeRunStatus(status));
       }),
     );
+}
+
+function describeRuns(runs: Awaited<ReturnType<typeof listRuns>>): string {
+  return runs.length === 0
+    ? 'No rollback runs.'
+    : table(
+        ['run', 'service@version', 'strategy', 'status', 'items', 'updated', 'lease'],
+        runs.map((r) => [
+          r.runId,
+          `${r.service}@${r.version}`,
+          r.strategy,
+          r.status,
+          r.totalItems,
+          r.updatedAt,
+          r.lease?.owner,
+        ]),
+      );
+}
+
+function describeRunStatus({
+  run: record,
+  counts,
+  attention,
+}: Awaited<ReturnType<typeof runStatus>>): string {
+  const { pending, ...byState } = counts;
+  return [
+    `Run ${record.runId}: ${record.status} (${record.service}@${record.version}, ${record.strategy}, plan ${record.planId})`,
+    `items: ${record.totalItems}  pending: ${pending}  ${Object.entries(byState)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('  ')}`,
+    record.lease
+      ? `held by ${record.lease.owner} until ${new Date(record.lease.expiresAt).toISOString()}`
+      : 'not running now',
+    ...(attention.length
+      ? [
+          '',
+          table(
+            ['item', 'state', 'why'],
+            attention.map((a) => [a.itemId, a.state, a.error]),
+          ),
+        ]
+      : []),
+  ].join('\n');
 }
 
 async function readPlan(file: string): Promise<RollbackPlan> {

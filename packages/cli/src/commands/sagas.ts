@@ -90,6 +90,16 @@ export function registerSagas(program: Command, run: Run): void {
     .command('sagas')
     .description('inspect and repair sagas in the saga store (stuck first)');
 
+  registerList(sagas, run);
+  registerShow(sagas, run);
+  registerRetry(sagas, run);
+  registerRecover(sagas, run);
+  registerResolve(sagas, run);
+  registerPrune(sagas, run);
+}
+
+/** `sagas list`: the sagas that need attention, stuck first (or every saga with `--all`). */
+function registerList(sagas: Command, run: Run): void {
   sagas
     .command('list')
     .description('sagas that need attention (stuck first, then in flight); --all for every saga')
@@ -119,7 +129,10 @@ export function registerSagas(program: Command, run: Run): void {
         );
       }),
     );
+}
 
+/** `sagas show <sagaId>`: one saga with its steps. */
+function registerShow(sagas: Command, run: Run): void {
   sagas
     .command('show')
     .description('one saga with its steps')
@@ -131,7 +144,10 @@ export function registerSagas(program: Command, run: Run): void {
         out.result(record, () => describeSaga(record));
       }),
     );
+}
 
+/** `sagas retry <sagaId>`: runs the failed compensations (or forward step) again. */
+function registerRetry(sagas: Command, run: Run): void {
   sagas
     .command('retry')
     .description('run the failed compensations (or failed forward step) of a stuck saga again')
@@ -144,7 +160,10 @@ export function registerSagas(program: Command, run: Run): void {
         return result.status === SagaStatus.Stuck ? EXIT.Incomplete : EXIT.Ok;
       }),
     );
+}
 
+/** `sagas recover`: resumes the sagas a gone process left running or compensating. */
+function registerRecover(sagas: Command, run: Run): void {
   sagas
     .command('recover')
     .description(
@@ -159,7 +178,10 @@ export function registerSagas(program: Command, run: Run): void {
         return summary.errors.length > 0 ? EXIT.Error : stuck ? EXIT.Incomplete : EXIT.Ok;
       }),
     );
+}
 
+/** `sagas resolve <sagaId>`: marks a stuck step handled by hand, with the reason. */
+function registerResolve(sagas: Command, run: Run): void {
   sagas
     .command('resolve')
     .description('mark a stuck step as handled by hand, with the reason kept in the saga log')
@@ -177,8 +199,6 @@ export function registerSagas(program: Command, run: Run): void {
         );
       }),
     );
-
-  registerPrune(sagas, run);
 }
 
 const DURATION_UNITS: Record<string, number> = {

@@ -269,12 +269,7 @@ export function decodeEnvelope(
   options: Partial<DecodeOptions> = {},
 ): Envelope<unknown> {
   const maxBytes = options.maxBytes ?? DEFAULT_ENVELOPE_LIMITS.maxBytes;
-  const fail = (
-    reason: MalformedReason,
-    text: string,
-    extra: Record<string, unknown> = {},
-    cause?: unknown,
-  ): never => {
+  const fail: Fail = (reason, text, extra = {}, cause) => {
     throw new MalformedMessageError(reason, text, message, { details: extra, cause });
   };
 
@@ -305,183 +300,238 @@ export function decodeEnvelope(
   }
 
   if (mode === 'structured') {
-    if (!isJsonContentType(contentTypeHeader as string)) {
-      fail(
-        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
-        `structured event format "${contentTypeHeader as string}" is not supported (Backtrack reads ${STRUCTURED_CONTENT_TYPE})`,
-        { attribute: 'content-type', value: contentTypeHeader },
-      );
-    }
-    const event = parseJson(decodeUtf8(body, fail), (reason, why, cause) =>
-      fail(reason, `structured event: ${why}`, {}, cause),
-    );
-    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-      return fail(MALFORMED_REASONS.INVALID_SHAPE, 'structured event is not a JSON object');
-    }
-    const members = event as Record<string, unknown>;
-    if (Object.hasOwn(members, 'data_base64')) {
-      fail(
-        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
-        'structured event carries binary data (data_base64); Backtrack reads JSON data',
-        { attribute: 'data_base64' },
-      );
-    }
-    const attributes: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-    for (const name of Object.keys(members)) {
-      const value = members[name];
-      // JSON null means absent (CloudEvents JSON format). `content-type` is not an attribute
-      // name: a member spelled so must not pass for datacontenttype.
-      if (name === 'data' || name === 'content-type' || value === null) continue;
-      attributes[name === 'datacontenttype' ? 'content-type' : name] = value;
-    }
-    return buildEnvelope(attributes, 'attribute', () => own(members, 'data'));
+    return decodeStructured(body, contentTypeHeader as string, options, fail);
   }
-
-  return buildEnvelope(headers, 'header', () =>
+  return buildEnvelope(headers, 'header', options, fail, () =>
     parseJson(decodeUtf8(body, fail), (reason, why, cause) => fail(reason, why, {}, cause)),
   );
+}
 
-  /**
-   * Reads the attributes (binary headers, or the members of a structured event with
-   * `datacontenttype` renamed `content-type`) and then the data.
-   */
-  function buildEnvelope(
-    values: Record<string, unknown>,
-    noun: 'header' | 'attribute',
-    readData: () => unknown,
-  ): Envelope<unknown> {
-    const structured = noun === 'attribute';
-    const attribute = (name: string, required: boolean): string | undefined => {
-      const value = own(values, name);
-      if (value === undefined) {
-        return required
-          ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is missing`, {
-              attribute: name,
-            })
-          : undefined;
-      }
-      if (typeof value !== 'string') {
-        return fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is not a string`, {
-          attribute: name,
-          valueType: typeof value,
-        });
-      }
-      if (value.length === 0) {
-        return required
-          ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is empty`, {
-              attribute: name,
-            })
-          : fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is empty`, {
-              attribute: name,
-            });
-      }
-      return value;
-    };
+/** Throws the {@link MalformedMessageError} of the message being decoded. */
+type Fail = (
+  reason: MalformedReason,
+  text: string,
+  extra?: Record<string, unknown>,
+  cause?: unknown,
+) => never;
 
-    const id = attribute('id', true) as string;
-    const source = attribute('source', true) as string;
-    const type = attribute('type', true) as string;
-    const specversion = attribute('specversion', true) as string;
-    if (specversion !== SPEC_VERSION) {
-      fail(
-        MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
-        `specversion "${specversion}" is not supported (expected "${SPEC_VERSION}")`,
-        { attribute: 'specversion', value: specversion },
-      );
-    }
-    // The optional string attributes, read once (in a fixed order, so errors are stable).
-    const time = attribute('time', false);
-    let optional: Partial<Record<(typeof OPTIONAL)[number], string>> | undefined;
-    for (const name of OPTIONAL) {
-      const value = attribute(name, false);
-      if (value !== undefined) (optional ??= {})[name] = value;
-    }
-    if (time !== undefined && !isRfc3339(time)) {
-      fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "time" is not an RFC 3339 timestamp`, {
-        attribute: 'time',
-        value: time,
-      });
-    }
-
-    let schemaversion: number;
-    const rawVersion = own(values, 'schemaversion');
-    if (rawVersion !== undefined) {
-      const text =
-        structured && typeof rawVersion === 'number'
-          ? String(rawVersion)
-          : (attribute('schemaversion', false) as string);
-      if (!/^[1-9][0-9]{0,14}$/.test(text)) {
-        fail(
-          MALFORMED_REASONS.INVALID_ATTRIBUTE,
-          `${noun} "schemaversion" is not a positive integer`,
-          { attribute: 'schemaversion', value: text },
-        );
-      }
-      schemaversion = Number(text);
-    } else {
-      schemaversion =
-        (optional?.dataschema === undefined
-          ? undefined
-          : schemaVersionFromDataschema(optional.dataschema)) ??
-        (options.defaultSchemaVersion === undefined ? 1 : options.defaultSchemaVersion(type));
-    }
-
-    const contentType = attribute('content-type', false) ?? JSON_CONTENT_TYPE;
-    if (!isJsonContentType(contentType)) {
-      fail(
-        MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
-        `content type "${contentType}" is not JSON`,
-        { attribute: structured ? 'datacontenttype' : 'content-type', value: contentType },
-      );
-    }
-
-    // Every other attribute with a valid CloudEvents name is an extension Backtrack keeps.
-    let extensions: Record<string, ExtensionValue> | undefined;
-    for (const name of Object.keys(values)) {
-      if (!isExtensionName(name)) continue;
-      const value = values[name];
-      const kept = extensionValue(value, structured);
-      if (kept === undefined) {
-        fail(
-          MALFORMED_REASONS.INVALID_ATTRIBUTE,
-          `${noun} "${name}" is not a valid extension value (a non-empty string${structured ? ', a boolean or an integer' : ''})`,
-          { attribute: name, valueType: typeof value },
-        );
-      }
-      (extensions ??= {})[name] = kept as ExtensionValue;
-    }
-
-    const data = readData();
-    const envelope: Envelope<unknown> =
-      time === undefined
-        ? {
-            id,
-            source,
-            type,
-            specversion: SPEC_VERSION,
-            datacontenttype: contentType,
-            schemaversion,
-            data,
-          }
-        : {
-            id,
-            source,
-            type,
-            specversion: SPEC_VERSION,
-            time,
-            datacontenttype: contentType,
-            schemaversion,
-            data,
-          };
-    if (optional !== undefined) {
-      for (const name of OPTIONAL) {
-        const value = optional[name];
-        if (value !== undefined) envelope[name] = value;
-      }
-    }
-    if (extensions !== undefined) envelope.extensions = extensions;
-    return envelope;
+/**
+ * Structured content mode: the body is the event in the CloudEvents JSON format. Its members
+ * are the attributes (JSON null meaning absent, `datacontenttype` renamed `content-type`).
+ */
+function decodeStructured(
+  body: Uint8Array,
+  contentTypeHeader: string,
+  options: Partial<DecodeOptions>,
+  fail: Fail,
+): Envelope<unknown> {
+  if (!isJsonContentType(contentTypeHeader)) {
+    fail(
+      MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+      `structured event format "${contentTypeHeader}" is not supported (Backtrack reads ${STRUCTURED_CONTENT_TYPE})`,
+      { attribute: 'content-type', value: contentTypeHeader },
+    );
   }
+  const event = parseJson(decodeUtf8(body, fail), (reason, why, cause) =>
+    fail(reason, `structured event: ${why}`, {}, cause),
+  );
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    return fail(MALFORMED_REASONS.INVALID_SHAPE, 'structured event is not a JSON object');
+  }
+  const members = event as Record<string, unknown>;
+  if (Object.hasOwn(members, 'data_base64')) {
+    fail(
+      MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+      'structured event carries binary data (data_base64); Backtrack reads JSON data',
+      { attribute: 'data_base64' },
+    );
+  }
+  const attributes: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const name of Object.keys(members)) {
+    const value = members[name];
+    // JSON null means absent (CloudEvents JSON format). `content-type` is not an attribute
+    // name: a member spelled so must not pass for datacontenttype.
+    if (name === 'data' || name === 'content-type' || value === null) continue;
+    attributes[name === 'datacontenttype' ? 'content-type' : name] = value;
+  }
+  return buildEnvelope(attributes, 'attribute', options, fail, () => own(members, 'data'));
+}
+
+/**
+ * Reads the attributes (binary headers, or the members of a structured event with
+ * `datacontenttype` renamed `content-type`) and then the data.
+ */
+function buildEnvelope(
+  values: Record<string, unknown>,
+  noun: 'header' | 'attribute',
+  options: Partial<DecodeOptions>,
+  fail: Fail,
+  readData: () => unknown,
+): Envelope<unknown> {
+  const structured = noun === 'attribute';
+  const id = readAttribute(values, 'id', true, noun, fail) as string;
+  const source = readAttribute(values, 'source', true, noun, fail) as string;
+  const type = readAttribute(values, 'type', true, noun, fail) as string;
+  const specversion = readAttribute(values, 'specversion', true, noun, fail) as string;
+  if (specversion !== SPEC_VERSION) {
+    fail(
+      MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
+      `specversion "${specversion}" is not supported (expected "${SPEC_VERSION}")`,
+      { attribute: 'specversion', value: specversion },
+    );
+  }
+  // The optional string attributes, read once (in a fixed order, so errors are stable).
+  const time = readAttribute(values, 'time', false, noun, fail);
+  let optional: OptionalAttributes | undefined;
+  for (const name of OPTIONAL) {
+    const value = readAttribute(values, name, false, noun, fail);
+    if (value !== undefined) (optional ??= {})[name] = value;
+  }
+  if (time !== undefined && !isRfc3339(time)) {
+    fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "time" is not an RFC 3339 timestamp`, {
+      attribute: 'time',
+      value: time,
+    });
+  }
+  const schemaversion = readSchemaVersion(values, noun, optional, type, options, fail);
+
+  const contentType = readAttribute(values, 'content-type', false, noun, fail) ?? JSON_CONTENT_TYPE;
+  if (!isJsonContentType(contentType)) {
+    fail(MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE, `content type "${contentType}" is not JSON`, {
+      attribute: structured ? 'datacontenttype' : 'content-type',
+      value: contentType,
+    });
+  }
+  const extensions = readExtensions(values, noun, fail);
+
+  const data = readData();
+  const envelope: Envelope<unknown> =
+    time === undefined
+      ? {
+          id,
+          source,
+          type,
+          specversion: SPEC_VERSION,
+          datacontenttype: contentType,
+          schemaversion,
+          data,
+        }
+      : {
+          id,
+          source,
+          type,
+          specversion: SPEC_VERSION,
+          time,
+          datacontenttype: contentType,
+          schemaversion,
+          data,
+        };
+  if (optional !== undefined) {
+    for (const name of OPTIONAL) {
+      const value = optional[name];
+      if (value !== undefined) envelope[name] = value;
+    }
+  }
+  if (extensions !== undefined) envelope.extensions = extensions;
+  return envelope;
+}
+
+type OptionalAttributes = Partial<Record<(typeof OPTIONAL)[number], string>>;
+
+/** A string attribute: absent is `undefined` (or a failure when required); empty is a failure. */
+function readAttribute(
+  values: Record<string, unknown>,
+  name: string,
+  required: boolean,
+  noun: 'header' | 'attribute',
+  fail: Fail,
+): string | undefined {
+  const value = own(values, name);
+  if (value === undefined) {
+    return required
+      ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is missing`, {
+          attribute: name,
+        })
+      : undefined;
+  }
+  if (typeof value !== 'string') {
+    return fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is not a string`, {
+      attribute: name,
+      valueType: typeof value,
+    });
+  }
+  if (value.length === 0) {
+    return required
+      ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is empty`, {
+          attribute: name,
+        })
+      : fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is empty`, {
+          attribute: name,
+        });
+  }
+  return value;
+}
+
+/**
+ * `schemaversion` (a JSON number is accepted in a structured event); when absent, the version a
+ * `dataschema` names, else `options.defaultSchemaVersion(type)`, else 1.
+ */
+function readSchemaVersion(
+  values: Record<string, unknown>,
+  noun: 'header' | 'attribute',
+  optional: OptionalAttributes | undefined,
+  type: string,
+  options: Partial<DecodeOptions>,
+  fail: Fail,
+): number {
+  const rawVersion = own(values, 'schemaversion');
+  if (rawVersion !== undefined) {
+    const text =
+      noun === 'attribute' && typeof rawVersion === 'number'
+        ? String(rawVersion)
+        : (readAttribute(values, 'schemaversion', false, noun, fail) as string);
+    if (!/^[1-9][0-9]{0,14}$/.test(text)) {
+      fail(
+        MALFORMED_REASONS.INVALID_ATTRIBUTE,
+        `${noun} "schemaversion" is not a positive integer`,
+        {
+          attribute: 'schemaversion',
+          value: text,
+        },
+      );
+    }
+    return Number(text);
+  }
+  return (
+    (optional?.dataschema === undefined
+      ? undefined
+      : schemaVersionFromDataschema(optional.dataschema)) ??
+    (options.defaultSchemaVersion === undefined ? 1 : options.defaultSchemaVersion(type))
+  );
+}
+
+/** Every other attribute with a valid CloudEvents name is an extension Backtrack keeps. */
+function readExtensions(
+  values: Record<string, unknown>,
+  noun: 'header' | 'attribute',
+  fail: Fail,
+): Record<string, ExtensionValue> | undefined {
+  const structured = noun === 'attribute';
+  let extensions: Record<string, ExtensionValue> | undefined;
+  for (const name of Object.keys(values)) {
+    if (!isExtensionName(name)) continue;
+    const value = values[name];
+    const kept = extensionValue(value, structured);
+    if (kept === undefined) {
+      fail(
+        MALFORMED_REASONS.INVALID_ATTRIBUTE,
+        `${noun} "${name}" is not a valid extension value (a non-empty string${structured ? ', a boolean or an integer' : ''})`,
+        { attribute: name, valueType: typeof value },
+      );
+    }
+    (extensions ??= {})[name] = kept as ExtensionValue;
+  }
+  return extensions;
 }
 
 /** An own property's value (never an inherited one, so `constructor` is never a header). */

@@ -149,6 +149,62 @@ async function runUntraced(
   options: RunRollbackOptions,
   dependencies: RunRollbackDependencies | undefined,
 ): Promise<RollbackRunResult> {
+  const o = resolveRunOptions(plan, options);
+  const runId = o.runId;
+  // A dry run reads only the plan: it needs no journal, transport or progress store.
+  if (o.dryRun) return dryRunResult(plan, runId);
+  if (!dependencies) {
+    throw new RollbackConfigError(
+      'dependencies',
+      'runRollback needs its dependencies (journal, transport, progressStore) unless dryRun is set',
+    );
+  }
+
+  const { progressStore: store } = dependencies;
+  const sleep = dependencies.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const logger = (dependencies.logger ?? createDefaultLogger()).child({
+    component: 'rollback',
+    runId: runId,
+    planId: plan.planId,
+  });
+
+  await store.createRun(runId, plan);
+  const lease = await holdLease(store, o, sleep, logger);
+  try {
+    const total =
+      plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
+    const { progress, write } = await loadProgress(store, o, lease.token, total);
+    const stop = { fatal: false, failedBatchesInARow: 0 };
+    const run: RunContext = {
+      plan,
+      o,
+      journal: dependencies.journal,
+      transport: dependencies.transport,
+      sagas: dependencies.sagas,
+      sleep,
+      logger,
+      checkLease: lease.check,
+      progress,
+      write,
+      stop,
+      stopped: () => stop.fatal || o.signal?.aborted === true || stop.failedBatchesInARow >= 3,
+    };
+    await recordUnpublished(run);
+    const published = await publishLanes(run);
+    await compensateSagas(run);
+    return await finish(run, store, lease.token, published);
+  } finally {
+    await lease.release();
+  }
+}
+
+/** {@link RunRollbackOptions} with every default applied, checked. */
+type ResolvedRunOptions = RunRollbackOptions & {
+  -readonly [K in keyof typeof DEFAULT_RUN_ROLLBACK_OPTIONS]: number;
+};
+
+/** Applies the defaults and checks the options and the plan once, naming each bad field. */
+function resolveRunOptions(plan: RollbackPlan, options: RunRollbackOptions): ResolvedRunOptions {
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;
   if (typeof runId !== 'string' || runId.length === 0) {
@@ -168,32 +224,32 @@ async function runUntraced(
   if (!plan || typeof plan.planId !== 'string' || !Array.isArray(plan.items)) {
     throw new RollbackConfigError('plan', 'must be a plan from planRollback');
   }
-  // A dry run reads only the plan: it needs no journal, transport or progress store.
-  if (o.dryRun) return dryRunResult(plan, runId);
-  if (!dependencies) {
-    throw new RollbackConfigError(
-      'dependencies',
-      'runRollback needs its dependencies (journal, transport, progressStore) unless dryRun is set',
-    );
-  }
+  return { ...o, runId };
+}
 
-  const { journal, transport, progressStore: store, sagas } = dependencies;
-  const sleep = dependencies.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const logger = (dependencies.logger ?? createDefaultLogger()).child({
-    component: 'rollback',
-    runId: runId,
-    planId: plan.planId,
-  });
+/** The run's lease while this runner holds it. */
+interface HeldLease {
+  token: string;
+  /** Throws the renewal's `RollbackLeaseLostError` once the lease was taken over. */
+  check: () => void;
+  /** Stops the heartbeat and releases the lease (a failure is only logged). */
+  release: () => Promise<void>;
+}
+
+/**
+ * Acquires the run's lease and renews it every third of its length (the heartbeat), so a long
+ * batch or a slow saga compensation does not lose it. A failed renewal (taken over) stops the run
+ * at the next check.
+ */
+async function holdLease(
+  store: RollbackProgressStore,
+  o: ResolvedRunOptions,
+  sleep: (ms: number) => Promise<void>,
+  logger: Logger,
+): Promise<HeldLease> {
+  const { runId } = o;
   const owner = o.owner ?? `${hostname()}:${process.pid}`;
-
-  await store.createRun(runId, plan);
-  const lease = await acquire(store, runId, owner, o.leaseMs, o.waitForLeaseMs, sleep);
-  const token = lease.token;
-  const total =
-    plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
-  let published = 0;
-  // Heartbeat: renew the lease every third of its length, so a long batch or a slow saga
-  // compensation does not lose it. A failed renewal (taken over) stops the run at the next check.
+  const { token } = await acquire(store, runId, owner, o.leaseMs, o.waitForLeaseMs, sleep);
   let leaseError: unknown;
   const heartbeat = setInterval(
     () => {
@@ -205,152 +261,218 @@ async function runUntraced(
     Math.max(50, Math.floor(o.leaseMs / 3)),
   );
   heartbeat.unref();
-  // Off the hot path: the heartbeat renews the lease, and every progress write is fenced by the
-  // token (a runner that lost the lease fails there, before it publishes anything more).
-  const checkLease = () => {
-    if (leaseError) throw leaseError;
+  return {
+    token,
+    // Off the hot path: the heartbeat renews the lease, and every progress write is fenced by the
+    // token (a runner that lost the lease fails there, before it publishes anything more).
+    check: () => {
+      if (leaseError) throw leaseError;
+    },
+    release: async () => {
+      clearInterval(heartbeat);
+      await store
+        .releaseLease(runId, token)
+        .catch((err: unknown) => logger.warn({ err }, 'could not release the run lease'));
+    },
   };
+}
 
-  try {
-    const progress = await store.getItems(runId);
-    let finished = Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
-    const report = (updates: readonly ItemUpdate[]) => {
-      for (const u of updates) {
-        const before = progress[u.itemId]?.state;
-        if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
-        progress[u.itemId] = {
-          state: u.state,
-          attempts: 0,
-          updatedAt: '',
-          ...(u.error ? { error: u.error } : {}),
-        };
-        try {
-          o.onProgress?.({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
-        } catch {
-          // A progress callback never stops a rollback.
-        }
+/** The run's progress as this runner knows it, and how to change it. */
+interface RunProgress {
+  progress: Record<string, ItemProgress>;
+  /** Stores the updates (fenced by the lease token), then applies and reports them. */
+  write: (updates: ItemUpdate[]) => Promise<void>;
+}
+
+/** Loads the stored progress (a resumed run starts from it) and keeps the finished count. */
+async function loadProgress(
+  store: RollbackProgressStore,
+  o: ResolvedRunOptions,
+  token: string,
+  total: number,
+): Promise<RunProgress> {
+  const { runId } = o;
+  const progress = await store.getItems(runId);
+  let finished = Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
+  const report = (updates: readonly ItemUpdate[]) => {
+    for (const u of updates) {
+      const before = progress[u.itemId]?.state;
+      if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
+      progress[u.itemId] = {
+        state: u.state,
+        attempts: 0,
+        updatedAt: '',
+        ...(u.error ? { error: u.error } : {}),
+      };
+      try {
+        o.onProgress?.({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
+      } catch {
+        // A progress callback never stops a rollback.
       }
-    };
-    const write = async (updates: ItemUpdate[]) => {
-      if (updates.length === 0) return;
-      await store.setItems(runId, token, updates);
-      report(updates);
-    };
-
-    // Entries that need no publishing are recorded first, so `status` shows them at once.
-    await write([
-      ...plan.needsPerson
-        .filter((n) => progress[n.itemId]?.state !== ItemState.NeedsPerson)
-        .map((n) => ({
-          itemId: n.itemId,
-          state: ItemState.NeedsPerson,
-          error: `${n.reason}: ${n.message}`,
-        })),
-      ...plan.skipped
-        .filter((s) => progress[s.itemId]?.state !== ItemState.Skipped)
-        .map((s) => ({ itemId: s.itemId, state: ItemState.Skipped, error: s.message })),
-    ]);
-
-    const todo = plan.items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
-    if (todo.length < plan.items.length) {
-      logger.info(
-        { alreadyDone: plan.items.length - todo.length, left: todo.length },
-        'resuming rollback',
-      );
     }
-    let failedBatchesInARow = 0;
-    let fatal = false;
-    const stopped = () => fatal || o.signal?.aborted === true || failedBatchesInARow >= 3;
-    // One lane publishes its batches one after the other (their order is the plan's). The marks
-    // that end a batch (`done` or `failed`) travel in ONE progress write with the next batch's
-    // `publishing` marks, alongside the journal's `published` marks of the batch and the next
-    // batch's journal append; the next publish waits for all of them.
-    const runLane = async (items: readonly RollbackPlanItem[]) => {
-      let carry: ItemUpdate[] = [];
-      let carryMarked: Promise<void> = Promise.resolve();
-      for (let start = 0; start < items.length; start += o.batchSize) {
-        if (stopped()) break;
-        const batch = items.slice(start, start + o.batchSize);
-        checkLease();
-        const before = Promise.all([
-          write([
-            ...carry,
-            ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })),
-          ]),
-          carryMarked,
-        ]).then(() => undefined);
-        carry = [];
-        carryMarked = Promise.resolve();
-        const outcome = await publishBatch(
-          plan,
-          batch,
-          journal,
-          transport,
-          o.publishAttempts,
-          sleep,
-          logger,
-          before,
-          () => !stopped(),
-        );
-        if (outcome === 'stopped') break;
-        const { error, marked } = outcome;
-        if (error === undefined) {
-          published += batch.reduce((n, i) => n + i.messages.length, 0);
-          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
-          carryMarked = marked;
-          failedBatchesInARow = 0;
-        } else {
-          carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
-          // A broker that rejected three batches in a row is down: stop instead of failing the rest.
-          ++failedBatchesInARow;
-        }
-      }
-      await Promise.all([write(carry), carryMarked]);
-    };
-    await inParallel(lanesOf(todo, o.batchesInFlight), runLane, () => {
-      fatal = true;
-    });
+  };
+  const write = async (updates: ItemUpdate[]) => {
+    if (updates.length === 0) return;
+    await store.setItems(runId, token, updates);
+    report(updates);
+  };
+  return { progress, write };
+}
 
-    const sagasTodo = plan.sagas.filter(
-      (saga) =>
-        progress[saga.itemId]?.state !== ItemState.Done &&
-        progress[saga.itemId]?.state !== ItemState.NeedsPerson,
+/** What the phases of one run share. */
+interface RunContext extends RunProgress {
+  plan: RollbackPlan;
+  o: ResolvedRunOptions;
+  journal: Journal;
+  transport: Transport;
+  sagas: SagaCompensator | undefined;
+  sleep: (ms: number) => Promise<void>;
+  logger: Logger;
+  checkLease: () => void;
+  /** `fatal`: a lane failed; `failedBatchesInARow`: across lanes, reset by a good batch. */
+  stop: { fatal: boolean; failedBatchesInARow: number };
+  /** True once the run must stop: a lane failed, the signal aborted, or the broker looks down. */
+  stopped: () => boolean;
+}
+
+/** Entries that need no publishing are recorded first, so `status` shows them at once. */
+async function recordUnpublished({ plan, progress, write }: RunContext): Promise<void> {
+  await write([
+    ...plan.needsPerson
+      .filter((n) => progress[n.itemId]?.state !== ItemState.NeedsPerson)
+      .map((n) => ({
+        itemId: n.itemId,
+        state: ItemState.NeedsPerson,
+        error: `${n.reason}: ${n.message}`,
+      })),
+    ...plan.skipped
+      .filter((s) => progress[s.itemId]?.state !== ItemState.Skipped)
+      .map((s) => ({ itemId: s.itemId, state: ItemState.Skipped, error: s.message })),
+  ]);
+}
+
+/**
+ * Publishes the items not done yet through `batchesInFlight` lanes; resolves with the number of
+ * messages published. A lane that throws (a lost lease, a store down) stops the others.
+ */
+async function publishLanes(run: RunContext): Promise<number> {
+  const { plan, progress, logger, o } = run;
+  const todo = plan.items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+  if (todo.length < plan.items.length) {
+    logger.info(
+      { alreadyDone: plan.items.length - todo.length, left: todo.length },
+      'resuming rollback',
     );
-    for (let start = 0; start < sagasTodo.length; start += o.sagasInFlight) {
-      if (stopped()) break;
-      checkLease();
-      const group = sagasTodo.slice(start, start + o.sagasInFlight);
-      const updates = await Promise.all(
-        group.map((saga) =>
-          compensateSaga(saga.sagaId, plan, sagas, logger).then((r) => ({
-            itemId: saga.itemId,
-            ...r,
-          })),
-        ),
-      );
-      await write(updates);
-    }
-
-    const result = summarize(plan, progress, runId, published);
-    const complete =
-      plan.items.every((i) => progress[i.itemId]) && plan.sagas.every((s) => progress[s.itemId]);
-    const status =
-      !complete || o.signal?.aborted
-        ? result.failed.length > 0
-          ? RunStatus.Failed
-          : RunStatus.Running
-        : result.failed.length > 0
-          ? RunStatus.Failed
-          : RunStatus.Completed;
-    if (status !== RunStatus.Running) await store.finishRun(runId, token, status, result.summary);
-    logger.info({ status, ...result.summary }, 'rollback run ended');
-    return { ...result, status };
-  } finally {
-    clearInterval(heartbeat);
-    await store
-      .releaseLease(runId, token)
-      .catch((err: unknown) => logger.warn({ err }, 'could not release the run lease'));
   }
+  let published = 0;
+  await inParallel(
+    lanesOf(todo, o.batchesInFlight),
+    async (items) => {
+      // Not `published += await ...`: that reads `published` before the other lanes add to it.
+      const n = await runLane(run, items);
+      published += n;
+    },
+    () => {
+      run.stop.fatal = true;
+    },
+  );
+  return published;
+}
+
+/**
+ * One lane publishes its batches one after the other (their order is the plan's). The marks that
+ * end a batch (`done` or `failed`) travel in ONE progress write with the next batch's `publishing`
+ * marks, alongside the journal's `published` marks of the batch and the next batch's journal
+ * append; the next publish waits for all of them. Resolves with the messages published.
+ */
+async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+  const { plan, o, write, stop, stopped } = run;
+  let published = 0;
+  let carry: ItemUpdate[] = [];
+  let carryMarked: Promise<void> = Promise.resolve();
+  for (let start = 0; start < items.length; start += o.batchSize) {
+    if (stopped()) break;
+    const batch = items.slice(start, start + o.batchSize);
+    run.checkLease();
+    const before = Promise.all([
+      write([...carry, ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing }))]),
+      carryMarked,
+    ]).then(() => undefined);
+    carry = [];
+    carryMarked = Promise.resolve();
+    const outcome = await publishBatch(
+      plan,
+      batch,
+      run.journal,
+      run.transport,
+      o.publishAttempts,
+      run.sleep,
+      run.logger,
+      before,
+      () => !stopped(),
+    );
+    if (outcome === 'stopped') break;
+    const { error, marked } = outcome;
+    if (error === undefined) {
+      published += batch.reduce((n, i) => n + i.messages.length, 0);
+      carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
+      carryMarked = marked;
+      stop.failedBatchesInARow = 0;
+    } else {
+      carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
+      // A broker that rejected three batches in a row is down: stop instead of failing the rest.
+      ++stop.failedBatchesInARow;
+    }
+  }
+  await Promise.all([write(carry), carryMarked]);
+  return published;
+}
+
+/** The saga phase: compensates the plan's sagas, `sagasInFlight` at a time, one write per group. */
+async function compensateSagas(run: RunContext): Promise<void> {
+  const { plan, progress, o } = run;
+  const sagasTodo = plan.sagas.filter(
+    (saga) =>
+      progress[saga.itemId]?.state !== ItemState.Done &&
+      progress[saga.itemId]?.state !== ItemState.NeedsPerson,
+  );
+  for (let start = 0; start < sagasTodo.length; start += o.sagasInFlight) {
+    if (run.stopped()) break;
+    run.checkLease();
+    const group = sagasTodo.slice(start, start + o.sagasInFlight);
+    const updates = await Promise.all(
+      group.map((saga) =>
+        compensateSaga(saga.sagaId, plan, run.sagas, run.logger).then((r) => ({
+          itemId: saga.itemId,
+          ...r,
+        })),
+      ),
+    );
+    await run.write(updates);
+  }
+}
+
+/** Summarises the run, and records its end unless it is still `running` (aborted, to resume). */
+async function finish(
+  { plan, progress, o, logger }: RunContext,
+  store: RollbackProgressStore,
+  token: string,
+  published: number,
+): Promise<RollbackRunResult> {
+  const result = summarize(plan, progress, o.runId, published);
+  const complete =
+    plan.items.every((i) => progress[i.itemId]) && plan.sagas.every((s) => progress[s.itemId]);
+  const status =
+    !complete || o.signal?.aborted
+      ? result.failed.length > 0
+        ? RunStatus.Failed
+        : RunStatus.Running
+      : result.failed.length > 0
+        ? RunStatus.Failed
+        : RunStatus.Completed;
+  if (status !== RunStatus.Running) await store.finishRun(o.runId, token, status, result.summary);
+  logger.info({ status, ...result.summary }, 'rollback run ended');
+  return { ...result, status };
 }
 
 async function acquire(

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@backtrack/core';
 import type {
+  ConsumedBatch,
   ConsumedRecord,
+  KafkaAdminClient,
   KafkaClient,
   ProducerRecord,
   TopicRecords,
@@ -74,123 +76,20 @@ export async function redriveDeadLetters(
   options: RedriveOptions,
   logger?: Logger,
 ): Promise<RedriveResult> {
-  if (typeof options.from !== 'string' || options.from.length === 0)
-    throw new KafkaConfigError('from', 'must name the dead-letter topic');
-  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
-    throw new KafkaConfigError('limit', 'must be an integer >= 0');
-  }
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  const timeoutMs = resolveRedriveOptions(options);
   const result: RedriveResult = { redriven: 0, skipped: 0, byTopic: {}, complete: false };
-  const { client, publisher } = target;
+  const { client } = target;
   const admin = client.admin();
   await admin.connect();
   const ephemeral = options.group === undefined;
   const groupId = options.group ?? `backtrack-redrive-${options.from}-${randomUUID()}`;
   try {
-    // Where to stop: the end of each partition now. Where to start: the group's offsets.
-    const ends = new Map(
-      (await admin.topicOffsets(options.from)).map((p) => [p.partition, BigInt(p.high)]),
-    );
-    const starts = new Map<number, bigint>();
-    if (!ephemeral) {
-      for (const p of await admin.groupOffsets(groupId, options.from))
-        if (BigInt(p.offset) >= 0n) starts.set(p.partition, BigInt(p.offset));
-    }
-    const low = new Map(
-      (await admin.topicOffsets(options.from)).map((p) => [p.partition, BigInt(p.low)]),
-    );
-    const pending = new Set<number>();
-    for (const [partition, high] of ends) {
-      const start = starts.get(partition) ?? low.get(partition) ?? 0n;
-      if (start < high) pending.add(partition);
-    }
+    const { ends, pending } = await redriveWindow(admin, options.from, groupId, ephemeral);
     if (pending.size === 0 || options.limit === 0) {
       result.complete = pending.size === 0;
       return result;
     }
-
-    const consumer = client.consumer({
-      groupId,
-      fromBeginning: true,
-      sessionTimeoutMs: 30_000,
-      heartbeatIntervalMs: 3_000,
-      rebalanceTimeoutMs: 60_000,
-      maxWaitTimeMs: 250,
-      maxBytesPerPartition: 1_048_576,
-      partitionsConsumedConcurrently: 1,
-    });
-    let finish!: (error?: unknown) => void;
-    const finished = new Promise<void>((resolve, reject) => {
-      finish = (error) => (error === undefined ? resolve() : reject(error));
-    });
-    let done = false;
-    const limitReached = () => options.limit !== undefined && result.redriven >= options.limit;
-
-    await consumer.connect();
-    try {
-      await consumer.subscribe([options.from]);
-      await consumer.run(async (batch, controls) => {
-        if (done) return;
-        const end = ends.get(batch.partition) ?? 0n;
-        const outgoing: TopicRecords[] = [];
-        let lastDone: string | undefined;
-        let redriven = 0;
-        let skipped = 0;
-        const byTopic: Record<string, number> = {};
-        for (const record of batch.records) {
-          if (BigInt(record.offset) >= end) break;
-          if (options.limit !== undefined && result.redriven + redriven >= options.limit) break;
-          const dl = readDeadLetter(record, batch.partition);
-          const destination = options.to ?? dl.originalTopic;
-          if (destination === undefined || (options.filter && !options.filter(dl))) {
-            skipped++;
-          } else {
-            let b = outgoing.find((o) => o.topic === destination);
-            if (!b) outgoing.push((b = { topic: destination, records: [] }));
-            b.records.push(redriveRecord(record, options.from));
-            byTopic[destination] = (byTopic[destination] ?? 0) + 1;
-            redriven++;
-          }
-          lastDone = record.offset;
-        }
-        if (outgoing.length > 0) {
-          try {
-            await publisher.sendRecords(outgoing);
-          } catch (error) {
-            done = true;
-            finish(error);
-            return;
-          }
-        }
-        result.redriven += redriven;
-        result.skipped += skipped;
-        for (const [t, n] of Object.entries(byTopic))
-          result.byTopic[t] = (result.byTopic[t] ?? 0) + n;
-        if (lastDone !== undefined) {
-          controls.resolveOffset(lastDone);
-          await controls.commit((BigInt(lastDone) + 1n).toString());
-          if (BigInt(lastDone) + 1n >= end) pending.delete(batch.partition);
-        }
-        if (pending.size === 0 || limitReached()) {
-          result.complete = pending.size === 0;
-          done = true;
-          finish();
-        }
-      });
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        finished,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(() => {
-            done = true;
-            resolve();
-          }, timeoutMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
-    } finally {
-      await consumer.stop().catch(() => {});
-      await consumer.disconnect().catch(() => {});
-    }
+    await consumeWindow(target, options, groupId, { ends, pending }, result, timeoutMs);
     logger?.info({ from: options.from, ...result }, 'dead letters re-driven');
     return result;
   } catch (cause) {
@@ -208,6 +107,169 @@ export async function redriveDeadLetters(
     if (ephemeral) await admin.deleteGroups([groupId]).catch(() => {});
     await admin.disconnect().catch(() => {});
   }
+}
+
+/** Checks the options, naming the bad field; returns the timeout with its default. */
+function resolveRedriveOptions(options: RedriveOptions): number {
+  if (typeof options.from !== 'string' || options.from.length === 0)
+    throw new KafkaConfigError('from', 'must name the dead-letter topic');
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
+    throw new KafkaConfigError('limit', 'must be an integer >= 0');
+  }
+  return options.timeoutMs ?? 60_000;
+}
+
+/** The records a run looks at: per partition, up to `ends`; `pending` has the partitions left. */
+interface RedriveWindow {
+  ends: Map<number, bigint>;
+  pending: Set<number>;
+}
+
+/** Where to stop: the end of each partition now. Where to start: the group's offsets. */
+async function redriveWindow(
+  admin: KafkaAdminClient,
+  from: string,
+  groupId: string,
+  ephemeral: boolean,
+): Promise<RedriveWindow> {
+  const ends = new Map((await admin.topicOffsets(from)).map((p) => [p.partition, BigInt(p.high)]));
+  const starts = new Map<number, bigint>();
+  if (!ephemeral) {
+    for (const p of await admin.groupOffsets(groupId, from))
+      if (BigInt(p.offset) >= 0n) starts.set(p.partition, BigInt(p.offset));
+  }
+  const low = new Map((await admin.topicOffsets(from)).map((p) => [p.partition, BigInt(p.low)]));
+  const pending = new Set<number>();
+  for (const [partition, high] of ends) {
+    const start = starts.get(partition) ?? low.get(partition) ?? 0n;
+    if (start < high) pending.add(partition);
+  }
+  return { ends, pending };
+}
+
+/**
+ * Consumes the window with the group, re-driving batch by batch, until every pending partition
+ * reached its end, the limit is reached, a publish fails (thrown) or `timeoutMs` passed.
+ * Adds to `result`.
+ */
+async function consumeWindow(
+  { client, publisher }: RedriveTarget,
+  options: RedriveOptions,
+  groupId: string,
+  { ends, pending }: RedriveWindow,
+  result: RedriveResult,
+  timeoutMs: number,
+): Promise<void> {
+  const consumer = client.consumer({
+    groupId,
+    fromBeginning: true,
+    sessionTimeoutMs: 30_000,
+    heartbeatIntervalMs: 3_000,
+    rebalanceTimeoutMs: 60_000,
+    maxWaitTimeMs: 250,
+    maxBytesPerPartition: 1_048_576,
+    partitionsConsumedConcurrently: 1,
+  });
+  let finish!: (error?: unknown) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = (error) => (error === undefined ? resolve() : reject(error));
+  });
+  let done = false;
+  const limitReached = () => options.limit !== undefined && result.redriven >= options.limit;
+
+  await consumer.connect();
+  try {
+    await consumer.subscribe([options.from]);
+    await consumer.run(async (batch, controls) => {
+      if (done) return;
+      const end = ends.get(batch.partition) ?? 0n;
+      const sorted = sortBatch(batch, end, options, result.redriven);
+      if (sorted.outgoing.length > 0) {
+        try {
+          await publisher.sendRecords(sorted.outgoing);
+        } catch (error) {
+          done = true;
+          finish(error);
+          return;
+        }
+      }
+      result.redriven += sorted.redriven;
+      result.skipped += sorted.skipped;
+      for (const [t, n] of Object.entries(sorted.byTopic))
+        result.byTopic[t] = (result.byTopic[t] ?? 0) + n;
+      const { lastDone } = sorted;
+      // Commit only after the broker acknowledged the re-driven records.
+      if (lastDone !== undefined) {
+        controls.resolveOffset(lastDone);
+        await controls.commit((BigInt(lastDone) + 1n).toString());
+        if (BigInt(lastDone) + 1n >= end) pending.delete(batch.partition);
+      }
+      if (pending.size === 0 || limitReached()) {
+        result.complete = pending.size === 0;
+        done = true;
+        finish();
+      }
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      finished,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          done = true;
+          resolve();
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    await consumer.stop().catch(() => {});
+    await consumer.disconnect().catch(() => {});
+  }
+}
+
+/** One batch sorted: the records to publish per topic, the counts, and the last offset looked at. */
+interface SortedBatch {
+  outgoing: TopicRecords[];
+  lastDone: string | undefined;
+  redriven: number;
+  skipped: number;
+  byTopic: Record<string, number>;
+}
+
+/**
+ * Sorts a batch's records below `end` into re-driven (by destination) and skipped ones, stopping
+ * at the limit (`redrivenSoFar` counts the earlier batches).
+ */
+function sortBatch(
+  batch: ConsumedBatch,
+  end: bigint,
+  options: RedriveOptions,
+  redrivenSoFar: number,
+): SortedBatch {
+  const sorted: SortedBatch = {
+    outgoing: [],
+    lastDone: undefined,
+    redriven: 0,
+    skipped: 0,
+    byTopic: {},
+  };
+  const { outgoing, byTopic } = sorted;
+  for (const record of batch.records) {
+    if (BigInt(record.offset) >= end) break;
+    if (options.limit !== undefined && redrivenSoFar + sorted.redriven >= options.limit) break;
+    const dl = readDeadLetter(record, batch.partition);
+    const destination = options.to ?? dl.originalTopic;
+    if (destination === undefined || (options.filter && !options.filter(dl))) {
+      sorted.skipped++;
+    } else {
+      let b = outgoing.find((o) => o.topic === destination);
+      if (!b) outgoing.push((b = { topic: destination, records: [] }));
+      b.records.push(redriveRecord(record, options.from));
+      byTopic[destination] = (byTopic[destination] ?? 0) + 1;
+      sorted.redriven++;
+    }
+    sorted.lastDone = record.offset;
+  }
+  return sorted;
 }
 
 /**
