@@ -1,5 +1,5 @@
 import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
-import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
+import { errorChain, tlsFailureOf, accessCodeOf } from '@backtrack/core/adapter';
 
 /**
  * Codes of {@link PostgresAccessError} (listed in docs/errors.md): bad credentials, missing
@@ -22,13 +22,13 @@ export class PostgresAccessError extends ConnectionAccessError {
     detail: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    const code =
-      reason === 'authentication'
-        ? POSTGRES_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED
-        : reason === 'authorization'
-          ? POSTGRES_ACCESS_ERROR_CODES.NOT_AUTHORIZED
-          : POSTGRES_ACCESS_ERROR_CODES.TLS_FAILED;
-    super(code, 'postgres', reason, `postgres: ${detail}`, options);
+    super(
+      accessCodeOf(reason, POSTGRES_ACCESS_ERROR_CODES),
+      'postgres',
+      reason,
+      `postgres: ${detail}`,
+      options,
+    );
   }
 }
 

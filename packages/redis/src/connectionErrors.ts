@@ -1,5 +1,5 @@
 import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
-import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
+import { errorChain, tlsFailureOf, accessCodeOf } from '@backtrack/core/adapter';
 
 /**
  * Codes of {@link RedisAccessError} (listed in docs/errors.md): bad credentials, missing ACL
@@ -22,13 +22,13 @@ export class RedisAccessError extends ConnectionAccessError {
     detail: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    const code =
-      reason === 'authentication'
-        ? REDIS_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED
-        : reason === 'authorization'
-          ? REDIS_ACCESS_ERROR_CODES.NOT_AUTHORIZED
-          : REDIS_ACCESS_ERROR_CODES.TLS_FAILED;
-    super(code, 'redis', reason, `redis: ${detail}`, options);
+    super(
+      accessCodeOf(reason, REDIS_ACCESS_ERROR_CODES),
+      'redis',
+      reason,
+      `redis: ${detail}`,
+      options,
+    );
   }
 }
 

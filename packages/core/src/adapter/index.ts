@@ -143,7 +143,13 @@ export type {
 } from './contracts/transportContract.js';
 
 // Connection access errors: what a transport or store uses to classify a refusal.
-export { accessErrorOf, errorChain, tlsFailureOf } from '../errors/ConnectionAccessError.js';
+export {
+  accessCodeOf,
+  accessErrorOf,
+  errorChain,
+  tlsFailureOf,
+} from '../errors/ConnectionAccessError.js';
+export type { AccessErrorCodes } from '../errors/ConnectionAccessError.js';
 // Transport events (`transport.on(...)`) and polled gauges (consumer lag, journal lag).
 export { TransportEventEmitter } from '../transport/events.js';
 export { startGaugePoller } from '../telemetry/gauges.js';

@@ -118,6 +118,25 @@ export class ConnectionAccessError extends BacktrackError {
   }
 }
 
+/** The three codes an adapter gives its {@link ConnectionAccessError}s. */
+export interface AccessErrorCodes {
+  AUTHENTICATION_FAILED: string;
+  NOT_AUTHORIZED: string;
+  TLS_FAILED: string;
+}
+
+/** An adapter's code for a reason: one for authentication, one for authorization, one for TLS. */
+export function accessCodeOf<C extends AccessErrorCodes>(
+  reason: AccessFailureReason,
+  codes: C,
+): C[keyof AccessErrorCodes] {
+  return reason === 'authentication'
+    ? codes.AUTHENTICATION_FAILED
+    : reason === 'authorization'
+      ? codes.NOT_AUTHORIZED
+      : codes.TLS_FAILED;
+}
+
 /** The {@link ConnectionAccessError} in `error` or its causes, if any. */
 export function accessErrorOf(error: unknown): ConnectionAccessError | undefined {
   return errorChain(error).find(

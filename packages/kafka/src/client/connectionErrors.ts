@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
-import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
+import { errorChain, tlsFailureOf, accessCodeOf } from '@backtrack/core/adapter';
 import type { ISocketFactory } from 'kafkajs';
 
 /**
@@ -25,13 +25,13 @@ export class KafkaAccessError extends ConnectionAccessError {
     detail: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    const code =
-      reason === 'authentication'
-        ? KAFKA_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED
-        : reason === 'authorization'
-          ? KAFKA_ACCESS_ERROR_CODES.NOT_AUTHORIZED
-          : KAFKA_ACCESS_ERROR_CODES.TLS_FAILED;
-    super(code, 'kafka', reason, `kafka: ${LABEL[reason]}: ${detail}`, options);
+    super(
+      accessCodeOf(reason, KAFKA_ACCESS_ERROR_CODES),
+      'kafka',
+      reason,
+      `kafka: ${LABEL[reason]}: ${detail}`,
+      options,
+    );
   }
 }
 

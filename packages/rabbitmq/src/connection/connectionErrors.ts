@@ -1,5 +1,5 @@
 import { ConnectionAccessError, type AccessFailureReason } from '@backtrack/core';
-import { errorChain, tlsFailureOf } from '@backtrack/core/adapter';
+import { errorChain, tlsFailureOf, accessCodeOf } from '@backtrack/core/adapter';
 
 /**
  * Codes of {@link RabbitAccessError} (listed in docs/errors.md): bad credentials, missing
@@ -22,13 +22,13 @@ export class RabbitAccessError extends ConnectionAccessError {
     detail: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    const code =
-      reason === 'authentication'
-        ? RABBIT_ACCESS_ERROR_CODES.AUTHENTICATION_FAILED
-        : reason === 'authorization'
-          ? RABBIT_ACCESS_ERROR_CODES.NOT_AUTHORIZED
-          : RABBIT_ACCESS_ERROR_CODES.TLS_FAILED;
-    super(code, 'rabbitmq', reason, `rabbitmq: ${detail}`, options);
+    super(
+      accessCodeOf(reason, RABBIT_ACCESS_ERROR_CODES),
+      'rabbitmq',
+      reason,
+      `rabbitmq: ${detail}`,
+      options,
+    );
   }
 }
 
