@@ -1,4 +1,4 @@
-import { cloneRecord } from './clone.js';
+import { frozenRecord } from './clone.js';
 import { SagaConcurrencyError } from './errors.js';
 import {
   FINISHED_SAGA_STATUSES,
@@ -11,24 +11,29 @@ import {
 } from './SagaStore.js';
 
 /**
- * The default SagaStore: a Map in this process. Records are deep-copied in and out so callers
- * can never change stored state by accident, exactly as with a remote store. Nothing survives
- * the process: use `@backtrack/redis` or `@backtrack/postgres` for sagas that must outlive it.
+ * The default SagaStore: a Map in this process. Nothing survives the process: use
+ * `@backtrack/redis` or `@backtrack/postgres` for sagas that must outlive it.
+ *
+ * It keeps a deep-frozen copy of every record it is given and hands out those frozen records
+ * themselves (no copy per read or write): no caller can change stored state, by accident or
+ * otherwise, and a change attempt throws in strict-mode code. Copies are structural: a part of an
+ * incoming record that is the stored record's own (frozen) part at the same place, because the
+ * caller built its record from one this store handed out, as the engine does, is kept as it is;
+ * everything else is deep-copied. A transition costs a copy of what it changed.
  */
 export class InMemorySagaStore implements SagaStore {
   readonly #records = new Map<string, SagaRecord>();
 
   async create(record: SagaRecord): ReturnType<SagaStore['create']> {
     const existing = this.#records.get(record.sagaId);
-    if (existing) return { created: false, record: cloneRecord(existing) };
-    const stored = cloneRecord(record);
+    if (existing) return { created: false, record: existing };
+    const stored = frozenRecord(record, undefined, record.revision);
     this.#records.set(record.sagaId, stored);
-    return { created: true, record: cloneRecord(stored) };
+    return { created: true, record: stored };
   }
 
   async get(sagaId: string): Promise<SagaRecord | undefined> {
-    const r = this.#records.get(sagaId);
-    return r ? cloneRecord(r) : undefined;
+    return this.#records.get(sagaId);
   }
 
   async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
@@ -38,12 +43,9 @@ export class InMemorySagaStore implements SagaStore {
         details: { actualRevision: current?.revision ?? null },
       });
     }
-    const stored = cloneRecord(record);
-    stored.revision = expectedRevision + 1;
+    const stored = frozenRecord(record, current, expectedRevision + 1);
     this.#records.set(record.sagaId, stored);
-    // The caller's record with the new revision: it shares nothing with the stored copy, so no
-    // second deep copy is needed.
-    return { ...record, revision: stored.revision };
+    return stored;
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
@@ -74,7 +76,7 @@ export class InMemorySagaStore implements SagaStore {
     const last = items[items.length - 1];
     const more = start + limit < all.length;
     return {
-      items: items.map((r) => cloneRecord(r)),
+      items,
       ...(more && last
         ? {
             nextCursor: Buffer.from(JSON.stringify([last.createdAt, last.sagaId])).toString(

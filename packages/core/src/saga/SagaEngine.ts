@@ -36,6 +36,7 @@ import {
   type SagaLease,
   type SagaRecord,
   type SagaStore,
+  type StepRecord,
 } from './SagaStore.js';
 import type { RunContext } from './engine/context.js';
 import {
@@ -90,6 +91,8 @@ export class SagaEngine {
   readonly #random: () => number;
   readonly #options: Readonly<Required<SagaEngineOptions>>;
   readonly #definitions = new Map<string, SagaDefinition<unknown, Record<string, unknown>>>();
+  /** The definitions `register` accepted (so `start` checks a known one without a lookup). */
+  readonly #registered = new WeakSet<object>();
   readonly #active = new Map<
     string,
     { promise: Promise<SagaResult>; abort: AbortController; run: SagaRun }
@@ -141,6 +144,7 @@ export class SagaEngine {
         );
       }
       this.#definitions.set(key, def);
+      this.#registered.add(def);
     }
     return this;
   }
@@ -157,7 +161,7 @@ export class SagaEngine {
     options: StartOptions = {},
   ): Promise<SagaResult> {
     const def = definition as unknown as SagaDefinition<unknown, Record<string, unknown>>;
-    this.register(def);
+    if (!this.#registered.has(def)) this.register(def);
     const parsed = def.input.safeParse(input);
     if (!parsed.success) {
       throw new SagaInputError(`saga ${def.name}: input does not match its schema`, {
@@ -170,28 +174,28 @@ export class SagaEngine {
     if (active) return { ...(await active.promise), started: false };
 
     const now = this.#now();
+    const at = this.#context().isoTime(now);
     const deadlineMs = options.deadlineMs ?? def.deadlineMs;
+    const steps: Record<string, StepRecord> = {};
+    for (const s of def.steps) {
+      steps[s.name] = { status: StepStatus.Pending, attempts: 0, compensationAttempts: 0 };
+    }
     const record: SagaRecord = {
       sagaId,
       sagaName: def.name,
       definitionVersion: def.version,
       status: SagaStatus.Running,
       input: parsed.data,
-      steps: Object.fromEntries(
-        def.steps.map((s) => [
-          s.name,
-          { status: StepStatus.Pending, attempts: 0, compensationAttempts: 0 },
-        ]),
-      ),
+      steps,
       completionOrder: [],
       compensationOrder: [],
       cancelRequested: false,
-      lease: this.#newLease(),
+      lease: this.#newLease(now),
       ...(deadlineMs === undefined ? {} : { deadline: new Date(now + deadlineMs).toISOString() }),
       ...sagaTraceContext(), // issue 18: recovery continues this trace
       revision: 0,
-      createdAt: new Date(now).toISOString(),
-      updatedAt: new Date(now).toISOString(),
+      createdAt: at,
+      updatedAt: at,
     };
     const created = await this.#store.create(record);
     if (!created.created) {
@@ -577,19 +581,23 @@ export class SagaEngine {
   ): Promise<SagaResult> {
     const abort = new AbortController();
     const run = new SagaRun(this.#context(), def, record, abort);
-    const promise = run
-      .drive()
-      .then((r): SagaResult => ({ sagaId: r.sagaId, status: r.status, started, record: r }))
-      .finally(() => {
-        this.#active.delete(record.sagaId);
-        if (this.#active.size === 0 && this.#heartbeat) {
-          clearInterval(this.#heartbeat);
-          this.#heartbeat = undefined;
-        }
-      });
+    const promise = this.#drive(run, started);
     this.#active.set(record.sagaId, { promise, abort, run });
     this.#heartbeat ??= setInterval(() => this.#renewLeases(), this.#options.heartbeatMs).unref();
     return promise;
+  }
+
+  async #drive(run: SagaRun, started: boolean): Promise<SagaResult> {
+    try {
+      const r = await run.drive();
+      return { sagaId: r.sagaId, status: r.status, started, record: r };
+    } finally {
+      this.#active.delete(run.record.sagaId);
+      if (this.#active.size === 0 && this.#heartbeat) {
+        clearInterval(this.#heartbeat);
+        this.#heartbeat = undefined;
+      }
+    }
   }
 
   /** Heartbeat: renews the lease of every saga whose step has run for a while without a write. */
@@ -597,11 +605,11 @@ export class SagaEngine {
     for (const { run } of this.#active.values()) run.renewIfIdle(this.#options.heartbeatMs);
   }
 
-  #newLease(): SagaLease {
+  #newLease(now = this.#now()): SagaLease {
     return {
       owner: this.ownerId,
       token: randomUUID(),
-      expiresAt: new Date(this.#now() + this.#options.leaseMs).toISOString(),
+      expiresAt: this.#context().isoTime(now + this.#options.leaseMs),
     };
   }
 

@@ -1,44 +1,95 @@
 /**
- * A deep copy of saga records, the same as `structuredClone` for the plain data a record holds
+ * Copies of saga records for stores that keep them in memory.
+ *
+ * `cloneRecord` is a deep copy, the same as `structuredClone` for the plain data a record holds
  * (objects, arrays, strings, numbers, booleans, null, undefined) and several times faster in
- * Node 20, where the engine and the in-memory store copy a record on every transition. Anything
- * else (a Date, a Map, a class instance, a function, a cycle, very deep nesting) goes to
- * `structuredClone`, so the result and the errors stay exactly those of `structuredClone`.
+ * Node 20. `frozenRecord` is what `InMemorySagaStore` keeps: a deep-frozen copy that shares every
+ * part the caller took unchanged from the previous stored (frozen) version, so a transition copies
+ * what it changed, not the whole record. Anything that is not plain data (a Date, a Map, a class
+ * instance, a function, a cycle, very deep nesting) goes to `structuredClone`, so the result and
+ * the errors stay exactly those of `structuredClone`.
  */
 export function cloneRecord<T>(value: T): T {
-  const copy = plainCopy(value, 0);
+  const copy = plainCopy(value, undefined, 0, false);
   return copy === NOT_PLAIN ? structuredClone(value) : (copy as T);
+}
+
+/**
+ * A deep-frozen copy of `record` with `revision` set, sharing with `previous` (a record this
+ * function returned earlier, so frozen all the way down) every part that is identical to the
+ * part at the same place in `previous`. Nothing in the result is shared with the caller's
+ * objects, except parts it took from `previous`.
+ */
+export function frozenRecord<T extends { revision: number }>(
+  record: T,
+  previous: T | undefined,
+  revision: number,
+): T {
+  const copy = plainCopy(record, previous, 0, true, revision);
+  if (copy !== NOT_PLAIN) return copy as T;
+  const cloned = structuredClone(record);
+  cloned.revision = revision;
+  return deepFreeze(cloned);
 }
 
 const NOT_PLAIN = Symbol('not plain');
 const MAX_DEPTH = 64;
 
-function plainCopy(value: unknown, depth: number): unknown {
+/**
+ * `previous`: the part at the same place in the previous frozen version (only with `freeze`).
+ * `revision`: set on the top-level copy (depth 0, only with `freeze`).
+ */
+function plainCopy(
+  value: unknown,
+  previous: unknown,
+  depth: number,
+  freeze: boolean,
+  revision?: number,
+): unknown {
   if (value === null || typeof value !== 'object') {
     // Functions and symbols make structuredClone throw: let it.
     return typeof value === 'function' || typeof value === 'symbol' ? NOT_PLAIN : value;
   }
+  // A part of the previous frozen version, handed back unchanged: it is already ours and frozen.
+  if (value === previous && revision === undefined) return value;
   if (depth > MAX_DEPTH) return NOT_PLAIN;
   if (Array.isArray(value)) {
     if (Object.getPrototypeOf(value) !== Array.prototype) return NOT_PLAIN;
+    const prev = freeze && Array.isArray(previous) ? (previous as unknown[]) : undefined;
     const out: unknown[] = new Array<unknown>(value.length);
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) return NOT_PLAIN; // holes: leave them to structuredClone
-      const item = plainCopy(value[i], depth + 1);
+      const item = plainCopy(value[i], prev?.[i], depth + 1, freeze);
       if (item === NOT_PLAIN) return NOT_PLAIN;
       out[i] = item;
     }
-    return out;
+    return freeze ? Object.freeze(out) : out;
   }
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  const prev =
+    freeze && previous !== null && typeof previous === 'object' && !Array.isArray(previous)
+      ? (previous as Record<string, unknown>)
+      : undefined;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
+  const source = value as Record<string, unknown>;
+  // for-in, not Object.keys: no key array per object. A plain object's prototype (checked above)
+  // has no enumerable properties, so for-in sees exactly the own enumerable keys.
+  for (const key in source) {
     // An own `__proto__` key (from JSON.parse) would set the copy's prototype: leave it to structuredClone.
     if (key === '__proto__') return NOT_PLAIN;
-    const item = plainCopy((value as Record<string, unknown>)[key], depth + 1);
+    const item = plainCopy(source[key], prev?.[key], depth + 1, freeze);
     if (item === NOT_PLAIN) return NOT_PLAIN;
     out[key] = item;
   }
-  return out;
+  if (revision !== undefined) out.revision = revision;
+  return freeze ? Object.freeze(out) : out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
 }

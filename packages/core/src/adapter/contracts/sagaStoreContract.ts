@@ -25,6 +25,19 @@ export interface SagaStoreContractHarness {
 const BASE_TIME = Date.parse('2026-01-01T00:00:00.000Z');
 
 /**
+ * Tries to change a record a store handed out: a store that hands out frozen records makes the
+ * change throw (a TypeError in strict-mode code); one that hands out copies lets it happen. Either
+ * way, the stored saga must not change.
+ */
+function attempt(change: () => void): void {
+  try {
+    change();
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
+}
+
+/**
  * A complete, valid SagaRecord for tests. `createdAt` is derived from `seq` so records have a
  * known order.
  */
@@ -181,16 +194,68 @@ export function sagaStoreContract(
         expect(ids(await listAll(store, { limit: 10, status: 'running' }))).toEqual(['race']);
       }));
 
-    it('hands out copies: changing a returned record does not change the stored one', () =>
-      withStore(async ({ store }) => {
+    it('hands out records no caller can change the stored saga through (copies, or frozen)', () =>
+      withStore(async ({ store, peer }) => {
         const record = makeSagaRecord('saga-1');
         const { record: returned } = await store.create(record);
-        returned.status = 'completed';
+        // A store may hand out copies (a change is not seen) or frozen records (a change throws).
+        attempt(() => void (returned.status = 'completed'));
         record.status = 'failed';
         const got = await store.get('saga-1');
         expect(got?.status).toBe('running');
-        got!.completionOrder.push('tampered');
-        expect((await store.get('saga-1'))?.completionOrder).toEqual([]);
+        attempt(() => void got!.completionOrder.push('tampered'));
+        attempt(() => void (got!.steps['reserve-stock']!.attempts = 9));
+        attempt(() => void ((got!.input as { tags: string[] }).tags[0] = 'tampered'));
+        const listed = (await store.list()).items[0]!;
+        attempt(() => void (listed.steps['charge-card']!.status = 'completed'));
+        const updated = await store.update({ ...got!, status: 'compensating' }, got!.revision);
+        attempt(() => void (updated.compensationOrder = ['tampered']));
+        expect(await peer.get('saga-1')).toEqual({
+          ...makeSagaRecord('saga-1'),
+          status: 'compensating',
+          revision: 1,
+        });
+      }));
+
+    it('keeps nothing of the record it was given: changing it afterwards changes nothing stored', () =>
+      withStore(async ({ store, peer }) => {
+        const record = makeSagaRecord('saga-1');
+        await store.create(record);
+        record.steps['reserve-stock']!.status = 'completed';
+        (record.input as { tags: string[] }).tags.push('tampered');
+        const v0 = (await store.get('saga-1'))!;
+        // The next record built from the stored one, as the engine builds it: what changes is
+        // new, the rest is the stored record's own parts.
+        const result = { reservationId: 'r-1', lines: [{ sku: 'x', qty: 2 }] };
+        const next: SagaRecord = {
+          ...v0,
+          steps: {
+            ...v0.steps,
+            'reserve-stock': { ...v0.steps['reserve-stock']!, status: 'completed', result },
+          },
+          completionOrder: [...v0.completionOrder, 'reserve-stock'],
+        };
+        const v1 = await store.update(next, v0.revision);
+        result.lines[0]!.qty = 99;
+        next.completionOrder.push('tampered');
+        next.steps['charge-card'] = { status: 'failed', attempts: 1, compensationAttempts: 0 };
+        const expected = {
+          ...makeSagaRecord('saga-1'),
+          steps: {
+            ...makeSagaRecord('saga-1').steps,
+            'reserve-stock': {
+              status: 'completed',
+              attempts: 0,
+              compensationAttempts: 0,
+              result: { reservationId: 'r-1', lines: [{ sku: 'x', qty: 2 }] },
+            },
+          },
+          completionOrder: ['reserve-stock'],
+          revision: 1,
+        };
+        expect(v1).toEqual(expected);
+        expect(await peer.get('saga-1')).toEqual(expected);
+        expect(await store.get('saga-1')).toEqual(expected);
       }));
 
     it('updates with the expected revision and stores revision + 1', () =>

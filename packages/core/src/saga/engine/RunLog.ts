@@ -1,7 +1,8 @@
 import { SagaConcurrencyError, SagaLeaseLostError, SagaStateError } from '../errors.js';
 import { SagaStatus, type SagaLease, type SagaRecord } from '../SagaStore.js';
 import type { RunContext } from './context.js';
-import { draftOf, progressOf, TERMINAL } from './support.js';
+import { progressOf, TERMINAL } from './support.js';
+import type { Transition } from './transitions.js';
 
 /**
  * The saga log as one run writes it: the record this run last read or wrote, and `write`, which
@@ -10,7 +11,8 @@ import { draftOf, progressOf, TERMINAL } from './support.js';
  */
 export class RunLog {
   #record: SagaRecord;
-  #writes: Promise<unknown> = Promise.resolve();
+  /** The last write asked for (a later one waits for it when it is still in flight). */
+  #writes: Promise<unknown> | undefined;
   #pendingWrites = 0;
   #leaseCache: { at: number; lease: SagaLease } | undefined;
   readonly #lease: { owner: string; token: string };
@@ -38,69 +40,77 @@ export class RunLog {
     return true;
   }
 
-  /**
-   * Writes one transition, renewing this run's lease in the same store write (or dropping it when
-   * the saga ends or gets stuck). Writes of one run are serialised (parallel steps share the
-   * record). The revision check fences the write: it succeeds only on the record this run last
-   * read or wrote, which holds this run's lease. On a revision conflict the fresh record is
-   * accepted only if it still holds this run's lease and the saga's progress is what this run
-   * last wrote (someone only wrote a request); otherwise this run stops by rethrowing.
-   */
-  write(mutate: (record: SagaRecord) => void): Promise<void> {
-    // Serialise only when another write of this run is in flight (a parallel group, a
-    // heartbeat): chaining every write through one promise cost more than the write itself.
-    if (this.#pendingWrites === 0) return this.#track(this.#writeNow(mutate));
-    const next = this.#writes.then(() => this.#writeNow(mutate));
-    return this.#track(next);
+  /** `now()` of the last successful write: when the transition it wrote happened. */
+  get writtenAt(): number {
+    return this.#lastWriteAt;
   }
 
-  #track(write: Promise<void>): Promise<void> {
+  /**
+   * Writes one transition, `change(record, at, a, b)` applied to the record this run last read
+   * or wrote, with this run's lease renewed in the same store write (or dropped when the saga
+   * ends or gets stuck). One clock read per transition: `at` (the ISO time of `now()`) is the
+   * record's `updatedAt` and whatever time the transition records. Writes of one run are
+   * serialised (parallel steps share the record). The revision check fences the write: it
+   * succeeds only on the record this run last read or wrote, which holds this run's lease. On a
+   * revision conflict the fresh record is accepted only if it still holds this run's lease and
+   * the saga's progress is what this run last wrote (someone only wrote a request), and the
+   * transition is applied to it again; otherwise this run stops by rethrowing.
+   */
+  write<A, B>(change: Transition<A, B>, a: A, b: B): Promise<void> {
+    // Serialise only when another write of this run is in flight (a parallel group, a
+    // heartbeat): chaining every write through one promise cost more than the write itself.
+    const chained = this.#pendingWrites > 0;
     this.#pendingWrites += 1;
-    // A failed write must not poison later writes of other branches; each caller sees its own.
-    const settled = write.then(
-      () => {
-        this.#pendingWrites -= 1;
-      },
-      () => {
-        this.#pendingWrites -= 1;
-      },
-    );
-    this.#writes = settled;
+    const write = chained
+      ? this.#writes!.then(
+          () => this.#writeNow(change, a, b),
+          () => this.#writeNow(change, a, b),
+        )
+      : this.#writeNow(change, a, b);
+    this.#writes = write;
     return write;
   }
 
-  async #writeNow(mutate: (record: SagaRecord) => void): Promise<void> {
-    for (;;) {
-      const draft = draftOf(this.#record);
-      mutate(draft);
-      const now = this.ctx.now();
-      draft.updatedAt = this.ctx.isoTime(now);
-      if (TERMINAL.has(draft.status) || draft.status === SagaStatus.Stuck) {
-        delete draft.lease;
-      } else {
-        draft.lease = this.#leaseAt(now);
-      }
-      try {
-        this.#record = await this.ctx.store.update(draft, this.#record.revision);
-        this.#lastWriteAt = now;
-        return;
-      } catch (error) {
-        if (!(error instanceof SagaConcurrencyError)) throw error;
-        const fresh = await this.ctx.store.get(this.#record.sagaId);
-        if (fresh?.lease?.token !== this.#lease.token) {
-          throw new SagaLeaseLostError(this.#record.sagaId, fresh?.lease?.owner);
+  async #writeNow<A, B>(change: Transition<A, B>, a: A, b: B): Promise<void> {
+    try {
+      for (;;) {
+        const base = this.#record;
+        const now = this.ctx.now();
+        const at = this.ctx.isoTime(now);
+        let next = change(base, at, a, b);
+        next.updatedAt = at;
+        if (TERMINAL.has(next.status) || next.status === SagaStatus.Stuck) {
+          if (next.lease !== undefined) {
+            const { lease: _dropped, ...rest } = next;
+            next = rest;
+          }
+        } else {
+          next.lease = this.#leaseAt(now);
         }
-        if (progressOf(fresh) !== progressOf(this.#record)) throw error;
-        this.#record = fresh;
-        if (fresh.cancelRequested && !this.abort.signal.aborted) {
-          // A request from another engine: abort the running step cooperatively.
-          this.abort.abort(
-            new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
-              sagaId: fresh.sagaId,
-            }),
-          );
+        try {
+          this.#record = await this.ctx.store.update(next, base.revision);
+          this.#lastWriteAt = now;
+          return;
+        } catch (error) {
+          if (!(error instanceof SagaConcurrencyError)) throw error;
+          const fresh = await this.ctx.store.get(base.sagaId);
+          if (fresh?.lease?.token !== this.#lease.token) {
+            throw new SagaLeaseLostError(base.sagaId, fresh?.lease?.owner);
+          }
+          if (progressOf(fresh) !== progressOf(base)) throw error;
+          this.#record = fresh;
+          if (fresh.cancelRequested && !this.abort.signal.aborted) {
+            // A request from another engine: abort the running step cooperatively.
+            this.abort.abort(
+              new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
+                sagaId: fresh.sagaId,
+              }),
+            );
+          }
         }
       }
+    } finally {
+      this.#pendingWrites -= 1;
     }
   }
 

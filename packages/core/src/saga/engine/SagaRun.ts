@@ -9,6 +9,13 @@ import type { RunContext, RunState } from './context.js';
 import { RunLog } from './RunLog.js';
 import { runStep } from './steps.js';
 import { NEVER_ABORTED, pivotPassed, rethrowFirst } from './support.js';
+import {
+  renewed,
+  stepFailedCompensating,
+  withOutcome,
+  withStatus,
+  type Transition,
+} from './transitions.js';
 
 /**
  * One drive of one saga by the engine that holds its lease: the run loop. It reads nothing but
@@ -35,8 +42,12 @@ export class SagaRun implements RunState {
     return this.#log.record;
   }
 
-  write(mutate: (record: SagaRecord) => void): Promise<void> {
-    return this.#log.write(mutate);
+  write<A, B>(change: Transition<A, B>, a: A, b: B): Promise<void> {
+    return this.#log.write(change, a, b);
+  }
+
+  get writtenAt(): number {
+    return this.#log.writtenAt;
   }
 
   /** The run's logger, made on first use (a pino child costs more than a whole transition). */
@@ -48,16 +59,10 @@ export class SagaRun implements RunState {
     }));
   }
 
-  /** A step attempt's logger, made on first use: by a log line at an enabled level or by the step. */
-  lazyLog(bindings: Record<string, unknown>): () => Logger {
-    let log: Logger | undefined;
-    return () => (log ??= this.logger.child(bindings));
-  }
-
   /** Heartbeat: a write that only renews the lease, when nothing was written for `idleMs`. */
   renewIfIdle(idleMs: number): void {
     if (!this.#log.idleFor(idleMs)) return;
-    this.write(() => {}).catch((error: unknown) => {
+    this.write(renewed, undefined, undefined).catch((error: unknown) => {
       this.logger.warn({ err: error }, 'could not renew the saga lease');
       if (error instanceof SagaLeaseLostError) this.abort.abort(error);
     });
@@ -86,14 +91,17 @@ export class SagaRun implements RunState {
       for (;;) {
         const r = this.record;
         if (r.status === SagaStatus.Running) {
-          if (await this.#stopForwardIfAsked(deadline)) continue;
-          const stage = this.def.stages.find((st) =>
-            st.some((s) => r.steps[s.name]?.status !== StepStatus.Completed),
-          );
+          if (
+            (r.cancelRequested ||
+              this.cancelSignal.aborted ||
+              (deadline !== undefined && this.ctx.now() >= deadline)) &&
+            (await this.#stopForwardIfAsked(deadline))
+          ) {
+            continue;
+          }
+          const stage = nextStage(this.def, r);
           if (!stage) {
-            await this.write((x) => {
-              x.status = SagaStatus.Completed;
-            });
+            await this.write(withStatus, SagaStatus.Completed, undefined);
             if (this.ctx.logger.isLevelEnabled('info')) {
               this.logger.info({ outcome: 'completed' }, 'saga completed');
             }
@@ -137,9 +145,8 @@ export class SagaRun implements RunState {
       );
     }
     const request = this.record.request;
-    await this.write((x) => {
-      x.status = SagaStatus.Compensating;
-      x.failure = !cancelled
+    await this.write(withOutcome, SagaStatus.Compensating, {
+      failure: !cancelled
         ? { reason: 'deadline', error: { name: 'DeadlineExceeded', message: 'saga deadline' } }
         : request?.kind === 'compensate'
           ? {
@@ -149,7 +156,7 @@ export class SagaRun implements RunState {
           : {
               reason: 'cancelled',
               error: { name: 'Cancelled', message: request?.reason ?? 'saga cancelled' },
-            };
+            },
     });
     const reason = this.record.failure?.reason;
     this.logger.info({ reason }, 'saga stops going forward; compensating');
@@ -157,13 +164,22 @@ export class SagaRun implements RunState {
   }
 
   async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
-    // Steps the log says failed stay failed (a crash may have come before the saga's own write).
-    const done = new Set<string>([StepStatus.Completed, StepStatus.Failed]);
     // Once cancelled (or past the deadline) start nothing new: the loop turns to compensation.
     if (signal.aborted) return;
-    const pending = stage.filter((s) => !done.has(this.record.steps[s.name]!.status));
-    // allSettled: a store failure in one branch must not leave the others running unobserved.
-    rethrowFirst(await Promise.allSettled(pending.map((s) => runStep(this, s, signal))));
+    if (stage.length === 1) {
+      // One step (the usual stage): no branches to settle together.
+      const step = stage[0]!;
+      const before = this.record.steps[step.name]!.status;
+      // A step the log says failed stays failed (a crash may have come before the saga's own write).
+      if (before !== StepStatus.Completed && before !== StepStatus.Failed) {
+        await runStep(this, step, signal);
+      }
+      if (this.record.steps[step.name]!.status !== StepStatus.Failed) return;
+    } else {
+      const pending = stage.filter((s) => !SETTLED.has(this.record.steps[s.name]!.status));
+      // allSettled: a store failure in one branch must not leave the others running unobserved.
+      rethrowFirst(await Promise.allSettled(pending.map((s) => runStep(this, s, signal))));
+    }
     const failures = stage.flatMap((s) => {
       const rec = this.record.steps[s.name]!;
       return rec.status === StepStatus.Failed
@@ -180,9 +196,8 @@ export class SagaRun implements RunState {
     const first = failures[0]!;
     if (failures.some((f) => f.policy === 'fail')) {
       const failed = failures.find((f) => f.policy === 'fail')!;
-      await this.write((x) => {
-        x.status = SagaStatus.Failed;
-        x.failure = { step: failed.step, error: failed.error, reason: 'step-failed' };
+      await this.write(withOutcome, SagaStatus.Failed, {
+        failure: { step: failed.step, error: failed.error, reason: 'step-failed' },
       });
       this.logger.error(
         { step: failed.step, err: failed.error, outcome: 'failed' },
@@ -198,14 +213,13 @@ export class SagaRun implements RunState {
     }
     if (pivotPassed(this.def, this.record)) {
       // Past the pivot nothing can be undone: park the saga for a person instead of half-undoing it.
-      await this.write((x) => {
-        x.status = SagaStatus.Stuck;
-        x.failure = { step: first.step, error: first.error, reason: 'step-failed' };
-        x.stuck = {
+      await this.write(withOutcome, SagaStatus.Stuck, {
+        failure: { step: first.step, error: first.error, reason: 'step-failed' },
+        stuck: {
           phase: 'forward',
           steps: failures.map((f) => f.step),
           errors: failures.map((f) => f.error),
-        };
+        },
       });
       this.logger.error(
         { steps: failures.map((f) => f.step) },
@@ -219,14 +233,23 @@ export class SagaRun implements RunState {
         });
       return;
     }
-    await this.write((x) => {
-      x.status = SagaStatus.Compensating;
-      x.failure = {
-        step: first.step,
-        error: first.error,
-        reason: this.record.cancelRequested ? 'cancelled' : 'step-failed',
-      };
-    });
+    await this.write(stepFailedCompensating, first.step, first.error);
     this.logger.warn({ step: first.step, err: first.error }, 'step failed; compensating');
   }
+}
+
+/** Step statuses a stage does not run again: done, or failed (the log's word is final). */
+const SETTLED: ReadonlySet<string> = new Set([StepStatus.Completed, StepStatus.Failed]);
+
+/** The first stage with a step not completed yet; undefined when every step completed. */
+function nextStage(
+  def: SagaDefinition<unknown, Record<string, unknown>>,
+  r: SagaRecord,
+): readonly StepDefinition[] | undefined {
+  for (const stage of def.stages) {
+    for (const s of stage) {
+      if (r.steps[s.name]?.status !== StepStatus.Completed) return stage;
+    }
+  }
+  return undefined;
 }

@@ -3,6 +3,7 @@ import { SagaStatus, StepStatus } from '../SagaStore.js';
 import type { RunState } from './context.js';
 import { compensateStep } from './steps.js';
 import { rethrowFirst } from './support.js';
+import { withOutcome, withStatus } from './transitions.js';
 
 /**
  * Compensates every completed step that has a compensation, in the reverse order of completion
@@ -35,13 +36,12 @@ export async function compensateAll(run: RunState): Promise<void> {
     );
     const failed = outcomes.flatMap((o, i) => (o.ok ? [] : [{ step: layer[i]!, error: o.error }]));
     if (failed.length > 0) {
-      await run.write((x) => {
-        x.status = SagaStatus.Stuck;
-        x.stuck = {
+      await run.write(withOutcome, SagaStatus.Stuck, {
+        stuck: {
           phase: 'compensation',
           steps: failed.map((f) => f.step),
           errors: failed.map((f) => f.error),
-        };
+        },
       });
       run.logger.error(
         { steps: failed.map((f) => f.step), errors: failed.map((f) => f.error.message) },
@@ -56,9 +56,7 @@ export async function compensateAll(run: RunState): Promise<void> {
       return;
     }
   }
-  await run.write((x) => {
-    x.status = SagaStatus.Compensated;
-  });
+  await run.write(withStatus, SagaStatus.Compensated, undefined);
   run.logger.info(
     { outcome: 'compensated', order: run.record.compensationOrder },
     'saga compensated',

@@ -3,6 +3,7 @@ import type { SagaDefinition } from '../definition.js';
 import type { SagaEvent, SagaEventName } from '../events.js';
 import type { SagaRecord, SagaStore } from '../SagaStore.js';
 import type { StepInterceptor } from './interceptors.js';
+import type { Transition } from './transitions.js';
 
 /** What the engine hands every run: its collaborators, shared by all the sagas it drives. */
 export interface RunContext {
@@ -31,8 +32,9 @@ export interface RunState {
   /** The record this run last read or wrote. */
   readonly record: SagaRecord;
   /** Persists one transition (see RunLog.write). */
-  write(mutate: (record: SagaRecord) => void): Promise<void>;
+  write<A, B>(change: Transition<A, B>, a: A, b: B): Promise<void>;
+  /** `now()` of the last transition written. */
+  readonly writtenAt: number;
   readonly logger: Logger;
-  lazyLog(bindings: Record<string, unknown>): () => Logger;
   readonly cancelSignal: AbortSignal;
 }

@@ -16,6 +16,14 @@ import type { Logger } from '../../logging/logger.js';
 import type { RunState } from './context.js';
 import { intercept, type StepCallKind, type StepInvocation } from './interceptors.js';
 import { callWithTimeout, safePolicy, toStoredError, type StepOutcome } from './support.js';
+import {
+  compensationFailed,
+  compensationStarted,
+  stepCompensated,
+  stepCompleted,
+  stepFailed,
+  stepStarted,
+} from './transitions.js';
 
 /** `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff. */
 export async function runStep(
@@ -24,63 +32,55 @@ export async function runStep(
   signal: AbortSignal,
   settle = false,
 ): Promise<StepOutcome> {
+  const name = step.name;
   for (let tries = 1; ; tries++) {
-    const attempt = run.record.steps[step.name]!.attempts + 1;
-    const attemptAt = run.ctx.now();
-    await run.write((x) => {
-      const s = x.steps[step.name]!;
-      s.status = StepStatus.Running;
-      s.attempts = attempt;
-      s.startedAt = new Date(attemptAt).toISOString();
-      delete s.endedAt;
-    });
-    const log = run.lazyLog({ step: step.name, attempt });
-    if (run.ctx.logger.isLevelEnabled('debug')) log().debug('step started');
+    const attempt = run.record.steps[name]!.attempts + 1;
+    await run.write(stepStarted, name, attempt);
+    const startedAt = run.writtenAt;
+    const record = run.record;
+    // The attempt's logger, made on first use: by a log line at an enabled level or by the step.
+    let log: Logger | undefined;
+    const ctx: StepContext<unknown, Record<string, unknown>> = {
+      sagaId: record.sagaId,
+      sagaName: run.def.name,
+      step: name,
+      input: record.input,
+      results: resultsOf(record),
+      idempotencyKey: `${record.sagaId}:${name}:run`,
+      attempt,
+      signal,
+      get logger() {
+        return (log ??= run.logger.child({ step: name, attempt }));
+      },
+    };
+    if (run.ctx.logger.isLevelEnabled('debug')) ctx.logger.debug('step started');
     if (run.ctx.listens(SagaEventName.StepStarted))
-      run.ctx.emit(SagaEventName.StepStarted, {
-        record: run.record,
-        step: step.name,
-        attempt,
-      });
-    const startedAt = run.ctx.now();
+      run.ctx.emit(SagaEventName.StepStarted, { record, step: name, attempt });
     let result: unknown;
     try {
-      const ctx: StepContext<unknown, Record<string, unknown>> = {
-        sagaId: run.record.sagaId,
-        sagaName: run.def.name,
-        step: step.name,
-        input: run.record.input,
-        results: resultsOf(run.record),
-        idempotencyKey: `${run.record.sagaId}:${step.name}:run`,
-        attempt,
-        signal,
-        get logger() {
-          return log();
-        },
-      };
       const interceptors = run.ctx.interceptors;
-      result =
+      const called =
         interceptors.length === 0
-          ? await callRun(step, ctx)
-          : await intercept(interceptors, invocationOf(run, ctx, 'run', log), () =>
-              callRun(step, ctx),
-            );
+          ? callRun(step, ctx)
+          : intercept(interceptors, invocationOf(run, ctx, 'run'), () => callRun(step, ctx));
+      // A step that returns a plain value is not awaited: no promise and no turn per step.
+      result = isThenable(called) ? await called : called;
     } catch (error) {
       const stored = toStoredError(error);
       const cancelled = signal.aborted;
       let policy: StepErrorPolicy = cancelled
         ? 'compensate'
-        : safePolicy(step, error, attempt, log());
+        : safePolicy(step, error, attempt, ctx.logger);
       if (policy === 'retry' && (settle || tries >= step.retry.attempts)) policy = 'compensate';
       const willRetry = policy === 'retry';
-      log().warn(
+      ctx.logger.warn(
         { err: error, willRetry, policy, durationMs: run.ctx.now() - startedAt },
         'step failed',
       );
       if (run.ctx.listens(SagaEventName.StepFailed))
         run.ctx.emit(SagaEventName.StepFailed, {
           record: run.record,
-          step: step.name,
+          step: name,
           attempt,
           error: stored,
           willRetry,
@@ -94,37 +94,29 @@ export async function runStep(
           policy = 'compensate'; // cancelled or deadline while waiting
         }
       }
-      await run.write((x) => {
-        const s = x.steps[step.name]!;
-        s.status = StepStatus.Failed;
-        s.error = stored;
-        s.policy = policy === 'fail' ? 'fail' : 'compensate';
-        s.endedAt = new Date(run.ctx.now()).toISOString();
-      });
+      const final = policy === 'fail' ? 'fail' : 'compensate';
+      await run.write(stepFailed, name, { error: stored, policy: final });
       return { ok: false, policy, error: stored };
     }
-    await run.write((x) => {
-      const s = x.steps[step.name]!;
-      s.status = StepStatus.Completed;
-      s.result = result;
-      s.endedAt = new Date(run.ctx.now()).toISOString();
-      delete s.error;
-      x.completionOrder.push(step.name);
-    });
-    const durationMs = run.ctx.now() - startedAt;
-    if (run.ctx.logger.isLevelEnabled('info')) {
-      log().info({ outcome: 'completed', durationMs }, 'step completed');
+    await run.write(stepCompleted, name, result);
+    const info = run.ctx.logger.isLevelEnabled('info');
+    const listened = run.ctx.listens(SagaEventName.StepCompleted);
+    if (info || listened) {
+      const durationMs = run.writtenAt - startedAt;
+      if (info) ctx.logger.info({ outcome: 'completed', durationMs }, 'step completed');
+      if (listened)
+        run.ctx.emit(SagaEventName.StepCompleted, {
+          record: run.record,
+          step: name,
+          attempt,
+          durationMs,
+        });
     }
-    if (run.ctx.listens(SagaEventName.StepCompleted))
-      run.ctx.emit(SagaEventName.StepCompleted, {
-        record: run.record,
-        step: step.name,
-        attempt,
-        durationMs,
-      });
-    return { ok: true };
+    return COMPLETED;
   }
 }
+
+const COMPLETED: StepOutcome = Object.freeze({ ok: true });
 
 export async function compensateStep(
   run: RunState,
@@ -133,49 +125,40 @@ export async function compensateStep(
   const step = run.def.steps.find((s) => s.name === name)!;
   for (let tries = 1; ; tries++) {
     const attempt = run.record.steps[name]!.compensationAttempts + 1;
-    const attemptAt = run.ctx.now();
-    await run.write((x) => {
-      const s = x.steps[name]!;
-      s.status = StepStatus.Compensating;
-      s.compensationAttempts = attempt;
-      s.compensationStartedAt = new Date(attemptAt).toISOString();
-      delete s.compensationEndedAt;
-    });
-    const log = run.lazyLog({ step: name, attempt, phase: 'compensate' });
+    await run.write(compensationStarted, name, attempt);
+    const startedAt = run.writtenAt;
+    const record = run.record;
+    let log: Logger | undefined;
+    const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
+      sagaId: record.sagaId,
+      sagaName: run.def.name,
+      step: name,
+      input: record.input,
+      result: record.steps[name]!.result,
+      results: resultsOf(record),
+      idempotencyKey: `${record.sagaId}:${name}:compensate`,
+      attempt,
+      // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
+      signal: new AbortController().signal,
+      get logger() {
+        return (log ??= run.logger.child({ step: name, attempt, phase: 'compensate' }));
+      },
+    };
     if (run.ctx.listens(SagaEventName.CompensationStarted))
-      run.ctx.emit(SagaEventName.CompensationStarted, {
-        record: run.record,
-        step: name,
-        attempt,
-      });
-    const startedAt = run.ctx.now();
+      run.ctx.emit(SagaEventName.CompensationStarted, { record, step: name, attempt });
     try {
-      const results = resultsOf(run.record);
-      const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
-        sagaId: run.record.sagaId,
-        sagaName: run.def.name,
-        step: name,
-        input: run.record.input,
-        result: run.record.steps[name]!.result,
-        results,
-        idempotencyKey: `${run.record.sagaId}:${name}:compensate`,
-        attempt,
-        // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
-        signal: new AbortController().signal,
-        get logger() {
-          return log();
-        },
-      };
       const interceptors = run.ctx.interceptors;
-      await (interceptors.length === 0
-        ? callCompensate(step, ctx)
-        : intercept(interceptors, invocationOf(run, ctx, 'compensate', log), () =>
-            callCompensate(step, ctx),
-          ));
+      const called =
+        interceptors.length === 0
+          ? callCompensate(step, ctx)
+          : intercept(interceptors, invocationOf(run, ctx, 'compensate'), () =>
+              callCompensate(step, ctx),
+            );
+      if (isThenable(called)) await called;
     } catch (error) {
       const stored = toStoredError(error);
       const willRetry = tries < step.compensationRetry.attempts;
-      log().warn({ err: error, willRetry }, 'compensation failed');
+      ctx.logger.warn({ err: error, willRetry }, 'compensation failed');
       if (run.ctx.listens(SagaEventName.CompensationFailed))
         run.ctx.emit(SagaEventName.CompensationFailed, {
           record: run.record,
@@ -189,30 +172,19 @@ export async function compensateStep(
         await run.ctx.sleep(backoffDelayMs(tries + 1, step.compensationRetry, run.ctx.random));
         continue;
       }
-      await run.write((x) => {
-        const s = x.steps[name]!;
-        s.status = StepStatus.CompensationFailed;
-        s.error = stored;
-        s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
-      });
+      await run.write(compensationFailed, name, stored);
       return { ok: false, error: stored };
     }
-    await run.write((x) => {
-      const s = x.steps[name]!;
-      s.status = StepStatus.Compensated;
-      s.compensationEndedAt = new Date(run.ctx.now()).toISOString();
-      delete s.error;
-      x.compensationOrder.push(name);
-    });
+    await run.write(stepCompensated, name, undefined);
     if (run.ctx.logger.isLevelEnabled('info')) {
-      log().info(
-        { outcome: 'compensated', durationMs: run.ctx.now() - startedAt },
+      ctx.logger.info(
+        { outcome: 'compensated', durationMs: run.writtenAt - startedAt },
         'step compensated',
       );
     }
     if (run.ctx.listens(SagaEventName.StepCompensated))
       run.ctx.emit(SagaEventName.StepCompensated, { record: run.record, step: name, attempt });
-    return { ok: true };
+    return COMPLETED;
   }
 }
 
@@ -245,7 +217,6 @@ function invocationOf(
   run: RunState,
   ctx: StepContext<unknown, unknown> | CompensationContext<unknown, unknown, unknown>,
   kind: StepCallKind,
-  log: () => Logger,
 ): StepInvocation {
   return {
     sagaId: ctx.sagaId,
@@ -259,7 +230,7 @@ function invocationOf(
     idempotencyKey: ctx.idempotencyKey,
     signal: ctx.signal,
     get logger() {
-      return log();
+      return ctx.logger;
     },
   };
 }
@@ -267,7 +238,9 @@ function invocationOf(
 /** Results of the steps that completed (or are being compensated), by step name. */
 export function resultsOf(record: SagaRecord): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, s] of Object.entries(record.steps)) {
+  const steps = record.steps;
+  for (const name in steps) {
+    const s = steps[name]!;
     if (
       s.status !== StepStatus.Pending &&
       s.status !== StepStatus.Running &&
@@ -277,4 +250,12 @@ export function resultsOf(record: SagaRecord): Record<string, unknown> {
     }
   }
   return out;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

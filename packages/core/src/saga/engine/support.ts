@@ -1,4 +1,4 @@
-/** Small pure helpers of the saga engine: copies of records, step policies, timeouts, errors. */
+/** Small pure helpers of the saga engine: step policies, timeouts, errors, time strings. */
 import type { Logger } from '../../logging/logger.js';
 import type { SagaDefinition, StepDefinition, StepErrorPolicy } from '../definition.js';
 import { StepTimeoutError } from '../errors.js';
@@ -6,7 +6,6 @@ import {
   SagaStatus,
   StepStatus,
   type SagaRecord,
-  type StepRecord,
   type StoredError,
 } from '../SagaStore.js';
 
@@ -43,22 +42,6 @@ export function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
-/**
- * A copy of the record a transition may change: new top-level object, step records and order
- * arrays; the rest (input, results, errors) is shared, since transitions only replace those,
- * never change them in place. A deep copy here cost a third of a transition's CPU.
- */
-export function draftOf(r: SagaRecord): SagaRecord {
-  const steps: Record<string, StepRecord> = {};
-  for (const name in r.steps) steps[name] = { ...r.steps[name]! };
-  return {
-    ...r,
-    steps,
-    completionOrder: r.completionOrder.slice(),
-    compensationOrder: r.compensationOrder.slice(),
-  };
-}
-
 export function progressOf(r: SagaRecord): string {
   return JSON.stringify([
     r.status,
@@ -73,7 +56,10 @@ export function pivotPassed(
   def: SagaDefinition<unknown, Record<string, unknown>>,
   r: SagaRecord,
 ): boolean {
-  return def.steps.some((s) => s.pivot && r.steps[s.name]?.status === StepStatus.Completed);
+  for (const s of def.steps) {
+    if (s.pivot && r.steps[s.name]?.status === StepStatus.Completed) return true;
+  }
+  return false;
 }
 
 export function safePolicy(

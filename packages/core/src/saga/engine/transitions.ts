@@ -1,0 +1,150 @@
+/**
+ * The transitions a run writes, as pure functions: each takes the record the run last read or
+ * wrote (never changed: stores may hand out frozen, shared records), the ISO time of the write,
+ * and up to two arguments, and returns a new top-level record that shares every part it does not
+ * change. `RunLog.write` then sets `updatedAt` and the lease on that new object (nothing else
+ * has seen it yet) and stores it. Module-level functions with their arguments passed alongside:
+ * a transition allocates no closure.
+ */
+import {
+  SagaStatus,
+  StepStatus,
+  type SagaRecord,
+  type StepRecord,
+  type StoredError,
+} from '../SagaStore.js';
+
+/** A transition: `(record, at, a, b) => next record` (a fresh top-level object). */
+export type Transition<A, B> = (record: SagaRecord, at: string, a: A, b: B) => SagaRecord;
+
+/** The same record, written again: renews the lease (heartbeat). */
+export function renewed(r: SagaRecord): SagaRecord {
+  return { ...r };
+}
+
+/** The saga's status changes (and nothing else). */
+export function withStatus(r: SagaRecord, _at: string, status: SagaStatus): SagaRecord {
+  return { ...r, status };
+}
+
+/** The saga's status changes with the fields that say why (`failure`, `stuck`). */
+export function withOutcome(
+  r: SagaRecord,
+  _at: string,
+  status: SagaStatus,
+  why: Pick<SagaRecord, 'failure' | 'stuck'>,
+): SagaRecord {
+  return { ...r, status, ...why };
+}
+
+/** A failed step turns the saga to compensation (the reason says whether a cancel came first). */
+export function stepFailedCompensating(
+  r: SagaRecord,
+  _at: string,
+  step: string,
+  error: StoredError,
+): SagaRecord {
+  return {
+    ...r,
+    status: SagaStatus.Compensating,
+    failure: { step, error, reason: r.cancelRequested ? 'cancelled' : 'step-failed' },
+  };
+}
+
+/** `run` is about to be called: attempt `attempt`, started `at`. */
+export function stepStarted(r: SagaRecord, at: string, name: string, attempt: number): SagaRecord {
+  const s = r.steps[name]!;
+  const step: StepRecord = { ...without(s, 'endedAt'), status: StepStatus.Running, attempts: attempt };
+  step.startedAt = at;
+  return { ...r, steps: withStep(r.steps, name, step) };
+}
+
+/** `run` returned `result`. */
+export function stepCompleted(r: SagaRecord, at: string, name: string, result: unknown): SagaRecord {
+  const step: StepRecord = { ...without(r.steps[name]!, 'error'), status: StepStatus.Completed };
+  step.result = result;
+  step.endedAt = at;
+  return {
+    ...r,
+    steps: withStep(r.steps, name, step),
+    completionOrder: appended(r.completionOrder, name),
+  };
+}
+
+/** `run` failed for good (no retry left, or its policy said so). */
+export function stepFailed(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  failure: { error: StoredError; policy: 'compensate' | 'fail' },
+): SagaRecord {
+  const step: StepRecord = { ...r.steps[name]!, status: StepStatus.Failed };
+  step.error = failure.error;
+  step.policy = failure.policy;
+  step.endedAt = at;
+  return { ...r, steps: withStep(r.steps, name, step) };
+}
+
+/** `compensate` is about to be called: attempt `attempt`, started `at`. */
+export function compensationStarted(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  attempt: number,
+): SagaRecord {
+  const step: StepRecord = {
+    ...without(r.steps[name]!, 'compensationEndedAt'),
+    status: StepStatus.Compensating,
+    compensationAttempts: attempt,
+  };
+  step.compensationStartedAt = at;
+  return { ...r, steps: withStep(r.steps, name, step) };
+}
+
+/** `compensate` returned. */
+export function stepCompensated(r: SagaRecord, at: string, name: string): SagaRecord {
+  const step: StepRecord = { ...without(r.steps[name]!, 'error'), status: StepStatus.Compensated };
+  step.compensationEndedAt = at;
+  return {
+    ...r,
+    steps: withStep(r.steps, name, step),
+    compensationOrder: appended(r.compensationOrder, name),
+  };
+}
+
+/** `compensate` exhausted its retries. */
+export function compensationFailed(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  error: StoredError,
+): SagaRecord {
+  const step: StepRecord = { ...r.steps[name]!, status: StepStatus.CompensationFailed };
+  step.error = error;
+  step.compensationEndedAt = at;
+  return { ...r, steps: withStep(r.steps, name, step) };
+}
+
+/** The step records with one replaced (the others shared). */
+function withStep(
+  steps: Record<string, StepRecord>,
+  name: string,
+  step: StepRecord,
+): Record<string, StepRecord> {
+  const next = { ...steps };
+  next[name] = step;
+  return next;
+}
+
+function appended(list: readonly string[], name: string): string[] {
+  const next = list.slice();
+  next.push(name);
+  return next;
+}
+
+/** `s` itself when it has no `key`, else a copy without it (records are never changed in place). */
+function without<K extends keyof StepRecord>(s: StepRecord, key: K): StepRecord {
+  if (s[key] === undefined) return s;
+  const { [key]: _dropped, ...rest } = s;
+  return rest as StepRecord;
+}
