@@ -55,6 +55,7 @@ import { SagaRun } from './engine/SagaRun.js';
 import {
   definitionKey,
   isoTimeCache,
+  LazyAbortController,
   pivotPassed,
   TERMINAL,
   toStoredError,
@@ -95,7 +96,7 @@ export class SagaEngine {
   readonly #registered = new WeakSet<object>();
   readonly #active = new Map<
     string,
-    { promise: Promise<SagaResult>; abort: AbortController; run: SagaRun }
+    { promise: Promise<SagaResult>; abort: LazyAbortController; run: SagaRun }
   >();
   readonly #listeners = new Map<string, Set<SagaEventListener>>();
   /** This engine's name in the leases it holds. */
@@ -579,7 +580,7 @@ export class SagaEngine {
     record: SagaRecord,
     started: boolean,
   ): Promise<SagaResult> {
-    const abort = new AbortController();
+    const abort = new LazyAbortController();
     const run = new SagaRun(this.#context(), def, record, abort);
     const promise = this.#drive(run, started);
     this.#active.set(record.sagaId, { promise, abort, run });

@@ -56,12 +56,17 @@ function plainCopy(
   if (Array.isArray(value)) {
     if (Object.getPrototypeOf(value) !== Array.prototype) return NOT_PLAIN;
     const prev = freeze && Array.isArray(previous) ? (previous as unknown[]) : undefined;
-    const out: unknown[] = new Array<unknown>(value.length);
-    for (let i = 0; i < value.length; i++) {
-      if (!(i in value)) return NOT_PLAIN; // holes: leave them to structuredClone
-      const item = plainCopy(value[i], prev?.[i], depth + 1, freeze);
-      if (item === NOT_PLAIN) return NOT_PLAIN;
-      out[i] = item;
+    const out = value.slice() as unknown[];
+    for (let i = 0; i < out.length; i++) {
+      if (!(i in out)) return NOT_PLAIN; // holes: leave them to structuredClone
+      const item = out[i];
+      if (item === null || typeof item !== 'object') {
+        if (typeof item === 'function' || typeof item === 'symbol') return NOT_PLAIN;
+        continue;
+      }
+      const copy = plainCopy(item, prev?.[i], depth + 1, freeze);
+      if (copy === NOT_PLAIN) return NOT_PLAIN;
+      out[i] = copy;
     }
     return freeze ? Object.freeze(out) : out;
   }
@@ -71,16 +76,22 @@ function plainCopy(
     freeze && previous !== null && typeof previous === 'object' && !Array.isArray(previous)
       ? (previous as Record<string, unknown>)
       : undefined;
-  const out: Record<string, unknown> = {};
-  const source = value as Record<string, unknown>;
-  // for-in, not Object.keys: no key array per object. A plain object's prototype (checked above)
-  // has no enumerable properties, so for-in sees exactly the own enumerable keys.
-  for (const key in source) {
+  // A shallow copy first (a spread copies a fast object in one step), then the nested objects
+  // replaced by their copies; values that are not objects are already in place.
+  // (Like structuredClone, the copy's prototype is Object.prototype; unlike it, enumerable
+  // symbol-keyed properties are kept: JSON records have none.)
+  const out: Record<string, unknown> = { ...value };
+  for (const key in out) {
+    const item = out[key];
+    if (item === null || typeof item !== 'object') {
+      if (typeof item === 'function' || typeof item === 'symbol') return NOT_PLAIN;
+      continue;
+    }
     // An own `__proto__` key (from JSON.parse) would set the copy's prototype: leave it to structuredClone.
     if (key === '__proto__') return NOT_PLAIN;
-    const item = plainCopy(source[key], prev?.[key], depth + 1, freeze);
-    if (item === NOT_PLAIN) return NOT_PLAIN;
-    out[key] = item;
+    const copy = plainCopy(item, prev?.[key], depth + 1, freeze);
+    if (copy === NOT_PLAIN) return NOT_PLAIN;
+    out[key] = copy;
   }
   if (revision !== undefined) out.revision = revision;
   return freeze ? Object.freeze(out) : out;

@@ -1,7 +1,7 @@
 import { SagaConcurrencyError, SagaLeaseLostError, SagaStateError } from '../errors.js';
 import { SagaStatus, type SagaLease, type SagaRecord } from '../SagaStore.js';
 import type { RunContext } from './context.js';
-import { progressOf, TERMINAL } from './support.js';
+import { progressOf, TERMINAL, type LazyAbortController } from './support.js';
 import type { Transition } from './transitions.js';
 
 /**
@@ -22,7 +22,7 @@ export class RunLog {
   constructor(
     private readonly ctx: RunContext,
     record: SagaRecord,
-    private readonly abort: AbortController,
+    private readonly abort: LazyAbortController,
   ) {
     this.#record = record;
     this.#lease = { owner: record.lease!.owner, token: record.lease!.token };
@@ -99,7 +99,7 @@ export class RunLog {
           }
           if (progressOf(fresh) !== progressOf(base)) throw error;
           this.#record = fresh;
-          if (fresh.cancelRequested && !this.abort.signal.aborted) {
+          if (fresh.cancelRequested && !this.abort.aborted) {
             // A request from another engine: abort the running step cooperatively.
             this.abort.abort(
               new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {

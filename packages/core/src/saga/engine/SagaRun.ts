@@ -8,7 +8,14 @@ import { compensateAll } from './compensation.js';
 import type { RunContext, RunState } from './context.js';
 import { RunLog } from './RunLog.js';
 import { runStep } from './steps.js';
-import { NEVER_ABORTED, pivotPassed, rethrowFirst } from './support.js';
+import {
+  cancelledBy,
+  NEVER_ABORTED,
+  pivotPassed,
+  rethrowFirst,
+  type Cancellation,
+  type LazyAbortController,
+} from './support.js';
 import {
   renewed,
   stepFailedCompensating,
@@ -26,15 +33,15 @@ import {
 export class SagaRun implements RunState {
   readonly #log: RunLog;
   #logger: Logger | undefined;
-  readonly cancelSignal: AbortSignal;
+  readonly cancelled: Cancellation;
 
   constructor(
     readonly ctx: RunContext,
     readonly def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
-    private readonly abort: AbortController,
+    private readonly abort: LazyAbortController,
   ) {
-    this.cancelSignal = abort.signal;
+    this.cancelled = abort;
     this.#log = new RunLog(ctx, record, abort);
   }
 
@@ -83,17 +90,17 @@ export class SagaRun implements RunState {
           );
     // AbortSignal.any is costly in Node 20 (hundreds of µs once many signals are alive): only
     // combine when there is a deadline to combine with.
-    const forwardSignal =
+    const forward =
       deadlineAbort === undefined
-        ? this.cancelSignal
-        : AbortSignal.any([this.cancelSignal, deadlineAbort.signal]);
+        ? this.cancelled
+        : cancelledBy(AbortSignal.any([this.cancelled.signal, deadlineAbort.signal]));
     try {
       for (;;) {
         const r = this.record;
         if (r.status === SagaStatus.Running) {
           if (
             (r.cancelRequested ||
-              this.cancelSignal.aborted ||
+              this.cancelled.aborted ||
               (deadline !== undefined && this.ctx.now() >= deadline)) &&
             (await this.#stopForwardIfAsked(deadline))
           ) {
@@ -110,7 +117,18 @@ export class SagaRun implements RunState {
             continue;
           }
           // Past the pivot nothing stops the saga going forward, not even a deadline.
-          await this.#runStage(stage, pivotPassed(this.def, r) ? NEVER_ABORTED : forwardSignal);
+          const cancel = pivotPassed(this.def, r) ? NEVER_ABORTED : forward;
+          if (stage.length === 1 && !cancel.aborted) {
+            // The usual stage, one step, inline: no stage promise per step.
+            const name = stage[0]!.name;
+            const before = r.steps[name]!.status;
+            // A step the log says failed stays failed (a crash may have come before the saga's own write).
+            if (before !== StepStatus.Failed) {
+              await runStep(this, stage[0]!, cancel);
+              if (this.record.steps[name]!.status !== StepStatus.Failed) continue;
+            }
+          }
+          await this.#runStage(stage, cancel);
         } else if (r.status === SagaStatus.Compensating) {
           await compensateAll(this);
         } else {
@@ -125,7 +143,7 @@ export class SagaRun implements RunState {
   /** Turns to compensation when cancel, compensate or the deadline asked for it (never past the pivot). */
   async #stopForwardIfAsked(deadline: number | undefined): Promise<boolean> {
     const r = this.record;
-    const cancelled = r.cancelRequested || this.cancelSignal.aborted;
+    const cancelled = r.cancelRequested || this.cancelled.aborted;
     const late = deadline !== undefined && this.ctx.now() >= deadline;
     if (!cancelled && !late) return false;
     if (pivotPassed(this.def, r)) {
@@ -163,20 +181,11 @@ export class SagaRun implements RunState {
     return true;
   }
 
-  async #runStage(stage: readonly StepDefinition[], signal: AbortSignal): Promise<void> {
+  async #runStage(stage: readonly StepDefinition[], signal: Cancellation): Promise<void> {
     // Once cancelled (or past the deadline) start nothing new: the loop turns to compensation.
     if (signal.aborted) return;
-    if (stage.length === 1) {
-      // One step (the usual stage): no branches to settle together.
-      const step = stage[0]!;
-      const before = this.record.steps[step.name]!.status;
-      // A step the log says failed stays failed (a crash may have come before the saga's own write).
-      if (before !== StepStatus.Completed && before !== StepStatus.Failed) {
-        await runStep(this, step, signal);
-      }
-      if (this.record.steps[step.name]!.status !== StepStatus.Failed) return;
-    } else {
-      const pending = stage.filter((s) => !SETTLED.has(this.record.steps[s.name]!.status));
+    const pending = stage.filter((s) => !SETTLED.has(this.record.steps[s.name]!.status));
+    if (pending.length > 0) {
       // allSettled: a store failure in one branch must not leave the others running unobserved.
       rethrowFirst(await Promise.allSettled(pending.map((s) => runStep(this, s, signal))));
     }

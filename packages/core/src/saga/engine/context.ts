@@ -3,6 +3,7 @@ import type { SagaDefinition } from '../definition.js';
 import type { SagaEvent, SagaEventName } from '../events.js';
 import type { SagaRecord, SagaStore } from '../SagaStore.js';
 import type { StepInterceptor } from './interceptors.js';
+import type { Cancellation } from './support.js';
 import type { Transition } from './transitions.js';
 
 /** What the engine hands every run: its collaborators, shared by all the sagas it drives. */
@@ -36,5 +37,6 @@ export interface RunState {
   /** `now()` of the last transition written. */
   readonly writtenAt: number;
   readonly logger: Logger;
-  readonly cancelSignal: AbortSignal;
+  /** Cancel and compensate requests of this engine, a lost lease: stop going forward. */
+  readonly cancelled: Cancellation;
 }

@@ -15,7 +15,13 @@ import { StepStatus, type SagaRecord, type StoredError } from '../SagaStore.js';
 import type { Logger } from '../../logging/logger.js';
 import type { RunState } from './context.js';
 import { intercept, type StepCallKind, type StepInvocation } from './interceptors.js';
-import { callWithTimeout, safePolicy, toStoredError, type StepOutcome } from './support.js';
+import {
+  callWithTimeout,
+  safePolicy,
+  toStoredError,
+  type Cancellation,
+  type StepOutcome,
+} from './support.js';
 import {
   compensationFailed,
   compensationStarted,
@@ -29,7 +35,7 @@ import {
 export async function runStep(
   run: RunState,
   step: StepDefinition,
-  signal: AbortSignal,
+  cancel: Cancellation,
   settle = false,
 ): Promise<StepOutcome> {
   const name = step.name;
@@ -48,7 +54,10 @@ export async function runStep(
       results: resultsOf(record),
       idempotencyKey: `${record.sagaId}:${name}:run`,
       attempt,
-      signal,
+      // Made on first use (an AbortController per saga costs about a transition).
+      get signal() {
+        return cancel.signal;
+      },
       get logger() {
         return (log ??= run.logger.child({ step: name, attempt }));
       },
@@ -67,7 +76,7 @@ export async function runStep(
       result = isThenable(called) ? await called : called;
     } catch (error) {
       const stored = toStoredError(error);
-      const cancelled = signal.aborted;
+      const cancelled = cancel.aborted;
       let policy: StepErrorPolicy = cancelled
         ? 'compensate'
         : safePolicy(step, error, attempt, ctx.logger);
@@ -88,7 +97,10 @@ export async function runStep(
         });
       if (willRetry) {
         try {
-          await run.ctx.sleep(backoffDelayMs(tries + 1, step.retry, run.ctx.random), signal);
+          await run.ctx.sleep(
+            backoffDelayMs(tries + 1, step.retry, run.ctx.random),
+            cancel.signal,
+          );
           continue;
         } catch {
           policy = 'compensate'; // cancelled or deadline while waiting
@@ -129,6 +141,7 @@ export async function compensateStep(
     const startedAt = run.writtenAt;
     const record = run.record;
     let log: Logger | undefined;
+    let signal: AbortSignal | undefined;
     const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
       sagaId: record.sagaId,
       sagaName: run.def.name,
@@ -138,8 +151,11 @@ export async function compensateStep(
       results: resultsOf(record),
       idempotencyKey: `${record.sagaId}:${name}:compensate`,
       attempt,
-      // Compensation must finish even when the saga was cancelled: only its own timeout aborts it.
-      signal: new AbortController().signal,
+      // Compensation must finish even when the saga was cancelled: only its own timeout aborts
+      // it. Made on first use.
+      get signal() {
+        return (signal ??= new AbortController().signal);
+      },
       get logger() {
         return (log ??= run.logger.child({ step: name, attempt, phase: 'compensate' }));
       },
@@ -228,7 +244,9 @@ function invocationOf(
     input: ctx.input,
     ...(kind === 'compensate' ? { result: (ctx as { result: unknown }).result } : {}),
     idempotencyKey: ctx.idempotencyKey,
-    signal: ctx.signal,
+    get signal() {
+      return ctx.signal;
+    },
     get logger() {
       return ctx.logger;
     },

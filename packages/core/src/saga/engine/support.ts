@@ -17,7 +17,62 @@ export const TERMINAL: ReadonlySet<SagaStatus> = new Set([
   SagaStatus.Failed,
 ]);
 
-export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+const NEVER_ABORTED_SIGNAL: AbortSignal = new AbortController().signal;
+
+/**
+ * What a step attempt is cancelled by: `aborted` is read on every transition, `signal` only when
+ * a step, an interceptor, a timeout or a backoff asks for it.
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  readonly signal: AbortSignal;
+}
+
+/** Past the pivot: nothing cancels a step. */
+export const NEVER_ABORTED: Cancellation = Object.freeze({
+  aborted: false,
+  signal: NEVER_ABORTED_SIGNAL,
+});
+
+/** A cancellation by an existing signal. */
+export function cancelledBy(signal: AbortSignal): Cancellation {
+  return {
+    get aborted() {
+      return signal.aborted;
+    },
+    signal,
+  };
+}
+
+/**
+ * An AbortController made only when its signal is asked for: most sagas are never cancelled, and
+ * in Node 20 a controller and its signal cost about as much CPU as a whole transition.
+ */
+export class LazyAbortController implements Cancellation {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Like `AbortController.abort`: the first reason wins. */
+  abort(reason?: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
 
 /** `toISOString` remembered for the last two instants (a transition asks for now and now + lease). */
 export function isoTimeCache(): (ms: number) => string {
