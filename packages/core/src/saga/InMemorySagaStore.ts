@@ -24,28 +24,38 @@ import {
 export class InMemorySagaStore implements SagaStore {
   readonly #records = new Map<string, SagaRecord>();
 
-  async create(record: SagaRecord): ReturnType<SagaStore['create']> {
-    const existing = this.#records.get(record.sagaId);
-    if (existing) return { created: false, record: existing };
-    const stored = frozenRecord(record, undefined, record.revision);
-    this.#records.set(record.sagaId, stored);
-    return { created: true, record: stored };
-  }
-
-  async get(sagaId: string): Promise<SagaRecord | undefined> {
-    return this.#records.get(sagaId);
-  }
-
-  async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
-    const current = this.#records.get(record.sagaId);
-    if (!current || current.revision !== expectedRevision) {
-      throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
-        details: { actualRevision: current?.revision ?? null },
-      });
+  // Not `async`: a resolved promise per call, no async function frame (this store answers on
+  // every transition of an in-memory engine).
+  create(record: SagaRecord): ReturnType<SagaStore['create']> {
+    try {
+      const existing = this.#records.get(record.sagaId);
+      if (existing) return Promise.resolve({ created: false, record: existing });
+      const stored = frozenRecord(record, undefined, record.revision);
+      this.#records.set(record.sagaId, stored);
+      return Promise.resolve({ created: true, record: stored });
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    const stored = frozenRecord(record, current, expectedRevision + 1);
-    this.#records.set(record.sagaId, stored);
-    return stored;
+  }
+
+  get(sagaId: string): Promise<SagaRecord | undefined> {
+    return Promise.resolve(this.#records.get(sagaId));
+  }
+
+  update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
+    try {
+      const current = this.#records.get(record.sagaId);
+      if (!current || current.revision !== expectedRevision) {
+        throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
+          details: { actualRevision: current?.revision ?? null },
+        });
+      }
+      const stored = frozenRecord(record, current, expectedRevision + 1);
+      this.#records.set(record.sagaId, stored);
+      return Promise.resolve(stored);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {

@@ -102,6 +102,9 @@ export class SagaEngine {
   /** This engine's name in the leases it holds. */
   readonly ownerId: string;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Lease tokens: a random part per engine and a counter, unique per takeover. */
+  readonly #tokenBase = `${randomUUID()}-`;
+  #leases = 0;
 
   /** Prefer {@link createSagaEngine}; this constructor validates the same way. */
   constructor(options: SagaEngineOptions, dependencies: SagaEngineDependencies) {
@@ -609,7 +612,7 @@ export class SagaEngine {
   #newLease(now = this.#now()): SagaLease {
     return {
       owner: this.ownerId,
-      token: randomUUID(),
+      token: `${this.#tokenBase}${(++this.#leases).toString(36)}`,
       expiresAt: this.#context().isoTime(now + this.#options.leaseMs),
     };
   }

@@ -68,7 +68,10 @@ export interface StepRecord {
 export interface SagaLease {
   /** The engine holding the saga (`SagaEngine.ownerId`: host, pid and a random part). */
   owner: string;
-  /** Random per takeover: a write whose base record holds another token is refused. */
+  /**
+   * Unique per takeover (a random part per engine and a counter): a write whose base record holds
+   * another token is refused.
+   */
   token: string;
   /** ISO time after which another engine may take the saga over. */
   expiresAt: string;

@@ -4,6 +4,9 @@ import type { RunContext } from './context.js';
 import { progressOf, TERMINAL, type LazyAbortController } from './support.js';
 import type { Transition } from './transitions.js';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the write in flight, whatever its arguments
+type AnyTransition = Transition<any, any>;
+
 /**
  * The saga log as one run writes it: the record this run last read or wrote, and `write`, which
  * persists one transition with the run's ownership lease renewed in the same store write; the
@@ -63,55 +66,87 @@ export class RunLog {
     this.#pendingWrites += 1;
     const write = chained
       ? this.#writes!.then(
-          () => this.#writeNow(change, a, b),
-          () => this.#writeNow(change, a, b),
+          () => this.#attempt(change as AnyTransition, a, b),
+          () => this.#attempt(change as AnyTransition, a, b),
         )
-      : this.#writeNow(change, a, b);
+      : this.#attempt(change as AnyTransition, a, b);
     this.#writes = write;
     return write;
   }
 
-  async #writeNow<A, B>(change: Transition<A, B>, a: A, b: B): Promise<void> {
+  // The write in flight (at most one: writes are serialised), kept in fields so that a write
+  // allocates no closure: the store's promise is continued by two handlers made once per run.
+  #change: AnyTransition | undefined;
+  #a: unknown;
+  #b: unknown;
+  #base: SagaRecord | undefined;
+  #at = 0;
+
+  /** One attempt of the write in flight; settles it (and `#pendingWrites`) or tries again. */
+  #attempt(change: AnyTransition, a: unknown, b: unknown): Promise<void> {
+    let stored: Promise<SagaRecord>;
     try {
-      for (;;) {
-        const base = this.#record;
-        const now = this.ctx.now();
-        const at = this.ctx.isoTime(now);
-        let next = change(base, at, a, b);
-        next.updatedAt = at;
-        if (TERMINAL.has(next.status) || next.status === SagaStatus.Stuck) {
-          if (next.lease !== undefined) {
-            const { lease: _dropped, ...rest } = next;
-            next = rest;
-          }
-        } else {
-          next.lease = this.#leaseAt(now);
+      const base = this.#record;
+      const now = this.ctx.now();
+      const at = this.ctx.isoTime(now);
+      let next = change(base, at, a, b);
+      next.updatedAt = at;
+      if (TERMINAL.has(next.status) || next.status === SagaStatus.Stuck) {
+        if (next.lease !== undefined) {
+          const { lease: _dropped, ...rest } = next;
+          next = rest;
         }
-        try {
-          this.#record = await this.ctx.store.update(next, base.revision);
-          this.#lastWriteAt = now;
-          return;
-        } catch (error) {
-          if (!(error instanceof SagaConcurrencyError)) throw error;
-          const fresh = await this.ctx.store.get(base.sagaId);
-          if (fresh?.lease?.token !== this.#lease.token) {
-            throw new SagaLeaseLostError(base.sagaId, fresh?.lease?.owner);
-          }
-          if (progressOf(fresh) !== progressOf(base)) throw error;
-          this.#record = fresh;
-          if (fresh.cancelRequested && !this.abort.aborted) {
-            // A request from another engine: abort the running step cooperatively.
-            this.abort.abort(
-              new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
-                sagaId: fresh.sagaId,
-              }),
-            );
-          }
-        }
+      } else {
+        next.lease = this.#leaseAt(now);
       }
-    } finally {
+      this.#change = change;
+      this.#a = a;
+      this.#b = b;
+      this.#base = base;
+      this.#at = now;
+      stored = this.ctx.store.update(next, base.revision);
+    } catch (error) {
       this.#pendingWrites -= 1;
+      return Promise.reject(error);
     }
+    return stored.then(this.#written, this.#refused);
+  }
+
+  readonly #written = (stored: SagaRecord): void => {
+    this.#record = stored;
+    this.#lastWriteAt = this.#at;
+    this.#pendingWrites -= 1;
+  };
+
+  readonly #refused = (error: unknown): Promise<void> => this.#afterConflict(error);
+
+  /**
+   * A refused write: on a revision conflict, reads the saga again and, when this run still holds
+   * it and only a request was written meanwhile, applies the transition to the fresh record.
+   */
+  async #afterConflict(error: unknown): Promise<void> {
+    const base = this.#base!;
+    try {
+      if (!(error instanceof SagaConcurrencyError)) throw error;
+      const fresh = await this.ctx.store.get(base.sagaId);
+      if (fresh?.lease?.token !== this.#lease.token) {
+        throw new SagaLeaseLostError(base.sagaId, fresh?.lease?.owner);
+      }
+      if (progressOf(fresh) !== progressOf(base)) throw error;
+      this.#record = fresh;
+      if (fresh.cancelRequested && !this.abort.aborted) {
+        // A request from another engine: abort the running step cooperatively.
+        this.abort.abort(
+          new SagaStateError(`saga ${fresh.sagaId} cancelled: ${fresh.request?.reason}`, {
+            sagaId: fresh.sagaId,
+          }),
+        );
+      }
+    } catch (stop) {
+      this.#pendingWrites -= 1;
+      throw stop;
+    }
+    return this.#attempt(this.#change!, this.#a, this.#b);
   }
 
   /** This run's lease renewed from `now` (one object per millisecond: records are never changed in place). */

@@ -11,10 +11,10 @@ import type {
   StepErrorPolicy,
 } from '../definition.js';
 import { SagaEventName } from '../events.js';
-import { StepStatus, type SagaRecord, type StoredError } from '../SagaStore.js';
-import type { Logger } from '../../logging/logger.js';
+import type { StoredError } from '../SagaStore.js';
 import type { RunState } from './context.js';
 import { intercept, type StepCallKind, type StepInvocation } from './interceptors.js';
+import { CompensateCall, RunCall } from './stepContext.js';
 import {
   callWithTimeout,
   safePolicy,
@@ -44,24 +44,7 @@ export async function runStep(
     await run.write(stepStarted, name, attempt);
     const startedAt = run.writtenAt;
     const record = run.record;
-    // The attempt's logger, made on first use: by a log line at an enabled level or by the step.
-    let log: Logger | undefined;
-    const ctx: StepContext<unknown, Record<string, unknown>> = {
-      sagaId: record.sagaId,
-      sagaName: run.def.name,
-      step: name,
-      input: record.input,
-      results: resultsOf(record),
-      idempotencyKey: `${record.sagaId}:${name}:run`,
-      attempt,
-      // Made on first use (an AbortController per saga costs about a transition).
-      get signal() {
-        return cancel.signal;
-      },
-      get logger() {
-        return (log ??= run.logger.child({ step: name, attempt }));
-      },
-    };
+    const ctx = new RunCall(run, record, name, attempt, cancel);
     if (run.ctx.logger.isLevelEnabled('debug')) ctx.logger.debug('step started');
     if (run.ctx.listens(SagaEventName.StepStarted))
       run.ctx.emit(SagaEventName.StepStarted, { record, step: name, attempt });
@@ -97,10 +80,7 @@ export async function runStep(
         });
       if (willRetry) {
         try {
-          await run.ctx.sleep(
-            backoffDelayMs(tries + 1, step.retry, run.ctx.random),
-            cancel.signal,
-          );
+          await run.ctx.sleep(backoffDelayMs(tries + 1, step.retry, run.ctx.random), cancel.signal);
           continue;
         } catch {
           policy = 'compensate'; // cancelled or deadline while waiting
@@ -140,26 +120,7 @@ export async function compensateStep(
     await run.write(compensationStarted, name, attempt);
     const startedAt = run.writtenAt;
     const record = run.record;
-    let log: Logger | undefined;
-    let signal: AbortSignal | undefined;
-    const ctx: CompensationContext<unknown, Record<string, unknown>, unknown> = {
-      sagaId: record.sagaId,
-      sagaName: run.def.name,
-      step: name,
-      input: record.input,
-      result: record.steps[name]!.result,
-      results: resultsOf(record),
-      idempotencyKey: `${record.sagaId}:${name}:compensate`,
-      attempt,
-      // Compensation must finish even when the saga was cancelled: only its own timeout aborts
-      // it. Made on first use.
-      get signal() {
-        return (signal ??= new AbortController().signal);
-      },
-      get logger() {
-        return (log ??= run.logger.child({ step: name, attempt, phase: 'compensate' }));
-      },
-    };
+    const ctx = new CompensateCall(run, record, name, attempt);
     if (run.ctx.listens(SagaEventName.CompensationStarted))
       run.ctx.emit(SagaEventName.CompensationStarted, { record, step: name, attempt });
     try {
@@ -205,26 +166,18 @@ export async function compensateStep(
 }
 
 /** The step's result, or a promise of it. */
-function callRun(
-  step: StepDefinition,
-  ctx: StepContext<unknown, Record<string, unknown>>,
-): unknown {
+function callRun(step: StepDefinition, ctx: RunCall): unknown {
   return step.timeoutMs === undefined
     ? step.run(ctx)
-    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) =>
-        step.run({ ...ctx, signal: s }),
-      );
+    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) => step.run(ctx.withSignal(s)));
 }
 
 /** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
-function callCompensate(
-  step: StepDefinition,
-  ctx: CompensationContext<unknown, Record<string, unknown>, unknown>,
-): unknown {
+function callCompensate(step: StepDefinition, ctx: CompensateCall): unknown {
   return step.timeoutMs === undefined
     ? step.compensate!(ctx)
     : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
-        step.compensate!({ ...ctx, signal: s }),
+        step.compensate!(ctx.withSignal(s)),
       );
 }
 
@@ -251,23 +204,6 @@ function invocationOf(
       return ctx.logger;
     },
   };
-}
-
-/** Results of the steps that completed (or are being compensated), by step name. */
-export function resultsOf(record: SagaRecord): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const steps = record.steps;
-  for (const name in steps) {
-    const s = steps[name]!;
-    if (
-      s.status !== StepStatus.Pending &&
-      s.status !== StepStatus.Running &&
-      s.status !== StepStatus.Failed
-    ) {
-      out[name] = s.result;
-    }
-  }
-  return out;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -2,12 +2,7 @@
 import type { Logger } from '../../logging/logger.js';
 import type { SagaDefinition, StepDefinition, StepErrorPolicy } from '../definition.js';
 import { StepTimeoutError } from '../errors.js';
-import {
-  SagaStatus,
-  StepStatus,
-  type SagaRecord,
-  type StoredError,
-} from '../SagaStore.js';
+import { SagaStatus, StepStatus, type SagaRecord, type StoredError } from '../SagaStore.js';
 
 export type StepOutcome = { ok: true } | { ok: false; policy: StepErrorPolicy; error: StoredError };
 

@@ -54,13 +54,22 @@ export function stepFailedCompensating(
 /** `run` is about to be called: attempt `attempt`, started `at`. */
 export function stepStarted(r: SagaRecord, at: string, name: string, attempt: number): SagaRecord {
   const s = r.steps[name]!;
-  const step: StepRecord = { ...without(s, 'endedAt'), status: StepStatus.Running, attempts: attempt };
+  const step: StepRecord = {
+    ...without(s, 'endedAt'),
+    status: StepStatus.Running,
+    attempts: attempt,
+  };
   step.startedAt = at;
   return { ...r, steps: withStep(r.steps, name, step) };
 }
 
 /** `run` returned `result`. */
-export function stepCompleted(r: SagaRecord, at: string, name: string, result: unknown): SagaRecord {
+export function stepCompleted(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  result: unknown,
+): SagaRecord {
   const step: StepRecord = { ...without(r.steps[name]!, 'error'), status: StepStatus.Completed };
   step.result = result;
   step.endedAt = at;
