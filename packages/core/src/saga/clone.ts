@@ -76,11 +76,12 @@ function plainCopy(
     freeze && previous !== null && typeof previous === 'object' && !Array.isArray(previous)
       ? (previous as Record<string, unknown>)
       : undefined;
-  // A shallow copy first (a spread copies a fast object in one step), then the nested objects
-  // replaced by their copies; values that are not objects are already in place.
+  // A shallow copy first, then the nested objects replaced by their copies; values that are not
+  // objects are already in place. Object.assign, not a spread: in Node 20 freezing the object a
+  // spread made costs over a microsecond (its map is copied every time), freezing this one ~0.1.
   // (Like structuredClone, the copy's prototype is Object.prototype; unlike it, enumerable
   // symbol-keyed properties are kept: JSON records have none.)
-  const out: Record<string, unknown> = { ...value };
+  const out = Object.assign({}, value) as Record<string, unknown>;
   for (const key in out) {
     const item = out[key];
     if (item === null || typeof item !== 'object') {
