@@ -208,7 +208,9 @@ export function sagaStoreContract(
         attempt(() => void ((got!.input as { tags: string[] }).tags[0] = 'tampered'));
         const listed = (await store.list()).items[0]!;
         attempt(() => void (listed.steps['charge-card']!.status = 'completed'));
-        const updated = await store.update({ ...got!, status: 'compensating' }, got!.revision);
+        const fresh = (await store.get('saga-1'))!;
+        expect(fresh).toEqual(makeSagaRecord('saga-1'));
+        const updated = await store.update({ ...fresh, status: 'compensating' }, fresh.revision);
         attempt(() => void (updated.compensationOrder = ['tampered']));
         expect(await peer.get('saga-1')).toEqual({
           ...makeSagaRecord('saga-1'),
