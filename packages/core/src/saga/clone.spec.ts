@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cloneRecord } from './clone.js';
+import { cloneRecord, frozenRecord } from './clone.js';
 
 describe('cloneRecord', () => {
   it('deep-copies plain data exactly as structuredClone does', () => {
@@ -50,5 +50,20 @@ describe('cloneRecord', () => {
     expect(Object.getPrototypeOf(copy.a)).toBe(Object.prototype);
     expect((copy.a as { polluted?: boolean }).polluted).toBeUndefined();
     expect(Object.keys(copy.a)).toEqual(['__proto__']);
+  });
+});
+
+describe('frozenRecord', () => {
+  it('sets the revision, freezes every level, and falls back to structuredClone for non-plain data', () => {
+    const frozen = frozenRecord({ revision: 0, a: { b: [1, { c: 2 }] } }, undefined, 3);
+    expect(frozen).toEqual({ revision: 3, a: { b: [1, { c: 2 }] } });
+    expect(Object.isFrozen(frozen.a.b[1])).toBe(true);
+    const dated = frozenRecord({ revision: 0, at: new Date(0) }, undefined, 1);
+    expect(dated.at).toBeInstanceOf(Date);
+    expect(dated.revision).toBe(1);
+    expect(Object.isFrozen(dated)).toBe(true);
+    expect(() => frozenRecord({ revision: 0, f: () => 1 }, undefined, 1)).toThrow(
+      /could not be cloned/,
+    );
   });
 });

@@ -81,6 +81,9 @@ function plainCopy(
   // spread made costs over a microsecond (its map is copied every time), freezing this one ~0.1.
   // (Like structuredClone, the copy's prototype is Object.prototype; unlike it, enumerable
   // symbol-keyed properties are kept: JSON records have none.)
+  // An own `__proto__` key (from JSON.parse) would set the copy's prototype through Object.assign:
+  // leave it to structuredClone.
+  if (Object.hasOwn(value, '__proto__')) return NOT_PLAIN;
   const out = Object.assign({}, value) as Record<string, unknown>;
   for (const key in out) {
     const item = out[key];
@@ -88,8 +91,6 @@ function plainCopy(
       if (typeof item === 'function' || typeof item === 'symbol') return NOT_PLAIN;
       continue;
     }
-    // An own `__proto__` key (from JSON.parse) would set the copy's prototype: leave it to structuredClone.
-    if (key === '__proto__') return NOT_PLAIN;
     const copy = plainCopy(item, prev?.[key], depth + 1, freeze);
     if (copy === NOT_PLAIN) return NOT_PLAIN;
     out[key] = copy;
