@@ -203,6 +203,11 @@ export interface SagaPruneOptions {
  *   the record, so it is written, and fenced, by this same call.
  * - `list` MUST be able to filter by status without scanning every saga (an index), so stuck
  *   sagas can be listed cheaply.
+ * - Records are values. A store MUST keep nothing of the record it is given (a caller may change
+ *   it afterwards), and no change to a record it hands out may change what it stores: it hands
+ *   out copies (Redis, PostgreSQL: parsed anew) or frozen records (`InMemorySagaStore`, which
+ *   shares the unchanged parts between versions). Callers MUST treat handed-out records as
+ *   read-only and build the next record instead (the engine does: `{ ...record, status }`).
  * - Failures of the store itself MUST throw a retriable `BacktrackError`.
  */
 export interface SagaStore {

@@ -4,7 +4,12 @@ import { resolveRetryPolicy, type RetryPolicy } from '../retry/backoff.js';
 import { SagaDefinitionError } from './errors.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 
-/** What a step's `run` receives. `results` holds every earlier step's result, typed. */
+/**
+ * What a step's `run` receives. `results` holds every earlier step's result, typed. `signal` and
+ * `logger` are made on first use (getters): read them from the context itself; a spread copy
+ * (`{ ...ctx }`) does not carry them. `input` and `results` are the saga record's own data, which
+ * the store may hand out frozen: treat them as read-only.
+ */
 export interface StepContext<TInput, TResults> {
   sagaId: string;
   sagaName: string;
