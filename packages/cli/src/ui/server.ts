@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import {
   BacktrackError,
   redactionLoggerOptions,
+  redactSecrets,
   snapshotRegistry,
   type CompatibilityLevel,
   type RollbackProgressEvent,
@@ -173,6 +174,11 @@ export async function createConsole(
     void reply.header('cache-control', 'no-store');
     if (!checkRequest(guard, request, reply)) return reply;
   });
+
+  // Saga inputs, step results, errors and dead-letter previews are application data: they go
+  // through the same redaction as `backtrack ... --json` (a URL's password, `apiKey` fields), so
+  // the page never shows what the CLI would hide.
+  app.addHook('preSerialization', async (_request, _reply, payload) => redactSecrets(payload));
 
   app.setErrorHandler((error, _request, reply) => {
     const status =
@@ -504,7 +510,7 @@ export async function createConsole(
       'x-content-type-options': 'nosniff',
     });
     const send = (event: string, data: unknown) => {
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      res.write(`event: ${event}\ndata: ${JSON.stringify(redactSecrets(data))}\n\n`);
     };
     listeners.add(send);
     startPolling();
