@@ -3,12 +3,10 @@
  * applications. The message binding, the connection's setup hooks and the error classifier are
  * in `@backtrack/rabbitmq/adapter`.
  */
-export {
-  createRabbitTransport,
-  RabbitTransport,
-  DEFAULT_RABBIT_TRANSPORT_OPTIONS,
-} from './RabbitTransport.js';
+export { createRabbitTransport, RabbitTransport } from './RabbitTransport.js';
+export { DEFAULT_RABBIT_TRANSPORT_OPTIONS } from './options.js';
 export type {
+  ConnectedRabbitDependencies,
   RabbitTransportOptions,
   RabbitTransportDependencies,
   RabbitSubscriptionOptions,
