@@ -14,7 +14,8 @@ import {
   runRollback,
   type Transport,
 } from '@backtrack/core';
-import { createKafkaTransport, toKafkaRecord } from '@backtrack/kafka';
+import { createKafkaTransport } from '@backtrack/kafka';
+import { toKafkaRecord } from '@backtrack/kafka/adapter';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import { Partitioners } from 'kafkajs';

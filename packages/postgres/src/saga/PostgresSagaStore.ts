@@ -10,6 +10,7 @@ import {
 } from '@backtrack/core';
 import { PostgresConfigError, PostgresCursorError, toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema, stripUndefined } from '../internal/sql.js';
+import { assertPool } from '../internal/pool.js';
 
 /** Collaborators of {@link PostgresSagaStore}. */
 export interface PostgresSagaStoreDependencies {
@@ -71,7 +72,7 @@ export class PostgresSagaStore implements SagaStore {
 
   constructor(dependencies: PostgresSagaStoreDependencies, options: PostgresSagaStoreOptions = {}) {
     const o = { ...DEFAULT_POSTGRES_SAGA_STORE_OPTIONS, ...stripUndefined(options) };
-    this.#pool = dependencies.pool;
+    this.#pool = assertPool(dependencies?.pool);
     this.#schema = o.schema;
     this.#table = `${quoteSchema(o.schema)}.sagas`;
     for (const field of ['defaultPageSize', 'maxPageSize'] as const) {
