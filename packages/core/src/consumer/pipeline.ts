@@ -68,7 +68,9 @@ export interface ConsumerPipeline extends MessageProcessor {
  * `processBatch` (see {@link runBatch}) claims the batch's keys in one round trip, keeps those
  * leases alive while the batch runs, runs the messages in order, holds back what comes after a
  * redelivered message of the same partition (or key), and writes the done marks in one
- * `completeMany` before it returns.
+ * `completeMany` before it returns. A message that comes twice in one batch (same dedupe key)
+ * runs its handler once; the copy takes the first's outcome in the same batch (a duplicate once
+ * the first's mark is durable), never a redelivery (see {@link openClaimWindow}).
  *
  * @throws {ConsumerConfigError} at construction, naming the invalid field.
  */
@@ -288,7 +290,8 @@ async function releaseUnusedClaim(context: ConsumerContext, stages: Stages): Pro
  * keeps those leases alive while the batch runs, runs the messages one by one in input order
  * (holding back what follows a redelivered message of its partition or key), writes the done
  * marks in one `completeMany`, and only then returns the dispositions. A message whose mark
- * cannot be written is not acknowledged (redeliver; the dedupe store absorbs the repeat).
+ * cannot be written is not acknowledged (redeliver; the dedupe store absorbs the repeat), and
+ * neither is a copy that was acknowledged as its duplicate ({@link settleCopies}).
  */
 async function runBatch(
   messages: IncomingMessage[],
