@@ -5,7 +5,7 @@
  * redelivers either (no `redelivered` flag, no second delivery).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConsumeMessage } from 'amqplib';
+import type { Message } from 'amqplib';
 import { z } from 'zod';
 import {
   InMemoryDedupeStore,
@@ -76,8 +76,8 @@ describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch wi
     };
     const sub = await transport.subscribe({ topics: [exchange], group, processor, prefetch: 10 });
     // Every delivery the subscription acknowledges (or sends back), as the broker handed it over.
-    const acked: ConsumeMessage[] = [];
-    const nacked: ConsumeMessage[] = [];
+    const acked: Message[] = [];
+    const nacked: Message[] = [];
     const channel = sub.channel!;
     const ack = channel.ack.bind(channel);
     const nack = channel.nack.bind(channel);

@@ -203,7 +203,10 @@ function generate(count: number, seed: number, name: string): Case[] {
  * The records with their partitions (spread over 3), in produce order: the duplicate (the last
  * case) goes right behind its original, on its partition, so one produce request carries both.
  */
-function placeRecords(cases: readonly Case[]): { records: ForeignRecord[]; originalAt: number } {
+function placeRecords(cases: readonly Case[]): {
+  records: (ForeignRecord & { partition: number })[];
+  originalAt: number;
+} {
   const records = cases.map((c, i) => ({ ...c.record, partition: i % 3 }));
   const last = cases.at(-1);
   if (last?.label !== 'duplicate') return { records, originalAt: -1 };

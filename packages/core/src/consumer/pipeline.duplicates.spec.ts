@@ -239,7 +239,7 @@ describe('processBatch: the same message twice or more in one batch', () => {
           });
           // Per key, the handler runs in input order (first appearances).
           for (const key of ['k1', 'k2', 'k3']) {
-            const expected = [
+            const expected: string[] = [
               ...new Set(
                 entries.filter((e, i) => e.key === key && ids.indexOf(e.id) === i).map((e) => e.id),
               ),
