@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import {
   BacktrackError,
+  type RollbackPlan,
   redactionLoggerOptions,
   snapshotRegistry,
   type CompatibilityLevel,
@@ -351,7 +352,9 @@ export async function createConsole(
   app.get('/api/rollback/runs/:id', async (request) => {
     const { id } = request.params as { id: string };
     const status = await runStatus(ctx, id);
-    const plan = await getRunPlan(ctx, id);
+    // A run's stored plan is its summary: the items are read from the journal page by page.
+    const plan = (await getRunPlan(ctx, id)) as Partial<RollbackPlan> &
+      Awaited<ReturnType<typeof getRunPlan>>;
     const finished =
       status.run.totalItems - (status.counts.pending ?? 0) - (status.counts.publishing ?? 0);
     return {
@@ -363,17 +366,17 @@ export async function createConsole(
         strategy: plan.strategy,
         window: plan.window,
         counts: plan.counts,
-        items: plan.items.slice(0, 200).map((i) => ({
+        items: (plan.items ?? []).slice(0, 200).map((i) => ({
           itemId: i.itemId,
           original: i.original,
           publishes: i.messages.map((m) => ({ id: m.id, type: m.type, version: m.schemaVersion })),
         })),
-        sagas: plan.sagas.map((s) => ({
+        sagas: (plan.sagas ?? []).map((s) => ({
           itemId: s.itemId,
           sagaId: s.sagaId,
           effects: s.effects.length,
         })),
-        needsPerson: plan.needsPerson.map((n) => ({
+        needsPerson: (plan.needsPerson ?? []).map((n) => ({
           itemId: n.itemId,
           original: n.original,
           reason: n.reason,

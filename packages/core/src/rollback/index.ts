@@ -2,7 +2,13 @@ export { defineCompensations, emit } from './compensations.js';
 // Made by defineCompensations(), never by hand: a type only.
 export type { CompensationRegistry } from './compensations.js';
 export type { CompensatingEvent, Compensation, Reverser } from './compensations.js';
-export { NeedsPersonReason, RollbackStrategy, planRollback, rollbackVersion } from './plan.js';
+export {
+  NeedsPersonReason,
+  RollbackStrategy,
+  planRollback,
+  rollbackVersion,
+  summarizeRollback,
+} from './plan.js';
 export type {
   EffectRef,
   NeedsPersonItem,
@@ -11,6 +17,7 @@ export type {
   PlannedMessage,
   RollbackPlan,
   RollbackPlanItem,
+  RollbackPlanSummary,
   SagaRollbackItem,
 } from './plan.js';
 export { DEFAULT_RUN_ROLLBACK_OPTIONS, runRollback } from './run.js';
@@ -29,6 +36,7 @@ export type {
   RollbackProgressStore,
   RollbackRunRecord,
   RollbackSummary,
+  RunCheckpoint,
 } from './RollbackProgressStore.js';
 export { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
 export {

@@ -410,6 +410,8 @@ describe('runRollback', () => {
       renewLease: (...a) => store.renewLease(...a),
       releaseLease: (...a) => store.releaseLease(...a),
       getItems: (...a) => store.getItems(...a),
+      getCheckpoint: (...a) => store.getCheckpoint(...a),
+      setCheckpoint: (...a) => store.setCheckpoint(...a),
       finishRun: (...a) => store.finishRun(...a),
       setItems: async (runId, token, updates) => {
         if (updates[0]?.state === 'done' && ++doneWrites === 2) throw new Error('killed');
@@ -425,6 +427,7 @@ describe('runRollback', () => {
     ).rejects.toThrow('killed');
     expect(w.transport.sent).toHaveLength(4);
     await new Promise((r) => setTimeout(r, 250)); // the dead runner's lease expires
+    const attemptsBefore = await store.getItems('r2');
     const result = await runRollback(w.plan, { runId: 'r2', batchSize: 2 }, w);
     expect(result.status).toBe('completed');
     expect(result.summary.reversed).toBe(6);
@@ -433,8 +436,16 @@ describe('runRollback', () => {
     expect(sentIds).toHaveLength(8);
     // The duplicate carries the same envelope ids: consumer dedupe makes it one effect each.
     expect(new Set(sentIds).size).toBe(6);
-    const items = await w.progressStore.getItems('r2');
-    expect(Object.values(items).filter((i) => i.attempts === 2)).toHaveLength(2);
+    // Batch 2 was left `publishing` (attempt 1) by the dead runner; the finished page is then
+    // checkpointed and its items forgotten.
+    expect(Object.values(attemptsBefore).filter((i) => i.state === 'publishing')).toHaveLength(2);
+    expect(await store.getItems('r2')).toEqual({});
+    expect(await store.getCheckpoint('r2')).toMatchObject({
+      complete: true,
+      pages: 1,
+      finished: 6,
+      forgotten: { done: 6, skipped: 0 },
+    });
   });
 
   it('lets only one runner run a plan: the second one gets BT_ERR_ROLLBACK_RUN_LOCKED', async () => {
@@ -585,6 +596,8 @@ describe('runRollback with several batches in flight', () => {
       renewLease: (...a) => store.renewLease(...a),
       releaseLease: (...a) => store.releaseLease(...a),
       getItems: (...a) => store.getItems(...a),
+      getCheckpoint: (...a) => store.getCheckpoint(...a),
+      setCheckpoint: (...a) => store.setCheckpoint(...a),
       finishRun: (...a) => store.finishRun(...a),
       setItems: (...a) => store.setItems(...a),
       ...overrides,
