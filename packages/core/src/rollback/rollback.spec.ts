@@ -853,7 +853,9 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
         },
       }),
     };
-    await expect(runRollback(summary, { runId: 'no-registry' }, w)).rejects.toMatchObject({
+    await expect(
+      runRollback(summary, { runId: 'no-registry' }, { ...w, progressStore: store }),
+    ).rejects.toMatchObject({
       code: 'BT_ERR_ROLLBACK_CONFIG_INVALID',
     });
     const result = await runRollback(
@@ -871,7 +873,9 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const sent = w.transport.sent.map((m) => m.message.headers.id!);
     expect([...sent].sort()).toEqual([...expected].sort());
     for (let k = 0; k < 4; k++) {
-      const ofKey = plan.items.filter((i) => i.original.key === `k${k}`).map((i) => i.messages[0]!.id);
+      const ofKey = plan.items
+        .filter((i) => i.original.key === `k${k}`)
+        .map((i) => i.messages[0]!.id);
       expect(sent.filter((id) => ofKey.includes(id))).toEqual(ofKey);
     }
     // The store never held more than a page (8 effects) plus the items for a person.

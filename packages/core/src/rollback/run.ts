@@ -362,6 +362,9 @@ async function runPages(
           : pages.next();
       next.catch(() => undefined);
       published += await runPage(run, page);
+      // One macrotask turn per page: with stores that answer at once (in memory), the lease
+      // heartbeat and other timers still run during a long run.
+      await new Promise<void>((r) => setImmediate(r));
       const outcome = pageOutcome(run, page);
       if (outcome.unfinished > 0) return { published, last: outcome };
       const done: RunCheckpoint = {
@@ -627,7 +630,10 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
   const { progress, logger, o } = run;
   const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
   if (todo.length < items.length) {
-    logger.info({ alreadyDone: items.length - todo.length, left: todo.length }, 'resuming rollback');
+    logger.info(
+      { alreadyDone: items.length - todo.length, left: todo.length },
+      'resuming rollback',
+    );
   }
   let published = 0;
   await inParallel(
@@ -694,10 +700,7 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
 }
 
 /** The saga phase: compensates the plan's sagas, `sagasInFlight` at a time, one write per group. */
-async function compensateSagas(
-  run: RunContext,
-  sagas: readonly SagaRollbackItem[],
-): Promise<void> {
+async function compensateSagas(run: RunContext, sagas: readonly SagaRollbackItem[]): Promise<void> {
   const { plan, progress, o } = run;
   const sagasTodo = sagas.filter(
     (saga) =>
