@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import {
   BacktrackError,
+  planRollbackPages,
   type RollbackPlan,
   redactionLoggerOptions,
   snapshotRegistry,
@@ -352,9 +353,22 @@ export async function createConsole(
   app.get('/api/rollback/runs/:id', async (request) => {
     const { id } = request.params as { id: string };
     const status = await runStatus(ctx, id);
-    // A run's stored plan is its summary: the items are read from the journal page by page.
-    const plan = (await getRunPlan(ctx, id)) as Partial<RollbackPlan> &
-      Awaited<ReturnType<typeof getRunPlan>>;
+    // A run's stored plan is its summary: the first page of its items is planned from the journal.
+    const summary = await getRunPlan(ctx, id);
+    let plan: Partial<Pick<RollbackPlan, 'items' | 'sagas' | 'needsPerson'>> = {};
+    if (ctx.config.registry) {
+      const pages = planRollbackPages(
+        summary,
+        {
+          journal: await ctx.journal(),
+          registry: ctx.config.registry,
+          compensations: ctx.config.compensations,
+        },
+        { pageSize: 200 },
+      );
+      plan = (await pages.next()).value ?? {};
+      await pages.return(undefined);
+    }
     const finished =
       status.run.totalItems - (status.counts.pending ?? 0) - (status.counts.publishing ?? 0);
     return {
@@ -362,10 +376,10 @@ export async function createConsole(
       finished,
       activeHere: active.has(id),
       plan: {
-        planId: plan.planId,
-        strategy: plan.strategy,
-        window: plan.window,
-        counts: plan.counts,
+        planId: summary.planId,
+        strategy: summary.strategy,
+        window: summary.window,
+        counts: summary.counts,
         items: (plan.items ?? []).slice(0, 200).map((i) => ({
           itemId: i.itemId,
           original: i.original,

@@ -6,6 +6,7 @@ export {
   NeedsPersonReason,
   RollbackStrategy,
   planRollback,
+  planRollbackPages,
   rollbackVersion,
   summarizeRollback,
 } from './plan.js';
@@ -15,6 +16,7 @@ export type {
   PlanRollbackDependencies,
   PlanRollbackOptions,
   PlannedMessage,
+  PlannedPage,
   RollbackPlan,
   RollbackPlanItem,
   RollbackPlanSummary,

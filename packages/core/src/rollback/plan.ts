@@ -335,6 +335,23 @@ export async function* planPages(
   }
 }
 
+/**
+ * The items of a plan summary, planned from the journal `pageSize` effects at a time (from
+ * `cursor`, a page's {@link PlannedPage.cursor}): what {@link runRollback} runs, for a person to
+ * read (a preview of the first page, a dump page by page) in bounded memory.
+ */
+export function planRollbackPages(
+  summary: RollbackPlanSummary,
+  dependencies: PlanRollbackDependencies,
+  options: { cursor?: string; pageSize?: number } = {},
+): AsyncGenerator<PlannedPage> {
+  const pageSize = options.pageSize ?? 2_000;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+    throw new RollbackConfigError('pageSize', 'must be a positive integer', pageSize);
+  }
+  return planPages(summary, dependencies, options.cursor, pageSize);
+}
+
 /** The plan's validated options: what to read from the journal and how to undo it. */
 interface PlanWindow {
   service: string;
