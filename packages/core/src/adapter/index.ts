@@ -53,8 +53,9 @@ export type {
   RollbackProgressStore,
   RollbackRunRecord,
   RollbackSummary,
+  RunCheckpoint,
 } from '../rollback/RollbackProgressStore.js';
-export type { RollbackPlan } from '../rollback/plan.js';
+export type { RollbackPlan, RollbackPlanSummary } from '../rollback/plan.js';
 export {
   RollbackLeaseLostError,
   RollbackRunConflictError,
@@ -86,6 +87,7 @@ export {
 } from '../journal/query.js';
 export type { NormalizedJournalQuery } from '../journal/query.js';
 export { totalItems } from '../rollback/InMemoryRollbackProgressStore.js';
+export { summaryOf } from '../rollback/plan.js';
 export { prepareJournaledEvent } from '../publisher/journaledEvent.js';
 export type { EventStamp } from '../publisher/journaledEvent.js';
 

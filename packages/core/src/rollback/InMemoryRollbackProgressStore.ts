@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RollbackLeaseLostError, RollbackRunConflictError } from './errors.js';
-import type { RollbackPlan } from './plan.js';
+import { summaryOf, type RollbackPlanSummary } from './plan.js';
 import {
   RunStatus,
   type ItemProgress,
@@ -9,12 +9,14 @@ import {
   type RollbackProgressStore,
   type RollbackRunRecord,
   type RollbackSummary,
+  type RunCheckpoint,
 } from './RollbackProgressStore.js';
 
 interface Run {
   record: RollbackRunRecord;
-  plan: RollbackPlan;
+  plan: RollbackPlanSummary;
   items: Map<string, ItemProgress>;
+  checkpoint?: RunCheckpoint;
   lease?: { token: string; owner: string; expiresAt: number };
 }
 
@@ -27,7 +29,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
     this.#now = options.now ?? Date.now;
   }
 
-  async createRun(runId: string, plan: RollbackPlan) {
+  async createRun(runId: string, plan: RollbackPlanSummary) {
     const existing = this.#runs.get(runId);
     if (existing) {
       if (existing.plan.planId !== plan.planId) {
@@ -48,7 +50,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
         updatedAt: at,
         totalItems: totalItems(plan),
       },
-      plan: structuredClone(plan),
+      plan: summaryOf(plan),
       items: new Map(),
     };
     this.#runs.set(runId, run);
@@ -115,6 +117,23 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
     );
   }
 
+  async getCheckpoint(runId: string) {
+    const checkpoint = this.#runs.get(runId)?.checkpoint;
+    return checkpoint ? structuredClone(checkpoint) : undefined;
+  }
+
+  async setCheckpoint(
+    runId: string,
+    token: string,
+    checkpoint: RunCheckpoint,
+    forget: readonly string[],
+  ) {
+    const run = this.#fenced(runId, token);
+    run.checkpoint = structuredClone(checkpoint);
+    for (const id of forget) run.items.delete(id);
+    run.record.updatedAt = new Date(this.#now()).toISOString();
+  }
+
   async finishRun(runId: string, token: string, status: RunStatus, summary: RollbackSummary) {
     const run = this.#fenced(runId, token);
     run.record.status = status;
@@ -140,6 +159,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
 }
 
 /** Items a run tracks: effects, sagas, needs-person and skipped entries. */
-export function totalItems(plan: RollbackPlan): number {
-  return plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
+export function totalItems(plan: RollbackPlanSummary): number {
+  const { items, sagas, needsPerson, skipped } = plan.counts;
+  return items + sagas + needsPerson + skipped;
 }
