@@ -19,12 +19,14 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
 
   sagaStoreContract(
     'RedisSagaStore',
-    async () => {
+    async ({ finishedRetentionMs }) => {
       const keyPrefix = `${uniqueName('bt-saga')}:`;
+      // Retention cases: real Redis TTLs (PX of a few hundred ms) and a sweep every 50 ms.
+      const options = { keyPrefix, finishedRetentionMs, sweepIntervalMs: 50 };
       return {
-        store: new RedisSagaStore({ keyPrefix }, { redis: client }),
+        store: new RedisSagaStore(options, { redis: client }),
         // A second engine's view, on its own connection.
-        peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
+        peer: new RedisSagaStore(options, { redis: peerClient }),
         cleanup: () => deleteByPrefix(client, keyPrefix),
       };
     },
