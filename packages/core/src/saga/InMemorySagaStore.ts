@@ -39,7 +39,11 @@ export class InMemorySagaStore implements SagaStore {
   constructor(options: InMemorySagaStoreOptions = {}) {
     const ms = options.finishedRetentionMs ?? 30 * 24 * 60 * 60 * 1000;
     if (ms !== false && !(Number.isFinite(ms) && ms > 0)) {
-      throw new SagaEngineConfigError('finishedRetentionMs', 'a positive number of ms, or false', ms);
+      throw new SagaEngineConfigError(
+        'finishedRetentionMs',
+        'a positive number of ms, or false',
+        ms,
+      );
     }
     this.#retentionMs = ms;
     this.#now = options.now ?? Date.now;

@@ -506,68 +506,76 @@ export function sagaStoreContract(
       return done();
     }
 
-    it('expires finished sagas by itself after finishedRetentionMs; running, compensating and stuck ones never', () =>
-      withStore(
-        async ({ store, advance }) => {
-          await drive(store, 'r-running', [], 1);
-          await drive(store, 'r-compensating', ['compensating'], 2);
-          await drive(store, 'r-stuck', ['compensating', 'stuck'], 3);
-          await drive(store, 'r-completed', ['completed'], 4);
-          await drive(store, 'r-compensated', ['compensating', 'compensated'], 5);
-          await drive(store, 'r-failed', ['failed'], 6);
-          // Finished, then asked to compensate: not finished any more, so it must not expire.
-          await drive(store, 'r-reopened', ['completed', 'compensating'], 7);
-          const live = ['r-running', 'r-compensating', 'r-stuck', 'r-reopened'];
-          const finished = ['r-completed', 'r-compensated', 'r-failed'];
-          // Before the retention ends, every saga is there.
-          expect(ids(await listAll(store, { limit: 3 })).sort()).toEqual(
-            [...live, ...finished].sort(),
-          );
-          await advance(RETENTION_MS + 100);
-          const gone = await eventually(advance, async () => {
-            const left = await Promise.all(finished.map((id) => store.get(id)));
-            const listed = ids(await listAll(store, { limit: 2 }));
-            return left.every((r) => r === undefined) && listed.length === live.length;
-          });
-          expect(gone, 'finished sagas gone from get and list').toBe(true);
-          // Listing after expiry: every page, every filter, only the live sagas.
-          expect(ids(await listAll(store, { limit: 1 })).sort()).toEqual([...live].sort());
-          for (const status of ['completed', 'compensated', 'failed'] as const) {
-            expect((await store.list({ status })).items, status).toEqual([]);
-          }
-          expect(
-            ids(
-              await listAll(store, {
-                status: ['running', 'completed', 'stuck'],
-                sagaName: 'place-order',
-                limit: 1,
-              }),
-            ),
-          ).toEqual(['r-running', 'r-stuck']);
-          for (const id of live) expect((await store.get(id))?.sagaId, id).toBe(id);
-        },
-        { finishedRetentionMs: RETENTION_MS },
-      ), 20_000);
+    it(
+      'expires finished sagas by itself after finishedRetentionMs; running, compensating and stuck ones never',
+      () =>
+        withStore(
+          async ({ store, advance }) => {
+            await drive(store, 'r-running', [], 1);
+            await drive(store, 'r-compensating', ['compensating'], 2);
+            await drive(store, 'r-stuck', ['compensating', 'stuck'], 3);
+            await drive(store, 'r-completed', ['completed'], 4);
+            await drive(store, 'r-compensated', ['compensating', 'compensated'], 5);
+            await drive(store, 'r-failed', ['failed'], 6);
+            // Finished, then asked to compensate: not finished any more, so it must not expire.
+            await drive(store, 'r-reopened', ['completed', 'compensating'], 7);
+            const live = ['r-running', 'r-compensating', 'r-stuck', 'r-reopened'];
+            const finished = ['r-completed', 'r-compensated', 'r-failed'];
+            // Before the retention ends, every saga is there.
+            expect(ids(await listAll(store, { limit: 3 })).sort()).toEqual(
+              [...live, ...finished].sort(),
+            );
+            await advance(RETENTION_MS + 100);
+            const gone = await eventually(advance, async () => {
+              const left = await Promise.all(finished.map((id) => store.get(id)));
+              const listed = ids(await listAll(store, { limit: 2 }));
+              return left.every((r) => r === undefined) && listed.length === live.length;
+            });
+            expect(gone, 'finished sagas gone from get and list').toBe(true);
+            // Listing after expiry: every page, every filter, only the live sagas.
+            expect(ids(await listAll(store, { limit: 1 })).sort()).toEqual([...live].sort());
+            for (const status of ['completed', 'compensated', 'failed'] as const) {
+              expect((await store.list({ status })).items, status).toEqual([]);
+            }
+            expect(
+              ids(
+                await listAll(store, {
+                  status: ['running', 'completed', 'stuck'],
+                  sagaName: 'place-order',
+                  limit: 1,
+                }),
+              ),
+            ).toEqual(['r-running', 'r-stuck']);
+            for (const id of live) expect((await store.get(id))?.sagaId, id).toBe(id);
+          },
+          { finishedRetentionMs: RETENTION_MS },
+        ),
+      20_000,
+    );
 
-    it('lets a saga id be used again once its finished saga expired', () =>
-      withStore(
-        async ({ store, advance }) => {
-          const done = await drive(store, 'r-again', ['completed'], 1);
-          await advance(RETENTION_MS + 100);
-          expect(
-            await eventually(advance, async () => (await store.get('r-again')) === undefined),
-          ).toBe(true);
-          // The same id, a new saga (a later createdAt): listed once, as itself.
-          const fresh = await drive(store, 'r-again', [], 9);
-          expect(fresh.createdAt).not.toBe(done.createdAt);
-          const listed = await listAll(store, { limit: 1 });
-          expect(listed.map((r) => [r.sagaId, r.createdAt, r.status])).toEqual([
-            ['r-again', fresh.createdAt, 'running'],
-          ]);
-          expect(ids((await store.list({ status: 'completed' })).items)).toEqual([]);
-        },
-        { finishedRetentionMs: RETENTION_MS },
-      ), 20_000);
+    it(
+      'lets a saga id be used again once its finished saga expired',
+      () =>
+        withStore(
+          async ({ store, advance }) => {
+            const done = await drive(store, 'r-again', ['completed'], 1);
+            await advance(RETENTION_MS + 100);
+            expect(
+              await eventually(advance, async () => (await store.get('r-again')) === undefined),
+            ).toBe(true);
+            // The same id, a new saga (a later createdAt): listed once, as itself.
+            const fresh = await drive(store, 'r-again', [], 9);
+            expect(fresh.createdAt).not.toBe(done.createdAt);
+            const listed = await listAll(store, { limit: 1 });
+            expect(listed.map((r) => [r.sagaId, r.createdAt, r.status])).toEqual([
+              ['r-again', fresh.createdAt, 'running'],
+            ]);
+            expect(ids((await store.list({ status: 'completed' })).items)).toEqual([]);
+          },
+          { finishedRetentionMs: RETENTION_MS },
+        ),
+      20_000,
+    );
 
     it('does not lose or repeat sagas that stay in the index while paging', () =>
       withStore(async ({ store }) => {
