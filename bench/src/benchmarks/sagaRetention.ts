@@ -72,15 +72,23 @@ async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
 }
 
 /** Sum of MEMORY USAGE (all samples: exact for sorted sets) over the keys under `prefix`. */
-async function memoryUnder(redis: Redis, prefix: string): Promise<{ bytes: number; keys: number }> {
+async function memoryUnder(
+  redis: Redis,
+  prefix: string,
+): Promise<{ bytes: number; indexBytes: number; keys: number }> {
   const keys = await keysUnder(redis, prefix);
   let bytes = 0;
+  let indexBytes = 0;
   for (let start = 0; start < keys.length; start += 1000) {
+    const slice = keys.slice(start, start + 1000);
     const p = redis.pipeline();
-    for (const k of keys.slice(start, start + 1000)) p.call('MEMORY', 'USAGE', k, 'SAMPLES', '0');
-    for (const [, v] of (await p.exec()) ?? []) bytes += Number(v ?? 0);
+    for (const k of slice) p.call('MEMORY', 'USAGE', k, 'SAMPLES', '0');
+    ((await p.exec()) ?? []).forEach(([, v], i) => {
+      bytes += Number(v ?? 0);
+      if (slice[i]!.includes('idx:')) indexBytes += Number(v ?? 0);
+    });
   }
-  return { bytes, keys: keys.length };
+  return { bytes, indexBytes, keys: keys.length };
 }
 
 async function usedMemory(redis: Redis): Promise<number> {
@@ -109,6 +117,11 @@ export const sagaRetentionBenchmark: Benchmark = {
       .metric('after', {
         label: 'with retention, after expiry + sweep, MEMORY USAGE',
         role: 'backtrack',
+        unit: 'MB / 100k sagas',
+      })
+      .metric('before-indexes', {
+        label: 'of which index sets (idx:all, idx:s, idx:n, idx:ns, idx:exp)',
+        role: 'info',
         unit: 'MB / 100k sagas',
       })
       .metric('kept-used', {
@@ -179,7 +192,9 @@ export const sagaRetentionBenchmark: Benchmark = {
           await writeFinished(store, n);
           const lastWrite = Date.now();
           rec.record('before-used', per100k((await usedMemory(redis)) - used0));
-          rec.record('before', per100k((await memoryUnder(redis, prefix)).bytes));
+          const before = await memoryUnder(redis, prefix);
+          rec.record('before', per100k(before.bytes));
+          rec.record('before-indexes', per100k(before.indexBytes));
           const measured = Date.now();
           if (measured >= t0 + ttlMs) {
             rec.note(`the "before" measurement ended after the first sagas' TTL: it under-counts`);
