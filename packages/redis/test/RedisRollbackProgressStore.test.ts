@@ -42,7 +42,7 @@ describe.skipIf(!redis.available)('RedisRollbackProgressStore', () => {
       for (let i = 0; i < 50 && (await c.zscore(runs, 'old-run')) !== null; i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      expect(await c.zrange(runs, 0, -1)).toEqual(['new-run']);
+      expect(await c.zrange(runs, '0', '-1')).toEqual(['new-run']);
       expect((await store.listRuns()).map((r) => r.runId)).toEqual(['new-run']);
     } finally {
       await store.destroy();
