@@ -126,7 +126,10 @@ export type {
 export { dedupeStoreContract } from './contracts/dedupeStoreContract.js';
 export type { DedupeStoreContractHarness } from './contracts/dedupeStoreContract.js';
 export { sagaStoreContract, makeSagaRecord } from './contracts/sagaStoreContract.js';
-export type { SagaStoreContractHarness } from './contracts/sagaStoreContract.js';
+export type {
+  SagaStoreContractHarness,
+  SagaStoreContractOptions,
+} from './contracts/sagaStoreContract.js';
 export { journalContract } from './contracts/journalContract.js';
 export type {
   JournalContractHarness,

@@ -24,12 +24,27 @@ interface Run {
 export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   readonly #runs = new Map<string, Run>();
   readonly #now: () => number;
+  readonly #runTtlMs: number;
 
-  constructor(options: { now?: () => number } = {}) {
+  /**
+   * `runTtlMs`: a run (plan, progress, lease) is deleted this long after its last write, as with
+   * `RedisRollbackProgressStore`. @default 2_592_000_000 (30 days)
+   */
+  constructor(options: { now?: () => number; runTtlMs?: number } = {}) {
     this.#now = options.now ?? Date.now;
+    this.#runTtlMs = options.runTtlMs ?? 30 * 24 * 60 * 60 * 1000;
+  }
+
+  /** Deletes the runs last written more than runTtlMs ago. */
+  #expire(): void {
+    const cut = this.#now() - this.#runTtlMs;
+    for (const [id, run] of this.#runs) {
+      if (Date.parse(run.record.updatedAt) <= cut) this.#runs.delete(id);
+    }
   }
 
   async createRun(runId: string, plan: RollbackPlanSummary) {
+    this.#expire();
     const existing = this.#runs.get(runId);
     if (existing) {
       if (existing.plan.planId !== plan.planId) {
@@ -58,6 +73,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   }
 
   async getRun(runId: string) {
+    this.#expire();
     const run = this.#runs.get(runId);
     return run ? this.#view(run) : undefined;
   }
@@ -68,6 +84,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   }
 
   async listRuns(options: { limit?: number } = {}) {
+    this.#expire();
     return [...this.#runs.values()]
       .map((r) => this.#view(r))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))

@@ -130,6 +130,9 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     )) as [number, string];
     if (created === 0 && planId !== plan.planId)
       throw new RollbackRunConflictError(runId, planId, plan.planId);
+    // Retention of the run list: runs Redis expired leave their id in `P:runs`; a new run (rare,
+    // never on a rollback's hot path) trims the ids of runs created over runTtlMs ago that are gone.
+    if (created === 1) this.#trimRuns(now).catch(() => undefined);
     return { created: created === 1, run: (await this.getRun(runId))! };
   }
 
@@ -176,6 +179,20 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     );
     const runs = await Promise.all(ids.map((id) => this.getRun(id)));
     return runs.filter((r): r is RollbackRunRecord => r !== undefined);
+  }
+
+  /** Removes from `P:runs` up to 100 ids of runs created over runTtlMs ago whose record expired. */
+  async #trimRuns(now: number): Promise<void> {
+    const runs = `${this.#prefix}:runs`;
+    const old = await this.#call('trimRuns', () =>
+      this.#redis.zrangebyscore(runs, '-inf', `(${now - this.#ttlMs}`, 'LIMIT', 0, 100),
+    );
+    if (old.length === 0) return;
+    const exists = await Promise.all(
+      old.map((id) => this.#call('trimRuns', () => this.#redis.exists(this.#run(id)))),
+    );
+    const gone = old.filter((_, i) => exists[i] === 0);
+    if (gone.length > 0) await this.#call('trimRuns', () => this.#redis.zrem(runs, ...gone));
   }
 
   async acquireLease(runId: string, owner: string, leaseMs: number): Promise<LeaseResult> {
