@@ -169,13 +169,21 @@ export class RedisDedupeStore implements DedupeStore {
       keys[i] = this.#key(entry.key);
       tokens[i] = String(entry.token);
       done[i] = this.#doneValue(`entries[${i}].result`, entry.result);
-      if (i > 0 && (tokens[i] !== tokens[0] || done[i] !== done[0])) shared = false;
+      if (i > 0 && done[i] !== done[0]) shared = false;
     }
     if (count === 0) return [];
-    // One token and one done value for the whole batch (a `claimMany` batch without results):
-    // each key once and nothing more per key; else a token and a done value per key.
+    // One done value for the whole batch (no results, the common case): it goes once, then a
+    // token per key; else a token and a done value per key.
     const answers = shared
-      ? await this.#batch('completeMany', COMPLETE_MANY_SHARED, keys, [ttlMs, tokens[0]!, done[0]!])
+      ? await this.#batch(
+          'completeMany',
+          COMPLETE_MANY_SHARED,
+          keys,
+          [ttlMs, done[0]!],
+          (i, args) => {
+            args.push(tokens[i]!);
+          },
+        )
       : await this.#batch('completeMany', COMPLETE_MANY, keys, [ttlMs], (i, args) => {
           args.push(tokens[i]!, done[i]!);
         });
@@ -211,17 +219,25 @@ export class RedisDedupeStore implements DedupeStore {
     leaseMs: number,
     operation: string,
   ): Promise<ClaimResult[]> {
-    // One token per call (see CLAIM); every claimed key of it answers with it.
-    const token = randomUUID();
-    const redisKeys = new Array<string>(keys.length);
-    for (let i = 0; i < keys.length; i++) redisKeys[i] = this.#key(keys[i]!);
-    const raw = (await this.#batch(operation, CLAIM, redisKeys, [leaseMs, token])) as string[];
+    // Each key its own token (distinct, unguessable): one random part per call, then the key's
+    // position, instead of a random UUID per key.
+    const base = randomUUID();
+    const count = keys.length;
+    const redisKeys = new Array<string>(count);
+    const tokens = new Array<string>(count);
+    for (let i = 0; i < count; i++) {
+      redisKeys[i] = this.#key(keys[i]!);
+      tokens[i] = `${base}.${i}`;
+    }
+    const raw = (await this.#batch(operation, CLAIM, redisKeys, [leaseMs], (i, args) => {
+      args.push(tokens[i]!);
+    })) as string[];
     const out = new Array<ClaimResult>(raw.length);
     for (let i = 0; i < raw.length; i++) {
       const answer = raw[i]!;
       out[i] =
         answer === 'c'
-          ? { status: 'claimed', token }
+          ? { status: 'claimed', token: tokens[i]! }
           : answer === 'i'
             ? { status: 'in-progress' }
             : answer.length > 1

@@ -9,19 +9,17 @@ import { LuaScript } from '../internal/LuaScript.js';
  */
 
 /**
- * Claims every key in KEYS in one atomic call. ARGV[1] = leaseMs, ARGV[2] = the token of the
- * call (one random token serves every key of a call: each key's lease is still fenced by it,
- * and a token is never reused across calls). Answers per key: 'c' claimed, 'i' in progress, or
- * the done value ('d' / 'd:result'). `SET NX PX` is the claim itself; the GET after a refused
- * SET runs in the same script, so no other client can change the key in between.
+ * Claims every key in KEYS in one atomic call. ARGV[1] = leaseMs, ARGV[1 + i] = the token for
+ * KEYS[i]. Answers per key: 'c' claimed, 'i' in progress, or the done value ('d' / 'd:result').
+ * `SET NX PX` is the claim itself; the GET after a refused SET runs in the same script, so no
+ * other client can change the key in between.
  */
 export const CLAIM = new LuaScript(
-  'backtrack.dedupe.claim.v2',
+  'backtrack.dedupe.claim',
   `
 local out = {}
-local value = 'p:' .. ARGV[2]
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, value, 'NX', 'PX', ARGV[1]) then
+  if redis.call('SET', key, 'p:' .. ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
     out[i] = 'c'
   else
     local cur = redis.call('GET', key)
@@ -67,18 +65,17 @@ return out
 );
 
 /**
- * {@link COMPLETE_MANY} for the common batch whose entries share one token and one done value
- * (claimed by one `claimMany`, no results): ARGV[1] = ttlMs, ARGV[2] = token, ARGV[3] = done
- * value, so the call carries each key once and nothing per key besides.
+ * {@link COMPLETE_MANY} for the common batch whose entries share one done value (no results):
+ * ARGV[1] = ttlMs, ARGV[2] = the done value, ARGV[2 + i] = the token for KEYS[i], so the call
+ * carries one value per key instead of two.
  */
 export const COMPLETE_MANY_SHARED = new LuaScript(
   'backtrack.dedupe.completeManyShared',
   `
 local out = {}
-local lease = 'p:' .. ARGV[2]
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == lease then
-    redis.call('SET', key, ARGV[3], 'PX', ARGV[1])
+  if redis.call('GET', key) == 'p:' .. ARGV[i + 2] then
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[1])
     out[i] = 1
   else
     out[i] = 0
