@@ -100,7 +100,7 @@ try {
       writeFileSync(`${profileDir}/${side}-${round}.cpuprofile`, JSON.stringify(profile));
     }
     console.log(
-      `${side} round ${round}: ${r.cpuUs.toFixed(1)} µs CPU/msg, ${r.rate.toFixed(0)} msg/s, ${((n / (r.windows ?? n)) || 0).toFixed(1)} msg/window`,
+      `${side} round ${round}: ${r.cpuUs.toFixed(1)} µs CPU/msg, ${r.rate.toFixed(0)} msg/s, ${(n / (r.windows ?? n) || 0).toFixed(1)} msg/window`,
     );
     await channel.unbindQueue(queue, exchange, '#').catch(() => undefined);
   }
