@@ -580,6 +580,45 @@ describe('runRollback', () => {
     expect(second.status).toBe('completed');
     expect(w.transport.sent).toHaveLength(6);
   });
+
+  it("a resumed run's progress counts what the stopped runner finished (it never goes backwards)", async () => {
+    const w = await planned(6);
+    const controller = new AbortController();
+    const before: number[] = [];
+    await runRollback(
+      w.plan,
+      {
+        runId: 'r10',
+        batchSize: 2,
+        batchesInFlight: 1,
+        signal: controller.signal,
+        onProgress: (e) => {
+          before.push(e.finished);
+          if (e.state === 'done') controller.abort();
+        },
+      },
+      w,
+    );
+    const reached = Math.max(...before);
+    expect(reached).toBeGreaterThan(0);
+    const after: number[] = [];
+    let total = 0;
+    const second = await runRollback(
+      w.plan,
+      {
+        runId: 'r10',
+        batchSize: 2,
+        onProgress: (e) => {
+          after.push(e.finished);
+          total = e.total;
+        },
+      },
+      w,
+    );
+    expect(second.status).toBe('completed');
+    expect(Math.min(...after)).toBeGreaterThanOrEqual(reached);
+    expect(Math.max(...after)).toBe(total);
+  });
 });
 
 describe('runRollback with several batches in flight', () => {

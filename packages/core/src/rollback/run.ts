@@ -227,7 +227,7 @@ async function runUntraced(
       o,
       lease.token,
       totalItems(plan),
-      checkpoint.finished,
+      checkpoint.forgotten,
     );
     const stop = { fatal: false, failedBatchesInARow: 0 };
     const run: RunContext = {
@@ -557,12 +557,17 @@ async function loadProgress(
   o: ResolvedRunOptions,
   token: string,
   total: number,
-  finishedBefore: number,
+  forgotten: { done: number; skipped: number },
 ): Promise<RunProgress> {
   const { runId } = o;
   const progress = await store.getItems(runId);
-  // The checkpointed pages' count; the items of the current page a runner finished are counted again as they are reached.
-  let finished = finishedBefore;
+  // What a killed runner finished counts from the start: the items checkpointed pages forgot,
+  // and every finished item the store still holds (the current page's, and earlier pages' items
+  // for a person, which are kept). A resumed run's progress never goes backwards.
+  let finished =
+    forgotten.done +
+    forgotten.skipped +
+    Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
   const report = (updates: readonly ItemUpdate[]) => {
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
