@@ -9,9 +9,13 @@ const alias = [
   { find: /^@backtrack\/core\/adapter$/, replacement: src('core', 'adapter/index.ts') },
   { find: /^@backtrack\/core\/testing$/, replacement: src('core', 'testing/index.ts') },
   { find: /^@backtrack\/core$/, replacement: src('core') },
+  { find: /^@backtrack\/redis\/adapter$/, replacement: src('redis', 'adapter.ts') },
   { find: /^@backtrack\/redis$/, replacement: src('redis') },
+  { find: /^@backtrack\/kafka\/adapter$/, replacement: src('kafka', 'adapter.ts') },
   { find: /^@backtrack\/kafka$/, replacement: src('kafka') },
+  { find: /^@backtrack\/rabbitmq\/adapter$/, replacement: src('rabbitmq', 'adapter.ts') },
   { find: /^@backtrack\/rabbitmq$/, replacement: src('rabbitmq') },
+  { find: /^@backtrack\/postgres\/adapter$/, replacement: src('postgres', 'adapter.ts') },
   { find: /^@backtrack\/postgres$/, replacement: src('postgres') },
   { find: /^@backtrack\/cli$/, replacement: src('cli') },
 ];

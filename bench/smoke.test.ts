@@ -34,6 +34,7 @@ const EXPECTED = [
   'rollback',
   'e2e',
   'telemetry',
+  'saga-retention',
 ];
 
 describe.skipIf(!ready)('npm run bench -- --quick', () => {

@@ -1,7 +1,7 @@
 /**
  * Raw kafkajs helpers shared by the Kafka benchmarks (topic set-up and tear-down, loading).
  */
-import { toKafkaRecord } from '@backtrack/kafka';
+import { toKafkaRecord } from '@backtrack/kafka/adapter';
 import { Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
 import type { EncodedMessage } from '@backtrack/core';
 import { SERVICES } from './common.js';

@@ -14,6 +14,7 @@ import { rabbitConsumeBenchmark } from './benchmarks/rabbitConsume.js';
 import { rabbitPublishBenchmark } from './benchmarks/rabbitPublish.js';
 import { rollbackBenchmark } from './benchmarks/rollback.js';
 import { sagaBenchmark } from './benchmarks/saga.js';
+import { sagaRetentionBenchmark } from './benchmarks/sagaRetention.js';
 import { telemetryBenchmark } from './benchmarks/telemetry.js';
 import { describeMachine, machineInfo } from './machine.js';
 import {
@@ -37,6 +38,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   rollbackBenchmark,
   e2eBenchmark,
   telemetryBenchmark,
+  sagaRetentionBenchmark,
 ];
 
 const D = FULL_DEFAULTS;
@@ -51,6 +53,7 @@ const HELP = `Usage: npm run bench -- [options]
   --sagas N            sagas per run on the in-memory store (default ${D.sagas})
   --redis-sagas N      sagas per run on the Redis store (default ${D.redisSagas})
   --saga-concurrency N sagas driven at once (default ${D.sagaConcurrency})
+  --retention-sagas N  saga-retention: finished sagas per side (default ${D.retentionSagas})
   --claims N           dedupe claims per run (default ${D.claims})
   --batch N            keys per claimMany / pipeline (default ${D.batch})
   --effects N          journaled effects a rollback reverses per run (default ${D.effects})
@@ -85,6 +88,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       sagas: { type: 'string' },
       'redis-sagas': { type: 'string' },
       'saga-concurrency': { type: 'string' },
+      'retention-sagas': { type: 'string' },
       claims: { type: 'string' },
       batch: { type: 'string' },
       effects: { type: 'string' },
@@ -126,6 +130,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     sagas: positive('sagas', values.sagas, d.sagas),
     redisSagas: positive('redis-sagas', values['redis-sagas'], d.redisSagas),
     sagaConcurrency: positive('saga-concurrency', values['saga-concurrency'], d.sagaConcurrency),
+    retentionSagas: positive('retention-sagas', values['retention-sagas'], d.retentionSagas),
     claims: positive('claims', values.claims, d.claims),
     batch: positive('batch', values.batch, d.batch),
     effects: positive('effects', values.effects, d.effects),

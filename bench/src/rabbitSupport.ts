@@ -1,7 +1,7 @@
 /**
  * Raw amqplib helpers shared by the RabbitMQ benchmarks.
  */
-import { toAmqpMessage } from '@backtrack/rabbitmq';
+import { toAmqpMessage } from '@backtrack/rabbitmq/adapter';
 import amqplib, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { EncodedMessage } from '@backtrack/core';
 import { SERVICES } from './common.js';

@@ -23,6 +23,8 @@ export interface BenchOptions {
   redisSagas: number;
   /** Sagas driven at once. */
   sagaConcurrency: number;
+  /** saga-retention: finished sagas written per side. */
+  retentionSagas: number;
   /** Dedupe claims per run. */
   claims: number;
   /** Keys per batched claim / pipeline. */
@@ -59,6 +61,7 @@ export const FULL_DEFAULTS: Readonly<Sizes> = {
   sagas: 20_000,
   redisSagas: 2_000,
   sagaConcurrency: 64,
+  retentionSagas: 100_000,
   claims: 20_000,
   batch: 100,
   effects: 5_000,
@@ -78,6 +81,7 @@ export const QUICK_DEFAULTS: Readonly<Sizes> = {
   sagas: 300,
   redisSagas: 50,
   sagaConcurrency: 16,
+  retentionSagas: 200,
   claims: 300,
   batch: 50,
   effects: 100,

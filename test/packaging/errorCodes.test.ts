@@ -77,7 +77,7 @@ describe('error codes', () => {
   });
 
   it('gives each error class of every entry its own declared brand', () => {
-    const entries = { core, adapter, testing, redis, kafka, rabbitmq, postgres };
+    const entries = { core, adapter, testing, redis, kafka, rabbitmq, postgres, cli };
     const brands = new Map<string, string>();
     for (const [entry, exports] of Object.entries(entries)) {
       for (const [name, value] of Object.entries(exports)) {
@@ -93,7 +93,7 @@ describe('error codes', () => {
         expect(Object.hasOwn(value, 'brand'), `${entry}.${name} declares no brand`).toBe(true);
         const brand = (value as unknown as { brand: string }).brand;
         expect(brand).toMatch(
-          new RegExp(`^@backtrack/(core|redis|kafka|rabbitmq|postgres)\\.${name}$`),
+          new RegExp(`^@backtrack/(core|redis|kafka|rabbitmq|postgres|cli)\\.${name}$`),
         );
         const seen = brands.get(brand);
         expect(seen === undefined || seen === name, `${brand} used by ${seen} and ${name}`).toBe(

@@ -105,7 +105,9 @@ const store = new RedisDedupeStore({ keyPrefix: 'pack:' }, { redis });
 redis.disconnect();
 // The adapter entry (contract suites included) loads without vitest installed.
 const adapter = await import('@backtrack/core/adapter');
-console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name, contract: typeof adapter.dedupeStoreContract }));
+// An adapter package's own adapter entry resolves through its exports map too.
+const redisAdapter = await import('@backtrack/redis/adapter');
+console.log(JSON.stringify({ status: result.status, effects, store: store.constructor.name, contract: typeof adapter.dedupeStoreContract, classify: typeof redisAdapter.classifyRedisError }));
 `,
       );
       const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app });
@@ -114,6 +116,7 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
         effects: ['a:x'],
         store: 'RedisDedupeStore',
         contract: 'function',
+        classify: 'function',
       });
     },
     SLOW,
@@ -127,7 +130,8 @@ console.log(JSON.stringify({ status: result.status, effects, store: store.constr
         `import { defineSaga, type SagaResult } from '@backtrack/core';
 import { dedupeStoreContract, encodeCursor, type DedupeStore } from '@backtrack/core/adapter';
 import { ConsumerSpy } from '@backtrack/core/testing';
-import { RedisDedupeStore } from '@backtrack/redis';
+import { RedisDedupeStore, type RedisAccessError } from '@backtrack/redis';
+import { classifyRedisError } from '@backtrack/redis/adapter';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 
@@ -144,6 +148,7 @@ export const adapter: [typeof dedupeStoreContract, string, DedupeStore] = [
   store,
 ];
 export const spy = ConsumerSpy;
+export const denied: RedisAccessError | undefined = classifyRedisError(new Error('WRONGPASS'));
 `,
       );
       writeFileSync(

@@ -7,7 +7,8 @@
  * time is split into its phases (summed journal/transport call time, divided by messages).
  */
 import { createPublisher, encodeEnvelope, type Publisher } from '@backtrack/core';
-import { createKafkaTransport, toKafkaRecord } from '@backtrack/kafka';
+import { createKafkaTransport } from '@backtrack/kafka';
+import { toKafkaRecord } from '@backtrack/kafka/adapter';
 import { createRedisClient, RedisJournal } from '@backtrack/redis';
 import { Partitioners } from 'kafkajs';
 import {

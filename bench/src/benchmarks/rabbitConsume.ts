@@ -181,12 +181,14 @@ export const rabbitConsumeBenchmark: Benchmark = {
 };
 
 /** Messages per second, and CPU microseconds of this process per message, over the same span. */
-interface Measured {
+export interface Measured {
   rate: number;
   cpuUs: number;
+  /** Windows (batches) the consumer handled, when it has them. */
+  windows?: number;
 }
 
-async function rawConsume(
+export async function rawConsume(
   model: ChannelModel,
   queue: string,
   n: number,
@@ -227,7 +229,7 @@ async function rawConsume(
   return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
 }
 
-async function backtrackConsume(
+export async function backtrackConsume(
   transport: RabbitTransport,
   exchange: string,
   queue: string,
@@ -309,7 +311,11 @@ async function backtrackConsume(
     await subscription?.close().catch(() => undefined);
   }
   if (sum === 0) throw new Error('handler saw no data');
-  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
+  return {
+    rate: n / ((last - first) / 1000),
+    cpuUs: (cpu * 1e6) / n,
+    windows: subscription.stats.batches,
+  };
 }
 
 const CE = 'cloudEvents_';
@@ -320,7 +326,7 @@ const V1 = BenchOrderPlaced.schema(1);
  * only after its effect and its durable done mark; a duplicate is acknowledged without effect),
  * written directly against amqplib and ioredis.
  */
-async function handWrittenConsume(
+export async function handWrittenConsume(
   model: ChannelModel,
   redis: Redis,
   keyPrefix: string,
@@ -341,7 +347,9 @@ async function handWrittenConsume(
   let failure: unknown;
   const token = randomUUID();
 
+  let windows = 0;
   const handleWindow = async (window: ConsumeMessage[]) => {
+    windows += 1;
     const decoded: { key: string; amountCents: number }[] = [];
     for (const message of window) {
       const headers = message.properties.headers ?? {};
@@ -416,5 +424,5 @@ async function handWrittenConsume(
     await channel.close().catch(() => undefined);
   }
   if (sum === 0) throw new Error('hand-written handler saw no data');
-  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n };
+  return { rate: n / ((last - first) / 1000), cpuUs: (cpu * 1e6) / n, windows };
 }

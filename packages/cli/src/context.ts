@@ -10,12 +10,8 @@ import {
 } from '@backtrack/core';
 import { createKafkaTransport, type KafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
-import {
-  RedisJournal,
-  RedisRollbackProgressStore,
-  RedisSagaStore,
-  classifyRedisError,
-} from '@backtrack/redis';
+import { RedisJournal, RedisRollbackProgressStore, RedisSagaStore } from '@backtrack/redis';
+import { classifyRedisError } from '@backtrack/redis/adapter';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { BacktrackConfig } from './config.js';

@@ -1,4 +1,4 @@
-import { redactText } from '@backtrack/core';
+import { BacktrackError, redactText } from '@backtrack/core';
 
 /** Exit codes of the `backtrack` command. */
 export const EXIT = {
@@ -46,21 +46,26 @@ export const CLI_ERROR_CODES = {
 export type CliErrorCode = (typeof CLI_ERROR_CODES)[keyof typeof CLI_ERROR_CODES];
 
 /**
- * An error the CLI reports as one clear line and an exit code. Its message and hint are redacted
- * (a connection URL in them keeps its user, never its password).
+ * An error the CLI reports as one clear line and an exit code. A {@link BacktrackError} like every
+ * error of the libraries (a stable `code`, a brand, `retriable: false`), so a caller that catches
+ * `BacktrackError` sees it too. Its message and hint are redacted (a connection URL in them keeps
+ * its user, never its password).
+ *
+ * `code` is one of {@link CLI_ERROR_CODES}, or the code of the library error the CLI reports
+ * with its own exit code (a held rollback lease exits 3 with `BT_ERR_ROLLBACK_RUN_LOCKED`).
  */
-export class CliError extends Error {
+export class CliError extends BacktrackError {
+  static override readonly brand: string = '@backtrack/cli.CliError';
   readonly hint?: string;
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.Error,
-    readonly code: string = exitCode === EXIT.Usage
+    code: CliErrorCode | (string & {}) = exitCode === EXIT.Usage
       ? CLI_ERROR_CODES.USAGE
       : CLI_ERROR_CODES.FAILED,
     hint?: string,
   ) {
-    super(redactText(message));
-    this.name = 'CliError';
+    super(code, message);
     if (hint !== undefined) this.hint = redactText(hint);
   }
 }

@@ -98,6 +98,7 @@ const EXAMPLES: Record<string, string> = {
     'backtrack sagas resolve order-1 --step charge-card --reason "refunded by hand, ticket 123"',
   'sagas recover': 'backtrack sagas recover',
   'sagas prune': 'backtrack sagas prune --older-than 30d',
+  'journal prune': 'backtrack journal prune --older-than 7d',
   'schemas check': 'backtrack schemas check --snapshot backtrack.schemas.json --required FULL',
   'schemas snapshot': 'backtrack schemas snapshot --out backtrack.schemas.json --label 2.4.0',
   'dlq list': 'backtrack dlq list --transport kafka --topic orders.dlq --limit 20',

@@ -9,15 +9,19 @@ import { probeService, uniqueName } from '../../../test/support/services.js';
 const CONFIG = fileURLToPath(new URL('./fixtures/backtrack.config.mjs', import.meta.url));
 const redisInfo = await probeService('redis');
 
-async function run(args: string[]): Promise<{ code: number; stdout: string }> {
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
+  let stderr = '';
   const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
     stdout += String(chunk);
     return true;
   });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
   try {
-    return { code: await main(args), stdout };
+    return { code: await main(args), stdout, stderr };
   } finally {
     out.mockRestore();
     err.mockRestore();
@@ -33,7 +37,7 @@ describe.skipIf(!redisInfo.available)('backtrack journal prune', () => {
     await redis.quit();
   });
 
-  it('deletes the records older than --retention-ms and keeps the rest', async () => {
+  it('deletes the records older than --older-than (or --retention-ms) and keeps the rest', async () => {
     const record = (id: string, ageMs: number) => ({
       id,
       type: 'order.placed',
@@ -55,13 +59,32 @@ describe.skipIf(!redisInfo.available)('backtrack journal prune', () => {
         '--json',
         'journal',
         'prune',
-        '--retention-ms',
-        '600000',
+        '--older-than',
+        '10m',
       ]);
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ deleted: 2 });
       const bad = await run(['--config', CONFIG, 'journal', 'prune', '--retention-ms', '-5']);
       expect(bad.code).not.toBe(0);
+      for (const args of [
+        ['--older-than', 'a week'],
+        ['--older-than', '10m', '--retention-ms', '600000'],
+      ]) {
+        const refused = await run(['--config', CONFIG, 'journal', 'prune', ...args]);
+        expect(refused.code, args.join(' ')).toBe(2);
+        expect(refused.stderr).toMatch(/--older-than/);
+      }
+      // The older flag still works: nothing is left past 10 minutes.
+      const again = await run([
+        '--config',
+        CONFIG,
+        '--json',
+        'journal',
+        'prune',
+        '--retention-ms',
+        '600000',
+      ]);
+      expect(JSON.parse(again.stdout)).toMatchObject({ deleted: 0 });
     } finally {
       vi.unstubAllEnvs();
     }

@@ -58,6 +58,10 @@ describe('consumer options', () => {
       'heartbeatIntervalMs',
     );
     expect(fieldOf(() => resolveConsumerOptions({ retryTopic: 'x' as never }))).toBe('retryTopic');
+    expect(fieldOf(() => resolveConsumerOptions({ awaitCommits: 'yes' as never }))).toBe(
+      'awaitCommits',
+    );
+    expect(DEFAULT_KAFKA_CONSUMER_OPTIONS.awaitCommits).toBe(false);
   });
 });
 

@@ -90,6 +90,18 @@ export interface KafkaConsumerOptions {
    * @default 1
    */
   partitionsConsumedConcurrently: number;
+  /**
+   * Whether a partition's next batch waits until the offset commit of the previous one is
+   * acknowledged. `false`: the commit goes out in the background (the commits of the
+   * partitions consumed at once share one OffsetCommit request, one in flight at a time) and
+   * the partition moves on at once; `close` still sends every commit before leaving the group.
+   * Either way a committed offset never passes a record without its disposition; without the
+   * wait a crash or a lost partition may hand the new owner up to one more batch per partition
+   * again (the dedupe store absorbs it). `true` costs one commit round trip per batch on the
+   * hot path (35-55 ms per hop on the loaded 2-core bench machine).
+   * @default false
+   */
+  awaitCommits: boolean;
   /** @default 30_000 */
   sessionTimeoutMs: number;
   /** @default 3_000 */
@@ -123,6 +135,7 @@ export const DEFAULT_KAFKA_CONSUMER_OPTIONS: Readonly<KafkaConsumerOptions> = Ob
   replicationFactor: 1,
   batchSize: 50,
   partitionsConsumedConcurrently: 1,
+  awaitCommits: false,
   sessionTimeoutMs: 30_000,
   heartbeatIntervalMs: 3_000,
   rebalanceTimeoutMs: 60_000,
@@ -240,6 +253,8 @@ export function resolveConsumerOptions(
     throw new KafkaConfigError('deadLetterTopic', 'must be a function');
   if (typeof o.fromBeginning !== 'boolean')
     throw new KafkaConfigError('fromBeginning', 'must be a boolean');
+  if (typeof o.awaitCommits !== 'boolean')
+    throw new KafkaConfigError('awaitCommits', 'must be a boolean');
   if (typeof o.createTopics !== 'boolean')
     throw new KafkaConfigError('createTopics', 'must be a boolean');
   if (o.heartbeatIntervalMs >= o.sessionTimeoutMs) {

@@ -6,7 +6,8 @@
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TransportEventMap } from '@backtrack/core';
-import { createKafkaTransport, createKafkajsClient, type KafkaClient } from '@backtrack/kafka';
+import { createKafkaTransport } from '@backtrack/kafka';
+import { createKafkajsClient, type KafkaClient } from '@backtrack/kafka/adapter';
 import type { KafkaTransport } from '@backtrack/kafka';
 import { kafkaBroker } from './broker.js';
 import { ACK, makeTransport, message, recordingProcessor, uniqueName, waitFor } from './helpers.js';

@@ -11,15 +11,17 @@ import { z } from 'zod';
 import { createConsumerPipeline, defineEvent, handle } from '@backtrack/core';
 import { pino } from 'pino';
 import {
-  BACKTRACK_HEADERS,
-  NULL_HEADERS_HEADER,
   createKafkaTransport,
-  createKafkajsClient,
   readDeadLetter,
   type DispositionEvent,
-  type KafkaClient,
   type SubscriptionErrorEvent,
 } from '@backtrack/kafka';
+import {
+  BACKTRACK_HEADERS,
+  NULL_HEADERS_HEADER,
+  createKafkajsClient,
+  type KafkaClient,
+} from '@backtrack/kafka/adapter';
 import { kafkaBroker } from './broker.js';
 import {
   ACK,

@@ -16,7 +16,7 @@ import {
   type IncomingMessage,
   type MessageProcessor,
 } from '@backtrack/core';
-import { BACKTRACK_HEADERS } from '@backtrack/kafka';
+import { BACKTRACK_HEADERS } from '@backtrack/kafka/adapter';
 import { RedisDedupeStore, createRedisClient } from '@backtrack/redis';
 import { probeService } from '../../../test/support/services.js';
 import { kafkaBroker } from './broker.js';

@@ -14,7 +14,8 @@ import {
   InMemoryJournal,
   type Journal,
 } from '@backtrack/core';
-import { createKafkajsClient, KafkaTransport, type KafkaClient } from '@backtrack/kafka';
+import { KafkaTransport } from '@backtrack/kafka';
+import { createKafkajsClient, type KafkaClient } from '@backtrack/kafka/adapter';
 import { kafkaBroker } from './broker.js';
 import { readTopic, uniqueName } from './helpers.js';
 

@@ -5,12 +5,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Disposition, IncomingMessage } from '@backtrack/core';
 import {
-  BACKTRACK_HEADERS,
   KAFKA_ERROR_CODES,
   KafkaConfigError,
   redriveDeadLetters,
   type DispositionEvent,
 } from '@backtrack/kafka';
+import { BACKTRACK_HEADERS } from '@backtrack/kafka/adapter';
 import { kafkaBroker } from './broker.js';
 import {
   ACK,

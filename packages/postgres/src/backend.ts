@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { Logger, Transport } from '@backtrack/core';
-import { PostgresConfigError } from './errors.js';
+import { assertPool } from './internal/pool.js';
 import { PostgresInbox, type PostgresInboxOptions } from './inbox/PostgresInbox.js';
 import { migrate as runMigrations, type MigrateResult } from './migrate/migrate.js';
 import { PostgresOutbox } from './outbox/PostgresOutbox.js';
@@ -60,9 +60,7 @@ export async function createPostgresBackend(
   options: PostgresBackendOptions = {},
 ): Promise<PostgresBackend> {
   const { pool, logger } = dependencies;
-  if (pool === undefined || typeof pool.query !== 'function') {
-    throw new PostgresConfigError('pool', 'must be a pg Pool', typeof pool);
-  }
+  assertPool(pool);
   const schema = options.schema ?? 'backtrack';
   const migrated =
     options.migrate === false

@@ -1,6 +1,8 @@
 /**
  * @backtrack/postgres: the PostgreSQL inbox (dedupe in the handler's own transaction), outbox
- * (journal written in the caller's transaction, published by a relay) and saga store.
+ * (journal written in the caller's transaction, published by a relay) and saga store, for
+ * applications. The access-error classifier for tools with their own pool is in
+ * `@backtrack/postgres/adapter`.
  */
 export type { PostgresErrorCode } from './errors.js';
 export {
@@ -81,8 +83,4 @@ export type {
   PostgresBackendOptions,
 } from './backend.js';
 export { DEFAULT_SCHEMA } from './internal/sql.js';
-export {
-  POSTGRES_ACCESS_ERROR_CODES,
-  PostgresAccessError,
-  classifyPostgresError,
-} from './connectionErrors.js';
+export { POSTGRES_ACCESS_ERROR_CODES, PostgresAccessError } from './connectionErrors.js';

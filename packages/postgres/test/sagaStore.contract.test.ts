@@ -22,12 +22,14 @@ describe.skipIf(!postgres.available)('PostgresSagaStore', () => {
   // The contract wants an empty store per test and uses fixed saga ids: a schema per test.
   sagaStoreContract(
     'PostgresSagaStore',
-    async () => {
+    async ({ finishedRetentionMs }) => {
       const schema = uniqueName('bt_saga_c');
       await migrate(pool, { schema });
+      // Retention cases: the store's own pruning pass, due every 50 ms.
+      const options = { schema, finishedRetentionMs, retentionIntervalMs: 50 };
       return {
-        store: new PostgresSagaStore({ pool }, { schema }),
-        peer: new PostgresSagaStore({ pool: peerPool }, { schema }),
+        store: new PostgresSagaStore({ pool }, options),
+        peer: new PostgresSagaStore({ pool: peerPool }, options),
         cleanup: () => dropSchema(pool, schema),
       };
     },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SagaRecord, SagaStatus } from '@backtrack/core';
 import { probeService, uniqueName } from '../../../test/support/services.js';
-import { PostgresSagaStore } from '@backtrack/postgres';
+import { PostgresSagaStore, dropSchema, migrate } from '@backtrack/postgres';
 import { openTestDatabase, type TestDatabase } from './support.js';
 
 const postgres = await probeService('postgres');
@@ -160,4 +160,65 @@ describe.skipIf(!postgres.available)('PostgresSagaStore (beyond the contract)', 
       code: 'BT_ERR_PG_CURSOR_INVALID',
     });
   });
+  it('retention: expireFinished deletes finished sagas past finishedRetentionMs by their last write, through the partial index', async () => {
+    // A schema of its own: the other cases leave finished sagas in the file's schema.
+    const schema = uniqueName('bt_saga_ret');
+    await migrate(db.pool, { schema });
+    try {
+      await retentionCase(schema);
+    } finally {
+      await dropSchema(db.pool, schema);
+    }
+  });
+
+  async function retentionCase(schema: string): Promise<void> {
+    const own = new PostgresSagaStore(
+      { pool: db.pool },
+      // A long interval: only the explicit passes below run.
+      { schema: schema, finishedRetentionMs: 200, retentionIntervalMs: 3_600_000 },
+    );
+    const ids: Record<string, string> = {};
+    for (const status of ['running', 'stuck', 'completed', 'compensated', 'failed'] as const) {
+      const r = (await own.create(sagaRecord())).record;
+      ids[status] = r.sagaId;
+      if (status !== 'running') await own.update({ ...r, status }, r.revision);
+    }
+    expect(await own.expireFinished()).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    // Written again just now: its retention starts over.
+    const failed = (await own.get(ids.failed!))!;
+    await own.update({ ...failed, status: 'failed' }, failed.revision);
+    expect(await own.expireFinished()).toBe(2);
+    expect(await own.get(ids.completed!)).toBeUndefined();
+    expect(await own.get(ids.compensated!)).toBeUndefined();
+    for (const status of ['running', 'stuck', 'failed']) {
+      expect((await own.get(ids[status]!))?.status).toBe(status);
+    }
+    // The pass reads the partial index of finished sagas, not the whole table.
+    const client = await db.pool.connect();
+    try {
+      await client.query(`SET search_path TO "${schema}"`);
+      await client.query('SET enable_seqscan = off');
+      const plan = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN SELECT saga_id FROM sagas
+          WHERE status IN ('completed', 'compensated', 'failed')
+            AND updated_at < now() - 1000 * interval '1 millisecond'
+          ORDER BY updated_at LIMIT 1000`,
+      );
+      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain(
+        'sagas_finished_updated_idx',
+      );
+    } finally {
+      client.release();
+    }
+    expect(
+      await new PostgresSagaStore(
+        { pool: db.pool },
+        { schema: schema, finishedRetentionMs: false },
+      ).expireFinished(),
+    ).toBe(0);
+    expect(
+      () => new PostgresSagaStore({ pool: db.pool }, { schema: schema, finishedRetentionMs: 0 }),
+    ).toThrow(expect.objectContaining({ code: 'BT_ERR_PG_CONFIG_INVALID' }));
+  }
 });

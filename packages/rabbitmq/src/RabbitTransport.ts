@@ -10,14 +10,10 @@ import type {
   TransportEvents,
 } from '@backtrack/core';
 import { RabbitConnection, type RabbitConnectionOptions } from './connection/RabbitConnection.js';
-import {
-  DEFAULT_RABBIT_CONSUMER_OPTIONS,
-  RabbitSubscription,
-  validateConsumerOptions,
-  type RabbitConsumerOptions,
-} from './consumer/RabbitSubscription.js';
+import { RabbitSubscription, type RabbitConsumerOptions } from './consumer/RabbitSubscription.js';
 import { toAmqpMessage } from './envelope/amqpBinding.js';
 import { RABBIT_ERROR_CODES, RabbitClosedError, RabbitConfigError, RabbitError } from './errors.js';
+import { resolveRabbitTransportOptions, stripUndefined } from './options.js';
 import { RabbitPublisher } from './publisher/RabbitPublisher.js';
 import { declareTopology, deleteTopology, type Topology } from './topology/topology.js';
 
@@ -56,16 +52,17 @@ export interface RabbitTransportDependencies {
   logger?: Logger;
 }
 
+/**
+ * What the `RabbitTransport` constructor takes besides the options: the open connection and the
+ * started publisher that {@link createRabbitTransport} made for it.
+ */
+export interface ConnectedRabbitDependencies extends RabbitTransportDependencies {
+  connection: RabbitConnection;
+  publisher: RabbitPublisher;
+}
+
 /** The port's subscription options plus the RabbitMQ consumer options. */
 export type RabbitSubscriptionOptions = SubscriptionOptions & Partial<RabbitConsumerOptions>;
-
-/** Defaults of the transport-level options. */
-export const DEFAULT_RABBIT_TRANSPORT_OPTIONS = Object.freeze({
-  routingKey: 'type' as RoutingKeyStrategy,
-  publishTimeoutMs: 30_000,
-  closeTimeoutMs: 10_000,
-  contentMode: 'binary' as ContentMode,
-});
 
 /**
  * Connects to RabbitMQ and returns a {@link RabbitTransport}.
@@ -83,34 +80,13 @@ export async function createRabbitTransport(
   options: RabbitTransportOptions,
   dependencies: RabbitTransportDependencies = {},
 ): Promise<RabbitTransport> {
-  const merged = { ...DEFAULT_RABBIT_TRANSPORT_OPTIONS, ...stripUndefined(options) };
-  for (const field of ['publishTimeoutMs', 'closeTimeoutMs'] as const) {
-    const value = merged[field];
-    if (!Number.isFinite(value) || value <= 0) {
-      throw new RabbitConfigError(field, 'must be a positive number of ms', value);
-    }
-  }
-  const routing = merged.routingKey;
-  if (typeof routing !== 'function' && routing !== 'type' && routing !== 'key') {
-    throw new RabbitConfigError('routingKey', "must be 'type', 'key' or a function", routing);
-  }
-  if (merged.contentMode !== 'binary' && merged.contentMode !== 'structured') {
-    throw new RabbitConfigError(
-      'contentMode',
-      "must be 'binary' or 'structured'",
-      merged.contentMode,
-    );
-  }
-  const consumerDefaults = {
-    ...DEFAULT_RABBIT_CONSUMER_OPTIONS,
-    ...stripUndefined(options.consumer ?? {}),
-  };
-  validateConsumerOptions(consumerDefaults);
+  // Checked before connecting; the constructor checks the same options with the same function.
+  const resolved = resolveRabbitTransportOptions(options);
   const logger = (dependencies.logger ?? createDefaultLogger()).child({ transport: 'rabbitmq' });
   const connection = await RabbitConnection.open(options, logger);
   const publisher = new RabbitPublisher(
     connection,
-    { publishTimeoutMs: merged.publishTimeoutMs, maxChannelFailures: 3 },
+    { publishTimeoutMs: resolved.publishTimeoutMs, maxChannelFailures: 3 },
     logger,
   );
   try {
@@ -119,15 +95,7 @@ export async function createRabbitTransport(
     await connection.close().catch(() => undefined);
     throw error;
   }
-  return new RabbitTransport(
-    {
-      routingKey: routing,
-      closeTimeoutMs: merged.closeTimeoutMs,
-      consumerDefaults,
-      contentMode: merged.contentMode,
-    },
-    { connection, publisher, logger },
-  );
+  return new RabbitTransport(options, { connection, publisher, logger });
 }
 
 /**
@@ -157,23 +125,31 @@ export class RabbitTransport implements Transport, TransportEvents {
   readonly #topologyHooks: Array<() => void> = [];
   #closed: Promise<void> | undefined;
 
-  /** Use {@link createRabbitTransport}. */
-  constructor(
-    options: {
-      routingKey: RoutingKeyStrategy;
-      closeTimeoutMs: number;
-      consumerDefaults: RabbitConsumerOptions;
-      contentMode?: ContentMode;
-    },
-    dependencies: { connection: RabbitConnection; publisher: RabbitPublisher; logger: Logger },
-  ) {
-    this.#routingKey = options.routingKey;
-    this.#contentMode = options.contentMode ?? 'binary';
-    this.#closeTimeoutMs = options.closeTimeoutMs;
-    this.#consumerDefaults = options.consumerDefaults;
+  /**
+   * Use {@link createRabbitTransport}: it checks the options, connects and starts the publisher,
+   * then calls this. The constructor checks `options` with the same function
+   * (`resolveRabbitTransportOptions`), so a bad option fails the same way both ways, and needs the
+   * open connection and started publisher the factory made.
+   * @throws {RabbitConfigError} on an invalid option, or without a connection and publisher.
+   */
+  constructor(options: RabbitTransportOptions, dependencies: ConnectedRabbitDependencies) {
+    const resolved = resolveRabbitTransportOptions(options);
+    for (const field of ['connection', 'publisher'] as const) {
+      if (!dependencies?.[field]) {
+        throw new RabbitConfigError(
+          `dependencies.${field}`,
+          'the transport needs the open connection and started publisher createRabbitTransport makes',
+          dependencies?.[field],
+        );
+      }
+    }
+    this.#routingKey = resolved.routingKey;
+    this.#contentMode = resolved.contentMode;
+    this.#closeTimeoutMs = resolved.closeTimeoutMs;
+    this.#consumerDefaults = resolved.consumerDefaults;
     this.connection = dependencies.connection;
     this.publisher = dependencies.publisher;
-    this.#logger = dependencies.logger;
+    this.#logger = dependencies.logger ?? createDefaultLogger().child({ transport: 'rabbitmq' });
   }
 
   /**
@@ -298,8 +274,4 @@ export class RabbitTransport implements Transport, TransportEvents {
     })();
     return this.#closed;
   }
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,42 +1,30 @@
-/** @backtrack/rabbitmq public API. */
-export {
-  createRabbitTransport,
-  RabbitTransport,
-  DEFAULT_RABBIT_TRANSPORT_OPTIONS,
-} from './RabbitTransport.js';
+/**
+ * @backtrack/rabbitmq: the RabbitMQ (amqplib) transport, its topology and dead-letter tools, for
+ * applications. The message binding, the connection's setup hooks and the error classifier are
+ * in `@backtrack/rabbitmq/adapter`.
+ */
+export { createRabbitTransport, RabbitTransport } from './RabbitTransport.js';
+export { DEFAULT_RABBIT_TRANSPORT_OPTIONS } from './options.js';
 export type {
+  ConnectedRabbitDependencies,
   RabbitTransportOptions,
   RabbitTransportDependencies,
   RabbitSubscriptionOptions,
   RoutingKeyStrategy,
 } from './RabbitTransport.js';
-export {
-  RabbitConnection,
-  DEFAULT_RECONNECT_OPTIONS,
-  SETUP_PHASES,
-} from './connection/RabbitConnection.js';
-export type {
-  RabbitConnectionOptions,
-  ReconnectOptions,
-  SetupHook,
-  SetupPhase,
-} from './connection/RabbitConnection.js';
+export { DEFAULT_RECONNECT_OPTIONS } from './connection/RabbitConnection.js';
+export type { RabbitConnectionOptions, ReconnectOptions } from './connection/RabbitConnection.js';
+// `transport.connection`: opened by the transport, never by hand, so exported as a type only.
+export type { RabbitConnection } from './connection/RabbitConnection.js';
 // Made by the transport (`subscribe`, `publish`), never by hand: exported as types only.
 export type { RabbitPublisher } from './publisher/RabbitPublisher.js';
-export type { RabbitPublisherOptions, RabbitPublisherStats } from './publisher/RabbitPublisher.js';
+export type { RabbitPublisherStats } from './publisher/RabbitPublisher.js';
 export { DEFAULT_RABBIT_CONSUMER_OPTIONS } from './consumer/RabbitSubscription.js';
 export type { RabbitSubscription } from './consumer/RabbitSubscription.js';
 export type {
   RabbitConsumerOptions,
   RabbitSubscriptionStats,
 } from './consumer/RabbitSubscription.js';
-export {
-  toAmqpMessage,
-  fromAmqpMessage,
-  CLOUD_EVENTS_HEADER_PREFIX,
-  BACKTRACK_HEADERS,
-} from './envelope/amqpBinding.js';
-export type { AmqpMessage, AmqpMessageLike } from './envelope/amqpBinding.js';
 export { readDeadLetter } from './envelope/deadLetter.js';
 export type { DeadLetter } from './envelope/deadLetter.js';
 export {
@@ -78,10 +66,6 @@ export {
   RabbitTopologyError,
 } from './errors.js';
 export type { RabbitErrorCode } from './errors.js';
-export {
-  RABBIT_ACCESS_ERROR_CODES,
-  RabbitAccessError,
-  classifyRabbitError,
-} from './connection/connectionErrors.js';
+export { RABBIT_ACCESS_ERROR_CODES, RabbitAccessError } from './connection/connectionErrors.js';
 export { monitorRabbitQueueLag } from './telemetry/queueLag.js';
 export type { RabbitQueueLagMonitor, RabbitQueueLagOptions } from './telemetry/queueLag.js';

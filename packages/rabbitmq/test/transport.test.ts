@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEnvelope, type Disposition } from '@backtrack/core';
 import {
-  BACKTRACK_HEADERS,
   RABBIT_ERROR_CODES,
   RabbitPublishError,
   RabbitTopologyError,
   RabbitUnroutableError,
-  fromAmqpMessage,
   readDeadLetter,
   type RabbitTransport,
 } from '@backtrack/rabbitmq';
+import { BACKTRACK_HEADERS, fromAmqpMessage } from '@backtrack/rabbitmq/adapter';
 import { probeService } from '../../../test/support/services.js';
 import {
   BrokerProbe,

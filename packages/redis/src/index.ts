@@ -1,4 +1,7 @@
-/** @backtrack/redis: Redis (ioredis) implementations of Backtrack's store ports. */
+/**
+ * @backtrack/redis: Redis (ioredis) implementations of Backtrack's store ports, for applications.
+ * The access-error classifier for tools with their own client is in `@backtrack/redis/adapter`.
+ */
 export { RedisDedupeStore, DEFAULT_REDIS_DEDUPE_OPTIONS } from './dedupe/RedisDedupeStore.js';
 export type {
   RedisDedupeStoreDependencies,
@@ -25,8 +28,4 @@ export type {
   RedisRollbackProgressStoreDependencies,
   RedisRollbackProgressStoreOptions,
 } from './rollback/RedisRollbackProgressStore.js';
-export {
-  REDIS_ACCESS_ERROR_CODES,
-  RedisAccessError,
-  classifyRedisError,
-} from './connectionErrors.js';
+export { REDIS_ACCESS_ERROR_CODES, RedisAccessError } from './connectionErrors.js';

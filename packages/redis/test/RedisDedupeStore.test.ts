@@ -119,6 +119,37 @@ describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
     }
   });
 
+  it('completes a batch without results (one shared done value) in one round trip, each fenced by its token', async () => {
+    const own = createRedisClient(redis.url);
+    try {
+      await own.ping();
+      const { store } = freshStore(own);
+      const counter = countCommands(own);
+      await store.completeMany([{ key: 'warm', token: 'x' }], { ttlMs: 1000 });
+      const keys = Array.from({ length: 200 }, (_, i) => `s${i}`);
+      const claims = await store.claimMany(keys, { leaseMs: 10_000 });
+      const tokens = claims.map((c) => {
+        if (c.status !== 'claimed') throw new Error('expected claim');
+        return c.token;
+      });
+      expect(new Set(tokens).size).toBe(keys.length);
+      // Every 40th entry carries the token of its neighbour: fenced out, in place.
+      const entries = keys.map((key, i) => ({ key, token: tokens[i % 40 === 0 ? i + 1 : i]! }));
+      counter.reset();
+
+      const answers = await store.completeMany(entries, { ttlMs: 60_000 });
+      expect(counter.names).toEqual(['evalsha']);
+      expect(answers).toEqual(keys.map((_, i) => i % 40 !== 0));
+      const after = await store.claimMany(['s0', 's1', 's199'], { leaseMs: 10_000 });
+      expect(after).toEqual([{ status: 'in-progress' }, { status: 'done' }, { status: 'done' }]);
+      const ttl = await own.pttl(store.redisKey('s1'));
+      expect(ttl).toBeGreaterThan(50_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    } finally {
+      await own.quit();
+    }
+  });
+
   it('refuses a completeMany result over maxResultBytes before writing any entry', async () => {
     const keyPrefix = `${uniqueName('bt-dedupe-x')}:`;
     prefixes.push(keyPrefix);

@@ -19,12 +19,14 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
 
   sagaStoreContract(
     'RedisSagaStore',
-    async () => {
+    async ({ finishedRetentionMs }) => {
       const keyPrefix = `${uniqueName('bt-saga')}:`;
+      // Retention cases: real Redis TTLs (PX of a few hundred ms) and a sweep every 50 ms.
+      const options = { keyPrefix, finishedRetentionMs, sweepIntervalMs: 50 };
       return {
-        store: new RedisSagaStore({ keyPrefix }, { redis: client }),
+        store: new RedisSagaStore(options, { redis: client }),
         // A second engine's view, on its own connection.
-        peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
+        peer: new RedisSagaStore(options, { redis: peerClient }),
         cleanup: () => deleteByPrefix(client, keyPrefix),
       };
     },
@@ -133,6 +135,69 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
       expect(await new RedisSagaStore({ keyPrefix }, { redis: own }).get('old-1')).toBeUndefined();
     } finally {
       await own.quit();
+    }
+  });
+
+  it('retention: the write that finishes a saga sets its TTL; the sweep leaves no index entry of an expired saga', async () => {
+    const keyPrefix = `${uniqueName('bt-saga-ttl')}:`;
+    prefixes.push(keyPrefix);
+    // A long sweep interval: only the explicit sweep() below trims.
+    const store = new RedisSagaStore(
+      { keyPrefix, keyLayout: 'legacy', finishedRetentionMs: 300, sweepIntervalMs: 3_600_000 },
+      { redis: client },
+    );
+    const drive = async (id: string, statuses: SagaStatus[], sagaName = 'ship') => {
+      let r = (await store.create(makeSagaRecord(id, { sagaName }))).record;
+      for (const status of statuses) r = await store.update({ ...r, status }, r.revision);
+    };
+    await drive('live', ['compensating', 'stuck']);
+    await drive('done', ['completed']);
+    await drive('undone', ['compensating', 'compensated'], 'refund');
+    await drive('reopened', ['failed', 'compensating']);
+    expect(await client.pttl(`${keyPrefix}rec:live`)).toBe(-1);
+    expect(await client.pttl(`${keyPrefix}rec:reopened`)).toBe(-1);
+    const ttl = await client.pttl(`${keyPrefix}rec:done`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(300);
+    expect(await client.zcard(`${keyPrefix}idx:exp`)).toBe(2);
+    await new Promise((r) => setTimeout(r, 450));
+    // Redis expired the records; their index entries wait for the sweep, and list skips them.
+    expect(await client.exists(`${keyPrefix}rec:done`, `${keyPrefix}rec:undone`)).toBe(0);
+    expect((await store.list({ limit: 1 })).items.map((r) => r.sagaId)).toEqual(['live']);
+    expect(await store.sweep()).toBe(2);
+    expect(await keysUnder(client, keyPrefix)).toEqual([
+      `${keyPrefix}idx:all`,
+      `${keyPrefix}idx:n:ship`,
+      `${keyPrefix}idx:ns:compensating:ship`,
+      `${keyPrefix}idx:ns:stuck:ship`,
+      `${keyPrefix}idx:s:compensating`,
+      `${keyPrefix}idx:s:stuck`,
+      `${keyPrefix}rec:live`,
+      `${keyPrefix}rec:reopened`,
+    ]);
+    expect(await client.zcard(`${keyPrefix}idx:all`)).toBe(2);
+    expect(await store.sweep()).toBe(0);
+  });
+
+  it('retention: finishedRetentionMs false keeps finished sagas; invalid values are refused', async () => {
+    const { keyPrefix } = freshStore();
+    const store = new RedisSagaStore({ keyPrefix, finishedRetentionMs: false }, { redis: client });
+    const r = (await store.create(makeSagaRecord('kept'))).record;
+    await store.update({ ...r, status: 'completed' }, r.revision);
+    const key = (await keysUnder(client, keyPrefix)).find((k) => k.endsWith('rec:kept'))!;
+    expect(await client.pttl(key)).toBe(-1);
+    for (const bad of [0, -1, 1.5, true]) {
+      expect(
+        () =>
+          new RedisSagaStore(
+            { keyPrefix, finishedRetentionMs: bad as unknown as number },
+            { redis: client },
+          ),
+      ).toThrow(
+        expect.objectContaining({
+          details: expect.objectContaining({ field: 'finishedRetentionMs' }),
+        }),
+      );
     }
   });
 

@@ -77,11 +77,12 @@ describe.skipIf(!cluster.available)('Redis stores on a 3-master Redis Cluster', 
 
   sagaStoreContract(
     'RedisSagaStore on Redis Cluster',
-    async () => {
+    async ({ finishedRetentionMs }) => {
       const keyPrefix = prefix('saga');
+      const options = { keyPrefix, finishedRetentionMs, sweepIntervalMs: 50 };
       return {
-        store: new RedisSagaStore({ keyPrefix }, { redis: client }),
-        peer: new RedisSagaStore({ keyPrefix }, { redis: peerClient }),
+        store: new RedisSagaStore(options, { redis: client }),
+        peer: new RedisSagaStore(options, { redis: peerClient }),
         cleanup: () => deleteClusterPrefix(client, keyPrefix),
       };
     },

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import amqplib, { type ChannelModel, type GetMessage, type Options } from 'amqplib';
 import { Kafka, logLevel, type IHeaders } from 'kafkajs';
-import type { ConsumedRecord } from '@backtrack/kafka';
+import type { ConsumedRecord } from '@backtrack/kafka/adapter';
 import { serviceUrl } from '../../support/services.js';
 import { sleep } from './child.js';
 

@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { runRollback, type OutgoingMessage, type Transport } from '@backtrack/core';
 import { RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
-import { openTransport, type DrillConfig } from './scenario.js';
+import { compensations, openTransport, registry, type DrillConfig } from './scenario.js';
 
 const report = (name: string, data: Record<string, unknown> = {}) =>
   process.stdout.write(`EVENT ${name} ${JSON.stringify(data)}\n`);
@@ -38,7 +38,7 @@ const progressStore = new RedisRollbackProgressStore(
 
 const plan = await progressStore.getPlan(config.runId);
 if (!plan) throw new Error(`no plan stored for run ${config.runId}`);
-report('ready', { items: plan.items.length });
+report('ready', { items: plan.counts.items });
 const result = await runRollback(
   plan,
   {
@@ -51,7 +51,8 @@ const result = await runRollback(
     owner: `drill-${process.pid}`,
     onProgress: (e) => report('progress', { finished: e.finished, total: e.total, state: e.state }),
   },
-  { journal, transport, progressStore },
+  // The stored plan is a summary: the run plans its items from the journal page by page.
+  { journal, transport, progressStore, registry, compensations },
 );
 report('done', { status: result.status, summary: result.summary });
 await inner.close();

@@ -3,6 +3,7 @@
  * (scripts/secure/start): migrations, the saga store and the inbox (dedupe) contracts, client
  * certificate login (mTLS), and access failures as coded, non-retriable errors.
  */
+import tls from 'node:tls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionAccessError } from '@backtrack/core';
@@ -128,6 +129,31 @@ describe.skipIf(!secure.available)(
           ).claim('m-1', { leaseMs: 5_000 }),
         POSTGRES_ACCESS_ERROR_CODES.TLS_FAILED,
         'tls-untrusted',
+      );
+    });
+
+    it('verifies the host name: a certificate for another name fails with tls-hostname', async () => {
+      // pg always sends the host it dials as the TLS server name, so the wrong name is the one
+      // Node's own identity check is asked about (what a DNS alias not in the certificate gets).
+      const c = secure.conn;
+      await expectDenied(
+        () =>
+          inboxOn(
+            pool({
+              host: c.postgres.host,
+              port: c.postgres.port,
+              database: c.postgres.database,
+              user: c.postgres.user,
+              password: c.postgres.password,
+              ssl: {
+                ca: secure.pem('ca'),
+                checkServerIdentity: (_host, cert) =>
+                  tls.checkServerIdentity('db.wrong.example.invalid', cert),
+              },
+            }),
+          ).claim('m-1', { leaseMs: 5_000 }),
+        POSTGRES_ACCESS_ERROR_CODES.TLS_FAILED,
+        'tls-hostname',
       );
     });
 

@@ -2,12 +2,14 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Output } from '../output.js';
+import { parseDurationMs } from './sagas.js';
 
 type Run = (
   fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
 ) => (...args: unknown[]) => Promise<void>;
 
 interface PruneFlags {
+  olderThan?: string;
   retentionMs?: string;
 }
 
@@ -20,17 +22,26 @@ export function registerJournal(program: Command, run: Run): void {
       'delete journal records older than the retention window now (the journal also prunes a few on every append)',
     )
     .option(
-      '--retention-ms <ms>',
-      'the retention window in ms; records older than this are deleted (default 7 days, the journal default)',
+      '--older-than <duration>',
+      'delete records older than this: 7d, 12h, 90m, or ms, as `sagas prune` (default 7d, the journal default retention)',
     )
+    .option('--retention-ms <ms>', 'the same in ms (kept for scripts written before --older-than)')
     .action(run(async (ctx, out, cmd) => prune(ctx, out, cmd.opts<PruneFlags>())));
 }
 
 async function prune(ctx: CliContext, out: Output, flags: PruneFlags): Promise<number> {
-  const retentionMs = flags.retentionMs === undefined ? undefined : Number(flags.retentionMs);
+  if (flags.olderThan !== undefined && flags.retentionMs !== undefined) {
+    throw new CliError(
+      'give --older-than or --retention-ms, not both',
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+    );
+  }
+  let retentionMs = flags.retentionMs === undefined ? undefined : Number(flags.retentionMs);
   if (retentionMs !== undefined && (!Number.isSafeInteger(retentionMs) || retentionMs <= 0)) {
     throw new CliError('--retention-ms must be a positive integer', EXIT.Usage, 'BT_ERR_CLI_USAGE');
   }
+  if (flags.olderThan !== undefined) retentionMs = parseDurationMs('--older-than', flags.olderThan);
   const { RedisJournal } = await import('@backtrack/redis');
   const keyPrefix = ctx.config.redis?.journalPrefix;
   const journal = new RedisJournal(

@@ -1,7 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { planRollback, type RollbackPlan, type RollbackRunResult } from '@backtrack/core';
+import {
+  planRollback,
+  summarizeRollback,
+  type RollbackPlan,
+  type RollbackPlanSummary,
+  type RollbackRunResult,
+} from '@backtrack/core';
 import { requireRegistry } from '../config.js';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
@@ -83,7 +89,17 @@ function checkTime(value: string | undefined, flag: string): string | undefined 
   return value;
 }
 
-async function makePlan(ctx: CliContext, flags: SelectionFlags): Promise<RollbackPlan> {
+async function makePlan(ctx: CliContext, flags: SelectionFlags): Promise<RollbackPlan>;
+async function makePlan(
+  ctx: CliContext,
+  flags: SelectionFlags,
+  summaryOnly: boolean,
+): Promise<RollbackPlanSummary>;
+async function makePlan(
+  ctx: CliContext,
+  flags: SelectionFlags,
+  summaryOnly = false,
+): Promise<RollbackPlanSummary> {
   const registry = requireRegistry(ctx.config);
   if (flags.strategy === 'compensate' && !ctx.config.compensations) {
     throw new CliError(
@@ -93,7 +109,7 @@ async function makePlan(ctx: CliContext, flags: SelectionFlags): Promise<Rollbac
       'export `compensations` from backtrack.config.mjs, or use --strategy replay',
     );
   }
-  return planRollback(
+  return (summaryOnly ? summarizeRollback : planRollback)(
     {
       service: flags.service,
       version: flags.version,
@@ -111,12 +127,18 @@ async function makePlan(ctx: CliContext, flags: SelectionFlags): Promise<Rollbac
   );
 }
 
-function describePlan(plan: RollbackPlan, rows = 20): string {
+/** A plan with its items (planRollback, a plan file), not a summary (a stored run's, a run's). */
+function hasItems(plan: RollbackPlanSummary): plan is RollbackPlan {
+  return Array.isArray((plan as Partial<RollbackPlan>).items);
+}
+
+function describePlan(plan: RollbackPlanSummary, rows = 20): string {
   const lines = [
     `Rollback plan ${plan.planId} (${plan.strategy}) for ${plan.service}@${plan.version}`,
     `window: ${plan.window.since ?? 'start of retention'} .. ${plan.window.until}`,
     `effects: ${plan.counts.effects}  to ${plan.strategy}: ${plan.counts.items} (${plan.counts.messages} messages)  sagas: ${plan.counts.sagas}  needs a person: ${plan.counts.needsPerson}  skipped: ${plan.counts.skipped}`,
   ];
+  if (!hasItems(plan)) return lines.join('\n');
   if (plan.items.length) {
     lines.push(
       '',
@@ -203,7 +225,7 @@ interface RunFlags {
 async function execute(
   ctx: CliContext,
   out: Output,
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   flags: RunFlags,
 ): Promise<number> {
   const runId = flags.runId ?? `run-${plan.planId}`;
@@ -244,7 +266,7 @@ async function execute(
 async function dryRun(
   ctx: CliContext,
   out: Output,
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   runId: string,
 ): Promise<number> {
   const result = await executePlan(ctx, plan, { runId, dryRun: true });
@@ -370,7 +392,10 @@ function registerRun(rollback: Command, run: Run): void {
 }
 
 /** The plan `rollback run` runs: `--plan` or `--service`/`--version`, exactly one of them. */
-async function resolveRunPlan(ctx: CliContext, flags: RunCommandFlags): Promise<RollbackPlan> {
+async function resolveRunPlan(
+  ctx: CliContext,
+  flags: RunCommandFlags,
+): Promise<RollbackPlanSummary> {
   if (flags.plan) {
     if (flags.service || flags.version)
       throw new CliError('give either --plan or --service/--version, not both', EXIT.Usage);
@@ -379,7 +404,8 @@ async function resolveRunPlan(ctx: CliContext, flags: RunCommandFlags): Promise<
   if (!flags.service || !flags.version) {
     throw new CliError('rollback run needs --plan <file>, or --service and --version', EXIT.Usage);
   }
-  return makePlan(ctx, flags as SelectionFlags);
+  // A dry run prints the items (the plan in memory); a run reads them page by page.
+  return makePlan(ctx, flags as SelectionFlags, !flags.dryRun);
 }
 
 /** `rollback resume <runId>`: runs a stored run's plan again from where it stopped. */

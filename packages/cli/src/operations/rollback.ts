@@ -6,7 +6,7 @@ import {
   BacktrackError,
   RollbackRunNotFoundError,
   runRollback,
-  type RollbackPlan,
+  type RollbackPlanSummary,
   type RollbackProgressEvent,
   type RollbackRunResult,
   type SagaCompensator,
@@ -30,7 +30,7 @@ export interface ExecuteOptions {
  */
 export async function executePlan(
   ctx: CliContext,
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: ExecuteOptions,
 ): Promise<RollbackRunResult> {
   const runId = options.runId ?? `run-${plan.planId}`;
@@ -54,7 +54,16 @@ export async function executePlan(
         signal: options.signal,
         onProgress: options.onProgress,
       },
-      { journal, transport, progressStore, sagas, logger: ctx.logger },
+      {
+        journal,
+        transport,
+        progressStore,
+        sagas,
+        logger: ctx.logger,
+        // A plan summary (a stored run's, or `rollback run`'s) is planned again page by page.
+        ...(ctx.config.registry ? { registry: ctx.config.registry } : {}),
+        ...(ctx.config.compensations ? { compensations: ctx.config.compensations } : {}),
+      },
     );
   } catch (error) {
     if (error instanceof BacktrackError && error.code === 'BT_ERR_ROLLBACK_RUN_LOCKED') {
@@ -69,8 +78,8 @@ export async function executePlan(
   }
 }
 
-/** The stored plan of a run. @throws RollbackRunNotFoundError */
-export async function getRunPlan(ctx: CliContext, runId: string): Promise<RollbackPlan> {
+/** The stored plan summary of a run. @throws RollbackRunNotFoundError */
+export async function getRunPlan(ctx: CliContext, runId: string): Promise<RollbackPlanSummary> {
   const plan = await (await ctx.progressStore()).getPlan(runId);
   if (!plan) throw new RollbackRunNotFoundError(runId);
   return plan;
@@ -94,9 +103,17 @@ export async function runStatus(ctx: CliContext, runId: string) {
   const store = await ctx.progressStore();
   const record = await store.getRun(runId);
   if (!record) throw new RollbackRunNotFoundError(runId);
-  const items = await store.getItems(runId);
+  const [items, checkpoint] = await Promise.all([
+    store.getItems(runId),
+    store.getCheckpoint(runId),
+  ]);
   const byState: Record<string, number> = {};
   for (const p of Object.values(items)) byState[p.state] = (byState[p.state] ?? 0) + 1;
+  // Finished pages' done and skipped items are forgotten by the store: the checkpoint counts them.
+  for (const state of ['done', 'skipped'] as const) {
+    const n = checkpoint?.forgotten[state] ?? 0;
+    if (n > 0) byState[state] = (byState[state] ?? 0) + n;
+  }
   const pending = record.totalItems - Object.values(byState).reduce((a, b) => a + b, 0);
   const attention = Object.entries(items)
     .filter(([, p]) => p.state === 'failed' || p.state === 'needs-person')

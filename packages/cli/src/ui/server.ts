@@ -10,7 +10,10 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { pino, type Logger } from 'pino';
 import {
   BacktrackError,
+  planRollbackPages,
+  type RollbackPlan,
   redactionLoggerOptions,
+  redactSecrets,
   snapshotRegistry,
   type CompatibilityLevel,
   type RollbackProgressEvent,
@@ -173,6 +176,11 @@ export async function createConsole(
     void reply.header('cache-control', 'no-store');
     if (!checkRequest(guard, request, reply)) return reply;
   });
+
+  // Saga inputs, step results, errors and dead-letter previews are application data: they go
+  // through the same redaction as `backtrack ... --json` (a URL's password, `apiKey` fields), so
+  // the page never shows what the CLI would hide.
+  app.addHook('preSerialization', async (_request, _reply, payload) => redactSecrets(payload));
 
   app.setErrorHandler((error, _request, reply) => {
     const status =
@@ -351,7 +359,22 @@ export async function createConsole(
   app.get('/api/rollback/runs/:id', async (request) => {
     const { id } = request.params as { id: string };
     const status = await runStatus(ctx, id);
-    const plan = await getRunPlan(ctx, id);
+    // A run's stored plan is its summary: the first page of its items is planned from the journal.
+    const summary = await getRunPlan(ctx, id);
+    let plan: Partial<Pick<RollbackPlan, 'items' | 'sagas' | 'needsPerson'>> = {};
+    if (ctx.config.registry) {
+      const pages = planRollbackPages(
+        summary,
+        {
+          journal: await ctx.journal(),
+          registry: ctx.config.registry,
+          compensations: ctx.config.compensations,
+        },
+        { pageSize: 200 },
+      );
+      plan = (await pages.next()).value ?? {};
+      await pages.return(undefined);
+    }
     const finished =
       status.run.totalItems - (status.counts.pending ?? 0) - (status.counts.publishing ?? 0);
     return {
@@ -359,21 +382,21 @@ export async function createConsole(
       finished,
       activeHere: active.has(id),
       plan: {
-        planId: plan.planId,
-        strategy: plan.strategy,
-        window: plan.window,
-        counts: plan.counts,
-        items: plan.items.slice(0, 200).map((i) => ({
+        planId: summary.planId,
+        strategy: summary.strategy,
+        window: summary.window,
+        counts: summary.counts,
+        items: (plan.items ?? []).slice(0, 200).map((i) => ({
           itemId: i.itemId,
           original: i.original,
           publishes: i.messages.map((m) => ({ id: m.id, type: m.type, version: m.schemaVersion })),
         })),
-        sagas: plan.sagas.map((s) => ({
+        sagas: (plan.sagas ?? []).map((s) => ({
           itemId: s.itemId,
           sagaId: s.sagaId,
           effects: s.effects.length,
         })),
-        needsPerson: plan.needsPerson.map((n) => ({
+        needsPerson: (plan.needsPerson ?? []).map((n) => ({
           itemId: n.itemId,
           original: n.original,
           reason: n.reason,
@@ -504,7 +527,7 @@ export async function createConsole(
       'x-content-type-options': 'nosniff',
     });
     const send = (event: string, data: unknown) => {
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      res.write(`event: ${event}\ndata: ${JSON.stringify(redactSecrets(data))}\n\n`);
     };
     listeners.add(send);
     startPolling();

@@ -4,7 +4,10 @@
  * the page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeService } from '../../../../test/support/services.js';
+import { pino } from 'pino';
+import { z } from 'zod';
+import { createSagaEngine, defineSaga } from '@backtrack/core';
+import { probeService, uniqueName } from '../../../../test/support/services.js';
 import { createWorld, refunds, type World } from './world.js';
 
 const redisInfo = await probeService('redis');
@@ -149,6 +152,40 @@ describe.skipIf(!redisInfo.available || !rabbitInfo.available)('backtrack ui: th
     const missing = await get('/api/sagas/no-such-saga');
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('BT_ERR_SAGA_NOT_FOUND');
+  });
+
+  it('saga data on the page goes through the CLI output redaction (URL passwords, apiKey fields)', async () => {
+    // A step whose result carries an API key and whose failure names a URL with a password.
+    const leaky = defineSaga('ui-leaky', { input: z.object({ orderId: z.string() }) })
+      .step('connect', {
+        run: () => ({ apiKey: 'sk-live-4242', region: 'eu' }),
+        compensate: () => undefined,
+      })
+      .step('fail', {
+        run: () => {
+          throw new Error('cannot reach redis://:s3cret-pw@cache.internal:6379');
+        },
+        retry: { attempts: 1, initialDelayMs: 0 },
+      })
+      .build();
+    const engine = createSagaEngine({
+      store: w.sagaStore,
+      logger: pino({ level: 'silent' }),
+      sleep: async () => {},
+    });
+    const sagaId = uniqueName('leaky');
+    await engine.start(leaky, { orderId: sagaId }, { sagaId });
+
+    const one = await get(`/api/sagas/${sagaId}`);
+    expect(one.statusCode).toBe(200);
+    expect(one.body).not.toContain('sk-live-4242');
+    expect(one.body).not.toContain('s3cret-pw');
+    const { record, timeline } = one.json();
+    // The rest of the data is still there, the secrets are replaced where they were.
+    expect(record.steps.connect.result).toEqual({ apiKey: '[redacted]', region: 'eu' });
+    expect(JSON.stringify(timeline)).toContain('redis://:***@cache.internal:6379');
+    const list = await get('/api/sagas?all=1&limit=200');
+    expect(list.body).not.toContain('s3cret-pw');
   });
 
   it('POST resolve: needs a reason, records who/when/why in the saga log, and the saga compensates', async () => {

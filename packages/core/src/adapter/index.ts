@@ -53,8 +53,9 @@ export type {
   RollbackProgressStore,
   RollbackRunRecord,
   RollbackSummary,
+  RunCheckpoint,
 } from '../rollback/RollbackProgressStore.js';
-export type { RollbackPlan } from '../rollback/plan.js';
+export type { RollbackPlan, RollbackPlanSummary } from '../rollback/plan.js';
 export {
   RollbackLeaseLostError,
   RollbackRunConflictError,
@@ -86,6 +87,7 @@ export {
 } from '../journal/query.js';
 export type { NormalizedJournalQuery } from '../journal/query.js';
 export { totalItems } from '../rollback/InMemoryRollbackProgressStore.js';
+export { summaryOf } from '../rollback/plan.js';
 export { prepareJournaledEvent } from '../publisher/journaledEvent.js';
 export type { EventStamp } from '../publisher/journaledEvent.js';
 
@@ -124,7 +126,10 @@ export type {
 export { dedupeStoreContract } from './contracts/dedupeStoreContract.js';
 export type { DedupeStoreContractHarness } from './contracts/dedupeStoreContract.js';
 export { sagaStoreContract, makeSagaRecord } from './contracts/sagaStoreContract.js';
-export type { SagaStoreContractHarness } from './contracts/sagaStoreContract.js';
+export type {
+  SagaStoreContractHarness,
+  SagaStoreContractOptions,
+} from './contracts/sagaStoreContract.js';
 export { journalContract } from './contracts/journalContract.js';
 export type {
   JournalContractHarness,

@@ -269,30 +269,32 @@ export function decodeEnvelope(
   options: Partial<DecodeOptions> = {},
 ): Envelope<unknown> {
   const maxBytes = options.maxBytes ?? DEFAULT_ENVELOPE_LIMITS.maxBytes;
-  const fail: Fail = (reason, text, extra = {}, cause) => {
-    throw new MalformedMessageError(reason, text, message, { details: extra, cause });
-  };
 
   if (typeof message !== 'object' || message === null) {
-    return fail(MALFORMED_REASONS.INVALID_SHAPE, 'message is not an object');
+    return malformed(message, MALFORMED_REASONS.INVALID_SHAPE, 'message is not an object');
   }
   const { headers: rawHeaders, body } = message;
   if (!(body instanceof Uint8Array)) {
-    return fail(MALFORMED_REASONS.INVALID_SHAPE, 'message body is not a Uint8Array');
+    return malformed(message, MALFORMED_REASONS.INVALID_SHAPE, 'message body is not a Uint8Array');
   }
   if (typeof rawHeaders !== 'object' || rawHeaders === null) {
-    return fail(MALFORMED_REASONS.INVALID_SHAPE, 'message headers are not an object');
+    return malformed(message, MALFORMED_REASONS.INVALID_SHAPE, 'message headers are not an object');
   }
 
-  const headers = lowerCaseHeaders(rawHeaders, fail);
+  const headers = lowerCaseHeaders(rawHeaders, message);
   const contentTypeHeader = own(headers, 'content-type');
   const mode =
-    typeof contentTypeHeader === 'string' ? modeOfContentType(contentTypeHeader) : 'binary';
+    contentTypeHeader === JSON_CONTENT_TYPE
+      ? 'binary'
+      : typeof contentTypeHeader === 'string'
+        ? modeOfContentType(contentTypeHeader)
+        : 'binary';
   if (mode === 'batch') throw new BatchModeUnsupportedError(message, contentTypeHeader as string);
 
   if (body.byteLength > maxBytes) {
     const where = mode === 'structured' ? 'structured event' : 'body';
-    fail(
+    malformed(
+      message,
       MALFORMED_REASONS.TOO_LARGE,
       `${where} is ${body.byteLength} bytes, over the ${maxBytes}-byte limit`,
       { bytes: body.byteLength, maxBytes },
@@ -300,20 +302,25 @@ export function decodeEnvelope(
   }
 
   if (mode === 'structured') {
-    return decodeStructured(body, contentTypeHeader as string, options, fail);
+    return decodeStructured(body, contentTypeHeader as string, options, message);
   }
-  return buildEnvelope(headers, 'header', options, fail, () =>
-    parseJson(decodeUtf8(body, fail), (reason, why, cause) => fail(reason, why, {}, cause)),
-  );
+  // The data is read after the attributes (a bad attribute is reported before a bad body).
+  return buildEnvelope(headers, 'header', options, message, body, undefined);
 }
 
-/** Throws the {@link MalformedMessageError} of the message being decoded. */
-type Fail = (
+/**
+ * Throws the {@link MalformedMessageError} of the message being decoded (a plain function, not
+ * a closure made per decode).
+ */
+function malformed(
+  message: EncodedMessage,
   reason: MalformedReason,
   text: string,
-  extra?: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
   cause?: unknown,
-) => never;
+): never {
+  throw new MalformedMessageError(reason, text, message, { details: extra, cause });
+}
 
 /**
  * Structured content mode: the body is the event in the CloudEvents JSON format. Its members
@@ -323,24 +330,28 @@ function decodeStructured(
   body: Uint8Array,
   contentTypeHeader: string,
   options: Partial<DecodeOptions>,
-  fail: Fail,
+  message: EncodedMessage,
 ): Envelope<unknown> {
   if (!isJsonContentType(contentTypeHeader)) {
-    fail(
+    malformed(
+      message,
       MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
       `structured event format "${contentTypeHeader}" is not supported (Backtrack reads ${STRUCTURED_CONTENT_TYPE})`,
       { attribute: 'content-type', value: contentTypeHeader },
     );
   }
-  const event = parseJson(decodeUtf8(body, fail), (reason, why, cause) =>
-    fail(reason, `structured event: ${why}`, {}, cause),
-  );
+  const event = parseJson(decodeUtf8(body, message), message, 'structured event: ');
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-    return fail(MALFORMED_REASONS.INVALID_SHAPE, 'structured event is not a JSON object');
+    return malformed(
+      message,
+      MALFORMED_REASONS.INVALID_SHAPE,
+      'structured event is not a JSON object',
+    );
   }
   const members = event as Record<string, unknown>;
   if (Object.hasOwn(members, 'data_base64')) {
-    fail(
+    malformed(
+      message,
       MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
       'structured event carries binary data (data_base64); Backtrack reads JSON data',
       { attribute: 'data_base64' },
@@ -354,57 +365,75 @@ function decodeStructured(
     if (name === 'data' || name === 'content-type' || value === null) continue;
     attributes[name === 'datacontenttype' ? 'content-type' : name] = value;
   }
-  return buildEnvelope(attributes, 'attribute', options, fail, () => own(members, 'data'));
+  return buildEnvelope(attributes, 'attribute', options, message, undefined, own(members, 'data'));
 }
 
 /**
  * Reads the attributes (binary headers, or the members of a structured event with
- * `datacontenttype` renamed `content-type`) and then the data.
+ * `datacontenttype` renamed `content-type`) and then the data: parsed from `body` (binary mode)
+ * or, without a body, `structuredData` as it is.
  */
 function buildEnvelope(
   values: Record<string, unknown>,
   noun: 'header' | 'attribute',
   options: Partial<DecodeOptions>,
-  fail: Fail,
-  readData: () => unknown,
+  message: EncodedMessage,
+  body: Uint8Array | undefined,
+  structuredData: unknown,
 ): Envelope<unknown> {
   const structured = noun === 'attribute';
-  const id = readAttribute(values, 'id', true, noun, fail) as string;
-  const source = readAttribute(values, 'source', true, noun, fail) as string;
-  const type = readAttribute(values, 'type', true, noun, fail) as string;
-  const specversion = readAttribute(values, 'specversion', true, noun, fail) as string;
+  const id = readAttribute(values, 'id', true, noun, message) as string;
+  const source = readAttribute(values, 'source', true, noun, message) as string;
+  const type = readAttribute(values, 'type', true, noun, message) as string;
+  const specversion = readAttribute(values, 'specversion', true, noun, message) as string;
   if (specversion !== SPEC_VERSION) {
-    fail(
+    malformed(
+      message,
       MALFORMED_REASONS.UNSUPPORTED_SPECVERSION,
       `specversion "${specversion}" is not supported (expected "${SPEC_VERSION}")`,
       { attribute: 'specversion', value: specversion },
     );
   }
-  // The optional string attributes, read once (in a fixed order, so errors are stable).
-  const time = readAttribute(values, 'time', false, noun, fail);
-  let optional: OptionalAttributes | undefined;
-  for (const name of OPTIONAL) {
-    const value = readAttribute(values, name, false, noun, fail);
-    if (value !== undefined) (optional ??= {})[name] = value;
-  }
+  // The optional string attributes, read once each, in a fixed order (so errors are stable).
+  const time = readAttribute(values, 'time', false, noun, message);
+  const subject = readAttribute(values, 'subject', false, noun, message);
+  const dataschema = readAttribute(values, 'dataschema', false, noun, message);
+  const sagaid = readAttribute(values, 'sagaid', false, noun, message);
+  const causationid = readAttribute(values, 'causationid', false, noun, message);
+  const correlationid = readAttribute(values, 'correlationid', false, noun, message);
+  const producerservice = readAttribute(values, 'producerservice', false, noun, message);
+  const producerversion = readAttribute(values, 'producerversion', false, noun, message);
+  const partitionkey = readAttribute(values, 'partitionkey', false, noun, message);
   if (time !== undefined && !isRfc3339(time)) {
-    fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "time" is not an RFC 3339 timestamp`, {
-      attribute: 'time',
-      value: time,
-    });
+    malformed(
+      message,
+      MALFORMED_REASONS.INVALID_ATTRIBUTE,
+      `${noun} "time" is not an RFC 3339 timestamp`,
+      {
+        attribute: 'time',
+        value: time,
+      },
+    );
   }
-  const schemaversion = readSchemaVersion(values, noun, optional, type, options, fail);
+  const schemaversion = readSchemaVersion(values, noun, dataschema, type, options, message);
 
-  const contentType = readAttribute(values, 'content-type', false, noun, fail) ?? JSON_CONTENT_TYPE;
+  const contentType =
+    readAttribute(values, 'content-type', false, noun, message) ?? JSON_CONTENT_TYPE;
   if (!isJsonContentType(contentType)) {
-    fail(MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE, `content type "${contentType}" is not JSON`, {
-      attribute: structured ? 'datacontenttype' : 'content-type',
-      value: contentType,
-    });
+    malformed(
+      message,
+      MALFORMED_REASONS.UNSUPPORTED_CONTENT_TYPE,
+      `content type "${contentType}" is not JSON`,
+      {
+        attribute: structured ? 'datacontenttype' : 'content-type',
+        value: contentType,
+      },
+    );
   }
-  const extensions = readExtensions(values, noun, fail);
+  const extensions = readExtensions(values, noun, message);
 
-  const data = readData();
+  const data =
+    body === undefined ? structuredData : parseJson(decodeUtf8(body, message), message, '');
   const envelope: Envelope<unknown> =
     time === undefined
       ? {
@@ -426,17 +455,18 @@ function buildEnvelope(
           schemaversion,
           data,
         };
-  if (optional !== undefined) {
-    for (const name of OPTIONAL) {
-      const value = optional[name];
-      if (value !== undefined) envelope[name] = value;
-    }
-  }
+  // In the order of OPTIONAL (the order envelopes have always had their keys in).
+  if (subject !== undefined) envelope.subject = subject;
+  if (dataschema !== undefined) envelope.dataschema = dataschema;
+  if (sagaid !== undefined) envelope.sagaid = sagaid;
+  if (causationid !== undefined) envelope.causationid = causationid;
+  if (correlationid !== undefined) envelope.correlationid = correlationid;
+  if (producerservice !== undefined) envelope.producerservice = producerservice;
+  if (producerversion !== undefined) envelope.producerversion = producerversion;
+  if (partitionkey !== undefined) envelope.partitionkey = partitionkey;
   if (extensions !== undefined) envelope.extensions = extensions;
   return envelope;
 }
-
-type OptionalAttributes = Partial<Record<(typeof OPTIONAL)[number], string>>;
 
 /** A string attribute: absent is `undefined` (or a failure when required); empty is a failure. */
 function readAttribute(
@@ -444,33 +474,43 @@ function readAttribute(
   name: string,
   required: boolean,
   noun: 'header' | 'attribute',
-  fail: Fail,
+  message: EncodedMessage,
 ): string | undefined {
   const value = own(values, name);
+  if (typeof value === 'string' && value.length > 0) return value; // the common case
   if (value === undefined) {
     return required
-      ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is missing`, {
-          attribute: name,
-        })
+      ? malformed(
+          message,
+          MALFORMED_REASONS.MISSING_ATTRIBUTE,
+          `required ${noun} "${name}" is missing`,
+          { attribute: name },
+        )
       : undefined;
   }
   if (typeof value !== 'string') {
-    return fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is not a string`, {
-      attribute: name,
-      valueType: typeof value,
-    });
+    return malformed(
+      message,
+      MALFORMED_REASONS.INVALID_ATTRIBUTE,
+      `${noun} "${name}" is not a string`,
+      { attribute: name, valueType: typeof value },
+    );
   }
-  if (value.length === 0) {
-    return required
-      ? fail(MALFORMED_REASONS.MISSING_ATTRIBUTE, `required ${noun} "${name}" is empty`, {
+  return required
+    ? malformed(
+        message,
+        MALFORMED_REASONS.MISSING_ATTRIBUTE,
+        `required ${noun} "${name}" is empty`,
+        {
           attribute: name,
-        })
-      : fail(MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is empty`, {
-          attribute: name,
-        });
-  }
-  return value;
+        },
+      )
+    : malformed(message, MALFORMED_REASONS.INVALID_ATTRIBUTE, `${noun} "${name}" is empty`, {
+        attribute: name,
+      });
 }
+
+const SCHEMA_VERSION_TEXT = /^[1-9][0-9]{0,14}$/;
 
 /**
  * `schemaversion` (a JSON number is accepted in a structured event); when absent, the version a
@@ -479,19 +519,20 @@ function readAttribute(
 function readSchemaVersion(
   values: Record<string, unknown>,
   noun: 'header' | 'attribute',
-  optional: OptionalAttributes | undefined,
+  dataschema: string | undefined,
   type: string,
   options: Partial<DecodeOptions>,
-  fail: Fail,
+  message: EncodedMessage,
 ): number {
   const rawVersion = own(values, 'schemaversion');
   if (rawVersion !== undefined) {
     const text =
       noun === 'attribute' && typeof rawVersion === 'number'
         ? String(rawVersion)
-        : (readAttribute(values, 'schemaversion', false, noun, fail) as string);
-    if (!/^[1-9][0-9]{0,14}$/.test(text)) {
-      fail(
+        : (readAttribute(values, 'schemaversion', false, noun, message) as string);
+    if (!SCHEMA_VERSION_TEXT.test(text)) {
+      malformed(
+        message,
         MALFORMED_REASONS.INVALID_ATTRIBUTE,
         `${noun} "schemaversion" is not a positive integer`,
         {
@@ -503,9 +544,7 @@ function readSchemaVersion(
     return Number(text);
   }
   return (
-    (optional?.dataschema === undefined
-      ? undefined
-      : schemaVersionFromDataschema(optional.dataschema)) ??
+    (dataschema === undefined ? undefined : schemaVersionFromDataschema(dataschema)) ??
     (options.defaultSchemaVersion === undefined ? 1 : options.defaultSchemaVersion(type))
   );
 }
@@ -514,7 +553,7 @@ function readSchemaVersion(
 function readExtensions(
   values: Record<string, unknown>,
   noun: 'header' | 'attribute',
-  fail: Fail,
+  message: EncodedMessage,
 ): Record<string, ExtensionValue> | undefined {
   const structured = noun === 'attribute';
   let extensions: Record<string, ExtensionValue> | undefined;
@@ -523,7 +562,8 @@ function readExtensions(
     const value = values[name];
     const kept = extensionValue(value, structured);
     if (kept === undefined) {
-      fail(
+      malformed(
+        message,
         MALFORMED_REASONS.INVALID_ATTRIBUTE,
         `${noun} "${name}" is not a valid extension value (a non-empty string${structured ? ', a boolean or an integer' : ''})`,
         { attribute: name, valueType: typeof value },
@@ -546,7 +586,7 @@ function own(values: Record<string, unknown>, name: string): unknown {
  */
 function lowerCaseHeaders(
   raw: Record<string, unknown>,
-  fail: (reason: MalformedReason, text: string, extra?: Record<string, unknown>) => never,
+  message: EncodedMessage,
 ): Record<string, unknown> {
   const names = Object.keys(raw);
   let lower = true;
@@ -562,7 +602,8 @@ function lowerCaseHeaders(
     const name = key.toLowerCase();
     const value = raw[key];
     if (Object.hasOwn(headers, name) && headers[name] !== value) {
-      fail(
+      malformed(
+        message,
         MALFORMED_REASONS.INVALID_ATTRIBUTE,
         `header "${name}" appears twice with different values`,
         { attribute: name },
@@ -581,19 +622,11 @@ function extensionValue(value: unknown, structured: boolean): ExtensionValue | u
   return undefined;
 }
 
-function decodeUtf8(
-  body: Uint8Array,
-  fail: (
-    reason: MalformedReason,
-    why: string,
-    extra?: Record<string, unknown>,
-    cause?: unknown,
-  ) => never,
-): string {
+function decodeUtf8(body: Uint8Array, message: EncodedMessage): string {
   try {
     return utf8.decode(body);
   } catch (cause) {
-    return fail(MALFORMED_REASONS.INVALID_UTF8, 'body is not valid UTF-8', {}, cause);
+    return malformed(message, MALFORMED_REASONS.INVALID_UTF8, 'body is not valid UTF-8', {}, cause);
   }
 }
 
@@ -617,10 +650,8 @@ export function isJsonContentType(contentType: string): boolean {
 
 const FORBIDDEN_KEY_MARKERS = /__proto__|constructor|prototype|\\u/;
 
-function parseJson(
-  text: string,
-  fail: (reason: MalformedReason, why: string, cause?: unknown) => never,
-): unknown {
+/** `prefix` goes before the failure's text (`structured event: `, or nothing). */
+function parseJson(text: string, message: EncodedMessage, prefix: string): unknown {
   // The reviver costs a second walk of the tree; take it only when a forbidden key may be there
   // (a key spelled with \u escapes decodes to the same string, hence the `\u` marker).
   const guarded = FORBIDDEN_KEY_MARKERS.test(text);
@@ -635,14 +666,20 @@ function parseJson(
       : JSON.parse(text);
   } catch (cause) {
     // Deeply nested input overflows the parser's stack: still bad input, not a crash.
-    return fail(
+    return malformed(
+      message,
       MALFORMED_REASONS.INVALID_JSON,
-      `body is not valid JSON: ${(cause as Error).message}`,
+      `${prefix}body is not valid JSON: ${(cause as Error).message}`,
+      {},
       cause,
     );
   }
   if (forbidden !== undefined) {
-    return fail(MALFORMED_REASONS.FORBIDDEN_KEY, `body contains the forbidden key "${forbidden}"`);
+    return malformed(
+      message,
+      MALFORMED_REASONS.FORBIDDEN_KEY,
+      `${prefix}body contains the forbidden key "${forbidden}"`,
+    );
   }
   return data;
 }

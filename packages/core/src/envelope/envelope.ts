@@ -169,7 +169,56 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d
 
 /** True when `value` is an RFC 3339 timestamp (the form CloudEvents requires for `time`). */
 export function isRfc3339(value: string): boolean {
-  return RFC3339.test(value) && !Number.isNaN(Date.parse(value));
+  // The form nearly every producer writes (`toISOString`) is checked by its characters alone;
+  // anything else (offsets, lower-case separators, days past the 28th, leap seconds) takes the
+  // full test: the pattern, then whether the date exists.
+  return isPlainUtcTimestamp(value) || (RFC3339.test(value) && !Number.isNaN(Date.parse(value)));
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with a month 01-12, a day 01-28 (in every month), an hour
+ * 00-23, minutes and seconds 00-59: a valid RFC 3339 timestamp, decided without a regular
+ * expression or a date parse. False means only "not this form".
+ */
+function isPlainUtcTimestamp(value: string): boolean {
+  const length = value.length;
+  if (length < 20 || length > 64 || value.charCodeAt(length - 1) !== 90 /* Z */) return false;
+  if (
+    value.charCodeAt(4) !== 45 /* - */ ||
+    value.charCodeAt(7) !== 45 ||
+    value.charCodeAt(10) !== 84 /* T */ ||
+    value.charCodeAt(13) !== 58 /* : */ ||
+    value.charCodeAt(16) !== 58
+  ) {
+    return false;
+  }
+  if (digit(value, 0) < 0 || digit(value, 1) < 0 || digit(value, 2) < 0 || digit(value, 3) < 0) {
+    return false;
+  }
+  const month = twoDigits(value, 5);
+  const day = twoDigits(value, 8);
+  const hour = twoDigits(value, 11);
+  const minute = twoDigits(value, 14);
+  const second = twoDigits(value, 17);
+  if (month < 1 || month > 12 || day < 1 || day > 28 || hour < 0 || hour > 23) return false;
+  if (minute < 0 || minute > 59 || second < 0 || second > 59) return false;
+  if (length === 20) return true;
+  // A fraction: a dot and at least one digit, up to the Z.
+  if (value.charCodeAt(19) !== 46 /* . */ || length === 21) return false;
+  for (let i = 20; i < length - 1; i++) if (digit(value, i) < 0) return false;
+  return true;
+}
+
+function digit(value: string, at: number): number {
+  const code = value.charCodeAt(at) - 48;
+  return code >= 0 && code <= 9 ? code : -1;
+}
+
+/** The two-digit number at `at`, or -1. */
+function twoDigits(value: string, at: number): number {
+  const tens = digit(value, at);
+  const ones = digit(value, at + 1);
+  return tens < 0 || ones < 0 ? -1 : tens * 10 + ones;
 }
 
 /** True when `value` is a schema version: a positive safe integer. */

@@ -33,6 +33,7 @@ export class InMemoryJournal implements Journal {
   readonly #retentionMs: number;
   readonly #now: () => number;
   #lastSeq = 0;
+  #lastPrune: number;
 
   constructor(options: InMemoryJournalOptions = {}) {
     const retentionMs = options.retentionMs ?? DEFAULT_JOURNAL_OPTIONS.retentionMs;
@@ -41,6 +42,7 @@ export class InMemoryJournal implements Journal {
     }
     this.#retentionMs = retentionMs;
     this.#now = options.now ?? Date.now;
+    this.#lastPrune = this.#now();
   }
 
   async append(record: JournalAppend): Promise<JournalRecord> {
@@ -56,6 +58,13 @@ export class InMemoryJournal implements Journal {
     };
     this.#records.push(stored);
     this.#byId.set(stored.id, stored);
+    // Retention kept by the journal itself: appends delete the expired records, at most once a
+    // minute (or once per retention window, if shorter), so the array is cut in one splice.
+    const now = this.#now();
+    if (now - this.#lastPrune >= Math.min(60_000, this.#retentionMs)) {
+      this.#lastPrune = now;
+      void this.prune(now);
+    }
     return copy(stored);
   }
 

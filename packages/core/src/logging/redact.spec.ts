@@ -73,10 +73,27 @@ describe('redactSecrets', () => {
     expect(redactSecrets(input)).toBe(input);
   });
 
-  it('survives cycles', () => {
+  it('survives cycles, and never hands the original back through one', () => {
     const input: Record<string, unknown> = { password: 'pw' };
     input.self = input;
-    expect((redactSecrets(input) as Record<string, unknown>).password).toBe(REDACTED);
+    const out = redactSecrets(input) as Record<string, unknown>;
+    expect(out.password).toBe(REDACTED);
+    expect(out.self).toBe('[Circular]');
+    expect(JSON.stringify(out)).not.toContain('"pw"');
+  });
+
+  it('redacts an object reached twice both times (a step result in a record and a timeline)', () => {
+    const result = { apiKey: 'sk-1', note: 'see redis://:pw-2@h:6379' };
+    const out = redactSecrets({ record: { result }, timeline: [{ result }] });
+    expect(JSON.stringify(out)).not.toMatch(/sk-1|pw-2/);
+    expect(out.timeline[0]!.result).toEqual({ apiKey: REDACTED, note: 'see redis://:***@h:6379' });
+    expect(result.apiKey).toBe('sk-1'); // the input is untouched
+  });
+
+  it('replaces what is deeper than it walks instead of passing it through', () => {
+    let deep: Record<string, unknown> = { password: 'deep-pw' };
+    for (let i = 0; i < 40; i++) deep = { next: deep };
+    expect(JSON.stringify(redactSecrets(deep))).not.toContain('deep-pw');
   });
 });
 

@@ -94,24 +94,49 @@ function redactUrlCredentials(text: string): string {
  * are, errors are scrubbed in place with {@link redactError}.
  */
 export function redactSecrets<T>(value: T): T {
-  return redactValue(value, undefined, new WeakSet(), 0) as T;
+  return redactValue(value, undefined, new WeakMap(), 0) as T;
 }
 
+/** How deep the walk goes; anything deeper is replaced, never passed through unredacted. */
+const MAX_DEPTH = 16;
+const TOO_DEEP = `[deeper than ${MAX_DEPTH} levels]`;
+const CIRCULAR = '[Circular]';
+
+/**
+ * `done` maps each object already walked to what it became, so an object reached twice (a step
+ * result shown in a record and in its timeline) is redacted both times; while an object is being
+ * walked it maps to {@link CIRCULAR}, so a cycle never hands the original back.
+ */
 function redactValue(
   value: unknown,
   parent: string | undefined,
-  seen: WeakSet<object>,
+  done: WeakMap<object, unknown>,
   depth: number,
 ): unknown {
   if (typeof value === 'string') return redactText(value);
-  if (typeof value !== 'object' || value === null || depth > 8) return value;
-  if (seen.has(value)) return value;
-  seen.add(value);
-  if (value instanceof Error) return scrubError(value, seen, depth);
+  if (typeof value !== 'object' || value === null) return value;
+  if (done.has(value)) return done.get(value);
+  if (depth > MAX_DEPTH) return TOO_DEEP;
+  if (value instanceof Error) {
+    done.set(value, value);
+    return scrubError(value, done, depth);
+  }
+  done.set(value, CIRCULAR);
+  const result = redactFresh(value, parent, done, depth);
+  done.set(value, result);
+  return result;
+}
+
+function redactFresh(
+  value: object,
+  parent: string | undefined,
+  done: WeakMap<object, unknown>,
+  depth: number,
+): unknown {
   if (Array.isArray(value)) {
     let changed = false;
     const copy = value.map((item) => {
-      const next = redactValue(item, parent, seen, depth + 1);
+      const next = redactValue(item, parent, done, depth + 1);
       if (next !== item) changed = true;
       return next;
     });
@@ -126,7 +151,7 @@ function redactValue(
       ? item === undefined || item === null
         ? item
         : REDACTED
-      : redactValue(item, key.toLowerCase(), seen, depth + 1);
+      : redactValue(item, key.toLowerCase(), done, depth + 1);
     if (next !== item) (copy ??= { ...record })[key] = next;
   }
   return copy ?? value;
@@ -166,11 +191,11 @@ function isSecretKey(
  * the same for its `cause` chain and an `AggregateError`'s errors. Returns the error.
  */
 export function redactError<T>(error: T): T {
-  if (error instanceof Error) scrubError(error, new WeakSet([error]), 0);
+  if (error instanceof Error) scrubError(error, new WeakMap([[error, error]]), 0);
   return error;
 }
 
-function scrubError(error: Error, seen: WeakSet<object>, depth: number): Error {
+function scrubError(error: Error, seen: WeakMap<object, unknown>, depth: number): Error {
   const self = error as unknown as Record<string, unknown>;
   let messageChanged = false;
   for (const key of new Set([...Object.keys(error), 'message', 'cause', 'errors'])) {
@@ -183,7 +208,12 @@ function scrubError(error: Error, seen: WeakSet<object>, depth: number): Error {
     scrubField(error, 'stack', seen, depth);
   return error;
 
-  function scrubField(target: Error, key: string, seen: WeakSet<object>, depth: number): boolean {
+  function scrubField(
+    target: Error,
+    key: string,
+    seen: WeakMap<object, unknown>,
+    depth: number,
+  ): boolean {
     const descriptor = Object.getOwnPropertyDescriptor(target, key);
     if (!descriptor) return false;
     // `stack` is an accessor on some V8 versions: read and write it through the property.

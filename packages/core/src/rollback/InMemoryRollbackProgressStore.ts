@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { RollbackLeaseLostError, RollbackRunConflictError } from './errors.js';
-import type { RollbackPlan } from './plan.js';
+import { summaryOf, type RollbackPlanSummary } from './plan.js';
 import {
   RunStatus,
   type ItemProgress,
@@ -9,12 +9,14 @@ import {
   type RollbackProgressStore,
   type RollbackRunRecord,
   type RollbackSummary,
+  type RunCheckpoint,
 } from './RollbackProgressStore.js';
 
 interface Run {
   record: RollbackRunRecord;
-  plan: RollbackPlan;
+  plan: RollbackPlanSummary;
   items: Map<string, ItemProgress>;
+  checkpoint?: RunCheckpoint;
   lease?: { token: string; owner: string; expiresAt: number };
 }
 
@@ -22,12 +24,27 @@ interface Run {
 export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   readonly #runs = new Map<string, Run>();
   readonly #now: () => number;
+  readonly #runTtlMs: number;
 
-  constructor(options: { now?: () => number } = {}) {
+  /**
+   * `runTtlMs`: a run (plan, progress, lease) is deleted this long after its last write, as with
+   * `RedisRollbackProgressStore`. @default 2_592_000_000 (30 days)
+   */
+  constructor(options: { now?: () => number; runTtlMs?: number } = {}) {
     this.#now = options.now ?? Date.now;
+    this.#runTtlMs = options.runTtlMs ?? 30 * 24 * 60 * 60 * 1000;
   }
 
-  async createRun(runId: string, plan: RollbackPlan) {
+  /** Deletes the runs last written more than runTtlMs ago. */
+  #expire(): void {
+    const cut = this.#now() - this.#runTtlMs;
+    for (const [id, run] of this.#runs) {
+      if (Date.parse(run.record.updatedAt) <= cut) this.#runs.delete(id);
+    }
+  }
+
+  async createRun(runId: string, plan: RollbackPlanSummary) {
+    this.#expire();
     const existing = this.#runs.get(runId);
     if (existing) {
       if (existing.plan.planId !== plan.planId) {
@@ -48,7 +65,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
         updatedAt: at,
         totalItems: totalItems(plan),
       },
-      plan: structuredClone(plan),
+      plan: summaryOf(plan),
       items: new Map(),
     };
     this.#runs.set(runId, run);
@@ -56,6 +73,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   }
 
   async getRun(runId: string) {
+    this.#expire();
     const run = this.#runs.get(runId);
     return run ? this.#view(run) : undefined;
   }
@@ -66,6 +84,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
   }
 
   async listRuns(options: { limit?: number } = {}) {
+    this.#expire();
     return [...this.#runs.values()]
       .map((r) => this.#view(r))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
@@ -115,6 +134,23 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
     );
   }
 
+  async getCheckpoint(runId: string) {
+    const checkpoint = this.#runs.get(runId)?.checkpoint;
+    return checkpoint ? structuredClone(checkpoint) : undefined;
+  }
+
+  async setCheckpoint(
+    runId: string,
+    token: string,
+    checkpoint: RunCheckpoint,
+    forget: readonly string[],
+  ) {
+    const run = this.#fenced(runId, token);
+    run.checkpoint = structuredClone(checkpoint);
+    for (const id of forget) run.items.delete(id);
+    run.record.updatedAt = new Date(this.#now()).toISOString();
+  }
+
   async finishRun(runId: string, token: string, status: RunStatus, summary: RollbackSummary) {
     const run = this.#fenced(runId, token);
     run.record.status = status;
@@ -140,6 +176,7 @@ export class InMemoryRollbackProgressStore implements RollbackProgressStore {
 }
 
 /** Items a run tracks: effects, sagas, needs-person and skipped entries. */
-export function totalItems(plan: RollbackPlan): number {
-  return plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
+export function totalItems(plan: RollbackPlanSummary): number {
+  const { items, sagas, needsPerson, skipped } = plan.counts;
+  return items + sagas + needsPerson + skipped;
 }

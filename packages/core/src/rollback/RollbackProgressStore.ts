@@ -1,4 +1,4 @@
-import type { RollbackPlan } from './plan.js';
+import type { RollbackPlanSummary } from './plan.js';
 
 /** Progress of one plan item (an effect, a saga, or an effect for a person). */
 export const ItemState = {
@@ -63,7 +63,7 @@ export interface RollbackRunRecord {
   planId: string;
   service: string;
   version: string;
-  strategy: RollbackPlan['strategy'];
+  strategy: RollbackPlanSummary['strategy'];
   status: RunStatus;
   createdAt: string;
   updatedAt: string;
@@ -75,30 +75,54 @@ export interface RollbackRunRecord {
   lease?: { owner: string; expiresAt: number };
 }
 
+/**
+ * Where a run is, page by page (see {@link runRollback}): the pages before `cursor` are finished,
+ * their done and skipped items forgotten, what they did summed in `totals`. Compact whatever the
+ * plan's size.
+ */
+export interface RunCheckpoint {
+  /** The cursor after the last finished page (opaque, from the plan's pages); absent before the first. */
+  cursor?: string;
+  /** Every page is finished. */
+  complete: boolean;
+  /** Pages finished. */
+  pages: number;
+  /** Items finished (done, skipped, for a person) on the finished pages. */
+  finished: number;
+  /** Of those, the items forgotten (no longer in the store's item progress), by state. */
+  forgotten: { done: number; skipped: number };
+  /** What the finished pages did. */
+  totals: Omit<RollbackSummary, 'failed' | 'published'>;
+}
+
 export type LeaseResult =
   | { acquired: true; token: string; expiresAt: number }
   | { acquired: false; owner?: string; expiresAt?: number };
 
 /**
- * Where a rollback run keeps its plan, its per-item progress and its lease.
+ * Where a rollback run keeps its plan's summary, its checkpoint, the progress of the items of its
+ * current page (and of those a person must handle or that failed) and its lease: bounded whatever
+ * the plan's size, as a run forgets each page's finished items when it checkpoints past it.
  *
  * Implementations:
  * - `createRun` MUST be idempotent on `runId` for the same `planId`, and MUST throw
  *   `RollbackRunConflictError` for a different plan under an existing run id.
  * - `acquireLease` MUST be atomic: of two concurrent callers at most one gets the lease while it
  *   is live. A lease MUST expire by itself after `leaseMs` (a killed runner frees it).
- * - `setItems`, `renewLease` and `finishRun` MUST be fenced: they MUST take effect only while
+ * - `setItems`, `setCheckpoint`, `renewLease` and `finishRun` MUST be fenced: they MUST take effect only while
  *   `token` holds the lease, and MUST throw `RollbackLeaseLostError` otherwise, so a runner that
  *   lost its lease cannot overwrite the progress of the runner that took over.
  * - A write MUST be durable when it resolves; store failures MUST throw a retriable error.
  */
 export interface RollbackProgressStore {
+  /** Stores the plan's summary only (a plan with items is stored without them). */
   createRun(
     runId: string,
-    plan: RollbackPlan,
+    plan: RollbackPlanSummary,
   ): Promise<{ created: boolean; run: RollbackRunRecord }>;
   getRun(runId: string): Promise<RollbackRunRecord | undefined>;
-  getPlan(runId: string): Promise<RollbackPlan | undefined>;
+  /** The summary of the run's plan (never its items). */
+  getPlan(runId: string): Promise<RollbackPlanSummary | undefined>;
   /** Runs, newest first. */
   listRuns(options?: { limit?: number }): Promise<RollbackRunRecord[]>;
   acquireLease(runId: string, owner: string, leaseMs: number): Promise<LeaseResult>;
@@ -108,7 +132,19 @@ export interface RollbackProgressStore {
   releaseLease(runId: string, token: string): Promise<void>;
   /** Records item states (`publishing` also counts an attempt). @throws RollbackLeaseLostError */
   setItems(runId: string, token: string, updates: readonly ItemUpdate[]): Promise<void>;
+  /** The items the store holds: the current page's, and those failed or for a person. */
   getItems(runId: string): Promise<Record<string, ItemProgress>>;
+  getCheckpoint(runId: string): Promise<RunCheckpoint | undefined>;
+  /**
+   * Records a finished page in one atomic write: stores `checkpoint` and forgets the progress of
+   * the `forget` items (the page's done and skipped ones). @throws RollbackLeaseLostError
+   */
+  setCheckpoint(
+    runId: string,
+    token: string,
+    checkpoint: RunCheckpoint,
+    forget: readonly string[],
+  ): Promise<void>;
   /** @throws RollbackLeaseLostError */
   finishRun(
     runId: string,

@@ -38,8 +38,11 @@ export interface PlanRollbackOptions {
   /** Only these event types. @default every type */
   types?: readonly string[];
   /**
-   * Refuse to plan more effects than this (a plan is held in memory and stored whole).
-   * @default 100_000
+   * A safety limit: refuse a window that selects more effects than this. Memory does not need it:
+   * {@link summarizeRollback} reads the journal page by page and {@link runRollback} runs a
+   * summary page by page, whatever the plan's size. {@link planRollback} holds the whole plan in
+   * memory, so it applies 100_000 unless told otherwise.
+   * @default no limit ({@link summarizeRollback}); 100_000 ({@link planRollback})
    */
   maxEffects?: number;
 }
@@ -121,11 +124,15 @@ export interface NeedsPersonItem {
   code?: string;
 }
 
-/** The result of {@link planRollback}: JSON-serialisable, so it can be saved, printed and stored. */
-export interface RollbackPlan {
+/**
+ * What a rollback does, without its items: the result of {@link summarizeRollback}, what a
+ * progress store keeps of a run, and all {@link runRollback} needs (with the registry, it reads the
+ * items from the journal page by page). JSON-serialisable.
+ */
+export interface RollbackPlanSummary {
   /**
-   * Hash of the service, version, strategy, target versions and every planned id (not of the
-   * window): plans of the same effects have equal ids, whenever they were made.
+   * Hash of the service, version, strategy, target versions and every planned id in journal order
+   * (not of the window): plans of the same effects have equal ids, whenever they were made.
    */
   planId: string;
   createdAt: string;
@@ -136,14 +143,6 @@ export interface RollbackPlan {
   window: { since?: string; until: string };
   targetVersions?: Record<string, number>;
   types?: string[];
-  /** Effects to compensate or replay one by one, newest first (compensate) or oldest first (replay). */
-  items: RollbackPlanItem[];
-  /** Sagas to compensate through the saga engine (compensate strategy only), newest first. */
-  sagas: SagaRollbackItem[];
-  /** Effects a person must handle. */
-  needsPerson: NeedsPersonItem[];
-  /** Effects whose compensation is "nothing to do" (the reverser returned no event). */
-  skipped: { itemId: string; original: EffectRef; message: string }[];
   counts: {
     effects: number;
     items: number;
@@ -152,6 +151,41 @@ export interface RollbackPlan {
     needsPerson: number;
     skipped: number;
   };
+}
+
+/** The result of {@link planRollback}: the summary and every item, held in memory. */
+export interface RollbackPlan extends RollbackPlanSummary {
+  /** Effects to compensate or replay one by one, newest first (compensate) or oldest first (replay). */
+  items: RollbackPlanItem[];
+  /** Sagas to compensate through the saga engine (compensate strategy only), newest first. */
+  sagas: SagaRollbackItem[];
+  /** Effects a person must handle. */
+  needsPerson: NeedsPersonItem[];
+  /** Effects whose compensation is "nothing to do" (the reverser returned no event). */
+  skipped: { itemId: string; original: EffectRef; message: string }[];
+}
+
+/** True when `plan` holds its items ({@link planRollback}), false for a {@link RollbackPlanSummary}. */
+export function hasItems(plan: RollbackPlanSummary): plan is RollbackPlan {
+  return Array.isArray((plan as Partial<RollbackPlan>).items);
+}
+
+/** The summary part of a plan (what a progress store keeps of a run). */
+export function summaryOf(plan: RollbackPlanSummary): RollbackPlanSummary {
+  const { planId, createdAt, service, version, strategy, window, targetVersions, types, counts } =
+    plan;
+  const summary: RollbackPlanSummary = {
+    planId,
+    createdAt,
+    service,
+    version,
+    strategy,
+    window: { ...window },
+    counts: { ...counts },
+  };
+  if (targetVersions) summary.targetVersions = { ...targetVersions };
+  if (types) summary.types = [...types];
+  return summary;
 }
 
 /** The `producerversion` (and journal version) of messages a rollback publishes. */
@@ -172,30 +206,150 @@ export function rollbackVersion(planId: string): string {
  *
  * Nothing is published; print the plan for a dry run, give it to {@link runRollback} to apply it.
  * Planning is deterministic: the same journal content and options give the same plan and planId.
+ * The whole plan is held in memory (hence `maxEffects`, 100_000 by default): for a large window,
+ * {@link summarizeRollback} gives the same planId and counts in bounded memory, and
+ * {@link runRollback} runs that summary page by page.
  */
 export async function planRollback(
   options: PlanRollbackOptions,
   dependencies: PlanRollbackDependencies,
 ): Promise<RollbackPlan> {
-  const window = resolvePlanWindow(options, dependencies);
-  const state: PlanState = {
-    items: [],
-    sagas: new Map(),
-    needsPerson: [],
-    skipped: [],
-    pending: [],
-    effects: 0,
-  };
-  for await (const record of journalEffects(dependencies.journal, window)) {
-    if (window.types && !window.types.has(record.type)) continue;
-    state.effects++;
-    if (state.effects > window.maxEffects) {
-      const { service, version, since, until } = window;
-      throw new RollbackPlanTooLargeError(window.maxEffects, { service, version, since, until });
+  const window = resolvePlanWindow(options, dependencies, 100_000);
+  const state = newPageState();
+  const hasher = new PlanHasher(window);
+  const sagas = new Map<string, SagaRollbackItem>();
+  for await (const page of journalPages(dependencies.journal, window, undefined, 500)) {
+    for (const record of page.records) {
+      if (window.types && !window.types.has(record.type)) continue;
+      countEffect(state, window);
+      hasher.add(planEffect(record, window, dependencies, state));
     }
-    planEffect(record, window, dependencies, state);
+    // Sagas span pages: a plan in memory keeps one entry per saga, all its effects in it.
+    for (const [id, saga] of state.sagas) {
+      const whole = sagas.get(id);
+      if (whole) whole.effects.push(...saga.effects);
+      else sagas.set(id, saga);
+    }
+    state.sagas.clear();
   }
-  return assemblePlan(options, window, state);
+  const planId = hasher.digest();
+  encodePending(state.pending, planId);
+  return assemblePlan(options, window, planId, state, [...sagas.values()]);
+}
+
+/**
+ * What {@link planRollback} says, without the items: the same planId and counts, read from the
+ * journal page by page, so memory stays bounded whatever the window selects (only the saga ids are
+ * kept, to count them). Give it to {@link runRollback} with the registry (and the compensations):
+ * the run reads and plans its items page by page again, with this summary's planId and clock.
+ */
+export async function summarizeRollback(
+  options: PlanRollbackOptions,
+  dependencies: PlanRollbackDependencies,
+): Promise<RollbackPlanSummary> {
+  const window = resolvePlanWindow(options, dependencies, Number.POSITIVE_INFINITY);
+  const hasher = new PlanHasher(window);
+  const sagaIds = new Set<string>();
+  const counts = { effects: 0, items: 0, messages: 0, sagas: 0, needsPerson: 0, skipped: 0 };
+  for await (const page of journalPages(dependencies.journal, window, undefined, 1_000)) {
+    const state = newPageState();
+    state.effects = counts.effects;
+    for (const record of page.records) {
+      if (window.types && !window.types.has(record.type)) continue;
+      countEffect(state, window);
+      hasher.add(planEffect(record, window, dependencies, state));
+    }
+    counts.effects = state.effects;
+    counts.items += state.items.length;
+    counts.messages += state.pending.reduce((n, p) => n + p.outgoing.length, 0);
+    counts.needsPerson += state.needsPerson.length;
+    counts.skipped += state.skipped.length;
+    for (const id of state.sagas.keys()) sagaIds.add(id);
+  }
+  counts.sagas = sagaIds.size;
+  return headerOf(options, window, hasher.digest(), counts);
+}
+
+/** One page of a plan, planned from the journal (see {@link planPages}). */
+export interface PlannedPage {
+  items: RollbackPlanItem[];
+  /** The sagas of this page's effects (a saga whose effects span pages is on each of them). */
+  sagas: SagaRollbackItem[];
+  needsPerson: NeedsPersonItem[];
+  skipped: RollbackPlan['skipped'];
+  effects: number;
+  /** The journal cursor after this page (absent after the last page): where a resume starts. */
+  cursor?: string;
+}
+
+/**
+ * The items of `summary`, planned again from the journal, about `pageSize` effects at a time,
+ * starting after `cursor` (a page's {@link PlannedPage.cursor}). The same journal content gives
+ * the same items, messages and ids as {@link planRollback} (the summary's planId and clock are
+ * used), so a run resumed from a cursor publishes exactly what the first runner would have.
+ */
+export async function* planPages(
+  summary: RollbackPlanSummary,
+  dependencies: PlanRollbackDependencies,
+  cursor: string | undefined,
+  pageSize: number,
+): AsyncGenerator<PlannedPage> {
+  const window = resolvePlanWindow(
+    {
+      service: summary.service,
+      version: summary.version,
+      strategy: summary.strategy,
+      since: summary.window.since,
+      until: summary.window.until,
+      targetVersions: summary.targetVersions,
+      types: summary.types,
+    },
+    { ...dependencies, now: () => new Date(summary.createdAt) },
+    Number.POSITIVE_INFINITY,
+  );
+  let state = newPageState();
+  for await (const page of journalPages(
+    dependencies.journal,
+    window,
+    cursor,
+    Math.min(1_000, pageSize),
+  )) {
+    for (const record of page.records) {
+      if (window.types && !window.types.has(record.type)) continue;
+      state.effects++;
+      planEffect(record, window, dependencies, state);
+    }
+    if (state.effects >= pageSize || page.cursor === undefined) {
+      encodePending(state.pending, summary.planId);
+      const planned: PlannedPage = {
+        items: state.items,
+        sagas: [...state.sagas.values()],
+        needsPerson: state.needsPerson,
+        skipped: state.skipped,
+        effects: state.effects,
+      };
+      if (page.cursor !== undefined) planned.cursor = page.cursor;
+      yield planned;
+      state = newPageState();
+    }
+  }
+}
+
+/**
+ * The items of a plan summary, planned from the journal `pageSize` effects at a time (from
+ * `cursor`, a page's {@link PlannedPage.cursor}): what {@link runRollback} runs, for a person to
+ * read (a preview of the first page, a dump page by page) in bounded memory.
+ */
+export function planRollbackPages(
+  summary: RollbackPlanSummary,
+  dependencies: PlanRollbackDependencies,
+  options: { cursor?: string; pageSize?: number } = {},
+): AsyncGenerator<PlannedPage> {
+  const pageSize = options.pageSize ?? 2_000;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+    throw new RollbackConfigError('pageSize', 'must be a positive integer', pageSize);
+  }
+  return planPages(summary, dependencies, options.cursor, pageSize);
 }
 
 /** The plan's validated options: what to read from the journal and how to undo it. */
@@ -212,23 +366,56 @@ interface PlanWindow {
   now: Date;
 }
 
-/** What planning has found so far. Messages are encoded once the plan id is known. */
-interface PlanState {
+/** What planning (one page, or the whole plan) has found. Messages are encoded once the plan id is known. */
+interface PageState {
   items: RollbackPlanItem[];
   sagas: Map<string, SagaRollbackItem>;
   needsPerson: NeedsPersonItem[];
   skipped: RollbackPlan['skipped'];
-  pending: {
-    item: RollbackPlanItem;
-    outgoing: { envelope: Envelope<unknown>; topic: string; key?: string }[];
-  }[];
+  pending: Pending[];
   effects: number;
+}
+
+interface Pending {
+  item: RollbackPlanItem;
+  outgoing: { envelope: Envelope<unknown>; topic: string; key?: string }[];
+}
+
+function newPageState(): PageState {
+  return { items: [], sagas: new Map(), needsPerson: [], skipped: [], pending: [], effects: 0 };
+}
+
+function countEffect(state: PageState, w: PlanWindow): void {
+  state.effects++;
+  if (state.effects > w.maxEffects) {
+    const { service, version, since, until } = w;
+    throw new RollbackPlanTooLargeError(w.maxEffects, { service, version, since, until });
+  }
+}
+
+/**
+ * The plan id, hashed as planning goes: the header, then one line per planned effect in journal
+ * order (what it publishes, its saga, or that a person must handle it). Nothing is kept.
+ */
+class PlanHasher {
+  readonly #hash = createHash('sha256');
+  constructor(w: PlanWindow) {
+    const { service, version, strategy, targetVersions } = w;
+    this.#hash.update(JSON.stringify({ service, version, strategy, targetVersions }));
+  }
+  add(line: string | undefined): void {
+    if (line !== undefined) this.#hash.update(`\n${line}`);
+  }
+  digest(): string {
+    return this.#hash.digest('hex').slice(0, 24);
+  }
 }
 
 /** Checks the options once (each bad field named) and fixes the window. */
 function resolvePlanWindow(
   options: PlanRollbackOptions,
   dependencies: PlanRollbackDependencies,
+  defaultMaxEffects: number,
 ): PlanWindow {
   const { service, version, strategy } = options;
   for (const field of ['service', 'version'] as const) {
@@ -274,14 +461,19 @@ function resolvePlanWindow(
         : new Date(toTimeMs(options.since, 'since')).toISOString(),
     types: options.types ? new Set(options.types) : undefined,
     targetVersions: options.targetVersions,
-    maxEffects: options.maxEffects ?? 100_000,
+    maxEffects: options.maxEffects ?? defaultMaxEffects,
     now,
   };
 }
 
 /** The journal's records of the window, page by page: newest first to compensate, oldest to replay. */
-async function* journalEffects(journal: Journal, w: PlanWindow): AsyncGenerator<JournalRecord> {
-  let cursor: string | undefined;
+async function* journalPages(
+  journal: Journal,
+  w: PlanWindow,
+  from: string | undefined,
+  limit: number,
+): AsyncGenerator<{ records: JournalRecord[]; cursor: string | undefined }> {
+  let cursor = from;
   do {
     const page = await journal.query({
       service: w.service,
@@ -290,10 +482,10 @@ async function* journalEffects(journal: Journal, w: PlanWindow): AsyncGenerator<
       until: w.until,
       direction: w.strategy === 'compensate' ? 'backward' : 'forward',
       cursor,
-      limit: 500,
+      limit,
     });
     cursor = page.nextCursor;
-    yield* page.items;
+    yield { records: page.items, cursor };
   } while (cursor);
 }
 
@@ -302,24 +494,27 @@ function planEffect(
   record: JournalRecord,
   w: PlanWindow,
   dependencies: PlanRollbackDependencies,
-  state: PlanState,
-): void {
+  state: PageState,
+): string | undefined {
   const ref = toRef(record);
   if (w.strategy === 'compensate' && record.sagaId !== undefined) {
     const itemId = `saga:${record.sagaId}`;
     const saga = state.sagas.get(record.sagaId) ?? { itemId, sagaId: record.sagaId, effects: [] };
     saga.effects.push(ref);
     state.sagas.set(record.sagaId, saga);
-    return;
+    return `s ${record.sagaId} ${record.id}`;
   }
-  const person = (reason: NeedsPersonReason, message: string, code?: string) =>
+  const person = (reason: NeedsPersonReason, message: string, code?: string) => {
+    const itemId = `person:${record.id}`;
     state.needsPerson.push({
-      itemId: `person:${record.id}`,
+      itemId,
       original: ref,
       reason,
       message,
       ...(code ? { code } : {}),
     });
+    return `p ${itemId}`;
+  };
   const { registry } = dependencies;
   let envelope: Envelope<unknown>;
   let data: unknown;
@@ -329,14 +524,15 @@ function planEffect(
     });
     data = registry.read(envelope, w.strategy === 'replay' ? { as: envelope.schemaversion } : {});
   } catch (error) {
-    person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
-    return;
+    return person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
   }
-  if (w.strategy === 'replay') planReplay(record, ref, envelope, data, w, registry, state, person);
-  else planCompensation(record, ref, envelope, data, w, dependencies, state, person);
+  return w.strategy === 'replay'
+    ? planReplay(record, ref, envelope, data, w, registry, state, person)
+    : planCompensation(record, ref, envelope, data, w, dependencies, state, person);
 }
 
-type Person = (reason: NeedsPersonReason, message: string, code?: string) => void;
+/** Records an effect for a person; returns its plan-id line. */
+type Person = (reason: NeedsPersonReason, message: string, code?: string) => string;
 
 /** Replay: the effect again, converted to its target version, with a deterministic new id. */
 function planReplay(
@@ -346,16 +542,15 @@ function planReplay(
   data: unknown,
   w: PlanWindow,
   registry: EventRegistry,
-  state: PlanState,
+  state: PageState,
   person: Person,
-): void {
+): string | undefined {
   const target = w.targetVersions?.[record.type] ?? envelope.schemaversion;
   let converted: unknown;
   try {
     converted = registry.get(record.type).read(data, envelope.schemaversion, target);
   } catch (error) {
-    person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
-    return;
+    return person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
   }
   const next = createEnvelope({
     type: envelope.type,
@@ -385,6 +580,7 @@ function planReplay(
     item,
     outgoing: [{ envelope: next, topic: record.topic, key: record.key }],
   });
+  return `i ${item.itemId} ${next.id}`;
 }
 
 /** Compensate: the events the registered compensation returns for the effect. */
@@ -395,19 +591,18 @@ function planCompensation(
   data: unknown,
   w: PlanWindow,
   dependencies: PlanRollbackDependencies,
-  state: PlanState,
+  state: PageState,
   person: Person,
-): void {
+): string | undefined {
   const { registry } = dependencies;
   const entry = dependencies.compensations!.get(record.type);
   if (!entry) {
-    person(NeedsPersonReason.NoCompensation, `no compensation registered for "${record.type}"`);
-    return;
+    return person(
+      NeedsPersonReason.NoCompensation,
+      `no compensation registered for "${record.type}"`,
+    );
   }
-  if (entry.kind === 'irreversible') {
-    person(NeedsPersonReason.Irreversible, entry.reason);
-    return;
-  }
+  if (entry.kind === 'irreversible') return person(NeedsPersonReason.Irreversible, entry.reason);
   let planned: CompensatingEvent[];
   let built: Envelope<unknown>[];
   try {
@@ -437,8 +632,7 @@ function planCompensation(
       }) as Envelope<unknown>;
     });
   } catch (error) {
-    person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
-    return;
+    return person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
   }
   if (built.length === 0) {
     state.skipped.push({
@@ -446,7 +640,7 @@ function planCompensation(
       original: ref,
       message: 'the compensation returned no event',
     });
-    return;
+    return undefined;
   }
   const item: RollbackPlanItem = {
     itemId: `compensate:${record.id}`,
@@ -463,23 +657,11 @@ function planCompensation(
       key: planned[n]!.key ?? record.key,
     })),
   });
+  return `i ${item.itemId} ${built.map((e) => e.id).join(' ')}`;
 }
 
-/** The plan id (from what the plan does), then every message encoded with it, then the counts. */
-function assemblePlan(options: PlanRollbackOptions, w: PlanWindow, state: PlanState): RollbackPlan {
-  const { service, version, strategy, since, until } = w;
-  const { items, sagas, needsPerson, skipped, pending } = state;
-  // The window is left out on purpose: planning the same effects again later (a default `until`
-  // of "now") gives the same plan id, so re-running the same command resumes the same run.
-  const planId = hashPlan({
-    service,
-    version,
-    strategy,
-    targetVersions: options.targetVersions,
-    items: pending.map((p) => p.outgoing.map((o) => o.envelope.id)),
-    sagas: [...sagas.keys()],
-    needsPerson: needsPerson.map((n) => n.itemId),
-  });
+/** Encodes every pending item's messages, now that the plan id (their producer version) is known. */
+function encodePending(pending: readonly Pending[], planId: string): void {
   for (const { item, outgoing } of pending) {
     item.messages = outgoing.map(({ envelope: e, topic, key }) => {
       e.producerversion = rollbackVersion(planId);
@@ -497,29 +679,50 @@ function assemblePlan(options: PlanRollbackOptions, w: PlanWindow, state: PlanSt
       return message;
     });
   }
-  const plan: RollbackPlan = {
+}
+
+/** The plan's summary: its identity, its frozen window and its counts. */
+function headerOf(
+  options: PlanRollbackOptions,
+  w: PlanWindow,
+  planId: string,
+  counts: RollbackPlanSummary['counts'],
+): RollbackPlanSummary {
+  const { service, version, strategy, since, until } = w;
+  const summary: RollbackPlanSummary = {
     planId,
     createdAt: w.now.toISOString(),
     service,
     version,
     strategy,
     window: since === undefined ? { until } : { since, until },
-    items,
-    sagas: [...sagas.values()],
-    needsPerson,
-    skipped,
-    counts: {
-      effects: state.effects,
-      items: items.length,
-      messages: items.reduce((n, i) => n + i.messages.length, 0),
-      sagas: sagas.size,
-      needsPerson: needsPerson.length,
-      skipped: skipped.length,
-    },
+    counts,
   };
-  if (options.targetVersions) plan.targetVersions = { ...options.targetVersions };
-  if (options.types) plan.types = [...options.types];
-  return plan;
+  if (options.targetVersions) summary.targetVersions = { ...options.targetVersions };
+  if (options.types) summary.types = [...options.types];
+  return summary;
+}
+
+/** The whole plan: its summary and its items. */
+function assemblePlan(
+  options: PlanRollbackOptions,
+  w: PlanWindow,
+  planId: string,
+  state: PageState,
+  sagas: SagaRollbackItem[],
+): RollbackPlan {
+  const { items, needsPerson, skipped } = state;
+  const header = headerOf(options, w, planId, {
+    effects: state.effects,
+    items: items.length,
+    messages: items.reduce((n, i) => n + i.messages.length, 0),
+    sagas: sagas.length,
+    needsPerson: needsPerson.length,
+    skipped: skipped.length,
+  });
+  const { counts, ...rest } = header;
+  // The key order of a stored or printed plan stays as it was: items before the counts.
+  return { ...rest, items, sagas, needsPerson, skipped, counts };
 }
 
 function toRef(record: JournalRecord): EffectRef {
@@ -533,10 +736,6 @@ function toRef(record: JournalRecord): EffectRef {
   if (record.key !== undefined) ref.key = record.key;
   if (record.sagaId !== undefined) ref.sagaId = record.sagaId;
   return ref;
-}
-
-function hashPlan(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 24);
 }
 
 function errorMessage(error: unknown): string {

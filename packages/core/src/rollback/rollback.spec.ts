@@ -11,7 +11,7 @@ import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { defineCompensations, emit } from './compensations.js';
 import { RollbackLeaseLostError } from './errors.js';
 import { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
-import { planRollback, type RollbackPlan } from './plan.js';
+import { planRollback, summarizeRollback, type RollbackPlan } from './plan.js';
 import type { RollbackProgressStore } from './RollbackProgressStore.js';
 import { runRollback, type SagaCompensator } from './run.js';
 
@@ -410,6 +410,8 @@ describe('runRollback', () => {
       renewLease: (...a) => store.renewLease(...a),
       releaseLease: (...a) => store.releaseLease(...a),
       getItems: (...a) => store.getItems(...a),
+      getCheckpoint: (...a) => store.getCheckpoint(...a),
+      setCheckpoint: (...a) => store.setCheckpoint(...a),
       finishRun: (...a) => store.finishRun(...a),
       setItems: async (runId, token, updates) => {
         if (updates[0]?.state === 'done' && ++doneWrites === 2) throw new Error('killed');
@@ -425,6 +427,7 @@ describe('runRollback', () => {
     ).rejects.toThrow('killed');
     expect(w.transport.sent).toHaveLength(4);
     await new Promise((r) => setTimeout(r, 250)); // the dead runner's lease expires
+    const attemptsBefore = await store.getItems('r2');
     const result = await runRollback(w.plan, { runId: 'r2', batchSize: 2 }, w);
     expect(result.status).toBe('completed');
     expect(result.summary.reversed).toBe(6);
@@ -433,8 +436,16 @@ describe('runRollback', () => {
     expect(sentIds).toHaveLength(8);
     // The duplicate carries the same envelope ids: consumer dedupe makes it one effect each.
     expect(new Set(sentIds).size).toBe(6);
-    const items = await w.progressStore.getItems('r2');
-    expect(Object.values(items).filter((i) => i.attempts === 2)).toHaveLength(2);
+    // Batch 2 was left `publishing` (attempt 1) by the dead runner; the finished page is then
+    // checkpointed and its items forgotten.
+    expect(Object.values(attemptsBefore).filter((i) => i.state === 'publishing')).toHaveLength(2);
+    const left = Object.values(await store.getItems('r2'));
+    expect(left.filter((i) => i.state === 'done' || i.state === 'publishing')).toEqual([]);
+    expect(await store.getCheckpoint('r2')).toMatchObject({
+      complete: true,
+      pages: 1,
+      forgotten: { done: 6 },
+    });
   });
 
   it('lets only one runner run a plan: the second one gets BT_ERR_ROLLBACK_RUN_LOCKED', async () => {
@@ -569,6 +580,45 @@ describe('runRollback', () => {
     expect(second.status).toBe('completed');
     expect(w.transport.sent).toHaveLength(6);
   });
+
+  it("a resumed run's progress counts what the stopped runner finished (it never goes backwards)", async () => {
+    const w = await planned(6);
+    const controller = new AbortController();
+    const before: number[] = [];
+    await runRollback(
+      w.plan,
+      {
+        runId: 'r10',
+        batchSize: 2,
+        batchesInFlight: 1,
+        signal: controller.signal,
+        onProgress: (e) => {
+          before.push(e.finished);
+          if (e.state === 'done') controller.abort();
+        },
+      },
+      w,
+    );
+    const reached = Math.max(...before);
+    expect(reached).toBeGreaterThan(0);
+    const after: number[] = [];
+    let total = 0;
+    const second = await runRollback(
+      w.plan,
+      {
+        runId: 'r10',
+        batchSize: 2,
+        onProgress: (e) => {
+          after.push(e.finished);
+          total = e.total;
+        },
+      },
+      w,
+    );
+    expect(second.status).toBe('completed');
+    expect(Math.min(...after)).toBeGreaterThanOrEqual(reached);
+    expect(Math.max(...after)).toBe(total);
+  });
 });
 
 describe('runRollback with several batches in flight', () => {
@@ -585,6 +635,8 @@ describe('runRollback with several batches in flight', () => {
       renewLease: (...a) => store.renewLease(...a),
       releaseLease: (...a) => store.releaseLease(...a),
       getItems: (...a) => store.getItems(...a),
+      getCheckpoint: (...a) => store.getCheckpoint(...a),
+      setCheckpoint: (...a) => store.setCheckpoint(...a),
       finishRun: (...a) => store.finishRun(...a),
       setItems: (...a) => store.setItems(...a),
       ...overrides,
@@ -770,4 +822,157 @@ describe('lanesOf', () => {
     expect(lanes).toHaveLength(3);
     expect(lanesOf(items, 1)).toEqual([items]);
   });
+});
+
+/** `store` with some methods replaced (the others bound to it). */
+function overriding(
+  store: RollbackProgressStore,
+  overrides: Partial<RollbackProgressStore>,
+): RollbackProgressStore {
+  return new Proxy(store, {
+    get(target, name: keyof RollbackProgressStore) {
+      const value = overrides[name] ?? target[name];
+      return typeof value === 'function' && !(name in overrides) ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('a plan streamed from the journal (summarizeRollback + runRollback)', () => {
+  /** `n` reversible effects over 4 keys, with an irreversible and a nothing-to-do one every 10. */
+  async function journaled(n: number) {
+    const w = await world();
+    for (let i = 0; i < n; i++) {
+      if (i % 10 === 3) await w.bad.publish(EmailSent, { to: `p${i}@x` });
+      else if (i % 10 === 7) await w.bad.publish(Noted, { text: `n${i}` });
+      else
+        await w.bad.publish(
+          StockReserved,
+          { sku: `s${i}`, quantity: i, warehouse: 'w' },
+          { key: `k${i % 4}` },
+        );
+      w.tick(10);
+    }
+    w.transport.sent.length = 0;
+    const deps = { journal: w.journal, registry, compensations, now: w.clock };
+    return { ...w, deps };
+  }
+
+  it('gives the planId and counts of planRollback', async () => {
+    const w = await journaled(45);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const plan = await planRollback(options, w.deps);
+    const summary = await summarizeRollback(options, w.deps);
+    expect(summary.planId).toBe(plan.planId);
+    expect(summary.counts).toEqual(plan.counts);
+    expect(summary).not.toHaveProperty('items');
+    expect(summary.counts).toMatchObject({ effects: 45, items: 36, needsPerson: 5, skipped: 4 });
+  });
+
+  it('runs page by page what the plan in memory runs, and keeps only the current page in the store', async () => {
+    const w = await journaled(45);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const plan = await planRollback(options, w.deps);
+    const summary = await summarizeRollback(options, w.deps);
+    const store = new InMemoryRollbackProgressStore();
+    let largest = 0;
+    const watched = {
+      ...w,
+      registry,
+      compensations,
+      progressStore: new Proxy(store, {
+        get(target, name: keyof InMemoryRollbackProgressStore) {
+          if (name === 'setItems') {
+            return async (...a: Parameters<InMemoryRollbackProgressStore['setItems']>) => {
+              await target.setItems(...a);
+              largest = Math.max(largest, Object.keys(await target.getItems(a[0])).length);
+            };
+          }
+          const value = target[name];
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+    };
+    await expect(
+      runRollback(summary, { runId: 'no-registry' }, { ...w, progressStore: store }),
+    ).rejects.toMatchObject({
+      code: 'BT_ERR_ROLLBACK_CONFIG_INVALID',
+    });
+    const result = await runRollback(
+      summary,
+      { runId: 's1', pageSize: 8, batchSize: 3, batchesInFlight: 2 },
+      watched,
+    );
+    expect(result).toMatchObject({
+      status: 'completed',
+      summary: { reversed: 36, skipped: 4, needsPerson: 5, failed: 0, published: 36 },
+    });
+    expect(result.needsPerson).toHaveLength(5);
+    // Exactly the messages of the plan in memory, in its order per key.
+    const expected = plan.items.flatMap((i) => i.messages.map((m) => m.id));
+    const sent = w.transport.sent.map((m) => m.message.headers.id!);
+    expect([...sent].sort()).toEqual([...expected].sort());
+    for (let k = 0; k < 4; k++) {
+      const ofKey = plan.items
+        .filter((i) => i.original.key === `k${k}`)
+        .map((i) => i.messages[0]!.id);
+      expect(sent.filter((id) => ofKey.includes(id))).toEqual(ofKey);
+    }
+    // The store never held more than a page (8 effects) plus the items for a person.
+    expect(largest).toBeLessThanOrEqual(8 + 5);
+    expect(Object.keys(await store.getItems('s1'))).toHaveLength(5);
+    expect(await store.getPlan('s1')).not.toHaveProperty('items');
+  });
+
+  it('killed at any progress write, resumes with every effect reversed and none done published again', async () => {
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    let crashPoint = 1;
+    for (; ; crashPoint++) {
+      const w = await journaled(30);
+      const summary = await summarizeRollback(options, w.deps);
+      const store = new InMemoryRollbackProgressStore();
+      let writes = 0;
+      const done = new Set<string>();
+      const crashing = overriding(store, {
+        setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
+          if (++writes === crashPoint) throw new Error('killed');
+          await store.setItems(...a);
+          for (const u of a[2]) if (u.state === 'done') done.add(u.itemId);
+        },
+        setCheckpoint: async (...a: Parameters<RollbackProgressStore['setCheckpoint']>) => {
+          if (++writes === crashPoint) throw new Error('killed');
+          await store.setCheckpoint(...a);
+        },
+      });
+      const run = (progressStore: RollbackProgressStore, leaseMs: number) =>
+        runRollback(
+          summary,
+          { runId: 'k', pageSize: 7, batchSize: 2, batchesInFlight: 2, leaseMs },
+          { ...w, registry, compensations, progressStore },
+        );
+      const first = await run(crashing, 160).then(
+        (r) => r,
+        (error: Error) => error,
+      );
+      if (!(first instanceof Error)) {
+        // Past the last write: the run ended before the crash point, every point was tried.
+        expect(first.status).toBe('completed');
+        break;
+      }
+      expect(first.message).toBe('killed');
+      const sentBefore = w.transport.sent.length;
+      // (The failed runner released its lease on the way out, as a killed one's expires.)
+      const result = await run(store, 30_000);
+      expect(result.status).toBe('completed');
+      expect(result.summary).toMatchObject({ reversed: 24, skipped: 3, needsPerson: 3 });
+      const resent = w.transport.sent
+        .slice(sentBefore)
+        .map((m) => `compensate:${m.message.headers.causationid!}`);
+      expect(resent.filter((id) => done.has(id))).toEqual([]);
+      // Every effect reversed; a second copy (acknowledged, not yet marked) has the same id.
+      const all = w.transport.sent.map((m) => m.message.headers);
+      expect(new Set(all.map((h) => h.causationid)).size).toBe(24);
+      expect(new Set(all.map((h) => h.id)).size).toBe(24);
+    }
+    expect(crashPoint).toBeGreaterThan(10);
+  }, 30_000);
 });

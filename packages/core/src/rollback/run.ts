@@ -5,7 +5,19 @@ import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
-import { rollbackVersion, type RollbackPlan, type RollbackPlanItem } from './plan.js';
+import type { EventRegistry } from '../schema/EventRegistry.js';
+import type { CompensationRegistry } from './compensations.js';
+import {
+  hasItems,
+  planPages,
+  rollbackVersion,
+  type NeedsPersonItem,
+  type RollbackPlan,
+  type RollbackPlanItem,
+  type RollbackPlanSummary,
+  type SagaRollbackItem,
+} from './plan.js';
+import { totalItems } from './InMemoryRollbackProgressStore.js';
 import { traceRollback } from '../telemetry/rollback.js';
 import {
   ItemState,
@@ -14,6 +26,7 @@ import {
   type ItemUpdate,
   type RollbackProgressStore,
   type RollbackSummary,
+  type RunCheckpoint,
 } from './RollbackProgressStore.js';
 
 /**
@@ -49,6 +62,14 @@ export interface RunRollbackOptions {
   sagasInFlight?: number;
   /** Tries per batch before its items are marked failed. @default 3 */
   publishAttempts?: number;
+  /**
+   * Effects per page: the run plans (or takes from a plan in memory) this many effects, runs
+   * them, then checkpoints past them in the progress store and forgets their finished items, so
+   * memory and the stored state stay bounded whatever the plan's size. The next page is planned
+   * while one runs. A page with failed items ends the run (status `failed`; resume retries them).
+   * @default 2_000
+   */
+  pageSize?: number;
   /** Plan only: nothing is published or stored; the result says what a run would do. */
   dryRun?: boolean;
   /** Called after every item changes state. Exceptions are ignored. */
@@ -65,6 +86,7 @@ export const DEFAULT_RUN_ROLLBACK_OPTIONS = {
   batchesInFlight: 4,
   sagasInFlight: 8,
   publishAttempts: 3,
+  pageSize: 2_000,
 } as const;
 
 export interface RollbackProgressEvent {
@@ -82,6 +104,13 @@ export interface RunRollbackDependencies {
   journal: Journal;
   transport: Transport;
   progressStore: RollbackProgressStore;
+  /**
+   * Required to run a {@link RollbackPlanSummary} (from {@link summarizeRollback}, or a stored
+   * run's plan): its items are planned again from the journal, page by page.
+   */
+  registry?: EventRegistry;
+  /** With `registry`, for a summary of the compensate strategy. */
+  compensations?: CompensationRegistry;
   /** Compensates the plan's sagas. Without it, they are handed to a person. */
   sagas?: SagaCompensator;
   /** @default createDefaultLogger() */
@@ -110,33 +139,42 @@ const FINISHED: ReadonlySet<ItemState> = new Set([
 ]);
 
 /**
- * Applies a {@link RollbackPlan}: publishes its messages in plan order, compensates its sagas,
- * and records every step in the progress store, so the run can be stopped (or killed) and
- * resumed with the same `runId` from where it was.
+ * Applies a plan: publishes its messages in plan order, compensates its sagas, and records every
+ * step in the progress store, so the run can be stopped (or killed) and resumed with the same
+ * `runId` from where it was.
+ *
+ * The plan is run page by page (`pageSize` effects): a {@link RollbackPlan} from
+ * {@link planRollback} is paged in memory; a {@link RollbackPlanSummary} (from
+ * {@link summarizeRollback}, or a stored run's plan) is planned again from the journal page by
+ * page, which needs `registry` (and `compensations`) in the dependencies and keeps memory bounded
+ * whatever the plan's size. After each page the run checkpoints: the store keeps the cursor after
+ * it and the page's totals, and forgets its done and skipped items. Pages run one after the
+ * other, so the plan's order per saga and per key holds across pages.
  *
  * Guarantees:
  * - One runner at a time: a lease with a token guards the run; progress writes are fenced by the
  *   token, so a runner that lost its lease stops with `RollbackLeaseLostError` instead of
  *   overwriting the one that took over. A second runner gets `RollbackRunLockedError`.
  * - An item is marked `publishing` BEFORE its messages go out and `done` AFTER the broker
- *   acknowledged them. Resume skips `done` items and publishes `publishing`/`failed` ones again.
- *   The only window for a second publish is a crash between the broker's acknowledgement and the
- *   `done` write; the second copy carries the SAME deterministic envelope id, so every idempotent
- *   consumer drops it: a compensation takes effect once.
+ *   acknowledged them. Resume starts at the checkpoint's page, skips its `done` items and
+ *   publishes `publishing`/`failed` ones again. The only window for a second publish is a crash
+ *   between the broker's acknowledgement and the `done` write; the second copy carries the SAME
+ *   deterministic envelope id, so every idempotent consumer drops it: a compensation takes effect
+ *   once.
  * - Sagas are compensated through the saga engine, which is itself idempotent per saga.
  */
 export function runRollback(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: RunRollbackOptions & { dryRun: true },
   dependencies?: RunRollbackDependencies,
 ): Promise<RollbackRunResult>;
 export function runRollback(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: RunRollbackOptions,
   dependencies: RunRollbackDependencies,
 ): Promise<RollbackRunResult>;
 export async function runRollback(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: RunRollbackOptions,
   dependencies?: RunRollbackDependencies,
 ): Promise<RollbackRunResult> {
@@ -145,7 +183,7 @@ export async function runRollback(
 }
 
 async function runUntraced(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: RunRollbackOptions,
   dependencies: RunRollbackDependencies | undefined,
 ): Promise<RollbackRunResult> {
@@ -157,6 +195,12 @@ async function runUntraced(
     throw new RollbackConfigError(
       'dependencies',
       'runRollback needs its dependencies (journal, transport, progressStore) unless dryRun is set',
+    );
+  }
+  if (!hasItems(plan) && !dependencies.registry) {
+    throw new RollbackConfigError(
+      'registry',
+      'a plan summary is planned again from the journal page by page: give the event registry (and the compensations) in the dependencies',
     );
   }
 
@@ -171,9 +215,20 @@ async function runUntraced(
   await store.createRun(runId, plan);
   const lease = await holdLease(store, o, sleep, logger);
   try {
-    const total =
-      plan.items.length + plan.sagas.length + plan.needsPerson.length + plan.skipped.length;
-    const { progress, write } = await loadProgress(store, o, lease.token, total);
+    const checkpoint = (await store.getCheckpoint(runId)) ?? {
+      complete: false,
+      pages: 0,
+      finished: 0,
+      forgotten: { done: 0, skipped: 0 },
+      totals: emptyTotals(),
+    };
+    const { progress, write } = await loadProgress(
+      store,
+      o,
+      lease.token,
+      totalItems(plan),
+      checkpoint.forgotten,
+    );
     const stop = { fatal: false, failedBatchesInARow: 0 };
     const run: RunContext = {
       plan,
@@ -188,14 +243,222 @@ async function runUntraced(
       write,
       stop,
       stopped: () => stop.fatal || o.signal?.aborted === true || stop.failedBatchesInARow >= 3,
+      sagasCounted: new Set(),
     };
-    await recordUnpublished(run);
-    const published = await publishLanes(run);
-    await compensateSagas(run);
-    return await finish(run, store, lease.token, published);
+    const { published, last } = await runPages(run, store, lease.token, checkpoint, dependencies);
+    return await finish(run, store, lease.token, published, checkpoint, last);
   } finally {
     await lease.release();
   }
+}
+
+/** The items of one page, run together, then checkpointed past. */
+interface RunPage {
+  items: readonly RollbackPlanItem[];
+  sagas: readonly SagaRollbackItem[];
+  needsPerson: readonly NeedsPersonItem[];
+  skipped: RollbackPlan['skipped'];
+  /** Where the next page starts (absent after the last page). */
+  cursor?: string;
+}
+
+/** A cursor into a plan held in memory, or into the journal. */
+const MEMORY_CURSOR = 'plan:';
+const JOURNAL_CURSOR = 'journal:';
+
+/**
+ * The plan's pages from a checkpoint's cursor: sliced from a plan in memory (needs-person and
+ * skipped entries, then the items, then the sagas), or planned from the journal.
+ */
+async function* pagesOf(
+  plan: RollbackPlanSummary,
+  cursor: string | undefined,
+  pageSize: number,
+  dependencies: RunRollbackDependencies,
+  runId: string,
+): AsyncGenerator<RunPage> {
+  const kind = hasItems(plan) ? MEMORY_CURSOR : JOURNAL_CURSOR;
+  if (cursor !== undefined && !cursor.startsWith(kind)) {
+    throw new RollbackConfigError(
+      'plan',
+      `run ${runId} was started from a plan ${kind === MEMORY_CURSOR ? 'summary (streamed from the journal)' : 'with its items (planRollback)'}: resume it with the same kind of plan`,
+    );
+  }
+  const from = cursor?.slice(kind.length);
+  if (hasItems(plan)) {
+    const parts = [plan.needsPerson, plan.skipped, plan.items, plan.sagas] as const;
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    for (let start = from === undefined ? 0 : Number(from); start < total; start += pageSize) {
+      const end = Math.min(total, start + pageSize);
+      const sliced = [] as unknown[][];
+      let offset = 0;
+      for (const part of parts) {
+        sliced.push(
+          part.slice(Math.max(0, start - offset), Math.max(0, end - offset)) as unknown[],
+        );
+        offset += part.length;
+      }
+      const page: RunPage = {
+        needsPerson: sliced[0] as NeedsPersonItem[],
+        skipped: sliced[1] as RollbackPlan['skipped'],
+        items: sliced[2] as RollbackPlanItem[],
+        sagas: sliced[3] as SagaRollbackItem[],
+      };
+      if (end < total) page.cursor = `${MEMORY_CURSOR}${end}`;
+      yield page;
+    }
+    if (total === 0) yield { needsPerson: [], skipped: [], items: [], sagas: [] };
+    return;
+  }
+  const deps = {
+    journal: dependencies.journal,
+    registry: dependencies.registry!,
+    compensations: dependencies.compensations,
+  };
+  for await (const page of planPages(plan, deps, from, pageSize)) {
+    const { cursor: next, ...rest } = page;
+    yield next === undefined ? rest : { ...rest, cursor: `${JOURNAL_CURSOR}${next}` };
+  }
+}
+
+/** What one page did, once it ran. */
+interface PageOutcome {
+  totals: RunCheckpoint['totals'];
+  /** Items of the page now finished (done, skipped, for a person). */
+  finished: number;
+  /** Items still to do (failed, or not reached): the run cannot checkpoint past the page. */
+  unfinished: number;
+  /** The page's items the checkpoint forgets: done and skipped. */
+  forget: string[];
+}
+
+/**
+ * Runs the pages from the checkpoint on, the next page planned while one runs, checkpointing
+ * after each finished page. Stops at a page with unfinished items (failed, aborted, stopped).
+ * Resolves with the messages published and the outcome of the last page when it was not
+ * checkpointed (its totals still belong in the summary).
+ */
+async function runPages(
+  run: RunContext,
+  store: RollbackProgressStore,
+  token: string,
+  checkpoint: RunCheckpoint,
+  dependencies: RunRollbackDependencies,
+): Promise<{ published: number; last?: PageOutcome }> {
+  if (checkpoint.complete) return { published: 0 };
+  const { o, progress } = run;
+  const pages = pagesOf(run.plan, checkpoint.cursor, o.pageSize, dependencies, o.runId);
+  let next = pages.next();
+  let published = 0;
+  try {
+    for (;;) {
+      const step = await next;
+      if (step.done) return { published };
+      const page = step.value;
+      // Planning the next page (journal reads, encoding) overlaps this page's publishing.
+      next =
+        page.cursor === undefined
+          ? Promise.resolve({ done: true, value: undefined })
+          : pages.next();
+      next.catch(() => undefined);
+      published += await runPage(run, page);
+      // One macrotask turn per page: with stores that answer at once (in memory), the lease
+      // heartbeat and other timers still run during a long run.
+      await new Promise<void>((r) => setImmediate(r));
+      const outcome = pageOutcome(run, page);
+      if (outcome.unfinished > 0) return { published, last: outcome };
+      const done: RunCheckpoint = {
+        complete: page.cursor === undefined,
+        pages: checkpoint.pages + 1,
+        finished: checkpoint.finished + outcome.finished,
+        forgotten: {
+          done: checkpoint.forgotten.done + outcome.forget.length - page.skipped.length,
+          skipped: checkpoint.forgotten.skipped + page.skipped.length,
+        },
+        totals: addTotals(checkpoint.totals, outcome.totals),
+      };
+      if (page.cursor !== undefined) done.cursor = page.cursor;
+      run.checkLease();
+      await store.setCheckpoint(o.runId, token, done, outcome.forget);
+      for (const id of outcome.forget) delete progress[id];
+      Object.assign(checkpoint, done);
+      if (done.complete || run.stopped()) return { published };
+    }
+  } finally {
+    await pages.return(undefined).catch(() => undefined);
+  }
+}
+
+/** One page: its needs-person and skipped entries recorded, its items published, its sagas compensated. */
+async function runPage(run: RunContext, page: RunPage): Promise<number> {
+  await recordUnpublished(run, page);
+  const published = await publishLanes(run, page.items);
+  if (!run.stopped()) await compensateSagas(run, page.sagas);
+  return published;
+}
+
+/** What a page did, from the progress its items reached. */
+function pageOutcome(run: RunContext, page: RunPage): PageOutcome {
+  const { progress } = run;
+  const totals = emptyTotals();
+  const forget: string[] = [];
+  let finished = 0;
+  let unfinished = 0;
+  for (const item of page.items) {
+    const state = progress[item.itemId]?.state;
+    if (state === ItemState.Done) {
+      totals[item.action === 'compensate' ? 'reversed' : 'replayed']++;
+      forget.push(item.itemId);
+      finished++;
+    } else unfinished++;
+  }
+  for (const saga of page.sagas) {
+    const state = progress[saga.itemId]?.state;
+    if (state === ItemState.Done) {
+      totals.reversed += saga.effects.length;
+      // A saga whose effects span pages is compensated (and counted) once.
+      if (!run.sagasCounted.has(saga.sagaId)) {
+        run.sagasCounted.add(saga.sagaId);
+        totals.sagasCompensated++;
+      }
+      forget.push(saga.itemId);
+      finished++;
+    } else if (state === ItemState.NeedsPerson) {
+      totals.needsPerson += saga.effects.length;
+      finished++;
+    } else unfinished++;
+  }
+  for (const n of page.needsPerson) {
+    if (progress[n.itemId]?.state === ItemState.NeedsPerson) {
+      totals.needsPerson++;
+      finished++;
+    } else unfinished++;
+  }
+  for (const s of page.skipped) {
+    if (progress[s.itemId]?.state === ItemState.Skipped) {
+      totals.skipped++;
+      forget.push(s.itemId);
+      finished++;
+    } else unfinished++;
+  }
+  return { totals, finished, unfinished, forget };
+}
+
+function emptyTotals(): RunCheckpoint['totals'] {
+  return { reversed: 0, replayed: 0, skipped: 0, needsPerson: 0, sagasCompensated: 0 };
+}
+
+function addTotals(
+  a: RunCheckpoint['totals'],
+  b: RunCheckpoint['totals'],
+): RunCheckpoint['totals'] {
+  return {
+    reversed: a.reversed + b.reversed,
+    replayed: a.replayed + b.replayed,
+    skipped: a.skipped + b.skipped,
+    needsPerson: a.needsPerson + b.needsPerson,
+    sagasCompensated: a.sagasCompensated + b.sagasCompensated,
+  };
 }
 
 /** {@link RunRollbackOptions} with every default applied, checked. */
@@ -204,7 +467,10 @@ type ResolvedRunOptions = RunRollbackOptions & {
 };
 
 /** Applies the defaults and checks the options and the plan once, naming each bad field. */
-function resolveRunOptions(plan: RollbackPlan, options: RunRollbackOptions): ResolvedRunOptions {
+function resolveRunOptions(
+  plan: RollbackPlanSummary,
+  options: RunRollbackOptions,
+): ResolvedRunOptions {
   const o = { ...DEFAULT_RUN_ROLLBACK_OPTIONS, ...withoutUndefined(options) };
   const runId: string = options.runId;
   if (typeof runId !== 'string' || runId.length === 0) {
@@ -216,13 +482,14 @@ function resolveRunOptions(plan: RollbackPlan, options: RunRollbackOptions): Res
     'batchesInFlight',
     'sagasInFlight',
     'publishAttempts',
+    'pageSize',
   ] as const) {
     if (!Number.isSafeInteger(o[field]) || o[field] < 1) {
       throw new RollbackConfigError(field, 'must be a positive integer', o[field]);
     }
   }
-  if (!plan || typeof plan.planId !== 'string' || !Array.isArray(plan.items)) {
-    throw new RollbackConfigError('plan', 'must be a plan from planRollback');
+  if (!plan || typeof plan.planId !== 'string' || typeof plan.counts !== 'object') {
+    throw new RollbackConfigError('plan', 'must be a plan from planRollback or summarizeRollback');
   }
   return { ...o, runId };
 }
@@ -290,10 +557,17 @@ async function loadProgress(
   o: ResolvedRunOptions,
   token: string,
   total: number,
+  forgotten: { done: number; skipped: number },
 ): Promise<RunProgress> {
   const { runId } = o;
   const progress = await store.getItems(runId);
-  let finished = Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
+  // What a killed runner finished counts from the start: the items checkpointed pages forgot,
+  // and every finished item the store still holds (the current page's, and earlier pages' items
+  // for a person, which are kept). A resumed run's progress never goes backwards.
+  let finished =
+    forgotten.done +
+    forgotten.skipped +
+    Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
   const report = (updates: readonly ItemUpdate[]) => {
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
@@ -321,7 +595,7 @@ async function loadProgress(
 
 /** What the phases of one run share. */
 interface RunContext extends RunProgress {
-  plan: RollbackPlan;
+  plan: RollbackPlanSummary;
   o: ResolvedRunOptions;
   journal: Journal;
   transport: Transport;
@@ -333,19 +607,21 @@ interface RunContext extends RunProgress {
   stop: { fatal: boolean; failedBatchesInARow: number };
   /** True once the run must stop: a lane failed, the signal aborted, or the broker looks down. */
   stopped: () => boolean;
+  /** Sagas counted as compensated by this runner (a saga's effects may span pages). */
+  sagasCounted: Set<string>;
 }
 
 /** Entries that need no publishing are recorded first, so `status` shows them at once. */
-async function recordUnpublished({ plan, progress, write }: RunContext): Promise<void> {
+async function recordUnpublished({ progress, write }: RunContext, page: RunPage): Promise<void> {
   await write([
-    ...plan.needsPerson
+    ...page.needsPerson
       .filter((n) => progress[n.itemId]?.state !== ItemState.NeedsPerson)
       .map((n) => ({
         itemId: n.itemId,
         state: ItemState.NeedsPerson,
         error: `${n.reason}: ${n.message}`,
       })),
-    ...plan.skipped
+    ...page.skipped
       .filter((s) => progress[s.itemId]?.state !== ItemState.Skipped)
       .map((s) => ({ itemId: s.itemId, state: ItemState.Skipped, error: s.message })),
   ]);
@@ -355,12 +631,12 @@ async function recordUnpublished({ plan, progress, write }: RunContext): Promise
  * Publishes the items not done yet through `batchesInFlight` lanes; resolves with the number of
  * messages published. A lane that throws (a lost lease, a store down) stops the others.
  */
-async function publishLanes(run: RunContext): Promise<number> {
-  const { plan, progress, logger, o } = run;
-  const todo = plan.items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
-  if (todo.length < plan.items.length) {
+async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+  const { progress, logger, o } = run;
+  const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+  if (todo.length < items.length) {
     logger.info(
-      { alreadyDone: plan.items.length - todo.length, left: todo.length },
+      { alreadyDone: items.length - todo.length, left: todo.length },
       'resuming rollback',
     );
   }
@@ -429,9 +705,9 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
 }
 
 /** The saga phase: compensates the plan's sagas, `sagasInFlight` at a time, one write per group. */
-async function compensateSagas(run: RunContext): Promise<void> {
+async function compensateSagas(run: RunContext, sagas: readonly SagaRollbackItem[]): Promise<void> {
   const { plan, progress, o } = run;
-  const sagasTodo = plan.sagas.filter(
+  const sagasTodo = sagas.filter(
     (saga) =>
       progress[saga.itemId]?.state !== ItemState.Done &&
       progress[saga.itemId]?.state !== ItemState.NeedsPerson,
@@ -458,21 +734,34 @@ async function finish(
   store: RollbackProgressStore,
   token: string,
   published: number,
+  checkpoint: RunCheckpoint,
+  last: PageOutcome | undefined,
 ): Promise<RollbackRunResult> {
-  const result = summarize(plan, progress, o.runId, published);
-  const complete =
-    plan.items.every((i) => progress[i.itemId]) && plan.sagas.every((s) => progress[s.itemId]);
+  const totals = last ? addTotals(checkpoint.totals, last.totals) : checkpoint.totals;
+  const needsPerson: RollbackRunResult['needsPerson'] = [];
+  const failed: RollbackRunResult['failed'] = [];
+  for (const [itemId, p] of Object.entries(progress)) {
+    if (p.state === ItemState.NeedsPerson) needsPerson.push({ itemId, reason: p.error ?? '' });
+    else if (p.state === ItemState.Failed) failed.push({ itemId, error: p.error ?? '' });
+  }
+  const summary: RollbackSummary = { ...totals, failed: failed.length, published };
   const status =
-    !complete || o.signal?.aborted
-      ? result.failed.length > 0
-        ? RunStatus.Failed
-        : RunStatus.Running
-      : result.failed.length > 0
-        ? RunStatus.Failed
-        : RunStatus.Completed;
-  if (status !== RunStatus.Running) await store.finishRun(o.runId, token, status, result.summary);
-  logger.info({ status, ...result.summary }, 'rollback run ended');
-  return { ...result, status };
+    failed.length > 0
+      ? RunStatus.Failed
+      : checkpoint.complete && !o.signal?.aborted
+        ? RunStatus.Completed
+        : RunStatus.Running;
+  if (status !== RunStatus.Running) await store.finishRun(o.runId, token, status, summary);
+  logger.info({ status, ...summary }, 'rollback run ended');
+  return {
+    runId: o.runId,
+    planId: plan.planId,
+    dryRun: false,
+    summary,
+    needsPerson,
+    failed,
+    status,
+  };
 }
 
 async function acquire(
@@ -503,7 +792,7 @@ async function acquire(
  * (whose failure is only logged) when the broker acknowledged.
  */
 async function publishBatch(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   batch: readonly RollbackPlanItem[],
   journal: Journal,
   transport: Transport,
@@ -579,7 +868,7 @@ async function publishBatch(
 
 async function compensateSaga(
   sagaId: string,
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   sagas: SagaCompensator | undefined,
   logger: Logger,
 ): Promise<{ state: ItemState; error?: string }> {
@@ -614,70 +903,28 @@ async function compensateSaga(
   }
 }
 
-function summarize(
-  plan: RollbackPlan,
-  progress: Record<string, ItemProgress>,
-  runId: string,
-  published: number,
-): Omit<RollbackRunResult, 'status'> {
-  const summary: RollbackSummary = {
-    reversed: 0,
-    replayed: 0,
-    skipped: 0,
-    failed: 0,
-    needsPerson: 0,
-    sagasCompensated: 0,
-    published,
-  };
-  const needsPerson: RollbackRunResult['needsPerson'] = [];
-  const failed: RollbackRunResult['failed'] = [];
-  for (const item of plan.items) {
-    const p = progress[item.itemId];
-    if (p?.state === ItemState.Done)
-      summary[item.action === 'compensate' ? 'reversed' : 'replayed']++;
-    else if (p?.state === ItemState.Failed)
-      failed.push({ itemId: item.itemId, error: p.error ?? '' });
-  }
-  for (const saga of plan.sagas) {
-    const p = progress[saga.itemId];
-    if (p?.state === ItemState.Done) {
-      summary.reversed += saga.effects.length;
-      summary.sagasCompensated++;
-    } else if (p?.state === ItemState.NeedsPerson) {
-      summary.needsPerson += saga.effects.length;
-      needsPerson.push({ itemId: saga.itemId, reason: p.error ?? '' });
-    } else if (p?.state === ItemState.Failed)
-      failed.push({ itemId: saga.itemId, error: p.error ?? '' });
-  }
-  for (const n of plan.needsPerson) {
-    summary.needsPerson++;
-    needsPerson.push({ itemId: n.itemId, reason: `${n.reason}: ${n.message}` });
-  }
-  summary.skipped = plan.skipped.length;
-  summary.failed = failed.length;
-  return { runId, planId: plan.planId, dryRun: false, summary, needsPerson, failed };
-}
-
-function dryRunResult(plan: RollbackPlan, runId: string): RollbackRunResult {
-  const sagaEffects = plan.sagas.reduce((n, s) => n + s.effects.length, 0);
+function dryRunResult(plan: RollbackPlanSummary, runId: string): RollbackRunResult {
+  const { counts } = plan;
+  const compensate = plan.strategy === 'compensate';
+  const needsPerson = hasItems(plan)
+    ? plan.needsPerson.map((n) => ({ itemId: n.itemId, reason: `${n.reason}: ${n.message}` }))
+    : [];
   return {
     runId,
     planId: plan.planId,
     status: 'dry-run',
     dryRun: true,
     summary: {
-      reversed: plan.items.filter((i) => i.action === 'compensate').length + sagaEffects,
-      replayed: plan.items.filter((i) => i.action === 'replay').length,
-      skipped: plan.skipped.length,
+      // Every effect that is neither for a person nor skipped: one by one or through its saga.
+      reversed: compensate ? counts.effects - counts.needsPerson - counts.skipped : 0,
+      replayed: compensate ? 0 : counts.items,
+      skipped: counts.skipped,
       failed: 0,
-      needsPerson: plan.needsPerson.length,
-      sagasCompensated: plan.sagas.length,
+      needsPerson: counts.needsPerson,
+      sagasCompensated: counts.sagas,
       published: 0,
     },
-    needsPerson: plan.needsPerson.map((n) => ({
-      itemId: n.itemId,
-      reason: `${n.reason}: ${n.message}`,
-    })),
+    needsPerson,
     failed: [],
   };
 }

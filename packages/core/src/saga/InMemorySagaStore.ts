@@ -1,5 +1,5 @@
 import { frozenRecord } from './clone.js';
-import { SagaConcurrencyError } from './errors.js';
+import { SagaConcurrencyError, SagaEngineConfigError } from './errors.js';
 import {
   FINISHED_SAGA_STATUSES,
   type SagaListQuery,
@@ -9,6 +9,20 @@ import {
   type SagaStatus,
   type SagaStore,
 } from './SagaStore.js';
+
+/** Options of {@link InMemorySagaStore}. */
+export interface InMemorySagaStoreOptions {
+  /**
+   * Retention of finished sagas (completed, compensated, failed), in ms after their last write;
+   * `false` keeps them. Running, compensating and stuck sagas never expire.
+   * @default 2_592_000_000 (30 days, as the Redis and PostgreSQL stores)
+   */
+  finishedRetentionMs?: number | false;
+  /** The clock retention is measured against, in ms. @default Date.now */
+  now?: () => number;
+}
+
+const FINISHED = new Set<SagaStatus>(FINISHED_SAGA_STATUSES);
 
 /**
  * The default SagaStore: a Map in this process. Nothing survives the process: use
@@ -23,15 +37,34 @@ import {
  */
 export class InMemorySagaStore implements SagaStore {
   readonly #records = new Map<string, SagaRecord>();
+  readonly #retentionMs: number | false;
+  readonly #now: () => number;
+  /** Finished sagas by the time of their last write, oldest first: what retention expires. */
+  readonly #finished = new Map<string, number>();
+
+  constructor(options: InMemorySagaStoreOptions = {}) {
+    const ms = options.finishedRetentionMs ?? 30 * 24 * 60 * 60 * 1000;
+    if (ms !== false && !(Number.isFinite(ms) && ms > 0)) {
+      throw new SagaEngineConfigError(
+        'finishedRetentionMs',
+        'a positive number of ms, or false',
+        ms,
+      );
+    }
+    this.#retentionMs = ms;
+    this.#now = options.now ?? Date.now;
+  }
 
   // Not `async`: a resolved promise per call, no async function frame (this store answers on
   // every transition of an in-memory engine).
   create(record: SagaRecord): ReturnType<SagaStore['create']> {
     try {
+      this.#expire();
       const existing = this.#records.get(record.sagaId);
       if (existing) return Promise.resolve({ created: false, record: existing });
       const stored = frozenRecord(record, undefined, record.revision);
       this.#records.set(record.sagaId, stored);
+      this.#written(stored, undefined);
       return Promise.resolve({ created: true, record: stored });
     } catch (error) {
       return Promise.reject(error as Error);
@@ -39,11 +72,13 @@ export class InMemorySagaStore implements SagaStore {
   }
 
   get(sagaId: string): Promise<SagaRecord | undefined> {
+    this.#expire();
     return Promise.resolve(this.#records.get(sagaId));
   }
 
   update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
     try {
+      this.#expire();
       const current = this.#records.get(record.sagaId);
       if (!current || current.revision !== expectedRevision) {
         throw new SagaConcurrencyError(record.sagaId, expectedRevision, {
@@ -52,6 +87,7 @@ export class InMemorySagaStore implements SagaStore {
       }
       const stored = frozenRecord(record, current, expectedRevision + 1);
       this.#records.set(record.sagaId, stored);
+      this.#written(stored, current);
       return Promise.resolve(stored);
     } catch (error) {
       return Promise.reject(error as Error);
@@ -59,6 +95,7 @@ export class InMemorySagaStore implements SagaStore {
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
+    this.#expire();
     const statuses =
       query.status === undefined
         ? undefined
@@ -106,10 +143,48 @@ export class InMemorySagaStore implements SagaStore {
       if (left <= 0) break;
       if (!statuses.has(r.status) || !(r.updatedAt < before)) continue;
       this.#records.delete(id);
+      this.#finished.delete(id);
       deleted++;
       left--;
     }
     return deleted;
+  }
+
+  /**
+   * Retention: remembers when a finished saga was last written (a saga not finished never
+   * expires). Only a write that finishes a saga, or changes a finished one, touches the index.
+   */
+  #written(record: SagaRecord, previous: SagaRecord | undefined): void {
+    if (this.#retentionMs === false) return;
+    const finished = FINISHED.has(record.status);
+    if (previous !== undefined && FINISHED.has(previous.status)) {
+      this.#finished.delete(record.sagaId);
+    }
+    if (finished) {
+      const at = this.#now();
+      if (this.#finished.size === 0) this.#oldestAt = at;
+      this.#finished.set(record.sagaId, at);
+    }
+  }
+
+  /** When the oldest finished saga in the index was written (nothing to expire before it expires). */
+  #oldestAt = Number.POSITIVE_INFINITY;
+
+  /** Deletes the finished sagas past retention: the oldest first, stopping at the first kept. */
+  #expire(): void {
+    if (this.#retentionMs === false || this.#finished.size === 0) return;
+    const cut = this.#now() - this.#retentionMs;
+    // One comparison on the hot path: no iterator unless the oldest entry expired.
+    if (this.#oldestAt > cut) return;
+    this.#oldestAt = Number.POSITIVE_INFINITY;
+    for (const [id, at] of this.#finished) {
+      if (at > cut) {
+        this.#oldestAt = at;
+        break;
+      }
+      this.#finished.delete(id);
+      this.#records.delete(id);
+    }
   }
 
   /** Number of stored sagas (for tests and diagnostics). */

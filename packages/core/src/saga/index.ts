@@ -34,7 +34,7 @@ export type {
 } from './engine/interceptors.js';
 export { SagaEventName } from './events.js';
 export type { SagaEvent, SagaEventListener } from './events.js';
-export { InMemorySagaStore } from './InMemorySagaStore.js';
+export { InMemorySagaStore, type InMemorySagaStoreOptions } from './InMemorySagaStore.js';
 export {
   SagaConcurrencyError,
   SagaDefinitionError,

@@ -1,5 +1,5 @@
 import { SpanStatusCode, context as otelContext, trace } from '@opentelemetry/api';
-import type { RollbackPlan } from '../rollback/plan.js';
+import type { RollbackPlanSummary } from '../rollback/plan.js';
 import type {
   RollbackProgressEvent,
   RollbackRunResult,
@@ -16,7 +16,7 @@ import { activeInstruments, activeTracer } from './provider.js';
  * `run(options)`.
  */
 export async function traceRollback(
-  plan: RollbackPlan,
+  plan: RollbackPlanSummary,
   options: RunRollbackOptions,
   run: (options: RunRollbackOptions) => Promise<RollbackRunResult>,
 ): Promise<RollbackRunResult> {

@@ -192,6 +192,79 @@ describe('InMemoryTransport', () => {
     expect(batches.flat().sort()).toEqual(['0', '1', '1', '2', '3']);
   });
 
+  it('by default hands what is queued in a partition to processBatch in one call', async () => {
+    const transport = new InMemoryTransport({ partitions: 2 });
+    const batches: { partition: number; ids: string[] }[] = [];
+    const processor: MessageProcessor = {
+      process: () => Promise.reject(new Error('not used when processBatch exists')),
+      async processBatch(messages) {
+        batches.push({ partition: messages[0]!.origin.partition!, ids: messages.map(idOf) });
+        // Every message of one call comes from one partition.
+        expect(new Set(messages.map((m) => m.origin.partition)).size).toBe(1);
+        return messages.map(() => ack);
+      },
+    };
+    await transport.publish(
+      [...Array(40).keys()].map((i) => ({ topic: 't', key: `k${i % 5}`, message: text(`${i}`) })),
+    );
+    await transport.subscribe({ topics: ['t'], group: 'g', processor });
+    await transport.idle();
+    // 40 queued messages, two partitions: at most one call per partition, in offset order.
+    expect(batches.length).toBeLessThanOrEqual(2);
+    expect(batches.flatMap((b) => b.ids).sort()).toEqual([...Array(40).keys()].map(String).sort());
+    for (const batch of batches) {
+      const offsets = batch.ids.map(Number);
+      expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+    }
+    await transport.close();
+  });
+
+  it('keeps the redelivered messages of a batch at the head, in order, before the rest', async () => {
+    const transport = new InMemoryTransport({ partitions: 1, batchSize: 4 });
+    const calls: string[][] = [];
+    const processor: MessageProcessor = {
+      process: () => Promise.reject(new Error('not used')),
+      async processBatch(messages) {
+        calls.push(messages.map((m) => `${idOf(m)}@${m.attempt}`));
+        return messages.map((m): Disposition =>
+          calls.length === 1 && (idOf(m) === '1' || idOf(m) === '3')
+            ? { kind: 'redeliver', reason: 'lease held', delayMs: 2, pause: false }
+            : ack,
+        );
+      },
+    };
+    await transport.publish(
+      ['0', '1', '2', '3', '4', '5'].map((id) => ({ topic: 't', message: text(id) })),
+    );
+    await transport.subscribe({ topics: ['t'], group: 'g', processor });
+    await transport.idle();
+    expect(calls).toEqual([
+      ['0@1', '1@1', '2@1', '3@1'],
+      ['1@1', '3@1', '4@1', '5@1'],
+    ]);
+  });
+
+  it('keeps order over long queues (the consumed prefix is dropped in bulk)', async () => {
+    const transport = new InMemoryTransport({ partitions: 1, batchSize: 7 });
+    const seen: number[] = [];
+    const processor: MessageProcessor = {
+      process: () => Promise.reject(new Error('not used')),
+      async processBatch(messages) {
+        await Promise.resolve();
+        for (const m of messages) seen.push(Number(idOf(m)));
+        return messages.map(() => ack);
+      },
+    };
+    await transport.subscribe({ topics: ['t'], group: 'g', processor });
+    for (let chunk = 0; chunk < 5; chunk++) {
+      await transport.publish(
+        [...Array(1000).keys()].map((i) => ({ topic: 't', message: text(`${chunk * 1000 + i}`) })),
+      );
+    }
+    await transport.idle();
+    expect(seen).toEqual([...Array(5000).keys()]);
+  });
+
   it('survives a processor that throws: redelivers, never drops', async () => {
     const transport = new InMemoryTransport();
     let calls = 0;

@@ -14,8 +14,11 @@ export interface InMemoryTransportOptions {
    */
   partitions?: number;
   /**
-   * Messages handed to `processBatch` at once (when the processor has it); 1 uses `process`.
-   * @default 1
+   * Most messages of one partition handed to the processor's `processBatch` at once: what is
+   * queued in a partition when it is free to run goes in one call (the consumer pipeline then
+   * claims them in one store round trip and runs different keys concurrently, one key in
+   * order), like a Kafka fetch. A processor without `processBatch`, or 1, gets them one by one
+   * through `process`. @default 256
    */
   batchSize?: number;
 }
@@ -75,6 +78,9 @@ export class InMemoryTransportConfigError extends ConfigError {
   }
 }
 
+/** Default of {@link InMemoryTransportOptions.batchSize}. */
+const DEFAULT_IN_MEMORY_BATCH_SIZE = 256;
+
 interface Delivery {
   record: InMemoryRecord;
   attempt: number;
@@ -91,7 +97,9 @@ interface Queue {
   group: Group;
   topic: string;
   partition: number;
+  /** Deliveries waiting, from `head` on (the consumed prefix is dropped in bulk, not per message). */
   items: Delivery[];
+  head: number;
   running: boolean;
   blocked: boolean;
 }
@@ -99,6 +107,8 @@ interface Queue {
 interface Group {
   name: string;
   members: Member[];
+  /** The topics some member reads (kept with `members`). */
+  topics: Set<string>;
   queues: Map<string, Queue>;
   /** Next offset of each topic's log to hand to this group. */
   nextOffset: Map<string, number>;
@@ -138,7 +148,7 @@ export class InMemoryTransport implements Transport {
     options: InMemoryTransportOptions = {},
     dependencies: InMemoryTransportDependencies = {},
   ) {
-    const { partitions = 4, batchSize = 1 } = options;
+    const { partitions = 4, batchSize = DEFAULT_IN_MEMORY_BATCH_SIZE } = options;
     if (!Number.isSafeInteger(partitions) || partitions < 1) {
       throw new InMemoryTransportConfigError(
         'partitions',
@@ -171,6 +181,7 @@ export class InMemoryTransport implements Transport {
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (this.#closed) throw new InMemoryTransportError('transport is closed');
+    const touched = new Set<string>();
     for (const { topic, key, message } of messages) {
       if (typeof topic !== 'string' || topic.length === 0)
         throw new InMemoryTransportError('topic must be a non-empty string');
@@ -185,8 +196,9 @@ export class InMemoryTransport implements Transport {
         message: { headers: { ...message.headers }, body: new Uint8Array(message.body) },
       };
       log.push(record);
+      touched.add(topic);
     }
-    for (const group of this.#groups.values()) this.#fill(group);
+    for (const group of this.#groups.values()) this.#fill(group, touched);
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -207,6 +219,7 @@ export class InMemoryTransport implements Transport {
       group = {
         name: options.group,
         members: [],
+        topics: new Set(),
         queues: new Map(),
         nextOffset: new Map(),
         paused: false,
@@ -221,13 +234,15 @@ export class InMemoryTransport implements Transport {
       closed: false,
     };
     group.members.push(member);
-    this.#fill(group);
+    group.topics = topicsOf(group.members);
+    this.#fill(group, group.topics);
     const owner = group;
     return {
       close: async () => {
         if (member.closed) return;
         member.closed = true;
         owner.members = owner.members.filter((m) => m !== member);
+        owner.topics = topicsOf(owner.members);
         await Promise.allSettled([...member.inFlight]);
         // The partitions it held go to the remaining members, if any.
         for (const queue of owner.queues.values()) this.#kick(queue);
@@ -242,7 +257,10 @@ export class InMemoryTransport implements Transport {
     const members = [...this.#groups.values()].flatMap((group) => group.members);
     for (const member of members) member.closed = true;
     await Promise.allSettled(members.flatMap((member) => [...member.inFlight]));
-    for (const group of this.#groups.values()) group.members = [];
+    for (const group of this.#groups.values()) {
+      group.members = [];
+      group.topics = new Set();
+    }
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#checkIdle();
@@ -278,25 +296,32 @@ export class InMemoryTransport implements Transport {
     return Math.abs(hash) % this.#partitions;
   }
 
-  /** Moves records the group has not seen yet into its partition queues. */
-  #fill(group: Group): void {
-    const topics = new Set(group.members.flatMap((member) => [...member.topics]));
+  /**
+   * Moves the records of `topics` the group has not seen yet into its partition queues, and
+   * starts the queues that got some.
+   */
+  #fill(group: Group, topics: ReadonlySet<string>): void {
+    const filled = new Set<Queue>();
     for (const topic of topics) {
-      const log = this.#logs.get(topic) ?? [];
+      if (!group.topics.has(topic)) continue;
+      const log = this.#logs.get(topic);
+      if (log === undefined) continue;
       for (let offset = group.nextOffset.get(topic) ?? 0; offset < log.length; offset++) {
         const record = log[offset]!;
-        this.#queue(group, topic, record.partition).items.push({ record, attempt: 1 });
+        const queue = this.#queue(group, topic, record.partition);
+        queue.items.push({ record, attempt: 1 });
+        filled.add(queue);
       }
       group.nextOffset.set(topic, log.length);
     }
-    for (const queue of group.queues.values()) this.#kick(queue);
+    for (const queue of filled) this.#kick(queue);
   }
 
   #queue(group: Group, topic: string, partition: number): Queue {
     const id = `${topic}\u0000${partition}`;
     let queue = group.queues.get(id);
     if (queue === undefined) {
-      queue = { group, topic, partition, items: [], running: false, blocked: false };
+      queue = { group, topic, partition, items: [], head: 0, running: false, blocked: false };
       group.queues.set(id, queue);
     }
     return queue;
@@ -313,7 +338,7 @@ export class InMemoryTransport implements Transport {
       queue.running ||
       queue.blocked ||
       queue.group.paused ||
-      queue.items.length === 0 ||
+      queue.items.length === queue.head ||
       this.#closed
     )
       return;
@@ -330,11 +355,17 @@ export class InMemoryTransport implements Transport {
   }
 
   async #drain(queue: Queue): Promise<void> {
-    while (queue.items.length > 0 && !queue.blocked && !queue.group.paused && !this.#closed) {
+    while (
+      queue.items.length > queue.head &&
+      !queue.blocked &&
+      !queue.group.paused &&
+      !this.#closed
+    ) {
       const member = this.#memberFor(queue);
       if (member === undefined) return;
       const useBatch = this.#batchSize > 1 && typeof member.processor.processBatch === 'function';
-      const batch = queue.items.slice(0, useBatch ? this.#batchSize : 1);
+      // What is queued now, up to batchSize, in one call: one claim round trip, keys in lanes.
+      const batch = queue.items.slice(queue.head, queue.head + (useBatch ? this.#batchSize : 1));
       const incoming = batch.map((delivery) => this.#incoming(queue, delivery));
       let dispositions: Disposition[];
       try {
@@ -393,7 +424,13 @@ export class InMemoryTransport implements Transport {
             break;
         }
       });
-      queue.items.splice(0, batch.length, ...keep);
+      // Consumed: the batch's place; redelivered ones stay at the head, in order.
+      queue.head += batch.length - keep.length;
+      for (let i = 0; i < keep.length; i++) queue.items[queue.head + i] = keep[i]!;
+      if (queue.head >= 1024 && queue.head * 2 >= queue.items.length) {
+        queue.items = queue.items.slice(queue.head);
+        queue.head = 0;
+      }
       if (redeliver !== undefined) this.#hold(queue, redeliver);
     }
   }
@@ -453,7 +490,7 @@ export class InMemoryTransport implements Transport {
     for (const group of this.#groups.values()) {
       for (const queue of group.queues.values()) {
         if (queue.running) running += 1;
-        if (this.#memberFor(queue) !== undefined) queued += queue.items.length;
+        if (this.#memberFor(queue) !== undefined) queued += queue.items.length - queue.head;
       }
     }
     return { queued, running, scheduled: this.#timers.size };
@@ -470,4 +507,10 @@ export class InMemoryTransport implements Transport {
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+function topicsOf(members: readonly Member[]): Set<string> {
+  const topics = new Set<string>();
+  for (const member of members) for (const topic of member.topics) topics.add(topic);
+  return topics;
 }

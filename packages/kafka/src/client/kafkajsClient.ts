@@ -25,6 +25,7 @@ import type {
   TopicRecords,
   TopicSpec,
 } from './KafkaClient.js';
+import { CommitCoalescer, type CommitTopics } from './commitCoalescer.js';
 import { classifyKafkaError, KafkaTlsWatch } from './connectionErrors.js';
 
 /** How to reach the cluster with kafkajs. */
@@ -150,6 +151,10 @@ class KafkajsConsumer implements KafkaConsumerClient {
   readonly #consumer: Consumer;
   readonly #settings: ConsumerSettings;
   readonly #watch: KafkaTlsWatch;
+  /** The partitions' commits, coalesced into one OffsetCommit request at a time. */
+  readonly #commits = new CommitCoalescer((topics) => this.#commitVia({ topics }));
+  #commitVia: (offsets: { topics: CommitTopics }) => Promise<void> = () =>
+    Promise.reject(new Error('no batch is running'));
 
   constructor(kafka: Kafka, settings: ConsumerSettings, watch: KafkaTlsWatch) {
     this.#settings = settings;
@@ -219,15 +224,12 @@ class KafkajsConsumer implements KafkaConsumerClient {
             heartbeat,
             isRunning,
             isStale,
-            commit: (nextOffset) =>
-              commitOffsetsIfNecessary({
-                topics: [
-                  {
-                    topic: batch.topic,
-                    partitions: [{ partition: batch.partition, offset: nextOffset }],
-                  },
-                ],
-              }),
+            commit: (nextOffset) => {
+              // Every batch's function commits through the same group; the latest one is
+              // the current run's (after a restart the group is a new one).
+              this.#commitVia = commitOffsetsIfNecessary;
+              return this.#commits.commit(batch.topic, batch.partition, nextOffset);
+            },
           },
         );
       },

@@ -166,6 +166,48 @@ describe('KafkaSubscription batch rules', () => {
     await h.sub.close();
   });
 
+  it('commits in the background by default: the batch returns before the commit is acknowledged, close() waits for it', async () => {
+    const h = harness(() => ACK, {}, true);
+    await h.sub.start();
+    let acknowledge!: () => void;
+    const commit = (o: string) =>
+      new Promise<void>((resolve) => {
+        h.log.push(`commit ${o} sent`);
+        acknowledge = () => {
+          h.log.push(`commit ${o} acknowledged`);
+          resolve();
+        };
+      });
+    await h.deliver('orders', [rec(0, 'a'), rec(1, 'b')], { commit });
+    // The batch is done (the partition may move on) while its commit is still in flight.
+    expect(h.log).toEqual(['resolve 1', 'commit 2 sent']);
+    expect(h.sub.stats().commits).toBe(0);
+    let closed = false;
+    const closing = h.sub.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(closed).toBe(false);
+    acknowledge();
+    await closing;
+    expect(h.log.at(-1)).toBe('commit 2 acknowledged');
+    expect(h.sub.stats().commits).toBe(1);
+  });
+
+  it('with awaitCommits the batch returns only once its commit is acknowledged', async () => {
+    const h = harness(() => ACK, { awaitCommits: true }, true);
+    await h.sub.start();
+    const commit = (o: string) =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          h.log.push(`commit ${o} acknowledged`);
+          resolve();
+        }, 5),
+      );
+    await h.deliver('orders', [rec(0, 'a'), rec(1, 'b')], { commit });
+    expect(h.log).toEqual(['resolve 1', 'commit 2 acknowledged']);
+    expect(h.sub.stats().commits).toBe(1);
+    await h.sub.close();
+  });
+
   it('stops processing at a redeliver when processing one by one', async () => {
     const h = harness((m) =>
       bodyOf(m) === 'b'

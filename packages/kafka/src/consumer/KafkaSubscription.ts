@@ -165,6 +165,8 @@ export class KafkaSubscription implements Subscription {
   readonly #subscribedTopics: string[];
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #inPlaceAttempts = new Map<string, number>();
+  /** Offset commits not acknowledged yet (`awaitCommits: false`). */
+  readonly #commits = new Set<Promise<void>>();
   readonly #stats: KafkaSubscriptionStats = {
     acked: 0,
     retried: 0,
@@ -429,6 +431,9 @@ export class KafkaSubscription implements Subscription {
     clearTimeout(this.#restartTimer);
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
+    // The commits still on their way go out before the consumer leaves its group (a batch that
+    // ends from now on awaits its own).
+    await Promise.all([...this.#commits]);
     const { consumer } = this.#cfg;
     let timer: NodeJS.Timeout | undefined;
     const stopped = consumer.stop().then(
@@ -628,20 +633,12 @@ export class KafkaSubscription implements Subscription {
       }
     }
 
-    // 4. Move the offset past everything done, and commit it.
+    // 4. Move the offset past everything done, and commit it: awaited with `awaitCommits` (and
+    //    while closing), else in the background (the partition's next batch starts at once).
     if (lastDone !== undefined) {
       controls.resolveOffset(lastDone);
-      try {
-        await controls.commit(nextOffset(lastDone));
-        this.#stats.commits++;
-      } catch (err) {
-        // The offsets stay resolved locally and are committed with the next batch; if this member
-        // lost the partition, the new owner processes them again (at-least-once, dedupe).
-        this.#log.warn(
-          { err, topic: batch.topic, partition: batch.partition },
-          'offset commit failed',
-        );
-      }
+      const committed = this.#commit(controls, batch, nextOffset(lastDone));
+      if (this.#opts.awaitCommits || this.#closing) await committed;
     }
     this.#stats.skipped += skipped;
     for (const e of events) this.#report(e, batch);
@@ -655,6 +652,26 @@ export class KafkaSubscription implements Subscription {
     } else if (stop?.kind === 'stopping') {
       this.#cfg.consumer.seek(batch.topic, batch.partition, stop.offset);
     }
+  }
+
+  /** Commits `offset` of the batch's partition; never rejects (a failure is logged). */
+  #commit(controls: BatchControls, batch: ConsumedBatch, offset: string): Promise<void> {
+    const committed = controls.commit(offset).then(
+      () => {
+        this.#stats.commits++;
+      },
+      (err: unknown) => {
+        // The offsets stay resolved locally and are committed with the next batch; if this member
+        // lost the partition, the new owner processes them again (at-least-once, dedupe).
+        this.#log.warn(
+          { err, topic: batch.topic, partition: batch.partition },
+          'offset commit failed',
+        );
+      },
+    );
+    this.#commits.add(committed);
+    void committed.then(() => this.#commits.delete(committed));
+    return committed;
   }
 
   /**

@@ -13,6 +13,7 @@ import {
 } from '@backtrack/core';
 import { PostgresConfigError, toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema, stripUndefined } from '../internal/sql.js';
+import { assertPool } from '../internal/pool.js';
 
 /** Collaborators of {@link PostgresInbox}. */
 export interface PostgresInboxDependencies {
@@ -131,7 +132,7 @@ export class PostgresInbox implements DedupeStore {
 
   constructor(dependencies: PostgresInboxDependencies, options: PostgresInboxOptions = {}) {
     const o = { ...DEFAULT_POSTGRES_INBOX_OPTIONS, ...stripUndefined(options) };
-    this.#pool = dependencies.pool;
+    this.#pool = assertPool(dependencies?.pool);
     this.#schema = o.schema;
     this.#table = `${quoteSchema(o.schema)}.inbox`;
     if (typeof o.consumer !== 'string' || o.consumer.length === 0) {

@@ -13,6 +13,7 @@ import {
 } from '@backtrack/core';
 import { toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../internal/sql.js';
+import { assertPool } from '../internal/pool.js';
 import {
   assertValidAppend,
   encodeCursor,
@@ -147,7 +148,7 @@ export class PostgresOutbox implements Journal {
   readonly #notify: boolean;
 
   constructor(dependencies: PostgresOutboxDependencies, options: PostgresOutboxOptions = {}) {
-    this.#pool = dependencies.pool;
+    this.#pool = assertPool(dependencies?.pool);
     this.#now = dependencies.now ?? Date.now;
     this.#schema = options.schema ?? DEFAULT_POSTGRES_OUTBOX_OPTIONS.schema;
     const s = quoteSchema(this.#schema);

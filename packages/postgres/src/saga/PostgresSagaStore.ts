@@ -10,6 +10,7 @@ import {
 } from '@backtrack/core';
 import { PostgresConfigError, PostgresCursorError, toStoreError } from '../errors.js';
 import { DEFAULT_SCHEMA, quoteSchema, stripUndefined } from '../internal/sql.js';
+import { assertPool } from '../internal/pool.js';
 
 /** Collaborators of {@link PostgresSagaStore}. */
 export interface PostgresSagaStoreDependencies {
@@ -25,6 +26,18 @@ export interface PostgresSagaStoreOptions {
   defaultPageSize?: number;
   /** The largest page `list` returns, whatever the query asks. @default 1000 */
   maxPageSize?: number;
+  /**
+   * Retention of finished sagas (completed, compensated, failed), in ms after their last write
+   * (the row's `updated_at`, the database's clock). The store deletes them by itself: a pruning
+   * pass, started by a store call at most once per `retentionIntervalMs` (never on the call's
+   * own path), deletes them oldest first in bounded batches (`FOR UPDATE SKIP LOCKED`, so passes
+   * of several instances do not wait on each other). Running, compensating and stuck sagas
+   * never expire. `false`: keep finished sagas until pruned (`prune`, `backtrack sagas prune`).
+   * @default 2_592_000_000 (30 days)
+   */
+  finishedRetentionMs?: number | false;
+  /** How often the pruning pass of `finishedRetentionMs` may run, in ms. @default 60_000 */
+  retentionIntervalMs?: number;
 }
 
 /** The defaults merged under {@link PostgresSagaStoreOptions}. */
@@ -32,6 +45,8 @@ export const DEFAULT_POSTGRES_SAGA_STORE_OPTIONS = {
   schema: DEFAULT_SCHEMA,
   defaultPageSize: 100,
   maxPageSize: 1000,
+  finishedRetentionMs: 30 * 24 * 60 * 60 * 1000,
+  retentionIntervalMs: 60_000,
 } as const satisfies Required<PostgresSagaStoreOptions>;
 
 interface SagaRow {
@@ -40,6 +55,9 @@ interface SagaRow {
   /** ISO string of created_at at microsecond precision (the cursor's first half). */
   created: string;
 }
+
+/** Rows one statement of the retention pass deletes; a pass runs statements until one deletes fewer. */
+const RETENTION_BATCH = 1000;
 
 const COLUMNS = `record, revision, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created`;
 
@@ -54,6 +72,8 @@ const COLUMNS = `record, revision, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-
  * - `list` filters by status and name through indexes (`(status, created_at, saga_id)`) and pages
  *   oldest first, ties by saga id, with an opaque keyset cursor, so paging neither skips nor
  *   repeats sagas while others are added or change status.
+ * - Retention: finished sagas are deleted `finishedRetentionMs` (30 days) after their last
+ *   write by the store's own pruning pass (see the option); `prune` deletes before a cut now.
  * - A lost connection throws a retriable `StoreUnavailableError`; missing tables throw
  *   `PostgresNotMigratedError`.
  *
@@ -68,10 +88,14 @@ export class PostgresSagaStore implements SagaStore {
   readonly #table: string;
   readonly #defaultPageSize: number;
   readonly #maxPageSize: number;
+  readonly #retentionMs: number | false;
+  readonly #retentionIntervalMs: number;
+  #lastExpiry = Date.now();
+  #expiring: Promise<number> | undefined;
 
   constructor(dependencies: PostgresSagaStoreDependencies, options: PostgresSagaStoreOptions = {}) {
     const o = { ...DEFAULT_POSTGRES_SAGA_STORE_OPTIONS, ...stripUndefined(options) };
-    this.#pool = dependencies.pool;
+    this.#pool = assertPool(dependencies?.pool);
     this.#schema = o.schema;
     this.#table = `${quoteSchema(o.schema)}.sagas`;
     for (const field of ['defaultPageSize', 'maxPageSize'] as const) {
@@ -81,11 +105,79 @@ export class PostgresSagaStore implements SagaStore {
     }
     this.#defaultPageSize = o.defaultPageSize;
     this.#maxPageSize = o.maxPageSize;
+    const retention = o.finishedRetentionMs as number | false;
+    if (retention !== false && (!Number.isSafeInteger(retention) || retention <= 0)) {
+      throw new PostgresConfigError(
+        'finishedRetentionMs',
+        'must be a positive integer number of ms, or false to keep finished sagas',
+        retention,
+      );
+    }
+    if (!Number.isSafeInteger(o.retentionIntervalMs) || o.retentionIntervalMs <= 0) {
+      throw new PostgresConfigError(
+        'retentionIntervalMs',
+        'must be a positive integer number of ms',
+        o.retentionIntervalMs,
+      );
+    }
+    this.#retentionMs = retention;
+    this.#retentionIntervalMs = o.retentionIntervalMs;
+  }
+
+  /**
+   * The retention pass: deletes finished sagas whose last write (`updated_at`) is more than
+   * `finishedRetentionMs` ago, oldest first, 1000 rows per statement, until a statement deletes
+   * fewer. The store runs it by itself at most once per `retentionIntervalMs`; call it to run it
+   * now. Resolves with how many it deleted (0 when retention is off). One pass at a time per
+   * store: a call while one runs joins it.
+   */
+  expireFinished(): Promise<number> {
+    if (this.#retentionMs === false) return Promise.resolve(0);
+    if (this.#expiring !== undefined) return this.#expiring;
+    this.#lastExpiry = Date.now();
+    const retentionMs = this.#retentionMs;
+    const run = (async () => {
+      let deleted = 0;
+      for (;;) {
+        const rows = await this.#query<{ saga_id: string }>(
+          'expire',
+          // The literal status list matches the partial index sagas_finished_updated_idx.
+          `WITH victims AS MATERIALIZED (
+             SELECT saga_id FROM ${this.#table}
+              WHERE status IN ('completed', 'compensated', 'failed')
+                AND updated_at < now() - $1 * interval '1 millisecond'
+              ORDER BY updated_at
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED)
+           DELETE FROM ${this.#table} AS s
+            USING victims
+            WHERE s.saga_id = victims.saga_id
+              AND s.status IN ('completed', 'compensated', 'failed')
+              AND s.updated_at < now() - $1 * interval '1 millisecond'
+            RETURNING s.saga_id`,
+          [retentionMs, RETENTION_BATCH],
+        );
+        deleted += rows.length;
+        if (rows.length < RETENTION_BATCH) return deleted;
+      }
+    })().finally(() => {
+      this.#expiring = undefined;
+    });
+    this.#expiring = run;
+    return run;
+  }
+
+  /** Starts a retention pass when one is due (off the caller's path; a failed one waits for the next interval). */
+  #maybeExpire(): void {
+    if (this.#retentionMs === false || this.#expiring !== undefined) return;
+    if (Date.now() - this.#lastExpiry < this.#retentionIntervalMs) return;
+    this.expireFinished().catch(() => undefined);
   }
 
   async create(
     record: SagaRecord,
   ): Promise<{ created: true; record: SagaRecord } | { created: false; record: SagaRecord }> {
+    this.#maybeExpire();
     const inserted = await this.#query<SagaRow>(
       'create',
       `INSERT INTO ${this.#table} (saga_id, saga_name, status, revision, record, created_at)
@@ -113,6 +205,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   async get(sagaId: string): Promise<SagaRecord | undefined> {
+    this.#maybeExpire();
     const rows = await this.#query<SagaRow>(
       'get',
       `SELECT ${COLUMNS} FROM ${this.#table} WHERE saga_id = $1`,
@@ -122,6 +215,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
+    this.#maybeExpire();
     const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
     const rows = await this.#query<SagaRow>(
       'update',
@@ -174,6 +268,7 @@ export class PostgresSagaStore implements SagaStore {
   }
 
   async list(query: SagaListQuery = {}): Promise<SagaPage> {
+    this.#maybeExpire();
     const limit = Math.min(query.limit ?? this.#defaultPageSize, this.#maxPageSize);
     if (!Number.isSafeInteger(limit) || limit <= 0) {
       throw new PostgresConfigError('limit', 'must be a positive integer', query.limit);

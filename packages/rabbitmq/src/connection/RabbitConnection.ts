@@ -38,6 +38,26 @@ export const DEFAULT_RECONNECT_OPTIONS: Readonly<Required<ReconnectOptions>> = O
   initialMaxRetries: 5,
 });
 
+/**
+ * {@link ReconnectOptions} checked, with the defaults filled in (`createRabbitTransport`, the
+ * `RabbitTransport` constructor and {@link RabbitConnection.open} all check them here).
+ * @throws {RabbitConfigError} naming the field (`reconnect.jitter`, ...).
+ */
+export function resolveReconnectOptions(
+  reconnect: ReconnectOptions | undefined,
+): Required<ReconnectOptions> {
+  const resolved = { ...DEFAULT_RECONNECT_OPTIONS, ...reconnect };
+  for (const [field, value] of Object.entries(resolved)) {
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+      throw new RabbitConfigError(`reconnect.${field}`, 'must be a non-negative number', value);
+    }
+  }
+  if (resolved.jitter > 1) {
+    throw new RabbitConfigError('reconnect.jitter', 'must be between 0 and 1', resolved.jitter);
+  }
+  return resolved;
+}
+
 /** Options of {@link RabbitConnection.open}. */
 export interface RabbitConnectionOptions {
   /** `amqp://user:pass@host:port/vhost` or amqplib's connect object. */
@@ -123,15 +143,7 @@ export class RabbitConnection {
    * @throws {RabbitConnectionError} when the first connection cannot be made.
    */
   static async open(options: RabbitConnectionOptions, logger: Logger): Promise<RabbitConnection> {
-    const reconnect = { ...DEFAULT_RECONNECT_OPTIONS, ...options.reconnect };
-    for (const [field, value] of Object.entries(reconnect)) {
-      if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-        throw new RabbitConfigError(`reconnect.${field}`, 'must be a non-negative number', value);
-      }
-    }
-    if (reconnect.jitter > 1) {
-      throw new RabbitConfigError('reconnect.jitter', 'must be between 0 and 1', reconnect.jitter);
-    }
+    const reconnect = resolveReconnectOptions(options.reconnect);
     const hooks: HookEntry[] = [];
     const holder: { self?: RabbitConnection } = {};
     const setup = async (model: ChannelModel): Promise<void> => {

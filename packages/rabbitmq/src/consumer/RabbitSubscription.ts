@@ -393,22 +393,25 @@ export class RabbitSubscription implements Subscription {
    * the processor, and its dead letter is the delivery as it came.
    */
   #incoming(message: ConsumeMessage): IncomingMessage & { undecodable?: Disposition } {
-    const headers = message.properties.headers ?? {};
-    const base = {
-      attempt: headerToPositiveInt(headers[BACKTRACK_HEADERS.attempt]) ?? 1,
-      origin: {
-        transport: 'rabbitmq',
-        topic:
-          headerToString(headers[BACKTRACK_HEADERS.originalExchange]) ?? message.fields.exchange,
-        group: this.queue,
-      },
+    const headers = message.properties.headers;
+    const attempt = headers === undefined ? undefined : headers[BACKTRACK_HEADERS.attempt];
+    const originalExchange =
+      headers === undefined ? undefined : headers[BACKTRACK_HEADERS.originalExchange];
+    const origin = {
+      transport: 'rabbitmq',
+      topic:
+        (originalExchange === undefined ? undefined : headerToString(originalExchange)) ??
+        message.fields.exchange,
+      group: this.queue,
     };
+    const first = attempt === undefined ? 1 : (headerToPositiveInt(attempt) ?? 1);
     try {
-      return { ...base, message: fromAmqpMessage(message) };
+      return { attempt: first, origin, message: fromAmqpMessage(message) };
     } catch (error) {
       const code = error instanceof BacktrackError ? error.code : 'BT_ERR_MALFORMED_MESSAGE';
       return {
-        ...base,
+        attempt: first,
+        origin,
         message: { headers: {}, body: message.content },
         undecodable: {
           kind: 'dead-letter',
@@ -483,12 +486,27 @@ export class RabbitSubscription implements Subscription {
     this.stats.batches += 1;
     const wait = this.#pausedUntil - Date.now();
     if (wait > 0) await sleep(wait);
-    const incoming = window.map((m) => this.#incoming(m));
+    const incoming = new Array<IncomingMessage & { undecodable?: Disposition }>(window.length);
     // A delivery whose key has an earlier message sent back (not delivered again yet) goes back
     // behind it; undecodable deliveries keep their dead-letter disposition; the rest go to the
-    // processor.
-    const held = incoming.map((m) => (m.undecodable ? undefined : holdBehindSentBack(lane, m)));
-    const readable = incoming.filter((m, i) => !m.undecodable && !held[i]);
+    // processor. The common window (every delivery readable, nothing sent back) goes as it is.
+    let held: (Disposition | undefined)[] | undefined;
+    let skipped = 0;
+    for (let i = 0; i < window.length; i++) {
+      const m = this.#incoming(window[i]!);
+      incoming[i] = m;
+      if (m.undecodable) {
+        skipped += 1;
+        continue;
+      }
+      const hold = lane.sentBack.size === 0 ? undefined : holdBehindSentBack(lane, m);
+      if (hold) {
+        (held ??= new Array<Disposition | undefined>(window.length))[i] = hold;
+        skipped += 1;
+      }
+    }
+    const readable =
+      skipped === 0 ? incoming : incoming.filter((m, i) => !m.undecodable && !held?.[i]);
     let processed: Disposition[];
     try {
       processed = readable.length === 0 ? [] : await this.#processor.processBatch!(readable);
@@ -500,12 +518,16 @@ export class RabbitSubscription implements Subscription {
     } catch (error) {
       processed = readable.map((m) => this.#processorFailed(m.attempt, error, window));
     }
-    let next = 0;
-    const dispositions = incoming.map((m, i) => m.undecodable ?? held[i] ?? processed[next++]!);
+    let dispositions = processed;
+    if (skipped > 0) {
+      let next = 0;
+      dispositions = incoming.map((m, i) => m.undecodable ?? held?.[i] ?? processed[next++]!);
+    }
     const back = await this.#settleWindow(channel, window, incoming, dispositions);
+    if (back.length === 0) return; // (nothing to remember)
     rememberSentBack(
       lane,
-      back.map((m) => window.indexOf(m)).map((i) => ({ message: incoming[i]!, held: !!held[i] })),
+      back.map((m) => window.indexOf(m)).map((i) => ({ message: incoming[i]!, held: !!held?.[i] })),
     );
   }
 
@@ -523,15 +545,18 @@ export class RabbitSubscription implements Subscription {
     dispositions: Disposition[],
   ): Promise<ConsumeMessage[]> {
     // A dead channel first: nothing is published for messages the broker is redelivering anyway.
-    const forwarded = isClosedChannel(channel)
-      ? []
-      : await Promise.all(
-          dispositions.map((d, i) =>
-            d.kind === 'retry' || d.kind === 'dead-letter'
-              ? this.#forward(window[i]!, incoming[i]!.attempt, d)
-              : Promise.resolve(true),
-          ),
-        );
+    // (No copy to publish, the common window: no promise per message.)
+    const forwarded = !dispositions.some((d) => d.kind === 'retry' || d.kind === 'dead-letter')
+      ? undefined
+      : isClosedChannel(channel)
+        ? []
+        : await Promise.all(
+            dispositions.map((d, i) =>
+              d.kind === 'retry' || d.kind === 'dead-letter'
+                ? this.#forward(window[i]!, incoming[i]!.attempt, d)
+                : Promise.resolve(true),
+            ),
+          );
     if (isClosedChannel(channel)) {
       this.stats.abandoned += window.length;
       this.#logger.info(
@@ -566,7 +591,7 @@ export class RabbitSubscription implements Subscription {
             'message returned for redelivery',
           );
         }
-        if (disposition.kind === 'redeliver' || !forwarded[i]) {
+        if (disposition.kind === 'redeliver' || (forwarded !== undefined && !forwarded[i])) {
           if (run) channel.ack(run, true);
           run = undefined;
           back.push(message);

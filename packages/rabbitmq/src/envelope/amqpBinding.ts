@@ -149,13 +149,22 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
   let alternates: string[] | undefined;
   for (const key in raw) {
     if (!Object.hasOwn(raw, key)) continue;
-    if (key.startsWith(CLOUD_EVENTS_HEADER_PREFIX)) {
-      readAttribute(headers, key, key.slice(CLOUD_EVENTS_HEADER_PREFIX.length), raw[key], message);
-    } else if (key.startsWith(ALTERNATIVE_PREFIX)) (alternates ??= []).push(key);
+    const attribute = attributeOf(key);
+    if (attribute === null) continue;
+    const name = attribute.name;
+    if (attribute.alternate) {
+      (alternates ??= []).push(key);
+      continue;
+    }
+    const value = raw[key];
+    // The common case first: a string attribute, under a name seen before (no copy of the name,
+    // no duplicate possible within the `cloudEvents_` names of one table).
+    if (typeof value === 'string') headers[name] = value;
+    else readAttribute(headers, key, name, value, message);
   }
   if (alternates !== undefined) {
     for (const key of alternates) {
-      readAttribute(headers, key, key.slice(ALTERNATIVE_PREFIX.length), raw[key], message);
+      readAttribute(headers, key, attributeOf(key)!.name, raw[key], message);
     }
   }
   const { messageId, type, contentType, timestamp } = message.properties;
@@ -187,6 +196,35 @@ export function fromAmqpMessage(message: AmqpMessageLike): EncodedMessage {
       message.content.byteLength,
     ),
   };
+}
+
+/** The attribute a header name carries, and whether under the alternative prefix. */
+interface Attribute {
+  readonly name: string;
+  readonly alternate: boolean;
+}
+
+/**
+ * Header name -> its attribute (null for a header of no CloudEvents prefix, or one that can
+ * never be an attribute), remembered for the names seen: a service sees few distinct header
+ * names, so this replaces two prefix tests and a substring per header and message. Bounded: past
+ * its size, names are worked out each time.
+ */
+const attributes = new Map<string, Attribute | null>();
+const MAX_REMEMBERED_NAMES = 1_024;
+
+function attributeOf(key: string): Attribute | null {
+  let attribute = attributes.get(key);
+  if (attribute !== undefined) return attribute;
+  const alternate = key.startsWith(ALTERNATIVE_PREFIX);
+  const name =
+    alternate || key.startsWith(CLOUD_EVENTS_HEADER_PREFIX)
+      ? key.slice(CLOUD_EVENTS_HEADER_PREFIX.length) // both prefixes have the same length
+      : '';
+  // An empty name, or one that would write the prototype, is never an attribute.
+  attribute = name.length === 0 || name === '__proto__' ? null : { name, alternate };
+  if (attributes.size < MAX_REMEMBERED_NAMES) attributes.set(key, attribute);
+  return attribute;
 }
 
 /** Reads one `cloudEvents_` header into `headers` under its attribute name (first one wins). */

@@ -14,7 +14,14 @@ import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import { groupBySlot, isCluster, type RedisClient } from '../internal/cluster.js';
 import type { LuaScript } from '../internal/LuaScript.js';
-import { CLAIM, COMPLETE, COMPLETE_MANY, EXTEND, RELEASE } from './scripts.js';
+import {
+  CLAIM,
+  COMPLETE,
+  COMPLETE_MANY,
+  COMPLETE_MANY_SHARED,
+  EXTEND,
+  RELEASE,
+} from './scripts.js';
 
 /** Options of {@link RedisDedupeStore}. Every field is validated once, at construction. */
 export interface RedisDedupeStoreOptions {
@@ -148,22 +155,41 @@ export class RedisDedupeStore implements DedupeStore {
     const ttlMs = options?.ttlMs ?? this.options.defaultRetentionMs;
     assertPositiveMs('ttlMs', ttlMs);
     // Every entry is checked before anything is sent: a rejected batch writes nothing.
-    const args = entries.map((entry, i) => {
+    const count = entries.length;
+    const keys = new Array<string>(count);
+    const tokens = new Array<string>(count);
+    const done = new Array<string>(count);
+    let shared = true;
+    for (let i = 0; i < count; i++) {
+      const entry = entries[i];
       if (typeof entry !== 'object' || entry === null) {
         throw new DedupeConfigError(`entries[${i}]`, 'must be a { key, token } object', entry);
       }
       assertKey(`entries[${i}].key`, entry.key);
-      return [String(entry.token), this.#doneValue(`entries[${i}].result`, entry.result)];
-    });
-    if (entries.length === 0) return [];
-    const answers = await this.#batch(
-      'completeMany',
-      COMPLETE_MANY,
-      entries.map((e) => this.#key(e.key)),
-      [ttlMs],
-      (i) => args[i]!,
-    );
-    return answers.map((a) => a === 1);
+      keys[i] = this.#key(entry.key);
+      tokens[i] = String(entry.token);
+      done[i] = this.#doneValue(`entries[${i}].result`, entry.result);
+      if (i > 0 && done[i] !== done[0]) shared = false;
+    }
+    if (count === 0) return [];
+    // One done value for the whole batch (no results, the common case): it goes once, then a
+    // token per key; else a token and a done value per key.
+    const answers = shared
+      ? await this.#batch(
+          'completeMany',
+          COMPLETE_MANY_SHARED,
+          keys,
+          [ttlMs, done[0]!],
+          (i, args) => {
+            args.push(tokens[i]!);
+          },
+        )
+      : await this.#batch('completeMany', COMPLETE_MANY, keys, [ttlMs], (i, args) => {
+          args.push(tokens[i]!, done[i]!);
+        });
+    const out = new Array<boolean>(count);
+    for (let i = 0; i < count; i++) out[i] = answers[i] === 1;
+    return out;
   }
 
   async release(key: string, token: string): Promise<boolean> {
@@ -193,45 +219,70 @@ export class RedisDedupeStore implements DedupeStore {
     leaseMs: number,
     operation: string,
   ): Promise<ClaimResult[]> {
-    const tokens = keys.map(() => randomUUID());
-    const raw = (await this.#batch(
-      operation,
-      CLAIM,
-      keys.map((k) => this.#key(k)),
-      [leaseMs],
-      (i) => [tokens[i]!],
-    )) as string[];
-    return raw.map((answer, i): ClaimResult => {
-      if (answer === 'c') return { status: 'claimed', token: tokens[i]! };
-      if (answer === 'i') return { status: 'in-progress' };
-      return answer.length > 1 ? { status: 'done', result: answer.slice(2) } : { status: 'done' };
-    });
+    // Each key its own token (distinct, unguessable): one random part per call, then the key's
+    // position, instead of a random UUID per key.
+    const base = randomUUID();
+    const count = keys.length;
+    const redisKeys = new Array<string>(count);
+    const tokens = new Array<string>(count);
+    for (let i = 0; i < count; i++) {
+      redisKeys[i] = this.#key(keys[i]!);
+      tokens[i] = `${base}.${i}`;
+    }
+    const raw = (await this.#batch(operation, CLAIM, redisKeys, [leaseMs], (i, args) => {
+      args.push(tokens[i]!);
+    })) as string[];
+    const out = new Array<ClaimResult>(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      const answer = raw[i]!;
+      out[i] =
+        answer === 'c'
+          ? { status: 'claimed', token: tokens[i]! }
+          : answer === 'i'
+            ? { status: 'in-progress' }
+            : answer.length > 1
+              ? { status: 'done', result: answer.slice(2) }
+              : { status: 'done' };
+    }
+    return out;
   }
 
   /**
-   * Runs a per-key batch script: `KEYS = redisKeys`, `ARGV = head, ...argsOf(0), ...argsOf(1)…`,
-   * answering one value per key in input order. On a single node that is one call (one round
-   * trip). On Redis Cluster a script may only touch one slot, so the keys are grouped by slot and
-   * each group is one call, all sent at once (ioredis pipelines them on each master's connection),
-   * so a batch costs one round trip per master and its load spreads over the masters.
+   * Runs a per-key batch script: `KEYS = redisKeys`, `ARGV = head, then what `argsOf` adds for
+   * each key` (nothing when it is not given), answering one value per key in input order. On a
+   * single node that is one call (one round trip). On Redis Cluster a script may only touch one
+   * slot, so the keys are grouped by slot and each group is one call, all sent at once (ioredis
+   * pipelines them on each master's connection), so a batch costs one round trip per master and
+   * its load spreads over the masters.
    */
   async #batch(
     operation: string,
     script: LuaScript,
     redisKeys: readonly string[],
     head: readonly (string | number)[],
-    argsOf: (i: number) => readonly (string | number)[],
+    argsOf?: (i: number, args: (string | number)[]) => void,
   ): Promise<unknown[]> {
+    const argsFor = (positions: readonly number[] | undefined): (string | number)[] => {
+      if (argsOf === undefined) return head as (string | number)[];
+      const args = head.slice();
+      if (positions === undefined) for (let i = 0; i < redisKeys.length; i++) argsOf(i, args);
+      else for (const i of positions) argsOf(i, args);
+      return args;
+    };
+    if (!isCluster(this.#redis)) {
+      const args = argsFor(undefined);
+      return this.#call(
+        operation,
+        () => script.run(this.#redis, redisKeys, args) as Promise<unknown[]>,
+      );
+    }
+    const groups = groupBySlot(redisKeys);
     const run = (positions: readonly number[]) =>
       script.run(
         this.#redis,
         positions.map((i) => redisKeys[i]!),
-        [...head, ...positions.flatMap(argsOf)],
+        argsFor(positions),
       ) as Promise<unknown[]>;
-    if (!isCluster(this.#redis)) {
-      return this.#call(operation, () => run(redisKeys.map((_, i) => i)));
-    }
-    const groups = groupBySlot(redisKeys);
     return this.#call(operation, async () => {
       const answers = await Promise.all(groups.map(run));
       const out = new Array<unknown>(redisKeys.length);

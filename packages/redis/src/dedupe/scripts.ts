@@ -64,6 +64,27 @@ return out
 `,
 );
 
+/**
+ * {@link COMPLETE_MANY} for the common batch whose entries share one done value (no results):
+ * ARGV[1] = ttlMs, ARGV[2] = the done value, ARGV[2 + i] = the token for KEYS[i], so the call
+ * carries one value per key instead of two.
+ */
+export const COMPLETE_MANY_SHARED = new LuaScript(
+  'backtrack.dedupe.completeManyShared',
+  `
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'p:' .. ARGV[i + 2] then
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`,
+);
+
 /** KEYS[1]; ARGV = token. 1 if the token owned the key and the claim is dropped. */
 export const RELEASE = new LuaScript(
   'backtrack.dedupe.release',

@@ -6,17 +6,26 @@ import {
   type ItemProgress,
   type ItemUpdate,
   type LeaseResult,
-  type RollbackPlan,
+  type RollbackPlanSummary,
   type RollbackProgressStore,
   type RollbackRunRecord,
   type RollbackSummary,
+  type RunCheckpoint,
 } from '@backtrack/core';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import { globEscape, scanKeys, unlinkKeys, type RedisClient } from '../internal/cluster.js';
 import { LuaScript } from '../internal/LuaScript.js';
-import { ACQUIRE, CREATE_RUN, FINISH, RELEASE, RENEW, SET_ITEMS } from './scripts.js';
-import { totalItems } from '@backtrack/core/adapter';
+import {
+  ACQUIRE,
+  CREATE_RUN,
+  FINISH,
+  RELEASE,
+  RENEW,
+  SET_CHECKPOINT,
+  SET_ITEMS,
+} from './scripts.js';
+import { summaryOf, totalItems } from '@backtrack/core/adapter';
 
 const SCRIPTS = {
   create: new LuaScript('rollback.createRun', CREATE_RUN),
@@ -24,6 +33,7 @@ const SCRIPTS = {
   renew: new LuaScript('rollback.renewLease', RENEW),
   release: new LuaScript('rollback.releaseLease', RELEASE),
   setItems: new LuaScript('rollback.setItems', SET_ITEMS),
+  setCheckpoint: new LuaScript('rollback.setCheckpoint', SET_CHECKPOINT),
   finish: new LuaScript('rollback.finishRun', FINISH),
 };
 
@@ -91,7 +101,7 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     return this.#prefix;
   }
 
-  async createRun(runId: string, plan: RollbackPlan) {
+  async createRun(runId: string, plan: RollbackPlanSummary) {
     const now = Date.now();
     const meta = {
       runId,
@@ -110,7 +120,8 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
           runId,
           plan.planId,
           JSON.stringify(meta),
-          JSON.stringify(plan),
+          // The summary only: a run reads its items page by page, the store never holds them.
+          JSON.stringify(summaryOf(plan)),
           now,
           meta.createdAt,
           this.#ttlMs,
@@ -119,6 +130,9 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     )) as [number, string];
     if (created === 0 && planId !== plan.planId)
       throw new RollbackRunConflictError(runId, planId, plan.planId);
+    // Retention of the run list: runs Redis expired leave their id in `P:runs`; a new run (rare,
+    // never on a rollback's hot path) trims the ids of runs created over runTtlMs ago that are gone.
+    if (created === 1) this.#trimRuns(now).catch(() => undefined);
     return { created: created === 1, run: (await this.getRun(runId))! };
   }
 
@@ -154,9 +168,9 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     return record;
   }
 
-  async getPlan(runId: string): Promise<RollbackPlan | undefined> {
+  async getPlan(runId: string): Promise<RollbackPlanSummary | undefined> {
     const plan = await this.#call('getPlan', () => this.#redis.hget(this.#run(runId), 'plan'));
-    return plan ? (JSON.parse(plan) as RollbackPlan) : undefined;
+    return plan ? summaryOf(JSON.parse(plan) as RollbackPlanSummary) : undefined;
   }
 
   async listRuns(options: { limit?: number } = {}): Promise<RollbackRunRecord[]> {
@@ -165,6 +179,20 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     );
     const runs = await Promise.all(ids.map((id) => this.getRun(id)));
     return runs.filter((r): r is RollbackRunRecord => r !== undefined);
+  }
+
+  /** Removes from `P:runs` up to 100 ids of runs created over runTtlMs ago whose record expired. */
+  async #trimRuns(now: number): Promise<void> {
+    const runs = `${this.#prefix}:runs`;
+    const old = await this.#call('trimRuns', () =>
+      this.#redis.zrangebyscore(runs, '-inf', `(${now - this.#ttlMs}`, 'LIMIT', 0, 100),
+    );
+    if (old.length === 0) return;
+    const exists = await Promise.all(
+      old.map((id) => this.#call('trimRuns', () => this.#redis.exists(this.#run(id)))),
+    );
+    const gone = old.filter((_, i) => exists[i] === 0);
+    if (gone.length > 0) await this.#call('trimRuns', () => this.#redis.zrem(runs, ...gone));
   }
 
   async acquireLease(runId: string, owner: string, leaseMs: number): Promise<LeaseResult> {
@@ -193,12 +221,13 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
 
   async setItems(runId: string, token: string, updates: readonly ItemUpdate[]): Promise<void> {
     if (updates.length === 0) return;
-    const args: (string | number)[] = [token, new Date().toISOString(), this.#ttlMs];
-    for (const u of updates) args.push(u.itemId, u.state, u.error ?? '');
+    const at = new Date().toISOString();
+    const args: (string | number)[] = [token, at, this.#ttlMs];
+    for (const u of updates) args.push(u.itemId, `${u.state}\t${at}\t${u.error ?? ''}`);
     const ok = await this.#call('setItems', () =>
       SCRIPTS.setItems.run(
         this.#redis,
-        [this.#lease(runId), this.#items(runId), this.#run(runId)],
+        [this.#lease(runId), this.#items(runId), this.#run(runId), this.#attempts(runId)],
         args,
       ),
     );
@@ -206,10 +235,49 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
   }
 
   async getItems(runId: string): Promise<Record<string, ItemProgress>> {
-    const raw = await this.#call('getItems', () => this.#redis.hgetall(this.#items(runId)));
-    return Object.fromEntries(
-      Object.entries(raw).map(([k, v]) => [k, JSON.parse(v) as ItemProgress]),
+    const [raw, attempts] = await this.#call('getItems', async () => {
+      const results = (await this.#redis
+        .multi()
+        .hgetall(this.#items(runId))
+        .hgetall(this.#attempts(runId))
+        .exec()) as [[null, Record<string, string>], [null, Record<string, string>]];
+      return [results[0][1], results[1][1]] as const;
+    });
+    const out: Record<string, ItemProgress> = {};
+    for (const [itemId, value] of Object.entries(raw)) {
+      const [state, updatedAt, ...error] = value.split('\t');
+      const progress: ItemProgress = {
+        state: state as ItemProgress['state'],
+        attempts: Number(attempts[itemId] ?? 0),
+        updatedAt: updatedAt ?? '',
+      };
+      if (error.length > 0 && error.join('\t') !== '') progress.error = error.join('\t');
+      out[itemId] = progress;
+    }
+    return out;
+  }
+
+  async getCheckpoint(runId: string): Promise<RunCheckpoint | undefined> {
+    const raw = await this.#call('getCheckpoint', () =>
+      this.#redis.hget(this.#run(runId), 'checkpoint'),
     );
+    return raw ? (JSON.parse(raw) as RunCheckpoint) : undefined;
+  }
+
+  async setCheckpoint(
+    runId: string,
+    token: string,
+    checkpoint: RunCheckpoint,
+    forget: readonly string[],
+  ): Promise<void> {
+    const ok = await this.#call('setCheckpoint', () =>
+      SCRIPTS.setCheckpoint.run(
+        this.#redis,
+        [this.#lease(runId), this.#items(runId), this.#run(runId), this.#attempts(runId)],
+        [token, new Date().toISOString(), this.#ttlMs, JSON.stringify(checkpoint), ...forget],
+      ),
+    );
+    if (ok !== 1) throw new RollbackLeaseLostError(runId);
   }
 
   async finishRun(
@@ -221,7 +289,7 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     const ok = await this.#call('finishRun', () =>
       SCRIPTS.finish.run(
         this.#redis,
-        [this.#lease(runId), this.#run(runId), this.#items(runId)],
+        [this.#lease(runId), this.#run(runId), this.#items(runId), this.#attempts(runId)],
         [token, status, JSON.stringify(summary), new Date().toISOString(), this.#ttlMs],
       ),
     );
@@ -238,6 +306,9 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
   }
   #items(runId: string) {
     return `${this.#prefix}:run:${runId}:items`;
+  }
+  #attempts(runId: string) {
+    return `${this.#prefix}:run:${runId}:attempts`;
   }
   #lease(runId: string) {
     return `${this.#prefix}:run:${runId}:lease`;

@@ -1,7 +1,9 @@
 /**
  * Lua scripts of the Redis rollback progress store. Keys (one hash tag per store prefix P):
- * `P:run:<id>` hash (meta, plan, status, updatedAt, summary), `P:run:<id>:items` hash
- * (itemId -> progress JSON), `P:run:<id>:lease` string `<token>\n<owner>` with a PX expiry,
+ * `P:run:<id>` hash (meta, plan (its summary, never its items), checkpoint, status, updatedAt,
+ * summary), `P:run:<id>:items` hash (itemId -> `state<TAB>updatedAt<TAB>error`, only the current page's
+ * items and those failed or for a person), `P:run:<id>:attempts` hash (itemId -> times marked
+ * publishing), `P:run:<id>:lease` string `<token>\n<owner>` with a PX expiry,
  * `P:runs` sorted set (createdAt ms -> run id).
  */
 
@@ -46,29 +48,48 @@ return 1
 `;
 
 /**
- * KEYS: lease, items, run. ARGV: token, updatedAtIso, ttlMs, then triples (itemId, state, error
- * or '') . Returns 1, or 0 when fenced out.
+ * KEYS: lease, items, run, attempts. ARGV: token, updatedAtIso, ttlMs, then pairs (itemId,
+ * `state<TAB>updatedAt<TAB>error`) — written as given, nothing decoded. A `publishing` entry also counts
+ * an attempt. Returns 1, or 0 when fenced out.
  */
 export const SET_ITEMS = `${FENCE}
-for i = 4, #ARGV, 3 do
-  local id, state, err = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local attempts = 0
-  local prev = redis.call('HGET', KEYS[2], id)
-  if prev then attempts = cjson.decode(prev).attempts or 0 end
-  if state == 'publishing' then attempts = attempts + 1 end
-  local entry = { state = state, attempts = attempts, updatedAt = ARGV[2] }
-  if err ~= '' then entry.error = err end
-  redis.call('HSET', KEYS[2], id, cjson.encode(entry))
+local fields = {}
+for i = 4, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  if string.sub(ARGV[i + 1], 1, 11) == 'publishing\t' then
+    redis.call('HINCRBY', KEYS[4], ARGV[i], 1)
+  end
+end
+for i = 1, #fields, 1000 do
+  redis.call('HSET', KEYS[2], unpack(fields, i, math.min(i + 999, #fields)))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
 redis.call('HSET', KEYS[3], 'updatedAt', ARGV[2])
 return 1
 `;
 
-/** KEYS: lease, run, items. ARGV: token, status, summaryJson, updatedAtIso, ttlMs. */
+/**
+ * KEYS: lease, items, run, attempts. ARGV: token, updatedAtIso, ttlMs, checkpointJson, then the
+ * item ids to forget. Returns 1, or 0 when fenced out.
+ */
+export const SET_CHECKPOINT = `${FENCE}
+redis.call('HSET', KEYS[3], 'checkpoint', ARGV[4], 'updatedAt', ARGV[2])
+for i = 5, #ARGV, 1000 do
+  local last = math.min(i + 999, #ARGV)
+  redis.call('HDEL', KEYS[2], unpack(ARGV, i, last))
+  redis.call('HDEL', KEYS[4], unpack(ARGV, i, last))
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+`;
+
+/** KEYS: lease, run, items, attempts. ARGV: token, status, summaryJson, updatedAtIso, ttlMs. */
 export const FINISH = `${FENCE}
 redis.call('HSET', KEYS[2], 'status', ARGV[2], 'summary', ARGV[3], 'updatedAt', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 return 1
 `;

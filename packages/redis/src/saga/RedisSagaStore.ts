@@ -12,7 +12,7 @@ import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import type { RedisClient } from '../internal/cluster.js';
 import { shardOf, shardSegments, type SagaKeyLayout } from './keyLayout.js';
-import { CREATE, GET_DOCS, LIST_MEMBERS, PRUNE, UPDATE } from './scripts.js';
+import { CREATE, GET_DOCS, LIST_MEMBERS, PRUNE, SWEEP, UPDATE } from './scripts.js';
 
 /** Options of {@link RedisSagaStore}. Every field is validated once, at construction. */
 export interface RedisSagaStoreOptions {
@@ -44,6 +44,26 @@ export interface RedisSagaStoreOptions {
    * @default 1_000
    */
   maxListLimit?: number;
+  /**
+   * Retention of finished sagas (completed, compensated, failed), in ms after the write that
+   * finished them (their last write): that write gives the record a Redis TTL, in the same
+   * script (still one round trip), and Redis deletes it by itself; the store trims the index
+   * entries of expired sagas (see `sweepIntervalMs`). Running, compensating and stuck sagas never
+   * expire, and a finished saga written again (a compensation requested later) loses its TTL
+   * while it is not finished. `false`: keep finished sagas until pruned (`prune`,
+   * `backtrack sagas prune`). Applies to writes from this version on: sagas finished before keep
+   * no TTL; prune them once with `backtrack sagas prune --older-than 30d`.
+   * @default 2_592_000_000 (30 days)
+   */
+  finishedRetentionMs?: number | false;
+  /**
+   * How often the store trims, by itself, the index entries of finished sagas Redis expired:
+   * at most once per interval, started by a store call (never on a call's own round trip;
+   * `sweep()` runs it now). Each pass reads every shard's `idx:exp` set for entries past their
+   * expiry, in bounded batches.
+   * @default 60_000
+   */
+  sweepIntervalMs?: number;
 }
 
 /** Collaborators of {@link RedisSagaStore}. */
@@ -61,11 +81,17 @@ export const DEFAULT_REDIS_SAGA_OPTIONS: Readonly<Required<RedisSagaStoreOptions
   keyLayout: 'sharded',
   commandTimeoutMs: 2_000,
   maxListLimit: 1_000,
+  finishedRetentionMs: 30 * 24 * 60 * 60 * 1000,
+  sweepIntervalMs: 60_000,
 });
+
+/** Expired `idx:exp` entries one sweep call handles (per shard, per call). */
+const SWEEP_BATCH = 500;
 
 const DEFAULT_LIST_LIMIT = 100;
 const STATUS_LIST: readonly string[] = Object.values(SagaStatus);
 const STATUSES = new Set<string>(STATUS_LIST);
+const FINISHED = new Set<string>(FINISHED_SAGA_STATUSES);
 
 /**
  * The saga log ({@link SagaStore}) on Redis.
@@ -85,8 +111,10 @@ const STATUSES = new Set<string>(STATUS_LIST);
  * - Redis down or slow: calls fail within `commandTimeoutMs` with the retriable
  *   `StoreUnavailableError`.
  *
- * Records are kept until pruned: `prune` (or `backtrack sagas prune`) deletes finished sagas
- * older than a cut; running, compensating and stuck ones are never deleted.
+ * Retention: a finished saga's record expires `finishedRetentionMs` (30 days) after its last
+ * write (a Redis TTL set by that write), and the store trims the index entries of expired
+ * sagas by itself, so `list` never returns one; `prune` (or `backtrack sagas prune`) deletes
+ * finished sagas older than a cut now. Running, compensating and stuck ones never expire.
  *
  * @example
  * const store = new RedisSagaStore({ keyPrefix: 'orders:saga:' }, { redis: createRedisClient() });
@@ -96,6 +124,8 @@ export class RedisSagaStore implements SagaStore {
   readonly options: Readonly<Required<RedisSagaStoreOptions>>;
   readonly #redis: RedisClient;
   readonly #segments: readonly string[];
+  #lastSweep = Date.now();
+  #sweeping: Promise<number> | undefined;
 
   constructor(options: RedisSagaStoreOptions, dependencies: RedisSagaStoreDependencies) {
     this.options = validateOptions(options);
@@ -122,8 +152,10 @@ export class RedisSagaStore implements SagaStore {
         record.status,
         record.sagaName,
         member(record),
+        ...this.#expiryArgs(record.status),
       ]),
     )) as [number, string?];
+    this.#maybeSweep();
     if (answer[0] === 1) return { created: true, record: JSON.parse(doc) as SagaRecord };
     return { created: false, record: JSON.parse(answer[1]!) as SagaRecord };
   }
@@ -155,8 +187,10 @@ export class RedisSagaStore implements SagaStore {
         member(next),
         STATUS_LIST.length,
         ...STATUS_LIST,
+        ...this.#expiryArgs(next.status),
       ]),
     )) as [number, string?];
+    this.#maybeSweep();
     if (answer[0] === -2) {
       throw new RedisStoreConfigError(
         'record.sagaName',
@@ -199,52 +233,67 @@ export class RedisSagaStore implements SagaStore {
     const min = query.cursor === undefined ? '-' : `(${decodeCursor(query.cursor)}`;
 
     return this.#call('list', async () => {
-      // 1. The first limit + 1 members of every index set of every shard, merged in byte order
-      //    (the order ZRANGEBYLEX uses; JavaScript's own string order differs above U+FFFF).
-      const perShard = await Promise.all(
-        this.#segments.map(
-          (segment) =>
-            LIST_MEMBERS.run(this.#redis, indexes(segment), [min, limit + 1]) as Promise<string[]>,
-        ),
-      );
-      const merged = [...new Set(perShard.flat())]
-        .map((m) => ({ m, bytes: Buffer.from(m) }))
-        .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
-        .map((x) => x.m);
-      const page = merged.slice(0, limit);
-      // 2. Their records, one call per shard that holds some, in page order.
-      const byShard = new Map<number, number[]>();
-      page.forEach((m, i) => {
-        const shard = shardOf(sagaIdOf(m), this.#segments.length);
-        const positions = byShard.get(shard);
-        if (positions === undefined) byShard.set(shard, [i]);
-        else positions.push(i);
-      });
-      const docs = new Array<string | null>(page.length).fill(null);
-      await Promise.all(
-        [...byShard].map(async ([, positions]) => {
-          const found = (await GET_DOCS.run(
-            this.#redis,
-            positions.map((i) => this.#recordKey(sagaIdOf(page[i]!))),
-            [],
-          )) as (string | null)[];
-          positions.forEach((pos, j) => (docs[pos] = found[j] ?? null));
-        }),
-      );
-      // A saga that changed status or was removed between the two reads is left out of this
-      // page (the cursor still moves past it): a page never shows a record the query excludes.
-      const items = docs
-        .filter((d): d is string => typeof d === 'string')
-        .map((d) => JSON.parse(d) as SagaRecord)
-        .filter(
-          (r) =>
-            (statuses === undefined || statuses.includes(r.status)) &&
-            (name === undefined || r.sagaName === name),
+      const items: SagaRecord[] = [];
+      let from = min;
+      // A page left short by index entries whose record is gone (expired, not yet swept) or
+      // moved reads on past them, so a page is full unless it is the last.
+      for (;;) {
+        const want = limit - items.length;
+        // 1. The first want + 1 members of every index set of every shard, merged in byte order
+        //    (the order ZRANGEBYLEX uses; JavaScript's own string order differs above U+FFFF).
+        const perShard = await Promise.all(
+          this.#segments.map(
+            (segment) =>
+              LIST_MEMBERS.run(this.#redis, indexes(segment), [from, want + 1]) as Promise<
+                string[]
+              >,
+          ),
         );
-      const last = page[page.length - 1];
-      return merged.length > limit && last !== undefined
-        ? { items, nextCursor: encodeCursor(last) }
-        : { items };
+        const merged = [...new Set(perShard.flat())]
+          .map((m) => ({ m, bytes: Buffer.from(m) }))
+          .sort((x, y) => Buffer.compare(x.bytes, y.bytes))
+          .map((x) => x.m);
+        const page = merged.slice(0, want);
+        // 2. Their records, one call per shard that holds some, in page order.
+        const byShard = new Map<number, number[]>();
+        page.forEach((m, i) => {
+          const shard = shardOf(sagaIdOf(m), this.#segments.length);
+          const positions = byShard.get(shard);
+          if (positions === undefined) byShard.set(shard, [i]);
+          else positions.push(i);
+        });
+        const docs = new Array<string | null>(page.length).fill(null);
+        await Promise.all(
+          [...byShard].map(async ([, positions]) => {
+            const found = (await GET_DOCS.run(
+              this.#redis,
+              positions.map((i) => this.#recordKey(sagaIdOf(page[i]!))),
+              [],
+            )) as (string | null)[];
+            positions.forEach((pos, j) => (docs[pos] = found[j] ?? null));
+          }),
+        );
+        // A saga that changed status or was removed between the two reads is left out (the
+        // cursor still moves past it): a page never shows a record the query excludes. So is
+        // an index entry whose record expired (the sweep has not trimmed it yet) or whose id
+        // now holds a newer saga (its own entry lists it).
+        docs.forEach((d, i) => {
+          if (typeof d !== 'string') return;
+          const r = JSON.parse(d) as SagaRecord;
+          if (
+            member(r) === page[i] &&
+            (statuses === undefined || statuses.includes(r.status)) &&
+            (name === undefined || r.sagaName === name)
+          ) {
+            items.push(r);
+          }
+        });
+        this.#maybeSweep();
+        const last = page[page.length - 1];
+        if (merged.length <= want || last === undefined) return { items };
+        if (items.length === limit) return { items, nextCursor: encodeCursor(last) };
+        from = `(${last}`;
+      }
     });
   }
 
@@ -288,10 +337,10 @@ export class RedisSagaStore implements SagaStore {
               members.map((m) => this.#recordKey(sagaIdOf(m))),
               [],
             )) as (string | null)[];
-            const keys: string[] = [];
+            const keys: string[] = [this.#index(segment, 'exp')];
             const args: string[] = [];
             for (const doc of docs) {
-              if (typeof doc !== 'string' || keys.length / 5 >= limit - deleted) continue;
+              if (typeof doc !== 'string' || (keys.length - 1) / 5 >= limit - deleted) continue;
               const r = JSON.parse(doc) as SagaRecord;
               if (r.status !== status || !(r.updatedAt < cut)) continue;
               keys.push(
@@ -301,9 +350,9 @@ export class RedisSagaStore implements SagaStore {
                 this.#index(segment, `n:${r.sagaName}`),
                 this.#index(segment, `ns:${r.status}:${r.sagaName}`),
               );
-              args.push(String(r.revision), r.status, member(r));
+              args.push(String(r.revision), r.status, member(r), r.sagaName);
             }
-            if (keys.length > 0) deleted += Number(await PRUNE.run(this.#redis, keys, args));
+            if (keys.length > 1) deleted += Number(await PRUNE.run(this.#redis, keys, args));
             if (members.length < page) break;
             min = `(${members[members.length - 1]!}`;
           }
@@ -312,6 +361,71 @@ export class RedisSagaStore implements SagaStore {
       }
       return deleted;
     });
+  }
+
+  /**
+   * The retention sweep: trims, in every shard, the index entries of finished sagas whose record
+   * Redis expired (`finishedRetentionMs`), in batches of 500 per call. The store runs it by
+   * itself at most once per `sweepIntervalMs`; call it to trim now (tests, benchmarks, after a
+   * bulk expiry). Resolves with how many sagas' entries it removed. One sweep at a time: a call
+   * while one runs joins it.
+   */
+  sweep(): Promise<number> {
+    if (this.#sweeping !== undefined) return this.#sweeping;
+    this.#lastSweep = Date.now();
+    const run = (async () => {
+      let removed = 0;
+      for (const segment of this.#segments) {
+        const exp = this.#index(segment, 'exp');
+        for (;;) {
+          const entries = await this.#call('sweep', () =>
+            this.#redis.zrangebyscore(exp, '-inf', Date.now(), 'LIMIT', 0, SWEEP_BATCH),
+          );
+          if (entries.length === 0) break;
+          const keys = [exp];
+          const args: string[] = [];
+          for (const entry of entries) {
+            // `<status>\0<createdAt>\0<sagaId>\0<sagaName>`: neither status, createdAt nor the
+            // id holds a NUL (create refuses them), the name may.
+            const [status, createdAt, sagaId] = entry.split('\0', 3) as [string, string, string];
+            const name = entry.slice(status.length + createdAt.length + sagaId.length + 3);
+            const m = `${createdAt}\0${sagaId}`;
+            keys.push(
+              this.#recordKey(sagaId),
+              this.#index(segment, 'all'),
+              this.#index(segment, `s:${status}`),
+              this.#index(segment, `n:${name}`),
+              this.#index(segment, `ns:${status}:${name}`),
+            );
+            args.push(entry, m);
+          }
+          const n = Number(await this.#call('sweep', () => SWEEP.run(this.#redis, keys, args)));
+          removed += n;
+          // n = 0: a whole batch of records still there (clocks apart): leave them for later.
+          if (entries.length < SWEEP_BATCH || n === 0) break;
+        }
+      }
+      return removed;
+    })().finally(() => {
+      this.#sweeping = undefined;
+    });
+    this.#sweeping = run;
+    return run;
+  }
+
+  /** Starts a sweep when retention is on and the last one began `sweepIntervalMs` ago or more. */
+  #maybeSweep(): void {
+    if (this.options.finishedRetentionMs === false || this.#sweeping !== undefined) return;
+    if (Date.now() - this.#lastSweep < this.options.sweepIntervalMs) return;
+    // Off the caller's path: a failed sweep (Redis down) is tried again at the next interval.
+    this.sweep().catch(() => undefined);
+  }
+
+  /** CREATE / UPDATE arguments: the record's TTL ('0': none) and its expiry time, in ms. */
+  #expiryArgs(status: string): [string, string] {
+    const ttl = this.options.finishedRetentionMs;
+    if (ttl === false || !FINISHED.has(status)) return ['0', '0'];
+    return [String(ttl), String(Date.now() + ttl)];
   }
 
   #segmentOf(sagaId: string): string {
@@ -335,10 +449,11 @@ export class RedisSagaStore implements SagaStore {
       this.#index(seg, `s:${record.status}`),
       this.#index(seg, `n:${record.sagaName}`),
       this.#index(seg, `ns:${record.status}:${record.sagaName}`),
+      this.#index(seg, 'exp'),
     ];
   }
 
-  /** KEYS of UPDATE: record, idx:all, idx:n, then idx:s and idx:ns of every status. */
+  /** KEYS of UPDATE: record, idx:all, idx:n, then idx:s and idx:ns of every status, idx:exp. */
   #updateKeysFor(record: SagaRecord): string[] {
     const seg = this.#segmentOf(record.sagaId);
     return [
@@ -347,6 +462,7 @@ export class RedisSagaStore implements SagaStore {
       this.#index(seg, `n:${record.sagaName}`),
       ...STATUS_LIST.map((st) => this.#index(seg, `s:${st}`)),
       ...STATUS_LIST.map((st) => this.#index(seg, `ns:${st}:${record.sagaName}`)),
+      this.#index(seg, 'exp'),
     ];
   }
 
@@ -454,6 +570,23 @@ function validateOptions(
       'commandTimeoutMs',
       'must be a positive integer number of ms',
       merged.commandTimeoutMs,
+    );
+  }
+  if (
+    merged.finishedRetentionMs !== false &&
+    (!Number.isSafeInteger(merged.finishedRetentionMs) || merged.finishedRetentionMs < 1)
+  ) {
+    throw new RedisStoreConfigError(
+      'finishedRetentionMs',
+      'must be a positive integer number of ms, or false to keep finished sagas',
+      merged.finishedRetentionMs,
+    );
+  }
+  if (!Number.isSafeInteger(merged.sweepIntervalMs) || merged.sweepIntervalMs < 1) {
+    throw new RedisStoreConfigError(
+      'sweepIntervalMs',
+      'must be a positive integer number of ms',
+      merged.sweepIntervalMs,
     );
   }
   if (!Number.isSafeInteger(merged.maxListLimit) || merged.maxListLimit < 1) {

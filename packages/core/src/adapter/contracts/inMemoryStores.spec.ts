@@ -22,8 +22,17 @@ dedupeStoreContract(
   { describe, it, expect },
 );
 
-sagaStoreContract('InMemorySagaStore', async () => ({ store: new InMemorySagaStore() }), {
-  describe,
-  it,
-  expect,
-});
+// Retention on a fake clock: advance moves it.
+sagaStoreContract(
+  'InMemorySagaStore',
+  async ({ finishedRetentionMs }) => {
+    let now = 1_700_000_000_000;
+    return {
+      store: new InMemorySagaStore({ finishedRetentionMs, now: () => now }),
+      advance: async (ms) => {
+        now += ms;
+      },
+    };
+  },
+  { describe, it, expect },
+);

@@ -3,7 +3,7 @@
  * test runner comes in as an argument (see testApi.ts).
  */
 import type { ContractTestApi } from './testApi.js';
-import type { RollbackPlan } from '../../rollback/plan.js';
+import { summaryOf, type RollbackPlan } from '../../rollback/plan.js';
 import type { RollbackProgressStore } from '../../rollback/RollbackProgressStore.js';
 
 export interface RollbackProgressStoreContractHarness {
@@ -98,7 +98,8 @@ export function rollbackProgressStoreContract(
           totalItems: 2,
         });
         expect((await store.createRun('run-1', plan)).created).toBe(false);
-        expect(await store.getPlan('run-1')).toEqual(plan);
+        // The summary only: a store never holds a plan's items.
+        expect(await store.getPlan('run-1')).toEqual(summaryOf(plan));
         await expect(store.createRun('run-1', contractPlan('plan-2'))).rejects.toMatchObject({
           code: 'BT_ERR_ROLLBACK_RUN_CONFLICT',
         });
@@ -174,6 +175,43 @@ export function rollbackProgressStoreContract(
           error: 'past pivot',
         });
         expect(await store.getItems('nope')).toEqual({});
+      });
+    });
+
+    it('checkpoints a page: stores the cursor and forgets the given items, fenced', async () => {
+      await withStore(async (store, peer) => {
+        await store.createRun('run-6', contractPlan());
+        expect(await store.getCheckpoint('run-6')).toBeUndefined();
+        const lease = await store.acquireLease('run-6', 'me', 200);
+        if (!lease.acquired) throw new Error('lease not granted');
+        await store.setItems('run-6', lease.token, [
+          { itemId: 'compensate:e1', state: 'publishing' },
+          { itemId: 'skip:e2', state: 'skipped', error: 'nothing to do' },
+          { itemId: 'person:e3', state: 'needs-person', error: 'irreversible' },
+        ]);
+        await store.setItems('run-6', lease.token, [{ itemId: 'compensate:e1', state: 'done' }]);
+        const checkpoint = {
+          cursor: 'journal:abc',
+          complete: false,
+          pages: 1,
+          finished: 3,
+          forgotten: { done: 1, skipped: 1 },
+          totals: { reversed: 1, replayed: 0, skipped: 1, needsPerson: 1, sagasCompensated: 0 },
+        };
+        await store.setCheckpoint('run-6', lease.token, checkpoint, ['compensate:e1', 'skip:e2']);
+        expect(await peer.getCheckpoint('run-6')).toEqual(checkpoint);
+        expect(Object.keys(await peer.getItems('run-6'))).toEqual(['person:e3']);
+        // A forgotten item counts its attempts from zero again.
+        await store.setItems('run-6', lease.token, [
+          { itemId: 'compensate:e1', state: 'publishing' },
+        ]);
+        expect((await store.getItems('run-6'))['compensate:e1']!.attempts).toBe(1);
+        await sleep(300);
+        await peer.acquireLease('run-6', 'other', 10_000);
+        await expect(
+          store.setCheckpoint('run-6', lease.token, { ...checkpoint, pages: 2 }, []),
+        ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_LEASE_LOST' });
+        expect((await store.getCheckpoint('run-6'))!.pages).toBe(1);
       });
     });
 

@@ -20,6 +20,22 @@ export interface SagaStoreContractHarness {
   peer?: SagaStore;
   /** Drops what the test created. */
   cleanup?(): Promise<unknown>;
+  /**
+   * Lets `ms` pass for the store's retention clock: a fake clock's step, or (the default) real
+   * waiting, which is what a Redis TTL or a PostgreSQL pruning pass needs.
+   */
+  advance?(ms: number): Promise<void>;
+}
+
+/** What a retention case asks the factory for. */
+export interface SagaStoreContractOptions {
+  /**
+   * The store's retention of finished sagas, in ms (a few hundred in the retention cases). The
+   * store must also run its own expiry (sweep, pruning pass) often enough for the cases to see
+   * it within a few seconds: give it a short interval.
+   * Absent: the store's default retention (the other cases write recent sagas only).
+   */
+  finishedRetentionMs?: number;
 }
 
 const BASE_TIME = Date.parse('2026-01-01T00:00:00.000Z');
@@ -78,15 +94,19 @@ export function makeSagaRecord(
  */
 export function sagaStoreContract(
   name: string,
-  factory: () => Promise<SagaStoreContractHarness>,
+  factory: (options: SagaStoreContractOptions) => Promise<SagaStoreContractHarness>,
   test: ContractTestApi,
 ): void {
   const { describe, it, expect } = test;
-  async function withStore(fn: (h: Required<SagaStoreContractHarness>) => Promise<void>) {
-    const h = await factory();
+  async function withStore(
+    fn: (h: Required<SagaStoreContractHarness>) => Promise<void>,
+    options: SagaStoreContractOptions = {},
+  ) {
+    const h = await factory(options);
     const full: Required<SagaStoreContractHarness> = {
       peer: h.store,
       cleanup: async () => undefined,
+      advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       ...h,
     };
     try {
@@ -529,6 +549,100 @@ export function sagaStoreContract(
         expect(steps).toEqual([2, 2, 1, 0]);
         expect((await store.list()).items).toEqual([]);
       }));
+
+    // Retention: finished sagas expire by themselves, RETENTION_MS after their last write (real
+    // time on Redis and PostgreSQL, so the cases poll for a few seconds rather than wait exactly).
+    const RETENTION_MS = 400;
+
+    /** Writes `id` as the engine does: created running, then moved through `statuses`. */
+    async function drive(store: SagaStore, id: string, statuses: SagaStatus[], seq = 0) {
+      let r = (await store.create(makeSagaRecord(id, { seq }))).record;
+      for (const status of statuses) r = await store.update({ ...r, status }, r.revision);
+      return r;
+    }
+
+    /** Polls (advancing the clock) until `done` holds, for at most ~5 s of store calls. */
+    async function eventually(
+      advance: (ms: number) => Promise<void>,
+      done: () => Promise<boolean>,
+    ): Promise<boolean> {
+      for (let i = 0; i < 100; i++) {
+        if (await done()) return true;
+        await advance(50);
+      }
+      return done();
+    }
+
+    it(
+      'expires finished sagas by itself after finishedRetentionMs; running, compensating and stuck ones never',
+      () =>
+        withStore(
+          async ({ store, advance }) => {
+            await drive(store, 'r-running', [], 1);
+            await drive(store, 'r-compensating', ['compensating'], 2);
+            await drive(store, 'r-stuck', ['compensating', 'stuck'], 3);
+            await drive(store, 'r-completed', ['completed'], 4);
+            await drive(store, 'r-compensated', ['compensating', 'compensated'], 5);
+            await drive(store, 'r-failed', ['failed'], 6);
+            // Finished, then asked to compensate: not finished any more, so it must not expire.
+            await drive(store, 'r-reopened', ['completed', 'compensating'], 7);
+            const live = ['r-running', 'r-compensating', 'r-stuck', 'r-reopened'];
+            const finished = ['r-completed', 'r-compensated', 'r-failed'];
+            // Before the retention ends, every saga is there.
+            expect(ids(await listAll(store, { limit: 3 })).sort()).toEqual(
+              [...live, ...finished].sort(),
+            );
+            await advance(RETENTION_MS + 100);
+            const gone = await eventually(advance, async () => {
+              const left = await Promise.all(finished.map((id) => store.get(id)));
+              const listed = ids(await listAll(store, { limit: 2 }));
+              return left.every((r) => r === undefined) && listed.length === live.length;
+            });
+            expect(gone, 'finished sagas gone from get and list').toBe(true);
+            // Listing after expiry: every page, every filter, only the live sagas.
+            expect(ids(await listAll(store, { limit: 1 })).sort()).toEqual([...live].sort());
+            for (const status of ['completed', 'compensated', 'failed'] as const) {
+              expect((await store.list({ status })).items, status).toEqual([]);
+            }
+            expect(
+              ids(
+                await listAll(store, {
+                  status: ['running', 'completed', 'stuck'],
+                  sagaName: 'place-order',
+                  limit: 1,
+                }),
+              ),
+            ).toEqual(['r-running', 'r-stuck']);
+            for (const id of live) expect((await store.get(id))?.sagaId, id).toBe(id);
+          },
+          { finishedRetentionMs: RETENTION_MS },
+        ),
+      20_000,
+    );
+
+    it(
+      'lets a saga id be used again once its finished saga expired',
+      () =>
+        withStore(
+          async ({ store, advance }) => {
+            const done = await drive(store, 'r-again', ['completed'], 1);
+            await advance(RETENTION_MS + 100);
+            expect(
+              await eventually(advance, async () => (await store.get('r-again')) === undefined),
+            ).toBe(true);
+            // The same id, a new saga (a later createdAt): listed once, as itself.
+            const fresh = await drive(store, 'r-again', [], 9);
+            expect(fresh.createdAt).not.toBe(done.createdAt);
+            const listed = await listAll(store, { limit: 1 });
+            expect(listed.map((r) => [r.sagaId, r.createdAt, r.status])).toEqual([
+              ['r-again', fresh.createdAt, 'running'],
+            ]);
+            expect(ids((await store.list({ status: 'completed' })).items)).toEqual([]);
+          },
+          { finishedRetentionMs: RETENTION_MS },
+        ),
+      20_000,
+    );
 
     it('does not lose or repeat sagas that stay in the index while paging', () =>
       withStore(async ({ store }) => {

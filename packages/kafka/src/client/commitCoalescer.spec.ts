@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { CommitCoalescer, type CommitTopics } from './commitCoalescer.js';
+
+function deferredSender() {
+  const requests: { topics: CommitTopics; settle: (error?: Error) => void }[] = [];
+  const send = (topics: CommitTopics) =>
+    new Promise<void>((resolve, reject) => {
+      requests.push({ topics, settle: (error) => (error ? reject(error) : resolve()) });
+    });
+  return { requests, send };
+}
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('CommitCoalescer', () => {
+  it('sends at once when idle; commits asked for meanwhile travel together in the next request', async () => {
+    const { requests, send } = deferredSender();
+    const commits = new CommitCoalescer(send);
+    const done: string[] = [];
+    const first = commits.commit('t', 0, '5').then(() => done.push('t0'));
+    expect(requests).toHaveLength(1);
+    const later = [
+      commits.commit('t', 1, '7').then(() => done.push('t1')),
+      commits.commit('u', 0, '3').then(() => done.push('u0')),
+      commits.commit('t', 1, '9').then(() => done.push('t1 again')),
+    ];
+    // Nothing more goes out while the first request is in flight.
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.topics).toEqual([
+      { topic: 't', partitions: [{ partition: 0, offset: '5' }] },
+    ]);
+    requests[0]!.settle();
+    await first;
+    await tick();
+    expect(done).toEqual(['t0']);
+    // One request for the three: the later offset of t/1 supersedes the earlier one.
+    expect(requests).toHaveLength(2);
+    expect(requests[1]!.topics).toEqual([
+      { topic: 't', partitions: [{ partition: 1, offset: '9' }] },
+      { topic: 'u', partitions: [{ partition: 0, offset: '3' }] },
+    ]);
+    requests[1]!.settle();
+    await Promise.all(later);
+    expect(done.sort()).toEqual(['t0', 't1', 't1 again', 'u0']);
+  });
+
+  it('rejects every caller of a failed request with its error, and goes on with the next', async () => {
+    const { requests, send } = deferredSender();
+    const commits = new CommitCoalescer(send);
+    const a = commits.commit('t', 0, '1');
+    const b = commits.commit('t', 1, '1');
+    requests[0]!.settle(new Error('rebalancing'));
+    await expect(a).rejects.toThrow('rebalancing');
+    await tick();
+    requests[1]!.settle(new Error('not coordinator'));
+    await expect(b).rejects.toThrow('not coordinator');
+    const c = commits.commit('t', 0, '2');
+    expect(requests).toHaveLength(3);
+    requests[2]!.settle();
+    await expect(c).resolves.toBeUndefined();
+  });
+
+  it('rejects (never throws) when the sender throws synchronously', async () => {
+    const commits = new CommitCoalescer(() => {
+      throw new Error('no batch is running');
+    });
+    await expect(commits.commit('t', 0, '1')).rejects.toThrow('no batch is running');
+    // Not stuck in flight.
+    await expect(commits.commit('t', 0, '2')).rejects.toThrow('no batch is running');
+  });
+});
