@@ -52,11 +52,13 @@ describe.skipIf(!secure.available)(
     // Fixed saga ids in the contract: one schema (the only one the role may use), emptied per test.
     sagaStoreContract(
       'PostgresSagaStore over verify-full',
-      async () => {
+      async ({ finishedRetentionMs }) => {
         await main.query(`DELETE FROM "${schema}".sagas`);
+        // Retention cases: the store's own pruning pass, due every 50 ms.
+        const options = { schema, finishedRetentionMs, retentionIntervalMs: 50 };
         return {
-          store: new PostgresSagaStore({ pool: main }, { schema }),
-          peer: new PostgresSagaStore({ pool: peer }, { schema }),
+          store: new PostgresSagaStore({ pool: main }, options),
+          peer: new PostgresSagaStore({ pool: peer }, options),
           cleanup: async () => {
             await main.query(`DELETE FROM "${schema}".sagas`);
           },

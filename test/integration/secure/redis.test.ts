@@ -60,11 +60,13 @@ describe.skipIf(!secure.available)('Redis stores over rediss with an ACL user', 
 
   sagaStoreContract(
     'RedisSagaStore over rediss',
-    async () => {
-      const keyPrefix = prefix('saga');
+    async ({ finishedRetentionMs }) => {
+      // Retention cases: real TTLs of a few hundred ms and a sweep every 50 ms.
+      const options = { keyPrefix: prefix('saga'), finishedRetentionMs, sweepIntervalMs: 50 };
+      const { keyPrefix } = options;
       return {
-        store: new RedisSagaStore({ keyPrefix }, { redis: main }),
-        peer: new RedisSagaStore({ keyPrefix }, { redis: client() }),
+        store: new RedisSagaStore(options, { redis: main }),
+        peer: new RedisSagaStore(options, { redis: client() }),
         cleanup: () => deleteByPrefix(main, keyPrefix),
       };
     },
