@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { table, type Output } from '../output.js';
+import { databaseUrlFrom } from './postgres.js';
 
 type Run = (
   fn: (ctx: CliContext, out: Output, cmd: Command) => Promise<number | void>,
@@ -84,15 +85,7 @@ function resolveOutboxDeadLetterOptions(flags: Flags): {
   limit: number;
   schema: string;
 } {
-  const url = flags.databaseUrl ?? process.env.DATABASE_URL;
-  if (url === undefined || url.length === 0) {
-    throw new CliError(
-      'no PostgreSQL connection string',
-      EXIT.Usage,
-      'BT_ERR_CLI_USAGE',
-      'pass --database-url or set DATABASE_URL',
-    );
-  }
+  const url = databaseUrlFrom(flags);
   const limit = Number(flags.limit ?? '100');
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
     throw new CliError(

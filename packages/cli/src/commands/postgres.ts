@@ -31,15 +31,7 @@ export function registerPostgres(program: Command, run: Run): void {
 }
 
 async function migrateCommand(ctx: CliContext, out: Output, flags: MigrateFlags): Promise<number> {
-  const url = flags.databaseUrl ?? process.env.DATABASE_URL;
-  if (url === undefined || url.length === 0) {
-    throw new CliError(
-      'no PostgreSQL connection string',
-      EXIT.Usage,
-      'BT_ERR_CLI_USAGE',
-      'pass --database-url or set DATABASE_URL',
-    );
-  }
+  const url = databaseUrlFrom(flags);
   const schema = flags.schema ?? process.env.BACKTRACK_PG_SCHEMA ?? 'backtrack';
   const { migrateDatabase } = await import('@backtrack/postgres');
   // Library logs go to the CLI's stderr logger: stdout stays clean for --json.
@@ -62,4 +54,18 @@ async function migrateCommand(ctx: CliContext, out: Output, flags: MigrateFlags)
     return rows.length === 0 ? summary : `${table(['MIGRATION', 'STATE'], rows)}\n${summary}`;
   });
   return EXIT.Ok;
+}
+
+/** The PostgreSQL connection string of `--database-url`, else `DATABASE_URL`; a usage error without one. */
+export function databaseUrlFrom(flags: { databaseUrl?: string }): string {
+  const url = flags.databaseUrl ?? process.env.DATABASE_URL;
+  if (url === undefined || url.length === 0) {
+    throw new CliError(
+      'no PostgreSQL connection string',
+      EXIT.Usage,
+      'BT_ERR_CLI_USAGE',
+      'pass --database-url or set DATABASE_URL',
+    );
+  }
+  return url;
 }
