@@ -34,6 +34,21 @@ describe.skipIf(!postgres.available)('backtrack postgres migrate', () => {
     await pool.end();
   });
 
+  it('without --database-url or DATABASE_URL: a usage error that says how to give one', async () => {
+    const saved = process.env.DATABASE_URL;
+    delete process.env.DATABASE_URL;
+    try {
+      const r = await run(['postgres', 'migrate', '--schema', schema]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('no PostgreSQL connection string');
+      expect(r.stderr).toContain('pass --database-url or set DATABASE_URL');
+      const exists = await pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      expect(exists.rowCount).toBe(0);
+    } finally {
+      if (saved !== undefined) process.env.DATABASE_URL = saved;
+    }
+  });
+
   it('lists pending migrations with --dry-run and changes nothing', async () => {
     const r = await run([
       'postgres',
