@@ -6,19 +6,18 @@
  * (side `bt` or `hand`, messages, rounds, and a directory for one `.cpuprofile` per round that
  * covers the consume only, not the loading; made with `node:inspector`).
  */
-import {
-  consumerTopology,
-  createRabbitTransport,
-  DEFAULT_RABBIT_CONSUMER_OPTIONS,
-} from '@backtrack/rabbitmq';
-import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
+import { consumerTopology, DEFAULT_RABBIT_CONSUMER_OPTIONS } from '@backtrack/rabbitmq';
+import { RedisDedupeStore } from '@backtrack/redis';
 import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { Session } from 'node:inspector/promises';
-import { encodedOrders, SERVICES, silentLogger, uniqueName } from './common.js';
-import { amqpOf, confirmPublish, rawConnect } from './rabbitSupport.js';
-import { deleteByPrefix } from './redisKeys.js';
-import { backtrackConsume, handWrittenConsume } from './benchmarks/rabbitConsume.js';
+import { encodedOrders, silentLogger, uniqueName } from './common.js';
+import { amqpOf, confirmPublish } from './rabbitSupport.js';
+import {
+  backtrackConsume,
+  handWrittenConsume,
+  openConsumeWorld,
+} from './benchmarks/rabbitConsume.js';
 
 const side = process.argv[2] ?? 'bt';
 const n = Number(process.argv[3] ?? 20000);
@@ -37,18 +36,10 @@ const session = profileDir === undefined ? undefined : new Session();
 session?.connect();
 await session?.post('Profiler.enable');
 
-const model = await rawConnect();
-const channel = await model.createConfirmChannel();
-channel.on('error', () => undefined);
-const redis = createRedisClient(SERVICES.redis);
 const exchange = uniqueName('bench-rcpu');
 const prefix = `${exchange}:`;
-const transport = await createRabbitTransport(
-  { url: SERVICES.amqp, connectionName: 'bench-rabbit-cpu' },
-  { logger: silentLogger },
-);
-const queues: string[] = [];
-const topologies: ReturnType<typeof consumerTopology>[] = [];
+const world = await openConsumeWorld('bench-rabbit-cpu', exchange, prefix);
+const { model, channel, redis, transport, queues, topologies } = world;
 try {
   await channel.assertExchange(exchange, 'topic', { durable: true });
   const messages = encodedOrders(n).map(amqpOf);
@@ -105,17 +96,5 @@ try {
     await channel.unbindQueue(queue, exchange, '#').catch(() => undefined);
   }
 } finally {
-  for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
-  for (const t of topologies)
-    await transport
-      .deleteTopology({
-        queues: t.topology.queues ?? [],
-        exchanges: (t.topology.exchanges ?? []).filter((e) => e.name !== exchange),
-      })
-      .catch(() => undefined);
-  await channel.deleteExchange(exchange).catch(() => undefined);
-  await transport.close().catch(() => undefined);
-  await model.close().catch(() => undefined);
-  await deleteByPrefix(redis, prefix).catch(() => undefined);
-  await redis.quit().catch(() => undefined);
+  await world.close();
 }

@@ -27,7 +27,7 @@ import {
   type RabbitTransport,
 } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisDedupeStore } from '@backtrack/redis';
-import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Redis } from 'ioredis';
 import {
   BenchOrderPlaced,
@@ -89,17 +89,9 @@ export const rabbitConsumeBenchmark: Benchmark = {
         denominator: 'cpu-hand',
       });
 
-    const model = await rawConnect();
-    const channel = await model.createConfirmChannel();
-    channel.on('error', () => undefined); // a failed call rejects; see rawConnect
-    const redis = createRedisClient(SERVICES.redis);
     const prefix = `${uniqueName('bench-rc')}:`;
-    const transport = await createRabbitTransport(
-      { url: SERVICES.amqp, connectionName: 'bench-backtrack' },
-      { logger: silentLogger },
-    );
-    const queues: string[] = [];
-    const topologies: ReturnType<typeof consumerTopology>[] = [];
+    const world = await openConsumeWorld('bench-backtrack', exchange, prefix);
+    const { model, channel, redis, transport, queues, topologies } = world;
     try {
       await channel.assertExchange(exchange, 'topic', { durable: true });
       const messages = encodedOrders(n).map(amqpOf);
@@ -163,6 +155,49 @@ export const rabbitConsumeBenchmark: Benchmark = {
         `Default ${n.toLocaleString('en-US')} messages per run; prefetch ${o.prefetch} on every side (--prefetch). Quorum queues with the same delivery limit on every side; messages written at v1, read at v2 (upcast) by the hand-written and Backtrack sides.`,
       );
     } finally {
+      await world.close();
+    }
+  },
+};
+
+/** What a RabbitMQ consume run sets up: a raw confirm channel, Redis and a Backtrack transport. */
+export interface ConsumeWorld {
+  model: ChannelModel;
+  channel: ConfirmChannel;
+  redis: Redis;
+  transport: RabbitTransport;
+  /** Queues the run declared itself, deleted by `close`. */
+  queues: string[];
+  /** Backtrack consumer topologies the run declared, deleted by `close`. */
+  topologies: ReturnType<typeof consumerTopology>[];
+  /** Deletes the queues, topologies, exchange and Redis keys under `prefix`, and disconnects. */
+  close(): Promise<void>;
+}
+
+/** Opens the connections of a consume run (shared by this benchmark and src/rabbitCpu.ts). */
+export async function openConsumeWorld(
+  connectionName: string,
+  exchange: string,
+  prefix: string,
+): Promise<ConsumeWorld> {
+  const model = await rawConnect();
+  const channel = await model.createConfirmChannel();
+  channel.on('error', () => undefined); // a failed call rejects; see rawConnect
+  const redis = createRedisClient(SERVICES.redis);
+  const transport = await createRabbitTransport(
+    { url: SERVICES.amqp, connectionName },
+    { logger: silentLogger },
+  );
+  const queues: string[] = [];
+  const topologies: ReturnType<typeof consumerTopology>[] = [];
+  return {
+    model,
+    channel,
+    redis,
+    transport,
+    queues,
+    topologies,
+    async close() {
       for (const q of queues) await channel.deleteQueue(q).catch(() => undefined);
       for (const t of topologies)
         await transport
@@ -176,9 +211,9 @@ export const rabbitConsumeBenchmark: Benchmark = {
       await model.close().catch(() => undefined);
       await deleteByPrefix(redis, prefix).catch(() => undefined);
       await redis.quit().catch(() => undefined);
-    }
-  },
-};
+    },
+  };
+}
 
 /** Messages per second, and CPU microseconds of this process per message, over the same span. */
 export interface Measured {
