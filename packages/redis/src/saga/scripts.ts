@@ -1,3 +1,4 @@
+import { FINISHED_SAGA_STATUSES } from '@backtrack/core';
 import { LuaScript } from '../internal/LuaScript.js';
 
 /*
@@ -195,6 +196,8 @@ return removed
  * Returns what UPDATE returns, or {-3} when the stored saga is not what the caller expected (its
  * status or member differ, or a status change without its keys): nothing was written, and the
  * caller sends the full UPDATE. The same atomic step as UPDATE: one round trip.
+ * A saga stored in a status that is not finished has no TTL and no `idx:exp` entry (the write
+ * that left it so removed both), so only a write from a finished status clears them.
  */
 export const UPDATE_KNOWN = new LuaScript(
   'backtrack.saga.updateKnown',
@@ -204,6 +207,7 @@ if not cur[1] then return {-1} end
 if cur[1] ~= ARGV[1] then return {0, cur[1]} end
 if cur[3] ~= ARGV[5] then return {-2, cur[3]} end
 local moves = cur[2] ~= ARGV[4]
+local wasFinished = ${FINISHED_SAGA_STATUSES.map((st) => `cur[2] == '${st}'`).join(' or ')}
 if cur[2] ~= ARGV[7] or cur[4] ~= ARGV[6] or (moves and #KEYS < 6) then return {-3} end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'rev', ARGV[3], 'status', ARGV[4])
 if moves then
@@ -212,11 +216,11 @@ if moves then
   redis.call('ZADD', KEYS[5], 0, ARGV[6])
   redis.call('ZADD', KEYS[6], 0, ARGV[6])
 end
-redis.call('ZREM', KEYS[2], expMember(cur[2], cur[4], cur[3]))
+if wasFinished then redis.call('ZREM', KEYS[2], expMember(cur[2], cur[4], cur[3])) end
 if ARGV[8] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[8])
   redis.call('ZADD', KEYS[2], ARGV[9], expMember(ARGV[4], ARGV[6], ARGV[5]))
-else
+elseif wasFinished then
   redis.call('PERSIST', KEYS[1])
 end
 return {1}
