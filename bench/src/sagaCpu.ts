@@ -5,7 +5,8 @@
  * - `sagaCpu.ts [n] [rounds] [concurrency]`: the `saga-engine` benchmark's in-memory side
  *   (3-step sagas, 64 at once, `InMemorySagaStore`, silent logger), no Redis.
  * - `sagaCpu.ts redis [n] [rounds] [concurrency] [sides]`: the Redis sides (`hand`: the
- *   hand-written `HSET` loop; `bt`: the engine on `RedisSagaStore`; default both, alternating),
+ *   hand-written `HSET` loop; `cas`: the same loop with a fenced write, a Lua script
+ *   that checks the revision and sets the TTL of the finished record; `bt`: the engine on `RedisSagaStore`; default all three, the order reversed every other round),
  *   with the Redis server's own CPU per transition beside this process's (`INFO cpu`, main
  *   thread, server-wide), so point `REDIS_URL` at a Redis of your own
  *   (`redis-server --port 6391 --save ''`) for figures no other client blurs.
@@ -13,6 +14,7 @@
  * Profile it with
  * `TSX_TSCONFIG_PATH=../tsconfig.json node --cpu-prof --import tsx src/sagaCpu.ts redis 4000 5 64 bt`.
  */
+import { createHash } from 'node:crypto';
 import { createSagaEngine, defineSaga, InMemorySagaStore, type SagaStore } from '@backtrack/core';
 import { createRedisClient, RedisSagaStore } from '@backtrack/redis';
 import type { Redis } from 'ioredis';
@@ -72,6 +74,16 @@ async function memoryRounds(n: number, rounds: number, concurrency: number): Pro
   }
 }
 
+/** The hand-written fenced write (side `cas`): revision check, HSET, TTL when finished. */
+const CAS = `
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if (rev or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'doc', ARGV[3])
+if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+`;
+const CAS_SHA = createHash('sha1').update(CAS).digest('hex');
+
 async function redisRounds(
   n: number,
   rounds: number,
@@ -81,6 +93,7 @@ async function redisRounds(
   const redis = createRedisClient(SERVICES.redis);
   const prefix = `${uniqueName('bench-sagacpu')}:`;
   try {
+    await redis.script('LOAD', CAS);
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? sides : [...sides].reverse();
       for (const side of order) {
@@ -91,6 +104,20 @@ async function redisRounds(
         if (side === 'hand') {
           writes = await rawSagas(n, concurrency, 0, (id, r) =>
             redis.hset(`${prefix}hand:${round}:${id}`, 'doc', JSON.stringify(r)),
+          );
+        } else if (side === 'cas') {
+          // The HSET loop with the store's fencing: one script per transition that writes only
+          // over the revision before it (and gives the finished record a TTL).
+          writes = await rawSagas(n, concurrency, 0, (id, r) =>
+            redis.evalsha(
+              CAS_SHA,
+              1,
+              `${prefix}cas:${round}:${id}`,
+              String((r.revision as number) - 1),
+              String(r.revision),
+              JSON.stringify(r),
+              r.status === 'completed' ? '2592000000' : '0',
+            ),
           );
         } else {
           const { store, writes: w } = counted(
@@ -124,7 +151,7 @@ if (process.argv[2] === 'redis') {
     Number(process.argv[3] ?? 4000),
     Number(process.argv[4] ?? 5),
     Number(process.argv[5] ?? 64),
-    (process.argv[6] ?? 'hand,bt').split(','),
+    (process.argv[6] ?? 'hand,cas,bt').split(','),
   );
 } else {
   await memoryRounds(
