@@ -420,22 +420,42 @@ describe('processBatch: the same message twice or more in one batch', () => {
       expect((await store.claim(keyOf('h'), { leaseMs: 1_000 })).status).toBe('claimed');
     });
 
-    it('the first is held back behind a redelivered message of its key (no partition): the copy under another key runs it', async () => {
-      const store = new InMemoryDedupeStore();
-      // Another consumer holds b0: it is redelivered, and the rest of key "b" is held back.
-      await store.claim(keyOf('b0'), { leaseMs: 60_000 });
-      const { pipeline, runs } = setup({ store, concurrency: 2 });
-      const dispositions = await pipeline.processBatch([
-        message('b0', { key: 'b' }),
-        message('n', { key: 'b' }),
-        message('n', { key: 'other' }),
-      ]);
-      expect(dispositions.map((d) => d.kind)).toEqual(['redeliver', 'redeliver', 'ack']);
-      expect(dispositions[2]).toEqual(handled);
-      expect(runs.get('n')).toBe(1);
-      // The held-back first comes again later and is absorbed.
-      expect(await pipeline.processBatch([message('n', { key: 'b' })])).toEqual([duplicate]);
-    });
+    it.each([1, 2])(
+      'the first is held back behind a redelivered message of its key: the copy under another key is held back too, and so is the rest of its key (concurrency %i)',
+      async (concurrency) => {
+        const store = new InMemoryDedupeStore();
+        // Another consumer holds b0: it is redelivered, and the rest of key "b" is held back.
+        await store.claim(keyOf('b0'), { leaseMs: 60_000 });
+        const { pipeline, runs, order } = setup({ store, concurrency });
+        const dispositions = await pipeline.processBatch([
+          message('b0', { key: 'b' }),
+          message('n', { key: 'b' }),
+          message('o', { key: 'other' }),
+          message('n', { key: 'other' }), // the copy: n must not run before b0
+          message('p', { key: 'other' }), // after the copy in its key: must not run before n
+          message('q', { key: 'third' }),
+        ]);
+        expect(dispositions.map((d) => d.kind)).toEqual([
+          'redeliver',
+          'redeliver',
+          'ack',
+          'redeliver',
+          'redeliver',
+          'ack',
+        ]);
+        expect(dispositions[3]).toMatchObject({
+          reason: expect.stringMatching(/^held back with the first delivery of this message/),
+          pause: false,
+        });
+        expect(dispositions[4]).toMatchObject({
+          reason: expect.stringMatching(/^held back: an earlier message of key "other"/),
+        });
+        expect(order.sort()).toEqual(['o', 'q']);
+        expect(runs.has('n')).toBe(false);
+        // Nobody used n's claim: it is free for the redeliveries.
+        expect((await store.claim(keyOf('n'), { leaseMs: 1_000 })).status).toBe('claimed');
+      },
+    );
   });
 
   it('a first abandoned by handlerTimeoutMs: the copy is redelivered, as for a key leased elsewhere', async () => {

@@ -476,6 +476,12 @@ function unusedSharedClaim(): SharedClaim {
  * key, a keyless copy), those lanes are joined into one that runs in input order, and what holds
  * back a message is still decided by its own key (a joined lane tracks a blocker per key). In
  * input order a copy never waits: its first has finished when the copy starts.
+ *
+ * A copy whose first was held back (it never ran: an earlier message of the first's key was
+ * redelivered) is held back too, and holds back its own key's later messages: running it would
+ * apply the message before that earlier message of the first's key (the copy would take the
+ * shared claim as if nothing came before it), and the rest of the copy's key would then run
+ * ahead of the copy, which comes again.
  */
 async function runInLanes(
   contexts: readonly ConsumerContext[],
@@ -486,6 +492,14 @@ async function runInLanes(
 ): Promise<Disposition[]> {
   const n = contexts.length;
   const dispositions = new Array<Disposition>(n);
+  /** Per copy's input index, its first's (see `copies`). */
+  let firstOf: Map<number, number> | undefined;
+  if (copies !== undefined) {
+    firstOf = new Map();
+    for (const [copy, first] of copies) firstOf.set(copy, first);
+  }
+  /** Input indexes held back without running. */
+  let heldIndexes: Set<number> | undefined;
   /** Per partition: the lowest input index that was redelivered, and its disposition. */
   let rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
   const holds = (d: Disposition): d is Blocker =>
@@ -497,6 +511,27 @@ async function runInLanes(
     const partition = partitionOf(contexts[i]!);
     const stop = partition === undefined ? undefined : rewound.get(partition);
     return stop !== undefined && stop.index < i ? stop.blocker : undefined;
+  }
+  /** Holds message i back behind `blocker` (it does not run). */
+  function holdBack(i: number, blocker: Blocker): void {
+    dispositions[i] = heldBack(contexts[i]!, blocker);
+    (heldIndexes ??= new Set()).add(i);
+  }
+  /**
+   * Runs message i, unless it is a copy whose first was held back: then it is held back as its
+   * first is, as if it had been redelivered (it holds back what follows it in its own lane).
+   * Returns the disposition when it holds back what follows.
+   */
+  async function runOrFollow(i: number): Promise<Blocker | undefined> {
+    const first = firstOf?.get(i);
+    if (first !== undefined && heldIndexes?.has(first) === true) {
+      const held = dispositions[first] as Blocker;
+      return settle(i, {
+        ...held,
+        reason: `held back with the first delivery of this message in this batch (${held.reason})`,
+      });
+    }
+    return settle(i, await runner.execute(contexts[i]!));
   }
   /** Records message i's disposition; returns it when it holds back what follows. */
   function settle(i: number, disposition: Disposition): Blocker | undefined {
@@ -518,10 +553,10 @@ async function runInLanes(
       const context = contexts[i]!;
       const blocker = heldBy(i, blocked?.get(laneOf(context)));
       if (blocker !== undefined) {
-        dispositions[i] = heldBack(context, blocker);
+        holdBack(i, blocker);
         continue;
       }
-      const holding = settle(i, await runner.execute(context));
+      const holding = await runOrFollow(i);
       if (holding !== undefined) {
         const own = laneOf(context);
         if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
@@ -561,10 +596,10 @@ async function runInLanes(
       for (const i of lane) {
         const blocker = heldBy(i, laneBlocker);
         if (blocker !== undefined) {
-          dispositions[i] = heldBack(contexts[i]!, blocker);
+          holdBack(i, blocker);
           continue;
         }
-        const holding = settle(i, await runner.execute(contexts[i]!));
+        const holding = await runOrFollow(i);
         if (blocks) laneBlocker = holding;
       }
     }
@@ -576,10 +611,10 @@ async function runInLanes(
       const own = laneOf(contexts[i]!);
       const blocker = heldBy(i, blocked?.get(own));
       if (blocker !== undefined) {
-        dispositions[i] = heldBack(contexts[i]!, blocker);
+        holdBack(i, blocker);
         continue;
       }
-      const holding = settle(i, await runner.execute(contexts[i]!));
+      const holding = await runOrFollow(i);
       if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
     }
   }
