@@ -25,12 +25,12 @@ const Paid = defineEvent('payment.made').version(1, z.object({ n: z.int() }));
 /** A message with envelope id `id`; `key` is its `partitionkey` (its order lane). */
 function message(
   id: string,
-  options: { key?: string; partition?: number; offset?: number; attempt?: number } = {},
+  options: { key?: string; partition?: number; offset?: number; attempt?: number; n?: number } = {},
 ): IncomingMessage {
   return {
     message: encodeEnvelope(
       Paid.envelope(
-        { n: 1 },
+        { n: options.n ?? 1 },
         {
           source: '//pay',
           id,
@@ -249,6 +249,73 @@ describe('processBatch: the same message twice or more in one batch', () => {
         },
       ),
       { numRuns: 150 },
+    );
+  });
+
+  it('copies across lanes, with messages held back: a handler runs only after every earlier message of its key is applied (property)', async () => {
+    // `c` fails in a way that holds back the rest of its key: a store outage in its handler,
+    // another consumer holding its lease, or a retriable error with `holdAfterRetry`.
+    const entry = fc.record({
+      id: fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'),
+      key: fc.option(fc.constantFrom('k1', 'k2', 'k3'), { nil: undefined }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(entry, { minLength: 1, maxLength: 24 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.boolean(),
+        fc.constantFrom('outage', 'leased', 'retriable'),
+        async (entries, concurrency, partitioned, failing) => {
+          const store = new InMemoryDedupeStore();
+          if (failing === 'leased') await store.claim(keyOf('c'), { leaseMs: 60_000 });
+          const applied = new Set<string>();
+          /** Each handler run: the delivery (input index) that ran and what was applied before. */
+          const started: { index: number; id: string; before: Set<string> }[] = [];
+          const { pipeline } = setup({
+            store,
+            concurrency,
+            behave: async ({ envelope, data }) => {
+              started.push({ index: data.n, id: envelope.id, before: new Set(applied) });
+              await new Promise((resolve) => setImmediate(resolve));
+              if (envelope.id === 'c' && failing === 'outage')
+                throw new StoreUnavailableError('ledger', 'write');
+              if (envelope.id === 'c' && failing === 'retriable') throw new Error('later');
+              applied.add(envelope.id);
+            },
+          });
+          const batch = entries.map((e, i) =>
+            message(e.id, {
+              n: i,
+              ...(e.key === undefined ? {} : { key: e.key }),
+              ...(partitioned ? { partition: 0, offset: i } : {}),
+            }),
+          );
+          const dispositions = await pipeline.processBatch(batch, { holdAfterRetry: true });
+          const ids = entries.map((e) => e.id);
+          // The order lane of each delivery; keyless deliveries without a partition have none.
+          const lanes = entries.map((e) => e.key ?? (partitioned ? '(partition 0)' : undefined));
+          // A handler runs at most once per id, and only for the first delivery of its id.
+          expect(new Set(started.map((s) => s.id)).size).toBe(started.length);
+          for (const run of started) expect(ids.indexOf(run.id)).toBe(run.index);
+          // Per key: when a delivery runs, every earlier delivery of its key is applied.
+          for (const run of started) {
+            const lane = lanes[run.index];
+            if (lane === undefined) continue;
+            for (let e = 0; e < run.index; e++) {
+              if (lanes[e] === lane)
+                expect(run.before.has(ids[e]!), `${ids[e]} before ${run.id}`).toBe(true);
+            }
+          }
+          // What was not applied is not acknowledged; a copy of what was is a duplicate or held.
+          ids.forEach((id, i) => {
+            const d = dispositions[i]!;
+            if (!applied.has(id)) expect(d.kind).not.toBe('ack');
+            else if (ids.indexOf(id) === i) expect(d).toEqual(handled);
+            else if (d.kind !== 'redeliver') expect(d).toEqual(duplicate);
+          });
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 
