@@ -216,6 +216,26 @@ function placeRecords(cases: readonly Case[]): {
   return { records, originalAt };
 }
 
+/** The records that got more than one disposition (or a non-final one), for an assertion message. */
+function describeRepeats(events: readonly DispositionEvent[]): string {
+  const at = new Map<string, DispositionEvent[]>();
+  for (const e of events) {
+    const position = `${e.message.origin.partition}@${e.message.origin.offset}`;
+    at.set(position, [...(at.get(position) ?? []), e]);
+  }
+  const odd = [...at].filter(
+    ([, list]) =>
+      list.length > 1 || list.some((e) => e.action === 'retried' || e.action === 'redelivered'),
+  );
+  if (odd.length === 0) return '';
+  return `; not settled once: ${odd
+    .map(
+      ([position, list]) =>
+        `${position} [${list.map((e) => `${e.action} ${JSON.stringify(e.disposition, (k, v: unknown) => (k === 'error' ? String(v) : v))}`).join('; ')}]`,
+    )
+    .join(', ')}`;
+}
+
 export function hostileProducersScenario(options: HostileProducersOptions): void {
   it(`kafka: ${options.records} records from foreign and hostile producers (kcat null headers, binary keys, tombstones, any header bytes): each gets a disposition, valid ones applied once, no consumer left dead`, async () => {
     const trace = tracer('hostile');
@@ -286,7 +306,8 @@ export function hostileProducersScenario(options: HostileProducersOptions): void
       // duplicate too, though it reaches the consumer in its original's batch.
       const until = Date.now() + 90_000;
       while (events.length < total && Date.now() < until) await sleep(100);
-      expect(events.length, 'one disposition per record').toBe(total);
+      // (On a mismatch, the message names the records not settled once, with their dispositions.)
+      expect(events.length, `one disposition per record${describeRepeats(events)}`).toBe(total);
 
       // The offsets of every partition are committed to the end.
       const admin = rawKafka().admin();

@@ -291,7 +291,7 @@ describe('processBatch: the same message twice or more in one batch', () => {
             }),
           );
           const dispositions = await pipeline.processBatch(batch, { holdAfterRetry: true });
-          const ids = entries.map((e) => e.id);
+          const ids: string[] = entries.map((e) => e.id);
           // The order lane of each delivery; keyless deliveries without a partition have none.
           const lanes = entries.map((e) => e.key ?? (partitioned ? '(partition 0)' : undefined));
           // A handler runs at most once per id, and only for the first delivery of its id.
