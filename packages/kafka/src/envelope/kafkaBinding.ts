@@ -57,7 +57,8 @@ export function headerToString(value: KafkaHeaderValue): string | undefined {
     const last = value[value.length - 1];
     return headerToString(last);
   }
-  return typeof value === 'string' ? value : value.toString('utf8');
+  // `toString()` without an encoding is Node's direct UTF-8 path (no encoding lookup).
+  return typeof value === 'string' ? value : value.toString();
 }
 
 /** Reads a header as a positive integer; undefined when it is not one. */
@@ -131,8 +132,9 @@ export function fromKafkaRecord(record: {
 }): EncodedMessage {
   const headers: Record<string, string> = {};
   const raw = record.headers;
-  for (const rawName in raw) {
-    if (!Object.hasOwn(raw, rawName)) continue;
+  const names = Object.keys(raw);
+  for (let i = 0; i < names.length; i++) {
+    const rawName = names[i]!;
     const attribute = attributeOf(rawName);
     if (attribute === '') continue;
     const text = headerToString(raw[rawName]!);
