@@ -57,8 +57,10 @@ export function headerToString(value: KafkaHeaderValue): string | undefined {
     const last = value[value.length - 1];
     return headerToString(last);
   }
-  // `toString()` without an encoding is Node's direct UTF-8 path (no encoding lookup).
-  return typeof value === 'string' ? value : value.toString();
+  if (typeof value === 'string') return value;
+  // `toString()` without an encoding is Node's direct UTF-8 path (no encoding lookup). Anything
+  // that is not a Buffer keeps the checked call (a number there throws: an undecodable record).
+  return value instanceof Buffer ? value.toString() : value.toString('utf8');
 }
 
 /** Reads a header as a positive integer; undefined when it is not one. */
