@@ -80,7 +80,7 @@ export interface KafkaConsumerOptions {
    * this size; between chunks the consumer heartbeats, and a closing consumer stops (so a
    * graceful shutdown waits for one chunk, not a whole fetch). Each chunk costs the dedupe store
    * two round trips (one `claimMany`, one `completeMany`) whatever its size, so small chunks make
-   * a fast consumer wait on the store (50 cost about a third of the throughput on Redis).
+   * a fast consumer wait on the store (bench/README.md, "Kafka after session 5").
    * @default 500
    */
   batchSize: number;
