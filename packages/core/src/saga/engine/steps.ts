@@ -17,6 +17,7 @@ import { intercept, type StepCallKind, type StepInvocation } from './interceptor
 import { CompensateCall, RunCall } from './stepContext.js';
 import {
   callWithTimeout,
+  isThenable,
   safePolicy,
   toStoredError,
   type Cancellation,
@@ -169,15 +170,17 @@ export async function compensateStep(
 function callRun(step: StepDefinition, ctx: RunCall): unknown {
   return step.timeoutMs === undefined
     ? step.run(ctx)
-    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) => step.run(ctx.withSignal(s)));
+    : callWithTimeout(step.name, step.timeoutMs, ctx.cancellation, (cancel) =>
+        step.run(ctx.withCancellation(cancel)),
+      );
 }
 
 /** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
 function callCompensate(step: StepDefinition, ctx: CompensateCall): unknown {
   return step.timeoutMs === undefined
     ? step.compensate!(ctx)
-    : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
-        step.compensate!(ctx.withSignal(s)),
+    : callWithTimeout(step.name, step.timeoutMs, undefined, (cancel) =>
+        step.compensate!(ctx.withCancellation(cancel)),
       );
 }
 
@@ -204,12 +207,4 @@ function invocationOf(
       return ctx.logger;
     },
   };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
