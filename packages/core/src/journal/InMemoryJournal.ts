@@ -46,13 +46,28 @@ export class InMemoryJournal implements Journal {
   }
 
   async append(record: JournalAppend): Promise<JournalRecord> {
-    assertValidAppend(record);
+    return this.#append(record, assertValidAppend(record));
+  }
+
+  async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
+    // Every record is checked before any is stored: an invalid one fails the whole batch.
+    const times = records.map((record) => assertValidAppend(record));
+    return records.map((record, i) => this.#append(record, times[i]!));
+  }
+
+  /**
+   * Stores one valid record (`timeMs`: its parsed `time`). The store keeps its own copy of the
+   * message (one copy of the headers and the body bytes); the caller gets back a record holding
+   * its own message, so neither side can change the other's.
+   */
+  #append(record: JournalAppend, timeMs: number): JournalRecord {
     const existing = this.#byId.get(record.id);
     if (existing) return copy(existing);
-    const seq = nextSeq(this.#lastSeq, Date.parse(record.time));
+    const seq = nextSeq(this.#lastSeq, timeMs);
     this.#lastSeq = seq;
     const stored: JournalRecord = {
-      ...copy(record as JournalRecord),
+      ...record,
+      message: copyMessage(record.message),
       seq,
       state: PublishState.Pending,
     };
@@ -65,14 +80,7 @@ export class InMemoryJournal implements Journal {
       this.#lastPrune = now;
       void this.prune(now);
     }
-    return copy(stored);
-  }
-
-  async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
-    for (const record of records) assertValidAppend(record);
-    const out: JournalRecord[] = [];
-    for (const record of records) out.push(await this.append(record));
-    return out;
+    return { ...stored, message: record.message };
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {
