@@ -63,13 +63,16 @@ export async function runStep(
       const cancelled = cancel.aborted;
       let policy: StepErrorPolicy = cancelled
         ? 'compensate'
-        : safePolicy(step, error, attempt, ctx.logger);
+        : safePolicy(step, error, attempt, () => ctx.logger);
       if (policy === 'retry' && (settle || tries >= step.retry.attempts)) policy = 'compensate';
       const willRetry = policy === 'retry';
-      ctx.logger.warn(
-        { err: error, willRetry, policy, durationMs: run.ctx.now() - startedAt },
-        'step failed',
-      );
+      // The attempt's logger (a pino child) is made only when the line is written.
+      if (run.ctx.logger.isLevelEnabled('warn')) {
+        ctx.logger.warn(
+          { err: error, willRetry, policy, durationMs: run.ctx.now() - startedAt },
+          'step failed',
+        );
+      }
       if (run.ctx.listens(SagaEventName.StepFailed))
         run.ctx.emit(SagaEventName.StepFailed, {
           record: run.record,

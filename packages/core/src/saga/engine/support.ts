@@ -228,18 +228,19 @@ export function pivotPassed(
   return false;
 }
 
+/** `log`: the attempt's logger, made only when a bad policy has to be reported. */
 export function safePolicy(
   step: StepDefinition,
   error: unknown,
   attempt: number,
-  log: Logger,
+  log: () => Logger,
 ): StepErrorPolicy {
   try {
     const p = step.onError(error, attempt);
     if (p === 'retry' || p === 'compensate' || p === 'fail') return p;
-    log.error({ policy: p }, 'onError returned an unknown policy; compensating');
+    log().error({ policy: p }, 'onError returned an unknown policy; compensating');
   } catch (e) {
-    log.error({ err: e }, 'onError threw; compensating');
+    log().error({ err: e }, 'onError threw; compensating');
   }
   return 'compensate';
 }
