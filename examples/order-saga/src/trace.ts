@@ -86,7 +86,7 @@ export function tracedRoute(service: string, route: HandlerRoute): HandlerRoute 
   const wrapped = (
     context: Parameters<HandlerRoute>[0],
     next: Parameters<HandlerRoute>[1],
-  ): Promise<void> => {
+  ): ReturnType<HandlerRoute> => {
     const envelope = (context as { envelope?: { type: string; time?: string } }).envelope;
     if (envelope !== undefined && envelope.type !== route.eventType) return next();
     if (!trace.enabled || envelope === undefined) return route(context, next);
