@@ -65,12 +65,23 @@ export class InMemoryJournal implements Journal {
     if (existing) return copy(existing);
     const seq = nextSeq(this.#lastSeq, timeMs);
     this.#lastSeq = seq;
+    // Field by field, not a spread: the records callers build (optional fields present or not)
+    // have many shapes, and spreading them takes V8's slow path.
     const stored: JournalRecord = {
-      ...record,
+      id: record.id,
+      type: record.type,
+      schemaVersion: record.schemaVersion,
+      topic: record.topic,
+      service: record.service,
+      version: record.version,
+      time: record.time,
       message: copyMessage(record.message),
       seq,
       state: PublishState.Pending,
     };
+    if (record.key !== undefined) stored.key = record.key;
+    if (record.sagaId !== undefined) stored.sagaId = record.sagaId;
+    if (record.causationId !== undefined) stored.causationId = record.causationId;
     this.#records.push(stored);
     this.#byId.set(stored.id, stored);
     // Retention kept by the journal itself: appends delete the expired records, at most once a
@@ -80,7 +91,9 @@ export class InMemoryJournal implements Journal {
       this.#lastPrune = now;
       void this.prune(now);
     }
-    return { ...stored, message: record.message };
+    const returned: JournalRecord = { ...stored };
+    returned.message = record.message;
+    return returned;
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {
