@@ -4,6 +4,7 @@
  *     [--partitions 8] [--consumers 1] [--prefetch 64] [--linger-ms 0] [--json]
  * Places the orders, then runs the checker until consistent; exits 1 if it never is.
  */
+import { loadavg } from 'node:os';
 import cliProgress from 'cli-progress';
 import { checkUntilConsistent, formatReport } from '../checker.js';
 import { readConfig, topologyOf } from '../config.js';
@@ -45,19 +46,26 @@ const bar = new cliProgress.SingleBar(
 );
 try {
   if (process.stderr.isTTY) bar.start(config.orders, 0);
+  // CPU of this process while placing (all four services run in it in memory): less sensitive
+  // than orders/s to what else the machine runs.
+  const cpuBefore = process.cpuUsage();
   const result = await placeOrders(shop.orders, {
     count: config.orders,
     concurrency: config.concurrency,
     onOrder: (n) => bar.update(n),
   });
   bar.stop();
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuUsPerOrder = Math.round((cpu.user + cpu.system) / Math.max(1, result.placed));
+  const load1 = Math.round(loadavg()[0]! * 100) / 100;
   const ordersPerS = result.placed / (result.durationMs / 1000);
   if (!json) {
     console.log(
       `placed ${result.placed} orders on ${config.transport} in ${(result.durationMs / 1000).toFixed(1)} s (${ordersPerS.toFixed(0)}/s): ` +
         Object.entries(result.byStatus)
           .map(([s, n]) => `${n} ${s}`)
-          .join(', '),
+          .join(', ') +
+        ` | process CPU ${cpuUsPerOrder} µs/order, load average ${load1}`,
     );
   }
   const checkStart = performance.now();
@@ -74,6 +82,8 @@ try {
         consumers: config.consumers,
         durationMs: result.durationMs,
         ordersPerS: Math.round(ordersPerS * 10) / 10,
+        cpuUsPerOrder,
+        loadAverage: load1,
         byStatus: result.byStatus,
         surprises: result.surprises.length,
         consistent: report.ok,

@@ -127,8 +127,21 @@ export function encodeEnvelope(
   envelope: Envelope<unknown>,
   options: Partial<EncodeOptions> = {},
 ): EncodedMessage {
-  const { maxBytes, mode } = { ...DEFAULT_ENVELOPE_LIMITS, mode: 'binary', ...options };
   assertValidEnvelope(envelope);
+  return encodeCheckedEnvelope(envelope, options);
+}
+
+/**
+ * {@link encodeEnvelope} of an envelope already checked by `assertValidEnvelope` (one
+ * `createEnvelope` made): the journaling publisher encodes what it just built, without checking
+ * every attribute a second time. Internal: not exported from the package.
+ */
+export function encodeCheckedEnvelope(
+  envelope: Envelope<unknown>,
+  options: Partial<EncodeOptions> = {},
+): EncodedMessage {
+  const maxBytes = options.maxBytes ?? DEFAULT_ENVELOPE_LIMITS.maxBytes;
+  const mode = options.mode ?? 'binary';
   if (!isJsonContentType(envelope.datacontenttype)) {
     throw new InvalidEnvelopeError(
       `datacontenttype "${envelope.datacontenttype}" is not supported; Backtrack encodes JSON`,
@@ -172,8 +185,9 @@ export function encodeEnvelope(
     const value = envelope[name];
     if (value !== undefined) headers[name] = value;
   }
-  for (const [name, value] of Object.entries(envelope.extensions ?? {})) {
-    headers[name] = String(value);
+  const extensions = envelope.extensions;
+  if (extensions !== undefined) {
+    for (const name of Object.keys(extensions)) headers[name] = String(extensions[name]);
   }
   if (mode !== 'structured') return { headers, body };
   return { headers: structuredHeaders(headers), body: structuredBody(envelope, json) };

@@ -45,7 +45,7 @@ export class BacktrackError extends Error {
     // Brand every class from new.target up to BacktrackError, so `instanceof` a parent works.
     for (let c: unknown = new.target; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
       const brand = ownBrand(c);
-      if (brand !== undefined) Object.defineProperty(this, Symbol.for(brand), { value: true });
+      if (brand !== undefined) Object.defineProperty(this, brandSymbol(brand), BRANDED);
       if (c === BacktrackError) break;
     }
   }
@@ -55,7 +55,7 @@ export class BacktrackError extends Error {
     // `this` is the class `instanceof` was asked about: check its brand, not the prototype chain.
     const brand = ownBrand(this);
     if (brand === undefined) return Function.prototype[Symbol.hasInstance].call(this, value);
-    return (value as Record<symbol, unknown>)[Symbol.for(brand)] === true;
+    return (value as Record<symbol, unknown>)[brandSymbol(brand)] === true;
   }
 
   toJSON(): Record<string, unknown> {
@@ -67,6 +67,18 @@ export class BacktrackError extends Error {
       details: this.details,
     };
   }
+}
+
+/** The property every brand symbol gets: `true`, not enumerable, not writable. */
+const BRANDED: PropertyDescriptor = Object.freeze({ value: true });
+
+const brandSymbols = new Map<string, symbol>();
+
+/** `Symbol.for(brand)`, remembered (errors are branded and `instanceof`-checked on hot paths). */
+function brandSymbol(brand: string): symbol {
+  let symbol = brandSymbols.get(brand);
+  if (symbol === undefined) brandSymbols.set(brand, (symbol = Symbol.for(brand)));
+  return symbol;
 }
 
 /** The brand a class declares itself (not one inherited from its parent). */

@@ -46,16 +46,42 @@ export class InMemoryJournal implements Journal {
   }
 
   async append(record: JournalAppend): Promise<JournalRecord> {
-    assertValidAppend(record);
+    return this.#append(record, assertValidAppend(record));
+  }
+
+  async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
+    // Every record is checked before any is stored: an invalid one fails the whole batch.
+    const times = records.map((record) => assertValidAppend(record));
+    return records.map((record, i) => this.#append(record, times[i]!));
+  }
+
+  /**
+   * Stores one valid record (`timeMs`: its parsed `time`). The store keeps its own copy of the
+   * message (one copy of the headers and the body bytes); the caller gets back a record holding
+   * its own message, so neither side can change the other's.
+   */
+  #append(record: JournalAppend, timeMs: number): JournalRecord {
     const existing = this.#byId.get(record.id);
     if (existing) return copy(existing);
-    const seq = nextSeq(this.#lastSeq, Date.parse(record.time));
+    const seq = nextSeq(this.#lastSeq, timeMs);
     this.#lastSeq = seq;
+    // Field by field, not a spread: the records callers build (optional fields present or not)
+    // have many shapes, and spreading them takes V8's slow path.
     const stored: JournalRecord = {
-      ...copy(record as JournalRecord),
+      id: record.id,
+      type: record.type,
+      schemaVersion: record.schemaVersion,
+      topic: record.topic,
+      service: record.service,
+      version: record.version,
+      time: record.time,
+      message: copyMessage(record.message),
       seq,
       state: PublishState.Pending,
     };
+    if (record.key !== undefined) stored.key = record.key;
+    if (record.sagaId !== undefined) stored.sagaId = record.sagaId;
+    if (record.causationId !== undefined) stored.causationId = record.causationId;
     this.#records.push(stored);
     this.#byId.set(stored.id, stored);
     // Retention kept by the journal itself: appends delete the expired records, at most once a
@@ -65,14 +91,9 @@ export class InMemoryJournal implements Journal {
       this.#lastPrune = now;
       void this.prune(now);
     }
-    return copy(stored);
-  }
-
-  async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
-    for (const record of records) assertValidAppend(record);
-    const out: JournalRecord[] = [];
-    for (const record of records) out.push(await this.append(record));
-    return out;
+    const returned: JournalRecord = { ...stored };
+    returned.message = record.message;
+    return returned;
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {

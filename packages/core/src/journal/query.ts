@@ -121,7 +121,7 @@ export function matchesFilters(record: JournalRecord, query: NormalizedJournalQu
   );
 }
 
-/** Checks an append before it is stored. */
+/** Checks an append before it is stored; returns its `time` in epoch ms (parsed once). */
 export function assertValidAppend(record: {
   id: unknown;
   type: unknown;
@@ -130,8 +130,8 @@ export function assertValidAppend(record: {
   version: unknown;
   time: unknown;
   schemaVersion: unknown;
-}): void {
-  for (const name of ['id', 'type', 'topic', 'service', 'version', 'time'] as const) {
+}): number {
+  for (const name of APPEND_STRING_FIELDS) {
     const value = record[name];
     if (typeof value !== 'string' || value.length === 0) {
       throw new JournalRecordError(`journal record "${name}" must be a non-empty string`, {
@@ -144,9 +144,13 @@ export function assertValidAppend(record: {
       details: { field: 'schemaVersion', id: record.id },
     });
   }
-  if (!Number.isFinite(Date.parse(record.time as string))) {
+  const timeMs = Date.parse(record.time as string);
+  if (!Number.isFinite(timeMs)) {
     throw new JournalRecordError('journal record "time" must be an RFC 3339 timestamp', {
       details: { field: 'time', id: record.id },
     });
   }
+  return timeMs;
 }
+
+const APPEND_STRING_FIELDS = ['id', 'type', 'topic', 'service', 'version', 'time'] as const;

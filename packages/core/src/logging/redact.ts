@@ -94,7 +94,38 @@ function redactUrlCredentials(text: string): string {
  * are, errors are scrubbed in place with {@link redactError}.
  */
 export function redactSecrets<T>(value: T): T {
+  // The common case (an error's details): a plain object of strings and numbers. No walk state
+  // (a WeakMap costs more to collect than the whole check).
+  if (isFlatPlainObject(value)) return redactFlat(value) as T;
   return redactValue(value, undefined, new WeakMap(), 0) as T;
+}
+
+function isFlatPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) return false;
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item === 'object' && item !== null) return false;
+  }
+  return true;
+}
+
+/** {@link redactFresh} of a flat plain object: the same result, without the walk. */
+function redactFlat(record: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(record)) {
+    const next = isSecretKey(key, undefined, record)
+      ? item === undefined || item === null
+        ? item
+        : REDACTED
+      : typeof item === 'string'
+        ? redactText(item)
+        : item;
+    if (next !== item) (copy ??= { ...record })[key] = next;
+  }
+  return copy ?? record;
 }
 
 /** How deep the walk goes; anything deeper is replaced, never passed through unredacted. */

@@ -137,7 +137,11 @@ describe('createPublisher', () => {
   it('does not publish when the journal append fails (nothing unjournaled leaves)', async () => {
     const transport = new RecordingTransport();
     const journal = new InMemoryJournal();
+    // The journal is down: every write fails (appendMany no longer goes through append).
     journal.append = async () => {
+      throw new Error('journal down');
+    };
+    journal.appendMany = async () => {
       throw new Error('journal down');
     };
     const publisher = createPublisher(
@@ -194,6 +198,23 @@ describe('deterministicId', () => {
     expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(deterministicId('evt-1', 'compensate', '1')).not.toBe(a);
     expect(deterministicId('a:b', 'c')).not.toBe(deterministicId('a', 'b:c'));
+  });
+
+  it('never changes: ids published and journaled before stay the same (multi-byte and long names too)', () => {
+    // Computed once with createHash('sha1').update(namespace).update(parts.join('\0')).
+    expect(deterministicId('evt-1', 'compensate', '0')).toBe(
+      'b37f8df1-6c0b-5d9c-82fe-1642be89d755',
+    );
+    expect(deterministicId('place-order:o-1:reserve-stock:run', '1')).toBe(
+      'b82e3e56-fafc-5da8-b4bc-664fe8d18230',
+    );
+    expect(deterministicId('é€😀', 'ü')).toBe('1c74d11a-38ff-51ca-8e8a-5eca8daaacf8');
+    expect(deterministicId('x'.repeat(300))).toBe('ef903fca-cf39-5dac-9e5c-eeb8adc0e840');
+    expect(deterministicId('')).toBe('01a74bdf-e4d2-52b5-bd3e-7e9ac28c4fdd');
+    // The long name grew the scratch buffer; a short one after it still hashes only itself.
+    expect(deterministicId('evt-1', 'compensate', '0')).toBe(
+      'b37f8df1-6c0b-5d9c-82fe-1642be89d755',
+    );
   });
 });
 

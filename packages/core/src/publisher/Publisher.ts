@@ -231,11 +231,14 @@ export function createPublisher(
         'published but not marked in the journal; the relay may publish them again (same ids)',
       );
     }
+    const debug = logger.isLevelEnabled('debug');
     for (const p of marked) {
-      logger.debug(
-        { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
-        'published',
-      );
+      if (debug) {
+        logger.debug(
+          { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
+          'published',
+        );
+      }
       p.resolve(p.envelope);
     }
   }
@@ -264,7 +267,7 @@ export function createPublisher(
         return Promise.reject(err);
       }
       const published = new Promise<Envelope<unknown>>((resolve, reject) => {
-        queue.push({ ...prepared, resolve, reject });
+        queue.push({ envelope: prepared.envelope, record: prepared.record, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
         else timer ??= later(batching.lingerMs, flush);
       });

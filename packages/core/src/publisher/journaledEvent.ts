@@ -1,4 +1,4 @@
-import { encodeEnvelope } from '../envelope/codec.js';
+import { encodeCheckedEnvelope } from '../envelope/codec.js';
 import type { Envelope } from '../envelope/types.js';
 import type { JournalAppend } from '../journal/Journal.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
@@ -66,7 +66,8 @@ export function prepareJournaledEvent<
     time: envelope.time,
     ...(options.sagaId === undefined ? {} : { sagaId: options.sagaId }),
     ...(options.causationId === undefined ? {} : { causationId: options.causationId }),
-    message: encodeEnvelope(envelope),
+    // `event.envelope` built it with createEnvelope, which checked every attribute.
+    message: encodeCheckedEnvelope(envelope),
   };
   return { envelope, record };
 }

@@ -110,6 +110,8 @@ interface Group {
   /** The topics some member reads (kept with `members`). */
   topics: Set<string>;
   queues: Map<string, Queue>;
+  /** The same queues by topic, then partition (the lookup per delivered record). */
+  partitions: Map<string, Queue[]>;
   /** Next offset of each topic's log to hand to this group. */
   nextOffset: Map<string, number>;
   paused: boolean;
@@ -181,24 +183,42 @@ export class InMemoryTransport implements Transport {
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (this.#closed) throw new InMemoryTransportError('transport is closed');
-    const touched = new Set<string>();
-    for (const { topic, key, message } of messages) {
+    for (const { topic } of messages) {
       if (typeof topic !== 'string' || topic.length === 0)
         throw new InMemoryTransportError('topic must be a non-empty string');
-      const log = this.#logs.get(topic) ?? [];
-      this.#logs.set(topic, log);
-      // Copy, as a real broker serialises: later changes by the caller do not reach consumers.
-      const record: InMemoryRecord = {
-        topic,
-        ...(key === undefined ? {} : { key }),
-        partition: this.#partitionOf(key, log.length),
-        offset: log.length,
-        message: { headers: { ...message.headers }, body: new Uint8Array(message.body) },
-      };
-      log.push(record);
-      touched.add(topic);
+    }
+    if (messages.length === 1) {
+      // The usual call (the journaling publisher hands over one message per publish): no set of
+      // touched topics, one topic to fill.
+      const { topic } = messages[0]!;
+      this.#store(messages[0]!);
+      for (const group of this.#groups.values()) this.#fillTopic(group, topic, undefined);
+      return;
+    }
+    const touched = new Set<string>();
+    for (const message of messages) {
+      this.#store(message);
+      touched.add(message.topic);
     }
     for (const group of this.#groups.values()) this.#fill(group, touched);
+  }
+
+  /** Appends one message to its topic's log, as the broker's own copy. */
+  #store({ topic, key, message }: OutgoingMessage): void {
+    let log = this.#logs.get(topic);
+    if (log === undefined) this.#logs.set(topic, (log = []));
+    const offset = log.length;
+    const partition = this.#partitionOf(key, offset);
+    // Copy, as a real broker serialises: later changes by the caller do not reach consumers.
+    const copy: EncodedMessage = {
+      headers: { ...message.headers },
+      body: new Uint8Array(message.body),
+    };
+    log.push(
+      key === undefined
+        ? { topic, partition, offset, message: copy }
+        : { topic, key, partition, offset, message: copy },
+    );
   }
 
   async subscribe(options: SubscriptionOptions): Promise<Subscription> {
@@ -221,6 +241,7 @@ export class InMemoryTransport implements Transport {
         members: [],
         topics: new Set(),
         queues: new Map(),
+        partitions: new Map(),
         nextOffset: new Map(),
         paused: false,
         roundRobin: 0,
@@ -302,19 +323,38 @@ export class InMemoryTransport implements Transport {
    */
   #fill(group: Group, topics: ReadonlySet<string>): void {
     const filled = new Set<Queue>();
-    for (const topic of topics) {
-      if (!group.topics.has(topic)) continue;
-      const log = this.#logs.get(topic);
-      if (log === undefined) continue;
-      for (let offset = group.nextOffset.get(topic) ?? 0; offset < log.length; offset++) {
-        const record = log[offset]!;
-        const queue = this.#queue(group, topic, record.partition);
-        queue.items.push({ record, attempt: 1 });
-        filled.add(queue);
-      }
-      group.nextOffset.set(topic, log.length);
-    }
+    for (const topic of topics) this.#fillTopic(group, topic, filled);
     for (const queue of filled) this.#kick(queue);
+  }
+
+  /**
+   * Moves the records of one topic the group has not seen yet into its partition queues; kicks
+   * the queues that got some, or adds them to `filled` for the caller to kick.
+   */
+  #fillTopic(group: Group, topic: string, filled: Set<Queue> | undefined): void {
+    if (!group.topics.has(topic)) return;
+    const log = this.#logs.get(topic);
+    if (log === undefined) return;
+    const from = group.nextOffset.get(topic) ?? 0;
+    if (from >= log.length) return;
+    let partitions = group.partitions.get(topic);
+    if (partitions === undefined) group.partitions.set(topic, (partitions = []));
+    // Without a caller's set, the queues filled here are kicked here: one queue (a publish of one
+    // message) needs no set at all.
+    const kickHere = filled === undefined;
+    let single: Queue | undefined;
+    for (let offset = from; offset < log.length; offset++) {
+      const record = log[offset]!;
+      const queue = (partitions[record.partition] ??= this.#queue(group, topic, record.partition));
+      queue.items.push({ record, attempt: 1 });
+      if (filled !== undefined) filled.add(queue);
+      else if (single === undefined || single === queue) single = queue;
+      else filled = new Set([single, queue]);
+    }
+    group.nextOffset.set(topic, log.length);
+    if (!kickHere) return;
+    if (filled === undefined) this.#kick(single!);
+    else for (const queue of filled) this.#kick(queue);
   }
 
   #queue(group: Group, topic: string, partition: number): Queue {
@@ -391,8 +431,9 @@ export class InMemoryTransport implements Transport {
         }));
       }
       let redeliver: Extract<Disposition, { kind: 'redeliver' }> | undefined;
-      const keep: Delivery[] = [];
-      batch.forEach((delivery, i) => {
+      let keep: Delivery[] | undefined;
+      for (let i = 0; i < batch.length; i++) {
+        const delivery = batch[i]!;
         const disposition = dispositions[i]!;
         switch (disposition.kind) {
           case 'ack':
@@ -413,26 +454,32 @@ export class InMemoryTransport implements Transport {
             });
             break;
           case 'retry':
-            this.#later(disposition.delayMs, () => {
-              queue.items.push({ record: delivery.record, attempt: delivery.attempt + 1 });
-              this.#kick(queue);
-            });
+            this.#retryLater(queue, delivery, disposition.delayMs);
             break;
           case 'redeliver':
-            keep.push(delivery);
+            (keep ??= []).push(delivery);
             redeliver ??= disposition;
             break;
         }
-      });
+      }
       // Consumed: the batch's place; redelivered ones stay at the head, in order.
-      queue.head += batch.length - keep.length;
-      for (let i = 0; i < keep.length; i++) queue.items[queue.head + i] = keep[i]!;
+      const kept = keep?.length ?? 0;
+      queue.head += batch.length - kept;
+      for (let i = 0; i < kept; i++) queue.items[queue.head + i] = keep![i]!;
       if (queue.head >= 1024 && queue.head * 2 >= queue.items.length) {
         queue.items = queue.items.slice(queue.head);
         queue.head = 0;
       }
       if (redeliver !== undefined) this.#hold(queue, redeliver);
     }
+  }
+
+  /** A `retry`: delivered again after `delayMs`, at the tail of its partition, attempt + 1. */
+  #retryLater(queue: Queue, delivery: Delivery, delayMs: number): void {
+    this.#later(delayMs, () => {
+      queue.items.push({ record: delivery.record, attempt: delivery.attempt + 1 });
+      this.#kick(queue);
+    });
   }
 
   #hold(queue: Queue, disposition: Extract<Disposition, { kind: 'redeliver' }>): void {

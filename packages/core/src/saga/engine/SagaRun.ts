@@ -9,7 +9,7 @@ import type { RunContext, RunState } from './context.js';
 import { RunLog } from './RunLog.js';
 import { runStep } from './steps.js';
 import {
-  cancelledBy,
+  ChildCancellation,
   NEVER_ABORTED,
   pivotPassed,
   rethrowFirst,
@@ -77,23 +77,20 @@ export class SagaRun implements RunState {
 
   async drive(): Promise<SagaRecord> {
     const deadline = this.record.deadline ? Date.parse(this.record.deadline) : undefined;
-    const deadlineAbort = deadline === undefined ? undefined : new AbortController();
+    // With a deadline, going forward is cancelled by the run's cancellation or the deadline,
+    // whichever comes first (no AbortSignal.any: a child that follows its parent).
+    const forward: Cancellation =
+      deadline === undefined ? this.cancelled : new ChildCancellation(this.cancelled);
     const timer =
-      deadlineAbort === undefined
+      deadline === undefined
         ? undefined
         : setTimeout(
             () =>
-              deadlineAbort.abort(
+              (forward as ChildCancellation).abort(
                 new BacktrackError('BT_ERR_SAGA_DEADLINE', 'saga deadline passed'),
               ),
-            Math.max(0, deadline! - this.ctx.now()),
+            Math.max(0, deadline - this.ctx.now()),
           );
-    // AbortSignal.any is costly in Node 20 (hundreds of µs once many signals are alive): only
-    // combine when there is a deadline to combine with.
-    const forward =
-      deadlineAbort === undefined
-        ? this.cancelled
-        : cancelledBy(AbortSignal.any([this.cancelled.signal, deadlineAbort.signal]));
     try {
       for (;;) {
         const r = this.record;
@@ -137,6 +134,7 @@ export class SagaRun implements RunState {
       }
     } finally {
       if (timer) clearTimeout(timer);
+      if (forward instanceof ChildCancellation) forward.dispose();
     }
   }
 

@@ -56,10 +56,14 @@ export class RunCall implements StepContext<unknown, Results> {
     return (this.#logger ??= this.#run.logger.child({ step: this.step, attempt: this.attempt }));
   }
 
-  /** The same context with another signal (a step timeout combined with the saga's cancel). */
-  withSignal(signal: AbortSignal): RunCall {
-    const copy = new RunCall(this.#run, this.#record, this.step, this.attempt, this.#cancel);
-    copy.#signal = signal;
+  /** The saga's cancellation this attempt runs under (no AbortSignal made). */
+  get cancellation(): Cancellation {
+    return this.#cancel;
+  }
+
+  /** The same context under another cancellation (the step timeout's, which follows the saga's). */
+  withCancellation(cancel: Cancellation): RunCall {
+    const copy = new RunCall(this.#run, this.#record, this.step, this.attempt, cancel);
     copy.#logger = this.#logger;
     return copy;
   }
@@ -77,6 +81,7 @@ export class CompensateCall implements CompensationContext<unknown, Results, unk
   readonly attempt: number;
   readonly #run: RunState;
   readonly #record: SagaRecord;
+  #cancel: Cancellation | undefined;
   #signal: AbortSignal | undefined;
   #logger: Logger | undefined;
 
@@ -95,7 +100,7 @@ export class CompensateCall implements CompensationContext<unknown, Results, unk
 
   /** Compensation must finish even when the saga was cancelled: only its own timeout aborts it. */
   get signal(): AbortSignal {
-    return (this.#signal ??= new AbortController().signal);
+    return (this.#signal ??= this.#cancel?.signal ?? new AbortController().signal);
   }
 
   get logger(): Logger {
@@ -106,10 +111,10 @@ export class CompensateCall implements CompensationContext<unknown, Results, unk
     }));
   }
 
-  /** The same context with the step timeout's signal. */
-  withSignal(signal: AbortSignal): CompensateCall {
+  /** The same context under the step timeout's cancellation. */
+  withCancellation(cancel: Cancellation): CompensateCall {
     const copy = new CompensateCall(this.#run, this.#record, this.step, this.attempt);
-    copy.#signal = signal;
+    copy.#cancel = cancel;
     copy.#logger = this.#logger;
     return copy;
   }

@@ -17,6 +17,7 @@ import { intercept, type StepCallKind, type StepInvocation } from './interceptor
 import { CompensateCall, RunCall } from './stepContext.js';
 import {
   callWithTimeout,
+  isThenable,
   safePolicy,
   toStoredError,
   type Cancellation,
@@ -62,13 +63,16 @@ export async function runStep(
       const cancelled = cancel.aborted;
       let policy: StepErrorPolicy = cancelled
         ? 'compensate'
-        : safePolicy(step, error, attempt, ctx.logger);
+        : safePolicy(step, error, attempt, () => ctx.logger);
       if (policy === 'retry' && (settle || tries >= step.retry.attempts)) policy = 'compensate';
       const willRetry = policy === 'retry';
-      ctx.logger.warn(
-        { err: error, willRetry, policy, durationMs: run.ctx.now() - startedAt },
-        'step failed',
-      );
+      // The attempt's logger (a pino child) is made only when the line is written.
+      if (run.ctx.logger.isLevelEnabled('warn')) {
+        ctx.logger.warn(
+          { err: error, willRetry, policy, durationMs: run.ctx.now() - startedAt },
+          'step failed',
+        );
+      }
       if (run.ctx.listens(SagaEventName.StepFailed))
         run.ctx.emit(SagaEventName.StepFailed, {
           record: run.record,
@@ -169,15 +173,17 @@ export async function compensateStep(
 function callRun(step: StepDefinition, ctx: RunCall): unknown {
   return step.timeoutMs === undefined
     ? step.run(ctx)
-    : callWithTimeout(step.name, step.timeoutMs, ctx.signal, (s) => step.run(ctx.withSignal(s)));
+    : callWithTimeout(step.name, step.timeoutMs, ctx.cancellation, (cancel) =>
+        step.run(ctx.withCancellation(cancel)),
+      );
 }
 
 /** Compensation runs without the saga's cancel signal: only its own timeout aborts it. */
 function callCompensate(step: StepDefinition, ctx: CompensateCall): unknown {
   return step.timeoutMs === undefined
     ? step.compensate!(ctx)
-    : callWithTimeout(step.name, step.timeoutMs, undefined, (s) =>
-        step.compensate!(ctx.withSignal(s)),
+    : callWithTimeout(step.name, step.timeoutMs, undefined, (cancel) =>
+        step.compensate!(ctx.withCancellation(cancel)),
       );
 }
 
@@ -204,12 +210,4 @@ function invocationOf(
       return ctx.logger;
     },
   };
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
