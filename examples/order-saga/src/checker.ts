@@ -104,7 +104,7 @@ export async function checkConsistency(
     if ((available[sku] ?? 0) < 0) stockProblems.push(`${sku}: negative stock ${available[sku]}`);
   }
 
-  verdicts.sort((a, b) => a.orderId.localeCompare(b.orderId, 'en', { numeric: true }));
+  verdicts.sort((a, b) => byOrderId.compare(a.orderId, b.orderId));
   const byStatus: Record<string, number> = {};
   for (const o of orders) byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
   const needsPerson = verdicts.filter((v) => v.status === 'needs-attention');
@@ -164,6 +164,9 @@ function judge(
     problems,
   };
 }
+
+/** o-2 before o-10: one collator for every comparison (`localeCompare` with options builds one per call). */
+const byOrderId = new Intl.Collator('en', { numeric: true });
 
 function byOrder<T extends { orderId: string }>(items: T[]): Map<string, T> {
   return new Map(items.map((i) => [i.orderId, i]));

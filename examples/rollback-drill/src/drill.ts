@@ -131,6 +131,9 @@ export type DrillPhase =
   | 'compensating and replaying'
   | 'converging';
 
+/** Orders the converging checker reads at most at once (one pipelined read). */
+const CONVERGE_CHUNK = 1_000;
+
 /** Options of the drill's rollback runs (see `RunRollbackOptions`). */
 export const DRILL_ROLLBACK_OPTIONS = { batchSize: 500, batchesInFlight: 4 } as const;
 
@@ -393,34 +396,32 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       else checks.partial++;
       return { report, took };
     };
-    const unsettled = (r: ConsistencyReport) => [
-      ...r.inconsistent.map((v) => v.orderId),
-      ...r.needsPerson.map((v) => v.orderId),
-    ];
-    let pending: string[] | undefined = unsettled(detected);
+    const wrong = (r: ConsistencyReport) => r.inconsistent.map((v) => v.orderId);
+    let pending = wrong(detected);
     let firstConsistentAt: number | undefined;
     let final: ConsistencyReport | undefined;
     while (final === undefined) {
-      const { report, took } = await check(pending);
-      if (report.partial) {
-        pending = unsettled(report);
+      let report: ConsistencyReport;
+      let took: number;
+      if (pending.length > 0) {
+        // The oldest pending orders first, at most a chunk per read: the plan publishes in
+        // journal order, so they agree first; a chunk that agrees is followed by the next at once.
+        ({ report, took } = await check(pending.slice(0, CONVERGE_CHUNK)));
+        pending = [...wrong(report), ...pending.slice(CONVERGE_CHUNK)];
         onProgress(total - pending.length, total);
-        // Every order that was wrong agrees again (or only a person can help the rest): the
-        // full check decides.
-        if (report.inconsistent.length === 0) {
-          if (pending.length === 0) firstConsistentAt ??= mark();
-          pending = undefined;
-          continue;
-        }
+        if (report.inconsistent.length === 0) continue;
       } else {
+        // Every order that was wrong agrees again (those a person must handle are left to the
+        // full check, which reports them): the full check decides.
+        firstConsistentAt ??= mark();
+        ({ report, took } = await check());
         onProgress(report.consistent, report.orders);
         // Only orders that a person must handle can stop convergence for good.
         if (report.ok || (report.inconsistent.length === 0 && report.stockProblems.length === 0)) {
           final = report;
           break;
         }
-        // Orders still disagree: poll those; stock problems alone keep the full check.
-        if (report.inconsistent.length > 0) pending = unsettled(report);
+        pending = wrong(report);
       }
       if (Date.now() >= deadline) {
         final = report.partial ? (await check()).report : report;
