@@ -132,7 +132,7 @@ export type DrillPhase =
   | 'converging';
 
 /** Orders the converging checker reads at most at once (one pipelined read). */
-const CONVERGE_CHUNK = 1_000;
+const CONVERGE_CHUNK = 250;
 
 /** Options of the drill's rollback runs (see `RunRollbackOptions`). */
 export const DRILL_ROLLBACK_OPTIONS = { batchSize: 500, batchesInFlight: 4 } as const;
@@ -157,6 +157,8 @@ export interface DrillBreakdown {
   timeToConsistencyMs: number;
   /** Checks while converging: partial (pipelined, the pending orders) and full, and their time. */
   checks: { partial: number; full: number; checkMs: number };
+  /** While converging: [ms from the rollback's start, orders still wrong] after each read that found some. */
+  pending: [number, number][];
 }
 
 export interface DrillResult {
@@ -399,15 +401,18 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     const wrong = (r: ConsistencyReport) => r.inconsistent.map((v) => v.orderId);
     let pending = wrong(detected);
     let firstConsistentAt: number | undefined;
+    const samples: [number, number][] = [[mark(), pending.length]];
     let final: ConsistencyReport | undefined;
     while (final === undefined) {
       let report: ConsistencyReport;
       let took: number;
       if (pending.length > 0) {
-        // The oldest pending orders first, at most a chunk per read: the plan publishes in
-        // journal order, so they agree first; a chunk that agrees is followed by the next at once.
+        // At most a chunk of the pending orders per read (each order agrees once both its refund
+        // and its replay are applied, so no chunk is much earlier than another: compensations go
+        // newest first, replays oldest first); a chunk that agrees is followed by the next at once.
         ({ report, took } = await check(pending.slice(0, CONVERGE_CHUNK)));
         pending = [...wrong(report), ...pending.slice(CONVERGE_CHUNK)];
+        if (report.inconsistent.length > 0) samples.push([mark(), pending.length]);
         onProgress(total - pending.length, total);
         if (report.inconsistent.length === 0) continue;
       } else {
@@ -428,8 +433,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
         break;
       }
       // The checker shares the process (and the CPU) with the four services: it waits at least
-      // as long as its last read took, so it never takes more than half of the time.
-      await sleep(Math.max(minPauseMs, took));
+      // twice as long as its last read took, so it never takes more than a third of the time.
+      await sleep(Math.max(minPauseMs, 2 * took));
     }
     const timeToConsistencyMs = mark();
     const breakdown: DrillBreakdown = {
@@ -443,6 +448,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       ordersConsistentMs: firstConsistentAt ?? timeToConsistencyMs,
       timeToConsistencyMs,
       checks,
+      pending: samples,
     };
     const runs = { compensate: compensateRun, replay: replayRun };
     return {
