@@ -48,7 +48,7 @@ function counting(store: SagaStore): { store: SagaStore; writes: () => number } 
  * The hand-written floor: the same three steps per saga, each transition a fresh record written
  * to a Map (or one Redis HSET), with no engine around it.
  */
-async function rawSagas(
+export async function rawSagas(
   count: number,
   concurrency: number,
   offset: number,

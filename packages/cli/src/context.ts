@@ -1,5 +1,6 @@
 import net from 'node:net';
 import {
+  type BacktrackError,
   createSagaEngine,
   redactionLoggerOptions,
   redactText,
@@ -12,6 +13,7 @@ import { createKafkaTransport, type KafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq';
 import { RedisJournal, RedisRollbackProgressStore, RedisSagaStore } from '@backtrack/redis';
 import { classifyRedisError } from '@backtrack/redis/adapter';
+import { classifyRabbitError } from '@backtrack/rabbitmq/adapter';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { BacktrackConfig } from './config.js';
@@ -90,10 +92,10 @@ export class CliContext {
         redis.disconnect();
         // Bad credentials or certificate: say so (with its code) instead of "connection closed".
         const denied = classifyRedisError(error) ?? classifyRedisError(refusal);
-        throw new CliError(
-          `cannot connect to Redis at ${redact(url)}: ${messageOf(denied ?? refusal ?? error)}${denied ? ` (${denied.code})` : ''}`,
-          EXIT.Error,
-          'BT_ERR_CLI_CONNECTION',
+        throw connectionFailure(
+          `Redis at ${redact(url)}`,
+          denied ?? refusal ?? error,
+          denied,
           'set --redis-url or REDIS_URL',
         );
       }
@@ -203,10 +205,10 @@ export class CliContext {
         this.#closers.unshift(() => transport.close());
         return transport;
       } catch (error) {
-        throw new CliError(
-          `cannot connect to RabbitMQ at ${redact(url)}: ${messageOf(error)}`,
-          EXIT.Error,
-          'BT_ERR_CLI_CONNECTION',
+        throw connectionFailure(
+          `RabbitMQ at ${redact(url)}`,
+          error,
+          classifyRabbitError(error),
           'set --amqp-url or AMQP_URL',
         );
       }
@@ -229,6 +231,27 @@ export class CliContext {
   async close(): Promise<void> {
     for (const close of this.#closers.splice(0)) await close().catch(() => undefined);
   }
+}
+
+/**
+ * The error for a store or broker the CLI could not connect to. An access failure (bad password,
+ * missing permission, certificate refused) keeps the library's own code (`BT_ERR_REDIS_...`,
+ * `BT_ERR_AMQP_...`) so a script can tell "wrong credentials" from "not running" without parsing
+ * the message (the error line ends with that code); anything else is `BT_ERR_CLI_CONNECTION`.
+ * Both exit 1.
+ */
+export function connectionFailure(
+  what: string,
+  error: unknown,
+  denied: BacktrackError | undefined,
+  hint: string,
+): CliError {
+  return new CliError(
+    `cannot connect to ${what}: ${messageOf(denied ?? error)}`,
+    EXIT.Error,
+    denied?.code ?? 'BT_ERR_CLI_CONNECTION',
+    denied ? `check the credentials and certificates; ${hint}` : hint,
+  );
 }
 
 async function probe(hostPort: string, what: string, hint: string): Promise<void> {

@@ -215,6 +215,38 @@ describe('backtrack CLI: arguments', () => {
     expect(kafka.code).toBe(1);
     expect(kafka.stderr).toContain('cannot connect to Kafka at 127.0.0.1:1');
   });
+
+  it('a refused login keeps the library access code (not BT_ERR_CLI_CONNECTION), with the password hidden', async () => {
+    const redis = await cli([
+      '--json',
+      '--redis-url',
+      'redis://nobody:wrong-secret@127.0.0.1:6379',
+      'sagas',
+      'list',
+    ]);
+    expect(redis.code).toBe(1);
+    expect(redis.json()).toMatchObject({
+      error: {
+        code: 'BT_ERR_REDIS_AUTHENTICATION_FAILED',
+        hint: 'check the credentials and certificates; set --redis-url or REDIS_URL',
+      },
+    });
+    expect(redis.stdout + redis.stderr).not.toContain('wrong-secret');
+    const amqp = await cli([
+      'dlq',
+      'list',
+      '--transport',
+      'rabbitmq',
+      '--queue',
+      'q',
+      '--amqp-url',
+      'amqp://guest:wrong-secret@127.0.0.1:5672',
+    ]);
+    expect(amqp.code).toBe(1);
+    expect(amqp.stderr).toContain('cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:5672');
+    expect(amqp.stderr).toContain('(BT_ERR_AMQP_AUTHENTICATION_FAILED)');
+    expect(amqp.stderr).not.toContain('wrong-secret');
+  });
 });
 
 describe("backtrack CLI: a new user's first commands", () => {

@@ -78,8 +78,10 @@ export interface KafkaConsumerOptions {
   /**
    * Most messages handed to `processBatch` at once. A fetched batch is processed in chunks of
    * this size; between chunks the consumer heartbeats, and a closing consumer stops (so a
-   * graceful shutdown waits for one chunk, not a whole fetch).
-   * @default 50
+   * graceful shutdown waits for one chunk, not a whole fetch). Each chunk costs the dedupe store
+   * two round trips (one `claimMany`, one `completeMany`) whatever its size, so small chunks make
+   * a fast consumer wait on the store (bench/README.md, "Kafka after session 5").
+   * @default 500
    */
   batchSize: number;
   /**
@@ -133,7 +135,7 @@ export const DEFAULT_KAFKA_CONSUMER_OPTIONS: Readonly<KafkaConsumerOptions> = Ob
   createTopics: true,
   createPartitions: 1,
   replicationFactor: 1,
-  batchSize: 50,
+  batchSize: 500,
   partitionsConsumedConcurrently: 1,
   awaitCommits: false,
   sessionTimeoutMs: 30_000,

@@ -93,6 +93,36 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
     }
   });
 
+  it('an update whose remembered status is stale (the saga was pruned and created again) falls back to the full write and keeps the indexes exact', async () => {
+    const { keyPrefix, store } = freshStore();
+    const peer = new RedisSagaStore({ keyPrefix }, { redis: peerClient });
+    // `store` remembers s1 at revision 0, running.
+    const v0 = (await store.create(makeSagaRecord('s1', { sagaName: 'ship' }))).record;
+    // Another engine finishes it, prunes it and creates it again: revision 0 again, stuck.
+    await peer.update({ ...v0, status: 'completed' }, 0);
+    expect(await peer.prune({ updatedBefore: new Date('2100-01-01T00:00:00.000Z') })).toBe(1);
+    await peer.create(makeSagaRecord('s1', { sagaName: 'ship', status: 'stuck' }));
+    const counter = countCommands(client);
+    const v1 = await store.update({ ...v0, status: 'compensating' }, 0);
+    // The short write was refused (status not the remembered one), the full one applied.
+    expect(counter.names.filter((n) => n === 'evalsha' || n === 'eval').length).toBeGreaterThan(1);
+    expect(v1.revision).toBe(1);
+    expect(await peer.get('s1')).toEqual(v1);
+    const p = `${keyPrefix}{${SAGA_SHARD_TAGS[shardOf('s1', SAGA_INDEX_SHARDS)]}}:`;
+    expect(await keysUnder(client, keyPrefix)).toEqual([
+      `${p}idx:all`,
+      `${p}idx:n:ship`,
+      `${p}idx:ns:compensating:ship`,
+      `${p}idx:s:compensating`,
+      `${p}rec:s1`,
+    ]);
+    // And the next write, from what it now remembers, goes on in one round trip.
+    counter.reset();
+    await store.update({ ...v1, status: 'stuck' }, 1);
+    expect(counter.names).toEqual(['evalsha']);
+    expect((await peer.list({ status: 'stuck' })).items.map((r) => r.sagaId)).toEqual(['s1']);
+  });
+
   it("keyLayout 'legacy' reads and writes exactly the keys of earlier versions, in one round trip each", async () => {
     const keyPrefix = `${uniqueName('bt-saga-legacy')}:`;
     prefixes.push(keyPrefix);

@@ -13,7 +13,8 @@ import {
   RabbitError,
   type DeadLetter as AmqpDeadLetter,
 } from '@backtrack/rabbitmq';
-import { messageOf, type CliContext } from '../context.js';
+import { classifyRabbitError } from '@backtrack/rabbitmq/adapter';
+import { connectionFailure, type CliContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 
 /** One dead letter as the CLI shows it, whatever the broker. */
@@ -80,10 +81,10 @@ export async function withAmqp<T>(
       timeout: 3_000,
     });
   } catch (error) {
-    throw new CliError(
-      `cannot connect to RabbitMQ at ${ctx.amqpUrl}: ${messageOf(error)}`,
-      EXIT.Error,
-      'BT_ERR_CLI_CONNECTION',
+    throw connectionFailure(
+      `RabbitMQ at ${ctx.amqpUrl}`,
+      error,
+      classifyRabbitError(error),
       'set --amqp-url or AMQP_URL',
     );
   }

@@ -91,9 +91,40 @@ export interface PendingMark {
   result?: string;
 }
 
+/**
+ * One batch claim shared by the messages of a batch that carry the same dedupe key (the same
+ * message delivered twice in one batch). `claimMany` claims the key once; the first of them to
+ * reach the idempotent step runs the handler with it (the runner), and the later ones (the
+ * copies) do not run their handler: each takes the runner's outcome (see the idempotent step).
+ */
+export interface SharedClaim {
+  /**
+   * `unused`: no message used the claim yet; `running`: the runner's handler runs (or was
+   * abandoned by a timeout); `marked`: it succeeded and left its done mark for the batch to
+   * write; `failed`: it threw `error`; `decided`: it chose another outcome itself (`decision`);
+   * `released`: nothing used it and the batch freed it.
+   */
+  state: 'unused' | 'running' | 'marked' | 'failed' | 'decided' | 'released';
+  /** The context whose idempotent step used the claim. */
+  runner: ConsumerContext | undefined;
+  /** `failed`: what the runner's handler threw. */
+  error: unknown;
+  /** `decided`: the runner's own disposition (undefined: nothing handled it, an `ignored` ack). */
+  decision: Disposition | undefined;
+  /** `marked`: the result stored with the done mark. */
+  result: string | undefined;
+  /**
+   * Copies acknowledged as duplicates of the runner's mark before it is durable: the batch turns
+   * them into a `redeliver` when the runner ends unacknowledged after all.
+   */
+  followers: ConsumerContext[];
+}
+
 /** What the internal slots hold. */
 export interface ContextSlots {
-  preclaim: { key: string; claim: ClaimResult | Error; deferMark: boolean } | undefined;
+  preclaim:
+    | { key: string; claim: ClaimResult | Error; deferMark: boolean; shared?: SharedClaim }
+    | undefined;
   pendingMark: PendingMark | undefined;
   controller: AbortController | undefined;
   /** Stops extending the message's lease (set by the idempotent step). */

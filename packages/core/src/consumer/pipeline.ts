@@ -6,6 +6,7 @@ import {
   slotsOf,
   type ConsumerContext,
   type Middleware,
+  type SharedClaim,
 } from './context.js';
 import { CONSUMER_DEAD_LETTER_CODES, HandlerTimeoutError } from './errors.js';
 import {
@@ -67,7 +68,9 @@ export interface ConsumerPipeline extends MessageProcessor {
  * `processBatch` (see {@link runBatch}) claims the batch's keys in one round trip, keeps those
  * leases alive while the batch runs, runs the messages in order, holds back what comes after a
  * redelivered message of the same partition (or key), and writes the done marks in one
- * `completeMany` before it returns.
+ * `completeMany` before it returns. A message that comes twice in one batch (same dedupe key)
+ * runs its handler once; the copy takes the first's outcome in the same batch (a duplicate once
+ * the first's mark is durable), never a redelivery (see {@link openClaimWindow}).
  *
  * @throws {ConsumerConfigError} at construction, naming the invalid field.
  */
@@ -269,6 +272,12 @@ async function releaseUnusedClaim(context: ConsumerContext, stages: Stages): Pro
   if (pre === undefined || step === undefined) return;
   const claim = pre.claim;
   if (claim instanceof Error || claim.status !== 'claimed') return;
+  const { shared } = pre;
+  if (shared !== undefined) {
+    // One claim for several copies: free it once, and only when none of them used it.
+    if (shared.state !== 'unused') return;
+    shared.state = 'released';
+  }
   step.keeper?.drop(pre.key, claim.token);
   await step.store.release(pre.key, claim.token).catch(() => undefined);
 }
@@ -281,7 +290,8 @@ async function releaseUnusedClaim(context: ConsumerContext, stages: Stages): Pro
  * keeps those leases alive while the batch runs, runs the messages one by one in input order
  * (holding back what follows a redelivered message of its partition or key), writes the done
  * marks in one `completeMany`, and only then returns the dispositions. A message whose mark
- * cannot be written is not acknowledged (redeliver; the dedupe store absorbs the repeat).
+ * cannot be written is not acknowledged (redeliver; the dedupe store absorbs the repeat), and
+ * neither is a copy that was acknowledged as its duplicate ({@link settleCopies}).
  */
 async function runBatch(
   messages: IncomingMessage[],
@@ -295,8 +305,15 @@ async function runBatch(
     ? await openClaimWindow(contexts, config, stages, stages.idempotent)
     : undefined;
   try {
-    const dispositions = await runInLanes(contexts, batchOptions, runner, config.concurrency);
+    const dispositions = await runInLanes(
+      contexts,
+      batchOptions,
+      runner,
+      config.concurrency,
+      window?.copies,
+    );
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
+    if (window?.shared) settleCopies(contexts, dispositions, window.shared, runner.policy);
     if (window) await releaseUnusedClaims(contexts, stages);
     for (let i = 0; i < contexts.length; i++) {
       reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
@@ -313,21 +330,41 @@ interface ClaimWindow {
   step: IdempotentStep;
   /** Stops keeping every claim of the window alive. */
   close(): void;
+  /**
+   * Copies within the batch whose key the batch claimed: `[copy, first]` input indexes (the
+   * first message of the batch with that key), in input order. Undefined without any.
+   */
+  copies: [number, number][] | undefined;
+  /** The shared claims of those keys, with the input indexes of every message carrying each. */
+  shared: { claim: SharedClaim; indexes: number[] }[] | undefined;
 }
 
-/** Decodes every message, claims every routed key in one round trip and keeps the claims alive. */
+/**
+ * Decodes every message, claims every routed key in one round trip and keeps the claims alive.
+ *
+ * A key that several messages of the batch carry (the same message delivered twice: a producer
+ * retry, a redrive, a replay) is claimed once. When this batch wins that claim, the messages share
+ * it (a {@link SharedClaim}): the first to reach the idempotent step runs the handler, the copies
+ * take its outcome without running theirs (see the idempotent step's `followRunner`), and
+ * {@link runInLanes} runs each copy after its first in one lane. Claiming the key once per copy
+ * would give every copy `in-progress` (the batch's own claim holds the key), and the copy would
+ * be redelivered after `inProgressDelayMs`, holding back the rest of its partition or key.
+ * When the claim is not this batch's (`done`, leased elsewhere, the store failing), every copy
+ * meets the same result as its first, as before.
+ */
 async function openClaimWindow(
   contexts: readonly ConsumerContext[],
   config: PipelineConfig,
   stages: Stages,
   step: IdempotentStep,
 ): Promise<ClaimWindow> {
-  const keyed: { context: ConsumerContext; key: string }[] = [];
-  for (const context of contexts) {
+  const keyed: { context: ConsumerContext; key: string; index: number }[] = [];
+  for (let index = 0; index < contexts.length; index++) {
+    const context = contexts[index]!;
     try {
       stages.prepare(context);
       if (context.envelope && config.routes.has(context.envelope.type)) {
-        keyed.push({ context, key: idempotencyKeyFor(context, config.idempotencyKey) });
+        keyed.push({ context, key: idempotencyKeyFor(context, config.idempotencyKey), index });
       }
     } catch {
       // The full run meets the same error and turns it into a disposition.
@@ -339,32 +376,85 @@ async function openClaimWindow(
     close: () => {
       for (const { key, token } of held) step.keeper?.drop(key, token);
     },
+    copies: undefined,
+    shared: undefined,
   };
   if (keyed.length === 0) return window;
+  // Each distinct key once, in order of first appearance.
+  const positionOf = new Map<string, number>();
+  const keys: string[] = [];
+  /** Per distinct key, the keyed entry that carries it first. */
+  const firstEntry: number[] = [];
+  /** Per keyed entry, the position of its key in `keys`. */
+  const slot = new Array<number>(keyed.length);
+  let repeated: number[] | undefined;
+  for (let j = 0; j < keyed.length; j++) {
+    const key = keyed[j]!.key;
+    const seen = positionOf.get(key);
+    if (seen === undefined) {
+      positionOf.set(key, keys.length);
+      slot[j] = keys.length;
+      keys.push(key);
+      firstEntry.push(j);
+    } else {
+      slot[j] = seen;
+      (repeated ??= []).push(j);
+    }
+  }
   let claims: (ClaimResult | Error)[];
   try {
-    claims = await step.store.claimMany(
-      keyed.map((k) => k.key),
-      { leaseMs: step.options.leaseMs },
-    );
+    claims = await step.store.claimMany(keys, { leaseMs: step.options.leaseMs });
   } catch (error) {
     const failure = error instanceof Error ? error : new Error(String(error));
-    claims = keyed.map(() => failure);
+    claims = keys.map(() => failure);
   }
-  for (let i = 0; i < keyed.length; i++) {
-    const { context, key } = keyed[i]!;
-    const claim = claims[i];
+  /** Per distinct key position, its shared claim, when the batch won a key it carries twice. */
+  let sharedAt: Map<number, { claim: SharedClaim; indexes: number[] }> | undefined;
+  for (const j of repeated ?? []) {
+    const claim = claims[slot[j]!];
+    if (claim === undefined || claim instanceof Error || claim.status !== 'claimed') continue;
+    const first = keyed[firstEntry[slot[j]!]!]!.index;
+    const copy = keyed[j]!.index;
+    (window.copies ??= []).push([copy, first]);
+    let group = (sharedAt ??= new Map()).get(slot[j]!);
+    if (group === undefined) {
+      group = { claim: unusedSharedClaim(), indexes: [first] };
+      sharedAt.set(slot[j]!, group);
+      (window.shared ??= []).push(group);
+    }
+    group.indexes.push(copy);
+  }
+  for (let j = 0; j < keyed.length; j++) {
+    const { context, key } = keyed[j]!;
+    const claim = claims[slot[j]!];
     if (claim === undefined) continue;
     // Deferred marks need the context's slots: a context made elsewhere completes on its own.
-    setPreclaim(context, key, claim, slotsOf(context) !== undefined);
-    if (!(claim instanceof Error) && claim.status === 'claimed' && step.keeper) {
+    const deferMark = slotsOf(context) !== undefined;
+    setPreclaim(context, key, claim, deferMark, sharedAt?.get(slot[j]!)?.claim);
+    if (
+      !(claim instanceof Error) &&
+      claim.status === 'claimed' &&
+      step.keeper &&
+      firstEntry[slot[j]!] === j
+    ) {
       // Held from now, not from when the message starts: a message late in a long batch still
-      // owns its lease when it runs.
+      // owns its lease when it runs. Once per key: copies share their first's claim.
       step.keeper.hold(key, claim.token, () => context.logger);
       held.push({ key, token: claim.token });
     }
   }
   return window;
+}
+
+function unusedSharedClaim(): SharedClaim {
+  return {
+    state: 'unused',
+    runner: undefined,
+    error: undefined,
+    decision: undefined,
+    result: undefined,
+    followers: [],
+  };
 }
 
 /**
@@ -380,15 +470,36 @@ async function openClaimWindow(
  * has not started yet: the transport rewinds the partition to it, so their results would be
  * thrown away. What already ran is acknowledged only up to the first unfinished record
  * (the transport's rule); a later one that ran comes again and the dedupe store absorbs it.
+ *
+ * A copy within the batch (`copies`: `[copy, first]`, see {@link openClaimWindow}) takes its
+ * first's outcome, so it must run after it: when the two are in different lanes (another record
+ * key, a keyless copy), those lanes are joined into one that runs in input order, and what holds
+ * back a message is still decided by its own key (a joined lane tracks a blocker per key). In
+ * input order a copy never waits: its first has finished when the copy starts.
+ *
+ * A copy whose first was held back (it never ran: an earlier message of the first's key was
+ * redelivered) is held back too, and holds back its own key's later messages: running it would
+ * apply the message before that earlier message of the first's key (the copy would take the
+ * shared claim as if nothing came before it), and the rest of the copy's key would then run
+ * ahead of the copy, which comes again.
  */
 async function runInLanes(
   contexts: readonly ConsumerContext[],
   batchOptions: BatchOptions,
   runner: Runner,
   concurrency: number,
+  copies?: readonly (readonly [number, number])[],
 ): Promise<Disposition[]> {
   const n = contexts.length;
   const dispositions = new Array<Disposition>(n);
+  /** Per copy's input index, its first's (see `copies`). */
+  let firstOf: Map<number, number> | undefined;
+  if (copies !== undefined) {
+    firstOf = new Map();
+    for (const [copy, first] of copies) firstOf.set(copy, first);
+  }
+  /** Input indexes held back without running. */
+  let heldIndexes: Set<number> | undefined;
   /** Per partition: the lowest input index that was redelivered, and its disposition. */
   let rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
   const holds = (d: Disposition): d is Blocker =>
@@ -400,6 +511,27 @@ async function runInLanes(
     const partition = partitionOf(contexts[i]!);
     const stop = partition === undefined ? undefined : rewound.get(partition);
     return stop !== undefined && stop.index < i ? stop.blocker : undefined;
+  }
+  /** Holds message i back behind `blocker` (it does not run). */
+  function holdBack(i: number, blocker: Blocker): void {
+    dispositions[i] = heldBack(contexts[i]!, blocker);
+    (heldIndexes ??= new Set()).add(i);
+  }
+  /**
+   * Runs message i, unless it is a copy whose first was held back: then it is held back as its
+   * first is, as if it had been redelivered (it holds back what follows it in its own lane).
+   * Returns the disposition when it holds back what follows.
+   */
+  async function runOrFollow(i: number): Promise<Blocker | undefined> {
+    const first = firstOf?.get(i);
+    if (first !== undefined && heldIndexes?.has(first) === true) {
+      const held = dispositions[first] as Blocker;
+      return settle(i, {
+        ...held,
+        reason: `held back with the first delivery of this message in this batch (${held.reason})`,
+      });
+    }
+    return settle(i, await runner.execute(contexts[i]!));
   }
   /** Records message i's disposition; returns it when it holds back what follows. */
   function settle(i: number, disposition: Disposition): Blocker | undefined {
@@ -421,10 +553,10 @@ async function runInLanes(
       const context = contexts[i]!;
       const blocker = heldBy(i, blocked?.get(laneOf(context)));
       if (blocker !== undefined) {
-        dispositions[i] = heldBack(context, blocker);
+        holdBack(i, blocker);
         continue;
       }
-      const holding = settle(i, await runner.execute(context));
+      const holding = await runOrFollow(i);
       if (holding !== undefined) {
         const own = laneOf(context);
         if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
@@ -434,7 +566,7 @@ async function runInLanes(
   }
 
   // Lanes in the order of their first message; each worker runs one lane at a time, in order.
-  const lanes: number[][] = [];
+  let lanes: number[][] = [];
   const byKey = new Map<string, number[]>();
   let keyless: number[] | undefined;
   for (let i = 0; i < n; i++) {
@@ -448,22 +580,42 @@ async function runInLanes(
       lanes.push(created);
     }
   }
+  const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
+  if (joined !== undefined) lanes = joined.lanes;
   let next = 0;
   async function worker(): Promise<void> {
     while (next < lanes.length) {
       const lane = lanes[next++]!;
+      if (joined?.mixed.has(lane)) {
+        await runJoined(lane);
+        continue;
+      }
       // Keyless deliveries without a partition keep their order but never hold each other back.
       const blocks = lane !== keyless;
       let laneBlocker: Blocker | undefined;
       for (const i of lane) {
         const blocker = heldBy(i, laneBlocker);
         if (blocker !== undefined) {
-          dispositions[i] = heldBack(contexts[i]!, blocker);
+          holdBack(i, blocker);
           continue;
         }
-        const holding = settle(i, await runner.execute(contexts[i]!));
+        const holding = await runOrFollow(i);
         if (blocks) laneBlocker = holding;
       }
+    }
+  }
+  /** A joined lane: input order, and a blocker per key lane it holds (as the one-by-one path). */
+  async function runJoined(lane: readonly number[]): Promise<void> {
+    let blocked: Map<string, Blocker> | undefined;
+    for (const i of lane) {
+      const own = laneOf(contexts[i]!);
+      const blocker = heldBy(i, blocked?.get(own));
+      if (blocker !== undefined) {
+        holdBack(i, blocker);
+        continue;
+      }
+      const holding = await runOrFollow(i);
+      if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
     }
   }
   const workers: Promise<void>[] = [];
@@ -473,6 +625,57 @@ async function runInLanes(
 }
 
 type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
+
+/**
+ * Joins the lanes of every copy and its first (see {@link runInLanes}). Returns the lanes in the
+ * order of their first message, each joined one in input order, and the set of joined lanes;
+ * undefined when every copy already shares its first's lane.
+ */
+function joinLanes(
+  lanes: readonly number[][],
+  copies: readonly (readonly [number, number])[],
+  n: number,
+): { lanes: number[][]; mixed: Set<number[]> } | undefined {
+  const laneAt = new Array<number>(n);
+  lanes.forEach((lane, l) => {
+    for (const i of lane) laneAt[i] = l;
+  });
+  // Union-find over lane numbers; the root is the lane whose first message comes first.
+  const parent = lanes.map((_, l) => l);
+  const root = (l: number): number => {
+    while (parent[l] !== l) l = parent[l] = parent[parent[l]!]!;
+    return l;
+  };
+  let any = false;
+  for (const [copy, first] of copies) {
+    const a = root(laneAt[copy]!);
+    const b = root(laneAt[first]!);
+    if (a === b) continue;
+    any = true;
+    if (a < b) parent[b] = a;
+    else parent[a] = b;
+  }
+  if (!any) return undefined;
+  const members = new Map<number, number[][]>();
+  for (let l = 0; l < lanes.length; l++) {
+    const r = root(l);
+    const group = members.get(r);
+    if (group === undefined) members.set(r, [lanes[l]!]);
+    else group.push(lanes[l]!);
+  }
+  const result: number[][] = [];
+  const mixed = new Set<number[]>();
+  for (const [, group] of members) {
+    if (group.length === 1) {
+      result.push(group[0]!);
+      continue;
+    }
+    const lane = group.flat().sort((x, y) => x - y);
+    mixed.add(lane);
+    result.push(lane);
+  }
+  return { lanes: result, mixed };
+}
 
 function heldBack(context: ConsumerContext, blocker: Blocker): Disposition {
   return {
@@ -595,5 +798,38 @@ async function settleDoneMarks(
       delayMs: policy.inProgressDelayMs,
       pause: false,
     };
+  }
+}
+
+/**
+ * After the done marks: a copy acknowledged as a duplicate of its runner's mark keeps that only
+ * when the runner's own disposition is still `ack` `handled` (its mark is durable). Otherwise
+ * (the mark lost its lease or could not be written, or a middleware decided otherwise after the
+ * handler) the copy is not acknowledged either: it is redelivered as its runner is (or, when the
+ * runner was retried or dead-lettered after its handler, redelivered without a pause), and the
+ * dedupe store decides when it comes again.
+ */
+function settleCopies(
+  contexts: readonly ConsumerContext[],
+  dispositions: Disposition[],
+  shared: readonly { claim: SharedClaim; indexes: number[] }[],
+  policy: ClassifyPolicy,
+): void {
+  for (const { claim, indexes } of shared) {
+    if (claim.followers.length === 0) continue;
+    const runnerIndex = indexes.find((i) => contexts[i] === claim.runner);
+    const final = runnerIndex === undefined ? undefined : dispositions[runnerIndex];
+    if (final?.kind === 'ack' && final.outcome === 'handled') continue;
+    for (const follower of claim.followers) {
+      const i = indexes.find((x) => contexts[x] === follower);
+      const d = i === undefined ? undefined : dispositions[i];
+      if (i === undefined || d?.kind !== 'ack' || d.outcome !== 'duplicate') continue;
+      dispositions[i] = {
+        kind: 'redeliver',
+        reason: `a copy of a message of this batch that was not acknowledged (${final === undefined ? 'unknown' : final.kind === 'redeliver' ? final.reason : final.kind})`,
+        delayMs: final?.kind === 'redeliver' ? final.delayMs : policy.inProgressDelayMs,
+        pause: final?.kind === 'redeliver' && final.pause,
+      };
+    }
   }
 }

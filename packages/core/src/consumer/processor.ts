@@ -54,7 +54,9 @@ export interface MessageProcessor {
    * order, with dedupe claims for the whole batch in one store round trip and the done marks in
    * another, written before the dispositions are returned. After a `redeliver`, the later
    * messages of the same partition (or, without one, the same partition key) are redelivered
-   * too without running.
+   * too without running. A message repeated within the batch (same dedupe key) runs its handler
+   * once, and its copies get their dispositions in the same call (a duplicate ack once the
+   * first's done mark is durable), never a redelivery for meeting the batch's own claim.
    */
   processBatch?(messages: IncomingMessage[], options?: BatchOptions): Promise<Disposition[]>;
 }

@@ -159,6 +159,8 @@ export class KafkaSubscription implements Subscription {
   readonly #cfg: KafkaSubscriptionConfig;
   readonly #opts: Readonly<KafkaConsumerOptions>;
   readonly #log: Logger;
+  /** Whether per-message `debug` lines are wanted (read once: the level is a start-up setting). */
+  readonly #debug: boolean;
   readonly #now: () => number;
   /** retry topic → source topic */
   readonly #retrySources = new Map<string, string>();
@@ -200,6 +202,8 @@ export class KafkaSubscription implements Subscription {
     this.topics = [...config.topics];
     this.#now = config.now ?? Date.now;
     this.#log = config.logger.child({ transport: 'kafka', group: config.group });
+    // A logger that cannot say (a test double) gets every line, as before.
+    this.#debug = this.#log.isLevelEnabled?.('debug') ?? true;
     this.#backoff = Object.freeze({
       attempts: Number.MAX_SAFE_INTEGER,
       initialDelayMs: this.#opts.publishFailureBackoffMs,
@@ -953,21 +957,15 @@ export class KafkaSubscription implements Subscription {
   }
 
   #report(event: DispositionEvent, batch: ConsumedBatch): void {
-    const m = event.message;
-    const fields = {
-      messageId: m.message.headers['id'],
-      type: m.message.headers['type'],
-      sagaId: m.message.headers['sagaid'],
-      topic: batch.topic,
-      partition: batch.partition,
-      offset: m.origin.offset,
-      attempt: m.attempt,
-    };
+    if (event.action === 'acked') {
+      // The common case, once per message: no log fields unless debug logging is on.
+      this.#stats.acked++;
+      if (this.#debug) this.#log.debug(this.#fields(event, batch), 'message acknowledged');
+      this.#notify(event);
+      return;
+    }
+    const fields = this.#fields(event, batch);
     switch (event.action) {
-      case 'acked':
-        this.#stats.acked++;
-        this.#log.debug(fields, 'message acknowledged');
-        break;
       case 'retried':
         this.#stats.retried++;
         this.#log.info(
@@ -995,6 +993,23 @@ export class KafkaSubscription implements Subscription {
         );
         break;
     }
+    this.#notify(event);
+  }
+
+  #fields(event: DispositionEvent, batch: ConsumedBatch): Record<string, unknown> {
+    const m = event.message;
+    return {
+      messageId: m.message.headers['id'],
+      type: m.message.headers['type'],
+      sagaId: m.message.headers['sagaid'],
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: m.origin.offset,
+      attempt: m.attempt,
+    };
+  }
+
+  #notify(event: DispositionEvent): void {
     try {
       this.#cfg.onDisposition?.(event);
     } catch (err) {

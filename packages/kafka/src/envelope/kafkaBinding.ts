@@ -57,7 +57,10 @@ export function headerToString(value: KafkaHeaderValue): string | undefined {
     const last = value[value.length - 1];
     return headerToString(last);
   }
-  return typeof value === 'string' ? value : value.toString('utf8');
+  if (typeof value === 'string') return value;
+  // `toString()` without an encoding is Node's direct UTF-8 path (no encoding lookup). Anything
+  // that is not a Buffer keeps the checked call (a number there throws: an undecodable record).
+  return value instanceof Buffer ? value.toString() : value.toString('utf8');
 }
 
 /** Reads a header as a positive integer; undefined when it is not one. */
@@ -131,8 +134,9 @@ export function fromKafkaRecord(record: {
 }): EncodedMessage {
   const headers: Record<string, string> = {};
   const raw = record.headers;
-  for (const rawName in raw) {
-    if (!Object.hasOwn(raw, rawName)) continue;
+  const names = Object.keys(raw);
+  for (let i = 0; i < names.length; i++) {
+    const rawName = names[i]!;
     const attribute = attributeOf(rawName);
     if (attribute === '') continue;
     const text = headerToString(raw[rawName]!);

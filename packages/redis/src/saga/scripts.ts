@@ -1,3 +1,4 @@
+import { FINISHED_SAGA_STATUSES } from '@backtrack/core';
 import { LuaScript } from '../internal/LuaScript.js';
 
 /*
@@ -181,5 +182,47 @@ for i = 0, ((#KEYS - 1) / 5) - 1 do
   end
 end
 return removed
+`,
+);
+
+/**
+ * UPDATE when the caller knows the stored status (the status its own last write or read left at
+ * `expected rev`): it declares only the keys the write touches, instead of the index sets of
+ * every status.
+ * KEYS = rec, idx:exp, and when the status changes: idx:s:<old>, idx:ns:<old>:<name>,
+ * idx:s:<new>, idx:ns:<new>:<name>.
+ * ARGV = expected rev, doc, new rev, new status, name, member, the stored (old) status the
+ * caller expects, the ttl in ms ('0': keep) and the expiry time in ms.
+ * Returns what UPDATE returns, or {-3} when the stored saga is not what the caller expected (its
+ * status or member differ, or a status change without its keys): nothing was written, and the
+ * caller sends the full UPDATE. The same atomic step as UPDATE: one round trip.
+ * A saga stored in a status that is not finished has no TTL and no `idx:exp` entry (the write
+ * that left it so removed both), so only a write from a finished status clears them.
+ */
+export const UPDATE_KNOWN = new LuaScript(
+  'backtrack.saga.updateKnown',
+  `${EXP_MEMBER}
+local cur = redis.call('HMGET', KEYS[1], 'rev', 'status', 'name', 'member')
+if not cur[1] then return {-1} end
+if cur[1] ~= ARGV[1] then return {0, cur[1]} end
+if cur[3] ~= ARGV[5] then return {-2, cur[3]} end
+local moves = cur[2] ~= ARGV[4]
+local wasFinished = ${FINISHED_SAGA_STATUSES.map((st) => `cur[2] == '${st}'`).join(' or ')}
+if cur[2] ~= ARGV[7] or cur[4] ~= ARGV[6] or (moves and #KEYS < 6) then return {-3} end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'rev', ARGV[3], 'status', ARGV[4])
+if moves then
+  redis.call('ZREM', KEYS[3], cur[4])
+  redis.call('ZREM', KEYS[4], cur[4])
+  redis.call('ZADD', KEYS[5], 0, ARGV[6])
+  redis.call('ZADD', KEYS[6], 0, ARGV[6])
+end
+if wasFinished then redis.call('ZREM', KEYS[2], expMember(cur[2], cur[4], cur[3])) end
+if ARGV[8] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+  redis.call('ZADD', KEYS[2], ARGV[9], expMember(ARGV[4], ARGV[6], ARGV[5]))
+elseif wasFinished then
+  redis.call('PERSIST', KEYS[1])
+end
+return {1}
 `,
 );

@@ -3,6 +3,7 @@ import { BacktrackError } from '../../errors/BacktrackError.js';
 import { StoreUnavailableError } from '../../errors/StoreUnavailableError.js';
 import type { Envelope } from '../../envelope/types.js';
 import type { Logger } from '../../logging/logger.js';
+import type { Disposition } from '../processor.js';
 import {
   slotsOf,
   type ConsumerContext,
@@ -10,6 +11,7 @@ import {
   type DedupeInfo,
   type Middleware,
   type PendingMark,
+  type SharedClaim,
 } from '../context.js';
 import { ConsumerConfigError } from '../errors.js';
 import { defaultIdempotencyKey, requireEnvelope } from '../middleware.js';
@@ -96,14 +98,18 @@ type Preclaim = NonNullable<ContextSlots['preclaim']>;
  * Internal: lets `processBatch` hand the middleware a claim made by `claimMany`. With
  * `deferMark`, the middleware leaves the done mark in the context (see {@link takePendingMark})
  * for the batch to write with one `completeMany`, and leaves the lease to the batch's keeper.
+ * With `shared` (only with `deferMark`), several messages of the batch carry the key: the first
+ * to reach the step runs the handler, the others take its outcome (see {@link SharedClaim}).
  */
 export function setPreclaim(
   context: ConsumerContext,
   key: string,
   claim: ClaimResult | Error,
   deferMark = false,
+  shared?: SharedClaim,
 ): void {
-  const preclaim: Preclaim = { key, claim, deferMark };
+  const preclaim: Preclaim =
+    shared === undefined ? { key, claim, deferMark } : { key, claim, deferMark, shared };
   const slots = slotsOf(context);
   if (slots) slots.preclaim = preclaim;
   else context.state.set(PRECLAIM, preclaim);
@@ -305,6 +311,56 @@ async function runOnce<R>(
 
 function noop(): void {}
 
+/**
+ * The idempotent step of a copy: a message whose key an earlier message of the same batch
+ * (the runner) claimed with the batch's one `claimMany` and already took through this step. The
+ * copy never runs its handler; it takes the runner's outcome, as if its own handler had done
+ * what the runner's did:
+ * - the runner succeeded and left its done mark: the copy is a duplicate (`ack` `duplicate`, with
+ *   the runner's result). The batch writes that mark before it returns any disposition; if the
+ *   mark does not become durable (or the runner ends unacknowledged for another reason), the
+ *   batch turns the copy into a `redeliver` as well (see `SharedClaim.followers`), so a copy is
+ *   never acknowledged on a mark that is not durable.
+ * - the runner's handler threw: the copy throws the same error, so its own middleware and the
+ *   error classification treat it as the copy's: a retriable error is retried with the copy's
+ *   own attempt count and backoff (dead-lettered once the copy's attempts are exhausted), a
+ *   non-retriable one is dead-lettered, a store outage is redelivered with a pause. Each record
+ *   then carries the message on (two retries, or two dead letters, never a record dropped for
+ *   an effect that did not happen); whichever succeeds first marks the key done and the other
+ *   is absorbed as a duplicate. Running the copy's handler instead would be an immediate retry
+ *   without backoff, and a second run of a poison message.
+ * - the runner decided itself (`ctx.retry`, `ctx.deadLetter`, `ctx.redeliver`, an `ignored` ack
+ *   or nothing handled it): the copy gets the same decision.
+ * - the runner has not finished (only when `handlerTimeoutMs` abandoned it): the copy is
+ *   redelivered as for a key leased elsewhere.
+ */
+function followRunner(
+  context: ConsumerContext,
+  key: string,
+  shared: SharedClaim,
+): RunOnceResult<void> {
+  switch (shared.state) {
+    case 'marked':
+      shared.followers.push(context);
+      return shared.result === undefined
+        ? { status: 'duplicate' }
+        : { status: 'duplicate', result: shared.result };
+    case 'failed':
+      context.dedupe = { key, status: 'in-progress' };
+      throw shared.error;
+    case 'decided':
+      context.dedupe = { key, status: 'in-progress' };
+      if (shared.decision !== undefined) context.disposition = copyOf(shared.decision);
+      return { status: 'handled', value: undefined };
+    default:
+      throw new LeaseHeldError(key);
+  }
+}
+
+function copyOf(disposition: Disposition): Disposition {
+  return { ...disposition };
+}
+
 async function release(
   store: DedupeStore,
   key: string,
@@ -378,41 +434,63 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
     const key = pre?.key ?? idempotencyKeyFor(context, options.key);
     context.idempotencyKey = key;
     const slots = slotsOf(context);
+    const shared = pre?.shared;
     let outcome: RunOnceResult<void>;
     try {
-      outcome = await runOnce<void>(
-        store,
-        key,
-        resolved,
-        () => context.logger,
-        async (info) => {
-          context.dedupe = info;
-          await next();
-          const d = context.disposition;
-          // Only a handled message becomes `done`; anything else (retry, dead letter, ignored,
-          // a middleware's own decision) frees the key.
-          if (
-            context.handled &&
-            (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))
-          ) {
-            return context.result === undefined
-              ? { value: undefined }
-              : { value: undefined, result: context.result };
-          }
-          return { skip: true };
-        },
-        {
-          preclaimed: pre?.claim,
-          deferMark: pre?.deferMark === true && slots !== undefined,
-          keeper,
-          // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
-          onHold: (stop) => {
-            if (slots) slots.stopLease = stop;
-            else context.signal.addEventListener('abort', stop, { once: true });
+      if (shared !== undefined && shared.state !== 'unused') {
+        // A copy of a message this batch already ran: no second handler run.
+        outcome = followRunner(context, key, shared);
+      } else {
+        if (shared !== undefined) {
+          shared.state = 'running';
+          shared.runner = context;
+        }
+        outcome = await runOnce<void>(
+          store,
+          key,
+          resolved,
+          () => context.logger,
+          async (info) => {
+            context.dedupe = info;
+            await next();
+            const d = context.disposition;
+            // Only a handled message becomes `done`; anything else (retry, dead letter, ignored,
+            // a middleware's own decision) frees the key.
+            if (
+              context.handled &&
+              (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))
+            ) {
+              return context.result === undefined
+                ? { value: undefined }
+                : { value: undefined, result: context.result };
+            }
+            if (shared !== undefined) {
+              shared.state = 'decided';
+              shared.decision = d;
+            }
+            return { skip: true };
           },
-        },
-      );
+          {
+            preclaimed: pre?.claim,
+            deferMark: pre?.deferMark === true && slots !== undefined,
+            keeper,
+            // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+            onHold: (stop) => {
+              if (slots) slots.stopLease = stop;
+              else context.signal.addEventListener('abort', stop, { once: true });
+            },
+          },
+        );
+        if (shared !== undefined && 'mark' in outcome) {
+          shared.state = 'marked';
+          shared.result = outcome.mark.result;
+        }
+      }
     } catch (error) {
+      if (shared?.runner === context && shared.state === 'running') {
+        shared.state = 'failed';
+        shared.error = error;
+      }
       if (error instanceof LeaseHeldError) {
         context.dedupe = { key, status: 'in-progress' };
         if (context.logger.isLevelEnabled('debug'))
