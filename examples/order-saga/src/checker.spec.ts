@@ -122,4 +122,32 @@ describe('consistency checker', () => {
     ]);
     expect(report.ok).toBe(false);
   });
+
+  it('checks only the orders asked for, and leaves stock to the full check', async () => {
+    const states = createInMemoryStates();
+    await states.inventory.setStock('blue-mug', 5);
+    await confirmedOrder(states, 'o-1');
+    await confirmedOrder(states, 'o-2', 1200);
+    await states.payments.refund('o-2', 600);
+    await states.shipping.ship({ orderId: 'o-9', trackingId: 't', sku: 'blue-mug', qty: 1 });
+    // Planted: stock changed behind the inventory's back (only the full check adds it up).
+    await states.inventory.setStock('blue-mug', 2);
+
+    const some = await checkConsistency(states, { orderIds: ['o-1', 'o-2', 'o-9'] });
+    expect(some.partial).toBe(true);
+    expect(some.orders).toBe(2);
+    expect(some.consistent).toBe(1);
+    expect(some.inconsistent.map((v) => [v.orderId, v.problems])).toEqual([
+      ['o-2', ['payment: expected €12.00 kept, found €6.00']],
+      ['o-9', ['shipped an unknown order']],
+    ]);
+    expect(some.stockProblems).toEqual([]);
+
+    const one = await checkConsistency(states, { orderIds: ['o-1'] });
+    expect(one).toMatchObject({ ok: true, orders: 1, consistent: 1, partial: true });
+    const full = await checkConsistency(states);
+    expect(full.partial).toBeUndefined();
+    expect(full.ok).toBe(false);
+    expect(full.stockProblems).toHaveLength(1);
+  });
 });

@@ -57,6 +57,8 @@ export interface DrillOptions {
   convergeTimeoutMs?: number;
   /** How long a saga step waits for its reply, in ms. @default 30_000 on a broker, 5_000 in memory */
   replyTimeoutMs?: number;
+  /** Options of the two rollback runs. @default DRILL_ROLLBACK_OPTIONS */
+  rollback?: { batchSize?: number; batchesInFlight?: number };
   /** Leave the run's queues and Redis keys in place (to inspect them). @default false */
   keep?: boolean;
   /** Receives each phase as it starts and progress within it (for the progress display). */
@@ -126,9 +128,38 @@ export type DrillPhase =
   | 'placing orders (payments 1.1.0, bad)'
   | 'detecting'
   | 'rolling back payments'
-  | 'compensating'
-  | 'replaying'
+  | 'compensating and replaying'
   | 'converging';
+
+/** Orders the converging checker reads at most at once (one pipelined read). */
+const CONVERGE_CHUNK = 250;
+
+/** Options of the drill's rollback runs (see `RunRollbackOptions`). */
+export const DRILL_ROLLBACK_OPTIONS = { batchSize: 500, batchesInFlight: 4 } as const;
+
+/** Where the drill's time went, in ms; the `…Ms` after `detectMs` count from the rollback's start. */
+export interface DrillBreakdown {
+  /** Creating the runtime and starting the four services. */
+  startMs: number;
+  placeGoodMs: number;
+  placeBadMs: number;
+  /** The checker's detection of the bad deploy (until two reports agree). */
+  detectMs: number;
+  /** Payments 1.0.0 running again (the bad build stopped). */
+  redeployMs: number;
+  /** Both plans made (at the same time as the redeploy). */
+  planMs: number;
+  /** Both rollback runs done: every compensation and replay published, progress written. */
+  rollbackRunMs: number;
+  /** The orders found inconsistent all agree again (the pipelined partial check). */
+  ordersConsistentMs: number;
+  /** The full check says consistent. */
+  timeToConsistencyMs: number;
+  /** Checks while converging: partial (pipelined, the pending orders) and full, and their time. */
+  checks: { partial: number; full: number; checkMs: number };
+  /** While converging: [ms from the rollback's start, orders still wrong] after each read that found some. */
+  pending: [number, number][];
+}
 
 export interface DrillResult {
   transport: TransportKind;
@@ -152,10 +183,13 @@ export interface DrillResult {
   converged: boolean;
   /** From the start of the rollback (payments redeployed) to the first consistent check, in ms. */
   timeToConsistencyMs: number;
-  /** Rollback planning and publishing alone, in ms. */
+  /** From the rollback's start to both runs done (redeploy, planning and publishing), in ms. */
   rollbackRunMs: number;
+  breakdown: DrillBreakdown;
   final: ConsistencyReport;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How many of `orders` are placed before the bad deploy, and how many during it. */
 export function drillSplit(orders: number): { goodCount: number; badCount: number } {
@@ -216,6 +250,7 @@ export function countingLogger(write: (line: string) => void = (l) => process.st
 }
 
 export async function runDrill(options: DrillOptions): Promise<DrillResult> {
+  const drillStart = Date.now();
   const onPhase = options.onPhase ?? (() => undefined);
   const onProgress = options.onProgress ?? (() => undefined);
   const total = options.orders;
@@ -236,6 +271,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     stockFor: total,
     replyTimeoutMs: options.replyTimeoutMs ?? (options.transport === 'memory' ? 5_000 : 30_000),
   });
+  const startedShopAt = Date.now();
   try {
     // 1. Orders with the good payments.
     onPhase('placing orders (payments 1.0.0)', goodCount);
@@ -259,82 +295,161 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     // 3. Detect. Messages still in flight (stock being marked sold) make orders look
     // inconsistent for a moment: check until two reports in a row agree.
     onPhase('detecting');
-    const pauseMs = runtime.transport === 'memory' ? 100 : 1_000;
+    const detectStart = Date.now();
+    const pauseMs = runtime.transport === 'memory' ? 50 : 250;
     let detected = await checkConsistency(runtime.states);
-    for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, pauseMs));
+    for (let i = 0; i < 40; i++) {
+      await sleep(pauseMs);
       const again = await checkConsistency(runtime.states);
       const stable = again.inconsistent.length === detected.inconsistent.length;
       detected = again;
       if (stable) break;
     }
+    const detectMs = Date.now() - detectStart;
     const afterBad = await scrape();
     const signals =
       options.otel && beforeBad && afterBad
         ? signalsBetween(options.otel.metricsUrl, beforeBad, afterBad)
         : undefined;
 
-    // 4. Roll back: code first (payments back to 1.0.0), then the effects of 1.1.0.
+    // 4. Roll back: code first (payments back to 1.0.0), then the effects of 1.1.0. Planning
+    // reads only the journal, so both plans are made while payments is redeployed; nothing is
+    // published before the bad build is stopped and the good one started. The compensations
+    // (to payments) and the replays (to inventory) touch different state, so both runs go at
+    // once; each keeps its own order per key.
     onPhase('rolling back payments');
     const rollbackStart = Date.now();
-    await shop.redeployPayments({ bad: false, version: PAYMENTS_GOOD_VERSION });
+    const mark = (): number => Date.now() - rollbackStart;
     const registry = currentRegistry();
-    const transport = await runtime.connect();
+    const planned = Promise.all([
+      planRollback(
+        { service: 'payments', version: PAYMENTS_BAD_VERSION, strategy: 'compensate' },
+        { journal: runtime.journal, registry, compensations: paymentsCompensations },
+      ),
+      planRollback(
+        {
+          service: 'payments',
+          version: PAYMENTS_BAD_VERSION,
+          strategy: 'replay',
+          types: ['payment.charged'],
+          targetVersions: { 'payment.charged': 1 },
+        },
+        { journal: runtime.journal, registry },
+      ),
+    ]).then((plans) => ({ plans, at: mark() }));
+    const redeployed = shop
+      .redeployPayments({ bad: false, version: PAYMENTS_GOOD_VERSION })
+      .then(() => mark());
+    const [transport, redeployedAt, { plans, at: plannedAt }] = await Promise.all([
+      runtime.connect(),
+      redeployed,
+      planned,
+    ]);
+    const [compensatePlan, replayPlan] = plans;
     const deps = {
       journal: runtime.journal,
       transport,
       progressStore: runtime.progressStore,
       logger: runtime.logger,
     };
-    const compensatePlan = await planRollback(
-      { service: 'payments', version: PAYMENTS_BAD_VERSION, strategy: 'compensate' },
-      { journal: runtime.journal, registry, compensations: paymentsCompensations },
-    );
-    onPhase('compensating', compensatePlan.items.length);
-    const compensateRun = await runRollback(
-      compensatePlan,
-      {
-        runId: `${runtime.prefix}:compensate`,
-        batchSize: 200,
-        onProgress: (e) => onProgress(e.finished, e.total),
-      },
-      deps,
-    );
-    const replayPlan = await planRollback(
-      {
-        service: 'payments',
-        version: PAYMENTS_BAD_VERSION,
-        strategy: 'replay',
-        types: ['payment.charged'],
-        targetVersions: { 'payment.charged': 1 },
-      },
-      { journal: runtime.journal, registry },
-    );
-    onPhase('replaying', replayPlan.items.length);
-    const replayRun = await runRollback(
-      replayPlan,
-      {
-        runId: `${runtime.prefix}:replay`,
-        batchSize: 200,
-        onProgress: (e) => onProgress(e.finished, e.total),
-      },
-      deps,
-    );
-    const rollbackRunMs = Date.now() - rollbackStart;
+    const runOptions = {
+      batchSize: options.rollback?.batchSize ?? DRILL_ROLLBACK_OPTIONS.batchSize,
+      batchesInFlight: options.rollback?.batchesInFlight ?? DRILL_ROLLBACK_OPTIONS.batchesInFlight,
+    };
+    const totalItems = compensatePlan.items.length + replayPlan.items.length;
+    onPhase('compensating and replaying', totalItems);
+    const finished = { compensate: 0, replay: 0 };
+    const run = (kind: 'compensate' | 'replay', plan: RollbackPlan) =>
+      runRollback(
+        plan,
+        {
+          runId: `${runtime.prefix}:${kind}`,
+          ...runOptions,
+          onProgress: (e) => {
+            finished[kind] = e.finished;
+            onProgress(finished.compensate + finished.replay, totalItems);
+          },
+        },
+        deps,
+      );
+    const [compensateRun, replayRun] = await Promise.all([
+      run('compensate', compensatePlan),
+      run('replay', replayPlan),
+    ]);
+    const rollbackRunMs = mark();
 
-    // 5. Converge.
+    // 5. Converge. While orders are still converging, only the orders found inconsistent are
+    // read again (one pipelined read of their state, a MULTI of HMGETs on Redis), and those found
+    // consistent are dropped from the next read; once none is left, the full check (every order,
+    // and stock added up) is the verdict, and the loop goes on with full checks if it disagrees.
     onPhase('converging', total);
     const deadline = Date.now() + (options.convergeTimeoutMs ?? 300_000);
-    let final = await checkConsistency(runtime.states);
-    while (!final.ok && Date.now() < deadline) {
-      onProgress(final.consistent, final.orders);
-      // Only orders that a person must handle can stop convergence for good.
-      if (final.inconsistent.length === 0 && final.stockProblems.length === 0) break;
-      await new Promise((r) => setTimeout(r, runtime.transport === 'memory' ? 50 : 250));
-      final = await checkConsistency(runtime.states);
+    const minPauseMs = runtime.transport === 'memory' ? 10 : 50;
+    const checks = { partial: 0, full: 0, checkMs: 0 };
+    const check = async (orderIds?: readonly string[]) => {
+      const began = Date.now();
+      const report = await checkConsistency(
+        runtime.states,
+        orderIds === undefined ? {} : { orderIds },
+      );
+      const took = Date.now() - began;
+      checks.checkMs += took;
+      if (orderIds === undefined) checks.full++;
+      else checks.partial++;
+      return { report, took };
+    };
+    const wrong = (r: ConsistencyReport) => r.inconsistent.map((v) => v.orderId);
+    let pending = wrong(detected);
+    let firstConsistentAt: number | undefined;
+    const samples: [number, number][] = [[mark(), pending.length]];
+    let final: ConsistencyReport | undefined;
+    while (final === undefined) {
+      let report: ConsistencyReport;
+      let took: number;
+      if (pending.length > 0) {
+        // At most a chunk of the pending orders per read (each order agrees once both its refund
+        // and its replay are applied, so no chunk is much earlier than another: compensations go
+        // newest first, replays oldest first); a chunk that agrees is followed by the next at once.
+        ({ report, took } = await check(pending.slice(0, CONVERGE_CHUNK)));
+        pending = [...wrong(report), ...pending.slice(CONVERGE_CHUNK)];
+        if (report.inconsistent.length > 0) samples.push([mark(), pending.length]);
+        onProgress(total - pending.length, total);
+        if (report.inconsistent.length === 0) continue;
+      } else {
+        // Every order that was wrong agrees again (those a person must handle are left to the
+        // full check, which reports them): the full check decides.
+        firstConsistentAt ??= mark();
+        ({ report, took } = await check());
+        onProgress(report.consistent, report.orders);
+        // Only orders that a person must handle can stop convergence for good.
+        if (report.ok || (report.inconsistent.length === 0 && report.stockProblems.length === 0)) {
+          final = report;
+          break;
+        }
+        pending = wrong(report);
+      }
+      if (Date.now() >= deadline) {
+        final = report.partial ? (await check()).report : report;
+        break;
+      }
+      // The checker shares the process (and the CPU) with the four services: it waits at least
+      // twice as long as its last read took, so it never takes more than a third of the time.
+      await sleep(Math.max(minPauseMs, 2 * took));
     }
-    onProgress(final.consistent, final.orders);
-    const timeToConsistencyMs = Date.now() - rollbackStart;
+    const timeToConsistencyMs = mark();
+    const breakdown: DrillBreakdown = {
+      startMs: startedShopAt - drillStart,
+      placeGoodMs: good.durationMs,
+      placeBadMs: bad.durationMs,
+      detectMs,
+      redeployMs: redeployedAt,
+      planMs: plannedAt,
+      rollbackRunMs,
+      ordersConsistentMs: firstConsistentAt ?? timeToConsistencyMs,
+      timeToConsistencyMs,
+      checks,
+      pending: samples,
+    };
     const runs = { compensate: compensateRun, replay: replayRun };
     return {
       transport: options.transport,
@@ -356,6 +471,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       converged: final.ok,
       timeToConsistencyMs,
       rollbackRunMs,
+      breakdown,
       final,
     };
   } finally {

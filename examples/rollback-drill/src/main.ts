@@ -19,8 +19,15 @@ try {
     {
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
+      'batch-size': { type: 'string' },
+      'batches-in-flight': { type: 'string' },
     },
   );
+  for (const flag of ['batch-size', 'batches-in-flight']) {
+    const v = config.flags[flag];
+    if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0))
+      throw new ConfigError(`--${flag} must be a positive integer, got ${String(v)}`);
+  }
 } catch (error) {
   if (
     error instanceof ConfigError ||
@@ -28,7 +35,7 @@ try {
   ) {
     console.error(`drill: ${(error as Error).message}`);
     console.error(
-      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--partitions N] [--consumers K] [--prefetch N] [--linger-ms MS] [--prefix NAME] [--keep] [--json] [--otel] [--metrics-port PORT]',
+      'usage: npm run drill -- [--transport memory|kafka|rabbitmq] [--orders N] [--concurrency N] [--partitions N] [--consumers K] [--prefetch N] [--linger-ms MS] [--batch-size N] [--batches-in-flight N] [--prefix NAME] [--keep] [--json] [--otel] [--metrics-port PORT]',
     );
     process.exit(2);
   }
@@ -66,6 +73,7 @@ const endPhase = () => {
     );
 };
 
+const drillStart = Date.now();
 let result: DrillResult;
 let otel: Otel | undefined;
 try {
@@ -77,6 +85,12 @@ try {
     concurrency: config.concurrency,
     topology: topologyOf(config),
     keep: config.flags.keep === true,
+    rollback: {
+      ...(config.flags['batch-size'] ? { batchSize: Number(config.flags['batch-size']) } : {}),
+      ...(config.flags['batches-in-flight']
+        ? { batchesInFlight: Number(config.flags['batches-in-flight']) }
+        : {}),
+    },
     prefix: `${config.prefix}-drill-${Date.now().toString(36)}`,
     onPhase: (next, total) => {
       endPhase();
@@ -111,9 +125,10 @@ try {
   process.exit(1);
 }
 await otel?.shutdown();
+const totalMs = Date.now() - drillStart;
 
 if (json) {
-  console.log(JSON.stringify(summarize(result), null, 2));
+  console.log(JSON.stringify(summarize(result, totalMs), null, 2));
 } else {
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const d = result.detected;
@@ -154,7 +169,13 @@ if (json) {
   log(
     `  needing a person:               ${result.needsPerson.rollbackItems} rollback items, ${result.needsPerson.orders.length} orders${result.needsPerson.orders.length ? ` (${result.needsPerson.orders.slice(0, 10).join(', ')})` : ''}`,
   );
-  log(`  rollback run (plan + publish):  ${s(result.rollbackRunMs)}`);
+  const b = result.breakdown;
+  log(
+    `  rollback run (redeploy, plan, publish): ${s(result.rollbackRunMs)} (payments redeployed at ${s(b.redeployMs)}, planned at ${s(b.planMs)})`,
+  );
+  log(
+    `  orders that were wrong all agree at ${s(b.ordersConsistentMs)}; checks while converging: ${b.checks.partial} pipelined, ${b.checks.full} full, ${s(b.checks.checkMs)} reading`,
+  );
   log('');
   log(
     color.bold(
@@ -164,10 +185,11 @@ if (json) {
     ),
   );
   log(`  ${formatReport(result.final)}`);
+  log(color.dim(`  whole drill: ${s(totalMs)}`));
 }
 process.exitCode = result.converged ? 0 : 1;
 
-function summarize(r: DrillResult) {
+function summarize(r: DrillResult, totalMs: number) {
   return {
     transport: r.transport,
     orders: r.orders,
@@ -183,6 +205,8 @@ function summarize(r: DrillResult) {
     needsPerson: r.needsPerson,
     rollbackRunMs: r.rollbackRunMs,
     timeToConsistencyMs: r.timeToConsistencyMs,
+    totalMs,
+    breakdown: r.breakdown,
     converged: r.converged,
     final: { orders: r.final.orders, consistent: r.final.consistent, byStatus: r.final.byStatus },
   };

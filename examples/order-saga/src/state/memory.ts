@@ -188,5 +188,26 @@ export function createInMemoryStates(): ServiceStates {
       ]);
       return { orders: o, reservations: r, payments: p, shipments: s, available: a, initial: i };
     },
+    snapshotOf: async (orderIds) => {
+      const ids = new Set(orderIds);
+      const mine = <T extends { orderId: string }>(list: T[]) =>
+        list.filter((x) => ids.has(x.orderId));
+      const [o, r, p, s, a, i] = await Promise.all([
+        orders.all(),
+        inventory.reservations(),
+        payments.all(),
+        shipping.all(),
+        inventory.available(),
+        inventory.initial(),
+      ]);
+      return {
+        orders: mine(o),
+        reservations: mine(r),
+        payments: mine(p),
+        shipments: mine(s),
+        available: a,
+        initial: i,
+      };
+    },
   };
 }

@@ -261,6 +261,7 @@ export function createRedisStates(redis: Redis, prefix: string): ServiceStates {
     payments: new RedisPaymentsState(redis, prefix),
     shipping: new RedisShippingState(redis, prefix),
     snapshot: () => redisSnapshot(redis, prefix),
+    snapshotOf: (orderIds) => redisSnapshotOf(redis, prefix, orderIds),
   };
 }
 
@@ -298,5 +299,56 @@ export async function redisSnapshot(redis: Redis, prefix: string): Promise<State
     shipments: parseAll<Shipment>(shipments),
     available: numbers(available),
     initial: numbers(initial),
+  };
+}
+
+/**
+ * The checker's read of some orders: one MULTI of four HMGETs (the orders, reservations,
+ * payments and shipments of `orderIds`) and the two stock hashes, so one round trip whatever
+ * the number of ids, and a cut the services agree on.
+ */
+export async function redisSnapshotOf(
+  redis: Redis,
+  prefix: string,
+  orderIds: readonly string[],
+): Promise<StateSnapshot> {
+  if (orderIds.length === 0) {
+    const [available, initial] = await Promise.all([
+      redis.hgetall(`${prefix}:inventory:available`),
+      redis.hgetall(`${prefix}:inventory:initial`),
+    ]);
+    return {
+      orders: [],
+      reservations: [],
+      payments: [],
+      shipments: [],
+      available: numbers(available),
+      initial: numbers(initial),
+    };
+  }
+  const ids = [...orderIds];
+  const results = await redis
+    .multi()
+    .hmget(`${prefix}:orders`, ...ids)
+    .hmget(`${prefix}:inventory:reservations`, ...ids)
+    .hmget(`${prefix}:payments`, ...ids)
+    .hmget(`${prefix}:shipments`, ...ids)
+    .hgetall(`${prefix}:inventory:available`)
+    .hgetall(`${prefix}:inventory:initial`)
+    .exec();
+  if (results === null) throw new Error('redis snapshot: MULTI was aborted');
+  const values = results.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+  const present = <T>(list: unknown): T[] =>
+    (list as (string | null)[]).flatMap((v) => (v === null ? [] : [JSON.parse(v) as T]));
+  return {
+    orders: present<Order>(values[0]),
+    reservations: present<Reservation>(values[1]),
+    payments: present<Payment>(values[2]),
+    shipments: present<Shipment>(values[3]),
+    available: numbers(values[4] as Record<string, string>),
+    initial: numbers(values[5] as Record<string, string>),
   };
 }

@@ -137,6 +137,23 @@ export function serviceStatesContract(name: string, make: () => Promise<ServiceS
       ]);
       expect(snapshot.available).toEqual({ mug: 1 });
       expect(snapshot.initial).toEqual({ mug: 4 });
+
+      // Restricted to some orders: theirs only (unknown ids are left out), the whole stock.
+      const some = await states.snapshotOf(['o-2', 'o-9']);
+      expect(some).toEqual({
+        orders: [],
+        reservations: [{ orderId: 'o-2', sku: 'mug', qty: 2, status: 'reserved' }],
+        payments: [],
+        shipments: [],
+        available: { mug: 1 },
+        initial: { mug: 4 },
+      });
+      const one = await states.snapshotOf(['o-1']);
+      expect(one.orders).toEqual(snapshot.orders);
+      expect(one.payments).toEqual(snapshot.payments);
+      expect(one.shipments).toEqual(snapshot.shipments);
+      expect(one.reservations).toEqual(snapshot.reservations.filter((r) => r.orderId === 'o-1'));
+      expect(await states.snapshotOf([])).toMatchObject({ orders: [], reservations: [] });
     });
   });
 }

@@ -128,4 +128,11 @@ export interface ServiceStates {
    * trip, a consistent cut across the services), in memory a copy of the maps.
    */
   snapshot(): Promise<StateSnapshot>;
+  /**
+   * The same read restricted to some orders: their order, reservation, payment and shipment
+   * (those that exist), with the whole `available` and `initial` stock. On Redis one MULTI of
+   * four HMGETs and two HGETALLs (one round trip for any number of ids, never key by key); what
+   * a checker polls while a few orders are still converging.
+   */
+  snapshotOf(orderIds: readonly string[]): Promise<StateSnapshot>;
 }
