@@ -82,6 +82,11 @@ export const e2eBenchmark: Benchmark = {
   id: 'e2e',
   title: 'End to end: order-saga load driver (orders/s) on memory, Kafka, RabbitMQ; drill',
   async run(o, rec) {
+    // The issue's targets are stated for 2,000 orders 256 at once and a 10,000-order drill: a
+    // smaller run reports its numbers without a met/MISSED verdict it has not earned.
+    const loadTarget = (t: number) =>
+      o.orders >= 2_000 && o.orderConcurrency >= 256 ? { target: t } : {};
+    const drillTarget = (t: number) => (o.drillOrders >= 10_000 ? { target: t } : {});
     Object.assign(rec.params, {
       orders: o.orders,
       concurrency: o.orderConcurrency,
@@ -94,19 +99,19 @@ export const e2eBenchmark: Benchmark = {
         label: 'load driver, in-memory transport',
         role: 'baseline',
         unit: 'orders/s',
-        target: 5_000,
+        ...loadTarget(5_000),
       })
       .metric('kafka', {
         label: 'load driver, Kafka + Redis',
         role: 'backtrack',
         unit: 'orders/s',
-        target: 1_000,
+        ...loadTarget(1_000),
       })
       .metric('rabbitmq', {
         label: 'load driver, RabbitMQ + Redis',
         role: 'backtrack',
         unit: 'orders/s',
-        target: 1_000,
+        ...loadTarget(1_000),
       })
       .ratio('kafka-vs-memory', {
         label: 'Kafka / in-memory',
@@ -125,14 +130,14 @@ export const e2eBenchmark: Benchmark = {
             label: `drill on ${t}: rollback start to consistency`,
             role: 'info',
             unit: 's',
-            target: 5,
+            ...drillTarget(5),
             direction: 'max',
           })
           .metric(`drill-${t}-total`, {
             label: `drill on ${t}: whole drill, placing included (child process, start-up too)`,
             role: 'info',
             unit: 's',
-            target: 60,
+            ...drillTarget(60),
             direction: 'max',
           })
           .metric(`drill-${t}-rollback-run`, {
