@@ -121,6 +121,29 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
+  it('deletes expired records while appending a batch (appendMany prunes like append)', async () => {
+    const c = client();
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bt-journal'), retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c },
+    );
+    try {
+      const old = Date.now() - 120_000;
+      for (let i = 0; i < 8; i++) {
+        await journal.append(record(`old-${i}`, new Date(old + i).toISOString()));
+      }
+      await journal.appendMany([record('new-1', new Date().toISOString())]);
+      await journal.appendMany([record('new-2', new Date().toISOString())]);
+      expect(await c.exists(`${journal.keyPrefix}:r:old-0`, `${journal.keyPrefix}:r:old-7`)).toBe(
+        0,
+      );
+      expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(2);
+      expect(await c.zcard(`${journal.keyPrefix}:i:s:orders`)).toBe(2);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
   it('bounds the work of one call: a selective filter over a big index returns short pages with a cursor', async () => {
     const c = client();
     const journal = new RedisJournal(

@@ -198,6 +198,9 @@ export class RedisJournal implements Journal {
         indexJson,
       );
     }
+    // PRUNE's KEYS (i:all, i:pending) and ARGV. Given as 0 keys before, the script failed on
+    // every batch (a nil key) and the error was dropped: appendMany never pruned.
+    const pruneKeys = [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
     const pruneArgs = [
       this.#prefix,
       String(this.#cutSeq(this.#now())),
@@ -207,7 +210,7 @@ export class RedisJournal implements Journal {
       const run = () => {
         const pipeline = this.#redis.pipeline();
         pipeline.evalsha(APPEND_MANY.sha, keys.length, ...keys, ...args);
-        if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 0, ...pruneArgs);
+        if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 2, ...pruneKeys, ...pruneArgs);
         return pipeline.exec();
       };
       const replies = (await run()) ?? [];
@@ -216,7 +219,7 @@ export class RedisJournal implements Journal {
       // any node). A refused append wrote nothing, so it runs again; a refused prune waits for
       // the next append, loaded here on the side.
       if (this.#pruneOnAppend > 0 && isNoScript(replies[1]?.[0])) {
-        void PRUNE.run(this.#redis, [], pruneArgs).catch(() => undefined);
+        void PRUNE.run(this.#redis, pruneKeys, pruneArgs).catch(() => undefined);
       }
       if (isNoScript(replies[0]?.[0])) {
         return APPEND_MANY.run(this.#redis, keys, args);
