@@ -123,15 +123,22 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
 
   it('deletes expired records while appending a batch (appendMany prunes like append)', async () => {
     const c = client();
+    const keyPrefix = uniqueName('bt-journal');
     const journal = new RedisJournal(
-      { keyPrefix: uniqueName('bt-journal'), retentionMs: 60_000, pruneOnAppend: 5 },
+      { keyPrefix, retentionMs: 60_000, pruneOnAppend: 5 },
       { redis: c },
     );
     try {
+      // Written by a journal that does not prune, so only appendMany can delete them.
+      const seeding = new RedisJournal(
+        { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
+        { redis: c },
+      );
       const old = Date.now() - 120_000;
-      for (let i = 0; i < 8; i++) {
-        await journal.append(record(`old-${i}`, new Date(old + i).toISOString()));
-      }
+      await seeding.appendMany(
+        Array.from({ length: 8 }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
+      );
+      expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(8);
       await journal.appendMany([record('new-1', new Date().toISOString())]);
       await journal.appendMany([record('new-2', new Date().toISOString())]);
       expect(await c.exists(`${journal.keyPrefix}:r:old-0`, `${journal.keyPrefix}:r:old-7`)).toBe(
