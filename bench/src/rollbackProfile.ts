@@ -1,22 +1,27 @@
 /**
  * Profiling aid (issue 14): `tsx bench/src/rollbackProfile.ts <kafka|rabbit> [effects]` journals N
  * effects in Redis (not timed), summarizes them, then times runRollback alone (Redis journal and
- * progress) onto Kafka or RabbitMQ. Run under `node --cpu-prof` to see where the run's CPU goes:
- * `node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/src/rollbackProfile.ts kafka 20000`.
+ * progress) onto Kafka or RabbitMQ.
  * With `PROFILE=<file>`, a CPU profile of the timed run alone (node:inspector) is written there:
  * `PROFILE=/tmp/kafka.cpuprofile tsx bench/src/rollbackProfile.ts kafka 20000`.
- * Prints one JSON line: effects/s and CPU µs per effect of the run.
+ * Prints one JSON line: effects/s and CPU µs per effect of the run, and (`raw`) the same for a raw
+ * publish of the same number of compensating events in batches of the run's size (kafkajs send,
+ * acks=all; amqplib confirm channel), the CPU floor the rollback is compared with.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import {
   defineCompensations,
+  DEFAULT_RUN_ROLLBACK_OPTIONS,
   emit,
+  encodeEnvelope,
   runRollback,
   summarizeRollback,
   type Transport,
 } from '@backtrack/core';
 import { createKafkaTransport } from '@backtrack/kafka';
+import { toKafkaRecord } from '@backtrack/kafka/adapter';
+import { Partitioners } from 'kafkajs';
 import { createRabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import {
@@ -30,7 +35,7 @@ import {
   uniqueName,
 } from './common.js';
 import { createTopic, dropKafka, rawKafka } from './kafkaSupport.js';
-import { rawConnect } from './rabbitSupport.js';
+import { amqpOf, confirmPublish, rawConnect } from './rabbitSupport.js';
 import { deleteByPrefix } from './redisKeys.js';
 
 const side = process.argv[2] === 'rabbit' ? 'rabbit' : 'kafka';
@@ -47,8 +52,19 @@ const progressPrefix = `${name}:progress`;
 const progressStore = new RedisRollbackProgressStore({ keyPrefix: progressPrefix }, { redis });
 const kafka = rawKafka();
 const admin = kafka.admin();
+const BATCH = DEFAULT_RUN_ROLLBACK_OPTIONS.batchSize;
+const cancellations = Array.from({ length: n }, (_, i) =>
+  encodeEnvelope(
+    BenchOrderCancelled.envelope(
+      { orderId: `o-${i}`, reason: 'rollback of a bad deploy' },
+      { source: `//bench/${SERVICE}`, partitionkey: `o-${i}` },
+    ),
+  ),
+);
 let transport: Transport;
 let cleanup: () => Promise<void>;
+/** The raw publish of the same number of messages (timed apart). */
+let raw: () => Promise<void>;
 if (side === 'kafka') {
   await admin.connect();
   await createTopic(admin, name);
@@ -58,7 +74,28 @@ if (side === 'kafka') {
   );
   await t.connect();
   transport = t;
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  raw = async () => {
+    const records = cancellations.map((m) => toKafkaRecord(m));
+    for (let start = 0; start < n; start += BATCH) {
+      await producer.send({
+        topic: name,
+        acks: -1,
+        messages: records.slice(start, start + BATCH).map((r) => ({
+          key: r.key,
+          value: r.value,
+          headers: r.headers as Record<string, Buffer | string>,
+        })),
+      });
+    }
+  };
   cleanup = async () => {
+    await producer.disconnect().catch(() => undefined);
     await t.close().catch(() => undefined);
     await dropKafka(admin, [name], []);
     await admin.disconnect().catch(() => undefined);
@@ -78,6 +115,10 @@ if (side === 'kafka') {
     { logger: silentLogger },
   );
   transport = t;
+  raw = async () => {
+    const messages = cancellations.map(amqpOf);
+    await confirmPublish(channel, name, n, BATCH, (i) => messages[i]!);
+  };
   cleanup = async () => {
     await t.close().catch(() => undefined);
     await channel.deleteQueue(`${name}.sink`).catch(() => undefined);
@@ -105,6 +146,11 @@ try {
     { service: SERVICE, version: 'bad', strategy: 'compensate' },
     { journal, registry: benchRegistry, compensations },
   );
+  const rawCpu = process.cpuUsage();
+  const rawT = performance.now();
+  await raw();
+  const rawS = (performance.now() - rawT) / 1000;
+  const rawUsed = process.cpuUsage(rawCpu);
   const session = process.env.PROFILE ? new Session() : undefined;
   if (session) {
     session.connect();
@@ -141,6 +187,8 @@ try {
       effects: n,
       perS: Math.round(n / s),
       cpuUsPerEffect: Math.round((used.user + used.system) / n),
+      rawPerS: Math.round(n / rawS),
+      rawCpuUsPerMessage: Math.round((rawUsed.user + rawUsed.system) / n),
     }),
   );
 } finally {

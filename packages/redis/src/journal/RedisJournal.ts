@@ -391,7 +391,11 @@ export class RedisJournal implements Journal {
     const id = `${service}\u0000${version}\u0000${type}`;
     let entry = this.#indexKeyCache.get(id);
     if (entry === undefined) {
-      const keys = [this.#key('s', service), this.#key('sv', service, version), this.#key('t', type)];
+      const keys = [
+        this.#key('s', service),
+        this.#key('sv', service, version),
+        this.#key('t', type),
+      ];
       entry = { keys, json: JSON.stringify(keys) };
       if (this.#indexKeyCache.size >= 1_000) this.#indexKeyCache.clear();
       this.#indexKeyCache.set(id, entry);
@@ -432,8 +436,7 @@ export class RedisJournal implements Journal {
     // pipeline of one HMGET per record cost a command object (and its promise) per record.
     const keys = ids.map((id) => `${this.#prefix}:r:${id}`);
     const results = (await this.#call('read', () => READ_MANY.run(this.#redis, keys, []))) as (
-      | (string | null)[]
-      | null
+      (string | null)[] | null
     )[];
     return results.map((value) => {
       const [q, s, j] = value ?? [];
