@@ -2,7 +2,6 @@ import { redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
-  StoreUnavailableError,
   type Journal,
   type JournalAppend,
   type JournalOptions,
