@@ -121,6 +121,36 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
+  it('deletes expired records while appending a batch (appendMany prunes like append)', async () => {
+    const c = client();
+    const keyPrefix = uniqueName('bt-journal');
+    const journal = new RedisJournal(
+      { keyPrefix, retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c },
+    );
+    try {
+      // Written by a journal that does not prune, so only appendMany can delete them.
+      const seeding = new RedisJournal(
+        { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
+        { redis: c },
+      );
+      const old = Date.now() - 120_000;
+      await seeding.appendMany(
+        Array.from({ length: 8 }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
+      );
+      expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(8);
+      await journal.appendMany([record('new-1', new Date().toISOString())]);
+      await journal.appendMany([record('new-2', new Date().toISOString())]);
+      expect(await c.exists(`${journal.keyPrefix}:r:old-0`, `${journal.keyPrefix}:r:old-7`)).toBe(
+        0,
+      );
+      expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(2);
+      expect(await c.zcard(`${journal.keyPrefix}:i:s:orders`)).toBe(2);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
   it('bounds the work of one call: a selective filter over a big index returns short pages with a cursor', async () => {
     const c = client();
     const journal = new RedisJournal(

@@ -660,6 +660,22 @@ function planCompensation(
   return `i ${item.itemId} ${built.map((e) => e.id).join(' ')}`;
 }
 
+/**
+ * The encoded body of each message planned in this process, so a run publishes and journals the
+ * bytes planning made instead of decoding `body` (base64) again. A message from elsewhere (a plan
+ * read back from JSON) is not in it: its body is decoded from base64.
+ */
+const encodedBodies = new WeakMap<PlannedMessage, { base64: string; bytes: Uint8Array }>();
+
+/** The body bytes of a planned message (read-only: shared with the plan). */
+export function plannedBody(message: PlannedMessage): Uint8Array {
+  const known = encodedBodies.get(message);
+  // The same string planning made (a body changed since is decoded from what it is now).
+  if (known !== undefined && known.base64 === message.body) return known.bytes;
+  const bytes = Buffer.from(message.body, 'base64');
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Encodes every pending item's messages, now that the plan id (their producer version) is known. */
 function encodePending(pending: readonly Pending[], planId: string): void {
   for (const { item, outgoing } of pending) {
@@ -676,6 +692,7 @@ function encodePending(pending: readonly Pending[], planId: string): void {
         data: e.data,
       };
       if (key !== undefined) message.key = key;
+      encodedBodies.set(message, { base64: message.body, bytes: encoded.body });
       return message;
     });
   }

@@ -9,6 +9,7 @@ import type { EventRegistry } from '../schema/EventRegistry.js';
 import type { CompensationRegistry } from './compensations.js';
 import {
   hasItems,
+  plannedBody,
   planPages,
   rollbackVersion,
   type NeedsPersonItem,
@@ -809,7 +810,7 @@ async function publishBatch(
     for (const m of item.messages) {
       const encoded = {
         headers: { ...m.headers },
-        body: new Uint8Array(Buffer.from(m.body, 'base64')),
+        body: plannedBody(m),
       };
       messages.push(
         m.key === undefined

@@ -2,7 +2,6 @@ import { redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
-  StoreUnavailableError,
   type Journal,
   type JournalAppend,
   type JournalOptions,
@@ -16,7 +15,7 @@ import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { APPEND_MANY_SCRIPT } from './appendManyScript.js';
-import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT } from './scripts.js';
+import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT, READ_MANY_SCRIPT } from './scripts.js';
 import {
   assertValidAppend,
   encodeCursor,
@@ -31,6 +30,7 @@ const APPEND = new LuaScript('journal.append', APPEND_SCRIPT);
 const MARK_PUBLISHED = new LuaScript('journal.markPublished', MARK_PUBLISHED_SCRIPT);
 const PRUNE = new LuaScript('journal.prune', PRUNE_SCRIPT);
 const APPEND_MANY = new LuaScript('journal.appendMany', APPEND_MANY_SCRIPT);
+const READ_MANY = new LuaScript('journal.readMany', READ_MANY_SCRIPT);
 
 /** Options of {@link RedisJournal}. */
 export interface RedisJournalOptions extends JournalOptions {
@@ -116,6 +116,7 @@ export class RedisJournal implements Journal {
   readonly #pruneOnAppend: number;
   readonly #maxScan: number;
   readonly #timeoutMs: number;
+  readonly #indexKeyCache = new Map<string, { keys: string[]; json: string }>();
 
   constructor(options: RedisJournalOptions, dependencies: RedisJournalDependencies) {
     const o = { ...DEFAULT_REDIS_JOURNAL_OPTIONS, ...stripUndefined(options ?? {}) };
@@ -151,7 +152,7 @@ export class RedisJournal implements Journal {
 
   async append(record: JournalAppend): Promise<JournalRecord> {
     assertValidAppend(record);
-    const { json, indexKeys } = this.#toStored(record);
+    const { json, indexKeys, indexJson } = this.#toStored(record);
     const result = (await this.#call('append', () =>
       APPEND.run(
         this.#redis,
@@ -167,7 +168,7 @@ export class RedisJournal implements Journal {
           record.id,
           String(Date.parse(record.time)),
           json,
-          JSON.stringify(indexKeys),
+          indexJson,
           String(this.#cutSeq(this.#now())),
           String(this.#pruneOnAppend),
         ],
@@ -185,19 +186,20 @@ export class RedisJournal implements Journal {
     if (records.length === 0) return [];
     const keys = [`${this.#prefix}:seq`, `${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
     const args: string[] = [String(records.length)];
-    const jsons: string[] = [];
     for (const record of records) {
-      const { json, indexKeys } = this.#toStored(record);
-      jsons.push(json);
+      const { json, indexKeys, indexJson } = this.#toStored(record);
       keys.push(`${this.#prefix}:r:${record.id}`, ...indexKeys);
       args.push(
         record.id,
         String(Date.parse(record.time)),
         json,
         String(indexKeys.length),
-        JSON.stringify(indexKeys),
+        indexJson,
       );
     }
+    // PRUNE's KEYS (i:all, i:pending) and ARGV. Given as 0 keys before, the script failed on
+    // every batch (a nil key) and the error was dropped: appendMany never pruned.
+    const pruneKeys = [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
     const pruneArgs = [
       this.#prefix,
       String(this.#cutSeq(this.#now())),
@@ -207,7 +209,7 @@ export class RedisJournal implements Journal {
       const run = () => {
         const pipeline = this.#redis.pipeline();
         pipeline.evalsha(APPEND_MANY.sha, keys.length, ...keys, ...args);
-        if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 0, ...pruneArgs);
+        if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 2, ...pruneKeys, ...pruneArgs);
         return pipeline.exec();
       };
       const replies = (await run()) ?? [];
@@ -216,7 +218,7 @@ export class RedisJournal implements Journal {
       // any node). A refused append wrote nothing, so it runs again; a refused prune waits for
       // the next append, loaded here on the side.
       if (this.#pruneOnAppend > 0 && isNoScript(replies[1]?.[0])) {
-        void PRUNE.run(this.#redis, [], pruneArgs).catch(() => undefined);
+        void PRUNE.run(this.#redis, pruneKeys, pruneArgs).catch(() => undefined);
       }
       if (isNoScript(replies[0]?.[0])) {
         return APPEND_MANY.run(this.#redis, keys, args);
@@ -351,7 +353,8 @@ export class RedisJournal implements Journal {
     } while (cursor !== '0');
   }
 
-  #toStored(record: JournalAppend): { json: string; indexKeys: string[] } {
+  #toStored(record: JournalAppend): { json: string; indexKeys: string[]; indexJson: string } {
+    const body = record.message.body;
     const stored: StoredJson = {
       id: record.id,
       type: record.type,
@@ -360,19 +363,44 @@ export class RedisJournal implements Journal {
       service: record.service,
       version: record.version,
       time: record.time,
-      headers: { ...record.message.headers },
-      body: Buffer.from(record.message.body).toString('base64'),
+      // Serialised at once below: no copy of the headers or of the body is needed.
+      headers: record.message.headers,
+      body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'),
     };
     if (record.key !== undefined) stored.key = record.key;
     if (record.sagaId !== undefined) stored.sagaId = record.sagaId;
     if (record.causationId !== undefined) stored.causationId = record.causationId;
-    const indexKeys = [
-      this.#key('s', record.service),
-      this.#key('sv', record.service, record.version),
-      this.#key('t', record.type),
-    ];
-    if (record.sagaId !== undefined) indexKeys.push(this.#key('g', record.sagaId));
-    return { json: JSON.stringify(stored), indexKeys };
+    const { keys, json } = this.#indexKeysOf(record.service, record.version, record.type);
+    if (record.sagaId === undefined) {
+      return { json: JSON.stringify(stored), indexKeys: keys, indexJson: json };
+    }
+    const indexKeys = [...keys, this.#key('g', record.sagaId)];
+    return { json: JSON.stringify(stored), indexKeys, indexJson: JSON.stringify(indexKeys) };
+  }
+
+  /**
+   * The service, service-version and type index keys of a record (and their JSON), remembered
+   * per combination: a batch (a rollback's, a publisher's) repeats the same few.
+   */
+  #indexKeysOf(
+    service: string,
+    version: string,
+    type: string,
+  ): { readonly keys: string[]; readonly json: string } {
+    const id = `${service}\u0000${version}\u0000${type}`;
+    let entry = this.#indexKeyCache.get(id);
+    if (entry === undefined) {
+      const keys = [
+        this.#key('s', service),
+        this.#key('sv', service, version),
+        this.#key('t', type),
+      ];
+      entry = { keys, json: JSON.stringify(keys) };
+      if (this.#indexKeyCache.size >= 1_000) this.#indexKeyCache.clear();
+      this.#indexKeyCache.set(id, entry);
+    }
+    // A copy: callers add to the list.
+    return { keys: entry.keys.slice(), json: entry.json };
   }
 
   #cutSeq(now: number): number {
@@ -403,12 +431,14 @@ export class RedisJournal implements Journal {
 
   async #load(ids: readonly string[]): Promise<(JournalRecord | undefined)[]> {
     if (ids.length === 0) return [];
-    const pipeline = this.#redis.pipeline();
-    for (const id of ids) pipeline.hmget(`${this.#prefix}:r:${id}`, 'q', 's', 'j');
-    const results = await this.#call('read', () => pipeline.exec());
-    return (results ?? []).map(([error, value]) => {
-      if (error) throw new StoreUnavailableError('redis', 'read', undefined, { cause: error });
-      const [q, s, j] = value as [string | null, string | null, string | null];
+    // One script call for the whole chunk: one command and one reply to build and parse, where a
+    // pipeline of one HMGET per record cost a command object (and its promise) per record.
+    const keys = ids.map((id) => `${this.#prefix}:r:${id}`);
+    const results = (await this.#call('read', () => READ_MANY.run(this.#redis, keys, []))) as (
+      (string | null)[] | null
+    )[];
+    return results.map((value) => {
+      const [q, s, j] = value ?? [];
       return q && s && j ? this.#parse(q, s, j) : undefined;
     });
   }
@@ -416,9 +446,14 @@ export class RedisJournal implements Journal {
   #parse(seq: string, state: string, json: string): JournalRecord {
     const stored = JSON.parse(json) as StoredJson;
     const { headers, body, ...rest } = stored;
+    // Decoded once, and viewed as a plain Uint8Array without a second copy.
+    const bytes = Buffer.from(body, 'base64');
     return {
       ...rest,
-      message: { headers, body: new Uint8Array(Buffer.from(body, 'base64')) },
+      message: {
+        headers,
+        body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      },
       seq: Number(seq),
       state: state as JournalRecord['state'],
     };

@@ -74,3 +74,16 @@ return changed
 export const PRUNE_SCRIPT = `${PRUNE_FUNCTION}
 return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 `;
+
+/**
+ * Reads many records in one call (one command, one reply) instead of a pipeline of one HMGET per
+ * record. KEYS: the record hash keys. Returns, per key in order, { q, s, j } (false entries, i.e.
+ * nil replies, for a record that is not there).
+ */
+export const READ_MANY_SCRIPT = `
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('HMGET', KEYS[i], 'q', 's', 'j')
+end
+return out
+`;
