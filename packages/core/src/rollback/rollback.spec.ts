@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { decodeEnvelope } from '../envelope/codec.js';
+import { ConnectionAccessError } from '../errors/ConnectionAccessError.js';
 import { InMemoryJournal } from '../journal/InMemoryJournal.js';
 import type { Journal } from '../journal/Journal.js';
 import { createPublisher } from '../publisher/Publisher.js';
@@ -505,6 +506,39 @@ describe('runRollback', () => {
     const second = await runRollback(w.plan, { runId: 'r6', batchSize: 2 }, { ...w, sleep });
     expect(second.status).toBe('completed');
     expect(second.summary).toMatchObject({ reversed: 4, failed: 0 });
+    expect(new Set(compensatedIds(w.transport.sent)).size).toBe(4);
+  });
+
+  it('stops at once on an access error (bad credentials): no retry, nothing marked failed, and a resume publishes everything', async () => {
+    const w = await planned(4);
+    const denied = new ConnectionAccessError(
+      'BT_ERR_KAFKA_AUTHENTICATION_FAILED',
+      'kafka',
+      'authentication',
+      'kafka: authentication failed (SASL)',
+    );
+    const publish = w.transport.publish.bind(w.transport);
+    let refused = 0;
+    w.transport.publish = async () => {
+      refused += 1;
+      throw denied;
+    };
+    const sleep = async () => {};
+    await expect(
+      runRollback(
+        w.plan,
+        { runId: 'r-denied', batchSize: 2, batchesInFlight: 1, publishAttempts: 3 },
+        { ...w, sleep },
+      ),
+    ).rejects.toBe(denied);
+    expect(refused).toBe(1);
+    const items = await w.progressStore.getItems('r-denied');
+    expect(Object.keys(items).length).toBeGreaterThan(0);
+    expect(Object.values(items).filter((i) => i.state === 'failed')).toEqual([]);
+    w.transport.publish = publish;
+    const resumed = await runRollback(w.plan, { runId: 'r-denied', batchSize: 2 }, { ...w, sleep });
+    expect(resumed.status).toBe('completed');
+    expect(resumed.summary).toMatchObject({ reversed: 4, failed: 0 });
     expect(new Set(compensatedIds(w.transport.sent)).size).toBe(4);
   });
 

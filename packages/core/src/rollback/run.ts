@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BacktrackError } from '../errors/BacktrackError.js';
+import { ConnectionAccessError } from '../errors/ConnectionAccessError.js';
 import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
@@ -860,6 +861,11 @@ async function publishBatch(
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
       if (error instanceof RollbackLeaseLostError) throw error;
+      // Bad credentials, a missing permission or a refused certificate: no retry and no later
+      // batch can succeed, so the run stops with that error (its items stay `publishing`, which a
+      // resume with the fixed configuration publishes again under the same ids) instead of
+      // marking every item failed one batch after another.
+      if (error instanceof ConnectionAccessError) throw error;
       logger.warn({ err: error, attempt, items: batch.length }, 'rollback batch failed');
       if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
     }
