@@ -115,6 +115,67 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
     }
   }, 120_000);
 
+  it('a rollback run with a wrong SASL password stops at once with BT_ERR_KAFKA_AUTHENTICATION_FAILED, and a resume with the right one completes', async () => {
+    const topic = uniqueName('secure.rollback-denied');
+    const journal = new RedisJournal({ keyPrefix: `secure:${uniqueName('rj')}` }, { redis });
+    const progressStore = new RedisRollbackProgressStore(
+      { keyPrefix: `secure:${uniqueName('rp')}` },
+      { redis },
+    );
+    const transportWith = (password: string) =>
+      createKafkaTransport({
+        brokers: [conn.kafka.broker],
+        clientLogLevel: 'nothing',
+        ssl: { ca: [secure.pem('ca')] },
+        sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password },
+      });
+    const good = transportWith(conn.kafka.password);
+    const denied = transportWith('not-the-password');
+    try {
+      const bad = createPublisher(
+        { service: 'inventory', version: '9.9.8', topicFor: () => topic },
+        { transport: good, journal, registry },
+      );
+      await bad.publish(StockReserved, { sku: 'a', quantity: 1, warehouse: 'w' });
+      await bad.publish(StockReserved, { sku: 'b', quantity: 2, warehouse: 'w' });
+      const plan = await planRollback(
+        {
+          service: 'inventory',
+          version: '9.9.8',
+          strategy: 'replay',
+          targetVersions: { 'stock.reserved': 1 },
+        },
+        { journal, registry },
+      );
+      expect(plan.items).toHaveLength(2);
+      const runId = uniqueName('secure-denied');
+      const stopped = await runRollback(
+        plan,
+        { runId, batchSize: 1, batchesInFlight: 1 },
+        { journal, transport: denied, progressStore },
+      ).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(stopped).toMatchObject({ code: 'BT_ERR_KAFKA_AUTHENTICATION_FAILED' });
+      expect(String((stopped as Error).message)).not.toContain('not-the-password');
+      const items = await progressStore.getItems(runId);
+      expect(Object.values(items).filter((i) => i.state === 'failed')).toEqual([]);
+      const resumed = await runRollback(
+        plan,
+        { runId, batchSize: 1 },
+        { journal, transport: good, progressStore },
+      );
+      expect(resumed.status).toBe('completed');
+      expect(resumed.summary).toMatchObject({ replayed: 2, failed: 0 });
+    } finally {
+      await denied.close().catch(() => undefined);
+      await good.close();
+      await journal.destroy().catch(() => undefined);
+      await progressStore.destroy().catch(() => undefined);
+    }
+  }, 120_000);
+
   function cli(
     args: string[],
     env: Record<string, string>,
