@@ -9,6 +9,9 @@ import type { IncomingMessage } from './processor.js';
 
 const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
 
+/** The routes {@link handle} made: they run only for their own type and never call `next()` then. */
+const MADE_BY_HANDLE = new WeakSet<HandlerRoute>();
+
 /**
  * Decodes the raw message into `context.envelope` and gives `context.logger` the message's
  * messageId, type and sagaId. A malformed message throws `MalformedMessageError`, which the
@@ -188,11 +191,38 @@ export function handle<
       context.ack('duplicate');
     }
   };
-  return Object.assign(route, {
+  const made: HandlerRoute = Object.assign(route, {
     eventType: definition.type as string,
     version,
     definition: definition as AnyEventDefinition,
   });
+  MADE_BY_HANDLE.add(made);
+  return made;
+}
+
+/**
+ * The routes as one middleware: the route of `envelope.type`, found in a Map, else `next()`.
+ * The same as chaining the routes (each passes other types to `next()`), as long as no two
+ * route one type (the pipeline refuses that) and every route is {@link handle}'s; otherwise
+ * the routes are chained as given.
+ */
+export function routeByType(routes: readonly HandlerRoute[]): Middleware[] {
+  if (routes.length === 0) return [];
+  const byType = new Map<string, HandlerRoute>();
+  for (const route of routes) {
+    if (!MADE_BY_HANDLE.has(route) || byType.has(route.eventType)) return [...routes];
+    byType.set(route.eventType, route);
+  }
+  const first = routes[0]!;
+  return [
+    function routeMiddleware(context, next) {
+      const envelope = context.envelope;
+      // Without an envelope the first route throws what a chain would (decode() missing).
+      if (envelope === undefined) return first(context, next);
+      const route = byType.get(envelope.type);
+      return route === undefined ? next() : route(context, next);
+    },
+  ];
 }
 
 /**

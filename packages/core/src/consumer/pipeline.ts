@@ -3,6 +3,7 @@ import {
   abortContext,
   compose,
   createContext,
+  isLogged,
   slotsOf,
   type ConsumerContext,
   type Middleware,
@@ -18,7 +19,14 @@ import {
   type IdempotencyOptions,
   type IdempotentStep,
 } from './idempotent/idempotent.js';
-import { decode, decodeInto, validate, validateInto, type ValidateOptions } from './middleware.js';
+import {
+  decode,
+  decodeInto,
+  routeByType,
+  validate,
+  validateInto,
+  type ValidateOptions,
+} from './middleware.js';
 import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
 import {
   resolvePipelineConfig,
@@ -148,7 +156,8 @@ function buildStages(config: PipelineConfig): Stages {
     validate(registry, routing),
     ...config.middleware,
     ...(step ? [onlyRouted(step.middleware)] : []),
-    ...config.handlers,
+    // One level for all routes (a Map from type to route), not one level per route.
+    ...routeByType(config.handlers),
   ]);
   return {
     prepare(context) {
@@ -188,7 +197,9 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   // Reached only when no handler routed the type.
   async function noRoute(context: ConsumerContext): Promise<void> {
     if (unhandled === 'ignore') {
-      context.logger.info('no handler for this event type; acknowledged and ignored');
+      // Most services ignore many types: make the message's logger only when it writes.
+      if (isLogged(context, 'info'))
+        context.logger.info('no handler for this event type; acknowledged and ignored');
       context.ack('ignored');
     } else {
       context.deadLetter(
