@@ -19,14 +19,7 @@ import {
   type IdempotencyOptions,
   type IdempotentStep,
 } from './idempotent/idempotent.js';
-import {
-  decode,
-  decodeInto,
-  routeByType,
-  validate,
-  validateInto,
-  type ValidateOptions,
-} from './middleware.js';
+import { decodeInto, routeByType, validateInto, type ValidateOptions } from './middleware.js';
 import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
 import {
   resolvePipelineConfig,
@@ -151,19 +144,24 @@ function buildStages(config: PipelineConfig): Stages {
     ...limits,
     defaultSchemaVersion: (type: string) => registry.defaultSchemaVersion(type),
   };
+  const prepare = (context: ConsumerContext): void => {
+    decodeInto(context, decoding);
+    validateInto(context, registry, routing);
+  };
   const chain = compose([
-    decode(decoding),
-    validate(registry, routing),
+    // decode() then validate() in one level (each was one async level of the chain; in a batch
+    // both are done before the chain, by prepare): what throws, and in which order, is the same.
+    (context, next) => {
+      prepare(context);
+      return next();
+    },
     ...config.middleware,
     ...(step ? [onlyRouted(step.middleware)] : []),
     // One level for all routes (a Map from type to route), not one level per route.
     ...routeByType(config.handlers),
   ]);
   return {
-    prepare(context) {
-      decodeInto(context, decoding);
-      validateInto(context, registry, routing);
-    },
+    prepare,
     chain,
     idempotent: step,
   };
