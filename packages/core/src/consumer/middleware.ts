@@ -9,9 +9,6 @@ import type { IncomingMessage } from './processor.js';
 
 const DUPLICATE = Symbol.for('backtrack.idempotent.duplicate');
 
-/** The routes {@link handle} made: they run only for their own type and never call `next()` then. */
-const MADE_BY_HANDLE = new WeakSet<HandlerRoute>();
-
 /**
  * Decodes the raw message into `context.envelope` and gives `context.logger` the message's
  * messageId, type and sagaId. A malformed message throws `MalformedMessageError`, which the
@@ -126,6 +123,14 @@ export interface HandlerRoute extends Middleware {
   readonly eventType: string;
   readonly version: number;
   readonly definition: AnyEventDefinition;
+  /**
+   * True when the route does nothing for a message of another type than `eventType` but call
+   * `next()` (and, for its own type, does not call `next()`): the pipeline then finds it by type,
+   * with one lookup, instead of passing each message down the routes in turn. {@link handle}
+   * sets it; a wrapper of a route that keeps that contract may copy it. Without it, the
+   * pipeline chains the routes in the order given.
+   */
+  readonly onlyOwnType?: boolean;
 }
 
 /**
@@ -191,26 +196,25 @@ export function handle<
       context.ack('duplicate');
     }
   };
-  const made: HandlerRoute = Object.assign(route, {
+  return Object.assign(route, {
     eventType: definition.type as string,
     version,
     definition: definition as AnyEventDefinition,
+    onlyOwnType: true,
   });
-  MADE_BY_HANDLE.add(made);
-  return made;
 }
 
 /**
  * The routes as one middleware: the route of `envelope.type`, found in a Map, else `next()`.
  * The same as chaining the routes (each passes other types to `next()`), as long as no two
- * route one type (the pipeline refuses that) and every route is {@link handle}'s; otherwise
- * the routes are chained as given.
+ * route one type (the pipeline refuses that) and every route says so (`onlyOwnType`, as
+ * {@link handle}'s do); otherwise the routes are chained as given.
  */
 export function routeByType(routes: readonly HandlerRoute[]): Middleware[] {
   if (routes.length === 0) return [];
   const byType = new Map<string, HandlerRoute>();
   for (const route of routes) {
-    if (!MADE_BY_HANDLE.has(route) || byType.has(route.eventType)) return [...routes];
+    if (route.onlyOwnType !== true || byType.has(route.eventType)) return [...routes];
     byType.set(route.eventType, route);
   }
   const first = routes[0]!;

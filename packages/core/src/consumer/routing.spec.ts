@@ -104,6 +104,29 @@ describe('route dispatch (one lookup for all routes)', () => {
     expect(next).not.toHaveBeenCalled();
   });
 
+  it('finds a wrapper that copies onlyOwnType by type too', async () => {
+    const inner = handle(events[3]!, () => undefined);
+    const seen: string[] = [];
+    const wrapped = Object.assign(
+      ((ctx, next) => (seen.push(ctx.envelope!.type), inner(ctx, next))) as Middleware,
+      { eventType: inner.eventType, version: 1, definition: inner.definition, onlyOwnType: true },
+    ) as HandlerRoute;
+    const routes = [handle(events[0]!, () => undefined), wrapped];
+    expect(routeByType(routes)).toHaveLength(1);
+    const pipeline = createConsumerPipeline({ name: 'c', handlers: routes, unhandled: 'ignore' });
+    expect(await pipeline.process(message(events[0]!))).toEqual({
+      kind: 'ack',
+      outcome: 'handled',
+    });
+    expect(await pipeline.process(message(events[3]!))).toEqual({
+      kind: 'ack',
+      outcome: 'handled',
+    });
+    expect(await pipeline.process(message(Other))).toEqual({ kind: 'ack', outcome: 'ignored' });
+    // Called for its own type only.
+    expect(seen).toEqual(['t.d']);
+  });
+
   it('without an envelope, throws as the chained routes did (decode() missing)', async () => {
     const routes = routeByType([handle(events[0]!, () => undefined)]);
     const context = createContext(message(events[0]!), 'c', pino({ level: 'silent' }));
@@ -112,7 +135,7 @@ describe('route dispatch (one lookup for all routes)', () => {
     );
   });
 
-  it('chains routes not made by handle() as given', async () => {
+  it('chains the routes as given when one does not say onlyOwnType', async () => {
     const custom = Object.assign(
       ((ctx, next) => {
         // Handles two types: a Map keyed by its eventType alone would miss the second.
