@@ -17,7 +17,7 @@ function message(definition: (typeof events)[number] | typeof Other, n = 1): Inc
   return {
     message: encodeEnvelope(definition.envelope({ n }, { source: '//s' })),
     attempt: 1,
-    origin: { transport: 'test', topic: 't' },
+    origin: { transport: 'test', topic: 't', group: 'g' },
   };
 }
 
