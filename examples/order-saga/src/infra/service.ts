@@ -43,9 +43,9 @@ export interface ServiceInfra {
   /** The journaling publisher's batching. @default the library's defaults */
   batching?: PublisherBatchingOptions;
   /**
-   * RabbitMQ: bind a service's queue only to the event types it handles (routing key = type)
-   * instead of `#`, so the broker does not deliver the many messages the service would only
-   * acknowledge and ignore. @default false
+   * RabbitMQ and in memory: bind a service's queue (group) only to the event types it handles
+   * (routing key = type) instead of `#`, so the transport does not deliver the many messages the
+   * service would only acknowledge and ignore. @default false
    */
   bindHandledTypes?: boolean;
 }
