@@ -40,7 +40,19 @@ export async function expectOneTraceAcrossServices(
     const isLast = (s: { attributes: Record<string, unknown> }) =>
       s.attributes[ATTR.CLOUDEVENTS_TYPE] === 'shipping.shipped' &&
       s.attributes[ATTR.DISPOSITION] !== undefined;
-    for (let i = 0; i < 500 && !spans.getFinishedSpans().some(isLast); i++) {
+    // A service's consumer span ends once its batch's done marks are written, which can be after
+    // the orders service handled the reply it published: wait for those spans too.
+    const settled = () => {
+      const done = spans.getFinishedSpans();
+      const consumers = new Set(
+        done.filter((s) => s.kind === SpanKind.CONSUMER).map((s) => s.spanContext().spanId),
+      );
+      const replies = done.filter(
+        (s) => s.kind === SpanKind.PRODUCER && consumers.has(s.parentSpanContext?.spanId ?? ''),
+      );
+      return done.some(isLast) && replies.length >= 3;
+    };
+    for (let i = 0; i < 500 && !settled(); i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const finished = spans.getFinishedSpans();

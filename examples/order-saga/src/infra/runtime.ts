@@ -227,7 +227,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         group,
         consumers,
         batching,
-        bindHandledTypes: options.transport === 'rabbitmq',
+        // RabbitMQ binds each queue to its handled types; the in-memory transport does the same
+        // (bindingKeys on the type header). Kafka delivers every type of a topic.
+        bindHandledTypes: options.transport === 'rabbitmq' || options.transport === 'memory',
         ...(story ? { story } : {}),
       };
     },

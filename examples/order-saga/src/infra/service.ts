@@ -43,9 +43,9 @@ export interface ServiceInfra {
   /** The journaling publisher's batching. @default the library's defaults */
   batching?: PublisherBatchingOptions;
   /**
-   * RabbitMQ: bind a service's queue only to the event types it handles (routing key = type)
-   * instead of `#`, so the broker does not deliver the many messages the service would only
-   * acknowledge and ignore. @default false
+   * RabbitMQ and in memory: bind a service's queue (group) only to the event types it handles
+   * (routing key = type) instead of `#`, so the transport does not deliver the many messages the
+   * service would only acknowledge and ignore. @default false
    */
   bindHandledTypes?: boolean;
 }
@@ -91,7 +91,11 @@ export async function consume(
   const processor = createConsumerPipeline(
     {
       name: service,
-      handlers: options.handlers.map((route) => tracedRoute(service, route)),
+      // The traced route passes other types to `next()` as the route does: the pipeline may find
+      // it by type (one lookup) instead of passing each message down the routes in turn.
+      handlers: options.handlers.map((route) =>
+        Object.assign(tracedRoute(service, route), { onlyOwnType: route.onlyOwnType === true }),
+      ),
       unhandled: 'ignore',
       retry: { attempts: 5, initialDelayMs: 100, maxDelayMs: 2_000 },
     },

@@ -198,6 +198,12 @@ class MessageContext implements ConsumerContext {
     this.#pending = undefined;
   }
 
+  /** @internal see isLogged */
+  isLogged(level: string): boolean {
+    // The child not made yet has its base's level (its bindings never set one).
+    return (this.#logger ?? this.#baseLogger).isLevelEnabled(level);
+  }
+
   /** @internal see bindLogger */
   bindLogger(fields: LogBindings): void {
     if (this.#logger !== undefined)
@@ -280,6 +286,16 @@ export function abortContext(context: ConsumerContext, reason: unknown): void {
 export function bindLogger(context: ConsumerContext, fields: LogBindings): void {
   if (context instanceof MessageContext) context.bindLogger(fields);
   else context.logger = context.logger.child(typeof fields === 'function' ? fields() : fields);
+}
+
+/**
+ * Whether `context.logger` would write at `level`, without making the message's child logger
+ * when nothing made it yet (a pino child costs microseconds and allocates).
+ */
+export function isLogged(context: ConsumerContext, level: string): boolean {
+  return context instanceof MessageContext
+    ? context.isLogged(level)
+    : context.logger.isLevelEnabled(level);
 }
 
 /** Logger bindings, or a function that makes them when something first logs. */

@@ -123,6 +123,14 @@ export interface HandlerRoute extends Middleware {
   readonly eventType: string;
   readonly version: number;
   readonly definition: AnyEventDefinition;
+  /**
+   * True when the route does nothing for a message of another type than `eventType` but call
+   * `next()` (and, for its own type, does not call `next()`): the pipeline then finds it by type,
+   * with one lookup, instead of passing each message down the routes in turn. {@link handle}
+   * sets it; a wrapper of a route that keeps that contract may copy it. Without it, the
+   * pipeline chains the routes in the order given.
+   */
+  readonly onlyOwnType?: boolean;
 }
 
 /**
@@ -192,7 +200,33 @@ export function handle<
     eventType: definition.type as string,
     version,
     definition: definition as AnyEventDefinition,
+    onlyOwnType: true,
   });
+}
+
+/**
+ * The routes as one middleware: the route of `envelope.type`, found in a Map, else `next()`.
+ * The same as chaining the routes (each passes other types to `next()`), as long as no two
+ * route one type (the pipeline refuses that) and every route says so (`onlyOwnType`, as
+ * {@link handle}'s do); otherwise the routes are chained as given.
+ */
+export function routeByType(routes: readonly HandlerRoute[]): Middleware[] {
+  if (routes.length === 0) return [];
+  const byType = new Map<string, HandlerRoute>();
+  for (const route of routes) {
+    if (route.onlyOwnType !== true || byType.has(route.eventType)) return [...routes];
+    byType.set(route.eventType, route);
+  }
+  const first = routes[0]!;
+  return [
+    function routeMiddleware(context, next) {
+      const envelope = context.envelope;
+      // Without an envelope the first route throws what a chain would (decode() missing).
+      if (envelope === undefined) return first(context, next);
+      const route = byType.get(envelope.type);
+      return route === undefined ? next() : route(context, next);
+    },
+  ];
 }
 
 /**

@@ -3,6 +3,7 @@ import {
   abortContext,
   compose,
   createContext,
+  isLogged,
   slotsOf,
   type ConsumerContext,
   type Middleware,
@@ -18,7 +19,7 @@ import {
   type IdempotencyOptions,
   type IdempotentStep,
 } from './idempotent/idempotent.js';
-import { decode, decodeInto, validate, validateInto, type ValidateOptions } from './middleware.js';
+import { decodeInto, routeByType, validateInto, type ValidateOptions } from './middleware.js';
 import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
 import {
   resolvePipelineConfig,
@@ -143,18 +144,24 @@ function buildStages(config: PipelineConfig): Stages {
     ...limits,
     defaultSchemaVersion: (type: string) => registry.defaultSchemaVersion(type),
   };
+  const prepare = (context: ConsumerContext): void => {
+    decodeInto(context, decoding);
+    validateInto(context, registry, routing);
+  };
   const chain = compose([
-    decode(decoding),
-    validate(registry, routing),
+    // decode() then validate() in one level (each was one async level of the chain; in a batch
+    // both are done before the chain, by prepare): what throws, and in which order, is the same.
+    (context, next) => {
+      prepare(context);
+      return next();
+    },
     ...config.middleware,
     ...(step ? [onlyRouted(step.middleware)] : []),
-    ...config.handlers,
+    // One level for all routes (a Map from type to route), not one level per route.
+    ...routeByType(config.handlers),
   ]);
   return {
-    prepare(context) {
-      decodeInto(context, decoding);
-      validateInto(context, registry, routing);
-    },
+    prepare,
     chain,
     idempotent: step,
   };
@@ -188,7 +195,9 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   // Reached only when no handler routed the type.
   async function noRoute(context: ConsumerContext): Promise<void> {
     if (unhandled === 'ignore') {
-      context.logger.info('no handler for this event type; acknowledged and ignored');
+      // Most services ignore many types: make the message's logger only when it writes.
+      if (isLogged(context, 'info'))
+        context.logger.info('no handler for this event type; acknowledged and ignored');
       context.ack('ignored');
     } else {
       context.deadLetter(

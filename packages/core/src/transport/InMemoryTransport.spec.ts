@@ -51,6 +51,92 @@ describe('InMemoryTransport', () => {
     await transport.close();
   });
 
+  it('with bindingKeys, queues only the matching types for the group (AMQP topic patterns)', async () => {
+    const transport = new InMemoryTransport();
+    const typed = (id: string, type?: string): EncodedMessage => ({
+      headers: type === undefined ? { id } : { id, type },
+      body: new TextEncoder().encode(id),
+    });
+    const exact = scripted(() => ack);
+    const star = scripted(() => ack);
+    const hash = scripted(() => ack);
+    const all = scripted(() => ack);
+    await transport.subscribe({
+      topics: ['t'],
+      group: 'exact',
+      processor: exact.processor,
+      bindingKeys: ['order.placed'],
+    });
+    await transport.subscribe({
+      topics: ['t'],
+      group: 'star',
+      processor: star.processor,
+      bindingKeys: ['*.shipped'],
+    });
+    await transport.subscribe({
+      topics: ['t'],
+      group: 'hash',
+      processor: hash.processor,
+      bindingKeys: ['order.#'],
+    });
+    await transport.subscribe({ topics: ['t'], group: 'all', processor: all.processor });
+    await transport.publish([
+      { topic: 't', message: typed('1', 'order.placed') },
+      { topic: 't', message: typed('2', 'order.shipped') },
+      { topic: 't', message: typed('3', 'order.item.added') },
+      { topic: 't', message: typed('4', 'stock.shipped') },
+      { topic: 't', message: typed('5', 'order') },
+      // No type header (a structured-mode body): no routing key, delivered to every group.
+      { topic: 't', message: typed('6') },
+    ]);
+    await transport.idle();
+    const ids = (s: { seen: { id: string }[] }) => s.seen.map((x) => x.id).sort();
+    expect(ids(exact)).toEqual(['1', '6']);
+    expect(ids(star)).toEqual(['2', '4', '6']);
+    expect(ids(hash)).toEqual(['1', '2', '3', '5', '6']);
+    expect(ids(all)).toEqual(['1', '2', '3', '4', '5', '6']);
+    await transport.close();
+  });
+
+  it("binds the union of the keys of a group's members; a member without keys binds all", async () => {
+    const transport = new InMemoryTransport({ partitions: 1 });
+    const typed = (id: string, type: string): EncodedMessage => ({
+      headers: { id, type },
+      body: new TextEncoder().encode(id),
+    });
+    const one = scripted(() => ack);
+    const two = scripted(() => ack);
+    await transport.subscribe({
+      topics: ['t'],
+      group: 'g',
+      processor: one.processor,
+      bindingKeys: ['a'],
+    });
+    const second = await transport.subscribe({
+      topics: ['t'],
+      group: 'g',
+      processor: two.processor,
+      bindingKeys: ['b'],
+    });
+    await transport.publish([
+      { topic: 't', message: typed('1', 'a') },
+      { topic: 't', message: typed('2', 'b') },
+      { topic: 't', message: typed('3', 'c') },
+    ]);
+    await transport.idle();
+    expect([...one.seen, ...two.seen].map((x) => x.id).sort()).toEqual(['1', '2']);
+    await second.close();
+    const three = scripted(() => ack);
+    await transport.subscribe({ topics: ['t'], group: 'g', processor: three.processor });
+    await transport.publish([{ topic: 't', message: typed('4', 'c') }]);
+    await transport.idle();
+    expect([...one.seen, ...three.seen].map((x) => x.id)).toContain('4');
+    await expect(
+      transport.subscribe({ topics: ['t'], group: 'h', processor: one.processor, bindingKeys: [] }),
+    ).rejects.toBeInstanceOf(InMemoryTransportError);
+    await transport.close();
+  });
+
   it('keeps per-key order while partitions run concurrently', async () => {
     const transport = new InMemoryTransport({ partitions: 3 });
     const order = new Map<string, number[]>();

@@ -89,6 +89,8 @@ interface Delivery {
 interface Member {
   processor: MessageProcessor;
   topics: ReadonlySet<string>;
+  /** The member's binding keys, or undefined: every type. */
+  bindingKeys: readonly string[] | undefined;
   inFlight: Set<Promise<void>>;
   closed: boolean;
 }
@@ -109,6 +111,8 @@ interface Group {
   members: Member[];
   /** The topics some member reads (kept with `members`). */
   topics: Set<string>;
+  /** Which types the group's queue gets (kept with `members`); undefined: every type. */
+  accepts: TypeFilter | undefined;
   queues: Map<string, Queue>;
   /** The same queues by topic, then partition (the lookup per delivered record). */
   partitions: Map<string, Queue[]>;
@@ -221,7 +225,17 @@ export class InMemoryTransport implements Transport {
     );
   }
 
-  async subscribe(options: SubscriptionOptions): Promise<Subscription> {
+  /**
+   * `bindingKeys` (optional, as on RabbitMQ with the default `type` routing key): the group gets
+   * only the messages whose `type` header matches one of them (AMQP topic patterns: words split
+   * by `.`, `*` one word, `#` zero or more). The group's queue binds the keys of all its members;
+   * a member without `bindingKeys` binds every type. A message without a `type` header (a
+   * structured-mode body) is delivered to every group. Messages published before a binding
+   * existed are not delivered to it again (a new group still reads the topics from the start).
+   */
+  async subscribe(
+    options: SubscriptionOptions & { bindingKeys?: readonly string[] },
+  ): Promise<Subscription> {
     if (this.#closed) throw new InMemoryTransportError('transport is closed');
     if (!Array.isArray(options.topics) || options.topics.length === 0) {
       throw new InMemoryTransportError('topics must be a non-empty array', { field: 'topics' });
@@ -234,12 +248,14 @@ export class InMemoryTransport implements Transport {
         field: 'processor',
       });
     }
+    const bindingKeys = checkBindingKeys(options.bindingKeys);
     let group = this.#groups.get(options.group);
     if (group === undefined) {
       group = {
         name: options.group,
         members: [],
         topics: new Set(),
+        accepts: undefined,
         queues: new Map(),
         partitions: new Map(),
         nextOffset: new Map(),
@@ -251,11 +267,13 @@ export class InMemoryTransport implements Transport {
     const member: Member = {
       processor: options.processor,
       topics: new Set(options.topics),
+      bindingKeys,
       inFlight: new Set(),
       closed: false,
     };
     group.members.push(member);
     group.topics = topicsOf(group.members);
+    group.accepts = filterOf(group.members);
     this.#fill(group, group.topics);
     const owner = group;
     return {
@@ -264,6 +282,7 @@ export class InMemoryTransport implements Transport {
         member.closed = true;
         owner.members = owner.members.filter((m) => m !== member);
         owner.topics = topicsOf(owner.members);
+        owner.accepts = filterOf(owner.members);
         await Promise.allSettled([...member.inFlight]);
         // The partitions it held go to the remaining members, if any.
         for (const queue of owner.queues.values()) this.#kick(queue);
@@ -343,8 +362,11 @@ export class InMemoryTransport implements Transport {
     // message) needs no set at all.
     const kickHere = filled === undefined;
     let single: Queue | undefined;
+    const accepts = group.accepts;
     for (let offset = from; offset < log.length; offset++) {
       const record = log[offset]!;
+      // Not bound (as a RabbitMQ queue without a matching binding): never queued for this group.
+      if (accepts !== undefined && !accepts.matches(record.message.headers['type'])) continue;
       const queue = (partitions[record.partition] ??= this.#queue(group, topic, record.partition));
       queue.items.push({ record, attempt: 1 });
       if (filled !== undefined) filled.add(queue);
@@ -560,4 +582,74 @@ function topicsOf(members: readonly Member[]): Set<string> {
   const topics = new Set<string>();
   for (const member of members) for (const topic of member.topics) topics.add(topic);
   return topics;
+}
+
+/** Which event types a group's queue gets: the union of its members' binding keys. */
+interface TypeFilter {
+  matches(type: string | undefined): boolean;
+}
+
+function checkBindingKeys(keys: unknown): readonly string[] | undefined {
+  if (keys === undefined) return undefined;
+  if (
+    !Array.isArray(keys) ||
+    keys.length === 0 ||
+    keys.some((k) => typeof k !== 'string' || k.length === 0)
+  ) {
+    throw new InMemoryTransportError(
+      'bindingKeys must be a non-empty array of non-empty strings (use "#" for all)',
+      { field: 'bindingKeys' },
+    );
+  }
+  return [...(keys as string[])];
+}
+
+/** The filter of a group, or undefined when some member binds every type. */
+function filterOf(members: readonly Member[]): TypeFilter | undefined {
+  const exact = new Set<string>();
+  const patterns: string[][] = [];
+  for (const member of members) {
+    if (member.bindingKeys === undefined) return undefined;
+    for (const key of member.bindingKeys) {
+      if (key === '#') return undefined;
+      const words = key.split('.');
+      if (words.includes('*') || words.includes('#')) patterns.push(words);
+      else exact.add(key);
+    }
+  }
+  if (members.length === 0) return undefined;
+  const decided = new Map<string, boolean>();
+  return {
+    matches(type) {
+      if (typeof type !== 'string') return true;
+      if (exact.has(type)) return true;
+      if (patterns.length === 0) return false;
+      let result = decided.get(type);
+      if (result === undefined) {
+        const words = type.split('.');
+        result = patterns.some((pattern) => topicMatch(pattern, 0, words, 0));
+        if (decided.size >= 1_024) decided.clear(); // a bounded memo of the types seen
+        decided.set(type, result);
+      }
+      return result;
+    },
+  };
+}
+
+/** AMQP topic matching: `*` is one word, `#` zero or more. */
+function topicMatch(
+  pattern: readonly string[],
+  i: number,
+  words: readonly string[],
+  j: number,
+): boolean {
+  for (; i < pattern.length; i++, j++) {
+    const p = pattern[i]!;
+    if (p === '#') {
+      for (let k = j; k <= words.length; k++) if (topicMatch(pattern, i + 1, words, k)) return true;
+      return false;
+    }
+    if (j >= words.length || (p !== '*' && p !== words[j])) return false;
+  }
+  return j === words.length;
 }
