@@ -23,6 +23,24 @@ const Input = z.object({ orderId: z.string(), amount: z.number().positive() });
 describe('saga engine', () => {
   afterEach(() => vi.useRealTimers());
 
+  it('a step that changes its input in place fails with a message that says the input is read-only', async () => {
+    const { engine } = setup();
+    const saga = defineSaga('mutating', { input: z.object({ items: z.array(z.string()) }) })
+      .step('add', {
+        run: ({ input }) => {
+          input.items.push('x');
+          return {};
+        },
+        retry: { attempts: 1 },
+      })
+      .build();
+    const result = await engine.start(saga, { items: [] });
+    expect(result.status).toBe('compensated');
+    expect(result.record.failure?.error.message).toMatch(
+      /not extensible \(if this object is the step's input or results: .*read-only; copy them/,
+    );
+  });
+
   it('completes every step in order and passes typed results forward', async () => {
     const { engine, calls } = setup();
     const saga = defineSaga('order', { input: Input })

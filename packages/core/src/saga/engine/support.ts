@@ -301,12 +301,20 @@ export function isThenable<T = unknown>(value: unknown): value is PromiseLike<T>
   );
 }
 
+/** What V8 says when code changes a frozen object (the in-memory store's records are frozen). */
+const FROZEN_WRITE = /object is not extensible|read only property|Cannot delete property/;
+
 export function toStoredError(error: unknown): StoredError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return {
       name: error.name,
-      message: error.message,
+      // A step that changed `input` or `results` in place works on a store that decodes a fresh
+      // copy and fails on one that hands out frozen records: say why, where it is read.
+      message:
+        error instanceof TypeError && FROZEN_WRITE.test(error.message)
+          ? `${error.message} (if this object is the step's input or results: they are the saga record's own data and read-only; copy them before changing anything)`
+          : error.message,
       ...(typeof code === 'string' ? { code } : {}),
     };
   }
