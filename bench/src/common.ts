@@ -2,7 +2,14 @@
  * Shared pieces of the benchmarks: service URLs, the benchmark event, timing and statistics.
  */
 import { randomUUID } from 'node:crypto';
-import { defineEvent, encodeEnvelope, EventRegistry, type EncodedMessage } from '@backtrack/core';
+import {
+  defineCompensations,
+  defineEvent,
+  emit,
+  encodeEnvelope,
+  EventRegistry,
+  type EncodedMessage,
+} from '@backtrack/core';
 import pino from 'pino';
 import { z } from 'zod';
 
@@ -62,6 +69,26 @@ export const BenchOrderCancelled = defineEvent('bench.order.cancelled').version(
 );
 
 export const benchRegistry = new EventRegistry().with(BenchOrderPlaced).with(BenchOrderCancelled);
+
+/** What the rollback benchmarks reverse: a placed order is cancelled. */
+export const benchCompensations = defineCompensations().reversible(BenchOrderPlaced, (d) =>
+  emit(BenchOrderCancelled, { orderId: d.orderId, reason: 'rollback of a bad deploy' }),
+);
+
+/**
+ * `count` compensating events encoded up front, as a rollback of `service` publishes them: what
+ * the raw side of a rollback benchmark sends.
+ */
+export function encodedCancellations(count: number, service: string): EncodedMessage[] {
+  return Array.from({ length: count }, (_, i) =>
+    encodeEnvelope(
+      BenchOrderCancelled.envelope(
+        { orderId: `o-${i}`, reason: 'rollback of a bad deploy' },
+        { source: `//bench/${service}`, partitionkey: `o-${i}` },
+      ),
+    ),
+  );
+}
 
 /** Version-1 data of message `i`. */
 export function orderData(i: number) {

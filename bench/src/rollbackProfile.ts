@@ -11,10 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import {
-  defineCompensations,
   DEFAULT_RUN_ROLLBACK_OPTIONS,
-  emit,
-  encodeEnvelope,
   runRollback,
   summarizeRollback,
   type Transport,
@@ -25,14 +22,14 @@ import { Partitioners } from 'kafkajs';
 import { createRabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import {
-  BenchOrderCancelled,
   benchRegistry,
-  BenchOrderPlaced,
   encodedOrders,
   runConcurrently,
   SERVICES,
   silentLogger,
   uniqueName,
+  benchCompensations as compensations,
+  encodedCancellations,
 } from './common.js';
 import { createTopic, dropKafka, rawKafka } from './kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from './rabbitSupport.js';
@@ -41,9 +38,6 @@ import { deleteByPrefix } from './redisKeys.js';
 const side = process.argv[2] === 'rabbit' ? 'rabbit' : 'kafka';
 const n = Number(process.argv[3] ?? 20_000);
 const SERVICE = 'bench-orders';
-const compensations = defineCompensations().reversible(BenchOrderPlaced, (d) =>
-  emit(BenchOrderCancelled, { orderId: d.orderId, reason: 'rollback of a bad deploy' }),
-);
 
 const name = uniqueName('prof-rb');
 const redis = createRedisClient(SERVICES.redis);
@@ -53,14 +47,7 @@ const progressStore = new RedisRollbackProgressStore({ keyPrefix: progressPrefix
 const kafka = rawKafka();
 const admin = kafka.admin();
 const BATCH = DEFAULT_RUN_ROLLBACK_OPTIONS.batchSize;
-const cancellations = Array.from({ length: n }, (_, i) =>
-  encodeEnvelope(
-    BenchOrderCancelled.envelope(
-      { orderId: `o-${i}`, reason: 'rollback of a bad deploy' },
-      { source: `//bench/${SERVICE}`, partitionkey: `o-${i}` },
-    ),
-  ),
-);
+const cancellations = encodedCancellations(n, SERVICE);
 let transport: Transport;
 let cleanup: () => Promise<void>;
 /** The raw publish of the same number of messages (timed apart). */

@@ -7,8 +7,6 @@
  * before and its maximum sampled every 20 ms during the run.
  */
 import {
-  defineCompensations,
-  emit,
   encodeEnvelope,
   InMemoryJournal,
   InMemoryRollbackProgressStore,
@@ -21,19 +19,16 @@ import {
   type Transport,
 } from '@backtrack/core';
 import {
-  BenchOrderCancelled,
   BenchOrderPlaced,
   benchRegistry,
   orderData,
   silentLogger,
+  benchCompensations as compensations,
 } from './common.js';
 
 const n = Number(process.argv[2] ?? 5000);
 const memoryJournal = process.argv.includes('--memory-journal');
 const T0 = Date.parse('2026-11-27T00:00:00.000Z');
-const compensations = defineCompensations().reversible(BenchOrderPlaced, (d) =>
-  emit(BenchOrderCancelled, { orderId: d.orderId, reason: 'rollback of a bad deploy' }),
-);
 
 function record(i: number): JournalRecord {
   const message = encodeEnvelope(

@@ -7,10 +7,7 @@
  * acks=all; amqplib confirm channel with one batch in flight).
  */
 import {
-  defineCompensations,
   DEFAULT_RUN_ROLLBACK_OPTIONS,
-  emit,
-  encodeEnvelope,
   runRollback,
   summarizeRollback,
   type Transport,
@@ -21,15 +18,15 @@ import { createRabbitTransport, type RabbitTransport } from '@backtrack/rabbitmq
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import { Partitioners } from 'kafkajs';
 import {
-  BenchOrderCancelled,
   benchRegistry,
-  BenchOrderPlaced,
   encodedOrders,
   runConcurrently,
   secondsSince,
   SERVICES,
   silentLogger,
   uniqueName,
+  benchCompensations as compensations,
+  encodedCancellations,
 } from '../common.js';
 import { createTopic, dropKafka, rawKafka } from '../kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from '../rabbitSupport.js';
@@ -38,10 +35,6 @@ import type { Benchmark } from '../runner.js';
 
 const SERVICE = 'bench-orders';
 const BATCH = DEFAULT_RUN_ROLLBACK_OPTIONS.batchSize;
-
-const compensations = defineCompensations().reversible(BenchOrderPlaced, (d) =>
-  emit(BenchOrderCancelled, { orderId: d.orderId, reason: 'rollback of a bad deploy' }),
-);
 
 export const rollbackBenchmark: Benchmark = {
   id: 'rollback',
@@ -152,14 +145,7 @@ export const rollbackBenchmark: Benchmark = {
         });
       }
       // What the raw side publishes: the same number of compensating events, encoded up front.
-      const cancellations = Array.from({ length: n }, (_, i) =>
-        encodeEnvelope(
-          BenchOrderCancelled.envelope(
-            { orderId: `o-${i}`, reason: 'rollback of a bad deploy' },
-            { source: `//bench/${SERVICE}`, partitionkey: `o-${i}` },
-          ),
-        ),
-      );
+      const cancellations = encodedCancellations(n, SERVICE);
       for (let run = 0; run < o.runs; run++) {
         rec.log(` run ${run + 1}/${o.runs}`);
         const sides = ['raw-kafka', 'bt-kafka', 'raw-rabbit', 'bt-rabbit'];

@@ -171,42 +171,36 @@ export function createInMemoryStates(): ServiceStates {
   const inventory = new InMemoryInventoryState();
   const payments = new InMemoryPaymentsState();
   const shipping = new InMemoryShippingState();
+  // The reads below do not yield between them: one consistent cut, like Redis's MULTI.
+  const snapshot = async () => {
+    const [o, r, p, s, a, i] = await Promise.all([
+      orders.all(),
+      inventory.reservations(),
+      payments.all(),
+      shipping.all(),
+      inventory.available(),
+      inventory.initial(),
+    ]);
+    return { orders: o, reservations: r, payments: p, shipments: s, available: a, initial: i };
+  };
   return {
     orders,
     inventory,
     payments,
     shipping,
-    // The reads below do not yield between them: one consistent cut, like Redis's MULTI.
-    snapshot: async () => {
-      const [o, r, p, s, a, i] = await Promise.all([
-        orders.all(),
-        inventory.reservations(),
-        payments.all(),
-        shipping.all(),
-        inventory.available(),
-        inventory.initial(),
-      ]);
-      return { orders: o, reservations: r, payments: p, shipments: s, available: a, initial: i };
-    },
+    snapshot,
     snapshotOf: async (orderIds) => {
       const ids = new Set(orderIds);
       const mine = <T extends { orderId: string }>(list: T[]) =>
         list.filter((x) => ids.has(x.orderId));
-      const [o, r, p, s, a, i] = await Promise.all([
-        orders.all(),
-        inventory.reservations(),
-        payments.all(),
-        shipping.all(),
-        inventory.available(),
-        inventory.initial(),
-      ]);
+      const all = await snapshot();
       return {
-        orders: mine(o),
-        reservations: mine(r),
-        payments: mine(p),
-        shipments: mine(s),
-        available: a,
-        initial: i,
+        orders: mine(all.orders),
+        reservations: mine(all.reservations),
+        payments: mine(all.payments),
+        shipments: mine(all.shipments),
+        available: all.available,
+        initial: all.initial,
       };
     },
   };

@@ -190,17 +190,21 @@ export class RedisSagaStore implements SagaStore {
     const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
     const doc = JSON.stringify(next);
     const [ttl, expiresAt] = this.#expiryArgs(next.status);
+    // The ARGV both scripts start with (the write itself).
+    const write = [
+      String(expectedRevision),
+      doc,
+      String(next.revision),
+      next.status,
+      next.sagaName,
+      member(next),
+    ];
     const known = this.#known.get(next.sagaId);
     let answer: [number, string?] | undefined;
     if (known !== undefined && known.revision === expectedRevision) {
       answer = (await this.#call('update', () =>
         UPDATE_KNOWN.run(this.#redis, this.#knownKeysFor(next, known.status), [
-          String(expectedRevision),
-          doc,
-          String(next.revision),
-          next.status,
-          next.sagaName,
-          member(next),
+          ...write,
           known.status,
           ttl,
           expiresAt,
@@ -213,12 +217,7 @@ export class RedisSagaStore implements SagaStore {
       this.#known.delete(next.sagaId);
       answer = (await this.#call('update', () =>
         UPDATE.run(this.#redis, this.#updateKeysFor(next), [
-          String(expectedRevision),
-          doc,
-          String(next.revision),
-          next.status,
-          next.sagaName,
-          member(next),
+          ...write,
           STATUS_LIST.length,
           ...STATUS_LIST,
           ttl,
