@@ -52,24 +52,32 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
     redis?.disconnect();
   });
 
-  it('replays a journaled effect with runRollback: Kafka SASL_SSL, Redis rediss', async () => {
-    const topic = uniqueName('secure.rollback');
-    const journal = new RedisJournal({ keyPrefix: `secure:${uniqueName('rj')}` }, { redis });
-    const progressStore = new RedisRollbackProgressStore(
-      { keyPrefix: `secure:${uniqueName('rp')}` },
-      { redis },
-    );
-    const transport = createKafkaTransport({
+  /** A journal and a progress store of their own, over rediss. */
+  function stores() {
+    return {
+      journal: new RedisJournal({ keyPrefix: `secure:${uniqueName('rj')}` }, { redis }),
+      progressStore: new RedisRollbackProgressStore(
+        { keyPrefix: `secure:${uniqueName('rp')}` },
+        { redis },
+      ),
+    };
+  }
+
+  /** A Kafka transport over SASL_SSL as the test user, with this password. */
+  function kafkaTransport(password = conn.kafka.password) {
+    return createKafkaTransport({
       brokers: [conn.kafka.broker],
       clientLogLevel: 'nothing',
       ssl: { ca: [secure.pem('ca')] },
-      sasl: {
-        mechanism: 'scram-sha-512',
-        username: conn.kafka.user,
-        password: conn.kafka.password,
-      },
+      sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password },
       consumer: { maxWaitTimeMs: 200, heartbeatIntervalMs: 1000, sessionTimeoutMs: 10_000 },
     });
+  }
+
+  it('replays a journaled effect with runRollback: Kafka SASL_SSL, Redis rediss', async () => {
+    const topic = uniqueName('secure.rollback');
+    const { journal, progressStore } = stores();
+    const transport = kafkaTransport();
     const received: unknown[] = [];
     try {
       const sub = await transport.subscribe({
@@ -117,20 +125,9 @@ describe.skipIf(!secure.available)('rollback and CLI over the secured services',
 
   it('a rollback run with a wrong SASL password stops at once with BT_ERR_KAFKA_AUTHENTICATION_FAILED, and a resume with the right one completes', async () => {
     const topic = uniqueName('secure.rollback-denied');
-    const journal = new RedisJournal({ keyPrefix: `secure:${uniqueName('rj')}` }, { redis });
-    const progressStore = new RedisRollbackProgressStore(
-      { keyPrefix: `secure:${uniqueName('rp')}` },
-      { redis },
-    );
-    const transportWith = (password: string) =>
-      createKafkaTransport({
-        brokers: [conn.kafka.broker],
-        clientLogLevel: 'nothing',
-        ssl: { ca: [secure.pem('ca')] },
-        sasl: { mechanism: 'scram-sha-512', username: conn.kafka.user, password },
-      });
-    const good = transportWith(conn.kafka.password);
-    const denied = transportWith('not-the-password');
+    const { journal, progressStore } = stores();
+    const good = kafkaTransport();
+    const denied = kafkaTransport('not-the-password');
     try {
       const bad = createPublisher(
         { service: 'inventory', version: '9.9.8', topicFor: () => topic },
