@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type {
   InventoryState,
   Order,
@@ -265,25 +265,31 @@ export function createRedisStates(redis: Redis, prefix: string): ServiceStates {
   };
 }
 
+/** Runs a MULTI and returns each command's value (the first command's error is thrown). */
+async function valuesOf(multi: ChainableCommander): Promise<unknown[]> {
+  const results = await multi.exec();
+  if (results === null) throw new Error('redis snapshot: MULTI was aborted');
+  return results.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
+}
+
 /**
  * The checker's read: the six hashes in one MULTI/EXEC, so one round trip whatever the number
  * of orders, and no service writes between two of the reads (a cut the services agree on).
  */
 export async function redisSnapshot(redis: Redis, prefix: string): Promise<StateSnapshot> {
-  const results = await redis
-    .multi()
-    .hgetall(`${prefix}:orders`)
-    .hgetall(`${prefix}:inventory:reservations`)
-    .hgetall(`${prefix}:payments`)
-    .hgetall(`${prefix}:shipments`)
-    .hgetall(`${prefix}:inventory:available`)
-    .hgetall(`${prefix}:inventory:initial`)
-    .exec();
-  if (results === null) throw new Error('redis snapshot: MULTI was aborted');
-  const hashes = results.map(([error, value]) => {
-    if (error) throw error;
-    return value as Record<string, string>;
-  });
+  const hashes = await valuesOf(
+    redis
+      .multi()
+      .hgetall(`${prefix}:orders`)
+      .hgetall(`${prefix}:inventory:reservations`)
+      .hgetall(`${prefix}:payments`)
+      .hgetall(`${prefix}:shipments`)
+      .hgetall(`${prefix}:inventory:available`)
+      .hgetall(`${prefix}:inventory:initial`),
+  );
   const [orders, reservations, payments, shipments, available, initial] = hashes as [
     Record<string, string>,
     Record<string, string>,
@@ -327,20 +333,16 @@ export async function redisSnapshotOf(
     };
   }
   const ids = [...orderIds];
-  const results = await redis
-    .multi()
-    .hmget(`${prefix}:orders`, ...ids)
-    .hmget(`${prefix}:inventory:reservations`, ...ids)
-    .hmget(`${prefix}:payments`, ...ids)
-    .hmget(`${prefix}:shipments`, ...ids)
-    .hgetall(`${prefix}:inventory:available`)
-    .hgetall(`${prefix}:inventory:initial`)
-    .exec();
-  if (results === null) throw new Error('redis snapshot: MULTI was aborted');
-  const values = results.map(([error, value]) => {
-    if (error) throw error;
-    return value;
-  });
+  const values = await valuesOf(
+    redis
+      .multi()
+      .hmget(`${prefix}:orders`, ...ids)
+      .hmget(`${prefix}:inventory:reservations`, ...ids)
+      .hmget(`${prefix}:payments`, ...ids)
+      .hmget(`${prefix}:shipments`, ...ids)
+      .hgetall(`${prefix}:inventory:available`)
+      .hgetall(`${prefix}:inventory:initial`),
+  );
   const present = <T>(list: unknown): T[] =>
     (list as (string | null)[]).flatMap((v) => (v === null ? [] : [JSON.parse(v) as T]));
   return {

@@ -267,19 +267,19 @@ export function callWithTimeout<T>(
       cancel.abort(error);
       reject(error);
     }, timeoutMs);
-    const fulfilled = (value: T): void => {
-      if (settled) return;
+    /** True for the first outcome only: it stops the timer and lets go of the parent. */
+    const settleFirst = (): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(timer);
       cancel.dispose();
-      resolve(value);
+      return true;
+    };
+    const fulfilled = (value: T): void => {
+      if (settleFirst()) resolve(value);
     };
     const rejected = (error: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      cancel.dispose();
-      reject(error);
+      if (settleFirst()) reject(error);
     };
     let result: Promise<T> | T;
     try {
