@@ -30,6 +30,7 @@ import {
 } from './pipelineOptions.js';
 import type { RetryPolicy } from '../retry/backoff.js';
 import { finishConsume, runConsume } from '../telemetry/messaging.js';
+import { activeInstruments, activeTracer } from '../telemetry/provider.js';
 import type { BatchOptions, Disposition, IncomingMessage, MessageProcessor } from './processor.js';
 
 export { DEFAULT_CONSUMER_OPTIONS } from './pipelineOptions.js';
@@ -90,8 +91,8 @@ export function createConsumerPipeline(
     routes: config.routes,
     async process(message) {
       const context = runner.newContext(message);
-      const disposition = await runner.execute(context);
-      await releaseUnusedClaim(context, stages);
+      const disposition = runner.decideNow(context) ?? (await runner.execute(context));
+      if (mayHoldPreclaim(context)) await releaseUnusedClaim(context, stages);
       reportOutcome(context, disposition, config.logger, config.spy);
       finishConsume(context, disposition); // telemetry (issue 18)
       return disposition;
@@ -116,6 +117,11 @@ interface Stages {
   chain: Middleware;
   /** The idempotent step, when a store is configured. */
   idempotent: IdempotentStep | undefined;
+  /**
+   * True when a message of a type no handler routes meets only `prepare` and then the
+   * unhandled policy in the chain (see {@link Runner.decideNow}).
+   */
+  decidesUnrouted: boolean;
 }
 
 function buildStages(config: PipelineConfig): Stages {
@@ -148,22 +154,39 @@ function buildStages(config: PipelineConfig): Stages {
     decodeInto(context, decoding);
     validateInto(context, registry, routing);
   };
-  const chain = compose([
-    // decode() then validate() in one level (each was one async level of the chain; in a batch
-    // both are done before the chain, by prepare): what throws, and in which order, is the same.
-    (context, next) => {
-      prepare(context);
-      return next();
-    },
-    ...config.middleware,
-    ...(step ? [onlyRouted(step.middleware)] : []),
-    // One level for all routes (a Map from type to route), not one level per route.
-    ...routeByType(config.handlers),
-  ]);
+  const routeLevels = routeByType(config.handlers);
+  const chain = compose(
+    config.middleware.length === 0 && step !== undefined
+      ? [
+          // Nothing between them: decode + validate and the idempotent step in one level.
+          (context, next) => {
+            prepare(context);
+            return routes.has(context.envelope!.type) ? step.middleware(context, next) : next();
+          },
+          ...routeLevels,
+        ]
+      : [
+          // decode() then validate() in one level (each was one async level of the chain; in a
+          // batch both are done before the chain, by prepare): what throws, and in which order,
+          // is the same.
+          (context, next) => {
+            prepare(context);
+            return next();
+          },
+          ...config.middleware,
+          ...(step ? [onlyRouted(step.middleware)] : []),
+          // One level for all routes (a Map from type to route), not one level per route.
+          ...routeLevels,
+        ],
+  );
   return {
     prepare,
     chain,
     idempotent: step,
+    // Without user middleware and with the routes found by type, a message no route takes
+    // never reaches anything but decode + validate and `noRoute`: decidable without the chain.
+    decidesUnrouted:
+      config.middleware.length === 0 && config.handlers.every((r) => r.onlyOwnType === true),
   };
 }
 
@@ -174,6 +197,11 @@ interface Runner {
   newContext(message: IncomingMessage): ConsumerContext;
   /** Runs the chain; never throws. The disposition is not final in a batch until the flush. */
   execute(context: ConsumerContext): Promise<Disposition>;
+  /**
+   * The disposition {@link Runner.execute} would give, decided synchronously, for a message no
+   * handler routes (see {@link Stages.decidesUnrouted}); undefined when it must run the chain.
+   */
+  decideNow(context: ConsumerContext): Disposition | undefined;
   /** What classifies errors (the batch uses its delays). */
   policy: ClassifyPolicy;
 }
@@ -193,7 +221,15 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   };
 
   // Reached only when no handler routed the type.
-  async function noRoute(context: ConsumerContext): Promise<void> {
+  function noRoute(context: ConsumerContext): Promise<void> {
+    try {
+      decideUnhandled(context);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return RESOLVED;
+  }
+  function decideUnhandled(context: ConsumerContext): void {
     if (unhandled === 'ignore') {
       // Most services ignore many types: make the message's logger only when it writes.
       if (isLogged(context, 'info'))
@@ -228,10 +264,30 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     return Promise.race([running, timeout]).finally(() => clearTimeout(timer));
   }
 
+  const { decidesUnrouted, prepare } = stages;
+  const { routes } = config;
   return {
     policy,
     newContext(message) {
       return createContext(message, name, logger, undefined, () => originBindings(message));
+    },
+    decideNow(context) {
+      // What the chain would do (prepare, then noRoute), without its promises: only when no
+      // telemetry wants a span or a duration for the run, and nothing else is in the chain.
+      if (!decidesUnrouted || context.disposition !== undefined || telemetryOn()) return undefined;
+      try {
+        prepare(context);
+      } catch {
+        return undefined; // the chain meets the same error and classifies it
+      }
+      const { envelope } = context;
+      if (envelope === undefined || routes.has(envelope.type)) return undefined;
+      try {
+        decideUnhandled(context);
+      } catch (error) {
+        return classifyError(error, context, policy);
+      }
+      return context.disposition ?? { kind: 'ack', outcome: 'ignored' };
     },
     async execute(context) {
       try {
@@ -248,6 +304,13 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
       );
     },
   };
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** True when a tracer or meter provider is registered: each run then gets its span or timer. */
+function telemetryOn(): boolean {
+  return activeTracer() !== undefined || activeInstruments() !== undefined;
 }
 
 /** A message's place, for its logger (made only when something logs). */
@@ -267,11 +330,15 @@ async function releaseUnusedClaims(
 ): Promise<void> {
   let releases: Promise<void>[] | undefined;
   for (const context of contexts) {
-    const slots = slotsOf(context);
-    if (slots !== undefined && slots.preclaim === undefined) continue;
-    (releases ??= []).push(releaseUnusedClaim(context, stages));
+    if (mayHoldPreclaim(context)) (releases ??= []).push(releaseUnusedClaim(context, stages));
   }
   if (releases) await Promise.all(releases);
+}
+
+/** False when the context surely holds no batch claim (its slots have none). */
+function mayHoldPreclaim(context: ConsumerContext): boolean {
+  const slots = slotsOf(context);
+  return slots === undefined || slots.preclaim !== undefined;
 }
 
 /** A middleware decided before the idempotent step: free the batch claim it never used. */
@@ -527,20 +594,24 @@ async function runInLanes(
     (heldIndexes ??= new Set()).add(i);
   }
   /**
-   * Runs message i, unless it is a copy whose first was held back: then it is held back as its
-   * first is, as if it had been redelivered (it holds back what follows it in its own lane).
-   * Returns the disposition when it holds back what follows.
+   * Message i's outcome when it needs no run: a copy whose first was held back is held back as
+   * its first is, as if it had been redelivered (it holds back what follows it in its own lane);
+   * a message no handler routes is decided at once ({@link Runner.decideNow}). Returns `RUN`
+   * when message i must run, else what {@link settle} returns.
    */
-  async function runOrFollow(i: number): Promise<Blocker | undefined> {
-    const first = firstOf?.get(i);
-    if (first !== undefined && heldIndexes?.has(first) === true) {
-      const held = dispositions[first] as Blocker;
-      return settle(i, {
-        ...held,
-        reason: `held back with the first delivery of this message in this batch (${held.reason})`,
-      });
+  function settleWithoutRun(i: number): Blocker | undefined | typeof RUN {
+    if (firstOf !== undefined) {
+      const first = firstOf.get(i);
+      if (first !== undefined && heldIndexes?.has(first) === true) {
+        const held = dispositions[first] as Blocker;
+        return settle(i, {
+          ...held,
+          reason: `held back with the first delivery of this message in this batch (${held.reason})`,
+        });
+      }
     }
-    return settle(i, await runner.execute(contexts[i]!));
+    const now = runner.decideNow(contexts[i]!);
+    return now === undefined ? RUN : settle(i, now);
   }
   /** Records message i's disposition; returns it when it holds back what follows. */
   function settle(i: number, disposition: Disposition): Blocker | undefined {
@@ -565,7 +636,8 @@ async function runInLanes(
         holdBack(i, blocker);
         continue;
       }
-      const holding = await runOrFollow(i);
+      const early = settleWithoutRun(i);
+      const holding = early === RUN ? settle(i, await runner.execute(context)) : early;
       if (holding !== undefined) {
         const own = laneOf(context);
         if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
@@ -608,7 +680,8 @@ async function runInLanes(
           holdBack(i, blocker);
           continue;
         }
-        const holding = await runOrFollow(i);
+        const early = settleWithoutRun(i);
+        const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
         if (blocks) laneBlocker = holding;
       }
     }
@@ -623,7 +696,8 @@ async function runInLanes(
         holdBack(i, blocker);
         continue;
       }
-      const holding = await runOrFollow(i);
+      const early = settleWithoutRun(i);
+      const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
       if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
     }
   }
@@ -634,6 +708,9 @@ async function runInLanes(
 }
 
 type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
+
+/** {@link runInLanes}: the message must run its chain. */
+const RUN = Symbol('run');
 
 /**
  * Joins the lanes of every copy and its first (see {@link runInLanes}). Returns the lanes in the
