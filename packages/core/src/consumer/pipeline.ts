@@ -434,47 +434,66 @@ async function openClaimWindow(
   stages: Stages,
   step: IdempotentStep,
 ): Promise<ClaimWindow> {
-  const keyed: { context: ConsumerContext; key: string; index: number }[] = [];
+  /** Per routed message (a keyed entry), its input index and its dedupe key. */
+  const keyedIndex: number[] = [];
+  const keyedKey: string[] = [];
   for (let index = 0; index < contexts.length; index++) {
     const context = contexts[index]!;
     try {
       stages.prepare(context);
       if (context.envelope && config.routes.has(context.envelope.type)) {
-        keyed.push({ context, key: idempotencyKeyFor(context, config.idempotencyKey), index });
+        keyedKey.push(idempotencyKeyFor(context, config.idempotencyKey));
+        keyedIndex.push(index);
       }
     } catch {
       // The full run meets the same error and turns it into a disposition.
     }
   }
-  const held: { key: string; token: string }[] = [];
+  /** The leases this window keeps alive: key, token, key, token... */
+  const held: string[] = [];
   const window: ClaimWindow = {
     step,
     close: () => {
-      for (const { key, token } of held) step.keeper?.drop(key, token);
+      const { keeper } = step;
+      if (keeper === undefined) return;
+      for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
     },
     copies: undefined,
     shared: undefined,
   };
-  if (keyed.length === 0) return window;
-  // Each distinct key once, in order of first appearance.
-  const positionOf = new Map<string, number>();
-  const keys: string[] = [];
-  /** Per distinct key, the keyed entry that carries it first. */
-  const firstEntry: number[] = [];
-  /** Per keyed entry, the position of its key in `keys`. */
-  const slot = new Array<number>(keyed.length);
+  const count = keyedKey.length;
+  if (count === 0) return window;
+  // Each distinct key once, in order of first appearance. Nearly every batch has no repeated
+  // key: then `keys` is `keyedKey` and every entry is its key's first.
+  let keys = keyedKey;
+  /** Per distinct key, the keyed entry that carries it first (undefined: the identity). */
+  let firstEntry: number[] | undefined;
+  /** Per keyed entry, the position of its key in `keys` (undefined: the identity). */
+  let slot: number[] | undefined;
   let repeated: number[] | undefined;
-  for (let j = 0; j < keyed.length; j++) {
-    const key = keyed[j]!.key;
-    const seen = positionOf.get(key);
-    if (seen === undefined) {
-      positionOf.set(key, keys.length);
-      slot[j] = keys.length;
-      keys.push(key);
-      firstEntry.push(j);
-    } else {
-      slot[j] = seen;
-      (repeated ??= []).push(j);
+  if (count > 1) {
+    const positionOf = new Map<string, number>();
+    for (let j = 0; j < count; j++) {
+      const key = keyedKey[j]!;
+      const seen = positionOf.get(key);
+      if (seen === undefined) {
+        positionOf.set(key, positionOf.size);
+        if (repeated !== undefined) {
+          slot!.push(keys.length);
+          keys.push(key);
+          firstEntry!.push(j);
+        }
+        continue;
+      }
+      if (repeated === undefined) {
+        // The first repeat: from here on, keep the mapping explicitly.
+        keys = keyedKey.slice(0, j);
+        slot = Array.from({ length: j }, (_, x) => x);
+        firstEntry = Array.from({ length: j }, (_, x) => x);
+        repeated = [];
+      }
+      slot!.push(seen);
+      repeated.push(j);
     }
   }
   let claims: (ClaimResult | Error)[];
@@ -487,36 +506,40 @@ async function openClaimWindow(
   /** Per distinct key position, its shared claim, when the batch won a key it carries twice. */
   let sharedAt: Map<number, { claim: SharedClaim; indexes: number[] }> | undefined;
   for (const j of repeated ?? []) {
-    const claim = claims[slot[j]!];
+    const position = slot === undefined ? j : slot[j]!;
+    const claim = claims[position];
     if (claim === undefined || claim instanceof Error || claim.status !== 'claimed') continue;
-    const first = keyed[firstEntry[slot[j]!]!]!.index;
-    const copy = keyed[j]!.index;
+    const first = keyedIndex[firstEntry === undefined ? position : firstEntry[position]!]!;
+    const copy = keyedIndex[j]!;
     (window.copies ??= []).push([copy, first]);
-    let group = (sharedAt ??= new Map()).get(slot[j]!);
+    let group = (sharedAt ??= new Map()).get(position);
     if (group === undefined) {
       group = { claim: unusedSharedClaim(), indexes: [first] };
-      sharedAt.set(slot[j]!, group);
+      sharedAt.set(position, group);
       (window.shared ??= []).push(group);
     }
     group.indexes.push(copy);
   }
-  for (let j = 0; j < keyed.length; j++) {
-    const { context, key } = keyed[j]!;
-    const claim = claims[slot[j]!];
+  const { keeper } = step;
+  for (let j = 0; j < count; j++) {
+    const context = contexts[keyedIndex[j]!]!;
+    const key = keyedKey[j]!;
+    const position = slot === undefined ? j : slot[j]!;
+    const claim = claims[position];
     if (claim === undefined) continue;
     // Deferred marks need the context's slots: a context made elsewhere completes on its own.
     const deferMark = slotsOf(context) !== undefined;
-    setPreclaim(context, key, claim, deferMark, sharedAt?.get(slot[j]!)?.claim);
+    setPreclaim(context, key, claim, deferMark, sharedAt?.get(position)?.claim);
     if (
+      keeper !== undefined &&
       !(claim instanceof Error) &&
       claim.status === 'claimed' &&
-      step.keeper &&
-      firstEntry[slot[j]!] === j
+      (firstEntry === undefined ? position : firstEntry[position]) === j
     ) {
       // Held from now, not from when the message starts: a message late in a long batch still
       // owns its lease when it runs. Once per key: copies share their first's claim.
-      step.keeper.hold(key, claim.token, () => context.logger);
-      held.push({ key, token: claim.token });
+      keeper.hold(key, claim.token, context);
+      held.push(key, claim.token);
     }
   }
   return window;

@@ -437,9 +437,25 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
     const shared = pre?.shared;
     let outcome: RunOnceResult<void>;
     try {
+      const claim = pre?.claim;
       if (shared !== undefined && shared.state !== 'unused') {
         // A copy of a message this batch already ran: no second handler run.
         outcome = followRunner(context, key, shared);
+      } else if (
+        pre?.deferMark === true &&
+        slots !== undefined &&
+        claim !== undefined &&
+        !(claim instanceof Error) &&
+        claim.status === 'claimed'
+      ) {
+        // A batch's claim (the common case): what runOnce does with a pre-claim and a deferred
+        // mark, without its callbacks and their promises. The batch holds the lease.
+        if (shared !== undefined) {
+          shared.state = 'running';
+          shared.runner = context;
+        }
+        await runDeferred(context, next, key, claim.token, slots, shared);
+        outcome = HANDLED;
       } else {
         if (shared !== undefined) {
           shared.state = 'running';
@@ -522,8 +538,53 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
       context.ack('duplicate');
     }
   };
+  /**
+   * Runs the rest of the chain on a batch's claim: the handler's done mark is left in `slots`
+   * for the batch's one `completeMany`; anything else (an error, another outcome) stops keeping
+   * the lease and frees the key, as {@link runOnce} does.
+   */
+  async function runDeferred(
+    context: ConsumerContext,
+    next: () => Promise<void>,
+    key: string,
+    token: string,
+    slots: ContextSlots,
+    shared: SharedClaim | undefined,
+  ): Promise<void> {
+    // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+    if (keeper !== undefined) slots.stopLease = () => keeper.drop(key, token);
+    context.dedupe = { key, status: 'claimed' };
+    try {
+      await next();
+    } catch (error) {
+      keeper?.drop(key, token);
+      await release(store, key, token, () => context.logger);
+      throw error;
+    }
+    const d = context.disposition;
+    // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
+    // middleware's own decision) frees the key.
+    if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
+      const { result } = context;
+      if (shared !== undefined) {
+        shared.state = 'marked';
+        shared.result = result;
+      }
+      slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
+      return;
+    }
+    if (shared !== undefined) {
+      shared.state = 'decided';
+      shared.decision = d;
+    }
+    keeper?.drop(key, token);
+    await release(store, key, token, () => context.logger);
+  }
+
   return { middleware, keeper, options: resolved, store };
 }
+
+const HANDLED: RunOnceResult<void> = Object.freeze({ status: 'handled', value: undefined });
 
 function idempotentWrapper<TInput, R>(
   fn: (input: TInput, context: IdempotencyContext) => Promise<R> | R,

@@ -1,11 +1,18 @@
 import type { DedupeStore } from '../../dedupe/DedupeStore.js';
 import type { Logger } from '../../logging/logger.js';
 
+/** Where a held lease's warnings go: a function that makes the logger, or its owner (a context). */
+export type LogSource = (() => Logger) | { readonly logger: Logger };
+
 interface Held {
   token: string;
   /** When the lease was last taken or extended (this process's clock). */
   since: number;
-  logOf: (() => Logger) | undefined;
+  logOf: LogSource | undefined;
+}
+
+function loggerOf(source: LogSource): Logger {
+  return typeof source === 'function' ? source() : source.logger;
 }
 
 /**
@@ -31,7 +38,7 @@ export class LeaseKeeper {
   }
 
   /** Starts keeping `key` alive, until {@link LeaseKeeper.drop}. */
-  hold(key: string, token: string, logOf?: () => Logger): void {
+  hold(key: string, token: string, logOf?: LogSource): void {
     const held: Held = { token, since: this.#now(), logOf };
     this.#held.set(key, held);
     if (this.#timer === undefined) {
@@ -64,11 +71,17 @@ export class LeaseKeeper {
       this.#store.extend(key, held.token, this.#leaseMs).then(
         (owned) => {
           if (!owned && this.#held.get(key) === held) {
-            held.logOf?.().warn({ key }, 'dedupe lease lost while the handler runs; raise leaseMs');
+            if (held.logOf !== undefined)
+              loggerOf(held.logOf).warn(
+                { key },
+                'dedupe lease lost while the handler runs; raise leaseMs',
+              );
           }
         },
-        (error: unknown) =>
-          held.logOf?.().warn({ key, err: error }, 'could not extend the dedupe lease'),
+        (error: unknown) => {
+          if (held.logOf !== undefined)
+            loggerOf(held.logOf).warn({ key, err: error }, 'could not extend the dedupe lease');
+        },
       );
     }
   }
