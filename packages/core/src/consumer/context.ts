@@ -129,6 +129,20 @@ export interface ContextSlots {
   controller: AbortController | undefined;
   /** Stops extending the message's lease (set by the idempotent step). */
   stopLease: (() => void) | undefined;
+  /**
+   * The lease a batch keeps alive for the message while its handler runs (set by the idempotent
+   * step on a batch's claim, instead of a `stopLease` closure per message).
+   */
+  leaseKeeper: { drop(key: string, token: string): void } | undefined;
+  /** With `leaseKeeper`: the key and token of that lease. */
+  leaseKey: string;
+  leaseToken: string;
+}
+
+/** Stops extending the lease of the message whose slots these are (a timed-out handler's). */
+export function stopLeaseOf(slots: ContextSlots): void {
+  slots.stopLease?.();
+  slots.leaseKeeper?.drop(slots.leaseKey, slots.leaseToken);
 }
 
 /**
@@ -177,6 +191,9 @@ class MessageContext implements ConsumerContext {
       pendingMark: undefined,
       controller: undefined,
       stopLease: undefined,
+      leaseKeeper: undefined,
+      leaseKey: '',
+      leaseToken: '',
     };
   }
 

@@ -5,6 +5,7 @@ import {
   createContext,
   isLogged,
   slotsOf,
+  stopLeaseOf,
   type ConsumerContext,
   type Middleware,
   type SharedClaim,
@@ -255,7 +256,8 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
         });
         abortContext(context, error);
         // An abandoned handler must not keep its lease alive: it expires, and a retry can run.
-        slotsOf(context)?.stopLease?.();
+        const slots = slotsOf(context);
+        if (slots !== undefined) stopLeaseOf(slots);
         reject(error);
       }, handlerTimeoutMs);
     });

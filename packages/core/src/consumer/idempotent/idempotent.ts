@@ -16,7 +16,7 @@ import {
 import { ConsumerConfigError } from '../errors.js';
 import { defaultIdempotencyKey, requireEnvelope } from '../middleware.js';
 import { IdempotencyKeyError, LeaseHeldError } from './errors.js';
-import { LeaseKeeper } from './leaseKeeper.js';
+import { LeaseKeeper, type LogSource } from './leaseKeeper.js';
 
 /** Tunables of the idempotent consumer. */
 export interface IdempotencyOptions {
@@ -365,13 +365,13 @@ async function release(
   store: DedupeStore,
   key: string,
   token: string,
-  logOf: () => Logger,
+  logOf: LogSource,
 ): Promise<void> {
   try {
     await store.release(key, token);
   } catch (error) {
     // Not fatal: the lease expires on its own and a retry then claims again.
-    logOf().warn(
+    (typeof logOf === 'function' ? logOf() : logOf.logger).warn(
       { key, err: error },
       'could not release the dedupe claim; it expires with its lease',
     );
@@ -552,13 +552,17 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
     shared: SharedClaim | undefined,
   ): Promise<void> {
     // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
-    if (keeper !== undefined) slots.stopLease = () => keeper.drop(key, token);
+    if (keeper !== undefined) {
+      slots.leaseKeeper = keeper;
+      slots.leaseKey = key;
+      slots.leaseToken = token;
+    }
     context.dedupe = { key, status: 'claimed' };
     try {
       await next();
     } catch (error) {
       keeper?.drop(key, token);
-      await release(store, key, token, () => context.logger);
+      await release(store, key, token, context);
       throw error;
     }
     const d = context.disposition;
@@ -578,7 +582,7 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
       shared.decision = d;
     }
     keeper?.drop(key, token);
-    await release(store, key, token, () => context.logger);
+    await release(store, key, token, context);
   }
 
   return { middleware, keeper, options: resolved, store };
