@@ -340,6 +340,49 @@ describe('createConsumerPipeline: handler timeout', () => {
     expect(store.size).toBe(0);
   });
 
+  it('in a batch, stops extending the lease of an abandoned handler while the rest of the batch runs', async () => {
+    const store = new InMemoryDedupeStore();
+    const extend = vi.spyOn(store, 'extend');
+    let abortedAt: number | undefined;
+    const pipeline = createConsumerPipeline(
+      {
+        name: 'c',
+        handlerTimeoutMs: 30,
+        idempotency: { leaseMs: 30 },
+        handlers: [
+          handle(OrderPlaced, ({ envelope, signal }) =>
+            envelope.id === 'hung'
+              ? new Promise(() => {
+                  signal.addEventListener('abort', () => (abortedAt = extend.mock.calls.length));
+                })
+              : new Promise((r) => setTimeout(r, 25)),
+          ),
+        ],
+      },
+      { dedupeStore: store },
+    );
+    // Different record keys: the hung handler and the slow ones run in different lanes.
+    const keyed = (message: IncomingMessage, key: string): IncomingMessage => ({
+      ...message,
+      origin: { ...message.origin, key },
+    });
+    const batch = [
+      keyed(v2Message('hung'), 'a'),
+      keyed(v2Message('slow-1'), 'b'),
+      keyed(v2Message('slow-2'), 'b'),
+      keyed(v2Message('slow-3'), 'b'),
+    ];
+    const dispositions = await pipeline.processBatch(batch);
+    expect(dispositions[0]).toMatchObject({ kind: 'retry' });
+    expect(dispositions.slice(1)).toEqual(Array(3).fill({ kind: 'ack', outcome: 'handled' }));
+    // The slow lane ran ~75 ms and the keeper extended its leases every 10 ms after the hung
+    // handler's timeout (30 ms), but never the hung message's lease.
+    expect(abortedAt).toBeDefined();
+    const after = extend.mock.calls.slice(abortedAt).map(([key]) => key);
+    expect(after.some((key) => key.endsWith(':slow-3'))).toBe(true);
+    expect(after.filter((key) => key.endsWith(':hung'))).toEqual([]);
+  });
+
   it('leaves a handler that finishes in time alone', async () => {
     const pipeline = createConsumerPipeline({
       name: 'c',
