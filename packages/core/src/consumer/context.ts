@@ -167,6 +167,8 @@ class MessageContext implements ConsumerContext {
   /** Bindings gathered before anything logged; merged once, when the logger is first made. */
   /** Bindings not yet applied: objects, or functions that make them (only if something logs). */
   #pending: LogBindings[] | undefined;
+  /** The message's place (topic, partition, offset, attempt) still to bind, first. */
+  #origin: boolean;
   #logger: Logger | undefined;
   #signal: AbortSignal | undefined;
   #state: Map<string | symbol, unknown> | undefined;
@@ -178,13 +180,15 @@ class MessageContext implements ConsumerContext {
     logger: Logger,
     signal: AbortSignal | undefined,
     logBindings: LogBindings | undefined,
+    origin = false,
   ) {
     this.message = message;
     this.attempt = message.attempt;
     this.consumer = consumer;
     this.#baseLogger = logger;
     this.#pending = logBindings === undefined ? undefined : [logBindings];
-    this.#logger = logBindings === undefined ? logger : undefined;
+    this.#origin = origin;
+    this.#logger = logBindings === undefined && !origin ? logger : undefined;
     this.#signal = signal;
     this[SLOTS] = {
       preclaim: undefined,
@@ -201,11 +205,12 @@ class MessageContext implements ConsumerContext {
   // something logs, with every binding gathered so far (see bindLogger).
   get logger(): Logger {
     if (this.#logger === undefined) {
-      const bindings: Record<string, unknown> = {};
+      const bindings: Record<string, unknown> = this.#origin ? originBindings(this.message) : {};
       for (const fields of this.#pending ?? [])
         Object.assign(bindings, typeof fields === 'function' ? fields() : fields);
       this.#logger = this.#baseLogger.child(bindings);
       this.#pending = undefined;
+      this.#origin = false;
     }
     return this.#logger;
   }
@@ -213,6 +218,7 @@ class MessageContext implements ConsumerContext {
   set logger(value: Logger) {
     this.#logger = value;
     this.#pending = undefined;
+    this.#origin = false;
   }
 
   /** @internal see isLogged */
@@ -283,6 +289,28 @@ export function createContext(
   logBindings?: LogBindings,
 ): ConsumerContext {
   return new MessageContext(message, consumer, logger, signal, logBindings);
+}
+
+/**
+ * Internal: the pipeline's context of one message, whose logger (made only when something
+ * logs) carries the message's place: topic, partition, offset and attempt.
+ */
+export function createMessageContext(
+  message: IncomingMessage,
+  consumer: string,
+  logger: Logger,
+): ConsumerContext {
+  return new MessageContext(message, consumer, logger, undefined, undefined, true);
+}
+
+/** A message's place, for its logger. */
+function originBindings(message: IncomingMessage): Record<string, unknown> {
+  const { origin } = message;
+  const fields: Record<string, unknown> = { topic: origin?.topic };
+  if (origin?.partition !== undefined) fields['partition'] = origin.partition;
+  if (origin?.offset !== undefined) fields['offset'] = origin.offset;
+  fields['attempt'] = message.attempt;
+  return fields;
 }
 
 /** Internal: the slots of a context made by {@link createContext}, or undefined for another object. */

@@ -2,7 +2,7 @@ import type { ClaimResult } from '../dedupe/DedupeStore.js';
 import {
   abortContext,
   compose,
-  createContext,
+  createMessageContext,
   isLogged,
   slotsOf,
   stopLeaseOf,
@@ -271,7 +271,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   return {
     policy,
     newContext(message) {
-      return createContext(message, name, logger, undefined, () => originBindings(message));
+      return createMessageContext(message, name, logger);
     },
     decideNow(context) {
       // What the chain would do (prepare, then noRoute), without its promises: only when no
@@ -313,16 +313,6 @@ const RESOLVED: Promise<void> = Promise.resolve();
 /** True when a tracer or meter provider is registered: each run then gets its span or timer. */
 function telemetryOn(): boolean {
   return activeTracer() !== undefined || activeInstruments() !== undefined;
-}
-
-/** A message's place, for its logger (made only when something logs). */
-function originBindings(message: IncomingMessage): Record<string, unknown> {
-  const { origin } = message;
-  const fields: Record<string, unknown> = { topic: origin?.topic };
-  if (origin?.partition !== undefined) fields['partition'] = origin.partition;
-  if (origin?.offset !== undefined) fields['offset'] = origin.offset;
-  fields['attempt'] = message.attempt;
-  return fields;
 }
 
 /** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */

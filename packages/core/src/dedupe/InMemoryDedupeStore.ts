@@ -79,7 +79,11 @@ export class InMemoryDedupeStore implements DedupeStore {
   }
 
   async claimMany(keys: readonly string[], options: ClaimOptions): Promise<ClaimResult[]> {
-    keys.forEach((key, i) => assertKey(`keys[${i}]`, key));
+    // The field name is built only for a key that fails (not a string per key).
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (typeof key !== 'string' || key.length === 0) assertKey(`keys[${i}]`, key);
+    }
     assertPositiveMs('leaseMs', options.leaseMs);
     const now = this.#now();
     // A key repeated in one batch is claimed by its first occurrence; the later ones see
@@ -97,7 +101,10 @@ export class InMemoryDedupeStore implements DedupeStore {
     entries: readonly CompleteEntry[],
     options: CompleteManyOptions,
   ): Promise<boolean[]> {
-    entries.forEach((entry, i) => assertKey(`entries[${i}].key`, entry.key));
+    for (let i = 0; i < entries.length; i++) {
+      const key = entries[i]!.key;
+      if (typeof key !== 'string' || key.length === 0) assertKey(`entries[${i}].key`, key);
+    }
     assertPositiveMs('ttlMs', options.ttlMs);
     const now = this.#now();
     return entries.map(({ key, token, result }) =>
