@@ -355,28 +355,41 @@ export function compose(middleware: readonly Middleware[]): Middleware {
   for (const [i, fn] of middleware.entries()) {
     if (typeof fn !== 'function') throw new TypeError(`middleware[${i}] is not a function`);
   }
-  const n = middleware.length;
   // No async level per middleware: each level returns what its middleware returns (a promise,
-  // as a resolved one when it returned nothing), so a chain of k middleware costs one closure
-  // per level and the middleware's own promises, not k more async frames and awaits.
-  return (context, last) => {
-    let index = -1;
-    const dispatch = (i: number): Promise<void> => {
-      if (i <= index)
-        return Promise.reject(new Error('next() called more than once in one middleware'));
-      index = i;
-      if (context.disposition !== undefined) return RESOLVED;
-      try {
-        if (i === n) return settled(last());
-        const fn = middleware[i];
-        if (fn === undefined) return RESOLVED;
-        return settled(fn(context, () => dispatch(i + 1)));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    };
-    return dispatch(0);
-  };
+  // as a resolved one when it returned nothing), so a chain of k middleware costs one small
+  // object and one `next` closure per level, not k more async frames and awaits.
+  return (context, last) => new Dispatch(middleware, context, last).run(0);
+}
+
+/** One run of a composed chain: which level ran last (`next()` twice is a bug). */
+class Dispatch {
+  readonly #middleware: readonly Middleware[];
+  readonly #context: ConsumerContext;
+  readonly #last: Next;
+  #index = -1;
+
+  constructor(middleware: readonly Middleware[], context: ConsumerContext, last: Next) {
+    this.#middleware = middleware;
+    this.#context = context;
+    this.#last = last;
+  }
+
+  run(i: number): Promise<void> {
+    if (i <= this.#index)
+      return Promise.reject(new Error('next() called more than once in one middleware'));
+    this.#index = i;
+    const context = this.#context;
+    if (context.disposition !== undefined) return RESOLVED;
+    try {
+      const middleware = this.#middleware;
+      if (i === middleware.length) return settled(this.#last());
+      const fn = middleware[i];
+      if (fn === undefined) return RESOLVED;
+      return settled(fn(context, () => this.run(i + 1)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
