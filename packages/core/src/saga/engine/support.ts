@@ -209,25 +209,34 @@ export function isoTimeCache(): (ms: number) => string {
   return (ms) => {
     if (ms === a) return aIso;
     if (ms === b) return bIso;
+    let iso: string;
+    if (!Number.isInteger(ms) || ms > MAX_TIME || ms < -MAX_TIME) {
+      iso = new Date(ms).toISOString(); // truncates a fraction; throws when out of range
+    } else {
+      const sec = Math.floor(ms / 1000);
+      let prefix: string;
+      if (sec === secA) prefix = prefixA;
+      else if (sec === secB) prefix = prefixB;
+      else {
+        prefix = new Date(sec * 1000).toISOString().slice(0, -5);
+        secB = secA;
+        prefixB = prefixA;
+        secA = sec;
+        prefixA = prefix;
+      }
+      iso = prefix + MS_SUFFIXES[ms - sec * 1000]!;
+    }
+    // Remembered only once made (a time that threw is not remembered).
     b = a;
     bIso = aIso;
     a = ms;
-    if (!Number.isSafeInteger(ms)) return (aIso = new Date(ms).toISOString());
-    const sec = Math.floor(ms / 1000);
-    let prefix: string;
-    if (sec === secA) prefix = prefixA;
-    else if (sec === secB) prefix = prefixB;
-    else {
-      // Throws the RangeError of an out-of-range time, as toISOString does.
-      prefix = new Date(sec * 1000).toISOString().slice(0, -5);
-      secB = secA;
-      prefixB = prefixA;
-      secA = sec;
-      prefixA = prefix;
-    }
-    return (aIso = prefix + MS_SUFFIXES[ms - sec * 1000]!);
+    aIso = iso;
+    return iso;
   };
 }
+
+/** The largest time a Date holds, in ms either side of 1970. */
+const MAX_TIME = 8.64e15;
 
 export function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
