@@ -64,7 +64,9 @@ export class InMemorySagaStore implements SagaStore {
       this.#expire();
       const existing = this.#records.get(record.sagaId);
       if (existing) return Promise.resolve({ created: false, record: existing });
-      const stored = frozenRecord(record, undefined, record.revision);
+      const stored = takeOver(record)
+        ? adoptRecord(record, undefined, record.revision)
+        : frozenRecord(record, undefined, record.revision);
       this.#records.set(record.sagaId, stored);
       this.#written(stored, undefined);
       return Promise.resolve({ created: true, record: stored });

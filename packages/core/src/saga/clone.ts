@@ -42,10 +42,12 @@ export function frozenCopy<T>(value: T): T {
 }
 
 /**
- * Records whose builder gives them away: see {@link handOver}. Entries live from the transition
- * to the store's write (the store takes them out), or until the record is collected.
+ * The last record given away (see {@link handOver}): one slot, not a WeakSet (an add and a
+ * delete per transition cost more than the rest of the hand-over). The engine marks a record
+ * right before it calls the store's `update`; a store wrapper that waits before passing it on
+ * may let another record take the slot, and that record is then copied as any other.
  */
-const HANDED_OVER = new WeakSet<object>();
+let handedOver: object | undefined;
 
 /**
  * Marks `record` as given away by the engine, which built it from a record a store handed out
@@ -55,12 +57,14 @@ const HANDED_OVER = new WeakSet<object>();
  * it. Unmarked records are copied as before.
  */
 export function handOver(record: object): void {
-  HANDED_OVER.add(record);
+  handedOver = record;
 }
 
-/** True once for a record marked by {@link handOver} (the mark is taken out). */
+/** True once for the record last marked by {@link handOver} (the mark is taken out). */
 export function takeOver(record: object): boolean {
-  return HANDED_OVER.delete(record);
+  if (record !== handedOver) return false;
+  handedOver = undefined;
+  return true;
 }
 
 /**

@@ -147,9 +147,11 @@ export class ChildCancellation implements Cancellation {
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
+      // Aborted by `abort` itself (no listener of its own), which the parent's abort reaches.
       const controller = new AbortController();
       this.#controller = controller;
-      this.onAbort((reason) => controller.abort(reason));
+      if (this.aborted) controller.abort(this.reason);
+      else this.#follow();
     }
     return this.#controller.signal;
   }
@@ -160,10 +162,15 @@ export class ChildCancellation implements Cancellation {
       return NOTHING_TO_REMOVE;
     }
     const remove = this.#listeners.add(listener);
+    this.#follow();
+    return remove;
+  }
+
+  /** Follows the parent (once): its abort aborts this. */
+  #follow(): void {
     if (this.#unfollow === undefined && this.#parent !== undefined) {
       this.#unfollow = this.#parent.onAbort((reason) => this.abort(reason));
     }
-    return remove;
   }
 
   /** Aborts it and what follows it. The first reason wins, the parent's included. */
@@ -174,6 +181,7 @@ export class ChildCancellation implements Cancellation {
     this.#reason = this.#parent?.aborted === true ? this.#parent.reason : reason;
     this.#unfollow?.();
     this.#unfollow = undefined;
+    this.#controller?.abort(this.#reason);
     this.#listeners.fire(this.#reason);
   }
 
