@@ -382,7 +382,7 @@ const FROZEN_WRITE = /object is not extensible|read only property|Cannot delete 
 export function toStoredError(error: unknown): StoredError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return {
+    const stored: StoredError = {
       name: error.name,
       // A step that changed `input` or `results` in place works on a store that decodes a fresh
       // copy and fails on one that hands out frozen records: say why, where it is read.
@@ -390,8 +390,10 @@ export function toStoredError(error: unknown): StoredError {
         error instanceof TypeError && FROZEN_WRITE.test(error.message)
           ? `${error.message} (if this object is the step's input or results: they are the saga record's own data and read-only; copy them before changing anything)`
           : error.message,
-      ...(typeof code === 'string' ? { code } : {}),
     };
+    // Set after the literal: no spread of a temporary object per failed attempt.
+    if (typeof code === 'string') stored.code = code;
+    return stored;
   }
   return { name: 'NonError', message: String(error) };
 }
