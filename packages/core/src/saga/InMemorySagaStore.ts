@@ -1,4 +1,4 @@
-import { frozenRecord } from './clone.js';
+import { adoptRecord, frozenRecord, takeOver } from './clone.js';
 import { SagaConcurrencyError, SagaEngineConfigError } from './errors.js';
 import {
   FINISHED_SAGA_STATUSES,
@@ -33,7 +33,9 @@ const FINISHED = new Set<SagaStatus>(FINISHED_SAGA_STATUSES);
  * otherwise, and a change attempt throws in strict-mode code. Copies are structural: a part of an
  * incoming record that is the stored record's own (frozen) part at the same place, because the
  * caller built its record from one this store handed out, as the engine does, is kept as it is;
- * everything else is deep-copied. A transition costs a copy of what it changed.
+ * everything else is deep-copied. A transition costs a copy of what it changed. A record the
+ * engine marked as given away (`handOver` in `clone.ts`: built from the stored record, its own
+ * parts never used again, a step's result already copied) is not copied: it is frozen in place.
  */
 export class InMemorySagaStore implements SagaStore {
   readonly #records = new Map<string, SagaRecord>();
@@ -62,7 +64,9 @@ export class InMemorySagaStore implements SagaStore {
       this.#expire();
       const existing = this.#records.get(record.sagaId);
       if (existing) return Promise.resolve({ created: false, record: existing });
-      const stored = frozenRecord(record, undefined, record.revision);
+      const stored = takeOver(record)
+        ? adoptRecord(record, undefined, record.revision)
+        : frozenRecord(record, undefined, record.revision);
       this.#records.set(record.sagaId, stored);
       this.#written(stored, undefined);
       return Promise.resolve({ created: true, record: stored });
@@ -85,7 +89,11 @@ export class InMemorySagaStore implements SagaStore {
           details: { actualRevision: current?.revision ?? null },
         });
       }
-      const stored = frozenRecord(record, current, expectedRevision + 1);
+      // A record the engine gave away (built from `current`, nothing in it used again) is frozen
+      // in place: no copy per transition.
+      const stored = takeOver(record)
+        ? adoptRecord(record, current, expectedRevision + 1)
+        : frozenRecord(record, current, expectedRevision + 1);
       this.#records.set(record.sagaId, stored);
       this.#written(stored, current);
       return Promise.resolve(stored);

@@ -23,6 +23,52 @@ const Input = z.object({ orderId: z.string(), amount: z.number().positive() });
 describe('saga engine', () => {
   afterEach(() => vi.useRealTimers());
 
+  it('stores a copy of the input, also once records are handed over to the store', async () => {
+    const { engine, store } = setup();
+    const saga = defineSaga('inputs', { input: z.object({ meta: z.any() }) })
+      .step('a', { run: () => ({}) })
+      .build();
+    const metas = [{ tag: 'x' }, { tag: 'y' }];
+    for (const [i, meta] of metas.entries()) {
+      const result = await engine.start(saga, { meta }, { sagaId: `s${i}` });
+      expect(result.status).toBe('completed');
+    }
+    for (const meta of metas) {
+      expect(Object.isFrozen(meta)).toBe(false);
+      meta.tag = 'changed';
+    }
+    const stored = (await store.get('s1'))!;
+    expect(stored.input).toEqual({ meta: { tag: 'y' } });
+    expect(Object.isFrozen((stored.input as { meta: object }).meta)).toBe(true);
+    expect(Object.isFrozen(stored.steps)).toBe(true);
+    expect((await store.get('s0'))!.input).toEqual({ meta: { tag: 'x' } });
+  });
+
+  it('stores a copy of a step result: the step keeps its object, changeable, and the log does not change with it', async () => {
+    const { engine, store } = setup();
+    const returned: { lines: { qty: number }[] }[] = [];
+    const saga = defineSaga('results', { input: z.object({ n: z.number() }) })
+      .step('a', {
+        run: () => {
+          const result = { lines: [{ qty: 1 }] };
+          returned.push(result);
+          return result;
+        },
+      })
+      .step('b', { run: ({ results }) => ({ seen: results.a.lines[0]!.qty }) })
+      .build();
+    const result = await engine.start(saga, { n: 1 });
+    expect(result.status).toBe('completed');
+    expect(Object.isFrozen(returned[0])).toBe(false);
+    returned[0]!.lines[0]!.qty = 99;
+    const stored = (await store.get(result.sagaId))!;
+    expect(stored).toBe(result.record);
+    expect(stored.steps.a!.result).toEqual({ lines: [{ qty: 1 }] });
+    expect(stored.steps.b!.result).toEqual({ seen: 1 });
+    expect(Object.isFrozen(stored.steps.a!.result)).toBe(true);
+    expect(Object.isFrozen(stored.steps.a)).toBe(true);
+  });
+
   it('a step that changes its input in place fails with a message that says the input is read-only', async () => {
     const { engine } = setup();
     const saga = defineSaga('mutating', { input: z.object({ items: z.array(z.string()) }) })

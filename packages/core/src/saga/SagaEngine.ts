@@ -14,6 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import { sleep as defaultSleep } from '../retry/backoff.js';
 import { sagaTraceContext } from '../telemetry/saga.js';
+import { frozenCopy, handOver } from './clone.js';
 import type { AnySagaDefinition, SagaDefinition } from './definition.js';
 import {
   SagaConcurrencyError,
@@ -105,6 +106,8 @@ export class SagaEngine {
   /** Lease tokens: a random part per engine and a counter, unique per takeover. */
   readonly #tokenBase = `${randomUUID()}-`;
   #leases = 0;
+  /** The store's last created record was frozen: records given to `create` are handed over. */
+  #storeFreezes = false;
 
   /** Prefer {@link createSagaEngine}; this constructor validates the same way. */
   constructor(options: SagaEngineOptions, dependencies: SagaEngineDependencies) {
@@ -203,7 +206,15 @@ export class SagaEngine {
     if (deadlineMs !== undefined) record.deadline = new Date(now + deadlineMs).toISOString();
     const { traceContext } = sagaTraceContext(); // issue 18: recovery continues this trace
     if (traceContext !== undefined) record.traceContext = traceContext;
+    if (this.#storeFreezes) {
+      // Everything in `record` but the input was made here and is not used again: the store may
+      // keep it as it is; the input (the schema's output may share the caller's objects) is copied.
+      record.input = frozenCopy(record.input);
+      handOver(record);
+    }
     const created = await this.#store.create(record);
+    // A store that hands out frozen records (the in-memory one) takes the next ones over.
+    this.#storeFreezes = Object.isFrozen(created.record);
     if (!created.created) {
       this.#logger.info({ sagaId, saga: def.name }, 'saga already started; not running it again');
       return { sagaId, status: created.record.status, started: false, record: created.record };

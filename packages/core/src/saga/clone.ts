@@ -32,6 +32,92 @@ export function frozenRecord<T extends { revision: number }>(
   return deepFreeze(cloned);
 }
 
+/**
+ * A deep-frozen copy of a value a caller gave (a step's result): what `frozenRecord` would keep
+ * of it, made before the value goes into a record that is handed over (see {@link handOver}).
+ */
+export function frozenCopy<T>(value: T): T {
+  const copy = plainCopy(value, undefined, 0, true);
+  return copy === NOT_PLAIN ? deepFreeze(structuredClone(value)) : (copy as T);
+}
+
+/**
+ * The last record given away (see {@link handOver}): one slot, not a WeakSet (an add and a
+ * delete per transition cost more than the rest of the hand-over). The engine marks a record
+ * right before it calls the store's `update`; a store wrapper that waits before passing it on
+ * may let another record take the slot, and that record is then copied as any other.
+ */
+let handedOver: object | undefined;
+
+/**
+ * Marks `record` as given away by the engine, which built it from a record a store handed out
+ * (frozen): every part of it is either a frozen part (of that record, or a {@link frozenCopy} of
+ * a caller's value) or an object the engine made for this write and never uses again. A store
+ * that keeps frozen records can then freeze it in place ({@link adoptRecord}) instead of copying
+ * it. Unmarked records are copied as before.
+ */
+export function handOver(record: object): void {
+  handedOver = record;
+}
+
+/** True once for the record last marked by {@link handOver} (the mark is taken out). */
+export function takeOver(record: object): boolean {
+  if (record !== handedOver) return false;
+  handedOver = undefined;
+  return true;
+}
+
+/**
+ * `record` itself, deep-frozen in place with `revision` set, for a record given away (see
+ * {@link handOver}): its frozen parts are kept as they are, the others frozen where they are.
+ * Anything that is not plain data makes it fall back to {@link frozenRecord}'s copy.
+ */
+export function adoptRecord<T extends { revision: number }>(
+  record: T,
+  previous: T | undefined,
+  revision: number,
+): T {
+  if (Object.isFrozen(record) || !freezeInPlace(record, 0)) {
+    return frozenRecord(record, previous, revision);
+  }
+  record.revision = revision;
+  return Object.freeze(record);
+}
+
+/**
+ * Freezes the unfrozen plain objects and arrays under `value` (its top level left to the
+ * caller); false when something is not plain data (nothing is copied, some parts may be frozen).
+ */
+function freezeInPlace(value: object, depth: number): boolean {
+  if (depth > MAX_DEPTH) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (Array.isArray(value)) {
+    if (proto !== Array.prototype) return false;
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) return false;
+      if (!freezeChild(value[i], depth)) return false;
+    }
+    return true;
+  }
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (Object.hasOwn(value, '__proto__')) return false;
+  for (const key in value) {
+    if (!freezeChild((value as Record<string, unknown>)[key], depth)) return false;
+  }
+  return true;
+}
+
+function freezeChild(item: unknown, depth: number): boolean {
+  if (item === null || typeof item !== 'object') {
+    return typeof item !== 'function' && typeof item !== 'symbol';
+  }
+  // Frozen: a part of the stored version, or a frozenCopy, both frozen all the way down.
+  if (Object.isFrozen(item)) return true;
+  if (!freezeInPlace(item, depth + 1)) return false;
+  Object.freeze(item);
+  return true;
+}
+
 const NOT_PLAIN = Symbol('not plain');
 const MAX_DEPTH = 64;
 

@@ -1,3 +1,4 @@
+import { handOver } from '../clone.js';
 import { SagaConcurrencyError, SagaLeaseLostError, SagaStateError } from '../errors.js';
 import { SagaStatus, type SagaLease, type SagaRecord } from '../SagaStore.js';
 import type { RunContext } from './context.js';
@@ -99,6 +100,9 @@ export class RunLog {
       } else {
         next.lease = this.#leaseAt(now);
       }
+      // From a frozen record (the in-memory store's): every new part of `next` was made for this
+      // write (a step's result is a frozen copy, see stepCompleted), so the store may keep it.
+      if (Object.isFrozen(base)) handOver(next);
       this.#change = change;
       this.#a = a;
       this.#b = b;

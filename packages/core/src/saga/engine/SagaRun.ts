@@ -155,7 +155,9 @@ export class SagaRun implements RunState {
     // idempotency key) so that its outcome is logged and, if it completed, compensated.
     const inDoubt = this.def.steps.filter((s) => r.steps[s.name]?.status === StepStatus.Running);
     if (inDoubt.length > 0) {
-      this.logger.info({ steps: inDoubt.map((s) => s.name) }, 'settling steps in doubt first');
+      if (this.ctx.logger.isLevelEnabled('info')) {
+        this.logger.info({ steps: inDoubt.map((s) => s.name) }, 'settling steps in doubt first');
+      }
       rethrowFirst(
         await Promise.allSettled(inDoubt.map((s) => runStep(this, s, NEVER_ABORTED, true))),
       );
@@ -174,8 +176,13 @@ export class SagaRun implements RunState {
               error: { name: 'Cancelled', message: request?.reason ?? 'saga cancelled' },
             },
     });
-    const reason = this.record.failure?.reason;
-    this.logger.info({ reason }, 'saga stops going forward; compensating');
+    // The run's logger (a pino child) is made only when the line is written.
+    if (this.ctx.logger.isLevelEnabled('info')) {
+      this.logger.info(
+        { reason: this.record.failure?.reason },
+        'saga stops going forward; compensating',
+      );
+    }
     return true;
   }
 
@@ -241,7 +248,9 @@ export class SagaRun implements RunState {
       return;
     }
     await this.write(stepFailedCompensating, first.step, first.error);
-    this.logger.warn({ step: first.step, err: first.error }, 'step failed; compensating');
+    if (this.ctx.logger.isLevelEnabled('warn')) {
+      this.logger.warn({ step: first.step, err: first.error }, 'step failed; compensating');
+    }
   }
 }
 

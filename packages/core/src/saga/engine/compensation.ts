@@ -57,10 +57,12 @@ export async function compensateAll(run: RunState): Promise<void> {
     }
   }
   await run.write(withStatus, SagaStatus.Compensated, undefined);
-  run.logger.info(
-    { outcome: 'compensated', order: run.record.compensationOrder },
-    'saga compensated',
-  );
+  if (run.ctx.logger.isLevelEnabled('info')) {
+    run.logger.info(
+      { outcome: 'compensated', order: run.record.compensationOrder },
+      'saga compensated',
+    );
+  }
   if (run.ctx.listens(SagaEventName.SagaCompensated))
     run.ctx.emit(SagaEventName.SagaCompensated, { record: run.record });
 }

@@ -27,19 +27,21 @@ export class RunCall implements StepContext<unknown, Results> {
   #signal: AbortSignal | undefined;
   #logger: Logger | undefined;
 
+  /** `from`: the same attempt's context under another cancellation (its values reused). */
   constructor(
     run: RunState,
     record: SagaRecord,
     step: string,
     attempt: number,
     cancel: Cancellation,
+    from?: RunCall,
   ) {
     this.sagaId = record.sagaId;
     this.sagaName = run.def.name;
     this.step = step;
     this.input = record.input;
-    this.results = resultsOf(record);
-    this.idempotencyKey = `${record.sagaId}:${step}:run`;
+    this.results = from?.results ?? resultsOf(record);
+    this.idempotencyKey = from?.idempotencyKey ?? `${record.sagaId}:${step}:run`;
     this.attempt = attempt;
     this.#run = run;
     this.#record = record;
@@ -63,7 +65,7 @@ export class RunCall implements StepContext<unknown, Results> {
 
   /** The same context under another cancellation (the step timeout's, which follows the saga's). */
   withCancellation(cancel: Cancellation): RunCall {
-    const copy = new RunCall(this.#run, this.#record, this.step, this.attempt, cancel);
+    const copy = new RunCall(this.#run, this.#record, this.step, this.attempt, cancel, this);
     copy.#logger = this.#logger;
     return copy;
   }

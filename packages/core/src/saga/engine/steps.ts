@@ -139,7 +139,9 @@ export async function compensateStep(
     } catch (error) {
       const stored = toStoredError(error);
       const willRetry = tries < step.compensationRetry.attempts;
-      ctx.logger.warn({ err: error, willRetry }, 'compensation failed');
+      if (run.ctx.logger.isLevelEnabled('warn')) {
+        ctx.logger.warn({ err: error, willRetry }, 'compensation failed');
+      }
       if (run.ctx.listens(SagaEventName.CompensationFailed))
         run.ctx.emit(SagaEventName.CompensationFailed, {
           record: run.record,

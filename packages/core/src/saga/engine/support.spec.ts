@@ -3,6 +3,7 @@ import { StepTimeoutError } from '../errors.js';
 import {
   callWithTimeout,
   ChildCancellation,
+  isoTimeCache,
   LazyAbortController,
   NEVER_ABORTED,
 } from './support.js';
@@ -145,5 +146,29 @@ describe('callWithTimeout', () => {
     );
     other.abort(reason);
     await expect(withOther).rejects.toBe(reason);
+  });
+});
+
+describe('isoTimeCache', () => {
+  it('gives what toISOString gives, for any millisecond, and its RangeError', () => {
+    const iso = isoTimeCache();
+    const times = [
+      0, 1, 999, 1000, 1001, -1, -999, -1000, -1001, 1_764_300_000_123, 1_764_300_000_999,
+      1_764_300_001_000, 253_402_300_800_000, -62_198_755_200_001, 8.64e15, -8.64e15, 1.5, -1.5,
+    ];
+    // Twice each, in turns with a later time, as a transition asks (now, now + lease).
+    for (const ms of [...times, ...times.reverse()]) {
+      expect(iso(ms)).toBe(new Date(ms).toISOString());
+      if (ms + 30_000 <= 8.64e15) {
+        expect(iso(ms + 30_000)).toBe(new Date(ms + 30_000).toISOString());
+      }
+    }
+    for (let ms = 1_764_300_000_000; ms < 1_764_300_003_000; ms += 7) {
+      expect(iso(ms)).toBe(new Date(ms).toISOString());
+    }
+    // Twice: a time that threw is not remembered as the last one asked.
+    expect(() => iso(8.64e15 + 1)).toThrow(RangeError);
+    expect(() => iso(8.64e15 + 1)).toThrow(RangeError);
+    expect(() => iso(Number.NaN)).toThrow(RangeError);
   });
 });

@@ -147,9 +147,11 @@ export class ChildCancellation implements Cancellation {
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
+      // Aborted by `abort` itself (no listener of its own), which the parent's abort reaches.
       const controller = new AbortController();
       this.#controller = controller;
-      this.onAbort((reason) => controller.abort(reason));
+      if (this.aborted) controller.abort(this.reason);
+      else this.#follow();
     }
     return this.#controller.signal;
   }
@@ -160,10 +162,15 @@ export class ChildCancellation implements Cancellation {
       return NOTHING_TO_REMOVE;
     }
     const remove = this.#listeners.add(listener);
+    this.#follow();
+    return remove;
+  }
+
+  /** Follows the parent (once): its abort aborts this. */
+  #follow(): void {
     if (this.#unfollow === undefined && this.#parent !== undefined) {
       this.#unfollow = this.#parent.onAbort((reason) => this.abort(reason));
     }
-    return remove;
   }
 
   /** Aborts it and what follows it. The first reason wins, the parent's included. */
@@ -174,6 +181,7 @@ export class ChildCancellation implements Cancellation {
     this.#reason = this.#parent?.aborted === true ? this.#parent.reason : reason;
     this.#unfollow?.();
     this.#unfollow = undefined;
+    this.#controller?.abort(this.#reason);
     this.#listeners.fire(this.#reason);
   }
 
@@ -185,22 +193,58 @@ export class ChildCancellation implements Cancellation {
   }
 }
 
-/** `toISOString` remembered for the last two instants (a transition asks for now and now + lease). */
+/** `.000Z` to `.999Z`: the end of an ISO time, by millisecond. */
+const MS_SUFFIXES: readonly string[] = Array.from(
+  { length: 1000 },
+  (_, ms) => `.${String(ms).padStart(3, '0')}Z`,
+);
+
+/**
+ * `new Date(ms).toISOString()`, remembered for the last two instants (a transition asks for now
+ * and now + lease), and built from the last two seconds' `YYYY-MM-DDTHH:MM:SS` and the
+ * millisecond's `.mmmZ` otherwise (one string concatenation instead of a Date and its
+ * formatting). Fractional or invalid times go to `toISOString` (its truncation, its RangeError).
+ */
 export function isoTimeCache(): (ms: number) => string {
   let a = NaN;
   let aIso = '';
   let b = NaN;
   let bIso = '';
+  let secA = NaN;
+  let prefixA = '';
+  let secB = NaN;
+  let prefixB = '';
   return (ms) => {
     if (ms === a) return aIso;
     if (ms === b) return bIso;
+    let iso: string;
+    if (!Number.isInteger(ms) || ms > MAX_TIME || ms < -MAX_TIME) {
+      iso = new Date(ms).toISOString(); // truncates a fraction; throws when out of range
+    } else {
+      const sec = Math.floor(ms / 1000);
+      let prefix: string;
+      if (sec === secA) prefix = prefixA;
+      else if (sec === secB) prefix = prefixB;
+      else {
+        prefix = new Date(sec * 1000).toISOString().slice(0, -5);
+        secB = secA;
+        prefixB = prefixA;
+        secA = sec;
+        prefixA = prefix;
+      }
+      iso = prefix + MS_SUFFIXES[ms - sec * 1000]!;
+    }
+    // Remembered only once made (a time that threw is not remembered).
     b = a;
     bIso = aIso;
     a = ms;
-    aIso = new Date(ms).toISOString();
-    return aIso;
+    aIso = iso;
+    return iso;
   };
 }
+
+/** The largest time a Date holds, in ms either side of 1970. */
+const MAX_TIME = 8.64e15;
 
 export function rethrowFirst<T>(settled: PromiseSettledResult<T>[]): T[] {
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -257,40 +301,71 @@ export function callWithTimeout<T>(
   parent: Cancellation | undefined,
   fn: (cancel: Cancellation) => Promise<T> | T,
 ): Promise<T> {
-  const cancel = new ChildCancellation(parent);
+  const call = new TimedCall(step, timeoutMs, parent);
+  let result: Promise<T> | T;
+  try {
+    result = fn(call.cancel);
+  } catch (error) {
+    call.settleFirst();
+    return Promise.reject(error);
+  }
+  if (!isThenable<T>(result)) {
+    call.settleFirst();
+    return Promise.resolve(result);
+  }
+  const pending = result;
+  // The timer cannot fire before the executor ran (no turn in between): resolve and reject are
+  // in place when it does.
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      const error = new StepTimeoutError(step, timeoutMs);
-      cancel.abort(error);
-      reject(error);
-    }, timeoutMs);
-    /** True for the first outcome only: it stops the timer and lets go of the parent. */
-    const settleFirst = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      cancel.dispose();
-      return true;
-    };
-    const fulfilled = (value: T): void => {
-      if (settleFirst()) resolve(value);
-    };
-    const rejected = (error: unknown): void => {
-      if (settleFirst()) reject(error);
-    };
-    let result: Promise<T> | T;
-    try {
-      result = fn(cancel);
-    } catch (error) {
-      rejected(error);
-      return;
-    }
-    if (isThenable<T>(result)) result.then(fulfilled, rejected);
-    else fulfilled(result);
+    call.reject = reject;
+    pending.then(
+      (value) => {
+        if (call.settleFirst()) resolve(value);
+      },
+      (error: unknown) => {
+        if (call.settleFirst()) reject(error);
+      },
+    );
   });
+}
+
+/** One call of {@link callWithTimeout}: its timer, its cancellation, its first outcome. */
+class TimedCall {
+  readonly cancel: ChildCancellation;
+  readonly #timer: NodeJS.Timeout;
+  #settled = false;
+  /** The returned promise's reject (set once it exists), for the timeout. */
+  reject: ((error: unknown) => void) | undefined;
+
+  constructor(
+    readonly step: string,
+    readonly timeoutMs: number,
+    parent: Cancellation | undefined,
+  ) {
+    this.cancel = new ChildCancellation(parent);
+    this.#timer = setTimeout(timeUp, timeoutMs, this);
+  }
+
+  /** True for the first outcome only: it stops the timer and lets go of the parent. */
+  settleFirst(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.cancel.dispose();
+    return true;
+  }
+
+  timeUp(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const error = new StepTimeoutError(this.step, this.timeoutMs);
+    this.cancel.abort(error);
+    this.reject?.(error);
+  }
+}
+
+function timeUp(call: { timeUp(): void }): void {
+  call.timeUp();
 }
 
 export function isThenable<T = unknown>(value: unknown): value is PromiseLike<T> {
@@ -307,7 +382,7 @@ const FROZEN_WRITE = /object is not extensible|read only property|Cannot delete 
 export function toStoredError(error: unknown): StoredError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return {
+    const stored: StoredError = {
       name: error.name,
       // A step that changed `input` or `results` in place works on a store that decodes a fresh
       // copy and fails on one that hands out frozen records: say why, where it is read.
@@ -315,8 +390,10 @@ export function toStoredError(error: unknown): StoredError {
         error instanceof TypeError && FROZEN_WRITE.test(error.message)
           ? `${error.message} (if this object is the step's input or results: they are the saga record's own data and read-only; copy them before changing anything)`
           : error.message,
-      ...(typeof code === 'string' ? { code } : {}),
     };
+    // Set after the literal: no spread of a temporary object per failed attempt.
+    if (typeof code === 'string') stored.code = code;
+    return stored;
   }
   return { name: 'NonError', message: String(error) };
 }

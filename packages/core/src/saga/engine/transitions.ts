@@ -13,6 +13,7 @@ import {
   type StepRecord,
   type StoredError,
 } from '../SagaStore.js';
+import { frozenCopy } from '../clone.js';
 
 /** A transition: `(record, at, a, b) => next record` (a fresh top-level object). */
 export type Transition<A, B> = (record: SagaRecord, at: string, a: A, b: B) => SagaRecord;
@@ -71,7 +72,9 @@ export function stepCompleted(
   result: unknown,
 ): SagaRecord {
   const step: StepRecord = { ...without(r.steps[name]!, 'error'), status: StepStatus.Completed };
-  step.result = result;
+  // From a frozen record the next one is handed over to the store as it is (RunLog): the result,
+  // the caller's value, is copied here, where a store would otherwise copy it.
+  step.result = Object.isFrozen(r) ? frozenCopy(result) : result;
   step.endedAt = at;
   return {
     ...r,
