@@ -5,16 +5,22 @@
  * Places the orders, then runs the checker until consistent; exits 1 if it never is.
  *
  * `--processes K` (Kafka, RabbitMQ): inventory, payments and shipping each run as K child
- * processes (bin/worker.ts) in one consumer group per service; the orders service (the saga
- * engine and its reply consumer) stays in this process. CPU per order is then summed over this
- * process and every child.
+ * processes (bin/worker.ts) in one consumer group per service, or with `--layout shared` all
+ * three in each of K children; the orders service (the saga engine and its reply consumer)
+ * stays in this process. CPU per order is then summed over this process and every child.
+ * `--warmup N` places N orders first, unmeasured (the JIT of every process warms up).
  */
 import { loadavg } from 'node:os';
 import cliProgress from 'cli-progress';
 import { checkUntilConsistent, formatReport } from '../checker.js';
 import { ConfigError, readConfig, topologyOf, type ExampleConfig } from '../config.js';
 import { startOtel } from '../infra/otel.js';
-import { startServiceProcesses, type ServiceProcesses } from '../infra/processes.js';
+import {
+  PROCESS_LAYOUTS,
+  startServiceProcesses,
+  type ProcessLayout,
+  type ServiceProcesses,
+} from '../infra/processes.js';
 import { createRuntime } from '../infra/runtime.js';
 import { placeOrders } from '../load.js';
 import { setStock, startShop, type ShopSystem } from '../system.js';
@@ -26,6 +32,7 @@ let config;
 let processes = 0;
 /** `--warmup N`: orders placed (and not measured) before the measured ones, to warm the JIT. */
 let warmup = 0;
+let layout: ProcessLayout = 'per-service';
 try {
   config = readConfig(
     process.argv.slice(2),
@@ -34,10 +41,14 @@ try {
       trace: { type: 'boolean' },
       json: { type: 'boolean' },
       processes: { type: 'string' },
+      layout: { type: 'string' },
       warmup: { type: 'string' },
     },
   );
   processes = processesOf(config);
+  layout = (config.flags.layout ?? 'per-service') as ProcessLayout;
+  if (!PROCESS_LAYOUTS.includes(layout))
+    throw new ConfigError(`--layout must be one of ${PROCESS_LAYOUTS.join(', ')}, got "${layout}"`);
   warmup = Number(config.flags.warmup ?? 0);
   if (!Number.isSafeInteger(warmup) || warmup < 0)
     throw new ConfigError(`--warmup must be a whole number, got "${String(config.flags.warmup)}"`);
@@ -58,7 +69,10 @@ const replyTimeoutMs = config.transport === 'memory' ? 5_000 : 30_000;
 let children: ServiceProcesses | undefined;
 let shop: Pick<ShopSystem, 'orders' | 'stop'>;
 if (processes === 0) {
-  shop = await startShop(runtime, { stockFor: config.orders + warmup, replyTimeoutMs });
+  shop = await startShop(runtime, {
+    stockFor: config.orders + warmup,
+    replyTimeoutMs,
+  });
 } else {
   // Ctrl-C: the children get the terminal's SIGINT too and stop by themselves; this process
   // waits for them (SIGKILL after 10 s) before it exits.
@@ -68,12 +82,17 @@ if (processes === 0) {
   await setStock(runtime.states, config.orders + warmup);
   children = await startServiceProcesses({
     processes,
+    layout,
     args: [
       ...['--transport', config.transport, '--store', config.store, '--prefix', runtime.prefix],
       ...['--partitions', String(config.partitions), '--consumers', String(config.consumers)],
       ...['--prefetch', String(config.prefetch), '--linger-ms', String(config.lingerMs)],
     ],
   });
+  // On stderr, so --json keeps one line on stdout.
+  console.error(
+    `load: inventory, payments and shipping in ${processes} processes ${layout === 'shared' ? 'in all' : 'each'} (prefix ${runtime.prefix}, pids ${children.pids.join(' ')})`,
+  );
   const orders = await startOrders(
     await runtime.infraFor('orders'),
     runtime.states.orders,
@@ -85,7 +104,10 @@ if (processes === 0) {
 trace.enabled = config.flags.trace === true;
 const json = config.flags.json === true;
 const bar = new cliProgress.SingleBar(
-  { format: '  orders {bar} {value}/{total} {duration_formatted}', stream: process.stderr },
+  {
+    format: '  orders {bar} {value}/{total} {duration_formatted}',
+    stream: process.stderr,
+  },
   cliProgress.Presets.shades_classic,
 );
 try {
@@ -109,9 +131,11 @@ try {
   const cpu = process.cpuUsage(cpuBefore);
   const childCpu = await children?.cpu();
   const perOrder = (us: number) => Math.round(us / Math.max(1, result.placed));
-  const cpuByProcess: Record<string, number> = { orders: perOrder(cpu.user + cpu.system) };
+  const cpuByProcess: Record<string, number> = {
+    orders: perOrder(cpu.user + cpu.system),
+  };
   for (const [service, us] of Object.entries(childCpu ?? {}))
-    cpuByProcess[service] = perOrder(us - childCpuBefore![service as keyof typeof childCpu]);
+    cpuByProcess[service] = perOrder(us - (childCpuBefore?.[service] ?? 0));
   const cpuUsPerOrder = Object.values(cpuByProcess).reduce((a, b) => a + b, 0);
   const load1 = Math.round(loadavg()[0]! * 100) / 100;
   const ordersPerS = result.placed / (result.durationMs / 1000);
@@ -122,7 +146,7 @@ try {
           .map(([s, n]) => `${n} ${s}`)
           .join(', ') +
         (children
-          ? ` | CPU ${cpuUsPerOrder} µs/order over ${1 + 3 * processes} processes (` +
+          ? ` | CPU ${cpuUsPerOrder} µs/order over ${1 + children.pids.length} processes (` +
             Object.entries(cpuByProcess)
               .map(([p, us]) => `${p} ${us}`)
               .join(', ') +
@@ -131,7 +155,9 @@ try {
     );
   }
   const checkStart = performance.now();
-  const report = await checkUntilConsistent(runtime.states, { timeoutMs: 60_000 });
+  const report = await checkUntilConsistent(runtime.states, {
+    timeoutMs: 60_000,
+  });
   const checkMs = performance.now() - checkStart;
   if (json) {
     // One line on stdout for the e2e benchmark (bench/src/benchmarks/e2e.ts).
@@ -143,6 +169,7 @@ try {
         partitions: config.partitions,
         consumers: config.consumers,
         processes,
+        ...(children ? { layout } : {}),
         durationMs: result.durationMs,
         ordersPerS: Math.round(ordersPerS * 10) / 10,
         cpuUsPerOrder,

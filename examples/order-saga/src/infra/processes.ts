@@ -1,7 +1,8 @@
 /**
  * Participant services in child processes, for the load driver's `--processes K`: inventory,
- * payments and shipping each run as K children (bin/worker.ts) on the parent's prefix, so the K
- * children of a service are members of one consumer group (Kafka: they share the partitions;
+ * payments and shipping run in K children each (layout `per-service`: 3K processes) or all three
+ * in each of K children (layout `shared`: K processes), bin/worker.ts on the parent's prefix, so
+ * the K members of a service are in one consumer group (Kafka: they share the partitions;
  * RabbitMQ: competing consumers on the service's queue).
  *
  * The orders service is not forked: it runs the saga engine, and its reply consumer must be in
@@ -16,23 +17,29 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ServiceName } from './service.js';
 
 /** The services the load driver forks (orders stays in the parent, see above). */
 export const FORKED_SERVICES = ['inventory', 'payments', 'shipping'] as const;
 export type ForkedService = (typeof FORKED_SERVICES)[number];
 
+/** How the participants are spread over the children. */
+export type ProcessLayout = 'per-service' | 'shared';
+export const PROCESS_LAYOUTS: readonly ProcessLayout[] = ['per-service', 'shared'];
+
+/** A child's messages; `services` names what it runs (`inventory`, or `inventory+payments+shipping`). */
 export type WorkerMessage =
-  | { type: 'ready'; service: ServiceName; pid: number }
-  | { type: 'cpu'; service: ServiceName; user: number; system: number }
-  | { type: 'stopped'; service: ServiceName; user: number; system: number }
-  | { type: 'failed'; service: ServiceName; error: string };
+  | { type: 'ready'; services: string; pid: number }
+  | { type: 'cpu'; services: string; user: number; system: number }
+  | { type: 'stopped'; services: string; user: number; system: number }
+  | { type: 'failed'; services: string; error: string };
 
 export type ParentMessage = { type: 'cpu' } | { type: 'stop' };
 
 export interface ServiceProcessesOptions {
-  /** Children per service. */
+  /** Children per service (`per-service`), or children each running every service (`shared`). */
   processes: number;
+  /** @default 'per-service' */
+  layout?: ProcessLayout;
   /** The topology and transport flags every child gets (`--transport kafka --prefix ...`). */
   args: string[];
   /** @default FORKED_SERVICES */
@@ -45,8 +52,11 @@ export interface ServiceProcessesOptions {
 
 export interface ServiceProcesses {
   readonly pids: readonly number[];
-  /** Child CPU (user + system) in µs per service, summed over its children, now. */
-  cpu(): Promise<Record<ForkedService, number>>;
+  /**
+   * Child CPU (user + system) in µs so far, summed over the children that run the same services,
+   * keyed by what they run (`inventory`, ..., or `inventory+payments+shipping`).
+   */
+  cpu(): Promise<Record<string, number>>;
   /** Stops every child (SIGKILL after `timeoutMs`); resolves when all have exited. */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -69,7 +79,8 @@ function send(c: Child, message: ParentMessage): void {
 }
 
 interface Child {
-  service: ForkedService;
+  /** What it runs: `inventory`, or `inventory+payments+shipping`. */
+  services: string;
   process: ChildProcess;
   exited: Promise<void>;
 }
@@ -79,6 +90,10 @@ export async function startServiceProcesses(
   options: ServiceProcessesOptions,
 ): Promise<ServiceProcesses> {
   const services = options.services ?? FORKED_SERVICES;
+  const units =
+    (options.layout ?? 'per-service') === 'shared'
+      ? [services.join('+')]
+      : services.map((s) => s as string);
   const children: Child[] = [];
   const killAll = () => {
     for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGKILL');
@@ -103,9 +118,9 @@ export async function startServiceProcesses(
   };
 
   const readiness: Promise<void>[] = [];
-  for (const service of services) {
+  for (const service of units) {
     for (let i = 0; i < options.processes; i++) {
-      const child = fork(WORKER, ['--service', service, ...options.args], {
+      const child = fork(WORKER, ['--services', service, ...options.args], {
         execArgv: childExecArgv(),
         stdio: options.stdio === 'ignore' ? ['ignore', 'ignore', 'ignore', 'ipc'] : 'inherit',
       });
@@ -113,7 +128,7 @@ export async function startServiceProcesses(
         if (child.exitCode !== null) resolve();
         else child.once('exit', () => resolve());
       });
-      children.push({ service, process: child, exited });
+      children.push({ services: service, process: child, exited });
       readiness.push(
         new Promise<void>((resolve, reject) => {
           const onMessage = (message: WorkerMessage) => {
@@ -163,22 +178,25 @@ export async function startServiceProcesses(
       const answers = await Promise.all(
         children.map(
           (c) =>
-            new Promise<{ service: ForkedService; us: number }>((resolve, reject) => {
+            new Promise<{ services: string; us: number }>((resolve, reject) => {
               const onMessage = (message: WorkerMessage) => {
                 if (message.type !== 'cpu') return;
                 c.process.off('message', onMessage);
                 c.process.off('exit', onExit);
-                resolve({ service: c.service, us: message.user + message.system });
+                resolve({
+                  services: c.services,
+                  us: message.user + message.system,
+                });
               };
-              const onExit = () => reject(new Error(`${c.service} process exited`));
+              const onExit = () => reject(new Error(`${c.services} process exited`));
               c.process.on('message', onMessage);
               c.process.once('exit', onExit);
               send(c, { type: 'cpu' });
             }),
         ),
       );
-      const total = { inventory: 0, payments: 0, shipping: 0 };
-      for (const { service, us } of answers) total[service] += us;
+      const total: Record<string, number> = {};
+      for (const { services, us } of answers) total[services] = (total[services] ?? 0) + us;
       return total;
     },
     stop,
