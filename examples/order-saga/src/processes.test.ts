@@ -120,7 +120,7 @@ describe.skipIf(!redis.available || !rabbitmq.available)(
     it('Ctrl-C (SIGINT to the driver alone) stops every child, then the driver', async () => {
       const run = runLoad([
         ...['--transport', 'rabbitmq', '--prefix', uniqueName('proc-int')],
-        ...['--orders', '100000', '--processes', '1'],
+        ...['--orders', '100000', '--processes', '1', '--layout', 'shared'],
       ]);
       const { pids, prefix } = await run.started;
       run.kill('SIGINT');
@@ -133,7 +133,7 @@ describe.skipIf(!redis.available || !rabbitmq.available)(
     it('a killed driver (SIGKILL) leaves no child: they stop when the IPC channel closes', async () => {
       const run = runLoad([
         ...['--transport', 'rabbitmq', '--prefix', uniqueName('proc-kill')],
-        ...['--orders', '100000', '--processes', '1'],
+        ...['--orders', '100000', '--processes', '1', '--layout', 'shared'],
       ]);
       const { pids, prefix } = await run.started;
       run.kill('SIGKILL');
