@@ -13,14 +13,9 @@
 import { loadavg } from 'node:os';
 import cliProgress from 'cli-progress';
 import { checkUntilConsistent, formatReport } from '../checker.js';
-import { ConfigError, readConfig, topologyOf, type ExampleConfig } from '../config.js';
+import { readLoadConfig, topologyOf } from '../config.js';
 import { startOtel } from '../infra/otel.js';
-import {
-  PROCESS_LAYOUTS,
-  startServiceProcesses,
-  type ProcessLayout,
-  type ServiceProcesses,
-} from '../infra/processes.js';
+import { startServiceProcesses, type ServiceProcesses } from '../infra/processes.js';
 import { createRuntime } from '../infra/runtime.js';
 import { placeOrders } from '../load.js';
 import { setStock, startShop, type ShopSystem } from '../system.js';
@@ -28,34 +23,14 @@ import { startOrders } from '../services/orders.js';
 import { formatTrace, trace } from '../trace.js';
 
 let config;
-/** `--processes K`: participant services in K child processes each; 0 = all in this one. */
-let processes = 0;
-/** `--warmup N`: orders placed (and not measured) before the measured ones, to warm the JIT. */
-let warmup = 0;
-let layout: ProcessLayout = 'per-service';
 try {
-  config = readConfig(
-    process.argv.slice(2),
-    { orders: 1_000, concurrency: 64 },
-    {
-      trace: { type: 'boolean' },
-      json: { type: 'boolean' },
-      processes: { type: 'string' },
-      layout: { type: 'string' },
-      warmup: { type: 'string' },
-    },
-  );
-  processes = processesOf(config);
-  layout = (config.flags.layout ?? 'per-service') as ProcessLayout;
-  if (!PROCESS_LAYOUTS.includes(layout))
-    throw new ConfigError(`--layout must be one of ${PROCESS_LAYOUTS.join(', ')}, got "${layout}"`);
-  warmup = Number(config.flags.warmup ?? 0);
-  if (!Number.isSafeInteger(warmup) || warmup < 0)
-    throw new ConfigError(`--warmup must be a whole number, got "${String(config.flags.warmup)}"`);
+  config = readLoadConfig();
 } catch (error) {
   console.error(`load: ${(error as Error).message}`);
   process.exit(2);
 }
+/** `--processes K`: participants in K child processes; 0 = all in this one. */
+const { processes, layout, warmup } = config;
 const runtime = await createRuntime({
   transport: config.transport,
   store: config.store,
@@ -194,19 +169,4 @@ try {
   await runtime.destroy();
   await runtime.close();
   await otel?.shutdown();
-}
-
-function processesOf(c: ExampleConfig): number {
-  const raw = c.flags.processes;
-  if (raw === undefined) return 0;
-  const k = Number(raw);
-  if (!Number.isSafeInteger(k) || k < 1 || k > 16)
-    throw new ConfigError(`--processes must be an integer from 1 to 16, got "${String(raw)}"`);
-  if (c.transport === 'memory')
-    throw new ConfigError('--processes needs a broker (--transport kafka or rabbitmq)');
-  if (c.transport === 'kafka' && k * c.consumers > c.partitions)
-    throw new ConfigError(
-      `--processes × --consumers (${k * c.consumers}) must not exceed --partitions (${c.partitions}): a member without a partition idles`,
-    );
-  return k;
 }
