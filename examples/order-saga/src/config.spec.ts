@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, readConfig } from './config.js';
+import { ConfigError, readConfig, readLoadConfig } from './config.js';
 
 describe('example configuration', () => {
   const saved = process.env.BACKTRACK_TRANSPORT;
@@ -77,5 +77,39 @@ describe('example configuration', () => {
       /--consumers must be a positive integer/,
     );
     expect(() => readConfig(['--linger-ms=-1'])).toThrow(/--linger-ms must be a number/);
+  });
+
+  it("reads the load driver's --processes, --layout and --warmup, and refuses what cannot run", () => {
+    expect(readLoadConfig(['--transport', 'memory'])).toMatchObject({
+      processes: 0,
+      layout: 'per-service',
+      warmup: 0,
+      orders: 1_000,
+    });
+    expect(
+      readLoadConfig(['--transport', 'rabbitmq', '--processes', '2', '--layout', 'shared']),
+    ).toMatchObject({ processes: 2, layout: 'shared' });
+    expect(readLoadConfig(['--transport', 'kafka', '--warmup', '500']).warmup).toBe(500);
+    const refused = (argv: string[]) => () => readLoadConfig(argv);
+    expect(refused(['--transport', 'memory', '--processes', '2'])).toThrow(/needs a broker/);
+    expect(refused(['--transport', 'kafka', '--processes', '0'])).toThrow(ConfigError);
+    expect(refused(['--transport', 'kafka', '--processes', '17'])).toThrow(/at most 16/);
+    // Kafka: 3 × 3 members in a group of 8 partitions leaves one idle.
+    expect(
+      refused([
+        '--transport',
+        'kafka',
+        '--processes',
+        '3',
+        '--consumers',
+        '3',
+        '--partitions',
+        '8',
+      ]),
+    ).toThrow(/must not exceed --partitions/);
+    expect(refused(['--transport', 'rabbitmq', '--processes', '1', '--layout', 'x'])).toThrow(
+      /--layout must be one of per-service, shared/,
+    );
+    expect(refused(['--transport', 'kafka', '--warmup', '-1'])).toThrow(/--warmup/);
   });
 });

@@ -13,6 +13,7 @@
  *   --metrics-port <port>               (the Prometheus endpoint's port with --otel; default 9464)
  */
 import { parseArgs } from 'node:util';
+import { PROCESS_LAYOUTS, type ProcessLayout } from './infra/processes.js';
 import {
   STORE_KINDS,
   TRANSPORT_KINDS,
@@ -122,6 +123,52 @@ export function readConfig(
     metricsPort,
     flags: values as Record<string, string | boolean | undefined>,
   };
+}
+
+/** The load driver's own options, beside the shared ones. */
+export interface LoadConfig extends ExampleConfig {
+  /** `--processes K`: participants in K child processes (per service, or shared); 0 = none. */
+  processes: number;
+  /** `--layout per-service|shared` (with `--processes`). */
+  layout: ProcessLayout;
+  /** `--warmup N`: orders placed, unmeasured, before the measured `--orders`. */
+  warmup: number;
+}
+
+/** Reads the load driver's configuration (bin/load.ts): the shared flags and its own. */
+export function readLoadConfig(argv: string[] = process.argv.slice(2)): LoadConfig {
+  const config = readConfig(
+    argv,
+    { orders: 1_000, concurrency: 64 },
+    {
+      trace: { type: 'boolean' },
+      json: { type: 'boolean' },
+      processes: { type: 'string' },
+      layout: { type: 'string' },
+      warmup: { type: 'string' },
+    },
+  );
+  const { processes: rawProcesses, layout = 'per-service', warmup: rawWarmup } = config.flags;
+  const processes = rawProcesses === undefined ? 0 : positiveInt('processes', rawProcesses, 0);
+  if (processes > 16) throw new ConfigError(`--processes must be at most 16, got ${processes}`);
+  if (processes > 0 && config.transport === 'memory') {
+    throw new ConfigError('--processes needs a broker (--transport kafka or rabbitmq)');
+  }
+  if (config.transport === 'kafka' && processes * config.consumers > config.partitions) {
+    throw new ConfigError(
+      `--processes × --consumers (${processes * config.consumers}) must not exceed --partitions (${config.partitions}): a member without a partition idles`,
+    );
+  }
+  if (!PROCESS_LAYOUTS.includes(layout as ProcessLayout)) {
+    throw new ConfigError(
+      `--layout must be one of ${PROCESS_LAYOUTS.join(', ')}, got "${String(layout)}"`,
+    );
+  }
+  const warmup = rawWarmup === undefined ? 0 : Number(rawWarmup);
+  if (!Number.isSafeInteger(warmup) || warmup < 0) {
+    throw new ConfigError(`--warmup must be a whole number, got "${String(rawWarmup)}"`);
+  }
+  return { ...config, processes, layout: layout as ProcessLayout, warmup };
 }
 
 function positiveInt(name: string, raw: unknown, fallback: number): number {

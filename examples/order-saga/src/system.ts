@@ -8,6 +8,7 @@ import { startPayments, type PaymentsOptions } from './services/payments.js';
 import { startShipping } from './services/shipping.js';
 import type { RunningService } from './infra/service.js';
 import type { Runtime } from './infra/runtime.js';
+import type { ServiceStates } from './state/types.js';
 import type { Story } from './story.js';
 import { initialStock } from './catalog.js';
 
@@ -30,16 +31,19 @@ export interface StartShopOptions {
   replyTimeoutMs?: number;
 }
 
+/** Sets the initial stock of every SKU, sized for `orders` orders. */
+export async function setStock(states: ServiceStates, orders: number): Promise<void> {
+  for (const [sku, qty] of Object.entries(initialStock(orders))) {
+    await states.inventory.setStock(sku, qty);
+  }
+}
+
 export async function startShop(
   runtime: Runtime,
   options: StartShopOptions = {},
 ): Promise<ShopSystem> {
   const { states } = runtime;
-  if (options.stockFor !== undefined) {
-    for (const [sku, qty] of Object.entries(initialStock(options.stockFor))) {
-      await states.inventory.setStock(sku, qty);
-    }
-  }
+  if (options.stockFor !== undefined) await setStock(states, options.stockFor);
   // Participants first, so their queues exist before orders sends the first command.
   const inventory = await startInventory(
     await runtime.infraFor('inventory', options.story),

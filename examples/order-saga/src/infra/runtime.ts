@@ -91,6 +91,11 @@ export interface RuntimeOptions {
   lingerMs?: number;
   /** The library's logger. @default pino at `warn` (BACKTRACK_LOG_LEVEL overrides) */
   logger?: Logger;
+  /**
+   * Kafka: create the four topics on start (and wait a second for their leaders). A child of
+   * the load driver's `--processes` passes `false`: its parent created them. @default true
+   */
+  createTopics?: boolean;
 }
 
 export interface Runtime {
@@ -314,6 +319,7 @@ async function transportFactory(
       );
     // Create the four topics up front with their partitions, so no service races another to
     // create one, then give the broker a moment to publish the new leaders.
+    if (options.createTopics === false) return async () => create();
     const admin = create();
     try {
       await admin.ensureTopics({

@@ -296,15 +296,17 @@ export async function startOrders(
 
   async function settle(result: SagaResult): Promise<Order> {
     const orderId = (result.record.input as PlaceOrderInput).orderId;
+    // The order as setStatus stored it (one call), or as it is when the saga has not ended.
+    let order: Order | undefined;
     switch (result.status) {
       case SagaStatus.Completed:
-        await state.setStatus(orderId, 'confirmed');
+        order = await state.setStatus(orderId, 'confirmed');
         story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
         break;
       case SagaStatus.Compensated: {
         const reason = result.record.failure?.error.message ?? 'cancelled';
         const undone = result.record.compensationOrder;
-        await state.setStatus(orderId, 'cancelled', reason);
+        order = await state.setStatus(orderId, 'cancelled', reason);
         story.tell({
           orderId,
           service: 'orders',
@@ -321,7 +323,7 @@ export async function startOrders(
         break;
       default: {
         const reason = `saga ${result.status}: ${JSON.stringify(result.record.stuck ?? result.record.failure)}`;
-        await state.setStatus(orderId, 'needs-attention', reason);
+        order = await state.setStatus(orderId, 'needs-attention', reason);
         story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
         logger.warn(
           { orderId, sagaId: result.sagaId, status: result.status },
@@ -329,7 +331,7 @@ export async function startOrders(
         );
       }
     }
-    return (await state.get(orderId))!;
+    return order ?? (await state.get(orderId))!;
   }
 
   return {

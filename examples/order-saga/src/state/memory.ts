@@ -24,12 +24,17 @@ export class InMemoryOrdersState implements OrdersState {
     return { ...created };
   }
 
-  async setStatus(orderId: string, status: OrderStatus, reason?: string): Promise<void> {
+  async setStatus(
+    orderId: string,
+    status: OrderStatus,
+    reason?: string,
+  ): Promise<Order | undefined> {
     const order = this.#orders.get(orderId);
-    if (!order) return;
+    if (!order) return undefined;
     order.status = status;
     if (reason === undefined) delete order.reason;
     else order.reason = reason;
+    return { ...order };
   }
 
   async get(orderId: string): Promise<Order | undefined> {

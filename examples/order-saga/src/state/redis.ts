@@ -24,6 +24,17 @@ function parseAll<T>(hash: Record<string, string>): T[] {
   return Object.values(hash).map((v) => JSON.parse(v) as T);
 }
 
+const SET_STATUS = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local o = cjson.decode(raw)
+o.status = ARGV[2]
+if ARGV[3] == '1' then o.reason = ARGV[4] else o.reason = nil end
+local out = cjson.encode(o)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return out
+`;
+
 /** Orders in the hash `<prefix>:orders`, one JSON field per order. */
 export class RedisOrdersState implements OrdersState {
   readonly #redis: Redis;
@@ -41,14 +52,22 @@ export class RedisOrdersState implements OrdersState {
     return (await this.get(order.orderId))!;
   }
 
-  async setStatus(orderId: string, status: OrderStatus, reason?: string): Promise<void> {
-    // Only the orders service writes an order, one saga per order: no concurrent writers.
-    const order = await this.get(orderId);
-    if (!order) return;
-    const next: Order = { ...order, status };
-    if (reason === undefined) delete next.reason;
-    else next.reason = reason;
-    await this.#redis.hset(this.#key, orderId, JSON.stringify(next));
+  async setStatus(
+    orderId: string,
+    status: OrderStatus,
+    reason?: string,
+  ): Promise<Order | undefined> {
+    // One script (read, change, write, return) instead of HGET, HSET and the caller's HGET.
+    const raw = (await this.#redis.eval(
+      SET_STATUS,
+      1,
+      this.#key,
+      orderId,
+      status,
+      reason === undefined ? '0' : '1',
+      reason ?? '',
+    )) as string | null;
+    return raw === null ? undefined : (JSON.parse(raw) as Order);
   }
 
   async get(orderId: string): Promise<Order | undefined> {

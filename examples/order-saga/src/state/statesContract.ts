@@ -84,14 +84,14 @@ export function serviceStatesContract(name: string, make: () => Promise<ServiceS
       const order = { orderId: 'o-1', sku: 'mug', qty: 1, amountCents: 1_200, card: '4242' };
       expect(await orders.create(order)).toEqual({ ...order, status: 'pending' });
       expect(await orders.create({ ...order, qty: 9 })).toEqual({ ...order, status: 'pending' });
-      await orders.setStatus('o-1', 'cancelled', 'card declined');
-      expect(await orders.get('o-1')).toEqual({
-        ...order,
-        status: 'cancelled',
-        reason: 'card declined',
-      });
-      await orders.setStatus('o-1', 'confirmed');
+      // setStatus resolves with the order as stored (the orders service needs no read after it).
+      const cancelled = { ...order, status: 'cancelled', reason: 'card declined' };
+      expect(await orders.setStatus('o-1', 'cancelled', 'card declined')).toEqual(cancelled);
+      expect(await orders.get('o-1')).toEqual(cancelled);
+      expect(await orders.setStatus('o-1', 'confirmed')).toEqual({ ...order, status: 'confirmed' });
       expect(await orders.all()).toEqual([{ ...order, status: 'confirmed' }]);
+      expect(await orders.setStatus('o-404', 'confirmed')).toBeUndefined();
+      expect(await orders.get('o-404')).toBeUndefined();
     });
 
     it('takes a snapshot of every store that agrees with their own reads', async () => {

@@ -24,7 +24,11 @@ export interface Order {
 export interface OrdersState {
   /** Stores a new order as `pending`; a second call for one id keeps the first. */
   create(order: Omit<Order, 'status'>): Promise<Order>;
-  setStatus(orderId: string, status: OrderStatus, reason?: string): Promise<void>;
+  /**
+   * Sets an order's status (and reason, removed when omitted); resolves with the order as
+   * stored now, or `undefined` when there is no such order (one round trip on Redis).
+   */
+  setStatus(orderId: string, status: OrderStatus, reason?: string): Promise<Order | undefined>;
   get(orderId: string): Promise<Order | undefined>;
   all(): Promise<Order[]>;
 }
