@@ -688,7 +688,12 @@ function encodePending(pending: readonly Pending[], planId: string): void {
         schemaVersion: e.schemaversion,
         topic,
         headers: encoded.headers,
-        body: Buffer.from(encoded.body).toString('base64'),
+        // A view of the encoded bytes (no copy before the base64).
+        body: Buffer.from(
+          encoded.body.buffer,
+          encoded.body.byteOffset,
+          encoded.body.byteLength,
+        ).toString('base64'),
         data: e.data,
       };
       if (key !== undefined) message.key = key;

@@ -246,20 +246,42 @@ export class RedisJournal implements Journal {
     records: readonly JournalAppend[],
     published: readonly string[],
   ): Promise<{ appended: ([Buffer] | StoredFields)[]; marked: number }> {
+    // A batch repeats a few index-key sets (the service, version and type of its records, their
+    // saga): each set and each key travels once, and a record names its set by number.
     const keys = [`${this.#prefix}:seq`, `${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
-    const args: (string | Buffer)[] = [String(records.length)];
+    const recordKeys: string[] = [];
+    const setNumbers = new Map<string, string>();
+    const setArgs: string[] = [];
+    const keyPositions = new Map<string, string>();
+    const recordArgs: (string | Buffer)[] = [];
     for (const record of records) {
       const { meta, body, indexKeys, indexJson } = this.#toStored(record);
-      keys.push(`${this.#prefix}:r:${record.id}`, ...indexKeys);
-      args.push(
-        record.id,
-        String(Date.parse(record.time)),
-        meta,
-        body,
-        String(indexKeys.length),
-        indexJson,
-      );
+      recordKeys.push(`${this.#prefix}:r:${record.id}`);
+      let set = setNumbers.get(indexJson);
+      if (set === undefined) {
+        set = String(setNumbers.size + 1);
+        setNumbers.set(indexJson, set);
+        setArgs.push(indexJson, String(indexKeys.length));
+        for (const key of indexKeys) {
+          let position = keyPositions.get(key);
+          if (position === undefined) {
+            keys.push(key);
+            position = String(keys.length);
+            keyPositions.set(key, position);
+          }
+          setArgs.push(position);
+        }
+      }
+      recordArgs.push(record.id, String(Date.parse(record.time)), meta, body, set);
     }
+    const args: (string | Buffer)[] = [
+      String(records.length),
+      String(setNumbers.size),
+      String(keys.length + 1),
+      ...setArgs,
+      ...recordArgs,
+    ];
+    keys.push(...recordKeys);
     // PRUNE's KEYS (i:all, i:pending) and ARGV. Given as 0 keys before, the script failed on
     // every batch (a nil key) and the error was dropped: appendMany never pruned.
     const pruneKeys = [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
