@@ -51,6 +51,15 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       const stored = await journal.appendMany(Array.from({ length: 50 }, (_, i) => record(i + 1)));
       expect(stored).toHaveLength(50);
       expect(spies.map((s) => s.mock.calls.length)).toEqual([1, 0, 0, 0, 0, 0]);
+      // The next batch carries the marks of this one: still one pipeline.
+      const marked = await journal.appendAndMarkPublished(
+        Array.from({ length: 50 }, (_, i) => record(i + 51)),
+        stored.map((r) => r.id),
+      );
+      expect(marked).toBe(50);
+      expect(spies.map((s) => s.mock.calls.length)).toEqual([2, 0, 0, 0, 0, 0]);
+      expect((await journal.get('m-7'))?.state).toBe('published');
+      expect((await journal.get('m-57'))?.state).toBe('pending');
       expect((await journal.get('m-7'))?.sagaId).toBe('saga-1');
     } finally {
       vi.restoreAllMocks();

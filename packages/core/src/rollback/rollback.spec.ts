@@ -984,6 +984,14 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const expected = plan.items.flatMap((i) => i.messages.map((m) => m.id));
     const sent = w.transport.sent.map((m) => m.message.headers.id!);
     expect([...sent].sort()).toEqual([...expected].sort());
+    // The bytes of the plan, published and journaled (a run's own pages carry no base64 body).
+    const bodies = new Map(plan.items.flatMap((i) => i.messages.map((m) => [m.id, m.body])));
+    for (const { message } of w.transport.sent) {
+      const id = message.headers.id!;
+      expect(Buffer.from(message.body).toString('base64')).toBe(bodies.get(id));
+      const journaled = await w.journal.get(id);
+      expect(Buffer.from(journaled!.message.body).toString('base64')).toBe(bodies.get(id));
+    }
     for (let k = 0; k < 4; k++) {
       const ofKey = plan.items
         .filter((i) => i.original.key === `k${k}`)

@@ -317,7 +317,8 @@ async function* pagesOf(
     registry: dependencies.registry!,
     compensations: dependencies.compensations,
   };
-  for await (const page of planPages(plan, deps, from, pageSize)) {
+  // The run's own pages: their messages' bodies are never serialised, so no base64 is made.
+  for await (const page of planPages(plan, deps, from, pageSize, true)) {
     const { cursor: next, ...rest } = page;
     yield next === undefined ? rest : { ...rest, cursor: `${JOURNAL_CURSOR}${next}` };
   }
