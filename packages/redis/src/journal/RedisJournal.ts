@@ -314,7 +314,8 @@ export class RedisJournal implements Journal {
         void PRUNE.run(this.#redis, pruneKeys, pruneArgs).catch(() => undefined);
       }
       let appended: unknown;
-      if (isNoScript(replies[0]?.[0])) {
+      const appendRefused = isNoScript(replies[0]?.[0]);
+      if (appendRefused) {
         appended = await runBuffer(this.#redis, APPEND_MANY, keys, args);
       } else {
         const [appendError, reply] = replies[0] ?? [new Error('no reply')];
@@ -324,10 +325,13 @@ export class RedisJournal implements Journal {
       let marked = 0;
       if (markKeys.length > 0) {
         const [markError, reply] = replies[1] ?? [new Error('no reply')];
-        if (isNoScript(markError)) {
-          marked = (await MARK_PUBLISHED.run(this.#redis, markKeys, published)) as number;
-        } else if (markError) throw markError;
-        else marked = reply as number;
+        if (markError && !isNoScript(markError)) throw markError;
+        if (!markError) marked = reply as number;
+        // Refused, or run before an append that was refused (an id of this batch was unknown
+        // then): marked again now, which changes only what is still pending.
+        if (markError || appendRefused) {
+          marked += (await MARK_PUBLISHED.run(this.#redis, markKeys, published)) as number;
+        }
       }
       return { appended: appended as ([Buffer] | StoredFields)[], marked };
     });
