@@ -55,14 +55,33 @@ export class InMemoryJournal implements Journal {
     return records.map((record, i) => this.#append(record, times[i]!));
   }
 
+  /** `appendMany` then `markPublished`, without building the stored records for the caller. */
+  async appendAndMarkPublished(
+    records: readonly JournalAppend[],
+    published: readonly string[],
+  ): Promise<number> {
+    const times = records.map((record) => assertValidAppend(record));
+    records.forEach((record, i) => this.#store(record, times[i]!));
+    return this.markPublished(published);
+  }
+
   /**
    * Stores one valid record (`timeMs`: its parsed `time`). The store keeps its own copy of the
    * message (one copy of the headers and the body bytes); the caller gets back a record holding
    * its own message, so neither side can change the other's.
    */
   #append(record: JournalAppend, timeMs: number): JournalRecord {
+    const { stored, created } = this.#store(record, timeMs);
+    if (!created) return copy(stored);
+    const returned: JournalRecord = { ...stored };
+    returned.message = record.message;
+    return returned;
+  }
+
+  /** Stores one valid record unless its id is stored already; resolves with the stored record. */
+  #store(record: JournalAppend, timeMs: number): { stored: JournalRecord; created: boolean } {
     const existing = this.#byId.get(record.id);
-    if (existing) return copy(existing);
+    if (existing) return { stored: existing, created: false };
     const seq = nextSeq(this.#lastSeq, timeMs);
     this.#lastSeq = seq;
     // Field by field, not a spread: the records callers build (optional fields present or not)
@@ -91,9 +110,7 @@ export class InMemoryJournal implements Journal {
       this.#lastPrune = now;
       void this.prune(now);
     }
-    const returned: JournalRecord = { ...stored };
-    returned.message = record.message;
-    return returned;
+    return { stored, created: true };
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {

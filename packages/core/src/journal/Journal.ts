@@ -128,6 +128,9 @@ export interface UnpublishedQuery {
  *   malformed record rejects the whole call with nothing written.
  * - `markPublished` MUST be idempotent and MUST ignore unknown ids; it takes the ids of a whole
  *   batch and SHOULD cost one round trip (it is the `markPublishedMany` of the batching publisher).
+ * - `appendAndMarkPublished` (optional) MUST behave exactly like `appendMany(records)` followed
+ *   by `markPublished(published)` (an id of `records` may be in `published`), and SHOULD cost one
+ *   round trip. A caller without it calls the two (see {@link appendAndMarkPublished}).
  * - `query` MUST return records in `seq` order (ascending, or descending for `backward`), MUST
  *   page with an opaque cursor, and MUST NOT load more than a bounded number of records per call
  *   (a million matching records never load into memory at once). Records added after a cursor
@@ -147,6 +150,16 @@ export interface Journal {
   appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]>;
   /** Marks records published after the broker acknowledged them. Resolves with how many changed state. */
   markPublished(ids: readonly string[]): Promise<number>;
+  /**
+   * Optional: `appendMany(records)` then `markPublished(published)` in one call (one round trip
+   * where the store allows), for a writer that marks a batch published with its next batch's
+   * append. Resolves with how many of `published` changed state; the stored records are not
+   * returned. Callers go through {@link appendAndMarkPublished}, which falls back to the two calls.
+   */
+  appendAndMarkPublished?(
+    records: readonly JournalAppend[],
+    published: readonly string[],
+  ): Promise<number>;
   /** Pending records appended more than `olderThanMs` ago, oldest first: the relay's work list. */
   unpublished(query: UnpublishedQuery): Promise<JournalRecord[]>;
   /** Records matching every given filter, in publish order, paged. */
@@ -173,3 +186,18 @@ export const DEFAULT_JOURNAL_OPTIONS = {
 
 /** Default and maximum page size of {@link Journal.query}. */
 export const JOURNAL_PAGE_LIMITS = { default: 100, max: 1000 } as const;
+
+/**
+ * `journal.appendMany(records)` then `journal.markPublished(published)`: in one call when the
+ * journal has {@link Journal.appendAndMarkPublished}, otherwise the append and then the marks.
+ * Resolves with how many of `published` changed state.
+ */
+export async function appendAndMarkPublished(
+  journal: Journal,
+  records: readonly JournalAppend[],
+  published: readonly string[],
+): Promise<number> {
+  if (journal.appendAndMarkPublished) return journal.appendAndMarkPublished(records, published);
+  if (records.length > 0) await journal.appendMany(records);
+  return published.length === 0 ? 0 : journal.markPublished(published);
+}

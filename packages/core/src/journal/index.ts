@@ -1,4 +1,4 @@
-export { DEFAULT_JOURNAL_OPTIONS, PublishState } from './Journal.js';
+export { appendAndMarkPublished, DEFAULT_JOURNAL_OPTIONS, PublishState } from './Journal.js';
 export type {
   Journal,
   JournalAppend,

@@ -287,12 +287,15 @@ export interface PlannedPage {
  * starting after `cursor` (a page's {@link PlannedPage.cursor}). The same journal content gives
  * the same items, messages and ids as {@link planRollback} (the summary's planId and clock are
  * used), so a run resumed from a cursor publishes exactly what the first runner would have.
+ * `forRun`: the pages go to {@link runRollback} only, which never serialises them: each message's
+ * `body` is left empty (no base64) and {@link plannedBody} gives its bytes.
  */
 export async function* planPages(
   summary: RollbackPlanSummary,
   dependencies: PlanRollbackDependencies,
   cursor: string | undefined,
   pageSize: number,
+  forRun = false,
 ): AsyncGenerator<PlannedPage> {
   const window = resolvePlanWindow(
     {
@@ -320,7 +323,7 @@ export async function* planPages(
       planEffect(record, window, dependencies, state);
     }
     if (state.effects >= pageSize || page.cursor === undefined) {
-      encodePending(state.pending, summary.planId);
+      encodePending(state.pending, summary.planId, !forRun);
       const planned: PlannedPage = {
         items: state.items,
         sagas: [...state.sagas.values()],
@@ -676,11 +679,15 @@ export function plannedBody(message: PlannedMessage): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Encodes every pending item's messages, now that the plan id (their producer version) is known. */
-function encodePending(pending: readonly Pending[], planId: string): void {
+/**
+ * Encodes every pending item's messages, now that the plan id (their producer version) is known.
+ * Without `base64`, the body is left empty: only {@link plannedBody} reads it (a run's pages).
+ */
+function encodePending(pending: readonly Pending[], planId: string, base64 = true): void {
+  const version = rollbackVersion(planId);
   for (const { item, outgoing } of pending) {
     item.messages = outgoing.map(({ envelope: e, topic, key }) => {
-      e.producerversion = rollbackVersion(planId);
+      e.producerversion = version;
       const encoded = encodeEnvelope(e);
       const message: PlannedMessage = {
         id: e.id,
@@ -688,7 +695,14 @@ function encodePending(pending: readonly Pending[], planId: string): void {
         schemaVersion: e.schemaversion,
         topic,
         headers: encoded.headers,
-        body: Buffer.from(encoded.body).toString('base64'),
+        // A view of the encoded bytes (no copy before the base64).
+        body: base64
+          ? Buffer.from(
+              encoded.body.buffer,
+              encoded.body.byteOffset,
+              encoded.body.byteLength,
+            ).toString('base64')
+          : '',
         data: e.data,
       };
       if (key !== undefined) message.key = key;

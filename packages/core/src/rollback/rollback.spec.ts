@@ -756,6 +756,45 @@ describe('runRollback with several batches in flight', () => {
     }
   });
 
+  it("marks a batch published with the next batch's append (one journal call per batch), the last one per lane alone", async () => {
+    const w = await plannedKeyed(60, 5);
+    const calls = { appendAndMarkPublished: 0, appendMany: 0, markPublished: 0 };
+    const marked: string[] = [];
+    const journal: Journal = {
+      append: (r) => w.journal.append(r),
+      appendMany: (rs) => {
+        calls.appendMany++;
+        return w.journal.appendMany(rs);
+      },
+      appendAndMarkPublished: (rs, ids) => {
+        calls.appendAndMarkPublished++;
+        marked.push(...ids);
+        return w.journal.appendAndMarkPublished(rs, ids);
+      },
+      markPublished: (ids) => {
+        calls.markPublished++;
+        marked.push(...ids);
+        return w.journal.markPublished(ids);
+      },
+      unpublished: (q) => w.journal.unpublished(q),
+      query: (q) => w.journal.query(q),
+      get: (id) => w.journal.get(id),
+      prune: (now) => w.journal.prune(now),
+    };
+    const result = await runRollback(
+      w.plan,
+      { runId: 'm1', batchSize: 4, batchesInFlight: 3 },
+      { ...w, journal, transport: jitteryTransport(w.transport) },
+    );
+    expect(result.status).toBe('completed');
+    // 15 batches, 3 lanes: every append carries the previous batch's marks; each lane's last
+    // batch is marked alone when the lane ends.
+    expect(calls).toEqual({ appendAndMarkPublished: 15, appendMany: 0, markPublished: 3 });
+    const ids = w.plan.items.flatMap((i) => i.messages.map((m) => m.id));
+    expect(marked.sort()).toEqual(ids.sort());
+    for (const id of ids) expect((await w.journal.get(id))?.state).toBe('published');
+  });
+
   it('a run killed with batches in flight resumes without publishing a done item again', async () => {
     const w = await plannedKeyed(40, 8);
     const store = w.progressStore;
@@ -945,6 +984,14 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const expected = plan.items.flatMap((i) => i.messages.map((m) => m.id));
     const sent = w.transport.sent.map((m) => m.message.headers.id!);
     expect([...sent].sort()).toEqual([...expected].sort());
+    // The bytes of the plan, published and journaled (a run's own pages carry no base64 body).
+    const bodies = new Map(plan.items.flatMap((i) => i.messages.map((m) => [m.id, m.body])));
+    for (const { message } of w.transport.sent) {
+      const id = message.headers.id!;
+      expect(Buffer.from(message.body).toString('base64')).toBe(bodies.get(id));
+      const journaled = await w.journal.get(id);
+      expect(Buffer.from(journaled!.message.body).toString('base64')).toBe(bodies.get(id));
+    }
     for (let k = 0; k < 4; k++) {
       const ofKey = plan.items
         .filter((i) => i.original.key === `k${k}`)

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { ConnectionAccessError } from '../errors/ConnectionAccessError.js';
-import type { Journal, JournalAppend } from '../journal/Journal.js';
+import { appendAndMarkPublished, type Journal, type JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
@@ -317,7 +317,8 @@ async function* pagesOf(
     registry: dependencies.registry!,
     compensations: dependencies.compensations,
   };
-  for await (const page of planPages(plan, deps, from, pageSize)) {
+  // The run's own pages: their messages' bodies are never serialised, so no base64 is made.
+  for await (const page of planPages(plan, deps, from, pageSize, true)) {
     const { cursor: next, ...rest } = page;
     yield next === undefined ? rest : { ...rest, cursor: `${JOURNAL_CURSOR}${next}` };
   }
@@ -660,24 +661,25 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
 /**
  * One lane publishes its batches one after the other (their order is the plan's). The marks that
  * end a batch (`done` or `failed`) travel in ONE progress write with the next batch's `publishing`
- * marks, alongside the journal's `published` marks of the batch and the next batch's journal
- * append; the next publish waits for all of them. Resolves with the messages published.
+ * marks, alongside the next batch's journal append, which also carries the journal's `published`
+ * marks of the batch (one call, see {@link appendAndMarkPublished}); the next publish waits for
+ * both. The lane's last marks are written when it ends. Resolves with the messages published.
  */
 async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
   const { plan, o, write, stop, stopped } = run;
   let published = 0;
   let carry: ItemUpdate[] = [];
-  let carryMarked: Promise<void> = Promise.resolve();
+  // Journal ids acknowledged by the broker and not yet marked published.
+  let marks: JournalMarks = { ids: [], done: true };
   for (let start = 0; start < items.length; start += o.batchSize) {
     if (stopped()) break;
     const batch = items.slice(start, start + o.batchSize);
     run.checkLease();
-    const before = Promise.all([
-      write([...carry, ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing }))]),
-      carryMarked,
-    ]).then(() => undefined);
+    const before = write([
+      ...carry,
+      ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })),
+    ]);
     carry = [];
-    carryMarked = Promise.resolve();
     const outcome = await publishBatch(
       plan,
       batch,
@@ -688,13 +690,15 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
       run.logger,
       before,
       () => !stopped(),
+      marks,
     );
     if (outcome === 'stopped') break;
-    const { error, marked } = outcome;
+    if (marks.done) marks = { ids: [], done: true };
+    const { error, ids } = outcome;
     if (error === undefined) {
       published += batch.reduce((n, i) => n + i.messages.length, 0);
       carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
-      carryMarked = marked;
+      marks = { ids: marks.ids.length === 0 ? ids : [...marks.ids, ...ids], done: false };
       stop.failedBatchesInARow = 0;
     } else {
       carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
@@ -702,8 +706,27 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
       ++stop.failedBatchesInARow;
     }
   }
-  await Promise.all([write(carry), carryMarked]);
+  await Promise.all([write(carry), markLeft(run, marks)]);
   return published;
+}
+
+/**
+ * Journal ids to mark published with the next append; `done` once an append carried them (a
+ * failed append leaves them for the next one).
+ */
+interface JournalMarks {
+  ids: string[];
+  done: boolean;
+}
+
+/** The marks no append carried (the lane's last batch, or a lane that stopped): written alone. */
+async function markLeft(run: RunContext, marks: JournalMarks): Promise<void> {
+  if (marks.done || marks.ids.length === 0) return;
+  await run.journal.markPublished(marks.ids).then(
+    () => undefined,
+    // The records stay pending: the outbox relay publishes them again under the same ids.
+    (err: unknown) => run.logger.warn({ err }, 'could not mark rollback messages published'),
+  );
 }
 
 /** The saga phase: compensates the plan's sagas, `sagasInFlight` at a time, one write per group. */
@@ -786,12 +809,13 @@ async function acquire(
 }
 
 /**
- * Journals (one appendMany) and publishes one batch, retrying it. `before` (the batch's
- * `publishing` marks, and the previous batch's `done` marks) runs alongside the first append and
- * must succeed before anything is published; its failure (a lost lease, a store down) is thrown,
- * and when `proceed()` is false once it is done, nothing is published (`'stopped'`). Resolves with the last error
- * when every attempt failed, and with the pending `markPublished` of the journal records
- * (whose failure is only logged) when the broker acknowledged.
+ * Journals (one appendMany, carrying the `published` marks of `marks` until an append succeeded:
+ * `marks.done`) and publishes one batch, retrying it. `before` (the batch's `publishing` marks,
+ * and the previous batch's `done` marks) runs alongside the first append and must succeed before
+ * anything is published; its failure (a lost lease, a store down) is thrown, and when `proceed()`
+ * is false once it is done, nothing is published (`'stopped'`). Resolves with the last error when
+ * every attempt failed, and with the journal ids of the batch (to mark published) when the broker
+ * acknowledged.
  */
 async function publishBatch(
   plan: RollbackPlanSummary,
@@ -803,7 +827,8 @@ async function publishBatch(
   logger: Logger,
   before: Promise<void>,
   proceed: () => boolean,
-): Promise<{ error: string | undefined; marked: Promise<void> } | 'stopped'> {
+  marks: JournalMarks,
+): Promise<{ error: string | undefined; ids: string[] } | 'stopped'> {
   const version = rollbackVersion(plan.planId);
   const messages: OutgoingMessage[] = [];
   const records: JournalAppend[] = [];
@@ -836,12 +861,17 @@ async function publishBatch(
   let lastError = '';
   let pending: Promise<void> | undefined = before;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const append = journal.appendMany(records);
+    // The records are not needed back: a journal with `appendAndMarkPublished` does not build them.
+    const append = appendAndMarkPublished(journal, records, marks.done ? [] : marks.ids).then(
+      () => {
+        marks.done = true;
+      },
+    );
     if (pending) {
-      const [marks] = await Promise.allSettled([pending, append]);
-      if (marks.status === 'rejected') {
+      const [written] = await Promise.allSettled([pending, append]);
+      if (written.status === 'rejected') {
         append.catch(() => undefined);
-        throw marks.reason;
+        throw written.reason;
       }
       pending = undefined;
       // Aborted (or another lane failed) while the marks were written: publish nothing more.
@@ -853,11 +883,7 @@ async function publishBatch(
     try {
       await append;
       await transport.publish(messages);
-      const marked = journal.markPublished(records.map((r) => r.id)).then(
-        () => undefined,
-        (err: unknown) => logger.warn({ err }, 'could not mark rollback messages published'),
-      );
-      return { error: undefined, marked };
+      return { error: undefined, ids: records.map((r) => r.id) };
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
       if (error instanceof RollbackLeaseLostError) throw error;
@@ -870,7 +896,7 @@ async function publishBatch(
       if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
     }
   }
-  return { error: lastError, marked: Promise.resolve() };
+  return { error: lastError, ids: [] };
 }
 
 async function compensateSaga(

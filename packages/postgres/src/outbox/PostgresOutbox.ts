@@ -265,26 +265,51 @@ export class PostgresOutbox implements Journal {
   ): Promise<JournalRecord[]> {
     for (const record of records) assertValidAppend(record);
     if (records.length === 0) return [];
-    if (options.client) {
+    return this.#inTransaction('outbox.appendMany', options, async (client) => {
       const out: JournalRecord[] = [];
-      for (const record of records) out.push(await this.append(record, options));
+      for (const record of records) out.push(await this.append(record, { client }));
       return out;
-    }
+    });
+  }
+
+  /**
+   * `appendMany(records)` then `markPublished(published)` in one transaction (the caller's with
+   * `options.client`, else its own). Resolves with how many of `published` changed state.
+   */
+  async appendAndMarkPublished(
+    records: readonly JournalAppend[],
+    published: readonly string[],
+    options: OutboxAppendOptions = {},
+  ): Promise<number> {
+    for (const record of records) assertValidAppend(record);
+    if (records.length === 0) return this.markPublished(published, options);
+    return this.#inTransaction('outbox.appendMany', options, async (client) => {
+      for (const record of records) await this.append(record, { client });
+      return this.markPublished(published, { client });
+    });
+  }
+
+  /** Runs `fn` in the caller's transaction (`options.client`), else in one of its own. */
+  async #inTransaction<T>(
+    operation: string,
+    options: OutboxAppendOptions,
+    fn: (client: ClientBase) => Promise<T>,
+  ): Promise<T> {
+    if (options.client) return fn(options.client);
     let client: PoolClient;
     try {
       client = await this.#pool.connect();
     } catch (error) {
-      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+      throw toStoreError(error, this.#schema, operation);
     }
     try {
       await client.query('BEGIN');
-      const out: JournalRecord[] = [];
-      for (const record of records) out.push(await this.append(record, { client }));
+      const out = await fn(client);
       await client.query('COMMIT');
       return out;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw toStoreError(error, this.#schema, 'outbox.appendMany');
+      throw toStoreError(error, this.#schema, operation);
     } finally {
       client.release();
     }

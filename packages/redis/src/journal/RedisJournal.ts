@@ -10,6 +10,7 @@ import {
   type JournalRecord,
   type UnpublishedQuery,
 } from '@backtrack/core';
+import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
@@ -77,6 +78,7 @@ export interface RedisJournalDependencies {
   now?: () => number;
 }
 
+/** A record in the old format (`j`): everything in one JSON object, the body in base64. */
 interface StoredJson {
   id: string;
   type: string;
@@ -94,11 +96,42 @@ interface StoredJson {
 }
 
 /**
+ * The `m` field of a record in the current format: its fields in a fixed order (absent optional
+ * fields as null), the headers last but three; the body is in `b`, raw.
+ */
+type StoredMeta = [
+  id: string,
+  type: string,
+  schemaVersion: number,
+  topic: string,
+  service: string,
+  version: string,
+  time: string,
+  headers: Record<string, string>,
+  key: string | null,
+  sagaId: string | null,
+  causationId: string | null,
+];
+
+/** A record's fields as a script returns them: q, s, then j (old format) or m and b (current). */
+type StoredFields = [
+  q: Buffer | null,
+  s: Buffer | null,
+  j: Buffer | null,
+  m: Buffer | null,
+  b: Buffer | null,
+];
+
+/**
  * The {@link Journal} on Redis.
  *
  * Layout, under one hash-tagged prefix `P`:
- * - `P:seq` the last assigned seq; `P:r:<id>` a hash per record (`q` seq, `s` state, `j` JSON with
- *   the base64 body, `ix` the index keys it is in);
+ * - `P:seq` the last assigned seq; `P:r:<id>` a hash per record (`q` seq, `s` state, `m` a JSON
+ *   array of its fields and headers, `b` the body bytes as they are, `ix` the index keys it is
+ *   in). Records written before session 6 hold `j` (one JSON object with the body in base64)
+ *   instead of `m` and `b`: they are read as they are (no migration step); every write uses the
+ *   current format. A reader older than this one does not see current-format records, so upgrade
+ *   the readers (CLI, relays) with or before the writers;
  * - sorted sets scored by seq: `P:i:all`, `P:i:pending`, `P:i:s:<service>`,
  *   `P:i:sv:<service>:<version>`, `P:i:t:<type>`, `P:i:g:<sagaId>`.
  *
@@ -152,29 +185,31 @@ export class RedisJournal implements Journal {
 
   async append(record: JournalAppend): Promise<JournalRecord> {
     assertValidAppend(record);
-    const { json, indexKeys, indexJson } = this.#toStored(record);
+    const { meta, body, indexKeys, indexJson } = this.#toStored(record);
+    const keys = [
+      `${this.#prefix}:r:${record.id}`,
+      `${this.#prefix}:seq`,
+      `${this.#prefix}:i:all`,
+      `${this.#prefix}:i:pending`,
+      ...indexKeys,
+    ];
+    const args = [
+      this.#prefix,
+      record.id,
+      String(Date.parse(record.time)),
+      meta,
+      body,
+      indexJson,
+      String(this.#cutSeq(this.#now())),
+      String(this.#pruneOnAppend),
+    ];
     const result = (await this.#call('append', () =>
-      APPEND.run(
-        this.#redis,
-        [
-          `${this.#prefix}:r:${record.id}`,
-          `${this.#prefix}:seq`,
-          `${this.#prefix}:i:all`,
-          `${this.#prefix}:i:pending`,
-          ...indexKeys,
-        ],
-        [
-          this.#prefix,
-          record.id,
-          String(Date.parse(record.time)),
-          json,
-          indexJson,
-          String(this.#cutSeq(this.#now())),
-          String(this.#pruneOnAppend),
-        ],
-      ),
-    )) as [number, string, string, string];
-    return this.#parse(result[1], result[2], result[3]);
+      runBuffer(this.#redis, APPEND, keys, args),
+    )) as [number, Buffer, ...StoredFields];
+    if (result[0] === 1) {
+      return { ...copyAppend(record), seq: Number(String(result[1])), state: PublishState.Pending };
+    }
+    return this.#parse(result[1], result[2], result[3], result[4], result[5])!;
   }
 
   /**
@@ -184,19 +219,69 @@ export class RedisJournal implements Journal {
   async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
     for (const record of records) assertValidAppend(record);
     if (records.length === 0) return [];
+    const result = await this.#appendBatch('appendMany', records, []);
+    return result.appended.map((reply, i) =>
+      reply.length === 1
+        ? { ...copyAppend(records[i]!), seq: Number(String(reply[0])), state: PublishState.Pending }
+        : this.#parse(reply[0], reply[1], reply[2], reply[3], reply[4])!,
+    );
+  }
+
+  /**
+   * `appendMany(records)` and `markPublished(published)` in ONE pipeline (one write, one round
+   * trip): a batching writer marks the previous batch with the next batch's append. The stored
+   * records are not built (nor their bodies copied) for the caller.
+   */
+  async appendAndMarkPublished(
+    records: readonly JournalAppend[],
+    published: readonly string[],
+  ): Promise<number> {
+    for (const record of records) assertValidAppend(record);
+    if (records.length === 0) return this.markPublished(published);
+    return (await this.#appendBatch('appendMany', records, published)).marked;
+  }
+
+  async #appendBatch(
+    operation: string,
+    records: readonly JournalAppend[],
+    published: readonly string[],
+  ): Promise<{ appended: ([Buffer] | StoredFields)[]; marked: number }> {
+    // A batch repeats a few index-key sets (the service, version and type of its records, their
+    // saga): each set and each key travels once, and a record names its set by number.
     const keys = [`${this.#prefix}:seq`, `${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
-    const args: string[] = [String(records.length)];
+    const recordKeys: string[] = [];
+    const setNumbers = new Map<string, string>();
+    const setArgs: string[] = [];
+    const keyPositions = new Map<string, string>();
+    const recordArgs: (string | Buffer)[] = [];
     for (const record of records) {
-      const { json, indexKeys, indexJson } = this.#toStored(record);
-      keys.push(`${this.#prefix}:r:${record.id}`, ...indexKeys);
-      args.push(
-        record.id,
-        String(Date.parse(record.time)),
-        json,
-        String(indexKeys.length),
-        indexJson,
-      );
+      const { meta, body, indexKeys, indexJson } = this.#toStored(record);
+      recordKeys.push(`${this.#prefix}:r:${record.id}`);
+      let set = setNumbers.get(indexJson);
+      if (set === undefined) {
+        set = String(setNumbers.size + 1);
+        setNumbers.set(indexJson, set);
+        setArgs.push(indexJson, String(indexKeys.length));
+        for (const key of indexKeys) {
+          let position = keyPositions.get(key);
+          if (position === undefined) {
+            keys.push(key);
+            position = String(keys.length);
+            keyPositions.set(key, position);
+          }
+          setArgs.push(position);
+        }
+      }
+      recordArgs.push(record.id, String(Date.parse(record.time)), meta, body, set);
     }
+    const args: (string | Buffer)[] = [
+      String(records.length),
+      String(setNumbers.size),
+      String(keys.length + 1),
+      ...setArgs,
+      ...recordArgs,
+    ];
+    keys.push(...recordKeys);
     // PRUNE's KEYS (i:all, i:pending) and ARGV. Given as 0 keys before, the script failed on
     // every batch (a nil key) and the error was dropped: appendMany never pruned.
     const pruneKeys = [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
@@ -205,43 +290,57 @@ export class RedisJournal implements Journal {
       String(this.#cutSeq(this.#now())),
       String(this.#pruneOnAppend),
     ];
-    const result = (await this.#call('appendMany', async () => {
-      const run = () => {
-        const pipeline = this.#redis.pipeline();
-        pipeline.evalsha(APPEND_MANY.sha, keys.length, ...keys, ...args);
-        if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 2, ...pruneKeys, ...pruneArgs);
-        return pipeline.exec();
-      };
-      const replies = (await run()) ?? [];
+    const markKeys = published.length === 0 ? [] : this.#markKeys(published);
+    return this.#call(operation, async () => {
+      const pipeline = this.#redis.pipeline();
+      (pipeline as unknown as BufferEval<unknown>).evalshaBuffer(
+        APPEND_MANY.sha,
+        keys.length,
+        ...keys,
+        ...args,
+      );
+      // The marks run after the append in the same pipeline: an id of this batch is marked too.
+      if (markKeys.length > 0) {
+        pipeline.evalsha(MARK_PUBLISHED.sha, markKeys.length, ...markKeys, ...published);
+      }
+      if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 2, ...pruneKeys, ...pruneArgs);
+      const replies = (await pipeline.exec()) ?? [];
+      const prune = replies[markKeys.length > 0 ? 2 : 1];
       // First use on this node (or after SCRIPT FLUSH or a restart): EVAL loads the script on
       // the node that owns the journal's slot (SCRIPT LOAD through a Cluster client would reach
       // any node). A refused append wrote nothing, so it runs again; a refused prune waits for
       // the next append, loaded here on the side.
-      if (this.#pruneOnAppend > 0 && isNoScript(replies[1]?.[0])) {
+      if (this.#pruneOnAppend > 0 && isNoScript(prune?.[0])) {
         void PRUNE.run(this.#redis, pruneKeys, pruneArgs).catch(() => undefined);
       }
-      if (isNoScript(replies[0]?.[0])) {
-        return APPEND_MANY.run(this.#redis, keys, args);
+      let appended: unknown;
+      const appendRefused = isNoScript(replies[0]?.[0]);
+      if (appendRefused) {
+        appended = await runBuffer(this.#redis, APPEND_MANY, keys, args);
+      } else {
+        const [appendError, reply] = replies[0] ?? [new Error('no reply')];
+        if (appendError) throw appendError;
+        appended = reply;
       }
-      const [appendError, appended] = replies[0] ?? [new Error('no reply')];
-      if (appendError) throw appendError;
-      return appended;
-    })) as ([string] | [string, string, string])[];
-    return result.map((reply, i) =>
-      reply.length === 1
-        ? { ...copyAppend(records[i]!), seq: Number(reply[0]), state: PublishState.Pending }
-        : this.#parse(reply[0], reply[1]!, reply[2]!),
-    );
+      let marked = 0;
+      if (markKeys.length > 0) {
+        const [markError, reply] = replies[1] ?? [new Error('no reply')];
+        if (markError && !isNoScript(markError)) throw markError;
+        if (!markError) marked = reply as number;
+        // Refused, or run before an append that was refused (an id of this batch was unknown
+        // then): marked again now, which changes only what is still pending.
+        if (markError || appendRefused) {
+          marked += (await MARK_PUBLISHED.run(this.#redis, markKeys, published)) as number;
+        }
+      }
+      return { appended: appended as ([Buffer] | StoredFields)[], marked };
+    });
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
     return (await this.#call('markPublished', () =>
-      MARK_PUBLISHED.run(
-        this.#redis,
-        [`${this.#prefix}:i:pending`, ...ids.map((id) => `${this.#prefix}:r:${id}`)],
-        ids,
-      ),
+      MARK_PUBLISHED.run(this.#redis, this.#markKeys(ids), ids),
     )) as number;
   }
 
@@ -353,29 +452,48 @@ export class RedisJournal implements Journal {
     } while (cursor !== '0');
   }
 
-  #toStored(record: JournalAppend): { json: string; indexKeys: string[]; indexJson: string } {
-    const body = record.message.body;
-    const stored: StoredJson = {
-      id: record.id,
-      type: record.type,
-      schemaVersion: record.schemaVersion,
-      topic: record.topic,
-      service: record.service,
-      version: record.version,
-      time: record.time,
-      // Serialised at once below: no copy of the headers or of the body is needed.
-      headers: record.message.headers,
-      body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'),
-    };
-    if (record.key !== undefined) stored.key = record.key;
-    if (record.sagaId !== undefined) stored.sagaId = record.sagaId;
-    if (record.causationId !== undefined) stored.causationId = record.causationId;
+  /** MARK_PUBLISHED's KEYS: i:pending, then the record key of each id. */
+  #markKeys(ids: readonly string[]): string[] {
+    const keys = [`${this.#prefix}:i:pending`];
+    for (const id of ids) keys.push(`${this.#prefix}:r:${id}`);
+    return keys;
+  }
+
+  /**
+   * A record in the current format: `m`, its fields and headers as one JSON array (no key names,
+   * no body), and `b`, the body bytes as they are (a view, no copy, no base64).
+   */
+  #toStored(record: JournalAppend): {
+    meta: string;
+    body: string | Buffer;
+    indexKeys: string[];
+    indexJson: string;
+  } {
+    const b = record.message.body;
+    const stored: StoredMeta = [
+      record.id,
+      record.type,
+      record.schemaVersion,
+      record.topic,
+      record.service,
+      record.version,
+      record.time,
+      // Serialised at once: no copy of the headers is needed.
+      record.message.headers,
+      record.key ?? null,
+      record.sagaId ?? null,
+      record.causationId ?? null,
+    ];
+    const meta = JSON.stringify(stored);
+    const bytes = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    // The same bytes on the wire either way. A UTF-8 body (a JSON one: nearly all) goes as a
+    // string, so the command stays a string: one Buffer argument turns ioredis' whole command
+    // (every key and argument of the batch) into per-argument Buffer writes and a copy.
+    const body = isUtf8(bytes) ? bytes.toString('utf8') : bytes;
     const { keys, json } = this.#indexKeysOf(record.service, record.version, record.type);
-    if (record.sagaId === undefined) {
-      return { json: JSON.stringify(stored), indexKeys: keys, indexJson: json };
-    }
+    if (record.sagaId === undefined) return { meta, body, indexKeys: keys, indexJson: json };
     const indexKeys = [...keys, this.#key('g', record.sagaId)];
-    return { json: JSON.stringify(stored), indexKeys, indexJson: JSON.stringify(indexKeys) };
+    return { meta, body, indexKeys, indexJson: JSON.stringify(indexKeys) };
   }
 
   /**
@@ -433,20 +551,52 @@ export class RedisJournal implements Journal {
     if (ids.length === 0) return [];
     // One script call for the whole chunk: one command and one reply to build and parse, where a
     // pipeline of one HMGET per record cost a command object (and its promise) per record.
+    // Buffer replies: a body comes back as the bytes stored, viewed without a copy.
     const keys = ids.map((id) => `${this.#prefix}:r:${id}`);
-    const results = (await this.#call('read', () => READ_MANY.run(this.#redis, keys, []))) as (
-      (string | null)[] | null
-    )[];
-    return results.map((value) => {
-      const [q, s, j] = value ?? [];
-      return q && s && j ? this.#parse(q, s, j) : undefined;
-    });
+    const results = (await this.#call('read', () =>
+      runBuffer(this.#redis, READ_MANY, keys, []),
+    )) as (StoredFields | null)[];
+    return results.map((v) => (v ? this.#parse(v[0], v[1], v[2], v[3], v[4]) : undefined));
   }
 
-  #parse(seq: string, state: string, json: string): JournalRecord {
-    const stored = JSON.parse(json) as StoredJson;
-    const { headers, body, ...rest } = stored;
-    // Decoded once, and viewed as a plain Uint8Array without a second copy.
+  /** A stored record, in the current format (`m` and `b`) or the old one (`j`). */
+  #parse(
+    q: Buffer | null,
+    s: Buffer | null,
+    j: Buffer | null,
+    m: Buffer | null,
+    b: Buffer | null,
+  ): JournalRecord | undefined {
+    if (!q || !s) return undefined;
+    const seq = Number(q.toString('latin1'));
+    const state = s.toString('latin1') as JournalRecord['state'];
+    if (m && b) {
+      const [id, type, schemaVersion, topic, service, version, time, headers, key, sagaId, cause] =
+        JSON.parse(m.toString('utf8')) as StoredMeta;
+      const record: JournalRecord = {
+        id,
+        type,
+        schemaVersion,
+        topic,
+        service,
+        version,
+        time,
+        message: {
+          headers,
+          // A view of the reply's bytes: no copy.
+          body: new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+        },
+        seq,
+        state,
+      };
+      if (key !== null) record.key = key;
+      if (sagaId !== null) record.sagaId = sagaId;
+      if (cause !== null) record.causationId = cause;
+      return record;
+    }
+    if (!j) return undefined;
+    // The old format: one JSON object, the body in base64.
+    const { headers, body, ...rest } = JSON.parse(j.toString('utf8')) as StoredJson;
     const bytes = Buffer.from(body, 'base64');
     return {
       ...rest,
@@ -454,8 +604,8 @@ export class RedisJournal implements Journal {
         headers,
         body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
       },
-      seq: Number(seq),
-      state: state as JournalRecord['state'],
+      seq,
+      state,
     };
   }
 
@@ -484,6 +634,34 @@ function copyAppend(record: JournalAppend): JournalAppend {
     },
   };
   return copy;
+}
+
+/**
+ * ioredis' Buffer-reply script commands: present at run time on a client, a Cluster and a
+ * pipeline (every command has a `…Buffer` twin), missing from its type declarations.
+ */
+interface BufferEval<R> {
+  evalshaBuffer(sha: string, numKeys: number, ...args: (string | Buffer)[]): R;
+  evalBuffer(script: string, numKeys: number, ...args: (string | Buffer)[]): R;
+}
+
+/**
+ * A script run with replies as Buffers (a body is binary), falling back to EVAL once when the
+ * server does not know it (first use, SCRIPT FLUSH, a restart).
+ */
+async function runBuffer(
+  redis: Redis,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | Buffer)[],
+): Promise<unknown> {
+  const client = redis as unknown as BufferEval<Promise<unknown>>;
+  try {
+    return await client.evalshaBuffer(script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!isNoScript(error)) throw error;
+    return client.evalBuffer(script.source, keys.length, ...keys, ...args);
+  }
 }
 
 function isNoScript(error: unknown): boolean {

@@ -31,26 +31,27 @@ end
 
 /**
  * KEYS: record, seq, i:all, i:pending, then the record's index keys (also in indexKeysJson).
- * ARGV: prefix, id, timeMs, json, indexKeysJson, pruneCutSeq, pruneMax.
- * Returns { created (0|1), seq, state, json }.
+ * ARGV: prefix, id, timeMs, meta, body, indexKeysJson, pruneCutSeq, pruneMax.
+ * Returns { 1, seq } for a record it created, or { 0, seq, state, j, m, b } for an id already
+ * stored (`j` in the old format, `m` and `b` in the new one; the others nil).
  */
 export const APPEND_SCRIPT = `${PRUNE_FUNCTION}
 local prefix, id = ARGV[1], ARGV[2]
 local rkey = KEYS[1]
-local existing = redis.call('HMGET', rkey, 'q', 's', 'j')
+local existing = redis.call('HMGET', rkey, 'q', 's', 'j', 'm', 'b')
 if existing[1] then
-  return { 0, existing[1], existing[2], existing[3] }
+  return { 0, existing[1], existing[2], existing[3], existing[4], existing[5] }
 end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seq = math.max(last + 1, math.floor(tonumber(ARGV[3])) * 1024)
 local s = string.format('%.0f', seq)
 redis.call('SET', KEYS[2], s)
-redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', ARGV[4], 'ix', ARGV[5])
+redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', ARGV[4], 'b', ARGV[5], 'ix', ARGV[6])
 redis.call('ZADD', KEYS[3], s, id)
 redis.call('ZADD', KEYS[4], s, id)
 for i = 5, #KEYS do redis.call('ZADD', KEYS[i], s, id) end
-prune(KEYS[3], KEYS[4], prefix, ARGV[6], tonumber(ARGV[7]))
-return { 1, s, 'pending', ARGV[4] }
+prune(KEYS[3], KEYS[4], prefix, ARGV[7], tonumber(ARGV[8]))
+return { 1, s }
 `;
 
 /**
@@ -77,13 +78,14 @@ return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 
 /**
  * Reads many records in one call (one command, one reply) instead of a pipeline of one HMGET per
- * record. KEYS: the record hash keys. Returns, per key in order, { q, s, j } (false entries, i.e.
- * nil replies, for a record that is not there).
+ * record. KEYS: the record hash keys. Returns, per key in order, { q, s, j, m, b } (nil entries
+ * for fields a record does not have: `j` in the new format, `m` and `b` in the old one; all nil
+ * for a record that is not there).
  */
 export const READ_MANY_SCRIPT = `
 local out = {}
 for i = 1, #KEYS do
-  out[i] = redis.call('HMGET', KEYS[i], 'q', 's', 'j')
+  out[i] = redis.call('HMGET', KEYS[i], 'q', 's', 'j', 'm', 'b')
 end
 return out
 `;

@@ -354,6 +354,42 @@ export function journalContract(
       });
     });
 
+    it('appendAndMarkPublished (when implemented) appends like appendMany and then marks, in one call', async () => {
+      await withJournal(async (journal) => {
+        if (!journal.appendAndMarkPublished) return;
+        const earlier = await journal.appendMany([rec(), rec()]);
+        const body = new Uint8Array([0, 255, 7]);
+        const batch = [rec({ message: { headers: { h: 'v' }, body } }), rec({ sagaId: 's-1' })];
+        // The earlier batch's ids, an id of this batch (appended first, then marked), an unknown id.
+        const marked = await journal.appendAndMarkPublished(batch, [
+          earlier[0]!.id,
+          earlier[1]!.id,
+          batch[1]!.id,
+          'unknown',
+        ]);
+        expect(marked).toBe(3);
+        expect((await journal.get(earlier[0]!.id))!.state).toBe('published');
+        const first = (await journal.get(batch[0]!.id))!;
+        expect(first.state).toBe('pending');
+        expect(Array.from(first.message.body)).toEqual([0, 255, 7]);
+        expect(first.message.headers).toEqual({ h: 'v' });
+        expect((await journal.get(batch[1]!.id))!.state).toBe('published');
+        expect(first.seq).toBeGreaterThan(earlier[1]!.seq);
+        // Idempotent on id like appendMany; marks only what is pending; no marks, no records.
+        expect(await journal.appendAndMarkPublished([batch[0]!], [batch[1]!.id])).toBe(0);
+        expect(await journal.appendAndMarkPublished([], [batch[0]!.id])).toBe(1);
+        expect(await journal.appendAndMarkPublished([], [])).toBe(0);
+        expect((await journal.query({})).items.map((r) => r.id)).toEqual([
+          ...earlier.map((r) => r.id),
+          ...batch.map((r) => r.id),
+        ]);
+        await expect(
+          journal.appendAndMarkPublished([rec(), rec({ service: '' })], [earlier[0]!.id]),
+        ).rejects.toMatchObject({ code: 'BT_ERR_JOURNAL_RECORD_INVALID' });
+        expect((await journal.query({})).items).toHaveLength(4);
+      });
+    });
+
     it('lists unpublished records older than the threshold, oldest first, up to the limit', async () => {
       await withJournal(async (journal) => {
         const now = Date.now();
