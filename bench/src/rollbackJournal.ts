@@ -24,7 +24,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const results = { append: [] as number[], mark: [] as number[], read: [] as number[] };
 try {
   for (let round = 0; round < rounds; round++) {
-    const journal = new RedisJournal({ keyPrefix: uniqueName('bench-rbj') }, { redis });
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bench-rbj'), recordFormat: 'fields' },
+      { redis },
+    );
     const records: JournalAppend[] = messages.map((m, i) => ({
       id: `${m.headers.id!}-${round}`,
       type: m.headers.type!,

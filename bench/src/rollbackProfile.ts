@@ -41,7 +41,10 @@ const SERVICE = 'bench-orders';
 
 const name = uniqueName('prof-rb');
 const redis = createRedisClient(SERVICES.redis);
-const journal = new RedisJournal({ keyPrefix: `${name}:journal` }, { redis });
+const journal = new RedisJournal(
+  { keyPrefix: `${name}:journal`, recordFormat: 'fields' },
+  { redis },
+);
 const progressPrefix = `${name}:progress`;
 const progressStore = new RedisRollbackProgressStore({ keyPrefix: progressPrefix }, { redis });
 const kafka = rawKafka();

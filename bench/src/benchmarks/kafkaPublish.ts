@@ -87,7 +87,10 @@ export const kafkaPublishBenchmark: Benchmark = {
       createPartitioner: Partitioners.DefaultPartitioner,
     });
     const redis = createRedisClient(SERVICES.redis);
-    const journal = new RedisJournal({ keyPrefix: uniqueName('bench-kp-journal') }, { redis });
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bench-kp-journal'), recordFormat: 'fields' },
+      { redis },
+    );
     const transport = createKafkaTransport(
       { brokers: SERVICES.kafka, clientId: 'bench-backtrack' },
       { logger: silentLogger },

@@ -67,7 +67,10 @@ export const rabbitPublishBenchmark: Benchmark = {
     const channel = await model.createConfirmChannel();
     channel.on('error', () => undefined); // a failed call rejects; see rawConnect
     const redis = createRedisClient(SERVICES.redis);
-    const journal = new RedisJournal({ keyPrefix: uniqueName('bench-rp-journal') }, { redis });
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bench-rp-journal'), recordFormat: 'fields' },
+      { redis },
+    );
     let transport: RabbitTransport | undefined;
     try {
       transport = await createRabbitTransport(

@@ -91,7 +91,10 @@ export const rollbackBenchmark: Benchmark = {
       });
 
     const redis = createRedisClient(SERVICES.redis);
-    const journal = new RedisJournal({ keyPrefix: `${name}:journal` }, { redis });
+    const journal = new RedisJournal(
+      { keyPrefix: `${name}:journal`, recordFormat: 'fields' },
+      { redis },
+    );
     const progressPrefix = `${name}:progress`;
     const progressStore = new RedisRollbackProgressStore({ keyPrefix: progressPrefix }, { redis });
     const kafka = rawKafka();

@@ -17,17 +17,67 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     return c;
   };
 
-  journalContract(
-    'RedisJournal',
-    async (options) => {
-      const journal = new RedisJournal(
-        { ...options, keyPrefix: uniqueName('bt-journal') },
-        { redis: client() },
-      );
-      return { journal, cleanup: () => journal.destroy() };
-    },
-    { describe, it, expect },
-  );
+  for (const recordFormat of ['json', 'fields'] as const) {
+    journalContract(
+      `RedisJournal (recordFormat: '${recordFormat}')`,
+      async (options) => {
+        const journal = new RedisJournal(
+          { ...options, keyPrefix: uniqueName('bt-journal'), recordFormat },
+          { redis: client() },
+        );
+        return { journal, cleanup: () => journal.destroy() };
+      },
+      { describe, it, expect },
+    );
+  }
+
+  it("writes the 'json' format by default, exactly as every earlier version reads it", async () => {
+    const c = client();
+    const writer = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+    const P = writer.keyPrefix;
+    const reader = new RedisJournal({ keyPrefix: P, recordFormat: 'fields' }, { redis: c });
+    const time = new Date().toISOString();
+    const base = {
+      type: 'order.placed',
+      schemaVersion: 1,
+      topic: 'orders',
+      service: 'orders',
+      version: '1.0.0',
+      time,
+      sagaId: 'saga-1',
+    };
+    const body = new Uint8Array([0, 255, 1, 128]);
+    try {
+      await writer.append({ ...base, id: 'one', message: { headers: { id: 'one' }, body } });
+      await writer.appendMany([
+        { ...base, id: 'two', key: 'k', message: { headers: { id: 'two' }, body } },
+      ]);
+      for (const id of ['one', 'two']) {
+        // What a reader before the 'fields' format parses: `j` alone, the body in base64.
+        expect(await c.hexists(`${P}:r:${id}`, 'm')).toBe(0);
+        expect(await c.hexists(`${P}:r:${id}`, 'b')).toBe(0);
+        const j = JSON.parse((await c.hget(`${P}:r:${id}`, 'j'))!) as Record<string, unknown>;
+        expect(j).toMatchObject({ ...base, id, headers: { id }, body: 'AP8BgA==' });
+      }
+      // A journal that writes 'fields' reads them, and the default one reads its records.
+      const got = await reader.get('two');
+      expect(got).toMatchObject({ ...base, id: 'two', key: 'k', state: 'pending' });
+      expect(Array.from(got!.message.body)).toEqual([0, 255, 1, 128]);
+      await reader.append({ ...base, id: 'three', message: { headers: { id: 'three' }, body } });
+      expect(await c.hexists(`${P}:r:three`, 'j')).toBe(0);
+      const page = await writer.query({ sagaId: 'saga-1' });
+      expect(page.items.map((r) => r.id)).toEqual(['one', 'two', 'three']);
+      expect(Array.from(page.items[2]!.message.body)).toEqual([0, 255, 1, 128]);
+    } finally {
+      await writer.destroy();
+    }
+  });
+
+  it('refuses an unknown recordFormat', () => {
+    expect(
+      () => new RedisJournal({ recordFormat: 'binary' as unknown as 'json' }, { redis: client() }),
+    ).toThrow(expect.objectContaining({ code: 'BT_ERR_REDIS_CONFIG_INVALID' }) as Error);
+  });
 
   it('appendMany is one round trip: one pipeline, no other command', async () => {
     const c = client();
@@ -202,13 +252,16 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
-  it('reads records written in the old format (one JSON with a base64 body) next to new ones', async () => {
+  it("reads records of the 'json' format (one JSON with a base64 body) next to 'fields' ones", async () => {
     const c = client();
-    const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bt-journal'), recordFormat: 'fields' },
+      { redis: c },
+    );
     const P = journal.keyPrefix;
     const now = Date.now();
     const seq = now * 1024;
-    // A record exactly as the journal wrote it before session 6: `j` holds everything.
+    // A record exactly as every version writes it in the 'json' format: `j` holds everything.
     const body = Buffer.from([0, 255, 1, 128, 10, 13]);
     const old = {
       id: 'old-1',

@@ -194,7 +194,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     maxRetriesPerRequest: 3,
   });
   const journal: Journal =
-    pg?.journal ?? new RedisJournal({ keyPrefix: `${prefix}:journal` }, { redis });
+    pg?.journal ??
+    new RedisJournal({ keyPrefix: `${prefix}:journal`, recordFormat: 'fields' }, { redis });
   const dedupeStore: DedupeStore = new RedisDedupeStore(
     { keyPrefix: `${prefix}:dedupe:` },
     { redis, logger },

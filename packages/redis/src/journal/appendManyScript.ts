@@ -9,10 +9,12 @@
  * hash key of each record in order.
  * ARGV: count, setCount, the KEYS position of the first record key, then per set: its JSON
  * (kept in the record's `ix` field for pruning), its key count and the KEYS position of each of
- * its keys; then per record: id, timeMs, meta (JSON), body (raw bytes), set number.
+ * its keys; then per record: id, timeMs, meta (JSON), body (raw bytes), set number. A meta
+ * starting with '{' is a record in the `j` format (stored as `j`, its body argument ignored);
+ * '[' is the `m` + `b` format.
  * Returns, per record in order: { seq } for a record it created from the given one, or
  * { seq, state, j, m, b } for an id already stored (or repeated earlier in the batch): the stored
- * record wins (`j` for a record in the old format, `m` and `b` in the new one; the others nil).
+ * record wins (`j` for a record in the 'json' format, `m` and `b` in 'fields'; the others nil).
  * Created records are not sent back, so a batch costs its bytes once on the wire.
  */
 export const APPEND_MANY_SCRIPT = `
@@ -40,7 +42,11 @@ for r = 1, count do
     local seq = math.max(last + 1, math.floor(tonumber(timeMs)) * 1024)
     last = seq
     local s = string.format('%.0f', seq)
-    redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', meta, 'b', body, 'ix', set[1])
+    if string.sub(meta, 1, 1) == '{' then
+      redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', meta, 'ix', set[1])
+    else
+      redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', meta, 'b', body, 'ix', set[1])
+    end
     redis.call('ZADD', allKey, s, id)
     redis.call('ZADD', pendingKey, s, id)
     for _, key in ipairs(set[2]) do redis.call('ZADD', key, s, id) end

@@ -31,9 +31,10 @@ end
 
 /**
  * KEYS: record, seq, i:all, i:pending, then the record's index keys (also in indexKeysJson).
- * ARGV: prefix, id, timeMs, meta, body, indexKeysJson, pruneCutSeq, pruneMax.
+ * ARGV: prefix, id, timeMs, meta, body, indexKeysJson, pruneCutSeq, pruneMax. A meta starting
+ * with '{' is a record in the `j` format (stored as `j`, the body ignored); '[' is `m` + `b`.
  * Returns { 1, seq } for a record it created, or { 0, seq, state, j, m, b } for an id already
- * stored (`j` in the old format, `m` and `b` in the new one; the others nil).
+ * stored (`j` in the 'json' format, `m` and `b` in 'fields'; the others nil).
  */
 export const APPEND_SCRIPT = `${PRUNE_FUNCTION}
 local prefix, id = ARGV[1], ARGV[2]
@@ -46,7 +47,11 @@ local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seq = math.max(last + 1, math.floor(tonumber(ARGV[3])) * 1024)
 local s = string.format('%.0f', seq)
 redis.call('SET', KEYS[2], s)
-redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', ARGV[4], 'b', ARGV[5], 'ix', ARGV[6])
+if string.sub(ARGV[4], 1, 1) == '{' then
+  redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', ARGV[4], 'ix', ARGV[6])
+else
+  redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', ARGV[4], 'b', ARGV[5], 'ix', ARGV[6])
+end
 redis.call('ZADD', KEYS[3], s, id)
 redis.call('ZADD', KEYS[4], s, id)
 for i = 5, #KEYS do redis.call('ZADD', KEYS[i], s, id) end
@@ -79,7 +84,7 @@ return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 /**
  * Reads many records in one call (one command, one reply) instead of a pipeline of one HMGET per
  * record. KEYS: the record hash keys. Returns, per key in order, { q, s, j, m, b } (nil entries
- * for fields a record does not have: `j` in the new format, `m` and `b` in the old one; all nil
+ * for fields a record does not have: `j` in the 'fields' format, `m` and `b` in the 'json' one; all nil
  * for a record that is not there).
  */
 export const READ_MANY_SCRIPT = `
