@@ -6,8 +6,8 @@ interface Corkable {
   uncork(): void;
 }
 
-/** Clients whose sockets are held (corked) until the end of the current tick. */
-const held = new WeakSet<object>();
+/** The clients whose sockets are held (corked) until the end of the current tick, and those sockets. */
+let held: { client: RedisClient; sockets: Corkable[] | Corkable }[] = [];
 
 /**
  * Coalesces the socket writes of the commands sent on `redis` for the rest of this tick: the
@@ -23,12 +23,12 @@ const held = new WeakSet<object>();
  * client that is not connected queues commands in ioredis and never writes them here.
  */
 export function coalesceWrites(redis: RedisClient): void {
-  if (held.has(redis)) return;
+  // A linear scan: a process holds one client or a few, and this runs on every store call.
+  for (let i = 0; i < held.length; i++) if (held[i]!.client === redis) return;
   let sockets: Corkable[] | Corkable | undefined;
   if (isCluster(redis)) {
-    const nodes = redis.nodes();
     const list: Corkable[] = [];
-    for (const node of nodes) {
+    for (const node of redis.nodes()) {
       const socket = corkable(node.stream);
       if (socket !== undefined) list.push(socket);
     }
@@ -38,16 +38,19 @@ export function coalesceWrites(redis: RedisClient): void {
     sockets = corkable(redis.stream);
     if (sockets === undefined) return;
   }
-  held.add(redis);
   if (Array.isArray(sockets)) for (const s of sockets) s.cork();
   else sockets.cork();
-  process.nextTick(release, redis, sockets);
+  if (held.length === 0) process.nextTick(releaseAll);
+  held.push({ client: redis, sockets });
 }
 
-function release(redis: RedisClient, sockets: Corkable[] | Corkable): void {
-  held.delete(redis);
-  if (Array.isArray(sockets)) for (const s of sockets) s.uncork();
-  else sockets.uncork();
+function releaseAll(): void {
+  const all = held;
+  held = [];
+  for (const { sockets } of all) {
+    if (Array.isArray(sockets)) for (const s of sockets) s.uncork();
+    else sockets.uncork();
+  }
 }
 
 function corkable(stream: unknown): Corkable | undefined {
