@@ -4,7 +4,7 @@ import { RedisDedupeStore, createRedisClient } from '@backtrack/redis';
 import { dedupeStoreContract } from '@backtrack/core/adapter';
 import { LuaScript } from '../src/internal/LuaScript.js';
 import { probeService, uniqueName } from '../../../test/support/services.js';
-import { countCommands, deleteByPrefix, keysUnder } from './support.js';
+import { countCommands, countSocketWrites, deleteByPrefix, keysUnder } from './support.js';
 
 const redis = await probeService('redis');
 
@@ -177,6 +177,51 @@ describe.skipIf(!redis.available)('RedisDedupeStore on real Redis', () => {
     expect(await script.run(client, ['k'], ['v'])).toBe('vk');
     expect(await client.script('EXISTS', script.sha)).toEqual([1]);
     expect(await script.run(client, ['k'], ['w'])).toBe('wk');
+  });
+
+  it('falls back to EVAL for each of several calls of an unknown script sent in one write', async () => {
+    const script = new LuaScript('test.nonce', `-- ${randomUUID()}\nreturn ARGV[1] .. KEYS[1]`);
+    const answers = await Promise.all(['a', 'b', 'c'].map((v) => script.run(client, ['k'], [v])));
+    expect(answers).toEqual(['ak', 'bk', 'ck']);
+    expect(await client.script('EXISTS', script.sha)).toEqual([1]);
+  });
+
+  it('sends the claims and done marks of consumers that call together in one socket write', async () => {
+    const own = createRedisClient(redis.url);
+    try {
+      await own.ping();
+      const { store } = freshStore(own);
+      await store.claimMany(['warm'], { leaseMs: 10_000 }); // script cache warm
+      await store.completeMany([{ key: 'warm', token: 'x' }], { ttlMs: 1000 });
+      const writes = countSocketWrites(own);
+      // Eight consumers (partitions, queues) claiming their batches at the same time.
+      const batches = Array.from({ length: 8 }, (_, b) => [`b${b}.1`, `b${b}.2`, `b${b}.3`]);
+      const claims = await Promise.all(
+        batches.map((keys) => store.claimMany(keys, { leaseMs: 10_000 })),
+      );
+      expect(claims.flat().every((c) => c.status === 'claimed')).toBe(true);
+      expect(writes.writes).toEqual([8]);
+      writes.reset();
+      const done = await Promise.all(
+        claims.map((batch, b) =>
+          store.completeMany(
+            batch.map((c, i) => ({
+              key: batches[b]![i]!,
+              token: c.status === 'claimed' ? c.token : '',
+            })),
+            { ttlMs: 60_000 },
+          ),
+        ),
+      );
+      expect(done.flat().every(Boolean)).toBe(true);
+      expect(writes.writes).toEqual([8]);
+      // Each batch kept its own fencing: another token does not complete.
+      expect(await store.completeMany([{ key: 'b0.1', token: 'stale' }], { ttlMs: 1 })).toEqual([
+        false,
+      ]);
+    } finally {
+      await own.quit();
+    }
   });
 
   it('stores a result up to maxResultBytes and refuses a larger one with a coded error', async () => {

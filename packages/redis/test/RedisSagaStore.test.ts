@@ -4,7 +4,7 @@ import { RedisSagaStore, createRedisClient } from '@backtrack/redis';
 import { SAGA_INDEX_SHARDS, SAGA_SHARD_TAGS, shardOf } from '../src/saga/keyLayout.js';
 import { makeSagaRecord, sagaStoreContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
-import { countCommands, deleteByPrefix, keysUnder } from './support.js';
+import { countCommands, countSocketWrites, deleteByPrefix, keysUnder } from './support.js';
 
 const redis = await probeService('redis');
 
@@ -70,6 +70,37 @@ describe.skipIf(!redis.available)('RedisSagaStore on real Redis', () => {
           'evalsha',
         ),
       );
+    } finally {
+      await own.quit();
+    }
+  });
+
+  it('sends the creates and transitions of concurrent sagas issued together in one socket write', async () => {
+    const own = createRedisClient(redis.url);
+    try {
+      await own.ping();
+      const { store } = freshStore(own);
+      await store.create(makeSagaRecord('warm')); // script cache warm: no NOSCRIPT retry below
+      await store.update(makeSagaRecord('warm'), 0);
+      const writes = countSocketWrites(own);
+      const ids = Array.from({ length: 40 }, (_, i) => `c${i}`);
+      const created = await Promise.all(ids.map((id) => store.create(makeSagaRecord(id))));
+      expect(created.every((c) => c.created)).toBe(true);
+      expect(writes.writes).toEqual([40]);
+      writes.reset();
+      const updated = await Promise.all(
+        created.map(({ record }) => store.update({ ...record, status: 'compensating' }, 0)),
+      );
+      expect(updated.map((r) => r.revision)).toEqual(ids.map(() => 1));
+      expect(writes.writes).toEqual([40]);
+      // Each call still has its own answer: a stale revision among them fails alone.
+      writes.reset();
+      const mixed = await Promise.allSettled([
+        store.update({ ...updated[0]!, status: 'compensated' }, 1),
+        store.update({ ...updated[1]!, status: 'compensated' }, 0),
+      ]);
+      expect(mixed.map((m) => m.status)).toEqual(['fulfilled', 'rejected']);
+      expect((await store.get('c1'))?.revision).toBe(1);
     } finally {
       await own.quit();
     }

@@ -25,6 +25,7 @@ import {
   keysPerMaster,
   openCluster,
 } from './clusterSupport.js';
+import { countSocketWrites } from './support.js';
 
 const cluster = await ensureRedisCluster();
 
@@ -180,6 +181,19 @@ describe.skipIf(!cluster.available)('Redis stores on a 3-master Redis Cluster', 
       cursor = page.nextCursor;
     } while (cursor);
     expect(listed).toBe(300);
+  });
+
+  it('sends the creates of concurrent sagas in one socket write per master', async () => {
+    const store = new RedisSagaStore({ keyPrefix: prefix('saga-writes') }, { redis: client });
+    await Promise.all(['w1', 'w2', 'w3', 'w4'].map((id) => store.create(makeSagaRecord(id))));
+    const writes = client.nodes('master').map((node) => countSocketWrites(node));
+    const created = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => store.create(makeSagaRecord(`c-${i}`))),
+    );
+    expect(created.every((c) => c.created)).toBe(true);
+    const perMaster = writes.map((w) => w.writes);
+    expect(perMaster.flat().reduce((a, n) => a + n, 0)).toBe(60);
+    for (const w of perMaster) expect(w.length).toBeLessThanOrEqual(1);
   });
 });
 

@@ -51,3 +51,32 @@ export function countCommands(redis: Redis): {
     },
   };
 }
+
+/**
+ * Counts the socket writes (write syscalls) of a connected single-node client: wraps its
+ * socket's `_write` / `_writev`. `writes` has one entry per write: how many chunks (commands,
+ * as ioredis writes one chunk per command) it carried.
+ */
+export function countSocketWrites(redis: Redis): { writes: number[]; reset(): void } {
+  const writes: number[] = [];
+  const stream = redis.stream as unknown as {
+    _write: (...a: unknown[]) => unknown;
+    _writev: (chunks: unknown[], ...a: unknown[]) => unknown;
+  };
+  const write = stream._write.bind(stream);
+  const writev = stream._writev.bind(stream);
+  stream._write = (...a: unknown[]) => {
+    writes.push(1);
+    return write(...a);
+  };
+  stream._writev = (chunks: unknown[], ...a: unknown[]) => {
+    writes.push(chunks.length);
+    return writev(chunks, ...a);
+  };
+  return {
+    writes,
+    reset() {
+      writes.length = 0;
+    },
+  };
+}

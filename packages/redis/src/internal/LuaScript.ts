@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from './cluster.js';
+import { coalesceWrites } from './coalesce.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL once when the server does not know it
@@ -9,6 +10,8 @@ import type { RedisClient } from './cluster.js';
  * Works on a single node and on an ioredis `Cluster`: the cluster client routes the call by the
  * slot of its keys, so every script MUST receive every key it touches in KEYS (all of one slot)
  * and never build a key name inside Lua.
+ *
+ * Calls made in the same tick leave in one socket write (see `coalesceWrites`).
  */
 export class LuaScript {
   readonly sha: string;
@@ -25,6 +28,7 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {
+    coalesceWrites(redis);
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {

@@ -1,6 +1,8 @@
 import { StoreUnavailableError } from '@backtrack/core';
 import { classifyRedisError, redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import { RedisCommandError } from '../errors.js';
+import type { RedisClient } from './cluster.js';
+import { coalesceWrites } from './coalesce.js';
 
 const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
 
@@ -27,6 +29,9 @@ const TRANSIENT_REPLIES = [
  *   a client still making its first connection (`wait`, `connecting`, `connect`) is waited for;
  * - every call has a deadline: even with a client that queues commands without bound
  *   (`maxRetriesPerRequest: null`), the caller gets its answer within `timeoutMs`.
+ *
+ * With the client given, the commands `fn` sends leave with the others of the same tick in one
+ * socket write (see `coalesceWrites`).
  */
 export async function callRedis<T>(
   store: string,
@@ -47,6 +52,7 @@ export async function callRedis<T>(
       { details: { connectionStatus: redis.status } },
     );
   }
+  if (redis !== undefined) coalesceWrites(redis as RedisClient);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
