@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type {
   InventoryState,
@@ -22,6 +23,30 @@ import type {
 
 function parseAll<T>(hash: Record<string, string>): T[] {
   return Object.values(hash).map((v) => JSON.parse(v) as T);
+}
+
+/**
+ * EVALSHA of a script, EVAL only when Redis does not know it yet (first use, a restart): the
+ * script's body (hundreds of bytes) is not sent with every call.
+ */
+const scriptShas = new Map<string, string>();
+async function runScript(
+  redis: Redis,
+  script: string,
+  numKeys: number,
+  ...args: (string | number)[]
+): Promise<unknown> {
+  let sha = scriptShas.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    scriptShas.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, numKeys, ...args);
+  } catch (error) {
+    if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+    return redis.eval(script, numKeys, ...args);
+  }
 }
 
 const SET_STATUS = `
@@ -58,7 +83,8 @@ export class RedisOrdersState implements OrdersState {
     reason?: string,
   ): Promise<Order | undefined> {
     // One script (read, change, write, return) instead of HGET, HSET and the caller's HGET.
-    const raw = (await this.#redis.eval(
+    const raw = (await runScript(
+      this.#redis,
       SET_STATUS,
       1,
       this.#key,
@@ -135,7 +161,8 @@ export class RedisInventoryState implements InventoryState {
 
   async reserve(orderId: string, sku: string, qty: number): Promise<ReserveOutcome> {
     const reservation: Reservation = { orderId, sku, qty, status: 'reserved' };
-    const [outcome, raw, available] = (await this.#redis.eval(
+    const [outcome, raw, available] = (await runScript(
+      this.#redis,
       RESERVE,
       2,
       this.#available,
@@ -155,7 +182,8 @@ export class RedisInventoryState implements InventoryState {
   }
 
   async release(orderId: string): Promise<{ released: number; sku: string }> {
-    const [released, sku] = (await this.#redis.eval(
+    const [released, sku] = (await runScript(
+      this.#redis,
       RELEASE,
       2,
       this.#available,
@@ -166,7 +194,7 @@ export class RedisInventoryState implements InventoryState {
   }
 
   async commit(orderId: string): Promise<boolean> {
-    return (await this.#redis.eval(COMMIT, 1, this.#reservations, orderId)) === 1;
+    return (await runScript(this.#redis, COMMIT, 1, this.#reservations, orderId)) === 1;
   }
 
   async available(): Promise<Record<string, number>> {
@@ -230,7 +258,8 @@ export class RedisPaymentsState implements PaymentsState {
     orderId: string,
     amountCents?: number,
   ): Promise<{ payment: Payment; refundedNow: number }> {
-    const [raw, now] = (await this.#redis.eval(
+    const [raw, now] = (await runScript(
+      this.#redis,
       REFUND,
       1,
       this.#key,
