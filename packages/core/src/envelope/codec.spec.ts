@@ -214,6 +214,41 @@ describe('decodeEnvelope', () => {
     },
   );
 
+  it('reads only the headers object own properties, never inherited ones', () => {
+    const { headers, body } = validMessage();
+    delete headers.id;
+    delete headers.sagaid;
+    const inheriting = Object.assign(
+      Object.create({ id: 'inherited-id', sagaid: 'inherited-saga', tenantid: 'acme' }) as Record<
+        string,
+        string
+      >,
+      headers,
+    );
+    expect(
+      expectMalformed({ headers: inheriting, body }, 'missing-attribute').details.attribute,
+    ).toBe('id');
+    inheriting.id = 'id-1';
+    const decoded = decodeEnvelope({ headers: inheriting, body });
+    expect(decoded.sagaid).toBeUndefined();
+    expect(decoded.extensions).toBeUndefined();
+  });
+
+  it('reports the first bad attribute in a fixed order whatever the header order', () => {
+    const { headers, body } = validMessage();
+    const reversed = Object.fromEntries(Object.entries(headers).reverse());
+    reversed.partitionkey = '';
+    reversed.subject = '';
+    reversed.source = '';
+    expect(
+      expectMalformed({ headers: reversed, body }, 'missing-attribute').details.attribute,
+    ).toBe('source');
+    reversed.source = '//shop/orders';
+    expect(
+      expectMalformed({ headers: reversed, body }, 'invalid-attribute').details.attribute,
+    ).toBe('subject');
+  });
+
   it('rejects an empty required header', () => {
     const message = validMessage();
     message.headers.id = '';

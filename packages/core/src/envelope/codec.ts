@@ -386,6 +386,9 @@ function decodeStructured(
  * Reads the attributes (binary headers, or the members of a structured event with
  * `datacontenttype` renamed `content-type`) and then the data: parsed from `body` (binary mode)
  * or, without a body, `structuredData` as it is.
+ *
+ * The values are taken in one pass over the own names (no lookup per attribute), then checked
+ * in a fixed order, so the error a message with several bad attributes gets is stable.
  */
 function buildEnvelope(
   values: Record<string, unknown>,
@@ -396,10 +399,80 @@ function buildEnvelope(
   structuredData: unknown,
 ): Envelope<unknown> {
   const structured = noun === 'attribute';
-  const id = readAttribute(values, 'id', true, noun, message) as string;
-  const source = readAttribute(values, 'source', true, noun, message) as string;
-  const type = readAttribute(values, 'type', true, noun, message) as string;
-  const specversion = readAttribute(values, 'specversion', true, noun, message) as string;
+  let rawId: unknown;
+  let rawSource: unknown;
+  let rawType: unknown;
+  let rawSpecversion: unknown;
+  let rawTime: unknown;
+  let rawSubject: unknown;
+  let rawDataschema: unknown;
+  let rawSagaid: unknown;
+  let rawCausationid: unknown;
+  let rawCorrelationid: unknown;
+  let rawProducerservice: unknown;
+  let rawProducerversion: unknown;
+  let rawPartitionkey: unknown;
+  let rawSchemaversion: unknown;
+  let rawContentType: unknown;
+  let others = false;
+  // Own names only (an inherited `id` is not a header).
+  const names = Object.keys(values);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    switch (name) {
+      case 'id':
+        rawId = values[name];
+        break;
+      case 'source':
+        rawSource = values[name];
+        break;
+      case 'type':
+        rawType = values[name];
+        break;
+      case 'specversion':
+        rawSpecversion = values[name];
+        break;
+      case 'time':
+        rawTime = values[name];
+        break;
+      case 'subject':
+        rawSubject = values[name];
+        break;
+      case 'dataschema':
+        rawDataschema = values[name];
+        break;
+      case 'sagaid':
+        rawSagaid = values[name];
+        break;
+      case 'causationid':
+        rawCausationid = values[name];
+        break;
+      case 'correlationid':
+        rawCorrelationid = values[name];
+        break;
+      case 'producerservice':
+        rawProducerservice = values[name];
+        break;
+      case 'producerversion':
+        rawProducerversion = values[name];
+        break;
+      case 'partitionkey':
+        rawPartitionkey = values[name];
+        break;
+      case 'schemaversion':
+        rawSchemaversion = values[name];
+        break;
+      case 'content-type':
+        rawContentType = values[name];
+        break;
+      default:
+        others = true;
+    }
+  }
+  const id = readAttribute(rawId, 'id', true, noun, message) as string;
+  const source = readAttribute(rawSource, 'source', true, noun, message) as string;
+  const type = readAttribute(rawType, 'type', true, noun, message) as string;
+  const specversion = readAttribute(rawSpecversion, 'specversion', true, noun, message) as string;
   if (specversion !== SPEC_VERSION) {
     malformed(
       message,
@@ -408,16 +481,28 @@ function buildEnvelope(
       { attribute: 'specversion', value: specversion },
     );
   }
-  // The optional string attributes, read once each, in a fixed order (so errors are stable).
-  const time = readAttribute(values, 'time', false, noun, message);
-  const subject = readAttribute(values, 'subject', false, noun, message);
-  const dataschema = readAttribute(values, 'dataschema', false, noun, message);
-  const sagaid = readAttribute(values, 'sagaid', false, noun, message);
-  const causationid = readAttribute(values, 'causationid', false, noun, message);
-  const correlationid = readAttribute(values, 'correlationid', false, noun, message);
-  const producerservice = readAttribute(values, 'producerservice', false, noun, message);
-  const producerversion = readAttribute(values, 'producerversion', false, noun, message);
-  const partitionkey = readAttribute(values, 'partitionkey', false, noun, message);
+  // The optional string attributes, in a fixed order (so errors are stable).
+  const time = readAttribute(rawTime, 'time', false, noun, message);
+  const subject = readAttribute(rawSubject, 'subject', false, noun, message);
+  const dataschema = readAttribute(rawDataschema, 'dataschema', false, noun, message);
+  const sagaid = readAttribute(rawSagaid, 'sagaid', false, noun, message);
+  const causationid = readAttribute(rawCausationid, 'causationid', false, noun, message);
+  const correlationid = readAttribute(rawCorrelationid, 'correlationid', false, noun, message);
+  const producerservice = readAttribute(
+    rawProducerservice,
+    'producerservice',
+    false,
+    noun,
+    message,
+  );
+  const producerversion = readAttribute(
+    rawProducerversion,
+    'producerversion',
+    false,
+    noun,
+    message,
+  );
+  const partitionkey = readAttribute(rawPartitionkey, 'partitionkey', false, noun, message);
   if (time !== undefined && !isRfc3339(time)) {
     malformed(
       message,
@@ -429,10 +514,17 @@ function buildEnvelope(
       },
     );
   }
-  const schemaversion = readSchemaVersion(values, noun, dataschema, type, options, message);
+  const schemaversion = readSchemaVersion(
+    rawSchemaversion,
+    noun,
+    dataschema,
+    type,
+    options,
+    message,
+  );
 
   const contentType =
-    readAttribute(values, 'content-type', false, noun, message) ?? JSON_CONTENT_TYPE;
+    readAttribute(rawContentType, 'content-type', false, noun, message) ?? JSON_CONTENT_TYPE;
   if (!isJsonContentType(contentType)) {
     malformed(
       message,
@@ -444,7 +536,7 @@ function buildEnvelope(
       },
     );
   }
-  const extensions = readExtensions(values, noun, message);
+  const extensions = others ? readExtensions(values, noun, message) : undefined;
 
   const data =
     body === undefined ? structuredData : parseJson(decodeUtf8(body, message), message, '');
@@ -482,15 +574,17 @@ function buildEnvelope(
   return envelope;
 }
 
-/** A string attribute: absent is `undefined` (or a failure when required); empty is a failure. */
+/**
+ * A string attribute's value: absent (`undefined`) is `undefined`, or a failure when required;
+ * empty or not a string is a failure.
+ */
 function readAttribute(
-  values: Record<string, unknown>,
+  value: unknown,
   name: string,
   required: boolean,
   noun: 'header' | 'attribute',
   message: EncodedMessage,
 ): string | undefined {
-  const value = own(values, name);
   if (typeof value === 'string' && value.length > 0) return value; // the common case
   if (value === undefined) {
     return required
@@ -531,19 +625,23 @@ const SCHEMA_VERSION_TEXT = /^[1-9][0-9]{0,14}$/;
  * `dataschema` names, else `options.defaultSchemaVersion(type)`, else 1.
  */
 function readSchemaVersion(
-  values: Record<string, unknown>,
+  rawVersion: unknown,
   noun: 'header' | 'attribute',
   dataschema: string | undefined,
   type: string,
   options: Partial<DecodeOptions>,
   message: EncodedMessage,
 ): number {
-  const rawVersion = own(values, 'schemaversion');
   if (rawVersion !== undefined) {
     const text =
       noun === 'attribute' && typeof rawVersion === 'number'
         ? String(rawVersion)
-        : (readAttribute(values, 'schemaversion', false, noun, message) as string);
+        : (readAttribute(rawVersion, 'schemaversion', false, noun, message) as string);
+    // One digit 1-9 (nearly every message) needs no pattern.
+    if (text.length === 1) {
+      const digit = text.charCodeAt(0) - 48;
+      if (digit >= 1 && digit <= 9) return digit;
+    }
     if (!SCHEMA_VERSION_TEXT.test(text)) {
       malformed(
         message,

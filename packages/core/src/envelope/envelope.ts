@@ -176,9 +176,10 @@ export function isRfc3339(value: string): boolean {
 }
 
 /**
- * `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with a month 01-12, a day 01-28 (in every month), an hour
- * 00-23, minutes and seconds 00-59: a valid RFC 3339 timestamp, decided without a regular
- * expression or a date parse. False means only "not this form".
+ * `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with a month 01-12, a day that exists in that month (the 29th
+ * to 31st by the month's length, leap years included), an hour 00-23, minutes and seconds 00-59:
+ * a valid RFC 3339 timestamp, decided without a regular expression or a date parse. False means
+ * only "not this form".
  */
 function isPlainUtcTimestamp(value: string): boolean {
   const length = value.length;
@@ -200,13 +201,21 @@ function isPlainUtcTimestamp(value: string): boolean {
   const hour = twoDigits(value, 11);
   const minute = twoDigits(value, 14);
   const second = twoDigits(value, 17);
-  if (month < 1 || month > 12 || day < 1 || day > 28 || hour < 0 || hour > 23) return false;
+  if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23) return false;
+  if (day > 28 && day > daysInMonth(value, month)) return false;
   if (minute < 0 || minute > 59 || second < 0 || second > 59) return false;
   if (length === 20) return true;
   // A fraction: a dot and at least one digit, up to the Z.
   if (value.charCodeAt(19) !== 46 /* . */ || length === 21) return false;
   for (let i = 20; i < length - 1; i++) if (digit(value, i) < 0) return false;
   return true;
+}
+
+/** The days of `month` (1-12) in the year of the timestamp's first four characters (digits). */
+function daysInMonth(value: string, month: number): number {
+  if (month !== 2) return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  const year = twoDigits(value, 0) * 100 + twoDigits(value, 2);
+  return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
 }
 
 function digit(value: string, at: number): number {

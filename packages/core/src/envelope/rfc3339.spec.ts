@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isRfc3339 } from './envelope.js';
 
 // The definition isRfc3339 had before its fast path: the pattern, then whether the date exists.
@@ -63,5 +63,34 @@ describe('isRfc3339', () => {
     expect(isRfc3339('2024-01-01T24:00:01Z')).toBe(false);
     expect(isRfc3339('2024-01-01T00:00:00.Z')).toBe(false);
     expect(isRfc3339('2024-01-01T00:00:00')).toBe(false);
+  });
+
+  it('decides the 29th to 31st of a month without a date parse, as the days 1 to 28', () => {
+    const parse = vi.spyOn(Date, 'parse');
+    try {
+      for (const value of [
+        '2026-01-31T23:59:59.999Z',
+        '2026-04-30T00:00:00Z',
+        '2024-02-29T12:00:00.5Z',
+        '2000-02-29T12:00:00Z',
+        '2026-12-31T08:15:00.000Z',
+      ]) {
+        expect(isRfc3339(value)).toBe(true);
+      }
+      expect(parse).not.toHaveBeenCalled();
+      // Days a month does not have still take the full test (and answer as it does).
+      for (const value of [
+        '2026-02-29T12:00:00Z',
+        '1900-02-29T12:00:00Z',
+        '2026-04-31T00:00:00Z',
+      ]) {
+        const expected = reference(value);
+        parse.mockClear();
+        expect(isRfc3339(value)).toBe(expected);
+        expect(parse).toHaveBeenCalled();
+      }
+    } finally {
+      parse.mockRestore();
+    }
   });
 });

@@ -100,6 +100,8 @@ export class EventDefinition<
   readonly type: TType;
   readonly #schemas: ReadonlyMap<number, z.ZodType>;
   readonly #steps: ReadonlyMap<number, Step>;
+  /** The newest version (undefined: none yet), kept: every read and every envelope asks for it. */
+  readonly #latest: number | undefined;
 
   /** @internal Use {@link defineEvent}. */
   constructor(
@@ -116,6 +118,9 @@ export class EventDefinition<
     this.type = type;
     this.#schemas = schemas;
     this.#steps = steps;
+    let latest: number | undefined;
+    for (const version of schemas.keys()) latest = version;
+    this.#latest = latest;
     Object.freeze(this);
   }
 
@@ -126,7 +131,7 @@ export class EventDefinition<
 
   /** The newest version. Throws {@link SchemaDefinitionError} on a definition with no version. */
   get latest(): TLatest {
-    const last = this.versions.at(-1);
+    const last = this.#latest;
     if (last === undefined) {
       throw new SchemaDefinitionError(`event type "${this.type}" has no version`, {
         type: this.type,
@@ -162,7 +167,7 @@ export class EventDefinition<
         details,
       );
     }
-    const previous = this.versions.at(-1);
+    const previous = this.#latest;
     if (previous !== undefined && version !== previous + 1) {
       throw new SchemaDefinitionError(
         `event type "${this.type}" jumps from version ${previous} to ${version}; versions must be consecutive`,
