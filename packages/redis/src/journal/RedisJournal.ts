@@ -494,8 +494,8 @@ export class RedisJournal implements Journal {
     const indexKeys = record.sagaId === undefined ? keys : [...keys, this.#key('g', record.sagaId)];
     const indexJson = record.sagaId === undefined ? json : JSON.stringify(indexKeys);
     if (!this.#fieldsFormat) {
-      // The format every version reads: `j`, with an empty `b` (the scripts tell the formats
-      // apart by the first character of the JSON: '{' here, '[' for `m`).
+      // The format every version reads: `j` alone; the body argument is empty and not stored
+      // (the scripts tell the formats apart by the JSON's first character: '{' here, '[' for `m`).
       const stored: StoredJson = {
         id: record.id,
         type: record.type,
