@@ -3,7 +3,6 @@ import type { Logger } from '@backtrack/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import { settleWithin } from '../timeouts.js';
-import { publishOn } from './publishFrames.js';
 import {
   RABBIT_ERROR_CODES,
   RabbitClosedError,
@@ -247,8 +246,7 @@ export class RabbitPublisher {
       this.#inFlight.add(pending);
       let writable: boolean;
       try {
-        writable = publishOn(
-          channel,
+        writable = channel.publish(
           pending.exchange,
           pending.routingKey,
           pending.content,
