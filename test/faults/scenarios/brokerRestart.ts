@@ -72,7 +72,10 @@ export function brokerRestartScenario(options: BrokerRestartOptions): void {
     const publishing = (async () => {
       // Publishes until the broker has been restarted AND `messages` were confirmed, so the
       // restart always lands in the middle of the stream.
-      for (let next = 0; !restarted || confirmed.length < options.messages;) {
+      // A failed call is always published again before the loop ends: a timed-out publish's
+      // outcome is unknown (the broker may have taken it), so it is retried, never dropped.
+      let retrying = false;
+      for (let next = 0; !restarted || confirmed.length < options.messages || retrying;) {
         const batch = Array.from({ length: options.batch }, (_, i) => `${name}-m${next + i}`);
         const started = Date.now();
         const outcome = await withDeadline(
@@ -93,7 +96,9 @@ export function brokerRestartScenario(options: BrokerRestartOptions): void {
         if (outcome === 'ok') {
           confirmed.push(...batch);
           next += batch.length;
+          retrying = false;
         } else {
+          retrying = true;
           const code = (outcome as { code?: string }).code ?? outcome.name;
           failures.push({ size: batch.length, ms: Date.now() - started, error: code });
           await sleep(250); // then publish the same messages again
