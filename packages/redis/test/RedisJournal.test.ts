@@ -296,16 +296,10 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     for (const key of [`${P}:i:all`, `${P}:i:pending`, ...ix]) await c.zadd(key, seq, 'old-1');
     await c.set(`${P}:seq`, String(seq));
     try {
+      // The stored record's fields come back as they were, with its seq and state.
+      const { headers: _headers, body: _body, ...fields } = old;
       const expected = {
-        id: 'old-1',
-        type: 'order.placed',
-        schemaVersion: 2,
-        key: 'order-1',
-        topic: 'orders',
-        service: 'orders',
-        version: '1.0.0',
-        time: old.time,
-        sagaId: 'saga-1',
+        ...fields,
         seq,
         state: 'pending',
       };
