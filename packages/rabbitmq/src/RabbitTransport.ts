@@ -11,7 +11,7 @@ import type {
 } from '@backtrack/core';
 import { RabbitConnection, type RabbitConnectionOptions } from './connection/RabbitConnection.js';
 import { RabbitSubscription, type RabbitConsumerOptions } from './consumer/RabbitSubscription.js';
-import { toAmqpMessage } from './envelope/amqpBinding.js';
+import { toAmqpMessage, type AmqpMessage } from './envelope/amqpBinding.js';
 import { RABBIT_ERROR_CODES, RabbitClosedError, RabbitConfigError, RabbitError } from './errors.js';
 import { resolveRabbitTransportOptions, stripUndefined } from './options.js';
 import { RabbitPublisher } from './publisher/RabbitPublisher.js';
@@ -173,10 +173,19 @@ export class RabbitTransport implements Transport, TransportEvents {
    */
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (this.#closed) throw new RabbitClosedError('the RabbitMQ transport');
-    const prepared = messages.map((m) => {
-      const amqp = toAmqpMessage(m.message, this.#contentMode);
-      return { exchange: m.topic, routingKey: this.#routingKeyOf(m), ...amqp };
-    });
+    const prepared = new Array<{ exchange: string; routingKey: string } & AmqpMessage>(
+      messages.length,
+    );
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      const { content, options } = toAmqpMessage(m.message, this.#contentMode);
+      prepared[i] = { exchange: m.topic, routingKey: this.#routingKeyOf(m), content, options };
+    }
+    // (One message, what a handler's publish usually is: its own failure is the first.)
+    if (prepared.length === 1) {
+      const p = prepared[0]!;
+      return this.publisher.publish(p.exchange, p.routingKey, p.content, p.options);
+    }
     const results = await Promise.allSettled(
       prepared.map((p) => this.publisher.publish(p.exchange, p.routingKey, p.content, p.options)),
     );

@@ -5,6 +5,7 @@ import amqplib from 'amqplib';
 import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amqplib';
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
 import { classifyRabbitError, type RabbitAccessError } from './connectionErrors.js';
+import { coalesceWrites } from './coalesceWrites.js';
 import { settleWithin } from '../timeouts.js';
 import { capabilitiesOf, type BrokerCapabilities } from '../topology/topology.js';
 
@@ -150,6 +151,8 @@ export class RabbitConnection {
       // amqplib binds its own listeners only after setup: without this an error during setup
       // would be an unhandled 'error' event.
       model.on('error', (error: Error) => logger.warn({ err: error }, 'amqp connection error'));
+      // The frames sent in one turn (publishes, acks) go to the socket in one write.
+      coalesceWrites(model.connection);
       const capabilities = capabilitiesOf(
         String(
           (model.connection.serverProperties as unknown as Record<string, unknown>)['version'] ??

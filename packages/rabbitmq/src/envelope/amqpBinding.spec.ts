@@ -1,5 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createEnvelope, decodeEnvelope, encodeEnvelope } from '@backtrack/core';
+import type { EncodedMessage } from '@backtrack/core';
+import { contentModeOf } from '@backtrack/core/adapter';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
 import { fromAmqpMessage, headerToPositiveInt, toAmqpMessage } from './amqpBinding.js';
 import { readDeadLetter } from './deadLetter.js';
@@ -273,5 +276,61 @@ describe('CloudEvents AMQP binding', () => {
       subject: 'order/o-1',
       extensions: { tenantid: 'acme', priority: '5' },
     });
+  });
+
+  it('maps any headers as the straightforward mapping did (one pass, remembered header names)', () => {
+    /** toAmqpMessage before session 6 (binary mode given), the reference. */
+    function reference(message: EncodedMessage) {
+      const structured = contentModeOf(message.headers) !== 'binary';
+      const id = message.headers['id'];
+      if (!structured && (typeof id !== 'string' || id.length === 0)) return 'throws';
+      const headers: Record<string, string> = {};
+      const options: Record<string, unknown> = { persistent: true, mandatory: true, headers };
+      if (typeof id === 'string' && id.length > 0) options['messageId'] = id;
+      for (const [name, value] of Object.entries(message.headers)) {
+        switch (name) {
+          case 'content-type':
+            options['contentType'] = value;
+            continue;
+          case 'type':
+            options['type'] = value;
+            break;
+          case 'time': {
+            const ms = Date.parse(value);
+            if (Number.isFinite(ms)) options['timestamp'] = Math.floor(ms / 1000);
+            break;
+          }
+        }
+        if (!structured) headers[`cloudEvents_${name}`] = value;
+      }
+      return { content: Buffer.from(message.body), options };
+    }
+    const name = fc.oneof(
+      fc.constantFrom('id', 'type', 'time', 'content-type', 'Content-Type', 'CONTENT-TYPE'),
+      fc.constantFrom('source', 'specversion', '__proto__', 'constructor', '0', ''),
+      fc.string({ maxLength: 14 }),
+    );
+    const value = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.constantFrom('', ' Application/CloudEvents+JSON ', 'application/cloudevents-batch+json'),
+      fc.constantFrom('application/json', '2026-01-02T03:04:05Z', 'not a time'),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(name, value, { maxKeys: 10 }), (headers) => {
+        const message = { headers, body: new Uint8Array([1, 2, 3]) };
+        const expected = reference(message);
+        if (expected === 'throws') {
+          expect(() => toAmqpMessage(message)).toThrow(RabbitError);
+          return;
+        }
+        const actual = toAmqpMessage(message);
+        expect(actual.content.equals(expected.content)).toBe(true);
+        expect(actual.options).toEqual(expected.options);
+        expect(Object.keys(actual.options.headers!)).toEqual(
+          Object.keys(expected.options['headers'] as object),
+        );
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

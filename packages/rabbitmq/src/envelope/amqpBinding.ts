@@ -2,7 +2,7 @@ import { MALFORMED_REASONS, MalformedMessageError } from '@backtrack/core';
 import type { ContentMode, EncodedMessage } from '@backtrack/core';
 import type { Options } from 'amqplib';
 import { RABBIT_ERROR_CODES, RabbitError } from '../errors.js';
-import { contentModeOf, toStructuredMessage } from '@backtrack/core/adapter';
+import { toStructuredMessage } from '@backtrack/core/adapter';
 
 /**
  * The header prefix of CloudEvents attributes, as the CloudEvents AMQP protocol binding prefers
@@ -70,21 +70,21 @@ export interface AmqpMessage {
  */
 export function toAmqpMessage(message: EncodedMessage, mode: ContentMode = 'binary'): AmqpMessage {
   if (mode === 'structured') message = toStructuredMessage(message);
-  const structured = contentModeOf(message.headers) !== 'binary';
-  const id = message.headers['id'];
-  if (!structured && (typeof id !== 'string' || id.length === 0)) {
-    throw new RabbitError(
-      RABBIT_ERROR_CODES.MESSAGE_INVALID,
-      'message has no "id" header: encode it with encodeEnvelope (every CloudEvent has an id)',
-      { details: { headers: Object.keys(message.headers) } },
-    );
-  }
-  const headers: Record<string, string> = {};
+  const source = message.headers;
+  // One pass: the properties, the `cloudEvents_` headers (dropped at the end in structured mode),
+  // and the content type that decides the mode (core's `contentModeOf`: the last header named
+  // `content-type` in any case).
+  let headers: Record<string, string> = {};
   const options: Options.Publish = { persistent: true, mandatory: true, headers };
-  if (typeof id === 'string' && id.length > 0) options.messageId = id;
-  for (const [name, value] of Object.entries(message.headers)) {
+  let contentType: unknown;
+  for (const name in source) {
+    if (!Object.hasOwn(source, name)) continue;
+    const value = source[name]!;
+    if (name.length === CONTENT_TYPE.length && name.toLowerCase() === CONTENT_TYPE) {
+      contentType = value;
+    }
     switch (name) {
-      case 'content-type':
+      case CONTENT_TYPE:
         options.contentType = value;
         continue;
       case 'type':
@@ -96,9 +96,39 @@ export function toAmqpMessage(message: EncodedMessage, mode: ContentMode = 'bina
         break;
       }
     }
-    if (!structured) headers[CLOUD_EVENTS_HEADER_PREFIX + name] = value;
+    headers[headerNameOf(name)] = value;
   }
+  const structured =
+    typeof contentType === 'string' &&
+    contentType.trim().toLowerCase().startsWith('application/cloudevents');
+  const id = source['id'];
+  if (!structured && (typeof id !== 'string' || id.length === 0)) {
+    throw new RabbitError(
+      RABBIT_ERROR_CODES.MESSAGE_INVALID,
+      'message has no "id" header: encode it with encodeEnvelope (every CloudEvent has an id)',
+      { details: { headers: Object.keys(source) } },
+    );
+  }
+  if (structured) options.headers = headers = {};
+  if (typeof id === 'string' && id.length > 0) options.messageId = id;
   return { content: toBuffer(message.body), options };
+}
+
+const CONTENT_TYPE = 'content-type';
+
+/**
+ * Attribute name -> its `cloudEvents_` header name, remembered (bounded) for the names seen: no
+ * string made per header and message.
+ */
+const headerNames = new Map<string, string>();
+
+function headerNameOf(name: string): string {
+  let header = headerNames.get(name);
+  if (header === undefined) {
+    header = CLOUD_EVENTS_HEADER_PREFIX + name;
+    if (headerNames.size < MAX_REMEMBERED_NAMES) headerNames.set(name, header);
+  }
+  return header;
 }
 
 function toBuffer(body: Uint8Array): Buffer {

@@ -3,6 +3,7 @@ import type { Logger } from '@backtrack/core';
 import type { ChannelModel, ConfirmChannel, Message, Options } from 'amqplib';
 import type { RabbitConnection } from '../connection/RabbitConnection.js';
 import { settleWithin } from '../timeouts.js';
+import { publishOn } from './publishFrames.js';
 import {
   RABBIT_ERROR_CODES,
   RabbitClosedError,
@@ -246,7 +247,8 @@ export class RabbitPublisher {
       this.#inFlight.add(pending);
       let writable: boolean;
       try {
-        writable = channel.publish(
+        writable = publishOn(
+          channel,
           pending.exchange,
           pending.routingKey,
           pending.content,
