@@ -10,7 +10,8 @@
  * - `read`: `EventRegistry.read` of a decoded envelope (the consumer's validation);
  * - `id`: `deterministicId(id, 'reply')`.
  *
- * Run: `TSX_TSCONFIG_PATH=../tsconfig.json npx tsx src/envelopeCpu.ts [iterations] [rounds]`;
+ * Run: `TSX_TSCONFIG_PATH=../tsconfig.json npx tsx src/envelopeCpu.ts [iterations] [rounds] [stages]`
+ * (`stages`: comma-separated names, default all);
  * profile it with `node --cpu-prof --import tsx`.
  */
 import {
@@ -100,9 +101,12 @@ const stages: Record<string, (i: number) => void> = {
   },
 };
 
+// A comma-separated list of stages to run (for a profile of one), default all.
+const only = process.argv[4]?.split(',');
 const results: Record<string, number[]> = {};
 for (let round = 0; round < rounds; round++) {
   for (const [name, stage] of Object.entries(stages)) {
+    if (only !== undefined && !only.includes(name)) continue;
     const c0 = process.cpuUsage();
     for (let i = 0; i < n; i++) stage(i);
     const c = process.cpuUsage(c0);
