@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  buildEnvelope,
   createEnvelope,
   type CreateEnvelopeDependencies,
   type EnvelopeExtensions,
@@ -284,6 +285,16 @@ export class EventDefinition<
     options: EventEnvelopeOptions<V>,
     dependencies?: CreateEnvelopeDependencies,
   ): Envelope<z.output<TSchemas[V]>> & { time: string } {
+    if (readsAsIs(options)) {
+      // The options object is read in place: no rest copy, no spread into a second object.
+      const version =
+        options.version === undefined ? (this.latest as unknown as V) : options.version;
+      const valid = this.#parse(version, data) as z.output<TSchemas[V]>;
+      return buildEnvelope(this.type, options.source, version, valid, options, dependencies);
+    }
+    // Options whose own keys may override the event's type, version or validated data (an
+    // untyped caller's `type`, `schemaversion` or `data`), or that are not plain objects: the
+    // rest-and-spread semantics, as they have always been.
     const { version = this.latest as unknown as V, source, id, time, ...extensions } = options;
     const valid = this.#parse(version, data) as z.output<TSchemas[V]>;
     return createEnvelope(
@@ -355,6 +366,22 @@ export class EventDefinition<
     }
     return current;
   }
+}
+
+/**
+ * Whether {@link EventDefinition.envelope} may read `options` in place: a plain object (so what
+ * it reads is what a rest copy of it would hold) without an own `type`, `schemaversion` or
+ * `data` key (which, spread after the event's own, would override them).
+ */
+function readsAsIs(options: object): boolean {
+  return (
+    typeof options === 'object' &&
+    options !== null &&
+    Object.getPrototypeOf(options) === Object.prototype &&
+    !Object.hasOwn(options, 'type') &&
+    !Object.hasOwn(options, 'schemaversion') &&
+    !Object.hasOwn(options, 'data')
+  );
 }
 
 /**
