@@ -25,6 +25,7 @@ import {
   type KafkaProducerOptions,
 } from './options.js';
 import { KafkaPublisher } from './publisher/KafkaPublisher.js';
+import { typeFilterOf } from './consumer/typeFilter.js';
 import { ensureTopics, type EnsureTopicsOptions } from './topics/topics.js';
 
 /** Options of {@link createKafkaTransport}. */
@@ -65,6 +66,18 @@ export interface KafkaSubscriptionOptions
    * @default the transport's `onSubscriptionError`
    */
   onError?: (event: SubscriptionErrorEvent) => void;
+  /**
+   * Hand the processor only records whose `ce_type` header matches one of these keys, as a
+   * RabbitMQ queue bound with them (and the in-memory transport's `bindingKeys`) gets only those
+   * types: words split by `.`, `*` one word, `#` zero or more. Every other record of the topics
+   * is passed over before it is decoded (no envelope, no processor, no dedupe store) and its
+   * offset committed with the batch. A record without a `ce_type` header (structured content
+   * mode, a foreign producer) is always handed on. Kafka delivers every record of a topic to
+   * every group subscribed to it, so a group that handles a few of a topic's types saves the
+   * decoding of the rest (bench/README.md, "Kafka adapter (session 7)").
+   * @default every type
+   */
+  bindingKeys?: readonly string[];
 }
 
 /**
@@ -148,7 +161,7 @@ export class KafkaTransport implements Transport, TransportEvents {
    */
   async subscribe(options: KafkaSubscriptionOptions): Promise<KafkaSubscription> {
     if (this.#closed) throw new KafkaClosedError('kafka transport');
-    const { topics, group, processor, onDisposition, onError, ...overrides } = options;
+    const { topics, group, processor, onDisposition, onError, bindingKeys, ...overrides } = options;
     if (!Array.isArray(topics) || topics.length === 0)
       throw new KafkaConfigError('topics', 'must list at least one topic');
     if (typeof group !== 'string' || group.length === 0)
@@ -156,6 +169,7 @@ export class KafkaTransport implements Transport, TransportEvents {
     if (!processor || typeof processor.process !== 'function')
       throw new KafkaConfigError('processor', 'must implement process()');
     const opts = resolveConsumerOptions(overrides, this.#consumerDefaults);
+    const typeFilter = typeFilterOf(bindingKeys);
     const consumer = this.#client.consumer({
       groupId: group,
       sessionTimeoutMs: opts.sessionTimeoutMs,
@@ -171,6 +185,7 @@ export class KafkaTransport implements Transport, TransportEvents {
       group,
       processor,
       options: opts,
+      typeFilter,
       consumer,
       admin: this.#client.admin(),
       publisher: this.#publisher,

@@ -94,6 +94,42 @@ describe.skipIf(!broker.available)('KafkaTransport (real broker)', () => {
     }
   });
 
+  it('with bindingKeys hands the processor only the bound types, in order per key, and commits past the others', async () => {
+    const transport = makeTransport(brokers);
+    const topic = uniqueName('bt-bind');
+    const group = uniqueName('g');
+    const processor = recordingProcessor(() => ACK);
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 2 });
+      const types = ['order.placed', 'order.cancelled', 'payment.charged', 'shipping.shipped'];
+      const sent = Array.from({ length: 12 }, (_, i) => message({ i }, { type: types[i % 4]! }));
+      await transport.publish(sent.map((m, i) => ({ topic, key: `k${i % 3}`, message: m })));
+      const sub = await transport.subscribe({
+        topics: [topic],
+        group,
+        processor,
+        bindingKeys: ['order.placed', 'payment.*'],
+      });
+      await waitFor(() => sub.stats().acked + sub.stats().skipped === 12, '12 records');
+      await sub.close();
+      expect(sub.stats()).toMatchObject({ acked: 6, skipped: 6 });
+      const seen = processor.calls.map((c) => bodyOf(c) as { i: number });
+      expect(new Set(processor.calls.map((c) => c.message.headers.type))).toEqual(
+        new Set(['order.placed', 'payment.charged']),
+      );
+      // Per key in publish order.
+      for (const k of [0, 1, 2]) {
+        const ofKey = seen.filter((b) => b.i % 3 === k).map((b) => b.i);
+        expect(ofKey).toEqual([...ofKey].sort((a, b) => a - b));
+      }
+      const offsets = await committedOffsets(brokers, group, topic);
+      const total = Object.values(offsets).reduce((n, o) => n + Math.max(0, Number(o)), 0);
+      expect(total).toBe(12);
+    } finally {
+      await transport.close();
+    }
+  });
+
   it('retries through the retry topic with attempt + 1 after the delay, then acks', async () => {
     const transport = makeTransport(brokers);
     const topic = uniqueName('bt-retry');

@@ -23,6 +23,7 @@ import { BACKTRACK_HEADERS } from '../envelope/kafkaBinding.js';
 import { resolveConsumerOptions, type KafkaConsumerOptions } from '../options.js';
 import { KafkaPublisher } from '../publisher/KafkaPublisher.js';
 import { KafkaSubscription, type SubscriptionErrorEvent } from './KafkaSubscription.js';
+import { typeFilterOf, type TypeFilter } from './typeFilter.js';
 import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 const logger = pino({ level: 'silent' });
@@ -33,6 +34,7 @@ function harness(
   options: Partial<KafkaConsumerOptions> = {},
   batchProcessor = false,
   processorOverride?: MessageProcessor,
+  typeFilter?: TypeFilter,
 ) {
   let handler!: Handler;
   const log: string[] = [];
@@ -91,6 +93,7 @@ function harness(
     group: 'g',
     processor: processorOverride ?? processor,
     options: resolveConsumerOptions({ createTopics: false, ...options }),
+    typeFilter,
     consumer,
     admin: {} as KafkaAdminClient,
     publisher: new KafkaPublisher(producer, logger, 1000),
@@ -527,6 +530,60 @@ describe('KafkaSubscription with the pipeline running keys concurrently', () => 
       [3, 1],
       [4, 1],
     ]);
+    await h.sub.close();
+  });
+});
+
+describe('KafkaSubscription bindingKeys (type filter)', () => {
+  it('hands the processor only the bound types (and untyped records), in order, and commits past the rest', async () => {
+    for (const batchProcessor of [true, false]) {
+      const h = harness(
+        () => ACK,
+        {},
+        batchProcessor,
+        undefined,
+        typeFilterOf(['order.placed', 'payment.*']),
+      );
+      await h.sub.start();
+      await h.deliver('orders', [
+        rec(0, 'placed', { ce_type: Buffer.from('order.placed') }),
+        rec(1, 'cancelled', { ce_type: Buffer.from('order.cancelled') }),
+        rec(2, 'charged', { ce_type: 'payment.charged' }),
+        rec(3, 'untyped'),
+        rec(4, 'shipped', { ce_type: Buffer.from('shipping.shipped') }),
+      ]);
+      expect(h.calls.map(bodyOf)).toEqual(['placed', 'charged', 'untyped']);
+      // The passed-over last record is committed with the batch.
+      expect(h.log).toEqual(['resolve 4', 'commit 5']);
+      expect(h.sub.stats()).toMatchObject({ acked: 3, skipped: 2 });
+      await h.sub.close();
+    }
+  });
+
+  it('commits a batch of unbound types without calling the processor', async () => {
+    const h = harness(() => ACK, {}, true, undefined, typeFilterOf(['order.placed']));
+    await h.sub.start();
+    await h.deliver('orders', [
+      rec(7, 'x', { ce_type: Buffer.from('order.cancelled') }),
+      rec(8, 'y', { ce_type: Buffer.from('order.shipped') }),
+    ]);
+    expect(h.calls).toEqual([]);
+    expect(h.log).toEqual(['resolve 8', 'commit 9']);
+    expect(h.sub.stats().skipped).toBe(2);
+    await h.sub.close();
+  });
+
+  it('still dead-letters a bound record it cannot read, byte for byte', async () => {
+    const h = harness(() => ACK, {}, true, undefined, typeFilterOf(['order.placed']));
+    await h.sub.start();
+    const hostile = rec(0, 'bad', {
+      ce_type: Buffer.from('order.placed'),
+      ce_subject: 42 as unknown as Buffer,
+    });
+    await h.deliver('orders', [hostile]);
+    expect(h.calls).toEqual([]);
+    expect(h.sent.map((b) => b.topic)).toEqual(['orders.dlq']);
+    expect(h.sent[0]!.records[0]!.value).toEqual(hostile.value);
     await h.sub.close();
   });
 });

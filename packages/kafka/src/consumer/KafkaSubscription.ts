@@ -27,6 +27,7 @@ import { KAFKA_ERROR_CODES, KafkaClosedError, KafkaError } from '../errors.js';
 import type { ConnectionAccessError } from '@backtrack/core';
 import { accessErrorOf } from '@backtrack/core/adapter';
 import type { KafkaConsumerOptions } from '../options.js';
+import type { TypeFilter } from './typeFilter.js';
 import { messageOf, type KafkaPublisher } from '../publisher/KafkaPublisher.js';
 import {
   DEAD_LETTER_REASON_HEADER,
@@ -88,7 +89,10 @@ export interface KafkaSubscriptionStats {
   retried: number;
   deadLettered: number;
   redelivered: number;
-  /** Retry-topic records of other consumer groups, passed over. */
+  /**
+   * Records passed over without the processor: retry-topic records of other consumer groups,
+   * and records of types the subscription's `bindingKeys` do not match.
+   */
   skipped: number;
   /** Publishing retry or dead-letter records failed and the batch was rewound. */
   publishFailures: number;
@@ -112,6 +116,8 @@ export interface KafkaSubscriptionConfig {
   group: string;
   processor: MessageProcessor;
   options: Readonly<KafkaConsumerOptions>;
+  /** Records of types this filter does not deliver are passed over (`bindingKeys`). */
+  typeFilter?: TypeFilter | undefined;
   consumer: KafkaConsumerClient;
   admin: KafkaAdminClient;
   publisher: KafkaPublisher;
@@ -127,7 +133,7 @@ export interface KafkaSubscriptionConfig {
 
 interface Item {
   record: ConsumedRecord;
-  /** Undefined for a retry record of another group (passed over). */
+  /** Undefined for a record passed over (a retry record of another group, an unbound type). */
   incoming?: IncomingMessage;
   /** Decided without the processor: a record that could not be read into a message. */
   preset?: Disposition;
@@ -158,6 +164,7 @@ export class KafkaSubscription implements Subscription {
   readonly topics: readonly string[];
   readonly #cfg: KafkaSubscriptionConfig;
   readonly #opts: Readonly<KafkaConsumerOptions>;
+  readonly #typeFilter: TypeFilter | undefined;
   readonly #log: Logger;
   /** Whether per-message `debug` lines are wanted (read once: the level is a start-up setting). */
   readonly #debug: boolean;
@@ -198,6 +205,7 @@ export class KafkaSubscription implements Subscription {
   constructor(config: KafkaSubscriptionConfig) {
     this.#cfg = config;
     this.#opts = config.options;
+    this.#typeFilter = config.typeFilter;
     this.group = config.group;
     this.topics = [...config.topics];
     this.#now = config.now ?? Date.now;
@@ -520,9 +528,15 @@ export class KafkaSubscription implements Subscription {
     const items: Item[] = [];
     let stop: Stop | undefined;
     const now = this.#now();
+    const typeFilter = this.#typeFilter;
     for (const received of batch.records) {
       let record = received;
       try {
+        // A type the group does not bind is passed over before anything is decoded.
+        if (typeFilter !== undefined && !typeFilter.delivers(received.headers)) {
+          items.push({ record });
+          continue;
+        }
         // A retry or redriven record names the headers that had no value on the original.
         const headers = restoreNullHeaders(received.headers);
         if (headers !== received.headers) record = { ...received, headers };
