@@ -323,8 +323,7 @@ interface KeptPlanning {
 const keptPlanning = new WeakMap<RollbackPlanSummary, KeptPlanning>();
 
 function identityOf(summary: RollbackPlanSummary): string {
-  const { planId, createdAt, service, version, strategy, window, targetVersions, types } =
-    summary;
+  const { planId, createdAt, service, version, strategy, window, targetVersions, types } = summary;
   return JSON.stringify([
     planId,
     createdAt,
