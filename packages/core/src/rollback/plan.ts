@@ -239,15 +239,15 @@ export async function planRollback(
 
 /**
  * What {@link planRollback} says, without the items: the same planId and counts, read from the
- * journal page by page, so memory stays bounded whatever the window selects (only the saga ids are
- * kept, to count them). Give it to {@link runRollback} with the registry (and the compensations):
- * the run reads and plans its items page by page again, with this summary's planId and clock.
+ * journal page by page, so memory stays bounded whatever the window selects (kept: the saga ids,
+ * to count them, and the planning of a window of at most 10,000 effects, below). Give it to
+ * {@link runRollback} with the registry (and the compensations): the run reads and plans its items
+ * page by page again, with this summary's planId and clock.
  *
- * The work of the first {@link KEPT_EFFECTS} effects (decoded, validated, reversed or converted,
- * their envelopes built) is kept with the returned object, so a {@link runRollback} of this same
- * object in this process, with the same journal, registry and compensations, from its start,
- * takes it instead of planning those effects again. It is taken once (a resume plans again from
- * the journal) and freed with the summary.
+ * A summary of at most 10,000 effects keeps their planning (decoded, read, reversed or
+ * converted, their envelopes built) with the returned object: a {@link runRollback} of this same
+ * object, in this process, with the same journal, registry and compensations, from its start (not
+ * a resume), takes it instead of planning them again. It is taken once and freed with the summary.
  */
 export async function summarizeRollback(
   options: PlanRollbackOptions,
@@ -279,9 +279,15 @@ export async function summarizeRollback(
     counts.needsPerson += state.needsPerson.length;
     counts.skipped += state.skipped.length;
     for (const id of state.sagas.keys()) sagaIds.add(id);
-    // A prefix of the window, journal page by journal page: what a run from the start plans first.
-    keeping &&= counts.effects <= KEPT_EFFECTS;
-    if (keeping) keep.push({ state: { ...state, effects }, cursor: page.cursor });
+    // The window journal page by journal page, while it is small: a larger one keeps nothing
+    // (held through the rest of the summary, its planning cost more garbage collection than
+    // planning it again saved).
+    if (keeping && counts.effects <= KEPT_EFFECTS) {
+      keep.push({ state: { ...state, effects }, cursor: page.cursor });
+    } else if (keeping) {
+      keeping = false;
+      keep.length = 0;
+    }
   }
   counts.sagas = sagaIds.size;
   const summary = headerOf(options, window, hasher.digest(), counts);
@@ -298,7 +304,7 @@ export async function summarizeRollback(
   return summary;
 }
 
-/** How many effects {@link summarizeRollback} keeps planned for a run of its summary. */
+/** The largest window whose planning {@link summarizeRollback} keeps for a run of its summary. */
 export const KEPT_EFFECTS = 10_000;
 
 /** Records per journal read of {@link summarizeRollback} (the pages it keeps are these). */
@@ -609,15 +615,18 @@ async function* plannedPages(
   w: PlanWindow,
   from: string | undefined,
   limit: number,
-  kept: readonly KeptPage[] | undefined,
+  kept: KeptPage[] | undefined,
 ): AsyncGenerator<
   | { planned: PageState; records?: undefined; cursor: string | undefined }
   | { planned?: undefined; records: JournalRecord[]; cursor: string | undefined }
 > {
   let cursor = from;
   if (kept !== undefined && kept.length > 0) {
-    for (const page of kept) yield { planned: page.state, cursor: page.cursor };
-    cursor = kept[kept.length - 1]!.cursor;
+    // Taken off the list as they go: a page's planning is not held once it ran.
+    for (let page = kept.shift(); page !== undefined; page = kept.shift()) {
+      cursor = page.cursor;
+      yield { planned: page.state, cursor };
+    }
     if (cursor === undefined) return;
   }
   yield* journalPages(journal, w, cursor, limit);

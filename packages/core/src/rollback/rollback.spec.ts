@@ -1024,10 +1024,9 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
   }
 
   it('runs a summary made in this process with its planning, not planning again', async () => {
-    // More effects than a summary keeps: the run takes the kept pages, then reads on.
-    const w = await journaled(KEPT_EFFECTS + 1_234);
+    const w = await journaled(2_500);
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
-    const plan = await planRollback(options, { ...w.deps, maxEffects: Infinity });
+    const plan = await planRollback(options, w.deps);
     const { calls, counted } = counting();
     const summary = await summarizeRollback(options, { ...w.deps, compensations: counted });
     expect(summary.planId).toBe(plan.planId);
@@ -1036,7 +1035,7 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     calls.n = 0;
     const result = await runRollback(
       summary,
-      { runId: 'kept', pageSize: 2_000 },
+      { runId: 'kept', pageSize: 1_000 },
       {
         ...w,
         registry,
@@ -1046,13 +1045,9 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     );
     expect(result).toMatchObject({
       status: 'completed',
-      summary: { reversed: reversible, failed: 0, published: reversible },
+      summary: { reversed: reversible, skipped: 250, needsPerson: 250, published: reversible },
     });
-    // Planned again: only the effects after the kept ones (newest first: the oldest 1,234).
-    const left = Array.from({ length: 1_234 }, (_, i) => i).filter(
-      (i) => i % 10 !== 3 && i % 10 !== 7,
-    );
-    expect(calls.n).toBe(left.length);
+    expect(calls.n).toBe(0);
     // Exactly the plan's messages and bytes, in its order per key.
     const expected = new Map(plan.items.flatMap((i) => i.messages.map((m) => [m.id, m.body])));
     const sent = w.transport.sent.map((m) => m.message.headers.id!);
@@ -1066,6 +1061,27 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
         .map((i) => i.messages[0]!.id);
       expect(sent.filter((id) => ofKey.includes(id))).toEqual(ofKey);
     }
+  }, 60_000);
+
+  it('keeps nothing of a summary over the limit: its run plans every effect', async () => {
+    const w = await journaled(KEPT_EFFECTS + 10);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const { calls, counted } = counting();
+    const summary = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    const reversible = calls.n;
+    calls.n = 0;
+    const result = await runRollback(
+      summary,
+      { runId: 'over' },
+      {
+        ...w,
+        registry,
+        compensations: counted,
+        progressStore: new InMemoryRollbackProgressStore(),
+      },
+    );
+    expect(result.summary).toMatchObject({ reversed: reversible, published: reversible });
+    expect(calls.n).toBe(reversible);
   }, 60_000);
 
   it('plans again for a run with other collaborators, a changed summary, small pages or a resume', async () => {
