@@ -227,7 +227,7 @@ export const rollbackBenchmark: Benchmark = {
         }
       }
       rec.note(
-        `Default ${n.toLocaleString('en-US')} effects per run (the issue asks for 100k; pass --effects 100000). Summarizing is timed apart (info), and summary + run (info): the runs time runRollback alone (it takes the summary's planning of the first 10,000 effects), which reads and plans the effects page by page from the journal, journals every compensating event, publishes it in batches of ${BATCH} (${DEFAULT_RUN_ROLLBACK_OPTIONS.batchesInFlight} in flight) and records progress before and after each batch.`,
+        `Default ${n.toLocaleString('en-US')} effects per run (the issue asks for 100k; pass --effects 100000). Summarizing is timed apart (info), and summary + run (info): the runs time runRollback alone (it takes the planning of a summary of at most 5,000 effects), which reads and plans the effects page by page from the journal, journals every compensating event, publishes it in batches of ${BATCH} (${DEFAULT_RUN_ROLLBACK_OPTIONS.batchesInFlight} in flight) and records progress before and after each batch.`,
       );
     } finally {
       await producer.disconnect().catch(() => undefined);

@@ -240,11 +240,11 @@ export async function planRollback(
 /**
  * What {@link planRollback} says, without the items: the same planId and counts, read from the
  * journal page by page, so memory stays bounded whatever the window selects (kept: the saga ids,
- * to count them, and the planning of a window of at most 10,000 effects, below). Give it to
+ * to count them, and the planning of a window of at most 5,000 effects, below). Give it to
  * {@link runRollback} with the registry (and the compensations): the run reads and plans its items
  * page by page again, with this summary's planId and clock.
  *
- * A summary of at most 10,000 effects keeps their planning (decoded, read, reversed or
+ * A summary of at most 5,000 effects keeps their planning (decoded, read, reversed or
  * converted, their envelopes built) with the returned object: a {@link runRollback} of this same
  * object, in this process, with the same journal, registry and compensations, from its start (not
  * a resume), takes it instead of planning them again. It is taken once and freed with the summary.
@@ -305,7 +305,7 @@ export async function summarizeRollback(
 }
 
 /** The largest window whose planning {@link summarizeRollback} keeps for a run of its summary. */
-export const KEPT_EFFECTS = 10_000;
+export const KEPT_EFFECTS = 5_000;
 
 /** Records per journal read of {@link summarizeRollback} (the pages it keeps are these). */
 const SUMMARY_JOURNAL_PAGE = 1_000;
