@@ -118,9 +118,11 @@ let rssMax = rssBefore;
 const sampler = setInterval(() => {
   rssMax = Math.max(rssMax, process.memoryUsage().rss);
 }, 20);
+const summarizeCpu = process.cpuUsage();
 let t = performance.now();
 const summary = await summarizeRollback(options, deps);
 const summarizeS = (performance.now() - t) / 1000;
+const summarizeCpuUs = process.cpuUsage(summarizeCpu);
 const store = new InMemoryRollbackProgressStore();
 const cpu = process.cpuUsage();
 t = performance.now();
@@ -143,6 +145,8 @@ console.log(
     runPerS: Math.round(n / runS),
     runS: +runS.toFixed(1),
     cpuUsPerEffect: Math.round((cpuUs.user + cpuUs.system) / n),
+    // The summary's CPU too: the run takes its planning of the first effects.
+    summarizeCpuUsPerEffect: Math.round((summarizeCpuUs.user + summarizeCpuUs.system) / n),
     rssBeforeMB: Math.round(rssBefore / 1e6),
     rssMaxMB: Math.round(rssMax / 1e6),
     storedItems: Object.keys(await store.getItems('scale')).length,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
+import { decodeEnvelope, encodeCheckedEnvelope } from '../envelope/codec.js';
 import { createEnvelope, withDataschemaVersion } from '../envelope/envelope.js';
 import type { Envelope } from '../envelope/types.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
@@ -239,9 +239,15 @@ export async function planRollback(
 
 /**
  * What {@link planRollback} says, without the items: the same planId and counts, read from the
- * journal page by page, so memory stays bounded whatever the window selects (only the saga ids are
- * kept, to count them). Give it to {@link runRollback} with the registry (and the compensations):
- * the run reads and plans its items page by page again, with this summary's planId and clock.
+ * journal page by page, so memory stays bounded whatever the window selects (kept: the saga ids,
+ * to count them, and the planning of a window of at most 5,000 effects, below). Give it to
+ * {@link runRollback} with the registry (and the compensations): the run reads and plans its items
+ * page by page again, with this summary's planId and clock.
+ *
+ * A summary of at most 5,000 effects keeps their planning (decoded, read, reversed or
+ * converted, their envelopes built) with the returned object: a {@link runRollback} of this same
+ * object, in this process, with the same journal, registry and compensations, from its start (not
+ * a resume), takes it instead of planning them again. It is taken once and freed with the summary.
  */
 export async function summarizeRollback(
   options: PlanRollbackOptions,
@@ -251,7 +257,14 @@ export async function summarizeRollback(
   const hasher = new PlanHasher(window);
   const sagaIds = new Set<string>();
   const counts = { effects: 0, items: 0, messages: 0, sagas: 0, needsPerson: 0, skipped: 0 };
-  for await (const page of journalPages(dependencies.journal, window, undefined, 1_000)) {
+  const keep: KeptPage[] = [];
+  let keeping = true;
+  for await (const page of journalPages(
+    dependencies.journal,
+    window,
+    undefined,
+    SUMMARY_JOURNAL_PAGE,
+  )) {
     const state = newPageState();
     state.effects = counts.effects;
     for (const record of page.records) {
@@ -259,15 +272,115 @@ export async function summarizeRollback(
       countEffect(state, window);
       hasher.add(planEffect(record, window, dependencies, state));
     }
+    const effects = state.effects - counts.effects;
     counts.effects = state.effects;
     counts.items += state.items.length;
     counts.messages += state.pending.reduce((n, p) => n + p.outgoing.length, 0);
     counts.needsPerson += state.needsPerson.length;
     counts.skipped += state.skipped.length;
     for (const id of state.sagas.keys()) sagaIds.add(id);
+    // The window journal page by journal page, while it is small: a larger one keeps nothing
+    // (held through the rest of the summary, its planning cost more garbage collection than
+    // planning it again saved).
+    if (keeping && counts.effects <= KEPT_EFFECTS) {
+      keep.push({ state: { ...state, effects }, cursor: page.cursor });
+    } else if (keeping) {
+      keeping = false;
+      keep.length = 0;
+    }
   }
   counts.sagas = sagaIds.size;
-  return headerOf(options, window, hasher.digest(), counts);
+  const summary = headerOf(options, window, hasher.digest(), counts);
+  if (keep.length > 0) {
+    const { journal, registry, compensations } = dependencies;
+    keptPlanning.set(summary, {
+      identity: identityOf(summary),
+      journal,
+      registry,
+      compensations,
+      pages: keep,
+    });
+  }
+  return summary;
+}
+
+/** The largest window whose planning {@link summarizeRollback} keeps for a run of its summary. */
+export const KEPT_EFFECTS = 5_000;
+
+/** Records per journal read of {@link summarizeRollback} (the pages it keeps are these). */
+const SUMMARY_JOURNAL_PAGE = 1_000;
+
+/** One journal page planned by a summary: its effects, and the journal cursor after it. */
+interface KeptPage {
+  state: PageState;
+  cursor: string | undefined;
+}
+
+/** What a summary planned of its window's start, for a run of that summary (taken once). */
+interface KeptPlanning {
+  /** The summary's identity when it was made: a summary changed since is planned again. */
+  identity: string;
+  journal: Journal;
+  registry: EventRegistry;
+  compensations: CompensationRegistry | undefined;
+  pages: KeptPage[];
+}
+
+const keptPlanning = new WeakMap<RollbackPlanSummary, KeptPlanning>();
+
+function identityOf(summary: RollbackPlanSummary): string {
+  const { planId, createdAt, service, version, strategy, window, targetVersions, types } = summary;
+  return JSON.stringify([
+    planId,
+    createdAt,
+    service,
+    version,
+    strategy,
+    window.since,
+    window.until,
+    targetVersions,
+    types,
+  ]);
+}
+
+/**
+ * The planning a summary kept, when a run of exactly that summary, with the same collaborators,
+ * starts from the beginning with journal reads of the summary's size. Taken once.
+ */
+function takeKept(
+  summary: RollbackPlanSummary,
+  dependencies: PlanRollbackDependencies,
+  cursor: string | undefined,
+  journalPage: number,
+): KeptPage[] | undefined {
+  const kept = keptPlanning.get(summary);
+  if (kept === undefined) return undefined;
+  keptPlanning.delete(summary);
+  if (
+    cursor !== undefined ||
+    journalPage !== SUMMARY_JOURNAL_PAGE ||
+    kept.journal !== dependencies.journal ||
+    kept.registry !== dependencies.registry ||
+    kept.compensations !== dependencies.compensations ||
+    kept.identity !== identityOf(summary)
+  ) {
+    return undefined;
+  }
+  return kept.pages;
+}
+
+/** Adds a page's planning to the page being assembled, as if planned into it. */
+function mergeInto(target: PageState, page: PageState): void {
+  target.items.push(...page.items);
+  target.needsPerson.push(...page.needsPerson);
+  target.skipped.push(...page.skipped);
+  target.pending.push(...page.pending);
+  target.effects += page.effects;
+  for (const [id, saga] of page.sagas) {
+    const known = target.sagas.get(id);
+    if (known) known.effects.push(...saga.effects);
+    else target.sagas.set(id, saga);
+  }
 }
 
 /** One page of a plan, planned from the journal (see {@link planPages}). */
@@ -310,17 +423,18 @@ export async function* planPages(
     { ...dependencies, now: () => new Date(summary.createdAt) },
     Number.POSITIVE_INFINITY,
   );
+  const journalPage = Math.min(SUMMARY_JOURNAL_PAGE, pageSize);
+  // A run of a summary made in this process starts with what the summary planned.
+  const kept = forRun ? takeKept(summary, dependencies, cursor, journalPage) : undefined;
   let state = newPageState();
-  for await (const page of journalPages(
-    dependencies.journal,
-    window,
-    cursor,
-    Math.min(1_000, pageSize),
-  )) {
-    for (const record of page.records) {
-      if (window.types && !window.types.has(record.type)) continue;
-      state.effects++;
-      planEffect(record, window, dependencies, state);
+  for await (const page of plannedPages(dependencies.journal, window, cursor, journalPage, kept)) {
+    if (page.planned !== undefined) mergeInto(state, page.planned);
+    else {
+      for (const record of page.records) {
+        if (window.types && !window.types.has(record.type)) continue;
+        state.effects++;
+        planEffect(record, window, dependencies, state);
+      }
     }
     if (state.effects >= pageSize || page.cursor === undefined) {
       encodePending(state.pending, summary.planId, !forRun);
@@ -490,6 +604,32 @@ async function* journalPages(
     cursor = page.nextCursor;
     yield { records: page.items, cursor };
   } while (cursor);
+}
+
+/**
+ * The journal pages from `from`, each either read (`records`) or, for the pages a summary kept,
+ * already planned (`planned`); the journal is read on from the last kept page's cursor.
+ */
+async function* plannedPages(
+  journal: Journal,
+  w: PlanWindow,
+  from: string | undefined,
+  limit: number,
+  kept: KeptPage[] | undefined,
+): AsyncGenerator<
+  | { planned: PageState; records?: undefined; cursor: string | undefined }
+  | { planned?: undefined; records: JournalRecord[]; cursor: string | undefined }
+> {
+  let cursor = from;
+  if (kept !== undefined && kept.length > 0) {
+    // Taken off the list as they go: a page's planning is not held once it ran.
+    for (let page = kept.shift(); page !== undefined; page = kept.shift()) {
+      cursor = page.cursor;
+      yield { planned: page.state, cursor };
+    }
+    if (cursor === undefined) return;
+  }
+  yield* journalPages(journal, w, cursor, limit);
 }
 
 /** One journaled effect: grouped under its saga, or decoded and planned as a replay or a compensation. */
@@ -688,7 +828,9 @@ function encodePending(pending: readonly Pending[], planId: string, base64 = tru
   for (const { item, outgoing } of pending) {
     item.messages = outgoing.map(({ envelope: e, topic, key }) => {
       e.producerversion = version;
-      const encoded = encodeEnvelope(e);
+      // Built by createEnvelope (which checked every attribute) and given a non-empty
+      // producerversion since: no second check.
+      const encoded = encodeCheckedEnvelope(e);
       const message: PlannedMessage = {
         id: e.id,
         type: e.type,

@@ -12,9 +12,15 @@ import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { defineCompensations, emit } from './compensations.js';
 import { RollbackLeaseLostError } from './errors.js';
 import { InMemoryRollbackProgressStore } from './InMemoryRollbackProgressStore.js';
-import { planRollback, summarizeRollback, type RollbackPlan } from './plan.js';
+import {
+  KEPT_EFFECTS,
+  planRollback,
+  summarizeRollback,
+  type RollbackPlan,
+  type RollbackPlanSummary,
+} from './plan.js';
 import type { RollbackProgressStore } from './RollbackProgressStore.js';
-import { runRollback, type SagaCompensator } from './run.js';
+import { runRollback, type RunRollbackOptions, type SagaCompensator } from './run.js';
 
 const StockReserved = defineEvent('stock.reserved')
   .version(1, z.object({ sku: z.string(), qty: z.number() }))
@@ -1003,6 +1009,169 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     expect(Object.keys(await store.getItems('s1'))).toHaveLength(5);
     expect(await store.getPlan('s1')).not.toHaveProperty('items');
   });
+
+  /** The test's compensations, counting the reverser's calls. */
+  function counting() {
+    const calls = { n: 0 };
+    const counted = defineCompensations()
+      .reversible(StockReserved, (d) => {
+        calls.n++;
+        return emit(StockReleased, { sku: d.sku, quantity: d.quantity, reason: 'rollback' });
+      })
+      .reversible(Noted, () => [])
+      .irreversible(EmailSent, 'an email cannot be unsent: send a correction');
+    return { calls, counted };
+  }
+
+  it('runs a summary made in this process with its planning, not planning again', async () => {
+    const w = await journaled(2_500);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const plan = await planRollback(options, w.deps);
+    const { calls, counted } = counting();
+    const summary = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    expect(summary.planId).toBe(plan.planId);
+    const reversible = plan.items.length;
+    expect(calls.n).toBe(reversible);
+    calls.n = 0;
+    const result = await runRollback(
+      summary,
+      { runId: 'kept', pageSize: 1_000 },
+      {
+        ...w,
+        registry,
+        compensations: counted,
+        progressStore: new InMemoryRollbackProgressStore(),
+      },
+    );
+    expect(result).toMatchObject({
+      status: 'completed',
+      summary: { reversed: reversible, skipped: 250, needsPerson: 250, published: reversible },
+    });
+    expect(calls.n).toBe(0);
+    // Exactly the plan's messages and bytes, in its order per key.
+    const expected = new Map(plan.items.flatMap((i) => i.messages.map((m) => [m.id, m.body])));
+    const sent = w.transport.sent.map((m) => m.message.headers.id!);
+    expect(sent).toHaveLength(expected.size);
+    for (const { message } of w.transport.sent) {
+      expect(Buffer.from(message.body).toString('base64')).toBe(expected.get(message.headers.id!));
+    }
+    for (let k = 0; k < 4; k++) {
+      const ofKey = plan.items
+        .filter((i) => i.original.key === `k${k}`)
+        .map((i) => i.messages[0]!.id);
+      expect(sent.filter((id) => ofKey.includes(id))).toEqual(ofKey);
+    }
+  }, 60_000);
+
+  it('keeps nothing of a summary over the limit: its run plans every effect', async () => {
+    const w = await journaled(KEPT_EFFECTS + 10);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const { calls, counted } = counting();
+    const summary = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    const reversible = calls.n;
+    calls.n = 0;
+    const result = await runRollback(
+      summary,
+      { runId: 'over' },
+      {
+        ...w,
+        registry,
+        compensations: counted,
+        progressStore: new InMemoryRollbackProgressStore(),
+      },
+    );
+    expect(result.summary).toMatchObject({ reversed: reversible, published: reversible });
+    expect(calls.n).toBe(reversible);
+  }, 60_000);
+
+  it('plans again for a run with other collaborators, a changed summary, small pages or a resume', async () => {
+    const w = await journaled(40);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const { calls, counted } = counting();
+    const run = (
+      summary: RollbackPlanSummary,
+      runId: string,
+      o: Partial<RunRollbackOptions> = {},
+    ) =>
+      runRollback(
+        summary,
+        { runId, ...o },
+        {
+          ...w,
+          registry,
+          compensations: counted,
+          progressStore: new InMemoryRollbackProgressStore(),
+        },
+      );
+    // Summarized with other compensations than the run's.
+    const other = await summarizeRollback(options, w.deps);
+    calls.n = 0;
+    await run(other, 'other');
+    expect(calls.n).toBe(32);
+    // A copy of the summary, a summary changed since, pages smaller than the summary's reads.
+    const summary = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    calls.n = 0;
+    await run({ ...summary }, 'copy');
+    expect(calls.n).toBe(32);
+    const changed = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    changed.window.since = new Date(T0).toISOString();
+    calls.n = 0;
+    await run(changed, 'changed');
+    expect(calls.n).toBe(32);
+    const small = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    calls.n = 0;
+    await run(small, 'small', { pageSize: 8 });
+    expect(calls.n).toBe(32);
+    // Taken once: the same summary run again is planned again.
+    const once = await summarizeRollback(options, { ...w.deps, compensations: counted });
+    calls.n = 0;
+    await run(once, 'once-1');
+    expect(calls.n).toBe(0);
+    await run(once, 'once-2');
+    expect(calls.n).toBe(32);
+  });
+
+  it("killed after taking the summary's planning, resumes from the journal with every effect reversed once", async () => {
+    const w = await journaled(3_000);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const summary = await summarizeRollback(options, w.deps);
+    const store = new InMemoryRollbackProgressStore();
+    const done = new Set<string>();
+    let checkpoints = 0;
+    const crashing = overriding(store, {
+      setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
+        await store.setItems(...a);
+        for (const u of a[2]) if (u.state === 'done') done.add(u.itemId);
+      },
+      // Killed at its second checkpoint: one kept page checkpointed, the second one published.
+      setCheckpoint: async (...a: Parameters<RollbackProgressStore['setCheckpoint']>) => {
+        if (++checkpoints === 2) throw new Error('killed');
+        await store.setCheckpoint(...a);
+      },
+    });
+    const run = (progressStore: RollbackProgressStore) =>
+      runRollback(
+        summary,
+        { runId: 'k', pageSize: 1_000 },
+        { ...w, registry, compensations, progressStore },
+      );
+    await expect(run(crashing)).rejects.toThrow('killed');
+    const sentBefore = w.transport.sent.length;
+    expect(sentBefore).toBe(1_600);
+    expect(done.size).toBe(1_600);
+    const result = await run(store);
+    expect(result.status).toBe('completed');
+    expect(result.summary).toMatchObject({ reversed: 2_400, skipped: 300, needsPerson: 300 });
+    // Resumed at the second page, planned from the journal: its done items are not published again.
+    const resent = w.transport.sent
+      .slice(sentBefore)
+      .map((m) => `compensate:${m.message.headers.causationid!}`);
+    expect(resent).toHaveLength(800);
+    expect(resent.filter((id) => done.has(id))).toEqual([]);
+    const all = w.transport.sent.map((m) => m.message.headers);
+    expect(new Set(all.map((h) => h.causationid)).size).toBe(2_400);
+    expect(new Set(all.map((h) => h.id)).size).toBe(2_400);
+  }, 60_000);
 
   it('killed at any progress write, resumes with every effect reversed and none done published again', async () => {
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
