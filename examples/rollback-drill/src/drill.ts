@@ -324,7 +324,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     const planned = Promise.all([
       planRollback(
         { service: 'payments', version: PAYMENTS_BAD_VERSION, strategy: 'compensate' },
-        { journal: runtime.journal, registry, compensations: paymentsCompensationsFor(runtime.topics) },
+        {
+          journal: runtime.journal,
+          registry,
+          compensations: paymentsCompensationsFor(runtime.topics),
+        },
       ),
       planRollback(
         {

@@ -238,10 +238,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         group,
         consumers,
         batching,
-        // RabbitMQ binds each queue to its handled types; the in-memory transport does the same
-        // (bindingKeys on the type header). Kafka delivers every type of a topic: there the
-        // topics alone (one per receiving service, see topics.ts) keep what a service reads to
-        // what it handles.
+        // RabbitMQ binds each queue to its handled types. (The `memory` test below never holds
+        // here: the in-memory runtime returned above without bindings.) Kafka delivers every
+        // type of a topic; there, and in memory, the topics alone (one per receiving service,
+        // see topics.ts) keep what a service reads to what it handles.
         bindHandledTypes: options.transport === 'rabbitmq' || options.transport === 'memory',
         ...(story ? { story } : {}),
       };

@@ -9,16 +9,18 @@
  * for it, inventory marks the stock sold) goes once to its sender's topic, `<prefix>.<sender>`,
  * which all of them read. So each service reads only what it handles, on every transport: Kafka,
  * which delivers every message of a topic to each group that reads it, no longer makes three
- * services fetch, decode and drop each other's commands (RabbitMQ and memory bind each queue to
- * its handled types as well, so they deliver the same messages as before).
+ * services fetch, decode and drop each other's commands. RabbitMQ binds each queue to its
+ * handled types as well, so it delivers the same messages as before; the in-memory runtime
+ * passes no bindings (see runtime.ts), so in memory, too, each service now receives only what it
+ * handles instead of every message of the topics it read.
  *
- * | topic                     | carries                                                      | read by            |
- * |---------------------------|--------------------------------------------------------------|--------------------|
- * | `<prefix>.to.inventory`   | reserve-requested, release-requested                         | inventory          |
- * | `<prefix>.to.payments`    | charge-requested, refund-requested, adjustment-requested     | payments           |
- * | `<prefix>.to.shipping`    | ship-requested                                               | shipping           |
- * | `<prefix>.to.orders`      | the replies of inventory, shipping, and payments' declined and refunded | orders  |
- * | `<prefix>.payments`       | payment.charged                                              | orders, inventory  |
+ * | topic                   | carries                                                   | read by           |
+ * |-------------------------|-----------------------------------------------------------|-------------------|
+ * | `<prefix>.to.inventory` | reserve-requested, release-requested                      | inventory         |
+ * | `<prefix>.to.payments`  | charge-requested, refund-requested, adjustment-requested  | payments          |
+ * | `<prefix>.to.shipping`  | ship-requested                                            | shipping          |
+ * | `<prefix>.to.orders`    | reserved, rejected, released, declined, refunded, shipped, refused | orders   |
+ * | `<prefix>.payments`     | payment.charged                                           | orders, inventory |
  *
  * Every message is keyed by its order id (the publishers' `key`), so one order's messages keep
  * their order within each topic.
