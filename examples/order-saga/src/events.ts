@@ -4,9 +4,10 @@
  * small shared package that each service depends on at some version; the rollback drill shows
  * what happens when two services run different versions of it.
  *
- * Topics: each service publishes to its own topic (`orders`, `inventory`, `payments`,
- * `shipping`, plus a per-run prefix); commands from orders travel on `orders`, replies on the
- * replying service's topic.
+ * Topics (src/infra/topics.ts, under a per-run prefix): a message handled by one service goes to
+ * that service's topic (`to.inventory`, `to.payments`, `to.shipping`, `to.orders`: the commands
+ * of orders and the replies to them); `payment.charged`, read by orders and inventory, goes to
+ * `payments`.
  */
 import { defineEvent, EventRegistry } from '@backtrack/core';
 import { z } from 'zod';

@@ -60,8 +60,13 @@ export async function expectOneTraceAcrossServices(
     const processes = finished.filter((s) => s.kind === SpanKind.CONSUMER);
     // Three commands (reserve, charge, ship) and three replies.
     expect(sends).toHaveLength(6);
+    // Each command to its receiver's topic, the replies to orders' topic, payment.charged (read by
+    // orders and inventory) to payments' own (see infra/topics.ts).
     expect(new Set(sends.map((s) => s.attributes[ATTR.MESSAGING_DESTINATION]))).toEqual(
-      new Set(['orders', 'inventory', 'payments', 'shipping'].map((s) => `${prefix}.${s}`)),
+      new Set([
+        ...['inventory', 'payments', 'shipping', 'orders'].map((s) => `${prefix}.to.${s}`),
+        `${prefix}.payments`,
+      ]),
     );
     // Every consumer span (each service's consumer group) and every span of the run: one trace.
     const groups = new Set(processes.map((s) => s.attributes[ATTR.CONSUMER]));

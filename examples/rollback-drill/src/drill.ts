@@ -40,7 +40,7 @@ import { placeOrders, type LoadResult } from '../../order-saga/src/load.js';
 import {
   PAYMENTS_BAD_VERSION,
   PAYMENTS_GOOD_VERSION,
-  paymentsCompensations,
+  paymentsCompensationsFor,
 } from '../../order-saga/src/services/payments.js';
 import { startShop } from '../../order-saga/src/system.js';
 
@@ -324,7 +324,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
     const planned = Promise.all([
       planRollback(
         { service: 'payments', version: PAYMENTS_BAD_VERSION, strategy: 'compensate' },
-        { journal: runtime.journal, registry, compensations: paymentsCompensations },
+        {
+          journal: runtime.journal,
+          registry,
+          compensations: paymentsCompensationsFor(runtime.topics),
+        },
       ),
       planRollback(
         {

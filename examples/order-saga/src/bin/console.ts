@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readConfig } from '../config.js';
+import { shopTopics } from '../infra/topics.js';
 
 const config = readConfig(process.argv.slice(2), {}, { port: { type: 'string' } });
 if (config.transport === 'memory') {
@@ -17,7 +18,11 @@ if (config.transport === 'memory') {
   process.exit(2);
 }
 const cli = dirname(createRequire(import.meta.url).resolve('@backtrack/cli/package.json'));
-const services = ['orders', 'inventory', 'payments', 'shipping'];
+// RabbitMQ dead-letters to a queue per service (its group), Kafka to a topic per source topic.
+const deadLetters =
+  config.transport === 'rabbitmq'
+    ? ['orders', 'inventory', 'payments', 'shipping'].map((s) => `${config.prefix}.${s}.dlq`)
+    : shopTopics(config.prefix).all.map((t) => `${t}.dlq`);
 const child = spawn(
   process.execPath,
   [
@@ -30,7 +35,7 @@ const child = spawn(
     '--port',
     String(config.flags.port ?? 7420),
     '--dead-letters',
-    services.map((s) => `${config.prefix}.${s}.dlq`).join(','),
+    deadLetters.join(','),
   ],
   { stdio: 'inherit', env: { ...process.env, BACKTRACK_PREFIX: config.prefix } },
 );

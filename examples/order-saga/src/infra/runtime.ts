@@ -37,6 +37,7 @@ import { createRedisStates } from '../state/redis.js';
 import type { ServiceStates } from '../state/types.js';
 import type { Story } from '../story.js';
 import type { ServiceInfra, ServiceName } from './service.js';
+import { shopTopics, type ShopTopics } from './topics.js';
 
 const SERVICES: readonly ServiceName[] = ['orders', 'inventory', 'payments', 'shipping'];
 
@@ -92,7 +93,7 @@ export interface RuntimeOptions {
   /** The library's logger. @default pino at `warn` (BACKTRACK_LOG_LEVEL overrides) */
   logger?: Logger;
   /**
-   * Kafka: create the four topics on start (and wait a second for their leaders). A child of
+   * Kafka: create the run's topics (topics.ts) on start (and wait a second for their leaders). A child of
    * the load driver's `--processes` passes `false`: its parent created them. @default true
    */
   createTopics?: boolean;
@@ -102,6 +103,8 @@ export interface Runtime {
   readonly transport: TransportKind;
   readonly store: StoreKind;
   readonly prefix: string;
+  /** The run's topics (Kafka) or exchanges (RabbitMQ, memory): see topics.ts. */
+  readonly topics: ShopTopics;
   readonly logger: Logger;
   /** Consumers per service (see {@link RuntimeOptions.consumers}). */
   readonly consumers: number;
@@ -136,7 +139,7 @@ export function libraryLogger(): Logger {
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const prefix = options.prefix ?? 'shop';
   const logger = options.logger ?? libraryLogger();
-  const topic = (service: ServiceName) => `${prefix}.${service}`;
+  const topics = shopTopics(prefix);
   const group = (service: ServiceName) => `${prefix}.${service}`;
 
   const store = options.store ?? 'default';
@@ -154,6 +157,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       transport: 'memory',
       store,
       prefix,
+      topics,
       logger,
       consumers,
       journal,
@@ -168,7 +172,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           journal,
           dedupeStore: pg ? pg.inbox(group(service)) : dedupeStore,
           logger,
-          topic,
+          topics,
           group,
           consumers,
           batching,
@@ -203,7 +207,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const sagaStore: SagaStore =
     pg?.sagaStore ?? new RedisSagaStore({ keyPrefix: `${prefix}:saga:` }, { redis });
   const transports: Transport[] = [];
-  const factory = await transportFactory(options, logger);
+  const factory = await transportFactory(options, topics, logger);
   const connect = async () => {
     const transport = await factory();
     transports.push(transport);
@@ -213,6 +217,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     transport: options.transport,
     store,
     prefix,
+    topics,
     logger,
     consumers,
     journal,
@@ -229,12 +234,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         journal,
         dedupeStore: pg ? pg.inbox(group(service)) : dedupeStore,
         logger,
-        topic,
+        topics,
         group,
         consumers,
         batching,
-        // RabbitMQ binds each queue to its handled types; the in-memory transport does the same
-        // (bindingKeys on the type header). Kafka delivers every type of a topic.
+        // RabbitMQ binds each queue to its handled types. (The `memory` test below never holds
+        // here: the in-memory runtime returned above without bindings.) Kafka delivers every
+        // type of a topic; there, and in memory, the topics alone (one per receiving service,
+        // see topics.ts) keep what a service reads to what it handles.
         bindHandledTypes: options.transport === 'rabbitmq' || options.transport === 'memory',
         ...(story ? { story } : {}),
       };
@@ -246,7 +253,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
     async destroy() {
       if (options.transport === 'rabbitmq' && transports[0]) {
-        await deleteRabbitTopology(transports[0], topic, group);
+        await deleteRabbitTopology(transports[0], topics, group);
       }
       let cursor = '0';
       do {
@@ -296,6 +303,7 @@ async function postgresStores(options: RuntimeOptions, prefix: string, logger: L
 
 async function transportFactory(
   options: RuntimeOptions,
+  topics: ShopTopics,
   logger: Logger,
 ): Promise<() => Promise<Transport>> {
   if (options.transport === 'kafka') {
@@ -304,7 +312,6 @@ async function transportFactory(
       .split(',')
       .map((b) => b.trim());
     const partitions = options.partitions ?? 8;
-    const prefix = options.prefix ?? 'shop';
     const create = () =>
       createKafkaTransport(
         {
@@ -318,13 +325,13 @@ async function transportFactory(
         },
         { logger },
       );
-    // Create the four topics up front with their partitions, so no service races another to
+    // Create the run's topics up front with their partitions, so no service races another to
     // create one, then give the broker a moment to publish the new leaders.
     if (options.createTopics === false) return async () => create();
     const admin = create();
     try {
       await admin.ensureTopics({
-        topics: SERVICES.map((s) => `${prefix}.${s}`),
+        topics: [...topics.all],
         partitions,
         retry: false,
         deadLetter: false,
@@ -344,7 +351,7 @@ async function transportFactory(
 /** Deletes the queues and exchanges the four services' subscriptions declared. */
 async function deleteRabbitTopology(
   transport: Transport,
-  topic: (service: ServiceName) => string,
+  topics: ShopTopics,
   group: (service: ServiceName) => string,
 ): Promise<void> {
   const { DEFAULT_RABBIT_CONSUMER_OPTIONS, RabbitTransport } = await import('@backtrack/rabbitmq');
@@ -354,7 +361,7 @@ async function deleteRabbitTopology(
     `${group(s)}.dlq`,
     ...DEFAULT_RABBIT_CONSUMER_OPTIONS.retryDelaysMs.map((ms) => `${group(s)}.retry.${ms}ms`),
   ]);
-  const exchanges = [...SERVICES.map(topic), ...SERVICES.map((s) => `${group(s)}.dlx`)];
+  const exchanges = [...topics.all, ...SERVICES.map((s) => `${group(s)}.dlx`)];
   await transport.connection.withChannel(async (channel) => {
     for (const queue of queues) await channel.deleteQueue(queue);
     for (const exchange of exchanges) await channel.deleteExchange(exchange);

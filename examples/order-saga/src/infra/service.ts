@@ -15,6 +15,7 @@ import {
 } from '@backtrack/core';
 import { SILENT_STORY, type Story } from '../story.js';
 import { tracedRoute } from '../trace.js';
+import type { ShopTopics } from './topics.js';
 
 /** The infrastructure a service runs on; the same code runs on memory, Kafka or RabbitMQ. */
 export interface ServiceInfra {
@@ -26,8 +27,8 @@ export interface ServiceInfra {
   dedupeStore: DedupeStore;
   /** The library's logger (pino). */
   logger: Logger;
-  /** The topic (Kafka) or exchange (RabbitMQ) a service publishes to. */
-  topic: (service: ServiceName) => string;
+  /** The run's topics (Kafka) or exchanges (RabbitMQ): what goes where, who reads what. */
+  topics: ShopTopics;
   /** The consumer group (Kafka) or queue (RabbitMQ) of a service. */
   group: (service: ServiceName) => string;
   /** The narration; silent by default. */
@@ -44,8 +45,9 @@ export interface ServiceInfra {
   batching?: PublisherBatchingOptions;
   /**
    * RabbitMQ and in memory: bind a service's queue (group) only to the event types it handles
-   * (routing key = type) instead of `#`, so the transport does not deliver the many messages the
-   * service would only acknowledge and ignore. @default false
+   * (routing key = type) instead of `#`. The topics already carry only what their readers handle
+   * (see topics.ts); the bindings keep a type published to the wrong topic from reaching a
+   * service that would only acknowledge and ignore it. @default false
    */
   bindHandledTypes?: boolean;
 }
@@ -70,7 +72,7 @@ export function publisherFor(
     {
       service,
       version,
-      topicFor: () => infra.topic(service),
+      topicFor: (type) => infra.topics.publishTo(service, type),
       ...(infra.batching ? { batching: infra.batching } : {}),
     },
     { transport: infra.transport, journal: infra.journal, registry, logger: infra.logger },
@@ -78,15 +80,16 @@ export function publisherFor(
 }
 
 /**
- * Subscribes a service to the topics it reads, through the consumer pipeline with the
- * idempotent step (`dedupeStore`): decode → validate/upcast → claim → handler → done mark.
- * Event types the service has no handler for are acknowledged and ignored (each topic carries
- * many types); a type it routes but cannot read (an unknown version) is dead-lettered.
+ * Subscribes a service to the topics it reads (`infra.topics.readBy(service)`: only the types it
+ * handles travel there), through the consumer pipeline with the idempotent step (`dedupeStore`):
+ * decode → validate/upcast → claim → handler → done mark. An event type the service has no
+ * handler for (none is routed to it) would be acknowledged and ignored; a type it routes but
+ * cannot read (an unknown version) is dead-lettered.
  */
 export async function consume(
   infra: ServiceInfra,
   service: ServiceName,
-  options: { from: ServiceName[]; handlers: HandlerRoute[]; registry: EventRegistry },
+  options: { handlers: HandlerRoute[]; registry: EventRegistry },
 ): Promise<Subscription> {
   const processor = createConsumerPipeline(
     {
@@ -102,7 +105,7 @@ export async function consume(
     { registry: options.registry, dedupeStore: infra.dedupeStore, logger: infra.logger },
   );
   const subscription = {
-    topics: options.from.map((s) => infra.topic(s)),
+    topics: infra.topics.readBy(service),
     group: infra.group(service),
     processor,
     ...(infra.bindHandledTypes

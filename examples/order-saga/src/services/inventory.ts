@@ -52,7 +52,6 @@ export async function startInventory(
   const story = storyOf(infra);
 
   const subscription = await consume(infra, 'inventory', {
-    from: ['orders', 'payments'],
     registry,
     handlers: [
       handle(ReserveStockRequested, async ({ data, envelope }) => {

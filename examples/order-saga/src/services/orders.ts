@@ -5,8 +5,9 @@
  *   charge-card    (payments)   compensation: refund
  *   ship           (shipping)   pivot: once shipped, the order only goes forward
  *
- * Each step sends a command on the `orders` topic and waits for the reply event the other
- * service publishes (request/reply over the transport). A business "no" (out of stock, card
+ * Each step sends a command to the other service's topic (`to.inventory`, ...) and waits for
+ * the reply event the other service publishes to orders' (`to.orders`; `payment.charged` on
+ * `payments`), request/reply over the transport. A business "no" (out of stock, card
  * declined) is a non-retriable error, so the saga compensates at once; a missing reply times
  * out and the step is retried with a new command id, which the other service answers again
  * (its state is idempotent on the order id).
@@ -263,7 +264,6 @@ export async function startOrders(
   const detachTelemetry = instrumentSagaEngine(engine);
 
   const subscription = await consume(infra, 'orders', {
-    from: ['inventory', 'payments', 'shipping'],
     registry,
     handlers: [
       handle(StockReserved, ({ data }) =>

@@ -24,6 +24,7 @@ import {
   type RunningService,
   type ServiceInfra,
 } from '../infra/service.js';
+import type { ShopTopics } from '../infra/topics.js';
 import { replyTo } from './inventory.js';
 
 /** The card number the example's payment provider always declines. */
@@ -69,7 +70,6 @@ export async function startPayments(
   };
 
   const subscription = await consume(infra, 'payments', {
-    from: ['orders', 'payments'],
     registry,
     handlers: [
       handle(ChargeRequested, async ({ data, envelope }) => {
@@ -158,14 +158,25 @@ export async function startPayments(
  * How a rollback reverses what payments published, declared by the payments team next to the
  * service: a charge is reversed by asking payments (the good version) to refund whatever was
  * charged above the order's amount; a decline or a refund left nothing to undo.
+ *
+ * The adjustment goes to payments' own topic (`topics.to('payments')`), not to the topic of the
+ * charge it reverses (the default of a compensation): `payment.charged` travels on
+ * `<prefix>.payments`, which orders and inventory read and payments does not (see topics.ts).
  */
-export const paymentsCompensations = defineCompensations()
-  .reversible(PaymentCharged, (charged, envelope) =>
-    emit(PaymentAdjustmentRequested, {
-      orderId: charged.orderId,
-      chargeId: charged.chargeId,
-      reason: `rollback of payments ${envelope.producerversion ?? 'unknown version'}`,
-    }),
-  )
-  .reversible(PaymentDeclined, () => [])
-  .reversible(PaymentRefunded, () => []);
+export function paymentsCompensationsFor(topics: Pick<ShopTopics, 'to'>) {
+  const topic = topics.to('payments');
+  return defineCompensations()
+    .reversible(PaymentCharged, (charged, envelope) =>
+      emit(
+        PaymentAdjustmentRequested,
+        {
+          orderId: charged.orderId,
+          chargeId: charged.chargeId,
+          reason: `rollback of payments ${envelope.producerversion ?? 'unknown version'}`,
+        },
+        { topic },
+      ),
+    )
+    .reversible(PaymentDeclined, () => [])
+    .reversible(PaymentRefunded, () => []);
+}

@@ -33,7 +33,6 @@ export async function startShipping(
   const story = storyOf(infra);
 
   const subscription = await consume(infra, 'shipping', {
-    from: ['orders'],
     registry,
     handlers: [
       handle(ShipRequested, async ({ data, envelope }) => {
