@@ -238,11 +238,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         group,
         consumers,
         batching,
-        // RabbitMQ binds each queue to its handled types. (The `memory` test below never holds
-        // here: the in-memory runtime returned above without bindings.) Kafka delivers every
-        // type of a topic; there, and in memory, the topics alone (one per receiving service,
-        // see topics.ts) keep what a service reads to what it handles.
-        bindHandledTypes: options.transport === 'rabbitmq' || options.transport === 'memory',
+        // Every transport binds a group to its handled types: RabbitMQ binds each queue to them,
+        // Kafka skips other types' records before decoding them (bindingKeys on ce_type). The
+        // topics (one per receiving service, see topics.ts) already keep most of that out.
+        bindHandledTypes: true,
         ...(story ? { story } : {}),
       };
     },
