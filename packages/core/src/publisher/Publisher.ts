@@ -4,6 +4,7 @@ import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
+import { sealMessage } from '../transport/sealedMessage.js';
 import type { Transport } from '../transport/Transport.js';
 import { PublishFailedError, PublisherConfigError } from './errors.js';
 import { prepareJournaledEvent } from './journaledEvent.js';
@@ -282,6 +283,7 @@ export function createPublisher(
       if (carried.length > 0) track(markIds(carried));
       return;
     }
+    const debug = logger.isLevelEnabled('debug');
     // Each message settles on its own acknowledgement: the acknowledged ones of one event-loop
     // turn share one markPublished round trip (or the next append), so a slow confirm holds back
     // only itself.
@@ -293,7 +295,7 @@ export function createPublisher(
             () => {
               if (!folds) return markSoon(p);
               hold(p.envelope.id);
-              settle(p);
+              settle(p, debug);
             },
             (cause: unknown) => {
               logger.warn(
@@ -324,11 +326,12 @@ export function createPublisher(
 
   async function markPublished(marked: Pending[]): Promise<void> {
     await markIds(marked.map((p) => p.envelope.id));
-    for (const p of marked) settle(p);
+    const debug = logger.isLevelEnabled('debug');
+    for (const p of marked) settle(p, debug);
   }
 
-  function settle(p: Pending): void {
-    if (logger.isLevelEnabled('debug')) {
+  function settle(p: Pending, debug: boolean): void {
+    if (debug) {
       logger.debug(
         { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
         'published',
@@ -371,6 +374,8 @@ export function createPublisher(
         if (telemetry !== undefined) endPublish(telemetry, undefined, err);
         return Promise.reject(err);
       }
+      // The journal and the transport may keep the message as it is: nothing changes it hereafter.
+      sealMessage(prepared.record.message);
       const published = new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ envelope: prepared.envelope, record: prepared.record, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
