@@ -1,4 +1,4 @@
-import type { EncodedMessage } from '../envelope/types.js';
+import { copyMessage, keptCopy } from '../transport/sealedMessage.js';
 import { JournalConfigError } from './errors.js';
 import {
   DEFAULT_JOURNAL_OPTIONS,
@@ -67,8 +67,9 @@ export class InMemoryJournal implements Journal {
 
   /**
    * Stores one valid record (`timeMs`: its parsed `time`). The store keeps its own copy of the
-   * message (one copy of the headers and the body bytes); the caller gets back a record holding
-   * its own message, so neither side can change the other's.
+   * message (one copy of the headers and the body bytes, none of a message the journaling
+   * publisher sealed: no one changes it); the caller gets back a record holding its own message,
+   * so neither side can change the other's.
    */
   #append(record: JournalAppend, timeMs: number): JournalRecord {
     const { stored, created } = this.#store(record, timeMs);
@@ -94,7 +95,7 @@ export class InMemoryJournal implements Journal {
       service: record.service,
       version: record.version,
       time: record.time,
-      message: copyMessage(record.message),
+      message: keptCopy(record.message),
       seq,
       state: PublishState.Pending,
     };
@@ -188,10 +189,6 @@ function lowerBound(records: readonly JournalRecord[], seq: number): number {
     else hi = mid;
   }
   return lo;
-}
-
-function copyMessage(message: EncodedMessage): EncodedMessage {
-  return { headers: { ...message.headers }, body: new Uint8Array(message.body) };
 }
 
 function copy(record: JournalRecord): JournalRecord {

@@ -1,4 +1,4 @@
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { z } from 'zod';
 import { decodeEnvelope } from '../envelope/codec.js';
 import { InMemoryJournal } from '../journal/InMemoryJournal.js';
@@ -70,6 +70,7 @@ describe('createPublisher', () => {
       partitionkey: 'o-1',
       source: '//backtrack/orders',
     });
+    await publisher.flush();
     const record = await journal.get(envelope.id);
     expect(record).toMatchObject({
       state: 'published',
@@ -219,10 +220,18 @@ describe('deterministicId', () => {
 });
 
 describe('createPublisher batching', () => {
-  /** Counts journal calls; `failAppend` makes appendMany throw. */
-  function countingJournal() {
+  /**
+   * Counts journal calls; `failAppend` makes the appends throw. `fold: false` hides
+   * `appendAndMarkPublished` (a journal without it).
+   */
+  function countingJournal({ fold = true }: { fold?: boolean } = {}) {
     const journal = new InMemoryJournal();
-    const calls = { append: 0, appendMany: [] as number[], markPublished: [] as number[] };
+    const calls = {
+      append: 0,
+      appendMany: [] as number[],
+      markPublished: [] as number[],
+      appendAndMarkPublished: [] as [number, string[]][],
+    };
     const wrapped = Object.assign(Object.create(journal) as InMemoryJournal, {
       failAppend: false,
       append: async (r: Parameters<InMemoryJournal['append']>[0]) => {
@@ -238,6 +247,13 @@ describe('createPublisher batching', () => {
         calls.markPublished.push(ids.length);
         return journal.markPublished(ids);
       },
+      appendAndMarkPublished: fold
+        ? async (rs: Parameters<InMemoryJournal['appendMany']>[0], ids: readonly string[]) => {
+            calls.appendAndMarkPublished.push([rs.length, [...ids]]);
+            if (wrapped.failAppend) throw new Error('journal down');
+            return journal.appendAndMarkPublished(rs, ids);
+          }
+        : undefined,
     });
     return { journal, wrapped, calls };
   }
@@ -245,7 +261,7 @@ describe('createPublisher batching', () => {
 
   it('journals concurrent publishes in one appendMany and one markPublished, each resolving with its own envelope', async () => {
     const transport = new RecordingTransport();
-    const { journal, wrapped, calls } = countingJournal();
+    const { journal, wrapped, calls } = countingJournal({ fold: false });
     const publisher = createPublisher(
       { service: 'orders', version: '2.4.0' },
       { transport, journal: wrapped, registry },
@@ -255,7 +271,13 @@ describe('createPublisher batching', () => {
         publisher.publish(OrderPlaced, data(i), { key: `o-${i}` }),
       ),
     );
-    expect(calls).toEqual({ append: 0, appendMany: [20], markPublished: [20] });
+    // Without appendAndMarkPublished the marks are written before publish resolves.
+    expect(calls).toEqual({
+      append: 0,
+      appendMany: [20],
+      markPublished: [20],
+      appendAndMarkPublished: [],
+    });
     expect(envelopes.map((e) => (e.data as { orderId: string }).orderId)).toEqual(
       Array.from({ length: 20 }, (_, i) => `o-${i}`),
     );
@@ -263,6 +285,125 @@ describe('createPublisher batching', () => {
     const page = await journal.query({});
     expect(page.items.map((r) => r.id)).toEqual(envelopes.map((e) => e.id));
     expect(page.items.every((r) => r.state === 'published')).toBe(true);
+  });
+
+  it("marks a batch published with the next batch's append, in one journal call", async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 1000 } },
+      { transport, journal: wrapped, registry },
+    );
+    const first = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => publisher.publish(OrderPlaced, data(i))),
+    );
+    // Resolved on the broker's acknowledgement; the marks wait for the next append.
+    expect(calls.markPublished).toEqual([]);
+    for (const e of first) expect((await journal.get(e.id))!.state).toBe('pending');
+    const second = await publisher.publish(OrderPlaced, data(3));
+    expect(calls.appendMany).toEqual([3]);
+    expect(calls.appendAndMarkPublished).toEqual([[1, first.map((e) => e.id)]]);
+    for (const e of first) expect((await journal.get(e.id))!.state).toBe('published');
+    expect((await journal.get(second.id))!.state).toBe('pending');
+    await publisher.close();
+    expect(calls.markPublished).toEqual([1]);
+    expect((await journal.get(second.id))!.state).toBe('published');
+  });
+
+  it('writes the held marks on their own after markDelayMs when no further publish comes', async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 20 } },
+      { transport, journal: wrapped, registry },
+    );
+    const envelope = await publisher.publish(OrderPlaced, data(1));
+    expect((await journal.get(envelope.id))!.state).toBe('pending');
+    await vi.waitFor(async () => expect((await journal.get(envelope.id))!.state).toBe('published'));
+    expect(calls.markPublished).toEqual([1]);
+    expect(calls.appendAndMarkPublished).toEqual([]);
+  });
+
+  it('with markDelayMs 0 writes the held marks at the end of the event-loop turn', async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 0 } },
+      { transport, journal: wrapped, registry },
+    );
+    const envelope = await publisher.publish(OrderPlaced, data(1));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await journal.get(envelope.id))!.state).toBe('published');
+  });
+
+  it('close() waits for publishes in flight and writes every held mark', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const transport = new RecordingTransport();
+    const slow: Transport = {
+      name: 'slow',
+      publish: async (messages) => {
+        await gate;
+        await transport.publish(messages);
+      },
+      subscribe: () => transport.subscribe(),
+      close: async () => {},
+    };
+    const { journal, wrapped } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 1000 } },
+      { transport: slow, journal: wrapped, registry },
+    );
+    const published = publisher.publish(OrderPlaced, data(1));
+    let closed = false;
+    const closing = publisher.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    const envelope = await published;
+    expect((await journal.get(envelope.id))!.state).toBe('published');
+  });
+
+  it('never marks a message the transport refused, not even with the next append', async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 1000 } },
+      { transport, journal: wrapped, registry },
+    );
+    const ok = await publisher.publish(OrderPlaced, data(1));
+    transport.down = true;
+    const refused = await publisher
+      .publish(OrderPlaced, data(2), { id: 'refused' })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'BT_ERR_PUBLISH_FAILED' });
+    transport.down = false;
+    const last = await publisher.publish(OrderPlaced, data(3));
+    await publisher.close();
+    expect(calls.appendAndMarkPublished).toEqual([[1, [ok.id]]]);
+    expect(calls.markPublished).toEqual([1]);
+    expect((await journal.get('refused'))!.state).toBe('pending');
+    expect((await journal.get(ok.id))!.state).toBe('published');
+    expect((await journal.get(last.id))!.state).toBe('published');
+  });
+
+  it('a failed append that carried marks rejects its batch and writes the marks on their own', async () => {
+    const transport = new RecordingTransport();
+    const { journal, wrapped, calls } = countingJournal();
+    const publisher = createPublisher(
+      { service: 'orders', version: '2.4.0', batching: { markDelayMs: 1000 } },
+      { transport, journal: wrapped, registry },
+    );
+    const ok = await publisher.publish(OrderPlaced, data(1));
+    wrapped.failAppend = true;
+    await expect(publisher.publish(OrderPlaced, data(2))).rejects.toThrow('journal down');
+    expect(calls.appendAndMarkPublished).toEqual([[1, [ok.id]]]);
+    await publisher.flush();
+    expect(calls.markPublished).toEqual([1]);
+    expect((await journal.get(ok.id))!.state).toBe('published');
+    expect(transport.sent).toHaveLength(1);
   });
 
   it('splits at maxBatchSize and waits lingerMs for later publishes', async () => {
@@ -308,6 +449,7 @@ describe('createPublisher batching', () => {
         code: 'BT_ERR_PUBLISH_FAILED',
       });
     }
+    await publisher.flush();
     const records = (await journal.query({})).items;
     expect(records).toHaveLength(10);
     expect(records.filter((r) => r.state === 'pending').map((r) => r.key)).toEqual(['o-3', 'o-7']);
@@ -332,7 +474,13 @@ describe('createPublisher batching', () => {
   it('rejects bad batching options with BT_ERR_PUBLISHER_CONFIG_INVALID', () => {
     const transport = new RecordingTransport();
     const journal = new InMemoryJournal();
-    for (const batching of [{ lingerMs: -1 }, { maxBatchSize: 0 }, { maxBatchSize: 1.5 }]) {
+    for (const batching of [
+      { lingerMs: -1 },
+      { maxBatchSize: 0 },
+      { maxBatchSize: 1.5 },
+      { markDelayMs: -1 },
+      { markDelayMs: Number.NaN },
+    ]) {
       expect(() =>
         createPublisher(
           { service: 'orders', version: '2.4.0', batching },

@@ -4,6 +4,7 @@ import type { Journal, JournalAppend } from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { EventInput, LatestVersion } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
+import { sealMessage } from '../transport/sealedMessage.js';
 import type { Transport } from '../transport/Transport.js';
 import { PublishFailedError, PublisherConfigError } from './errors.js';
 import { prepareJournaledEvent } from './journaledEvent.js';
@@ -29,7 +30,9 @@ export interface PublisherOptions {
 /**
  * Concurrent `publish` calls are journaled together: one `journal.appendMany` for the batch, every
  * message handed to the transport at once (which coalesces them into one produce request or one
- * confirm wait), then one `journal.markPublished` for the acknowledged ones.
+ * confirm wait), then one `journal.markPublished` for the acknowledged ones. With a journal that
+ * has `appendAndMarkPublished`, the acknowledged ones are instead marked by the next batch's
+ * append, in the same journal call (see {@link PublisherBatchingOptions.markDelayMs}).
  */
 export interface PublisherBatchingOptions {
   /**
@@ -40,12 +43,23 @@ export interface PublisherBatchingOptions {
   lingerMs?: number;
   /** Most publishes in one batch; a full batch goes at once. 1 turns batching off. @default 256 */
   maxBatchSize?: number;
+  /**
+   * With a journal that has `appendAndMarkPublished`: how long the published marks of
+   * acknowledged messages wait for the next batch's append to carry them (one journal call for
+   * both), in ms. When no batch comes in time they are written on their own. 0 = until the end of
+   * the current event-loop turn. Only the journal's state lags: `publish` resolves on the broker's
+   * acknowledgement, and a crash before the mark leaves the record pending for the outbox relay
+   * (keep its `olderThanMs` well above this), whose second copy consumers deduplicate.
+   * @default 5
+   */
+  markDelayMs?: number;
 }
 
 /** Defaults of {@link PublisherBatchingOptions}. */
 export const DEFAULT_PUBLISHER_BATCHING = {
   lingerMs: 0,
   maxBatchSize: 256,
+  markDelayMs: 5,
 } as const satisfies Required<PublisherBatchingOptions>;
 
 /** Collaborators of {@link createPublisher}. */
@@ -93,7 +107,9 @@ export interface Publisher {
    * Validates `data` against the event's schema, builds and encodes the envelope, appends it to
    * the journal, publishes it, and marks it published.
    *
-   * - Resolves with the envelope once the broker acknowledged it.
+   * - Resolves with the envelope once the broker acknowledged it. The record's published mark
+   *   is written before (or, with a journal that has `appendAndMarkPublished`, shortly after:
+   *   with the next batch's append, or on its own after `batching.markDelayMs`, or on `flush()`).
    * - Rejects with the schema error (nothing journaled, nothing published) on invalid data, with
    *   the store's error (nothing published) when the journal is down, and with
    *   {@link PublishFailedError} when the transport failed after the journal append: the outbox
@@ -114,6 +130,22 @@ export interface Publisher {
   readonly version: string;
 }
 
+/** The publisher {@link createPublisher} returns: a {@link Publisher} whose journal writes can be flushed. */
+export interface JournalingPublisher extends Publisher {
+  /**
+   * Resolves once every publish issued before the call has settled and the published marks held
+   * back for the next append (see {@link PublisherBatchingOptions.markDelayMs}) are written (a
+   * failed mark write is logged, as in `publish`). Never rejects.
+   */
+  flush(): Promise<void>;
+  /**
+   * {@link JournalingPublisher.flush}: call it before closing the journal's store client or
+   * exiting, so no mark is left for the outbox relay. The publisher holds no connection of its
+   * own; publishing after `close()` still works.
+   */
+  close(): Promise<void>;
+}
+
 /**
  * Creates the journaling publisher of one service deploy.
  *
@@ -127,7 +159,7 @@ export interface Publisher {
 export function createPublisher(
   options: PublisherOptions,
   dependencies: PublisherDependencies,
-): Publisher {
+): JournalingPublisher {
   for (const field of ['service', 'version'] as const) {
     if (typeof options?.[field] !== 'string' || options[field].length === 0) {
       throw new PublisherConfigError(field, 'must be a non-empty string', options?.[field]);
@@ -156,6 +188,17 @@ export function createPublisher(
       batching.maxBatchSize,
     );
   }
+  if (
+    !Number.isFinite(batching.markDelayMs) ||
+    batching.markDelayMs < 0 ||
+    batching.markDelayMs > 1000
+  ) {
+    throw new PublisherConfigError(
+      'batching.markDelayMs',
+      'must be from 0 to 1000',
+      batching.markDelayMs,
+    );
+  }
   const { service, version } = options;
   const source = options.source ?? `//backtrack/${service}`;
   const topicFor = options.topicFor ?? (() => service);
@@ -170,31 +213,90 @@ export function createPublisher(
 
   let queue: Pending[] = [];
   let timer: Cancel | undefined;
+  /** Journal calls and batches not settled yet: what `flush()` waits for. */
+  const inFlight = new Set<Promise<void>>();
+
+  function track(work: Promise<void>): void {
+    inFlight.add(work);
+    const done = () => void inFlight.delete(work);
+    work.then(done, done);
+  }
 
   function flush(): void {
     timer?.();
     timer = undefined;
     const batch = queue;
     queue = [];
-    if (batch.length > 0) void publishBatch(batch);
+    if (batch.length > 0) track(publishBatch(batch));
+  }
+
+  // Mark folding: the ids of acknowledged messages wait in `held` for the next batch's append
+  // (`appendAndMarkPublished`: one journal call for both), or for `markDelayMs`, whichever comes
+  // first. An id is held only after the transport confirmed its message, so nothing is ever
+  // marked published unsent; a crash while held leaves the record pending for the relay.
+  const folds = typeof journal.appendAndMarkPublished === 'function';
+  let held: string[] = [];
+  let heldTimer: Cancel | undefined;
+
+  function takeHeld(): string[] {
+    heldTimer?.();
+    heldTimer = undefined;
+    const ids = held;
+    held = [];
+    return ids;
+  }
+
+  function hold(id: string): void {
+    held.push(id);
+    heldTimer ??= afterTurn(batching.markDelayMs, () => {
+      heldTimer = undefined;
+      writeHeld();
+    });
+  }
+
+  function writeHeld(): void {
+    const ids = takeHeld();
+    if (ids.length > 0) track(markIds(ids));
+  }
+
+  async function markIds(ids: string[]): Promise<void> {
+    try {
+      await journal.markPublished(ids);
+    } catch (err) {
+      logger.warn(
+        { messageIds: ids, err },
+        'published but not marked in the journal; the relay may publish them again (same ids)',
+      );
+    }
   }
 
   async function publishBatch(batch: Pending[]): Promise<void> {
+    const records = batch.map((p) => p.record);
+    const carried = folds ? takeHeld() : [];
     try {
-      await journal.appendMany(batch.map((p) => p.record));
+      if (carried.length > 0) await journal.appendAndMarkPublished!(records, carried);
+      else await journal.appendMany(records);
     } catch (err) {
-      // Nothing of the batch was published: each call rejects with the store's error.
+      // Nothing of the batch was published: each call rejects with the store's error. The marks
+      // it carried (whether written or not) are written again on their own (marking is idempotent).
       for (const p of batch) p.reject(err);
+      if (carried.length > 0) track(markIds(carried));
       return;
     }
+    const debug = logger.isLevelEnabled('debug');
     // Each message settles on its own acknowledgement: the acknowledged ones of one event-loop
-    // turn share one markPublished round trip, so a slow confirm holds back only itself.
+    // turn share one markPublished round trip (or the next append), so a slow confirm holds back
+    // only itself.
     await Promise.all(
       batch.map((p) =>
         transport
           .publish([{ topic: p.record.topic, key: p.record.key, message: p.record.message }])
           .then(
-            () => markSoon(p),
+            () => {
+              if (!folds) return markSoon(p);
+              hold(p.envelope.id);
+              settle(p, debug);
+            },
             (cause: unknown) => {
               logger.warn(
                 { messageId: p.envelope.id, type: p.envelope.type, err: cause },
@@ -218,34 +320,40 @@ export function createPublisher(
       markScheduled = false;
       const marked = acked;
       acked = [];
-      void markPublished(marked);
+      track(markPublished(marked));
     });
   }
 
   async function markPublished(marked: Pending[]): Promise<void> {
-    try {
-      await journal.markPublished(marked.map((p) => p.envelope.id));
-    } catch (err) {
-      logger.warn(
-        { messageIds: marked.map((p) => p.envelope.id), err },
-        'published but not marked in the journal; the relay may publish them again (same ids)',
+    await markIds(marked.map((p) => p.envelope.id));
+    const debug = logger.isLevelEnabled('debug');
+    for (const p of marked) settle(p, debug);
+  }
+
+  function settle(p: Pending, debug: boolean): void {
+    if (debug) {
+      logger.debug(
+        { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
+        'published',
       );
     }
-    const debug = logger.isLevelEnabled('debug');
-    for (const p of marked) {
-      if (debug) {
-        logger.debug(
-          { messageId: p.envelope.id, type: p.envelope.type, topic: p.record.topic },
-          'published',
-        );
-      }
-      p.resolve(p.envelope);
+    p.resolve(p.envelope);
+  }
+
+  async function flushAll(): Promise<void> {
+    flush();
+    // Batches in flight hold marks back when they settle: wait for them, then write what is held.
+    while (inFlight.size > 0 || held.length > 0) {
+      writeHeld();
+      await Promise.allSettled([...inFlight]);
     }
   }
 
   return {
     service,
     version,
+    flush: flushAll,
+    close: flushAll,
     publish(event, data, publishOptions = {}) {
       // Telemetry (issue 18): a producer span, its trace context sent as the CloudEvents
       // distributed-tracing extension. Undefined (nothing allocated) without an OpenTelemetry SDK.
@@ -266,6 +374,8 @@ export function createPublisher(
         if (telemetry !== undefined) endPublish(telemetry, undefined, err);
         return Promise.reject(err);
       }
+      // The journal and the transport may keep the message as it is: nothing changes it hereafter.
+      prepared.record.message = sealMessage(prepared.record.message);
       const published = new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ envelope: prepared.envelope, record: prepared.record, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
@@ -304,6 +414,16 @@ function later(ms: number, fn: () => void): Cancel {
   return () => {
     cancelled = true;
   };
+}
+
+/** Runs `fn` after `ms`, or with 0 at the end of the current event-loop turn (`setImmediate`). */
+function afterTurn(ms: number, fn: () => void): Cancel {
+  if (ms > 0) {
+    const handle = setTimeout(fn, ms);
+    return () => clearTimeout(handle);
+  }
+  const handle = setImmediate(fn);
+  return () => clearImmediate(handle);
 }
 
 /** A publish waiting for its batch. */

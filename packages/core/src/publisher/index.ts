@@ -1,5 +1,6 @@
 export { createPublisher, DEFAULT_PUBLISHER_BATCHING } from './Publisher.js';
 export type {
+  JournalingPublisher,
   Publisher,
   PublisherDependencies,
   PublisherBatchingOptions,

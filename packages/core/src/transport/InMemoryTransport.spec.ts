@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { pino } from 'pino';
 import { z } from 'zod';
 import { createConsumerPipeline } from '../consumer/pipeline.js';
 import { handle } from '../consumer/middleware.js';
@@ -7,6 +8,9 @@ import { InMemoryDedupeStore } from '../dedupe/InMemoryDedupeStore.js';
 import { decodeEnvelope, encodeEnvelope } from '../envelope/codec.js';
 import type { EncodedMessage } from '../envelope/types.js';
 import { defineEvent } from '../schema/defineEvent.js';
+import { InMemoryJournal } from '../journal/InMemoryJournal.js';
+import { createPublisher } from '../publisher/Publisher.js';
+import { EventRegistry } from '../schema/EventRegistry.js';
 import {
   InMemoryTransport,
   InMemoryTransportConfigError,
@@ -31,6 +35,7 @@ function scripted(answer: (m: IncomingMessage) => Disposition) {
   return { processor, seen };
 }
 const ack: Disposition = { kind: 'ack', outcome: 'handled' };
+const silent = pino({ level: 'silent' });
 
 describe('InMemoryTransport', () => {
   it('delivers every message to every group, and reads from the beginning', async () => {
@@ -378,6 +383,42 @@ describe('InMemoryTransport', () => {
     await transport.idle();
     expect(seen[0]?.id).toBe('orig');
     expect(transport.published('t')[0]?.message.body[0]).toBe('o'.charCodeAt(0));
+  });
+
+  it("hands each delivery its own headers and bytes: a consumer's changes reach no other consumer, redelivery or the journal", async () => {
+    const transport = new InMemoryTransport();
+    const journal = new InMemoryJournal();
+    const Note = defineEvent('note').version(1, z.object({ n: z.number() }));
+    const publisher = createPublisher(
+      { service: 's', version: '1', topicFor: () => 't' },
+      { transport, journal, registry: new EventRegistry([Note]), logger: silent },
+    );
+    const envelope = await publisher.publish(Note, { n: 1 });
+    await publisher.close();
+    const seen: { group: string; id?: string; first: number; attempt: number }[] = [];
+    const mutating = (group: string): MessageProcessor => ({
+      async process(m) {
+        seen.push({
+          group,
+          id: m.message.headers.id,
+          first: m.message.body[0]!,
+          attempt: m.attempt,
+        });
+        m.message.headers.id = 'changed';
+        m.message.body[0] = 0;
+        return m.attempt === 1 ? { kind: 'retry', delayMs: 1, reason: 'again' } : ack;
+      },
+    });
+    await transport.subscribe({ topics: ['t'], group: 'a', processor: mutating('a') });
+    await transport.subscribe({ topics: ['t'], group: 'b', processor: mutating('b') });
+    await transport.idle();
+    const first = '{'.charCodeAt(0);
+    expect(seen).toHaveLength(4);
+    for (const s of seen) expect(s).toMatchObject({ id: envelope.id, first });
+    const record = await journal.get(envelope.id);
+    expect(record?.message.headers.id).toBe(envelope.id);
+    expect(decodeEnvelope(record!.message)).toMatchObject({ id: envelope.id, data: { n: 1 } });
+    expect(transport.published('t')[0]?.message.body[0]).toBe(first);
   });
 
   it('close() waits for in-flight handlers and stops deliveries', async () => {

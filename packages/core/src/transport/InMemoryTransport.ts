@@ -5,6 +5,7 @@ import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
 import { CORE_ERROR_CODES } from '../errors/codes.js';
 import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
+import { copyMessage, keptCopy } from './sealedMessage.js';
 
 /** Options of {@link InMemoryTransport}. */
 export interface InMemoryTransportOptions {
@@ -175,7 +176,11 @@ export class InMemoryTransport implements Transport {
     return this.#deadLetters;
   }
 
-  /** Every message published to `topic`, in offset order. */
+  /**
+   * Every message published to `topic`, in offset order. The records are the broker's own (a
+   * journaling publisher's message is shared with the in-memory journal): read them, do not
+   * change them.
+   */
   published(topic: string): readonly InMemoryRecord[] {
     return this.#logs.get(topic) ?? [];
   }
@@ -207,17 +212,17 @@ export class InMemoryTransport implements Transport {
     for (const group of this.#groups.values()) this.#fill(group, touched);
   }
 
-  /** Appends one message to its topic's log, as the broker's own copy. */
+  /**
+   * Appends one message to its topic's log, as the broker's own copy, which it never changes:
+   * later changes by the caller do not reach consumers (as a real broker serialises). A message
+   * the journaling publisher sealed is kept as it is (no one changes it), shared with the journal.
+   */
   #store({ topic, key, message }: OutgoingMessage): void {
     let log = this.#logs.get(topic);
     if (log === undefined) this.#logs.set(topic, (log = []));
     const offset = log.length;
     const partition = this.#partitionOf(key, offset);
-    // Copy, as a real broker serialises: later changes by the caller do not reach consumers.
-    const copy: EncodedMessage = {
-      headers: { ...message.headers },
-      body: new Uint8Array(message.body),
-    };
+    const copy = keptCopy(message);
     log.push(
       key === undefined
         ? { topic, partition, offset, message: copy }
@@ -467,7 +472,8 @@ export class InMemoryTransport implements Transport {
               ...(delivery.record.key === undefined ? {} : { key: delivery.record.key }),
               partition: delivery.record.partition,
               offset: delivery.record.offset,
-              message: delivery.record.message,
+              // A copy: the stored message may be the journal's record too (sealed).
+              message: copyMessage(delivery.record.message),
               reason: disposition.reason,
               code: disposition.code,
               ...(disposition.error === undefined ? {} : { error: disposition.error }),
@@ -529,10 +535,15 @@ export class InMemoryTransport implements Transport {
     }
   }
 
+  /**
+   * What one delivery hands the processor: its own headers and body bytes (copied on handover,
+   * the body into pooled memory: it lives as long as the delivery), so a consumer that changes
+   * them changes nothing another consumer, a redelivery or the journal sees.
+   */
   #incoming(queue: Queue, delivery: Delivery): IncomingMessage {
     const { record } = delivery;
     return {
-      message: { headers: { ...record.message.headers }, body: record.message.body },
+      message: { headers: { ...record.message.headers }, body: Buffer.from(record.message.body) },
       attempt: delivery.attempt,
       origin: {
         transport: this.name,
