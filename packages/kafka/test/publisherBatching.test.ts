@@ -147,6 +147,7 @@ describe.skipIf(!broker.available)('journaling publisher batching on Kafka (real
         code: 'BT_ERR_PUBLISH_FAILED',
       });
       expect(sends[0]).toBe(8); // the coalesced request first, then one per publish
+      await publisher.flush(); // published marks follow the acknowledgement (folded into a later append or written within markDelayMs)
       const journaled = (await journal.query({})).items;
       expect(
         journaled
