@@ -57,7 +57,9 @@ export function parsedCopy<T extends object>(text: string): T {
 function adoptOwn(value: object, last: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw GIVE_UP;
   const lastParts =
-    last !== null && typeof last === 'object' ? (last as Record<string | number, unknown>) : undefined;
+    last !== null && typeof last === 'object'
+      ? (last as Record<string | number, unknown>)
+      : undefined;
   if (Array.isArray(value)) {
     if (Object.getPrototypeOf(value) !== Array.prototype) throw GIVE_UP;
     for (let i = 0; i < value.length; i++) adoptChild(value, i, lastParts?.[i], depth);
