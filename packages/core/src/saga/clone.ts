@@ -60,7 +60,15 @@ export function handOver(record: object): void {
   handedOver = record;
 }
 
-/** True once for the record last marked by {@link handOver} (the mark is taken out). */
+/**
+ * True once for the record last marked by {@link handOver} (the mark is taken out). For stores:
+ * call it synchronously at the start of `create`/`update` (before any `await`: the next
+ * transition's mark replaces this one). True means the engine gave the record away: built from a
+ * frozen record this store handed out, every part of it is either frozen (a part of that record,
+ * or a frozen copy of a caller's value) or an object the engine made for this write and never
+ * uses, reads or changes again. The store may then keep, change and freeze the record in place
+ * and hand it back instead of a copy. False: the record is the caller's; copy what is kept.
+ */
 export function takeOver(record: object): boolean {
   if (record !== handedOver) return false;
   handedOver = undefined;

@@ -35,6 +35,8 @@ export type {
 export { SagaEventName } from './events.js';
 export type { SagaEvent, SagaEventListener } from './events.js';
 export { InMemorySagaStore, type InMemorySagaStoreOptions } from './InMemorySagaStore.js';
+// For store implementations: records the engine gave away (see the function's comment).
+export { takeOver as takeOverSagaRecord } from './clone.js';
 export {
   SagaConcurrencyError,
   SagaDefinitionError,

@@ -7,11 +7,13 @@ import {
   type SagaPruneOptions,
   type SagaRecord,
   type SagaStore,
+  takeOverSagaRecord,
 } from '@backtrack/core';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import type { RedisClient } from '../internal/cluster.js';
 import { shardOf, shardSegments, type SagaKeyLayout } from './keyLayout.js';
+import { adoptRecord, parsedCopy } from './recordText.js';
 import { CREATE, GET_DOCS, LIST_MEMBERS, PRUNE, SWEEP, UPDATE, UPDATE_KNOWN } from './scripts.js';
 
 /** Options of {@link RedisSagaStore}. Every field is validated once, at construction. */
@@ -95,11 +97,34 @@ const DEFAULT_LIST_LIMIT = 100;
 const STATUS_LIST: readonly string[] = Object.values(SagaStatus);
 const STATUSES = new Set<string>(STATUS_LIST);
 const FINISHED = new Set<string>(FINISHED_SAGA_STATUSES);
+/** The expiry arguments of a write that sets no TTL. */
+const NO_EXPIRY: readonly [string, string] = Object.freeze(['0', '0'] as [string, string]);
+
+/**
+ * What the store remembers of a saga it last created or updated (see `#known`): the stored
+ * revision and status, and what every update of it repeats (its keys, member and shard).
+ */
+interface KnownSaga {
+  revision: number;
+  status: string;
+  readonly createdAt: string;
+  readonly member: string;
+  readonly segment: string;
+  /** KEYS of an update that keeps the status: the record and `idx:exp`. */
+  readonly keys: readonly string[];
+  /** The record last handed out by create or update: whose parts the next record shares. */
+  last: SagaRecord | undefined;
+}
 
 /**
  * The saga log ({@link SagaStore}) on Redis.
  *
  * - A saga is a hash holding the record as JSON plus its `revision`, status and name.
+ * - `create` and `update` hand out the record written, deep-frozen (a change throws in strict-mode
+ *   code); `get` and `list` hand out copies parsed anew. A record the engine built from one this
+ *   store handed out is serialised from the parts it changed (the text of the others is
+ *   remembered) and handed back itself, frozen: no `JSON.parse` per transition. The stored text is
+ *   exactly `JSON.stringify(record)`, as before.
  * - `create` is one Lua call: write only if absent, add to the indexes; an existing saga is
  *   returned untouched (idempotent on `sagaId`).
  * - `update` is one Lua call (one round trip per step transition): check `revision`, write the
@@ -136,7 +161,7 @@ export class RedisSagaStore implements SagaStore {
    * script checks the stored status and falls back to the full UPDATE when it differs. A hint
    * only: it never decides anything the script does not check.
    */
-  readonly #known = new Map<string, { revision: number; status: string }>();
+  readonly #known = new Map<string, KnownSaga>();
 
   constructor(options: RedisSagaStoreOptions, dependencies: RedisSagaStoreDependencies) {
     this.options = validateOptions(options);
@@ -154,7 +179,10 @@ export class RedisSagaStore implements SagaStore {
   async create(
     record: SagaRecord,
   ): Promise<{ created: true; record: SagaRecord } | { created: false; record: SagaRecord }> {
+    // Before any await: the engine's mark is for this call only (see takeOverSagaRecord).
+    const adopted = takeOverSagaRecord(record);
     assertRecord(record);
+    const own = adopted && adoptRecord(record, undefined);
     const doc = JSON.stringify(record);
     const answer = (await this.#call('create', () =>
       CREATE.run(this.#redis, this.#keysFor(record), [
@@ -167,9 +195,15 @@ export class RedisSagaStore implements SagaStore {
       ]),
     )) as [number, string?];
     this.#maybeSweep();
-    const stored = JSON.parse(answer[0] === 1 ? doc : answer[1]!) as SagaRecord;
+    if (answer[0] !== 1) {
+      const existing = parsedCopy<SagaRecord>(answer[1]!);
+      this.#remember(existing);
+      return { created: false, record: existing };
+    }
+    // The record written, frozen: itself when adopted, else a parsed copy of its text.
+    const stored = own ? record : parsedCopy<SagaRecord>(doc);
     this.#remember(stored);
-    return answer[0] === 1 ? { created: true, record: stored } : { created: false, record: stored };
+    return { created: true, record: stored };
   }
 
   async get(sagaId: string): Promise<SagaRecord | undefined> {
@@ -179,6 +213,8 @@ export class RedisSagaStore implements SagaStore {
   }
 
   async update(record: SagaRecord, expectedRevision: number): Promise<SagaRecord> {
+    // Before any await: the engine's mark is for this call only (see takeOverSagaRecord).
+    const adopted = takeOverSagaRecord(record) && !Object.isFrozen(record);
     assertRecord(record);
     if (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0) {
       throw new RedisStoreConfigError(
@@ -187,29 +223,41 @@ export class RedisSagaStore implements SagaStore {
         expectedRevision,
       );
     }
-    const next: SagaRecord = { ...record, revision: expectedRevision + 1 };
+    const revision = expectedRevision + 1;
+    const known = this.#known.get(record.sagaId);
+    let next: SagaRecord;
+    let own = false;
+    if (adopted) {
+      // Given away by the engine: written and handed back itself, frozen (see adoptRecord).
+      record.revision = revision;
+      next = record;
+      own = adoptRecord(record, known?.last);
+    } else {
+      next = { ...record, revision };
+    }
     const doc = JSON.stringify(next);
     const [ttl, expiresAt] = this.#expiryArgs(next.status);
-    // The ARGV both scripts start with (the write itself).
-    const write = [
-      String(expectedRevision),
-      doc,
-      String(next.revision),
-      next.status,
-      next.sagaName,
-      member(next),
-    ];
-    const known = this.#known.get(next.sagaId);
     let answer: [number, string?] | undefined;
     if (known !== undefined && known.revision === expectedRevision) {
-      answer = (await this.#call('update', () =>
-        UPDATE_KNOWN.run(this.#redis, this.#knownKeysFor(next, known.status), [
-          ...write,
-          known.status,
-          ttl,
-          expiresAt,
-        ]),
-      )) as [number, string?];
+      const args = [
+        String(expectedRevision),
+        doc,
+        String(revision),
+        next.status,
+        next.sagaName,
+        next.createdAt === known.createdAt ? known.member : member(next),
+        known.status,
+        ttl,
+        expiresAt,
+      ];
+      const keys =
+        known.status === next.status
+          ? known.keys
+          : this.#movingKeys(known, known.status, next.status, next.sagaName);
+      answer = (await this.#call('update', () => UPDATE_KNOWN.run(this.#redis, keys, args))) as [
+        number,
+        string?,
+      ];
       // The stored saga is not the one remembered: send the write every key declared.
       if (answer[0] === -3) answer = undefined;
     }
@@ -217,7 +265,12 @@ export class RedisSagaStore implements SagaStore {
       this.#known.delete(next.sagaId);
       answer = (await this.#call('update', () =>
         UPDATE.run(this.#redis, this.#updateKeysFor(next), [
-          ...write,
+          String(expectedRevision),
+          doc,
+          String(revision),
+          next.status,
+          next.sagaName,
+          member(next),
           STATUS_LIST.length,
           ...STATUS_LIST,
           ttl,
@@ -239,7 +292,8 @@ export class RedisSagaStore implements SagaStore {
         details: { actualRevision: answer[0] === 0 ? Number(answer[1]) : null },
       });
     }
-    const stored = JSON.parse(doc) as SagaRecord;
+    // The record written, frozen: itself when adopted, else a parsed copy of its text.
+    const stored = own ? next : parsedCopy<SagaRecord>(doc);
     this.#remember(stored);
     return stored;
   }
@@ -453,12 +507,32 @@ export class RedisSagaStore implements SagaStore {
 
   /** Remembers a saga's stored revision and status (see `#known`); finished ones are dropped. */
   #remember(record: SagaRecord): void {
-    this.#known.delete(record.sagaId);
+    const known = this.#known.get(record.sagaId);
+    if (known !== undefined) this.#known.delete(record.sagaId);
     if (FINISHED.has(record.status)) return;
     if (this.#known.size >= KNOWN_LIMIT) {
       this.#known.delete(this.#known.keys().next().value as string);
     }
-    this.#known.set(record.sagaId, { revision: record.revision, status: record.status });
+    if (known !== undefined && known.createdAt === record.createdAt) {
+      known.revision = record.revision;
+      known.status = record.status;
+      known.last = record;
+      this.#known.set(record.sagaId, known);
+      return;
+    }
+    const segment = this.#segmentOf(record.sagaId);
+    this.#known.set(record.sagaId, {
+      revision: record.revision,
+      status: record.status,
+      createdAt: record.createdAt,
+      member: member(record),
+      segment,
+      keys: Object.freeze([
+        `${this.options.keyPrefix}${segment}rec:${record.sagaId}`,
+        this.#index(segment, 'exp'),
+      ]),
+      last: record,
+    });
   }
 
   /** Starts a sweep when retention is on and the last one began `sweepIntervalMs` ago or more. */
@@ -470,9 +544,9 @@ export class RedisSagaStore implements SagaStore {
   }
 
   /** CREATE / UPDATE arguments: the record's TTL ('0': none) and its expiry time, in ms. */
-  #expiryArgs(status: string): [string, string] {
+  #expiryArgs(status: string): readonly [string, string] {
     const ttl = this.options.finishedRetentionMs;
-    if (ttl === false || !FINISHED.has(status)) return ['0', '0'];
+    if (ttl === false || !FINISHED.has(status)) return NO_EXPIRY;
     return [String(ttl), String(Date.now() + ttl)];
   }
 
@@ -501,19 +575,17 @@ export class RedisSagaStore implements SagaStore {
     ];
   }
 
-  /** KEYS of UPDATE_KNOWN: record, idx:exp, and the status sets a status change moves between. */
-  #knownKeysFor(record: SagaRecord, storedStatus: string): string[] {
-    const seg = this.#segmentOf(record.sagaId);
-    const keys = [`${this.options.keyPrefix}${seg}rec:${record.sagaId}`, this.#index(seg, 'exp')];
-    if (storedStatus !== record.status) {
-      keys.push(
-        this.#index(seg, `s:${storedStatus}`),
-        this.#index(seg, `ns:${storedStatus}:${record.sagaName}`),
-        this.#index(seg, `s:${record.status}`),
-        this.#index(seg, `ns:${record.status}:${record.sagaName}`),
-      );
-    }
-    return keys;
+  /** KEYS of UPDATE_KNOWN on a status change: record, idx:exp, the old and the new status sets. */
+  #movingKeys(known: KnownSaga, from: string, to: string, name: string): string[] {
+    const seg = known.segment;
+    return [
+      known.keys[0]!,
+      known.keys[1]!,
+      this.#index(seg, `s:${from}`),
+      this.#index(seg, `ns:${from}:${name}`),
+      this.#index(seg, `s:${to}`),
+      this.#index(seg, `ns:${to}:${name}`),
+    ];
   }
 
   /** KEYS of UPDATE: record, idx:all, idx:n, then idx:s and idx:ns of every status, idx:exp. */
