@@ -44,8 +44,9 @@ export interface ServiceInfra {
   /** The journaling publisher's batching. @default the library's defaults */
   batching?: PublisherBatchingOptions;
   /**
-   * RabbitMQ and in memory: bind a service's queue (group) only to the event types it handles
-   * (routing key = type) instead of `#`. The topics already carry only what their readers handle
+   * Bind a service's group only to the event types it handles: RabbitMQ and in memory bind its
+   * queue to them (routing key = type) instead of `#`; Kafka skips other types' records before
+   * decoding them (`bindingKeys` on the `ce_type` header). The topics already carry only what their readers handle
    * (see topics.ts); the bindings keep a type published to the wrong topic from reaching a
    * service that would only acknowledge and ignore it. @default false
    */
