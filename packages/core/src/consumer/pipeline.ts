@@ -199,6 +199,13 @@ interface Runner {
   /** Runs the chain; never throws. The disposition is not final in a batch until the flush. */
   execute(context: ConsumerContext): Promise<Disposition>;
   /**
+   * What {@link Runner.execute} awaits: the chain in the message's consumer span. Rejects with
+   * what the chain threw (classify it with {@link Runner.policy}).
+   */
+  run(context: ConsumerContext): Promise<void>;
+  /** The disposition of a message whose {@link Runner.run} resolved. */
+  dispositionOf(context: ConsumerContext): Disposition;
+  /**
    * The disposition {@link Runner.execute} would give, decided synchronously, for a message no
    * handler routes (see {@link Stages.decidesUnrouted}); undefined when it must run the chain.
    */
@@ -266,6 +273,17 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     return Promise.race([running, timeout]).finally(() => clearTimeout(timer));
   }
 
+  function run(context: ConsumerContext): Promise<void> {
+    // Telemetry (issue 18): the chain and the handler run in the message's consumer span.
+    return runConsume(context, runChain);
+  }
+  function dispositionOf(context: ConsumerContext): Disposition {
+    return (
+      context.disposition ??
+      (context.handled ? { kind: 'ack', outcome: 'handled' } : { kind: 'ack', outcome: 'ignored' })
+    );
+  }
+
   const { decidesUnrouted, prepare } = stages;
   const { routes } = config;
   return {
@@ -293,18 +311,14 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     },
     async execute(context) {
       try {
-        // Telemetry (issue 18): the chain and the handler run in the message's consumer span.
-        await runConsume(context, runChain);
+        await run(context);
       } catch (error) {
         return classifyError(error, context, policy);
       }
-      return (
-        context.disposition ??
-        (context.handled
-          ? { kind: 'ack', outcome: 'handled' }
-          : { kind: 'ack', outcome: 'ignored' })
-      );
+      return dispositionOf(context);
     },
+    run,
+    dispositionOf,
   };
 }
 
@@ -373,13 +387,9 @@ async function runBatch(
     ? await openClaimWindow(contexts, config, stages, stages.idempotent)
     : undefined;
   try {
-    const dispositions = await runInLanes(
-      contexts,
-      batchOptions,
-      runner,
-      config.concurrency,
-      window?.copies,
-    );
+    const lanes = runInLanes(contexts, batchOptions, runner, config.concurrency, window?.copies);
+    await lanes.done;
+    const { dispositions } = lanes;
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
     if (window?.shared) settleCopies(contexts, dispositions, window.shared, runner.policy);
     if (window) await releaseUnusedClaims(contexts, stages);
@@ -574,153 +584,204 @@ function unusedSharedClaim(): SharedClaim {
  * shared claim as if nothing came before it), and the rest of the copy's key would then run
  * ahead of the copy, which comes again.
  */
-async function runInLanes(
+function runInLanes(
   contexts: readonly ConsumerContext[],
   batchOptions: BatchOptions,
   runner: Runner,
   concurrency: number,
   copies?: readonly (readonly [number, number])[],
-): Promise<Disposition[]> {
-  const n = contexts.length;
-  const dispositions = new Array<Disposition>(n);
+): LaneRun {
+  return new LaneRun(contexts, batchOptions.holdAfterRetry === true, runner, concurrency, copies);
+}
+
+/**
+ * One batch's run in lanes (see {@link runInLanes}). A class, so the helpers live on the
+ * prototype instead of being closures made per batch (under tsx, each named closure also cost
+ * an `Object.defineProperty` for its name). {@link LaneRun.done} settles once every lane ran.
+ */
+class LaneRun {
+  readonly contexts: readonly ConsumerContext[];
+  readonly dispositions: Disposition[];
+  /** Resolves once every message has its disposition. */
+  readonly done: Promise<void>;
+  readonly #holdAfterRetry: boolean;
+  readonly #runner: Runner;
   /** Per copy's input index, its first's (see `copies`). */
-  let firstOf: Map<number, number> | undefined;
-  if (copies !== undefined) {
-    firstOf = new Map();
-    for (const [copy, first] of copies) firstOf.set(copy, first);
-  }
+  #firstOf: Map<number, number> | undefined;
   /** Input indexes held back without running. */
-  let heldIndexes: Set<number> | undefined;
+  #heldIndexes: Set<number> | undefined;
   /** Per partition: the lowest input index that was redelivered, and its disposition. */
-  let rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
-  const holds = (d: Disposition): d is Blocker =>
-    d.kind === 'redeliver' || (d.kind === 'retry' && batchOptions.holdAfterRetry === true);
+  #rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
+  /** The lanes, in the order of their first message. */
+  #lanes: number[][];
+  /** The lane of the keyless messages without a partition (they never hold each other back). */
+  #keyless: number[] | undefined;
+  /** Lanes that run one by one with a blocker per key: joined lanes, or the whole batch. */
+  #byKey: Set<number[]> | undefined;
+  /** The next lane a worker takes. */
+  #next = 0;
+
+  constructor(
+    contexts: readonly ConsumerContext[],
+    holdAfterRetry: boolean,
+    runner: Runner,
+    concurrency: number,
+    copies: readonly (readonly [number, number])[] | undefined,
+  ) {
+    const n = contexts.length;
+    this.contexts = contexts;
+    this.dispositions = new Array<Disposition>(n);
+    this.#holdAfterRetry = holdAfterRetry;
+    this.#runner = runner;
+    if (copies !== undefined) {
+      const firstOf = new Map<number, number>();
+      for (const [copy, first] of copies) firstOf.set(copy, first);
+      this.#firstOf = firstOf;
+    }
+    if (concurrency <= 1 || n <= 1) {
+      // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
+      const all = new Array<number>(n);
+      for (let i = 0; i < n; i++) all[i] = i;
+      this.#lanes = [all];
+      this.#byKey = new Set([all]);
+      this.done = this.#worker();
+      return;
+    }
+    // Lanes in the order of their first message; each worker runs one lane at a time, in order.
+    let lanes: number[][] = [];
+    const byKey = new Map<string, number[]>();
+    let keyless: number[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const key = laneOf(contexts[i]!);
+      const lane = key === KEYLESS ? keyless : byKey.get(key);
+      if (lane !== undefined) lane.push(i);
+      else {
+        const created = [i];
+        if (key === KEYLESS) keyless = created;
+        else byKey.set(key, created);
+        lanes.push(created);
+      }
+    }
+    this.#keyless = keyless;
+    const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
+    if (joined !== undefined) {
+      lanes = joined.lanes;
+      this.#byKey = joined.mixed;
+    }
+    this.#lanes = lanes;
+    const workers = Math.min(concurrency, lanes.length);
+    if (workers === 1) {
+      this.done = this.#worker();
+      return;
+    }
+    const running: Promise<void>[] = new Array<Promise<void>>(workers);
+    for (let w = 0; w < workers; w++) running[w] = this.#worker();
+    this.done = Promise.all(running).then(noop);
+  }
+
+  /**
+   * Takes the next lane until none is left, and runs it in order. A plain lane has one blocker
+   * (a redelivered message holds back the rest of its lane, except in the keyless lane); a
+   * joined lane, or the whole batch run one by one, has one per key, as if each key were its own
+   * lane (the keyless messages without a partition never block).
+   */
+  async #worker(): Promise<void> {
+    const lanes = this.#lanes;
+    const { contexts } = this;
+    while (this.#next < lanes.length) {
+      const lane = lanes[this.#next++]!;
+      const perKey = this.#byKey?.has(lane) === true;
+      // Keyless deliveries without a partition keep their order but never hold each other back.
+      const blocks = lane !== this.#keyless;
+      let laneBlocker: Blocker | undefined;
+      let blocked: Map<string, Blocker> | undefined;
+      for (let x = 0; x < lane.length; x++) {
+        const i = lane[x]!;
+        const context = contexts[i]!;
+        const own = perKey ? laneOf(context) : KEYLESS;
+        const blocker = this.#heldBy(i, perKey ? blocked?.get(own) : laneBlocker);
+        if (blocker !== undefined) {
+          this.#holdBack(i, blocker);
+          continue;
+        }
+        const early = this.#settleWithoutRun(i);
+        let holding: Blocker | undefined;
+        if (early !== RUN) holding = early;
+        else {
+          // Runner.execute, inline: one async frame per message less.
+          let disposition: Disposition;
+          try {
+            await this.#runner.run(context);
+            disposition = this.#runner.dispositionOf(context);
+          } catch (error) {
+            disposition = classifyError(error, context, this.#runner.policy);
+          }
+          holding = this.#settle(i, disposition);
+        }
+        if (perKey) {
+          if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
+        } else if (blocks) laneBlocker = holding;
+      }
+    }
+  }
+
+  #holds(d: Disposition): d is Blocker {
+    return d.kind === 'redeliver' || (d.kind === 'retry' && this.#holdAfterRetry);
+  }
 
   /** What holds message i back: its lane's blocker, or an earlier redeliver of its partition. */
-  function heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+  #heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+    const rewound = this.#rewound;
     if (laneBlocker !== undefined || rewound === undefined) return laneBlocker;
-    const partition = partitionOf(contexts[i]!);
+    const partition = partitionOf(this.contexts[i]!);
     const stop = partition === undefined ? undefined : rewound.get(partition);
     return stop !== undefined && stop.index < i ? stop.blocker : undefined;
   }
+
   /** Holds message i back behind `blocker` (it does not run). */
-  function holdBack(i: number, blocker: Blocker): void {
-    dispositions[i] = heldBack(contexts[i]!, blocker);
-    (heldIndexes ??= new Set()).add(i);
+  #holdBack(i: number, blocker: Blocker): void {
+    this.dispositions[i] = heldBack(this.contexts[i]!, blocker);
+    (this.#heldIndexes ??= new Set()).add(i);
   }
+
   /**
    * Message i's outcome when it needs no run: a copy whose first was held back is held back as
    * its first is, as if it had been redelivered (it holds back what follows it in its own lane);
    * a message no handler routes is decided at once ({@link Runner.decideNow}). Returns `RUN`
-   * when message i must run, else what {@link settle} returns.
+   * when message i must run, else what {@link LaneRun.settle} returns.
    */
-  function settleWithoutRun(i: number): Blocker | undefined | typeof RUN {
+  #settleWithoutRun(i: number): Blocker | undefined | typeof RUN {
+    const firstOf = this.#firstOf;
     if (firstOf !== undefined) {
       const first = firstOf.get(i);
-      if (first !== undefined && heldIndexes?.has(first) === true) {
-        const held = dispositions[first] as Blocker;
-        return settle(i, {
+      if (first !== undefined && this.#heldIndexes?.has(first) === true) {
+        const held = this.dispositions[first] as Blocker;
+        return this.#settle(i, {
           ...held,
           reason: `held back with the first delivery of this message in this batch (${held.reason})`,
         });
       }
     }
-    const now = runner.decideNow(contexts[i]!);
-    return now === undefined ? RUN : settle(i, now);
+    const now = this.#runner.decideNow(this.contexts[i]!);
+    return now === undefined ? RUN : this.#settle(i, now);
   }
+
   /** Records message i's disposition; returns it when it holds back what follows. */
-  function settle(i: number, disposition: Disposition): Blocker | undefined {
-    dispositions[i] = disposition;
-    if (!holds(disposition)) return undefined;
-    const own = partitionOf(contexts[i]!);
+  #settle(i: number, disposition: Disposition): Blocker | undefined {
+    this.dispositions[i] = disposition;
+    if (!this.#holds(disposition)) return undefined;
+    const own = partitionOf(this.contexts[i]!);
     if (own !== undefined) {
-      const previous = (rewound ??= new Map()).get(own);
+      const rewound = (this.#rewound ??= new Map());
+      const previous = rewound.get(own);
       if (previous === undefined || previous.index > i)
         rewound.set(own, { index: i, blocker: disposition });
     }
     return disposition;
   }
-
-  if (concurrency <= 1 || n <= 1) {
-    // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
-    let blocked: Map<string, Blocker> | undefined;
-    for (let i = 0; i < n; i++) {
-      const context = contexts[i]!;
-      const blocker = heldBy(i, blocked?.get(laneOf(context)));
-      if (blocker !== undefined) {
-        holdBack(i, blocker);
-        continue;
-      }
-      const early = settleWithoutRun(i);
-      const holding = early === RUN ? settle(i, await runner.execute(context)) : early;
-      if (holding !== undefined) {
-        const own = laneOf(context);
-        if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
-      }
-    }
-    return dispositions;
-  }
-
-  // Lanes in the order of their first message; each worker runs one lane at a time, in order.
-  let lanes: number[][] = [];
-  const byKey = new Map<string, number[]>();
-  let keyless: number[] | undefined;
-  for (let i = 0; i < n; i++) {
-    const key = laneOf(contexts[i]!);
-    const lane = key === KEYLESS ? keyless : byKey.get(key);
-    if (lane !== undefined) lane.push(i);
-    else {
-      const created = [i];
-      if (key === KEYLESS) keyless = created;
-      else byKey.set(key, created);
-      lanes.push(created);
-    }
-  }
-  const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
-  if (joined !== undefined) lanes = joined.lanes;
-  let next = 0;
-  async function worker(): Promise<void> {
-    while (next < lanes.length) {
-      const lane = lanes[next++]!;
-      if (joined?.mixed.has(lane)) {
-        await runJoined(lane);
-        continue;
-      }
-      // Keyless deliveries without a partition keep their order but never hold each other back.
-      const blocks = lane !== keyless;
-      let laneBlocker: Blocker | undefined;
-      for (const i of lane) {
-        const blocker = heldBy(i, laneBlocker);
-        if (blocker !== undefined) {
-          holdBack(i, blocker);
-          continue;
-        }
-        const early = settleWithoutRun(i);
-        const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
-        if (blocks) laneBlocker = holding;
-      }
-    }
-  }
-  /** A joined lane: input order, and a blocker per key lane it holds (as the one-by-one path). */
-  async function runJoined(lane: readonly number[]): Promise<void> {
-    let blocked: Map<string, Blocker> | undefined;
-    for (const i of lane) {
-      const own = laneOf(contexts[i]!);
-      const blocker = heldBy(i, blocked?.get(own));
-      if (blocker !== undefined) {
-        holdBack(i, blocker);
-        continue;
-      }
-      const early = settleWithoutRun(i);
-      const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
-      if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
-    }
-  }
-  const workers: Promise<void>[] = [];
-  for (let w = Math.min(concurrency, lanes.length); w > 0; w--) workers.push(worker());
-  await Promise.all(workers);
-  return dispositions;
 }
+
+function noop(): void {}
 
 type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
 
