@@ -1,7 +1,7 @@
 import type { ClaimResult } from '../dedupe/DedupeStore.js';
 import {
   abortContext,
-  compose,
+  composeRun,
   createMessageContext,
   isLogged,
   slotsOf,
@@ -114,8 +114,8 @@ interface Stages {
    * dedupe key. The chain's own decode and validate then find the work done.
    */
   prepare(context: ConsumerContext): void;
-  /** decode → validate → user middleware → idempotent step → handlers. */
-  chain: Middleware;
+  /** decode → validate → user middleware → idempotent step → handlers, then `last`. */
+  run: (context: ConsumerContext, last: (context: ConsumerContext) => Promise<void>) => Promise<void>;
   /** The idempotent step, when a store is configured. */
   idempotent: IdempotentStep | undefined;
   /**
@@ -156,7 +156,7 @@ function buildStages(config: PipelineConfig): Stages {
     validateInto(context, registry, routing);
   };
   const routeLevels = routeByType(config.handlers);
-  const chain = compose(
+  const run = composeRun(
     config.middleware.length === 0 && step !== undefined
       ? [
           // Nothing between them: decode + validate and the idempotent step in one level.
@@ -182,7 +182,7 @@ function buildStages(config: PipelineConfig): Stages {
   );
   return {
     prepare,
-    chain,
+    run,
     idempotent: step,
     // Without user middleware and with the routes found by type, a message no route takes
     // never reaches anything but decode + validate and `noRoute`: decidable without the chain.
@@ -253,7 +253,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
 
   /** Runs the chain, abandoning it after `handlerTimeoutMs`. */
   function runChain(context: ConsumerContext): Promise<void> {
-    const running = Promise.resolve(stages.chain(context, () => noRoute(context)));
+    const running = Promise.resolve(stages.run(context, noRoute));
     if (handlerTimeoutMs === undefined) return running;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -404,17 +404,29 @@ async function runBatch(
 }
 
 /** The claims of one batch, kept alive from `claimMany` until the batch's done marks are written. */
-interface ClaimWindow {
-  step: IdempotentStep;
-  /** Stops keeping every claim of the window alive. */
-  close(): void;
+class ClaimWindow {
+  readonly step: IdempotentStep;
   /**
    * Copies within the batch whose key the batch claimed: `[copy, first]` input indexes (the
    * first message of the batch with that key), in input order. Undefined without any.
    */
-  copies: [number, number][] | undefined;
+  copies: [number, number][] | undefined = undefined;
   /** The shared claims of those keys, with the input indexes of every message carrying each. */
-  shared: { claim: SharedClaim; indexes: number[] }[] | undefined;
+  shared: { claim: SharedClaim; indexes: number[] }[] | undefined = undefined;
+  /** The leases this window keeps alive: key, token, key, token... */
+  readonly held: string[] = [];
+
+  constructor(step: IdempotentStep) {
+    this.step = step;
+  }
+
+  /** Stops keeping every claim of the window alive. */
+  close(): void {
+    const { keeper } = this.step;
+    if (keeper === undefined) return;
+    const { held } = this;
+    for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
+  }
 }
 
 /**
@@ -451,18 +463,8 @@ async function openClaimWindow(
       // The full run meets the same error and turns it into a disposition.
     }
   }
-  /** The leases this window keeps alive: key, token, key, token... */
-  const held: string[] = [];
-  const window: ClaimWindow = {
-    step,
-    close: () => {
-      const { keeper } = step;
-      if (keeper === undefined) return;
-      for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
-    },
-    copies: undefined,
-    shared: undefined,
-  };
+  const window = new ClaimWindow(step);
+  const { held } = window;
   const count = keyedKey.length;
   if (count === 0) return window;
   // Each distinct key once, in order of first appearance. Nearly every batch has no repeated

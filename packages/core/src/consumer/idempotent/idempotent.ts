@@ -454,7 +454,43 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
           shared.state = 'running';
           shared.runner = context;
         }
-        await runDeferred(context, next, key, claim.token, slots, shared);
+        // The rest of the chain on the batch's claim, in this async frame (not one more): the
+        // handler's done mark is left in `slots` for the batch's one `completeMany`; anything
+        // else (an error, another outcome) stops keeping the lease and frees the key, as
+        // runOnce does.
+        const { token } = claim;
+        // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+        if (keeper !== undefined) {
+          slots.leaseKeeper = keeper;
+          slots.leaseKey = key;
+          slots.leaseToken = token;
+        }
+        context.dedupe = { key, status: 'claimed' };
+        try {
+          await next();
+        } catch (error) {
+          keeper?.drop(key, token);
+          await release(store, key, token, context);
+          throw error;
+        }
+        const d = context.disposition;
+        // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
+        // middleware's own decision) frees the key.
+        if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
+          const { result } = context;
+          if (shared !== undefined) {
+            shared.state = 'marked';
+            shared.result = result;
+          }
+          slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
+        } else {
+          if (shared !== undefined) {
+            shared.state = 'decided';
+            shared.decision = d;
+          }
+          keeper?.drop(key, token);
+          await release(store, key, token, context);
+        }
         outcome = HANDLED;
       } else {
         if (shared !== undefined) {
@@ -538,53 +574,6 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
       context.ack('duplicate');
     }
   };
-  /**
-   * Runs the rest of the chain on a batch's claim: the handler's done mark is left in `slots`
-   * for the batch's one `completeMany`; anything else (an error, another outcome) stops keeping
-   * the lease and frees the key, as {@link runOnce} does.
-   */
-  async function runDeferred(
-    context: ConsumerContext,
-    next: () => Promise<void>,
-    key: string,
-    token: string,
-    slots: ContextSlots,
-    shared: SharedClaim | undefined,
-  ): Promise<void> {
-    // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
-    if (keeper !== undefined) {
-      slots.leaseKeeper = keeper;
-      slots.leaseKey = key;
-      slots.leaseToken = token;
-    }
-    context.dedupe = { key, status: 'claimed' };
-    try {
-      await next();
-    } catch (error) {
-      keeper?.drop(key, token);
-      await release(store, key, token, context);
-      throw error;
-    }
-    const d = context.disposition;
-    // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
-    // middleware's own decision) frees the key.
-    if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
-      const { result } = context;
-      if (shared !== undefined) {
-        shared.state = 'marked';
-        shared.result = result;
-      }
-      slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
-      return;
-    }
-    if (shared !== undefined) {
-      shared.state = 'decided';
-      shared.decision = d;
-    }
-    keeper?.drop(key, token);
-    await release(store, key, token, context);
-  }
-
   return { middleware, keeper, options: resolved, store };
 }
 
