@@ -329,16 +329,19 @@ function telemetryOn(): boolean {
   return activeTracer() !== undefined || activeInstruments() !== undefined;
 }
 
-/** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
-async function releaseUnusedClaims(
+/**
+ * {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it;
+ * undefined (no promise) when none does.
+ */
+function releaseUnusedClaims(
   contexts: readonly ConsumerContext[],
   stages: Stages,
-): Promise<void> {
+): Promise<unknown> | undefined {
   let releases: Promise<void>[] | undefined;
   for (const context of contexts) {
     if (mayHoldPreclaim(context)) (releases ??= []).push(releaseUnusedClaim(context, stages));
   }
-  if (releases) await Promise.all(releases);
+  return releases === undefined ? undefined : Promise.all(releases);
 }
 
 /** False when the context surely holds no batch claim (its slots have none). */
@@ -392,7 +395,10 @@ async function runBatch(
     const { dispositions } = lanes;
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
     if (window?.shared) settleCopies(contexts, dispositions, window.shared, runner.policy);
-    if (window) await releaseUnusedClaims(contexts, stages);
+    if (window) {
+      const releasing = releaseUnusedClaims(contexts, stages);
+      if (releasing !== undefined) await releasing;
+    }
     for (let i = 0; i < contexts.length; i++) {
       reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
       finishConsume(contexts[i]!, dispositions[i]!); // telemetry (issue 18)
@@ -476,12 +482,23 @@ async function openClaimWindow(
   let slot: number[] | undefined;
   let repeated: number[] | undefined;
   if (count > 1) {
-    const positionOf = new Map<string, number>();
+    // A small batch looks for an earlier entry with the same key among the entries before it
+    // (no Map per batch); a large one keeps each key's position in a Map.
+    const positionOf = count <= FEW_MESSAGES ? undefined : new Map<string, number>();
     for (let j = 0; j < count; j++) {
       const key = keyedKey[j]!;
-      const seen = positionOf.get(key);
+      let seen: number | undefined;
+      if (positionOf !== undefined) seen = positionOf.get(key);
+      else {
+        for (let x = 0; x < j; x++) {
+          if (keyedKey[x] === key) {
+            seen = slot === undefined ? x : slot[x]!;
+            break;
+          }
+        }
+      }
       if (seen === undefined) {
-        positionOf.set(key, positionOf.size);
+        positionOf?.set(key, positionOf.size);
         if (repeated !== undefined) {
           slot!.push(keys.length);
           keys.push(key);
@@ -502,7 +519,8 @@ async function openClaimWindow(
   }
   let claims: (ClaimResult | Error)[];
   try {
-    claims = await step.store.claimMany(keys, { leaseMs: step.options.leaseMs });
+    // The step's resolved options carry `leaseMs` (no options object per batch).
+    claims = await step.store.claimMany(keys, step.options);
   } catch (error) {
     const failure = error instanceof Error ? error : new Error(String(error));
     claims = keys.map(() => failure);
@@ -646,25 +664,13 @@ class LaneRun {
       for (let i = 0; i < n; i++) all[i] = i;
       this.#lanes = [all];
       this.#byKey = new Set([all]);
-      this.done = this.#worker();
+      this.done = this.#worker(undefined);
       return;
     }
     // Lanes in the order of their first message; each worker runs one lane at a time, in order.
-    let lanes: number[][] = [];
-    const byKey = new Map<string, number[]>();
-    let keyless: number[] | undefined;
-    for (let i = 0; i < n; i++) {
-      const key = laneOf(contexts[i]!);
-      const lane = key === KEYLESS ? keyless : byKey.get(key);
-      if (lane !== undefined) lane.push(i);
-      else {
-        const created = [i];
-        if (key === KEYLESS) keyless = created;
-        else byKey.set(key, created);
-        lanes.push(created);
-      }
-    }
-    this.#keyless = keyless;
+    const grouped = groupLanes(contexts);
+    let lanes = grouped.lanes;
+    this.#keyless = grouped.keyless;
     const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
     if (joined !== undefined) {
       lanes = joined.lanes;
@@ -673,12 +679,13 @@ class LaneRun {
     this.#lanes = lanes;
     const workers = Math.min(concurrency, lanes.length);
     if (workers === 1) {
-      this.done = this.#worker();
+      this.done = this.#worker(undefined);
       return;
     }
-    const running: Promise<void>[] = new Array<Promise<void>>(workers);
-    for (let w = 0; w < workers; w++) running[w] = this.#worker();
-    this.done = Promise.all(running).then(noop);
+    // One promise for all the workers (not Promise.all's array and closure per worker).
+    const all = new Settlement(workers);
+    this.done = all.promise;
+    for (let w = 0; w < workers; w++) void this.#worker(all);
   }
 
   /**
@@ -687,44 +694,58 @@ class LaneRun {
    * joined lane, or the whole batch run one by one, has one per key, as if each key were its own
    * lane (the keyless messages without a partition never block).
    */
-  async #worker(): Promise<void> {
-    const lanes = this.#lanes;
-    const { contexts } = this;
-    while (this.#next < lanes.length) {
-      const lane = lanes[this.#next++]!;
-      const perKey = this.#byKey?.has(lane) === true;
-      // Keyless deliveries without a partition keep their order but never hold each other back.
-      const blocks = lane !== this.#keyless;
-      let laneBlocker: Blocker | undefined;
-      let blocked: Map<string, Blocker> | undefined;
-      for (let x = 0; x < lane.length; x++) {
-        const i = lane[x]!;
-        const context = contexts[i]!;
-        const own = perKey ? laneOf(context) : KEYLESS;
-        const blocker = this.#heldBy(i, perKey ? blocked?.get(own) : laneBlocker);
-        if (blocker !== undefined) {
-          this.#holdBack(i, blocker);
-          continue;
-        }
-        const early = this.#settleWithoutRun(i);
-        let holding: Blocker | undefined;
-        if (early !== RUN) holding = early;
-        else {
-          // Runner.execute, inline: one async frame per message less.
-          let disposition: Disposition;
-          try {
-            await this.#runner.run(context);
-            disposition = this.#runner.dispositionOf(context);
-          } catch (error) {
-            disposition = classifyError(error, context, this.#runner.policy);
+  async #worker(all: Settlement | undefined): Promise<void> {
+    // With `all`, the worker reports to it (its own promise is not awaited and never rejects).
+    try {
+      const lanes = this.#lanes;
+      const { contexts } = this;
+      while (this.#next < lanes.length) {
+        const lane = lanes[this.#next++]!;
+        const perKey = this.#byKey?.has(lane) === true;
+        // Keyless deliveries without a partition keep their order but never hold each other back.
+        const blocks = lane !== this.#keyless;
+        let laneBlocker: Blocker | undefined;
+        let blocked: Map<string, Blocker> | undefined;
+        for (let x = 0; x < lane.length; x++) {
+          const i = lane[x]!;
+          const context = contexts[i]!;
+          // A key's lane id is made only once something of the lane holds back what follows.
+          const blocker = this.#heldBy(
+            i,
+            !perKey ? laneBlocker : blocked === undefined ? undefined : blocked.get(laneOf(context)),
+          );
+          if (blocker !== undefined) {
+            this.#holdBack(i, blocker);
+            continue;
           }
-          holding = this.#settle(i, disposition);
+          const early = this.#settleWithoutRun(i);
+          let holding: Blocker | undefined;
+          if (early !== RUN) holding = early;
+          else {
+            // Runner.execute, inline: one async frame per message less.
+            let disposition: Disposition;
+            try {
+              await this.#runner.run(context);
+              disposition = this.#runner.dispositionOf(context);
+            } catch (error) {
+              disposition = classifyError(error, context, this.#runner.policy);
+            }
+            holding = this.#settle(i, disposition);
+          }
+          if (perKey) {
+            if (holding !== undefined) {
+              const own = laneOf(context);
+              if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
+            }
+          } else if (blocks) laneBlocker = holding;
         }
-        if (perKey) {
-          if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
-        } else if (blocks) laneBlocker = holding;
       }
+    } catch (error) {
+      if (all === undefined) throw error;
+      all.fail(error);
+      return;
     }
+    all?.one();
   }
 
   #holds(d: Disposition): d is Blocker {
@@ -783,7 +804,81 @@ class LaneRun {
   }
 }
 
-function noop(): void {}
+/** Up to this many messages, lanes are found by comparing keys, not through a Map of lane ids. */
+const FEW_MESSAGES = 32;
+
+/**
+ * The lanes of a batch (see {@link laneOf}), in the order of their first message, and the lane
+ * of the keyless messages without a partition. A small batch compares each message's partition
+ * and key with the lanes found so far (no lane id string per message, no Map).
+ */
+function groupLanes(contexts: readonly ConsumerContext[]): {
+  lanes: number[][];
+  keyless: number[] | undefined;
+} {
+  const n = contexts.length;
+  const lanes: number[][] = [];
+  let keyless: number[] | undefined;
+  if (n <= FEW_MESSAGES) {
+    const partitions: (string | undefined)[] = [];
+    const keys: (string | undefined)[] = [];
+    for (let i = 0; i < n; i++) {
+      const context = contexts[i]!;
+      const partition = partitionOf(context);
+      const key = keyOf(context);
+      let l = 0;
+      while (l < lanes.length && (partitions[l] !== partition || keys[l] !== key)) l++;
+      if (l < lanes.length) {
+        lanes[l]!.push(i);
+        continue;
+      }
+      const created = [i];
+      if (partition === undefined && key === undefined) keyless = created;
+      lanes.push(created);
+      partitions.push(partition);
+      keys.push(key);
+    }
+    return { lanes, keyless };
+  }
+  const byKey = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const key = laneOf(contexts[i]!);
+    const lane = key === KEYLESS ? keyless : byKey.get(key);
+    if (lane !== undefined) lane.push(i);
+    else {
+      const created = [i];
+      if (key === KEYLESS) keyless = created;
+      else byKey.set(key, created);
+      lanes.push(created);
+    }
+  }
+  return { lanes, keyless };
+}
+
+/** Resolves once `count` workers resolved; rejects with the first that rejects. */
+class Settlement {
+  readonly promise: Promise<void>;
+  #left: number;
+  #resolve!: () => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(count: number) {
+    this.#left = count;
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  /** One worker finished. */
+  one(): void {
+    if (--this.#left === 0) this.#resolve();
+  }
+
+  fail(error: unknown): void {
+    this.#reject(error);
+  }
+}
 
 type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
 
@@ -930,10 +1025,10 @@ async function settleDoneMarks(
     entries.push(mark);
   }
   if (entries.length === 0) return;
-  const { ttlMs } = window.step.options;
   let owned: boolean[];
   try {
-    owned = await window.step.store.completeMany(entries, { ttlMs });
+    // The step's resolved options carry `ttlMs` (no options object per batch).
+    owned = await window.step.store.completeMany(entries, window.step.options);
   } catch (error) {
     // The effects happened but their marks are not durable: acknowledge none of them. Their
     // leases expire and the redelivery runs them again, with the same idempotency keys.
