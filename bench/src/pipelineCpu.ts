@@ -15,12 +15,7 @@ import {
   InMemoryDedupeStore,
   type IncomingMessage,
 } from '@backtrack/core';
-import {
-  BenchOrderPlaced,
-  encodedCancellations,
-  encodedOrders,
-  silentLogger,
-} from './common.js';
+import { BenchOrderPlaced, encodedCancellations, encodedOrders, silentLogger } from './common.js';
 const n = Number(process.argv[2] ?? 20000);
 const mix = process.argv[4] === 'mix';
 const orders = encodedOrders(mix ? n / 2 : n);

@@ -115,7 +115,10 @@ interface Stages {
    */
   prepare(context: ConsumerContext): void;
   /** decode → validate → user middleware → idempotent step → handlers, then `last`. */
-  run: (context: ConsumerContext, last: (context: ConsumerContext) => Promise<void>) => Promise<void>;
+  run: (
+    context: ConsumerContext,
+    last: (context: ConsumerContext) => Promise<void>,
+  ) => Promise<void>;
   /** The idempotent step, when a store is configured. */
   idempotent: IdempotentStep | undefined;
   /**
@@ -712,7 +715,11 @@ class LaneRun {
           // A key's lane id is made only once something of the lane holds back what follows.
           const blocker = this.#heldBy(
             i,
-            !perKey ? laneBlocker : blocked === undefined ? undefined : blocked.get(laneOf(context)),
+            !perKey
+              ? laneBlocker
+              : blocked === undefined
+                ? undefined
+                : blocked.get(laneOf(context)),
           );
           if (blocker !== undefined) {
             this.#holdBack(i, blocker);
