@@ -3,6 +3,11 @@
  * handler, completeMany) over pre-encoded messages in chunks of 50, in-memory dedupe, no broker.
  * Isolates the pipeline's own CPU per message from the transport's; profile it with
  * `TSX_TSCONFIG_PATH=../tsconfig.json node --cpu-prof --import tsx src/pipelineCpu.ts 30000`.
+ *
+ * `src/pipelineCpu.ts N ROUNDS mix`: the load driver's shape instead (session 7): every other
+ * message is of a type no handler routes (`bench.order.cancelled`), and the batches are small
+ * (sizes 1, 1, 1, 1, 2, 3, 6, 6, 12, 20, 20 in turn: 6.6 on average, as the in-memory
+ * transport hands the example's services).
  */
 import {
   createConsumerPipeline,
@@ -10,9 +15,14 @@ import {
   InMemoryDedupeStore,
   type IncomingMessage,
 } from '@backtrack/core';
-import { BenchOrderPlaced, encodedOrders, silentLogger } from './common.js';
+import { BenchOrderPlaced, encodedCancellations, encodedOrders, silentLogger } from './common.js';
 const n = Number(process.argv[2] ?? 20000);
-const msgs: IncomingMessage[] = encodedOrders(n).map((message, i) => ({
+const mix = process.argv[4] === 'mix';
+const orders = encodedOrders(mix ? n / 2 : n);
+const cancellations = mix ? encodedCancellations(n / 2, 'bench') : [];
+const encoded = mix ? orders.flatMap((order, i) => [order, cancellations[i]!]) : orders;
+const sizes = mix ? [1, 1, 1, 1, 2, 3, 6, 6, 12, 20, 20] : [50];
+const msgs: IncomingMessage[] = encoded.map((message, i) => ({
   message,
   attempt: 1,
   origin: { transport: 'kafka', topic: 't', partition: 0, offset: String(i), group: 'g' },
@@ -33,12 +43,18 @@ for (let round = 0; round < rounds; round++) {
         ),
       ],
       idempotency: { ttlMs: 600_000 },
+      // As the example's services: each topic carries types they do not handle.
+      ...(mix ? { unhandled: 'ignore' as const } : {}),
     },
     { dedupeStore: new InMemoryDedupeStore(), logger: silentLogger },
   );
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < n; i += 50) await pipeline.processBatch(msgs.slice(i, i + 50));
+  for (let i = 0, b = 0; i < n; b++) {
+    const size = sizes[b % sizes.length]!;
+    await pipeline.processBatch(msgs.slice(i, i + size));
+    i += size;
+  }
   const c = process.cpuUsage(c0);
   console.log(
     `round ${round}: ${((c.user + c.system) / n).toFixed(1)} µs CPU/msg, ${(n / ((performance.now() - t0) / 1000)).toFixed(0)} msg/s, sum ${sum}`,

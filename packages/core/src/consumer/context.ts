@@ -169,6 +169,11 @@ class MessageContext implements ConsumerContext {
   #pending: LogBindings[] | undefined;
   /** The message's place (topic, partition, offset, attempt) still to bind, first. */
   #origin: boolean;
+  /**
+   * The decoded envelope whose messageId, type and sagaId the logger still has to bind, right
+   * after the origin (set by decode when nothing else was pending: no closure, no array).
+   */
+  #envelope: Envelope<unknown> | undefined;
   #logger: Logger | undefined;
   #signal: AbortSignal | undefined;
   #state: Map<string | symbol, unknown> | undefined;
@@ -206,11 +211,13 @@ class MessageContext implements ConsumerContext {
   get logger(): Logger {
     if (this.#logger === undefined) {
       const bindings: Record<string, unknown> = this.#origin ? originBindings(this.message) : {};
+      if (this.#envelope !== undefined) Object.assign(bindings, envelopeBindings(this.#envelope));
       for (const fields of this.#pending ?? [])
         Object.assign(bindings, typeof fields === 'function' ? fields() : fields);
       this.#logger = this.#baseLogger.child(bindings);
       this.#pending = undefined;
       this.#origin = false;
+      this.#envelope = undefined;
     }
     return this.#logger;
   }
@@ -219,6 +226,14 @@ class MessageContext implements ConsumerContext {
     this.#logger = value;
     this.#pending = undefined;
     this.#origin = false;
+    this.#envelope = undefined;
+  }
+
+  /** @internal see bindEnvelope */
+  bindEnvelope(envelope: Envelope<unknown>): void {
+    if (this.#logger === undefined && this.#pending === undefined && this.#envelope === undefined)
+      this.#envelope = envelope;
+    else this.bindLogger(() => envelopeBindings(envelope));
   }
 
   /** @internal see isLogged */
@@ -327,6 +342,26 @@ export function abortContext(context: ConsumerContext, reason: unknown): void {
   slots.controller?.abort(reason);
 }
 
+/**
+ * Adds a decoded envelope's messageId, type, schemaVersion and sagaId to the context's logger
+ * (cheaply, before anything has logged), as `bindLogger` with those fields would.
+ */
+export function bindEnvelope(context: ConsumerContext, envelope: Envelope<unknown>): void {
+  if (context instanceof MessageContext) context.bindEnvelope(envelope);
+  else context.logger = context.logger.child(envelopeBindings(envelope));
+}
+
+/** The logger fields of a decoded envelope. */
+function envelopeBindings(envelope: Envelope<unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    messageId: envelope.id,
+    type: envelope.type,
+    schemaVersion: envelope.schemaversion,
+  };
+  if (envelope.sagaid !== undefined) fields['sagaId'] = envelope.sagaid;
+  return fields;
+}
+
 /** Adds fields to the context's logger (cheaply, before anything has logged). */
 export function bindLogger(context: ConsumerContext, fields: LogBindings): void {
   if (context instanceof MessageContext) context.bindLogger(fields);
@@ -352,26 +387,49 @@ export type LogBindings = Record<string, unknown> | (() => Record<string, unknow
  * Calling `next()` twice is a bug and throws.
  */
 export function compose(middleware: readonly Middleware[]): Middleware {
-  for (const [i, fn] of middleware.entries()) {
-    if (typeof fn !== 'function') throw new TypeError(`middleware[${i}] is not a function`);
-  }
+  checkMiddleware(middleware);
   // No async level per middleware: each level returns what its middleware returns (a promise,
   // as a resolved one when it returned nothing), so a chain of k middleware costs one small
   // object and one `next` closure per level, not k more async frames and awaits.
-  return (context, last) => new Dispatch(middleware, context, last).run(0);
+  return (context, last) => new Dispatch(middleware, context, last, false).run(0);
+}
+
+/**
+ * Internal: {@link compose} for the pipeline, whose last step takes the context (one function
+ * for every message instead of a `() => last(context)` closure per message).
+ */
+export function composeRun(
+  middleware: readonly Middleware[],
+): (context: ConsumerContext, last: (context: ConsumerContext) => Promise<void>) => Promise<void> {
+  checkMiddleware(middleware);
+  return (context, last) => new Dispatch(middleware, context, last, true).run(0);
+}
+
+function checkMiddleware(middleware: readonly Middleware[]): void {
+  for (const [i, fn] of middleware.entries()) {
+    if (typeof fn !== 'function') throw new TypeError(`middleware[${i}] is not a function`);
+  }
 }
 
 /** One run of a composed chain: which level ran last (`next()` twice is a bug). */
 class Dispatch {
   readonly #middleware: readonly Middleware[];
   readonly #context: ConsumerContext;
-  readonly #last: Next;
+  readonly #last: Next | ((context: ConsumerContext) => Promise<void>);
+  /** True when `#last` takes the context ({@link composeRun}). */
+  readonly #lastOfContext: boolean;
   #index = -1;
 
-  constructor(middleware: readonly Middleware[], context: ConsumerContext, last: Next) {
+  constructor(
+    middleware: readonly Middleware[],
+    context: ConsumerContext,
+    last: Next | ((context: ConsumerContext) => Promise<void>),
+    lastOfContext: boolean,
+  ) {
     this.#middleware = middleware;
     this.#context = context;
     this.#last = last;
+    this.#lastOfContext = lastOfContext;
   }
 
   run(i: number): Promise<void> {
@@ -382,7 +440,12 @@ class Dispatch {
     if (context.disposition !== undefined) return RESOLVED;
     try {
       const middleware = this.#middleware;
-      if (i === middleware.length) return settled(this.#last());
+      if (i === middleware.length)
+        return settled(
+          this.#lastOfContext
+            ? (this.#last as (context: ConsumerContext) => Promise<void>)(context)
+            : (this.#last as Next)(),
+        );
       const fn = middleware[i];
       if (fn === undefined) return RESOLVED;
       return settled(fn(context, () => this.run(i + 1)));

@@ -3,7 +3,7 @@ import type { Envelope } from '../envelope/types.js';
 import type { Logger } from '../logging/logger.js';
 import type { EventData, EventDefinition, VersionSchemas } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
-import { bindLogger, type ConsumerContext, type DedupeInfo, type Middleware } from './context.js';
+import { bindEnvelope, type ConsumerContext, type DedupeInfo, type Middleware } from './context.js';
 import { ConsumerConfigError } from './errors.js';
 import type { IncomingMessage } from './processor.js';
 
@@ -27,17 +27,7 @@ export function decodeInto(context: ConsumerContext, limits: Partial<DecodeOptio
   const envelope = decodeEnvelope(context.message.message, limits);
   context.envelope = envelope;
   // Made only if something logs: most messages never do.
-  bindLogger(context, () => envelopeBindings(envelope));
-}
-
-function envelopeBindings(envelope: Envelope<unknown>): Record<string, unknown> {
-  const fields: Record<string, unknown> = {
-    messageId: envelope.id,
-    type: envelope.type,
-    schemaVersion: envelope.schemaversion,
-  };
-  if (envelope.sagaid !== undefined) fields['sagaId'] = envelope.sagaid;
-  return fields;
+  bindEnvelope(context, envelope);
 }
 
 /** Options of {@link validate}. */

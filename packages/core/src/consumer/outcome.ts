@@ -12,7 +12,7 @@ import {
   UnknownEventTypeError,
   UnknownSchemaVersionError,
 } from '../schema/errors.js';
-import type { ConsumerContext } from './context.js';
+import { isLogged, type ConsumerContext } from './context.js';
 import type { ConsumerSpy } from '../testing/ConsumerSpy.js';
 import { CONSUMER_DEAD_LETTER_CODES } from './errors.js';
 import { IdempotencyKeyError, LeaseHeldError } from './idempotent/errors.js';
@@ -116,6 +116,18 @@ export function reportOutcome(
 }
 
 function logDisposition(context: ConsumerContext, disposition: Disposition): void {
+  const level =
+    disposition.kind === 'ack'
+      ? 'debug'
+      : disposition.kind === 'retry'
+        ? 'warn'
+        : disposition.kind === 'dead-letter'
+          ? 'error'
+          : disposition.pause
+            ? 'warn'
+            : 'debug';
+  // The message's child logger is made only when the line is written.
+  if (!isLogged(context, level)) return;
   const { error, ...fields } = disposition as Disposition & { error?: unknown };
   switch (disposition.kind) {
     case 'ack':

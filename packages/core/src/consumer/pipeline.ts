@@ -1,7 +1,7 @@
 import type { ClaimResult } from '../dedupe/DedupeStore.js';
 import {
   abortContext,
-  compose,
+  composeRun,
   createMessageContext,
   isLogged,
   slotsOf,
@@ -114,8 +114,11 @@ interface Stages {
    * dedupe key. The chain's own decode and validate then find the work done.
    */
   prepare(context: ConsumerContext): void;
-  /** decode → validate → user middleware → idempotent step → handlers. */
-  chain: Middleware;
+  /** decode → validate → user middleware → idempotent step → handlers, then `last`. */
+  run: (
+    context: ConsumerContext,
+    last: (context: ConsumerContext) => Promise<void>,
+  ) => Promise<void>;
   /** The idempotent step, when a store is configured. */
   idempotent: IdempotentStep | undefined;
   /**
@@ -156,7 +159,7 @@ function buildStages(config: PipelineConfig): Stages {
     validateInto(context, registry, routing);
   };
   const routeLevels = routeByType(config.handlers);
-  const chain = compose(
+  const run = composeRun(
     config.middleware.length === 0 && step !== undefined
       ? [
           // Nothing between them: decode + validate and the idempotent step in one level.
@@ -182,7 +185,7 @@ function buildStages(config: PipelineConfig): Stages {
   );
   return {
     prepare,
-    chain,
+    run,
     idempotent: step,
     // Without user middleware and with the routes found by type, a message no route takes
     // never reaches anything but decode + validate and `noRoute`: decidable without the chain.
@@ -198,6 +201,13 @@ interface Runner {
   newContext(message: IncomingMessage): ConsumerContext;
   /** Runs the chain; never throws. The disposition is not final in a batch until the flush. */
   execute(context: ConsumerContext): Promise<Disposition>;
+  /**
+   * What {@link Runner.execute} awaits: the chain in the message's consumer span. Rejects with
+   * what the chain threw (classify it with {@link Runner.policy}).
+   */
+  run(context: ConsumerContext): Promise<void>;
+  /** The disposition of a message whose {@link Runner.run} resolved. */
+  dispositionOf(context: ConsumerContext): Disposition;
   /**
    * The disposition {@link Runner.execute} would give, decided synchronously, for a message no
    * handler routes (see {@link Stages.decidesUnrouted}); undefined when it must run the chain.
@@ -246,7 +256,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
 
   /** Runs the chain, abandoning it after `handlerTimeoutMs`. */
   function runChain(context: ConsumerContext): Promise<void> {
-    const running = Promise.resolve(stages.chain(context, () => noRoute(context)));
+    const running = Promise.resolve(stages.run(context, noRoute));
     if (handlerTimeoutMs === undefined) return running;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -264,6 +274,17 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     // The abandoned chain may still fail later: never let that become an unhandled rejection.
     running.catch(() => undefined);
     return Promise.race([running, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  function run(context: ConsumerContext): Promise<void> {
+    // Telemetry (issue 18): the chain and the handler run in the message's consumer span.
+    return runConsume(context, runChain);
+  }
+  function dispositionOf(context: ConsumerContext): Disposition {
+    return (
+      context.disposition ??
+      (context.handled ? { kind: 'ack', outcome: 'handled' } : { kind: 'ack', outcome: 'ignored' })
+    );
   }
 
   const { decidesUnrouted, prepare } = stages;
@@ -293,18 +314,14 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
     },
     async execute(context) {
       try {
-        // Telemetry (issue 18): the chain and the handler run in the message's consumer span.
-        await runConsume(context, runChain);
+        await run(context);
       } catch (error) {
         return classifyError(error, context, policy);
       }
-      return (
-        context.disposition ??
-        (context.handled
-          ? { kind: 'ack', outcome: 'handled' }
-          : { kind: 'ack', outcome: 'ignored' })
-      );
+      return dispositionOf(context);
     },
+    run,
+    dispositionOf,
   };
 }
 
@@ -315,16 +332,19 @@ function telemetryOn(): boolean {
   return activeTracer() !== undefined || activeInstruments() !== undefined;
 }
 
-/** {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it. */
-async function releaseUnusedClaims(
+/**
+ * {@link releaseUnusedClaim} for a batch, concurrently, touching only contexts that need it;
+ * undefined (no promise) when none does.
+ */
+function releaseUnusedClaims(
   contexts: readonly ConsumerContext[],
   stages: Stages,
-): Promise<void> {
+): Promise<unknown> | undefined {
   let releases: Promise<void>[] | undefined;
   for (const context of contexts) {
     if (mayHoldPreclaim(context)) (releases ??= []).push(releaseUnusedClaim(context, stages));
   }
-  if (releases) await Promise.all(releases);
+  return releases === undefined ? undefined : Promise.all(releases);
 }
 
 /** False when the context surely holds no batch claim (its slots have none). */
@@ -373,16 +393,15 @@ async function runBatch(
     ? await openClaimWindow(contexts, config, stages, stages.idempotent)
     : undefined;
   try {
-    const dispositions = await runInLanes(
-      contexts,
-      batchOptions,
-      runner,
-      config.concurrency,
-      window?.copies,
-    );
+    const lanes = runInLanes(contexts, batchOptions, runner, config.concurrency, window?.copies);
+    await lanes.done;
+    const { dispositions } = lanes;
     if (window) await settleDoneMarks(contexts, dispositions, window, runner.policy);
     if (window?.shared) settleCopies(contexts, dispositions, window.shared, runner.policy);
-    if (window) await releaseUnusedClaims(contexts, stages);
+    if (window) {
+      const releasing = releaseUnusedClaims(contexts, stages);
+      if (releasing !== undefined) await releasing;
+    }
     for (let i = 0; i < contexts.length; i++) {
       reportOutcome(contexts[i]!, dispositions[i]!, config.logger, config.spy);
       finishConsume(contexts[i]!, dispositions[i]!); // telemetry (issue 18)
@@ -394,17 +413,29 @@ async function runBatch(
 }
 
 /** The claims of one batch, kept alive from `claimMany` until the batch's done marks are written. */
-interface ClaimWindow {
-  step: IdempotentStep;
-  /** Stops keeping every claim of the window alive. */
-  close(): void;
+class ClaimWindow {
+  readonly step: IdempotentStep;
   /**
    * Copies within the batch whose key the batch claimed: `[copy, first]` input indexes (the
    * first message of the batch with that key), in input order. Undefined without any.
    */
-  copies: [number, number][] | undefined;
+  copies: [number, number][] | undefined = undefined;
   /** The shared claims of those keys, with the input indexes of every message carrying each. */
-  shared: { claim: SharedClaim; indexes: number[] }[] | undefined;
+  shared: { claim: SharedClaim; indexes: number[] }[] | undefined = undefined;
+  /** The leases this window keeps alive: key, token, key, token... */
+  readonly held: string[] = [];
+
+  constructor(step: IdempotentStep) {
+    this.step = step;
+  }
+
+  /** Stops keeping every claim of the window alive. */
+  close(): void {
+    const { keeper } = this.step;
+    if (keeper === undefined) return;
+    const { held } = this;
+    for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
+  }
 }
 
 /**
@@ -441,18 +472,8 @@ async function openClaimWindow(
       // The full run meets the same error and turns it into a disposition.
     }
   }
-  /** The leases this window keeps alive: key, token, key, token... */
-  const held: string[] = [];
-  const window: ClaimWindow = {
-    step,
-    close: () => {
-      const { keeper } = step;
-      if (keeper === undefined) return;
-      for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
-    },
-    copies: undefined,
-    shared: undefined,
-  };
+  const window = new ClaimWindow(step);
+  const { held } = window;
   const count = keyedKey.length;
   if (count === 0) return window;
   // Each distinct key once, in order of first appearance. Nearly every batch has no repeated
@@ -464,12 +485,23 @@ async function openClaimWindow(
   let slot: number[] | undefined;
   let repeated: number[] | undefined;
   if (count > 1) {
-    const positionOf = new Map<string, number>();
+    // A small batch looks for an earlier entry with the same key among the entries before it
+    // (no Map per batch); a large one keeps each key's position in a Map.
+    const positionOf = count <= FEW_MESSAGES ? undefined : new Map<string, number>();
     for (let j = 0; j < count; j++) {
       const key = keyedKey[j]!;
-      const seen = positionOf.get(key);
+      let seen: number | undefined;
+      if (positionOf !== undefined) seen = positionOf.get(key);
+      else {
+        for (let x = 0; x < j; x++) {
+          if (keyedKey[x] === key) {
+            seen = slot === undefined ? x : slot[x]!;
+            break;
+          }
+        }
+      }
       if (seen === undefined) {
-        positionOf.set(key, positionOf.size);
+        positionOf?.set(key, positionOf.size);
         if (repeated !== undefined) {
           slot!.push(keys.length);
           keys.push(key);
@@ -490,7 +522,8 @@ async function openClaimWindow(
   }
   let claims: (ClaimResult | Error)[];
   try {
-    claims = await step.store.claimMany(keys, { leaseMs: step.options.leaseMs });
+    // The step's resolved options carry `leaseMs` (no options object per batch).
+    claims = await step.store.claimMany(keys, step.options);
   } catch (error) {
     const failure = error instanceof Error ? error : new Error(String(error));
     claims = keys.map(() => failure);
@@ -574,97 +607,247 @@ function unusedSharedClaim(): SharedClaim {
  * shared claim as if nothing came before it), and the rest of the copy's key would then run
  * ahead of the copy, which comes again.
  */
-async function runInLanes(
+function runInLanes(
   contexts: readonly ConsumerContext[],
   batchOptions: BatchOptions,
   runner: Runner,
   concurrency: number,
   copies?: readonly (readonly [number, number])[],
-): Promise<Disposition[]> {
-  const n = contexts.length;
-  const dispositions = new Array<Disposition>(n);
+): LaneRun {
+  return new LaneRun(contexts, batchOptions.holdAfterRetry === true, runner, concurrency, copies);
+}
+
+/**
+ * One batch's run in lanes (see {@link runInLanes}). A class, so the helpers live on the
+ * prototype instead of being closures made per batch (under tsx, each named closure also cost
+ * an `Object.defineProperty` for its name). {@link LaneRun.done} settles once every lane ran.
+ */
+class LaneRun {
+  readonly contexts: readonly ConsumerContext[];
+  readonly dispositions: Disposition[];
+  /** Resolves once every message has its disposition. */
+  readonly done: Promise<void>;
+  readonly #holdAfterRetry: boolean;
+  readonly #runner: Runner;
   /** Per copy's input index, its first's (see `copies`). */
-  let firstOf: Map<number, number> | undefined;
-  if (copies !== undefined) {
-    firstOf = new Map();
-    for (const [copy, first] of copies) firstOf.set(copy, first);
-  }
+  #firstOf: Map<number, number> | undefined;
   /** Input indexes held back without running. */
-  let heldIndexes: Set<number> | undefined;
+  #heldIndexes: Set<number> | undefined;
   /** Per partition: the lowest input index that was redelivered, and its disposition. */
-  let rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
-  const holds = (d: Disposition): d is Blocker =>
-    d.kind === 'redeliver' || (d.kind === 'retry' && batchOptions.holdAfterRetry === true);
+  #rewound: Map<string, { index: number; blocker: Blocker }> | undefined;
+  /** The lanes, in the order of their first message. */
+  #lanes: number[][];
+  /** The lane of the keyless messages without a partition (they never hold each other back). */
+  #keyless: number[] | undefined;
+  /** Lanes that run one by one with a blocker per key: joined lanes, or the whole batch. */
+  #byKey: Set<number[]> | undefined;
+  /** The next lane a worker takes. */
+  #next = 0;
+
+  constructor(
+    contexts: readonly ConsumerContext[],
+    holdAfterRetry: boolean,
+    runner: Runner,
+    concurrency: number,
+    copies: readonly (readonly [number, number])[] | undefined,
+  ) {
+    const n = contexts.length;
+    this.contexts = contexts;
+    this.dispositions = new Array<Disposition>(n);
+    this.#holdAfterRetry = holdAfterRetry;
+    this.#runner = runner;
+    if (copies !== undefined) {
+      const firstOf = new Map<number, number>();
+      for (const [copy, first] of copies) firstOf.set(copy, first);
+      this.#firstOf = firstOf;
+    }
+    if (concurrency <= 1 || n <= 1) {
+      // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
+      const all = new Array<number>(n);
+      for (let i = 0; i < n; i++) all[i] = i;
+      this.#lanes = [all];
+      this.#byKey = new Set([all]);
+      this.done = this.#worker(undefined);
+      return;
+    }
+    // Lanes in the order of their first message; each worker runs one lane at a time, in order.
+    const grouped = groupLanes(contexts);
+    let lanes = grouped.lanes;
+    this.#keyless = grouped.keyless;
+    const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
+    if (joined !== undefined) {
+      lanes = joined.lanes;
+      this.#byKey = joined.mixed;
+    }
+    this.#lanes = lanes;
+    const workers = Math.min(concurrency, lanes.length);
+    if (workers === 1) {
+      this.done = this.#worker(undefined);
+      return;
+    }
+    // One promise for all the workers (not Promise.all's array and closure per worker).
+    const all = new Settlement(workers);
+    this.done = all.promise;
+    for (let w = 0; w < workers; w++) void this.#worker(all);
+  }
+
+  /**
+   * Takes the next lane until none is left, and runs it in order. A plain lane has one blocker
+   * (a redelivered message holds back the rest of its lane, except in the keyless lane); a
+   * joined lane, or the whole batch run one by one, has one per key, as if each key were its own
+   * lane (the keyless messages without a partition never block).
+   */
+  async #worker(all: Settlement | undefined): Promise<void> {
+    // With `all`, the worker reports to it (its own promise is not awaited and never rejects).
+    try {
+      const lanes = this.#lanes;
+      const { contexts } = this;
+      while (this.#next < lanes.length) {
+        const lane = lanes[this.#next++]!;
+        const perKey = this.#byKey?.has(lane) === true;
+        // Keyless deliveries without a partition keep their order but never hold each other back.
+        const blocks = lane !== this.#keyless;
+        let laneBlocker: Blocker | undefined;
+        let blocked: Map<string, Blocker> | undefined;
+        for (let x = 0; x < lane.length; x++) {
+          const i = lane[x]!;
+          const context = contexts[i]!;
+          // A key's lane id is made only once something of the lane holds back what follows.
+          const blocker = this.#heldBy(
+            i,
+            !perKey
+              ? laneBlocker
+              : blocked === undefined
+                ? undefined
+                : blocked.get(laneOf(context)),
+          );
+          if (blocker !== undefined) {
+            this.#holdBack(i, blocker);
+            continue;
+          }
+          const early = this.#settleWithoutRun(i);
+          let holding: Blocker | undefined;
+          if (early !== RUN) holding = early;
+          else {
+            // Runner.execute, inline: one async frame per message less.
+            let disposition: Disposition;
+            try {
+              await this.#runner.run(context);
+              disposition = this.#runner.dispositionOf(context);
+            } catch (error) {
+              disposition = classifyError(error, context, this.#runner.policy);
+            }
+            holding = this.#settle(i, disposition);
+          }
+          if (perKey) {
+            if (holding !== undefined) {
+              const own = laneOf(context);
+              if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
+            }
+          } else if (blocks) laneBlocker = holding;
+        }
+      }
+    } catch (error) {
+      if (all === undefined) throw error;
+      all.fail(error);
+      return;
+    }
+    all?.one();
+  }
+
+  #holds(d: Disposition): d is Blocker {
+    return d.kind === 'redeliver' || (d.kind === 'retry' && this.#holdAfterRetry);
+  }
 
   /** What holds message i back: its lane's blocker, or an earlier redeliver of its partition. */
-  function heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+  #heldBy(i: number, laneBlocker: Blocker | undefined): Blocker | undefined {
+    const rewound = this.#rewound;
     if (laneBlocker !== undefined || rewound === undefined) return laneBlocker;
-    const partition = partitionOf(contexts[i]!);
+    const partition = partitionOf(this.contexts[i]!);
     const stop = partition === undefined ? undefined : rewound.get(partition);
     return stop !== undefined && stop.index < i ? stop.blocker : undefined;
   }
+
   /** Holds message i back behind `blocker` (it does not run). */
-  function holdBack(i: number, blocker: Blocker): void {
-    dispositions[i] = heldBack(contexts[i]!, blocker);
-    (heldIndexes ??= new Set()).add(i);
+  #holdBack(i: number, blocker: Blocker): void {
+    this.dispositions[i] = heldBack(this.contexts[i]!, blocker);
+    (this.#heldIndexes ??= new Set()).add(i);
   }
+
   /**
    * Message i's outcome when it needs no run: a copy whose first was held back is held back as
    * its first is, as if it had been redelivered (it holds back what follows it in its own lane);
    * a message no handler routes is decided at once ({@link Runner.decideNow}). Returns `RUN`
-   * when message i must run, else what {@link settle} returns.
+   * when message i must run, else what {@link LaneRun.settle} returns.
    */
-  function settleWithoutRun(i: number): Blocker | undefined | typeof RUN {
+  #settleWithoutRun(i: number): Blocker | undefined | typeof RUN {
+    const firstOf = this.#firstOf;
     if (firstOf !== undefined) {
       const first = firstOf.get(i);
-      if (first !== undefined && heldIndexes?.has(first) === true) {
-        const held = dispositions[first] as Blocker;
-        return settle(i, {
+      if (first !== undefined && this.#heldIndexes?.has(first) === true) {
+        const held = this.dispositions[first] as Blocker;
+        return this.#settle(i, {
           ...held,
           reason: `held back with the first delivery of this message in this batch (${held.reason})`,
         });
       }
     }
-    const now = runner.decideNow(contexts[i]!);
-    return now === undefined ? RUN : settle(i, now);
+    const now = this.#runner.decideNow(this.contexts[i]!);
+    return now === undefined ? RUN : this.#settle(i, now);
   }
+
   /** Records message i's disposition; returns it when it holds back what follows. */
-  function settle(i: number, disposition: Disposition): Blocker | undefined {
-    dispositions[i] = disposition;
-    if (!holds(disposition)) return undefined;
-    const own = partitionOf(contexts[i]!);
+  #settle(i: number, disposition: Disposition): Blocker | undefined {
+    this.dispositions[i] = disposition;
+    if (!this.#holds(disposition)) return undefined;
+    const own = partitionOf(this.contexts[i]!);
     if (own !== undefined) {
-      const previous = (rewound ??= new Map()).get(own);
+      const rewound = (this.#rewound ??= new Map());
+      const previous = rewound.get(own);
       if (previous === undefined || previous.index > i)
         rewound.set(own, { index: i, blocker: disposition });
     }
     return disposition;
   }
+}
 
-  if (concurrency <= 1 || n <= 1) {
-    // One by one, in input order; a redeliver blocks its key lane (or, keyless, nothing more).
-    let blocked: Map<string, Blocker> | undefined;
+/** Up to this many messages, lanes are found by comparing keys, not through a Map of lane ids. */
+const FEW_MESSAGES = 32;
+
+/**
+ * The lanes of a batch (see {@link laneOf}), in the order of their first message, and the lane
+ * of the keyless messages without a partition. A small batch compares each message's partition
+ * and key with the lanes found so far (no lane id string per message, no Map).
+ */
+function groupLanes(contexts: readonly ConsumerContext[]): {
+  lanes: number[][];
+  keyless: number[] | undefined;
+} {
+  const n = contexts.length;
+  const lanes: number[][] = [];
+  let keyless: number[] | undefined;
+  if (n <= FEW_MESSAGES) {
+    const partitions: (string | undefined)[] = [];
+    const keys: (string | undefined)[] = [];
     for (let i = 0; i < n; i++) {
       const context = contexts[i]!;
-      const blocker = heldBy(i, blocked?.get(laneOf(context)));
-      if (blocker !== undefined) {
-        holdBack(i, blocker);
+      const partition = partitionOf(context);
+      const key = keyOf(context);
+      let l = 0;
+      while (l < lanes.length && (partitions[l] !== partition || keys[l] !== key)) l++;
+      if (l < lanes.length) {
+        lanes[l]!.push(i);
         continue;
       }
-      const early = settleWithoutRun(i);
-      const holding = early === RUN ? settle(i, await runner.execute(context)) : early;
-      if (holding !== undefined) {
-        const own = laneOf(context);
-        if (own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
-      }
+      const created = [i];
+      if (partition === undefined && key === undefined) keyless = created;
+      lanes.push(created);
+      partitions.push(partition);
+      keys.push(key);
     }
-    return dispositions;
+    return { lanes, keyless };
   }
-
-  // Lanes in the order of their first message; each worker runs one lane at a time, in order.
-  let lanes: number[][] = [];
   const byKey = new Map<string, number[]>();
-  let keyless: number[] | undefined;
   for (let i = 0; i < n; i++) {
     const key = laneOf(contexts[i]!);
     const lane = key === KEYLESS ? keyless : byKey.get(key);
@@ -676,50 +859,32 @@ async function runInLanes(
       lanes.push(created);
     }
   }
-  const joined = copies === undefined ? undefined : joinLanes(lanes, copies, n);
-  if (joined !== undefined) lanes = joined.lanes;
-  let next = 0;
-  async function worker(): Promise<void> {
-    while (next < lanes.length) {
-      const lane = lanes[next++]!;
-      if (joined?.mixed.has(lane)) {
-        await runJoined(lane);
-        continue;
-      }
-      // Keyless deliveries without a partition keep their order but never hold each other back.
-      const blocks = lane !== keyless;
-      let laneBlocker: Blocker | undefined;
-      for (const i of lane) {
-        const blocker = heldBy(i, laneBlocker);
-        if (blocker !== undefined) {
-          holdBack(i, blocker);
-          continue;
-        }
-        const early = settleWithoutRun(i);
-        const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
-        if (blocks) laneBlocker = holding;
-      }
-    }
+  return { lanes, keyless };
+}
+
+/** Resolves once `count` workers resolved; rejects with the first that rejects. */
+class Settlement {
+  readonly promise: Promise<void>;
+  #left: number;
+  #resolve!: () => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(count: number) {
+    this.#left = count;
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
-  /** A joined lane: input order, and a blocker per key lane it holds (as the one-by-one path). */
-  async function runJoined(lane: readonly number[]): Promise<void> {
-    let blocked: Map<string, Blocker> | undefined;
-    for (const i of lane) {
-      const own = laneOf(contexts[i]!);
-      const blocker = heldBy(i, blocked?.get(own));
-      if (blocker !== undefined) {
-        holdBack(i, blocker);
-        continue;
-      }
-      const early = settleWithoutRun(i);
-      const holding = early === RUN ? settle(i, await runner.execute(contexts[i]!)) : early;
-      if (holding !== undefined && own !== KEYLESS) (blocked ??= new Map()).set(own, holding);
-    }
+
+  /** One worker finished. */
+  one(): void {
+    if (--this.#left === 0) this.#resolve();
   }
-  const workers: Promise<void>[] = [];
-  for (let w = Math.min(concurrency, lanes.length); w > 0; w--) workers.push(worker());
-  await Promise.all(workers);
-  return dispositions;
+
+  fail(error: unknown): void {
+    this.#reject(error);
+  }
 }
 
 type Blocker = Disposition & { kind: 'redeliver' | 'retry' };
@@ -867,10 +1032,10 @@ async function settleDoneMarks(
     entries.push(mark);
   }
   if (entries.length === 0) return;
-  const { ttlMs } = window.step.options;
   let owned: boolean[];
   try {
-    owned = await window.step.store.completeMany(entries, { ttlMs });
+    // The step's resolved options carry `ttlMs` (no options object per batch).
+    owned = await window.step.store.completeMany(entries, window.step.options);
   } catch (error) {
     // The effects happened but their marks are not durable: acknowledge none of them. Their
     // leases expire and the redelivery runs them again, with the same idempotency keys.

@@ -88,7 +88,10 @@ export class InMemoryDedupeStore implements DedupeStore {
     const now = this.#now();
     // A key repeated in one batch is claimed by its first occurrence; the later ones see
     // `in-progress`, exactly as two separate consumers would.
-    return keys.map((key) => this.#claim(key, options.leaseMs, now));
+    const { leaseMs } = options;
+    const results = new Array<ClaimResult>(keys.length);
+    for (let i = 0; i < keys.length; i++) results[i] = this.#claim(keys[i]!, leaseMs, now);
+    return results;
   }
 
   async complete(key: string, token: string, options: CompleteOptions): Promise<boolean> {
@@ -107,9 +110,13 @@ export class InMemoryDedupeStore implements DedupeStore {
     }
     assertPositiveMs('ttlMs', options.ttlMs);
     const now = this.#now();
-    return entries.map(({ key, token, result }) =>
-      this.#complete(key, token, result, options.ttlMs, now),
-    );
+    const { ttlMs } = options;
+    const owned = new Array<boolean>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const { key, token, result } = entries[i]!;
+      owned[i] = this.#complete(key, token, result, ttlMs, now);
+    }
+    return owned;
   }
 
   async release(key: string, token: string): Promise<boolean> {

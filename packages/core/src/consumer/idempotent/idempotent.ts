@@ -429,33 +429,48 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
   }
   const { store } = options;
   const keeper = resolved.extendLease ? new LeaseKeeper(store, resolved.leaseMs) : undefined;
-  const middleware: Middleware = async function idempotentMiddleware(context, next) {
-    const pre = takePreclaim(context);
-    const key = pre?.key ?? idempotencyKeyFor(context, options.key);
+  const middleware: Middleware = function idempotentMiddleware(context, next) {
+    let pre: Preclaim | undefined;
+    let key: string;
+    try {
+      pre = takePreclaim(context);
+      key = pre?.key ?? idempotencyKeyFor(context, options.key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     context.idempotencyKey = key;
     const slots = slotsOf(context);
     const shared = pre?.shared;
+    const claim = pre?.claim;
+    if (
+      (shared === undefined || shared.state === 'unused') &&
+      pre?.deferMark === true &&
+      slots !== undefined &&
+      claim !== undefined &&
+      !(claim instanceof Error) &&
+      claim.status === 'claimed'
+    ) {
+      // A batch's claim (the common case): what runOnce does with a pre-claim and a deferred
+      // mark, in one small async frame, without its callbacks and their promises.
+      return runClaimed(context, next, key, claim.token, slots, shared);
+    }
+    return runStep(context, next, pre, key, slots, shared);
+  };
+
+  /** The step for anything but a batch's own claim: no claim yet, a copy, a failed claim... */
+  async function runStep(
+    context: ConsumerContext,
+    next: () => Promise<void>,
+    pre: Preclaim | undefined,
+    key: string,
+    slots: ContextSlots | undefined,
+    shared: SharedClaim | undefined,
+  ): Promise<void> {
     let outcome: RunOnceResult<void>;
     try {
-      const claim = pre?.claim;
       if (shared !== undefined && shared.state !== 'unused') {
         // A copy of a message this batch already ran: no second handler run.
         outcome = followRunner(context, key, shared);
-      } else if (
-        pre?.deferMark === true &&
-        slots !== undefined &&
-        claim !== undefined &&
-        !(claim instanceof Error) &&
-        claim.status === 'claimed'
-      ) {
-        // A batch's claim (the common case): what runOnce does with a pre-claim and a deferred
-        // mark, without its callbacks and their promises. The batch holds the lease.
-        if (shared !== undefined) {
-          shared.state = 'running';
-          shared.runner = context;
-        }
-        await runDeferred(context, next, key, claim.token, slots, shared);
-        outcome = HANDLED;
       } else {
         if (shared !== undefined) {
           shared.state = 'running';
@@ -503,28 +518,8 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
         }
       }
     } catch (error) {
-      if (shared?.runner === context && shared.state === 'running') {
-        shared.state = 'failed';
-        shared.error = error;
-      }
-      if (error instanceof LeaseHeldError) {
-        context.dedupe = { key, status: 'in-progress' };
-        if (context.logger.isLevelEnabled('debug'))
-          context.logger.debug({ key }, 'dedupe key leased by another consumer; redelivering');
-        context.redeliver(error.message, { delayMs: resolved.inProgressDelayMs, pause: false });
-        return;
-      }
-      if (error instanceof StoreUnavailableError) {
-        // Either the claim failed (nothing ran) or the handler ran and `complete` failed (see
-        // runOnce): in both cases do not acknowledge; pause, and let the message come again.
-        context.logger.warn(
-          { key, err: error },
-          'dedupe store unavailable; pausing and redelivering',
-        );
-        context.redeliver(error.message, { delayMs: resolved.unavailableDelayMs, pause: true });
-        return;
-      }
-      throw error;
+      stepFailed(context, key, shared, error);
+      return;
     }
     if ('mark' in outcome && slots) slots.pendingMark = outcome.mark;
     if (outcome.status === 'duplicate') {
@@ -537,13 +532,14 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
         context.logger.debug({ key }, 'duplicate message acknowledged without calling the handler');
       context.ack('duplicate');
     }
-  };
+  }
+
   /**
-   * Runs the rest of the chain on a batch's claim: the handler's done mark is left in `slots`
-   * for the batch's one `completeMany`; anything else (an error, another outcome) stops keeping
-   * the lease and frees the key, as {@link runOnce} does.
+   * The rest of the chain on a batch's claim: the handler's done mark is left in `slots` for the
+   * batch's one `completeMany`; anything else (an error, another outcome) stops keeping the lease
+   * and frees the key, as runOnce does. The batch holds the lease.
    */
-  async function runDeferred(
+  async function runClaimed(
     context: ConsumerContext,
     next: () => Promise<void>,
     key: string,
@@ -551,44 +547,84 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
     slots: ContextSlots,
     shared: SharedClaim | undefined,
   ): Promise<void> {
-    // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
-    if (keeper !== undefined) {
-      slots.leaseKeeper = keeper;
-      slots.leaseKey = key;
-      slots.leaseToken = token;
-    }
-    context.dedupe = { key, status: 'claimed' };
     try {
-      await next();
-    } catch (error) {
-      keeper?.drop(key, token);
-      await release(store, key, token, context);
-      throw error;
-    }
-    const d = context.disposition;
-    // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
-    // middleware's own decision) frees the key.
-    if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
-      const { result } = context;
       if (shared !== undefined) {
-        shared.state = 'marked';
-        shared.result = result;
+        shared.state = 'running';
+        shared.runner = context;
       }
-      slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
+      // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+      if (keeper !== undefined) {
+        slots.leaseKeeper = keeper;
+        slots.leaseKey = key;
+        slots.leaseToken = token;
+      }
+      context.dedupe = { key, status: 'claimed' };
+      try {
+        await next();
+      } catch (error) {
+        keeper?.drop(key, token);
+        await release(store, key, token, context);
+        throw error;
+      }
+      const d = context.disposition;
+      // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
+      // middleware's own decision) frees the key.
+      if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
+        const { result } = context;
+        if (shared !== undefined) {
+          shared.state = 'marked';
+          shared.result = result;
+        }
+        slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
+      } else {
+        if (shared !== undefined) {
+          shared.state = 'decided';
+          shared.decision = d;
+        }
+        keeper?.drop(key, token);
+        await release(store, key, token, context);
+      }
+    } catch (error) {
+      stepFailed(context, key, shared, error);
+    }
+  }
+
+  /**
+   * What the step does with an error of its claim or of the rest of the chain: a key leased
+   * elsewhere or the store down gives a redelivery, anything else is thrown on.
+   */
+  function stepFailed(
+    context: ConsumerContext,
+    key: string,
+    shared: SharedClaim | undefined,
+    error: unknown,
+  ): void {
+    if (shared?.runner === context && shared.state === 'running') {
+      shared.state = 'failed';
+      shared.error = error;
+    }
+    if (error instanceof LeaseHeldError) {
+      context.dedupe = { key, status: 'in-progress' };
+      if (context.logger.isLevelEnabled('debug'))
+        context.logger.debug({ key }, 'dedupe key leased by another consumer; redelivering');
+      context.redeliver(error.message, { delayMs: resolved.inProgressDelayMs, pause: false });
       return;
     }
-    if (shared !== undefined) {
-      shared.state = 'decided';
-      shared.decision = d;
+    if (error instanceof StoreUnavailableError) {
+      // Either the claim failed (nothing ran) or the handler ran and `complete` failed (see
+      // runOnce): in both cases do not acknowledge; pause, and let the message come again.
+      context.logger.warn(
+        { key, err: error },
+        'dedupe store unavailable; pausing and redelivering',
+      );
+      context.redeliver(error.message, { delayMs: resolved.unavailableDelayMs, pause: true });
+      return;
     }
-    keeper?.drop(key, token);
-    await release(store, key, token, context);
+    throw error;
   }
 
   return { middleware, keeper, options: resolved, store };
 }
-
-const HANDLED: RunOnceResult<void> = Object.freeze({ status: 'handled', value: undefined });
 
 function idempotentWrapper<TInput, R>(
   fn: (input: TInput, context: IdempotencyContext) => Promise<R> | R,
