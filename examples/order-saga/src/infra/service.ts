@@ -7,8 +7,8 @@ import {
   type EventRegistry,
   type HandlerRoute,
   type Journal,
+  type JournalingPublisher,
   type Logger,
-  type Publisher,
   type PublisherBatchingOptions,
   type Subscription,
   type Transport,
@@ -68,7 +68,7 @@ export function publisherFor(
   service: ServiceName,
   version: string,
   registry: EventRegistry,
-): Publisher {
+): JournalingPublisher {
   return createPublisher(
     {
       service,
@@ -152,4 +152,16 @@ async function subscribeOnce(
 
 export function storyOf(infra: ServiceInfra): Story {
   return infra.story ?? SILENT_STORY;
+}
+
+/**
+ * Stops a service: its subscription first (no new messages, so no new publishes), then its
+ * publisher, which writes the published marks it still holds while the journal's store is open.
+ */
+export async function stopService(
+  subscription: Subscription,
+  publisher: JournalingPublisher,
+): Promise<void> {
+  await subscription.close();
+  await publisher.close();
 }

@@ -22,6 +22,7 @@ import {
   storyOf,
   type RunningService,
   type ServiceInfra,
+  stopService,
 } from '../infra/service.js';
 
 export interface InventoryOptions {
@@ -104,6 +105,6 @@ export async function startInventory(
   return {
     name: 'inventory',
     version,
-    stop: () => subscription.close(),
+    stop: () => stopService(subscription, publisher),
   };
 }

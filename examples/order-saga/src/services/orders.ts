@@ -52,6 +52,7 @@ import {
   storyOf,
   type RunningService,
   type ServiceInfra,
+  stopService,
 } from '../infra/service.js';
 
 /** A business refusal (out of stock, card declined): compensate now, do not retry. */
@@ -363,7 +364,7 @@ export async function startOrders(
     },
     async stop() {
       await engine.idle();
-      await subscription.close();
+      await stopService(subscription, publisher);
       detachTelemetry();
     },
   };

@@ -23,6 +23,7 @@ import {
   storyOf,
   type RunningService,
   type ServiceInfra,
+  stopService,
 } from '../infra/service.js';
 import type { ShopTopics } from '../infra/topics.js';
 import { replyTo } from './inventory.js';
@@ -151,7 +152,7 @@ export async function startPayments(
     ],
   });
 
-  return { name: 'payments', version, stop: () => subscription.close() };
+  return { name: 'payments', version, stop: () => stopService(subscription, publisher) };
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   storyOf,
   type RunningService,
   type ServiceInfra,
+  stopService,
 } from '../infra/service.js';
 import { replyTo } from './inventory.js';
 
@@ -69,5 +70,5 @@ export async function startShipping(
     ],
   });
 
-  return { name: 'shipping', version, stop: () => subscription.close() };
+  return { name: 'shipping', version, stop: () => stopService(subscription, publisher) };
 }
