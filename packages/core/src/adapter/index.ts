@@ -91,8 +91,11 @@ export { summaryOf } from '../rollback/plan.js';
 export { prepareJournaledEvent } from '../publisher/journaledEvent.js';
 export type { EventStamp } from '../publisher/journaledEvent.js';
 
-// Transport implementations: envelope bindings, dead-letter headers, retry backoff, telemetry names.
+// Transport implementations: envelope bindings, dead-letter headers, retry backoff, telemetry names,
+// binding keys matched against event types (RabbitMQ's topic-exchange rules, for a transport that
+// filters by type on its own side).
 export { createEnvelope } from '../envelope/envelope.js';
+export { bindingKeyMatcher } from '../transport/bindingKeys.js';
 export {
   BATCH_CONTENT_TYPE,
   DEFAULT_ENVELOPE_LIMITS,

@@ -6,6 +6,7 @@ import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } fr
 import { CORE_ERROR_CODES } from '../errors/codes.js';
 import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
 import { copyMessage, keptCopy } from './sealedMessage.js';
+import { bindingKeyMatcher } from './bindingKeys.js';
 
 /** Options of {@link InMemoryTransport}. */
 export interface InMemoryTransportOptions {
@@ -617,50 +618,13 @@ function checkBindingKeys(keys: unknown): readonly string[] | undefined {
 
 /** The filter of a group, or undefined when some member binds every type. */
 function filterOf(members: readonly Member[]): TypeFilter | undefined {
-  const exact = new Set<string>();
-  const patterns: string[][] = [];
+  if (members.length === 0) return undefined;
+  const keys: string[] = [];
   for (const member of members) {
     if (member.bindingKeys === undefined) return undefined;
-    for (const key of member.bindingKeys) {
-      if (key === '#') return undefined;
-      const words = key.split('.');
-      if (words.includes('*') || words.includes('#')) patterns.push(words);
-      else exact.add(key);
-    }
+    keys.push(...member.bindingKeys);
   }
-  if (members.length === 0) return undefined;
-  const decided = new Map<string, boolean>();
-  return {
-    matches(type) {
-      if (typeof type !== 'string') return true;
-      if (exact.has(type)) return true;
-      if (patterns.length === 0) return false;
-      let result = decided.get(type);
-      if (result === undefined) {
-        const words = type.split('.');
-        result = patterns.some((pattern) => topicMatch(pattern, 0, words, 0));
-        if (decided.size >= 1_024) decided.clear(); // a bounded memo of the types seen
-        decided.set(type, result);
-      }
-      return result;
-    },
-  };
-}
-
-/** AMQP topic matching: `*` is one word, `#` zero or more. */
-function topicMatch(
-  pattern: readonly string[],
-  i: number,
-  words: readonly string[],
-  j: number,
-): boolean {
-  for (; i < pattern.length; i++, j++) {
-    const p = pattern[i]!;
-    if (p === '#') {
-      for (let k = j; k <= words.length; k++) if (topicMatch(pattern, i + 1, words, k)) return true;
-      return false;
-    }
-    if (j >= words.length || (p !== '*' && p !== words[j])) return false;
-  }
-  return j === words.length;
+  const matches = bindingKeyMatcher(keys);
+  if (matches === undefined) return undefined;
+  return { matches: (type) => typeof type !== 'string' || matches(type) };
 }

@@ -1,3 +1,4 @@
+import { bindingKeyMatcher } from '@backtrack/core/adapter';
 import type { KafkaHeaderValue } from '../client/KafkaClient.js';
 import { KafkaConfigError } from '../errors.js';
 
@@ -35,27 +36,8 @@ export function typeFilterOf(bindingKeys: readonly string[] | undefined): TypeFi
       bindingKeys,
     );
   }
-  const exact = new Set<string>();
-  const patterns: string[][] = [];
-  for (const key of bindingKeys) {
-    if (key === '#') return undefined;
-    const words = key.split('.');
-    if (words.includes('*') || words.includes('#')) patterns.push(words);
-    else exact.add(key);
-  }
-  const decided = new Map<string, boolean>();
-  const matches = (type: string): boolean => {
-    if (exact.has(type)) return true;
-    if (patterns.length === 0) return false;
-    let result = decided.get(type);
-    if (result === undefined) {
-      const words = type.split('.');
-      result = patterns.some((pattern) => topicMatch(pattern, 0, words, 0));
-      if (decided.size >= 1_024) decided.clear(); // a bounded memo of the types seen
-      decided.set(type, result);
-    }
-    return result;
-  };
+  const matches = bindingKeyMatcher(bindingKeys);
+  if (matches === undefined) return undefined;
   return {
     delivers(headers) {
       const value = headers[TYPE_HEADER];
@@ -66,16 +48,4 @@ export function typeFilterOf(bindingKeys: readonly string[] | undefined): TypeFi
       return true;
     },
   };
-}
-
-/** AMQP topic matching: `*` is one word, `#` zero or more. */
-function topicMatch(pattern: string[], p: number, words: string[], w: number): boolean {
-  if (p === pattern.length) return w === words.length;
-  const part = pattern[p]!;
-  if (part === '#') {
-    for (let i = w; i <= words.length; i++) if (topicMatch(pattern, p + 1, words, i)) return true;
-    return false;
-  }
-  if (w === words.length) return false;
-  return (part === '*' || part === words[w]) && topicMatch(pattern, p + 1, words, w + 1);
 }
