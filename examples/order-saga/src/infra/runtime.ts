@@ -176,6 +176,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           group,
           consumers,
           batching,
+          bindHandledTypes: true, // as on the brokers below
           ...(story ? { story } : {}),
         };
       },
