@@ -480,6 +480,7 @@ describe('createPublisher batching', () => {
       { maxBatchSize: 1.5 },
       { markDelayMs: -1 },
       { markDelayMs: Number.NaN },
+      { markDelayMs: 1001 },
     ]) {
       expect(() =>
         createPublisher(
