@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import {
   DEFAULT_ENVELOPE_LIMITS,
@@ -92,6 +92,16 @@ describe('createEnvelope', () => {
       time: new Date('2026-05-01T00:00:00Z'),
     });
     expect(envelope.time).toBe('2026-05-01T00:00:00.000Z');
+  });
+
+  it('rejects an empty time in a process that has not yet validated any time', async () => {
+    // The valid-time cache is module state: a fresh copy of the module is a fresh process.
+    vi.resetModules();
+    const fresh = await import('./envelope.js');
+    const input = { type: 't', source: '//s', schemaversion: 1, data: 1, time: '' };
+    expect(() => fresh.createEnvelope(input)).toThrow(/"time" must be an RFC 3339 timestamp/);
+    fresh.createEnvelope({ ...input, time: '2026-05-01T00:00:00Z' });
+    expect(() => fresh.createEnvelope(input)).toThrow(/"time" must be an RFC 3339 timestamp/);
   });
 
   it.each([

@@ -169,8 +169,8 @@ function isoText(date: Date): string {
   return lastIsoText;
 }
 
-/** The last `time` text {@link isRfc3339Time} found valid. */
-let lastValidTime = '';
+/** The last `time` text {@link isRfc3339Time} found valid (none yet: `''` would pass as valid). */
+let lastValidTime: string | undefined;
 
 /** {@link isRfc3339}, remembering the last valid text: the envelopes of one millisecond share it. */
 function isRfc3339Time(time: string): boolean {
