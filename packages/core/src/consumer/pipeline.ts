@@ -967,7 +967,7 @@ function partitionOf(context: ConsumerContext): string | undefined {
   return lastPartitionId;
 }
 let lastTopic = '';
-let lastPartition = -1;
+let lastPartition = Number.NaN; // never equal: the first call always builds its id
 let lastPartitionId = '';
 
 /** The ordering key of a message: the transport's record key, else `partitionkey`, else `sagaid`. */
