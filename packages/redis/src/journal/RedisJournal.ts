@@ -1,4 +1,3 @@
-import { redisAccessFailure, watchRedisAccess } from '../connectionErrors.js';
 import {
   DEFAULT_JOURNAL_OPTIONS,
   PublishState,
@@ -14,8 +13,6 @@ import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
-import type { RedisClient } from '../internal/cluster.js';
-import { coalesceWrites } from '../internal/coalesce.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { APPEND_MANY_SCRIPT } from './appendManyScript.js';
 import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT, READ_MANY_SCRIPT } from './scripts.js';
@@ -649,15 +646,9 @@ export class RedisJournal implements Journal {
   }
 
   #call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    // Not given the client (a journal call waits for a reconnect); access failures still surface.
-    watchRedisAccess(this.#redis);
-    // Its commands still leave with the others of this tick in one socket write.
-    coalesceWrites(this.#redis as RedisClient);
-    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn).catch(
-      (error: unknown) => {
-        throw redisAccessFailure(this.#redis) ?? error;
-      },
-    );
+    // Watched, not given as the client (a journal call waits for a reconnect): access failures
+    // still surface, and its commands leave with the others of this tick in one socket write.
+    return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn, undefined, this.#redis);
   }
 }
 
