@@ -111,6 +111,24 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       expect((await journal.get('m-7'))?.state).toBe('published');
       expect((await journal.get('m-57'))?.state).toBe('pending');
       expect((await journal.get('m-7'))?.sagaId).toBe('saga-1');
+      // What appendMany hands back: the append's fields, its sequence number, pending.
+      const first = record(1);
+      expect(stored[0]).toEqual({
+        ...first,
+        time: stored[0]!.time,
+        seq: expect.any(Number) as number,
+        state: 'pending',
+      });
+      expect(stored[0]!.message.body).not.toBe(first.message.body);
+      expect(new Set(stored.map((r) => r.seq)).size).toBe(50);
+      // Each record is indexed under its saga (the batch's index-key sets carry the saga's key).
+      const bySaga = await journal.query({ sagaId: 'saga-2', limit: 100 });
+      expect(bySaga.items.map((r) => r.id).sort()).toEqual(
+        Array.from({ length: 101 }, (_, i) => i)
+          .filter((i) => i % 3 === 2)
+          .map((i) => `m-${i}`)
+          .sort(),
+      );
     } finally {
       vi.restoreAllMocks();
       await journal.destroy();

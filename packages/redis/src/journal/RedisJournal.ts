@@ -222,9 +222,7 @@ export class RedisJournal implements Journal {
     const result = (await this.#call('append', () =>
       runBuffer(this.#redis, APPEND, keys, args),
     )) as [number, Buffer, ...StoredFields];
-    if (result[0] === 1) {
-      return { ...copyAppend(record), seq: Number(String(result[1])), state: PublishState.Pending };
-    }
+    if (result[0] === 1) return appended(record, result[1]);
     return this.#parse(result[1], result[2], result[3], result[4], result[5])!;
   }
 
@@ -236,11 +234,16 @@ export class RedisJournal implements Journal {
     for (const record of records) assertValidAppend(record);
     if (records.length === 0) return [];
     const result = await this.#appendBatch('appendMany', records, []);
-    return result.appended.map((reply, i) =>
-      reply.length === 1
-        ? { ...copyAppend(records[i]!), seq: Number(String(reply[0])), state: PublishState.Pending }
-        : this.#parse(reply[0], reply[1], reply[2], reply[3], reply[4])!,
-    );
+    const replies = result.appended;
+    const out = new Array<JournalRecord>(replies.length);
+    for (let i = 0; i < replies.length; i++) {
+      const reply = replies[i]!;
+      out[i] =
+        reply.length === 1
+          ? appended(records[i]!, reply[0])
+          : this.#parse(reply[0], reply[1], reply[2], reply[3], reply[4])!;
+    }
+    return out;
   }
 
   /**
@@ -488,8 +491,14 @@ export class RedisJournal implements Journal {
   } {
     const b = record.message.body;
     const { keys, json } = this.#indexKeysOf(record.service, record.version, record.type);
-    const indexKeys = record.sagaId === undefined ? keys : [...keys, this.#key('g', record.sagaId)];
-    const indexJson = record.sagaId === undefined ? json : JSON.stringify(indexKeys);
+    // `keys` is the caller's own copy: the saga's key is added to it.
+    const indexKeys = keys;
+    if (record.sagaId !== undefined) indexKeys.push(this.#key('g', record.sagaId));
+    // JSON of the cached keys plus the saga's key: the text `JSON.stringify(indexKeys)` gives.
+    const indexJson =
+      record.sagaId === undefined
+        ? json
+        : `${json.slice(0, -1)},${JSON.stringify(indexKeys[indexKeys.length - 1])}]`;
     if (!this.#fieldsFormat) {
       // The format every version reads: `j` alone; the body argument is empty and not stored
       // (the scripts tell the formats apart by the JSON's first character: '{' here, '[' for `m`).
@@ -654,6 +663,17 @@ export class RedisJournal implements Journal {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * The record an append just wrote: a copy of the append (see {@link copyAppend}) with its
+ * sequence number, pending. The copy is completed in place (no second spread of it).
+ */
+function appended(record: JournalAppend, seq: Buffer | string | number): JournalRecord {
+  const copy = copyAppend(record) as JournalAppend & { seq: number; state: PublishState };
+  copy.seq = Number(String(seq));
+  copy.state = PublishState.Pending;
+  return copy;
 }
 
 /** A stored-record copy of an append, so the caller's later changes do not reach it. */
