@@ -396,9 +396,22 @@ export class InMemoryTransport implements Transport {
   }
 
   #memberFor(queue: Queue): Member | undefined {
-    const candidates = queue.group.members.filter((m) => !m.closed && m.topics.has(queue.topic));
-    if (candidates.length === 0) return undefined;
-    return candidates[(queue.partition + queue.group.roundRobin) % candidates.length];
+    // Counted, then picked: no array per call (the drain asks once per batch).
+    const { members } = queue.group;
+    let count = 0;
+    let only: Member | undefined;
+    for (const m of members) {
+      if (m.closed || !m.topics.has(queue.topic)) continue;
+      count++;
+      only = m;
+    }
+    if (count <= 1) return only;
+    let pick = (queue.partition + queue.group.roundRobin) % count;
+    for (const m of members) {
+      if (m.closed || !m.topics.has(queue.topic)) continue;
+      if (pick-- === 0) return m;
+    }
+    return undefined;
   }
 
   #kick(queue: Queue): void {
