@@ -44,7 +44,7 @@ import {
   currentRegistry,
 } from '../events.js';
 import type { Order, OrdersState } from '../state/types.js';
-import { euros } from '../story.js';
+import { euros, SILENT_STORY } from '../story.js';
 import { trace } from '../trace.js';
 import {
   consume,
@@ -148,6 +148,8 @@ export async function startOrders(
   const registry = currentRegistry();
   const publisher = publisherFor(infra, 'orders', version, registry);
   const story = storyOf(infra);
+  // Its lines are built only when someone listens (the load driver's story is silent).
+  const telling = story !== SILENT_STORY;
   const replies = new PendingReplies();
   const logger: Logger = infra.logger.child({ service: 'orders' });
 
@@ -315,21 +317,23 @@ export async function startOrders(
     switch (result.status) {
       case SagaStatus.Completed:
         order = await state.setStatus(orderId, 'confirmed');
-        story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
+        if (telling)
+          story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
         break;
       case SagaStatus.Compensated: {
         const reason = result.record.failure?.error.message ?? 'cancelled';
         const undone = result.record.compensationOrder;
         order = await state.setStatus(orderId, 'cancelled', reason);
-        story.tell({
-          orderId,
-          service: 'orders',
-          mark: 'cancelled',
-          text:
-            undone.length === 0
-              ? 'order cancelled (nothing to undo)'
-              : `order cancelled, undid ${undone.join(' and ')}`,
-        });
+        if (telling)
+          story.tell({
+            orderId,
+            service: 'orders',
+            mark: 'cancelled',
+            text:
+              undone.length === 0
+                ? 'order cancelled (nothing to undo)'
+                : `order cancelled, undid ${undone.join(' and ')}`,
+          });
         break;
       }
       case SagaStatus.Running:
@@ -338,7 +342,7 @@ export async function startOrders(
       default: {
         const reason = `saga ${result.status}: ${JSON.stringify(result.record.stuck ?? result.record.failure)}`;
         order = await state.setStatus(orderId, 'needs-attention', reason);
-        story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
+        if (telling) story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
         logger.warn(
           { orderId, sagaId: result.sagaId, status: result.status },
           'order needs a person',
@@ -356,12 +360,13 @@ export async function startOrders(
       const started = trace.enabled ? performance.now() : 0;
       if (trace.enabled) await trace.time('state create order', () => state.create(order));
       else await state.create(order);
-      story.tell({
-        orderId: order.orderId,
-        service: 'orders',
-        mark: 'start',
-        text: `${order.orderId}  ${order.qty} × ${order.sku}  ${euros(order.amountCents)}  card …${order.card.slice(-4)}`,
-      });
+      if (telling)
+        story.tell({
+          orderId: order.orderId,
+          service: 'orders',
+          mark: 'start',
+          text: `${order.orderId}  ${order.qty} × ${order.sku}  ${euros(order.amountCents)}  card …${order.card.slice(-4)}`,
+        });
       const result = await engine.start(placeOrder, order, {
         sagaId: `place-order:${order.orderId}`,
       });
