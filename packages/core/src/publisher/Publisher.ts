@@ -311,7 +311,9 @@ export function createPublisher(
   /** Hands one journaled message to the transport and settles its publish; never rejects. */
   async function send(p: Pending, debug: boolean): Promise<void> {
     try {
-      await transport.publish([{ topic: p.record.topic, key: p.record.key, message: p.record.message }]);
+      await transport.publish([
+        { topic: p.record.topic, key: p.record.key, message: p.record.message },
+      ]);
     } catch (cause) {
       logger.warn(
         { messageId: p.envelope.id, type: p.envelope.type, err: cause },

@@ -83,6 +83,8 @@ export class InMemoryTransportConfigError extends ConfigError {
 /** Default of {@link InMemoryTransportOptions.batchSize}. */
 const DEFAULT_IN_MEMORY_BATCH_SIZE = 256;
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 interface Delivery {
   record: InMemoryRecord;
   attempt: number;
@@ -106,6 +108,8 @@ interface Queue {
   head: number;
   running: boolean;
   blocked: boolean;
+  /** A kick is queued for the end of the current synchronous code (see `#kickSoon`). */
+  kickQueued: boolean;
 }
 
 interface Group {
@@ -381,15 +385,24 @@ export class InMemoryTransport implements Transport {
     }
     group.nextOffset.set(topic, log.length);
     if (!kickHere) return;
-    if (filled === undefined) this.#kick(single!);
-    else for (const queue of filled) this.#kick(queue);
+    if (filled === undefined) this.#kickSoon(single!);
+    else for (const queue of filled) this.#kickSoon(queue);
   }
 
   #queue(group: Group, topic: string, partition: number): Queue {
     const id = `${topic}\u0000${partition}`;
     let queue = group.queues.get(id);
     if (queue === undefined) {
-      queue = { group, topic, partition, items: [], head: 0, running: false, blocked: false };
+      queue = {
+        group,
+        topic,
+        partition,
+        items: [],
+        head: 0,
+        running: false,
+        blocked: false,
+        kickQueued: false,
+      };
       group.queues.set(id, queue);
     }
     return queue;
@@ -412,6 +425,20 @@ export class InMemoryTransport implements Transport {
       if (pick-- === 0) return m;
     }
     return undefined;
+  }
+
+  /**
+   * Kicks `queue` once the current synchronous code and the promise reactions queued before it
+   * ran: the messages published one by one in that time (a publisher's batch, the replies of one
+   * consumer batch) reach the consumer as one batch instead of a first batch of one.
+   */
+  #kickSoon(queue: Queue): void {
+    if (queue.kickQueued || queue.running) return;
+    queue.kickQueued = true;
+    void RESOLVED.then(() => {
+      queue.kickQueued = false;
+      this.#kick(queue);
+    });
   }
 
   #kick(queue: Queue): void {
