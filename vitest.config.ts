@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -19,6 +20,14 @@ const alias = [
   { find: /^@backtrack\/postgres$/, replacement: src('postgres') },
   { find: /^@backtrack\/cli$/, replacement: src('cli') },
 ];
+
+// Integration files spend most of their time waiting on the brokers, child processes and
+// timers, not on the CPU, and every file names its topics, queues, keys and schemas with
+// uniqueName(): they run side by side. Vitest's default (cores - 1) would run them one at a time
+// on the 2-core CI machine; 3 at once cuts the project's wall time there. Override with
+// BACKTRACK_INTEGRATION_WORKERS (1 = one file at a time, to rule parallelism out).
+const integrationWorkers =
+  Number(process.env.BACKTRACK_INTEGRATION_WORKERS) || Math.max(3, availableParallelism() - 1);
 
 export default defineConfig({
   resolve: { alias },
@@ -53,6 +62,10 @@ export default defineConfig({
           ],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          maxWorkers: integrationWorkers,
+          // Its own group (after the unit files): vitest runs projects with different
+          // maxWorkers in different groups.
+          sequence: { groupOrder: 1 },
         },
       },
       {

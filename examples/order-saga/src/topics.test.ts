@@ -43,11 +43,13 @@ interface Received {
   types: Record<string, Record<string, number>>;
   /** Deliveries a service acknowledged without a handler, per service. */
   ignored: Record<string, number>;
+  /** The distinct transports the four services were given. */
+  transports: number;
 }
 
 /** Wraps every subscription's processor of the runtime's services to count what they receive. */
 function recordDeliveries(runtime: Runtime): Received {
-  const received: Received = { types: {}, ignored: {} };
+  const received: Received = { types: {}, ignored: {}, transports: 0 };
   const serviceOf = (group: string) => group.slice(runtime.prefix.length + 1);
   const note = (group: string, m: IncomingMessage, d: Disposition) => {
     const service = serviceOf(group);
@@ -84,6 +86,7 @@ function recordDeliveries(runtime: Runtime): Received {
     const transport = infra.transport;
     if (!watched.has(transport)) {
       watched.add(transport);
+      received.transports += 1;
       const subscribe = transport.subscribe.bind(transport);
       transport.subscribe = (options) =>
         subscribe({ ...options, processor: watch(options.group, options.processor) });
@@ -93,7 +96,8 @@ function recordDeliveries(runtime: Runtime): Received {
   return received;
 }
 
-async function expectOnlyHandled(transport: TransportKind, orders: number) {
+/** `transports`: how many the four services share (one per process on Kafka and in memory). */
+async function expectOnlyHandled(transport: TransportKind, orders: number, transports: number) {
   const runtime = await createRuntime({ transport, prefix: uniqueName(`topics-${transport}`) });
   const received = recordDeliveries(runtime);
   const shop = await startShop(runtime, { stockFor: orders, replyTimeoutMs: 30_000 });
@@ -114,6 +118,7 @@ async function expectOnlyHandled(transport: TransportKind, orders: number) {
       ).toEqual([]);
     }
     expect(received.ignored).toEqual({});
+    expect(received.transports).toBe(transports);
   } finally {
     await shop.stop();
     await runtime.destroy();
@@ -123,13 +128,13 @@ async function expectOnlyHandled(transport: TransportKind, orders: number) {
 
 describe('each service receives only the types it handles', () => {
   it('in memory', async () => {
-    await expectOnlyHandled('memory', 40);
+    await expectOnlyHandled('memory', 40, 1);
   }, 30_000);
 
   it.skipIf(!redis.available || !kafka.available)(
-    'on Kafka (one topic per receiving service)',
+    'on Kafka (one topic per receiving service, one transport for the four services)',
     async () => {
-      await expectOnlyHandled('kafka', 40);
+      await expectOnlyHandled('kafka', 40, 1);
     },
     120_000,
   );
@@ -137,7 +142,7 @@ describe('each service receives only the types it handles', () => {
   it.skipIf(!redis.available || !rabbitmq.available)(
     'on RabbitMQ',
     async () => {
-      await expectOnlyHandled('rabbitmq', 40);
+      await expectOnlyHandled('rabbitmq', 40, 4);
     },
     90_000,
   );

@@ -3,7 +3,17 @@ import { expectedBadCharges, runDrill } from './drill.js';
 
 describe('rollback drill on the in-memory transport', () => {
   it('detects the bad payments deploy, reverses and replays its effects, and converges', async () => {
-    const result = await runDrill({ transport: 'memory', orders: 60, concurrency: 16 });
+    let phase = '';
+    const progress: Record<string, [number, number][]> = {};
+    const result = await runDrill({
+      transport: 'memory',
+      orders: 60,
+      concurrency: 16,
+      onPhase: (next) => {
+        phase = next;
+      },
+      onProgress: (done, total) => (progress[phase] ??= []).push([done, total]),
+    });
 
     // 18 orders before the bad deploy, 42 during it; those of them that go through are charged
     // 100x and their payment.charged v2 never reaches inventory.
@@ -26,5 +36,12 @@ describe('rollback drill on the in-memory transport', () => {
     expect(result.needsPerson).toEqual({ rollbackItems: 0, orders: [] });
     expect(result.converged).toBe(true);
     expect(result.final.consistent).toBe(60);
+
+    // The rollback phase's progress counts what the runs count (items, sagas, skipped effects,
+    // items for a person): never more done than its total, and all of it done at the end.
+    const rollback = progress['compensating and replaying'] ?? [];
+    expect(rollback.length).toBeGreaterThan(0);
+    for (const [done, total] of rollback) expect(done).toBeLessThanOrEqual(total);
+    expect(rollback.at(-1)![0]).toBe(rollback.at(-1)![1]);
   }, 60_000);
 });

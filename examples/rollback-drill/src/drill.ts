@@ -192,6 +192,12 @@ export interface DrillResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How many of `orders` are placed before the bad deploy, and how many during it. */
+/** The items a rollback run of `plan` counts in its progress (`RollbackProgressEvent.total`). */
+export function runItemCount(plan: Pick<RollbackPlan, 'counts'>): number {
+  const { items, sagas, needsPerson, skipped } = plan.counts;
+  return items + sagas + needsPerson + skipped;
+}
+
 export function drillSplit(orders: number): { goodCount: number; badCount: number } {
   const goodCount = Math.max(1, Math.floor(orders * 0.3));
   return { goodCount, badCount: orders - goodCount };
@@ -360,7 +366,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillResult> {
       batchSize: options.rollback?.batchSize ?? DRILL_ROLLBACK_OPTIONS.batchSize,
       batchesInFlight: options.rollback?.batchesInFlight ?? DRILL_ROLLBACK_OPTIONS.batchesInFlight,
     };
-    const totalItems = compensatePlan.items.length + replayPlan.items.length;
+    // What a run counts as finished: its items, its sagas, its skipped effects and its items for
+    // a person (`runRollback`'s own progress total), not `items` alone: a plan with skipped
+    // effects or sagas went past its total (57/56 with 60 orders).
+    const totalItems = runItemCount(compensatePlan) + runItemCount(replayPlan);
     onPhase('compensating and replaying', totalItems);
     const finished = { compensate: 0, replay: 0 };
     const run = (kind: 'compensate' | 'replay', plan: RollbackPlan) =>

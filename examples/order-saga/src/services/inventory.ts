@@ -16,6 +16,7 @@ import {
   previousRegistry,
 } from '../events.js';
 import type { InventoryState } from '../state/types.js';
+import { SILENT_STORY } from '../story.js';
 import {
   consume,
   publisherFor,
@@ -51,6 +52,8 @@ export async function startInventory(
   const registry = previousRegistry();
   const publisher = publisherFor(infra, 'inventory', version, registry);
   const story = storyOf(infra);
+  // Its lines are built only when someone listens (the load driver's story is silent).
+  const telling = story !== SILENT_STORY;
 
   const subscription = await consume(infra, 'inventory', {
     registry,
@@ -59,12 +62,13 @@ export async function startInventory(
         const outcome = await state.reserve(data.orderId, data.sku, data.qty);
         if (outcome.ok) {
           if (!outcome.duplicate) {
-            story.tell({
-              orderId: data.orderId,
-              service: 'inventory',
-              mark: 'ok',
-              text: `reserved ${data.qty} × ${data.sku}`,
-            });
+            if (telling)
+              story.tell({
+                orderId: data.orderId,
+                service: 'inventory',
+                mark: 'ok',
+                text: `reserved ${data.qty} × ${data.sku}`,
+              });
           }
           await publisher.publish(StockReserved, data, replyTo(envelope, data.orderId));
           return;
@@ -73,7 +77,8 @@ export async function startInventory(
           outcome.reason === 'out-of-stock'
             ? `out of stock: ${outcome.available} × ${data.sku} left, ${data.qty} wanted`
             : 'the order was already cancelled';
-        story.tell({ orderId: data.orderId, service: 'inventory', mark: 'fail', text: reason });
+        if (telling)
+          story.tell({ orderId: data.orderId, service: 'inventory', mark: 'fail', text: reason });
         await publisher.publish(
           StockRejected,
           { orderId: data.orderId, sku: data.sku, reason, available: outcome.available },
@@ -83,12 +88,13 @@ export async function startInventory(
       handle(ReleaseStockRequested, async ({ data, envelope }) => {
         const { released, sku } = await state.release(data.orderId);
         if (released > 0) {
-          story.tell({
-            orderId: data.orderId,
-            service: 'inventory',
-            mark: 'undo',
-            text: `released ${released} × ${sku}`,
-          });
+          if (telling)
+            story.tell({
+              orderId: data.orderId,
+              service: 'inventory',
+              mark: 'undo',
+              text: `released ${released} × ${sku}`,
+            });
         }
         await publisher.publish(
           StockReleased,

@@ -44,7 +44,7 @@ import {
   currentRegistry,
 } from '../events.js';
 import type { Order, OrdersState } from '../state/types.js';
-import { euros } from '../story.js';
+import { euros, SILENT_STORY } from '../story.js';
 import { trace } from '../trace.js';
 import {
   consume,
@@ -83,32 +83,43 @@ type Reply =
   | { type: 'refused'; data: EventData<typeof ShipmentRefused> };
 
 /**
- * Replies the saga steps wait for, keyed by order and kind. A reply nobody waits for (a late
- * one, or one for a step that already moved on) is dropped: the step that needs it asks again.
+ * Replies the saga steps wait for, one per order (an order's steps and compensations run one
+ * after the other), each with the kind of reply it wants. A reply nobody waits for (a late one,
+ * or one for a step that already moved on) is dropped: the step that needs it asks again.
+ *
+ * The wait itself has no timer and no abort listener: the saga engine bounds every attempt with
+ * the step's `timeoutMs` (it rejects the attempt then, whatever the step does), the next attempt
+ * of the order replaces the waiter, and `forget` drops it once the saga ended. Reading
+ * `ctx.signal` to clean up would cost an AbortController and two listener calls per step (in
+ * Node 20 about as much as the rest of the step's own code); nothing here cancels a saga.
  */
 class PendingReplies {
-  readonly #waiting = new Map<string, (reply: Reply) => void>();
+  readonly #waiting = new Map<string, Waiter>();
 
-  wait(orderId: string, kind: ReplyKind, signal: AbortSignal): Promise<Reply> {
-    const key = `${orderId}:${kind}`;
-    return new Promise<Reply>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiting.delete(key);
-        reject(signal.reason instanceof Error ? signal.reason : new Error(`no ${kind} reply`));
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiting.set(key, (reply) => {
-        signal.removeEventListener('abort', onAbort);
-        this.#waiting.delete(key);
-        resolve(reply);
-      });
+  wait(orderId: string, kind: ReplyKind): Promise<Reply> {
+    return new Promise<Reply>((resolve) => {
+      this.#waiting.set(orderId, new Waiter(kind, resolve));
     });
   }
 
   deliver(orderId: string, kind: ReplyKind, reply: Reply): void {
-    this.#waiting.get(`${orderId}:${kind}`)?.(reply);
+    const waiter = this.#waiting.get(orderId);
+    if (waiter === undefined || waiter.kind !== kind) return;
+    this.#waiting.delete(orderId);
+    waiter.resolve(reply);
   }
+
+  /** The order's saga ended: nothing waits for its replies any more. */
+  forget(orderId: string): void {
+    this.#waiting.delete(orderId);
+  }
+}
+
+class Waiter {
+  constructor(
+    readonly kind: ReplyKind,
+    readonly resolve: (reply: Reply) => void,
+  ) {}
 }
 
 export interface OrdersOptions {
@@ -137,6 +148,8 @@ export async function startOrders(
   const registry = currentRegistry();
   const publisher = publisherFor(infra, 'orders', version, registry);
   const story = storyOf(infra);
+  // Its lines are built only when someone listens (the load driver's story is silent).
+  const telling = story !== SILENT_STORY;
   const replies = new PendingReplies();
   const logger: Logger = infra.logger.child({ service: 'orders' });
 
@@ -144,10 +157,10 @@ export async function startOrders(
   async function ask(
     kind: ReplyKind,
     send: (id: string) => Promise<unknown>,
-    ctx: { input: PlaceOrderInput; idempotencyKey: string; attempt: number; signal: AbortSignal },
+    ctx: { input: PlaceOrderInput; idempotencyKey: string; attempt: number },
   ): Promise<Reply> {
     const started = trace.enabled ? performance.now() : 0;
-    const reply = replies.wait(ctx.input.orderId, kind, ctx.signal);
+    const reply = replies.wait(ctx.input.orderId, kind);
     // A new id per attempt: a retried step is a new request, which the other service answers
     // again from its own (idempotent) state instead of dropping it as a duplicate.
     const id = deterministicId(ctx.idempotencyKey, String(ctx.attempt));
@@ -155,7 +168,7 @@ export async function startOrders(
       if (trace.enabled) await trace.time('publish', () => send(id));
       else await send(id);
     } catch (error) {
-      reply.catch(() => undefined);
+      replies.forget(ctx.input.orderId); // nothing was asked: nothing to wait for
       throw error;
     }
     const answer = await reply;
@@ -297,26 +310,30 @@ export async function startOrders(
 
   async function settle(result: SagaResult): Promise<Order> {
     const orderId = (result.record.input as PlaceOrderInput).orderId;
+    if (result.status !== SagaStatus.Running && result.status !== SagaStatus.Compensating)
+      replies.forget(orderId); // a step that timed out may have left its waiter
     // The order as setStatus stored it (one call), or as it is when the saga has not ended.
     let order: Order | undefined;
     switch (result.status) {
       case SagaStatus.Completed:
         order = await state.setStatus(orderId, 'confirmed');
-        story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
+        if (telling)
+          story.tell({ orderId, service: 'orders', mark: 'done', text: 'order confirmed' });
         break;
       case SagaStatus.Compensated: {
         const reason = result.record.failure?.error.message ?? 'cancelled';
         const undone = result.record.compensationOrder;
         order = await state.setStatus(orderId, 'cancelled', reason);
-        story.tell({
-          orderId,
-          service: 'orders',
-          mark: 'cancelled',
-          text:
-            undone.length === 0
-              ? 'order cancelled (nothing to undo)'
-              : `order cancelled, undid ${undone.join(' and ')}`,
-        });
+        if (telling)
+          story.tell({
+            orderId,
+            service: 'orders',
+            mark: 'cancelled',
+            text:
+              undone.length === 0
+                ? 'order cancelled (nothing to undo)'
+                : `order cancelled, undid ${undone.join(' and ')}`,
+          });
         break;
       }
       case SagaStatus.Running:
@@ -325,7 +342,7 @@ export async function startOrders(
       default: {
         const reason = `saga ${result.status}: ${JSON.stringify(result.record.stuck ?? result.record.failure)}`;
         order = await state.setStatus(orderId, 'needs-attention', reason);
-        story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
+        if (telling) story.tell({ orderId, service: 'orders', mark: 'fail', text: reason });
         logger.warn(
           { orderId, sagaId: result.sagaId, status: result.status },
           'order needs a person',
@@ -343,12 +360,13 @@ export async function startOrders(
       const started = trace.enabled ? performance.now() : 0;
       if (trace.enabled) await trace.time('state create order', () => state.create(order));
       else await state.create(order);
-      story.tell({
-        orderId: order.orderId,
-        service: 'orders',
-        mark: 'start',
-        text: `${order.orderId}  ${order.qty} × ${order.sku}  ${euros(order.amountCents)}  card …${order.card.slice(-4)}`,
-      });
+      if (telling)
+        story.tell({
+          orderId: order.orderId,
+          service: 'orders',
+          mark: 'start',
+          text: `${order.orderId}  ${order.qty} × ${order.sku}  ${euros(order.amountCents)}  card …${order.card.slice(-4)}`,
+        });
       const result = await engine.start(placeOrder, order, {
         sagaId: `place-order:${order.orderId}`,
       });

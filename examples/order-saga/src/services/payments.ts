@@ -16,7 +16,7 @@ import {
   currentRegistry,
 } from '../events.js';
 import type { Payment, PaymentsState } from '../state/types.js';
-import { euros } from '../story.js';
+import { euros, SILENT_STORY } from '../story.js';
 import {
   consume,
   publisherFor,
@@ -52,6 +52,8 @@ export async function startPayments(
   const registry = currentRegistry();
   const publisher = publisherFor(infra, 'payments', version, registry);
   const story = storyOf(infra);
+  // Its lines are built only when someone listens (the load driver's story is silent).
+  const telling = story !== SILENT_STORY;
 
   const publishCharged = async (p: Payment, reply: ReturnType<typeof replyTo>) => {
     if (bad) {
@@ -88,31 +90,34 @@ export async function startPayments(
         });
         if (payment.status === 'charged') {
           if (!duplicate) {
-            story.tell({
-              orderId: data.orderId,
-              service: 'payments',
-              mark: 'ok',
-              text: `charged ${euros(payment.chargedCents)} to card …${data.card.slice(-4)}`,
-            });
+            if (telling)
+              story.tell({
+                orderId: data.orderId,
+                service: 'payments',
+                mark: 'ok',
+                text: `charged ${euros(payment.chargedCents)} to card …${data.card.slice(-4)}`,
+              });
           }
           await publishCharged(payment, reply);
           return;
         }
         const reason = payment.reason ?? payment.status;
         if (!duplicate) {
-          story.tell({ orderId: data.orderId, service: 'payments', mark: 'fail', text: reason });
+          if (telling)
+            story.tell({ orderId: data.orderId, service: 'payments', mark: 'fail', text: reason });
         }
         await publisher.publish(PaymentDeclined, { orderId: data.orderId, reason }, reply);
       }),
       handle(RefundRequested, async ({ data, envelope }) => {
         const { payment, refundedNow } = await state.refund(data.orderId);
         if (refundedNow > 0) {
-          story.tell({
-            orderId: data.orderId,
-            service: 'payments',
-            mark: 'undo',
-            text: `refunded ${euros(refundedNow)}`,
-          });
+          if (telling)
+            story.tell({
+              orderId: data.orderId,
+              service: 'payments',
+              mark: 'undo',
+              text: `refunded ${euros(refundedNow)}`,
+            });
         }
         await publisher.publish(
           PaymentRefunded,
@@ -132,12 +137,13 @@ export async function startPayments(
         // Never below what the order asked for: a cancelled order's refund already happened.
         const { refundedNow } = await state.refund(data.orderId, Math.max(0, over));
         if (refundedNow === 0) return;
-        story.tell({
-          orderId: data.orderId,
-          service: 'payments',
-          mark: 'undo',
-          text: `refunded the overcharge of ${euros(refundedNow)}`,
-        });
+        if (telling)
+          story.tell({
+            orderId: data.orderId,
+            service: 'payments',
+            mark: 'undo',
+            text: `refunded the overcharge of ${euros(refundedNow)}`,
+          });
         await publisher.publish(
           PaymentRefunded,
           {

@@ -5,6 +5,7 @@
 import { handle } from '@backtrack/core';
 import { ShipRequested, ShipmentRefused, Shipped, currentRegistry } from '../events.js';
 import type { ShippingState } from '../state/types.js';
+import { SILENT_STORY } from '../story.js';
 import {
   consume,
   publisherFor,
@@ -32,6 +33,8 @@ export async function startShipping(
   const registry = currentRegistry();
   const publisher = publisherFor(infra, 'shipping', version, registry);
   const story = storyOf(infra);
+  // Its lines are built only when someone listens (the load driver's story is silent).
+  const telling = story !== SILENT_STORY;
 
   const subscription = await consume(infra, 'shipping', {
     registry,
@@ -39,7 +42,8 @@ export async function startShipping(
       handle(ShipRequested, async ({ data, envelope }) => {
         if (data.qty > MAX_PARCEL_ITEMS) {
           const reason = `parcel too big: ${data.qty} items, at most ${MAX_PARCEL_ITEMS} per parcel`;
-          story.tell({ orderId: data.orderId, service: 'shipping', mark: 'fail', text: reason });
+          if (telling)
+            story.tell({ orderId: data.orderId, service: 'shipping', mark: 'fail', text: reason });
           await publisher.publish(
             ShipmentRefused,
             { orderId: data.orderId, reason },
@@ -54,12 +58,13 @@ export async function startShipping(
           qty: data.qty,
         });
         if (!duplicate) {
-          story.tell({
-            orderId: data.orderId,
-            service: 'shipping',
-            mark: 'ok',
-            text: `shipped ${data.qty} × ${data.sku}, tracking ${shipment.trackingId}`,
-          });
+          if (telling)
+            story.tell({
+              orderId: data.orderId,
+              service: 'shipping',
+              mark: 'ok',
+              text: `shipped ${data.qty} × ${data.sku}, tracking ${shipment.trackingId}`,
+            });
         }
         await publisher.publish(
           Shipped,

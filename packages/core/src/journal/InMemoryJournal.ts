@@ -60,9 +60,14 @@ export class InMemoryJournal implements Journal {
     records: readonly JournalAppend[],
     published: readonly string[],
   ): Promise<number> {
-    const times = records.map((record) => assertValidAppend(record));
-    records.forEach((record, i) => this.#store(record, times[i]!));
-    return this.markPublished(published);
+    // Every record is checked before any is stored. One record (the common batch): no array.
+    if (records.length === 1) this.#store(records[0]!, assertValidAppend(records[0]!));
+    else {
+      const times = new Array<number>(records.length);
+      for (let i = 0; i < records.length; i++) times[i] = assertValidAppend(records[i]!);
+      for (let i = 0; i < records.length; i++) this.#store(records[i]!, times[i]!);
+    }
+    return this.#markPublished(published);
   }
 
   /**
@@ -72,17 +77,18 @@ export class InMemoryJournal implements Journal {
    * so neither side can change the other's.
    */
   #append(record: JournalAppend, timeMs: number): JournalRecord {
-    const { stored, created } = this.#store(record, timeMs);
-    if (!created) return copy(stored);
+    const existing = this.#byId.get(record.id);
+    if (existing) return copy(existing);
+    const stored = this.#store(record, timeMs);
     const returned: JournalRecord = { ...stored };
     returned.message = record.message;
     return returned;
   }
 
-  /** Stores one valid record unless its id is stored already; resolves with the stored record. */
-  #store(record: JournalAppend, timeMs: number): { stored: JournalRecord; created: boolean } {
+  /** Stores one valid record unless its id is stored already; returns the stored record. */
+  #store(record: JournalAppend, timeMs: number): JournalRecord {
     const existing = this.#byId.get(record.id);
-    if (existing) return { stored: existing, created: false };
+    if (existing) return existing;
     const seq = nextSeq(this.#lastSeq, timeMs);
     this.#lastSeq = seq;
     // Field by field, not a spread: the records callers build (optional fields present or not)
@@ -111,10 +117,14 @@ export class InMemoryJournal implements Journal {
       this.#lastPrune = now;
       void this.prune(now);
     }
-    return { stored, created: true };
+    return stored;
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {
+    return this.#markPublished(ids);
+  }
+
+  #markPublished(ids: readonly string[]): number {
     let changed = 0;
     for (const id of ids) {
       const record = this.#byId.get(id);

@@ -212,7 +212,11 @@ export function createPublisher(
   });
 
   let queue: Pending[] = [];
-  let timer: Cancel | undefined;
+  /** lingerMs > 0: the batch's timer. */
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  /** lingerMs 0: a flush is queued as a microtask (one per batch, no closure per publish). */
+  let flushQueued = false;
+  const lingerMs = batching.lingerMs;
   /** Journal calls and batches not settled yet: what `flush()` waits for. */
   const inFlight = new Set<Promise<void>>();
 
@@ -223,8 +227,10 @@ export function createPublisher(
   }
 
   function flush(): void {
-    timer?.();
-    timer = undefined;
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
     const batch = queue;
     queue = [];
     if (batch.length > 0) track(publishBatch(batch));
@@ -237,6 +243,11 @@ export function createPublisher(
   const folds = typeof journal.appendAndMarkPublished === 'function';
   let held: string[] = [];
   let heldTimer: Cancel | undefined;
+
+  function flushQueuedBatch(): void {
+    flushQueued = false;
+    flush();
+  }
 
   function takeHeld(): string[] {
     heldTimer?.();
@@ -271,7 +282,8 @@ export function createPublisher(
   }
 
   async function publishBatch(batch: Pending[]): Promise<void> {
-    const records = batch.map((p) => p.record);
+    const records = new Array<JournalAppend>(batch.length);
+    for (let i = 0; i < batch.length; i++) records[i] = batch[i]!.record;
     const carried = folds ? takeHeld() : [];
     try {
       if (carried.length > 0) await journal.appendAndMarkPublished!(records, carried);
@@ -286,27 +298,33 @@ export function createPublisher(
     const debug = logger.isLevelEnabled('debug');
     // Each message settles on its own acknowledgement: the acknowledged ones of one event-loop
     // turn share one markPublished round trip (or the next append), so a slow confirm holds back
-    // only itself.
-    await Promise.all(
-      batch.map((p) =>
-        transport
-          .publish([{ topic: p.record.topic, key: p.record.key, message: p.record.message }])
-          .then(
-            () => {
-              if (!folds) return markSoon(p);
-              hold(p.envelope.id);
-              settle(p, debug);
-            },
-            (cause: unknown) => {
-              logger.warn(
-                { messageId: p.envelope.id, type: p.envelope.type, err: cause },
-                'publish failed after journaling; the outbox relay will deliver it',
-              );
-              p.reject(new PublishFailedError(p.envelope.id, p.envelope.type, cause));
-            },
-          ),
-      ),
-    );
+    // only itself. A batch of one (the common case under request/reply) awaits its send as it is.
+    if (batch.length === 1) {
+      await send(batch[0]!, debug);
+      return;
+    }
+    const sends: Promise<void>[] = new Array<Promise<void>>(batch.length);
+    for (let i = 0; i < batch.length; i++) sends[i] = send(batch[i]!, debug);
+    await Promise.all(sends);
+  }
+
+  /** Hands one journaled message to the transport and settles its publish; never rejects. */
+  async function send(p: Pending, debug: boolean): Promise<void> {
+    try {
+      await transport.publish([
+        { topic: p.record.topic, key: p.record.key, message: p.record.message },
+      ]);
+    } catch (cause) {
+      logger.warn(
+        { messageId: p.envelope.id, type: p.envelope.type, err: cause },
+        'publish failed after journaling; the outbox relay will deliver it',
+      );
+      p.reject(new PublishFailedError(p.envelope.id, p.envelope.type, cause));
+      return;
+    }
+    if (!folds) return markSoon(p);
+    hold(p.envelope.id);
+    settle(p, debug);
   }
 
   let acked: Pending[] = [];
@@ -316,12 +334,14 @@ export function createPublisher(
     acked.push(p);
     if (markScheduled) return;
     markScheduled = true;
-    queueMicrotask(() => {
-      markScheduled = false;
-      const marked = acked;
-      acked = [];
-      track(markPublished(marked));
-    });
+    void RESOLVED.then(markAcked);
+  }
+
+  function markAcked(): void {
+    markScheduled = false;
+    const marked = acked;
+    acked = [];
+    track(markPublished(marked));
   }
 
   async function markPublished(marked: Pending[]): Promise<void> {
@@ -379,7 +399,14 @@ export function createPublisher(
       const published = new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ envelope: prepared.envelope, record: prepared.record, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();
-        else timer ??= later(batching.lingerMs, flush);
+        else if (lingerMs > 0) timer ??= setTimeout(flush, lingerMs);
+        else if (!flushQueued) {
+          // Once the current synchronous code and the promise reactions queued before it ran:
+          // what is published together, is batched together. A promise reaction, not
+          // queueMicrotask (an AsyncResource per call in Node).
+          flushQueued = true;
+          void RESOLVED.then(flushQueuedBatch);
+        }
       });
       if (telemetry === undefined) return published;
       return published.then(
@@ -398,23 +425,7 @@ export function createPublisher(
 
 type Cancel = () => void;
 
-/**
- * Runs `fn` after `ms`, or with 0 once the current synchronous code and the promise reactions
- * queued before it have run (a microtask: what is published together, is batched together).
- */
-function later(ms: number, fn: () => void): Cancel {
-  if (ms > 0) {
-    const handle = setTimeout(fn, ms);
-    return () => clearTimeout(handle);
-  }
-  let cancelled = false;
-  queueMicrotask(() => {
-    if (!cancelled) fn();
-  });
-  return () => {
-    cancelled = true;
-  };
-}
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Runs `fn` after `ms`, or with 0 at the end of the current event-loop turn (`setImmediate`). */
 function afterTurn(ms: number, fn: () => void): Cancel {

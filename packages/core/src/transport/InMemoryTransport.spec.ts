@@ -283,6 +283,31 @@ describe('InMemoryTransport', () => {
     expect(batches.flat().sort()).toEqual(['0', '1', '1', '2', '3']);
   });
 
+  it('hands messages published one by one in the same synchronous code to one processBatch call', async () => {
+    const transport = new InMemoryTransport({ partitions: 1 });
+    const batches: string[][] = [];
+    const processor: MessageProcessor = {
+      process: () => Promise.reject(new Error('not used when processBatch exists')),
+      async processBatch(messages) {
+        batches.push(messages.map(idOf));
+        return messages.map(() => ack);
+      },
+    };
+    await transport.subscribe({ topics: ['t'], group: 'g', processor });
+    // As a publisher's batch sends its messages: one call each, not awaited in between.
+    const sent = ['a', 'b', 'c'].map((id) =>
+      transport.publish([{ topic: 't', message: text(id) }]),
+    );
+    await Promise.all(sent);
+    await transport.idle();
+    expect(batches).toEqual([['a', 'b', 'c']]);
+    // Published while a batch runs: the next batch, in order.
+    await transport.publish([{ topic: 't', message: text('d') }]);
+    await transport.idle();
+    expect(batches).toEqual([['a', 'b', 'c'], ['d']]);
+    await transport.close();
+  });
+
   it('by default hands what is queued in a partition to processBatch in one call', async () => {
     const transport = new InMemoryTransport({ partitions: 2 });
     const batches: { partition: number; ids: string[] }[] = [];

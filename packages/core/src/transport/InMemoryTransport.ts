@@ -83,6 +83,8 @@ export class InMemoryTransportConfigError extends ConfigError {
 /** Default of {@link InMemoryTransportOptions.batchSize}. */
 const DEFAULT_IN_MEMORY_BATCH_SIZE = 256;
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 interface Delivery {
   record: InMemoryRecord;
   attempt: number;
@@ -106,6 +108,8 @@ interface Queue {
   head: number;
   running: boolean;
   blocked: boolean;
+  /** A kick is queued for the end of the current synchronous code (see `#kickSoon`). */
+  kickQueued: boolean;
 }
 
 interface Group {
@@ -381,24 +385,60 @@ export class InMemoryTransport implements Transport {
     }
     group.nextOffset.set(topic, log.length);
     if (!kickHere) return;
-    if (filled === undefined) this.#kick(single!);
-    else for (const queue of filled) this.#kick(queue);
+    if (filled === undefined) this.#kickSoon(single!);
+    else for (const queue of filled) this.#kickSoon(queue);
   }
 
   #queue(group: Group, topic: string, partition: number): Queue {
     const id = `${topic}\u0000${partition}`;
     let queue = group.queues.get(id);
     if (queue === undefined) {
-      queue = { group, topic, partition, items: [], head: 0, running: false, blocked: false };
+      queue = {
+        group,
+        topic,
+        partition,
+        items: [],
+        head: 0,
+        running: false,
+        blocked: false,
+        kickQueued: false,
+      };
       group.queues.set(id, queue);
     }
     return queue;
   }
 
   #memberFor(queue: Queue): Member | undefined {
-    const candidates = queue.group.members.filter((m) => !m.closed && m.topics.has(queue.topic));
-    if (candidates.length === 0) return undefined;
-    return candidates[(queue.partition + queue.group.roundRobin) % candidates.length];
+    // Counted, then picked: no array per call (the drain asks once per batch).
+    const { members } = queue.group;
+    let count = 0;
+    let only: Member | undefined;
+    for (const m of members) {
+      if (m.closed || !m.topics.has(queue.topic)) continue;
+      count++;
+      only = m;
+    }
+    if (count <= 1) return only;
+    let pick = (queue.partition + queue.group.roundRobin) % count;
+    for (const m of members) {
+      if (m.closed || !m.topics.has(queue.topic)) continue;
+      if (pick-- === 0) return m;
+    }
+    return undefined;
+  }
+
+  /**
+   * Kicks `queue` once the current synchronous code and the promise reactions queued before it
+   * ran: the messages published one by one in that time (a publisher's batch, the replies of one
+   * consumer batch) reach the consumer as one batch instead of a first batch of one.
+   */
+  #kickSoon(queue: Queue): void {
+    if (queue.kickQueued || queue.running) return;
+    queue.kickQueued = true;
+    void RESOLVED.then(() => {
+      queue.kickQueued = false;
+      this.#kick(queue);
+    });
   }
 
   #kick(queue: Queue): void {

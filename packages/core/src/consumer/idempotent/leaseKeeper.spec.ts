@@ -26,10 +26,30 @@ describe('LeaseKeeper', () => {
     keeper.drop('a', a.token);
     keeper.drop('b', b.token);
     expect(keeper.size).toBe(0);
-    expect(vi.getTimerCount()).toBe(0);
     const calls = extend.mock.calls.length;
+    // The timer stops at its next tick (100 ms), not at each drop.
+    await vi.advanceTimersByTimeAsync(100);
+    expect(vi.getTimerCount()).toBe(0);
     await vi.advanceTimersByTimeAsync(1_000);
     expect(extend.mock.calls.length).toBe(calls);
+  });
+
+  it('keeps one timer across holds and drops that empty it between ticks', async () => {
+    vi.useFakeTimers();
+    const store = new InMemoryDedupeStore({ now: () => Date.now() });
+    const keeper = new LeaseKeeper(store, 300);
+    const setInterval = vi.spyOn(globalThis, 'setInterval');
+    for (let i = 0; i < 5; i++) {
+      keeper.hold(`k${i}`, 't');
+      keeper.drop(`k${i}`, 't');
+    }
+    expect(setInterval).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(vi.getTimerCount()).toBe(0);
+    keeper.hold('again', 't');
+    expect(vi.getTimerCount()).toBe(1);
+    keeper.drop('again', 't');
   });
 
   it('does not extend a lease taken less than a sixth of leaseMs ago', async () => {

@@ -21,6 +21,7 @@ function loggerOf(source: LogSource): Logger {
  * round trip on Redis), every held lease not extended in the last `leaseMs / 6`. A message that finishes in
  * microseconds costs a map insert and delete, no timer; a batch's pre-claims are held from the
  * moment they are claimed, so a message late in a long batch still owns its lease when it runs.
+ * The timer stops at the first tick that finds nothing held.
  */
 export class LeaseKeeper {
   readonly #store: DedupeStore;
@@ -47,14 +48,14 @@ export class LeaseKeeper {
     }
   }
 
-  /** Stops keeping `key` alive (when `token` still is the one held). */
+  /**
+   * Stops keeping `key` alive (when `token` still is the one held). The timer stays until its
+   * next tick finds nothing held: a consumer whose batches end in microseconds would otherwise
+   * make and clear an interval per batch.
+   */
   drop(key: string, token: string): void {
     if (this.#held.get(key)?.token !== token) return;
     this.#held.delete(key);
-    if (this.#held.size === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
   }
 
   /** Leases currently kept alive (tests, introspection). */
@@ -63,6 +64,11 @@ export class LeaseKeeper {
   }
 
   #tick(): void {
+    if (this.#held.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
     const now = this.#now();
     for (const [key, held] of this.#held) {
       // Half an interval of slack for timer jitter: the first extension comes within 1.5 intervals.
