@@ -1,7 +1,7 @@
 /**
  * A faster decoder of the content-header frames (`basic` class: the message properties and the
- * headers table) amqplib receives on a connection, producing the very objects amqplib 2's
- * `decodeBasicProperties` and `decodeFields` produce.
+ * headers table) and the `basic.deliver` frames amqplib receives on a connection, producing the
+ * very objects amqplib 2's `decodeBasicProperties`, `decodeFields` and `decodeBasicDeliver` produce.
  *
  * Why: every delivery has one, and a CloudEvent's has a dozen `cloudEvents_` headers; amqplib
  * decodes each header name and value with `Buffer#toString` (a call into C++ per string), which
@@ -11,8 +11,8 @@
  * many of its values, such as `cloudEvents_source` or `specversion`, repeat from message to
  * message) and the same string is reused when they are equal; the rest is decoded as amqplib does.
  *
- * Only what this decoder reproduces exactly takes the fast path: a complete header frame of the
- * `basic` class already in amqplib's receive buffer, header values of the scalar kinds (strings,
+ * Only what this decoder reproduces exactly takes the fast path: a complete `basic.deliver` or
+ * `basic` content-header frame already in amqplib's receive buffer, header values of the scalar kinds (strings,
  * integers, floats, booleans, void). Anything else (a table or array value, a decimal, a
  * timestamp, a byte array, a frame that runs past its end or is malformed) goes through
  * amqplib's own `recvFrame`, which decodes it (or fails on it) as it always did.
@@ -37,10 +37,25 @@ export interface ContentHeaderFrame {
   fields: Record<string, unknown>;
 }
 
+/** What amqplib's `decodeFrame` returns for a `basic.deliver` method frame. */
+export interface DeliverFrame {
+  id: number;
+  channel: number;
+  fields: {
+    consumerTag: string;
+    deliveryTag: number;
+    redelivered: boolean;
+    exchange: string;
+    routingKey: string;
+  };
+}
+
 const FAST_HEADERS = Symbol('backtrack.fastContentHeaders');
+const FRAME_METHOD = 1;
 const FRAME_HEADER = 2;
 const FRAME_END = 0xce;
 const BASIC_CLASS = 60;
+const BASIC_DELIVER = (60 << 16) | 60;
 /** Strings up to this many bytes are remembered for reuse. */
 const MAX_REMEMBERED_BYTES = 96;
 /** Header table positions remembered (names and values). */
@@ -98,7 +113,8 @@ class Remembered {
 
 /** Remembered names and values of one connection's content headers, by place. */
 export class ContentHeaderDecoder {
-  readonly #properties: Remembered[] = Array.from({ length: 16 }, () => new Remembered());
+  /** The short-string properties (0-13) and the deliver fields (16-18), by place. */
+  readonly #properties: Remembered[] = Array.from({ length: 19 }, () => new Remembered());
   readonly #names: Remembered[] = [];
   readonly #values: Remembered[] = [];
 
@@ -121,6 +137,35 @@ export class ContentHeaderDecoder {
     const fields = this.properties(buffer, 19, 7 + size);
     if (fields === undefined) return undefined;
     return [{ id, channel: buffer.readUInt16BE(1), size: bodySize, fields }, total];
+  }
+
+  /**
+   * The `basic.deliver` method frame at the start of `buffer` decoded as amqplib does
+   * (`decodeFrame`, `decodeBasicDeliver`), and the offset after it; undefined when it is not
+   * one, not complete, or not read exactly here. Its consumer tag, exchange and routing key
+   * repeat from delivery to delivery.
+   */
+  deliver(buffer: Buffer, maxFrameSize: number): [DeliverFrame, number] | undefined {
+    if (buffer.length < 8 || buffer[0] !== FRAME_METHOD) return undefined;
+    const size = buffer.readUInt32BE(3);
+    if (maxFrameSize > 0 && size > maxFrameSize) return undefined;
+    const total = 8 + size;
+    if (buffer.length < total || buffer[7 + size] !== FRAME_END || size < 4) return undefined;
+    if (buffer.readUInt32BE(7) !== BASIC_DELIVER) return undefined;
+    const end = 7 + size;
+    let offset = this.#shortString(buffer, 11, end, 16);
+    if (offset < 0 || offset + 9 > end) return undefined;
+    const consumerTag = this.#text;
+    const high = buffer.readUInt32BE(offset);
+    // amqplib: Number(readBigUInt64BE), exact below 2^53.
+    if (high >= 0x200000) return undefined;
+    const deliveryTag = high * 0x100000000 + buffer.readUInt32BE(offset + 4);
+    const redelivered = (buffer[offset + 8]! & 1) !== 0;
+    if ((offset = this.#shortString(buffer, offset + 9, end, 17)) < 0) return undefined;
+    const exchange = this.#text;
+    if ((offset = this.#shortString(buffer, offset, end, 18)) < 0) return undefined;
+    const fields = { consumerTag, deliveryTag, redelivered, exchange, routingKey: this.#text };
+    return [{ id: BASIC_DELIVER, channel: buffer.readUInt16BE(1), fields }, total];
   }
 
   /**
@@ -339,8 +384,8 @@ export class ContentHeaderDecoder {
 }
 
 /**
- * Makes an amqplib connection (`ChannelModel.connection`) decode the content headers of the
- * `basic` class with {@link ContentHeaderDecoder}. Idempotent. Returns whether the connection
+ * Makes an amqplib connection (`ChannelModel.connection`) decode the `basic.deliver` frames
+ * and the content headers of the `basic` class with {@link ContentHeaderDecoder}. Idempotent. Returns whether the connection
  * is (now or already) decoding them so.
  */
 export function decodeContentHeadersFast(connection: unknown): boolean {
@@ -350,12 +395,15 @@ export function decodeContentHeadersFast(connection: unknown): boolean {
   const decoder = new ContentHeaderDecoder();
   connection.recvFrame = function (this: ConnectionInternals): unknown {
     const rest = this.rest;
-    if (rest[0] === FRAME_HEADER) {
-      const decoded = decoder.frame(rest, this.maxFrameSize);
-      if (decoded !== undefined) {
-        this.rest = rest.subarray(decoded[1]);
-        return decoded[0];
-      }
+    const decoded =
+      rest[0] === FRAME_HEADER
+        ? decoder.frame(rest, this.maxFrameSize)
+        : rest[0] === FRAME_METHOD
+          ? decoder.deliver(rest, this.maxFrameSize)
+          : undefined;
+    if (decoded !== undefined) {
+      this.rest = rest.subarray(decoded[1]);
+      return decoded[0];
     }
     // (amqplib's recvFrame reads more from the socket and calls this.recvFrame again.)
     return recvFrame.call(this);
