@@ -177,7 +177,7 @@ describe('ContentHeaderDecoder', () => {
           if (ours === undefined) return;
           const theirs = amqplibDecode(bytes);
           expect(Array.isArray(theirs)).toBe(true);
-          expect(isDeepStrictEqual(ours[0], (theirs as [unknown])[0])).toBe(true);
+          expect(isDeepStrictEqual(ours[0], (theirs as [unknown, number])[0])).toBe(true);
           expect(bytes.length - ours[1]).toBe((theirs as [unknown, number])[1]);
         },
       ),
@@ -203,7 +203,7 @@ describe('ContentHeaderDecoder', () => {
       });
       const ours = decoder.frame(bytes, MAX_FRAME);
       expect(ours).toBeDefined();
-      expect(ours![0]).toEqual((amqplibDecode(bytes) as [unknown])[0]);
+      expect(ours![0]).toEqual((amqplibDecode(bytes) as [unknown, number])[0]);
       return ours![0].fields['headers'] as Record<string, string>;
     });
     expect(decoded[1]!['cloudEvents_partitionkey']).toBe('k-2');
@@ -271,7 +271,7 @@ describe('ContentHeaderDecoder.deliver', () => {
           taken += 1;
           const theirs = amqplibDecode(bytes);
           expect(Array.isArray(theirs)).toBe(true);
-          expect(isDeepStrictEqual(ours[0], (theirs as [unknown])[0])).toBe(true);
+          expect(isDeepStrictEqual(ours[0], (theirs as [unknown, number])[0])).toBe(true);
           expect(bytes.length - ours[1]).toBe((theirs as [unknown, number])[1]);
         },
       ),
@@ -337,7 +337,7 @@ describe('decodeContentHeadersFast', () => {
     const frames: unknown[] = [];
     for (let f = connection.recvFrame(); f; f = connection.recvFrame()) frames.push(f);
     const expected: unknown[] = [];
-    for (let rest = all; rest.length > 0;) {
+    for (let rest: Buffer = all; rest.length > 0;) {
       const parsed = frame.parseFrame(rest, MAX_FRAME) as { rest: Buffer };
       expected.push(frame.decodeFrame(parsed));
       rest = parsed.rest;
