@@ -6,6 +6,7 @@ import type { Channel, ChannelModel, Options, RecoveringChannelModel } from 'amq
 import { RabbitClosedError, RabbitConfigError, RabbitConnectionError } from '../errors.js';
 import { classifyRabbitError, type RabbitAccessError } from './connectionErrors.js';
 import { coalesceWrites } from './coalesceWrites.js';
+import { decodeContentHeadersFast } from './decodeContentHeaders.js';
 import { settleWithin } from '../timeouts.js';
 import { capabilitiesOf, type BrokerCapabilities } from '../topology/topology.js';
 
@@ -153,6 +154,8 @@ export class RabbitConnection {
       model.on('error', (error: Error) => logger.warn({ err: error }, 'amqp connection error'));
       // The frames sent in one turn (publishes, acks) go to the socket in one write.
       coalesceWrites(model.connection);
+      // The content headers of deliveries are decoded reusing the strings of the previous ones.
+      decodeContentHeadersFast(model.connection);
       const capabilities = capabilitiesOf(
         String(
           (model.connection.serverProperties as unknown as Record<string, unknown>)['version'] ??
