@@ -22,7 +22,13 @@ describe('CommitCoalescer', () => {
     await tick();
     expect(requests).toHaveLength(1);
     expect(requests[0]!.topics).toEqual([
-      { topic: 't', partitions: [{ partition: 0, offset: '5' }, { partition: 1, offset: '7' }] },
+      {
+        topic: 't',
+        partitions: [
+          { partition: 0, offset: '5' },
+          { partition: 1, offset: '7' },
+        ],
+      },
     ]);
     requests[0]!.settle();
     await expect(Promise.all([a, b])).resolves.toEqual([undefined, undefined]);
