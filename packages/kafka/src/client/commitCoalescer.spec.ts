@@ -12,17 +12,43 @@ function deferredSender() {
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('CommitCoalescer', () => {
-  it('sends at once when idle; commits asked for meanwhile travel together in the next request', async () => {
+  it('sends after the current turn when idle: the commits of one turn share a request', async () => {
+    const { requests, send } = deferredSender();
+    const commits = new CommitCoalescer(send);
+    const a = commits.commit('t', 0, '5');
+    const b = commits.commit('t', 1, '7');
+    // Nothing goes out in the synchronous code that asked.
+    expect(requests).toHaveLength(0);
+    await tick();
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.topics).toEqual([
+      {
+        topic: 't',
+        partitions: [
+          { partition: 0, offset: '5' },
+          { partition: 1, offset: '7' },
+        ],
+      },
+    ]);
+    requests[0]!.settle();
+    await expect(Promise.all([a, b])).resolves.toEqual([undefined, undefined]);
+    await tick();
+    expect(requests).toHaveLength(1);
+  });
+
+  it('commits asked for while a request is in flight travel together in the next request', async () => {
     const { requests, send } = deferredSender();
     const commits = new CommitCoalescer(send);
     const done: string[] = [];
     const first = commits.commit('t', 0, '5').then(() => done.push('t0'));
+    await tick();
     expect(requests).toHaveLength(1);
     const later = [
       commits.commit('t', 1, '7').then(() => done.push('t1')),
       commits.commit('u', 0, '3').then(() => done.push('u0')),
       commits.commit('t', 1, '9').then(() => done.push('t1 again')),
     ];
+    await tick();
     // Nothing more goes out while the first request is in flight.
     expect(requests).toHaveLength(1);
     expect(requests[0]!.topics).toEqual([
@@ -47,6 +73,7 @@ describe('CommitCoalescer', () => {
     const { requests, send } = deferredSender();
     const commits = new CommitCoalescer(send);
     const a = commits.commit('t', 0, '1');
+    await tick();
     const b = commits.commit('t', 1, '1');
     requests[0]!.settle(new Error('rebalancing'));
     await expect(a).rejects.toThrow('rebalancing');
@@ -54,6 +81,7 @@ describe('CommitCoalescer', () => {
     requests[1]!.settle(new Error('not coordinator'));
     await expect(b).rejects.toThrow('not coordinator');
     const c = commits.commit('t', 0, '2');
+    await tick();
     expect(requests).toHaveLength(3);
     requests[2]!.settle();
     await expect(c).resolves.toBeUndefined();
