@@ -20,6 +20,7 @@
  * This reaches into amqplib's `Connection` (`recvFrame`, `rest`, `maxFrameSize`); when they are
  * not there (another amqplib version), nothing is changed.
  */
+import { BASIC_CLASS, FRAME_END, FRAME_HEADER, FRAME_METHOD } from './amqpFrames.js';
 
 /** The amqplib internals used here (amqplib 2.x `Connection`). */
 interface ConnectionInternals {
@@ -51,11 +52,7 @@ export interface DeliverFrame {
 }
 
 const FAST_HEADERS = Symbol('backtrack.fastContentHeaders');
-const FRAME_METHOD = 1;
-const FRAME_HEADER = 2;
-const FRAME_END = 0xce;
-const BASIC_CLASS = 60;
-const BASIC_DELIVER = (60 << 16) | 60;
+const BASIC_DELIVER = (BASIC_CLASS << 16) | 60;
 /** Strings up to this many bytes are remembered for reuse. */
 const MAX_REMEMBERED_BYTES = 96;
 /** Header table positions remembered (names and values). */

@@ -18,6 +18,13 @@
  * amqplib internals used here are not found.
  */
 import type { ConfirmChannel, Options } from 'amqplib';
+import {
+  BASIC_CLASS,
+  FRAME_BODY,
+  FRAME_END,
+  FRAME_HEADER,
+  FRAME_METHOD,
+} from '../connection/amqpFrames.js';
 
 /** The amqplib internals the fast path writes to (amqplib 2.x `Channel` and `Connection`). */
 interface ChannelInternals {
@@ -34,13 +41,7 @@ interface ConnectionInternals {
 
 type ConfirmCallback = (error: Error | null) => void;
 
-/** Frame constants (AMQP 0-9-1). */
-const FRAME_METHOD = 1;
-const FRAME_HEADER = 2;
-const FRAME_BODY = 3;
-const FRAME_END = 0xce;
-const BASIC_CLASS = 60;
-const BASIC_PUBLISH = (60 << 16) | 40;
+const BASIC_PUBLISH = (BASIC_CLASS << 16) | 40;
 /** amqplib sends a message as one buffer below this many bytes (connection.js). */
 const SINGLE_CHUNK_THRESHOLD = 2048;
 
