@@ -11,7 +11,7 @@ import type { Disposition, IncomingMessage } from '../consumer/processor.js';
 import { deadLetterReasonOf } from '../deadLetter/reasons.js';
 import type { Envelope, ExtensionValue } from '../envelope/types.js';
 import { ATTR, SPAN_NAMES, type TelemetryDisposition } from './names.js';
-import { activeInstruments, activeTracer } from './provider.js';
+import { activeInstruments, activeTracer, otelRegistered } from './provider.js';
 import { extractTraceContext, injectTraceContext, parseTraceparent } from './tracecontext.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +295,7 @@ export function runConsume<C extends ContextLike, T>(
 
 /** Pipeline hook: the message's final disposition (after a batch's done marks are settled). */
 export function finishConsume(context: ContextLike, disposition: Disposition): void {
+  if (!otelRegistered()) return; // nothing registered ever: no consume was started either
   const telemetry = running.get(context);
   if (telemetry === undefined && activeInstruments() === undefined) return;
   running.delete(context);

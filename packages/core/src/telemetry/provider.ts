@@ -32,6 +32,21 @@ export interface Instruments {
 const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
 const NOOP_METER = createNoopMeter();
 
+/**
+ * Where the OpenTelemetry API (major 1, the `@opentelemetry/api` we depend on) keeps what is
+ * registered globally (its `GLOBAL_OPENTELEMETRY_API_KEY`). It is absent until something
+ * registers (a tracer or meter provider, a propagator, a context manager): then no tracer or
+ * meter can be active, and {@link activeTracer} / {@link activeInstruments} answer after one
+ * property read instead of the API's versioned global lookups (which were most of the consumer
+ * hooks' ~240 ns per message without an SDK). The API never deletes it once made.
+ */
+const OTEL_API_GLOBAL = Symbol.for('opentelemetry.js.api.1');
+
+/** False while nothing was ever registered with the OpenTelemetry API in this process. */
+export function otelRegistered(): boolean {
+  return (globalThis as Record<symbol, unknown>)[OTEL_API_GLOBAL] !== undefined;
+}
+
 let tracerProvider: TracerProvider | undefined;
 let tracer: Tracer | undefined;
 let meterProvider: MeterProvider | undefined;
@@ -44,6 +59,7 @@ let instruments: Instruments | undefined;
  * later is picked up.
  */
 export function activeTracer(): Tracer | undefined {
+  if ((globalThis as Record<symbol, unknown>)[OTEL_API_GLOBAL] === undefined) return undefined;
   let provider: TracerProvider = trace.getTracerProvider();
   if (provider instanceof ProxyTracerProvider) provider = provider.getDelegate();
   if (provider === tracerProvider) return tracer;
@@ -58,6 +74,7 @@ export function activeTracer(): Tracer | undefined {
  * registered. Cached per provider like {@link activeTracer}.
  */
 export function activeInstruments(): Instruments | undefined {
+  if ((globalThis as Record<symbol, unknown>)[OTEL_API_GLOBAL] === undefined) return undefined;
   const provider = metrics.getMeterProvider();
   if (provider === meterProvider) return instruments;
   meterProvider = provider;
