@@ -50,7 +50,7 @@ describe('example configuration', () => {
     expect(readConfig([])).toMatchObject({
       partitions: 8,
       consumers: 1,
-      prefetch: 64,
+      prefetch: 256,
       lingerMs: 0,
     });
     expect(

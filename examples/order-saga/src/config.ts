@@ -7,7 +7,7 @@
  *   --orders <n>                        (load driver and drill)
  *   --partitions <n>                    (partitions per topic, Kafka and memory; default 8)
  *   --consumers <k>                     (consumers per service in its group; default 1)
- *   --prefetch <n>                      (RabbitMQ prefetch window per consumer; default 64)
+ *   --prefetch <n>                      (RabbitMQ prefetch window per consumer; default 256)
  *   --linger-ms <ms>                    (publisher and Kafka producer linger; default 0)
  *   --otel                              (OpenTelemetry SDK: traces, Prometheus /metrics)
  *   --metrics-port <port>               (the Prometheus endpoint's port with --otel; default 9464)
@@ -100,7 +100,7 @@ export function readConfig(
       `--consumers (${consumers}) must not exceed --partitions (${partitions}): a member without a partition idles`,
     );
   }
-  const prefetch = positiveInt('prefetch', values.prefetch, 64);
+  const prefetch = positiveInt('prefetch', values.prefetch, 256);
   const lingerRaw = values['linger-ms'];
   const lingerMs = lingerRaw === undefined ? 0 : Number(lingerRaw);
   if (!Number.isFinite(lingerMs) || lingerMs < 0 || lingerMs > 1000) {

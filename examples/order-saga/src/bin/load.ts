@@ -1,7 +1,7 @@
 /**
  * The load driver with all four services in this process, on any transport:
  *   tsx order-saga/src/bin/load.ts [--transport memory|kafka|rabbitmq] [--orders 1000] [--concurrency 64]
- *     [--partitions 8] [--consumers 1] [--prefetch 64] [--linger-ms 0] [--processes K] [--json]
+ *     [--partitions 8] [--consumers 1] [--prefetch 256] [--linger-ms 0] [--processes K] [--json]
  * Places the orders, then runs the checker until consistent; exits 1 if it never is.
  *
  * `--processes K` (Kafka, RabbitMQ): inventory, payments and shipping each run as K child

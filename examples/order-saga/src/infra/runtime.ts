@@ -83,7 +83,7 @@ export interface RuntimeOptions {
    * window; memory: members of the group). @default 1
    */
   consumers?: number;
-  /** RabbitMQ prefetch of each consumer: the largest window `processBatch` gets. @default 64 */
+  /** RabbitMQ prefetch of each consumer: the largest window `processBatch` gets. @default 256 */
   prefetch?: number;
   /**
    * How long the first of concurrent publishes waits for others, in ms: the journaling
@@ -356,7 +356,7 @@ async function transportFactory(
   }
   const { createRabbitTransport } = await import('@backtrack/rabbitmq');
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-  const prefetch = options.prefetch ?? 64;
+  const prefetch = options.prefetch ?? 256;
   return async () => createRabbitTransport({ url, consumer: { prefetch } }, { logger });
 }
 
