@@ -191,13 +191,13 @@ export interface DrillResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** How many of `orders` are placed before the bad deploy, and how many during it. */
 /** The items a rollback run of `plan` counts in its progress (`RollbackProgressEvent.total`). */
 export function runItemCount(plan: Pick<RollbackPlan, 'counts'>): number {
   const { items, sagas, needsPerson, skipped } = plan.counts;
   return items + sagas + needsPerson + skipped;
 }
 
+/** How many of `orders` are placed before the bad deploy, and how many during it. */
 export function drillSplit(orders: number): { goodCount: number; badCount: number } {
   const goodCount = Math.max(1, Math.floor(orders * 0.3));
   return { goodCount, badCount: orders - goodCount };
