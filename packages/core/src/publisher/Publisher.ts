@@ -174,13 +174,14 @@ export function createPublisher(
     }
   }
   const batching = { ...DEFAULT_PUBLISHER_BATCHING, ...options.batching };
-  if (!Number.isFinite(batching.lingerMs) || batching.lingerMs < 0 || batching.lingerMs > 1000) {
-    throw new PublisherConfigError(
-      'batching.lingerMs',
-      'must be from 0 to 1000',
-      batching.lingerMs,
-    );
-  }
+  /** The batching delays are milliseconds from 0 to 1000. */
+  const requireDelay = (field: 'lingerMs' | 'markDelayMs'): void => {
+    const value = batching[field];
+    if (!Number.isFinite(value) || value < 0 || value > 1000) {
+      throw new PublisherConfigError(`batching.${field}`, 'must be from 0 to 1000', value);
+    }
+  };
+  requireDelay('lingerMs');
   if (!Number.isInteger(batching.maxBatchSize) || batching.maxBatchSize < 1) {
     throw new PublisherConfigError(
       'batching.maxBatchSize',
@@ -188,17 +189,7 @@ export function createPublisher(
       batching.maxBatchSize,
     );
   }
-  if (
-    !Number.isFinite(batching.markDelayMs) ||
-    batching.markDelayMs < 0 ||
-    batching.markDelayMs > 1000
-  ) {
-    throw new PublisherConfigError(
-      'batching.markDelayMs',
-      'must be from 0 to 1000',
-      batching.markDelayMs,
-    );
-  }
+  requireDelay('markDelayMs');
   const { service, version } = options;
   const source = options.source ?? `//backtrack/${service}`;
   const topicFor = options.topicFor ?? (() => service);
