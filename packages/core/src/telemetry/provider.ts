@@ -59,7 +59,7 @@ let instruments: Instruments | undefined;
  * later is picked up.
  */
 export function activeTracer(): Tracer | undefined {
-  if ((globalThis as Record<symbol, unknown>)[OTEL_API_GLOBAL] === undefined) return undefined;
+  if (!otelRegistered()) return undefined;
   let provider: TracerProvider = trace.getTracerProvider();
   if (provider instanceof ProxyTracerProvider) provider = provider.getDelegate();
   if (provider === tracerProvider) return tracer;
@@ -74,7 +74,7 @@ export function activeTracer(): Tracer | undefined {
  * registered. Cached per provider like {@link activeTracer}.
  */
 export function activeInstruments(): Instruments | undefined {
-  if ((globalThis as Record<symbol, unknown>)[OTEL_API_GLOBAL] === undefined) return undefined;
+  if (!otelRegistered()) return undefined;
   const provider = metrics.getMeterProvider();
   if (provider === meterProvider) return instruments;
   meterProvider = provider;
