@@ -4,24 +4,13 @@
  * header values of any bytes. Installed with apt when missing (the test machines run as root);
  * tests that need it fail loudly when it cannot be installed.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
-
-let checked: string | undefined;
+import { ensureDebianTool } from '../../../test/support/debianTool.js';
 
 /** The path of `kcat`, installing the Debian package when it is missing. Throws when it cannot. */
 export function ensureKcat(): string {
-  if (checked) return checked;
-  const found = spawnSync('sh', ['-c', 'command -v kcat'], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    const install = 'apt-get install -y kcat || (apt-get update && apt-get install -y kcat)';
-    const r = spawnSync('sh', ['-c', install], { encoding: 'utf8', timeout: 300_000 });
-    if (r.status !== 0)
-      throw new Error(`kcat is missing and apt could not install it: ${r.stderr.slice(-500)}`);
-  }
-  checked = spawnSync('sh', ['-c', 'command -v kcat'], { encoding: 'utf8' }).stdout.trim();
-  if (!checked) throw new Error('kcat not found after installing it');
-  return checked;
+  return ensureDebianTool('kcat', 'kcat');
 }
 
 /** One record for {@link kcatProduce}. */
