@@ -155,7 +155,13 @@ const notVersion = fc.string().filter((s) => s !== '1' && s !== '2');
 /** Typed (non-string) values whose string form is bad for the attribute, for AMQP headers. */
 const typedBad = fc.oneof(
   fc.boolean(),
-  fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }),
+  // Not the key "!": amqplib reads a table holding it as a typed value ({ '!': type, value })
+  // and throws before publishing (FAULT_SEED=5039 drew { '': 'pjS`', '!': '' }).
+  fc.dictionary(
+    fc.string({ maxLength: 5 }).filter((key) => key !== '!'),
+    fc.string({ maxLength: 5 }),
+    { maxKeys: 3 },
+  ),
   fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }),
 );
 
