@@ -8,6 +8,11 @@
  * message is of a type no handler routes (`bench.order.cancelled`), and the batches are small
  * (sizes 1, 1, 1, 1, 2, 3, 6, 6, 12, 20, 20 in turn: 6.6 on average, as the in-memory
  * transport hands the example's services).
+ *
+ * `src/pipelineCpu.ts N ROUNDS kafka`: what the Kafka subscription hands the pipeline for the
+ * kafka-consume benchmark (session 9): records as kafkajs decodes them (every header value a
+ * Buffer, the record key a Buffer), turned into messages as the subscription does (`fromKafkaRecord`,
+ * the origin with its record key: every message its own lane), in batches of 500.
  */
 import {
   createConsumerPipeline,
@@ -15,18 +20,48 @@ import {
   InMemoryDedupeStore,
   type IncomingMessage,
 } from '@backtrack/core';
+import { fromKafkaRecord, toKafkaRecord } from '@backtrack/kafka/adapter';
 import { BenchOrderPlaced, encodedCancellations, encodedOrders, silentLogger } from './common.js';
 const n = Number(process.argv[2] ?? 20000);
 const mix = process.argv[4] === 'mix';
+const kafka = process.argv[4] === 'kafka';
 const orders = encodedOrders(mix ? n / 2 : n);
 const cancellations = mix ? encodedCancellations(n / 2, 'bench') : [];
 const encoded = mix ? orders.flatMap((order, i) => [order, cancellations[i]!]) : orders;
-const sizes = mix ? [1, 1, 1, 1, 2, 3, 6, 6, 12, 20, 20] : [50];
-const msgs: IncomingMessage[] = encoded.map((message, i) => ({
-  message,
-  attempt: 1,
-  origin: { transport: 'kafka', topic: 't', partition: 0, offset: String(i), group: 'g' },
-}));
+const sizes = mix ? [1, 1, 1, 1, 2, 3, 6, 6, 12, 20, 20] : kafka ? [500] : [50];
+/** As kafkajs hands them: header values and key as Buffers (copied per round, see `messagesOf`). */
+const records = encoded.map((message) => {
+  const record = toKafkaRecord(message);
+  const headers: Record<string, Buffer> = {};
+  for (const [name, value] of Object.entries(record.headers ?? {}))
+    headers[name] = Buffer.from(String(value));
+  return {
+    key: record.key === null ? null : Buffer.from(String(record.key)),
+    value: record.value as Buffer,
+    headers,
+  };
+});
+/** The messages of one round (Kafka: made from the records as the subscription makes them). */
+function messagesOf(): IncomingMessage[] {
+  if (!kafka) {
+    return encoded.map((message, i) => ({
+      message,
+      attempt: 1,
+      origin: { transport: 'kafka', topic: 't', partition: 0, offset: String(i), group: 'g' },
+    }));
+  }
+  return records.map((record, i) => {
+    const origin: IncomingMessage['origin'] = {
+      transport: 'kafka',
+      topic: 't',
+      partition: 0,
+      offset: String(i),
+      group: 'g',
+    };
+    if (record.key !== null) origin.key = record.key.toString('latin1');
+    return { message: fromKafkaRecord(record), attempt: 1, origin };
+  });
+}
 const rounds = Number(process.argv[3] ?? 5);
 for (let round = 0; round < rounds; round++) {
   let sum = 0;
@@ -50,6 +85,7 @@ for (let round = 0; round < rounds; round++) {
   );
   const c0 = process.cpuUsage();
   const t0 = performance.now();
+  const msgs = messagesOf();
   for (let i = 0, b = 0; i < n; b++) {
     const size = sizes[b % sizes.length]!;
     await pipeline.processBatch(msgs.slice(i, i + size));

@@ -150,41 +150,43 @@ export function handle<
       version,
     );
   }
-  const route = async function handleMiddleware(
+  // Not async: a handler that returns no promise (a synchronous one) finishes here, and the
+  // route returns undefined (the chain reads it as settled), without an async frame and an
+  // await per message; a promise is awaited in `finishHandled`. A synchronous throw (of the
+  // handler or of the route) still comes back as a rejected promise, as from an async function.
+  const route = function handleMiddleware(
     context: ConsumerContext,
     next: () => Promise<void>,
-  ) {
-    const envelope = requireEnvelope(context, 'handle');
-    if (envelope.type !== definition.type) return next();
-    let data = context.data;
-    if (
-      data === undefined ||
-      context.dataVersion !== version ||
-      context.definition !== definition
-    ) {
-      data = definition.read(envelope.data, envelope.schemaversion, version);
+  ): Promise<void> | undefined {
+    let result: unknown;
+    try {
+      const envelope = requireEnvelope(context, 'handle');
+      if (envelope.type !== definition.type) return next();
+      let data = context.data;
+      if (
+        data === undefined ||
+        context.dataVersion !== version ||
+        context.definition !== definition
+      ) {
+        data = definition.read(envelope.data, envelope.schemaversion, version);
+      }
+      const idempotencyKey =
+        context.idempotencyKey ?? defaultIdempotencyKey(context.consumer, envelope);
+      result = fn(
+        new HandlerArgs(
+          context,
+          data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
+          envelope,
+          version,
+          idempotencyKey,
+        ),
+      );
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const idempotencyKey =
-      context.idempotencyKey ?? defaultIdempotencyKey(context.consumer, envelope);
-    const result = await fn(
-      new HandlerArgs(
-        context,
-        data as EventData<EventDefinition<TType, TSchemas, TLatest>, V>,
-        envelope,
-        version,
-        idempotencyKey,
-      ),
-    );
-    if (typeof result === 'string') context.result = result;
-    context.handled = true;
-    // An idempotent() wrapper inside the handler found the key done: acknowledge as a duplicate.
-    if (
-      typeof result === 'object' &&
-      result !== null &&
-      (result as Record<symbol, unknown>)[DUPLICATE] === true
-    ) {
-      context.ack('duplicate');
-    }
+    if (isThenable(result)) return finishHandled(context, result);
+    handled(context, result);
+    return undefined;
   };
   return Object.assign(route, {
     eventType: definition.type as string,
@@ -192,6 +194,36 @@ export function handle<
     definition: definition as AnyEventDefinition,
     onlyOwnType: true,
   });
+}
+
+/** What `handle` does once its handler returned (or its promise fulfilled). */
+function handled(context: ConsumerContext, result: unknown): void {
+  if (typeof result === 'string') context.result = result;
+  context.handled = true;
+  // An idempotent() wrapper inside the handler found the key done: acknowledge as a duplicate.
+  if (
+    typeof result === 'object' &&
+    result !== null &&
+    (result as Record<symbol, unknown>)[DUPLICATE] === true
+  ) {
+    context.ack('duplicate');
+  }
+}
+
+async function finishHandled(
+  context: ConsumerContext,
+  pending: PromiseLike<unknown>,
+): Promise<void> {
+  handled(context, await pending);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value instanceof Promise ||
+    ((typeof value === 'object' || typeof value === 'function') &&
+      value !== null &&
+      typeof (value as { then?: unknown }).then === 'function')
+  );
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   composeRun,
   createMessageContext,
   isLogged,
+  SETTLED,
   slotsOf,
   stopLeaseOf,
   type ConsumerContext,
@@ -325,7 +326,7 @@ function createRunner(config: PipelineConfig, stages: Stages): Runner {
   };
 }
 
-const RESOLVED: Promise<void> = Promise.resolve();
+const RESOLVED = SETTLED;
 
 /** True when a tracer or meter provider is registered: each run then gets its span or timer. */
 function telemetryOn(): boolean {
@@ -729,10 +730,12 @@ class LaneRun {
           let holding: Blocker | undefined;
           if (early !== RUN) holding = early;
           else {
-            // Runner.execute, inline: one async frame per message less.
+            // Runner.execute, inline: one async frame per message less; a chain that finished
+            // synchronously (a synchronous handler) is not awaited.
             let disposition: Disposition;
             try {
-              await this.#runner.run(context);
+              const running = this.#runner.run(context);
+              if (running !== SETTLED) await running;
               disposition = this.#runner.dispositionOf(context);
             } catch (error) {
               disposition = classifyError(error, context, this.#runner.policy);

@@ -5,6 +5,7 @@ import type { Envelope } from '../../envelope/types.js';
 import type { Logger } from '../../logging/logger.js';
 import type { Disposition } from '../processor.js';
 import {
+  SETTLED,
   slotsOf,
   type ConsumerContext,
   type ContextSlots,
@@ -205,6 +206,11 @@ function scopedKey(consumer: string, derive: () => string): string {
 }
 
 /** Wraps a store error so the pipeline pauses instead of retrying the handler. */
+/** True for a claim this consumer won. */
+function isClaimed(claim: ClaimResult | Error): boolean {
+  return !(claim instanceof Error) && claim.status === 'claimed';
+}
+
 function storeFailure(error: unknown, operation: string): BacktrackError {
   if (error instanceof StoreUnavailableError) return error;
   if (error instanceof BacktrackError && !error.retriable) return error;
@@ -454,8 +460,38 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
       // mark, in one small async frame, without its callbacks and their promises.
       return runClaimed(context, next, key, claim.token, slots, shared);
     }
+    if (shared === undefined && claim !== undefined && !isClaimed(claim)) {
+      // The batch's claim found the key done, leased elsewhere, or the store failing: decided
+      // now, as runOnce would decide it, without running the rest of the chain.
+      try {
+        notClaimed(context, key, claim);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return SETTLED;
+    }
     return runStep(context, next, pre, key, slots, shared);
   };
+
+  /** {@link runStep}'s outcome for a pre-claim this consumer did not win, synchronously. */
+  function notClaimed(context: ConsumerContext, key: string, claim: ClaimResult | Error): void {
+    if (claim instanceof Error) {
+      stepFailed(context, key, undefined, storeFailure(claim, 'claim'));
+      return;
+    }
+    if (claim.status === 'in-progress') {
+      stepFailed(context, key, undefined, new LeaseHeldError(key));
+      return;
+    }
+    if (claim.status !== 'done') return;
+    context.dedupe =
+      claim.result === undefined
+        ? { key, status: 'done' }
+        : { key, status: 'done', result: claim.result };
+    if (context.logger.isLevelEnabled('debug'))
+      context.logger.debug({ key }, 'duplicate message acknowledged without calling the handler');
+    context.ack('duplicate');
+  }
 
   /** The step for anything but a batch's own claim: no claim yet, a copy, a failed claim... */
   async function runStep(
@@ -539,7 +575,7 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
    * batch's one `completeMany`; anything else (an error, another outcome) stops keeping the lease
    * and frees the key, as runOnce does. The batch holds the lease.
    */
-  async function runClaimed(
+  function runClaimed(
     context: ConsumerContext,
     next: () => Promise<void>,
     key: string,
@@ -547,46 +583,93 @@ export function createIdempotentStep(options: IdempotentMiddlewareOptions): Idem
     slots: ContextSlots,
     shared: SharedClaim | undefined,
   ): Promise<void> {
-    try {
-      if (shared !== undefined) {
-        shared.state = 'running';
-        shared.runner = context;
-      }
-      // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
-      if (keeper !== undefined) {
-        slots.leaseKeeper = keeper;
-        slots.leaseKey = key;
-        slots.leaseToken = token;
-      }
-      context.dedupe = { key, status: 'claimed' };
-      try {
-        await next();
-      } catch (error) {
-        keeper?.drop(key, token);
-        await release(store, key, token, context);
-        throw error;
-      }
-      const d = context.disposition;
-      // Only a handled message becomes `done`; anything else (retry, dead letter, ignored, a
-      // middleware's own decision) frees the key.
-      if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
-        const { result } = context;
-        if (shared !== undefined) {
-          shared.state = 'marked';
-          shared.result = result;
-        }
-        slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
-      } else {
-        if (shared !== undefined) {
-          shared.state = 'decided';
-          shared.decision = d;
-        }
-        keeper?.drop(key, token);
-        await release(store, key, token, context);
-      }
-    } catch (error) {
-      stepFailed(context, key, shared, error);
+    if (shared !== undefined) {
+      shared.state = 'running';
+      shared.runner = context;
     }
+    // A timed-out handler must not keep its lease alive forever: the pipeline stops it.
+    if (keeper !== undefined) {
+      slots.leaseKeeper = keeper;
+      slots.leaseKey = key;
+      slots.leaseToken = token;
+    }
+    context.dedupe = { key, status: 'claimed' };
+    let running: Promise<void>;
+    try {
+      running = next();
+    } catch (error) {
+      return claimedFailed(context, key, token, shared, error);
+    }
+    // The rest of the chain finished synchronously (a synchronous handler): go on at once,
+    // without an async frame and an await per message.
+    if (running === SETTLED) return claimedDone(context, key, token, slots, shared);
+    return awaitClaimed(running, context, key, token, slots, shared);
+  }
+
+  async function awaitClaimed(
+    running: Promise<void>,
+    context: ConsumerContext,
+    key: string,
+    token: string,
+    slots: ContextSlots,
+    shared: SharedClaim | undefined,
+  ): Promise<void> {
+    try {
+      await running;
+    } catch (error) {
+      return claimedFailed(context, key, token, shared, error);
+    }
+    return claimedDone(context, key, token, slots, shared);
+  }
+
+  /** The chain threw: stop keeping the lease, free the key, then the step's error handling. */
+  async function claimedFailed(
+    context: ConsumerContext,
+    key: string,
+    token: string,
+    shared: SharedClaim | undefined,
+    error: unknown,
+  ): Promise<void> {
+    keeper?.drop(key, token);
+    try {
+      await release(store, key, token, context);
+    } catch (releaseError) {
+      stepFailed(context, key, shared, releaseError);
+      return;
+    }
+    stepFailed(context, key, shared, error);
+  }
+
+  /**
+   * After the chain: only a handled message becomes `done` (its mark is left in `slots` for the
+   * batch's `completeMany`); anything else (retry, dead letter, ignored, a middleware's own
+   * decision) stops keeping the lease and frees the key.
+   */
+  function claimedDone(
+    context: ConsumerContext,
+    key: string,
+    token: string,
+    slots: ContextSlots,
+    shared: SharedClaim | undefined,
+  ): Promise<void> {
+    const d = context.disposition;
+    if (context.handled && (d === undefined || (d.kind === 'ack' && d.outcome === 'handled'))) {
+      const { result } = context;
+      if (shared !== undefined) {
+        shared.state = 'marked';
+        shared.result = result;
+      }
+      slots.pendingMark = result === undefined ? { key, token } : { key, token, result };
+      return SETTLED;
+    }
+    if (shared !== undefined) {
+      shared.state = 'decided';
+      shared.decision = d;
+    }
+    keeper?.drop(key, token);
+    return release(store, key, token, context).catch((error: unknown) =>
+      stepFailed(context, key, shared, error),
+    );
   }
 
   /**
