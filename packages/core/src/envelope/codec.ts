@@ -326,7 +326,9 @@ export function decodeEnvelope(
     return decodeStructured(body, contentTypeHeader as string, options, message);
   }
   // The data is read after the attributes (a bad attribute is reported before a bad body).
-  return buildEnvelope(headers, 'header', options, message, body, undefined);
+  // Headers used as they came: their names were just listed, list them once.
+  const names = headers === rawHeaders ? lowerCaseNames : undefined;
+  return buildEnvelope(headers, 'header', options, message, body, undefined, names);
 }
 
 /**
@@ -386,7 +388,15 @@ function decodeStructured(
     if (name === 'data' || name === 'content-type' || value === null) continue;
     attributes[name === 'datacontenttype' ? 'content-type' : name] = value;
   }
-  return buildEnvelope(attributes, 'attribute', options, message, undefined, own(members, 'data'));
+  return buildEnvelope(
+    attributes,
+    'attribute',
+    options,
+    message,
+    undefined,
+    own(members, 'data'),
+    undefined,
+  );
 }
 
 /**
@@ -404,6 +414,7 @@ function buildEnvelope(
   message: EncodedMessage,
   body: Uint8Array | undefined,
   structuredData: unknown,
+  ownNames: string[] | undefined,
 ): Envelope<unknown> {
   const structured = noun === 'attribute';
   let rawId: unknown;
@@ -423,7 +434,7 @@ function buildEnvelope(
   let rawContentType: unknown;
   let others = false;
   // Own names only (an inherited `id` is not a header).
-  const names = Object.keys(values);
+  const names = ownNames ?? Object.keys(values);
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     switch (name) {
@@ -698,6 +709,9 @@ function own(values: Record<string, unknown>, name: string): unknown {
   return Object.hasOwn(values, name) ? values[name] : undefined;
 }
 
+/** The own names {@link lowerCaseHeaders} listed last (what `buildEnvelope` reads when it returned them as they came). */
+let lowerCaseNames: string[] = [];
+
 /** The header names of {@link ENVELOPE_HEADERS}, all lower-case. */
 const LOWER_CASE_HEADERS: ReadonlySet<string> = new Set(Object.values(ENVELOPE_HEADERS));
 
@@ -711,6 +725,7 @@ function lowerCaseHeaders(
   message: EncodedMessage,
 ): Record<string, unknown> {
   const names = Object.keys(raw);
+  lowerCaseNames = names;
   let lower = true;
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
