@@ -850,15 +850,35 @@ function groupLanes(contexts: readonly ConsumerContext[]): {
     }
     return { lanes, keyless };
   }
+  // A batch is nearly always one partition: the keyed lanes of the first message's partition
+  // are found by their key alone (no lane id string per message); any other by its lane id.
+  const firstPartition = partitionOf(contexts[0]!);
+  const ofFirst = new Map<string, number[]>();
   const byKey = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
-    const key = laneOf(contexts[i]!);
-    const lane = key === KEYLESS ? keyless : byKey.get(key);
+    const context = contexts[i]!;
+    const key = keyOf(context);
+    if (
+      key !== undefined &&
+      firstPartition !== undefined &&
+      partitionOf(context) === firstPartition
+    ) {
+      const lane = ofFirst.get(key);
+      if (lane !== undefined) lane.push(i);
+      else {
+        const created = [i];
+        ofFirst.set(key, created);
+        lanes.push(created);
+      }
+      continue;
+    }
+    const id = laneOf(context);
+    const lane = id === KEYLESS ? keyless : byKey.get(id);
     if (lane !== undefined) lane.push(i);
     else {
       const created = [i];
-      if (key === KEYLESS) keyless = created;
-      else byKey.set(key, created);
+      if (id === KEYLESS) keyless = created;
+      else byKey.set(id, created);
       lanes.push(created);
     }
   }
