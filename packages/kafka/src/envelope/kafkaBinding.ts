@@ -137,27 +137,20 @@ export function fromKafkaRecord(record: {
   const names = Object.keys(raw);
   for (let i = 0; i < names.length; i++) {
     const rawName = names[i]!;
-    const name = headerNameOf(rawName);
-    if (name.attribute === '') continue;
-    const value = raw[rawName]!;
-    const text = value instanceof Buffer ? textOf(name, value) : headerToString(value);
-    if (text !== undefined) headers[name.attribute] = text;
+    const attribute = attributeOf(rawName);
+    if (attribute === '') continue;
+    const text = headerToString(raw[rawName]!);
+    if (text !== undefined) headers[attribute] = text;
   }
   const value = record.value ?? Buffer.alloc(0);
   return { headers, body: new Uint8Array(value.buffer, value.byteOffset, value.byteLength) };
 }
 
-/** A header name's CloudEvents attribute ('' for none), and the last text read under it. */
-interface HeaderName {
-  readonly attribute: string;
-  last: string;
-}
+/** Header name → CloudEvents attribute ('' for none), remembered: a topic uses a few names. */
+const attributeNames = new Map<string, string>();
 
-/** Header name → {@link HeaderName}, remembered: a topic uses a few names. */
-const headerNames = new Map<string, HeaderName>();
-
-function headerNameOf(rawName: string): HeaderName {
-  const known = headerNames.get(rawName);
+function attributeOf(rawName: string): string {
+  const known = attributeNames.get(rawName);
   if (known !== undefined) return known;
   const name = rawName.toLowerCase();
   let attribute = '';
@@ -165,33 +158,7 @@ function headerNameOf(rawName: string): HeaderName {
   else if (name.startsWith(CLOUD_EVENTS_HEADER_PREFIX))
     attribute = name.slice(CLOUD_EVENTS_HEADER_PREFIX.length);
   if (attribute === '__proto__') attribute = '';
-  const made: HeaderName = { attribute, last: '' };
   // Bounded: names from a hostile producer must not grow it without end.
-  if (headerNames.size < 1_024) headerNames.set(rawName, made);
-  return made;
-}
-
-/** Longest value compared with the last one before it is decoded. */
-const REUSE_MAX_BYTES = 64;
-
-/**
- * A header value's UTF-8 text. Most headers (specversion, type, source, content type, schema
- * version, producer) carry the same value on every record: when the bytes are the ASCII of the
- * last text read under that name, that string is reused instead of decoding a new one (only
- * bytes below 128 match, so the result is what `toString()` returns).
- */
-function textOf(name: HeaderName, value: Buffer): string {
-  const last = name.last;
-  const n = value.length;
-  if (n === last.length && n <= REUSE_MAX_BYTES) {
-    let i = 0;
-    for (; i < n; i++) {
-      const byte = value[i]!;
-      if (byte >= 128 || byte !== last.charCodeAt(i)) break;
-    }
-    if (i === n) return last;
-  }
-  const text = value.toString();
-  name.last = text;
-  return text;
+  if (attributeNames.size < 1_024) attributeNames.set(rawName, attribute);
+  return attribute;
 }
