@@ -21,6 +21,7 @@ import {
   type IdempotencyOptions,
   type IdempotentStep,
 } from './idempotent/idempotent.js';
+import type { LeaseGroup } from './idempotent/leaseKeeper.js';
 import { decodeInto, routeByType, validateInto, type ValidateOptions } from './middleware.js';
 import { classifyError, reportOutcome, type ClassifyPolicy } from './outcome.js';
 import {
@@ -425,6 +426,10 @@ class ClaimWindow {
   shared: { claim: SharedClaim; indexes: number[] }[] | undefined = undefined;
   /** The leases this window keeps alive: key, token, key, token... */
   readonly held: string[] = [];
+  /** Where the warnings of each held lease go (its first message's context). */
+  readonly sources: ConsumerContext[] = [];
+  /** The held leases in the step's keeper, once the claims are in. */
+  group: LeaseGroup | undefined = undefined;
 
   constructor(step: IdempotentStep) {
     this.step = step;
@@ -432,10 +437,7 @@ class ClaimWindow {
 
   /** Stops keeping every claim of the window alive. */
   close(): void {
-    const { keeper } = this.step;
-    if (keeper === undefined) return;
-    const { held } = this;
-    for (let h = 0; h < held.length; h += 2) keeper.drop(held[h]!, held[h + 1]!);
+    if (this.group !== undefined) this.step.keeper?.dropGroup(this.group);
   }
 }
 
@@ -564,10 +566,13 @@ async function openClaimWindow(
     ) {
       // Held from now, not from when the message starts: a message late in a long batch still
       // owns its lease when it runs. Once per key: copies share their first's claim.
-      keeper.hold(key, claim.token, context);
       held.push(key, claim.token);
+      window.sources.push(context);
     }
   }
+  // The batch's leases as one entry of the keeper (no object and map entry per key).
+  if (keeper !== undefined && held.length > 0)
+    window.group = keeper.holdGroup(held, window.sources);
   return window;
 }
 

@@ -65,4 +65,57 @@ describe('LeaseKeeper', () => {
     keeper.drop('old', 't1');
     keeper.drop('young', 't2');
   });
+
+  it('keeps a group of leases alive as one entry; a lease dropped from it is no longer extended', async () => {
+    vi.useFakeTimers();
+    const store = new InMemoryDedupeStore({ now: () => Date.now() });
+    const extend = vi.spyOn(store, 'extend');
+    const keeper = new LeaseKeeper(store, 300);
+    const claims = await store.claimMany(['a', 'b', 'c'], { leaseMs: 300 });
+    const pairs: string[] = [];
+    for (const [i, key] of ['a', 'b', 'c'].entries()) {
+      const claim = claims[i]!;
+      if (claim.status !== 'claimed') throw new Error('not claimed');
+      pairs.push(key, claim.token);
+    }
+    const warn = vi.fn();
+    const logger = { warn } as never;
+    const group = keeper.holdGroup(pairs, [() => logger, () => logger, () => logger]);
+    expect(keeper.size).toBe(3);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    for (const key of ['a', 'b', 'c'])
+      expect(await store.claim(key, { leaseMs: 300 })).toEqual({ status: 'in-progress' });
+    // b's handler timed out: its lease is let go, the others are still kept.
+    keeper.drop('b', 'not-the-token');
+    expect(keeper.size).toBe(3);
+    keeper.drop('b', pairs[3]!);
+    expect(keeper.size).toBe(2);
+    extend.mockClear();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(new Set(extend.mock.calls.map(([key]) => key))).toEqual(new Set(['a', 'c']));
+    expect(await store.claim('b', { leaseMs: 300 })).toMatchObject({ status: 'claimed' });
+    expect(warn).not.toHaveBeenCalled();
+    keeper.dropGroup(group);
+    expect(keeper.size).toBe(0);
+    const calls = extend.mock.calls.length;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(extend.mock.calls.length).toBe(calls);
+  });
+
+  it('warns through the source of a grouped lease that was lost', async () => {
+    vi.useFakeTimers();
+    const store = new InMemoryDedupeStore({ now: () => Date.now() });
+    vi.spyOn(store, 'extend').mockResolvedValue(false);
+    const keeper = new LeaseKeeper(store, 300);
+    const warnings: string[] = [];
+    const source = (name: string) => () =>
+      ({ warn: (fields: { key: string }) => warnings.push(`${name}:${fields.key}`) }) as never;
+    const group = keeper.holdGroup(['x', 't1', 'y', 't2'], [source('X'), source('Y')]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(warnings.sort()).toEqual(['X:x', 'Y:y']);
+    keeper.dropGroup(group);
+  });
 });

@@ -28,6 +28,10 @@ export class LeaseKeeper {
   readonly #leaseMs: number;
   readonly #everyMs: number;
   readonly #held = new Map<string, Held>();
+  /** Batches' claims, each held as one entry (see {@link LeaseKeeper.holdGroup}). */
+  readonly #groups = new Set<LeaseGroup>();
+  /** Grouped leases dropped one by one while their group is held: key → token. */
+  #dropped: Map<string, string> | undefined;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -42,9 +46,34 @@ export class LeaseKeeper {
   hold(key: string, token: string, logOf?: LogSource): void {
     const held: Held = { token, since: this.#now(), logOf };
     this.#held.set(key, held);
-    if (this.#timer === undefined) {
-      this.#timer = setInterval(() => this.#tick(), this.#everyMs);
-      this.#timer.unref();
+    this.#start();
+  }
+
+  /**
+   * Starts keeping the leases of a batch alive as one entry (`pairs`: key, token, key, token...;
+   * `sources[i]`: where the warnings of pair i go), until {@link LeaseKeeper.dropGroup}; one of
+   * them can stop earlier with {@link LeaseKeeper.drop}. A batch that ends in microseconds costs
+   * a set insert and delete, not a map entry and an object per key.
+   */
+  holdGroup(pairs: readonly string[], sources: readonly LogSource[]): LeaseGroup {
+    const group: LeaseGroup = { pairs, sources, since: this.#now() };
+    this.#groups.add(group);
+    this.#start();
+    return group;
+  }
+
+  /** Stops keeping the leases of `group` alive. */
+  dropGroup(group: LeaseGroup): void {
+    if (!this.#groups.delete(group)) return;
+    const dropped = this.#dropped;
+    if (dropped === undefined) return;
+    if (this.#groups.size === 0) {
+      this.#dropped = undefined;
+      return;
+    }
+    const { pairs } = group;
+    for (let h = 0; h < pairs.length; h += 2) {
+      if (dropped.get(pairs[h]!) === pairs[h + 1]) dropped.delete(pairs[h]!);
     }
   }
 
@@ -54,41 +83,94 @@ export class LeaseKeeper {
    * make and clear an interval per batch.
    */
   drop(key: string, token: string): void {
-    if (this.#held.get(key)?.token !== token) return;
-    this.#held.delete(key);
+    const held = this.#held.get(key);
+    if (held !== undefined) {
+      if (held.token === token) this.#held.delete(key);
+      return;
+    }
+    // A lease of a group (a batch's claim whose handler failed or timed out): skipped from now.
+    if (this.#groups.size > 0) (this.#dropped ??= new Map()).set(key, token);
   }
 
   /** Leases currently kept alive (tests, introspection). */
   get size(): number {
-    return this.#held.size;
+    let size = this.#held.size;
+    for (const { pairs } of this.#groups) {
+      for (let h = 0; h < pairs.length; h += 2) {
+        if (!this.#isDropped(pairs[h]!, pairs[h + 1]!)) size++;
+      }
+    }
+    return size;
+  }
+
+  #isDropped(key: string, token: string): boolean {
+    return this.#dropped !== undefined && this.#dropped.get(key) === token;
+  }
+
+  #start(): void {
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#tick(), this.#everyMs);
+      this.#timer.unref();
+    }
   }
 
   #tick(): void {
-    if (this.#held.size === 0) {
+    if (this.#held.size === 0 && this.#groups.size === 0) {
       clearInterval(this.#timer);
       this.#timer = undefined;
       return;
     }
     const now = this.#now();
+    // Half an interval of slack for timer jitter: the first extension comes within 1.5 intervals.
+    const due = this.#everyMs / 2;
     for (const [key, held] of this.#held) {
-      // Half an interval of slack for timer jitter: the first extension comes within 1.5 intervals.
-      if (now - held.since < this.#everyMs / 2) continue;
+      if (now - held.since < due) continue;
       held.since = now;
-      this.#store.extend(key, held.token, this.#leaseMs).then(
-        (owned) => {
-          if (!owned && this.#held.get(key) === held) {
-            if (held.logOf !== undefined)
-              loggerOf(held.logOf).warn(
-                { key },
-                'dedupe lease lost while the handler runs; raise leaseMs',
-              );
-          }
-        },
-        (error: unknown) => {
-          if (held.logOf !== undefined)
-            loggerOf(held.logOf).warn({ key, err: error }, 'could not extend the dedupe lease');
-        },
-      );
+      this.#extend(key, held.token, held.logOf, () => this.#held.get(key) === held);
+    }
+    for (const group of this.#groups) {
+      if (now - group.since < due) continue;
+      group.since = now;
+      const { pairs, sources } = group;
+      for (let h = 0; h < pairs.length; h += 2) {
+        const key = pairs[h]!;
+        const token = pairs[h + 1]!;
+        if (this.#isDropped(key, token)) continue;
+        this.#extend(
+          key,
+          token,
+          sources[h / 2],
+          () => this.#groups.has(group) && !this.#isDropped(key, token),
+        );
+      }
     }
   }
+
+  #extend(
+    key: string,
+    token: string,
+    logOf: LogSource | undefined,
+    stillHeld: () => boolean,
+  ): void {
+    this.#store.extend(key, token, this.#leaseMs).then(
+      (owned) => {
+        if (!owned && stillHeld() && logOf !== undefined)
+          loggerOf(logOf).warn({ key }, 'dedupe lease lost while the handler runs; raise leaseMs');
+      },
+      (error: unknown) => {
+        if (logOf !== undefined)
+          loggerOf(logOf).warn({ key, err: error }, 'could not extend the dedupe lease');
+      },
+    );
+  }
+}
+
+/** A batch's leases held as one entry of a {@link LeaseKeeper}. */
+export interface LeaseGroup {
+  /** key, token, key, token... */
+  readonly pairs: readonly string[];
+  /** Where the warnings of pair i go. */
+  readonly sources: readonly LogSource[];
+  /** When the leases were last taken or extended (this process's clock). */
+  since: number;
 }
