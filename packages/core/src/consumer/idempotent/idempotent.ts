@@ -205,12 +205,12 @@ function scopedKey(consumer: string, derive: () => string): string {
   return `${encodeURIComponent(consumer)}:key:${derived}`;
 }
 
-/** Wraps a store error so the pipeline pauses instead of retrying the handler. */
 /** True for a claim this consumer won. */
 function isClaimed(claim: ClaimResult | Error): boolean {
   return !(claim instanceof Error) && claim.status === 'claimed';
 }
 
+/** Wraps a store error so the pipeline pauses instead of retrying the handler. */
 function storeFailure(error: unknown, operation: string): BacktrackError {
   if (error instanceof StoreUnavailableError) return error;
   if (error instanceof BacktrackError && !error.retriable) return error;
