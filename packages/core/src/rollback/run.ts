@@ -575,14 +575,13 @@ async function loadProgress(
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
       if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
-      progress[u.itemId] = {
-        state: u.state,
-        attempts: 0,
-        updatedAt: '',
-        ...(u.error ? { error: u.error } : {}),
-      };
+      // One shape, no spread: two of these per effect.
+      const p: ItemProgress = { state: u.state, attempts: 0, updatedAt: '' };
+      if (u.error) p.error = u.error;
+      progress[u.itemId] = p;
+      if (o.onProgress === undefined) continue;
       try {
-        o.onProgress?.({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
+        o.onProgress({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
       } catch {
         // A progress callback never stops a rollback.
       }
@@ -834,28 +833,28 @@ async function publishBatch(
   const records: JournalAppend[] = [];
   for (const item of batch) {
     for (const m of item.messages) {
-      const encoded = {
-        headers: { ...m.headers },
-        body: plannedBody(m),
-      };
+      // The plan's own headers, not a copy: neither the journal (it stores its own copy) nor a
+      // transport changes a message it is handed.
+      const encoded = { headers: m.headers, body: plannedBody(m) };
       messages.push(
         m.key === undefined
           ? { topic: m.topic, message: encoded }
           : { topic: m.topic, key: m.key, message: encoded },
       );
       // Journal first (idempotent on the deterministic id), like every Backtrack publish.
-      records.push({
+      const record: JournalAppend = {
         id: m.id,
         type: m.type,
         schemaVersion: m.schemaVersion,
-        ...(m.key === undefined ? {} : { key: m.key }),
         topic: m.topic,
         service: plan.service,
         version,
         time: encoded.headers.time ?? new Date().toISOString(),
         causationId: item.original.id,
         message: encoded,
-      });
+      };
+      if (m.key !== undefined) record.key = m.key;
+      records.push(record);
     }
   }
   let lastError = '';
@@ -981,19 +980,26 @@ export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): Roll
     }
     return root;
   };
+  // An item's own id joins it to nothing else (ids are unique in a plan): it is a key only for an
+  // item without any ordering key. A message key equal to the original's is the same key (the
+  // common compensation): it is not looked up twice.
   const keysOf = (item: RollbackPlanItem): string[] => {
-    const keys = [`item:${item.itemId}`];
+    const keys: string[] = [];
+    const original = item.original.key;
     if (item.original.sagaId !== undefined) keys.push(`saga:${item.original.sagaId}`);
-    if (item.original.key !== undefined) keys.push(`key:${item.original.key}`);
-    for (const m of item.messages) if (m.key !== undefined) keys.push(`key:${m.key}`);
+    if (original !== undefined) keys.push(`key:${original}`);
+    for (const m of item.messages) {
+      if (m.key !== undefined && m.key !== original) keys.push(`key:${m.key}`);
+    }
+    if (keys.length === 0) keys.push(`item:${item.itemId}`);
     return keys;
   };
   const itemKeys = items.map(keysOf);
   for (const keys of itemKeys) {
     for (const k of keys) if (!parent.has(k)) parent.set(k, k);
     const first = find(keys[0]!);
-    for (const k of keys.slice(1)) {
-      const root = find(k);
+    for (let i = 1; i < keys.length; i++) {
+      const root = find(keys[i]!);
       if (root !== first) parent.set(root, first);
     }
   }
