@@ -901,6 +901,54 @@ describe('lanesOf', () => {
     expect(lanes).toHaveLength(3);
     expect(lanesOf(items, 1)).toEqual([items]);
   });
+
+  it('groups a plan of one key per item by that key, as the union-find over all keys does', async () => {
+    const { lanesOf } = await import('./run.js');
+    const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
+      ({
+        itemId: `i${n}`,
+        action: 'compensate',
+        original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
+        messages: [
+          {
+            id: `m${n}`,
+            type: 't',
+            schemaVersion: 1,
+            topic: 't',
+            headers: {},
+            body: '',
+            data: {},
+            key: o.msgKey,
+          },
+        ],
+      }) as Parameters<typeof lanesOf>[0][number];
+    // One ordering key per item at most: a message keyed as its original, or an unkeyed one.
+    const plain = [
+      item(0, { key: 'a', msgKey: 'a' }),
+      item(1, { key: 'b' }),
+      item(2, { key: 'a' }),
+      item(3, { msgKey: 'c' }),
+      item(4, {}),
+      item(5, { key: 'c', msgKey: 'c' }),
+      item(6, { key: 'b', msgKey: 'b' }),
+      item(7, {}),
+      item(8, { key: 'd' }),
+    ];
+    const lanes = lanesOf(plain, 3);
+    const laneOf = (id: string) => lanes.findIndex((l) => l.some((i) => i.itemId === id));
+    expect(laneOf('i2')).toBe(laneOf('i0'));
+    expect(laneOf('i6')).toBe(laneOf('i1'));
+    expect(laneOf('i5')).toBe(laneOf('i3'));
+    expect(lanes.flat()).toHaveLength(plain.length);
+    for (const lane of lanes) {
+      const order = lane.map((i) => Number(i.itemId.slice(1)));
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+    // A saga item at the end sends the whole list through the union-find: the lanes of the
+    // plain items are the same.
+    const linked = lanesOf([...plain, item(9, { sagaId: 's', key: 'e' })], 3);
+    expect(linked.map((l) => l.filter((i) => i.itemId !== 'i9'))).toEqual(lanes);
+  });
 });
 
 /** `store` with some methods replaced (the others bound to it). */

@@ -967,7 +967,50 @@ function dryRunResult(plan: RollbackPlanSummary, runId: string): RollbackRunResu
  */
 export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): RollbackPlanItem[][] {
   if (lanes <= 1 || items.length === 0) return [items.slice()];
-  // Union-find over ordering keys: an item links every key it touches.
+  const roots = singleKeyGroups(items) ?? linkedGroups(items);
+  // Groups go to the lane with the fewest items so far, in order of first appearance.
+  const laneOfGroup = new Map<string, number>();
+  const sizes = Array.from({ length: lanes }, () => 0);
+  const groupSize = new Map<string, number>();
+  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
+  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
+  for (let i = 0; i < items.length; i++) {
+    const root = roots[i]!;
+    let lane = laneOfGroup.get(root);
+    if (lane === undefined) {
+      lane = sizes.indexOf(Math.min(...sizes));
+      laneOfGroup.set(root, lane);
+      sizes[lane]! += groupSize.get(root)!;
+    }
+    out[lane]!.push(items[i]!);
+  }
+  return out.filter((lane) => lane.length > 0);
+}
+
+/**
+ * The common plan (no saga, every message keyed as its original, or not at all): each item has
+ * at most one ordering key, so its group is that key (or its own id), with no union-find. Undefined
+ * as soon as an item links two keys.
+ */
+function singleKeyGroups(items: readonly RollbackPlanItem[]): string[] | undefined {
+  const roots = new Array<string>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (item.original.sagaId !== undefined) return undefined;
+    let key = item.original.key;
+    for (const m of item.messages) {
+      if (m.key === undefined || m.key === key) continue;
+      if (key !== undefined) return undefined;
+      key = m.key;
+    }
+    // The same names as linkedGroups' keys: a key and an item id never collide.
+    roots[i] = key === undefined ? `item:${item.itemId}` : `key:${key}`;
+  }
+  return roots;
+}
+
+/** Each item's group (a root key) by union-find over every ordering key it touches. */
+function linkedGroups(items: readonly RollbackPlanItem[]): string[] {
   const parent = new Map<string, string>();
   const find = (k: string): string => {
     let root = k;
@@ -1003,24 +1046,7 @@ export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): Roll
       if (root !== first) parent.set(root, first);
     }
   }
-  // Groups go to the lane with the fewest items so far, in order of first appearance.
-  const laneOfGroup = new Map<string, number>();
-  const sizes = Array.from({ length: lanes }, () => 0);
-  const groupSize = new Map<string, number>();
-  const roots = itemKeys.map((keys) => find(keys[0]!));
-  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
-  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
-  items.forEach((item, i) => {
-    const root = roots[i]!;
-    let lane = laneOfGroup.get(root);
-    if (lane === undefined) {
-      lane = sizes.indexOf(Math.min(...sizes));
-      laneOfGroup.set(root, lane);
-      sizes[lane]! += groupSize.get(root)!;
-    }
-    out[lane]!.push(item);
-  });
-  return out.filter((lane) => lane.length > 0);
+  return itemKeys.map((keys) => find(keys[0]!));
 }
 
 /** Runs `fn` on every part at once; the first failure calls `onFailure` (to stop the others) and is rethrown once all ended. */
