@@ -76,7 +76,10 @@ export interface RunRollbackOptions {
   dryRun?: boolean;
   /** Called after every item changes state. Exceptions are ignored. */
   onProgress?: (event: RollbackProgressEvent) => void;
-  /** Aborting stops the run after the current batch; resume later with the same run id. */
+  /**
+   * Aborting stops the run after the batches with the broker (a batch already prepared is left
+   * `publishing`, not published); resume later with the same run id.
+   */
   signal?: AbortSignal;
 }
 
