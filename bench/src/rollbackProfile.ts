@@ -5,8 +5,9 @@
  * With `PROFILE=<file>`, a CPU profile of the timed run alone (node:inspector) is written there:
  * `PROFILE=/tmp/kafka.cpuprofile tsx bench/src/rollbackProfile.ts kafka 20000`.
  * Prints one JSON line: effects/s and CPU µs per effect of the run, and (`raw`) the same for a raw
- * publish of the same number of compensating events in batches of the run's size (kafkajs send,
- * acks=all; amqplib confirm channel), the CPU floor the rollback is compared with.
+ * publish of the run's own compensating events (planned from the same journal window; with
+ * `RAW=lite`, the lighter cancellations used before session 9) in batches of the run's size
+ * (kafkajs send, acks=all; amqplib confirm channel), the CPU floor the rollback is compared with.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -34,6 +35,7 @@ import {
 import { createTopic, dropKafka, rawKafka } from './kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from './rabbitSupport.js';
 import { deleteByPrefix } from './redisKeys.js';
+import { rollbackMessagesOf } from './rollbackMessages.js';
 
 const side = process.argv[2] === 'rabbit' ? 'rabbit' : 'kafka';
 const n = Number(process.argv[3] ?? 20_000);
@@ -50,7 +52,8 @@ const progressStore = new RedisRollbackProgressStore({ keyPrefix: progressPrefix
 const kafka = rawKafka();
 const admin = kafka.admin();
 const BATCH = DEFAULT_RUN_ROLLBACK_OPTIONS.batchSize;
-const cancellations = encodedCancellations(n, SERVICE);
+/** What the raw side publishes: set to the run's own messages once they are journaled. */
+let cancellations = encodedCancellations(n, SERVICE);
 let transport: Transport;
 let cleanup: () => Promise<void>;
 /** The raw publish of the same number of messages (timed apart). */
@@ -132,6 +135,7 @@ try {
       message: m,
     });
   });
+  if (process.env.RAW !== 'lite') cancellations = await rollbackMessagesOf(journal, SERVICE, 'bad');
   const summarizeCpu = process.cpuUsage();
   const plan = await summarizeRollback(
     { service: SERVICE, version: 'bad', strategy: 'compensate' },

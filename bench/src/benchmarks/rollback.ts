@@ -3,8 +3,10 @@
  * plans and runs the items page by page from the journal, with the
  * Redis journal and RedisRollbackProgressStore, compensating events published in batches of the
  * run's default size, several batches in flight) onto Kafka and onto RabbitMQ, versus publishing
- * the same number of messages raw in the same batches (kafkajs send of one batch at a time,
- * acks=all; amqplib confirm channel with one batch in flight).
+ * the same messages raw in the same batches (kafkajs send of one batch at a time, acks=all;
+ * amqplib confirm channel with one batch in flight). The raw side publishes the run's own
+ * compensating events (planned from the same journal window, so the same headers and bytes);
+ * the lighter cancellations it published before session 9 are still timed (info, `*-lite`).
  */
 import {
   DEFAULT_RUN_ROLLBACK_OPTIONS,
@@ -31,6 +33,7 @@ import {
 import { createTopic, dropKafka, rawKafka } from '../kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from '../rabbitSupport.js';
 import { deleteByPrefix } from '../redisKeys.js';
+import { rollbackMessagesOf } from '../rollbackMessages.js';
 import type { Benchmark } from '../runner.js';
 
 const SERVICE = 'bench-orders';
@@ -67,6 +70,16 @@ export const rollbackBenchmark: Benchmark = {
         role: 'info',
         unit: 'effects/s',
       })
+      .metric('raw-kafka-lite', {
+        label: `kafkajs send of ${BATCH} records, acks=all, lighter cancellations (before session 9)`,
+        role: 'info',
+        unit: 'msg/s',
+      })
+      .metric('raw-rabbit-lite', {
+        label: `amqplib confirm channel, ${BATCH} in flight, lighter cancellations (before session 9)`,
+        role: 'info',
+        unit: 'msg/s',
+      })
       .metric('raw-kafka', {
         label: `kafkajs send of ${BATCH} records, acks=all`,
         role: 'baseline',
@@ -98,6 +111,16 @@ export const rollbackBenchmark: Benchmark = {
         numerator: 'bt-rabbit',
         denominator: 'raw-rabbit',
         target: 0.8,
+      })
+      .ratio('kafka-lite', {
+        label: 'rollback onto Kafka / raw publish of the lighter cancellations (before session 9)',
+        numerator: 'bt-kafka',
+        denominator: 'raw-kafka-lite',
+      })
+      .ratio('rabbit-lite', {
+        label: 'rollback onto RabbitMQ / raw publish of the lighter cancellations',
+        numerator: 'bt-rabbit',
+        denominator: 'raw-rabbit-lite',
       });
 
     const redis = createRedisClient(SERVICES.redis);
@@ -157,15 +180,42 @@ export const rollbackBenchmark: Benchmark = {
           });
         });
       }
-      // What the raw side publishes: the same number of compensating events, encoded up front.
+      // What the raw side publishes: the run's own compensating events, encoded up front (and,
+      // as before session 9, the same number of lighter cancellations).
       const cancellations = encodedCancellations(n, SERVICE);
+      const runMessages = {
+        kafka: await rollbackMessagesOf(journal, SERVICE, 'bad-kafka'),
+        rabbit: await rollbackMessagesOf(journal, SERVICE, 'bad-rabbit'),
+      };
+      for (const side of ['kafka', 'rabbit'] as const) {
+        if (runMessages[side].length !== n)
+          throw new Error(`${side}: planned ${runMessages[side].length} messages, expected ${n}`);
+      }
       for (let run = 0; run < o.runs; run++) {
         rec.log(` run ${run + 1}/${o.runs}`);
-        const sides = ['raw-kafka', 'bt-kafka', 'raw-rabbit', 'bt-rabbit'];
-        const order = run % 2 === 0 ? sides : ['bt-kafka', 'raw-kafka', 'bt-rabbit', 'raw-rabbit'];
+        const sides = [
+          'raw-kafka-lite',
+          'raw-kafka',
+          'bt-kafka',
+          'raw-rabbit-lite',
+          'raw-rabbit',
+          'bt-rabbit',
+        ];
+        const order =
+          run % 2 === 0
+            ? sides
+            : [
+                'bt-kafka',
+                'raw-kafka',
+                'raw-kafka-lite',
+                'bt-rabbit',
+                'raw-rabbit',
+                'raw-rabbit-lite',
+              ];
         for (const side of order) {
-          if (side === 'raw-kafka') {
-            const records = cancellations.map((m) => toKafkaRecord(m));
+          if (side === 'raw-kafka' || side === 'raw-kafka-lite') {
+            const source = side === 'raw-kafka' ? runMessages.kafka : cancellations;
+            const records = source.map((m) => toKafkaRecord(m));
             const t = performance.now();
             for (let start = 0; start < n; start += BATCH) {
               await producer.send({
@@ -178,12 +228,13 @@ export const rollbackBenchmark: Benchmark = {
                 })),
               });
             }
-            rec.record('raw-kafka', n / secondsSince(t));
-          } else if (side === 'raw-rabbit') {
-            const messages = cancellations.map(amqpOf);
+            rec.record(side, n / secondsSince(t));
+          } else if (side === 'raw-rabbit' || side === 'raw-rabbit-lite') {
+            const source = side === 'raw-rabbit' ? runMessages.rabbit : cancellations;
+            const messages = source.map(amqpOf);
             const t = performance.now();
             await confirmPublish(channel, exchange, n, BATCH, (i) => messages[i]!);
-            rec.record('raw-rabbit', n / secondsSince(t));
+            rec.record(side, n / secondsSince(t));
           } else {
             const kafkaSide = side === 'bt-kafka';
             const transport: Transport = kafkaSide ? kafkaTransport : rabbitTransport;

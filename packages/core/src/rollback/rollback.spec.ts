@@ -403,9 +403,12 @@ describe('runRollback', () => {
     expect(w.transport.sent).toHaveLength(5);
   });
 
-  it('resumes after a crash between publish and the done mark, re-publishing only that batch under the same ids', async () => {
+  it('resumes after a crash between publish and the done mark, re-publishing only the batches not marked done, under the same ids', async () => {
     const w = await planned(6);
-    // The progress store "dies" on the second `done` write: batch 2 is published but not marked.
+    // The progress store "dies" on the second `done` write. A batch's `done` marks travel with
+    // the `publishing` marks of the batch after next (prepared while the next one is with the
+    // broker): the first carries batch 1's, the second (the lane's end) batches 2 and 3's, so
+    // batches 2 and 3 are published but not marked.
     let doneWrites = 0;
     const store = w.progressStore;
     const crashing: RollbackProgressStore = {
@@ -432,20 +435,21 @@ describe('runRollback', () => {
         { ...w, progressStore: crashing },
       ),
     ).rejects.toThrow('killed');
-    expect(w.transport.sent).toHaveLength(4);
+    expect(w.transport.sent).toHaveLength(6);
     await new Promise((r) => setTimeout(r, 250)); // the dead runner's lease expires
     const attemptsBefore = await store.getItems('r2');
     const result = await runRollback(w.plan, { runId: 'r2', batchSize: 2 }, w);
     expect(result.status).toBe('completed');
     expect(result.summary.reversed).toBe(6);
-    expect(result.summary.published).toBe(4); // batch 2 again + batch 3
+    expect(result.summary.published).toBe(4); // batches 2 and 3 again; batch 1 was marked done
     const sentIds = w.transport.sent.map((m) => m.message.headers.id!);
-    expect(sentIds).toHaveLength(8);
-    // The duplicate carries the same envelope ids: consumer dedupe makes it one effect each.
+    expect(sentIds).toHaveLength(10);
+    // The duplicates carry the same envelope ids: consumer dedupe makes it one effect each.
     expect(new Set(sentIds).size).toBe(6);
-    // Batch 2 was left `publishing` (attempt 1) by the dead runner; the finished page is then
-    // checkpointed and its items forgotten.
-    expect(Object.values(attemptsBefore).filter((i) => i.state === 'publishing')).toHaveLength(2);
+    // Batches 2 and 3 were left `publishing` (attempt 1) by the dead runner; the finished page
+    // is then checkpointed and its items forgotten.
+    expect(Object.values(attemptsBefore).filter((i) => i.state === 'publishing')).toHaveLength(4);
+    expect(Object.values(attemptsBefore).filter((i) => i.state === 'done')).toHaveLength(2);
     const left = Object.values(await store.getItems('r2'));
     expect(left.filter((i) => i.state === 'done' || i.state === 'publishing')).toEqual([]);
     expect(await store.getCheckpoint('r2')).toMatchObject({
@@ -615,10 +619,16 @@ describe('runRollback', () => {
       w,
     );
     expect(first.status).toBe('running');
-    expect(w.transport.sent).toHaveLength(2);
+    // The first `done` mark is written while the next batch is with the broker: that batch
+    // finishes (and is marked done), the one prepared after it is not published.
+    const sentFirst = w.transport.sent.length;
+    expect(sentFirst).toBeGreaterThanOrEqual(2);
+    expect(sentFirst).toBeLessThan(6);
     const second = await runRollback(w.plan, { runId: 'r9', batchSize: 2 }, w);
     expect(second.status).toBe('completed');
+    // Nothing the stopped run published goes out again.
     expect(w.transport.sent).toHaveLength(6);
+    expect(new Set(w.transport.sent.map((m) => m.message.headers.id)).size).toBe(6);
   });
 
   it("a resumed run's progress counts what the stopped runner finished (it never goes backwards)", async () => {
@@ -900,6 +910,54 @@ describe('lanesOf', () => {
     expect(lanes.flat()).toHaveLength(8);
     expect(lanes).toHaveLength(3);
     expect(lanesOf(items, 1)).toEqual([items]);
+  });
+
+  it('groups a plan of one key per item by that key, as the union-find over all keys does', async () => {
+    const { lanesOf } = await import('./run.js');
+    const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
+      ({
+        itemId: `i${n}`,
+        action: 'compensate',
+        original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
+        messages: [
+          {
+            id: `m${n}`,
+            type: 't',
+            schemaVersion: 1,
+            topic: 't',
+            headers: {},
+            body: '',
+            data: {},
+            key: o.msgKey,
+          },
+        ],
+      }) as Parameters<typeof lanesOf>[0][number];
+    // One ordering key per item at most: a message keyed as its original, or an unkeyed one.
+    const plain = [
+      item(0, { key: 'a', msgKey: 'a' }),
+      item(1, { key: 'b' }),
+      item(2, { key: 'a' }),
+      item(3, { msgKey: 'c' }),
+      item(4, {}),
+      item(5, { key: 'c', msgKey: 'c' }),
+      item(6, { key: 'b', msgKey: 'b' }),
+      item(7, {}),
+      item(8, { key: 'd' }),
+    ];
+    const lanes = lanesOf(plain, 3);
+    const laneOf = (id: string) => lanes.findIndex((l) => l.some((i) => i.itemId === id));
+    expect(laneOf('i2')).toBe(laneOf('i0'));
+    expect(laneOf('i6')).toBe(laneOf('i1'));
+    expect(laneOf('i5')).toBe(laneOf('i3'));
+    expect(lanes.flat()).toHaveLength(plain.length);
+    for (const lane of lanes) {
+      const order = lane.map((i) => Number(i.itemId.slice(1)));
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+    // A saga item at the end sends the whole list through the union-find: the lanes of the
+    // plain items are the same.
+    const linked = lanesOf([...plain, item(9, { sagaId: 's', key: 'e' })], 3);
+    expect(linked.map((l) => l.filter((i) => i.itemId !== 'i9'))).toEqual(lanes);
   });
 });
 

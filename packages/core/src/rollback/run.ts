@@ -76,7 +76,10 @@ export interface RunRollbackOptions {
   dryRun?: boolean;
   /** Called after every item changes state. Exceptions are ignored. */
   onProgress?: (event: RollbackProgressEvent) => void;
-  /** Aborting stops the run after the current batch; resume later with the same run id. */
+  /**
+   * Aborting stops the run after the batches with the broker (a batch already prepared is left
+   * `publishing`, not published); resume later with the same run id.
+   */
   signal?: AbortSignal;
 }
 
@@ -575,14 +578,13 @@ async function loadProgress(
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
       if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
-      progress[u.itemId] = {
-        state: u.state,
-        attempts: 0,
-        updatedAt: '',
-        ...(u.error ? { error: u.error } : {}),
-      };
+      // One shape, no spread: two of these per effect.
+      const p: ItemProgress = { state: u.state, attempts: 0, updatedAt: '' };
+      if (u.error) p.error = u.error;
+      progress[u.itemId] = p;
+      if (o.onProgress === undefined) continue;
       try {
-        o.onProgress?.({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
+        o.onProgress({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
       } catch {
         // A progress callback never stops a rollback.
       }
@@ -659,54 +661,69 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
 }
 
 /**
- * One lane publishes its batches one after the other (their order is the plan's). The marks that
- * end a batch (`done` or `failed`) travel in ONE progress write with the next batch's `publishing`
- * marks, alongside the next batch's journal append, which also carries the journal's `published`
- * marks of the batch (one call, see {@link appendAndMarkPublished}); the next publish waits for
- * both. The lane's last marks are written when it ends. Resolves with the messages published.
+ * One lane publishes its batches one after the other (their order is the plan's), and prepares
+ * the next batch while one is with the broker: its `publishing` marks (in ONE progress write with
+ * the `done` or `failed` marks of the batch acknowledged before) and its journal append (which
+ * also carries the journal's `published` marks of that batch, see
+ * {@link appendAndMarkPublished}) are written during the publish, and the next publish waits for
+ * both. A batch's `done` marks are thus written with the batch after next, always after the
+ * broker acknowledged it; the lane's last marks are written when it ends. Resolves with the
+ * messages published.
  */
 async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
-  const { plan, o, write, stop, stopped } = run;
+  const { o, stop, stopped } = run;
   let published = 0;
+  // The progress marks of the last batch the broker answered, not written yet.
   let carry: ItemUpdate[] = [];
-  // Journal ids acknowledged by the broker and not yet marked published.
+  // The journal's `published` marks of the last acknowledged batch, for the next append.
   let marks: JournalMarks = { ids: [], done: true };
-  for (let start = 0; start < items.length; start += o.batchSize) {
-    if (stopped()) break;
-    const batch = items.slice(start, start + o.batchSize);
+  // Every set of marks handed to an append: those no append carried are written at the end.
+  const handed: JournalMarks[] = [];
+  const prepare = (start: number): PreparedBatch => {
     run.checkLease();
-    const before = write([
-      ...carry,
-      ...batch.map((i) => ({ itemId: i.itemId, state: ItemState.Publishing })),
-    ]);
+    handed.push(marks);
+    const prepared = prepareBatch(run, items.slice(start, start + o.batchSize), carry, marks);
     carry = [];
-    const outcome = await publishBatch(
-      plan,
-      batch,
-      run.journal,
-      run.transport,
-      o.publishAttempts,
-      run.sleep,
-      run.logger,
-      before,
-      () => !stopped(),
-      marks,
-    );
-    if (outcome === 'stopped') break;
-    if (marks.done) marks = { ids: [], done: true };
-    const { error, ids } = outcome;
-    if (error === undefined) {
-      published += batch.reduce((n, i) => n + i.messages.length, 0);
-      carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Done }));
-      marks = { ids: marks.ids.length === 0 ? ids : [...marks.ids, ...ids], done: false };
-      stop.failedBatchesInARow = 0;
-    } else {
-      carry = batch.map((i) => ({ itemId: i.itemId, state: ItemState.Failed, error }));
-      // A broker that rejected three batches in a row is down: stop instead of failing the rest.
-      ++stop.failedBatchesInARow;
+    marks = { ids: [], done: true };
+    return prepared;
+  };
+  let next: PreparedBatch | undefined = stopped() ? undefined : prepare(0);
+  try {
+    for (let start = 0; next !== undefined; start += o.batchSize) {
+      const current: PreparedBatch = next;
+      next = undefined;
+      // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.
+      await current.written;
+      // Aborted (or another lane failed) while the marks were written: publish nothing more.
+      if (stopped()) break;
+      const following = start + o.batchSize;
+      if (following < items.length) next = prepare(following);
+      const { batch } = current;
+      const error = await publishPrepared(run, current);
+      // Added to what no prepared batch took yet (the lane's last batches).
+      if (error === undefined) {
+        published += current.messages.length;
+        for (const i of batch) carry.push({ itemId: i.itemId, state: ItemState.Done });
+        for (const r of current.records) marks.ids.push(r.id);
+        marks.done = false;
+        stop.failedBatchesInARow = 0;
+      } else {
+        for (const i of batch) carry.push({ itemId: i.itemId, state: ItemState.Failed, error });
+        // A broker that rejected three batches in a row is down: stop instead of failing the rest.
+        ++stop.failedBatchesInARow;
+      }
+      if (next !== undefined && stopped()) break;
+    }
+  } finally {
+    // A batch prepared and not published: its marks are settled (a failure there is this lane's
+    // failure only if it was awaited), its items stay `publishing` for a resume.
+    if (next !== undefined) {
+      await Promise.allSettled([next.written, next.appended]);
+      carry = [...next.carried, ...carry];
     }
   }
-  await Promise.all([write(carry), markLeft(run, marks)]);
+  handed.push(marks);
+  await Promise.all([run.write(carry), markLeft(run, handed)]);
   return published;
 }
 
@@ -719,10 +736,11 @@ interface JournalMarks {
   done: boolean;
 }
 
-/** The marks no append carried (the lane's last batch, or a lane that stopped): written alone. */
-async function markLeft(run: RunContext, marks: JournalMarks): Promise<void> {
-  if (marks.done || marks.ids.length === 0) return;
-  await run.journal.markPublished(marks.ids).then(
+/** The marks no append carried (the lane's last batches, or a lane that stopped): written alone. */
+async function markLeft(run: RunContext, handed: readonly JournalMarks[]): Promise<void> {
+  const ids = handed.flatMap((marks) => (marks.done ? [] : marks.ids));
+  if (ids.length === 0) return;
+  await run.journal.markPublished(ids).then(
     () => undefined,
     // The records stay pending: the outbox relay publishes them again under the same ids.
     (err: unknown) => run.logger.warn({ err }, 'could not mark rollback messages published'),
@@ -808,82 +826,101 @@ async function acquire(
   }
 }
 
+/** A batch made ready to publish: its messages and journal records, and their first writes. */
+interface PreparedBatch {
+  batch: readonly RollbackPlanItem[];
+  messages: OutgoingMessage[];
+  records: JournalAppend[];
+  /** The marks the batch's progress write carried for the batch before it. */
+  carried: ItemUpdate[];
+  /** The progress write: those marks and the batch's `publishing` marks. Fenced by the lease. */
+  written: Promise<void>;
+  /** The first journal append (with `marks`); a failed one is tried again by the publish. */
+  appended: Promise<void>;
+  marks: JournalMarks;
+}
+
 /**
- * Journals (one appendMany, carrying the `published` marks of `marks` until an append succeeded:
- * `marks.done`) and publishes one batch, retrying it. `before` (the batch's `publishing` marks,
- * and the previous batch's `done` marks) runs alongside the first append and must succeed before
- * anything is published; its failure (a lost lease, a store down) is thrown, and when `proceed()`
- * is false once it is done, nothing is published (`'stopped'`). Resolves with the last error when
- * every attempt failed, and with the journal ids of the batch (to mark published) when the broker
- * acknowledged.
+ * Builds one batch's messages and journal records and starts its two writes: the progress write
+ * (`carry`, the previous batch's end marks, and this batch's `publishing` marks) and the journal
+ * append, carrying the `published` marks of `marks` (`marks.done` once an append carried them).
+ * Neither is awaited here; both are observed, so a failure is never unhandled.
  */
-async function publishBatch(
-  plan: RollbackPlanSummary,
+function prepareBatch(
+  run: RunContext,
   batch: readonly RollbackPlanItem[],
-  journal: Journal,
-  transport: Transport,
-  attempts: number,
-  sleep: (ms: number) => Promise<void>,
-  logger: Logger,
-  before: Promise<void>,
-  proceed: () => boolean,
+  carry: ItemUpdate[],
   marks: JournalMarks,
-): Promise<{ error: string | undefined; ids: string[] } | 'stopped'> {
+): PreparedBatch {
+  const { plan } = run;
   const version = rollbackVersion(plan.planId);
   const messages: OutgoingMessage[] = [];
   const records: JournalAppend[] = [];
+  const updates: ItemUpdate[] = carry.slice();
   for (const item of batch) {
+    updates.push({ itemId: item.itemId, state: ItemState.Publishing });
     for (const m of item.messages) {
-      const encoded = {
-        headers: { ...m.headers },
-        body: plannedBody(m),
-      };
+      // The plan's own headers, not a copy: neither the journal (it stores its own copy) nor a
+      // transport changes a message it is handed.
+      const encoded = { headers: m.headers, body: plannedBody(m) };
       messages.push(
         m.key === undefined
           ? { topic: m.topic, message: encoded }
           : { topic: m.topic, key: m.key, message: encoded },
       );
       // Journal first (idempotent on the deterministic id), like every Backtrack publish.
-      records.push({
+      const record: JournalAppend = {
         id: m.id,
         type: m.type,
         schemaVersion: m.schemaVersion,
-        ...(m.key === undefined ? {} : { key: m.key }),
         topic: m.topic,
         service: plan.service,
         version,
         time: encoded.headers.time ?? new Date().toISOString(),
         causationId: item.original.id,
         message: encoded,
-      });
+      };
+      if (m.key !== undefined) record.key = m.key;
+      records.push(record);
     }
   }
+  const written = run.write(updates);
+  const appended = appendOnce(run.journal, records, marks);
+  written.catch(() => undefined);
+  appended.catch(() => undefined);
+  return { batch, messages, records, carried: carry, written, appended, marks };
+}
+
+/** One journal append of `records`, carrying `marks` unless an append already did. */
+function appendOnce(
+  journal: Journal,
+  records: JournalAppend[],
+  marks: JournalMarks,
+): Promise<void> {
+  // The records are not needed back: a journal with `appendAndMarkPublished` does not build them.
+  return appendAndMarkPublished(journal, records, marks.done ? [] : marks.ids).then(() => {
+    marks.done = true;
+  });
+}
+
+/**
+ * Publishes a prepared batch once its journal append is stored, retrying both (the append is
+ * idempotent on the deterministic ids). Resolves with the last error when every attempt failed,
+ * undefined once the broker acknowledged.
+ */
+async function publishPrepared(
+  run: RunContext,
+  prepared: PreparedBatch,
+): Promise<string | undefined> {
+  const { o, logger } = run;
   let lastError = '';
-  let pending: Promise<void> | undefined = before;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    // The records are not needed back: a journal with `appendAndMarkPublished` does not build them.
-    const append = appendAndMarkPublished(journal, records, marks.done ? [] : marks.ids).then(
-      () => {
-        marks.done = true;
-      },
-    );
-    if (pending) {
-      const [written] = await Promise.allSettled([pending, append]);
-      if (written.status === 'rejected') {
-        append.catch(() => undefined);
-        throw written.reason;
-      }
-      pending = undefined;
-      // Aborted (or another lane failed) while the marks were written: publish nothing more.
-      if (!proceed()) {
-        append.catch(() => undefined);
-        return 'stopped';
-      }
-    }
+  for (let attempt = 1; attempt <= o.publishAttempts; attempt++) {
     try {
-      await append;
-      await transport.publish(messages);
-      return { error: undefined, ids: records.map((r) => r.id) };
+      await (attempt === 1
+        ? prepared.appended
+        : appendOnce(run.journal, prepared.records, prepared.marks));
+      await run.transport.publish(prepared.messages);
+      return undefined;
     } catch (error) {
       lastError = error instanceof Error ? error.message : String(error);
       if (error instanceof RollbackLeaseLostError) throw error;
@@ -892,11 +929,11 @@ async function publishBatch(
       // resume with the fixed configuration publishes again under the same ids) instead of
       // marking every item failed one batch after another.
       if (error instanceof ConnectionAccessError) throw error;
-      logger.warn({ err: error, attempt, items: batch.length }, 'rollback batch failed');
-      if (attempt < attempts) await sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
+      logger.warn({ err: error, attempt, items: prepared.batch.length }, 'rollback batch failed');
+      if (attempt < o.publishAttempts) await run.sleep(Math.min(5_000, 200 * 2 ** (attempt - 1)));
     }
   }
-  return { error: lastError, ids: [] };
+  return lastError;
 }
 
 async function compensateSaga(
@@ -968,7 +1005,50 @@ function dryRunResult(plan: RollbackPlanSummary, runId: string): RollbackRunResu
  */
 export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): RollbackPlanItem[][] {
   if (lanes <= 1 || items.length === 0) return [items.slice()];
-  // Union-find over ordering keys: an item links every key it touches.
+  const roots = singleKeyGroups(items) ?? linkedGroups(items);
+  // Groups go to the lane with the fewest items so far, in order of first appearance.
+  const laneOfGroup = new Map<string, number>();
+  const sizes = Array.from({ length: lanes }, () => 0);
+  const groupSize = new Map<string, number>();
+  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
+  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
+  for (let i = 0; i < items.length; i++) {
+    const root = roots[i]!;
+    let lane = laneOfGroup.get(root);
+    if (lane === undefined) {
+      lane = sizes.indexOf(Math.min(...sizes));
+      laneOfGroup.set(root, lane);
+      sizes[lane]! += groupSize.get(root)!;
+    }
+    out[lane]!.push(items[i]!);
+  }
+  return out.filter((lane) => lane.length > 0);
+}
+
+/**
+ * The common plan (no saga, every message keyed as its original, or not at all): each item has
+ * at most one ordering key, so its group is that key (or its own id), with no union-find. Undefined
+ * as soon as an item links two keys.
+ */
+function singleKeyGroups(items: readonly RollbackPlanItem[]): string[] | undefined {
+  const roots = new Array<string>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (item.original.sagaId !== undefined) return undefined;
+    let key = item.original.key;
+    for (const m of item.messages) {
+      if (m.key === undefined || m.key === key) continue;
+      if (key !== undefined) return undefined;
+      key = m.key;
+    }
+    // The same names as linkedGroups' keys: a key and an item id never collide.
+    roots[i] = key === undefined ? `item:${item.itemId}` : `key:${key}`;
+  }
+  return roots;
+}
+
+/** Each item's group (a root key) by union-find over every ordering key it touches. */
+function linkedGroups(items: readonly RollbackPlanItem[]): string[] {
   const parent = new Map<string, string>();
   const find = (k: string): string => {
     let root = k;
@@ -981,40 +1061,30 @@ export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): Roll
     }
     return root;
   };
+  // An item's own id joins it to nothing else (ids are unique in a plan): it is a key only for an
+  // item without any ordering key. A message key equal to the original's is the same key (the
+  // common compensation): it is not looked up twice.
   const keysOf = (item: RollbackPlanItem): string[] => {
-    const keys = [`item:${item.itemId}`];
+    const keys: string[] = [];
+    const original = item.original.key;
     if (item.original.sagaId !== undefined) keys.push(`saga:${item.original.sagaId}`);
-    if (item.original.key !== undefined) keys.push(`key:${item.original.key}`);
-    for (const m of item.messages) if (m.key !== undefined) keys.push(`key:${m.key}`);
+    if (original !== undefined) keys.push(`key:${original}`);
+    for (const m of item.messages) {
+      if (m.key !== undefined && m.key !== original) keys.push(`key:${m.key}`);
+    }
+    if (keys.length === 0) keys.push(`item:${item.itemId}`);
     return keys;
   };
   const itemKeys = items.map(keysOf);
   for (const keys of itemKeys) {
     for (const k of keys) if (!parent.has(k)) parent.set(k, k);
     const first = find(keys[0]!);
-    for (const k of keys.slice(1)) {
-      const root = find(k);
+    for (let i = 1; i < keys.length; i++) {
+      const root = find(keys[i]!);
       if (root !== first) parent.set(root, first);
     }
   }
-  // Groups go to the lane with the fewest items so far, in order of first appearance.
-  const laneOfGroup = new Map<string, number>();
-  const sizes = Array.from({ length: lanes }, () => 0);
-  const groupSize = new Map<string, number>();
-  const roots = itemKeys.map((keys) => find(keys[0]!));
-  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
-  const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
-  items.forEach((item, i) => {
-    const root = roots[i]!;
-    let lane = laneOfGroup.get(root);
-    if (lane === undefined) {
-      lane = sizes.indexOf(Math.min(...sizes));
-      laneOfGroup.set(root, lane);
-      sizes[lane]! += groupSize.get(root)!;
-    }
-    out[lane]!.push(item);
-  });
-  return out.filter((lane) => lane.length > 0);
+  return itemKeys.map((keys) => find(keys[0]!));
 }
 
 /** Runs `fn` on every part at once; the first failure calls `onFailure` (to stop the others) and is rethrown once all ended. */

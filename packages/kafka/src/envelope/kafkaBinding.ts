@@ -74,11 +74,31 @@ export function headerToPositiveInt(value: KafkaHeaderValue | null): number | un
 /** Maps neutral envelope headers to Kafka headers (`x` → `ce_x`, `content-type` unchanged). */
 export function toKafkaHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    out[name === CONTENT_TYPE_HEADER ? CONTENT_TYPE_HEADER : CLOUD_EVENTS_HEADER_PREFIX + name] =
-      value;
+  for (const name in headers) {
+    if (!Object.prototype.hasOwnProperty.call(headers, name)) continue;
+    out[kafkaHeaderName(name)] = headers[name]!;
   }
   return out;
+}
+
+/**
+ * Header names already mapped: a publisher repeats the same dozen attributes on every record, and
+ * a fresh `'ce_' + name` per record is a new (cons) string the client flattens again to measure
+ * and write it. Bounded: names beyond the first 256 distinct ones are mapped without caching.
+ */
+const kafkaHeaderNames = new Map<string, string>();
+
+function kafkaHeaderName(name: string): string {
+  let mapped = kafkaHeaderNames.get(name);
+  if (mapped === undefined) {
+    mapped = name === CONTENT_TYPE_HEADER ? CONTENT_TYPE_HEADER : CLOUD_EVENTS_HEADER_PREFIX + name;
+    if (kafkaHeaderNames.size < 256) {
+      // Flattened once here (a template literal of a cons string), not on every record.
+      mapped = Buffer.from(mapped).toString();
+      kafkaHeaderNames.set(name, mapped);
+    }
+  }
+  return mapped;
 }
 
 /**
