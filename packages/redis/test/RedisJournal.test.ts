@@ -192,7 +192,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       await c.del(`${P}:r:d`);
       expect(await journal.markPublished(['d', 'c'])).toBe(1);
       expect(await c.exists(`${P}:r:d`)).toBe(0);
-      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([]);
+      expect(await c.zcard(`${P}:i:pending`)).toBe(0);
       expect((await journal.unpublished({ olderThanMs: -60_000 })).map((r) => r.id)).toEqual([]);
     } finally {
       await journal.destroy();
