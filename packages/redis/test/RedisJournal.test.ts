@@ -288,6 +288,29 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
+  it('an expired record whose ix does not parse neither fails an append nor stops pruning', async () => {
+    const c = client();
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bt-journal'), retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c },
+    );
+    const P = journal.keyPrefix;
+    try {
+      const seq = (Date.now() - 120_000) * 1024;
+      await c.hset(`${P}:r:broken`, 'q', String(seq), 's', 'pending', 'j', '{}', 'ix', 'not json');
+      await c.zadd(`${P}:i:all`, seq, 'broken');
+      const [stored] = await journal.appendMany([record('new-1', new Date().toISOString())]);
+      expect(stored!.state).toBe('pending');
+      expect(await journal.appendAndMarkPublished([], ['new-1'])).toBe(1);
+      expect((await journal.get('new-1'))?.state).toBe('published');
+      // Pruning goes past it: deleted from storage and from i:all.
+      expect(await c.exists(`${P}:r:broken`)).toBe(0);
+      expect(await c.zscore(`${P}:i:all`, 'broken')).toBeNull();
+    } finally {
+      await journal.destroy();
+    }
+  });
+
   it('bounds the work of one call: a selective filter over a big index returns short pages with a cursor', async () => {
     const c = client();
     const journal = new RedisJournal(

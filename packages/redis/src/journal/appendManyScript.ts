@@ -105,6 +105,9 @@ if markCount > 0 then
   for i = 1, markCount do markIds[i] = ARGV[a + i - 1] end
   marked = markPublished(pendingKey, markIds, KEYS, firstRecordKey + count)
 end
-local pruned = prune(allKey, pendingKey, prefix, ARGV[6], tonumber(ARGV[7]))
+-- Pruning is housekeeping: a failure in it (a record whose \`ix\` does not parse) must not fail
+-- the append and marks, which are written by now (a separate call before, whose error was dropped).
+local ok, pruned = pcall(prune, allKey, pendingKey, prefix, ARGV[6], tonumber(ARGV[7]))
+if not ok then pruned = 0 end
 return { out, marked, pruned }
 `;

@@ -24,7 +24,8 @@
  *   still in `i:pending` become `published`; one HSET per record and one ZREM in all. A record
  *   whose hash is gone (a half-finished teardown) is not recreated. Returns how many changed.
  * - `prune(all, pending, prefix, cut, max)`: deletes up to `max` records older than the seq
- *   cut-off, removing them from every index (one ZREM per index in all).
+ *   cut-off, removing them from every index (one ZREM per index in all). A record whose `ix`
+ *   does not parse is still deleted (from `i:all` and `i:pending` too): pruning goes past it.
  */
 export const LUA_HELPERS = `
 local CHUNK = 4000
@@ -97,8 +98,9 @@ local function prune(all, pending, prefix, cut, max)
   for _, id in ipairs(ids) do
     local rkey = prefix .. ':r:' .. id
     local ix = redis.call('HGET', rkey, 'ix')
-    if ix then
-      for _, key in ipairs(cjson.decode(ix)) do rems.add(key, id) end
+    local ok, keys = pcall(cjson.decode, ix or '[]')
+    if ok and type(keys) == 'table' then
+      for _, key in ipairs(keys) do rems.add(key, id) end
     end
     redis.call('DEL', rkey)
   end
