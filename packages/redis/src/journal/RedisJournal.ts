@@ -15,7 +15,7 @@ import { RedisStoreConfigError } from '../errors.js';
 import { callRedis } from '../internal/call.js';
 import { LuaScript } from '../internal/LuaScript.js';
 import { APPEND_MANY_SCRIPT } from './appendManyScript.js';
-import { APPEND_SCRIPT, MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT, READ_MANY_SCRIPT } from './scripts.js';
+import { MARK_PUBLISHED_SCRIPT, PRUNE_SCRIPT, READ_MANY_SCRIPT } from './scripts.js';
 import {
   assertValidAppend,
   encodeCursor,
@@ -26,7 +26,6 @@ import {
   type NormalizedJournalQuery,
 } from '@backtrack/core/adapter';
 
-const APPEND = new LuaScript('journal.append', APPEND_SCRIPT);
 const MARK_PUBLISHED = new LuaScript('journal.markPublished', MARK_PUBLISHED_SCRIPT);
 const PRUNE = new LuaScript('journal.prune', PRUNE_SCRIPT);
 const APPEND_MANY = new LuaScript('journal.appendMany', APPEND_MANY_SCRIPT);
@@ -145,8 +144,9 @@ type StoredFields = [
  * - sorted sets scored by seq: `P:i:all`, `P:i:pending`, `P:i:s:<service>`,
  *   `P:i:sv:<service>:<version>`, `P:i:t:<type>`, `P:i:g:<sagaId>`.
  *
- * Appends run in one Lua script (seq assignment, record, indexes: atomic), which also deletes a
- * few expired records, so retention is enforced by the store itself; `prune()` deletes the rest.
+ * Appends run in one Lua script (seq assignment, record, indexes: atomic; one ZADD per index per
+ * batch), which also applies the marks a batching writer sends along and deletes a few expired
+ * records, so retention is enforced by the store itself; `prune()` deletes the rest.
  * A query walks the most selective index by seq range (a time window is a seq range, see
  * `nextSeq`) and reads records in chunks, so memory per call is bounded by `limit` and
  * `maxScanPerQuery`.
@@ -201,34 +201,16 @@ export class RedisJournal implements Journal {
 
   async append(record: JournalAppend): Promise<JournalRecord> {
     assertValidAppend(record);
-    const { meta, body, indexKeys, indexJson } = this.#toStored(record);
-    const keys = [
-      `${this.#prefix}:r:${record.id}`,
-      `${this.#prefix}:seq`,
-      `${this.#prefix}:i:all`,
-      `${this.#prefix}:i:pending`,
-      ...indexKeys,
-    ];
-    const args = [
-      this.#prefix,
-      record.id,
-      String(Date.parse(record.time)),
-      meta,
-      body,
-      indexJson,
-      String(this.#cutSeq(this.#now())),
-      String(this.#pruneOnAppend),
-    ];
-    const result = (await this.#call('append', () =>
-      runBuffer(this.#redis, APPEND, keys, args),
-    )) as [number, Buffer, ...StoredFields];
-    if (result[0] === 1) return appended(record, result[1]);
-    return this.#parse(result[1], result[2], result[3], result[4], result[5])!;
+    // The batch script with one record: the same seq rule, idempotency and pruning.
+    const [reply] = (await this.#appendBatch('append', [record], [])).appended;
+    return Buffer.isBuffer(reply)
+      ? appended(record, reply)
+      : this.#parse(reply![0], reply![1], reply![2], reply![3], reply![4])!;
   }
 
   /**
-   * Appends a batch in one round trip: one script (declaring every key it touches) and, in the
-   * same pipeline, the amortised pruning an `append` does.
+   * Appends a batch in one round trip: one script call, which declares every key it touches
+   * and also does the amortised pruning an `append` does.
    */
   async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
     for (const record of records) assertValidAppend(record);
@@ -238,18 +220,17 @@ export class RedisJournal implements Journal {
     const out = new Array<JournalRecord>(replies.length);
     for (let i = 0; i < replies.length; i++) {
       const reply = replies[i]!;
-      out[i] =
-        reply.length === 1
-          ? appended(records[i]!, reply[0])
-          : this.#parse(reply[0], reply[1], reply[2], reply[3], reply[4])!;
+      out[i] = Buffer.isBuffer(reply)
+        ? appended(records[i]!, reply)
+        : this.#parse(reply[0], reply[1], reply[2], reply[3], reply[4])!;
     }
     return out;
   }
 
   /**
-   * `appendMany(records)` and `markPublished(published)` in ONE pipeline (one write, one round
-   * trip): a batching writer marks the previous batch with the next batch's append. The stored
-   * records are not built (nor their bodies copied) for the caller.
+   * `appendMany(records)` and `markPublished(published)` in ONE script call (one command, one
+   * round trip): a batching writer marks the previous batch with the next batch's append. The
+   * stored records are not built (nor their bodies copied) for the caller.
    */
   async appendAndMarkPublished(
     records: readonly JournalAppend[],
@@ -264,7 +245,7 @@ export class RedisJournal implements Journal {
     operation: string,
     records: readonly JournalAppend[],
     published: readonly string[],
-  ): Promise<{ appended: ([Buffer] | StoredFields)[]; marked: number }> {
+  ): Promise<{ appended: (Buffer | StoredFields)[]; marked: number }> {
     // A batch repeats a few index-key sets (the service, version and type of its records, their
     // saga): each set and each key travels once, and a record names its set by number.
     const keys = [`${this.#prefix}:seq`, `${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
@@ -291,69 +272,28 @@ export class RedisJournal implements Journal {
           setArgs.push(position);
         }
       }
-      recordArgs.push(record.id, String(Date.parse(record.time)), meta, body, set);
+      recordArgs.push(record.id, String(timeMsToSeq(Date.parse(record.time))), meta, body, set);
     }
     const args: (string | Buffer)[] = [
       String(records.length),
       String(setNumbers.size),
       String(keys.length + 1),
-      ...setArgs,
-      ...recordArgs,
-    ];
-    keys.push(...recordKeys);
-    // PRUNE's KEYS (i:all, i:pending) and ARGV. Given as 0 keys before, the script failed on
-    // every batch (a nil key) and the error was dropped: appendMany never pruned.
-    const pruneKeys = [`${this.#prefix}:i:all`, `${this.#prefix}:i:pending`];
-    const pruneArgs = [
+      String(published.length),
       this.#prefix,
       String(this.#cutSeq(this.#now())),
       String(this.#pruneOnAppend),
+      ...setArgs,
+      ...recordArgs,
+      ...published,
     ];
-    const markKeys = published.length === 0 ? [] : this.#markKeys(published);
-    return this.#call(operation, async () => {
-      const pipeline = this.#redis.pipeline();
-      (pipeline as unknown as BufferEval<unknown>).evalshaBuffer(
-        APPEND_MANY.sha,
-        keys.length,
-        ...keys,
-        ...args,
-      );
-      // The marks run after the append in the same pipeline: an id of this batch is marked too.
-      if (markKeys.length > 0) {
-        pipeline.evalsha(MARK_PUBLISHED.sha, markKeys.length, ...markKeys, ...published);
-      }
-      if (this.#pruneOnAppend > 0) pipeline.evalsha(PRUNE.sha, 2, ...pruneKeys, ...pruneArgs);
-      const replies = (await pipeline.exec()) ?? [];
-      const prune = replies[markKeys.length > 0 ? 2 : 1];
-      // First use on this node (or after SCRIPT FLUSH or a restart): EVAL loads the script on
-      // the node that owns the journal's slot (SCRIPT LOAD through a Cluster client would reach
-      // any node). A refused append wrote nothing, so it runs again; a refused prune waits for
-      // the next append, loaded here on the side.
-      if (this.#pruneOnAppend > 0 && isNoScript(prune?.[0])) {
-        void PRUNE.run(this.#redis, pruneKeys, pruneArgs).catch(() => undefined);
-      }
-      let appended: unknown;
-      const appendRefused = isNoScript(replies[0]?.[0]);
-      if (appendRefused) {
-        appended = await runBuffer(this.#redis, APPEND_MANY, keys, args);
-      } else {
-        const [appendError, reply] = replies[0] ?? [new Error('no reply')];
-        if (appendError) throw appendError;
-        appended = reply;
-      }
-      let marked = 0;
-      if (markKeys.length > 0) {
-        const [markError, reply] = replies[1] ?? [new Error('no reply')];
-        if (markError && !isNoScript(markError)) throw markError;
-        if (!markError) marked = reply as number;
-        // Refused, or run before an append that was refused (an id of this batch was unknown
-        // then): marked again now, which changes only what is still pending.
-        if (markError || appendRefused) {
-          marked += (await MARK_PUBLISHED.run(this.#redis, markKeys, published)) as number;
-        }
-      }
-      return { appended: appended as ([Buffer] | StoredFields)[], marked };
-    });
+    keys.push(...recordKeys);
+    for (const id of published) keys.push(`${this.#prefix}:r:${id}`);
+    // One command: the append, then the marks (an id of this batch is marked too), then the
+    // pruning. Refused (NOSCRIPT) it wrote nothing, and runs again as EVAL.
+    const [appendedReplies, marked] = (await this.#call(operation, () =>
+      runBuffer(this.#redis, APPEND_MANY, keys, args),
+    )) as [(Buffer | StoredFields)[], number, number];
+    return { appended: appendedReplies, marked };
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {

@@ -6,78 +6,121 @@
  *
  * Numbers: Lua numbers are doubles; seqs (< 2^53) are exact, and are always turned into strings
  * with `%.0f` because `tostring` would print them in exponent form.
+ *
+ * Invariants the scripts keep and rely on: a record is in `i:all` exactly while its hash exists,
+ * and in `i:pending` exactly while its state is `pending` (every version wrote and deleted them
+ * together, in one script). So "is this id stored" is asked of `i:all`, and "is it pending" of
+ * `i:pending`, for a whole batch in one command, instead of reading each record's hash.
  */
 
 /**
- * Deletes up to ARGV-given count of records older than a seq cut-off, removing them from every
- * index. Shared by the append script (amortised pruning) and the prune script.
+ * Functions shared by the scripts.
+ * - `batch(cmd)`: collects `cmd key values...` per key and sends ONE command per key (`flush`),
+ *   in chunks that stay below Lua's `unpack` limit (8,000 values): a batch's records share their
+ *   indexes, so N records cost one ZADD per index instead of N.
+ * - `scoresOf(key, ids)`: each id's score in a sorted set, false when absent: one ZMSCORE
+ *   (Redis 6.2+) per chunk, one ZSCORE per id on an older server.
+ * - `markPublished(pending, ids, keys, first)`: ids (record key of ids[i] at keys[first + i - 1])
+ *   still in `i:pending` become `published`; one HSET per record and one ZREM in all. A record
+ *   whose hash is gone (a half-finished teardown) is not recreated. Returns how many changed.
+ * - `prune(all, pending, prefix, cut, max)`: deletes up to `max` records older than the seq
+ *   cut-off, removing them from every index (one ZREM per index in all). A record whose `ix`
+ *   does not parse is still deleted (from `i:all` and `i:pending` too): pruning goes past it.
  */
-const PRUNE_FUNCTION = `
+export const LUA_HELPERS = `
+local CHUNK = 4000
+local function send(cmd, key, values)
+  local n = #values
+  local i = 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    redis.call(cmd, key, unpack(values, i, j))
+    i = j + 1
+  end
+end
+local function batch(cmd)
+  local byKey, order = {}, {}
+  local b = {}
+  function b.add(key, ...)
+    local t = byKey[key]
+    if not t then
+      t = {}
+      byKey[key] = t
+      order[#order + 1] = key
+    end
+    for _, v in ipairs({ ... }) do t[#t + 1] = v end
+  end
+  function b.flush()
+    for _, key in ipairs(order) do send(cmd, key, byKey[key]) end
+  end
+  return b
+end
+local function scoresOf(key, ids)
+  local out = {}
+  local n = #ids
+  local i = 1
+  while i <= n do
+    local j = math.min(i + CHUNK - 1, n)
+    local reply = redis.pcall('ZMSCORE', key, unpack(ids, i, j))
+    if type(reply) == 'table' and reply.err then
+      for k = i, n do out[k] = redis.call('ZSCORE', key, ids[k]) end
+      return out
+    end
+    for k = 1, j - i + 1 do out[i + k - 1] = reply[k] end
+    i = j + 1
+  end
+  return out
+end
+local function markPublished(pending, ids, keys, first)
+  local scores = scoresOf(pending, ids)
+  local seen, gone = {}, {}
+  local changed = 0
+  for i, id in ipairs(ids) do
+    if scores[i] and not seen[id] then
+      seen[id] = true
+      gone[#gone + 1] = id
+      local rkey = keys[first + i - 1]
+      if redis.call('HSET', rkey, 's', 'published') == 1 then
+        redis.call('DEL', rkey)
+      else
+        changed = changed + 1
+      end
+    end
+  end
+  send('ZREM', pending, gone)
+  return changed
+end
 local function prune(all, pending, prefix, cut, max)
+  if max <= 0 then return 0 end
   local ids = redis.call('ZRANGEBYSCORE', all, '-inf', '(' .. cut, 'LIMIT', 0, max)
+  if #ids == 0 then return 0 end
+  local rems = batch('ZREM')
   for _, id in ipairs(ids) do
     local rkey = prefix .. ':r:' .. id
     local ix = redis.call('HGET', rkey, 'ix')
-    if ix then
-      for _, key in ipairs(cjson.decode(ix)) do redis.call('ZREM', key, id) end
+    local ok, keys = pcall(cjson.decode, ix or '[]')
+    if ok and type(keys) == 'table' then
+      for _, key in ipairs(keys) do rems.add(key, id) end
     end
-    redis.call('ZREM', all, id)
-    redis.call('ZREM', pending, id)
     redis.call('DEL', rkey)
   end
+  send('ZREM', all, ids)
+  send('ZREM', pending, ids)
+  rems.flush()
   return #ids
 end
-`;
-
-/**
- * KEYS: record, seq, i:all, i:pending, then the record's index keys (also in indexKeysJson).
- * ARGV: prefix, id, timeMs, meta, body, indexKeysJson, pruneCutSeq, pruneMax. A meta starting
- * with '{' is a record in the `j` format (stored as `j`, the body ignored); '[' is `m` + `b`.
- * Returns { 1, seq } for a record it created, or { 0, seq, state, j, m, b } for an id already
- * stored (`j` in the 'json' format, `m` and `b` in 'fields'; the others nil).
- */
-export const APPEND_SCRIPT = `${PRUNE_FUNCTION}
-local prefix, id = ARGV[1], ARGV[2]
-local rkey = KEYS[1]
-local existing = redis.call('HMGET', rkey, 'q', 's', 'j', 'm', 'b')
-if existing[1] then
-  return { 0, existing[1], existing[2], existing[3], existing[4], existing[5] }
-end
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local seq = math.max(last + 1, math.floor(tonumber(ARGV[3])) * 1024)
-local s = string.format('%.0f', seq)
-redis.call('SET', KEYS[2], s)
-if string.sub(ARGV[4], 1, 1) == '{' then
-  redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', ARGV[4], 'ix', ARGV[6])
-else
-  redis.call('HSET', rkey, 'q', s, 's', 'pending', 'm', ARGV[4], 'b', ARGV[5], 'ix', ARGV[6])
-end
-redis.call('ZADD', KEYS[3], s, id)
-redis.call('ZADD', KEYS[4], s, id)
-for i = 5, #KEYS do redis.call('ZADD', KEYS[i], s, id) end
-prune(KEYS[3], KEYS[4], prefix, ARGV[7], tonumber(ARGV[8]))
-return { 1, s }
 `;
 
 /**
  * KEYS: i:pending, then the record key of each id. ARGV: ids (in KEYS order). Returns how many
  * records changed from pending to published.
  */
-export const MARK_PUBLISHED_SCRIPT = `
-local changed = 0
-for i = 1, #ARGV do
-  local rkey = KEYS[i + 1]
-  if redis.call('HGET', rkey, 's') == 'pending' then
-    redis.call('HSET', rkey, 's', 'published')
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    changed = changed + 1
-  end
-end
-return changed
+export const MARK_PUBLISHED_SCRIPT = `${LUA_HELPERS}
+return markPublished(KEYS[1], ARGV, KEYS, 2)
 `;
 
 /** KEYS: i:all, i:pending. ARGV: prefix, cutSeq, max. Returns how many records were deleted. */
-export const PRUNE_SCRIPT = `${PRUNE_FUNCTION}
+export const PRUNE_SCRIPT = `${LUA_HELPERS}
 return prune(KEYS[1], KEYS[2], ARGV[1], ARGV[2], tonumber(ARGV[3]))
 `;
 
