@@ -154,7 +154,8 @@ function asConsumed(headers: Record<string, unknown>): Record<string, KafkaHeade
 }
 
 function normalise(headers: Record<string, KafkaHeaderValue>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // Own data properties whatever the name (`__proto__` too): an assignment would set the prototype.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [k, v] of Object.entries(restoreNullHeaders(headers))) {
     if (v === undefined || k.startsWith('x-backtrack-')) continue;
     const one = (x: Buffer | string | null) => (typeof x === 'string' ? Buffer.from(x) : x);
@@ -212,6 +213,22 @@ describe('KafkaSubscription: any record gets a disposition (property)', () => {
         numRuns: 100,
         // Found in CI (seed 1110165203): a header named like an Object.prototype member.
         examples: [
+          // Found in CI (seed 1349670038): a header named `__proto__`, which the dead letter
+          // keeps; the test's own copy of the headers turned it into a prototype before.
+          [
+            [
+              {
+                key: null,
+                value: null,
+                headers: Object.defineProperty({}, '__proto__', {
+                  value: Buffer.from([]),
+                  enumerable: true,
+                  writable: true,
+                  configurable: true,
+                }) as Record<string, KafkaHeaderValue>,
+              },
+            ],
+          ],
           [
             [
               { key: null, value: Buffer.from([]), headers: { toString: [null] } },
