@@ -17,6 +17,7 @@ import {
   planRollback,
   summarizeRollback,
   type RollbackPlan,
+  type RollbackPlanItem,
   type RollbackPlanSummary,
 } from './plan.js';
 import type { RollbackProgressStore } from './RollbackProgressStore.js';
@@ -868,26 +869,28 @@ describe('runRollback with several batches in flight', () => {
 });
 
 describe('lanesOf', () => {
+  /** Plan item `n`: its original's key and saga, and its one message's key (`msgKey`). */
+  const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
+    ({
+      itemId: `i${n}`,
+      action: 'compensate',
+      original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
+      messages: [
+        {
+          id: `m${n}`,
+          type: 't',
+          schemaVersion: 1,
+          topic: 't',
+          headers: {},
+          body: '',
+          data: {},
+          key: o.msgKey,
+        },
+      ],
+    }) as RollbackPlanItem;
+
   it('puts items that share a saga or a key in one lane, in plan order, and balances the rest', async () => {
     const { lanesOf } = await import('./run.js');
-    const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
-      ({
-        itemId: `i${n}`,
-        action: 'compensate',
-        original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
-        messages: [
-          {
-            id: `m${n}`,
-            type: 't',
-            schemaVersion: 1,
-            topic: 't',
-            headers: {},
-            body: '',
-            data: {},
-            key: o.msgKey,
-          },
-        ],
-      }) as Parameters<typeof lanesOf>[0][number];
     const items = [
       item(0, { key: 'a' }),
       item(1, { key: 'b' }),
@@ -914,24 +917,6 @@ describe('lanesOf', () => {
 
   it('groups a plan of one key per item by that key, as the union-find over all keys does', async () => {
     const { lanesOf } = await import('./run.js');
-    const item = (n: number, o: { key?: string; sagaId?: string; msgKey?: string }) =>
-      ({
-        itemId: `i${n}`,
-        action: 'compensate',
-        original: { id: `e${n}`, type: 't', schemaVersion: 1, seq: n, time: '', ...o },
-        messages: [
-          {
-            id: `m${n}`,
-            type: 't',
-            schemaVersion: 1,
-            topic: 't',
-            headers: {},
-            body: '',
-            data: {},
-            key: o.msgKey,
-          },
-        ],
-      }) as Parameters<typeof lanesOf>[0][number];
     // One ordering key per item at most: a message keyed as its original, or an unkeyed one.
     const plain = [
       item(0, { key: 'a', msgKey: 'a' }),
