@@ -2,6 +2,15 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InMemoryDedupeStore } from '../../dedupe/InMemoryDedupeStore.js';
 import { LeaseKeeper } from './leaseKeeper.js';
 
+/** Nothing is held: the keeper's timer is gone after its next tick (100 ms) and extends no more. */
+async function expectTimerStopped(extend: { mock: { calls: unknown[] } }): Promise<void> {
+  const calls = extend.mock.calls.length;
+  await vi.advanceTimersByTimeAsync(100);
+  expect(vi.getTimerCount()).toBe(0);
+  await vi.advanceTimersByTimeAsync(1_000);
+  expect(extend.mock.calls.length).toBe(calls);
+}
+
 describe('LeaseKeeper', () => {
   afterEach(() => vi.useRealTimers());
 
@@ -26,12 +35,8 @@ describe('LeaseKeeper', () => {
     keeper.drop('a', a.token);
     keeper.drop('b', b.token);
     expect(keeper.size).toBe(0);
-    const calls = extend.mock.calls.length;
     // The timer stops at its next tick (100 ms), not at each drop.
-    await vi.advanceTimersByTimeAsync(100);
-    expect(vi.getTimerCount()).toBe(0);
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(extend.mock.calls.length).toBe(calls);
+    await expectTimerStopped(extend);
   });
 
   it('keeps one timer across holds and drops that empty it between ticks', async () => {
@@ -98,11 +103,7 @@ describe('LeaseKeeper', () => {
     expect(warn).not.toHaveBeenCalled();
     keeper.dropGroup(group);
     expect(keeper.size).toBe(0);
-    const calls = extend.mock.calls.length;
-    await vi.advanceTimersByTimeAsync(100);
-    expect(vi.getTimerCount()).toBe(0);
-    await vi.advanceTimersByTimeAsync(1_000);
-    expect(extend.mock.calls.length).toBe(calls);
+    await expectTimerStopped(extend);
   });
 
   it('warns through the source of a grouped lease that was lost', async () => {
