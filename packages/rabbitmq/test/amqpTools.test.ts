@@ -6,13 +6,13 @@
  * dead-lettered with the reason and its original bytes, and the consumer goes on.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createConsumerPipeline, defineEvent, handle, type Envelope } from '@backtrack/core';
-import { readDeadLetter, type RabbitTransport } from '@backtrack/rabbitmq';
+import { readDeadLetter } from '@backtrack/rabbitmq';
 import { ensureDebianTool } from '../../../test/support/debianTool.js';
 import { probeService } from '../../../test/support/services.js';
-import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import { uniqueName, useBroker, waitFor } from './support.js';
 
 const rabbit = await probeService('rabbitmq');
 
@@ -48,19 +48,7 @@ function amqpPublish(url: string, exchange: string, id: string, body: string): v
 }
 
 describe.skipIf(!rabbit.available)('amqp-tools (amqp-publish) as a foreign producer', () => {
-  let transport: RabbitTransport;
-  let probe: BrokerProbe;
-
-  beforeAll(async () => {
-    transport = await openTransport(rabbit.url);
-    probe = await BrokerProbe.open(rabbit.url);
-  });
-  afterAll(async () => {
-    const names = declaredNames(transport);
-    await transport?.close();
-    await probe?.remove(names.queues, names.exchanges);
-    await probe?.close();
-  });
+  const broker = useBroker(rabbit.url);
 
   it('its binary-mode CloudEvent is handled; a body that is not JSON is dead-lettered whole and the consumer goes on', async () => {
     const exchange = uniqueName('amqp-tools');
@@ -70,7 +58,11 @@ describe.skipIf(!rabbit.available)('amqp-tools (amqp-publish) as a foreign produ
       name: group,
       handlers: [handle(OrderPlaced, ({ envelope }) => void seen.push(envelope))],
     });
-    const sub = await transport.subscribe({ topics: [exchange], group, processor: pipeline });
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor: pipeline,
+    });
 
     amqpPublish(
       rabbit.url,
@@ -94,7 +86,7 @@ describe.skipIf(!rabbit.available)('amqp-tools (amqp-publish) as a foreign produ
 
     const bad = '{"orderId": "o-8", amountCents: not json';
     amqpPublish(rabbit.url, exchange, 'tools-2', bad);
-    const [letter] = await probe.take(`${group}.dlq`, 1, 20_000);
+    const [letter] = await broker.probe.take(`${group}.dlq`, 1, 20_000);
     expect(letter).toBeDefined();
     const dl = readDeadLetter(letter!);
     expect(dl.code).toBe('BT_ERR_MALFORMED_MESSAGE');

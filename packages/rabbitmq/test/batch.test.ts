@@ -3,7 +3,7 @@
  * processBatch (one claim round trip per window), windows keep delivery order, and a consumer
  * that dies after the handlers but before the acks gets the window again, absorbed by dedupe.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   InMemoryDedupeStore,
@@ -15,17 +15,9 @@ import {
   type IncomingMessage,
   type MessageProcessor,
 } from '@backtrack/core';
-import type { RabbitSubscription, RabbitTransport } from '@backtrack/rabbitmq';
+import type { RabbitSubscription } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
-import {
-  BrokerProbe,
-  RecordingProcessor,
-  declaredNames,
-  openTransport,
-  sleep,
-  uniqueName,
-  waitFor,
-} from './support.js';
+import { RecordingProcessor, sleep, uniqueName, useBroker, waitFor } from './support.js';
 import { ConsumerSpy } from '@backtrack/core/testing';
 
 const rabbit = await probeService('rabbitmq');
@@ -82,26 +74,14 @@ function stockPipeline(name: string, store: InMemoryDedupeStore, jitterMs = 0) {
 }
 
 describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefetch window)', () => {
-  let transport: RabbitTransport;
-  let probe: BrokerProbe;
-
-  beforeAll(async () => {
-    transport = await openTransport(rabbit.url);
-    probe = await BrokerProbe.open(rabbit.url);
-  });
-  afterAll(async () => {
-    const names = declaredNames(transport);
-    await transport?.close();
-    await probe?.remove(names.queues, names.exchanges);
-    await probe?.close();
-  });
+  const broker = useBroker(rabbit.url);
 
   it('hands each window to processBatch: one claim round trip per window, none per message, and keeps order per key', async () => {
     const exchange = uniqueName('bt-batch');
     const group = uniqueName('bt-batch-q');
     const store = new CountingStore();
     const { pipeline, seen, effects } = stockPipeline(group, store, 3);
-    const sub = await transport.subscribe({
+    const sub = await broker.transport.subscribe({
       topics: [exchange],
       group,
       processor: pipeline,
@@ -120,7 +100,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     const messages = [];
     for (let seq = 0; seq < perSku; seq++)
       for (const sku of skus) messages.push({ topic: exchange, message: moved(sku, seq) });
-    await transport.publish(messages);
+    await broker.transport.publish(messages);
     await waitFor('every message handled', () => effects.size === messages.length, 30_000);
     await waitFor('every ack', () => sub.stats.acked === messages.length);
     for (const sku of skus)
@@ -133,7 +113,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     expect(acks.length).toBe(sub.stats.batches);
     expect(acks.every((multiple) => multiple)).toBe(true);
     await sub.close();
-    expect(await probe.messageCount(group)).toBe(0);
+    expect(await broker.probe.messageCount(group)).toBe(0);
   });
 
   it('the channel closes after the handlers but before the acks: the window comes again and is absorbed, each message applied once', async () => {
@@ -154,13 +134,18 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
         return dispositions;
       },
     };
-    const sub = await transport.subscribe({ topics: [exchange], group, processor, prefetch: 20 });
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor,
+      prefetch: 20,
+    });
     holder.sub = sub;
     const messages = Array.from({ length: 20 }, (_, i) => ({
       topic: exchange,
       message: moved('x', i),
     }));
-    await transport.publish(messages);
+    await broker.transport.publish(messages);
     await waitFor('every message acked', () => sub.stats.acked === messages.length, 30_000);
     expect(firstWindow).toBeGreaterThan(0);
     expect(effects.size).toBe(messages.length);
@@ -171,7 +156,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     expect(duplicates).toBe(firstWindow);
     expect(sub.stats.abandoned).toBeGreaterThanOrEqual(firstWindow);
     await sub.close();
-    expect(await probe.messageCount(group)).toBe(0);
+    expect(await broker.probe.messageCount(group)).toBe(0);
   });
 
   it('carries out a window of mixed dispositions: ack, retry, dead-letter, redeliver; a throwing processBatch is retried', async () => {
@@ -204,8 +189,13 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
         return messages.map(decide);
       },
     };
-    const sub = await transport.subscribe({ topics: [exchange], group, processor, prefetch: 10 });
-    await transport.publish(
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor,
+      prefetch: 10,
+    });
+    await broker.transport.publish(
       [0, 1, 2, 3, 4].map((i) => ({ topic: exchange, message: moved('m', i) })),
     );
     // 0, 3 and 4 acked (4 via the retry after the throw, 1 via its retry); 2 dead-lettered.
@@ -216,30 +206,32 @@ describe.skipIf(!rabbit.available)('RabbitMQ batch path (processBatch per prefet
     );
     expect(threw).toBe(true);
     expect(sub.stats.retried).toBeGreaterThanOrEqual(1);
-    const dlq = await probe.take(`${group}.dlq`, 1);
+    const dlq = await broker.probe.take(`${group}.dlq`, 1);
     expect(dlq).toHaveLength(1);
     expect(JSON.parse(dlq[0]!.content.toString())).toMatchObject({ seq: 2 });
     expect(dlq[0]!.properties.headers?.['x-backtrack-dead-letter-code']).toBe('BT_ERR_TEST_BAD');
-    await waitFor('the queue empty', async () => (await probe.messageCount(group)) === 0);
+    await waitFor('the queue empty', async () => (await broker.probe.messageCount(group)) === 0);
     await sub.close();
   });
 
   it('a processor without processBatch (or batch: false) keeps the per-message path', async () => {
     const exchange = uniqueName('bt-batch-off');
     const plain = new RecordingProcessor();
-    const sub = await transport.subscribe({
+    const sub = await broker.transport.subscribe({
       topics: [exchange],
       group: uniqueName('bt-batch-off-q'),
       processor: plain,
     });
     const { pipeline, effects } = stockPipeline('off', new InMemoryDedupeStore());
-    const off = await transport.subscribe({
+    const off = await broker.transport.subscribe({
       topics: [exchange],
       group: uniqueName('bt-batch-off-q2'),
       processor: pipeline,
       batch: false,
     });
-    await transport.publish([0, 1, 2].map((i) => ({ topic: exchange, message: moved('y', i) })));
+    await broker.transport.publish(
+      [0, 1, 2].map((i) => ({ topic: exchange, message: moved('y', i) })),
+    );
     await waitFor('both consumers', () => plain.seen.length === 3 && effects.size === 3);
     expect(sub.stats.batches).toBe(0);
     expect(off.stats.batches).toBe(0);

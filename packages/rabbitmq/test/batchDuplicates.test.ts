@@ -4,7 +4,7 @@
  * copy as a duplicate in the same window. Neither delivery is sent back: the broker never
  * redelivers either (no `redelivered` flag, no second delivery).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Message } from 'amqplib';
 import { z } from 'zod';
 import {
@@ -17,9 +17,8 @@ import {
   type MessageProcessor,
 } from '@backtrack/core';
 import { ConsumerSpy } from '@backtrack/core/testing';
-import type { RabbitTransport } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
-import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import { uniqueName, useBroker, waitFor } from './support.js';
 
 const rabbit = await probeService('rabbitmq');
 
@@ -27,19 +26,7 @@ const InvoiceSent = defineEvent('invoice.sent').version(1, z.object({ invoice: z
 const source = '//backtrack/rabbit-tests';
 
 describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch window', () => {
-  let transport: RabbitTransport;
-  let probe: BrokerProbe;
-
-  beforeAll(async () => {
-    transport = await openTransport(rabbit.url);
-    probe = await BrokerProbe.open(rabbit.url);
-  });
-  afterAll(async () => {
-    const names = declaredNames(transport);
-    await transport?.close();
-    await probe?.remove(names.queues, names.exchanges);
-    await probe?.close();
-  });
+  const broker = useBroker(rabbit.url);
 
   it('the same message id published twice back to back: one handler run, both acked in their window, none redelivered', async () => {
     const exchange = uniqueName('bt-dup-window');
@@ -74,7 +61,12 @@ describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch wi
         return pipeline.processBatch(messages);
       },
     };
-    const sub = await transport.subscribe({ topics: [exchange], group, processor, prefetch: 10 });
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor,
+      prefetch: 10,
+    });
     // Every delivery the subscription acknowledges (or sends back), as the broker handed it over.
     const acked: Message[] = [];
     const nacked: Message[] = [];
@@ -92,7 +84,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch wi
 
     // A first message holds its window open, so the two copies arrive together behind it and
     // form the next window.
-    await transport.publish([
+    await broker.transport.publish([
       {
         topic: exchange,
         message: encodeEnvelope(InvoiceSent.envelope({ invoice: 'gate' }, { source })),
@@ -102,12 +94,15 @@ describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch wi
     const copy = encodeEnvelope(
       InvoiceSent.envelope({ invoice: 'inv-1' }, { source, id: uniqueName('inv') }),
     );
-    await transport.publish([
+    await broker.transport.publish([
       { topic: exchange, message: copy },
       { topic: exchange, message: copy },
     ]);
     // Both copies are with the consumer (unacknowledged, none ready on the queue).
-    await waitFor('both copies delivered', async () => (await probe.messageCount(group)) === 0);
+    await waitFor(
+      'both copies delivered',
+      async () => (await broker.probe.messageCount(group)) === 0,
+    );
     openGate();
 
     const id = copy.headers['id']!;
@@ -132,6 +127,6 @@ describe.skipIf(!rabbit.available)('RabbitMQ: a duplicate within one prefetch wi
     expect(acked.length).toBeGreaterThan(0);
     expect(acked.every((m) => !m.fields.redelivered)).toBe(true);
     await sub.close();
-    expect(await probe.messageCount(group)).toBe(0);
+    expect(await broker.probe.messageCount(group)).toBe(0);
   });
 });

@@ -3,7 +3,7 @@
  * one value of core's DEAD_LETTER_REASONS per cause, on the real broker.
  */
 import amqplib from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   BacktrackError,
@@ -13,9 +13,9 @@ import {
   encodeEnvelope,
   handle,
 } from '@backtrack/core';
-import { readDeadLetter, type RabbitTransport } from '@backtrack/rabbitmq';
+import { readDeadLetter } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
-import { BrokerProbe, declaredNames, openTransport, uniqueName } from './support.js';
+import { uniqueName, useBroker } from './support.js';
 import { DEAD_LETTER_REASON_HEADER } from '@backtrack/core/adapter';
 
 const rabbit = await probeService('rabbitmq');
@@ -24,19 +24,7 @@ const Paid = defineEvent('order.paid').version(1, z.object({ orderId: z.string()
 const source = '//backtrack/rabbit-reason';
 
 describe.skipIf(!rabbit.available)('RabbitMQ dead letters carry x-backtrack-reason', () => {
-  let transport: RabbitTransport;
-  let probe: BrokerProbe;
-
-  beforeAll(async () => {
-    transport = await openTransport(rabbit.url);
-    probe = await BrokerProbe.open(rabbit.url);
-  });
-  afterAll(async () => {
-    const names = declaredNames(transport);
-    await transport?.close();
-    await probe?.remove(names.queues, names.exchanges);
-    await probe?.close();
-  });
+  const broker = useBroker(rabbit.url);
 
   it('one stable value per cause, also read back by readDeadLetter', async () => {
     const exchange = uniqueName('bt-reason');
@@ -50,7 +38,11 @@ describe.skipIf(!rabbit.available)('RabbitMQ dead letters carry x-backtrack-reas
         }),
       ],
     });
-    const sub = await transport.subscribe({ topics: [exchange], group, processor: pipeline });
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor: pipeline,
+    });
     const env = (type: string, data: unknown, schemaversion = 1) =>
       encodeEnvelope(createEnvelope({ type, source, schemaversion, data }));
     const cases = {
@@ -63,7 +55,9 @@ describe.skipIf(!rabbit.available)('RabbitMQ dead letters carry x-backtrack-reas
       'unknown-version': env('order.paid', { orderId: 'x' }, 9),
       'handler-failed': env('order.paid', { orderId: 'refused' }),
     };
-    await transport.publish(Object.values(cases).map((message) => ({ topic: exchange, message })));
+    await broker.transport.publish(
+      Object.values(cases).map((message) => ({ topic: exchange, message })),
+    );
     // A foreign producer: no CloudEvents headers at all.
     const raw = await amqplib.connect(rabbit.url);
     const ch = await raw.createConfirmChannel();
@@ -71,7 +65,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ dead letters carry x-backtrack-reas
     await ch.waitForConfirms();
     await raw.close();
 
-    const letters = await probe.take(`${group}.dlq`, 6);
+    const letters = await broker.probe.take(`${group}.dlq`, 6);
     const byId = new Map(letters.map((l) => [String(l.properties.messageId ?? 'none'), l]));
     for (const [expected, message] of Object.entries(cases)) {
       const letter = byId.get(message.headers['id']!);

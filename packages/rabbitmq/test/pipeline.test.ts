@@ -3,7 +3,7 @@
  * the wire, poison messages to the dead-letter queue, handler retries through the retry queues.
  */
 import amqplib from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   CONSUMER_DEAD_LETTER_CODES,
@@ -14,9 +14,9 @@ import {
   encodeEnvelope,
   handle,
 } from '@backtrack/core';
-import { readDeadLetter, type RabbitTransport } from '@backtrack/rabbitmq';
+import { readDeadLetter } from '@backtrack/rabbitmq';
 import { probeService } from '../../../test/support/services.js';
-import { BrokerProbe, declaredNames, openTransport, uniqueName, waitFor } from './support.js';
+import { uniqueName, useBroker, waitFor } from './support.js';
 import { ConsumerSpy } from '@backtrack/core/testing';
 
 const rabbit = await probeService('rabbitmq');
@@ -35,19 +35,7 @@ const OrderPlaced = defineEvent('order.placed')
 const source = '//backtrack/rabbit-tests';
 
 describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pipeline', () => {
-  let transport: RabbitTransport;
-  let probe: BrokerProbe;
-
-  beforeAll(async () => {
-    transport = await openTransport(rabbit.url);
-    probe = await BrokerProbe.open(rabbit.url);
-  });
-  afterAll(async () => {
-    const names = declaredNames(transport);
-    await transport?.close();
-    await probe?.remove(names.queues, names.exchanges);
-    await probe?.close();
-  });
+  const broker = useBroker(rabbit.url);
 
   it('round trip with two schema versions: v1 is upcast for a v2 handler, v2 downcast for a v1 handler', async () => {
     const exchange = uniqueName('bt-versions');
@@ -66,19 +54,19 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
         }),
       ],
     });
-    const subNew = await transport.subscribe({
+    const subNew = await broker.transport.subscribe({
       topics: [exchange],
       group: uniqueName('bt-v2'),
       processor: newConsumer,
     });
-    const subOld = await transport.subscribe({
+    const subOld = await broker.transport.subscribe({
       topics: [exchange],
       group: uniqueName('bt-v1'),
       processor: oldConsumer,
     });
 
     // An old producer writes v1, a new one v2.
-    await transport.publish([
+    await broker.transport.publish([
       {
         topic: exchange,
         message: encodeEnvelope(
@@ -121,7 +109,11 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
       },
       { dedupeStore: new InMemoryDedupeStore(), spy },
     );
-    const sub = await transport.subscribe({ topics: [exchange], group, processor: pipeline });
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor: pipeline,
+    });
 
     const good = (orderId: string) =>
       encodeEnvelope(
@@ -142,8 +134,8 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
         data: { orderId: 'o', amountCents: 'lots' },
       }),
     );
-    await transport.publish([{ topic: exchange, message: good('before') }]);
-    await transport.publish([
+    await broker.transport.publish([{ topic: exchange, message: good('before') }]);
+    await broker.transport.publish([
       { topic: exchange, message: malformed },
       { topic: exchange, message: unknownType },
       { topic: exchange, message: unknownVersion },
@@ -155,9 +147,9 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
     ch.publish(exchange, 'whatever', Buffer.from([0xff, 0x00, 0x13]));
     await ch.waitForConfirms();
     await raw.close();
-    await transport.publish([{ topic: exchange, message: good('after') }]);
+    await broker.transport.publish([{ topic: exchange, message: good('after') }]);
 
-    const letters = (await probe.take(`${group}.dlq`, 5)).map(readDeadLetter);
+    const letters = (await broker.probe.take(`${group}.dlq`, 5)).map(readDeadLetter);
     expect(letters).toHaveLength(5);
     const byId = new Map(letters.map((l) => [l.message.headers['id'] ?? 'none', l]));
     expect(byId.get(malformed.headers['id']!)).toMatchObject({
@@ -188,7 +180,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
     expect(handled.sort()).toEqual(['after', 'before']);
     expect(sub.stats).toMatchObject({ deadLettered: 5, retried: 0 });
     await sub.close();
-    expect(await probe.messageCount(group)).toBe(0);
+    expect(await broker.probe.messageCount(group)).toBe(0);
   });
 
   it('a failing handler is retried with backoff through the retry queues, then dead-lettered with retries exhausted', async () => {
@@ -210,8 +202,12 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
       },
       { dedupeStore: new InMemoryDedupeStore() },
     );
-    const sub = await transport.subscribe({ topics: [exchange], group, processor: pipeline });
-    await transport.publish(
+    const sub = await broker.transport.subscribe({
+      topics: [exchange],
+      group,
+      processor: pipeline,
+    });
+    await broker.transport.publish(
       ['always-fails', 'fails-once'].map((orderId) => ({
         topic: exchange,
         message: encodeEnvelope(
@@ -219,7 +215,7 @@ describe.skipIf(!rabbit.available)('RabbitMQ transport with the core consumer pi
         ),
       })),
     );
-    const [letter] = await probe.take(`${group}.dlq`, 1, 20_000);
+    const [letter] = await broker.probe.take(`${group}.dlq`, 1, 20_000);
     const dl = readDeadLetter(letter!);
     expect(dl.code).toBe(CONSUMER_DEAD_LETTER_CODES.RETRIES_EXHAUSTED);
     expect(dl.attempt).toBe(3);

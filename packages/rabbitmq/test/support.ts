@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import amqplib from 'amqplib';
 import type { ChannelModel, GetMessage } from 'amqplib';
+import { afterAll, beforeAll } from 'vitest';
 import {
   createEnvelope,
   encodeEnvelope,
@@ -167,6 +168,28 @@ export class BrokerProbe {
   async close(): Promise<void> {
     await this.model.close();
   }
+}
+
+/**
+ * For one describe block: a transport and a broker probe, opened before its tests; after them
+ * the transport closes and every queue and exchange its subscriptions declared is deleted.
+ */
+export function useBroker(url: string): {
+  readonly transport: RabbitTransport;
+  readonly probe: BrokerProbe;
+} {
+  const opened = {} as { transport: RabbitTransport; probe: BrokerProbe };
+  beforeAll(async () => {
+    opened.transport = await openTransport(url);
+    opened.probe = await BrokerProbe.open(url);
+  });
+  afterAll(async () => {
+    const names = declaredNames(opened.transport);
+    await opened.transport?.close();
+    await opened.probe?.remove(names.queues, names.exchanges);
+    await opened.probe?.close();
+  });
+  return opened;
 }
 
 /** Every queue and exchange the subscriptions of `transport` declared (open or closed). */
