@@ -4,6 +4,7 @@
 # after: the Kafka broker's JVM, RabbitMQ's beam.smp and the Redis server on 6379.
 # Usage: bench/scripts/server-cpu.sh kafka|rabbitmq|memory [orders] [concurrency]
 # DIR=/path/to/another/worktree runs that worktree's driver (A/B pairs).
+# DRIVER=handwritten runs the hand-written order saga (bench/src/handwritten, raw clients) instead.
 set -euo pipefail
 transport=${1:?kafka, rabbitmq or memory}
 orders=${2:-2000}
@@ -19,8 +20,13 @@ tick=$(getconf CLK_TCK)
 cpu() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 declare -A before
 for name in "${!pid[@]}"; do before[$name]=$(cpu "${pid[$name]}"); done
-report=$(cd "$dir/examples" && npx tsx order-saga/src/bin/load.ts --transport "$transport" \
-  --orders "$orders" --concurrency "$concurrency" --json 2>/dev/null | tail -1)
+if [ "${DRIVER:-backtrack}" = handwritten ]; then
+  report=$(cd "$dir" && npx tsx bench/src/handwritten/main.ts --transport "$transport" \
+    --orders "$orders" --concurrency "$concurrency" --json 2>/dev/null | tail -1)
+else
+  report=$(cd "$dir/examples" && npx tsx order-saga/src/bin/load.ts --transport "$transport" \
+    --orders "$orders" --concurrency "$concurrency" --json 2>/dev/null | tail -1)
+fi
 echo "$report" | node -e 'const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
   console.log(`${d.transport}: ${d.ordersPerS} orders/s, consistent ${d.consistent}, load ${d.loadAverage}`);
   console.log(`  driver: ${d.cpuUsPerOrder} µs CPU per order`);'

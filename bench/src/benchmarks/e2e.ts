@@ -5,8 +5,12 @@
  * optionally the rollback drill on both brokers (time from the rollback's start to consistency).
  *
  * Each run is its own child process (`tsx ... --json`), as a user runs it: the benchmark reads
- * the one JSON line it prints. The in-memory rate is the baseline (the same code with no broker
- * and no Redis: what the CPU allows); the ratios say what the brokers and Redis cost.
+ * the one JSON line it prints. Two baselines:
+ * - the in-memory rate (the same code with no broker and no Redis: what the CPU allows), whose
+ *   ratios say what the brokers and Redis cost;
+ * - the hand-written order saga (bench/src/handwritten: the same orders, state and checker on
+ *   raw kafkajs / amqplib and ioredis, with the same guarantees written by hand), run next to
+ *   each Backtrack run: its ratios say what Backtrack costs over the code a team would write.
  */
 import { execFile } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
@@ -18,11 +22,14 @@ import type { Benchmark, BenchOptions } from '../runner.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const examples = resolve(here, '../../../examples');
 const TRANSPORTS = ['memory', 'kafka', 'rabbitmq'] as const;
+const handwritten = resolve(here, '../handwritten/main.ts');
 
 interface LoadJson {
   transport: string;
   orders: number;
   ordersPerS: number;
+  /** CPU of the driver's process per order (all four services run in it). */
+  cpuUsPerOrder: number;
   consistent: boolean;
   surprises: number;
   checkMs: number;
@@ -123,6 +130,31 @@ export const e2eBenchmark: Benchmark = {
         numerator: 'rabbitmq',
         denominator: 'memory',
       });
+    for (const t of ['kafka', 'rabbitmq'] as const) {
+      rec
+        .metric(`hand-${t}`, {
+          label: `hand-written order saga, raw ${t === 'kafka' ? 'kafkajs' : 'amqplib'} + ioredis`,
+          role: 'baseline',
+          unit: 'orders/s',
+        })
+        .ratio(`${t}-vs-hand`, {
+          label: `Backtrack / hand-written, ${t}`,
+          numerator: t,
+          denominator: `hand-${t}`,
+        })
+        .metric(`${t}-cpu`, {
+          label: `Backtrack on ${t}: driver process CPU per order`,
+          role: 'info',
+          unit: 'µs',
+          direction: 'max',
+        })
+        .metric(`hand-${t}-cpu`, {
+          label: `hand-written on ${t}: driver process CPU per order`,
+          role: 'info',
+          unit: 'µs',
+          direction: 'max',
+        });
+    }
     if (o.drillOrders > 0) {
       for (const t of ['kafka', 'rabbitmq'] as const) {
         rec
@@ -177,6 +209,29 @@ export const e2eBenchmark: Benchmark = {
           );
         }
         rec.record(transport, result.ordersPerS);
+        if (transport === 'memory') continue;
+        rec.record(`${transport}-cpu`, result.cpuUsPerOrder);
+        // The hand-written saga right after, on the same broker and machine state.
+        const hand = await runExample<LoadJson>(
+          handwritten,
+          [
+            '--transport',
+            transport,
+            '--orders',
+            String(o.orders),
+            '--concurrency',
+            String(o.orderConcurrency),
+            '--partitions',
+            String(o.e2ePartitions),
+            '--json',
+          ],
+          timeoutMs,
+        );
+        if (!hand.consistent || hand.surprises > 0) {
+          throw new Error(`the hand-written saga on ${transport} ended inconsistent`);
+        }
+        rec.record(`hand-${transport}`, hand.ordersPerS);
+        rec.record(`hand-${transport}-cpu`, hand.cpuUsPerOrder);
       }
       if (o.drillOrders > 0) {
         for (const transport of ['kafka', 'rabbitmq'] as const) {
