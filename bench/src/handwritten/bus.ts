@@ -135,11 +135,16 @@ export async function kafkaBus(
 
 /**
  * RabbitMQ: one topic exchange for the run, routing key = topic name, one durable queue per
- * group bound to the topics it reads. Deliveries are gathered into batches (what arrived before
+ * group bound to the topics it reads (quorum by default, like Backtrack's). Deliveries are gathered into batches (what arrived before
  * the next turn of the event loop, while the previous batch is handled): one batch at a time per
  * queue, acked with one multiple-ack once it is handled.
  */
-export async function rabbitBus(url: string, prefix: string, prefetch: number): Promise<Bus> {
+export async function rabbitBus(
+  url: string,
+  prefix: string,
+  prefetch: number,
+  queueType: 'quorum' | 'classic' = 'quorum',
+): Promise<Bus> {
   const connection: ChannelModel = await amqp.connect(url);
   const exchange = `${prefix}.x`;
   const publishing: ConfirmChannel = await connection.createConfirmChannel();
@@ -169,7 +174,8 @@ export async function rabbitBus(url: string, prefix: string, prefetch: number): 
       queues.push(queue);
       const channel = await connection.createChannel();
       channels.push(channel);
-      await channel.assertQueue(queue, { durable: true });
+      // Quorum, as Backtrack's queues are by default (RabbitMQ's durable queue type).
+      await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': queueType } });
       for (const topic of readTopics) await channel.bindQueue(queue, exchange, topic);
       await channel.prefetch(prefetch);
       let waiting: ConsumeMessage[] = [];

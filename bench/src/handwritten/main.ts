@@ -4,7 +4,7 @@
  * with ioredis, and no Backtrack on the hot path.
  *
  *   tsx bench/src/handwritten/main.ts --transport kafka|rabbitmq [--orders 2000] [--concurrency 256]
- *     [--partitions 8] [--prefetch 256] [--warmup 0] [--json]
+ *     [--partitions 8] [--prefetch 256] [--queue-type quorum|classic] [--warmup 0] [--json]
  *
  * Prints one JSON line starting with `{"transport"` (as the example's load driver does), or a
  * sentence; exits 1 when the checker never finds the shop consistent.
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '256' },
     partitions: { type: 'string', default: '8' },
     prefetch: { type: 'string', default: '256' },
+    'queue-type': { type: 'string', default: 'quorum' },
     warmup: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
@@ -56,6 +57,7 @@ const bus: Bus =
         process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
         prefix,
         Number(values.prefetch),
+        values['queue-type'] === 'classic' ? 'classic' : 'quorum',
       );
 
 /** N orders from the example's mix, `concurrency` at once; counts outcomes like its driver. */
