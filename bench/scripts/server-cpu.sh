@@ -21,7 +21,7 @@ cpu() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/
 declare -A before
 for name in "${!pid[@]}"; do before[$name]=$(cpu "${pid[$name]}"); done
 if [ "${DRIVER:-backtrack}" = handwritten ]; then
-  report=$(cd "$dir" && npx tsx bench/src/handwritten/main.ts --transport "$transport" \
+  report=$(cd "$dir" && npx tsx bench/src/handwritten/main.ts --transport "$transport" ${HANDWRITTEN_ARGS:-} \
     --orders "$orders" --concurrency "$concurrency" --json 2>/dev/null | tail -1)
 else
   report=$(cd "$dir/examples" && npx tsx order-saga/src/bin/load.ts --transport "$transport" \

@@ -4,7 +4,8 @@
  * with ioredis, and no Backtrack on the hot path.
  *
  *   tsx bench/src/handwritten/main.ts --transport kafka|rabbitmq [--orders 2000] [--concurrency 256]
- *     [--partitions 8] [--prefetch 256] [--queue-type quorum|classic] [--warmup 0] [--json]
+ *     [--partitions 8] [--prefetch 256] [--queue-type quorum|classic]
+ *     [--cloudevents] [--warmup 0] [--json]
  *
  * Prints one JSON line starting with `{"transport"` (as the example's load driver does), or a
  * sentence; exits 1 when the checker never finds the shop consistent.
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     partitions: { type: 'string', default: '8' },
     prefetch: { type: 'string', default: '256' },
     'queue-type': { type: 'string', default: 'quorum' },
+    cloudevents: { type: 'boolean', default: false },
     warmup: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
@@ -89,7 +91,14 @@ async function placeAll(shop: HandShop, start: number, n: number) {
 try {
   for (const [sku, qty] of Object.entries(initialStock(count + warmup)))
     await states.inventory.setStock(sku, qty);
-  const shop = await startHandShop(redis, bus, states, prefix, 30_000);
+  const shop = await startHandShop(
+    redis,
+    bus,
+    states,
+    prefix,
+    30_000,
+    values.cloudevents ? (transport === 'kafka' ? 'ce_' : 'cloudEvents_') : undefined,
+  );
   if (warmup > 0) await placeAll(shop, count, warmup);
   const cpuBefore = process.cpuUsage();
   const began = performance.now();

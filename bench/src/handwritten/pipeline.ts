@@ -32,11 +32,19 @@ export class Outbox {
     private readonly redis: Redis,
     private readonly bus: Bus,
     private readonly journalKey: string,
+    /** Also send the CloudEvents binary-mode attributes as headers, with this prefix. */
+    private readonly cloudEventsPrefix?: string,
   ) {}
 
   publish(message: Message): Promise<void> {
     return new Promise((resolve, reject) => {
-      const out = { topic: TOPIC_OF[message.type], key: message.key, value: encode(message) };
+      const out: Outgoing = {
+        topic: TOPIC_OF[message.type],
+        key: message.key,
+        value: encode(message),
+      };
+      if (this.cloudEventsPrefix !== undefined)
+        out.headers = cloudEventsHeaders(this.cloudEventsPrefix, message, this.journalKey);
       this.#queue.push({ out, message, resolve, reject });
       if (!this.#running) {
         this.#running = true;
@@ -77,6 +85,26 @@ export class Outbox {
     }
     this.#running = false;
   }
+}
+
+/**
+ * What a team that also speaks CloudEvents would add (binary content mode): the attributes and
+ * extensions Backtrack sends, as headers (`ce_` on Kafka, `cloudEvents_` on AMQP). The body
+ * stays this saga's own JSON; only the cost of the attributes is measured with it.
+ */
+function cloudEventsHeaders(prefix: string, m: Message, source: string): Record<string, string> {
+  return {
+    [`${prefix}id`]: m.id,
+    [`${prefix}source`]: `//shop/${source}`,
+    [`${prefix}type`]: m.type,
+    [`${prefix}specversion`]: '1.0',
+    [`${prefix}schemaversion`]: '1',
+    [`${prefix}time`]: new Date().toISOString(),
+    ...(m.sagaId === undefined ? {} : { [`${prefix}sagaid`]: m.sagaId }),
+    ...(m.causationId === undefined ? {} : { [`${prefix}causationid`]: m.causationId }),
+    [`${prefix}producerversion`]: '1.0.0',
+    [`${prefix}partitionkey`]: m.key,
+  };
 }
 
 /** Thrown when another consumer holds a message's claim: the batch is handed again later. */

@@ -40,8 +40,10 @@ export async function startHandShop(
   states: ServiceStates,
   prefix: string,
   replyTimeoutMs: number,
+  cloudEventsPrefix?: string,
 ): Promise<HandShop> {
-  const outbox = (service: ServiceName) => new Outbox(redis, bus, `${prefix}:journal:${service}`);
+  const outbox = (service: ServiceName) =>
+    new Outbox(redis, bus, `${prefix}:journal:${service}`, cloudEventsPrefix);
   const subscribe = (service: ServiceName, handler: (m: Message) => Promise<void> | void) =>
     bus.consume(
       service,
