@@ -17,6 +17,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SERVICES } from '../common.js';
+import { localServerPids, serverCpuUs, type ServerName } from '../serverCpu.js';
 import type { Benchmark, BenchOptions } from '../runner.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -130,7 +131,19 @@ export const e2eBenchmark: Benchmark = {
         numerator: 'rabbitmq',
         denominator: 'memory',
       });
+    // The broker's and Redis's CPU per order beside each run, where they are local processes.
+    const servers = localServerPids();
+    const measured = (t: 'kafka' | 'rabbitmq'): ServerName[] =>
+      ([t, 'redis'] as const).filter((name) => servers[name] !== undefined);
     for (const t of ['kafka', 'rabbitmq'] as const) {
+      for (const side of [t, `hand-${t}`])
+        for (const server of measured(t))
+          rec.metric(`${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`, {
+            label: `${side.startsWith('hand') ? 'hand-written' : 'Backtrack'} on ${t}: ${server === 'redis' ? 'Redis' : 'broker'} CPU per order (whole child run: set-up and check too)`,
+            role: 'info',
+            unit: 'µs',
+            direction: 'max',
+          });
       rec
         .metric(`hand-${t}`, {
           label: `hand-written order saga, raw ${t === 'kafka' ? 'kafkajs' : 'amqplib'} + ioredis`,
@@ -189,6 +202,7 @@ export const e2eBenchmark: Benchmark = {
     const timeoutMs = Math.max(120_000, o.orders * 500);
     for (let run = 0; run < o.runs; run++) {
       for (const transport of TRANSPORTS) {
+        const serversBefore = serverCpuUs(servers);
         const result = await runExample<LoadJson>(
           'order-saga/src/bin/load.ts',
           [
@@ -211,6 +225,15 @@ export const e2eBenchmark: Benchmark = {
         rec.record(transport, result.ordersPerS);
         if (transport === 'memory') continue;
         rec.record(`${transport}-cpu`, result.cpuUsPerOrder);
+        const recordServers = (side: string, before: Partial<Record<ServerName, number>>) => {
+          const after = serverCpuUs(servers);
+          for (const server of measured(transport)) {
+            const used = (after[server] ?? NaN) - (before[server] ?? NaN);
+            rec.record(`${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`, used / o.orders);
+          }
+        };
+        recordServers(transport, serversBefore);
+        const handBefore = serverCpuUs(servers);
         // The hand-written saga right after, on the same broker and machine state.
         const hand = await runExample<LoadJson>(
           handwritten,
@@ -232,6 +255,7 @@ export const e2eBenchmark: Benchmark = {
         }
         rec.record(`hand-${transport}`, hand.ordersPerS);
         rec.record(`hand-${transport}-cpu`, hand.cpuUsPerOrder);
+        recordServers(`hand-${transport}`, handBefore);
       }
       if (o.drillOrders > 0) {
         for (const transport of ['kafka', 'rabbitmq'] as const) {
