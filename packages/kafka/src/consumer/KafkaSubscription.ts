@@ -444,7 +444,8 @@ export class KafkaSubscription implements Subscription {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     // The commits still on their way go out before the consumer leaves its group (a batch that
-    // ends from now on awaits its own).
+    // ends from now on awaits its own); those waiting for the commit interval go out now.
+    this.#cfg.consumer.flushCommits?.();
     await Promise.all([...this.#commits]);
     const { consumer } = this.#cfg;
     let timer: NodeJS.Timeout | undefined;
@@ -656,6 +657,7 @@ export class KafkaSubscription implements Subscription {
     if (lastDone !== undefined) {
       controls.resolveOffset(lastDone);
       const committed = this.#commit(controls, batch, nextOffset(lastDone));
+      if (this.#closing) this.#cfg.consumer.flushCommits?.();
       if (this.#opts.awaitCommits || this.#closing) await committed;
     }
     this.#stats.skipped += skipped;
