@@ -467,6 +467,33 @@ describe.skipIf(!broker.available)('KafkaTransport (real broker)', () => {
     }
   });
 
+  it('commitIntervalMs: later commits wait for the interval and go out on close, past every acked message', async () => {
+    const transport = makeTransport(brokers, { consumer: { commitIntervalMs: 60_000 } });
+    const topic = uniqueName('bt-interval');
+    const group = uniqueName('g');
+    const processor = recordingProcessor(() => ACK);
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 1 });
+      await transport.publish([{ topic, key: 'k', message: message(0) }]);
+      const sub = await transport.subscribe({ topics: [topic], group, processor });
+      await waitFor(() => processor.calls.length === 1, 'the first message');
+      // The first commit goes out at once.
+      await waitFor(
+        async () => (await committedOffsets(brokers, group, topic))[0] === '1',
+        'the first commit',
+      );
+      await transport.publish([1, 2, 3].map((i) => ({ topic, key: 'k', message: message(i) })));
+      await waitFor(() => processor.calls.length === 4, 'three more messages');
+      await new Promise((r) => setTimeout(r, 500));
+      // Handled, but their commit waits for the interval (a crash now redelivers them).
+      expect((await committedOffsets(brokers, group, topic))[0]).toBe('1');
+      await sub.close();
+      expect((await committedOffsets(brokers, group, topic))[0]).toBe('4');
+    } finally {
+      await transport.close();
+    }
+  });
+
   it('validates options at construction with coded errors', () => {
     expect(() => makeTransport([])).toThrow(KafkaConfigError);
     expect(() => makeTransport(brokers, { consumer: { maxAttempts: 0 } })).toThrow(/maxAttempts/);
