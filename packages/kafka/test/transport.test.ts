@@ -3,6 +3,7 @@
  * acknowledgement and commit rules, every disposition, ordering, redrive, shutdown.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { Kafka, logLevel } from 'kafkajs';
 import type { Disposition, IncomingMessage } from '@backtrack/core';
 import {
   KAFKA_ERROR_CODES,
@@ -490,6 +491,43 @@ describe.skipIf(!broker.available)('KafkaTransport (real broker)', () => {
       await sub.close();
       expect((await committedOffsets(brokers, group, topic))[0]).toBe('4');
     } finally {
+      await transport.close();
+    }
+  });
+
+  it('subscribe creates what is missing: the source topic with createPartitions, retry and dead-letter topics with its partitions', async () => {
+    const transport = makeTransport(brokers, { consumer: { createPartitions: 3 } });
+    const missing = uniqueName('bt-create');
+    const existing = uniqueName('bt-create');
+    const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await transport.ensureTopics({
+        topics: [existing],
+        partitions: 2,
+        retry: false,
+        deadLetter: false,
+      });
+      const sub = await transport.subscribe({
+        topics: [missing, existing],
+        group: uniqueName('g'),
+        processor: recordingProcessor(() => ACK),
+      });
+      await sub.close();
+      const { topics } = await admin.fetchTopicMetadata({
+        topics: [missing, existing].flatMap((t) => [t, `${t}.retry`, `${t}.dlq`]),
+      });
+      const counts = Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]));
+      expect(counts).toEqual({
+        [missing]: 3,
+        [`${missing}.retry`]: 3,
+        [`${missing}.dlq`]: 3,
+        [existing]: 2,
+        [`${existing}.retry`]: 2,
+        [`${existing}.dlq`]: 2,
+      });
+    } finally {
+      await admin.disconnect();
       await transport.close();
     }
   });

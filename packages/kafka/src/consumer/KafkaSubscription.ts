@@ -487,18 +487,23 @@ export class KafkaSubscription implements Subscription {
     const o = this.#opts;
     try {
       await admin.connect();
-      const counts = await admin.partitionCounts(this.topics as string[]);
+      // One look at what exists (the source topics and their retry and dead-letter topics):
+      // listing the topics asks the broker for the metadata of every topic it has.
+      const derived = (topic: string) => [
+        ...(o.retryMode === 'topic' ? [o.retryTopic(topic, this.group)] : []),
+        o.deadLetterTopic(topic, this.group),
+      ];
+      const counts = await admin.partitionCounts([
+        ...new Set(this.topics.flatMap((t) => [t, ...derived(t)])),
+      ]);
       const specs = [];
       for (const topic of this.topics) {
         const partitions = counts.get(topic) ?? o.createPartitions;
         const base = { partitions, replicationFactor: o.replicationFactor };
         if (!counts.has(topic)) specs.push({ topic, ...base });
-        if (o.retryMode === 'topic')
-          specs.push({ topic: o.retryTopic(topic, this.group), ...base });
-        specs.push({ topic: o.deadLetterTopic(topic, this.group), ...base });
+        for (const t of derived(topic)) if (!counts.has(t)) specs.push({ topic: t, ...base });
       }
-      const existing = new Set(await admin.listTopics());
-      await admin.createTopics(specs.filter((s) => !existing.has(s.topic)));
+      await admin.createTopics(specs);
     } catch (cause) {
       throw new KafkaError(
         KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
