@@ -179,6 +179,7 @@ export class KafkaTransport implements Transport, TransportEvents {
       maxBytesPerPartition: opts.maxBytesPerPartition,
       fromBeginning: opts.fromBeginning,
       partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently,
+      commitIntervalMs: opts.commitIntervalMs,
     });
     const subscription = new KafkaSubscription({
       topics,

@@ -43,6 +43,13 @@ describe('consumer options', () => {
     expect(fieldOf(() => resolveConsumerOptions({ publishFailurePauseMs: -1 }))).toBe(
       'publishFailurePauseMs',
     );
+    expect(resolveConsumerOptions({ commitIntervalMs: 500 }).commitIntervalMs).toBe(500);
+    expect(DEFAULT_KAFKA_CONSUMER_OPTIONS.commitIntervalMs).toBe(0);
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(fieldOf(() => resolveConsumerOptions({ commitIntervalMs: bad }))).toBe(
+        'commitIntervalMs',
+      );
+    }
     expect(fieldOf(() => resolveConsumerOptions({ failureMaxBackoffMs: Infinity }))).toBe(
       'failureMaxBackoffMs',
     );

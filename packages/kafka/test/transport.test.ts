@@ -3,6 +3,7 @@
  * acknowledgement and commit rules, every disposition, ordering, redrive, shutdown.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { Kafka, logLevel } from 'kafkajs';
 import type { Disposition, IncomingMessage } from '@backtrack/core';
 import {
   KAFKA_ERROR_CODES,
@@ -463,6 +464,70 @@ describe.skipIf(!broker.available)('KafkaTransport (real broker)', () => {
       expect(finished).toBe(true);
       expect((await committedOffsets(brokers, group, topic))[0]).toBe('1');
     } finally {
+      await transport.close();
+    }
+  });
+
+  it('commitIntervalMs: later commits wait for the interval and go out on close, past every acked message', async () => {
+    const transport = makeTransport(brokers, { consumer: { commitIntervalMs: 60_000 } });
+    const topic = uniqueName('bt-interval');
+    const group = uniqueName('g');
+    const processor = recordingProcessor(() => ACK);
+    try {
+      await transport.ensureTopics({ topics: [topic], partitions: 1 });
+      await transport.publish([{ topic, key: 'k', message: message(0) }]);
+      const sub = await transport.subscribe({ topics: [topic], group, processor });
+      await waitFor(() => processor.calls.length === 1, 'the first message');
+      // The first commit goes out at once.
+      await waitFor(
+        async () => (await committedOffsets(brokers, group, topic))[0] === '1',
+        'the first commit',
+      );
+      await transport.publish([1, 2, 3].map((i) => ({ topic, key: 'k', message: message(i) })));
+      await waitFor(() => processor.calls.length === 4, 'three more messages');
+      await new Promise((r) => setTimeout(r, 500));
+      // Handled, but their commit waits for the interval (a crash now redelivers them).
+      expect((await committedOffsets(brokers, group, topic))[0]).toBe('1');
+      await sub.close();
+      expect((await committedOffsets(brokers, group, topic))[0]).toBe('4');
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('subscribe creates what is missing: the source topic with createPartitions, retry and dead-letter topics with its partitions', async () => {
+    const transport = makeTransport(brokers, { consumer: { createPartitions: 3 } });
+    const missing = uniqueName('bt-create');
+    const existing = uniqueName('bt-create');
+    const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await transport.ensureTopics({
+        topics: [existing],
+        partitions: 2,
+        retry: false,
+        deadLetter: false,
+      });
+      const sub = await transport.subscribe({
+        topics: [missing, existing],
+        group: uniqueName('g'),
+        processor: recordingProcessor(() => ACK),
+      });
+      await sub.close();
+      const { topics } = await admin.fetchTopicMetadata({
+        topics: [missing, existing].flatMap((t) => [t, `${t}.retry`, `${t}.dlq`]),
+      });
+      const counts = Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]));
+      expect(counts).toEqual({
+        [missing]: 3,
+        [`${missing}.retry`]: 3,
+        [`${missing}.dlq`]: 3,
+        [existing]: 2,
+        [`${existing}.retry`]: 2,
+        [`${existing}.dlq`]: 2,
+      });
+    } finally {
+      await admin.disconnect();
       await transport.close();
     }
   });

@@ -98,10 +98,18 @@ export interface RuntimeOptions {
    * a service. `connect()` always makes a new one. @default true on Kafka, false otherwise
    */
   shareTransport?: boolean;
+  /**
+   * Kafka: least time between two offset commits of a consumer (`commitIntervalMs`), in ms: the
+   * commits of the batches that end meanwhile share one request. Each OffsetCommit costs the
+   * broker ~1 ms of CPU here; after a crash up to one interval of batches is handled again
+   * (deduplicated). 0 commits after every turn that ended a batch. @default 1000
+   */
+  commitIntervalMs?: number;
   /** The library's logger. @default pino at `warn` (BACKTRACK_LOG_LEVEL overrides) */
   logger?: Logger;
   /**
-   * Kafka: create the run's topics (topics.ts) on start (and wait a second for their leaders). A child of
+   * Kafka: create the run's topics (topics.ts) with their retry and dead-letter topics on start
+   * (and wait a second for their leaders); the subscriptions create none themselves. A child of
    * the load driver's `--processes` passes `false`: its parent created them. @default true
    */
   createTopics?: boolean;
@@ -332,22 +340,23 @@ async function transportFactory(
           consumer: {
             createPartitions: partitions,
             partitionsConsumedConcurrently: Math.min(partitions, 64),
+            commitIntervalMs: options.commitIntervalMs ?? 1_000,
+            // The run's topics, their retry and dead-letter topics included, are created below,
+            // once: a subscription that creates its own asks the broker for the metadata of
+            // every topic it has, several times (~4 ms of broker CPU each on the shared bench broker).
+            createTopics: false,
           },
           producer: { lingerMs: options.lingerMs ?? 0 },
         },
         { logger },
       );
-    // Create the run's topics up front with their partitions, so no service races another to
+    // Create the run's topics up front with their partitions (and each one's retry and
+    // dead-letter topic, with the consumer's default names), so no service races another to
     // create one, then give the broker a moment to publish the new leaders.
     if (options.createTopics === false) return async () => create();
     const admin = create();
     try {
-      await admin.ensureTopics({
-        topics: [...topics.all],
-        partitions,
-        retry: false,
-        deadLetter: false,
-      });
+      await admin.ensureTopics({ topics: [...topics.all], partitions });
       await new Promise((r) => setTimeout(r, 1_000));
     } finally {
       await admin.close();

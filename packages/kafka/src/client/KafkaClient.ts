@@ -99,6 +99,8 @@ export interface ConsumerSettings {
   /** Where a group with no committed offset starts. */
   fromBeginning: boolean;
   partitionsConsumedConcurrently: number;
+  /** Least time between two OffsetCommit requests of this consumer, in ms (0: after each turn). */
+  commitIntervalMs: number;
 }
 
 export interface KafkaConsumerClient {
@@ -114,6 +116,8 @@ export interface KafkaConsumerClient {
   resume(partitions: TopicPartitions[]): void;
   /** The next fetch of this partition starts at `offset`. */
   seek(topic: string, partition: number, offset: string): void;
+  /** Optional: sends the commits that wait for `commitIntervalMs` now (close). */
+  flushCommits?(): void;
   /** Stops fetching, waits for the batch in progress, leaves the group. */
   stop(): Promise<void>;
   disconnect(): Promise<void>;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CommitCoalescer, type CommitTopics } from './commitCoalescer.js';
 
 function deferredSender() {
@@ -94,5 +94,99 @@ describe('CommitCoalescer', () => {
     await expect(commits.commit('t', 0, '1')).rejects.toThrow('no batch is running');
     // Not stuck in flight.
     await expect(commits.commit('t', 0, '2')).rejects.toThrow('no batch is running');
+  });
+
+  describe('with an interval', () => {
+    function clocked(intervalMs: number) {
+      const { requests, send } = deferredSender();
+      const clock = { now: 1_000 };
+      const commits = new CommitCoalescer(send, { intervalMs, now: () => clock.now });
+      return { requests, commits, clock };
+    }
+
+    it('sends the first commit at once, then at most one request per interval', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const { requests, commits, clock } = clocked(1_000);
+        const first = commits.commit('t', 0, '5');
+        await tick();
+        expect(requests).toHaveLength(1);
+        requests[0]!.settle();
+        await first;
+        // Acknowledged after 10 ms: the next commits wait for the rest of the interval.
+        clock.now += 10;
+        const later = [commits.commit('t', 0, '8'), commits.commit('t', 1, '2')];
+        await tick();
+        await tick();
+        expect(requests).toHaveLength(1);
+        clock.now += 989;
+        vi.advanceTimersByTime(989);
+        await tick();
+        expect(requests).toHaveLength(1);
+        clock.now += 1;
+        vi.advanceTimersByTime(1);
+        await tick();
+        expect(requests).toHaveLength(2);
+        expect(requests[1]!.topics).toEqual([
+          {
+            topic: 't',
+            partitions: [
+              { partition: 0, offset: '8' },
+              { partition: 1, offset: '2' },
+            ],
+          },
+        ]);
+        requests[1]!.settle();
+        await expect(Promise.all(later)).resolves.toEqual([undefined, undefined]);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('waits for the interval after a request that was in flight, unless flushed', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      try {
+        const { requests, commits } = clocked(60_000);
+        void commits.commit('t', 0, '1');
+        await tick();
+        const second = commits.commit('t', 0, '2');
+        requests[0]!.settle();
+        await tick();
+        await tick();
+        // Asked for while the first was in flight: waits for the interval.
+        expect(requests).toHaveLength(1);
+        commits.flush();
+        expect(requests).toHaveLength(2);
+        expect(requests[1]!.topics).toEqual([
+          { topic: 't', partitions: [{ partition: 0, offset: '2' }] },
+        ]);
+        requests[1]!.settle();
+        await expect(second).resolves.toBeUndefined();
+        // The cancelled timer sends nothing more.
+        vi.advanceTimersByTime(60_000);
+        await tick();
+        expect(requests).toHaveLength(2);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('a flush while a request is in flight sends what waits right after it', async () => {
+      const { requests, commits } = clocked(60_000);
+      void commits.commit('t', 0, '1');
+      await tick();
+      const second = commits.commit('t', 1, '4');
+      commits.flush();
+      expect(requests).toHaveLength(1);
+      requests[0]!.settle();
+      await tick();
+      await tick();
+      expect(requests).toHaveLength(2);
+      expect(requests[1]!.topics).toEqual([
+        { topic: 't', partitions: [{ partition: 1, offset: '4' }] },
+      ]);
+      requests[1]!.settle();
+      await expect(second).resolves.toBeUndefined();
+    });
   });
 });

@@ -154,13 +154,16 @@ class KafkajsConsumer implements KafkaConsumerClient {
   readonly #settings: ConsumerSettings;
   readonly #watch: KafkaTlsWatch;
   /** The partitions' commits, coalesced into one OffsetCommit request at a time. */
-  readonly #commits = new CommitCoalescer((topics) => this.#commitVia({ topics }));
+  readonly #commits: CommitCoalescer;
   #commitVia: (offsets: { topics: CommitTopics }) => Promise<void> = () =>
     Promise.reject(new Error('no batch is running'));
 
   constructor(kafka: Kafka, settings: ConsumerSettings, watch: KafkaTlsWatch) {
     this.#settings = settings;
     this.#watch = watch;
+    this.#commits = new CommitCoalescer((topics) => this.#commitVia({ topics }), {
+      intervalMs: settings.commitIntervalMs,
+    });
     this.#consumer = kafka.consumer({
       groupId: settings.groupId,
       sessionTimeout: settings.sessionTimeoutMs,
@@ -176,6 +179,8 @@ class KafkajsConsumer implements KafkaConsumerClient {
         restartOnFailure: async (error) => classifyKafkaError(error) === undefined,
       },
     });
+    // What waits for the commit interval goes out before this member gives its partitions up.
+    this.#consumer.on(this.#consumer.events.REBALANCING, () => this.#commits.flush());
   }
 
   connect(): Promise<void> {
@@ -241,7 +246,12 @@ class KafkajsConsumer implements KafkaConsumerClient {
     this.#consumer.seek({ topic, partition, offset });
   }
 
+  flushCommits(): void {
+    this.#commits.flush();
+  }
+
   stop(): Promise<void> {
+    this.#commits.flush();
     return this.#consumer.stop();
   }
 

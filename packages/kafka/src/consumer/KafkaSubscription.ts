@@ -444,7 +444,8 @@ export class KafkaSubscription implements Subscription {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     // The commits still on their way go out before the consumer leaves its group (a batch that
-    // ends from now on awaits its own).
+    // ends from now on awaits its own); those waiting for the commit interval go out now.
+    this.#cfg.consumer.flushCommits?.();
     await Promise.all([...this.#commits]);
     const { consumer } = this.#cfg;
     let timer: NodeJS.Timeout | undefined;
@@ -486,18 +487,23 @@ export class KafkaSubscription implements Subscription {
     const o = this.#opts;
     try {
       await admin.connect();
-      const counts = await admin.partitionCounts(this.topics as string[]);
+      // One look at what exists (the source topics and their retry and dead-letter topics):
+      // listing the topics asks the broker for the metadata of every topic it has.
+      const derived = (topic: string) => [
+        ...(o.retryMode === 'topic' ? [o.retryTopic(topic, this.group)] : []),
+        o.deadLetterTopic(topic, this.group),
+      ];
+      const counts = await admin.partitionCounts([
+        ...new Set(this.topics.flatMap((t) => [t, ...derived(t)])),
+      ]);
       const specs = [];
       for (const topic of this.topics) {
         const partitions = counts.get(topic) ?? o.createPartitions;
         const base = { partitions, replicationFactor: o.replicationFactor };
         if (!counts.has(topic)) specs.push({ topic, ...base });
-        if (o.retryMode === 'topic')
-          specs.push({ topic: o.retryTopic(topic, this.group), ...base });
-        specs.push({ topic: o.deadLetterTopic(topic, this.group), ...base });
+        for (const t of derived(topic)) if (!counts.has(t)) specs.push({ topic: t, ...base });
       }
-      const existing = new Set(await admin.listTopics());
-      await admin.createTopics(specs.filter((s) => !existing.has(s.topic)));
+      await admin.createTopics(specs);
     } catch (cause) {
       throw new KafkaError(
         KAFKA_ERROR_CODES.TOPIC_ADMIN_FAILED,
@@ -656,6 +662,7 @@ export class KafkaSubscription implements Subscription {
     if (lastDone !== undefined) {
       controls.resolveOffset(lastDone);
       const committed = this.#commit(controls, batch, nextOffset(lastDone));
+      if (this.#closing) this.#cfg.consumer.flushCommits?.();
       if (this.#opts.awaitCommits || this.#closing) await committed;
     }
     this.#stats.skipped += skipped;

@@ -169,6 +169,7 @@ async function consumeWindow(
     maxWaitTimeMs: 250,
     maxBytesPerPartition: 1_048_576,
     partitionsConsumedConcurrently: 1,
+    commitIntervalMs: 0,
   });
   let finish!: (error?: unknown) => void;
   const finished = new Promise<void>((resolve, reject) => {
