@@ -153,6 +153,19 @@ describe('encodeEnvelope', () => {
     );
   });
 
+  it('writes the bytes TextEncoder writes, in both modes (non-ASCII and lone surrogates kept)', () => {
+    // JSON.stringify escapes a lone surrogate (`\ud800` as six ASCII bytes): it round-trips.
+    const text = 'zoë ✓ 𝄞 \ud800 end \udc00';
+    for (const mode of ['binary', 'structured'] as const) {
+      const message = encodeEnvelope(sample({ data: { text } }), { mode });
+      expect(message.body).toBeInstanceOf(Uint8Array);
+      const json = new TextDecoder('utf-8', { fatal: true }).decode(message.body);
+      expect([...message.body]).toEqual([...bytes(json)]);
+      if (mode === 'binary') expect(json).toBe(JSON.stringify({ text }));
+      expect(decodeEnvelope(message).data).toEqual({ text });
+    }
+  });
+
   it('round-trips through decodeEnvelope unchanged', () => {
     expect(decodeEnvelope(validMessage())).toEqual(sample());
   });

@@ -107,7 +107,15 @@ const OPTIONAL = STRING_ATTRIBUTES.filter(
   (name): name is Exclude<(typeof STRING_ATTRIBUTES)[number], 'time'> => name !== 'time',
 );
 
-const encoder = new TextEncoder();
+/**
+ * UTF-8 bytes of `text`. `Buffer.from`, not a TextEncoder: a small string is written into Node's
+ * shared 8 KiB pool (a view, no ArrayBuffer and no allocation outside the heap per message), about
+ * twice as fast in Node 20 and lighter on the collector. The bytes are the same (lone surrogates
+ * become U+FFFD either way); a Buffer is a Uint8Array.
+ */
+function utf8Bytes(text: string): Uint8Array {
+  return Buffer.from(text, 'utf8');
+}
 // Stateless between calls (no `stream` option), so one instance serves every decode.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -165,7 +173,7 @@ export function encodeCheckedEnvelope(
       details: { id: envelope.id, type: envelope.type },
     });
   }
-  const body = encoder.encode(json);
+  const body = utf8Bytes(json);
   if (body.byteLength > maxBytes) {
     throw new InvalidEnvelopeError(
       `data of ${envelope.type} ${envelope.id} is ${body.byteLength} bytes, over the ${maxBytes}-byte limit`,
@@ -259,7 +267,7 @@ function structuredBody(envelope: Envelope<unknown>, dataJson: string): Uint8Arr
   for (const [name, value] of Object.entries(envelope.extensions ?? {})) event[name] = value;
   // `data` is spliced in as the JSON already made, not stringified a second time.
   const attributes = JSON.stringify(event);
-  return encoder.encode(`${attributes.slice(0, -1)},"data":${dataJson}}`);
+  return utf8Bytes(`${attributes.slice(0, -1)},"data":${dataJson}}`);
 }
 
 /**

@@ -55,19 +55,22 @@ export function prepareJournaledEvent<
     dataschema: options.dataschema,
     extensions: options.extensions,
   }) as Envelope<unknown> & { time: string };
+  // Field by field, the optional ones assigned when present: a literal with conditional spreads
+  // (`...(x === undefined ? {} : { x })`) allocates a temporary object per spread and builds the
+  // record on V8's slow path, once per publish.
   const record: JournalAppend = {
     id: envelope.id,
     type: envelope.type,
     schemaVersion: envelope.schemaversion,
-    ...(options.key === undefined ? {} : { key: options.key }),
     topic: options.topic ?? stamp.topicFor(event.type),
     service: stamp.service,
     version: stamp.version,
     time: envelope.time,
-    ...(options.sagaId === undefined ? {} : { sagaId: options.sagaId }),
-    ...(options.causationId === undefined ? {} : { causationId: options.causationId }),
     // `event.envelope` built it with createEnvelope, which checked every attribute.
     message: encodeCheckedEnvelope(envelope),
   };
+  if (options.key !== undefined) record.key = options.key;
+  if (options.sagaId !== undefined) record.sagaId = options.sagaId;
+  if (options.causationId !== undefined) record.causationId = options.causationId;
   return { envelope, record };
 }
