@@ -1200,8 +1200,10 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       );
     await expect(run(crashing)).rejects.toThrow('killed');
     const sentBefore = w.transport.sent.length;
-    expect(sentBefore).toBe(1_600);
-    expect(done.size).toBe(1_600);
+    // The second page's checkpoint is written while the third page publishes: the crash surfaces
+    // at the third page's end, with every message sent so far marked done.
+    expect(sentBefore).toBeGreaterThanOrEqual(1_600);
+    expect(done.size).toBe(sentBefore);
     const result = await run(store);
     expect(result.status).toBe('completed');
     expect(result.summary).toMatchObject({ reversed: 2_400, skipped: 300, needsPerson: 300 });
@@ -1209,7 +1211,7 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const resent = w.transport.sent
       .slice(sentBefore)
       .map((m) => `compensate:${m.message.headers.causationid!}`);
-    expect(resent).toHaveLength(800);
+    expect(resent).toHaveLength(2_400 - sentBefore);
     expect(resent.filter((id) => done.has(id))).toEqual([]);
     const all = w.transport.sent.map((m) => m.message.headers);
     expect(new Set(all.map((h) => h.causationid)).size).toBe(2_400);

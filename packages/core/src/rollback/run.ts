@@ -343,6 +343,12 @@ interface PageOutcome {
  * after each finished page. Stops at a page with unfinished items (failed, aborted, stopped).
  * Resolves with the messages published and the outcome of the last page when it was not
  * checkpointed (its totals still belong in the summary).
+ *
+ * A page whose every batch the broker acknowledged (no failure, not stopped, no sagas) is closed
+ * in the background: its lanes' last `done` marks, then its checkpoint, are written while the next
+ * page publishes, so the broker does not wait for those writes between pages. The next page still
+ * publishes only after every publish of this one was acknowledged (order per key and saga across
+ * pages), and checkpoints stay in page order (the next one waits for this one).
  */
 async function runPages(
   run: RunContext,
@@ -356,10 +362,33 @@ async function runPages(
   const pages = pagesOf(run.plan, checkpoint.cursor, o.pageSize, dependencies, o.runId);
   let next = pages.next();
   let published = 0;
+  // The checkpoint of the page closed in the background, if any: awaited before the next one.
+  let closing: Promise<void> = Promise.resolve();
+  // Writes the checkpoint past a page whose items all finished (after the previous checkpoint).
+  const checkpointPast = async (page: RunPage, outcome: PageOutcome): Promise<void> => {
+    const done: RunCheckpoint = {
+      complete: page.cursor === undefined,
+      pages: checkpoint.pages + 1,
+      finished: checkpoint.finished + outcome.finished,
+      forgotten: {
+        done: checkpoint.forgotten.done + outcome.forget.length - page.skipped.length,
+        skipped: checkpoint.forgotten.skipped + page.skipped.length,
+      },
+      totals: addTotals(checkpoint.totals, outcome.totals),
+    };
+    if (page.cursor !== undefined) done.cursor = page.cursor;
+    run.checkLease();
+    await store.setCheckpoint(o.runId, token, done, outcome.forget);
+    for (const id of outcome.forget) delete progress[id];
+    Object.assign(checkpoint, done);
+  };
   try {
     for (;;) {
       const step = await next;
-      if (step.done) return { published };
+      if (step.done) {
+        await closing;
+        return { published };
+      }
       const page = step.value;
       // Planning the next page (journal reads, encoding) overlaps this page's publishing.
       next =
@@ -367,40 +396,68 @@ async function runPages(
           ? Promise.resolve({ done: true, value: undefined })
           : pages.next();
       next.catch(() => undefined);
-      published += await runPage(run, page);
+      const ran = await runPage(run, page);
+      published += ran.published;
       // One macrotask turn per page: with stores that answer at once (in memory), the lease
       // heartbeat and other timers still run during a long run.
       await new Promise<void>((r) => setImmediate(r));
+      if (ran.clean && page.cursor !== undefined && !run.stopped()) {
+        // Every item of the page was acknowledged: only its last marks and its checkpoint are
+        // left, written while the next page publishes. A failure there (a lost lease, the store
+        // down) surfaces at the next page's end, or at the run's; the next page's own fenced
+        // writes fail on a lost lease before it publishes.
+        const previous = closing;
+        closing = (async () => {
+          await previous;
+          await ran.settled;
+          const outcome = pageOutcome(run, page);
+          if (outcome.unfinished > 0) {
+            // Cannot happen for a clean page; kept so a checkpoint never skips an item.
+            throw new Error(
+              `rollback page ended with ${outcome.unfinished} unfinished items after every batch was acknowledged`,
+            );
+          }
+          await checkpointPast(page, outcome);
+        })();
+        closing.catch(() => undefined);
+        continue;
+      }
+      // Both ended before the run goes on or stops (no write of this run lands after it).
+      await Promise.allSettled([closing, ran.settled]);
+      await closing;
+      await ran.settled;
       const outcome = pageOutcome(run, page);
       if (outcome.unfinished > 0) return { published, last: outcome };
-      const done: RunCheckpoint = {
-        complete: page.cursor === undefined,
-        pages: checkpoint.pages + 1,
-        finished: checkpoint.finished + outcome.finished,
-        forgotten: {
-          done: checkpoint.forgotten.done + outcome.forget.length - page.skipped.length,
-          skipped: checkpoint.forgotten.skipped + page.skipped.length,
-        },
-        totals: addTotals(checkpoint.totals, outcome.totals),
-      };
-      if (page.cursor !== undefined) done.cursor = page.cursor;
-      run.checkLease();
-      await store.setCheckpoint(o.runId, token, done, outcome.forget);
-      for (const id of outcome.forget) delete progress[id];
-      Object.assign(checkpoint, done);
-      if (done.complete || run.stopped()) return { published };
+      await checkpointPast(page, outcome);
+      if (checkpoint.complete || run.stopped()) return { published };
     }
   } finally {
+    // A page closed in the background is waited for (a failure of it is already the run's).
+    await closing.catch(() => undefined);
     await pages.return(undefined).catch(() => undefined);
   }
 }
 
+/** What one page's run did: its messages published and whether all of them were acknowledged. */
+interface PageRun {
+  published: number;
+  /** Every batch of the page acknowledged, the run not stopped, no sagas in the page. */
+  clean: boolean;
+  /** The lanes' last writes (their `done` marks and journal marks): the page's progress after it. */
+  settled: Promise<void>;
+}
+
 /** One page: its needs-person and skipped entries recorded, its items published, its sagas compensated. */
-async function runPage(run: RunContext, page: RunPage): Promise<number> {
+async function runPage(run: RunContext, page: RunPage): Promise<PageRun> {
   await recordUnpublished(run, page);
-  const published = await publishLanes(run, page.items);
-  if (!run.stopped()) await compensateSagas(run, page.sagas);
-  return published;
+  const lanes = await publishLanes(run, page.items);
+  if (page.sagas.length > 0) {
+    // The sagas' progress is read with the items' after them: close the lanes first.
+    await lanes.settled;
+    if (!run.stopped()) await compensateSagas(run, page.sagas);
+    return { ...lanes, clean: false };
+  }
+  return lanes;
 }
 
 /** What a page did, from the progress its items reached. */
@@ -633,10 +690,11 @@ async function recordUnpublished({ progress, write }: RunContext, page: RunPage)
 }
 
 /**
- * Publishes the items not done yet through `batchesInFlight` lanes; resolves with the number of
- * messages published. A lane that throws (a lost lease, a store down) stops the others.
+ * Publishes the items not done yet through `batchesInFlight` lanes; resolves once every lane's
+ * publishes ended, with the messages published and the lanes' last writes (`settled`, not
+ * awaited). A lane that throws (a lost lease, a store down) stops the others.
  */
-async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[]): Promise<PageRun> {
   const { progress, logger, o } = run;
   const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
   if (todo.length < items.length) {
@@ -646,18 +704,32 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
     );
   }
   let published = 0;
-  await inParallel(
-    lanesOf(todo, o.batchesInFlight),
-    async (items) => {
-      // Not `published += await ...`: that reads `published` before the other lanes add to it.
-      const n = await runLane(run, items);
-      published += n;
-    },
-    () => {
-      run.stop.fatal = true;
-    },
-  );
-  return published;
+  let clean = true;
+  const settled: Promise<void>[] = [];
+  try {
+    await inParallel(
+      lanesOf(todo, o.batchesInFlight),
+      async (items) => {
+        const lane = await runLane(run, items);
+        // Not `published += (await ...).published`: that reads `published` before the others add.
+        published += lane.published;
+        if (!lane.clean) clean = false;
+        lane.settled.catch(() => undefined);
+        settled.push(lane.settled);
+      },
+      () => {
+        run.stop.fatal = true;
+      },
+    );
+  } catch (error) {
+    // The other lanes' last writes end before the run does (as when they were awaited in the lane).
+    await Promise.allSettled(settled);
+    throw error;
+  }
+  const all = Promise.all(settled).then(() => undefined);
+  // Observed here: a caller that stops on an earlier error may never await it.
+  all.catch(() => undefined);
+  return { published, clean: clean && !run.stopped(), settled: all };
 }
 
 /**
@@ -670,9 +742,16 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
  * broker acknowledged it; the lane's last marks are written when it ends. Resolves with the
  * messages published.
  */
-async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+async function runLane(
+  run: RunContext,
+  items: readonly RollbackPlanItem[],
+): Promise<{ published: number; clean: boolean; settled: Promise<void> }> {
   const { o, stop, stopped } = run;
   let published = 0;
+  // Every batch acknowledged and the lane not stopped early.
+  let clean = true;
+  let threw = true;
+  let settled: Promise<void> = Promise.resolve();
   // The progress marks of the last batch the broker answered, not written yet.
   let carry: ItemUpdate[] = [];
   // The journal's `published` marks of the last acknowledged batch, for the next append.
@@ -695,7 +774,10 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
       // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.
       await current.written;
       // Aborted (or another lane failed) while the marks were written: publish nothing more.
-      if (stopped()) break;
+      if (stopped()) {
+        clean = false;
+        break;
+      }
       const following = start + o.batchSize;
       if (following < items.length) next = prepare(following);
       const { batch } = current;
@@ -708,12 +790,17 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
         marks.done = false;
         stop.failedBatchesInARow = 0;
       } else {
+        clean = false;
         for (const i of batch) carry.push({ itemId: i.itemId, state: ItemState.Failed, error });
         // A broker that rejected three batches in a row is down: stop instead of failing the rest.
         ++stop.failedBatchesInARow;
       }
-      if (next !== undefined && stopped()) break;
+      if (next !== undefined && stopped()) {
+        clean = false;
+        break;
+      }
     }
+    threw = false;
   } finally {
     // A batch prepared and not published: its marks are settled (a failure there is this lane's
     // failure only if it was awaited), its items stay `publishing` for a resume.
@@ -721,10 +808,13 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
       await Promise.allSettled([next.written, next.appended]);
       carry = [...next.carried, ...carry];
     }
+    handed.push(marks);
+    // The lane's last marks: awaited here when the lane throws; otherwise handed to the page,
+    // which writes its checkpoint after them (while the next page publishes, if this one is clean).
+    settled = Promise.all([run.write(carry), markLeft(run, handed)]).then(() => undefined);
+    if (threw) await settled;
   }
-  handed.push(marks);
-  await Promise.all([run.write(carry), markLeft(run, handed)]);
-  return published;
+  return { published, clean, settled };
 }
 
 /**
