@@ -67,8 +67,10 @@ export interface RunRollbackOptions {
   /**
    * Effects per page: the run plans (or takes from a plan in memory) this many effects, runs
    * them, then checkpoints past them in the progress store and forgets their finished items, so
-   * memory and the stored state stay bounded whatever the plan's size. The next page is planned
-   * while one runs. A page with failed items ends the run (status `failed`; resume retries them).
+   * memory and the stored state stay bounded whatever the plan's size. The next page is planned,
+   * and its first batches prepared, while one runs, and a page's checkpoint is written while the
+   * next one publishes: up to three pages are held at once. A page with failed items ends the run
+   * (status `failed`; resume retries them).
    * @default 2_000
    */
   pageSize?: number;
@@ -360,7 +362,7 @@ async function runPages(
   if (checkpoint.complete) return { published: 0 };
   const { o, progress } = run;
   const pages = pagesOf(run.plan, checkpoint.cursor, o.pageSize, dependencies, o.runId);
-  let next = pages.next();
+  let next: Promise<IteratorResult<RunPage, undefined>> = pages.next();
   let published = 0;
   // The checkpoint of the page closed in the background, if any: awaited before the next one.
   let closing: Promise<void> = Promise.resolve();
@@ -382,21 +384,57 @@ async function runPages(
     for (const id of outcome.forget) delete progress[id];
     Object.assign(checkpoint, done);
   };
+  // The page publishing now, and the one after it, started early when this one has no sagas: its
+  // lanes prepare their first batch (`publishing` marks, journal append) during this page's last
+  // publishes, and publish nothing before every publish of this page ended clean (`gate`).
+  let ahead: { page: RunPage; ran: Promise<PageRun>; nearEnd: Promise<void> } | undefined;
+  const startPage = (page: RunPage, gate: Promise<boolean>) => {
+    // Planning the next page (journal reads, encoding) overlaps this page's publishing.
+    next =
+      page.cursor === undefined ? Promise.resolve({ done: true, value: undefined }) : pages.next();
+    next.catch(() => undefined);
+    let lastBatches = () => {};
+    const nearEnd = new Promise<void>((r) => (lastBatches = r));
+    const ran = runPage(run, page, gate, lastBatches);
+    // Resolved also when the page ends early (no lanes, a failure).
+    ran.then(lastBatches, lastBatches);
+    return { page, ran, nearEnd };
+  };
   try {
     for (;;) {
-      const step = await next;
-      if (step.done) {
-        await closing;
-        return { published };
+      let current = ahead;
+      ahead = undefined;
+      if (current === undefined) {
+        const step = await next;
+        if (step.done) {
+          await closing;
+          return { published };
+        }
+        current = startPage(step.value, CLEAN);
       }
-      const page = step.value;
-      // Planning the next page (journal reads, encoding) overlaps this page's publishing.
-      next =
-        page.cursor === undefined
-          ? Promise.resolve({ done: true, value: undefined })
-          : pages.next();
-      next.catch(() => undefined);
-      const ran = await runPage(run, page);
+      const { page } = current;
+      if (page.cursor !== undefined && page.sagas.length === 0 && !run.stopped()) {
+        // Not before every lane of this page publishes its last batch: earlier, the next page's
+        // preparation would only compete with this page's for the CPU and the store.
+        await current.nearEnd;
+        const step = await next;
+        if (!step.done) {
+          const gate = current.ran.then(
+            (r) => r.clean && !run.stopped(),
+            () => false,
+          );
+          ahead = startPage(step.value, gate);
+        }
+      }
+      let ran: PageRun;
+      try {
+        ran = await current.ran;
+      } catch (error) {
+        // The page started ahead publishes nothing (its gate is closed); its writes end first.
+        if (ahead) await ahead.ran.catch(() => undefined);
+        ahead = undefined;
+        throw error;
+      }
       published += ran.published;
       // One macrotask turn per page: with stores that answer at once (in memory), the lease
       // heartbeat and other timers still run during a long run.
@@ -422,8 +460,12 @@ async function runPages(
         closing.catch(() => undefined);
         continue;
       }
-      // Both ended before the run goes on or stops (no write of this run lands after it).
-      await Promise.allSettled([closing, ran.settled]);
+      // The page started ahead (if any) saw its gate closed: it published nothing.
+      const aheadRan = ahead?.ran;
+      ahead = undefined;
+      // All ended before the run goes on or stops (no write of this run lands after it).
+      await Promise.allSettled([closing, ran.settled, aheadRan]);
+      if (aheadRan) await aheadRan.then((r) => r.settled);
       await closing;
       await ran.settled;
       const outcome = pageOutcome(run, page);
@@ -434,9 +476,13 @@ async function runPages(
   } finally {
     // A page closed in the background is waited for (a failure of it is already the run's).
     await closing.catch(() => undefined);
+    if (ahead) await ahead.ran.then((r) => r.settled).catch(() => undefined);
     await pages.return(undefined).catch(() => undefined);
   }
 }
+
+/** A gate already open: the first page (or one after a page closed in place) publishes at once. */
+const CLEAN: Promise<boolean> = Promise.resolve(true);
 
 /** What one page's run did: its messages published and whether all of them were acknowledged. */
 interface PageRun {
@@ -448,13 +494,18 @@ interface PageRun {
 }
 
 /** One page: its needs-person and skipped entries recorded, its items published, its sagas compensated. */
-async function runPage(run: RunContext, page: RunPage): Promise<PageRun> {
+async function runPage(
+  run: RunContext,
+  page: RunPage,
+  gate: Promise<boolean>,
+  lastBatches: () => void,
+): Promise<PageRun> {
   await recordUnpublished(run, page);
-  const lanes = await publishLanes(run, page.items);
+  const lanes = await publishLanes(run, page.items, gate, lastBatches);
   if (page.sagas.length > 0) {
     // The sagas' progress is read with the items' after them: close the lanes first.
     await lanes.settled;
-    if (!run.stopped()) await compensateSagas(run, page.sagas);
+    if (!run.stopped() && (await gate)) await compensateSagas(run, page.sagas);
     return { ...lanes, clean: false };
   }
   return lanes;
@@ -694,7 +745,12 @@ async function recordUnpublished({ progress, write }: RunContext, page: RunPage)
  * publishes ended, with the messages published and the lanes' last writes (`settled`, not
  * awaited). A lane that throws (a lost lease, a store down) stops the others.
  */
-async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[]): Promise<PageRun> {
+async function publishLanes(
+  run: RunContext,
+  items: readonly RollbackPlanItem[],
+  gate: Promise<boolean>,
+  lastBatches: () => void,
+): Promise<PageRun> {
   const { progress, logger, o } = run;
   const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
   if (todo.length < items.length) {
@@ -706,11 +762,18 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
   let published = 0;
   let clean = true;
   const settled: Promise<void>[] = [];
+  const lanes = lanesOf(todo, o.batchesInFlight);
+  // Called once every lane publishes its last batch (or ended).
+  let left = lanes.length;
+  const laneAtEnd = () => {
+    if (--left === 0) lastBatches();
+  };
+  if (left === 0) lastBatches();
   try {
     await inParallel(
-      lanesOf(todo, o.batchesInFlight),
+      lanes,
       async (items) => {
-        const lane = await runLane(run, items);
+        const lane = await runLane(run, items, gate, laneAtEnd);
         // Not `published += (await ...).published`: that reads `published` before the others add.
         published += lane.published;
         if (!lane.clean) clean = false;
@@ -745,6 +808,8 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
 async function runLane(
   run: RunContext,
   items: readonly RollbackPlanItem[],
+  gate: Promise<boolean>,
+  atEnd: () => void,
 ): Promise<{ published: number; clean: boolean; settled: Promise<void> }> {
   const { o, stop, stopped } = run;
   let published = 0;
@@ -752,6 +817,12 @@ async function runLane(
   let clean = true;
   let threw = true;
   let settled: Promise<void> = Promise.resolve();
+  let ended = false;
+  const atLastBatch = () => {
+    if (ended) return;
+    ended = true;
+    atEnd();
+  };
   // The progress marks of the last batch the broker answered, not written yet.
   let carry: ItemUpdate[] = [];
   // The journal's `published` marks of the last acknowledged batch, for the next append.
@@ -773,6 +844,11 @@ async function runLane(
       next = undefined;
       // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.
       await current.written;
+      // The page before this one (if it started ahead) must have ended clean before any publish.
+      if (start === 0 && !(await gate)) {
+        clean = false;
+        break;
+      }
       // Aborted (or another lane failed) while the marks were written: publish nothing more.
       if (stopped()) {
         clean = false;
@@ -780,6 +856,7 @@ async function runLane(
       }
       const following = start + o.batchSize;
       if (following < items.length) next = prepare(following);
+      else atLastBatch();
       const { batch } = current;
       const error = await publishPrepared(run, current);
       // Added to what no prepared batch took yet (the lane's last batches).
@@ -802,6 +879,7 @@ async function runLane(
     }
     threw = false;
   } finally {
+    atLastBatch();
     // A batch prepared and not published: its marks are settled (a failure there is this lane's
     // failure only if it was awaited), its items stay `publishing` for a resume.
     if (next !== undefined) {
