@@ -101,8 +101,9 @@ export type LeaseResult =
 
 /**
  * Where a rollback run keeps its plan's summary, its checkpoint, the progress of the items of its
- * current page (and of those a person must handle or that failed) and its lease: bounded whatever
- * the plan's size, as a run forgets each page's finished items when it checkpoints past it.
+ * current pages (at most three: one being checkpointed, one publishing, one prepared ahead; and
+ * of those a person must handle or that failed) and its lease: bounded whatever the plan's size,
+ * as a run forgets each page's finished items when it checkpoints past it.
  *
  * Implementations:
  * - `createRun` MUST be idempotent on `runId` for the same `planId`, and MUST throw
@@ -132,7 +133,7 @@ export interface RollbackProgressStore {
   releaseLease(runId: string, token: string): Promise<void>;
   /** Records item states (`publishing` also counts an attempt). @throws RollbackLeaseLostError */
   setItems(runId: string, token: string, updates: readonly ItemUpdate[]): Promise<void>;
-  /** The items the store holds: the current page's, and those failed or for a person. */
+  /** The items the store holds: the current pages', and those failed or for a person. */
   getItems(runId: string): Promise<Record<string, ItemProgress>>;
   getCheckpoint(runId: string): Promise<RunCheckpoint | undefined>;
   /**

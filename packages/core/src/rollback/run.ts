@@ -67,8 +67,10 @@ export interface RunRollbackOptions {
   /**
    * Effects per page: the run plans (or takes from a plan in memory) this many effects, runs
    * them, then checkpoints past them in the progress store and forgets their finished items, so
-   * memory and the stored state stay bounded whatever the plan's size. The next page is planned
-   * while one runs. A page with failed items ends the run (status `failed`; resume retries them).
+   * memory and the stored state stay bounded whatever the plan's size. The next page is planned,
+   * and its first batches prepared, while one runs, and a page's checkpoint is written while the
+   * next one publishes: up to three pages are held at once. A page with failed items ends the run
+   * (status `failed`; resume retries them).
    * @default 2_000
    */
   pageSize?: number;
@@ -343,6 +345,12 @@ interface PageOutcome {
  * after each finished page. Stops at a page with unfinished items (failed, aborted, stopped).
  * Resolves with the messages published and the outcome of the last page when it was not
  * checkpointed (its totals still belong in the summary).
+ *
+ * A page whose every batch the broker acknowledged (no failure, not stopped, no sagas) is closed
+ * in the background: its lanes' last `done` marks, then its checkpoint, are written while the next
+ * page publishes, so the broker does not wait for those writes between pages. The next page still
+ * publishes only after every publish of this one was acknowledged (order per key and saga across
+ * pages), and checkpoints stay in page order (the next one waits for this one).
  */
 async function runPages(
   run: RunContext,
@@ -354,53 +362,153 @@ async function runPages(
   if (checkpoint.complete) return { published: 0 };
   const { o, progress } = run;
   const pages = pagesOf(run.plan, checkpoint.cursor, o.pageSize, dependencies, o.runId);
-  let next = pages.next();
+  let next: Promise<IteratorResult<RunPage, undefined>> = pages.next();
   let published = 0;
+  // The checkpoint of the page closed in the background, if any: awaited before the next one.
+  let closing: Promise<void> = Promise.resolve();
+  // Writes the checkpoint past a page whose items all finished (after the previous checkpoint).
+  const checkpointPast = async (page: RunPage, outcome: PageOutcome): Promise<void> => {
+    const done: RunCheckpoint = {
+      complete: page.cursor === undefined,
+      pages: checkpoint.pages + 1,
+      finished: checkpoint.finished + outcome.finished,
+      forgotten: {
+        done: checkpoint.forgotten.done + outcome.forget.length - page.skipped.length,
+        skipped: checkpoint.forgotten.skipped + page.skipped.length,
+      },
+      totals: addTotals(checkpoint.totals, outcome.totals),
+    };
+    if (page.cursor !== undefined) done.cursor = page.cursor;
+    run.checkLease();
+    await store.setCheckpoint(o.runId, token, done, outcome.forget);
+    for (const id of outcome.forget) delete progress[id];
+    Object.assign(checkpoint, done);
+  };
+  // The page publishing now, and the one after it, started early when this one has no sagas: its
+  // lanes prepare their first batch (`publishing` marks, journal append) during this page's last
+  // publishes, and publish nothing before every publish of this page ended clean (`gate`).
+  let ahead: { page: RunPage; ran: Promise<PageRun>; nearEnd: Promise<void> } | undefined;
+  const startPage = (page: RunPage, gate: Promise<boolean>) => {
+    // Planning the next page (journal reads, encoding) overlaps this page's publishing.
+    next =
+      page.cursor === undefined ? Promise.resolve({ done: true, value: undefined }) : pages.next();
+    next.catch(() => undefined);
+    let lastBatches = () => {};
+    const nearEnd = new Promise<void>((r) => (lastBatches = r));
+    const ran = runPage(run, page, gate, lastBatches);
+    // Resolved also when the page ends early (no lanes, a failure).
+    ran.then(lastBatches, lastBatches);
+    return { page, ran, nearEnd };
+  };
   try {
     for (;;) {
-      const step = await next;
-      if (step.done) return { published };
-      const page = step.value;
-      // Planning the next page (journal reads, encoding) overlaps this page's publishing.
-      next =
-        page.cursor === undefined
-          ? Promise.resolve({ done: true, value: undefined })
-          : pages.next();
-      next.catch(() => undefined);
-      published += await runPage(run, page);
+      let current = ahead;
+      ahead = undefined;
+      if (current === undefined) {
+        const step = await next;
+        if (step.done) {
+          await closing;
+          return { published };
+        }
+        current = startPage(step.value, CLEAN);
+      }
+      const { page } = current;
+      if (page.cursor !== undefined && page.sagas.length === 0 && !run.stopped()) {
+        // Not before every lane of this page publishes its last batch: earlier, the next page's
+        // preparation would only compete with this page's for the CPU and the store.
+        await current.nearEnd;
+        const step = await next;
+        if (!step.done) {
+          const gate = current.ran.then(
+            (r) => r.clean && !run.stopped(),
+            () => false,
+          );
+          ahead = startPage(step.value, gate);
+        }
+      }
+      let ran: PageRun;
+      try {
+        ran = await current.ran;
+      } catch (error) {
+        // The page started ahead publishes nothing (its gate is closed); its writes end first.
+        if (ahead) await ahead.ran.catch(() => undefined);
+        ahead = undefined;
+        throw error;
+      }
+      published += ran.published;
       // One macrotask turn per page: with stores that answer at once (in memory), the lease
       // heartbeat and other timers still run during a long run.
       await new Promise<void>((r) => setImmediate(r));
+      if (ran.clean && page.cursor !== undefined && !run.stopped()) {
+        // Every item of the page was acknowledged: only its last marks and its checkpoint are
+        // left, written while the next page publishes. A failure there (a lost lease, the store
+        // down) surfaces at the next page's end, or at the run's; the next page's own fenced
+        // writes fail on a lost lease before it publishes.
+        const previous = closing;
+        closing = (async () => {
+          await previous;
+          await ran.settled;
+          const outcome = pageOutcome(run, page);
+          if (outcome.unfinished > 0) {
+            // Cannot happen for a clean page; kept so a checkpoint never skips an item.
+            throw new Error(
+              `rollback page ended with ${outcome.unfinished} unfinished items after every batch was acknowledged`,
+            );
+          }
+          await checkpointPast(page, outcome);
+        })();
+        closing.catch(() => undefined);
+        continue;
+      }
+      // The page started ahead (if any) saw its gate closed: it published nothing.
+      const aheadRan = ahead?.ran;
+      ahead = undefined;
+      // All ended before the run goes on or stops (no write of this run lands after it).
+      await Promise.allSettled([closing, ran.settled, aheadRan]);
+      if (aheadRan) await aheadRan.then((r) => r.settled);
+      await closing;
+      await ran.settled;
       const outcome = pageOutcome(run, page);
       if (outcome.unfinished > 0) return { published, last: outcome };
-      const done: RunCheckpoint = {
-        complete: page.cursor === undefined,
-        pages: checkpoint.pages + 1,
-        finished: checkpoint.finished + outcome.finished,
-        forgotten: {
-          done: checkpoint.forgotten.done + outcome.forget.length - page.skipped.length,
-          skipped: checkpoint.forgotten.skipped + page.skipped.length,
-        },
-        totals: addTotals(checkpoint.totals, outcome.totals),
-      };
-      if (page.cursor !== undefined) done.cursor = page.cursor;
-      run.checkLease();
-      await store.setCheckpoint(o.runId, token, done, outcome.forget);
-      for (const id of outcome.forget) delete progress[id];
-      Object.assign(checkpoint, done);
-      if (done.complete || run.stopped()) return { published };
+      await checkpointPast(page, outcome);
+      if (checkpoint.complete || run.stopped()) return { published };
     }
   } finally {
+    // A page closed in the background is waited for (a failure of it is already the run's).
+    await closing.catch(() => undefined);
+    if (ahead) await ahead.ran.then((r) => r.settled).catch(() => undefined);
     await pages.return(undefined).catch(() => undefined);
   }
 }
 
+/** A gate already open: the first page (or one after a page closed in place) publishes at once. */
+const CLEAN: Promise<boolean> = Promise.resolve(true);
+
+/** What one page's run did: its messages published and whether all of them were acknowledged. */
+interface PageRun {
+  published: number;
+  /** Every batch of the page acknowledged, the run not stopped, no sagas in the page. */
+  clean: boolean;
+  /** The lanes' last writes (their `done` marks and journal marks): the page's progress after it. */
+  settled: Promise<void>;
+}
+
 /** One page: its needs-person and skipped entries recorded, its items published, its sagas compensated. */
-async function runPage(run: RunContext, page: RunPage): Promise<number> {
+async function runPage(
+  run: RunContext,
+  page: RunPage,
+  gate: Promise<boolean>,
+  lastBatches: () => void,
+): Promise<PageRun> {
   await recordUnpublished(run, page);
-  const published = await publishLanes(run, page.items);
-  if (!run.stopped()) await compensateSagas(run, page.sagas);
-  return published;
+  const lanes = await publishLanes(run, page.items, gate, lastBatches);
+  if (page.sagas.length > 0) {
+    // The sagas' progress is read with the items' after them: close the lanes first.
+    await lanes.settled;
+    if (!run.stopped() && (await gate)) await compensateSagas(run, page.sagas);
+    return { ...lanes, clean: false };
+  }
+  return lanes;
 }
 
 /** What a page did, from the progress its items reached. */
@@ -633,10 +741,16 @@ async function recordUnpublished({ progress, write }: RunContext, page: RunPage)
 }
 
 /**
- * Publishes the items not done yet through `batchesInFlight` lanes; resolves with the number of
- * messages published. A lane that throws (a lost lease, a store down) stops the others.
+ * Publishes the items not done yet through `batchesInFlight` lanes; resolves once every lane's
+ * publishes ended, with the messages published and the lanes' last writes (`settled`, not
+ * awaited). A lane that throws (a lost lease, a store down) stops the others.
  */
-async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+async function publishLanes(
+  run: RunContext,
+  items: readonly RollbackPlanItem[],
+  gate: Promise<boolean>,
+  lastBatches: () => void,
+): Promise<PageRun> {
   const { progress, logger, o } = run;
   const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
   if (todo.length < items.length) {
@@ -646,18 +760,39 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
     );
   }
   let published = 0;
-  await inParallel(
-    lanesOf(todo, o.batchesInFlight),
-    async (items) => {
-      // Not `published += await ...`: that reads `published` before the other lanes add to it.
-      const n = await runLane(run, items);
-      published += n;
-    },
-    () => {
-      run.stop.fatal = true;
-    },
-  );
-  return published;
+  let clean = true;
+  const settled: Promise<void>[] = [];
+  const lanes = lanesOf(todo, o.batchesInFlight);
+  // Called once every lane publishes its last batch (or ended).
+  let left = lanes.length;
+  const laneAtEnd = () => {
+    if (--left === 0) lastBatches();
+  };
+  if (left === 0) lastBatches();
+  try {
+    await inParallel(
+      lanes,
+      async (items) => {
+        const lane = await runLane(run, items, gate, laneAtEnd);
+        // Not `published += (await ...).published`: that reads `published` before the others add.
+        published += lane.published;
+        if (!lane.clean) clean = false;
+        lane.settled.catch(() => undefined);
+        settled.push(lane.settled);
+      },
+      () => {
+        run.stop.fatal = true;
+      },
+    );
+  } catch (error) {
+    // The other lanes' last writes end before the run does (as when they were awaited in the lane).
+    await Promise.allSettled(settled);
+    throw error;
+  }
+  const all = Promise.all(settled).then(() => undefined);
+  // Observed here: a caller that stops on an earlier error may never await it.
+  all.catch(() => undefined);
+  return { published, clean: clean && !run.stopped(), settled: all };
 }
 
 /**
@@ -670,9 +805,24 @@ async function publishLanes(run: RunContext, items: readonly RollbackPlanItem[])
  * broker acknowledged it; the lane's last marks are written when it ends. Resolves with the
  * messages published.
  */
-async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Promise<number> {
+async function runLane(
+  run: RunContext,
+  items: readonly RollbackPlanItem[],
+  gate: Promise<boolean>,
+  atEnd: () => void,
+): Promise<{ published: number; clean: boolean; settled: Promise<void> }> {
   const { o, stop, stopped } = run;
   let published = 0;
+  // Every batch acknowledged and the lane not stopped early.
+  let clean = true;
+  let threw = true;
+  let settled: Promise<void> = Promise.resolve();
+  let ended = false;
+  const atLastBatch = () => {
+    if (ended) return;
+    ended = true;
+    atEnd();
+  };
   // The progress marks of the last batch the broker answered, not written yet.
   let carry: ItemUpdate[] = [];
   // The journal's `published` marks of the last acknowledged batch, for the next append.
@@ -694,10 +844,19 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
       next = undefined;
       // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.
       await current.written;
+      // The page before this one (if it started ahead) must have ended clean before any publish.
+      if (start === 0 && !(await gate)) {
+        clean = false;
+        break;
+      }
       // Aborted (or another lane failed) while the marks were written: publish nothing more.
-      if (stopped()) break;
+      if (stopped()) {
+        clean = false;
+        break;
+      }
       const following = start + o.batchSize;
       if (following < items.length) next = prepare(following);
+      else atLastBatch();
       const { batch } = current;
       const error = await publishPrepared(run, current);
       // Added to what no prepared batch took yet (the lane's last batches).
@@ -708,23 +867,32 @@ async function runLane(run: RunContext, items: readonly RollbackPlanItem[]): Pro
         marks.done = false;
         stop.failedBatchesInARow = 0;
       } else {
+        clean = false;
         for (const i of batch) carry.push({ itemId: i.itemId, state: ItemState.Failed, error });
         // A broker that rejected three batches in a row is down: stop instead of failing the rest.
         ++stop.failedBatchesInARow;
       }
-      if (next !== undefined && stopped()) break;
+      if (next !== undefined && stopped()) {
+        clean = false;
+        break;
+      }
     }
+    threw = false;
   } finally {
+    atLastBatch();
     // A batch prepared and not published: its marks are settled (a failure there is this lane's
     // failure only if it was awaited), its items stay `publishing` for a resume.
     if (next !== undefined) {
       await Promise.allSettled([next.written, next.appended]);
       carry = [...next.carried, ...carry];
     }
+    handed.push(marks);
+    // The lane's last marks: awaited here when the lane throws; otherwise handed to the page,
+    // which writes its checkpoint after them (while the next page publishes, if this one is clean).
+    settled = Promise.all([run.write(carry), markLeft(run, handed)]).then(() => undefined);
+    if (threw) await settled;
   }
-  handed.push(marks);
-  await Promise.all([run.write(carry), markLeft(run, handed)]);
-  return published;
+  return { published, clean, settled };
 }
 
 /**
