@@ -86,6 +86,19 @@ function topologyArgs(o: BenchOptions): string[] {
   return ['--partitions', String(o.e2ePartitions), '--consumers', String(o.e2eConsumers)];
 }
 
+/** The arguments every run shares (load driver, hand-written saga, drill): `orders` at once. */
+function runArgs(transport: string, orders: number, o: BenchOptions): string[] {
+  return [
+    ...['--transport', transport, '--orders', String(orders)],
+    ...['--concurrency', String(o.orderConcurrency), '--json'],
+  ];
+}
+
+/** The result key of a server's CPU per order beside a side's run (`kafka-broker-cpu`, ...). */
+function serverCpuKey(side: string, server: ServerName): string {
+  return `${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`;
+}
+
 export const e2eBenchmark: Benchmark = {
   id: 'e2e',
   title: 'End to end: order-saga load driver (orders/s) on memory, Kafka, RabbitMQ; drill',
@@ -138,7 +151,7 @@ export const e2eBenchmark: Benchmark = {
     for (const t of ['kafka', 'rabbitmq'] as const) {
       for (const side of [t, `hand-${t}`])
         for (const server of measured(t))
-          rec.metric(`${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`, {
+          rec.metric(serverCpuKey(side, server), {
             label: `${side.startsWith('hand') ? 'hand-written' : 'Backtrack'} on ${t}: ${server === 'redis' ? 'Redis' : 'broker'} CPU per order (whole child run: set-up and check too)`,
             role: 'info',
             unit: 'µs',
@@ -199,22 +212,25 @@ export const e2eBenchmark: Benchmark = {
           });
       }
     }
+    /** Records each measured server's CPU per order since `before`, as `side`'s. */
+    const recordServers = (
+      side: string,
+      transport: 'kafka' | 'rabbitmq',
+      before: Partial<Record<ServerName, number>>,
+    ) => {
+      const after = serverCpuUs(servers);
+      for (const server of measured(transport)) {
+        const used = (after[server] ?? NaN) - (before[server] ?? NaN);
+        rec.record(serverCpuKey(side, server), used / o.orders);
+      }
+    };
     const timeoutMs = Math.max(120_000, o.orders * 500);
     for (let run = 0; run < o.runs; run++) {
       for (const transport of TRANSPORTS) {
         const serversBefore = serverCpuUs(servers);
         const result = await runExample<LoadJson>(
           'order-saga/src/bin/load.ts',
-          [
-            '--transport',
-            transport,
-            '--orders',
-            String(o.orders),
-            '--concurrency',
-            String(o.orderConcurrency),
-            '--json',
-            ...topologyArgs(o),
-          ],
+          [...runArgs(transport, o.orders, o), ...topologyArgs(o)],
           timeoutMs,
         );
         if (!result.consistent || result.surprises > 0) {
@@ -225,29 +241,12 @@ export const e2eBenchmark: Benchmark = {
         rec.record(transport, result.ordersPerS);
         if (transport === 'memory') continue;
         rec.record(`${transport}-cpu`, result.cpuUsPerOrder);
-        const recordServers = (side: string, before: Partial<Record<ServerName, number>>) => {
-          const after = serverCpuUs(servers);
-          for (const server of measured(transport)) {
-            const used = (after[server] ?? NaN) - (before[server] ?? NaN);
-            rec.record(`${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`, used / o.orders);
-          }
-        };
-        recordServers(transport, serversBefore);
+        recordServers(transport, transport, serversBefore);
         const handBefore = serverCpuUs(servers);
         // The hand-written saga right after, on the same broker and machine state.
         const hand = await runExample<LoadJson>(
           handwritten,
-          [
-            '--transport',
-            transport,
-            '--orders',
-            String(o.orders),
-            '--concurrency',
-            String(o.orderConcurrency),
-            '--partitions',
-            String(o.e2ePartitions),
-            '--json',
-          ],
+          [...runArgs(transport, o.orders, o), '--partitions', String(o.e2ePartitions)],
           timeoutMs,
         );
         if (!hand.consistent || hand.surprises > 0) {
@@ -255,23 +254,14 @@ export const e2eBenchmark: Benchmark = {
         }
         rec.record(`hand-${transport}`, hand.ordersPerS);
         rec.record(`hand-${transport}-cpu`, hand.cpuUsPerOrder);
-        recordServers(`hand-${transport}`, handBefore);
+        recordServers(`hand-${transport}`, transport, handBefore);
       }
       if (o.drillOrders > 0) {
         for (const transport of ['kafka', 'rabbitmq'] as const) {
           const started = performance.now();
           const drill = await runExample<DrillJson>(
             'rollback-drill/src/main.ts',
-            [
-              '--transport',
-              transport,
-              '--orders',
-              String(o.drillOrders),
-              '--concurrency',
-              String(o.orderConcurrency),
-              '--json',
-              ...topologyArgs(o),
-            ],
+            [...runArgs(transport, o.drillOrders, o), ...topologyArgs(o)],
             Math.max(600_000, o.drillOrders * 200),
           );
           if (!drill.converged || drill.failed > 0) {

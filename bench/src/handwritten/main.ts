@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import { initialStock, orderSpec } from '../../../examples/order-saga/src/catalog.js';
 import { checkUntilConsistent, formatReport } from '../../../examples/order-saga/src/checker.js';
 import { createRedisStates } from '../../../examples/order-saga/src/state/redis.js';
+import { deleteByPrefix } from '../redisKeys.js';
 import { kafkaBus, rabbitBus, type Bus } from './bus.js';
 import { READS, TOPIC_OF } from './messages.js';
 import { startHandShop, type HandShop } from './shop.js';
@@ -136,11 +137,6 @@ try {
 } finally {
   await bus.close();
   await bus.destroy();
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000);
-    cursor = nextCursor;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteByPrefix(redis, `${prefix}:`);
   redis.disconnect();
 }
