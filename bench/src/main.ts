@@ -59,6 +59,7 @@ const HELP = `Usage: npm run bench -- [options]
   --effects N          journaled effects a rollback reverses per run (default ${D.effects})
   --orders N           e2e: orders per load-driver run (default ${D.orders})
   --order-concurrency N e2e: sagas placed at once (default ${D.orderConcurrency})
+  --e2e-warmup N       e2e: also measure warm runs, N orders placed first unmeasured (default ${D.e2eWarmup}; 0: cold only)
   --drill-orders N     e2e: also run the rollback drill on Kafka and RabbitMQ (default 0: off)
   --e2e-partitions N   e2e: partitions per topic (default ${D.e2ePartitions})
   --e2e-consumers K    e2e: consumers per service in one group (default ${D.e2eConsumers})
@@ -94,6 +95,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       effects: { type: 'string' },
       orders: { type: 'string' },
       'order-concurrency': { type: 'string' },
+      'e2e-warmup': { type: 'string' },
       'drill-orders': { type: 'string' },
       'e2e-partitions': { type: 'string' },
       'e2e-consumers': { type: 'string' },
@@ -140,6 +142,8 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       values['order-concurrency'],
       d.orderConcurrency,
     ),
+    e2eWarmup:
+      values['e2e-warmup'] === '0' ? 0 : positive('e2e-warmup', values['e2e-warmup'], d.e2eWarmup),
     drillOrders:
       values['drill-orders'] === '0'
         ? 0

@@ -35,6 +35,11 @@ export interface BenchOptions {
   orders: number;
   /** e2e: sagas placed at once by the load driver and the drill. */
   orderConcurrency: number;
+  /**
+   * e2e: orders each load-driver and hand-written run places first, unmeasured, before a second
+   * (warm) run of `orders` is measured (0: cold runs only).
+   */
+  e2eWarmup: number;
   /** e2e: orders of the rollback drill on each broker (0: no drill). */
   drillOrders: number;
   /** e2e: partitions per topic (Kafka, memory). */
@@ -67,6 +72,7 @@ export const FULL_DEFAULTS: Readonly<Sizes> = {
   effects: 5_000,
   orders: 2_000,
   orderConcurrency: 256,
+  e2eWarmup: 2_000,
   drillOrders: 0,
   e2ePartitions: 8,
   e2eConsumers: 1,
@@ -87,6 +93,7 @@ export const QUICK_DEFAULTS: Readonly<Sizes> = {
   effects: 100,
   orders: 40,
   orderConcurrency: 16,
+  e2eWarmup: 10,
   drillOrders: 0,
   e2ePartitions: 8,
   e2eConsumers: 1,

@@ -113,6 +113,7 @@ export const e2eBenchmark: Benchmark = {
       concurrency: o.orderConcurrency,
       partitions: o.e2ePartitions,
       consumers: o.e2eConsumers,
+      warmup: o.e2eWarmup,
       drillOrders: o.drillOrders,
     });
     rec
@@ -181,6 +182,50 @@ export const e2eBenchmark: Benchmark = {
           direction: 'max',
         });
     }
+    // Warm runs: the same child places `e2eWarmup` orders first, unmeasured, so every JIT is warm
+    // when the measured orders start, as in a service that has been running (a cold run of 2,000
+    // orders spends about half of its driver CPU before the code is optimised).
+    const warm = o.e2eWarmup > 0;
+    if (warm) {
+      const of = `after ${o.e2eWarmup} unmeasured orders`;
+      rec.metric('memory-warm', {
+        label: `load driver, in-memory transport, warm (${of})`,
+        role: 'baseline',
+        unit: 'orders/s',
+        ...loadTarget(5_000),
+      });
+      for (const t of ['kafka', 'rabbitmq'] as const) {
+        rec
+          .metric(`${t}-warm`, {
+            label: `load driver, ${t === 'kafka' ? 'Kafka' : 'RabbitMQ'} + Redis, warm (${of})`,
+            role: 'backtrack',
+            unit: 'orders/s',
+            ...loadTarget(1_000),
+          })
+          .metric(`hand-${t}-warm`, {
+            label: `hand-written order saga on ${t}, warm (${of})`,
+            role: 'baseline',
+            unit: 'orders/s',
+          })
+          .ratio(`${t}-vs-hand-warm`, {
+            label: `Backtrack / hand-written, ${t}, warm`,
+            numerator: `${t}-warm`,
+            denominator: `hand-${t}-warm`,
+          })
+          .metric(`${t}-warm-cpu`, {
+            label: `Backtrack on ${t}, warm: driver process CPU per measured order`,
+            role: 'info',
+            unit: 'µs',
+            direction: 'max',
+          })
+          .metric(`hand-${t}-warm-cpu`, {
+            label: `hand-written on ${t}, warm: driver process CPU per measured order`,
+            role: 'info',
+            unit: 'µs',
+            direction: 'max',
+          });
+      }
+    }
     if (o.drillOrders > 0) {
       for (const t of ['kafka', 'rabbitmq'] as const) {
         rec
@@ -224,37 +269,48 @@ export const e2eBenchmark: Benchmark = {
         rec.record(serverCpuKey(side, server), used / o.orders);
       }
     };
-    const timeoutMs = Math.max(120_000, o.orders * 500);
+    const timeoutMs = Math.max(120_000, (o.orders + o.e2eWarmup) * 500);
+    /**
+     * One load-driver run of `transport` and, on a broker, the hand-written saga right after it
+     * on the same broker and machine state; `warmup` orders first, unmeasured, on a warm run
+     * (its result keys end in `-warm`; the servers' CPU is recorded for cold runs only, since it
+     * spans the whole child).
+     */
+    const measure = async (transport: (typeof TRANSPORTS)[number], warmup: number) => {
+      const suffix = warmup > 0 ? '-warm' : '';
+      const warmArgs = warmup > 0 ? ['--warmup', String(warmup)] : [];
+      const serversBefore = serverCpuUs(servers);
+      const result = await runExample<LoadJson>(
+        'order-saga/src/bin/load.ts',
+        [...runArgs(transport, o.orders, o), ...topologyArgs(o), ...warmArgs],
+        timeoutMs,
+      );
+      if (!result.consistent || result.surprises > 0) {
+        throw new Error(
+          `load on ${transport}${suffix} ended inconsistent (${result.surprises} surprises): the rate would not count`,
+        );
+      }
+      rec.record(`${transport}${suffix}`, result.ordersPerS);
+      if (transport === 'memory') return;
+      rec.record(`${transport}${suffix}-cpu`, result.cpuUsPerOrder);
+      if (warmup === 0) recordServers(transport, transport, serversBefore);
+      const handBefore = serverCpuUs(servers);
+      const hand = await runExample<LoadJson>(
+        handwritten,
+        [...runArgs(transport, o.orders, o), '--partitions', String(o.e2ePartitions), ...warmArgs],
+        timeoutMs,
+      );
+      if (!hand.consistent || hand.surprises > 0) {
+        throw new Error(`the hand-written saga on ${transport}${suffix} ended inconsistent`);
+      }
+      rec.record(`hand-${transport}${suffix}`, hand.ordersPerS);
+      rec.record(`hand-${transport}${suffix}-cpu`, hand.cpuUsPerOrder);
+      if (warmup === 0) recordServers(`hand-${transport}`, transport, handBefore);
+    };
     for (let run = 0; run < o.runs; run++) {
       for (const transport of TRANSPORTS) {
-        const serversBefore = serverCpuUs(servers);
-        const result = await runExample<LoadJson>(
-          'order-saga/src/bin/load.ts',
-          [...runArgs(transport, o.orders, o), ...topologyArgs(o)],
-          timeoutMs,
-        );
-        if (!result.consistent || result.surprises > 0) {
-          throw new Error(
-            `load on ${transport} ended inconsistent (${result.surprises} surprises): the rate would not count`,
-          );
-        }
-        rec.record(transport, result.ordersPerS);
-        if (transport === 'memory') continue;
-        rec.record(`${transport}-cpu`, result.cpuUsPerOrder);
-        recordServers(transport, transport, serversBefore);
-        const handBefore = serverCpuUs(servers);
-        // The hand-written saga right after, on the same broker and machine state.
-        const hand = await runExample<LoadJson>(
-          handwritten,
-          [...runArgs(transport, o.orders, o), '--partitions', String(o.e2ePartitions)],
-          timeoutMs,
-        );
-        if (!hand.consistent || hand.surprises > 0) {
-          throw new Error(`the hand-written saga on ${transport} ended inconsistent`);
-        }
-        rec.record(`hand-${transport}`, hand.ordersPerS);
-        rec.record(`hand-${transport}-cpu`, hand.cpuUsPerOrder);
-        recordServers(`hand-${transport}`, transport, handBefore);
+        await measure(transport, 0);
+        if (warm) await measure(transport, o.e2eWarmup);
       }
       if (o.drillOrders > 0) {
         for (const transport of ['kafka', 'rabbitmq'] as const) {
