@@ -5,7 +5,7 @@ import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
 import { CORE_ERROR_CODES } from '../errors/codes.js';
 import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
-import { copyMessage, keptCopy } from './sealedMessage.js';
+import { copyMessage, deliveredCopy, keptCopy } from './sealedMessage.js';
 import { bindingKeyMatcher } from './bindingKeys.js';
 
 /** Options of {@link InMemoryTransport}. */
@@ -584,7 +584,7 @@ export class InMemoryTransport implements Transport {
   #incoming(queue: Queue, delivery: Delivery): IncomingMessage {
     const { record } = delivery;
     return {
-      message: { headers: { ...record.message.headers }, body: Buffer.from(record.message.body) },
+      message: deliveredCopy(record.message),
       attempt: delivery.attempt,
       origin: {
         transport: this.name,
