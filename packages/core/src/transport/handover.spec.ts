@@ -8,7 +8,7 @@ import { MALFORMED_REASONS } from '../envelope/errors.js';
 import type { Envelope } from '../envelope/types.js';
 import { InMemoryJournal } from '../journal/InMemoryJournal.js';
 import { createPublisher, type PublishOptions } from '../publisher/Publisher.js';
-import { defineEvent } from '../schema/defineEvent.js';
+import { defineEvent, type EventData } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
 import { InMemoryTransport } from './InMemoryTransport.js';
 
@@ -20,7 +20,7 @@ const registry = new EventRegistry([OrderPlaced]);
 
 /** Publishes through the journaling publisher on an in-memory transport; returns the deliveries. */
 async function deliver(
-  publishes: { data: z.infer<(typeof OrderPlaced)['schemas'][1]>; options?: PublishOptions<1> }[],
+  publishes: { data: EventData<typeof OrderPlaced>; options?: PublishOptions<1> }[],
 ): Promise<IncomingMessage[]> {
   const transport = new InMemoryTransport({ partitions: 1 });
   const received: IncomingMessage[] = [];
