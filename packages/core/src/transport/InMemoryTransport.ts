@@ -474,7 +474,10 @@ export class InMemoryTransport implements Transport {
       const useBatch = this.#batchSize > 1 && typeof member.processor.processBatch === 'function';
       // What is queued now, up to batchSize, in one call: one claim round trip, keys in lanes.
       const batch = queue.items.slice(queue.head, queue.head + (useBatch ? this.#batchSize : 1));
-      const incoming = batch.map((delivery) => this.#incoming(queue, delivery));
+      // A loop onto a literal, not `batch.map`: the processor gets one elements kind every time
+      // (see runBatch in the consumer pipeline).
+      const incoming: IncomingMessage[] = [];
+      for (let i = 0; i < batch.length; i++) incoming.push(this.#incoming(queue, batch[i]!));
       let dispositions: Disposition[];
       try {
         dispositions = useBatch
