@@ -10,13 +10,15 @@ import { InMemoryJournal } from '../journal/InMemoryJournal.js';
 import { createPublisher, type PublishOptions } from '../publisher/Publisher.js';
 import { defineEvent, type EventData } from '../schema/defineEvent.js';
 import { EventRegistry } from '../schema/EventRegistry.js';
-import { InMemoryTransport } from './InMemoryTransport.js';
+import { InMemoryTransport, type InMemoryRecord } from './InMemoryTransport.js';
 
 const OrderPlaced = defineEvent('order.placed').version(
   1,
   z.object({ orderId: z.string(), amountCents: z.int(), note: z.string().optional() }),
 );
 const registry = new EventRegistry([OrderPlaced]);
+
+let lastPublished: InMemoryRecord | undefined;
 
 /** Publishes through the journaling publisher on an in-memory transport; returns the deliveries. */
 async function deliver(
@@ -37,6 +39,7 @@ async function deliver(
   );
   for (const { data, options } of publishes) await publisher.publish(OrderPlaced, data, options);
   await transport.idle();
+  lastPublished = transport.published('orders').at(-1);
   await transport.close();
   return received;
 }
@@ -82,6 +85,8 @@ describe('in-memory handover of the journaling publisher messages', () => {
     const [incoming] = await deliver([{ data: { orderId: 'o-1', amountCents: 1 } }]);
     const { message } = incoming!;
     expect(Object.keys(message)).toStrictEqual(['headers', 'body']);
+    // So does the broker's (and the journal's) kept message.
+    expect(Object.keys(lastPublished!.message)).toStrictEqual(['headers', 'body']);
     expect(JSON.parse(JSON.stringify(message))).toHaveProperty('headers.type', 'order.placed');
     // Its headers and body are the delivery's own copy.
     message.headers['type'] = 'changed';

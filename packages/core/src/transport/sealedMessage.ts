@@ -8,16 +8,25 @@ import type { EncodedMessage, Envelope } from '../envelope/types.js';
  * core: not exported.
  */
 class SealedMessage implements EncodedMessage {
+  /**
+   * The `schemaversion` of the envelope these headers and body encode when they are exactly what
+   * `encodeCheckedEnvelope` made of a checked envelope in binary mode with the JSON content type,
+   * no `dataschema` and no extensions (see {@link sealMessage}); 0 otherwise. Private: a sealed
+   * message still has only `headers` and `body` as its own properties.
+   */
+  readonly #checkedVersion: number;
+
   constructor(
     readonly headers: Record<string, string>,
     readonly body: Uint8Array,
-    /**
-     * The `schemaversion` of the envelope these headers and body encode when they are exactly
-     * what `encodeCheckedEnvelope` made of a checked envelope in binary mode with the JSON content
-     * type, no `dataschema` and no extensions (see {@link sealMessage}); 0 otherwise.
-     */
-    readonly checkedVersion: number,
-  ) {}
+    checkedVersion: number,
+  ) {
+    this.#checkedVersion = checkedVersion;
+  }
+
+  get checkedVersion(): number {
+    return this.#checkedVersion;
+  }
 }
 
 /**
