@@ -390,7 +390,11 @@ async function runBatch(
   stages: Stages,
   runner: Runner,
 ): Promise<Disposition[]> {
-  const contexts = messages.map((message) => runner.newContext(message));
+  // One elements kind for every batch (push onto a literal: always packed): `Array.map` makes a
+  // packed or a holey array depending on how its callback ran, and every function the batch is
+  // passed to was then optimised for one and thrown away for the other (a recompile each).
+  const contexts: ConsumerContext[] = [];
+  for (let i = 0; i < messages.length; i++) contexts.push(runner.newContext(messages[i]!));
   const window = stages.idempotent
     ? await openClaimWindow(contexts, config, stages, stages.idempotent)
     : undefined;

@@ -13,6 +13,7 @@ import {
   MalformedMessageError,
 } from './errors.js';
 import type { MalformedReason } from './errors.js';
+import { handedOver } from '../transport/sealedMessage.js';
 import type { ContentMode, EncodedMessage, Envelope, ExtensionValue } from './types.js';
 
 /** Size limits of the envelope codec. */
@@ -337,6 +338,61 @@ export function decodeEnvelope(
   // Headers used as they came: their names were just listed, list them once.
   const names = headers === rawHeaders ? lowerCaseNames : undefined;
   return buildEnvelope(headers, 'header', options, message, body, undefined, names);
+}
+
+/**
+ * {@link decodeEnvelope} of a message an in-process transport handed over as a copy of a message
+ * the journaling publisher encoded from a checked envelope (see `deliveredCopy` in
+ * `transport/sealedMessage.ts`), or undefined for any other message (decode it). The attributes
+ * are read from the publisher's sealed headers, which `createEnvelope` checked by the rules decode
+ * checks them by (non-empty strings, an RFC 3339 time, a positive schema version, the JSON content
+ * type): no header is parsed or checked again. The body is still decoded as UTF-8 and parsed as
+ * JSON with the same forbidden-key guard, so the data is the consumer's own and a bad body fails
+ * as it would; a body over `maxBytes` is left to decodeEnvelope (which reports it). The result
+ * equals decodeEnvelope's, key order included.
+ */
+export function decodeHandedOver(
+  message: EncodedMessage,
+  options: Partial<DecodeOptions> = {},
+): Envelope<unknown> | undefined {
+  const sealed = handedOver(message);
+  if (sealed === undefined) return undefined;
+  const { headers, body } = sealed;
+  if (body.byteLength > (options.maxBytes ?? DEFAULT_ENVELOPE_LIMITS.maxBytes)) return undefined;
+  const data = parseJson(decodeUtf8(body, message), message, '');
+  const time = headers['time'];
+  const envelope: Envelope<unknown> =
+    time === undefined
+      ? {
+          id: headers['id']!,
+          source: headers['source']!,
+          type: headers['type']!,
+          specversion: SPEC_VERSION,
+          datacontenttype: JSON_CONTENT_TYPE,
+          schemaversion: sealed.checkedVersion,
+          data,
+        }
+      : {
+          id: headers['id']!,
+          source: headers['source']!,
+          type: headers['type']!,
+          specversion: SPEC_VERSION,
+          time,
+          datacontenttype: JSON_CONTENT_TYPE,
+          schemaversion: sealed.checkedVersion,
+          data,
+        };
+  // In the order of OPTIONAL, as buildEnvelope (no dataschema: such messages are not handed over).
+  const { subject, sagaid, causationid, correlationid } = headers;
+  const { producerservice, producerversion, partitionkey } = headers;
+  if (subject !== undefined) envelope.subject = subject;
+  if (sagaid !== undefined) envelope.sagaid = sagaid;
+  if (causationid !== undefined) envelope.causationid = causationid;
+  if (correlationid !== undefined) envelope.correlationid = correlationid;
+  if (producerservice !== undefined) envelope.producerservice = producerservice;
+  if (producerversion !== undefined) envelope.producerversion = producerversion;
+  if (partitionkey !== undefined) envelope.partitionkey = partitionkey;
+  return envelope;
 }
 
 /**

@@ -144,13 +144,23 @@ export function assertValidAppend(record: {
       details: { field: 'schemaVersion', id: record.id },
     });
   }
-  const timeMs = Date.parse(record.time as string);
+  const time = record.time as string;
+  // The records of one publisher share their time within a millisecond (the same text):
+  // `Date.parse` (~0.2 µs) once per distinct text, not once per record.
+  if (time === lastTime) return lastTimeMs;
+  const timeMs = Date.parse(time);
   if (!Number.isFinite(timeMs)) {
     throw new JournalRecordError('journal record "time" must be an RFC 3339 timestamp', {
       details: { field: 'time', id: record.id },
     });
   }
+  lastTime = time;
+  lastTimeMs = timeMs;
   return timeMs;
 }
+
+/** The last valid `time` text {@link assertValidAppend} parsed, and its epoch ms. */
+let lastTime: string | undefined;
+let lastTimeMs = 0;
 
 const APPEND_STRING_FIELDS = ['id', 'type', 'topic', 'service', 'version', 'time'] as const;

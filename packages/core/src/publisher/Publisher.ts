@@ -386,7 +386,7 @@ export function createPublisher(
         return Promise.reject(err);
       }
       // The journal and the transport may keep the message as it is: nothing changes it hereafter.
-      prepared.record.message = sealMessage(prepared.record.message);
+      prepared.record.message = sealMessage(prepared.record.message, prepared.envelope);
       const published = new Promise<Envelope<unknown>>((resolve, reject) => {
         queue.push({ envelope: prepared.envelope, record: prepared.record, resolve, reject });
         if (queue.length >= batching.maxBatchSize) flush();

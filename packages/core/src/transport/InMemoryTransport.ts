@@ -5,7 +5,7 @@ import { createDefaultLogger, type Logger } from '../logging/logger.js';
 import type { OutgoingMessage, Subscription, SubscriptionOptions, Transport } from './Transport.js';
 import { CORE_ERROR_CODES } from '../errors/codes.js';
 import { ConfigError, type ConfigErrorOptions } from '../errors/ConfigError.js';
-import { copyMessage, keptCopy } from './sealedMessage.js';
+import { copyMessage, deliveredCopy, keptCopy } from './sealedMessage.js';
 import { bindingKeyMatcher } from './bindingKeys.js';
 
 /** Options of {@link InMemoryTransport}. */
@@ -474,7 +474,10 @@ export class InMemoryTransport implements Transport {
       const useBatch = this.#batchSize > 1 && typeof member.processor.processBatch === 'function';
       // What is queued now, up to batchSize, in one call: one claim round trip, keys in lanes.
       const batch = queue.items.slice(queue.head, queue.head + (useBatch ? this.#batchSize : 1));
-      const incoming = batch.map((delivery) => this.#incoming(queue, delivery));
+      // A loop onto a literal, not `batch.map`: the processor gets one elements kind every time
+      // (see runBatch in the consumer pipeline).
+      const incoming: IncomingMessage[] = [];
+      for (let i = 0; i < batch.length; i++) incoming.push(this.#incoming(queue, batch[i]!));
       let dispositions: Disposition[];
       try {
         dispositions = useBatch
@@ -584,7 +587,7 @@ export class InMemoryTransport implements Transport {
   #incoming(queue: Queue, delivery: Delivery): IncomingMessage {
     const { record } = delivery;
     return {
-      message: { headers: { ...record.message.headers }, body: Buffer.from(record.message.body) },
+      message: deliveredCopy(record.message),
       attempt: delivery.attempt,
       origin: {
         transport: this.name,
