@@ -129,6 +129,26 @@ describe('in-memory handover of the journaling publisher messages', () => {
     expect(decodeHandedOver(raw[0]!.message)).toBeUndefined();
   });
 
+  it('decodes what a middleware put in place of the delivered headers or body', async () => {
+    const [a, b, c] = await deliver([
+      { data: { orderId: 'o-1', amountCents: 1 } },
+      { data: { orderId: 'o-2', amountCents: 2 } },
+      { data: { orderId: 'o-3', amountCents: 3 } },
+    ]);
+    // A new headers object: decoded from it, not taken from the sealed headers.
+    a!.message.headers = { ...a!.message.headers, type: 'order.renamed' };
+    expect(decodeHandedOver(a!.message)).toBeUndefined();
+    expect(decodeEnvelope(a!.message).type).toBe('order.renamed');
+    // A new body (a decrypting middleware, say): decoded from it.
+    b!.message.body = Buffer.from(JSON.stringify({ orderId: 'o-22', amountCents: 22 }));
+    expect(decodeHandedOver(b!.message)).toBeUndefined();
+    // Bytes changed in place: the changed bytes are what is parsed, as on a broker.
+    const body = Buffer.from(c!.message.body);
+    const at = body.indexOf('o-3');
+    c!.message.body[at + 2] = '4'.charCodeAt(0);
+    expect(decodeHandedOver(c!.message)!.data).toStrictEqual({ orderId: 'o-4', amountCents: 3 });
+  });
+
   it('a body over the consumer limit is decoded (and refused) as before', async () => {
     const [incoming] = await deliver([{ data: { orderId: 'o-1', amountCents: 1 } }]);
     expect(decodeHandedOver(incoming!.message, { maxBytes: 8 })).toBeUndefined();

@@ -38,17 +38,27 @@ class SealedMessage implements EncodedMessage {
  */
 class DeliveredMessage implements EncodedMessage {
   readonly #sealed: SealedMessage;
+  // The copies handed out, to tell whether a middleware replaced them before decoding.
+  readonly #headersGiven: Record<string, string>;
+  readonly #bodyGiven: Uint8Array;
   headers: Record<string, string>;
   body: Uint8Array;
 
   constructor(sealed: SealedMessage) {
-    this.headers = { ...sealed.headers };
-    this.body = Buffer.from(sealed.body);
+    this.headers = this.#headersGiven = { ...sealed.headers };
+    this.body = this.#bodyGiven = Buffer.from(sealed.body);
     this.#sealed = sealed;
   }
 
+  /**
+   * The sealed message this copy was made of, while the copy still holds the headers object and
+   * body it was given (a middleware that replaced either gets a full decode of what it put there).
+   */
   static sealedOf(message: EncodedMessage): SealedMessage | undefined {
-    return message instanceof DeliveredMessage ? message.#sealed : undefined;
+    if (!(message instanceof DeliveredMessage)) return undefined;
+    return message.headers === message.#headersGiven && message.body === message.#bodyGiven
+      ? message.#sealed
+      : undefined;
   }
 }
 
@@ -99,13 +109,20 @@ export function deliveredCopy(message: EncodedMessage): EncodedMessage {
 
 /**
  * For a message {@link deliveredCopy} made of a checked sealed message: the sealed headers (the
- * publisher's, never changed), body bytes and the envelope's `schemaversion`. Undefined for any
- * other message. Internal to core.
+ * publisher's, never changed), the delivery's body bytes and the envelope's `schemaversion`.
+ * Undefined for any other message, and for a copy whose headers object or body was replaced.
+ * A change made in place to the copy's headers object is not seen (its attributes are read from
+ * the sealed headers); replace the object to have it decoded. Internal to core.
  */
 export function handedOver(
   message: EncodedMessage,
 ): { headers: Record<string, string>; body: Uint8Array; checkedVersion: number } | undefined {
-  return DeliveredMessage.sealedOf(message);
+  const sealed = DeliveredMessage.sealedOf(message);
+  // The delivery's own body (the same bytes unless a middleware changed them in place: then what
+  // it changed is what is parsed, as on a broker); the attributes from the sealed headers.
+  return sealed === undefined
+    ? undefined
+    : { headers: sealed.headers, body: message.body, checkedVersion: sealed.checkedVersion };
 }
 
 /**
