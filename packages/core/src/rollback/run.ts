@@ -697,9 +697,10 @@ async function loadProgress(
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
       if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
-      // One shape, no spread: two of these per effect.
-      const p: ItemProgress = { state: u.state, attempts: 0, updatedAt: '' };
-      if (u.error) p.error = u.error;
+      // Two of these per effect: an entry without an error is one shared (frozen) object per state.
+      let p: ItemProgress;
+      if (u.error) p = { state: u.state, attempts: 0, updatedAt: '', error: u.error };
+      else p = plainProgress(u.state);
       progress[u.itemId] = p;
       if (o.onProgress === undefined) continue;
       try {
@@ -715,6 +716,18 @@ async function loadProgress(
     report(updates);
   };
   return { progress, write };
+}
+
+/** The run's own progress entry of an item in `state` with no error: read only, shared. */
+const PLAIN_PROGRESS = new Map<ItemState, ItemProgress>();
+
+function plainProgress(state: ItemState): ItemProgress {
+  let p = PLAIN_PROGRESS.get(state);
+  if (p === undefined) {
+    p = Object.freeze({ state, attempts: 0, updatedAt: '' }) as ItemProgress;
+    PLAIN_PROGRESS.set(state, p);
+  }
+  return p;
 }
 
 /** What the phases of one run share. */
