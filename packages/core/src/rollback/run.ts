@@ -866,7 +866,7 @@ async function runLane(
   const first = gate === CLEAN ? firstBatchSize(o.batchSize) : o.batchSize;
   let next: PreparedBatch | undefined = stopped() ? undefined : prepare(0, first);
   try {
-    for (let start = 0; next !== undefined; ) {
+    for (let start = 0; next !== undefined;) {
       const current: PreparedBatch = next;
       next = undefined;
       // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.

@@ -510,7 +510,12 @@ export class RedisJournal implements Journal {
   ): { readonly keys: readonly string[]; readonly json: string } {
     // A batch repeats one combination: the last one is checked first, with no key text built.
     const last = this.#lastIndexKeys;
-    if (last !== undefined && last.service === service && last.version === version && last.type === type) {
+    if (
+      last !== undefined &&
+      last.service === service &&
+      last.version === version &&
+      last.type === type
+    ) {
       return last.entry;
     }
     const id = `${service}\u0000${version}\u0000${type}`;
