@@ -979,6 +979,67 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     return { ...w, deps };
   }
 
+  it('sends a smaller first batch per lane on the first page (the broker idle), full batches on a page started ahead', async () => {
+    const w = await journaled(300);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const plan = await planRollback(options, w.deps);
+    const summary = await summarizeRollback(options, w.deps);
+    const sizes: number[] = [];
+    const publish = w.transport.publish.bind(w.transport);
+    w.transport.publish = async (messages) => {
+      sizes.push(messages.length);
+      await publish(messages);
+    };
+    const store = new InMemoryRollbackProgressStore();
+    const result = await runRollback(
+      summary,
+      // Two pages of 150 effects (120 items each), one lane.
+      { runId: 'first', pageSize: 150, batchSize: 100, batchesInFlight: 1 },
+      { ...w, registry, compensations, progressStore: store },
+    );
+    expect(result.status).toBe('completed');
+    // The first page's first batch is a quarter of batchSize (at least 25); the second page,
+    // prepared during the first one's last publish, starts with a full batch.
+    expect(sizes).toEqual([25, 95, 100, 20]);
+    const sent = w.transport.sent.map((m) => m.message.headers.id!);
+    expect(sent).toEqual(plan.items.flatMap((i) => i.messages.map((m) => m.id)));
+  });
+
+  it("hands a batch to the transport before it prepares the next batch's writes", async () => {
+    const w = await journaled(10);
+    const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
+    const summary = await summarizeRollback(options, w.deps);
+    const log: string[] = [];
+    const store = new InMemoryRollbackProgressStore();
+    const watched = overriding(store, {
+      setItems: (...a: Parameters<RollbackProgressStore['setItems']>) => {
+        const publishing = a[2].filter((u) => u.state === 'publishing').length;
+        if (publishing > 0) log.push(`prepare ${publishing}`);
+        return store.setItems(...a);
+      },
+    });
+    const publish = w.transport.publish.bind(w.transport);
+    w.transport.publish = (messages) => {
+      log.push(`publish ${messages.length}`);
+      return publish(messages);
+    };
+    const result = await runRollback(
+      summary,
+      { runId: 'order-of-work', batchSize: 3, batchesInFlight: 1 },
+      { ...w, registry, compensations, progressStore: watched },
+    );
+    expect(result.status).toBe('completed');
+    // 8 items in batches of 3: each batch is published before the next one is prepared.
+    expect(log).toEqual([
+      'prepare 3',
+      'publish 3',
+      'prepare 3',
+      'publish 3',
+      'prepare 2',
+      'publish 2',
+    ]);
+  });
+
   it('gives the planId and counts of planRollback', async () => {
     const w = await journaled(45);
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;

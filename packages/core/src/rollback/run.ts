@@ -484,6 +484,17 @@ async function runPages(
 /** A gate already open: the first page (or one after a page closed in place) publishes at once. */
 const CLEAN: Promise<boolean> = Promise.resolve(true);
 
+/** The smallest first batch of a lane on a page that publishes at once (see {@link runLane}). */
+const FIRST_BATCH_MIN = 25;
+
+/**
+ * A lane's first batch on a page started with the broker idle: a quarter of `batchSize`, at
+ * least {@link FIRST_BATCH_MIN} (so small batch sizes are unchanged), at most `batchSize`.
+ */
+function firstBatchSize(batchSize: number): number {
+  return Math.min(batchSize, Math.max(FIRST_BATCH_MIN, Math.ceil(batchSize / 4)));
+}
+
 /** What one page's run did: its messages published and whether all of them were acknowledged. */
 interface PageRun {
   published: number;
@@ -686,9 +697,10 @@ async function loadProgress(
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
       if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
-      // One shape, no spread: two of these per effect.
-      const p: ItemProgress = { state: u.state, attempts: 0, updatedAt: '' };
-      if (u.error) p.error = u.error;
+      // Two of these per effect: an entry without an error is one shared (frozen) object per state.
+      let p: ItemProgress;
+      if (u.error) p = { state: u.state, attempts: 0, updatedAt: '', error: u.error };
+      else p = plainProgress(u.state);
       progress[u.itemId] = p;
       if (o.onProgress === undefined) continue;
       try {
@@ -704,6 +716,18 @@ async function loadProgress(
     report(updates);
   };
   return { progress, write };
+}
+
+/** The run's own progress entry of an item in `state` with no error: read only, shared. */
+const PLAIN_PROGRESS = new Map<ItemState, ItemProgress>();
+
+function plainProgress(state: ItemState): ItemProgress {
+  let p = PLAIN_PROGRESS.get(state);
+  if (p === undefined) {
+    p = Object.freeze({ state, attempts: 0, updatedAt: '' }) as ItemProgress;
+    PLAIN_PROGRESS.set(state, p);
+  }
+  return p;
 }
 
 /** What the phases of one run share. */
@@ -829,17 +853,20 @@ async function runLane(
   let marks: JournalMarks = { ids: [], done: true };
   // Every set of marks handed to an append: those no append carried are written at the end.
   const handed: JournalMarks[] = [];
-  const prepare = (start: number): PreparedBatch => {
+  const prepare = (start: number, size: number): PreparedBatch => {
     run.checkLease();
     handed.push(marks);
-    const prepared = prepareBatch(run, items.slice(start, start + o.batchSize), carry, marks);
+    const prepared = prepareBatch(run, items.slice(start, start + size), carry, marks);
     carry = [];
     marks = { ids: [], done: true };
     return prepared;
   };
-  let next: PreparedBatch | undefined = stopped() ? undefined : prepare(0);
+  // With nothing else publishing (the run's first page), the broker waits for this lane's first
+  // batch: a smaller one is written (progress, journal) and sent sooner.
+  const first = gate === CLEAN ? firstBatchSize(o.batchSize) : o.batchSize;
+  let next: PreparedBatch | undefined = stopped() ? undefined : prepare(0, first);
   try {
-    for (let start = 0; next !== undefined; start += o.batchSize) {
+    for (let start = 0; next !== undefined;) {
       const current: PreparedBatch = next;
       next = undefined;
       // The batch's `publishing` marks must be stored (fenced by the lease) before it goes out.
@@ -854,11 +881,19 @@ async function runLane(
         clean = false;
         break;
       }
-      const following = start + o.batchSize;
-      if (following < items.length) next = prepare(following);
-      else atLastBatch();
+      const following = start + current.batch.length;
+      start = following;
       const { batch } = current;
-      const error = await publishPrepared(run, current);
+      // The publish leaves first: the next batch's preparation (building its records and
+      // writes) waits one macrotask turn, so the transport's send, run in microtasks, is not
+      // queued behind it with the broker idle.
+      const publishing = publishPrepared(run, current);
+      publishing.catch(() => undefined);
+      if (following < items.length) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        next = prepare(following, o.batchSize);
+      } else atLastBatch();
+      const error = await publishing;
       // Added to what no prepared batch took yet (the lane's last batches).
       if (error === undefined) {
         published += current.messages.length;
@@ -1173,33 +1208,55 @@ function dryRunResult(plan: RollbackPlanSummary, runId: string): RollbackRunResu
  */
 export function lanesOf(items: readonly RollbackPlanItem[], lanes: number): RollbackPlanItem[][] {
   if (lanes <= 1 || items.length === 0) return [items.slice()];
-  const roots = singleKeyGroups(items) ?? linkedGroups(items);
+  const groups = singleKeyGroups(items) ?? numbered(linkedGroups(items));
   // Groups go to the lane with the fewest items so far, in order of first appearance.
-  const laneOfGroup = new Map<string, number>();
-  const sizes = Array.from({ length: lanes }, () => 0);
-  const groupSize = new Map<string, number>();
-  for (const root of roots) groupSize.set(root, (groupSize.get(root) ?? 0) + 1);
+  const { of, count } = groups;
+  const groupSize = new Array<number>(count).fill(0);
+  for (let i = 0; i < of.length; i++) groupSize[of[i]!]!++;
+  const laneOfGroup = new Array<number>(count).fill(-1);
+  const sizes = new Array<number>(lanes).fill(0);
   const out: RollbackPlanItem[][] = Array.from({ length: lanes }, () => []);
   for (let i = 0; i < items.length; i++) {
-    const root = roots[i]!;
-    let lane = laneOfGroup.get(root);
-    if (lane === undefined) {
-      lane = sizes.indexOf(Math.min(...sizes));
-      laneOfGroup.set(root, lane);
-      sizes[lane]! += groupSize.get(root)!;
+    const group = of[i]!;
+    let lane = laneOfGroup[group]!;
+    if (lane === -1) {
+      // The first lane with the fewest items.
+      lane = 0;
+      for (let l = 1; l < lanes; l++) if (sizes[l]! < sizes[lane]!) lane = l;
+      laneOfGroup[group] = lane;
+      sizes[lane]! += groupSize[group]!;
     }
     out[lane]!.push(items[i]!);
   }
   return out.filter((lane) => lane.length > 0);
 }
 
+/** Each item's group as a number (0, 1, ... in order of first appearance), and their count. */
+interface Groups {
+  of: number[];
+  count: number;
+}
+
+function numbered(roots: readonly string[]): Groups {
+  const numbers = new Map<string, number>();
+  const of = new Array<number>(roots.length);
+  for (let i = 0; i < roots.length; i++) {
+    let n = numbers.get(roots[i]!);
+    if (n === undefined) numbers.set(roots[i]!, (n = numbers.size));
+    of[i] = n;
+  }
+  return { of, count: numbers.size };
+}
+
 /**
  * The common plan (no saga, every message keyed as its original, or not at all): each item has
- * at most one ordering key, so its group is that key (or its own id), with no union-find. Undefined
- * as soon as an item links two keys.
+ * at most one ordering key, so its group is that key (or the item alone), with no union-find.
+ * Undefined as soon as an item links two keys.
  */
-function singleKeyGroups(items: readonly RollbackPlanItem[]): string[] | undefined {
-  const roots = new Array<string>(items.length);
+function singleKeyGroups(items: readonly RollbackPlanItem[]): Groups | undefined {
+  const of = new Array<number>(items.length);
+  const byKey = new Map<string, number>();
+  let count = 0;
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     if (item.original.sagaId !== undefined) return undefined;
@@ -1209,10 +1266,16 @@ function singleKeyGroups(items: readonly RollbackPlanItem[]): string[] | undefin
       if (key !== undefined) return undefined;
       key = m.key;
     }
-    // The same names as linkedGroups' keys: a key and an item id never collide.
-    roots[i] = key === undefined ? `item:${item.itemId}` : `key:${key}`;
+    if (key === undefined) {
+      // Item ids are unique in a plan: an item without a key is a group of its own.
+      of[i] = count++;
+      continue;
+    }
+    let n = byKey.get(key);
+    if (n === undefined) byKey.set(key, (n = count++));
+    of[i] = n;
   }
-  return roots;
+  return { of, count };
 }
 
 /** Each item's group (a root key) by union-find over every ordering key it touches. */

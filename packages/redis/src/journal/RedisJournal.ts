@@ -161,7 +161,15 @@ export class RedisJournal implements Journal {
   readonly #timeoutMs: number;
   /** `recordFormat: 'fields'`: new records as `m` + `b`, else as `j` (readable by every version). */
   readonly #fieldsFormat: boolean;
-  readonly #indexKeyCache = new Map<string, { keys: string[]; json: string }>();
+  readonly #indexKeyCache = new Map<string, { readonly keys: readonly string[]; json: string }>();
+  #lastIndexKeys:
+    | {
+        service: string;
+        version: string;
+        type: string;
+        entry: { readonly keys: readonly string[]; readonly json: string };
+      }
+    | undefined;
 
   constructor(options: RedisJournalOptions, dependencies: RedisJournalDependencies) {
     const o = { ...DEFAULT_REDIS_JOURNAL_OPTIONS, ...stripUndefined(options ?? {}) };
@@ -200,9 +208,9 @@ export class RedisJournal implements Journal {
   }
 
   async append(record: JournalAppend): Promise<JournalRecord> {
-    assertValidAppend(record);
+    const times = [assertValidAppend(record)];
     // The batch script with one record: the same seq rule, idempotency and pruning.
-    const [reply] = (await this.#appendBatch('append', [record], [])).appended;
+    const [reply] = (await this.#appendBatch('append', [record], times, [])).appended;
     return Buffer.isBuffer(reply)
       ? appended(record, reply)
       : this.#parse(reply![0], reply![1], reply![2], reply![3], reply![4])!;
@@ -213,9 +221,9 @@ export class RedisJournal implements Journal {
    * and also does the amortised pruning an `append` does.
    */
   async appendMany(records: readonly JournalAppend[]): Promise<JournalRecord[]> {
-    for (const record of records) assertValidAppend(record);
+    const times = validTimes(records);
     if (records.length === 0) return [];
-    const result = await this.#appendBatch('appendMany', records, []);
+    const result = await this.#appendBatch('appendMany', records, times, []);
     const replies = result.appended;
     const out = new Array<JournalRecord>(replies.length);
     for (let i = 0; i < replies.length; i++) {
@@ -236,14 +244,15 @@ export class RedisJournal implements Journal {
     records: readonly JournalAppend[],
     published: readonly string[],
   ): Promise<number> {
-    for (const record of records) assertValidAppend(record);
+    const times = validTimes(records);
     if (records.length === 0) return this.markPublished(published);
-    return (await this.#appendBatch('appendMany', records, published)).marked;
+    return (await this.#appendBatch('appendMany', records, times, published)).marked;
   }
 
   async #appendBatch(
     operation: string,
     records: readonly JournalAppend[],
+    times: readonly number[],
     published: readonly string[],
   ): Promise<{ appended: (Buffer | StoredFields)[]; marked: number }> {
     // A batch repeats a few index-key sets (the service, version and type of its records, their
@@ -254,7 +263,10 @@ export class RedisJournal implements Journal {
     const setArgs: string[] = [];
     const keyPositions = new Map<string, string>();
     const recordArgs: (string | Buffer)[] = [];
-    for (const record of records) {
+    let lastTimeMs = Number.NaN;
+    let lastSeqText = '';
+    for (let r = 0; r < records.length; r++) {
+      const record = records[r]!;
       const { meta, body, indexKeys, indexJson } = this.#toStored(record);
       recordKeys.push(`${this.#prefix}:r:${record.id}`);
       let set = setNumbers.get(indexJson);
@@ -272,7 +284,13 @@ export class RedisJournal implements Journal {
           setArgs.push(position);
         }
       }
-      recordArgs.push(record.id, String(timeMsToSeq(Date.parse(record.time))), meta, body, set);
+      // The time validation parsed (a batch's records mostly share one: its seq text is reused).
+      const timeMs = times[r]!;
+      if (timeMs !== lastTimeMs) {
+        lastTimeMs = timeMs;
+        lastSeqText = String(timeMsToSeq(timeMs));
+      }
+      recordArgs.push(record.id, lastSeqText, meta, body, set);
     }
     const args: (string | Buffer)[] = [
       String(records.length),
@@ -426,14 +444,14 @@ export class RedisJournal implements Journal {
   #toStored(record: JournalAppend): {
     meta: string;
     body: string | Buffer;
-    indexKeys: string[];
+    indexKeys: readonly string[];
     indexJson: string;
   } {
     const b = record.message.body;
     const { keys, json } = this.#indexKeysOf(record.service, record.version, record.type);
-    // `keys` is the caller's own copy: the saga's key is added to it.
-    const indexKeys = keys;
-    if (record.sagaId !== undefined) indexKeys.push(this.#key('g', record.sagaId));
+    // `keys` is shared (cached): a copy when the saga's key is added.
+    let indexKeys = keys;
+    if (record.sagaId !== undefined) indexKeys = [...keys, this.#key('g', record.sagaId)];
     // JSON of the cached keys plus the saga's key: the text `JSON.stringify(indexKeys)` gives.
     const indexJson =
       record.sagaId === undefined
@@ -489,7 +507,17 @@ export class RedisJournal implements Journal {
     service: string,
     version: string,
     type: string,
-  ): { readonly keys: string[]; readonly json: string } {
+  ): { readonly keys: readonly string[]; readonly json: string } {
+    // A batch repeats one combination: the last one is checked first, with no key text built.
+    const last = this.#lastIndexKeys;
+    if (
+      last !== undefined &&
+      last.service === service &&
+      last.version === version &&
+      last.type === type
+    ) {
+      return last.entry;
+    }
     const id = `${service}\u0000${version}\u0000${type}`;
     let entry = this.#indexKeyCache.get(id);
     if (entry === undefined) {
@@ -502,8 +530,8 @@ export class RedisJournal implements Journal {
       if (this.#indexKeyCache.size >= 1_000) this.#indexKeyCache.clear();
       this.#indexKeyCache.set(id, entry);
     }
-    // A copy: callers add to the list.
-    return { keys: entry.keys.slice(), json: entry.json };
+    this.#lastIndexKeys = { service, version, type, entry };
+    return entry;
   }
 
   #cutSeq(now: number): number {
@@ -599,6 +627,16 @@ export class RedisJournal implements Journal {
     // still surface, and its commands leave with the others of this tick in one socket write.
     return callRedis('redis', `journal.${operation}`, this.#timeoutMs, fn, undefined, this.#redis);
   }
+}
+
+/**
+ * Validates every record of a batch before any is written (as `assertValidAppend` on each) and
+ * returns their times in ms.
+ */
+function validTimes(records: readonly JournalAppend[]): number[] {
+  const times = new Array<number>(records.length);
+  for (let i = 0; i < records.length; i++) times[i] = assertValidAppend(records[i]!);
+  return times;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -223,7 +223,17 @@ export class RedisRollbackProgressStore implements RollbackProgressStore {
     if (updates.length === 0) return;
     const at = new Date().toISOString();
     const args: (string | number)[] = [token, at, this.#ttlMs];
-    for (const u of updates) args.push(u.itemId, `${u.state}\t${at}\t${u.error ?? ''}`);
+    // An entry without an error is the same text for every item in its state: built once.
+    const plain = new Map<string, string>();
+    for (const u of updates) {
+      let value: string | undefined;
+      if (u.error) value = `${u.state}\t${at}\t${u.error}`;
+      else {
+        value = plain.get(u.state);
+        if (value === undefined) plain.set(u.state, (value = `${u.state}\t${at}\t`));
+      }
+      args.push(u.itemId, value);
+    }
     const ok = await this.#call('setItems', () =>
       SCRIPTS.setItems.run(
         this.#redis,
