@@ -95,8 +95,38 @@ function runArgs(transport: string, orders: number, o: BenchOptions): string[] {
 }
 
 /** The result key of a server's CPU per order beside a side's run (`kafka-broker-cpu`, ...). */
-function serverCpuKey(side: string, server: ServerName): string {
-  return `${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu`;
+function serverCpuKey(side: string, server: ServerName, suffix = ''): string {
+  return `${side}-${server === 'redis' ? 'redis' : 'broker'}-cpu${suffix}`;
+}
+
+/** One program measured on a broker: Backtrack's load driver or the hand-written saga. */
+interface Side {
+  /** Its result keys' stem: `kafka`, `hand-kafka`, `hand-ce-kafka`. */
+  key: string;
+  hand: boolean;
+  /** Its name in ratio keys (`kafka-vs-hand`, `kafka-vs-hand-ce`). */
+  baseline: string;
+  /** The hand-written saga sending the CloudEvents binary-mode headers Backtrack sends too. */
+  cloudEvents: boolean;
+}
+
+/**
+ * The sides run on a broker, in this order: Backtrack, the hand-written saga, and the
+ * hand-written saga with Backtrack's CloudEvents headers (the same bytes on the wire as
+ * Backtrack: its ratio is the like-for-like one, the plain one what a team would write).
+ */
+function sidesOf(t: 'kafka' | 'rabbitmq'): Side[] {
+  return [
+    { key: t, hand: false, baseline: '', cloudEvents: false },
+    { key: `hand-${t}`, hand: true, baseline: 'hand', cloudEvents: false },
+    { key: `hand-ce-${t}`, hand: true, baseline: 'hand-ce', cloudEvents: true },
+  ];
+}
+
+function sideLabel(key: string, t: string): string {
+  if (key.startsWith('hand-ce-')) return `hand-written with CloudEvents headers on ${t}`;
+  if (key.startsWith('hand-')) return `hand-written on ${t}`;
+  return `Backtrack on ${t}`;
 }
 
 export const e2eBenchmark: Benchmark = {
@@ -149,45 +179,54 @@ export const e2eBenchmark: Benchmark = {
     const servers = localServerPids();
     const measured = (t: 'kafka' | 'rabbitmq'): ServerName[] =>
       ([t, 'redis'] as const).filter((name) => servers[name] !== undefined);
+    const warm = o.e2eWarmup > 0;
+    const of = `after ${o.e2eWarmup} unmeasured orders`;
     for (const t of ['kafka', 'rabbitmq'] as const) {
-      for (const side of [t, `hand-${t}`])
-        for (const server of measured(t))
-          rec.metric(serverCpuKey(side, server), {
-            label: `${side.startsWith('hand') ? 'hand-written' : 'Backtrack'} on ${t}: ${server === 'redis' ? 'Redis' : 'broker'} CPU per order (whole child run: set-up and check too)`,
+      const raw = t === 'kafka' ? 'kafkajs' : 'amqplib';
+      for (const side of sidesOf(t)) {
+        const who = sideLabel(side.key, t);
+        for (const server of measured(t)) {
+          const what = server === 'redis' ? 'Redis' : 'broker';
+          rec.metric(serverCpuKey(side.key, server), {
+            label: `${who}: ${what} CPU per order (whole child run: set-up and check too)`,
             role: 'info',
             unit: 'µs',
             direction: 'max',
           });
-      rec
-        .metric(`hand-${t}`, {
-          label: `hand-written order saga, raw ${t === 'kafka' ? 'kafkajs' : 'amqplib'} + ioredis`,
-          role: 'baseline',
-          unit: 'orders/s',
-        })
-        .ratio(`${t}-vs-hand`, {
-          label: `Backtrack / hand-written, ${t}`,
-          numerator: t,
-          denominator: `hand-${t}`,
-        })
-        .metric(`${t}-cpu`, {
-          label: `Backtrack on ${t}: driver process CPU per order`,
-          role: 'info',
-          unit: 'µs',
-          direction: 'max',
-        })
-        .metric(`hand-${t}-cpu`, {
-          label: `hand-written on ${t}: driver process CPU per order`,
+          if (warm)
+            rec.metric(serverCpuKey(side.key, server, '-steady'), {
+              label: `${who}: ${what} CPU per order, steady (warm run minus cold run, per warm-up order)`,
+              role: 'info',
+              unit: 'µs',
+              direction: 'max',
+            });
+        }
+        if (side.hand) {
+          rec.metric(side.key, {
+            label: side.cloudEvents
+              ? `hand-written order saga with CloudEvents headers, raw ${raw} + ioredis`
+              : `hand-written order saga, raw ${raw} + ioredis`,
+            role: 'baseline',
+            unit: 'orders/s',
+          });
+          rec.ratio(`${t}-vs-${side.baseline}`, {
+            label: `Backtrack / ${who}`,
+            numerator: t,
+            denominator: side.key,
+          });
+        }
+        rec.metric(`${side.key}-cpu`, {
+          label: `${who}: driver process CPU per order`,
           role: 'info',
           unit: 'µs',
           direction: 'max',
         });
+      }
     }
     // Warm runs: the same child places `e2eWarmup` orders first, unmeasured, so every JIT is warm
     // when the measured orders start, as in a service that has been running (a cold run of 2,000
     // orders spends about half of its driver CPU before the code is optimised).
-    const warm = o.e2eWarmup > 0;
     if (warm) {
-      const of = `after ${o.e2eWarmup} unmeasured orders`;
       rec.metric('memory-warm', {
         label: `load driver, in-memory transport, warm (${of})`,
         role: 'baseline',
@@ -195,35 +234,33 @@ export const e2eBenchmark: Benchmark = {
         ...loadTarget(5_000),
       });
       for (const t of ['kafka', 'rabbitmq'] as const) {
-        rec
-          .metric(`${t}-warm`, {
-            label: `load driver, ${t === 'kafka' ? 'Kafka' : 'RabbitMQ'} + Redis, warm (${of})`,
-            role: 'backtrack',
-            unit: 'orders/s',
-            ...loadTarget(1_000),
-          })
-          .metric(`hand-${t}-warm`, {
-            label: `hand-written order saga on ${t}, warm (${of})`,
-            role: 'baseline',
-            unit: 'orders/s',
-          })
-          .ratio(`${t}-vs-hand-warm`, {
-            label: `Backtrack / hand-written, ${t}, warm`,
-            numerator: `${t}-warm`,
-            denominator: `hand-${t}-warm`,
-          })
-          .metric(`${t}-warm-cpu`, {
-            label: `Backtrack on ${t}, warm: driver process CPU per measured order`,
-            role: 'info',
-            unit: 'µs',
-            direction: 'max',
-          })
-          .metric(`hand-${t}-warm-cpu`, {
-            label: `hand-written on ${t}, warm: driver process CPU per measured order`,
+        rec.metric(`${t}-warm`, {
+          label: `load driver, ${t === 'kafka' ? 'Kafka' : 'RabbitMQ'} + Redis, warm (${of})`,
+          role: 'backtrack',
+          unit: 'orders/s',
+          ...loadTarget(1_000),
+        });
+        for (const side of sidesOf(t)) {
+          const who = sideLabel(side.key, t);
+          if (side.hand) {
+            rec.metric(`${side.key}-warm`, {
+              label: `${who}, warm (${of})`,
+              role: 'baseline',
+              unit: 'orders/s',
+            });
+            rec.ratio(`${t}-vs-${side.baseline}-warm`, {
+              label: `Backtrack / ${who}, warm`,
+              numerator: `${t}-warm`,
+              denominator: `${side.key}-warm`,
+            });
+          }
+          rec.metric(`${side.key}-warm-cpu`, {
+            label: `${who}, warm: driver process CPU per measured order`,
             role: 'info',
             unit: 'µs',
             direction: 'max',
           });
+        }
       }
     }
     if (o.drillOrders > 0) {
@@ -257,55 +294,86 @@ export const e2eBenchmark: Benchmark = {
           });
       }
     }
-    /** Records each measured server's CPU per order since `before`, as `side`'s. */
+    /**
+     * Each measured server's CPU over a child run since `before`, recorded per order for a cold
+     * run; for a warm run, the difference from the same side's cold run of this round divided by
+     * the warm-up orders: what one more order costs the server once set-up is paid (`-steady`).
+     */
+    const coldServerCpu = new Map<string, Partial<Record<ServerName, number>>>();
     const recordServers = (
       side: string,
       transport: 'kafka' | 'rabbitmq',
       before: Partial<Record<ServerName, number>>,
+      warmup: number,
     ) => {
       const after = serverCpuUs(servers);
+      const used: Partial<Record<ServerName, number>> = {};
       for (const server of measured(transport)) {
-        const used = (after[server] ?? NaN) - (before[server] ?? NaN);
-        rec.record(serverCpuKey(side, server), used / o.orders);
+        used[server] = (after[server] ?? NaN) - (before[server] ?? NaN);
+      }
+      if (warmup === 0) {
+        coldServerCpu.set(side, used);
+        for (const server of measured(transport)) {
+          rec.record(serverCpuKey(side, server), used[server]! / o.orders);
+        }
+        return;
+      }
+      const cold = coldServerCpu.get(side);
+      if (!cold) return;
+      for (const server of measured(transport)) {
+        rec.record(serverCpuKey(side, server, '-steady'), (used[server]! - cold[server]!) / warmup);
       }
     };
     const timeoutMs = Math.max(120_000, (o.orders + o.e2eWarmup) * 500);
+    /** One child run of a side; throws when its checker did not end consistent. */
+    const runSide = async (side: Side, transport: string, warmup: number): Promise<LoadJson> => {
+      const warmArgs = warmup > 0 ? ['--warmup', String(warmup)] : [];
+      const result = side.hand
+        ? await runExample<LoadJson>(
+            handwritten,
+            [
+              ...runArgs(transport, o.orders, o),
+              ...['--partitions', String(o.e2ePartitions)],
+              ...(side.cloudEvents ? ['--cloudevents'] : []),
+              ...warmArgs,
+            ],
+            timeoutMs,
+          )
+        : await runExample<LoadJson>(
+            'order-saga/src/bin/load.ts',
+            [...runArgs(transport, o.orders, o), ...topologyArgs(o), ...warmArgs],
+            timeoutMs,
+          );
+      if (!result.consistent || result.surprises > 0) {
+        throw new Error(
+          `${side.key} ${warmup > 0 ? 'warm ' : ''}ended inconsistent (${result.surprises} surprises): the rate would not count`,
+        );
+      }
+      return result;
+    };
     /**
-     * One load-driver run of `transport` and, on a broker, the hand-written saga right after it
-     * on the same broker and machine state; `warmup` orders first, unmeasured, on a warm run
-     * (its result keys end in `-warm`; the servers' CPU is recorded for cold runs only, since it
-     * spans the whole child).
+     * One load-driver run of `transport` and, on a broker, the hand-written saga (plain, then with
+     * the CloudEvents headers Backtrack sends) right after it on the same broker and machine
+     * state; `warmup` orders first, unmeasured, on a warm run (its result keys end in `-warm`).
      */
     const measure = async (transport: (typeof TRANSPORTS)[number], warmup: number) => {
       const suffix = warmup > 0 ? '-warm' : '';
-      const warmArgs = warmup > 0 ? ['--warmup', String(warmup)] : [];
-      const serversBefore = serverCpuUs(servers);
-      const result = await runExample<LoadJson>(
-        'order-saga/src/bin/load.ts',
-        [...runArgs(transport, o.orders, o), ...topologyArgs(o), ...warmArgs],
-        timeoutMs,
-      );
-      if (!result.consistent || result.surprises > 0) {
-        throw new Error(
-          `load on ${transport}${suffix} ended inconsistent (${result.surprises} surprises): the rate would not count`,
+      if (transport === 'memory') {
+        const result = await runSide(
+          { key: 'memory', hand: false, baseline: '', cloudEvents: false },
+          transport,
+          warmup,
         );
+        rec.record(`memory${suffix}`, result.ordersPerS);
+        return;
       }
-      rec.record(`${transport}${suffix}`, result.ordersPerS);
-      if (transport === 'memory') return;
-      rec.record(`${transport}${suffix}-cpu`, result.cpuUsPerOrder);
-      if (warmup === 0) recordServers(transport, transport, serversBefore);
-      const handBefore = serverCpuUs(servers);
-      const hand = await runExample<LoadJson>(
-        handwritten,
-        [...runArgs(transport, o.orders, o), '--partitions', String(o.e2ePartitions), ...warmArgs],
-        timeoutMs,
-      );
-      if (!hand.consistent || hand.surprises > 0) {
-        throw new Error(`the hand-written saga on ${transport}${suffix} ended inconsistent`);
+      for (const side of sidesOf(transport)) {
+        const before = serverCpuUs(servers);
+        const result = await runSide(side, transport, warmup);
+        rec.record(`${side.key}${suffix}`, result.ordersPerS);
+        rec.record(`${side.key}${suffix}-cpu`, result.cpuUsPerOrder);
+        recordServers(side.key, transport, before, warmup);
       }
-      rec.record(`hand-${transport}${suffix}`, hand.ordersPerS);
-      rec.record(`hand-${transport}${suffix}-cpu`, hand.cpuUsPerOrder);
-      if (warmup === 0) recordServers(`hand-${transport}`, transport, handBefore);
     };
     for (let run = 0; run < o.runs; run++) {
       for (const transport of TRANSPORTS) {
