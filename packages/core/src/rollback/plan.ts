@@ -647,6 +647,17 @@ function planEffect(
     state.sagas.set(record.sagaId, saga);
     return `s ${record.sagaId} ${record.id}`;
   }
+  const person = (reason: NeedsPersonReason, message: string, code?: string) => {
+    const itemId = `person:${record.id}`;
+    state.needsPerson.push({
+      itemId,
+      original: ref,
+      reason,
+      message,
+      ...(code ? { code } : {}),
+    });
+    return `p ${itemId}`;
+  };
   const { registry } = dependencies;
   let envelope: Envelope<unknown>;
   let data: unknown;
@@ -656,42 +667,15 @@ function planEffect(
     });
     data = registry.read(envelope, w.strategy === 'replay' ? { as: envelope.schemaversion } : {});
   } catch (error) {
-    return person(
-      state,
-      record,
-      ref,
-      NeedsPersonReason.Unreadable,
-      errorMessage(error),
-      errorCode(error),
-    );
+    return person(NeedsPersonReason.Unreadable, errorMessage(error), errorCode(error));
   }
   return w.strategy === 'replay'
-    ? planReplay(record, ref, envelope, data, w, registry, state)
-    : planCompensation(record, ref, envelope, data, w, dependencies, state);
+    ? planReplay(record, ref, envelope, data, w, registry, state, person)
+    : planCompensation(record, ref, envelope, data, w, dependencies, state, person);
 }
 
-/**
- * Records an effect for a person; returns its plan-id line. A module function, not a closure
- * made per effect in `planEffect` (most effects never need one).
- */
-function person(
-  state: PageState,
-  record: JournalRecord,
-  ref: EffectRef,
-  reason: NeedsPersonReason,
-  message: string,
-  code?: string,
-): string {
-  const itemId = `person:${record.id}`;
-  state.needsPerson.push({
-    itemId,
-    original: ref,
-    reason,
-    message,
-    ...(code ? { code } : {}),
-  });
-  return `p ${itemId}`;
-}
+/** Records an effect for a person; returns its plan-id line. */
+type Person = (reason: NeedsPersonReason, message: string, code?: string) => string;
 
 /** Replay: the effect again, converted to its target version, with a deterministic new id. */
 function planReplay(
@@ -702,20 +686,14 @@ function planReplay(
   w: PlanWindow,
   registry: EventRegistry,
   state: PageState,
+  person: Person,
 ): string | undefined {
   const target = w.targetVersions?.[record.type] ?? envelope.schemaversion;
   let converted: unknown;
   try {
     converted = registry.get(record.type).read(data, envelope.schemaversion, target);
   } catch (error) {
-    return person(
-      state,
-      record,
-      ref,
-      NeedsPersonReason.NotConvertible,
-      errorMessage(error),
-      errorCode(error),
-    );
+    return person(NeedsPersonReason.NotConvertible, errorMessage(error), errorCode(error));
   }
   const next = createEnvelope({
     type: envelope.type,
@@ -757,21 +735,17 @@ function planCompensation(
   w: PlanWindow,
   dependencies: PlanRollbackDependencies,
   state: PageState,
+  person: Person,
 ): string | undefined {
   const { registry } = dependencies;
   const entry = dependencies.compensations!.get(record.type);
   if (!entry) {
     return person(
-      state,
-      record,
-      ref,
       NeedsPersonReason.NoCompensation,
       `no compensation registered for "${record.type}"`,
     );
   }
-  if (entry.kind === 'irreversible') {
-    return person(state, record, ref, NeedsPersonReason.Irreversible, entry.reason);
-  }
+  if (entry.kind === 'irreversible') return person(NeedsPersonReason.Irreversible, entry.reason);
   let planned: CompensatingEvent[];
   let built: Envelope<unknown>[];
   try {
@@ -801,14 +775,7 @@ function planCompensation(
       }) as Envelope<unknown>;
     });
   } catch (error) {
-    return person(
-      state,
-      record,
-      ref,
-      NeedsPersonReason.CompensationFailed,
-      errorMessage(error),
-      errorCode(error),
-    );
+    return person(NeedsPersonReason.CompensationFailed, errorMessage(error), errorCode(error));
   }
   if (built.length === 0) {
     state.skipped.push({
