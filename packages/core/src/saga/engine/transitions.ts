@@ -86,6 +86,43 @@ export function stepCompleted(
   return next;
 }
 
+/** What a run does, in the same write, right after a step completed (see {@link stepCompletedThen}). */
+export type FollowOn = string | typeof SAGA_COMPLETES | undefined;
+/** {@link FollowOn}: the saga completes in the write that completes its last step. */
+export const SAGA_COMPLETES: unique symbol = Symbol('saga completes');
+
+/**
+ * `run` returned `result`, and what the run would write next with nothing observable in between,
+ * in the same write: `then(completed)`, asked of the record the completion makes, names the
+ * next step to start (its first attempt, started `at`), says {@link SAGA_COMPLETES}, or says
+ * nothing (then this is `stepCompleted` alone). Every state this write can leave is one the
+ * two writes it replaces passed through (the second half without the first is never written).
+ */
+export function stepCompletedThen(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  result: unknown,
+  then: (completed: SagaRecord) => FollowOn,
+): SagaRecord {
+  const next = stepCompleted(r, at, name, result);
+  const follow = then(next);
+  if (follow === undefined) return next;
+  if (follow === SAGA_COMPLETES) {
+    next.status = SagaStatus.Completed;
+    return next;
+  }
+  // `next.steps` was made by stepCompleted for this write: one more step replaced in it.
+  const step: StepRecord = {
+    ...without(next.steps[follow]!, 'endedAt'),
+    status: StepStatus.Running,
+    attempts: 1,
+  };
+  step.startedAt = at;
+  next.steps[follow] = step;
+  return next;
+}
+
 /** `run` failed for good (no retry left, or its policy said so). */
 export function stepFailed(
   r: SagaRecord,
