@@ -160,9 +160,17 @@ describe('merged saga log writes', () => {
     // Write 2 is a's completion with b's start: lost, a is in doubt (as when a's completion was lost).
     { crashAt: 2, left: 'a:running b:pending c:pending saga:running', calls: ['a', 'a', 'b', 'c'] },
     // Write 3 is b's completion with c's start: lost, b is in doubt.
-    { crashAt: 3, left: 'a:completed b:running c:pending saga:running', calls: ['a', 'b', 'b', 'c'] },
+    {
+      crashAt: 3,
+      left: 'a:completed b:running c:pending saga:running',
+      calls: ['a', 'b', 'b', 'c'],
+    },
     // Write 4 is c's completion with the saga's: lost, c is in doubt.
-    { crashAt: 4, left: 'a:completed b:completed c:running saga:running', calls: ['a', 'b', 'c', 'c'] },
+    {
+      crashAt: 4,
+      left: 'a:completed b:completed c:running saga:running',
+      calls: ['a', 'b', 'c', 'c'],
+    },
   ])(
     'a crash at merged write $crashAt leaves the step before it in doubt; recovery calls it again with the same key',
     async ({ crashAt, left, calls: expectedCalls }) => {
