@@ -50,9 +50,15 @@ export class SagaRun implements RunState {
     readonly def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
     private readonly abort: LazyAbortController,
+    /**
+     * `start` created the record with the first stage's one step already `running` (attempt 1,
+     * started at `createdAt`, the time `writtenAt` says): the drive calls it without a write.
+     */
+    private readonly firstStarted = false,
+    writtenAt?: number,
   ) {
     this.cancelled = abort;
-    this.#log = new RunLog(ctx, record, abort);
+    this.#log = new RunLog(ctx, record, abort, writtenAt);
   }
 
   get record(): SagaRecord {
@@ -130,6 +136,9 @@ export class SagaRun implements RunState {
       deadline === undefined ? this.cancelled : new ChildCancellation(this.cancelled);
     this.#forward = forward;
     this.#deadline = deadline;
+    // The creation wrote the first step `running` (only without a deadline, before anything
+    // could ask the run to stop): call it, as the turn after its start write would have.
+    let first = this.firstStarted ? this.def.stages[0]![0] : undefined;
     const timer =
       deadline === undefined
         ? undefined
@@ -142,6 +151,12 @@ export class SagaRun implements RunState {
           );
     try {
       for (;;) {
+        if (first !== undefined) {
+          const step = first;
+          first = undefined;
+          await this.#runInline(step, forward, true);
+          continue;
+        }
         const r = this.record;
         if (r.status === SagaStatus.Running) {
           if (
@@ -188,10 +203,14 @@ export class SagaRun implements RunState {
    * (or completed the saga), goes straight on: what the loop's turn would have done, minus its
    * write. A step that failed is left to `#runStage` (it writes what the failure does).
    */
-  async #runInline(first: StepDefinition, firstCancel: Cancellation): Promise<void> {
+  async #runInline(
+    first: StepDefinition,
+    firstCancel: Cancellation,
+    firstStarted = false,
+  ): Promise<void> {
     let step = first;
     let cancel = firstCancel;
-    let started = false;
+    let started = firstStarted;
     for (;;) {
       this.#followed = undefined;
       await runStep(this, step, cancel, false, this.#completedThen, started);

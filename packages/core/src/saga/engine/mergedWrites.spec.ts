@@ -1,6 +1,7 @@
 /**
  * A step's completion and what the run loop writes right after it with nothing observable in
- * between (the next one-step stage's first start, or the saga's completion) are one store write.
+ * between (the next one-step stage's first start, or the saga's completion) are one store write,
+ * and the creation carries the first step's start (one-step first stage, no deadline).
  * These tests count the writes, put a crash where each half used to be written, and send a
  * cancel request through the store at a merged write.
  */
@@ -19,10 +20,12 @@ const logger = pino({ level: 'silent' });
 /** Counts updates and keeps a copy of each record written, in order. */
 class CountingStore implements SagaStore {
   readonly written: SagaRecord[] = [];
+  readonly created: SagaRecord[] = [];
   /** Called before the n-th update (1-based) reaches the store. */
   before: ((n: number, record: SagaRecord) => Promise<void>) | undefined;
   constructor(readonly inner: SagaStore = new InMemorySagaStore()) {}
   create(record: SagaRecord): ReturnType<SagaStore['create']> {
+    this.created.push(structuredClone(record));
     return this.inner.create(record);
   }
   get(sagaId: string): Promise<SagaRecord | undefined> {
@@ -77,20 +80,25 @@ const shape = (r: SagaRecord) =>
     .join(' ')} saga:${r.status}`;
 
 describe('merged saga log writes', () => {
-  it('writes a 3-step saga in 4 updates: each completion carries the next start, the last one the saga completion', async () => {
+  it('writes a 3-step saga in one creation and 3 updates: the creation starts the first step, each completion carries the next start, the last one the saga completion', async () => {
     const store = new CountingStore();
     const { saga, effects } = threeSteps();
     const result = await engineOn(store).start(saga, {}, { sagaId: 'm1' });
     expect(result.status).toBe('completed');
     expect(effects).toEqual(['a', 'b', 'c']);
+    expect(store.created.map(shape)).toEqual(['a:running b:pending c:pending saga:running']);
+    expect(store.created[0]!.steps['a']).toMatchObject({
+      attempts: 1,
+      startedAt: store.created[0]!.createdAt,
+    });
     expect(store.written.map(shape)).toEqual([
-      'a:running b:pending c:pending saga:running',
       'a:completed b:running c:pending saga:running',
       'a:completed b:completed c:running saga:running',
       'a:completed b:completed c:completed saga:completed',
     ]);
     const r = result.record;
     // The next step started when the step before it ended (one write, one time).
+    expect(r.steps['a']!.startedAt).toBe(r.createdAt);
     expect(r.steps['b']!.startedAt).toBe(r.steps['a']!.endedAt);
     expect(r.steps['c']!.startedAt).toBe(r.steps['b']!.endedAt);
     expect(r.steps['b']!.attempts).toBe(1);
@@ -114,8 +122,10 @@ describe('merged saga log writes', () => {
       .build();
     const result = await engineOn(store).start(saga, {}, { sagaId: 'm2' });
     expect(result.status).toBe('completed');
-    expect(store.written.map(shape)).toEqual([
+    expect(store.created.map(shape)).toEqual([
       'a:running p1:pending p2:pending b:pending saga:running',
+    ]);
+    expect(store.written.map(shape)).toEqual([
       // The next stage has two steps: the completion is written alone.
       'a:completed p1:pending p2:pending b:pending saga:running',
       'a:completed p1:running p2:pending b:pending saga:running',
@@ -144,30 +154,31 @@ describe('merged saga log writes', () => {
     }
     await engine.start(saga, {}, { sagaId: 'm3' });
     expect(events).toEqual([
-      'saga.started [a:pending b:pending c:pending saga:running] rev 0',
-      'step.started:a [a:running b:pending c:pending saga:running] rev 1',
+      // SagaStarted's record is the one created: its first step is already running.
+      'saga.started [a:running b:pending c:pending saga:running] rev 0',
+      'step.started:a [a:running b:pending c:pending saga:running] rev 0',
       // StepCompleted's record is the one stored: it already shows the next step running.
-      'step.completed:a [a:completed b:running c:pending saga:running] rev 2',
-      'step.started:b [a:completed b:running c:pending saga:running] rev 2',
-      'step.completed:b [a:completed b:completed c:running saga:running] rev 3',
-      'step.started:c [a:completed b:completed c:running saga:running] rev 3',
-      'step.completed:c [a:completed b:completed c:completed saga:completed] rev 4',
-      'saga.completed [a:completed b:completed c:completed saga:completed] rev 4',
+      'step.completed:a [a:completed b:running c:pending saga:running] rev 1',
+      'step.started:b [a:completed b:running c:pending saga:running] rev 1',
+      'step.completed:b [a:completed b:completed c:running saga:running] rev 2',
+      'step.started:c [a:completed b:completed c:running saga:running] rev 2',
+      'step.completed:c [a:completed b:completed c:completed saga:completed] rev 3',
+      'saga.completed [a:completed b:completed c:completed saga:completed] rev 3',
     ]);
   });
 
   it.each([
-    // Write 2 is a's completion with b's start: lost, a is in doubt (as when a's completion was lost).
-    { crashAt: 2, left: 'a:running b:pending c:pending saga:running', calls: ['a', 'a', 'b', 'c'] },
-    // Write 3 is b's completion with c's start: lost, b is in doubt.
+    // Update 1 is a's completion with b's start: lost, a is in doubt (as when a's completion was lost).
+    { crashAt: 1, left: 'a:running b:pending c:pending saga:running', calls: ['a', 'a', 'b', 'c'] },
+    // Update 2 is b's completion with c's start: lost, b is in doubt.
     {
-      crashAt: 3,
+      crashAt: 2,
       left: 'a:completed b:running c:pending saga:running',
       calls: ['a', 'b', 'b', 'c'],
     },
-    // Write 4 is c's completion with the saga's: lost, c is in doubt.
+    // Update 3 is c's completion with the saga's: lost, c is in doubt.
     {
-      crashAt: 4,
+      crashAt: 3,
       left: 'a:completed b:completed c:running saga:running',
       calls: ['a', 'b', 'c', 'c'],
     },
@@ -194,7 +205,7 @@ describe('merged saga log writes', () => {
     const { saga, effects, calls } = threeSteps();
     // Another engine writes a cancel request just before a's completion reaches the store.
     store.before = async (n, record) => {
-      if (n !== 2) return;
+      if (n !== 1) return;
       const fresh = (await store.inner.get(record.sagaId))!;
       await store.inner.update(
         {
@@ -213,16 +224,16 @@ describe('merged saga log writes', () => {
     expect(result.record.steps['b']!.status).toBe('pending');
     expect(result.record.steps['b']!.attempts).toBe(0);
     // The refused merged write, then the completion alone on the fresh record.
-    expect(shape(store.written[1]!)).toBe('a:completed b:running c:pending saga:running');
-    expect(shape(store.written[2]!)).toBe('a:completed b:pending c:pending saga:running');
-    expect(store.written[2]!.cancelRequested).toBe(true);
+    expect(shape(store.written[0]!)).toBe('a:completed b:running c:pending saga:running');
+    expect(shape(store.written[1]!)).toBe('a:completed b:pending c:pending saga:running');
+    expect(store.written[1]!.cancelRequested).toBe(true);
   });
 
   it('a cancel request that reaches the store before the last completion stops the saga completing: it compensates, as before', async () => {
     const store = new CountingStore();
     const { saga, effects } = threeSteps();
     store.before = async (n, record) => {
-      if (n !== 4) return;
+      if (n !== 3) return;
       const fresh = (await store.inner.get(record.sagaId))!;
       await store.inner.update(
         {
@@ -234,7 +245,7 @@ describe('merged saga log writes', () => {
       );
     };
     const result = await engineOn(store).start(saga, {}, { sagaId: 'm6' });
-    expect(shape(store.written[4]!)).toBe('a:completed b:completed c:completed saga:running');
+    expect(shape(store.written[3]!)).toBe('a:completed b:completed c:completed saga:running');
     expect(result.status).toBe('compensated');
     expect(effects).toEqual(['a', 'b', 'c', 'undo c', 'undo b', 'undo a']);
   });
@@ -262,5 +273,49 @@ describe('merged saga log writes', () => {
     expect(result.status).toBe('compensated');
     expect(calls).toEqual(['a', 'undo a']);
     expect(store.written.some((r) => r.steps['b']!.status === 'running')).toBe(false);
+  });
+
+  it('creates a saga with a deadline, or a parallel first stage, with its first steps pending (their starts written apart)', async () => {
+    const store = new CountingStore();
+    const engine = engineOn(store);
+    const { saga } = threeSteps();
+    await engine.start(saga, {}, { sagaId: 'm8', deadlineMs: 60_000 });
+    const fanout = defineSaga('fanout-first', { input: z.object({}) })
+      .parallel('fanout', { p1: { run: () => 1 }, p2: { run: () => 2 } })
+      .step('b', { run: () => 'b' })
+      .build();
+    await engine.start(fanout, {}, { sagaId: 'm9' });
+    expect(store.created.map(shape)).toEqual([
+      'a:pending b:pending c:pending saga:running',
+      'p1:pending p2:pending b:pending saga:running',
+    ]);
+    expect(shape(store.written[0]!)).toBe('a:running b:pending c:pending saga:running');
+    expect((await store.get('m8'))!.status).toBe('completed');
+    expect((await store.get('m9'))!.status).toBe('completed');
+  });
+
+  it('a second start of the same saga id runs nothing, whatever the first creation wrote', async () => {
+    const store = new CountingStore();
+    const { saga, calls } = threeSteps();
+    const engine = engineOn(store);
+    await engine.start(saga, {}, { sagaId: 'm10' });
+    const again = await engineOn(store).register(saga).start(saga, {}, { sagaId: 'm10' });
+    expect(again).toMatchObject({ started: false, status: 'completed' });
+    expect(calls).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a crash right after the creation leaves the first step in doubt: a compensation request settles it (same key) and undoes it', async () => {
+    const base = new InMemorySagaStore();
+    const { saga, effects, calls } = threeSteps();
+    // The creation wrote a running; the process dies before a's completion is written.
+    const dying = engineOn(new CrashingSagaStore(base, 1));
+    await expect(dying.start(saga, {}, { sagaId: 'm11' })).rejects.toBeInstanceOf(SimulatedCrash);
+    const later = Date.now() + DEFAULT_SAGA_ENGINE_OPTIONS.leaseMs + 1;
+    const result = await engineOn(base, () => later)
+      .register(saga)
+      .compensate('m11', 'rollback');
+    expect(result.status).toBe('compensated');
+    expect(calls).toEqual(['a', 'a', 'undo a']);
+    expect(effects).toEqual(['a', 'undo a']);
   });
 });
