@@ -318,4 +318,90 @@ describe('merged saga log writes', () => {
     expect(calls).toEqual(['a', 'a', 'undo a']);
     expect(effects).toEqual(['a', 'undo a']);
   });
+
+  /** a and b undoable, c fails for good: the saga compensates b then a. */
+  function failingThird() {
+    const applied = new Set<string>();
+    const effects: string[] = [];
+    const calls: string[] = [];
+    const effect = (key: string, what: string) => {
+      calls.push(what);
+      if (applied.has(key)) return;
+      applied.add(key);
+      effects.push(what);
+    };
+    const saga = defineSaga('merged-undo', { input: z.object({}) })
+      .step('a', {
+        run: (c) => effect(c.idempotencyKey, 'a'),
+        compensate: (c) => effect(c.idempotencyKey, 'undo a'),
+      })
+      .step('b', {
+        run: (c) => effect(c.idempotencyKey, 'b'),
+        compensate: (c) => effect(c.idempotencyKey, 'undo b'),
+      })
+      .step('c', {
+        run: () => {
+          calls.push('c');
+          throw new Error('declined');
+        },
+        retry: { attempts: 1 },
+      })
+      .build();
+    return { saga, effects, calls };
+  }
+
+  it('compensates one step after another in one write each: an end carries the next start, the last one the saga end', async () => {
+    const store = new CountingStore();
+    const { saga, effects } = failingThird();
+    const engine = engineOn(store);
+    const events: string[] = [];
+    for (const name of Object.values(SagaEventName)) {
+      engine.on(name, (e) => events.push(`${name}${e.step ? `:${e.step}` : ''}`));
+    }
+    const result = await engine.start(saga, {}, { sagaId: 'm12' });
+    expect(result.status).toBe('compensated');
+    expect(effects).toEqual(['a', 'b', 'undo b', 'undo a']);
+    expect(store.written.map(shape)).toEqual([
+      'a:completed b:running c:pending saga:running',
+      'a:completed b:completed c:running saga:running',
+      'a:completed b:completed c:failed saga:running',
+      'a:completed b:completed c:failed saga:compensating',
+      'a:completed b:compensating c:failed saga:compensating',
+      'a:compensating b:compensated c:failed saga:compensating',
+      'a:compensated b:compensated c:failed saga:compensated',
+    ]);
+    expect(result.record.compensationOrder).toEqual(['b', 'a']);
+    const a = result.record.steps['a']!;
+    expect(a.compensationAttempts).toBe(1);
+    expect(a.compensationStartedAt).toBe(result.record.steps['b']!.compensationEndedAt);
+    expect(events.slice(-5)).toEqual([
+      'compensation.started:b',
+      'step.compensated:b',
+      'compensation.started:a',
+      'step.compensated:a',
+      'saga.compensated',
+    ]);
+  });
+
+  it.each([
+    // Update 6 is b's compensation end with a's start: lost, b's compensation is in doubt.
+    { crashAt: 6, calls: ['a', 'b', 'c', 'undo b', 'undo b', 'undo a'] },
+    // Update 7 is a's compensation end with the saga's: lost, a's compensation is in doubt.
+    { crashAt: 7, calls: ['a', 'b', 'c', 'undo b', 'undo a', 'undo a'] },
+  ])(
+    'a crash at merged compensation write $crashAt leaves that compensation in doubt; recovery calls it again with the same key',
+    async ({ crashAt, calls: expectedCalls }) => {
+      const base = new InMemorySagaStore();
+      const { saga, effects, calls } = failingThird();
+      const dying = engineOn(new CrashingSagaStore(base, crashAt));
+      await expect(dying.start(saga, {}, { sagaId: 'm13' })).rejects.toBeInstanceOf(SimulatedCrash);
+      const later = Date.now() + DEFAULT_SAGA_ENGINE_OPTIONS.leaseMs + 1;
+      const summary = await engineOn(base, () => later)
+        .register(saga)
+        .recover();
+      expect(summary.results.map((r) => r.status)).toEqual(['compensated']);
+      expect(calls).toEqual(expectedCalls);
+      expect(effects).toEqual(['a', 'b', 'undo b', 'undo a']);
+    },
+  );
 });

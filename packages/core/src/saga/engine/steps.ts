@@ -26,7 +26,8 @@ import {
 import {
   compensationFailed,
   compensationStarted,
-  stepCompensated,
+  type SAGA_COMPENSATED,
+  stepCompensatedThen,
   stepCompleted,
   stepFailed,
   stepStarted,
@@ -128,14 +129,26 @@ export async function runStep(
 
 const COMPLETED: StepOutcome = Object.freeze({ ok: true });
 
+/**
+ * `started`: the write that ended the compensation before this one also wrote this one's start
+ * (its first call here is made without a write). `then`: what the write of a successful
+ * compensation also records (see `stepCompensatedThen`).
+ */
 export async function compensateStep(
   run: RunState,
   name: string,
+  started = false,
+  then?: string | typeof SAGA_COMPENSATED,
 ): Promise<{ ok: true } | { ok: false; error: StoredError }> {
   const step = run.def.steps.find((s) => s.name === name)!;
   for (let tries = 1; ; tries++) {
-    const attempt = run.record.steps[name]!.compensationAttempts + 1;
-    await run.write(compensationStarted, name, attempt);
+    let attempt = run.record.steps[name]!.compensationAttempts;
+    if (started && tries === 1) {
+      // Written `compensating` by the compensation before it.
+    } else {
+      attempt += 1;
+      await run.write(compensationStarted, name, attempt);
+    }
     const startedAt = run.writtenAt;
     const record = run.record;
     const ctx = new CompensateCall(run, record, name, attempt);
@@ -172,7 +185,7 @@ export async function compensateStep(
       await run.write(compensationFailed, name, stored);
       return { ok: false, error: stored };
     }
-    await run.write(stepCompensated, name, undefined);
+    await run.write(stepCompensatedThen, name, then);
     if (run.ctx.logger.isLevelEnabled('info')) {
       ctx.logger.info(
         { outcome: 'compensated', durationMs: run.writtenAt - startedAt },

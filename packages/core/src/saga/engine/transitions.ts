@@ -164,6 +164,39 @@ export function stepCompensated(r: SagaRecord, at: string, name: string): SagaRe
   };
 }
 
+/** {@link stepCompensatedThen}: the saga ends `compensated` in the write of its last compensation. */
+export const SAGA_COMPENSATED: unique symbol = Symbol('saga compensated');
+
+/**
+ * `compensate` returned, and in the same write what compensation does next (nothing can change
+ * it: a compensating saga takes no request): `then` names the next step to compensate alone
+ * (its next attempt, started `at`), says {@link SAGA_COMPENSATED}, or is undefined (this is
+ * `stepCompensated` alone).
+ */
+export function stepCompensatedThen(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  then: string | typeof SAGA_COMPENSATED | undefined,
+): SagaRecord {
+  const next = stepCompensated(r, at, name);
+  if (then === undefined) return next;
+  if (then === SAGA_COMPENSATED) {
+    next.status = SagaStatus.Compensated;
+    return next;
+  }
+  // `next.steps` was made by stepCompensated for this write: one more step replaced in it.
+  const s = next.steps[then]!;
+  const step: StepRecord = {
+    ...without(s, 'compensationEndedAt'),
+    status: StepStatus.Compensating,
+    compensationAttempts: s.compensationAttempts + 1,
+  };
+  step.compensationStartedAt = at;
+  next.steps[then] = step;
+  return next;
+}
+
 /** `compensate` exhausted its retries. */
 export function compensationFailed(
   r: SagaRecord,
