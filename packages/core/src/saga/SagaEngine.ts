@@ -187,6 +187,21 @@ export class SagaEngine {
     for (const s of def.steps) {
       steps[s.name] = { status: StepStatus.Pending, attempts: 0, compensationAttempts: 0 };
     }
+    // The creation also writes the first step's start (attempt 1) when its stage has one step and
+    // the saga no deadline: nothing can ask the run to stop before it (no one knows the saga yet,
+    // and a deadline could pass while the creation is written); the drive calls it without a
+    // write of its own. A crash after the creation leaves it `running`, as a crash after its
+    // start write did: recover() calls it (again, for all it knows) with the same key.
+    const firstStage = def.stages[0];
+    const startsFirst = deadlineMs === undefined && firstStage?.length === 1;
+    if (startsFirst) {
+      steps[firstStage[0]!.name] = {
+        status: StepStatus.Running,
+        attempts: 1,
+        compensationAttempts: 0,
+        startedAt: at,
+      };
+    }
     const record: SagaRecord = {
       sagaId,
       sagaName: def.name,
@@ -220,7 +235,7 @@ export class SagaEngine {
       return { sagaId, status: created.record.status, started: false, record: created.record };
     }
     this.#emit(SagaEventName.SagaStarted, { record: created.record });
-    return this.#track(def, created.record, true);
+    return this.#track(def, created.record, true, startsFirst, now);
   }
 
   /**
@@ -595,9 +610,11 @@ export class SagaEngine {
     def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
     started: boolean,
+    firstStarted = false,
+    createdAt?: number,
   ): Promise<SagaResult> {
     const abort = new LazyAbortController();
-    const run = new SagaRun(this.#context(), def, record, abort);
+    const run = new SagaRun(this.#context(), def, record, abort, firstStarted, createdAt);
     const promise = this.#drive(run, started);
     this.#active.set(record.sagaId, { promise, abort, run });
     this.#heartbeat ??= setInterval(() => this.#renewLeases(), this.#options.heartbeatMs).unref();

@@ -12,6 +12,13 @@ export interface SagaEvent {
   willRetry?: boolean;
   /** Wall-clock duration of the attempt, in ms (step events). */
   durationMs?: number;
+  /**
+   * The saga's record as the write the event reports left it in the store. One write may record
+   * more than one event's transition: a step's completion with the next step's start (or the
+   * saga's completion), the saga's creation with its first step's start. Then every event of
+   * that write carries the same record: `saga.started`'s may already show the first step
+   * `running`, `step.completed`'s the next step `running` or the saga `completed`.
+   */
   record: SagaRecord;
 }
 

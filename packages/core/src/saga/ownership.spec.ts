@@ -214,8 +214,9 @@ describe('saga ownership: one engine drives a saga at a time', () => {
       })
       .step('c', { run: (c) => effect(c.idempotencyKey, 'c') })
       .build();
-    // Writes: a running, a completed, b running, b completed <- the process dies here.
-    const dying = engineOn(new CrashingSagaStore(base, 4));
+    // Updates (the creation wrote a running): a completed with b running, b completed with c
+    // running <- the process dies here (a completion and the next step's start are one write).
+    const dying = engineOn(new CrashingSagaStore(base, 2));
     await expect(dying.start(saga, {}, { sagaId: 's6' })).rejects.toBeInstanceOf(SimulatedCrash);
     expect(effects).toEqual(['a', 'b']);
     expect((await base.get('s6'))!.steps.b?.status).toBe('running');

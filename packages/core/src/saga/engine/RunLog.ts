@@ -27,10 +27,11 @@ export class RunLog {
     private readonly ctx: RunContext,
     record: SagaRecord,
     private readonly abort: LazyAbortController,
+    writtenAt = ctx.now(),
   ) {
     this.#record = record;
     this.#lease = { owner: record.lease!.owner, token: record.lease!.token };
-    this.#lastWriteAt = ctx.now();
+    this.#lastWriteAt = writtenAt;
   }
 
   get record(): SagaRecord {

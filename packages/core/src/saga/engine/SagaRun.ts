@@ -18,9 +18,12 @@ import {
 } from './support.js';
 import {
   renewed,
+  SAGA_COMPLETES,
+  stepCompletedThen,
   stepFailedCompensating,
   withOutcome,
   withStatus,
+  type FollowOn,
   type Transition,
 } from './transitions.js';
 
@@ -34,15 +37,28 @@ export class SagaRun implements RunState {
   readonly #log: RunLog;
   #logger: Logger | undefined;
   readonly cancelled: Cancellation;
+  /** Going forward is cancelled (the run's cancellation or the deadline); set by `drive`. */
+  #forward: Cancellation = NEVER_ABORTED;
+  #deadline: number | undefined;
+  /** What the last completion written by {@link #completedThen} did in the same write. */
+  #followed: FollowOn;
+  /** The step `#followed` names. */
+  #nextStep: StepDefinition | undefined;
 
   constructor(
     readonly ctx: RunContext,
     readonly def: SagaDefinition<unknown, Record<string, unknown>>,
     record: SagaRecord,
     private readonly abort: LazyAbortController,
+    /**
+     * `start` created the record with the first stage's one step already `running` (attempt 1,
+     * started at `createdAt`, the time `writtenAt` says): the drive calls it without a write.
+     */
+    private readonly firstStarted = false,
+    writtenAt?: number,
   ) {
     this.cancelled = abort;
-    this.#log = new RunLog(ctx, record, abort);
+    this.#log = new RunLog(ctx, record, abort, writtenAt);
   }
 
   get record(): SagaRecord {
@@ -75,12 +91,54 @@ export class SagaRun implements RunState {
     });
   }
 
+  /**
+   * The completion of a one-step stage the loop runs inline: one write that also records what the
+   * loop would write next when nothing is asked of it meanwhile (see {@link #next}). On a revision
+   * conflict RunLog applies it again to the fresh record, so a request that came by the store is
+   * seen (then only the completion is written).
+   */
+  readonly #completedThen: Transition<string, unknown> = (r, at, name, result) =>
+    stepCompletedThen(r, at, name, result, this.#next);
+
+  /**
+   * What the loop's next turn would write after `completed` (a completion), when it is certain
+   * with no check in between: start the next stage's one step (first attempt, nothing asked,
+   * pivot or not) or complete the saga. Undefined whenever the loop's turn would do anything else
+   * (a cancel or compensate request, the deadline, a parallel stage, a retry, a step in doubt or
+   * failed): then the loop writes it as before.
+   */
+  readonly #next = (completed: SagaRecord): FollowOn => {
+    this.#followed = undefined;
+    if (
+      completed.status !== SagaStatus.Running ||
+      completed.cancelRequested ||
+      this.cancelled.aborted ||
+      this.#forward.aborted ||
+      (this.#deadline !== undefined && this.ctx.now() >= this.#deadline)
+    ) {
+      return undefined;
+    }
+    const stage = nextStage(this.def, completed);
+    if (stage === undefined) return (this.#followed = SAGA_COMPLETES);
+    if (stage.length !== 1) return undefined;
+    const name = stage[0]!.name;
+    const step = completed.steps[name];
+    if (step?.status !== StepStatus.Pending || step.attempts !== 0) return undefined;
+    this.#nextStep = stage[0]!;
+    return (this.#followed = name);
+  };
+
   async drive(): Promise<SagaRecord> {
     const deadline = this.record.deadline ? Date.parse(this.record.deadline) : undefined;
     // With a deadline, going forward is cancelled by the run's cancellation or the deadline,
     // whichever comes first (no AbortSignal.any: a child that follows its parent).
     const forward: Cancellation =
       deadline === undefined ? this.cancelled : new ChildCancellation(this.cancelled);
+    this.#forward = forward;
+    this.#deadline = deadline;
+    // The creation wrote the first step `running` (only without a deadline, before anything
+    // could ask the run to stop): call it, as the turn after its start write would have.
+    let first = this.firstStarted ? this.def.stages[0]![0] : undefined;
     const timer =
       deadline === undefined
         ? undefined
@@ -93,6 +151,12 @@ export class SagaRun implements RunState {
           );
     try {
       for (;;) {
+        if (first !== undefined) {
+          const step = first;
+          first = undefined;
+          await this.#runInline(step, forward, true);
+          continue;
+        }
         const r = this.record;
         if (r.status === SagaStatus.Running) {
           if (
@@ -106,11 +170,7 @@ export class SagaRun implements RunState {
           const stage = nextStage(this.def, r);
           if (!stage) {
             await this.write(withStatus, SagaStatus.Completed, undefined);
-            if (this.ctx.logger.isLevelEnabled('info')) {
-              this.logger.info({ outcome: 'completed' }, 'saga completed');
-            }
-            if (this.ctx.listens(SagaEventName.SagaCompleted))
-              this.ctx.emit(SagaEventName.SagaCompleted, { record: this.record });
+            this.#completed();
             continue;
           }
           // Past the pivot nothing stops the saga going forward, not even a deadline.
@@ -121,8 +181,8 @@ export class SagaRun implements RunState {
             const before = r.steps[name]!.status;
             // A step the log says failed stays failed (a crash may have come before the saga's own write).
             if (before !== StepStatus.Failed) {
-              await runStep(this, stage[0]!, cancel);
-              if (this.record.steps[name]!.status !== StepStatus.Failed) continue;
+              await this.#runInline(stage[0]!, cancel);
+              continue;
             }
           }
           await this.#runStage(stage, cancel);
@@ -136,6 +196,49 @@ export class SagaRun implements RunState {
       if (timer) clearTimeout(timer);
       if (forward instanceof ChildCancellation) forward.dispose();
     }
+  }
+
+  /**
+   * Runs a one-step stage and, while each completion's write also started the next one-step stage
+   * (or completed the saga), goes straight on: what the loop's turn would have done, minus its
+   * write. A step that failed is left to `#runStage` (it writes what the failure does).
+   */
+  async #runInline(
+    first: StepDefinition,
+    firstCancel: Cancellation,
+    firstStarted = false,
+  ): Promise<void> {
+    let step = first;
+    let cancel = firstCancel;
+    let started = firstStarted;
+    for (;;) {
+      this.#followed = undefined;
+      await runStep(this, step, cancel, false, this.#completedThen, started);
+      const followed = this.#followed;
+      this.#followed = undefined;
+      if (this.record.steps[step.name]!.status === StepStatus.Failed) {
+        await this.#runStage([step], cancel);
+        return;
+      }
+      if (followed === undefined) return;
+      if (followed === SAGA_COMPLETES) {
+        this.#completed();
+        return;
+      }
+      step = this.#nextStep!;
+      // As the loop's turn would: past the pivot nothing stops the saga going forward.
+      cancel = pivotPassed(this.def, this.record) ? NEVER_ABORTED : this.#forward;
+      started = true;
+    }
+  }
+
+  /** The saga's completion was written: its log line and event. */
+  #completed(): void {
+    if (this.ctx.logger.isLevelEnabled('info')) {
+      this.logger.info({ outcome: 'completed' }, 'saga completed');
+    }
+    if (this.ctx.listens(SagaEventName.SagaCompleted))
+      this.ctx.emit(SagaEventName.SagaCompleted, { record: this.record });
   }
 
   /** Turns to compensation when cancel, compensate or the deadline asked for it (never past the pivot). */

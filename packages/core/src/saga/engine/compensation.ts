@@ -3,7 +3,7 @@ import { SagaStatus, StepStatus } from '../SagaStore.js';
 import type { RunState } from './context.js';
 import { compensateStep } from './steps.js';
 import { rethrowFirst } from './support.js';
-import { withOutcome, withStatus } from './transitions.js';
+import { SAGA_COMPENSATED, withOutcome, withStatus } from './transitions.js';
 
 /**
  * Compensates every completed step that has a compensation, in the reverse order of completion
@@ -30,10 +30,24 @@ export async function compensateAll(run: RunState): Promise<void> {
     if (last && run.def.steps.find((s) => s.name === last[0])!.stage === stage) last.push(name);
     else layers.push([name]);
   }
-  for (const layer of layers.reverse()) {
-    const outcomes = rethrowFirst(
-      await Promise.allSettled(layer.map((name) => compensateStep(run, name))),
-    );
+  layers.reverse();
+  // A layer of one step: its compensation's end and what comes next (the next one-step layer's
+  // start, or the saga's end) are one write. Parallel layers write as before.
+  let started = false;
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i]!;
+    let outcomes: Awaited<ReturnType<typeof compensateStep>>[];
+    if (layer.length === 1) {
+      const next = layers[i + 1];
+      const then = next === undefined ? SAGA_COMPENSATED : next.length === 1 ? next[0]! : undefined;
+      outcomes = [await compensateStep(run, layer[0]!, started, then)];
+      started = outcomes[0]!.ok && typeof then === 'string';
+    } else {
+      started = false;
+      outcomes = rethrowFirst(
+        await Promise.allSettled(layer.map((name) => compensateStep(run, name))),
+      );
+    }
     const failed = outcomes.flatMap((o, i) => (o.ok ? [] : [{ step: layer[i]!, error: o.error }]));
     if (failed.length > 0) {
       await run.write(withOutcome, SagaStatus.Stuck, {
@@ -56,7 +70,9 @@ export async function compensateAll(run: RunState): Promise<void> {
       return;
     }
   }
-  await run.write(withStatus, SagaStatus.Compensated, undefined);
+  if (run.record.status !== SagaStatus.Compensated) {
+    await run.write(withStatus, SagaStatus.Compensated, undefined);
+  }
   if (run.ctx.logger.isLevelEnabled('info')) {
     run.logger.info(
       { outcome: 'compensated', order: run.record.compensationOrder },

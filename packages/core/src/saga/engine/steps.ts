@@ -26,23 +26,38 @@ import {
 import {
   compensationFailed,
   compensationStarted,
-  stepCompensated,
+  type SAGA_COMPENSATED,
+  stepCompensatedThen,
   stepCompleted,
   stepFailed,
   stepStarted,
+  type Transition,
 } from './transitions.js';
 
-/** `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff. */
+/**
+ * `settle`: called only to learn the outcome of an attempt in doubt; no retry, no backoff.
+ * `completed`: the transition that logs the step's completion (default `stepCompleted`; the run
+ * loop passes one that may start the next step or complete the saga in the same write).
+ * `started`: the run already wrote this step's first attempt as `running` (in the write that
+ * completed the step before it): the first attempt is called without a write of its own.
+ */
 export async function runStep(
   run: RunState,
   step: StepDefinition,
   cancel: Cancellation,
   settle = false,
+  completed: Transition<string, unknown> = stepCompleted,
+  started = false,
 ): Promise<StepOutcome> {
   const name = step.name;
   for (let tries = 1; ; tries++) {
-    const attempt = run.record.steps[name]!.attempts + 1;
-    await run.write(stepStarted, name, attempt);
+    let attempt = run.record.steps[name]!.attempts;
+    if (started && tries === 1) {
+      // Written `running` (attempt 1, started at writtenAt) by the completion before it.
+    } else {
+      attempt += 1;
+      await run.write(stepStarted, name, attempt);
+    }
     const startedAt = run.writtenAt;
     const record = run.record;
     const ctx = new RunCall(run, record, name, attempt, cancel);
@@ -94,7 +109,7 @@ export async function runStep(
       await run.write(stepFailed, name, { error: stored, policy: final });
       return { ok: false, policy, error: stored };
     }
-    await run.write(stepCompleted, name, result);
+    await run.write(completed, name, result);
     const info = run.ctx.logger.isLevelEnabled('info');
     const listened = run.ctx.listens(SagaEventName.StepCompleted);
     if (info || listened) {
@@ -114,14 +129,26 @@ export async function runStep(
 
 const COMPLETED: StepOutcome = Object.freeze({ ok: true });
 
+/**
+ * `started`: the write that ended the compensation before this one also wrote this one's start
+ * (its first call here is made without a write). `then`: what the write of a successful
+ * compensation also records (see `stepCompensatedThen`).
+ */
 export async function compensateStep(
   run: RunState,
   name: string,
+  started = false,
+  then?: string | typeof SAGA_COMPENSATED,
 ): Promise<{ ok: true } | { ok: false; error: StoredError }> {
   const step = run.def.steps.find((s) => s.name === name)!;
   for (let tries = 1; ; tries++) {
-    const attempt = run.record.steps[name]!.compensationAttempts + 1;
-    await run.write(compensationStarted, name, attempt);
+    let attempt = run.record.steps[name]!.compensationAttempts;
+    if (started && tries === 1) {
+      // Written `compensating` by the compensation before it.
+    } else {
+      attempt += 1;
+      await run.write(compensationStarted, name, attempt);
+    }
     const startedAt = run.writtenAt;
     const record = run.record;
     const ctx = new CompensateCall(run, record, name, attempt);
@@ -158,7 +185,7 @@ export async function compensateStep(
       await run.write(compensationFailed, name, stored);
       return { ok: false, error: stored };
     }
-    await run.write(stepCompensated, name, undefined);
+    await run.write(stepCompensatedThen, name, then);
     if (run.ctx.logger.isLevelEnabled('info')) {
       ctx.logger.info(
         { outcome: 'compensated', durationMs: run.writtenAt - startedAt },

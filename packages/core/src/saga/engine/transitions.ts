@@ -86,6 +86,43 @@ export function stepCompleted(
   return next;
 }
 
+/** What a run does, in the same write, right after a step completed (see {@link stepCompletedThen}). */
+export type FollowOn = string | typeof SAGA_COMPLETES | undefined;
+/** {@link FollowOn}: the saga completes in the write that completes its last step. */
+export const SAGA_COMPLETES: unique symbol = Symbol('saga completes');
+
+/**
+ * `run` returned `result`, and what the run would write next with nothing observable in between,
+ * in the same write: `then(completed)`, asked of the record the completion makes, names the
+ * next step to start (its first attempt, started `at`), says {@link SAGA_COMPLETES}, or says
+ * nothing (then this is `stepCompleted` alone). Every state this write can leave is one the
+ * two writes it replaces passed through (the second half without the first is never written).
+ */
+export function stepCompletedThen(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  result: unknown,
+  then: (completed: SagaRecord) => FollowOn,
+): SagaRecord {
+  const next = stepCompleted(r, at, name, result);
+  const follow = then(next);
+  if (follow === undefined) return next;
+  if (follow === SAGA_COMPLETES) {
+    next.status = SagaStatus.Completed;
+    return next;
+  }
+  // `next.steps` was made by stepCompleted for this write: one more step replaced in it.
+  const step: StepRecord = {
+    ...without(next.steps[follow]!, 'endedAt'),
+    status: StepStatus.Running,
+    attempts: 1,
+  };
+  step.startedAt = at;
+  next.steps[follow] = step;
+  return next;
+}
+
 /** `run` failed for good (no retry left, or its policy said so). */
 export function stepFailed(
   r: SagaRecord,
@@ -125,6 +162,39 @@ export function stepCompensated(r: SagaRecord, at: string, name: string): SagaRe
     steps: withStep(r.steps, name, step),
     compensationOrder: appended(r.compensationOrder, name),
   };
+}
+
+/** {@link stepCompensatedThen}: the saga ends `compensated` in the write of its last compensation. */
+export const SAGA_COMPENSATED: unique symbol = Symbol('saga compensated');
+
+/**
+ * `compensate` returned, and in the same write what compensation does next (nothing can change
+ * it: a compensating saga takes no request): `then` names the next step to compensate alone
+ * (its next attempt, started `at`), says {@link SAGA_COMPENSATED}, or is undefined (this is
+ * `stepCompensated` alone).
+ */
+export function stepCompensatedThen(
+  r: SagaRecord,
+  at: string,
+  name: string,
+  then: string | typeof SAGA_COMPENSATED | undefined,
+): SagaRecord {
+  const next = stepCompensated(r, at, name);
+  if (then === undefined) return next;
+  if (then === SAGA_COMPENSATED) {
+    next.status = SagaStatus.Compensated;
+    return next;
+  }
+  // `next.steps` was made by stepCompensated for this write: one more step replaced in it.
+  const s = next.steps[then]!;
+  const step: StepRecord = {
+    ...without(s, 'compensationEndedAt'),
+    status: StepStatus.Compensating,
+    compensationAttempts: s.compensationAttempts + 1,
+  };
+  step.compensationStartedAt = at;
+  next.steps[then] = step;
+  return next;
 }
 
 /** `compensate` exhausted its retries. */
