@@ -1,7 +1,6 @@
 /**
  * All four services in one process: the memory example, the load driver and the drill use
- * this. On a real broker they share the process's connection (`RuntimeOptions.shareTransport`);
- * each service still has its own consumer, group and state.
+ * this. On a real broker each service still has its own connection and its own state.
  */
 import { startInventory } from './services/inventory.js';
 import { startOrders, type OrdersService } from './services/orders.js';

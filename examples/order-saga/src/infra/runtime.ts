@@ -94,12 +94,8 @@ export interface RuntimeOptions {
    * The services of this process share one transport (one broker client) instead of a
    * connection each. On Kafka that is one producer, so the publishes of the four services in
    * one event-loop turn go out in one produce request (2,000 orders: 752 -> 513 produce
-   * requests); each subscription still has its own consumer. On RabbitMQ it is one connection
-   * with one confirm channel for the publishes (each subscription keeps its own channel,
-   * prefetch and acks), so a turn's publishes and acks reach the broker in one socket write
-   * instead of four: ~200 us less RabbitMQ CPU per order in the load driver (examples/README.md,
-   * session 12, rmq12). Closed with the runtime, not with a service. `connect()` always makes a
-   * new one. @default true
+   * requests); each subscription still has its own consumer. Closed with the runtime, not with
+   * a service. `connect()` always makes a new one. @default true on Kafka, false otherwise
    */
   shareTransport?: boolean;
   /**
@@ -138,7 +134,7 @@ export interface Runtime {
   readonly redis?: Redis;
   /** The PostgreSQL pool and schema (`store: 'postgres'` only). */
   readonly postgres?: { readonly pool: Pool; readonly schema: string };
-  /** The infrastructure for one service (on real transports the process's one broker connection, or a new one per call with `shareTransport: false`). */
+  /** The infrastructure for one service (on real transports a new broker connection per call, or the process's one with `shareTransport`). */
   infraFor(service: ServiceName, story?: Story): Promise<ServiceInfra>;
   /** A transport for tools (the rollback runner): a new connection on real transports. */
   connect(): Promise<Transport>;
@@ -234,9 +230,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     transports.push(transport);
     return transport;
   };
-  // The services of this process share one transport (see RuntimeOptions.shareTransport).
+  // Kafka: the services of this process share one transport (see RuntimeOptions.shareTransport).
   let shared: Promise<Transport> | undefined;
-  const share = options.shareTransport ?? true;
+  const share = options.shareTransport ?? options.transport === 'kafka';
   const serviceTransport = (): Promise<Transport> => (share ? (shared ??= connect()) : connect());
   return {
     transport: options.transport,

@@ -19,7 +19,7 @@ import type { ShopTopics } from './topics.js';
 
 /** The infrastructure a service runs on; the same code runs on memory, Kafka or RabbitMQ. */
 export interface ServiceInfra {
-  /** This service's transport (on a real broker the process's connection, shared by its services). */
+  /** This service's transport (its own connection on a real broker). */
   transport: Transport;
   /** The effect journal the publisher writes every event to (the outbox). */
   journal: Journal;
