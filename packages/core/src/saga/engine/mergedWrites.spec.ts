@@ -45,8 +45,10 @@ function engineOn(store: SagaStore, now?: () => number) {
   return createSagaEngine({}, { store, logger, sleep: async () => {}, ...(now ? { now } : {}) });
 }
 
-/** Three sequential steps whose effects are idempotent on their key; raw calls are counted. */
-function threeSteps() {
+/**
+ * Effects applied once per idempotency key: `calls` lists every call, `effects` what took effect.
+ */
+function effectLog() {
   const applied = new Set<string>();
   const effects: string[] = [];
   const calls: string[] = [];
@@ -56,6 +58,12 @@ function threeSteps() {
     applied.add(key);
     effects.push(what);
   };
+  return { effects, calls, effect };
+}
+
+/** Three sequential steps whose effects are idempotent on their key; raw calls are counted. */
+function threeSteps() {
+  const { effects, calls, effect } = effectLog();
   const saga = defineSaga('merged', { input: z.object({}) })
     .step('a', {
       run: (c) => effect(c.idempotencyKey, 'a'),
@@ -321,15 +329,7 @@ describe('merged saga log writes', () => {
 
   /** a and b undoable, c fails for good: the saga compensates b then a. */
   function failingThird() {
-    const applied = new Set<string>();
-    const effects: string[] = [];
-    const calls: string[] = [];
-    const effect = (key: string, what: string) => {
-      calls.push(what);
-      if (applied.has(key)) return;
-      applied.add(key);
-      effects.push(what);
-    };
+    const { effects, calls, effect } = effectLog();
     const saga = defineSaga('merged-undo', { input: z.object({}) })
       .step('a', {
         run: (c) => effect(c.idempotencyKey, 'a'),
