@@ -34,8 +34,6 @@ import { createRabbitTransport } from '@backtrack/rabbitmq';
 import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import {
   benchRegistry,
-  encodedOrders,
-  runConcurrently,
   SERVICES,
   silentLogger,
   uniqueName,
@@ -45,7 +43,7 @@ import {
 import { createTopic, dropKafka, rawKafka } from './kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from './rabbitSupport.js';
 import { deleteByPrefix } from './redisKeys.js';
-import { rollbackMessagesOf } from './rollbackMessages.js';
+import { journalBadDeploy, rollbackMessagesOf } from './rollbackMessages.js';
 
 /** utime + stime of a process in µs (PIDS env: kafka=PID,redis=PID), 0 when not given. */
 const procPids = Object.fromEntries(
@@ -151,47 +149,26 @@ if (side === 'kafka') {
 try {
   const warm = Number(process.env.WARM ?? 0);
   for (const version of ['bad', ...Array.from({ length: warm }, (_, w) => `warm${w}`)]) {
-    const messages = encodedOrders(n, `//bench/${SERVICE}`);
-    await runConcurrently(n, 32, (i) => {
-      const m = messages[i]!;
-      return journal.append({
-        id: m.headers.id!,
-        type: m.headers.type!,
-        schemaVersion: 1,
-        key: `o-${i}`,
-        topic: name,
-        service: SERVICE,
-        version,
-        time: m.headers.time!,
-        message: m,
-      });
-    });
+    await journalBadDeploy(journal, n, { service: SERVICE, version, topic: name });
   }
+  // What planning and the run are given, for the warm-up runs and the measured one alike (the
+  // EXP switches below change the journal and progress store objects themselves).
+  const planDeps = { journal, registry: benchRegistry, compensations };
+  const runDeps = { ...planDeps, transport, progressStore, logger: silentLogger };
   // Warm-up runs (not measured): the JIT warm, as in a benchmark's later runs.
   for (let w = 0; w < warm; w++) {
     const p = await summarizeRollback(
       { service: SERVICE, version: `warm${w}`, strategy: 'compensate' },
-      { journal, registry: benchRegistry, compensations },
+      planDeps,
     );
-    await runRollback(
-      p,
-      { runId: `${name}-warm${w}` },
-      {
-        journal,
-        transport,
-        progressStore,
-        registry: benchRegistry,
-        compensations,
-        logger: silentLogger,
-      },
-    );
+    await runRollback(p, { runId: `${name}-warm${w}` }, runDeps);
     await raw();
   }
   if (process.env.RAW !== 'lite') cancellations = await rollbackMessagesOf(journal, SERVICE, 'bad');
   const summarizeCpu = process.cpuUsage();
   const plan = await summarizeRollback(
     { service: SERVICE, version: 'bad', strategy: 'compensate' },
-    { journal, registry: benchRegistry, compensations },
+    planDeps,
   );
   // The summary's CPU too: the run takes its planning of the first effects.
   const summarizeUsed = process.cpuUsage(summarizeCpu);
@@ -240,14 +217,7 @@ try {
       runId: `${name}-run`,
       ...(process.env.LANES ? { batchesInFlight: Number(process.env.LANES) } : {}),
     },
-    {
-      journal,
-      transport,
-      progressStore,
-      registry: benchRegistry,
-      compensations,
-      logger: silentLogger,
-    },
+    runDeps,
   );
   const s = (performance.now() - t) / 1000;
   const used = process.cpuUsage(cpu);

@@ -21,8 +21,6 @@ import { createRedisClient, RedisJournal, RedisRollbackProgressStore } from '@ba
 import { Partitioners } from 'kafkajs';
 import {
   benchRegistry,
-  encodedOrders,
-  runConcurrently,
   secondsSince,
   SERVICES,
   silentLogger,
@@ -33,7 +31,7 @@ import {
 import { createTopic, dropKafka, rawKafka } from '../kafkaSupport.js';
 import { amqpOf, confirmPublish, rawConnect } from '../rabbitSupport.js';
 import { deleteByPrefix } from '../redisKeys.js';
-import { rollbackMessagesOf } from '../rollbackMessages.js';
+import { journalBadDeploy, rollbackMessagesOf } from '../rollbackMessages.js';
 import type { Benchmark } from '../runner.js';
 
 const SERVICE = 'bench-orders';
@@ -164,21 +162,8 @@ export const rollbackBenchmark: Benchmark = {
       // The bad deploys' effects: N journaled events per transport (set-up, not timed).
       rec.log(` journaling ${n} effects per transport`);
       for (const version of ['bad-kafka', 'bad-rabbit']) {
-        const messages = encodedOrders(n, `//bench/${SERVICE}`);
-        await runConcurrently(n, 32, (i) => {
-          const m = messages[i]!;
-          return journal.append({
-            id: m.headers.id!,
-            type: m.headers.type!,
-            schemaVersion: 1,
-            key: `o-${i}`,
-            topic: version === 'bad-kafka' ? topic : exchange,
-            service: SERVICE,
-            version,
-            time: m.headers.time!,
-            message: m,
-          });
-        });
+        const where = version === 'bad-kafka' ? topic : exchange;
+        await journalBadDeploy(journal, n, { service: SERVICE, version, topic: where });
       }
       // What the raw side publishes: the run's own compensating events, encoded up front (and,
       // as before session 9, the same number of lighter cancellations).
