@@ -58,25 +58,21 @@ function effectLog() {
     applied.add(key);
     effects.push(what);
   };
-  return { effects, calls, effect };
+  /** A step whose run and compensation are such effects (`name`, `undo <name>`). */
+  const undoable = (name: string) => ({
+    run: (c: { idempotencyKey: string }) => effect(c.idempotencyKey, name),
+    compensate: (c: { idempotencyKey: string }) => effect(c.idempotencyKey, `undo ${name}`),
+  });
+  return { effects, calls, effect, undoable };
 }
 
 /** Three sequential steps whose effects are idempotent on their key; raw calls are counted. */
 function threeSteps() {
-  const { effects, calls, effect } = effectLog();
+  const { effects, calls, undoable } = effectLog();
   const saga = defineSaga('merged', { input: z.object({}) })
-    .step('a', {
-      run: (c) => effect(c.idempotencyKey, 'a'),
-      compensate: (c) => effect(c.idempotencyKey, 'undo a'),
-    })
-    .step('b', {
-      run: (c) => effect(c.idempotencyKey, 'b'),
-      compensate: (c) => effect(c.idempotencyKey, 'undo b'),
-    })
-    .step('c', {
-      run: (c) => effect(c.idempotencyKey, 'c'),
-      compensate: (c) => effect(c.idempotencyKey, 'undo c'),
-    })
+    .step('a', undoable('a'))
+    .step('b', undoable('b'))
+    .step('c', undoable('c'))
     .build();
   return { saga, effects, calls };
 }
@@ -329,16 +325,10 @@ describe('merged saga log writes', () => {
 
   /** a and b undoable, c fails for good: the saga compensates b then a. */
   function failingThird() {
-    const { effects, calls, effect } = effectLog();
+    const { effects, calls, undoable } = effectLog();
     const saga = defineSaga('merged-undo', { input: z.object({}) })
-      .step('a', {
-        run: (c) => effect(c.idempotencyKey, 'a'),
-        compensate: (c) => effect(c.idempotencyKey, 'undo a'),
-      })
-      .step('b', {
-        run: (c) => effect(c.idempotencyKey, 'b'),
-        compensate: (c) => effect(c.idempotencyKey, 'undo b'),
-      })
+      .step('a', undoable('a'))
+      .step('b', undoable('b'))
       .step('c', {
         run: () => {
           calls.push('c');
