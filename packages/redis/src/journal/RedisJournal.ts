@@ -31,6 +31,11 @@ const PRUNE = new LuaScript('journal.prune', PRUNE_SCRIPT);
 const APPEND_MANY = new LuaScript('journal.appendMany', APPEND_MANY_SCRIPT);
 const READ_MANY = new LuaScript('journal.readMany', READ_MANY_SCRIPT);
 
+/** Once caught up, a writer prunes at most this often (see `pruneOnAppend`). */
+const PRUNE_INTERVAL_MS = 100;
+/** The most records one append call prunes (the budget of skipped calls adds up to this). */
+const PRUNE_BUDGET_CAP = 250;
+
 /** Options of {@link RedisJournal}. */
 export interface RedisJournalOptions extends JournalOptions {
   /**
@@ -40,8 +45,13 @@ export interface RedisJournalOptions extends JournalOptions {
    */
   keyPrefix?: string;
   /**
-   * How many expired records each append deletes on the way (amortised retention: the store
-   * keeps itself inside its window without a separate job).
+   * How many expired records the appends delete on the way, per append call: up to this many,
+   * or as many as the call appends when that is more, so deletion keeps up with the append rate
+   * (amortised retention: the store keeps itself inside its window without a separate job).
+   * The pruning is amortised: a writer that has learnt that nothing has expired yet (the oldest
+   * record is inside the retention) does not look, and once it has caught up it prunes at most
+   * every 100 ms, with the budget of the calls it skipped (at most 250 records, or this option
+   * when larger, in one call). `0` turns it off (`prune()` then does it all).
    * @default 10
    */
   pruneOnAppend?: number;
@@ -161,6 +171,14 @@ export class RedisJournal implements Journal {
   readonly #timeoutMs: number;
   /** `recordFormat: 'fields'`: new records as `m` + `b`, else as `j` (readable by every version). */
   readonly #fieldsFormat: boolean;
+  /** Amortised pruning (see `#pruneMax`): the budget the skipped calls gave. */
+  #pruneBudget = 0;
+  /** The last pruning used its whole budget: more may be expired, prune on the next call. */
+  #pruneBacklog = false;
+  /** When the last pruning ran (ms, the journal's clock). */
+  #prunedAt = Number.NEGATIVE_INFINITY;
+  /** The oldest seq in `i:all` the last pruning saw: nothing older exists (seqs only grow). */
+  #oldestSeq: number | undefined;
   readonly #indexKeyCache = new Map<string, { readonly keys: readonly string[]; json: string }>();
   #lastIndexKeys:
     | {
@@ -292,14 +310,17 @@ export class RedisJournal implements Journal {
       }
       recordArgs.push(record.id, lastSeqText, meta, body, set);
     }
+    const now = this.#now();
+    const cutSeq = this.#cutSeq(now);
+    const pruneMax = this.#pruneMax(records.length, cutSeq, now);
     const args: (string | Buffer)[] = [
       String(records.length),
       String(setNumbers.size),
       String(keys.length + 1),
       String(published.length),
       this.#prefix,
-      String(this.#cutSeq(this.#now())),
-      String(this.#pruneOnAppend),
+      String(cutSeq),
+      String(pruneMax),
       ...setArgs,
       ...recordArgs,
       ...published,
@@ -308,10 +329,38 @@ export class RedisJournal implements Journal {
     for (const id of published) keys.push(`${this.#prefix}:r:${id}`);
     // One command: the append, then the marks (an id of this batch is marked too), then the
     // pruning. Refused (NOSCRIPT) it wrote nothing, and runs again as EVAL.
-    const [appendedReplies, marked] = (await this.#call(operation, () =>
+    const [appendedReplies, marked, pruned, oldest] = (await this.#call(operation, () =>
       runBuffer(this.#redis, APPEND_MANY, keys, args),
-    )) as [(Buffer | StoredFields)[], number, number];
+    )) as [(Buffer | StoredFields)[], number, number, Buffer | null];
+    if (pruneMax > 0) {
+      this.#pruneBudget = 0;
+      this.#pruneBacklog = pruned >= pruneMax;
+      this.#prunedAt = now;
+      this.#oldestSeq = oldest === null ? undefined : Number(oldest.toString('latin1'));
+    }
     return { appended: appendedReplies, marked };
+  }
+
+  /**
+   * How many expired records this append call prunes (0: none, the script does not look).
+   * Each call adds `max(pruneOnAppend, records appended)` to a budget (capped); the budget is
+   * spent when something may have expired: on the first call, while the last pruning used its
+   * whole budget (a backlog), or, once caught up, at most every PRUNE_INTERVAL_MS and only when
+   * the retention cut-off has passed the oldest record the last pruning saw. Seqs only grow, so
+   * no record older than that one can appear (a new record's seq is above every stored one).
+   */
+  #pruneMax(appending: number, cutSeq: number, now: number): number {
+    if (this.#pruneOnAppend === 0) return 0;
+    const cap = Math.max(this.#pruneOnAppend, PRUNE_BUDGET_CAP);
+    this.#pruneBudget = Math.min(
+      cap,
+      this.#pruneBudget + Math.max(this.#pruneOnAppend, appending),
+    );
+    const oldest = this.#oldestSeq;
+    const due =
+      oldest === undefined ||
+      (cutSeq > oldest && (this.#pruneBacklog || now - this.#prunedAt >= PRUNE_INTERVAL_MS));
+    return due ? this.#pruneBudget : 0;
   }
 
   async markPublished(ids: readonly string[]): Promise<number> {

@@ -10,8 +10,10 @@ import { LUA_HELPERS } from './scripts.js';
  * A batch repeats a few sets of index keys (a service, version and type; a saga), so each set
  * travels once and each record names its set by number. Each index gets ONE ZADD per batch with
  * every record of the batch that goes in it (`i:all` and `i:pending` one each), where a ZADD per
- * record and index cost most of the batch's commands; which records already exist is asked
- * of `i:all` once for the batch (ZMSCORE). The stored layout is the same as before: records
+ * record and index cost most of the batch's commands. Which records already exist is not asked
+ * first: the batch goes into `i:all` with ONE `ZADD NX`, whose count says whether every record
+ * was new (nearly always); only when not are the existing ones found (one ZMSCORE) and the ones
+ * it added taken out again, so the batch then runs as if it had asked. The stored layout is the same as before: records
  * written by this script and by earlier versions read the same either way.
  *
  * KEYS: seqKey, allIndex, pendingIndex, then every index key of the batch once, then the record
@@ -22,7 +24,9 @@ import { LUA_HELPERS } from './scripts.js';
  * (JSON), body (raw bytes), set number; then the ids to mark. A meta starting with '{' is a
  * record in the `j` format (stored as `j`, its body argument ignored); '[' is the `m` + `b`
  * format.
- * Returns { appended, marked, pruned }: `appended` per record in order: its seq for a record it
+ * A pruneMax of 0 skips the pruning (and its reads) altogether.
+ * Returns { appended, marked, pruned, oldest }: `oldest` the smallest seq left in `i:all` after
+ * a pruning that ran (nil when it did not run, or `i:all` is empty); `appended` per record in order: its seq for a record it
  * created from the given one, or { seq, state, j, m, b } for an id already stored (or repeated
  * earlier in the batch): the stored record wins (`j` for a record in the 'json' format, `m` and
  * `b` in 'fields'; the others nil). Created records are not sent back, so a batch costs its
@@ -55,8 +59,49 @@ for n = 1, setCount do
 end
 local ids = {}
 for r = 1, count do ids[r] = ARGV[a + (r - 1) * 5] end
-local stored = scoresOf(allKey, ids)
 local last = tonumber(redis.call('GET', seqKey) or '0')
+-- Optimistic: every record is new (a retry or a repeated id is rare). Each gets its seq and
+-- ONE ZADD NX puts the batch in \`i:all\`; when it added them all, no read of \`i:all\` was needed.
+-- Otherwise the ones it added (their score is the seq given here: every seq stored earlier is
+-- <= last) are taken out again and the batch goes the careful way, from the stored scores.
+local stored, fast = {}, false
+if count > 0 then
+  local seqs, pairs_, s0 = {}, {}, last
+  for r = 1, count do
+    local seq = tonumber(ARGV[a + (r - 1) * 5 + 1])
+    if seq <= s0 then seq = s0 + 1 end
+    s0 = seq
+    local s = string.format('%.0f', seq)
+    seqs[r] = s
+    pairs_[2 * r - 1] = s
+    pairs_[2 * r] = ids[r]
+  end
+  local added = 0
+  local i = 1
+  while i <= 2 * count do
+    local j = math.min(i + CHUNK - 1, 2 * count)
+    added = added + redis.call('ZADD', allKey, 'NX', unpack(pairs_, i, j))
+    i = j + 1
+  end
+  if added < count then
+    stored = scoresOf(allKey, ids)
+    local ours, seen = {}, {}
+    for r = 1, count do
+      -- Ours: added here (its hash is not written yet; a stored record's is, by the invariant).
+      if stored[r] and not seen[ids[r]] and tonumber(stored[r]) == tonumber(seqs[r])
+        and redis.call('EXISTS', KEYS[firstRecordKey + r - 1]) == 0 then
+        ours[#ours + 1] = ids[r]
+        stored[r] = false
+      end
+      seen[ids[r]] = true
+    end
+    if #ours > 0 then send('ZREM', allKey, ours) end
+  else
+    -- Every record is new: the seqs given above are the ones the loop below assigns.
+    fast = seqs
+    zn[allKey] = -1
+  end
+end
 local created = {}
 local out = {}
 for r = 1, count do
@@ -71,10 +116,15 @@ for r = 1, count do
     out[r] = existing
   else
     local set = sets[tonumber(ARGV[a + 4])]
-    local seq = tonumber(ARGV[a + 1])
-    if seq <= last then seq = last + 1 end
-    last = seq
-    local s = string.format('%.0f', seq)
+    local s
+    if fast then
+      s = fast[r]
+    else
+      local seq = tonumber(ARGV[a + 1])
+      if seq <= last then seq = last + 1 end
+      last = seq
+      s = string.format('%.0f', seq)
+    end
     local meta = ARGV[a + 2]
     if string.byte(meta) == 123 then
       redis.call('HSET', rkey, 'q', s, 's', 'pending', 'j', meta, 'ix', set[1])
@@ -84,17 +134,30 @@ for r = 1, count do
     created[id] = true
     for _, key in ipairs(set[2]) do
       local n = zn[key]
-      local t = zadd[key]
-      t[n + 1] = s
-      t[n + 2] = id
-      zn[key] = n + 2
+      if n >= 0 then
+        local t = zadd[key]
+        t[n + 1] = s
+        t[n + 2] = id
+        zn[key] = n + 2
+      end
     end
     out[r] = s
   end
   a = a + 5
 end
 if count > 0 then
-  redis.call('SET', seqKey, string.format('%.0f', last))
+  if fast then
+    redis.call('SET', seqKey, fast[count])
+  else
+    redis.call('SET', seqKey, string.format('%.0f', last))
+  end
+  if zn[pendingKey] > 0 then
+    -- The pin (see PENDING_PIN): already there, it costs a lookup; it makes a new set a skiplist.
+    local t, n = zadd[pendingKey], zn[pendingKey]
+    t[n + 1] = '0'
+    t[n + 2] = PENDING_PIN
+    zn[pendingKey] = n + 2
+  end
   for _, key in ipairs(zkeys) do
     if zn[key] > 0 then send('ZADD', key, zadd[key]) end
   end
@@ -107,7 +170,16 @@ if markCount > 0 then
 end
 -- Pruning is housekeeping: a failure in it (a record whose \`ix\` does not parse) must not fail
 -- the append and marks, which are written by now (a separate call before, whose error was dropped).
-local ok, pruned = pcall(prune, allKey, pendingKey, prefix, ARGV[6], tonumber(ARGV[7]))
-if not ok then pruned = 0 end
-return { out, marked, pruned }
+-- A pruneMax of 0 skips it (the writer knows nothing has expired, or prunes in fewer, bigger
+-- calls); when it ran, the oldest seq left in \`i:all\` goes back, so the writer can skip
+-- until the retention cut-off passes it.
+local pruned, oldest = 0, false
+local pruneMax = tonumber(ARGV[7])
+if pruneMax > 0 then
+  local ok, n = pcall(prune, allKey, pendingKey, prefix, ARGV[6], pruneMax)
+  if ok then pruned = n end
+  local first = redis.call('ZRANGE', allKey, 0, 0, 'WITHSCORES')
+  if first[2] then oldest = first[2] end
+end
+return { out, marked, pruned, oldest }
 `;
