@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { journalContract } from '@backtrack/core/adapter';
 import { probeService, uniqueName } from '../../../test/support/services.js';
 import { RedisJournal } from '../src/journal/RedisJournal.js';
-import { MARK_PUBLISHED_SCRIPT } from '../src/journal/scripts.js';
+import { APPEND_MANY_SCRIPT } from '../src/journal/appendManyScript.js';
+import { MARK_PUBLISHED_SCRIPT, PENDING_PIN } from '../src/journal/scripts.js';
 
 const redis = await probeService('redis');
 
@@ -169,31 +171,122 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
-  it('marks ask i:pending for the whole batch (ZSCORE per id on a server without ZMSCORE) and never recreate a deleted record', async () => {
+  it('marks without reading i:pending first (one HSET per id, one ZREM) and never recreate a deleted record', async () => {
     const c = client();
     const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
     const P = journal.keyPrefix;
     const now = new Date().toISOString();
     try {
       await journal.appendMany(['a', 'b', 'c', 'd'].map((id) => record(id, now)));
-      // Redis before 6.2 answers ZMSCORE with an error: the same script with an unknown
-      // command in its place takes the fallback.
+      // The marks need no ZMSCORE (Redis 6.2+): the same script runs on an older server.
       const old = MARK_PUBLISHED_SCRIPT.replace("'ZMSCORE'", "'NO_SUCH_COMMAND'");
       expect(old).not.toBe(MARK_PUBLISHED_SCRIPT);
       const ids = ['a', 'b', 'a', 'unknown'];
       const keys = [`${P}:i:pending`, ...ids.map((id) => `${P}:r:${id}`)];
       expect(await c.eval(old, keys.length, ...keys, ...ids)).toBe(2);
+      // Marked again: already published, nothing changes.
+      expect(await c.eval(old, keys.length, ...keys, ...ids)).toBe(0);
       expect((await journal.get('a'))?.state).toBe('published');
       expect((await journal.get('b'))?.state).toBe('published');
       expect((await journal.get('c'))?.state).toBe('pending');
       expect(await c.exists(`${P}:r:unknown`)).toBe(0);
       // A record whose hash is gone while its id is still pending (a teardown cut short):
-      // the mark drops the pending entry and does not leave a stub hash behind.
+      // the mark drops the pending entry, does not count it, and leaves no stub hash behind.
       await c.del(`${P}:r:d`);
       expect(await journal.markPublished(['d', 'c'])).toBe(1);
       expect(await c.exists(`${P}:r:d`)).toBe(0);
-      expect(await c.zcard(`${P}:i:pending`)).toBe(0);
+      // Only the pin is left (see PENDING_PIN).
+      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
       expect((await journal.unpublished({ olderThanMs: -60_000 })).map((r) => r.id)).toEqual([]);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
+  it('appends a batch of stored, repeated and new ids like one read of i:all first would (also without ZMSCORE)', async () => {
+    const c = client();
+    let redirected = 0;
+    for (const script of ['as is', 'without ZMSCORE'] as const) {
+      const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+      const P = journal.keyPrefix;
+      const now = Date.now();
+      try {
+        const [a] = await journal.appendMany([record('a', new Date(now).toISOString())]);
+        if (script === 'without ZMSCORE') {
+          // Redis before 6.2: the append's fallback (a ZSCORE per id) in place of ZMSCORE.
+          const old = APPEND_MANY_SCRIPT.replace("'ZMSCORE'", "'NO_SUCH_COMMAND'");
+          expect(old).not.toBe(APPEND_MANY_SCRIPT);
+          // The journal runs its script by sha: the append's calls run this one instead.
+          const sha = createHash('sha1').update(APPEND_MANY_SCRIPT).digest('hex');
+          const buffers = c as unknown as Record<string, (...args: unknown[]) => unknown>;
+          const original = buffers.evalshaBuffer!.bind(c);
+          vi.spyOn(buffers, 'evalshaBuffer').mockImplementation((...args: unknown[]) =>
+            args[0] === sha
+              ? (redirected++, buffers.evalBuffer!.call(c, old, ...args.slice(1)))
+              : original(...args),
+          );
+        }
+        const t = new Date(now).toISOString();
+        const out = await journal.appendMany([
+          record('b', t),
+          record('a', t),
+          record('c', t),
+          record('b', t),
+        ]);
+        expect(out.map((r) => r.id)).toEqual(['b', 'a', 'c', 'b']);
+        // The stored record wins for 'a' and for the repeated 'b'; b and c get the next seqs.
+        expect(out[1]!.seq).toBe(a!.seq);
+        expect(out[0]!.seq).toBe(a!.seq + 1);
+        expect(out[2]!.seq).toBe(a!.seq + 2);
+        expect(out[3]!.seq).toBe(out[0]!.seq);
+        expect(await c.get(`${P}:seq`)).toBe(String(a!.seq + 2));
+        const all = await c.zrange(`${P}:i:all`, 0, -1, 'WITHSCORES');
+        expect(all).toEqual([
+          'a',
+          String(a!.seq),
+          'b',
+          String(a!.seq + 1),
+          'c',
+          String(a!.seq + 2),
+        ]);
+        for (const r of out) expect(await c.hget(`${P}:r:${r.id}`, 'q')).toBe(String(r.seq));
+        expect((await journal.query({})).items.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+        expect(redirected).toBe(script === 'as is' ? 0 : 1);
+      } finally {
+        vi.restoreAllMocks();
+        await journal.destroy();
+      }
+    }
+  });
+
+  it('keeps i:pending a skiplist with a pin member that no reader sees', async () => {
+    const c = client();
+    const journal = new RedisJournal({ keyPrefix: uniqueName('bt-journal') }, { redis: c });
+    const P = journal.keyPrefix;
+    const now = Date.now();
+    try {
+      await journal.appendMany([record('a', new Date(now).toISOString())]);
+      await journal.append(record('b', new Date(now).toISOString()));
+      // A small sorted set would be a listpack (every ZADD and ZREM walks it).
+      expect(await c.object('ENCODING', `${P}:i:pending`)).toBe('skiplist');
+      expect(await c.zscore(`${P}:i:pending`, PENDING_PIN)).toBe('0');
+      // The relay's read, and the one of every earlier version (a seq range from the
+      // retention cut-off), never contain it.
+      expect((await journal.unpublished({ olderThanMs: -60_000 })).map((r) => r.id)).toEqual([
+        'a',
+        'b',
+      ]);
+      const cut = (now - 7 * 24 * 3_600_000) * 1024;
+      expect(await c.zrangebyscore(`${P}:i:pending`, cut, '+inf')).toEqual(['a', 'b']);
+      expect(
+        await journal.appendAndMarkPublished(
+          [record('c', new Date(now).toISOString())],
+          ['a', 'b'],
+        ),
+      ).toBe(2);
+      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN, 'c']);
+      expect(await journal.prune(now + 8 * 24 * 3_600_000)).toBe(3);
+      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
     } finally {
       await journal.destroy();
     }
@@ -214,7 +307,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       const again = await journal.appendMany([...ids, 'big-new'].map((id) => record(id, now)));
       expect(again.slice(0, -1).map((r) => r.seq)).toEqual(stored.map((r) => r.seq));
       expect(await journal.markPublished([...ids, 'big-new'])).toBe(ids.length + 1);
-      expect(await c.zcard(`${P}:i:pending`)).toBe(0);
+      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
     } finally {
       await journal.destroy();
     }
@@ -283,6 +376,94 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       );
       expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(2);
       expect(await c.zcard(`${journal.keyPrefix}:i:s:orders`)).toBe(2);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
+  it('prunes as many records per append call as it appends when that is more than pruneOnAppend (deletion keeps up)', async () => {
+    const c = client();
+    const keyPrefix = uniqueName('bt-journal');
+    const journal = new RedisJournal(
+      { keyPrefix, retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c },
+    );
+    try {
+      const seeding = new RedisJournal(
+        { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
+        { redis: c },
+      );
+      const old = Date.now() - 120_000;
+      await seeding.appendMany(
+        Array.from({ length: 40 }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
+      );
+      const now = new Date().toISOString();
+      // Two batches of 20: 20 deleted per call, where 5 per call would leave 30.
+      await journal.appendMany(Array.from({ length: 20 }, (_, i) => record(`a-${i}`, now)));
+      await journal.appendMany(Array.from({ length: 20 }, (_, i) => record(`b-${i}`, now)));
+      expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(40);
+      expect(
+        await c.zrangebyscore(`${journal.keyPrefix}:i:all`, '-inf', (old + 60) * 1024),
+      ).toEqual([]);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
+  it('does not look for expired records until the retention cut-off passes the oldest record it saw', async () => {
+    const c = client();
+    const T = Date.now();
+    let now = T;
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bt-journal'), retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c, now: () => now },
+    );
+    const P = journal.keyPrefix;
+    try {
+      const [first] = await journal.appendMany([record('first', new Date(T).toISOString())]);
+      // An expired record no writer would make (seqs only grow): the pruning does not look for it
+      // while nothing it knows of can have expired.
+      const seq = (T - 120_000) * 1024;
+      await c.hset(`${P}:r:planted`, 'q', String(seq), 's', 'pending', 'j', '{}', 'ix', '[]');
+      await c.zadd(`${P}:i:all`, seq, 'planted');
+      now = T + 1_000;
+      await journal.appendMany([record('second', new Date(now).toISOString())]);
+      expect(await c.exists(`${P}:r:planted`)).toBe(1);
+      // Past the oldest record's expiry, the next append prunes (and finds the planted one too).
+      now = T + 60_001;
+      await journal.appendMany([record('third', new Date(now).toISOString())]);
+      expect(await c.exists(`${P}:r:planted`, `${P}:r:first`)).toBe(0);
+      expect(await c.zrange(`${P}:i:all`, 0, -1)).toEqual(['second', 'third']);
+      expect(first!.seq).toBe(T * 1024);
+    } finally {
+      await journal.destroy();
+    }
+  });
+
+  it('once caught up, prunes at most every 100 ms', async () => {
+    const c = client();
+    const T = Date.now();
+    let now = T;
+    const journal = new RedisJournal(
+      { keyPrefix: uniqueName('bt-journal'), retentionMs: 60_000, pruneOnAppend: 5 },
+      { redis: c, now: () => now },
+    );
+    const P = journal.keyPrefix;
+    try {
+      await journal.appendMany([record('r1', new Date(T).toISOString())]);
+      await journal.appendMany([record('r2', new Date(T + 10).toISOString())]);
+      now = T + 60_005; // r1 expired: pruned (the last pruning was 60 s ago)
+      await journal.appendMany([record('r3', new Date(now).toISOString())]);
+      expect(await c.exists(`${P}:r:r1`, `${P}:r:r2`)).toBe(1);
+      now = T + 60_050; // r2 expired too, but the last pruning was 45 ms ago
+      await journal.appendMany([record('r4', new Date(now).toISOString())]);
+      expect(await c.exists(`${P}:r:r2`)).toBe(1);
+      // Hidden all the same: retention is applied on every read.
+      expect(await journal.get('r2')).toBeUndefined();
+      now = T + 60_106;
+      await journal.appendMany([record('r5', new Date(now).toISOString())]);
+      expect(await c.exists(`${P}:r:r2`)).toBe(0);
+      expect(await c.zrange(`${P}:i:all`, 0, -1)).toEqual(['r3', 'r4', 'r5']);
     } finally {
       await journal.destroy();
     }

@@ -352,10 +352,7 @@ export class RedisJournal implements Journal {
   #pruneMax(appending: number, cutSeq: number, now: number): number {
     if (this.#pruneOnAppend === 0) return 0;
     const cap = Math.max(this.#pruneOnAppend, PRUNE_BUDGET_CAP);
-    this.#pruneBudget = Math.min(
-      cap,
-      this.#pruneBudget + Math.max(this.#pruneOnAppend, appending),
-    );
+    this.#pruneBudget = Math.min(cap, this.#pruneBudget + Math.max(this.#pruneOnAppend, appending));
     const oldest = this.#oldestSeq;
     const due =
       oldest === undefined ||
