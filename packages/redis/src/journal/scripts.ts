@@ -11,6 +11,7 @@
  * and in `i:pending` exactly while its state is `pending` (every version wrote and deleted them
  * together, in one script). So "is this id stored" is asked of `i:all`, and "is it pending" of
  * `i:pending`, for a whole batch in one command, instead of reading each record's hash.
+ * `i:pending` also holds one member that is not a record, `PENDING_PIN`, at score 0.
  */
 
 /**
