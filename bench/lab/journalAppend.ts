@@ -1,5 +1,14 @@
-// Lab: Redis CPU per journal record for the publisher's write shape (append a batch, mark the
-// previous batch). Usage: tsx --tsconfig ../tsconfig.json lab/journalAppend.ts [records] [batch]
+// Lab: Redis CPU (INFO cpu deltas) and client CPU (process.cpuUsage) per journal record on the
+// publisher's write shape: RedisJournal.appendAndMarkPublished with batches of `batch` records of
+// ~1.2 KB (11 CloudEvents headers), each call marking a previous batch, 4 writers in flight.
+// Usage (from bench/): REDIS_URL=redis://127.0.0.1:PORT npx tsx --tsconfig ../tsconfig.json \
+//   lab/journalAppend.ts [records=50000] [batch=14]
+// Env: NOMARK=1 appendMany without marks; FMT=fields for recordFormat 'fields'; WARM=n records
+// written (and marked) first, not measured; KEEP=1 leaves the keys; HOOK_BEFORE / HOOK_AFTER
+// shell commands around the measured part. Redis CPU on a shared machine is noisy (±15 %); for
+// A/B of the scripts, run a redis-server under `valgrind --tool=callgrind` and zero/dump its
+// counters with the hooks (`callgrind_control -z PID` / `-d PID`): instructions per record are
+// repeatable to ±0.3 % (see bench/README.md, "Session 13, journal13").
 import { execSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -10,22 +19,44 @@ const total = Number(process.argv[2] ?? 50_000);
 const batch = Number(process.argv[3] ?? 14);
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const prefix = `lab-journal-${randomUUID().slice(0, 8)}`;
-const journal = new RedisJournal({ keyPrefix: prefix, recordFormat: (process.env.FMT as 'json' | 'fields') ?? 'json' }, { redis });
+const journal = new RedisJournal(
+  { keyPrefix: prefix, recordFormat: (process.env.FMT as 'json' | 'fields') ?? 'json' },
+  { redis },
+);
 const headers: Record<string, string> = {
-  ce_specversion: '1.0', ce_id: '', ce_source: '//backtrack/orders', ce_type: 'order.placed',
-  ce_time: '', ce_subject: '', 'content-type': 'application/json', ce_dataschema: 'order.placed/v1',
-  ce_sagaid: '', ce_version: '1.4.2', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  ce_specversion: '1.0',
+  ce_id: '',
+  ce_source: '//backtrack/orders',
+  ce_type: 'order.placed',
+  ce_time: '',
+  ce_subject: '',
+  'content-type': 'application/json',
+  ce_dataschema: 'order.placed/v1',
+  ce_sagaid: '',
+  ce_version: '1.4.2',
+  traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
 };
-const body = Buffer.from(JSON.stringify({ orderId: 'o-123456', amount: 4200, items: [{ sku: 'a', qty: 2 }] }));
+const body = Buffer.from(
+  JSON.stringify({ orderId: 'o-123456', amount: 4200, items: [{ sku: 'a', qty: 2 }] }),
+);
 function record(i: number): JournalAppend {
   const id = randomUUID();
   const sagaId = `place-order:o-${Math.floor(i / 4)}`;
   const time = new Date().toISOString();
   return {
-    id, type: ['order.placed', 'payment.charged', 'stock.reserved', 'shipment.created'][i % 4]!, schemaVersion: 1,
-    key: `o-${Math.floor(i / 4)}`, topic: 'orders', service: ['orders', 'payments', 'inventory', 'shipping'][i % 4]!,
-    version: '1.4.2', time, sagaId,
-    message: { headers: { ...headers, ce_id: id, ce_time: time, ce_subject: sagaId, ce_sagaid: sagaId }, body },
+    id,
+    type: ['order.placed', 'payment.charged', 'stock.reserved', 'shipment.created'][i % 4]!,
+    schemaVersion: 1,
+    key: `o-${Math.floor(i / 4)}`,
+    topic: 'orders',
+    service: ['orders', 'payments', 'inventory', 'shipping'][i % 4]!,
+    version: '1.4.2',
+    time,
+    sagaId,
+    message: {
+      headers: { ...headers, ce_id: id, ce_time: time, ce_subject: sagaId, ce_sagaid: sagaId },
+      body,
+    },
   };
 }
 async function cpu(): Promise<number> {
@@ -35,7 +66,8 @@ async function cpu(): Promise<number> {
   return (u + s) * 1e6;
 }
 const batches: JournalAppend[][] = [];
-for (let i = 0; i < total; i += batch) batches.push(Array.from({ length: Math.min(batch, total - i) }, (_, k) => record(i + k)));
+for (let i = 0; i < total; i += batch)
+  batches.push(Array.from({ length: Math.min(batch, total - i) }, (_, k) => record(i + k)));
 // WARM=n: n records written first, not measured, so the indexes are past Redis' small-set
 // encoding (a listpack up to 128 entries) as in a running system. HOOK_BEFORE / HOOK_AFTER:
 // shell commands run right before and after the measured part (e.g. callgrind_control -z / -d
@@ -57,19 +89,31 @@ const t0 = performance.now();
 let prev: string[] = [];
 // 4 writers in flight, like the example's four services.
 let next = 0;
-await Promise.all(Array.from({ length: 4 }, async () => {
-  while (next < batches.length) {
-    const b = batches[next++]!;
-    if (process.env.NOMARK) await journal.appendMany(b); else await journal.appendAndMarkPublished(b, prev);
-    prev = b.map((r) => r.id);
-  }
-}));
+await Promise.all(
+  Array.from({ length: 4 }, async () => {
+    while (next < batches.length) {
+      const b = batches[next++]!;
+      if (process.env.NOMARK) await journal.appendMany(b);
+      else await journal.appendAndMarkPublished(b, prev);
+      prev = b.map((r) => r.id);
+    }
+  }),
+);
 const ms = performance.now() - t0;
 const u = process.cpuUsage(u0);
 const c1 = await cpu();
 if (process.env.HOOK_AFTER) execSync(process.env.HOOK_AFTER);
 const mem = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
-console.log(JSON.stringify({ records: total, batch, redisUsPerRecord: +((c1 - c0) / total).toFixed(2), clientUsPerRecord: +((u.user + u.system) / total).toFixed(2), recordsPerS: Math.round(total / ms * 1000), usedMemoryMB: +(mem / 1e6).toFixed(1) }));
+console.log(
+  JSON.stringify({
+    records: total,
+    batch,
+    redisUsPerRecord: +((c1 - c0) / total).toFixed(2),
+    clientUsPerRecord: +((u.user + u.system) / total).toFixed(2),
+    recordsPerS: Math.round((total / ms) * 1000),
+    usedMemoryMB: +(mem / 1e6).toFixed(1),
+  }),
+);
 // Clean up the lab's keys (KEEP=1: left for the caller, e.g. a FLUSHALL outside a measurement).
 if (!process.env.KEEP) {
   let cursor = '0';

@@ -196,7 +196,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       expect(await journal.markPublished(['d', 'c'])).toBe(1);
       expect(await c.exists(`${P}:r:d`)).toBe(0);
       // Only the pin is left (see PENDING_PIN).
-      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
+      expect(await c.zrange(`${P}:i:pending`, '0', '-1')).toEqual([PENDING_PIN]);
       expect((await journal.unpublished({ olderThanMs: -60_000 })).map((r) => r.id)).toEqual([]);
     } finally {
       await journal.destroy();
@@ -240,7 +240,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
         expect(out[2]!.seq).toBe(a!.seq + 2);
         expect(out[3]!.seq).toBe(out[0]!.seq);
         expect(await c.get(`${P}:seq`)).toBe(String(a!.seq + 2));
-        const all = await c.zrange(`${P}:i:all`, 0, -1, 'WITHSCORES');
+        const all = await c.zrange(`${P}:i:all`, '0', '-1', 'WITHSCORES');
         expect(all).toEqual([
           'a',
           String(a!.seq),
@@ -284,9 +284,9 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
           ['a', 'b'],
         ),
       ).toBe(2);
-      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN, 'c']);
+      expect(await c.zrange(`${P}:i:pending`, '0', '-1')).toEqual([PENDING_PIN, 'c']);
       expect(await journal.prune(now + 8 * 24 * 3_600_000)).toBe(3);
-      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
+      expect(await c.zrange(`${P}:i:pending`, '0', '-1')).toEqual([PENDING_PIN]);
     } finally {
       await journal.destroy();
     }
@@ -307,7 +307,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       const again = await journal.appendMany([...ids, 'big-new'].map((id) => record(id, now)));
       expect(again.slice(0, -1).map((r) => r.seq)).toEqual(stored.map((r) => r.seq));
       expect(await journal.markPublished([...ids, 'big-new'])).toBe(ids.length + 1);
-      expect(await c.zrange(`${P}:i:pending`, 0, -1)).toEqual([PENDING_PIN]);
+      expect(await c.zrange(`${P}:i:pending`, '0', '-1')).toEqual([PENDING_PIN]);
     } finally {
       await journal.destroy();
     }
@@ -433,7 +433,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       now = T + 60_001;
       await journal.appendMany([record('third', new Date(now).toISOString())]);
       expect(await c.exists(`${P}:r:planted`, `${P}:r:first`)).toBe(0);
-      expect(await c.zrange(`${P}:i:all`, 0, -1)).toEqual(['second', 'third']);
+      expect(await c.zrange(`${P}:i:all`, '0', '-1')).toEqual(['second', 'third']);
       expect(first!.seq).toBe(T * 1024);
     } finally {
       await journal.destroy();
@@ -463,7 +463,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       now = T + 60_106;
       await journal.appendMany([record('r5', new Date(now).toISOString())]);
       expect(await c.exists(`${P}:r:r2`)).toBe(0);
-      expect(await c.zrange(`${P}:i:all`, 0, -1)).toEqual(['r3', 'r4', 'r5']);
+      expect(await c.zrange(`${P}:i:all`, '0', '-1')).toEqual(['r3', 'r4', 'r5']);
     } finally {
       await journal.destroy();
     }
