@@ -3,7 +3,8 @@
 // ~1.2 KB (11 CloudEvents headers), each call marking a previous batch, 4 writers in flight.
 // Usage (from bench/): REDIS_URL=redis://127.0.0.1:PORT npx tsx --tsconfig ../tsconfig.json \
 //   lab/journalAppend.ts [records=50000] [batch=14]
-// Env: NOMARK=1 appendMany without marks; FMT=fields for recordFormat 'fields'; WARM=n records
+// Env: NOMARK=1 appendMany without marks; FMT=fields for recordFormat 'fields'; INDEXES=minimal
+// for indexes 'minimal'; WARM=n records
 // written (and marked) first, not measured; KEEP=1 leaves the keys; HOOK_BEFORE / HOOK_AFTER
 // shell commands around the measured part. Redis CPU on a shared machine is noisy (±15 %); for
 // A/B of the scripts, run a redis-server under `valgrind --tool=callgrind` and zero/dump its
@@ -20,7 +21,12 @@ const batch = Number(process.argv[3] ?? 14);
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const prefix = `lab-journal-${randomUUID().slice(0, 8)}`;
 const journal = new RedisJournal(
-  { keyPrefix: prefix, recordFormat: (process.env.FMT as 'json' | 'fields') ?? 'json' },
+  {
+    keyPrefix: prefix,
+    recordFormat: (process.env.FMT as 'json' | 'fields') ?? 'json',
+    // INDEXES=minimal: the opt-in index layout (this branch; the base ignores it).
+    ...(process.env.INDEXES ? { indexes: process.env.INDEXES as 'minimal' } : {}),
+  },
   { redis },
 );
 const headers: Record<string, string> = {

@@ -20,12 +20,17 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     return c;
   };
 
-  for (const recordFormat of ['json', 'fields'] as const) {
+  for (const [recordFormat, indexes] of [
+    ['json', 'all'],
+    ['fields', 'all'],
+    ['json', 'minimal'],
+    ['fields', 'minimal'],
+  ] as const) {
     journalContract(
-      `RedisJournal (recordFormat: '${recordFormat}')`,
+      `RedisJournal (recordFormat: '${recordFormat}', indexes: '${indexes}')`,
       async (options) => {
         const journal = new RedisJournal(
-          { ...options, keyPrefix: uniqueName('bt-journal'), recordFormat },
+          { ...options, keyPrefix: uniqueName('bt-journal'), recordFormat, indexes },
           { redis: client() },
         );
         return { journal, cleanup: () => journal.destroy() };
@@ -33,6 +38,74 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       { describe, it, expect },
     );
   }
+
+  it("indexes: 'minimal' writes i:all, i:pending and i:sv only, and every reader of this version queries it right (the mark)", async () => {
+    const c = client();
+    const keyPrefix = uniqueName('bt-journal');
+    // A reader with the default option, created (and used) before any minimal writer exists.
+    const reader = new RedisJournal({ keyPrefix, maxScanPerQuery: 3 }, { redis: c });
+    const writer = new RedisJournal({ keyPrefix, indexes: 'minimal' }, { redis: c });
+    const P = writer.keyPrefix;
+    const now = Date.now();
+    const rec = (id: string, service: string, type: string, sagaId: string) => ({
+      ...record(id, new Date(now).toISOString()),
+      service,
+      type,
+      sagaId,
+    });
+    try {
+      await reader.append(rec('old', 'orders', 'order.placed', 'saga-1'));
+      expect((await reader.query({ sagaId: 'saga-1' })).items.map((r) => r.id)).toEqual(['old']);
+      await writer.appendMany([
+        rec('m1', 'orders', 'order.placed', 'saga-1'),
+        rec('m2', 'payments', 'payment.charged', 'saga-2'),
+        rec('m3', 'orders', 'order.cancelled', 'saga-1'),
+        rec('m4', 'payments', 'payment.charged', 'saga-1'),
+      ]);
+      expect(await c.get(`${P}:indexes`)).toBe('minimal');
+      const keys = (await c.keys(`${P}:i:*`)).map((k) => k.slice(P.length)).sort();
+      // The default reader's own record put the others there; the writer's only these.
+      expect(keys).toEqual(
+        [
+          ':i:all',
+          ':i:g:saga-1',
+          ':i:pending',
+          ':i:s:orders',
+          ':i:sv:orders:1.0.0',
+          ':i:sv:payments:1.0.0',
+          ':i:t:order.placed',
+        ].sort(),
+      );
+      expect(await c.zrange(`${P}:i:g:saga-1`, '0', '-1')).toEqual(['old']);
+      expect(JSON.parse((await c.hget(`${P}:r:m1`, 'ix'))!)).toEqual([`${P}:i:sv:orders:1.0.0`]);
+      const ids = async (q: Parameters<RedisJournal['query']>[0], j = reader) => {
+        const out: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await j.query({ ...q, cursor });
+          out.push(...page.items.map((r) => r.id));
+          cursor = page.nextCursor;
+        } while (cursor);
+        return out;
+      };
+      for (const j of [reader, writer]) {
+        expect(await ids({ sagaId: 'saga-1' }, j)).toEqual(['old', 'm1', 'm3', 'm4']);
+        expect(await ids({ type: 'payment.charged' }, j)).toEqual(['m2', 'm4']);
+        expect(await ids({ service: 'orders' }, j)).toEqual(['old', 'm1', 'm3']);
+        expect(await ids({ service: 'payments', version: '1.0.0' }, j)).toEqual(['m2', 'm4']);
+        expect(await ids({ service: 'orders', direction: 'backward' }, j)).toEqual([
+          'm3',
+          'm1',
+          'old',
+        ]);
+      }
+      // Pruning removes a minimal record from the indexes it is in.
+      expect(await writer.prune(now + 8 * 24 * 3_600_000)).toBe(5);
+      expect((await c.keys(`${P}:i:*`)).filter((k) => !k.endsWith(':i:pending'))).toEqual([]);
+    } finally {
+      await writer.destroy();
+    }
+  });
 
   it("writes the 'json' format by default, exactly as every earlier version reads it", async () => {
     const c = client();
@@ -320,7 +393,12 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
 
   it('rejects bad options with BT_ERR_REDIS_CONFIG_INVALID', () => {
     const c = client();
-    for (const options of [{ retentionMs: -1 }, { keyPrefix: '' }, { maxScanPerQuery: 0 }]) {
+    for (const options of [
+      { retentionMs: -1 },
+      { keyPrefix: '' },
+      { maxScanPerQuery: 0 },
+      { indexes: 'some' as 'all' },
+    ]) {
       expect(() => new RedisJournal(options, { redis: c })).toThrowError(
         expect.objectContaining({ code: 'BT_ERR_REDIS_CONFIG_INVALID' }),
       );
