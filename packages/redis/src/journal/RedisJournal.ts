@@ -168,7 +168,8 @@ type StoredFields = [
  *   fields and headers, and `b`, the body bytes as they are — `'fields'`, which readers before
  *   that option do not see). Both are read side by side, so no migration step is needed;
  * - sorted sets scored by seq: `P:i:all`, `P:i:pending`, `P:i:s:<service>`,
- *   `P:i:sv:<service>:<version>`, `P:i:t:<type>`, `P:i:g:<sagaId>`.
+ *   `P:i:sv:<service>:<version>`, `P:i:t:<type>`, `P:i:g:<sagaId>` (with `indexes: 'minimal'`:
+ *   `i:all`, `i:pending` and `i:sv` only, and `P:indexes` = `minimal`, the mark readers go by).
  *
  * Appends run in one Lua script (seq assignment, record, indexes: atomic; one ZADD per index per
  * batch), which also applies the marks a batching writer sends along and deletes a few expired
