@@ -413,11 +413,7 @@ describe('runRollback', () => {
     // must handle): batches 1-3 were acknowledged, only batch 1 marked.
     const dying = killable(w.journal, store, 5);
     await expect(
-      runRollback(
-        w.plan,
-        { runId: 'r2', batchSize: 2, batchesInFlight: 1 },
-        { ...w, ...dying },
-      ),
+      runRollback(w.plan, { runId: 'r2', batchSize: 2, batchesInFlight: 1 }, { ...w, ...dying }),
     ).rejects.toThrow('killed');
     expect(w.transport.sent).toHaveLength(6);
     const states = new Map<string, string | undefined>();
@@ -1244,7 +1240,8 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const prepared = new Set<string>();
     const journal = watchingJournal(w.journal, (name, args) => {
       if (name === 'markPublished') return;
-      for (const r of args[0] as { causationId: string }[]) prepared.add(`compensate:${r.causationId}`);
+      for (const r of args[0] as { causationId: string }[])
+        prepared.add(`compensate:${r.causationId}`);
     });
     // The first page's last publish fails (8 effects: 6 items, 3 batches of 2, one lane).
     const publish = w.transport.publish.bind(w.transport);
@@ -1253,7 +1250,14 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       if (++calls === 3) throw new Error('broker down');
       await publish(messages);
     };
-    const deps = { ...w, journal, registry, compensations, progressStore: store, sleep: async () => {} };
+    const deps = {
+      ...w,
+      journal,
+      registry,
+      compensations,
+      progressStore: store,
+      sleep: async () => {},
+    };
     const first = await runRollback(
       summary,
       { runId: 'gate', pageSize: 8, batchSize: 2, batchesInFlight: 1, publishAttempts: 1 },

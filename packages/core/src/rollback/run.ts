@@ -167,10 +167,15 @@ const FINISHED: ReadonlySet<ItemState> = new Set([
  * - One runner at a time: a lease with a token guards the run; progress writes are fenced by the
  *   token, so a runner that lost its lease stops with `RollbackLeaseLostError` instead of
  *   overwriting the one that took over. A second runner gets `RollbackRunLockedError`.
- * - An item is marked `publishing` BEFORE its messages go out and `done` AFTER the broker
- *   acknowledged them. Resume starts at the checkpoint's page, skips its `done` items and
- *   publishes `publishing`/`failed` ones again. The only window for a second publish is a crash
- *   between the broker's acknowledgement and the `done` write; the second copy carries the SAME
+ * - Every batch is journaled and fenced by the lease BEFORE its messages go out; its journal
+ *   records are marked published AFTER the broker acknowledged them (with the lane's batch after
+ *   next). A published item's progress is those marks: the progress store holds no entry for it
+ *   (only failed items, items for a person, skipped ones, sagas, and the retries of items it
+ *   already holds), and `done` items are counted in the checkpoint after their page. Resume starts
+ *   at the checkpoint's page, reads the journal for the items of the pages a killed runner may
+ *   have reached, skips those whose every record is marked published (or stored `done`), and
+ *   publishes the others again. The only window for a second publish is a crash between the
+ *   broker's acknowledgement and the journal mark; the second copy carries the SAME
  *   deterministic envelope id, so every idempotent consumer drops it: a compensation takes effect
  *   once.
  * - Sagas are compensated through the saga engine, which is itself idempotent per saga.
@@ -826,9 +831,7 @@ async function journalDone(
     );
     for (const r of records) if (r?.state === PublishState.Published) published.add(r.id);
   }
-  return items.filter(
-    (i) => i.messages.length > 0 && i.messages.every((m) => published.has(m.id)),
-  );
+  return items.filter((i) => i.messages.length > 0 && i.messages.every((m) => published.has(m.id)));
 }
 
 /** Entries that need no publishing are recorded first, so `status` shows them at once. */
