@@ -2,7 +2,7 @@
  * The drill itself, run once per transport: a bad version publishes N events through the
  * journaling publisher, a consumer with the idempotent middleware applies them to stock levels in
  * Redis, then a rollback runs in a child process that is SIGKILLed half-way (right after the
- * broker acknowledged a batch, before the progress write), and a second child resumes it.
+ * broker acknowledged a batch, before its journal mark), and a second child resumes it.
  * At the end every effect was reversed exactly once in effect: stock is back where it was.
  */
 import { spawn } from 'node:child_process';
