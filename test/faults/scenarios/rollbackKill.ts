@@ -6,7 +6,7 @@
  * - every effect of the bad version is compensated exactly once in effect, and nothing of the
  *   good version is touched (stock back to the levels before the bad deploy);
  * - a compensation reaches the broker more than once only when a kill fell between the broker's
- *   confirm of its batch and the run's progress write; such a repeat carries the SAME message id
+ *   confirm of its batch and its journal mark (the run's progress of it); such a repeat carries the SAME message id
  *   (deterministic), so the consumer's dedupe absorbs it. Repeats are bounded by one batch per kill.
  */
 import { Redis } from 'ioredis';
@@ -165,7 +165,7 @@ export function rollbackKillScenario(options: RollbackKillOptions): void {
         child = startChild('rollbackWorker.ts', config);
         await child.waitFor('ready', 60_000);
         // A random point past the previous one: between batches, mid-publish, or between a
-        // confirm and the progress write.
+        // confirm and the journal mark.
         const target =
           reached +
           1 +

@@ -15,7 +15,7 @@ const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
 const inner = await openTransport(config.kind, config.brokerUrl);
 let publishedBatches = 0;
 // The broker has acknowledged when `inner.publish` resolves; the pause keeps the runner between
-// that acknowledgement and its `done` write, where the parent's SIGKILL lands.
+// that acknowledgement and its journal mark, where the parent's SIGKILL lands.
 const transport: Transport = {
   name: inner.name,
   async publish(messages: OutgoingMessage[]) {

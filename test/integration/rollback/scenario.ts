@@ -44,7 +44,7 @@ export interface DrillConfig {
   runId: string;
   leaseMs: number;
   waitForLeaseMs: number;
-  /** Pause after the broker acknowledged each batch, before the progress write: the crash window. */
+  /** Pause after the broker acknowledged each batch, before its journal mark: the crash window. */
   pauseAfterPublishMs: number;
 }
 

@@ -2,9 +2,19 @@ import type { RollbackPlanSummary } from './plan.js';
 
 /** Progress of one plan item (an effect, a saga, or an effect for a person). */
 export const ItemState = {
-  /** Marked BEFORE its messages go to the transport: on resume the item is published again. */
+  /**
+   * Its messages are going to the transport: on resume the item is published again unless the
+   * journal shows them published. A run stores it only for an item the store already holds (a
+   * failed one retried, or one left by an earlier version's runner); other items' publishing is
+   * fenced by the lease and recorded by the journal alone.
+   */
   Publishing: 'publishing',
-  /** Its messages were acknowledged by the broker (or its saga compensated). */
+  /**
+   * Its messages were acknowledged by the broker (or its saga compensated). Stored for sagas and
+   * for items the store already holds; an item published cleanly is `done` once its journal
+   * records are marked published, and is counted in the checkpoint's `forgotten.done` once its
+   * page is finished (until then the store does not list it).
+   */
   Done: 'done',
   /** Publishing (or saga compensation) failed; a resume retries it. */
   Failed: 'failed',
@@ -17,7 +27,7 @@ export type ItemState = (typeof ItemState)[keyof typeof ItemState];
 
 export interface ItemProgress {
   state: ItemState;
-  /** How many times the item was marked `publishing` (1 on a clean run). */
+  /** How many times the store recorded the item `publishing` (0 for an item published cleanly, whose progress is not stored). */
   attempts: number;
   /** The last error or the reason a person is needed. */
   error?: string;

@@ -404,60 +404,77 @@ describe('runRollback', () => {
     expect(w.transport.sent).toHaveLength(5);
   });
 
-  it('resumes after a crash between publish and the done mark, re-publishing only the batches not marked done, under the same ids', async () => {
-    const w = await planned(6);
-    // The progress store "dies" on the second `done` write. A batch's `done` marks travel with
-    // the `publishing` marks of the batch after next (prepared while the next one is with the
-    // broker): the first carries batch 1's, the second (the lane's end) batches 2 and 3's, so
-    // batches 2 and 3 are published but not marked.
-    let doneWrites = 0;
+  it('resumes after a crash between the broker acknowledgement and the journal marks, re-publishing only the batches not marked published, under the same ids', async () => {
+    const w = await planned(8);
     const store = w.progressStore;
-    const crashing: RollbackProgressStore = {
-      createRun: (...a) => store.createRun(...a),
-      getRun: (...a) => store.getRun(...a),
-      getPlan: (...a) => store.getPlan(...a),
-      listRuns: (...a) => store.listRuns(...a),
-      acquireLease: (...a) => store.acquireLease(...a),
-      renewLease: (...a) => store.renewLease(...a),
-      releaseLease: (...a) => store.releaseLease(...a),
-      getItems: (...a) => store.getItems(...a),
-      getCheckpoint: (...a) => store.getCheckpoint(...a),
-      setCheckpoint: (...a) => store.setCheckpoint(...a),
-      finishRun: (...a) => store.finishRun(...a),
-      setItems: async (runId, token, updates) => {
-        if (updates[0]?.state === 'done' && ++doneWrites === 2) throw new Error('killed');
-        return store.setItems(runId, token, updates);
-      },
-    };
+    // Four batches of 2, one lane. A batch's journal `published` marks travel with the append of
+    // the batch after next (prepared while the next one is with the broker): batch 1's with batch
+    // 3's. Killed at the fence before batch 4 (the fifth: the first records the email a person
+    // must handle): batches 1-3 were acknowledged, only batch 1 marked.
+    const dying = killable(w.journal, store, 5);
     await expect(
-      runRollback(
-        w.plan,
-        { runId: 'r2', batchSize: 2, batchesInFlight: 1, leaseMs: 200 },
-        { ...w, progressStore: crashing },
-      ),
+      runRollback(w.plan, { runId: 'r2', batchSize: 2, batchesInFlight: 1 }, { ...w, ...dying }),
     ).rejects.toThrow('killed');
     expect(w.transport.sent).toHaveLength(6);
-    await new Promise((r) => setTimeout(r, 250)); // the dead runner's lease expires
-    const attemptsBefore = await store.getItems('r2');
+    const states = new Map<string, string | undefined>();
+    for (const i of w.plan.items)
+      for (const m of i.messages) states.set(m.id, (await w.journal.get(m.id))?.state);
+    const marked = w.plan.items.filter((i) =>
+      i.messages.every((m) => states.get(m.id) === 'published'),
+    );
+    expect(marked.map((i) => i.itemId)).toEqual(w.plan.items.slice(0, 2).map((i) => i.itemId));
+    // No progress was stored for the published items: a clean batch's progress is its journal marks.
+    const progressOf = async () =>
+      Object.values(await store.getItems('r2')).filter((p) => p.state !== 'needs-person');
+    expect(await progressOf()).toEqual([]);
     const result = await runRollback(w.plan, { runId: 'r2', batchSize: 2 }, w);
     expect(result.status).toBe('completed');
-    expect(result.summary.reversed).toBe(6);
-    expect(result.summary.published).toBe(4); // batches 2 and 3 again; batch 1 was marked done
+    expect(result.summary.reversed).toBe(8);
+    expect(result.summary.published).toBe(6); // batches 2 and 3 again, and 4; batch 1 was marked
     const sentIds = w.transport.sent.map((m) => m.message.headers.id!);
-    expect(sentIds).toHaveLength(10);
+    expect(sentIds).toHaveLength(12);
     // The duplicates carry the same envelope ids: consumer dedupe makes it one effect each.
-    expect(new Set(sentIds).size).toBe(6);
-    // Batches 2 and 3 were left `publishing` (attempt 1) by the dead runner; the finished page
-    // is then checkpointed and its items forgotten.
-    expect(Object.values(attemptsBefore).filter((i) => i.state === 'publishing')).toHaveLength(4);
-    expect(Object.values(attemptsBefore).filter((i) => i.state === 'done')).toHaveLength(2);
-    const left = Object.values(await store.getItems('r2'));
-    expect(left.filter((i) => i.state === 'done' || i.state === 'publishing')).toEqual([]);
+    expect(new Set(sentIds).size).toBe(8);
+    const resent = w.transport.sent.slice(6).map((m) => m.message.headers.id!);
+    for (const i of marked) for (const m of i.messages) expect(resent).not.toContain(m.id);
+    expect(await progressOf()).toEqual([]);
     expect(await store.getCheckpoint('r2')).toMatchObject({
       complete: true,
       pages: 1,
-      forgotten: { done: 6 },
+      forgotten: { done: 8 },
     });
+  });
+
+  it('a resume takes an item whose journal records are marked published as done, with no progress entry for it (and publishes it once)', async () => {
+    const w = await planned(8);
+    const store = w.progressStore;
+    // Every batch acknowledged; batches 1 and 2 marked published with the appends of batches 3
+    // and 4; the runner killed at the lane's last marks (batches 3 and 4), before its checkpoint.
+    const dying = killable(w.journal, store);
+    const journal = watchingJournal(dying.journal, (name) => {
+      if (name === 'markPublished') dying.kill();
+    });
+    await expect(
+      runRollback(
+        w.plan,
+        { runId: 'r2b', batchSize: 2, batchesInFlight: 1 },
+        { ...w, progressStore: dying.progressStore, journal },
+      ),
+    ).rejects.toThrow('killed');
+    const sentBefore = w.transport.sent.length;
+    expect(sentBefore).toBe(8);
+    const before = await store.getItems('r2b');
+    expect(Object.values(before).filter((p) => p.state === 'done')).toEqual([]);
+    const result = await runRollback(w.plan, { runId: 'r2b', batchSize: 2 }, w);
+    expect(result.status).toBe('completed');
+    expect(result.summary).toMatchObject({ reversed: 8, published: 4 });
+    const resent = w.transport.sent.slice(sentBefore).map((m) => m.message.headers.causationid!);
+    expect(resent.sort()).toEqual(
+      w.plan.items
+        .slice(4)
+        .map((i) => i.original.id)
+        .sort(),
+    );
   });
 
   it('lets only one runner run a plan: the second one gets BT_ERR_ROLLBACK_RUN_LOCKED', async () => {
@@ -727,7 +744,7 @@ describe('runRollback with several batches in flight', () => {
     };
   }
 
-  it('keeps plan order per key, journals each batch with one appendMany and renews no lease per batch', async () => {
+  it('keeps plan order per key, journals each batch with one appendMany, fences each batch with one lease renewal and stores no item progress', async () => {
     const w = await plannedKeyed(60, 5);
     let appendMany = 0;
     let append = 0;
@@ -748,10 +765,15 @@ describe('runRollback with several batches in flight', () => {
       prune: (now) => w.journal.prune(now),
     };
     const store = w.progressStore;
+    let setItems = 0;
     const progressStore = wrapStore(store, {
       renewLease: (...a) => {
         renewals++;
         return store.renewLease(...a);
+      },
+      setItems: (...a) => {
+        setItems++;
+        return store.setItems(...a);
       },
     });
     const result = await runRollback(
@@ -763,7 +785,9 @@ describe('runRollback with several batches in flight', () => {
     expect(result.summary.reversed).toBe(60);
     expect(append).toBe(0);
     expect(appendMany).toBe(15);
-    expect(renewals).toBe(0);
+    // The fence of each batch before it publishes; its progress is its journal marks.
+    expect(renewals).toBe(15);
+    expect(setItems).toBe(0);
     const sentCausation = w.transport.sent.map((m) => m.message.headers.causationid!);
     expect(new Set(sentCausation).size).toBe(60);
     const planned = w.plan.items.map((i) => i.original);
@@ -815,26 +839,24 @@ describe('runRollback with several batches in flight', () => {
   it('a run killed with batches in flight resumes without publishing a done item again', async () => {
     const w = await plannedKeyed(40, 8);
     const store = w.progressStore;
-    let doneWrites = 0;
-    const crashing = wrapStore(store, {
-      setItems: async (...a) => {
-        if (a[2][0]?.state === 'done' && ++doneWrites === 4) throw new Error('killed');
-        return store.setItems(...a);
-      },
-    });
+    // Four lanes of four batches. Killed at the 13th batch's fence: the batches before it were
+    // acknowledged, and each lane's first batch was marked published with its third's append.
+    const dying = killable(w.journal, store, 13);
     await expect(
       runRollback(
         w.plan,
-        { runId: 'p2', batchSize: 3, batchesInFlight: 4, leaseMs: 200 },
-        { ...w, progressStore: crashing, transport: jitteryTransport(w.transport) },
+        { runId: 'p2', batchSize: 3, batchesInFlight: 4 },
+        { ...w, ...dying, transport: jitteryTransport(w.transport) },
       ),
     ).rejects.toThrow('killed');
-    const doneBefore = Object.entries(await store.getItems('p2'))
-      .filter(([, p]) => p.state === 'done')
-      .map(([itemId]) => w.plan.items.find((i) => i.itemId === itemId)!.original.id);
+    const doneBefore: string[] = [];
+    for (const i of w.plan.items) {
+      const states = await Promise.all(i.messages.map((m) => w.journal.get(m.id)));
+      if (states.every((r) => r?.state === 'published')) doneBefore.push(i.original.id);
+    }
     expect(doneBefore.length).toBeGreaterThan(0);
     const sentBefore = w.transport.sent.length;
-    await new Promise((r) => setTimeout(r, 250));
+    expect(sentBefore).toBeGreaterThan(doneBefore.length);
     const result = await runRollback(w.plan, { runId: 'p2', batchSize: 3, batchesInFlight: 4 }, w);
     expect(result.status).toBe('completed');
     expect(result.summary.reversed).toBe(40);
@@ -849,11 +871,11 @@ describe('runRollback with several batches in flight', () => {
   it('stops every lane when the lease is lost, before publishing more', async () => {
     const w = await plannedKeyed(30, 6);
     const store = w.progressStore;
-    let writes = 0;
+    let fences = 0;
     const fenced = wrapStore(store, {
-      setItems: async (...a) => {
-        if (++writes === 3) throw new RollbackLeaseLostError('p3');
-        return store.setItems(...a);
+      renewLease: async (...a) => {
+        if (++fences === 3) throw new RollbackLeaseLostError('p3');
+        return store.renewLease(...a);
       },
     });
     await expect(
@@ -863,7 +885,7 @@ describe('runRollback with several batches in flight', () => {
         { ...w, progressStore: fenced },
       ),
     ).rejects.toMatchObject({ code: 'BT_ERR_ROLLBACK_LEASE_LOST' });
-    // At most the batches that were already past their `publishing` write went out.
+    // At most the batches that were already past their fence went out.
     expect(w.transport.sent.length).toBeLessThanOrEqual(2 * 3);
   });
 });
@@ -959,6 +981,69 @@ function overriding(
   });
 }
 
+/** The journal's writes (appends and marks), each reported before it is done. */
+const JOURNAL_WRITES = ['append', 'appendMany', 'appendAndMarkPublished', 'markPublished'];
+
+/** `journal` with `before(name, args)` called before each of its writes (it may throw). */
+function watchingJournal(
+  journal: Journal,
+  before: (name: string, args: unknown[]) => void,
+): Journal {
+  return new Proxy(journal, {
+    get(target, name: string) {
+      const value = (target as unknown as Record<string, unknown>)[name];
+      if (typeof value !== 'function') return value;
+      const fn = value as (...a: unknown[]) => Promise<unknown>;
+      if (!JOURNAL_WRITES.includes(name)) return fn.bind(target);
+      return async (...args: unknown[]) => {
+        before(name, args);
+        return fn.apply(target, args);
+      };
+    },
+  });
+}
+
+/**
+ * A progress store and a journal that die together, as a killed process does: at the
+ * `killAtFence`-th fenced progress call before a publish (`renewLease` or `setItems`), or at
+ * `kill()`, that call and every later write of both throw `killed` (the runner's own
+ * `releaseLease` on the way out still works, as a killed runner's lease expires).
+ */
+function killable(journal: Journal, store: RollbackProgressStore, killAtFence = Infinity) {
+  const state = { killed: false, fences: 0 };
+  const dead = () => {
+    if (state.killed) throw new Error('killed');
+  };
+  const fence = () => {
+    if (++state.fences === killAtFence) state.killed = true;
+    dead();
+  };
+  const progressStore = overriding(store, {
+    renewLease: async (...a: Parameters<RollbackProgressStore['renewLease']>) => {
+      fence();
+      return store.renewLease(...a);
+    },
+    setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
+      fence();
+      return store.setItems(...a);
+    },
+    setCheckpoint: async (...a: Parameters<RollbackProgressStore['setCheckpoint']>) => {
+      dead();
+      return store.setCheckpoint(...a);
+    },
+    finishRun: async (...a: Parameters<RollbackProgressStore['finishRun']>) => {
+      dead();
+      return store.finishRun(...a);
+    },
+  });
+  return {
+    progressStore,
+    journal: watchingJournal(journal, dead),
+    state,
+    kill: () => (state.killed = true),
+  };
+}
+
 describe('a plan streamed from the journal (summarizeRollback + runRollback)', () => {
   /** `n` reversible effects over 4 keys, with an irreversible and a nothing-to-do one every 10. */
   async function journaled(n: number) {
@@ -1011,12 +1096,10 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const summary = await summarizeRollback(options, w.deps);
     const log: string[] = [];
     const store = new InMemoryRollbackProgressStore();
-    const watched = overriding(store, {
-      setItems: (...a: Parameters<RollbackProgressStore['setItems']>) => {
-        const publishing = a[2].filter((u) => u.state === 'publishing').length;
-        if (publishing > 0) log.push(`prepare ${publishing}`);
-        return store.setItems(...a);
-      },
+    // A batch's preparation: its journal append (its fence carries no items).
+    const journal = watchingJournal(w.journal, (name, args) => {
+      const records = args[0] as unknown[];
+      if (name !== 'markPublished' && records.length > 0) log.push(`prepare ${records.length}`);
     });
     const publish = w.transport.publish.bind(w.transport);
     w.transport.publish = (messages) => {
@@ -1026,7 +1109,7 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const result = await runRollback(
       summary,
       { runId: 'order-of-work', batchSize: 3, batchesInFlight: 1 },
-      { ...w, registry, compensations, progressStore: watched },
+      { ...w, journal, registry, compensations, progressStore: store },
     );
     expect(result.status).toBe('completed');
     // 8 items in batches of 3: each batch is published before the next one is prepared.
@@ -1153,12 +1236,12 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
     const summary = await summarizeRollback(options, w.deps);
     const store = new InMemoryRollbackProgressStore();
+    // Prepared: the item's compensation journaled (before its batch may publish).
     const prepared = new Set<string>();
-    const watched = overriding(store, {
-      setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
-        await store.setItems(...a);
-        for (const u of a[2]) if (u.state === 'publishing') prepared.add(u.itemId);
-      },
+    const journal = watchingJournal(w.journal, (name, args) => {
+      if (name === 'markPublished') return;
+      for (const r of args[0] as { causationId: string }[])
+        prepared.add(`compensate:${r.causationId}`);
     });
     // The first page's last publish fails (8 effects: 6 items, 3 batches of 2, one lane).
     const publish = w.transport.publish.bind(w.transport);
@@ -1167,7 +1250,14 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       if (++calls === 3) throw new Error('broker down');
       await publish(messages);
     };
-    const deps = { ...w, registry, compensations, progressStore: watched, sleep: async () => {} };
+    const deps = {
+      ...w,
+      journal,
+      registry,
+      compensations,
+      progressStore: store,
+      sleep: async () => {},
+    };
     const first = await runRollback(
       summary,
       { runId: 'gate', pageSize: 8, batchSize: 2, batchesInFlight: 1, publishAttempts: 1 },
@@ -1175,7 +1265,7 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     );
     expect(first.status).toBe('failed');
     const sentBefore = w.transport.sent.map((m) => m.message.headers.causationid!);
-    // The second page was prepared (its first batch marked publishing) but never published.
+    // The second page was prepared (its first batch journaled) but never published.
     const firstPage = new Set(sentBefore.map((id) => `compensate:${id}`));
     expect(
       [...prepared].some((id) => !firstPage.has(id) && !first.failed.some((f) => f.itemId === id)),
@@ -1311,51 +1401,65 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
     expect(calls.n).toBe(32);
   });
 
+  /** The plan items whose every journal record is marked published (a runner finished them). */
+  async function journalDoneOf(
+    journal: Journal,
+    options: Parameters<typeof planRollback>[0],
+    deps: Parameters<typeof planRollback>[1],
+  ) {
+    const full = await planRollback(options, deps);
+    const done = new Set<string>();
+    for (const item of full.items) {
+      const records = await Promise.all(item.messages.map((m) => journal.get(m.id)));
+      if (records.every((r) => r?.state === 'published')) done.add(item.itemId);
+    }
+    return done;
+  }
+
   it("killed after taking the summary's planning, resumes from the journal with every effect reversed once", async () => {
     const w = await journaled(3_000);
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
     const summary = await summarizeRollback(options, w.deps);
     const store = new InMemoryRollbackProgressStore();
-    const done = new Set<string>();
     let checkpoints = 0;
-    const crashing = overriding(store, {
-      setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
-        await store.setItems(...a);
-        for (const u of a[2]) if (u.state === 'done') done.add(u.itemId);
-      },
-      // Killed at its second checkpoint: one kept page checkpointed, the second one published.
+    const dying = killable(w.journal, store);
+    // Killed at its second checkpoint: one kept page checkpointed, the second one published.
+    const crashing = overriding(dying.progressStore, {
       setCheckpoint: async (...a: Parameters<RollbackProgressStore['setCheckpoint']>) => {
-        if (++checkpoints === 2) throw new Error('killed');
-        await store.setCheckpoint(...a);
+        if (++checkpoints === 2) dying.kill();
+        await dying.progressStore.setCheckpoint(...a);
       },
     });
-    const run = (progressStore: RollbackProgressStore) =>
+    const run = (progressStore: RollbackProgressStore, journal: Journal) =>
       runRollback(
         summary,
         { runId: 'k', pageSize: 1_000 },
-        { ...w, registry, compensations, progressStore },
+        { ...w, journal, registry, compensations, progressStore },
       );
-    await expect(run(crashing)).rejects.toThrow('killed');
+    await expect(run(crashing, dying.journal)).rejects.toThrow('killed');
     const sentBefore = w.transport.sent.length;
     // The second page's checkpoint is written while the third page publishes: the crash surfaces
-    // at the third page's end, with every message sent so far marked done.
+    // at the third page's end. What was marked published in the journal is done.
     expect(sentBefore).toBeGreaterThanOrEqual(1_600);
-    expect(done.size).toBe(sentBefore);
-    const result = await run(store);
+    const done = await journalDoneOf(w.journal, options, w.deps);
+    expect(done.size).toBeGreaterThan(800);
+    expect(done.size).toBeLessThanOrEqual(sentBefore);
+    const result = await run(store, w.journal);
     expect(result.status).toBe('completed');
     expect(result.summary).toMatchObject({ reversed: 2_400, skipped: 300, needsPerson: 300 });
-    // Resumed at the second page, planned from the journal: its done items are not published again.
+    // Resumed at the second page, planned from the journal: its items marked published are not
+    // published again, every other one is (a second copy under the same id when it was sent).
     const resent = w.transport.sent
       .slice(sentBefore)
       .map((m) => `compensate:${m.message.headers.causationid!}`);
-    expect(resent).toHaveLength(2_400 - sentBefore);
     expect(resent.filter((id) => done.has(id))).toEqual([]);
+    expect(resent).toHaveLength(2_400 - done.size);
     const all = w.transport.sent.map((m) => m.message.headers);
     expect(new Set(all.map((h) => h.causationid)).size).toBe(2_400);
     expect(new Set(all.map((h) => h.id)).size).toBe(2_400);
   }, 60_000);
 
-  it('killed at any progress write, resumes with every effect reversed and none done published again', async () => {
+  it('killed at any write (progress store or journal), resumes with every effect reversed and none marked published again', async () => {
     const options = { service: 'inventory', version: '2.0.0', strategy: 'compensate' } as const;
     let crashPoint = 1;
     for (; ; crashPoint++) {
@@ -1363,25 +1467,38 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       const summary = await summarizeRollback(options, w.deps);
       const store = new InMemoryRollbackProgressStore();
       let writes = 0;
-      const done = new Set<string>();
-      const crashing = overriding(store, {
+      const dying = killable(w.journal, store);
+      const at = () => {
+        if (++writes === crashPoint) dying.kill();
+      };
+      // Every write the run makes counts: its fences, progress writes and checkpoints, and its
+      // journal appends and marks. From the crash point on, all of them fail.
+      const crashing = overriding(dying.progressStore, {
+        renewLease: async (...a: Parameters<RollbackProgressStore['renewLease']>) => {
+          at();
+          await dying.progressStore.renewLease(...a);
+        },
         setItems: async (...a: Parameters<RollbackProgressStore['setItems']>) => {
-          if (++writes === crashPoint) throw new Error('killed');
-          await store.setItems(...a);
-          for (const u of a[2]) if (u.state === 'done') done.add(u.itemId);
+          at();
+          await dying.progressStore.setItems(...a);
         },
         setCheckpoint: async (...a: Parameters<RollbackProgressStore['setCheckpoint']>) => {
-          if (++writes === crashPoint) throw new Error('killed');
-          await store.setCheckpoint(...a);
+          at();
+          await dying.progressStore.setCheckpoint(...a);
+        },
+        finishRun: async (...a: Parameters<RollbackProgressStore['finishRun']>) => {
+          at();
+          await dying.progressStore.finishRun(...a);
         },
       });
-      const run = (progressStore: RollbackProgressStore, leaseMs: number) =>
+      const journal = watchingJournal(dying.journal, at);
+      const run = (progressStore: RollbackProgressStore, j: Journal) =>
         runRollback(
           summary,
-          { runId: 'k', pageSize: 7, batchSize: 2, batchesInFlight: 2, leaseMs },
-          { ...w, registry, compensations, progressStore },
+          { runId: 'k', pageSize: 7, batchSize: 2, batchesInFlight: 2 },
+          { ...w, journal: j, registry, compensations, progressStore, sleep: async () => {} },
         );
-      const first = await run(crashing, 160).then(
+      const first = await run(crashing, journal).then(
         (r) => r,
         (error: Error) => error,
       );
@@ -1392,8 +1509,9 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       }
       expect(first.message).toBe('killed');
       const sentBefore = w.transport.sent.length;
+      const done = await journalDoneOf(w.journal, options, w.deps);
       // (The failed runner released its lease on the way out, as a killed one's expires.)
-      const result = await run(store, 30_000);
+      const result = await run(store, w.journal);
       expect(result.status).toBe('completed');
       expect(result.summary).toMatchObject({ reversed: 24, skipped: 3, needsPerson: 3 });
       const resent = w.transport.sent
@@ -1405,6 +1523,6 @@ describe('a plan streamed from the journal (summarizeRollback + runRollback)', (
       expect(new Set(all.map((h) => h.causationid)).size).toBe(24);
       expect(new Set(all.map((h) => h.id)).size).toBe(24);
     }
-    expect(crashPoint).toBeGreaterThan(10);
+    expect(crashPoint).toBeGreaterThan(20);
   }, 30_000);
 });

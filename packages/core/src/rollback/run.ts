@@ -2,7 +2,12 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import { ConnectionAccessError } from '../errors/ConnectionAccessError.js';
-import { appendAndMarkPublished, type Journal, type JournalAppend } from '../journal/Journal.js';
+import {
+  appendAndMarkPublished,
+  PublishState,
+  type Journal,
+  type JournalAppend,
+} from '../journal/Journal.js';
 import { createDefaultLogger } from '../logging/logger.js';
 import type { OutgoingMessage, Transport } from '../transport/Transport.js';
 import { RollbackConfigError, RollbackLeaseLostError, RollbackRunLockedError } from './errors.js';
@@ -162,10 +167,15 @@ const FINISHED: ReadonlySet<ItemState> = new Set([
  * - One runner at a time: a lease with a token guards the run; progress writes are fenced by the
  *   token, so a runner that lost its lease stops with `RollbackLeaseLostError` instead of
  *   overwriting the one that took over. A second runner gets `RollbackRunLockedError`.
- * - An item is marked `publishing` BEFORE its messages go out and `done` AFTER the broker
- *   acknowledged them. Resume starts at the checkpoint's page, skips its `done` items and
- *   publishes `publishing`/`failed` ones again. The only window for a second publish is a crash
- *   between the broker's acknowledgement and the `done` write; the second copy carries the SAME
+ * - Every batch is journaled and fenced by the lease BEFORE its messages go out; its journal
+ *   records are marked published AFTER the broker acknowledged them (with the lane's batch after
+ *   next). A published item's progress is those marks: the progress store holds no entry for it
+ *   (only failed items, items for a person, skipped ones, sagas, and the retries of items it
+ *   already holds), and `done` items are counted in the checkpoint after their page. Resume starts
+ *   at the checkpoint's page, reads the journal for the items of the pages a killed runner may
+ *   have reached, skips those whose every record is marked published (or stored `done`), and
+ *   publishes the others again. The only window for a second publish is a crash between the
+ *   broker's acknowledgement and the journal mark; the second copy carries the SAME
  *   deterministic envelope id, so every idempotent consumer drops it: a compensation takes effect
  *   once.
  * - Sagas are compensated through the saga engine, which is itself idempotent per saga.
@@ -219,7 +229,7 @@ async function runUntraced(
     planId: plan.planId,
   });
 
-  await store.createRun(runId, plan);
+  const { created } = await store.createRun(runId, plan);
   const lease = await holdLease(store, o, sleep, logger);
   try {
     const checkpoint = (await store.getCheckpoint(runId)) ?? {
@@ -229,7 +239,7 @@ async function runUntraced(
       forgotten: { done: 0, skipped: 0 },
       totals: emptyTotals(),
     };
-    const { progress, write } = await loadProgress(
+    const { progress, write, writeLane, stored } = await loadProgress(
       store,
       o,
       lease.token,
@@ -248,6 +258,11 @@ async function runUntraced(
       checkLease: lease.check,
       progress,
       write,
+      writeLane,
+      stored,
+      // A run that existed before (a resume) learns from the journal which items a killed runner
+      // published (their progress is not stored, see `mustStore`).
+      journalCheck: created ? 0 : JOURNAL_CHECK_PAGES,
       stop,
       stopped: () => stop.fatal || o.signal?.aborted === true || stop.failedBatchesInARow >= 3,
       sagasCounted: new Set(),
@@ -380,8 +395,11 @@ async function runPages(
     };
     if (page.cursor !== undefined) done.cursor = page.cursor;
     run.checkLease();
-    await store.setCheckpoint(o.runId, token, done, outcome.forget);
+    // The store forgets the entries it holds; the others (a lane's done marks) were never stored.
+    const held = outcome.forget.filter((id) => run.stored.has(id));
+    await store.setCheckpoint(o.runId, token, done, held);
     for (const id of outcome.forget) delete progress[id];
+    for (const id of held) run.stored.delete(id);
     Object.assign(checkpoint, done);
   };
   // The page publishing now, and the one after it, started early when this one has no sagas: its
@@ -674,6 +692,13 @@ interface RunProgress {
   progress: Record<string, ItemProgress>;
   /** Stores the updates (fenced by the lease token), then applies and reports them. */
   write: (updates: ItemUpdate[]) => Promise<void>;
+  /**
+   * A lane's marks: stores only those the store must hold (see {@link mustStore}), then applies
+   * and reports them all. With `fence`, a call with nothing to store still checks (and renews) the
+   * lease, so a runner that lost it publishes nothing more. `silent`: counted, not reported to
+   * `onProgress` (items a killed runner finished, already reported by it).
+   */
+  writeLane: (updates: ItemUpdate[], fence: boolean, silent?: boolean) => Promise<void>;
 }
 
 /** Loads the stored progress (a resumed run starts from it) and keeps the finished count. */
@@ -683,7 +708,7 @@ async function loadProgress(
   token: string,
   total: number,
   forgotten: { done: number; skipped: number },
-): Promise<RunProgress> {
+): Promise<RunProgress & { stored: Set<string> }> {
   const { runId } = o;
   const progress = await store.getItems(runId);
   // What a killed runner finished counts from the start: the items checkpointed pages forgot,
@@ -693,7 +718,7 @@ async function loadProgress(
     forgotten.done +
     forgotten.skipped +
     Object.values(progress).filter((p) => FINISHED.has(p.state)).length;
-  const report = (updates: readonly ItemUpdate[]) => {
+  const report = (updates: readonly ItemUpdate[], silent = false) => {
     for (const u of updates) {
       const before = progress[u.itemId]?.state;
       if (FINISHED.has(u.state) && !(before && FINISHED.has(before))) finished++;
@@ -702,7 +727,7 @@ async function loadProgress(
       if (u.error) p = { state: u.state, attempts: 0, updatedAt: '', error: u.error };
       else p = plainProgress(u.state);
       progress[u.itemId] = p;
-      if (o.onProgress === undefined) continue;
+      if (o.onProgress === undefined || silent) continue;
       try {
         o.onProgress({ runId: runId, itemId: u.itemId, state: u.state, finished, total });
       } catch {
@@ -710,12 +735,39 @@ async function loadProgress(
       }
     }
   };
+  // The items the store holds an entry of (loaded, or written since): their later marks are
+  // stored too, so the store never shows a stale `failed` (or an earlier version's `publishing`).
+  const stored = new Set(Object.keys(progress));
   const write = async (updates: ItemUpdate[]) => {
     if (updates.length === 0) return;
     await store.setItems(runId, token, updates);
+    for (const u of updates) stored.add(u.itemId);
     report(updates);
   };
-  return { progress, write };
+  const writeLane = async (updates: ItemUpdate[], fence: boolean, silent = false) => {
+    const kept = updates.filter((u) => mustStore(u, stored));
+    if (kept.length > 0) {
+      await store.setItems(runId, token, kept);
+      for (const u of kept) stored.add(u.itemId);
+    } else if (fence) await store.renewLease(runId, token, o.leaseMs);
+    report(updates, silent);
+  };
+  return { progress, write, writeLane, stored };
+}
+
+/**
+ * Whether a lane's mark goes to the store. A plain `publishing` or `done` mark does not (issue 14:
+ * two hash entries per effect were a third of the run's Redis time): an item is done once its
+ * journal records are marked published, which {@link appendAndMarkPublished} writes with the next
+ * batch, and a resumed run reads the journal to learn it (see {@link journalDone}). Errors, and
+ * marks of an item the store already holds (a failed one retried), are stored.
+ */
+function mustStore(u: ItemUpdate, stored: ReadonlySet<string>): boolean {
+  return (
+    u.error !== undefined ||
+    (u.state !== ItemState.Publishing && u.state !== ItemState.Done) ||
+    stored.has(u.itemId)
+  );
 }
 
 /** The run's own progress entry of an item in `state` with no error: read only, shared. */
@@ -746,6 +798,40 @@ interface RunContext extends RunProgress {
   stopped: () => boolean;
   /** Sagas counted as compensated by this runner (a saga's effects may span pages). */
   sagasCounted: Set<string>;
+  /** The items the store holds an entry of. */
+  stored: Set<string>;
+  /**
+   * Pages left to check against the journal before they publish (a resume): reset to
+   * {@link JOURNAL_CHECK_PAGES} by a page with an item found published, so the check ends two
+   * pages after the last one a killed runner reached.
+   */
+  journalCheck: number;
+}
+
+/** See {@link RunContext.journalCheck}. */
+const JOURNAL_CHECK_PAGES = 2;
+
+/** Journal reads in flight at once while a resumed run checks a page. */
+const JOURNAL_CHECK_READS = 256;
+
+/**
+ * The items of `items` whose every message's journal record is marked published: a killed runner
+ * published them (the broker acknowledged each batch before its marks were written). An item with
+ * a record not found or still pending is published again, under the same ids.
+ */
+async function journalDone(
+  journal: Journal,
+  items: readonly RollbackPlanItem[],
+): Promise<RollbackPlanItem[]> {
+  const ids = items.flatMap((i) => i.messages.map((m) => m.id));
+  const published = new Set<string>();
+  for (let start = 0; start < ids.length; start += JOURNAL_CHECK_READS) {
+    const records = await Promise.all(
+      ids.slice(start, start + JOURNAL_CHECK_READS).map((id) => journal.get(id)),
+    );
+    for (const r of records) if (r?.state === PublishState.Published) published.add(r.id);
+  }
+  return items.filter((i) => i.messages.length > 0 && i.messages.every((m) => published.has(m.id)));
 }
 
 /** Entries that need no publishing are recorded first, so `status` shows them at once. */
@@ -776,7 +862,19 @@ async function publishLanes(
   lastBatches: () => void,
 ): Promise<PageRun> {
   const { progress, logger, o } = run;
-  const todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+  let todo = items.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+  if (run.journalCheck > 0 && todo.length > 0) {
+    const published = await journalDone(run.journal, todo);
+    run.journalCheck = published.length > 0 ? JOURNAL_CHECK_PAGES : run.journalCheck - 1;
+    if (published.length > 0) {
+      await run.writeLane(
+        published.map((i) => ({ itemId: i.itemId, state: ItemState.Done })),
+        false,
+        true,
+      );
+      todo = todo.filter((i) => progress[i.itemId]?.state !== ItemState.Done);
+    }
+  }
   if (todo.length < items.length) {
     logger.info(
       { alreadyDone: items.length - todo.length, left: todo.length },
@@ -924,7 +1022,9 @@ async function runLane(
     handed.push(marks);
     // The lane's last marks: awaited here when the lane throws; otherwise handed to the page,
     // which writes its checkpoint after them (while the next page publishes, if this one is clean).
-    settled = Promise.all([run.write(carry), markLeft(run, handed)]).then(() => undefined);
+    settled = Promise.all([run.writeLane(carry, false), markLeft(run, handed)]).then(
+      () => undefined,
+    );
     if (threw) await settled;
   }
   return { published, clean, settled };
@@ -1087,7 +1187,8 @@ function prepareBatch(
       records.push(record);
     }
   }
-  const written = run.write(updates);
+  // Fenced by the lease before the batch goes out, even when nothing of it is stored.
+  const written = run.writeLane(updates, true);
   const appended = appendOnce(run.journal, records, marks);
   written.catch(() => undefined);
   appended.catch(() => undefined);
