@@ -53,4 +53,21 @@ describe('watchRedisAccess', () => {
     client.emit('ready');
     expect(redisAccessFailure(client)).toBeUndefined();
   });
+
+  it("absorbs a failed socket's second error (ioredis listens to the first only), so the process survives", () => {
+    const stream = new EventEmitter();
+    const client = Object.assign(new EventEmitter(), { status: 'connecting', stream });
+    watchRedisAccess(client);
+    // What ioredis does with its socket: the first error only, reported on the client.
+    stream.once('error', (error) => client.emit('error', error));
+    const handshake = Object.assign(new Error('certificate has expired'), {
+      code: 'CERT_HAS_EXPIRED',
+    });
+    const alert = Object.assign(new Error('tlsv1 alert decode error'), {
+      code: 'ERR_SSL_TLSV1_ALERT_DECODE_ERROR',
+    });
+    expect(() => stream.emit('error', handshake)).not.toThrow();
+    expect(() => stream.emit('error', alert)).not.toThrow();
+    expect(redisAccessFailure(client)?.code).toBe(REDIS_ACCESS_ERROR_CODES.TLS_FAILED);
+  });
 });

@@ -67,11 +67,20 @@ interface Watchable {
 
 const lastDenied = new WeakMap<object, RedisAccessError>();
 const watched = new WeakSet<object>();
+/** Sockets whose later `error` events are absorbed (see `watchRedisAccess`). */
+const absorbing = new WeakSet<object>();
 
 /**
  * Remembers a client's last connection-level access failure (ioredis reports a failed TLS
  * handshake or AUTH only as an `error` event; the command itself fails with a generic
  * "max retries" error). Cleared when the client is ready again. Idempotent per client.
+ *
+ * Also keeps a failed socket from crashing the process: ioredis listens to its socket's first
+ * `error` only (`stream.once`, redis/ioredis#961), and a TLS socket can emit a second one after a
+ * failed handshake (the server's alert, e.g. `ERR_SSL_TLSV1_ALERT_DECODE_ERROR`), which Node
+ * would throw as an uncaught exception. The client has reported the failure by then (this
+ * listener runs inside that report, before the socket's next event), so the socket's later
+ * errors are dropped; ioredis still reconnects on its `close`.
  */
 export function watchRedisAccess(client: object): void {
   if (watched.has(client) || typeof (client as Partial<Watchable>).on !== 'function') return;
@@ -80,6 +89,11 @@ export function watchRedisAccess(client: object): void {
   c.on('error', (error) => {
     const denied = classifyRedisError(error);
     if (denied) lastDenied.set(client, denied);
+    const stream = (client as { stream?: { on?: unknown } }).stream;
+    if (stream && typeof stream.on === 'function' && !absorbing.has(stream)) {
+      absorbing.add(stream);
+      (stream as Watchable).on('error', () => undefined);
+    }
   });
   c.on('ready', () => lastDenied.delete(client));
 }
