@@ -16,7 +16,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   EventRegistry,
@@ -162,9 +162,16 @@ describe.skipIf(!broker.available)('Kafka telemetry', () => {
         ...[1, 2, 3].map((i) => ({ topic, key: 'a', message: message({ i }) })),
         ...[4, 5].map((i) => ({ topic, key: 'b', message: message({ i }) })),
       ]);
-      // Nothing committed yet: everything published is lag.
-      const before = await gauge();
-      expect([...before.keys()].sort()).toEqual(['0', '1']);
+      // Nothing committed yet: everything published is lag. Polled until both partitions report:
+      // a poll right after the topic's creation can find no offsets yet (seen once in CI).
+      const before = await vi.waitFor(
+        async () => {
+          const points = await gauge();
+          expect([...points.keys()].sort()).toEqual(['0', '1']);
+          return points;
+        },
+        { timeout: 15_000, interval: 250 },
+      );
       expect([...before.values()].reduce((a, b) => a + b, 0)).toBe(5);
       const points = metricExporter
         .getMetrics()
