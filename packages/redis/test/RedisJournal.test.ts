@@ -429,6 +429,23 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     }
   });
 
+  /**
+   * `count` records two minutes old (`old-0`...), written by a journal that does not prune, so
+   * only the journal under test can delete them (a 60 s retention). Returns the first one's time
+   * (ms).
+   */
+  const seedExpired = async (c: Redis, keyPrefix: string, count: number): Promise<number> => {
+    const seeding = new RedisJournal(
+      { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
+      { redis: c },
+    );
+    const old = Date.now() - 120_000;
+    await seeding.appendMany(
+      Array.from({ length: count }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
+    );
+    return old;
+  };
+
   it('deletes expired records while appending a batch (appendMany prunes like append)', async () => {
     const c = client();
     const keyPrefix = uniqueName('bt-journal');
@@ -438,14 +455,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
     );
     try {
       // Written by a journal that does not prune, so only appendMany can delete them.
-      const seeding = new RedisJournal(
-        { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
-        { redis: c },
-      );
-      const old = Date.now() - 120_000;
-      await seeding.appendMany(
-        Array.from({ length: 8 }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
-      );
+      await seedExpired(c, keyPrefix, 8);
       expect(await c.zcard(`${journal.keyPrefix}:i:all`)).toBe(8);
       await journal.appendMany([record('new-1', new Date().toISOString())]);
       await journal.appendMany([record('new-2', new Date().toISOString())]);
@@ -467,14 +477,7 @@ describe.skipIf(!redis.available)('RedisJournal', () => {
       { redis: c },
     );
     try {
-      const seeding = new RedisJournal(
-        { keyPrefix, retentionMs: 60_000, pruneOnAppend: 0 },
-        { redis: c },
-      );
-      const old = Date.now() - 120_000;
-      await seeding.appendMany(
-        Array.from({ length: 40 }, (_, i) => record(`old-${i}`, new Date(old + i).toISOString())),
-      );
+      const old = await seedExpired(c, keyPrefix, 40);
       const now = new Date().toISOString();
       // Two batches of 20: 20 deleted per call, where 5 per call would leave 30.
       await journal.appendMany(Array.from({ length: 20 }, (_, i) => record(`a-${i}`, now)));
