@@ -55,4 +55,28 @@ describe('defaultIdempotencyKey', () => {
       defaultIdempotencyKey('c', { source: 'a', id: 'b:x' }),
     );
   });
+
+  it("keys a rollback's replay by the effect it replays (`replayof`), and nothing else by it", () => {
+    const original = defaultIdempotencyKey('c', { source: '//shop', id: 'o-1' });
+    expect(
+      defaultIdempotencyKey('c', {
+        source: '//shop',
+        id: 'replay-of-o-1',
+        extensions: { replayof: 'o-1', tenantid: 'acme' },
+      }),
+    ).toBe(original);
+    // Encoded like an id: a `replayof` with the separator cannot reach another triple.
+    expect(
+      defaultIdempotencyKey('c', { source: '//shop', id: 'r', extensions: { replayof: 'b:x' } }),
+    ).toBe(previousKey('c', '//shop', 'b:x'));
+    // Not a usable id: the replay's own id.
+    for (const replayof of ['', 7, true]) {
+      expect(
+        defaultIdempotencyKey('c', { source: '//shop', id: 'r', extensions: { replayof } }),
+      ).toBe(previousKey('c', '//shop', 'r'));
+    }
+    expect(
+      defaultIdempotencyKey('c', { source: '//shop', id: 'r', extensions: { tenantid: 'o-1' } }),
+    ).toBe(previousKey('c', '//shop', 'r'));
+  });
 });

@@ -1,5 +1,6 @@
 import { decodeEnvelope, decodeHandedOver, type DecodeOptions } from '../envelope/codec.js';
 import type { Envelope } from '../envelope/types.js';
+import { replayOf } from '../envelope/replayOf.js';
 import type { Logger } from '../logging/logger.js';
 import type { EventData, EventDefinition, VersionSchemas } from '../schema/defineEvent.js';
 import type { AnyEventDefinition, EventRegistry } from '../schema/EventRegistry.js';
@@ -297,12 +298,15 @@ class HandlerArgs<TData> implements HandlerContext<TData> {
 /**
  * The default dedupe (and idempotency) key: consumer name, then the CloudEvents duplicate key
  * `(source, id)`. Parts are URI-encoded so no two different triples give one key.
+ * A rollback's replay (a `replayof` extension, see {@link replayOf}) takes the id of the effect it
+ * replays: it is that effect again, so a consumer that handled the original drops it.
  */
 export function defaultIdempotencyKey(
   consumer: string,
-  envelope: Pick<Envelope<unknown>, 'source' | 'id'>,
+  envelope: Pick<Envelope<unknown>, 'source' | 'id' | 'extensions'>,
 ): string {
-  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeKeyPart(envelope.id)}`;
+  const id = envelope.extensions === undefined ? envelope.id : (replayOf(envelope) ?? envelope.id);
+  return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeKeyPart(id)}`;
 }
 
 /** The characters `encodeURIComponent` leaves as they are (RFC 3986 unreserved plus `!*'()`). */

@@ -7,6 +7,7 @@ export {
   isExtensionValue,
   schemaVersionFromDataschema,
 } from './envelope.js';
+export { REPLAY_OF, replayOf } from './replayOf.js';
 export type {
   CreateEnvelopeInput,
   CreateEnvelopeDependencies,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { decodeEnvelope, encodeCheckedEnvelope } from '../envelope/codec.js';
 import { createEnvelope, withDataschemaVersion } from '../envelope/envelope.js';
+import { REPLAY_OF, replayOf } from '../envelope/replayOf.js';
 import type { Envelope } from '../envelope/types.js';
 import { BacktrackError } from '../errors/BacktrackError.js';
 import type { Journal, JournalRecord } from '../journal/Journal.js';
@@ -710,7 +711,11 @@ function planReplay(
     // Every other attribute travels unchanged (a versioned dataschema names the target).
     subject: envelope.subject,
     dataschema: withDataschemaVersion(envelope.dataschema, envelope.schemaversion, target),
-    extensions: envelope.extensions,
+    // `replayof` names the effect replayed (the first one, when a replay is replayed again): a
+    // consumer's default dedupe key is the original's, so a consumer that handled the original
+    // drops the replay as a duplicate, and only one that never did (it dead-lettered it, say)
+    // handles it (envelope/replayOf.ts).
+    extensions: { ...envelope.extensions, [REPLAY_OF]: replayOf(envelope) ?? record.id },
   });
   const item: RollbackPlanItem = {
     itemId: `replay:${record.id}`,

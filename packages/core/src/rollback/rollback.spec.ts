@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { decodeEnvelope } from '../envelope/codec.js';
 import { ConnectionAccessError } from '../errors/ConnectionAccessError.js';
+import { InMemoryDedupeStore } from '../dedupe/InMemoryDedupeStore.js';
+import { handle } from '../consumer/middleware.js';
+import { createConsumerPipeline } from '../consumer/pipeline.js';
 import { InMemoryJournal } from '../journal/InMemoryJournal.js';
 import type { Journal } from '../journal/Journal.js';
 import { createPublisher } from '../publisher/Publisher.js';
@@ -242,6 +245,110 @@ describe('planRollback', () => {
       time: a.time,
     });
     expect(mb).toMatchObject({ schemaVersion: 1, data: { text: 'kept at v1' } });
+  });
+
+  it('a replay names the effect it replays in `replayof` (the first one when a replay is replayed again)', async () => {
+    const w = await world();
+    const a = await w.bad.publish(
+      StockReserved,
+      { sku: 'a', quantity: 1, warehouse: 'w' },
+      { key: 'a', extensions: { tenantid: 'acme' } },
+    );
+    const window = {
+      service: 'inventory',
+      strategy: 'replay',
+      targetVersions: { 'stock.reserved': 1 },
+    } as const;
+    const plan = await planRollback(
+      { ...window, version: '2.0.0' },
+      { journal: w.journal, registry, now: w.clock },
+    );
+    const [replay] = plan.items[0]!.messages;
+    expect(replay!.headers).toMatchObject({ replayof: a.id, causationid: a.id, tenantid: 'acme' });
+    const run = await runRollback(
+      plan,
+      { runId: 'replay-1' },
+      {
+        journal: w.journal,
+        transport: w.transport,
+        progressStore: new InMemoryRollbackProgressStore(),
+      },
+    );
+    expect(run.status).toBe('completed');
+    // The replay was journaled under the rollback's version; replaying that names the original.
+    const again = await planRollback(
+      { ...window, version: `rollback:${plan.planId}` },
+      { journal: w.journal, registry, now: w.clock },
+    );
+    const [second] = again.items[0]!.messages;
+    expect(again.items[0]!.original.id).toBe(replay!.id);
+    expect(second!.headers).toMatchObject({ replayof: a.id, causationid: replay!.id });
+    // A compensation is a new effect, not the original again: no `replayof`.
+    const undo = await planRollback(
+      { service: 'inventory', version: '2.0.0', strategy: 'compensate' },
+      { journal: w.journal, registry, compensations, now: w.clock },
+    );
+    expect(undo.items[0]!.messages[0]!.headers['replayof']).toBeUndefined();
+  });
+
+  it('a consumer that handled the original drops its replay as a duplicate; one that never did handles it', async () => {
+    const w = await world();
+    const a = await w.bad.publish(
+      StockReserved,
+      { sku: 'a', quantity: 1, warehouse: 'w' },
+      { key: 'a' },
+    );
+    const plan = await planRollback(
+      {
+        service: 'inventory',
+        version: '2.0.0',
+        strategy: 'replay',
+        targetVersions: { 'stock.reserved': 1 },
+      },
+      { journal: w.journal, registry, now: w.clock },
+    );
+    await runRollback(
+      plan,
+      { runId: 'replay-2' },
+      {
+        journal: w.journal,
+        transport: w.transport,
+        progressStore: new InMemoryRollbackProgressStore(),
+      },
+    );
+    const [original, replay] = w.transport.sent.map((m) => ({
+      message: m.message,
+      attempt: 1,
+      origin: { transport: 'recording', topic: m.topic, group: 'g' },
+    }));
+    expect(decodeEnvelope(replay!.message)).toMatchObject({ causationid: a.id, schemaversion: 1 });
+    const dedupeStore = new InMemoryDedupeStore();
+    const consumer = (name: string, seen: string[]) =>
+      createConsumerPipeline(
+        {
+          name,
+          handlers: [
+            handle(StockReserved, ({ envelope, idempotencyKey }) => {
+              seen.push(`${envelope.id} ${idempotencyKey}`);
+            }),
+          ],
+        },
+        { registry, dedupeStore },
+      );
+    const reader: string[] = [];
+    const reading = consumer('reader', reader);
+    expect(await reading.process(original!)).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(await reading.process(replay!)).toEqual({ kind: 'ack', outcome: 'duplicate' });
+    expect(reader).toEqual([`${a.id} reader:${encodeURIComponent(a.source)}:${a.id}`]);
+    // A consumer that never handled the original (it could not read version 2, say) handles the
+    // replay, under the original's key: an effect it passes on keeps one idempotency key.
+    const late: string[] = [];
+    const lateConsumer = consumer('late', late);
+    expect(await lateConsumer.process(replay!)).toEqual({ kind: 'ack', outcome: 'handled' });
+    expect(late).toEqual([
+      `${decodeEnvelope(replay!.message).id} late:${encodeURIComponent(a.source)}:${a.id}`,
+    ]);
+    expect(await lateConsumer.process(original!)).toEqual({ kind: 'ack', outcome: 'duplicate' });
   });
 
   it('replay and compensation keep subject, extensions and a versioned dataschema (rewritten for the target version)', async () => {

@@ -761,7 +761,7 @@ export function isDuplicateResult(value: unknown): boolean {
   );
 }
 
-function envelopeOf(input: unknown): Pick<Envelope<unknown>, 'source' | 'id'> {
+function envelopeOf(input: unknown): Pick<Envelope<unknown>, 'source' | 'id' | 'extensions'> {
   const candidate =
     typeof input === 'object' && input !== null && 'envelope' in input
       ? (input as { envelope: unknown }).envelope
