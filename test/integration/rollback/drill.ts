@@ -24,6 +24,7 @@ import {
   StockReleased,
   StockReserved,
   compensations,
+  deleteKeysContaining,
   openTransport,
   registry,
   type DrillConfig,
@@ -274,14 +275,7 @@ export async function rollbackDrill(options: DrillOptions): Promise<void> {
   } finally {
     await subscription?.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
-    for (const prefix of [journalPrefix, progressPrefix, state]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 500);
-        if (keys.length) await redis.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }
+    await deleteKeysContaining(redis, [journalPrefix, progressPrefix, state]);
     await redis.quit();
   }
 }

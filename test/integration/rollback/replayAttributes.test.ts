@@ -19,7 +19,13 @@ import {
 import type { KafkaTransport } from '@backtrack/kafka';
 import { RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import { probeService, uniqueName } from '../../support/services.js';
-import { openTransport, registry, StockReserved, type TransportKind } from './scenario.js';
+import {
+  deleteKeysContaining,
+  openTransport,
+  registry,
+  StockReserved,
+  type TransportKind,
+} from './scenario.js';
 
 const redisService = await probeService('redis');
 const kafka = await probeService('kafka');
@@ -135,14 +141,7 @@ async function replayKeepsAttributes(kind: TransportKind, brokerUrl: string): Pr
   } finally {
     await subscription?.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
-    for (const prefix of [journalPrefix, progressPrefix]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis!.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 500);
-        if (keys.length) await redis!.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }
+    await deleteKeysContaining(redis!, [journalPrefix, progressPrefix]);
   }
 }
 

@@ -24,7 +24,13 @@ import { ConsumerSpy } from '@backtrack/core/testing';
 import type { KafkaTransport } from '@backtrack/kafka';
 import { RedisDedupeStore, RedisJournal, RedisRollbackProgressStore } from '@backtrack/redis';
 import { probeService, uniqueName } from '../../support/services.js';
-import { openTransport, registry, StockReserved, type TransportKind } from './scenario.js';
+import {
+  deleteKeysContaining,
+  openTransport,
+  registry,
+  StockReserved,
+  type TransportKind,
+} from './scenario.js';
 
 const redisService = await probeService('redis');
 const kafka = await probeService('kafka');
@@ -137,14 +143,7 @@ async function replayReachesOnlyWhoNeedsIt(kind: TransportKind, brokerUrl: strin
   } finally {
     for (const subscription of subscriptions) await subscription.close().catch(() => undefined);
     await transport.close().catch(() => undefined);
-    for (const prefix of prefixes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis!.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 500);
-        if (keys.length) await redis!.unlink(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }
+    await deleteKeysContaining(redis!, prefixes);
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from '@backtrack/core';
 import { createKafkaTransport } from '@backtrack/kafka';
 import { createRabbitTransport } from '@backtrack/rabbitmq';
+import type { Redis } from 'ioredis';
 
 export const StockReserved = defineEvent('stock.reserved')
   .version(1, z.object({ sku: z.string(), qty: z.int() }))
@@ -62,4 +63,19 @@ export async function openTransport(kind: TransportKind, url: string): Promise<T
     connectionName: 'backtrack-rollback-drill',
     reconnect: { initialDelayMs: 100, maxDelayMs: 1_000, initialMaxRetries: 2 },
   });
+}
+
+/** Deletes every Redis key whose name contains one of `prefixes` (a test's unique names). */
+export async function deleteKeysContaining(
+  redis: Redis,
+  prefixes: readonly string[],
+): Promise<void> {
+  for (const prefix of prefixes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 500);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
 }
