@@ -90,6 +90,26 @@ async function world() {
 }
 
 const ids = (plan: RollbackPlan) => plan.items.map((i) => i.original.id);
+type World = Awaited<ReturnType<typeof world>>;
+
+/** The replay these tests plan: inventory at `version`, `stock.reserved` downcast to version 1. */
+const planReplay = (w: World, version = '2.0.0') =>
+  planRollback(
+    { service: 'inventory', version, strategy: 'replay', targetVersions: { 'stock.reserved': 1 } },
+    { journal: w.journal, registry, now: w.clock },
+  );
+
+/** Runs `plan` onto the world's recording transport, with a fresh progress store. */
+const runOnto = (w: World, plan: RollbackPlan, runId: string) =>
+  runRollback(
+    plan,
+    { runId },
+    {
+      journal: w.journal,
+      transport: w.transport,
+      progressStore: new InMemoryRollbackProgressStore(),
+    },
+  );
 
 describe('planRollback', () => {
   it('selects only the effects of service@version inside the window, newest first', async () => {
@@ -220,15 +240,7 @@ describe('planRollback', () => {
       { key: 'a', sagaId: 's' },
     );
     const b = await w.bad.publish(Noted, { text: 'kept at v1' });
-    const plan = await planRollback(
-      {
-        service: 'inventory',
-        version: '2.0.0',
-        strategy: 'replay',
-        targetVersions: { 'stock.reserved': 1 },
-      },
-      { journal: w.journal, registry, now: w.clock },
-    );
+    const plan = await planReplay(w);
     expect(ids(plan)).toEqual([a.id, b.id]);
     expect(plan.sagas).toEqual([]); // replay re-emits saga events too
     const [ma, mb] = plan.items.map((i) => i.messages[0]!);
@@ -254,32 +266,13 @@ describe('planRollback', () => {
       { sku: 'a', quantity: 1, warehouse: 'w' },
       { key: 'a', extensions: { tenantid: 'acme' } },
     );
-    const window = {
-      service: 'inventory',
-      strategy: 'replay',
-      targetVersions: { 'stock.reserved': 1 },
-    } as const;
-    const plan = await planRollback(
-      { ...window, version: '2.0.0' },
-      { journal: w.journal, registry, now: w.clock },
-    );
+    const plan = await planReplay(w);
     const [replay] = plan.items[0]!.messages;
     expect(replay!.headers).toMatchObject({ replayof: a.id, causationid: a.id, tenantid: 'acme' });
-    const run = await runRollback(
-      plan,
-      { runId: 'replay-1' },
-      {
-        journal: w.journal,
-        transport: w.transport,
-        progressStore: new InMemoryRollbackProgressStore(),
-      },
-    );
+    const run = await runOnto(w, plan, 'replay-1');
     expect(run.status).toBe('completed');
     // The replay was journaled under the rollback's version; replaying that names the original.
-    const again = await planRollback(
-      { ...window, version: `rollback:${plan.planId}` },
-      { journal: w.journal, registry, now: w.clock },
-    );
+    const again = await planReplay(w, `rollback:${plan.planId}`);
     const [second] = again.items[0]!.messages;
     expect(again.items[0]!.original.id).toBe(replay!.id);
     expect(second!.headers).toMatchObject({ replayof: a.id, causationid: replay!.id });
@@ -298,24 +291,8 @@ describe('planRollback', () => {
       { sku: 'a', quantity: 1, warehouse: 'w' },
       { key: 'a' },
     );
-    const plan = await planRollback(
-      {
-        service: 'inventory',
-        version: '2.0.0',
-        strategy: 'replay',
-        targetVersions: { 'stock.reserved': 1 },
-      },
-      { journal: w.journal, registry, now: w.clock },
-    );
-    await runRollback(
-      plan,
-      { runId: 'replay-2' },
-      {
-        journal: w.journal,
-        transport: w.transport,
-        progressStore: new InMemoryRollbackProgressStore(),
-      },
-    );
+    const plan = await planReplay(w);
+    await runOnto(w, plan, 'replay-2');
     const [original, replay] = w.transport.sent.map((m) => ({
       message: m.message,
       attempt: 1,
@@ -364,15 +341,7 @@ describe('planRollback', () => {
       attributes,
     );
     expect(decodeEnvelope(w.transport.sent[0]!.message)).toMatchObject(attributes);
-    const replay = await planRollback(
-      {
-        service: 'inventory',
-        version: '2.0.0',
-        strategy: 'replay',
-        targetVersions: { 'stock.reserved': 1 },
-      },
-      { journal: w.journal, registry, now: w.clock },
-    );
+    const replay = await planReplay(w);
     const [message] = replay.items[0]!.messages;
     expect(message!.headers).toMatchObject({
       causationid: a.id,
