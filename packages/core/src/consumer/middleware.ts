@@ -305,7 +305,7 @@ export function defaultIdempotencyKey(
   consumer: string,
   envelope: Pick<Envelope<unknown>, 'source' | 'id' | 'extensions'>,
 ): string {
-  const id = envelope.extensions === undefined ? envelope.id : (replayOf(envelope) ?? envelope.id);
+  const id = replayOf(envelope) ?? envelope.id;
   return `${encodedConsumer(consumer)}:${encodedSource(envelope.source)}:${encodeKeyPart(id)}`;
 }
 
